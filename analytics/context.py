@@ -1,0 +1,61 @@
+"""Open a store with everything that lives beside it: migrations, the directory, the counters.
+
+The server, the CLI and notebooks all start here; `Context` is what analytics functions take
+first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from analytics import migrations
+from analytics.config import Settings
+from analytics.counters import Counters
+from analytics.directory import Directory
+from analytics.store import Connection, Store
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    directory: Directory
+    counters: Counters
+
+    def write_registry(self, fn: Callable[[Connection], Any]) -> Any:
+        """A write to users, groups, keys or flows; the directory reloads after it commits."""
+        return self.store.write(fn, after_commit=lambda _: self.directory.reload(self.store))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_context(settings: Settings | None = None, *, migrate: bool = True) -> Context:
+    """Open the store (raises StoreLocked if a server holds it) and bring it to head."""
+    settings = settings or Settings()
+    store = Store(
+        settings.db_path,
+        checkpoint_threshold=settings.checkpoint_threshold,
+        memory_limit=settings.memory_limit,
+        threads=settings.threads,
+    )
+    try:
+        if migrate:
+            migrations.upgrade(store)
+        directory = Directory()
+        counters = Counters()
+        if migrations.current(store) >= migrations.head():
+            directory.reload(store)
+            store.read(counters.load)
+    except BaseException:
+        store.close()
+        raise
+    return Context(settings, store, directory, counters)

@@ -1,0 +1,43 @@
+"""Typed errors; analytics knows no status codes, api/errors.py maps these to them."""
+
+from __future__ import annotations
+
+
+class FlowHistoryError(Exception):
+    """Base of every error analytics raises on purpose."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(FlowHistoryError):
+    pass
+
+
+class AccessDenied(FlowHistoryError):
+    pass
+
+
+class NotAuthenticated(FlowHistoryError):
+    pass
+
+
+class InvalidInput(FlowHistoryError, ValueError):
+    """Input that is well-formed but means something impossible (wrong flow id, bad range)."""
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class Conflict(FlowHistoryError):
+    pass
+
+
+class StoreClosed(FlowHistoryError, RuntimeError):
+    pass
+
+
+class StoreLocked(FlowHistoryError, RuntimeError):
+    """Another process holds the DuckDB file; DuckDB allows one writer process per file."""

@@ -1,0 +1,324 @@
+"""Validate, normalise and stage executions for the writer: the hot path of every save.
+
+A run is checked (shape by pydantic, meaning here: the path's flow id is the truth, access),
+stamped with an id and a microsecond UTC `created_at`, its payloads serialised once, its node
+facts read out, and handed to the writer as column lists. The writer turns everything waiting
+into one Arrow batch per table and one transaction (group commit); the caller is answered after
+the commit. Batch ingest checks every item, stores the good ones in one append and reports per
+item what was stored and what was refused, and why.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import orjson
+import pyarrow as pa
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from analytics.access import Grant, Viewer, require_flow_access
+from analytics.context import Context
+from analytics.errors import FlowHistoryError, InvalidInput
+from analytics.history import Execution
+from analytics.node_facts import node_facts
+from analytics.store import Append, Rows
+
+EXECUTIONS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("flow_id", pa.string()),
+        ("user_id", pa.string()),
+        ("status", pa.string()),
+        ("execution_time", pa.int64()),
+        ("created_at", pa.timestamp("us")),
+        ("inputs", pa.string()),
+        ("outputs", pa.string()),
+        ("outputs_same", pa.bool_()),
+        ("node_results", pa.string()),
+        ("errors", pa.string()),
+        ("meta", pa.string()),
+        ("node_count", pa.int32()),
+        ("tokens_in", pa.int64()),
+        ("tokens_out", pa.int64()),
+    ]
+)
+NODES_SCHEMA = pa.schema(
+    [
+        ("execution_id", pa.string()),
+        ("flow_id", pa.string()),
+        ("user_id", pa.string()),
+        ("created_at", pa.timestamp("us")),
+        ("node_id", pa.string()),
+        ("node_type", pa.string()),
+        ("model", pa.string()),
+        ("status", pa.string()),
+        ("duration_ms", pa.int64()),
+        ("tokens_in", pa.int64()),
+        ("tokens_out", pa.int64()),
+        ("error", pa.string()),
+    ]
+)
+MAX_EXECUTION_TIME = 2**53  # JavaScript's largest safe integer: the client reads it as a number
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer number of milliseconds, not a boolean")
+    return value
+
+
+Milliseconds = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_EXECUTION_TIME)]
+Payload = dict[str, Any] | None
+
+
+class ExecutionCreate(BaseModel):
+    """The contract's execution form; unknown keys are ignored, as the peer does."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    flow_id: str = Field(min_length=1, max_length=255)
+    status: Literal["success", "error", "aborted"]
+    inputs: Payload = None
+    outputs: Payload = None
+    node_results: Payload = None
+    errors: Payload = None
+    execution_time: Milliseconds
+    meta: Payload = None
+
+
+class ExecutionImport(ExecutionCreate):
+    """A backfilled run: may carry its own id, time and (for admins) the user who ran it."""
+
+    id: uuid.UUID | None = None
+    created_at: datetime | None = Field(
+        default=None, description="epoch seconds or ISO 8601; UTC when no offset is given"
+    )
+    user_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+@dataclass(slots=True)
+class Staged:
+    execution: Execution
+    row: tuple[Any, ...]
+    nodes: list[tuple[Any, ...]]
+    id_supplied: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    index: int
+    status: Literal["stored", "refused"]
+    id: str | None = None
+    detail: str | None = None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _dump(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(f"{field} is nested too deeply or not JSON: {exc}", field=field) from exc
+
+
+def stage(
+    ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str | None = None
+) -> Staged:
+    """Check meaning and build the stored row. `flow_id` is the path's, when there is one."""
+    if flow_id is not None and form.flow_id != flow_id:
+        raise InvalidInput(
+            f"body flow_id {form.flow_id!r} does not match the flow in the path {flow_id!r}",
+            field="flow_id",
+        )
+    grant = require_flow_access(ctx.directory, viewer, form.flow_id)
+    exec_id: str
+    user_id = viewer.id
+    created_at = None
+    if isinstance(form, ExecutionImport):
+        exec_id = str(form.id) if form.id else str(uuid.uuid4())
+        created_at = _utc(form.created_at) if form.created_at is not None else None
+        if form.user_id is not None and form.user_id != viewer.id:
+            if not viewer.is_admin:
+                raise InvalidInput("only admins may import runs of another user", field="user_id")
+            user_id = form.user_id
+    else:
+        exec_id = str(uuid.uuid4())
+    staged = _build(grant, form, exec_id, user_id, created_at or utc_now())
+    staged.id_supplied = isinstance(form, ExecutionImport) and form.id is not None
+    return staged
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    if value > utc_now() + timedelta(days=1):
+        raise InvalidInput("created_at is more than a day in the future", field="created_at")
+    return value
+
+
+def _build(grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, created_at: datetime) -> Staged:
+    node_results_json = _dump(form.node_results, "node_results")
+    outputs_json = _dump(form.outputs, "outputs")
+    outputs_same = outputs_json is not None and outputs_json == node_results_json
+    meta = form.meta if form.meta is not None else {}
+    facts = node_facts(form.node_results, form.errors)
+    tokens_in = _sum(f.tokens_in for f in facts)
+    tokens_out = _sum(f.tokens_out for f in facts)
+    row = (
+        exec_id,
+        grant.flow.id,
+        user_id,
+        form.status,
+        form.execution_time,
+        created_at,
+        _dump(form.inputs, "inputs"),
+        None if outputs_same else outputs_json,
+        outputs_same,
+        node_results_json,
+        _dump(form.errors, "errors"),
+        _dump(meta, "meta"),
+        len(facts),
+        tokens_in,
+        tokens_out,
+    )
+    nodes = [
+        (
+            exec_id,
+            grant.flow.id,
+            user_id,
+            created_at,
+            f.node_id,
+            f.node_type,
+            f.model,
+            f.status,
+            f.duration_ms,
+            f.tokens_in,
+            f.tokens_out,
+            f.error,
+        )
+        for f in facts
+    ]
+    execution = Execution(
+        id=exec_id,
+        flow_id=grant.flow.id,
+        user_id=user_id,
+        status=form.status,
+        inputs=form.inputs,
+        outputs=form.outputs,
+        node_results=form.node_results,
+        errors=form.errors,
+        execution_time=form.execution_time,
+        created_at=created_at,
+        meta=meta,
+    )
+    return Staged(execution, row, nodes)
+
+
+def _sum(values: Iterable[int | None]) -> int | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def _columns(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> Rows:
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
+    return Rows(schema, {name: list(col) for name, col in zip(schema.names, cols, strict=True)})
+
+
+def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
+    """Queue staged runs for the writer; the future resolves after the commit."""
+    rows = [s.row for s in staged]
+    nodes = [n for s in staged for n in s.nodes]
+    append = Append({"executions": _columns(EXECUTIONS_SCHEMA, rows), "execution_nodes": _columns(NODES_SCHEMA, nodes)})
+
+    def count(_: object) -> None:
+        ctx.counters.add(
+            [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+            [r[4] for r in rows], [r[5] for r in rows],
+        )
+
+    return ctx.store.submit(append, after_commit=count)
+
+
+def parse_form(data: Any, model: type[ExecutionCreate] = ExecutionCreate) -> ExecutionCreate:
+    """Shape check; raises pydantic's ValidationError (the API renders it as FastAPI's 422)."""
+    if isinstance(data, model):
+        return data
+    return model.model_validate(data)
+
+
+def save_execution(ctx: Context, viewer: Viewer, data: Any, *, flow_id: str) -> Execution:
+    """Store one run of `flow_id` and return it once committed (the library's E1)."""
+    staged = stage(ctx, viewer, parse_form(data), flow_id=flow_id)
+    submit(ctx, [staged]).result()
+    return staged.execution
+
+
+def describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def save_executions(
+    ctx: Context, viewer: Viewer, items: Iterable[Any], *, flow_id: str | None = None
+) -> list[ItemResult]:
+    """Batch ingest: every good item is stored in one append; each bad one says why."""
+    results: dict[int, ItemResult] = {}
+    staged: list[tuple[int, Staged]] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if isinstance(item, FlowHistoryError):  # a line the caller could not even parse
+            results[index] = ItemResult(index, "refused", detail=item.detail)
+            continue
+        try:
+            s = stage(ctx, viewer, parse_form(item, ExecutionImport), flow_id=flow_id)
+        except ValidationError as exc:
+            results[index] = ItemResult(index, "refused", detail=describe(exc))
+            continue
+        except FlowHistoryError as exc:
+            results[index] = ItemResult(index, "refused", detail=exc.detail)
+            continue
+        if s.execution.id in seen:
+            results[index] = ItemResult(index, "refused", detail=f"id {s.execution.id} appears twice in this batch")
+            continue
+        seen.add(s.execution.id)
+        staged.append((index, s))
+    existing = _existing_ids(ctx, [s.execution.id for _, s in staged if s.id_supplied])
+    fresh = []
+    for index, s in staged:
+        if s.execution.id in existing:
+            results[index] = ItemResult(index, "refused", detail=f"an execution with id {s.execution.id} already exists")
+        else:
+            fresh.append((index, s))
+    if fresh:
+        try:
+            submit(ctx, [s for _, s in fresh]).result()
+        except Exception as exc:  # e.g. a concurrent import of the same id: nothing of it was stored
+            for index, _ in fresh:
+                results[index] = ItemResult(index, "refused", detail=f"not stored, retry: {exc}")
+        else:
+            for index, s in fresh:
+                results[index] = ItemResult(index, "stored", id=s.execution.id)
+    return [results[i] for i in sorted(results)]
+
+
+def _existing_ids(ctx: Context, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    rows = ctx.store.read(
+        lambda c: c.execute(
+            "SELECT id::VARCHAR FROM executions WHERE id IN (SELECT unnest(?::UUID[]))", [ids]
+        ).fetchall()
+    )
+    return {r[0] for r in rows}

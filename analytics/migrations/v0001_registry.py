@@ -1,0 +1,60 @@
+"""Users, groups, API keys and flows: the small tables access checks are made from."""
+
+UPGRADE = [
+    """
+    CREATE TABLE users (
+        id VARCHAR PRIMARY KEY,
+        name VARCHAR,
+        email VARCHAR,
+        role VARCHAR NOT NULL DEFAULT 'user' CHECK (role IN ('admin', 'user', 'pending')),
+        created_at TIMESTAMP NOT NULL DEFAULT now()
+    )
+    """,
+    """
+    CREATE TABLE groups (
+        id VARCHAR PRIMARY KEY,
+        name VARCHAR NOT NULL,
+        description VARCHAR,
+        created_at TIMESTAMP NOT NULL DEFAULT now()
+    )
+    """,
+    """
+    CREATE TABLE group_members (
+        group_id VARCHAR NOT NULL,
+        user_id VARCHAR NOT NULL,
+        PRIMARY KEY (group_id, user_id)
+    )
+    """,
+    """
+    CREATE TABLE api_keys (
+        id VARCHAR PRIMARY KEY,
+        user_id VARCHAR NOT NULL,
+        key_hash VARCHAR NOT NULL UNIQUE,
+        prefix VARCHAR NOT NULL,
+        name VARCHAR,
+        created_at TIMESTAMP NOT NULL DEFAULT now()
+    )
+    """,
+    """
+    CREATE TABLE flows (
+        id VARCHAR PRIMARY KEY,
+        user_id VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        description VARCHAR,
+        nodes JSON NOT NULL,
+        edges JSON NOT NULL,
+        meta JSON,
+        access_control JSON,
+        created_at TIMESTAMP NOT NULL,
+        updated_at TIMESTAMP NOT NULL
+    )
+    """,
+]
+
+DOWNGRADE = [
+    "DROP TABLE flows",
+    "DROP TABLE api_keys",
+    "DROP TABLE group_members",
+    "DROP TABLE groups",
+    "DROP TABLE users",
+]
