@@ -77,11 +77,9 @@ def require_flow_access(
     if flow is None:
         raise NotFound(FLOW_NOT_FOUND)
     grant = grant_for(directory, viewer, flow)
-    if owner:
-        ok = viewer.is_admin or flow.owner_id == viewer.id
-    else:
-        ok = grant.write if write else grant.read
-    if not ok:
+    is_owner = viewer.is_admin or flow.owner_id == viewer.id
+    allowed = is_owner if owner else grant.write if write else grant.read
+    if not allowed:
         raise AccessDenied(ACCESS_DENIED)
     return grant
 

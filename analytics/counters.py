@@ -52,8 +52,7 @@ class Counters:
     def load(self, conn: Connection, flow_ids: Iterable[str] | None = None) -> None:
         """(Re)build from the table: all flows, or only those given (after a delete)."""
         sql = (
-            "SELECT flow_id, user_id, status, count(*), sum(execution_time), max(created_at)"
-            " FROM executions"
+            "SELECT flow_id, user_id, status, count(*), sum(execution_time), max(created_at) FROM executions"
         )
         params: list[object] = []
         if flow_ids is not None:

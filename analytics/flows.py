@@ -56,7 +56,9 @@ def _loads(text: str | None) -> Any:
 
 def _row_to_flow(row: tuple[Any, ...]) -> Flow:
     fid, uid, name, desc, nodes, edges, meta, ac, created, updated = row
-    return Flow(fid, uid, name, desc, _loads(nodes), _loads(edges), _loads(meta), _loads(ac), created, updated)
+    return Flow(
+        fid, uid, name, desc, _loads(nodes), _loads(edges), _loads(meta), _loads(ac), created, updated
+    )
 
 
 def _read(ctx: Context, ids: list[str]) -> list[Flow]:
@@ -168,9 +170,7 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
         changes["access_control"] = validate_access_control(changes["access_control"])
     current = _read(ctx, [flow_id])[0]
     merged = {**{k: getattr(current, k) for k in _EDITABLE}, **changes}
-    updated = Flow(
-        current.id, current.user_id, created_at=current.created_at, updated_at=_now(), **merged
-    )
+    updated = Flow(current.id, current.user_id, created_at=current.created_at, updated_at=_now(), **merged)
 
     ctx.write_registry(
         lambda c: c.execute(
@@ -219,4 +219,3 @@ def duplicate_flow(ctx: Context, viewer: Viewer, flow_id: str) -> Flow:
         meta=source.meta,
         access_control={},
     )
-

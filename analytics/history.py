@@ -209,7 +209,8 @@ def delete_old_executions_by_flow_id(ctx: Context, flow_id: str, keep_count: int
         ids = [
             r[0]
             for r in c.execute(
-                f"SELECT id::VARCHAR FROM executions WHERE flow_id = ? {_ORDER} OFFSET ?", [flow_id, keep_count]
+                f"SELECT id::VARCHAR FROM executions WHERE flow_id = ? {_ORDER} OFFSET ?",
+                [flow_id, keep_count],
             ).fetchall()
         ]
         return _delete_ids(c, ids)

@@ -130,9 +130,7 @@ def _dump(value: Any, field: str) -> str | None:
         raise InvalidInput(f"{field} is nested too deeply or not JSON: {exc}", field=field) from exc
 
 
-def stage(
-    ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str | None = None
-) -> Staged:
+def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str | None = None) -> Staged:
     """Check meaning and build the stored row. `flow_id` is the path's, when there is one."""
     if flow_id is not None and form.flow_id != flow_id:
         raise InvalidInput(
@@ -237,12 +235,17 @@ def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
     """Queue staged runs for the writer; the future resolves after the commit."""
     rows = [s.row for s in staged]
     nodes = [n for s in staged for n in s.nodes]
-    append = Append({"executions": _columns(EXECUTIONS_SCHEMA, rows), "execution_nodes": _columns(NODES_SCHEMA, nodes)})
+    append = Append(
+        {"executions": _columns(EXECUTIONS_SCHEMA, rows), "execution_nodes": _columns(NODES_SCHEMA, nodes)}
+    )
 
     def count(_: object) -> None:
         ctx.counters.add(
-            [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-            [r[4] for r in rows], [r[5] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            [r[5] for r in rows],
         )
 
     return ctx.store.submit(append, after_commit=count)
@@ -290,7 +293,9 @@ def save_executions(
             results[index] = ItemResult(index, "refused", detail=exc.detail)
             continue
         if s.execution.id in seen:
-            results[index] = ItemResult(index, "refused", detail=f"id {s.execution.id} appears twice in this batch")
+            results[index] = ItemResult(
+                index, "refused", detail=f"id {s.execution.id} appears twice in this batch"
+            )
             continue
         seen.add(s.execution.id)
         staged.append((index, s))
@@ -298,7 +303,9 @@ def save_executions(
     fresh = []
     for index, s in staged:
         if s.execution.id in existing:
-            results[index] = ItemResult(index, "refused", detail=f"an execution with id {s.execution.id} already exists")
+            results[index] = ItemResult(
+                index, "refused", detail=f"an execution with id {s.execution.id} already exists"
+            )
         else:
             fresh.append((index, s))
     if fresh:

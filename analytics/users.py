@@ -132,7 +132,9 @@ def create_group(
     group = Group(uuid.uuid4().hex, name, description, tuple(dict.fromkeys(user_ids or [])))
 
     def insert(c):  # type: ignore[no-untyped-def]
-        c.execute("INSERT INTO groups (id, name, description) VALUES (?, ?, ?)", [group.id, name, description])
+        c.execute(
+            "INSERT INTO groups (id, name, description) VALUES (?, ?, ?)", [group.id, name, description]
+        )
         for uid in group.user_ids:
             c.execute("INSERT INTO group_members VALUES (?, ?)", [group.id, uid])
 
@@ -161,7 +163,8 @@ def set_group_members(ctx: Context, group_id: str, user_ids: list[str]) -> Group
 def list_groups(ctx: Context) -> list[Group]:
     rows = ctx.store.read(
         lambda c: c.execute(
-            "SELECT g.id, g.name, g.description, list(m.user_id ORDER BY m.user_id) FILTER (m.user_id IS NOT NULL)"
+            "SELECT g.id, g.name, g.description,"
+            " list(m.user_id ORDER BY m.user_id) FILTER (m.user_id IS NOT NULL)"
             " FROM groups g LEFT JOIN group_members m ON m.group_id = g.id GROUP BY ALL ORDER BY g.name"
         ).fetchall()
     )

@@ -1,0 +1,77 @@
+"""The FastAPI app: opens the store in its lifespan, mounts the routers, maps errors to JSON.
+
+Run with one uvicorn worker: one process owns the DuckDB file.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from analytics.auth import load_secret
+from analytics.config import Settings
+from analytics.context import open_context
+from analytics.errors import StoreLocked
+from analytics.users import bootstrap_admin
+from api.body_limit import BodyLimit
+from api.errors import add_exception_handlers
+from api.routes import admin, batch, executions, flows, health
+
+log = logging.getLogger("flowhistory")
+
+ROUTERS = (health.router, executions.router, batch.router, flows.router, admin.router)
+
+
+def _banner(settings: Settings, key: str | None) -> None:
+    url = f"http://{settings.host}:{settings.port}"
+    lines = [f"flowhistory is serving {url} (store: {settings.db_path})"]
+    if key is not None:
+        lines += [
+            "First start: created user 'admin' with this API key (shown once, also saved to "
+            f"{settings.admin_key_file}, readable only by you):",
+            f"    {key}",
+        ]
+    elif settings.admin_key_file.exists():
+        lines.append(f"Admin API key: in {settings.admin_key_file}")
+    lines.append(f"Try: curl -H 'Authorization: Bearer <key>' {url}/api/v1/flows/  (or an Open WebUI token)")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            ctx = open_context(settings)
+        except StoreLocked as exc:
+            log.critical("cannot start: %s", exc.detail)
+            print(f"flowhistory: cannot start: {exc.detail}", file=sys.stderr, flush=True)
+            raise
+        app.state.ctx = ctx
+        app.state.secret = load_secret(settings)
+        _banner(settings, bootstrap_admin(ctx))
+        try:
+            yield
+        finally:
+            ctx.close()
+
+    app = FastAPI(
+        title="flowhistory",
+        summary="Execution history and analytics for AI flows",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    add_exception_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app
+
+
+app = create_app()

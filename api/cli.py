@@ -1,0 +1,226 @@
+"""The `flowhistory` command: serve, migrations, users, keys, groups, tokens, cleanup.
+
+Commands other than `serve` open the store directly. A running server holds the file (DuckDB
+allows one process per store), so they then stop with a message saying so: use the server's
+HTTP API instead, or stop it first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from analytics import history, migrations, users
+from analytics.auth import create_token, load_secret
+from analytics.config import Settings
+from analytics.context import Context, open_context
+from analytics.errors import FlowHistoryError
+
+app = typer.Typer(help="flowhistory: execution history and analytics for AI flows.", no_args_is_help=True)
+db_app = typer.Typer(help="Schema migrations.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+groups_app = typer.Typer(help="Groups for flow access grants.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+app.add_typer(groups_app, name="groups")
+
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Store file (default: FLOWHISTORY_DB_PATH or data/flowhistory.duckdb)"),
+]
+
+
+def _settings(db: Path | None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"db_path": db}) if db else settings
+
+
+@contextmanager
+def _open(db: Path | None, *, migrate: bool = True) -> Iterator[Context]:
+    try:
+        ctx = open_context(_settings(db), migrate=migrate)
+    except FlowHistoryError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(2) from exc
+    try:
+        yield ctx
+    except FlowHistoryError as exc:
+        err.print(f"[red]error:[/red] {exc.detail}")
+        raise typer.Exit(1) from exc
+    finally:
+        ctx.close()
+
+
+@app.command()
+def serve(
+    db: DbOption = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
+) -> None:
+    """Start the server (one process, one worker: it owns the store)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(db)
+    settings = settings.model_copy(
+        update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1, log_level="warning")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    db: DbOption = None, to: Annotated[int | None, typer.Option(help="Target version")] = None
+) -> None:
+    """Apply migrations up to head (or --to)."""
+    with _open(db, migrate=False) as ctx:
+        applied = migrations.upgrade(ctx.store, to)
+        for m in applied:
+            console.print(f"applied {m.version:04d} {m.name}")
+        console.print(f"current: {migrations.current(ctx.store)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    db: DbOption = None, steps: Annotated[int, typer.Option(help="How many to undo")] = 1
+) -> None:
+    """Undo the newest migration(s). Dropping a table drops its data."""
+    with _open(db, migrate=False) as ctx:
+        for m in migrations.downgrade(ctx.store, steps):
+            console.print(f"reverted {m.version:04d} {m.name}")
+        console.print(f"current: {migrations.current(ctx.store)}")
+
+
+@db_app.command("current")
+def db_current(db: DbOption = None) -> None:
+    """Print the schema version of the store, and head."""
+    with _open(db, migrate=False) as ctx:
+        console.print(f"current: {migrations.current(ctx.store)} (head: {migrations.head()})")
+
+
+@users_app.command("list")
+def users_list(db: DbOption = None) -> None:
+    """List users."""
+    with _open(db) as ctx:
+        table = Table("id", "role", "name", "email")
+        for u in users.list_users(ctx):
+            table.add_row(u.id, u.role, u.name or "", u.email or "")
+        console.print(table)
+
+
+@users_app.command("create")
+def users_create(
+    user_id: str,
+    db: DbOption = None,
+    role: Annotated[str, typer.Option(help="admin, user or pending")] = "user",
+    name: str | None = None,
+) -> None:
+    """Create a user."""
+    with _open(db) as ctx:
+        users.create_user(ctx, user_id, role=role, name=name)
+        console.print(f"created {user_id} ({role})")
+
+
+@users_app.command("set-role")
+def users_set_role(user_id: str, role: str, db: DbOption = None) -> None:
+    """Make a user admin, user or pending."""
+    with _open(db) as ctx:
+        users.set_role(ctx, user_id, role)
+        console.print(f"{user_id} is now {role}")
+
+
+@keys_app.command("create")
+def keys_create(
+    user_id: str, db: DbOption = None, name: Annotated[str | None, typer.Option(help="A label")] = None
+) -> None:
+    """Create an API key for a user; it is printed once and stored only as a hash."""
+    with _open(db) as ctx:
+        key, record = users.create_api_key(ctx, user_id, name=name)
+        err.print(f"API key {record.id} for {user_id} (shown once):")
+        console.print(key)
+
+
+@keys_app.command("list")
+def keys_list(db: DbOption = None) -> None:
+    """List API keys (ids and prefixes, never the keys)."""
+    with _open(db) as ctx:
+        table = Table("id", "user", "prefix", "name", "created")
+        for k in users.list_api_keys(ctx):
+            table.add_row(k.id, k.user_id, k.prefix + "…", k.name or "", str(k.created_at))
+        console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, db: DbOption = None) -> None:
+    """Revoke an API key."""
+    with _open(db) as ctx:
+        users.revoke_api_key(ctx, key_id)
+        console.print(f"revoked {key_id}")
+
+
+@groups_app.command("create")
+def groups_create(
+    name: str,
+    db: DbOption = None,
+    member: Annotated[list[str] | None, typer.Option("--member", help="A user id; repeat")] = None,
+) -> None:
+    """Create a group."""
+    with _open(db) as ctx:
+        group = users.create_group(ctx, name, user_ids=member or [])
+        console.print(f"created group {group.id} ({name})")
+
+
+@groups_app.command("list")
+def groups_list(db: DbOption = None) -> None:
+    """List groups and their members."""
+    with _open(db) as ctx:
+        table = Table("id", "name", "members")
+        for g in users.list_groups(ctx):
+            table.add_row(g.id, g.name, ", ".join(g.user_ids))
+        console.print(table)
+
+
+@groups_app.command("set-members")
+def groups_set_members(group_id: str, user_ids: list[str], db: DbOption = None) -> None:
+    """Replace a group's members."""
+    with _open(db) as ctx:
+        users.set_group_members(ctx, group_id, user_ids)
+        console.print(f"group {group_id}: {', '.join(user_ids)}")
+
+
+@app.command()
+def token(
+    user_id: str,
+    db: DbOption = None,
+    expires_in: Annotated[int | None, typer.Option(help="Seconds until it expires")] = None,
+) -> None:
+    """Mint an Open WebUI-style JWT for a user, signed with WEBUI_SECRET_KEY."""
+    console.print(create_token(load_secret(_settings(db)), user_id, expires_in=expires_in))
+
+
+@app.command()
+def cleanup(
+    flow_id: str,
+    db: DbOption = None,
+    keep: Annotated[int, typer.Option(help="How many of the newest runs to keep")] = 50,
+) -> None:
+    """Keep only the newest N executions of a flow."""
+    with _open(db) as ctx:
+        deleted = history.delete_old_executions_by_flow_id(ctx, flow_id, keep)
+        console.print(f"deleted {deleted} executions of {flow_id}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,52 @@
+"""What routes declare: the store context, and the caller (`CurrentUser`, `AdminUser`).
+
+The credential is `Authorization: Bearer <token>`, or the `token` cookie as Open WebUI also
+accepts. Checking it touches only the in-memory directory, so it is cheap enough for the
+ingest path and runs on the event loop.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from analytics.access import Viewer
+from analytics.auth import authenticate
+from analytics.context import Context
+from analytics.errors import AccessDenied
+
+
+def get_ctx(request: Request) -> Context:
+    ctx = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        raise RuntimeError("the store is not open: the app's lifespan did not run")
+    return ctx
+
+
+Ctx = Annotated[Context, Depends(get_ctx)]
+
+
+def _credential(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        return value.strip() if scheme.lower() == "bearer" else None
+    return request.cookies.get("token")
+
+
+async def current_user(request: Request) -> Viewer:
+    ctx = get_ctx(request)
+    return authenticate(ctx, request.app.state.secret, _credential(request))
+
+
+CurrentUser = Annotated[Viewer, Depends(current_user)]
+
+
+async def admin_user(viewer: CurrentUser) -> Viewer:
+    if not viewer.is_admin:
+        raise AccessDenied("Only admins may do this")
+    return viewer
+
+
+AdminUser = Annotated[Viewer, Depends(admin_user)]

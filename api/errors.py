@@ -1,0 +1,59 @@
+"""One table from analytics' error classes to HTTP status codes, and JSON for every error.
+
+The client parses every error body as JSON, so even an unexpected failure answers
+`{"detail": ...}`, never HTML. FastAPI's own 422 list form for validation stays as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from analytics.errors import (
+    AccessDenied,
+    Conflict,
+    FlowHistoryError,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    StoreClosed,
+    StoreLocked,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS: dict[type[FlowHistoryError], int] = {
+    NotAuthenticated: 401,
+    AccessDenied: 403,
+    NotFound: 404,
+    Conflict: 409,
+    InvalidInput: 422,
+    StoreClosed: 503,
+    StoreLocked: 503,
+}
+
+
+def status_for(exc: FlowHistoryError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+async def _flowhistory_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FlowHistoryError)
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"detail": exc.detail}, status_code=status, headers=headers)
+
+
+async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return JSONResponse({"detail": "Internal server error"}, status_code=500)
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(FlowHistoryError, _flowhistory_error)
+    app.add_exception_handler(Exception, _unexpected)

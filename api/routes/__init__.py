@@ -1,0 +1,1 @@
+"""One router per domain; `ROUTERS` is the order they are mounted in."""

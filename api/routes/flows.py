@@ -1,0 +1,60 @@
+"""The flow registry endpoints the client uses (list, create, get, update, delete, duplicate, export)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from analytics import flows
+from api.dependencies import Ctx, CurrentUser
+from api.schemas.flows import FlowForm, FlowOut, FlowUpdate
+
+router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
+
+
+@router.get("/", response_model=list[FlowOut])
+def list_flows(viewer: CurrentUser, ctx: Ctx) -> list[FlowOut]:
+    """Flows the caller owns or may write."""
+    return [FlowOut.of(f) for f in flows.list_flows(ctx, viewer)]
+
+
+@router.get("/accessible", response_model=list[FlowOut])
+def list_accessible_flows(viewer: CurrentUser, ctx: Ctx) -> list[FlowOut]:
+    """Flows the caller owns or may read."""
+    return [FlowOut.of(f) for f in flows.list_accessible_flows(ctx, viewer)]
+
+
+@router.post("/create", response_model=FlowOut)
+def create_flow(form: FlowForm, viewer: CurrentUser, ctx: Ctx) -> FlowOut:
+    """Create a flow owned by the caller."""
+    return FlowOut.of(flows.create_flow(ctx, viewer, **form.model_dump()))
+
+
+@router.get("/{flow_id}", response_model=FlowOut)
+def get_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> FlowOut:
+    """One flow."""
+    return FlowOut.of(flows.get_flow(ctx, viewer, flow_id))
+
+
+@router.post("/{flow_id}", response_model=FlowOut)
+def update_flow(flow_id: str, form: FlowUpdate, viewer: CurrentUser, ctx: Ctx) -> FlowOut:
+    """Update a flow; omitted fields stay as they are."""
+    return FlowOut.of(flows.update_flow(ctx, viewer, flow_id, form.changes()))
+
+
+@router.delete("/{flow_id}", response_model=bool)
+def delete_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
+    """Delete a flow and its executions (owner or admin)."""
+    flows.delete_flow(ctx, viewer, flow_id)
+    return True
+
+
+@router.post("/{flow_id}/duplicate", response_model=FlowOut)
+def duplicate_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> FlowOut:
+    """Copy a flow the caller may read; the copy is theirs and private."""
+    return FlowOut.of(flows.duplicate_flow(ctx, viewer, flow_id))
+
+
+@router.get("/{flow_id}/export", response_model=FlowOut)
+def export_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> FlowOut:
+    """The flow's full definition, for download."""
+    return FlowOut.of(flows.get_flow(ctx, viewer, flow_id))

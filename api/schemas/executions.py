@@ -1,0 +1,125 @@
+"""Execution shapes exactly as the contract names them (`created_at` in epoch seconds)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from analytics.counters import Stats
+from analytics.history import Execution, ExecutionSummary
+from analytics.ingest import ItemResult
+from analytics.pagination import Page
+from api.schemas.timestamps import epoch_or_none, epoch_seconds
+
+
+class ExecutionOut(BaseModel):
+    id: str
+    flow_id: str
+    user_id: str
+    status: str
+    inputs: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    node_results: dict[str, Any] | None
+    errors: dict[str, Any] | None
+    execution_time: int
+    created_at: int
+    meta: dict[str, Any]
+
+
+class ExecutionSummaryOut(BaseModel):
+    id: str
+    flow_id: str
+    user_id: str
+    status: str
+    execution_time: int
+    created_at: int
+
+
+class ExecutionPageOut(BaseModel):
+    items: list[ExecutionSummaryOut]
+    next_cursor: str | None
+    total: int
+
+
+class StatsOut(BaseModel):
+    total_executions: int
+    success_count: int
+    error_count: int
+    aborted_count: int
+    avg_execution_time: float
+    last_execution_at: int | None
+
+
+class ItemResultOut(BaseModel):
+    index: int
+    status: Literal["stored", "refused"]
+    id: str | None = None
+    detail: str | None = None
+
+
+class BatchResultOut(BaseModel):
+    stored: int
+    refused: int
+    items: list[ItemResultOut]
+
+
+class CleanupOut(BaseModel):
+    deleted: int
+    kept: int
+
+
+def execution_dict(e: Execution) -> dict[str, Any]:
+    """Plain dict for orjson: the ingest and detail paths skip pydantic serialisation."""
+    return {
+        "id": e.id,
+        "flow_id": e.flow_id,
+        "user_id": e.user_id,
+        "status": e.status,
+        "inputs": e.inputs,
+        "outputs": e.outputs,
+        "node_results": e.node_results,
+        "errors": e.errors,
+        "execution_time": e.execution_time,
+        "created_at": epoch_seconds(e.created_at),
+        "meta": e.meta,
+    }
+
+
+def summary_dict(s: ExecutionSummary) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "flow_id": s.flow_id,
+        "user_id": s.user_id,
+        "status": s.status,
+        "execution_time": s.execution_time,
+        "created_at": epoch_seconds(s.created_at),
+    }
+
+
+def page_dict(page: Page[ExecutionSummary]) -> dict[str, Any]:
+    return {
+        "items": [summary_dict(s) for s in page.items],
+        "next_cursor": page.next_cursor,
+        "total": page.total,
+    }
+
+
+def stats_dict(s: Stats) -> dict[str, Any]:
+    return {
+        "total_executions": s.total_executions,
+        "success_count": s.success_count,
+        "error_count": s.error_count,
+        "aborted_count": s.aborted_count,
+        "avg_execution_time": s.avg_execution_time,
+        "last_execution_at": epoch_or_none(s.last_execution_at),
+    }
+
+
+def batch_dict(results: list[ItemResult]) -> dict[str, Any]:
+    stored = sum(1 for r in results if r.status == "stored")
+    return {
+        "stored": stored,
+        "refused": len(results) - stored,
+        "items": [{"index": r.index, "status": r.status, "id": r.id, "detail": r.detail} for r in results],
+    }
