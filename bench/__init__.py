@@ -1,0 +1,1 @@
+"""Benchmark harness: flowhistory against a re-creation of the peer (Open WebUI pattern)."""
