@@ -17,7 +17,12 @@ from analytics.context import Context
 from analytics.errors import AccessDenied
 
 
-def get_ctx(request: Request) -> Context:
+async def get_ctx(request: Request) -> Context:
+    """Async on purpose: a sync dependency would cost every request a threadpool hop."""
+    return context_of(request)
+
+
+def context_of(request: Request) -> Context:
     ctx = getattr(request.app.state, "ctx", None)
     if ctx is None:
         raise RuntimeError("the store is not open: the app's lifespan did not run")
@@ -36,7 +41,7 @@ def _credential(request: Request) -> str | None:
 
 
 async def current_user(request: Request) -> Viewer:
-    ctx = get_ctx(request)
+    ctx = context_of(request)
     return authenticate(ctx, request.app.state.secret, _credential(request))
 
 
