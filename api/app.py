@@ -17,7 +17,7 @@ from analytics.config import Settings
 from analytics.context import open_context
 from analytics.errors import StoreLocked
 from analytics.users import bootstrap_admin
-from api.body_limit import DeclaredLengthLimit
+from api.body_limit import BodyLimit
 from api.errors import add_exception_handlers
 from api.routes import admin, batch, executions, flows, health
 
@@ -65,11 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Execution history and analytics for AI flows",
         version="0.1.0",
         lifespan=lifespan,
-        # Starlette refuses a body over this with 413 as it streams in, never reading it whole.
-        max_body_size=settings.max_body_bytes,
     )
     app.state.settings = settings
-    app.add_middleware(DeclaredLengthLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     add_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
