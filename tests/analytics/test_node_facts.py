@@ -1,0 +1,53 @@
+from analytics.node_facts import node_facts
+
+
+def test_facts_from_a_realistic_payload() -> None:
+    node_results = {
+        "input_1739905519876_a1b2c3d4e": {"value": "hi"},
+        "model_1739905519876_k3j9x2abq": {
+            "0": "H",
+            "1": "i",
+            "modelId": "gpt-4o",
+            "usage": {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42},
+            "duration_ms": 812,
+        },
+        "model_1739905519877_zzzzzzzzz": {"model": "llama3", "tokens": 7, "duration_ms": 5.6},
+        "output_1739905519878_q": "plain string result",
+    }
+    errors = {"model_1739905519877_zzzzzzzzz": "rate limited", "global": "flow failed", "tool_1_x": "boom"}
+    facts = {f.node_id: f for f in node_facts(node_results, errors)}
+    assert set(facts) == {*node_results, "tool_1_x"}
+    m = facts["model_1739905519876_k3j9x2abq"]
+    assert (m.node_type, m.model, m.status, m.tokens_in, m.tokens_out, m.duration_ms) == (
+        "model",
+        "gpt-4o",
+        "success",
+        12,
+        30,
+        812,
+    )
+    failed = facts["model_1739905519877_zzzzzzzzz"]
+    assert (failed.status, failed.error, failed.model, failed.tokens_out, failed.duration_ms) == (
+        "error",
+        "rate limited",
+        "llama3",
+        7,
+        6,
+    )
+    assert facts["output_1739905519878_q"].node_type == "output"
+    assert facts["output_1739905519878_q"].model is None
+    assert facts["tool_1_x"].status == "error" and facts["tool_1_x"].error == "boom"
+    assert facts["input_1739905519876_a1b2c3d4e"].tokens_in is None
+
+
+def test_no_payload_no_facts() -> None:
+    assert node_facts(None, None) == []
+    assert node_facts({}, {"global": "x"}) == []
+
+
+def test_odd_values_are_ignored_not_fatal() -> None:
+    facts = node_facts(
+        {"weird": {"usage": {"prompt_tokens": True, "completion_tokens": -3}, "modelId": 5}}, None
+    )
+    (f,) = facts
+    assert (f.node_type, f.model, f.tokens_in, f.tokens_out) == (None, None, None, None)
