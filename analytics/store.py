@@ -233,7 +233,9 @@ class Store:
             try:
                 conn.execute(f'INSERT INTO "{name}" BY NAME SELECT * FROM "{view}"')
             finally:
-                conn.unregister(view)
+                # in an aborted transaction this fails too; the real error must win
+                with contextlib.suppress(duckdb.Error):
+                    conn.unregister(view)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

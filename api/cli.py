@@ -77,6 +77,8 @@ def serve(
     settings = settings.model_copy(
         update={k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     )
+    with _open(settings.db_path):  # fail fast and quietly if another process holds the store
+        pass
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1, log_level="warning")
 
 
@@ -149,16 +151,17 @@ def keys_create(
     with _open(db) as ctx:
         key, record = users.create_api_key(ctx, user_id, name=name)
         err.print(f"API key {record.id} for {user_id} (shown once):")
-        console.print(key)
+        typer.echo(key)
 
 
 @keys_app.command("list")
 def keys_list(db: DbOption = None) -> None:
     """List API keys (ids and prefixes, never the keys)."""
     with _open(db) as ctx:
-        table = Table("id", "user", "prefix", "name", "created")
+        table = Table("user", "prefix", "name", "created")
+        table.add_column("id", no_wrap=True, min_width=32)
         for k in users.list_api_keys(ctx):
-            table.add_row(k.id, k.user_id, k.prefix + "…", k.name or "", str(k.created_at))
+            table.add_row(k.user_id, k.prefix + "…", k.name or "", str(k.created_at), k.id)
         console.print(table)
 
 
@@ -186,9 +189,10 @@ def groups_create(
 def groups_list(db: DbOption = None) -> None:
     """List groups and their members."""
     with _open(db) as ctx:
-        table = Table("id", "name", "members")
+        table = Table("name", "members")
+        table.add_column("id", no_wrap=True, min_width=32)
         for g in users.list_groups(ctx):
-            table.add_row(g.id, g.name, ", ".join(g.user_ids))
+            table.add_row(g.name, ", ".join(g.user_ids), g.id)
         console.print(table)
 
 
@@ -207,7 +211,7 @@ def token(
     expires_in: Annotated[int | None, typer.Option(help="Seconds until it expires")] = None,
 ) -> None:
     """Mint an Open WebUI-style JWT for a user, signed with WEBUI_SECRET_KEY."""
-    console.print(create_token(load_secret(_settings(db)), user_id, expires_in=expires_in))
+    typer.echo(create_token(load_secret(_settings(db)), user_id, expires_in=expires_in))
 
 
 @app.command()

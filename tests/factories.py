@@ -20,7 +20,10 @@ def make_execution(flow_id: str, **overrides: Any) -> dict[str, Any]:
     text = overrides.pop("text", "Hi there")
     node = {str(i): ch for i, ch in enumerate(text)}
     node.update({"label": "Model", "modelId": "gpt-4o-mini"})
-    node_results = {"input_1739905519876_a1b2c3d4e": {"value": "hello"}, "model_1739905519876_k3j9x2abq": node}
+    node_results = {
+        "input_1739905519876_a1b2c3d4e": {"value": "hello"},
+        "model_1739905519876_k3j9x2abq": node,
+    }
     run: dict[str, Any] = {
         "flow_id": flow_id,
         "status": "success",
@@ -64,7 +67,9 @@ class World:
 
     def post_run(self, user: str, flow_id: str, **overrides: Any) -> dict[str, Any]:
         r = self.client.post(
-            f"/api/v1/flows/{flow_id}/executions", json=make_execution(flow_id, **overrides), headers=self.h(user)
+            f"/api/v1/flows/{flow_id}/executions",
+            json=make_execution(flow_id, **overrides),
+            headers=self.h(user),
         )
         assert r.status_code == 200, r.text
         return r.json()

@@ -1,0 +1,170 @@
+"""Versioned migrations, library level: upgrade, current, downgrade, and what survives them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from analytics import flows, migrations, users
+from analytics.access import Viewer
+from analytics.config import Settings
+from analytics.context import open_context
+from analytics.errors import InvalidInput
+from analytics.store import Store
+from tests.factories import SECRET
+
+REGISTRY = ("users", "groups", "group_members", "api_keys", "flows")
+
+
+def tables(store: Store) -> set[str]:
+    rows = store.read(lambda c: c.execute("SELECT table_name FROM duckdb_tables()").fetchall())
+    return {r[0] for r in rows} - {"schema_migrations"}
+
+
+def ledger(store: Store) -> list[tuple[int, str]]:
+    return store.read(
+        lambda c: c.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "store.duckdb"
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[Store]:
+    with Store(db) as s:
+        yield s
+
+
+def test_upgrade_from_empty_to_head(store: Store) -> None:
+    every = migrations.all_migrations()
+    assert [m.version for m in every] == list(range(1, len(every) + 1))
+    assert migrations.head() == every[-1].version
+    assert migrations.current(store) == 0
+    assert tables(store) == set()
+
+    applied = migrations.upgrade(store)
+    assert [m.version for m in applied] == [m.version for m in every]
+    assert migrations.current(store) == migrations.head()
+    assert ledger(store) == [(m.version, m.name) for m in every]
+    assert tables(store) >= {*REGISTRY, "executions", "execution_nodes"}
+
+    assert migrations.upgrade(store) == []  # at head: nothing to do
+    assert migrations.current(store) == migrations.head()
+
+
+def test_upgrade_to_a_target_stops_there(store: Store) -> None:
+    assert [m.version for m in migrations.upgrade(store, 1)] == [1]
+    assert migrations.current(store) == 1
+    assert tables(store) == set(REGISTRY)
+    assert migrations.upgrade(store, 1) == []
+    migrations.upgrade(store)
+    assert migrations.current(store) == migrations.head()
+
+
+def test_downgrade_one_step_at_a_time_to_zero_and_back(store: Store) -> None:
+    created: dict[int, set[str]] = {}
+    for m in migrations.all_migrations():  # up one at a time, noting what each creates
+        before = tables(store)
+        assert [x.version for x in migrations.upgrade(store, m.version)] == [m.version]
+        created[m.version] = tables(store) - before
+        assert created[m.version], f"migration {m.version} created no table"
+    assert created[migrations.head()] == {"executions", "execution_nodes"}
+    at_head = tables(store)
+
+    for m in reversed(migrations.all_migrations()):
+        before = tables(store)
+        assert [x.version for x in migrations.downgrade(store)] == [m.version]
+        assert migrations.current(store) == m.version - 1
+        assert before - tables(store) == created[m.version]
+        assert [v for v, _ in ledger(store)] == list(range(1, m.version))
+    assert migrations.current(store) == 0
+    assert tables(store) == set()
+    assert migrations.downgrade(store) == []  # nothing left to undo
+    assert migrations.current(store) == 0
+
+    migrations.upgrade(store)
+    assert migrations.current(store) == migrations.head()
+    assert tables(store) == at_head
+
+
+def test_downgrade_many_steps_at_once(store: Store) -> None:
+    migrations.upgrade(store)
+    undone = migrations.downgrade(store, steps=100)
+    assert [m.version for m in undone] == [m.version for m in reversed(migrations.all_migrations())]
+    assert migrations.current(store) == 0
+    assert tables(store) == set()
+
+
+def test_registry_data_survives_a_downgrade_and_upgrade_of_executions(db: Path) -> None:
+    settings = Settings(db_path=db, webui_secret_key=SECRET)
+    with open_context(settings) as ctx:
+        users.create_user(ctx, "alice", role="admin", name="Alice")
+        users.create_user(ctx, "bob")
+        group = users.create_group(ctx, "team", user_ids=["bob"])
+        key, _ = users.create_api_key(ctx, "bob", name="ci")
+        flow = flows.create_flow(
+            ctx,
+            Viewer("alice", "admin"),
+            name="f",
+            nodes=[{"id": "model_1"}],
+            edges=[],
+            access_control={"read": {"group_ids": [group.id], "user_ids": []}},
+        )
+        before = {
+            t: ctx.store.read(lambda c, t=t: c.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall())
+            for t in REGISTRY
+        }
+    assert all(before.values())
+
+    with Store(db) as store:
+        assert [m.name for m in migrations.downgrade(store)] == ["executions"]
+        assert "executions" not in tables(store)
+        migrations.upgrade(store)
+        assert migrations.current(store) == migrations.head()
+        after = {
+            t: store.read(lambda c, t=t: c.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall())
+            for t in REGISTRY
+        }
+        assert after == before
+        assert store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall()) == [(0,)]
+
+    with open_context(settings) as ctx:  # and the directory built from it still works
+        assert ctx.directory.user("alice").role == "admin"  # type: ignore[union-attr]
+        assert ctx.directory.user_for_key(users.hash_key(key)) == "bob"
+        assert ctx.directory.groups_of("bob") == {group.id}
+        assert ctx.directory.flow(flow.id).owner_id == "alice"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("target", [-1, 10_000])
+def test_upgrade_to_an_unknown_version_raises(store: Store, target: int) -> None:
+    migrations.upgrade(store, 1)
+    with pytest.raises(InvalidInput) as info:
+        migrations.upgrade(store, target)
+    assert info.value.field == "target"
+    assert migrations.current(store) == 1
+
+
+@pytest.mark.parametrize("steps", [0, -1])
+def test_downgrade_needs_at_least_one_step(store: Store, steps: int) -> None:
+    migrations.upgrade(store)
+    with pytest.raises(InvalidInput):
+        migrations.downgrade(store, steps)
+    assert migrations.current(store) == migrations.head()
+    assert "executions" in tables(store)
+
+
+def test_a_failing_migration_leaves_the_previous_version(store: Store) -> None:
+    migrations.upgrade(store, 1)
+    # the second migration creates executions, then execution_nodes: make the second statement fail
+    store.write(lambda c: c.execute("CREATE TABLE execution_nodes (x INTEGER)"))
+    with pytest.raises(duckdb.CatalogException):
+        migrations.upgrade(store)
+    assert migrations.current(store) == 1
+    assert "executions" not in tables(store), "the failed migration was applied in part"
+    assert [v for v, _ in ledger(store)] == [1]
