@@ -77,6 +77,14 @@ def _verify_jwt(secret: str, token: str) -> str:
     except jwt.PyJWTError as exc:
         raise NotAuthenticated("Invalid token") from exc
     user_id = claims.get("id")
-    if not isinstance(user_id, str) or not user_id or len(user_id) > 255:
-        raise NotAuthenticated("Invalid token: no user id")
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 255 or not _encodable(user_id):
+        raise NotAuthenticated("Invalid token: no usable user id")
     return user_id
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: JSON allows the escape, UTF-8 does not
+        return False
+    return True

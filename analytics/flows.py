@@ -46,8 +46,19 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+def _json(value: Any, field: str = "body") -> str | None:
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(f"{field} is nested too deeply or not JSON: {exc}", field=field) from exc
+
+
+def _check_json(flow: Flow) -> None:
+    """Serialise in the caller's thread, so a bad payload is a 422, not a failed write."""
+    for field in ("nodes", "edges", "meta", "access_control"):
+        _json(getattr(flow, field), field)
 
 
 def _loads(text: str | None) -> Any:
@@ -123,6 +134,7 @@ def create_flow(
     )
     if ctx.directory.flow(flow.id) is not None:
         raise InvalidInput(f"flow {flow.id} already exists", field="id")
+    _check_json(flow)
     ctx.write_registry(lambda c: _insert(c, flow))
     return flow
 
@@ -171,6 +183,7 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
     current = _read(ctx, [flow_id])[0]
     merged = {**{k: getattr(current, k) for k in _EDITABLE}, **changes}
     updated = Flow(current.id, current.user_id, created_at=current.created_at, updated_at=_now(), **merged)
+    _check_json(updated)
 
     ctx.write_registry(
         lambda c: c.execute(

@@ -25,6 +25,7 @@ EXECUTION_NOT_FOUND = "Execution not found"
 EXECUTION_NOT_IN_FLOW = "Execution not found for this flow"
 _ORDER = "ORDER BY created_at DESC, id DESC"
 _SUMMARY = "id::VARCHAR, flow_id, user_id, status, execution_time, created_at"
+MAX_PAGE = 10_000_000  # 600M rows deep at 60 a page; beyond it OFFSET would overflow int64 anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +64,8 @@ def list_executions_page(
     ctx: Context, viewer: Viewer, flow_id: str, *, page: int = 1, page_size: int | None = None
 ) -> list[ExecutionSummary]:
     """The contract's `?page=N` list: 1-based pages, newest first, ties broken by id."""
-    if page < 1:
-        raise InvalidInput("page must be 1 or more", field="page")
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidInput(f"page must be between 1 and {MAX_PAGE}", field="page")
     size = page_size or ctx.settings.page_size
     where, params = _visible(require_flow_access(ctx.directory, viewer, flow_id))
     rows = ctx.store.read(
@@ -204,6 +205,7 @@ def delete_old_executions_by_flow_id(ctx: Context, flow_id: str, keep_count: int
     """
     if keep_count < 0:
         raise InvalidInput("keep_count must be 0 or more", field="keep_count")
+    keep_count = min(keep_count, 2**62)  # "keep more than can exist" keeps everything
 
     def delete(c: Connection) -> int:
         ids = [

@@ -164,10 +164,14 @@ def _utc(value: datetime) -> datetime:
 
 
 def _build(grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, created_at: datetime) -> Staged:
+    # serialise first: it refuses what is nested too deeply, before anything walks the payload
     node_results_json = _dump(form.node_results, "node_results")
     outputs_json = _dump(form.outputs, "outputs")
-    outputs_same = outputs_json is not None and outputs_json == node_results_json
+    inputs_json = _dump(form.inputs, "inputs")
+    errors_json = _dump(form.errors, "errors")
     meta = form.meta if form.meta is not None else {}
+    meta_json = _dump(meta, "meta")
+    outputs_same = outputs_json is not None and outputs_json == node_results_json
     facts = node_facts(form.node_results, form.errors)
     tokens_in = _sum(f.tokens_in for f in facts)
     tokens_out = _sum(f.tokens_out for f in facts)
@@ -178,12 +182,12 @@ def _build(grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, crea
         form.status,
         form.execution_time,
         created_at,
-        _dump(form.inputs, "inputs"),
+        inputs_json,
         None if outputs_same else outputs_json,
         outputs_same,
         node_results_json,
-        _dump(form.errors, "errors"),
-        _dump(meta, "meta"),
+        errors_json,
+        meta_json,
         len(facts),
         tokens_in,
         tokens_out,
@@ -222,8 +226,9 @@ def _build(grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, crea
 
 
 def _sum(values: Iterable[int | None]) -> int | None:
+    """Sum of what was reported, clamped so a run of absurd counts cannot overflow int64."""
     present = [v for v in values if v is not None]
-    return sum(present) if present else None
+    return min(sum(present), 2**62) if present else None
 
 
 def _columns(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> Rows:

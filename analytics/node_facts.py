@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 _STATUSES = frozenset({"success", "error", "aborted", "skipped", "running"})
 _DURATION_KEYS = ("duration_ms", "execution_time", "elapsed_ms")
 _USAGE_KEYS = ("usage", "usage_details", "tokens")
@@ -30,12 +32,15 @@ class NodeFact:
     error: str | None
 
 
+_MAX = 2**53  # past JavaScript's safe integers a count or a duration is not a real one
+
+
 def _int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) and 0 <= value < 2**63:
+    if isinstance(value, int) and 0 <= value <= _MAX:
         return value
-    if isinstance(value, float) and 0 <= value < 2**62:
+    if isinstance(value, float) and 0 <= value <= _MAX:
         return round(value)
     return None
 
@@ -60,9 +65,12 @@ def _usage(result: dict[str, Any]) -> tuple[int | None, int | None]:
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
         return None
-    return value if isinstance(value, str) else str(value)
 
 
 def node_facts(node_results: dict[str, Any] | None, errors: dict[str, Any] | None) -> list[NodeFact]:

@@ -44,9 +44,8 @@ def decode_cursor(cursor: str) -> Position:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         micros, row_id = orjson.loads(raw)
-        uuid.UUID(row_id)
-        if not isinstance(micros, int) or isinstance(micros, bool):
-            raise ValueError("bad time")
-        return Position(_EPOCH + timedelta(microseconds=micros), row_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError, OverflowError) as exc:
+        if not isinstance(micros, int) or isinstance(micros, bool) or not isinstance(row_id, str):
+            raise ValueError("not a [microseconds, id] pair")
+        return Position(_EPOCH + timedelta(microseconds=micros), str(uuid.UUID(row_id)))
+    except (ValueError, TypeError, binascii.Error, OverflowError) as exc:
         raise InvalidInput("cursor is malformed; pass back a next_cursor unchanged", field="cursor") from exc

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from analytics import users
 from api.dependencies import AdminUser, Ctx, CurrentUser
+from api.json_body import JsonRoute
 from api.schemas.admin import (
     GroupCreate,
     GroupMembers,
@@ -18,7 +19,7 @@ from api.schemas.admin import (
     UserUpdate,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["admin"])
+router = APIRouter(prefix="/api/v1", tags=["admin"], route_class=JsonRoute)
 
 
 @router.get("/users/me", response_model=UserOut)

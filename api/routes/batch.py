@@ -11,10 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from analytics import ingest
 from analytics.errors import InvalidInput
 from api.dependencies import Ctx, CurrentUser
-from api.json_body import decode_error, json_response
+from api.json_body import JsonRoute, decode_error, json_response
 from api.schemas.executions import BatchResultOut, batch_dict
 
-router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
+router = APIRouter(prefix="/api/v1/executions", tags=["executions"], route_class=JsonRoute)
 
 
 def _items(body: bytes, content_type: str) -> list[Any]:

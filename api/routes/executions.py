@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from analytics import history, ingest
 from analytics.access import require_flow_access
 from api.dependencies import Ctx, CurrentUser
-from api.json_body import body_schema, json_response, read_json, validate
+from api.json_body import JsonRoute, body_schema, json_response, read_json, validate
 from api.schemas.executions import (
     CleanupOut,
     ExecutionOut,
@@ -27,7 +27,7 @@ from api.schemas.executions import (
     summary_dict,
 )
 
-router = APIRouter(prefix="/api/v1/flows", tags=["executions"])
+router = APIRouter(prefix="/api/v1/flows", tags=["executions"], route_class=JsonRoute)
 
 
 @router.post(

@@ -6,9 +6,10 @@ from fastapi import APIRouter
 
 from analytics import flows
 from api.dependencies import Ctx, CurrentUser
+from api.json_body import JsonRoute
 from api.schemas.flows import FlowForm, FlowOut, FlowUpdate
 
-router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
+router = APIRouter(prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute)
 
 
 @router.get("/", response_model=list[FlowOut])

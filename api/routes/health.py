@@ -6,8 +6,9 @@ from fastapi import APIRouter
 
 from analytics import migrations
 from api.dependencies import Ctx
+from api.json_body import JsonRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=JsonRoute)
 
 
 @router.get("/health")

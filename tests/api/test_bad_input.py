@@ -1,0 +1,753 @@
+"""Bad input gets a clear 4xx with a JSON `detail` naming the problem, never a 500, and nothing
+already stored is lost or altered. Batch ingest reports each item and keeps the good ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from httpx import Response
+
+from analytics import flows, ingest
+from analytics.access import Viewer
+from analytics.config import Settings
+from api.app import create_app
+from tests.factories import SECRET, World, bearer, build_world, make_execution
+
+JSON = {"Content-Type": "application/json"}
+
+
+def _settings(tmp: Any, **update: Any) -> Settings:
+    return Settings(db_path=tmp / "store.duckdb", webui_secret_key=SECRET, port=0, **update)
+
+
+@pytest.fixture(scope="module")
+def bw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    app = create_app(_settings(tmp_path_factory.mktemp("bad")))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield build_world(client)
+
+
+@pytest.fixture
+def flow(bw: World) -> str:
+    """A fresh flow shaped like the world's shared flow, holding three runs (owner, reader, writer)."""
+    acl = bw.ctx.directory.flow(bw.shared)
+    assert acl is not None
+    fid = flows.create_flow(
+        bw.ctx, Viewer("owner"), name="bad-input", nodes=[], edges=[], access_control=acl.access_control
+    ).id
+    for user, status in (("owner", "success"), ("reader", "error"), ("writer", "aborted")):
+        bw.post_run(user, fid, status=status)
+    return fid
+
+
+def everything(w: World, fid: str) -> tuple[Any, ...]:
+    """What a caller and the store can see: API answers for the flow and every stored row."""
+    h = bearer("owner")
+    rows = w.ctx.store.read(
+        lambda c: c.execute(
+            "SELECT id::VARCHAR, flow_id, user_id, status, execution_time, created_at, inputs, outputs,"
+            " node_results, errors, meta FROM executions ORDER BY id"
+        ).fetchall()
+    )
+    nodes = w.ctx.store.read(lambda c: c.execute("SELECT count(*) FROM execution_nodes").fetchall())
+    return (
+        w.client.get(f"/api/v1/flows/{fid}/executions/stats", headers=h).json(),
+        w.client.get(f"/api/v1/flows/{fid}/executions", headers=h).json(),
+        w.client.get(f"/api/v1/flows/{fid}/executions/list", headers=h).json(),
+        rows,
+        nodes,
+    )
+
+
+def assert_refused(r: Response, status: int = 422) -> Any:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    detail = r.json()["detail"]
+    assert isinstance(detail, str | list) and detail
+    return detail
+
+
+def names(detail: Any, word: str) -> bool:
+    """Does the error detail name `word` (a field, or the body/JSON problem)?"""
+    if isinstance(detail, str):
+        return word in detail
+    return any(word in [str(p) for p in e["loc"]] or word in e["msg"] for e in detail)
+
+
+def nested_text(depth: int) -> str:
+    """JSON text of objects nested `depth` deep (built as text: encoders have depth limits too)."""
+    return '{"a": ' * depth + "1" + "}" * depth
+
+
+def nested(depth: int, leaf: Any = 1) -> Any:
+    value = leaf
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+# --- E1: the execution form -------------------------------------------------------------------
+
+# (name, changes to a good run (None value = drop the key), the field the detail must name)
+_DROP = object()
+WRONG_FIELDS: list[tuple[str, dict[str, Any], str]] = [
+    ("status int", {"status": 1}, "status"),
+    ("status null", {"status": None}, "status"),
+    ("status unknown", {"status": "done"}, "status"),
+    ("status wrong case", {"status": "SUCCESS"}, "status"),
+    ("status list", {"status": ["success"]}, "status"),
+    ("execution_time string", {"execution_time": "abc"}, "execution_time"),
+    ("execution_time float", {"execution_time": 1.5}, "execution_time"),
+    ("execution_time bool", {"execution_time": True}, "execution_time"),
+    ("execution_time false", {"execution_time": False}, "execution_time"),
+    ("execution_time negative", {"execution_time": -1}, "execution_time"),
+    ("execution_time huge", {"execution_time": 2**53 + 1}, "execution_time"),
+    ("execution_time 2**64", {"execution_time": 2**64}, "execution_time"),
+    ("execution_time null", {"execution_time": None}, "execution_time"),
+    ("execution_time object", {"execution_time": {"ms": 5}}, "execution_time"),
+    ("inputs list", {"inputs": [1, 2]}, "inputs"),
+    ("inputs string", {"inputs": "hello"}, "inputs"),
+    ("inputs number", {"inputs": 5}, "inputs"),
+    ("outputs list", {"outputs": ["x"]}, "outputs"),
+    ("node_results string", {"node_results": "x"}, "node_results"),
+    ("errors list", {"errors": ["boom"]}, "errors"),
+    ("errors string", {"errors": "boom"}, "errors"),
+    ("flow_id int", {"flow_id": 5}, "flow_id"),
+    ("flow_id empty", {"flow_id": ""}, "flow_id"),
+    ("missing flow_id", {"flow_id": _DROP}, "flow_id"),
+    ("missing status", {"status": _DROP}, "status"),
+    ("missing execution_time", {"execution_time": _DROP}, "execution_time"),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "field"), WRONG_FIELDS, ids=[c[0] for c in WRONG_FIELDS])
+def test_wrong_fields_are_422_and_change_nothing(
+    bw: World, flow: str, case: str, change: dict[str, Any], field: str
+) -> None:
+    before = everything(bw, flow)
+    body = make_execution(flow)
+    for key, value in change.items():
+        if value is _DROP:
+            del body[key]
+        else:
+            body[key] = value
+    r = bw.client.post(f"/api/v1/flows/{flow}/executions", json=body, headers=bearer("owner"))
+    detail = assert_refused(r)
+    assert names(detail, field), detail
+    assert everything(bw, flow) == before
+
+
+def test_every_missing_field_is_named(bw: World, flow: str) -> None:
+    r = bw.client.post(f"/api/v1/flows/{flow}/executions", json={}, headers=bearer("owner"))
+    detail = assert_refused(r)
+    assert isinstance(detail, list)
+    missing = {e["loc"][-1] for e in detail if e["type"] == "missing"}
+    assert missing == {"flow_id", "status", "execution_time"}
+
+
+RAW_BODIES: dict[str, bytes] = {
+    "empty": b"",
+    "not json": b"this is not json",
+    "truncated": b'{"flow_id": "x", "status": ',
+    "array": b"[]",
+    "null": b"null",
+    "number": b"5",
+    "string": b'"success"',
+    "bad utf-8": b'{"flow_id": "FLOW", "status": "success", "execution_time": 1, "inputs": {"a": "\xff\xfe"}}',
+    "bad utf-8 in a key": b'{"flow_id": "FLOW", "status": "success", "execution_time": 1, "\xc3\x28": 1}',
+    "overlong utf-8": b'{"flow_id": "FLOW", "status": "success", "execution_time": 1, "inputs": {"a": "\xc0\xaf"}}',
+    "lone high surrogate": b'{"flow_id": "FLOW", "status": "success", "execution_time": 1, "inputs": {"a": "\\ud800"}}',
+    "lone low surrogate": b'{"flow_id": "FLOW", "status": "success", "execution_time": 1, "inputs": {"a": "\\udc00"}}',
+    "surrogate in status": b'{"flow_id": "FLOW", "status": "\\ud83d", "execution_time": 1}',
+    "nan": b'{"flow_id": "FLOW", "status": "success", "execution_time": NaN}',
+    "depth 5000": b'{"flow_id": "FLOW", "status": "success", "execution_time": 1, "inputs": '
+    + b'{"a": ' * 5000
+    + b"1"
+    + b"}" * 5000
+    + b"}",
+    "depth 5000 lists": b"[" * 5000 + b"]" * 5000,
+}
+
+
+@pytest.mark.parametrize("case", list(RAW_BODIES))
+def test_unparseable_bodies_are_422(bw: World, flow: str, case: str) -> None:
+    before = everything(bw, flow)
+    body = RAW_BODIES[case].replace(b"FLOW", flow.encode())
+    r = bw.client.post(f"/api/v1/flows/{flow}/executions", content=body, headers={**bearer("owner"), **JSON})
+    assert_refused(r)
+    assert everything(bw, flow) == before
+
+
+@pytest.mark.parametrize("field", ["inputs", "outputs", "node_results", "errors"])
+@pytest.mark.parametrize("depth", [300, 1000])
+def test_deeply_nested_payloads_are_422(bw: World, flow: str, field: str, depth: int) -> None:
+    before = everything(bw, flow)
+    body = json.dumps(make_execution(flow, **{field: "DEEP"})).replace('"DEEP"', nested_text(depth))
+    r = bw.client.post(f"/api/v1/flows/{flow}/executions", content=body, headers={**bearer("owner"), **JSON})
+    detail = assert_refused(r)
+    assert names(detail, field) or names(detail, "JSON decode error"), detail
+    assert everything(bw, flow) == before
+
+
+def test_moderate_nesting_is_stored_intact(bw: World, flow: str) -> None:
+    deep = nested(100, "leaf")
+    run = bw.post_run("owner", flow, inputs=deep)
+    got = bw.client.get(f"/api/v1/flows/{flow}/executions/{run['id']}", headers=bearer("owner")).json()
+    assert got["inputs"] == deep
+
+
+@pytest.mark.parametrize("target", ["other readable flow", "unknown flow", "private flow"])
+def test_body_flow_id_must_match_the_path(bw: World, flow: str, target: str) -> None:
+    other = {"other readable flow": bw.public, "unknown flow": str(uuid.uuid4()), "private flow": bw.private}[
+        target
+    ]
+    before_here = everything(bw, flow)
+    before_there = everything(bw, bw.public)
+    r = bw.client.post(
+        f"/api/v1/flows/{flow}/executions", json=make_execution(other), headers=bearer("reader")
+    )
+    detail = assert_refused(r)
+    assert names(detail, "flow_id"), detail
+    assert everything(bw, flow) == before_here
+    assert everything(bw, bw.public) == before_there
+    # the same run posted under its own flow is fine where the caller may read
+    if target == "other readable flow":
+        r = bw.client.post(
+            f"/api/v1/flows/{other}/executions", json=make_execution(other), headers=bearer("reader")
+        )
+        assert r.status_code == 200
+
+
+def test_unknown_keys_are_ignored_and_cannot_spoof(bw: World, flow: str) -> None:
+    spoof_id = str(uuid.uuid4())
+    body = make_execution(
+        flow, colour="blue", id=spoof_id, user_id="admin", created_at=1_000_000, extra={"x": [1, 2]}
+    )
+    r = bw.client.post(f"/api/v1/flows/{flow}/executions", json=body, headers=bearer("reader"))
+    assert r.status_code == 200, r.text
+    run = r.json()
+    assert "colour" not in run and "extra" not in run
+    assert run["user_id"] == "reader"
+    assert run["id"] != spoof_id
+    assert run["created_at"] > 1_600_000_000
+    got = bw.client.get(f"/api/v1/flows/{flow}/executions/{run['id']}", headers=bearer("reader")).json()
+    assert got == run
+    assert (
+        bw.client.get(f"/api/v1/flows/{flow}/executions/{spoof_id}", headers=bearer("owner")).status_code
+        == 404
+    )
+
+
+@pytest.mark.parametrize("value", [0, 2**53])
+def test_execution_time_bounds_are_accepted(bw: World, flow: str, value: int) -> None:
+    run = bw.post_run("owner", flow, execution_time=value)
+    got = bw.client.get(f"/api/v1/flows/{flow}/executions/{run['id']}", headers=bearer("owner")).json()
+    assert got["execution_time"] == value
+
+
+# --- body size --------------------------------------------------------------------------------
+
+LIMIT = 4096
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    settings = _settings(tmp_path_factory.mktemp("small"))
+    app = create_app(settings.model_copy(update={"max_body_bytes": LIMIT}))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield build_world(client)
+
+
+def body_of_size(flow_id: str, size: int) -> bytes:
+    run = make_execution(flow_id, inputs={"prompt": ""})
+    pad = size - len(orjson.dumps(run))
+    assert pad >= 0
+    run["inputs"]["prompt"] = "x" * pad
+    body = orjson.dumps(run)
+    assert len(body) == size
+    return body
+
+
+def chunks(body: bytes, size: int = 1000) -> Iterator[bytes]:
+    for i in range(0, len(body), size):
+        yield body[i : i + size]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_over_the_limit_is_413(small: World, chunked: bool) -> None:
+    fid = small.shared
+    before = everything(small, fid)
+    body = body_of_size(fid, LIMIT + 1)
+    content: Any = chunks(body) if chunked else body
+    r = small.client.post(
+        f"/api/v1/flows/{fid}/executions", content=content, headers={**bearer("owner"), **JSON}
+    )
+    assert ("content-length" in r.request.headers) is not chunked
+    detail = assert_refused(r, 413)
+    assert str(LIMIT) in detail
+    assert everything(small, fid) == before
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_much_larger_body_is_413(small: World, chunked: bool) -> None:
+    fid = small.shared
+    before = everything(small, fid)
+    body = body_of_size(fid, 50 * LIMIT)
+    for url in (f"/api/v1/flows/{fid}/executions", "/api/v1/executions/batch", "/api/v1/flows/create"):
+        content: Any = chunks(body, 4000) if chunked else body
+        r = small.client.post(url, content=content, headers={**bearer("owner"), **JSON})
+        assert_refused(r, 413)
+    assert everything(small, fid) == before
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_body_at_the_limit_is_accepted(small: World, chunked: bool) -> None:
+    fid = small.shared
+    for size in (LIMIT - 1, LIMIT):
+        body = body_of_size(fid, size)
+        content: Any = chunks(body) if chunked else body
+        r = small.client.post(
+            f"/api/v1/flows/{fid}/executions", content=content, headers={**bearer("owner"), **JSON}
+        )
+        assert r.status_code == 200, r.text
+        got = small.client.get(f"/api/v1/flows/{fid}/executions/{r.json()['id']}", headers=bearer("owner"))
+        assert got.json()["inputs"] == orjson.loads(body)["inputs"]
+
+
+# --- list parameters ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "abc", "1.5", ""])
+def test_bad_page_is_422(bw: World, flow: str, page: str) -> None:
+    r = bw.client.get(f"/api/v1/flows/{flow}/executions?page={page}", headers=bearer("owner"))
+    detail = assert_refused(r)
+    assert names(detail, "page"), detail
+
+
+@pytest.mark.parametrize("page", [10**6, 2**62, 2**63 - 1, 10**20])
+def test_page_far_past_the_end_is_empty_or_422_never_500(bw: World, flow: str, page: int) -> None:
+    r = bw.client.get(f"/api/v1/flows/{flow}/executions?page={page}", headers=bearer("owner"))
+    assert r.status_code in (200, 422), r.text
+    if r.status_code == 200:
+        assert r.json() == []
+    else:
+        assert names(r.json()["detail"], "page")
+
+
+def _cursor(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+BAD_CURSORS = {
+    "not base64": "!!!",
+    "short": "abc",
+    "base64 of text": _cursor(b"hello"),
+    "json null": _cursor(b"null"),
+    "json object": _cursor(b'{"t": 1}'),
+    "one element": _cursor(b"[1]"),
+    "three elements": _cursor(b'[1, "a", 2]'),
+    "id not a uuid": _cursor(b'[1, "not-a-uuid"]'),
+    "id a number": _cursor(b"[1, 2]"),
+    "id null": _cursor(b"[1, null]"),
+    "time a string": _cursor(orjson.dumps(["x", str(uuid.uuid4())])),
+    "time a float": _cursor(orjson.dumps([1.5, str(uuid.uuid4())])),
+    "time a bool": _cursor(orjson.dumps([True, str(uuid.uuid4())])),
+    "time huge": _cursor(orjson.dumps([2**63 - 1, str(uuid.uuid4())])),
+    "time negative huge": _cursor(orjson.dumps([-(2**62), str(uuid.uuid4())])),
+    "bad utf-8": _cursor(b'[1, "\xff"]'),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CURSORS))
+def test_bad_cursor_is_422_naming_cursor(bw: World, flow: str, case: str) -> None:
+    r = bw.client.get(
+        f"/api/v1/flows/{flow}/executions/list", params={"cursor": BAD_CURSORS[case]}, headers=bearer("owner")
+    )
+    detail = assert_refused(r)
+    assert names(detail, "cursor"), detail
+
+
+def test_overlong_cursor_is_422(bw: World, flow: str) -> None:
+    r = bw.client.get(
+        f"/api/v1/flows/{flow}/executions/list", params={"cursor": "A" * 600}, headers=bearer("owner")
+    )
+    assert names(assert_refused(r), "cursor")
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "501", "100000", "abc", "2.5"])
+def test_bad_limit_is_422(bw: World, flow: str, limit: str) -> None:
+    r = bw.client.get(f"/api/v1/flows/{flow}/executions/list?limit={limit}", headers=bearer("owner"))
+    detail = assert_refused(r)
+    assert names(detail, "limit"), detail
+
+
+def test_limit_at_the_max_is_fine(bw: World, flow: str) -> None:
+    r = bw.client.get(f"/api/v1/flows/{flow}/executions/list?limit=500", headers=bearer("owner"))
+    assert r.status_code == 200
+    assert r.json()["total"] == 3
+
+
+@pytest.mark.parametrize("keep", ["-1", "abc", str(10**20), str(2**63)])
+def test_bad_cleanup_keep_is_4xx_and_deletes_nothing(bw: World, flow: str, keep: str) -> None:
+    before = everything(bw, flow)
+    r = bw.client.post(f"/api/v1/flows/{flow}/executions/cleanup?keep={keep}", headers=bearer("owner"))
+    if r.status_code == 200:  # a keep larger than any flow may mean "keep everything"
+        assert r.json() == {"deleted": 0, "kept": 3}
+    else:
+        assert names(assert_refused(r), "keep")
+    assert everything(bw, flow) == before
+
+
+# --- execution ids and check order ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "%20", "x" * 300, str(uuid.uuid4())])
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_unknown_execution_is_404(bw: World, flow: str, bad_id: str, method: str) -> None:
+    before = everything(bw, flow)
+    r = bw.client.request(method, f"/api/v1/flows/{flow}/executions/{bad_id}", headers=bearer("owner"))
+    assert assert_refused(r, 404) == "Execution not found"
+    assert everything(bw, flow) == before
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_execution_of_another_flow_is_404_for_this_flow(bw: World, flow: str, method: str) -> None:
+    elsewhere = bw.post_run("owner", bw.public)
+    before = everything(bw, bw.public)
+    r = bw.client.request(
+        method, f"/api/v1/flows/{flow}/executions/{elsewhere['id']}", headers=bearer("owner")
+    )
+    assert assert_refused(r, 404) == "Execution not found for this flow"
+    assert everything(bw, bw.public) == before  # a DELETE through the wrong flow deletes nothing
+    r = bw.client.get(f"/api/v1/flows/{bw.public}/executions/{elsewhere['id']}", headers=bearer("owner"))
+    assert r.status_code == 200
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_check_order_flow_then_access_then_execution(bw: World, flow: str, method: str) -> None:
+    missing_flow = str(uuid.uuid4())
+    elsewhere = bw.post_run("owner", flow)["id"]
+    h_stranger = bearer("stranger")
+    for execution in ("not-a-uuid", str(uuid.uuid4()), elsewhere):
+        # 1. no such flow: 404 for the flow, whatever the execution
+        r = bw.client.request(
+            method, f"/api/v1/flows/{missing_flow}/executions/{execution}", headers=h_stranger
+        )
+        assert assert_refused(r, 404) == "Flow not found"
+        # 2. a flow the caller may not read (or, for DELETE, write): 403 before any execution lookup
+        r = bw.client.request(
+            method, f"/api/v1/flows/{bw.private}/executions/{execution}", headers=h_stranger
+        )
+        assert assert_refused(r, 403) == "You do not have permission to access this flow"
+    if method == "DELETE":
+        # a reader may read but not write: 403 even for an execution that does not exist
+        r = bw.client.delete(f"/api/v1/flows/{flow}/executions/{uuid.uuid4()}", headers=bearer("reader"))
+        assert assert_refused(r, 403)
+    # 3. the flow is accessible: now the execution decides
+    r = bw.client.request(
+        method, f"/api/v1/flows/{bw.private}/executions/{elsewhere}", headers=bearer("owner")
+    )
+    assert assert_refused(r, 404) == "Execution not found for this flow"
+
+
+def test_stats_and_list_routes_are_not_taken_as_execution_ids(bw: World, flow: str) -> None:
+    stats = bw.client.get(f"/api/v1/flows/{flow}/executions/stats", headers=bearer("owner"))
+    assert stats.status_code == 200 and stats.json()["total_executions"] == 3
+    page = bw.client.get(f"/api/v1/flows/{flow}/executions/list", headers=bearer("owner"))
+    assert page.status_code == 200 and page.json()["total"] == 3
+
+
+# --- batch ingest -------------------------------------------------------------------------------
+
+
+def batch(w: World, user: str, content: Any, *, ndjson: bool = False) -> dict[str, Any]:
+    ctype = "application/x-ndjson" if ndjson else "application/json"
+    body = content if isinstance(content, bytes) else json.dumps(content).encode()
+    r = w.client.post(
+        "/api/v1/executions/batch", content=body, headers={**bearer(user), "Content-Type": ctype}
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [i["index"] for i in out["items"]] == list(range(len(out["items"])))
+    assert out["stored"] == sum(i["status"] == "stored" for i in out["items"])
+    assert out["refused"] == sum(i["status"] == "refused" for i in out["items"])
+    for item in out["items"]:
+        if item["status"] == "refused":
+            assert isinstance(item["detail"], str) and item["detail"]
+            assert item["id"] is None
+        else:
+            uuid.UUID(item["id"])
+    return out
+
+
+def detail(w: World, fid: str, run_id: str, user: str = "owner") -> Response:
+    return w.client.get(f"/api/v1/flows/{fid}/executions/{run_id}", headers=bearer(user))
+
+
+def test_batch_mixed_good_and_bad_items(bw: World, flow: str) -> None:
+    owned_by_stranger = flows.create_flow(
+        bw.ctx, Viewer("stranger"), name="theirs", nodes=[], edges=[], access_control={}
+    ).id
+    stats_before = bw.client.get(f"/api/v1/flows/{flow}/executions/stats", headers=bearer("owner")).json()
+    future = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1).isoformat()
+    items: list[tuple[Any, str | None]] = [
+        (make_execution(flow, text="first good"), None),
+        (make_execution(flow, status="done"), "status"),
+        (make_execution(flow, status=3), "status"),
+        (make_execution(flow, execution_time=-5), "execution_time"),
+        (make_execution(flow, execution_time="abc"), "execution_time"),
+        (make_execution(flow, execution_time=1.5), "execution_time"),
+        (make_execution(flow, execution_time=True), "execution_time"),
+        (make_execution(flow, inputs=[1]), "inputs"),
+        ({k: v for k, v in make_execution(flow).items() if k != "flow_id"}, "flow_id"),
+        (make_execution(str(uuid.uuid4())), "Flow not found"),
+        (make_execution(owned_by_stranger), "permission"),
+        (make_execution(flow, node_results=nested(300)), "node_results"),
+        (make_execution(flow, created_at=future), "created_at"),
+        (make_execution(flow, created_at="yesterday"), "created_at"),
+        (make_execution(flow, user_id="admin"), "another user"),
+        (make_execution(flow, id="not-a-uuid"), "id"),
+        (5, None),
+        ("a string", None),
+        (None, None),
+        ([make_execution(flow)], None),
+        (make_execution(flow, text="second good", status="aborted"), None),
+    ]
+    out = batch(bw, "owner", [item for item, _ in items])
+    assert out["stored"] == 2
+    assert out["refused"] == len(items) - 2
+    for (_, reason), result in zip(items, out["items"], strict=True):
+        if result["status"] == "refused" and reason is not None:
+            assert reason in result["detail"], result
+    good = [out["items"][0], out["items"][-1]]
+    assert [g["status"] for g in good] == ["stored", "stored"]
+    first = detail(bw, flow, good[0]["id"]).json()
+    assert first["node_results"]["model_1739905519876_k3j9x2abq"]["0"] == "f"
+    assert first["user_id"] == "owner" and first["flow_id"] == flow
+    assert detail(bw, flow, good[1]["id"]).json()["status"] == "aborted"
+    stats = bw.client.get(f"/api/v1/flows/{flow}/executions/stats", headers=bearer("owner")).json()
+    assert stats["total_executions"] == stats_before["total_executions"] + 2
+    assert stats["aborted_count"] == stats_before["aborted_count"] + 1
+    theirs = bw.client.get(f"/api/v1/flows/{owned_by_stranger}/executions/stats", headers=bearer("stranger"))
+    assert theirs.json()["total_executions"] == 0
+
+
+def test_batch_ndjson_with_a_bad_line(bw: World, flow: str) -> None:
+    lines = [
+        orjson.dumps(make_execution(flow, text="one")),
+        b'{"flow_id": "oops", this is not json',
+        b"",  # blank lines are skipped
+        orjson.dumps(make_execution(flow, text="two")),
+        b'{"flow_id": "\xff"}',
+    ]
+    out = batch(bw, "owner", b"\n".join(lines) + b"\n", ndjson=True)
+    assert [i["status"] for i in out["items"]] == ["stored", "refused", "stored", "refused"]
+    assert "line 2" in out["items"][1]["detail"]
+    assert "line 5" in out["items"][3]["detail"]
+    for item in (out["items"][0], out["items"][2]):
+        assert detail(bw, flow, item["id"]).status_code == 200
+
+
+def test_batch_json_array_that_is_not_json_is_422(bw: World, flow: str) -> None:
+    before = everything(bw, flow)
+    for body in (b'[{"flow_id": ', b"[" * 5000 + b"]" * 5000, b'[{"a": "\\ud800"}]'):
+        r = bw.client.post("/api/v1/executions/batch", content=body, headers={**bearer("owner"), **JSON})
+        assert_refused(r)
+    assert everything(bw, flow) == before
+
+
+def test_batch_duplicate_and_existing_ids_are_refused(bw: World, flow: str) -> None:
+    existing = bw.post_run("owner", flow, execution_time=7)
+    dup = str(uuid.uuid4())
+    out = batch(
+        bw,
+        "owner",
+        [
+            make_execution(flow, id=dup, execution_time=1),
+            make_execution(flow, id=dup, execution_time=2),
+            make_execution(flow, id=existing["id"], execution_time=3, status="error"),
+            make_execution(flow, id=existing["id"].upper(), execution_time=4),
+        ],
+    )
+    assert [i["status"] for i in out["items"]] == ["stored", "refused", "refused", "refused"]
+    assert out["items"][0]["id"] == dup
+    assert "twice" in out["items"][1]["detail"]
+    assert "already exists" in out["items"][2]["detail"]
+    assert detail(bw, flow, dup).json()["execution_time"] == 1
+    kept = detail(bw, flow, existing["id"]).json()
+    assert kept == existing  # the stored run is untouched
+    # and again, the id that is now stored is refused in a later batch
+    again = batch(bw, "owner", [make_execution(flow, id=dup)])
+    assert again["items"][0]["status"] == "refused"
+    assert "already exists" in again["items"][0]["detail"]
+
+
+def test_batch_user_id_only_for_admins(bw: World, flow: str) -> None:
+    out = batch(
+        bw,
+        "owner",
+        [make_execution(flow, user_id="reader"), make_execution(flow, user_id="owner")],
+    )
+    assert [i["status"] for i in out["items"]] == ["refused", "stored"]
+    assert "another user" in out["items"][0]["detail"]
+    assert detail(bw, flow, out["items"][1]["id"]).json()["user_id"] == "owner"
+    out = batch(bw, "admin", [make_execution(flow, user_id="reader")])
+    assert out["items"][0]["status"] == "stored"
+    run = detail(bw, flow, out["items"][0]["id"], user="reader").json()
+    assert run["user_id"] == "reader"  # and the reader sees it as theirs
+
+
+@pytest.mark.parametrize(
+    ("created_at", "epoch"),
+    [
+        (1_700_000_000, 1_700_000_000),
+        (1_700_000_000.75, 1_700_000_000),
+        ("2024-01-02T03:04:05", 1_704_164_645),
+        ("2024-01-02T03:04:05Z", 1_704_164_645),
+        ("2024-01-02T03:04:05+02:00", 1_704_157_445),
+        ("2024-01-02T03:04:05.123456", 1_704_164_645),
+    ],
+)
+def test_batch_created_at_is_kept(bw: World, flow: str, created_at: Any, epoch: int) -> None:
+    out = batch(bw, "owner", [make_execution(flow, created_at=created_at)])
+    assert out["items"][0]["status"] == "stored", out
+    run_id = out["items"][0]["id"]
+    assert detail(bw, flow, run_id).json()["created_at"] == epoch
+    rows = bw.client.get(f"/api/v1/flows/{flow}/executions", headers=bearer("owner")).json()
+    assert next(r for r in rows if r["id"] == run_id)["created_at"] == epoch
+    # an old run sorts after every run saved today
+    assert rows[-1]["id"] == run_id
+
+
+def test_batch_created_at_far_future_is_refused(bw: World, flow: str) -> None:
+    before = everything(bw, flow)
+    out = batch(
+        bw,
+        "owner",
+        [
+            make_execution(flow, created_at=4_000_000_000),
+            make_execution(flow, created_at="2999-01-01T00:00:00"),
+        ],
+    )
+    assert out["stored"] == 0
+    assert all("created_at" in i["detail"] for i in out["items"])
+    assert everything(bw, flow) == before
+
+
+def test_batch_item_with_deep_errors_is_refused_alone(bw: World, flow: str) -> None:
+    """A payload that breaks node-fact extraction is one refused item, not a 500 for the batch."""
+    deep_errors = json.dumps(make_execution(flow, errors="DEEP")).replace('"DEEP"', nested_text(1000))
+    body = f"[{json.dumps(make_execution(flow, text='kept'))}, {deep_errors}]".encode()
+    r = bw.client.post("/api/v1/executions/batch", content=body, headers={**bearer("owner"), **JSON})
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert [i["status"] for i in items] == ["stored", "refused"]
+    assert "errors" in items[1]["detail"]
+    assert detail(bw, flow, items[0]["id"]).status_code == 200
+
+
+def _token_bomb(flow_id: str) -> dict[str, Any]:
+    """Two nodes whose token counts each fit in int64 but whose sum does not."""
+    usage = {"prompt_tokens": 2**62, "completion_tokens": 2**62}
+    nodes = {"model_1_a": {"modelId": "m", "usage": usage}, "model_2_b": {"modelId": "m", "usage": usage}}
+    return make_execution(flow_id, node_results=nodes, outputs=nodes)
+
+
+def test_token_counts_too_large_to_sum_are_not_a_500(bw: World, flow: str) -> None:
+    before = everything(bw, flow)
+    r = bw.client.post(f"/api/v1/flows/{flow}/executions", json=_token_bomb(flow), headers=bearer("owner"))
+    assert r.status_code in (200, 422), r.text
+    if r.status_code == 422:
+        assert r.json()["detail"]
+        assert everything(bw, flow) == before
+    else:
+        assert detail(bw, flow, r.json()["id"]).json()["node_results"] == _token_bomb(flow)["node_results"]
+
+
+def test_batch_good_items_survive_a_token_bomb(bw: World, flow: str) -> None:
+    out = batch(bw, "owner", [make_execution(flow, text="kept"), _token_bomb(flow)])
+    assert out["items"][0]["status"] == "stored", out
+    assert detail(bw, flow, out["items"][0]["id"]).status_code == 200
+
+
+def test_batch_empty_is_fine(bw: World) -> None:
+    assert batch(bw, "owner", []) == {"stored": 0, "refused": 0, "items": []}
+
+
+def test_batch_too_many_items_is_422(tmp_path: Any) -> None:
+    app = create_app(_settings(tmp_path, batch_max_items=3))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        w = build_world(client)
+        r = client.post(
+            "/api/v1/executions/batch", json=[make_execution(w.shared)] * 4, headers=bearer("owner")
+        )
+        assert "at most 3" in assert_refused(r)
+        stats = client.get(f"/api/v1/flows/{w.shared}/executions/stats", headers=bearer("owner")).json()
+        assert stats["total_executions"] == 0
+
+
+def test_library_save_refuses_like_the_api(bw: World, flow: str) -> None:
+    """The library's E1 refuses a mismatched flow id too (no HTTP involved)."""
+    before = everything(bw, flow)
+    with pytest.raises(ValueError, match="flow_id"):
+        ingest.save_execution(bw.ctx, Viewer("owner"), make_execution(bw.public), flow_id=flow)
+    assert everything(bw, flow) == before
+
+
+# --- bad input on the flow routes: still never a 500 --------------------------------------------
+
+
+FLOW_BODIES: dict[str, bytes] = {
+    "nodes nested 300": json.dumps({"name": "deep", "nodes": [nested(300)]}).encode(),
+    "meta nested 300": json.dumps({"name": "deep", "meta": nested(300)}).encode(),
+    "lone surrogate in name": b'{"name": "\\ud800"}',
+    "lone surrogate in description": b'{"name": "ok", "description": "\\udc00"}',
+    "lone surrogate in nodes": b'{"name": "ok", "nodes": ["\\ud800"]}',
+    "bad utf-8": b'{"name": "\xff"}',
+    "depth 5000": b'{"name": "x", "nodes": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    "not json": b"name=x",
+    "nodes not a list": b'{"name": "x", "nodes": "x"}',
+    "bad access_control": b'{"name": "x", "access_control": {"read": 5}}',
+    "access_control unknown mode": b'{"name": "x", "access_control": {"admin": {}}}',
+}
+
+
+@pytest.mark.parametrize("case", list(FLOW_BODIES))
+@pytest.mark.parametrize("route", ["create", "update"])
+def test_bad_flow_bodies_are_4xx(bw: World, case: str, route: str) -> None:
+    target = flows.create_flow(bw.ctx, Viewer("owner"), name="target", nodes=[], edges=[]).id
+    before = bw.client.get(f"/api/v1/flows/{target}", headers=bearer("owner")).json()
+    count = len(bw.ctx.directory.flows())
+    url = "/api/v1/flows/create" if route == "create" else f"/api/v1/flows/{target}"
+    r = bw.client.post(url, content=FLOW_BODIES[case], headers={**bearer("owner"), **JSON})
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["detail"]
+    assert len(bw.ctx.directory.flows()) == count
+    assert bw.client.get(f"/api/v1/flows/{target}", headers=bearer("owner")).json() == before
+
+
+@pytest.mark.parametrize("user_id", ["\ud800", "ok\udc00"])
+def test_token_with_a_lone_surrogate_id_is_401(bw: World, user_id: str) -> None:
+    r = bw.client.get("/api/v1/users/me", headers=bearer(user_id))
+    assert r.status_code == 401, r.text
+    assert r.json()["detail"]
+
+
+def test_lone_surrogates_are_refused_on_every_json_route(world: World) -> None:
+    """orjson parses every body: a lone surrogate never reaches pydantic or DuckDB."""
+    admin = bearer("admin")
+    for path in ("/api/v1/users", "/api/v1/groups", "/api/v1/keys", "/api/v1/flows/create"):
+        body = b'{"id": "x", "name": "\\ud800", "user_id": "owner"}'
+        r = world.client.post(path, content=body, headers={**admin, "content-type": "application/json"})
+        assert r.status_code == 422, (path, r.text)
+        assert r.json()["detail"][0]["type"] == "json_invalid"

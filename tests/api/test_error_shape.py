@@ -1,0 +1,152 @@
+"""Every error is JSON with a `detail`: the client parses every error body as JSON (contract)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from analytics.config import Settings
+from api.app import create_app
+from tests.factories import World, bearer, build_world, make_execution
+
+LIMIT = 4096
+
+
+@pytest.fixture
+def small_world(settings: Settings) -> Iterator[World]:
+    app = create_app(settings.model_copy(update={"max_body_bytes": LIMIT}))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield build_world(client)
+
+
+def _chunked(body: bytes) -> Iterator[bytes]:
+    for i in range(0, len(body), 1024):
+        yield body[i : i + 1024]
+
+
+def test_every_error_is_json_with_detail(small_world: World) -> None:
+    w = small_world
+    run = w.post_run("owner", w.shared)["id"]
+    missing = str(uuid.uuid4())
+    flows = "/api/v1/flows"
+    json_h = {"Content-Type": "application/json"}
+    big = b'{"pad": "' + b"x" * (LIMIT * 2) + b'"}'
+    # (expected status, method, path, request kwargs)
+    cases: list[tuple[int, str, str, dict[str, Any]]] = [
+        (401, "GET", f"{flows}/", {}),
+        (401, "GET", f"{flows}/{w.shared}/executions", {}),
+        (401, "POST", f"{flows}/{w.shared}/executions", {"json": make_execution(w.shared)}),
+        (401, "GET", f"{flows}/{w.shared}/executions/stats", {"headers": {"Authorization": "Bearer nope"}}),
+        (401, "GET", "/api/v1/users/me", {"headers": bearer("owner", expires_in=-10)}),
+        (401, "GET", "/api/v1/users/me", {"headers": bearer("pending")}),
+        (401, "GET", "/api/v1/users/me", {"headers": {"Authorization": "Bearer sk-" + "0" * 32}}),
+        (401, "POST", "/api/v1/executions/batch", {"json": []}),
+        (403, "GET", f"{flows}/{w.private}", {"headers": bearer("stranger")}),
+        (403, "GET", f"{flows}/{w.private}/executions/{run}", {"headers": bearer("stranger")}),
+        (403, "DELETE", f"{flows}/{w.shared}/executions", {"headers": bearer("reader")}),
+        (403, "DELETE", f"{flows}/{w.shared}", {"headers": bearer("writer")}),
+        (403, "POST", f"{flows}/{w.shared}", {"headers": bearer("writer"), "json": {"access_control": {}}}),
+        (403, "GET", "/api/v1/users", {"headers": bearer("owner")}),
+        (403, "POST", "/api/v1/keys", {"headers": bearer("owner"), "json": {"user_id": "owner"}}),
+        (404, "GET", f"{flows}/{missing}", {"headers": bearer("owner")}),
+        (404, "GET", f"{flows}/{missing}/executions/stats", {"headers": bearer("admin")}),
+        (404, "GET", f"{flows}/{w.shared}/executions/not-a-uuid", {"headers": bearer("owner")}),
+        (404, "GET", f"{flows}/{w.public}/executions/{run}", {"headers": bearer("owner")}),
+        (404, "DELETE", f"{flows}/{w.shared}/executions/{missing}", {"headers": bearer("owner")}),
+        (404, "GET", f"{flows}/{w.shared}/executions/{run}", {"headers": bearer("reader")}),
+        (404, "PATCH", "/api/v1/users/nobody", {"headers": bearer("admin"), "json": {"role": "user"}}),
+        (404, "DELETE", "/api/v1/keys/nokey", {"headers": bearer("admin")}),
+        (404, "GET", "/api/v1/nothing-here", {"headers": bearer("owner")}),
+        (404, "GET", "/nothing-here", {}),
+        (405, "PUT", f"{flows}/{w.shared}/executions", {"headers": bearer("owner"), "json": {}}),
+        (405, "PATCH", f"{flows}/{w.shared}/executions/stats", {"headers": bearer("owner")}),
+        (405, "POST", "/health", {}),
+        (405, "DELETE", "/api/v1/users/me", {"headers": bearer("owner")}),
+        (409, "POST", "/api/v1/users", {"headers": bearer("admin"), "json": {"id": "owner"}}),
+        (
+            413,
+            "POST",
+            f"{flows}/{w.shared}/executions",
+            {"headers": {**bearer("owner"), **json_h}, "content": big},
+        ),
+        (
+            413,
+            "POST",
+            f"{flows}/{w.shared}/executions",
+            {"headers": bearer("owner"), "content": _chunked(big)},
+        ),
+        (413, "POST", "/api/v1/executions/batch", {"headers": {**bearer("owner"), **json_h}, "content": big}),
+        (413, "POST", f"{flows}/create", {"headers": bearer("owner"), "content": _chunked(big)}),
+        (422, "GET", f"{flows}/{w.shared}/executions?page=0", {"headers": bearer("owner")}),
+        (422, "GET", f"{flows}/{w.shared}/executions?page=abc", {"headers": bearer("owner")}),
+        (422, "GET", f"{flows}/{w.shared}/executions/list?cursor=abc", {"headers": bearer("owner")}),
+        (422, "GET", f"{flows}/{w.shared}/executions/list?limit=0", {"headers": bearer("owner")}),
+        (422, "GET", f"{flows}/{w.shared}/executions/list?limit=100000", {"headers": bearer("owner")}),
+        (
+            422,
+            "POST",
+            f"{flows}/{w.shared}/executions",
+            {"headers": bearer("owner"), "json": make_execution(w.public)},
+        ),
+        (
+            422,
+            "POST",
+            f"{flows}/{w.shared}/executions",
+            {"headers": bearer("owner"), "json": make_execution(w.shared, status="done")},
+        ),
+        (
+            422,
+            "POST",
+            f"{flows}/{w.shared}/executions",
+            {"headers": {**bearer("owner"), **json_h}, "content": b"{not json"},
+        ),
+        (
+            422,
+            "POST",
+            f"{flows}/{w.shared}/executions",
+            {"headers": {**bearer("owner"), **json_h}, "content": b'{"a": "\xff"}'},
+        ),
+        (
+            422,
+            "POST",
+            "/api/v1/executions/batch",
+            {"headers": {**bearer("owner"), **json_h}, "content": b"[{"},
+        ),
+        (422, "POST", f"{flows}/create", {"headers": bearer("owner"), "json": {"name": ""}}),
+        (422, "POST", f"{flows}/{w.shared}/executions/cleanup?keep=-1", {"headers": bearer("owner")}),
+        (422, "POST", "/api/v1/users", {"headers": bearer("admin"), "json": {"id": "x", "role": "root"}}),
+    ]
+    problems = []
+    for status, method, path, kwargs in cases:
+        r = w.client.request(method, path, **kwargs)
+        where = f"{method} {path[:80]} -> {r.status_code} {r.text[:120]}"
+        if r.status_code != status:
+            problems.append(f"expected {status}: {where}")
+            continue
+        if not r.headers.get("content-type", "").startswith("application/json"):
+            problems.append(f"not JSON: {where}")
+            continue
+        body = r.json()
+        if not isinstance(body, dict) or "detail" not in body:
+            problems.append(f"no detail: {where}")
+            continue
+        detail = body["detail"]
+        if isinstance(detail, str):
+            if not detail:
+                problems.append(f"empty detail: {where}")
+        elif status == 422 and isinstance(detail, list) and detail:
+            if not all(isinstance(e, dict) and "loc" in e and "msg" in e for e in detail):
+                problems.append(f"422 list without loc/msg: {where}")
+        else:
+            problems.append(f"detail neither a string nor FastAPI's 422 list: {where}")
+        if status == 401 and r.headers.get("www-authenticate") != "Bearer":
+            problems.append(f"401 without WWW-Authenticate: Bearer: {where}")
+    assert not problems, "\n".join(problems)
+    # none of it changed what was stored
+    r = w.client.get(f"{flows}/{w.shared}/executions/stats", headers=bearer("owner"))
+    assert r.json()["total_executions"] == 1
+    assert len(w.ctx.directory.flows()) == 3
