@@ -14,6 +14,7 @@ from analytics import migrations
 from analytics.config import Settings
 from analytics.counters import Counters
 from analytics.directory import Directory
+from analytics.page_boundaries import PageBoundaries
 from analytics.store import Connection, Store
 
 
@@ -23,6 +24,7 @@ class Context:
     store: Store
     directory: Directory
     counters: Counters
+    pages: PageBoundaries
 
     def write_registry(self, fn: Callable[[Connection], Any]) -> Any:
         """A write to users, groups, keys or flows; the directory reloads after it commits."""
@@ -58,4 +60,4 @@ def open_context(settings: Settings | None = None, *, migrate: bool = True) -> C
     except BaseException:
         store.close()
         raise
-    return Context(settings, store, directory, counters)
+    return Context(settings, store, directory, counters, PageBoundaries())

@@ -45,9 +45,19 @@ class _Cell:
 
 
 class Counters:
+    """Also keeps a version per flow, bumped by every change, for caches of per-flow answers."""
+
     def __init__(self) -> None:
         self._flows: dict[str, dict[str, _Cell]] = {}
+        self._versions: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def version(self, flow_id: str) -> int:
+        return self._versions.get(flow_id, 0)
+
+    def _bump(self, flow_ids: Iterable[str]) -> None:
+        for fid in flow_ids:
+            self._versions[fid] = self._versions.get(fid, 0) + 1
 
     def load(self, conn: Connection, flow_ids: Iterable[str] | None = None) -> None:
         """(Re)build from the table: all flows, or only those given (after a delete)."""
@@ -67,6 +77,7 @@ class Counters:
             cell = fresh.setdefault(flow_id, {}).setdefault(user_id, _Cell())
             cell.add(status, int(time_sum), last, n)
         with self._lock:
+            self._bump(fresh if flow_ids is None else set(flow_ids))
             if flow_ids is None:
                 self._flows = fresh
             else:
@@ -89,6 +100,7 @@ class Counters:
         created: list[datetime],
     ) -> None:
         with self._lock:
+            self._bump(set(flow_ids))
             for fid, uid, status, t, at in zip(flow_ids, user_ids, statuses, times, created, strict=True):
                 self._flows.setdefault(fid, {}).setdefault(uid, _Cell()).add(status, t, at)
 

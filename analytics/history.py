@@ -18,7 +18,7 @@ from analytics.access import Grant, Viewer, require_flow_access
 from analytics.context import Context
 from analytics.counters import Stats
 from analytics.errors import InvalidInput, NotFound
-from analytics.pagination import Page, decode_cursor, encode_cursor
+from analytics.pagination import Page, Position, decode_cursor, encode_cursor
 from analytics.store import Connection
 
 EXECUTION_NOT_FOUND = "Execution not found"
@@ -67,14 +67,40 @@ def list_executions_page(
     if not 1 <= page <= MAX_PAGE:
         raise InvalidInput(f"page must be between 1 and {MAX_PAGE}", field="page")
     size = page_size or ctx.settings.page_size
-    where, params = _visible(require_flow_access(ctx.directory, viewer, flow_id))
-    rows = ctx.store.read(
+    grant = require_flow_access(ctx.directory, viewer, flow_id)
+    where, params = _visible(grant)
+    version = ctx.counters.version(flow_id)  # read before the query: a change after it voids both
+    key = (flow_id, grant.only_user, size)
+    start = None if page == 1 else ctx.pages.get((*key, page), version)
+    if page == 1 or start is not None:
+        rows = _after(ctx, where, params, start, size)
+    else:
+        # OFFSET, one row early: that row is where this page starts, for next time
+        rows = ctx.store.read(
+            lambda c: c.execute(
+                f"SELECT {_SUMMARY} FROM executions WHERE {where} {_ORDER} LIMIT ? OFFSET ?",
+                [*params, size + 1, (page - 1) * size - 1],
+            ).fetchall()
+        )
+        if not rows:
+            return []
+        ctx.pages.put((*key, page), version, Position(rows[0][5], rows[0][0]))
+        rows = rows[1:]
+    if len(rows) == size:
+        ctx.pages.put((*key, page + 1), version, Position(rows[-1][5], rows[-1][0]))
+    return [ExecutionSummary(*r) for r in rows]
+
+
+def _after(ctx: Context, where: str, params: list[Any], start: Position | None, limit: int) -> list[Any]:
+    """Rows after a keyset position (or from the newest), newest first."""
+    if start is not None:
+        where += " AND (created_at < ? OR (created_at = ? AND id < ?::UUID))"
+        params = [*params, start.created_at, start.created_at, start.id]
+    return ctx.store.read(
         lambda c: c.execute(
-            f"SELECT {_SUMMARY} FROM executions WHERE {where} {_ORDER} LIMIT ? OFFSET ?",
-            [*params, size, (page - 1) * size],
+            f"SELECT {_SUMMARY} FROM executions WHERE {where} {_ORDER} LIMIT ?", [*params, limit]
         ).fetchall()
     )
-    return [ExecutionSummary(*r) for r in rows]
 
 
 def list_executions(
@@ -86,15 +112,7 @@ def list_executions(
         raise InvalidInput(f"limit must be between 1 and {ctx.settings.list_limit_max}", field="limit")
     grant = require_flow_access(ctx.directory, viewer, flow_id)
     where, params = _visible(grant)
-    if cursor is not None:
-        pos = decode_cursor(cursor)
-        where += " AND (created_at < ? OR (created_at = ? AND id < ?::UUID))"
-        params += [pos.created_at, pos.created_at, pos.id]
-    rows = ctx.store.read(
-        lambda c: c.execute(
-            f"SELECT {_SUMMARY} FROM executions WHERE {where} {_ORDER} LIMIT ?", [*params, limit + 1]
-        ).fetchall()
-    )
+    rows = _after(ctx, where, params, decode_cursor(cursor) if cursor else None, limit + 1)
     items = [ExecutionSummary(*r) for r in rows[:limit]]
     more = len(rows) > limit
     next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None

@@ -160,3 +160,35 @@ def test_outputs_copy_is_stored_once_and_restored(ctx: Context, flow_id: str) ->
     different = make_execution(flow_id, outputs={"content": "x"})
     saved2 = ingest.save_execution(ctx, OWNER, different, flow_id=flow_id)
     assert history.get_execution(ctx, OWNER, flow_id, saved2.id).outputs == {"content": "x"}
+
+
+def test_remembered_page_starts_always_give_what_offset_gives(ctx: Context, flow_id: str) -> None:
+    """Pages served from remembered starts equal a plain OFFSET query, through writes and deletes."""
+    import random
+
+    rng = random.Random(7)
+    ids = _import(ctx, flow_id, [BASE + timedelta(seconds=rng.randrange(50)) for _ in range(200)])
+    size = 7
+
+    def by_offset(page: int) -> list[str]:
+        rows = ctx.store.read(
+            lambda c: c.execute(
+                "SELECT id::VARCHAR FROM executions WHERE flow_id = ?"
+                " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                [flow_id, size, (page - 1) * size],
+            ).fetchall()
+        )
+        return [r[0] for r in rows]
+
+    hits = 0
+    for step in range(120):
+        page = rng.choice([1, 2, 3, 4, 5, 6, 30, 31, 40])
+        if ctx.pages.get((flow_id, None, size, page), ctx.counters.version(flow_id)) is not None:
+            hits += 1
+        got = [r.id for r in history.list_executions_page(ctx, OWNER, flow_id, page=page, page_size=size)]
+        assert got == by_offset(page), (step, page)
+        if step % 15 == 7:  # a new run, possibly in the middle of the order
+            _import(ctx, flow_id, [BASE + timedelta(seconds=rng.randrange(50))])
+        if step % 20 == 11:
+            history.delete_execution(ctx, OWNER, flow_id, ids.pop(rng.randrange(len(ids))))
+    assert hits > 20  # the remembered starts were really used, not always bypassed
