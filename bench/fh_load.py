@@ -1,0 +1,91 @@
+"""Bulk-load a flowhistory store through its own library: setup, not measured.
+
+Users (and the admin `bench-admin`), flows, then runs via `ingest.save_executions` in chunks
+of 20k, as the admin, each run keeping its generated id, created_at and user_id (so both stores
+hold the same executions and the harness can ask both for the same ids).
+
+    python -m bench.fh_load --db bench/out/f.duckdb --runs 20000 --seed 42 [--small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+CHUNK = 20_000
+ADMIN = "bench-admin"
+
+
+def load(
+    db_path: str | Path,
+    runs: Iterable[dict[str, Any]],
+    flows: Iterable[dict[str, Any]],
+    users: Iterable[str],
+    *,
+    progress: bool = False,
+) -> int:
+    from analytics import flows as fh_flows
+    from analytics import ingest
+    from analytics import users as fh_users
+    from analytics.access import Viewer
+    from analytics.config import Settings
+    from analytics.context import open_context
+
+    ctx = open_context(Settings(db_path=Path(db_path)))
+    n = 0
+    t = time.perf_counter()
+    try:
+        fh_users.create_user(ctx, ADMIN, role="admin")
+        for u in users:
+            fh_users.create_user(ctx, u, role="user")
+        for f in flows:
+            fh_flows.create_flow(
+                ctx,
+                Viewer(f["user_id"], "user"),
+                name=f["name"],
+                nodes=f["nodes"],
+                edges=f["edges"],
+                flow_id=f["id"],
+                access_control=f["access_control"],
+            )
+        admin = Viewer(ADMIN, "admin")
+        it = iter(runs)
+        while chunk := list(itertools.islice(it, CHUNK)):
+            results = ingest.save_executions(ctx, admin, chunk)
+            refused = [r for r in results if r.status != "stored"]
+            if refused:
+                raise RuntimeError(f"flowhistory refused {len(refused)} runs, first: {refused[0]}")
+            n += len(chunk)
+            if progress and n % (CHUNK * 10) == 0:
+                print(f"flowhistory load: {n:,} runs ({n / (time.perf_counter() - t):,.0f}/s)", flush=True)
+    finally:
+        ctx.close()
+    return n
+
+
+def main() -> None:
+    from bench import generate
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--db", required=True)
+    p.add_argument("--runs", type=int, required=True)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--small", action="store_true")
+    a = p.parse_args()
+    t = time.perf_counter()
+    n = load(
+        a.db,
+        generate.generate_runs(a.runs, seed=a.seed, small=a.small),
+        generate.flows(a.seed, a.small),
+        generate.users(),
+        progress=True,
+    )
+    print(f"flowhistory load: {n:,} runs into {a.db} in {time.perf_counter() - t:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""The results table: operation | baseline | flowhistory | ratio | target | met.
+
+The ratio is always flowhistory / baseline. For throughput (marked ↑) above 1 means
+flowhistory is better; for latency, size and memory (marked ↓) below 1 does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+def fmt_ms(v: float) -> str:
+    if v != v:
+        return "-"
+    return f"{v:.3f}" if v < 1 else f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def _times(x: float) -> str:
+    return f"{x:,.0f}x" if x >= 10 else f"{x:.1f}x"
+
+
+def fmt_ratio(r: float, lower_better: bool, unit: str) -> str:
+    if r != r or r == float("inf"):
+        return "-"
+    s = f"{r:.3f}" if r < 0.1 else f"{r:.2f}"
+    if lower_better and r > 0:
+        better, worse = ("faster", "slower") if unit == "ms" else ("smaller", "larger")
+        s += f" ({_times(1 / r)} {better})" if r < 1 else f" ({_times(r)} {worse})" if r > 1 else ""
+    return s
+
+
+@dataclass
+class Row:
+    op: str
+    base: float
+    fh: float
+    unit: str  # "ms", "/s", "MB"
+    lower_better: bool
+    target: str = ""
+    met: bool | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.fh / self.base if self.base else float("inf")
+
+    def cells(self) -> list[str]:
+        def val(v: float) -> str:
+            if self.unit == "ms":
+                return fmt_ms(v)
+            if self.unit == "/s":
+                return f"{v:,.0f}/s"
+            return f"{v:,.0f} MB"
+
+        met = "" if self.met is None else ("yes" if self.met else "**no**")
+        return [
+            self.op,
+            val(self.base),
+            val(self.fh),
+            fmt_ratio(self.ratio, self.lower_better, self.unit),
+            self.target,
+            met,
+        ]
+
+
+def build_rows(res: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    reads = res.get("reads")
+    if (ing := res.get("ingest")) is not None:
+        b, f = ing["baseline"], ing["flowhistory"]
+        r = f["per_s"] / b["per_s"] if b["per_s"] else float("inf")
+        rows.append(
+            Row(
+                f"single-run POST, {res['params']['clients']} clients: acked runs/s ↑",
+                b["per_s"],
+                f["per_s"],
+                "/s",
+                False,
+                "≥ 3x and ≥ 2,500/s",
+                r >= 3 and f["per_s"] >= 2500,
+            )
+        )
+        rows.append(Row("single-run POST latency p50 (ms) ↓", b["p50_ms"], f["p50_ms"], "ms", True))
+        rows.append(Row("single-run POST latency p99 (ms) ↓", b["p99_ms"], f["p99_ms"], "ms", True))
+        rows.append(
+            Row(
+                "single-run POST: server CPU per run (ms) ↓",
+                b["server_cpu_ms_per_req"],
+                f["server_cpu_ms_per_req"],
+                "ms",
+                True,
+            )
+        )
+    if (mix := res.get("mixed")) is not None:
+        b, f = mix["baseline"], mix["flowhistory"]
+        c = res["params"]["mixed_clients"]
+        rows.append(
+            Row(
+                f"mixed reads (page 1, small stats, detail), {c} clients: req/s ↑",
+                b["per_s"],
+                f["per_s"],
+                "/s",
+                False,
+            )
+        )
+        rows.append(Row(f"mixed reads, {c} clients: p99 (ms) ↓", b["p99_ms"], f["p99_ms"], "ms", True))
+    if (bat := res.get("batch")) is not None:
+        base = ing["baseline"]["per_s"] if ing else float("nan")
+        rows.append(
+            Row(
+                f"batch ingest ({bat['batch_size']:,}/request; baseline: single POSTs): runs/s ↑",
+                base,
+                bat["units_per_s"],
+                "/s",
+                False,
+                "≥ 50,000/s",
+                bat["units_per_s"] >= 50_000,
+            )
+        )
+    if reads:
+        far = reads["page_far"]
+        for key, label, target, limit in (
+            ("list_page_1", "list page 1, biggest flow", "≤ 1.0", 1.0),
+            (f"list_page_{far}", f"list page {far}, biggest flow", "≤ 1.0", 1.0),
+            ("detail", "detail by id", "≤ 1.0", 1.0),
+            ("stats_biggest", "stats, biggest flow", "≤ 0.033 (≥ 30x faster)", 1 / 30),
+            ("stats_small", "stats, small flow", "≤ 1.0", 1.0),
+        ):
+            b, f = reads[key]["baseline"], reads[key]["flowhistory"]
+            for q in ("p50", "p99"):
+                row = Row(f"{label}: {q} (ms) ↓", b[f"{q}_ms"], f[f"{q}_ms"], "ms", True, target)
+                row.met = row.ratio <= limit
+                rows.append(row)
+    sz = res["store_bytes_after_load"]
+    row = Row(
+        "store size on disk after load (MB) ↓",
+        sz["baseline"] / 1e6,
+        sz["flowhistory"] / 1e6,
+        "MB",
+        True,
+        "≤ 1.0",
+    )
+    row.met = row.ratio <= 1.0
+    rows.append(row)
+    mem = res.get("server_memory", {})
+    for when, label in (
+        ("after_reads", "after the reads"),
+        ("after_ingest", "after single-run ingest"),
+        ("end", "at the end (after batch)"),
+    ):
+        if when in mem:
+            rows.append(
+                Row(
+                    f"server RSS {label} (MB) ↓",
+                    mem[when]["baseline"]["VmRSS"] / 1e6,
+                    mem[when]["flowhistory"]["VmRSS"] / 1e6,
+                    "MB",
+                    True,
+                )
+            )
+    if "end" in mem:
+        rows.append(
+            Row(
+                "server peak RSS over the run, VmHWM (MB) ↓",
+                mem["end"]["baseline"]["VmHWM"] / 1e6,
+                mem["end"]["flowhistory"]["VmHWM"] / 1e6,
+                "MB",
+                True,
+            )
+        )
+    return rows
+
+
+def cpu_rows(res: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None, dict[str, Any]]]:
+    """Server CPU per request (or per run) by operation: robust to a busy machine, unlike latency."""
+    out: list[tuple[str, dict[str, Any] | None, dict[str, Any]]] = []
+    for key, value in (res.get("reads") or {}).items():
+        if isinstance(value, dict):
+            out.append((key.replace("_", " "), value["baseline"], value["flowhistory"]))
+    if (mix := res.get("mixed")) is not None:
+        out.append(("mixed reads", mix["baseline"], mix["flowhistory"]))
+    if (ing := res.get("ingest")) is not None:
+        out.append(("single-run POST (per run)", ing["baseline"], ing["flowhistory"]))
+    if (bat := res.get("batch")) is not None:
+        out.append(("batch ingest (per run)", None, bat))
+    return out
+
+
+def markdown(res: dict[str, Any], rows: list[Row]) -> str:
+    p = res["params"]
+    m = res["machine"]
+    head = ["operation", "baseline", "flowhistory", "ratio (flowhistory / baseline)", "target", "met"]
+    lines = [
+        f"### {p['label']}: {res['started_at'][:16].replace('T', ' ')} UTC, {m['cpus']} cores, "
+        f"load avg {m['loadavg_start'][0]:.1f} at start, {m['loadavg_end'][0]:.1f} at end, "
+        f"code {res.get('git_at_server_start', m['versions'].get('git', '?'))}",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * 3 + ["---", "---"]) + "|",
+    ]
+    lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
+    lines += [
+        "",
+        "↑ higher is better (ratio > 1: flowhistory is better); ↓ lower is better (ratio < 1: "
+        "flowhistory is better). Latency targets are checked on both p50 and p99.",
+    ]
+    reads = res.get("reads")
+    if reads:
+        n = {k: (v["baseline"]["n"], v["flowhistory"]["n"]) for k, v in reads.items() if isinstance(v, dict)}
+        lines.append(
+            "Sequential requests per read operation (baseline/flowhistory): "
+            + ", ".join(f"{k} {a}/{b}" for k, (a, b) in n.items())
+            + "."
+        )
+    if res.get("consistency"):
+        lines.append("Consistency differences: " + "; ".join(res["consistency"]))
+    lines += [
+        "",
+        "Server CPU time per request (ms; `/proc/<pid>/stat`, all threads) and the share of the "
+        "machine's CPU used by anything else while it ran (other work on this shared host):",
+        "",
+        "| operation | baseline CPU ms | flowhistory CPU ms | ratio | background CPU (baseline / flowhistory phase) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, b, f in cpu_rows(res):
+        per = "server_cpu_ms_per_unit" if "per run" in label else "server_cpu_ms_per_req"
+        fv = f[per]
+        bv = b[per] if b is not None else float("nan")
+        ratio = fmt_ratio(fv / bv, True, "ms") if b is not None and bv else "-"
+        bg_b = f"{b['background_cpu_share']:.0%}" if b is not None else "-"
+        lines.append(
+            f"| {label} | {fmt_ms(bv)} | {fmt_ms(fv)} | {ratio} | {bg_b} / {f['background_cpu_share']:.0%} |"
+        )
+    return "\n".join(lines) + "\n"
