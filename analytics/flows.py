@@ -21,6 +21,7 @@ from analytics.access import (
     writable_flow_ids,
 )
 from analytics.context import Context
+from analytics.directory import FlowAcl
 from analytics.errors import AccessDenied, InvalidInput
 from analytics.store import Connection
 
@@ -135,8 +136,12 @@ def create_flow(
     if ctx.directory.flow(flow.id) is not None:
         raise InvalidInput(f"flow {flow.id} already exists", field="id")
     _check_json(flow)
-    ctx.write_registry(lambda c: _insert(c, flow))
+    ctx.store.write(lambda c: _insert(c, flow), after_commit=lambda _: _publish(ctx, flow))
     return flow
+
+
+def _publish(ctx: Context, flow: Flow) -> None:
+    ctx.directory.put_flow(FlowAcl(flow.id, flow.user_id, flow.access_control))
 
 
 def _insert(conn: Connection, f: Flow) -> None:
@@ -185,7 +190,7 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
     updated = Flow(current.id, current.user_id, created_at=current.created_at, updated_at=_now(), **merged)
     _check_json(updated)
 
-    ctx.write_registry(
+    ctx.store.write(
         lambda c: c.execute(
             "UPDATE flows SET name = ?, description = ?, nodes = ?, edges = ?, meta = ?,"
             " access_control = ?, updated_at = ? WHERE id = ?",
@@ -199,7 +204,8 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
                 updated.updated_at,
                 flow_id,
             ],
-        )
+        ),
+        after_commit=lambda _: _publish(ctx, updated),
     )
     return updated
 
@@ -214,7 +220,7 @@ def delete_flow(ctx: Context, viewer: Viewer, flow_id: str) -> None:
         c.execute("DELETE FROM flows WHERE id = ?", [flow_id])
 
     def after(_: object) -> None:
-        ctx.directory.reload(ctx.store)
+        ctx.directory.drop_flow(flow_id)
         ctx.counters.reload_flows(ctx.store, [flow_id])
 
     ctx.store.write(delete, after_commit=after)
