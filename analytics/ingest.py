@@ -29,6 +29,18 @@ from analytics.history import Execution
 from analytics.node_facts import node_facts
 from analytics.store import Append, Rows
 
+NODE_STRUCT = pa.struct(
+    [
+        ("node_id", pa.string()),
+        ("node_type", pa.string()),
+        ("model", pa.string()),
+        ("status", pa.string()),
+        ("duration_ms", pa.int64()),
+        ("tokens_in", pa.int64()),
+        ("tokens_out", pa.int64()),
+        ("error", pa.string()),
+    ]
+)
 EXECUTIONS_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -46,22 +58,7 @@ EXECUTIONS_SCHEMA = pa.schema(
         ("node_count", pa.int32()),
         ("tokens_in", pa.int64()),
         ("tokens_out", pa.int64()),
-    ]
-)
-NODES_SCHEMA = pa.schema(
-    [
-        ("execution_id", pa.string()),
-        ("flow_id", pa.string()),
-        ("user_id", pa.string()),
-        ("created_at", pa.timestamp("us")),
-        ("node_id", pa.string()),
-        ("node_type", pa.string()),
-        ("model", pa.string()),
-        ("status", pa.string()),
-        ("duration_ms", pa.int64()),
-        ("tokens_in", pa.int64()),
-        ("tokens_out", pa.int64()),
-        ("error", pa.string()),
+        ("nodes", pa.list_(NODE_STRUCT)),
     ]
 )
 MAX_EXECUTION_TIME = 2**53  # JavaScript's largest safe integer: the client reads it as a number
@@ -106,7 +103,6 @@ class ExecutionImport(ExecutionCreate):
 class Staged:
     execution: Execution
     row: tuple[Any, ...]
-    nodes: list[tuple[Any, ...]]
     id_supplied: bool = False
 
 
@@ -206,24 +202,11 @@ def _build(grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, crea
         len(facts),
         tokens_in,
         tokens_out,
+        [
+            (f.node_id, f.node_type, f.model, f.status, f.duration_ms, f.tokens_in, f.tokens_out, f.error)
+            for f in facts
+        ],
     )
-    nodes = [
-        (
-            exec_id,
-            grant.flow.id,
-            user_id,
-            created_at,
-            f.node_id,
-            f.node_type,
-            f.model,
-            f.status,
-            f.duration_ms,
-            f.tokens_in,
-            f.tokens_out,
-            f.error,
-        )
-        for f in facts
-    ]
     execution = Execution(
         id=exec_id,
         flow_id=grant.flow.id,
@@ -237,7 +220,7 @@ def _build(grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, crea
         created_at=created_at,
         meta=meta,
     )
-    return Staged(execution, row, nodes)
+    return Staged(execution, row)
 
 
 def _sum(values: Iterable[int | None]) -> int | None:
@@ -254,10 +237,7 @@ def _columns(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> Rows:
 def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
     """Queue staged runs for the writer; the future resolves after the commit."""
     rows = [s.row for s in staged]
-    nodes = [n for s in staged for n in s.nodes]
-    append = Append(
-        {"executions": _columns(EXECUTIONS_SCHEMA, rows), "execution_nodes": _columns(NODES_SCHEMA, nodes)}
-    )
+    append = Append({"executions": _columns(EXECUTIONS_SCHEMA, rows)})
 
     def count(_: object) -> None:
         ctx.counters.add(

@@ -5,8 +5,9 @@ threads at once. So every write goes through one named writer thread fed by a qu
 takes what is waiting, applies it in one transaction (consecutive appends to the same table
 become one Arrow insert), commits, and only then answers each caller: an acknowledged write has
 been committed to the WAL and survives a crash of the process. If the transaction fails, each
-task is retried alone, so only the bad one fails and the writer lives on. Reads run on a cursor
-per thread and see the last committed state; they never wait for the writer.
+task is retried alone, so only the bad one fails and the writer lives on. A batch of appends
+to one table is a single INSERT, committed by itself. Reads run on a cursor per thread and see
+the last committed state; they never wait for the writer.
 """
 
 from __future__ import annotations
@@ -184,9 +185,16 @@ class Store:
 
     def _commit(self, conn: Connection, batch: list[_Task]) -> None:
         try:
-            conn.execute("BEGIN TRANSACTION")
-            results = self._apply(conn, batch)
-            conn.execute("COMMIT")
+            appends = [t.work for t in batch if isinstance(t.work, Append)]
+            if len(appends) == len(batch) and len({n for a in appends for n in a.tables}) == 1:
+                # one INSERT is its own transaction: no BEGIN/COMMIT calls, each of which
+                # costs the writer GIL hand-overs while the event loop is busy
+                self._insert(conn, appends)
+                results: list[Any] = [None] * len(batch)
+            else:
+                conn.execute("BEGIN TRANSACTION")
+                results = self._apply(conn, batch)
+                conn.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")

@@ -70,7 +70,12 @@ def me(client: TestClient, credential: str) -> tuple[int, str | None]:
 def table_names(db: Path) -> set[str]:
     with Store(db) as store:
         return {
-            r[0] for r in store.read(lambda c: c.execute("SELECT table_name FROM duckdb_tables()").fetchall())
+            r[0]
+            for r in store.read(
+                lambda c: c.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+                ).fetchall()
+            )
         }
 
 

@@ -20,7 +20,11 @@ REGISTRY = ("users", "groups", "group_members", "api_keys", "flows")
 
 
 def tables(store: Store) -> set[str]:
-    rows = store.read(lambda c: c.execute("SELECT table_name FROM duckdb_tables()").fetchall())
+    rows = store.read(
+        lambda c: c.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+    )
     return {r[0] for r in rows} - {"schema_migrations"}
 
 
@@ -161,7 +165,7 @@ def test_downgrade_needs_at_least_one_step(store: Store, steps: int) -> None:
 
 def test_a_failing_migration_leaves_the_previous_version(store: Store) -> None:
     migrations.upgrade(store, 1)
-    # the second migration creates executions, then execution_nodes: make the second statement fail
+    # the second migration creates executions, then the view execution_nodes: make the second fail
     store.write(lambda c: c.execute("CREATE TABLE execution_nodes (x INTEGER)"))
     with pytest.raises(duckdb.CatalogException):
         migrations.upgrade(store)
