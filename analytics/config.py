@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     batch_max_items: int = Field(default=100_000, ge=1)
     # DuckDB checkpoints the WAL into the file past this size; larger means faster ingest.
     checkpoint_threshold: str = "256MB"
+    # an empty price table starts from data/prices.json
+    seed_prices: bool = True
     memory_limit: str | None = None
     threads: int | None = None
 

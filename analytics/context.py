@@ -12,6 +12,7 @@ from typing import Any
 
 from analytics import migrations
 from analytics.config import Settings
+from analytics.cost import PriceTable, replace_prices, shipped_prices
 from analytics.counters import Counters
 from analytics.directory import Directory
 from analytics.page_boundaries import PageBoundaries
@@ -25,6 +26,7 @@ class Context:
     directory: Directory
     counters: Counters
     pages: PageBoundaries
+    prices: PriceTable
 
     def write_registry(self, fn: Callable[[Connection], Any]) -> Any:
         """A write to users, groups, keys or flows; the directory reloads after it commits."""
@@ -54,10 +56,16 @@ def open_context(settings: Settings | None = None, *, migrate: bool = True) -> C
             migrations.upgrade(store)
         directory = Directory()
         counters = Counters()
+        prices = PriceTable()
         if migrations.current(store) >= migrations.head():
             directory.reload(store)
             store.read(counters.load)
+            if settings.seed_prices and not store.read(
+                lambda c: c.execute("SELECT 1 FROM prices").fetchall()
+            ):
+                store.write(lambda c: replace_prices(c, shipped_prices()))
+            store.read(prices.load)
     except BaseException:
         store.close()
         raise
-    return Context(settings, store, directory, counters, PageBoundaries())
+    return Context(settings, store, directory, counters, PageBoundaries(), prices)

@@ -29,6 +29,7 @@ class FlowAcl:
     id: str
     owner_id: str
     access_control: dict[str, Any] | None
+    version: str = ""
 
 
 @dataclass(slots=True)
@@ -53,8 +54,10 @@ class Directory:
         for gid, uid in conn.execute("SELECT group_id, user_id FROM group_members").fetchall():
             groups.setdefault(uid, set()).add(gid)
         snap.groups_of = {u: frozenset(g) for u, g in groups.items()}
-        for fid, owner, ac in conn.execute("SELECT id, user_id, access_control FROM flows").fetchall():
-            snap.flows[fid] = FlowAcl(fid, owner, orjson.loads(ac) if ac is not None else None)
+        for fid, owner, ac, version in conn.execute(
+            "SELECT id, user_id, access_control, version FROM flows"
+        ).fetchall():
+            snap.flows[fid] = FlowAcl(fid, owner, orjson.loads(ac) if ac is not None else None, version)
         snap.keys = dict(conn.execute("SELECT key_hash, user_id FROM api_keys").fetchall())
         self._snap = snap  # one assignment: readers see the old or the new, never a mix
 

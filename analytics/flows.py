@@ -7,6 +7,7 @@ bug on SQLite left them behind). A duplicate is owned by the caller and starts p
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,9 @@ from analytics.directory import FlowAcl
 from analytics.errors import AccessDenied, InvalidInput
 from analytics.store import Connection
 
-_COLUMNS = "id, user_id, name, description, nodes, edges, meta, access_control, created_at, updated_at"
+_COLUMNS = (
+    "id, user_id, name, description, nodes, edges, meta, access_control, created_at, updated_at, version"
+)
 _EDITABLE = ("name", "description", "nodes", "edges", "meta", "access_control")
 
 
@@ -41,6 +44,18 @@ class Flow:
     access_control: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
+    version: str = ""
+
+
+def flow_version(nodes: list[Any], edges: list[Any]) -> str:
+    """What ran: a hash of the graph (nodes and edges, keys sorted), not of name or meta."""
+    try:
+        graph = orjson.dumps(nodes, option=orjson.OPT_SORT_KEYS) + orjson.dumps(
+            edges, option=orjson.OPT_SORT_KEYS
+        )
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(f"nodes or edges are nested too deeply or not JSON: {exc}", field="nodes") from exc
+    return hashlib.sha256(graph).hexdigest()[:16]
 
 
 def _now() -> datetime:
@@ -67,9 +82,19 @@ def _loads(text: str | None) -> Any:
 
 
 def _row_to_flow(row: tuple[Any, ...]) -> Flow:
-    fid, uid, name, desc, nodes, edges, meta, ac, created, updated = row
+    fid, uid, name, desc, nodes, edges, meta, ac, created, updated, version = row
     return Flow(
-        fid, uid, name, desc, _loads(nodes), _loads(edges), _loads(meta), _loads(ac), created, updated
+        fid,
+        uid,
+        name,
+        desc,
+        _loads(nodes),
+        _loads(edges),
+        _loads(meta),
+        _loads(ac),
+        created,
+        updated,
+        version,
     )
 
 
@@ -132,6 +157,7 @@ def create_flow(
         validate_access_control(access_control),
         now,
         now,
+        flow_version(nodes, edges),
     )
     if ctx.directory.flow(flow.id) is not None:
         raise InvalidInput(f"flow {flow.id} already exists", field="id")
@@ -141,12 +167,20 @@ def create_flow(
 
 
 def _publish(ctx: Context, flow: Flow) -> None:
-    ctx.directory.put_flow(FlowAcl(flow.id, flow.user_id, flow.access_control))
+    ctx.directory.put_flow(FlowAcl(flow.id, flow.user_id, flow.access_control, flow.version))
+
+
+def _remember_version(conn: Connection, f: Flow) -> None:
+    conn.execute(
+        "INSERT INTO flow_versions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [f.id, f.version, _json(f.nodes), _json(f.edges), f.updated_at],
+    )
 
 
 def _insert(conn: Connection, f: Flow) -> None:
+    _remember_version(conn, f)
     conn.execute(
-        f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             f.id,
             f.user_id,
@@ -158,6 +192,7 @@ def _insert(conn: Connection, f: Flow) -> None:
             _json(f.access_control),
             f.created_at,
             f.updated_at,
+            f.version,
         ],
     )
 
@@ -187,13 +222,21 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
         changes["access_control"] = validate_access_control(changes["access_control"])
     current = _read(ctx, [flow_id])[0]
     merged = {**{k: getattr(current, k) for k in _EDITABLE}, **changes}
-    updated = Flow(current.id, current.user_id, created_at=current.created_at, updated_at=_now(), **merged)
+    updated = Flow(
+        current.id,
+        current.user_id,
+        created_at=current.created_at,
+        updated_at=_now(),
+        version=flow_version(merged["nodes"], merged["edges"]),
+        **merged,
+    )
     _check_json(updated)
 
-    ctx.store.write(
-        lambda c: c.execute(
+    def write(c: Connection) -> None:
+        _remember_version(c, updated)
+        c.execute(
             "UPDATE flows SET name = ?, description = ?, nodes = ?, edges = ?, meta = ?,"
-            " access_control = ?, updated_at = ? WHERE id = ?",
+            " access_control = ?, updated_at = ?, version = ? WHERE id = ?",
             [
                 updated.name,
                 updated.description,
@@ -202,11 +245,12 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
                 _json(updated.meta),
                 _json(updated.access_control),
                 updated.updated_at,
+                updated.version,
                 flow_id,
             ],
-        ),
-        after_commit=lambda _: _publish(ctx, updated),
-    )
+        )
+
+    ctx.store.write(write, after_commit=lambda _: _publish(ctx, updated))
     return updated
 
 
@@ -216,6 +260,7 @@ def delete_flow(ctx: Context, viewer: Viewer, flow_id: str) -> None:
 
     def delete(c: Connection) -> None:
         c.execute("DELETE FROM executions WHERE flow_id = ?", [flow_id])
+        c.execute("DELETE FROM flow_versions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flows WHERE id = ?", [flow_id])
 
     def after(_: object) -> None:

@@ -51,6 +51,12 @@ class Execution:
     execution_time: int
     created_at: datetime
     meta: dict[str, Any]
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    tokens_estimated: bool = False
+    cost: float | None = None
+    flow_version: str | None = None
+    replay_of: str | None = None
 
 
 def _visible(grant: Grant) -> tuple[str, list[Any]]:
@@ -139,13 +145,15 @@ def get_execution(ctx: Context, viewer: Viewer, flow_id: str, execution_id: str)
     rows = ctx.store.read(
         lambda c: c.execute(
             "SELECT id::VARCHAR, flow_id, user_id, status, inputs, outputs, outputs_same, node_results,"
-            " errors, execution_time, created_at, meta FROM executions WHERE id = ?",
+            " errors, execution_time, created_at, meta, tokens_in, tokens_out, tokens_estimated, cost,"
+            " flow_version, replay_of::VARCHAR FROM executions WHERE id = ?",
             [exec_id],
         ).fetchall()
     )
     if not rows:
         raise NotFound(EXECUTION_NOT_FOUND)
-    eid, fid, uid, status, inputs, outputs, same, node_results, errors, ms, created, meta = rows[0]
+    eid, fid, uid, status, inputs, outputs, same, node_results, errors, ms, created, meta, *rest = rows[0]
+    tokens_in, tokens_out, estimated, cost, version, replay_of = rest
     if fid != flow_id:
         raise NotFound(EXECUTION_NOT_IN_FLOW)
     if grant.only_user is not None and uid != grant.only_user:
@@ -163,6 +171,12 @@ def get_execution(ctx: Context, viewer: Viewer, flow_id: str, execution_id: str)
         execution_time=ms,
         created_at=created,
         meta=_loads(meta) or {},
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        tokens_estimated=estimated,
+        cost=cost,
+        flow_version=version,
+        replay_of=replay_of,
     )
 
 

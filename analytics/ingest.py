@@ -38,6 +38,8 @@ NODE_STRUCT = pa.struct(
         ("duration_ms", pa.int64()),
         ("tokens_in", pa.int64()),
         ("tokens_out", pa.int64()),
+        ("tokens_estimated", pa.bool_()),
+        ("cost", pa.float64()),
         ("error", pa.string()),
     ]
 )
@@ -58,6 +60,10 @@ EXECUTIONS_SCHEMA = pa.schema(
         ("node_count", pa.int32()),
         ("tokens_in", pa.int64()),
         ("tokens_out", pa.int64()),
+        ("tokens_estimated", pa.bool_()),
+        ("cost", pa.float64()),
+        ("flow_version", pa.string()),
+        ("replay_of", pa.string()),
         ("nodes", pa.list_(NODE_STRUCT)),
     ]
 )
@@ -87,6 +93,9 @@ class ExecutionCreate(BaseModel):
     errors: Payload = None
     execution_time: Milliseconds
     meta: Payload = None
+    replay_of: uuid.UUID | None = Field(
+        default=None, description="the execution this run replays (same flow); links the two for compare"
+    )
 
 
 class ExecutionImport(ExecutionCreate):
@@ -161,7 +170,9 @@ def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str |
             if not viewer.is_admin:
                 raise InvalidInput("only admins may import runs of another user", field="user_id")
             user_id = form.user_id
-    staged = _build(grant, form, supplied_id or new_execution_id(created_at), user_id, created_at)
+    if form.replay_of is not None:
+        _check_replay_of(ctx, str(form.replay_of), grant.flow.id)
+    staged = _build(ctx, grant, form, supplied_id or new_execution_id(created_at), user_id, created_at)
     staged.id_supplied = supplied_id is not None
     return staged
 
@@ -174,7 +185,17 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-def _build(grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, created_at: datetime) -> Staged:
+def _check_replay_of(ctx: Context, original: str, flow_id: str) -> None:
+    rows = ctx.store.read(
+        lambda c: c.execute("SELECT flow_id FROM executions WHERE id = ?", [original]).fetchall()
+    )
+    if not rows or rows[0][0] != flow_id:
+        raise InvalidInput(f"replay_of {original} is not an execution of this flow", field="replay_of")
+
+
+def _build(
+    ctx: Context, grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, created_at: datetime
+) -> Staged:
     # serialise first: it refuses what is nested too deeply, before anything walks the payload
     node_results_json = _dump(form.node_results, "node_results")
     outputs_json = _dump(form.outputs, "outputs")
@@ -183,9 +204,15 @@ def _build(grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, crea
     meta = form.meta if form.meta is not None else {}
     meta_json = _dump(meta, "meta")
     outputs_same = outputs_json is not None and outputs_json == node_results_json
-    facts = node_facts(form.node_results, form.errors)
+    prompt = (form.inputs or {}).get("prompt")
+    facts = node_facts(form.node_results, form.errors, prompt=prompt if isinstance(prompt, str) else None)
     tokens_in = _sum(f.tokens_in for f in facts)
     tokens_out = _sum(f.tokens_out for f in facts)
+    day = created_at.date()
+    costs = [ctx.prices.cost(f.model, day, f.tokens_in, f.tokens_out) for f in facts]
+    cost = sum(c for c in costs if c is not None) if any(c is not None for c in costs) else None
+    estimated = any(f.tokens_estimated for f in facts)
+    replay_of = str(form.replay_of) if form.replay_of is not None else None
     row = (
         exec_id,
         grant.flow.id,
@@ -202,9 +229,24 @@ def _build(grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, crea
         len(facts),
         tokens_in,
         tokens_out,
+        estimated,
+        cost,
+        grant.flow.version or None,
+        replay_of,
         [
-            (f.node_id, f.node_type, f.model, f.status, f.duration_ms, f.tokens_in, f.tokens_out, f.error)
-            for f in facts
+            (
+                f.node_id,
+                f.node_type,
+                f.model,
+                f.status,
+                f.duration_ms,
+                f.tokens_in,
+                f.tokens_out,
+                f.tokens_estimated,
+                c,
+                f.error,
+            )
+            for f, c in zip(facts, costs, strict=True)
         ],
     )
     execution = Execution(
@@ -219,6 +261,12 @@ def _build(grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, crea
         execution_time=form.execution_time,
         created_at=created_at,
         meta=meta,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        tokens_estimated=estimated,
+        cost=cost,
+        flow_version=grant.flow.version or None,
+        replay_of=replay_of,
     )
     return Staged(execution, row)
 

@@ -4,6 +4,10 @@ Today's payloads carry no timings or usage; where a node reports them (OpenAI-st
 `usage_details`, `tokens`, `duration_ms` beside its result) they are picked up. The node type
 is the node's own `type` or, as the editor names nodes (`model_1739905519876_k3j9x2abq`), the
 id's prefix. A node listed in `errors` has status error, whatever its result says.
+
+A node with a model that reports no usage gets tokens estimated from text length (cost.py):
+out from its result text (a string, or the editor's one-key-per-character spread), in from
+its own prompt fields or else the run's prompt; such facts say `tokens_estimated`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+
+from analytics.cost import estimate_tokens
 
 _STATUSES = frozenset({"success", "error", "aborted", "skipped", "running"})
 _DURATION_KEYS = ("duration_ms", "execution_time", "elapsed_ms")
@@ -29,6 +35,7 @@ class NodeFact:
     duration_ms: int | None
     tokens_in: int | None
     tokens_out: int | None
+    tokens_estimated: bool
     error: str | None
 
 
@@ -73,18 +80,53 @@ def _text(value: Any) -> str | None:
         return None
 
 
-def node_facts(node_results: dict[str, Any] | None, errors: dict[str, Any] | None) -> list[NodeFact]:
+_PROMPT_KEYS = ("prompt", "systemPrompt", "system", "input")
+_TEXT_KEYS = ("content", "text", "output", "response")
+
+
+def result_text(result: Any) -> str | None:
+    """The text a node produced: a string, a text field, or the editor's character spread."""
+    if isinstance(result, str):
+        return result
+    if not isinstance(result, dict):
+        return None
+    chars = []
+    while (ch := result.get(str(len(chars)))) is not None and isinstance(ch, str):
+        chars.append(ch)
+    if chars:
+        return "".join(chars)
+    for key in _TEXT_KEYS:
+        if isinstance(result.get(key), str):
+            return result[key]
+    return None
+
+
+def _prompt_text(result: dict[str, Any], run_prompt: str | None) -> str | None:
+    for key in _PROMPT_KEYS:
+        if isinstance(result.get(key), str) and result[key]:
+            return result[key]
+    return run_prompt
+
+
+def node_facts(
+    node_results: dict[str, Any] | None, errors: dict[str, Any] | None, *, prompt: str | None = None
+) -> list[NodeFact]:
     """One fact per node in node_results, plus nodes that appear only in errors."""
     errors = errors or {}
     facts: list[NodeFact] = []
     for node_id, result in (node_results or {}).items():
         error = _text(errors.get(node_id))
+        estimated = False
         if isinstance(result, dict):
             node_type = result.get("type") if isinstance(result.get("type"), str) else None
             model = result.get("modelId") or result.get("model")
             status = result.get("status")
             tokens_in, tokens_out = _usage(result)
             duration = _first_int(result, _DURATION_KEYS)
+            if isinstance(model, str) and tokens_in is None and tokens_out is None:
+                tokens_in = estimate_tokens(_prompt_text(result, prompt))
+                tokens_out = estimate_tokens(result_text(result))
+                estimated = tokens_in is not None or tokens_out is not None
         else:
             node_type = model = status = None
             tokens_in = tokens_out = duration = None
@@ -101,6 +143,7 @@ def node_facts(node_results: dict[str, Any] | None, errors: dict[str, Any] | Non
                 duration_ms=duration,
                 tokens_in=tokens_in,
                 tokens_out=tokens_out,
+                tokens_estimated=estimated,
                 error=error,
             )
         )
@@ -108,7 +151,9 @@ def node_facts(node_results: dict[str, Any] | None, errors: dict[str, Any] | Non
     for node_id, message in errors.items():
         if node_id != "global" and node_id not in seen:
             facts.append(
-                NodeFact(node_id, _type_from_id(node_id), None, "error", None, None, None, _text(message))
+                NodeFact(
+                    node_id, _type_from_id(node_id), None, "error", None, None, None, False, _text(message)
+                )
             )
     return facts
 

@@ -92,7 +92,10 @@ def test_db_current_upgrade_downgrade(db: Path) -> None:
     assert "applied" not in ok(db, "db", "upgrade").stdout
 
     out = ok(db, "db", "downgrade").stdout
-    assert "reverted 0002 executions" in out and out.strip().endswith(f"current: {head - 1}")
+    assert f"reverted {head:04d}" in out and out.strip().endswith(f"current: {head - 1}")
+    assert "prices" not in table_names(db)
+    out = ok(db, "db", "downgrade", "--steps", str(head - 1 - 1)).stdout
+    assert "reverted 0002 executions" in out and out.strip().endswith("current: 1")
     names = table_names(db)
     assert "executions" not in names and "execution_nodes" not in names
     assert {"users", "flows", "api_keys"} <= names

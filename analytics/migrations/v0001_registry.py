@@ -1,4 +1,8 @@
-"""Users, groups, API keys and flows: the small tables access checks are made from."""
+"""Users, groups, API keys and flows: the small tables access checks are made from.
+
+A flow's `version` is a hash of its nodes and edges; every definition a flow has had is kept in
+`flow_versions`, so a run stamped with a version can be replayed on the graph that ran it.
+"""
 
 UPGRADE = [
     """
@@ -46,12 +50,24 @@ UPGRADE = [
         meta JSON,
         access_control JSON,
         created_at TIMESTAMP NOT NULL,
-        updated_at TIMESTAMP NOT NULL
+        updated_at TIMESTAMP NOT NULL,
+        version VARCHAR NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE flow_versions (
+        flow_id VARCHAR NOT NULL,
+        version VARCHAR NOT NULL,
+        nodes JSON NOT NULL,
+        edges JSON NOT NULL,
+        flow_updated_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (flow_id, version)
     )
     """,
 ]
 
 DOWNGRADE = [
+    "DROP TABLE flow_versions",
     "DROP TABLE flows",
     "DROP TABLE api_keys",
     "DROP TABLE group_members",

@@ -4,6 +4,10 @@
 contract says so). JSON payloads are stored as text; `outputs` is NULL with `outputs_same`
 set when it is an exact copy of `node_results`, which is how the editor sends it.
 
+Analytics columns are filled at ingest: token totals (`tokens_estimated` when any part was
+estimated from text length), `cost` in USD from the price table, the `flow_version` that ran,
+and `replay_of` linking a re-run to its original.
+
 Per-node facts live in `nodes`, a list of structs on the execution's own row, and the view
 `execution_nodes` shows them as a narrow table (flow_id and created_at included), so node
 analytics never parse JSON. On the row rather than in a table of their own because a run
@@ -15,7 +19,8 @@ commit instead of four made the writer ~3x faster under load.
 
 NODE_STRUCT = (
     "STRUCT(node_id VARCHAR, node_type VARCHAR, model VARCHAR, status VARCHAR,"
-    " duration_ms BIGINT, tokens_in BIGINT, tokens_out BIGINT, error VARCHAR)"
+    " duration_ms BIGINT, tokens_in BIGINT, tokens_out BIGINT, tokens_estimated BOOLEAN,"
+    " cost DOUBLE, error VARCHAR)"
 )
 
 UPGRADE = [
@@ -36,6 +41,10 @@ UPGRADE = [
         node_count INTEGER NOT NULL DEFAULT 0,
         tokens_in BIGINT,
         tokens_out BIGINT,
+        tokens_estimated BOOLEAN NOT NULL DEFAULT false,
+        cost DOUBLE,
+        flow_version VARCHAR,
+        replay_of UUID,
         nodes {NODE_STRUCT}[] NOT NULL DEFAULT []
     )
     """,

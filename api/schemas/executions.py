@@ -25,6 +25,12 @@ class ExecutionOut(BaseModel):
     execution_time: int
     created_at: int
     meta: dict[str, Any]
+    tokens_in: int | None
+    tokens_out: int | None
+    tokens_estimated: bool
+    cost: float | None
+    flow_version: str | None
+    replay_of: str | None
 
 
 class ExecutionSummaryOut(BaseModel):
@@ -83,6 +89,12 @@ def execution_dict(e: Execution) -> dict[str, Any]:
         "execution_time": e.execution_time,
         "created_at": epoch_seconds(e.created_at),
         "meta": e.meta,
+        "tokens_in": e.tokens_in,
+        "tokens_out": e.tokens_out,
+        "tokens_estimated": e.tokens_estimated,
+        "cost": e.cost,
+        "flow_version": e.flow_version,
+        "replay_of": e.replay_of,
     }
 
 

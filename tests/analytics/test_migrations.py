@@ -16,7 +16,7 @@ from analytics.errors import InvalidInput
 from analytics.store import Store
 from tests.factories import SECRET
 
-REGISTRY = ("users", "groups", "group_members", "api_keys", "flows")
+REGISTRY = ("users", "groups", "group_members", "api_keys", "flows", "flow_versions")
 
 
 def tables(store: Store) -> set[str]:
@@ -78,7 +78,8 @@ def test_downgrade_one_step_at_a_time_to_zero_and_back(store: Store) -> None:
         assert [x.version for x in migrations.upgrade(store, m.version)] == [m.version]
         created[m.version] = tables(store) - before
         assert created[m.version], f"migration {m.version} created no table"
-    assert created[migrations.head()] == {"executions", "execution_nodes"}
+    assert created[2] == {"executions", "execution_nodes"}
+    assert created[3] == {"prices", "execution_annotations"}
     at_head = tables(store)
 
     for m in reversed(migrations.all_migrations()):
@@ -127,7 +128,7 @@ def test_registry_data_survives_a_downgrade_and_upgrade_of_executions(db: Path) 
     assert all(before.values())
 
     with Store(db) as store:
-        assert [m.name for m in migrations.downgrade(store)] == ["executions"]
+        assert [m.name for m in migrations.downgrade(store, 2)] == ["analytics", "executions"]
         assert "executions" not in tables(store)
         migrations.upgrade(store)
         assert migrations.current(store) == migrations.head()
