@@ -19,11 +19,21 @@ from analytics.errors import StoreLocked
 from analytics.users import bootstrap_admin
 from api.body_limit import BodyLimit
 from api.errors import add_exception_handlers
-from api.routes import admin, batch, executions, flows, health
+from api.routes import admin, annotations, batch, executions, flows, health, insights, search, trends
 
 log = logging.getLogger("flowhistory")
 
-ROUTERS = (health.router, executions.router, batch.router, flows.router, admin.router)
+ROUTERS = (
+    health.router,
+    executions.router,
+    batch.router,
+    search.router,
+    trends.router,
+    insights.router,
+    annotations.router,
+    flows.router,
+    admin.router,
+)
 
 
 def _banner(settings: Settings, key: str | None) -> None:
