@@ -1,9 +1,33 @@
-"""Placeholder router: filled by the search work (issue 3)."""
+"""Search and count executions across the flows the caller may read (Prefect-style POST bodies)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
-from api.json_body import JsonRoute
+from analytics import search
+from api.dependencies import Ctx, CurrentUser
+from api.json_body import JsonRoute, json_response
+from api.schemas.search import CountOut, CountQuery, SearchPageOut, SearchQuery, search_page_dict
 
-router = APIRouter(prefix="/api/v1", tags=["search"], route_class=JsonRoute)
+router = APIRouter(prefix="/api/v1/executions", tags=["search"], route_class=JsonRoute)
+
+
+@router.post("/search", response_model=SearchPageOut)
+def search_executions(query: SearchQuery, viewer: CurrentUser, ctx: Ctx) -> Response:
+    """Search executions: filters, sort, cursor pages, a total; payloads only when asked."""
+    page = search.search_executions(
+        ctx,
+        viewer,
+        filter=query.filter,
+        sort=query.sort,
+        limit=query.limit,
+        cursor=query.cursor,
+        include_payloads=query.include_payloads,
+    )
+    return json_response(search_page_dict(page))
+
+
+@router.post("/count", response_model=CountOut)
+def count_executions(query: CountQuery, viewer: CurrentUser, ctx: Ctx) -> CountOut:
+    """How many executions match the filter."""
+    return CountOut(count=search.count_executions(ctx, viewer, filter=query.filter))

@@ -1,0 +1,119 @@
+"""Search executions across every flow a caller may read: filters, sort, keyset pages, a total.
+
+Lists read only the narrow typed columns; payloads (inputs, outputs, node results, errors)
+are read only when asked for, page by page. Order is total (ties broken by id) so pages are
+stable; the cursor names the sort it belongs to, and another sort's cursor is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from analytics.access import Viewer
+from analytics.context import Context
+from analytics.errors import InvalidInput
+from analytics.filters import ExecutionFilter, visible_clause, where
+from analytics.history import Execution, get_execution
+from analytics.pagination import Page, decode_key, encode_key, from_micros, micros
+
+
+class ExecutionSort(StrEnum):
+    NEWEST = "-created_at"
+    OLDEST = "created_at"
+    SLOWEST = "-execution_time"
+    FASTEST = "execution_time"
+
+
+_ORDER: dict[ExecutionSort, tuple[str, str]] = {
+    ExecutionSort.NEWEST: ("created_at", "DESC"),
+    ExecutionSort.OLDEST: ("created_at", "ASC"),
+    ExecutionSort.SLOWEST: ("execution_time", "DESC"),
+    ExecutionSort.FASTEST: ("execution_time", "ASC"),
+}
+_COLUMNS = (
+    "id::VARCHAR, flow_id, user_id, status, execution_time, created_at,"
+    " tokens_in, tokens_out, tokens_estimated, cost, flow_version, replay_of::VARCHAR"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    """A search hit: the summary plus the analytics columns; `execution` when payloads were asked."""
+
+    id: str
+    flow_id: str
+    user_id: str
+    status: str
+    execution_time: int
+    created_at: datetime
+    tokens_in: int | None
+    tokens_out: int | None
+    tokens_estimated: bool
+    cost: float | None
+    flow_version: str | None
+    replay_of: str | None
+    execution: Execution | None = None
+
+
+def _key(row: ExecutionRow, column: str) -> int:
+    return micros(row.created_at) if column == "created_at" else row.execution_time
+
+
+def search_executions(
+    ctx: Context,
+    viewer: Viewer,
+    *,
+    filter: ExecutionFilter | None = None,
+    sort: ExecutionSort = ExecutionSort.NEWEST,
+    limit: int | None = None,
+    cursor: str | None = None,
+    include_payloads: bool = False,
+) -> Page[ExecutionRow]:
+    limit = limit or ctx.settings.list_limit_default
+    cap = 100 if include_payloads else ctx.settings.list_limit_max
+    if not 1 <= limit <= cap:
+        raise InvalidInput(f"limit must be between 1 and {cap}", field="limit")
+    column, direction = _ORDER[sort]
+    base_sql, base_params = where(
+        visible_clause(ctx.directory, viewer), *(filter or ExecutionFilter()).clauses()
+    )
+    sql, params = base_sql, list(base_params)
+    if cursor is not None:
+        value, row_id = decode_key(cursor, sort=sort.value)
+        key: Any = from_micros(value) if column == "created_at" else value
+        op = "<" if direction == "DESC" else ">"
+        sql += f" AND ({column} {op} ? OR ({column} = ? AND id {op} ?::UUID))"
+        params += [key, key, row_id]
+    order = f"ORDER BY {column} {direction}, id {direction}"
+
+    def query(c: Any) -> tuple[list[Any], int]:
+        rows = c.execute(
+            f"SELECT {_COLUMNS} FROM executions WHERE {sql} {order} LIMIT ?", [*params, limit + 1]
+        ).fetchall()
+        total = c.execute(f"SELECT count(*) FROM executions WHERE {base_sql}", base_params).fetchall()[0][0]
+        return rows, int(total)
+
+    rows, total = ctx.store.read(query)
+    items = [ExecutionRow(*r) for r in rows[:limit]]
+    if include_payloads:
+        items = [
+            ExecutionRow(*r, execution=get_execution(ctx, viewer, r[1], r[0]))  # type: ignore[misc]
+            for r in rows[:limit]
+        ]
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = encode_key(_key(last, column), last.id, sort=sort.value)
+    return Page(items, next_cursor, total)
+
+
+def count_executions(ctx: Context, viewer: Viewer, *, filter: ExecutionFilter | None = None) -> int:
+    sql, params = where(visible_clause(ctx.directory, viewer), *(filter or ExecutionFilter()).clauses())
+    return int(
+        ctx.store.read(
+            lambda c: c.execute(f"SELECT count(*) FROM executions WHERE {sql}", params).fetchall()
+        )[0][0]
+    )
