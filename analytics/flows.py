@@ -259,6 +259,7 @@ def delete_flow(ctx: Context, viewer: Viewer, flow_id: str) -> None:
     require_flow_access(ctx.directory, viewer, flow_id, owner=True)
 
     def delete(c: Connection) -> None:
+        c.execute("DELETE FROM execution_annotations WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM executions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flow_versions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flows WHERE id = ?", [flow_id])
