@@ -15,6 +15,7 @@ from analytics.config import Settings
 from analytics.cost import PriceTable, replace_prices, shipped_prices
 from analytics.counters import Counters
 from analytics.directory import Directory
+from analytics.errors import InvalidInput
 from analytics.page_boundaries import PageBoundaries
 from analytics.store import Connection, Store
 
@@ -42,27 +43,37 @@ class Context:
         self.close()
 
 
-def open_context(settings: Settings | None = None, *, migrate: bool = True) -> Context:
-    """Open the store (raises StoreLocked if a server holds it) and bring it to head."""
+def open_context(
+    settings: Settings | None = None, *, migrate: bool = True, read_only: bool = False
+) -> Context:
+    """Open the store (raises StoreLocked if a server holds it) and bring it to head.
+
+    `read_only` (notebooks) neither migrates nor writes: the store must already be at head.
+    """
     settings = settings or Settings()
     store = Store(
         settings.db_path,
         checkpoint_threshold=settings.checkpoint_threshold,
         memory_limit=settings.memory_limit,
         threads=settings.threads,
+        read_only=read_only,
     )
     try:
-        if migrate:
+        if migrate and not read_only:
             migrations.upgrade(store)
+        at_head = store.read(migrations.version) >= migrations.head()
+        if read_only and not at_head:
+            raise InvalidInput(
+                f"{settings.db_path} is not at schema version {migrations.head()}; upgrade it first"
+            )
         directory = Directory()
         counters = Counters()
         prices = PriceTable()
-        if migrations.current(store) >= migrations.head():
+        if at_head:
             directory.reload(store)
             store.read(counters.load)
-            if settings.seed_prices and not store.read(
-                lambda c: c.execute("SELECT 1 FROM prices").fetchall()
-            ):
+            empty = not store.read(lambda c: c.execute("SELECT 1 FROM prices").fetchall())
+            if settings.seed_prices and empty and not read_only:
                 store.write(lambda c: replace_prices(c, shipped_prices()))
             store.read(prices.load)
     except BaseException:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from analytics.errors import StoreClosed, StoreLocked
+from analytics.errors import NotFound, StoreClosed, StoreLocked
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,12 @@ class Store:
         checkpoint_threshold: str | None = None,
         memory_limit: str | None = None,
         threads: int | None = None,
+        read_only: bool = False,
     ) -> None:
+        """`read_only` opens the file for reading only (notebooks, while no server holds it):
+        several such processes may share a file, and every write is refused."""
         self.path = Path(path)
+        self.read_only = read_only
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {}
@@ -107,13 +111,15 @@ class Store:
         if threads:
             config["threads"] = threads
         try:
-            self._root = duckdb.connect(str(path), config=config)
+            self._root = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreLocked(
                     f"the store {self.path} is in use by another process ({exc}). One process "
                     "owns a store: stop that server, or talk to it over its HTTP API."
                 ) from exc
+            if read_only and "does not exist" in str(exc):
+                raise NotFound(f"there is no store at {self.path}") from exc
             raise
         prepare_connection(self._root)
         self._cursor_lock = threading.Lock()
@@ -155,6 +161,8 @@ class Store:
         """Queue a write; the future resolves after its transaction committed."""
         if self._closed:
             raise StoreClosed("the store is closed")
+        if self.read_only:
+            raise StoreClosed("the store was opened read-only")
         task = _Task(work, after_commit=after_commit)
         self._queue.put(task)
         return task.future
@@ -268,8 +276,9 @@ class Store:
                 with contextlib.suppress(Exception):
                     cur.close()
             self._cursors.clear()
-            with contextlib.suppress(Exception):
-                self._root.execute("CHECKPOINT")
+            if not self.read_only:
+                with contextlib.suppress(Exception):
+                    self._root.execute("CHECKPOINT")
             self._root.close()
 
     def __enter__(self) -> Store:

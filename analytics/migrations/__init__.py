@@ -57,6 +57,16 @@ def _current(conn: Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def version(conn: Connection) -> int:
+    """The schema version, read-only: 0 for a store no migration has touched."""
+    exists = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_migrations'"
+    ).fetchall()[0][0]
+    if not exists:
+        return 0
+    return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0])
+
+
 def current(store: Store) -> int:
     return int(store.write(_current))
 

@@ -343,3 +343,28 @@ def test_append_schemas_match_the_tables_column_order(ctx) -> None:  # type: ign
             lambda c, t=table: [r[0] for r in c.execute(f"SELECT * FROM {t} LIMIT 0").description]
         )
         assert schema.names == columns
+
+
+def test_a_notebook_opens_a_store_read_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Notebooks open the file read-only when no server holds it: reads work, writes are refused."""
+    from analytics import flows, ingest, search
+    from analytics.access import Viewer
+    from analytics.config import Settings
+    from analytics.context import open_context
+    from analytics.errors import InvalidInput, NotFound, StoreClosed
+    from tests.factories import make_execution
+
+    settings = Settings(db_path=tmp_path / "nb.duckdb")
+    admin = Viewer("root", "admin")
+    with open_context(settings) as ctx:
+        fid = flows.create_flow(ctx, admin, name="f", nodes=[], edges=[]).id
+        ingest.save_execution(ctx, admin, make_execution(fid), flow_id=fid)
+    with open_context(settings, read_only=True) as ro:
+        assert search.count_executions(ro, admin) == 1
+        with pytest.raises(StoreClosed, match="read-only"):
+            ingest.save_execution(ro, admin, make_execution(fid), flow_id=fid)
+    with pytest.raises(NotFound, match="no store"):
+        open_context(Settings(db_path=tmp_path / "missing.duckdb"), read_only=True)
+    Store(tmp_path / "bare.duckdb").close()
+    with pytest.raises(InvalidInput, match="schema version"):
+        open_context(Settings(db_path=tmp_path / "bare.duckdb"), read_only=True)
