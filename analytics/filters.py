@@ -107,9 +107,9 @@ class ExecutionFilter(BaseModel):
         any_of("flow_version", self.flow_version)
         if self.created_at is not None:
             if self.created_at.after_ is not None:
-                out.append(("created_at >= ?", [_naive_utc(self.created_at.after_)]))
+                out.append(("created_at >= ?", [utc_naive(self.created_at.after_)]))
             if self.created_at.before_ is not None:
-                out.append(("created_at < ?", [_naive_utc(self.created_at.before_)]))
+                out.append(("created_at < ?", [utc_naive(self.created_at.before_)]))
         if self.execution_time is not None:
             if self.execution_time.ge_ is not None:
                 out.append(("execution_time >= ?", [self.execution_time.ge_]))
@@ -135,7 +135,8 @@ class ExecutionFilter(BaseModel):
         return out
 
 
-def _naive_utc(value: datetime) -> datetime:
+def utc_naive(value: datetime) -> datetime:
+    """Stored timestamps are naive UTC; an aware datetime is converted, a naive one is UTC."""
     return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 

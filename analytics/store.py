@@ -79,6 +79,20 @@ def _merge(parts: list[Rows | pa.Table]) -> pa.Table:
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
+def in_snapshot(fn: Callable[[Connection], T]) -> Callable[[Connection], T]:
+    """A read of several queries that must agree: one read-only transaction on the cursor, so a
+    write committing in between cannot make them describe different runs."""
+
+    def read(c: Connection) -> T:
+        c.execute("BEGIN TRANSACTION")
+        try:
+            return fn(c)
+        finally:
+            c.execute("ROLLBACK")
+
+    return read
+
+
 def prepare_connection(conn: Connection) -> None:
     """Settings every connection gets: UTC, and no Python variables read as tables."""
     conn.execute("SET TimeZone = 'UTC'")
