@@ -171,7 +171,7 @@ def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str |
                 raise InvalidInput("only admins may import runs of another user", field="user_id")
             user_id = form.user_id
     if form.replay_of is not None:
-        _check_replay_of(ctx, str(form.replay_of), grant.flow.id)
+        _check_replay_of(ctx, str(form.replay_of), grant)
     staged = _build(ctx, grant, form, supplied_id or new_execution_id(created_at), user_id, created_at)
     staged.id_supplied = supplied_id is not None
     return staged
@@ -185,11 +185,13 @@ def _utc(value: datetime) -> datetime:
     return value
 
 
-def _check_replay_of(ctx: Context, original: str, flow_id: str) -> None:
+def _check_replay_of(ctx: Context, original: str, grant: Grant) -> None:
+    """The original must be a run of this flow that the caller may see."""
     rows = ctx.store.read(
-        lambda c: c.execute("SELECT flow_id FROM executions WHERE id = ?", [original]).fetchall()
+        lambda c: c.execute("SELECT flow_id, user_id FROM executions WHERE id = ?", [original]).fetchall()
     )
-    if not rows or rows[0][0] != flow_id:
+    visible = bool(rows) and rows[0][0] == grant.flow.id and grant.only_user in (None, rows[0][1])
+    if not visible:
         raise InvalidInput(f"replay_of {original} is not an execution of this flow", field="replay_of")
 
 

@@ -13,8 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from analytics import history, ingest
 from analytics.access import require_flow_access
+from analytics.annotations import annotations_for
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute, body_schema, json_response, read_json, validate
+from api.schemas.annotations import annotation_dict
 from api.schemas.executions import (
     CleanupOut,
     ExecutionOut,
@@ -83,8 +85,11 @@ async def keep_last_executions(
 
 @router.get("/{flow_id}/executions/{execution_id}", response_model=ExecutionOut)
 def get_execution(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ctx) -> Response:
-    """One execution with its inputs, outputs, node results and errors."""
-    return json_response(execution_dict(history.get_execution(ctx, viewer, flow_id, execution_id)))
+    """One execution with its inputs, outputs, node results, errors and annotation."""
+    body = execution_dict(history.get_execution(ctx, viewer, flow_id, execution_id))
+    note = annotations_for(ctx, execution_id)  # after get_execution's access check
+    body["annotation"] = annotation_dict(note) if note is not None else None
+    return json_response(body)
 
 
 @router.delete("/{flow_id}/executions/{execution_id}", response_model=bool)

@@ -31,6 +31,7 @@ class ExecutionOut(BaseModel):
     cost: float | None
     flow_version: str | None
     replay_of: str | None
+    annotation: dict[str, Any] | None = None  # notes, tags, rating: only in the detail
 
 
 class ExecutionSummaryOut(BaseModel):
@@ -95,6 +96,7 @@ def execution_dict(e: Execution) -> dict[str, Any]:
         "cost": e.cost,
         "flow_version": e.flow_version,
         "replay_of": e.replay_of,
+        "annotation": None,  # the detail route fills it in
     }
 
 
