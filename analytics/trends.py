@@ -1,0 +1,435 @@
+"""Metrics over time: measures per time bucket (optionally per group), with period-over-period.
+
+One query answers a chart: `metrics(ctx, viewer, query)` returns a row per bucket (and group)
+as an Arrow table, every bucket present (empty ones are zeros), plus totals for the range and
+for the same-length range just before it. Row visibility (`visible_clause`) is ANDed into the
+one place runs are read, so no measure and no group label can come from a run the caller may
+not see. Identifiers come only from the whitelists below; every value is a `?` parameter.
+
+Decisions, so every consumer reads the numbers the same way:
+- failure_rate = error / runs. Aborted runs count in `runs` but are not failures: an abort is
+  a person or a caller stopping the run, not the flow breaking.
+- Percentiles are exact (`quantile_cont`, linear interpolation). On 1M runs the exact form was
+  faster than `approx_quantile` (t-digest) for a 90-day daily trend, so nothing is approximate;
+  the result still says so in `percentiles_approximate`, for when that changes.
+- Zeros, not gaps: a bucket (or bucket x group) without runs has 0 for every measure, rates,
+  averages and percentiles included; ask for `runs` to tell "no data" from "zero".
+- Buckets are calendar-aligned in UTC (`time_bucket`): hours, days, ISO weeks from Monday,
+  months from the 1st. A row's `bucket` is the bucket's start, so the first one may begin before
+  `start`; only runs in [start, end) are counted. `auto` picks, from 1, 5 and 15 minutes,
+  1 and 6 hours, day, week and month, the width whose bucket count is nearest 50 (log scale).
+  More than MAX_BUCKETS buckets is refused (422 on `bucket`).
+- Grouped, the `max_groups` groups with most runs in the range are kept (ties by label), each
+  with a row in every bucket; `groups_truncated` says when more had runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from analytics.access import Viewer, require_flow_access
+from analytics.context import Context
+from analytics.filters import AnyOf, Clause, ExecutionFilter, visible_clause, where
+from analytics.store import Connection
+
+MAX_BUCKETS = 2000
+AUTO_TARGET = 50
+_EARLIEST = datetime(1970, 1, 1)
+_LATEST = datetime(2200, 1, 1)
+
+
+class Measure(StrEnum):
+    RUNS = "runs"
+    SUCCESS = "success"
+    ERROR = "error"
+    ABORTED = "aborted"
+    FAILURE_RATE = "failure_rate"
+    AVG_DURATION = "avg_duration"
+    P50_DURATION = "p50_duration"
+    P90_DURATION = "p90_duration"
+    P95_DURATION = "p95_duration"
+    P99_DURATION = "p99_duration"
+    TOKENS_IN = "tokens_in"
+    TOKENS_OUT = "tokens_out"
+    COST = "cost"
+
+
+# Aggregates over the base relation, whose columns are the same at both levels: per run
+# (executions) or per node run (group_by node or model). Null durations (nodes that reported
+# none) are left out of averages and percentiles.
+_MEASURES: dict[Measure, str] = {
+    Measure.RUNS: "count(*)",
+    Measure.SUCCESS: "count(*) FILTER (WHERE status = 'success')",
+    Measure.ERROR: "count(*) FILTER (WHERE status = 'error')",
+    Measure.ABORTED: "count(*) FILTER (WHERE status = 'aborted')",
+    Measure.FAILURE_RATE: "count(*) FILTER (WHERE status = 'error') / count(*)",
+    Measure.AVG_DURATION: "coalesce(avg(duration), 0::DOUBLE)",
+    Measure.TOKENS_IN: "coalesce(sum(tokens_in), 0)::BIGINT",
+    Measure.TOKENS_OUT: "coalesce(sum(tokens_out), 0)::BIGINT",
+    Measure.COST: "coalesce(sum(cost), 0::DOUBLE)",
+}
+# All percentiles asked for come from one quantile_cont over a list: one sort, not one each
+# (1.5x faster on 100k runs).
+_QUANTILES: dict[Measure, str] = {
+    Measure.P50_DURATION: "0.5",
+    Measure.P90_DURATION: "0.9",
+    Measure.P95_DURATION: "0.95",
+    Measure.P99_DURATION: "0.99",
+}
+_INTEGER = frozenset(
+    {Measure.RUNS, Measure.SUCCESS, Measure.ERROR, Measure.ABORTED, Measure.TOKENS_IN, Measure.TOKENS_OUT}
+)
+
+
+class GroupBy(StrEnum):
+    FLOW = "flow"
+    FLOW_VERSION = "flow_version"
+    NODE = "node"
+    MODEL = "model"
+    STATUS = "status"
+    USER = "user"
+
+
+_RUN_GROUPS: dict[GroupBy, str] = {
+    GroupBy.FLOW: "flow_id",
+    GroupBy.FLOW_VERSION: "flow_version",
+    GroupBy.STATUS: "status",
+    GroupBy.USER: "user_id",
+}
+_NODE_GROUPS: dict[GroupBy, str] = {GroupBy.NODE: "n.node_id", GroupBy.MODEL: "n.model"}
+
+
+class Bucket(StrEnum):
+    AUTO = "auto"
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A bucket width: its name in results, its DuckDB interval, and its length for counting."""
+
+    name: str
+    interval: str
+    approx: timedelta
+
+
+_MONTH = Step("month", "1 month", timedelta(days=30.436875))
+_STEPS: dict[Bucket, Step] = {
+    Bucket.HOUR: Step("hour", "1 hour", timedelta(hours=1)),
+    Bucket.DAY: Step("day", "1 day", timedelta(days=1)),
+    Bucket.WEEK: Step("week", "7 days", timedelta(days=7)),
+    Bucket.MONTH: _MONTH,
+}
+# auto picks from a finer ladder, so a 1-day range gets 15-minute buckets rather than 24 hours
+_LADDER: tuple[Step, ...] = (
+    Step("minute", "1 minute", timedelta(minutes=1)),
+    Step("5 minutes", "5 minutes", timedelta(minutes=5)),
+    Step("15 minutes", "15 minutes", timedelta(minutes=15)),
+    _STEPS[Bucket.HOUR],
+    Step("6 hours", "6 hours", timedelta(hours=6)),
+    _STEPS[Bucket.DAY],
+    _STEPS[Bucket.WEEK],
+    _MONTH,
+)
+# time_bucket's default origins: 2000-01-03 (a Monday, so weeks are ISO weeks) and, for months, 2000-01-01
+_ORIGIN = datetime(2000, 1, 3)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def _floor(step: Step, t: datetime) -> datetime:
+    if step is _MONTH:
+        return datetime(t.year, t.month, 1)
+    return _ORIGIN + ((t - _ORIGIN) // step.approx) * step.approx
+
+
+def _next(step: Step, t: datetime) -> datetime:
+    if step is _MONTH:
+        return datetime(t.year + t.month // 12, t.month % 12 + 1, 1)
+    return t + step.approx
+
+
+def bucket_starts(step: Step, start: datetime, end: datetime, limit: int = MAX_BUCKETS) -> list[datetime]:
+    """Starts of the aligned buckets covering [start, end); at most `limit` + 1 of them."""
+    out = [_floor(step, start)]
+    while len(out) <= limit and (t := _next(step, out[-1])) < end:
+        out.append(t)
+    return out
+
+
+def _count(step: Step, start: datetime, end: datetime) -> int:
+    first = _floor(step, start)
+    if step is _MONTH:
+        partial = end > datetime(end.year, end.month, 1)
+        return (end.year - first.year) * 12 + end.month - first.month + partial
+    return -((first - end) // step.approx)
+
+
+def auto_step(start: datetime, end: datetime) -> Step:
+    """The ladder step whose bucket count is nearest AUTO_TARGET (on a log scale)."""
+    return min(_LADDER, key=lambda s: abs(math.log(_count(s, start, end) / AUTO_TARGET)))
+
+
+class MetricsQuery(BaseModel):
+    """What to measure, over which range, bucketed how, split by what, on which runs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    measures: list[Measure] = Field(min_length=1, max_length=len(Measure))
+    start: datetime = Field(description="inclusive; ISO 8601 or epoch seconds, UTC when no offset")
+    end: datetime = Field(description="exclusive; later than start")
+    bucket: Bucket = Field(default=Bucket.AUTO, validate_default=True)
+    group_by: GroupBy | None = None
+    filter: ExecutionFilter | None = None
+    max_groups: int = Field(default=20, ge=1, le=100, description="the groups with most runs")
+    previous: bool = Field(default=True, description="also the same-length range before start")
+
+    @field_validator("measures")
+    @classmethod
+    def _unique(cls, v: list[Measure]) -> list[Measure]:
+        return list(dict.fromkeys(v))
+
+    @field_validator("start", "end")
+    @classmethod
+    def _in_range(cls, v: datetime) -> datetime:
+        v = _utc(v)
+        if not _EARLIEST <= v <= _LATEST:
+            raise ValueError("must be between 1970-01-01 and 2200-01-01")
+        return v
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, v: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("start")
+        if start is not None and v <= start:
+            raise ValueError("end must be later than start")
+        return v
+
+    @field_validator("bucket")
+    @classmethod
+    def _few_enough(cls, v: Bucket, info: ValidationInfo) -> Bucket:
+        start, end = info.data.get("start"), info.data.get("end")
+        if start is None or end is None:
+            return v
+        step = auto_step(start, end) if v is Bucket.AUTO else _STEPS[v]
+        if _count(step, start, end) > MAX_BUCKETS:
+            raise ValueError(
+                f"more than {MAX_BUCKETS} {step.name} buckets from start to end; use a wider bucket"
+            )
+        return v
+
+    def step(self) -> Step:
+        return auto_step(self.start, self.end) if self.bucket is Bucket.AUTO else _STEPS[self.bucket]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsResult:
+    """`rows`: bucket (timestamp, UTC), group (when grouped), one column per measure.
+    `totals`: group (when grouped), then per measure `m`, `m_previous`, `m_change` (absolute)
+    and `m_change_rel` (relative, null when the previous value is 0 or not asked for)."""
+
+    rows: pa.Table
+    totals: pa.Table
+    measures: tuple[Measure, ...]
+    bucket: str
+    start: datetime
+    end: datetime
+    previous_start: datetime | None
+    group_by: GroupBy | None
+    percentiles_approximate: bool
+    tokens_estimated: bool
+    groups_truncated: bool
+
+
+def _source(query: MetricsQuery, visible: Clause) -> tuple[str, list[Any]]:
+    """The base relation: one row per run, or per node run for node and model groups.
+
+    Filters and visibility always apply to the run (its status, user, flow, time...): a
+    node-level row exists only for a node of a run the caller may see and the filter keeps.
+    """
+    cond, params = where(visible, *(query.filter.clauses() if query.filter else []))
+    group = query.group_by
+    if group in _NODE_GROUPS:
+        label = _NODE_GROUPS[group]
+        inner = (
+            "SELECT created_at, unnest(nodes) AS n FROM executions"
+            f" WHERE created_at >= ? AND created_at < ? AND ({cond})"
+        )
+        select = (
+            f"SELECT created_at, {label} AS grp, n.status AS status, n.duration_ms AS duration,"
+            " n.tokens_in AS tokens_in, n.tokens_out AS tokens_out, n.cost AS cost,"
+            f" n.tokens_estimated AS tokens_estimated FROM ({inner})"
+        )
+        if group is GroupBy.MODEL:
+            select += " WHERE n.model IS NOT NULL"
+        return select, params
+    label = _RUN_GROUPS[group] if group is not None else "NULL::VARCHAR"
+    select = (
+        f"SELECT created_at, {label} AS grp, status, execution_time AS duration, tokens_in, tokens_out,"
+        " cost, tokens_estimated FROM executions"
+        f" WHERE created_at >= ? AND created_at < ? AND ({cond})"
+    )
+    return select, params
+
+
+def _aggregates(measures: tuple[Measure, ...]) -> str:
+    """Aggregate expressions; percentiles come out together in `_q` (see `_pick`)."""
+    plain = [f"{_MEASURES[m]} AS {m.value}" for m in measures if m in _MEASURES]
+    fractions = [_QUANTILES[m] for m in measures if m in _QUANTILES]
+    if fractions:
+        plain.append(f"quantile_cont(duration, [{', '.join(fractions)}]) AS _q")
+    return ", ".join(plain)
+
+
+def _pick(measures: tuple[Measure, ...], keys: str, source: str) -> str:
+    """The keys, then each measure as a column, percentiles taken out of `_q` (0 if none)."""
+    quantiles = [m for m in measures if m in _QUANTILES]
+    cols = [
+        f"coalesce(_q[{quantiles.index(m) + 1}], 0::DOUBLE) AS {m.value}" if m in _QUANTILES else m.value
+        for m in measures
+    ]
+    return f"SELECT {keys}, {', '.join(cols)} FROM ({source})"
+
+
+def _zero(m: Measure) -> int | float:
+    return 0 if m in _INTEGER else 0.0
+
+
+def _totals(
+    conn: Connection, query: MetricsQuery, visible: Clause, prev_start: datetime | None
+) -> tuple[dict[tuple[str | None, bool], dict[str, Any]], list[str | None], bool]:
+    """Aggregates per (group, period) over both periods in one scan; the kept groups, busiest
+    first (ties by label); and whether there were more groups than kept."""
+    source, params = _source(query, visible)
+    measures = tuple(query.measures)
+    keys = "grp, created_at >= ? AS cur, count(*) AS _n, bool_or(tokens_estimated) AS _est"
+    sql = _pick(
+        measures, "grp, cur, _n, _est", f"SELECT {keys}, {_aggregates(measures)} FROM ({source}) GROUP BY ALL"
+    )
+    found = conn.sql(sql, params=[query.start, prev_start or query.start, query.end, *params])
+    cells = {(r["grp"], r["cur"]): r for r in found.to_arrow_table().to_pylist()}
+    if query.group_by is None:
+        return cells, [None], False
+    ranked = sorted(
+        ((g, r["_n"]) for (g, cur), r in cells.items() if cur),
+        key=lambda x: (-x[1], x[0] is None, x[0] or ""),
+    )
+    return cells, [g for g, _ in ranked[: query.max_groups]], len(ranked) > query.max_groups
+
+
+def _rows(
+    conn: Connection, query: MetricsQuery, visible: Clause, step: Step, groups: list[str | None]
+) -> pa.Table:
+    """One row per (bucket, kept group) in [start, end), zeros where no run."""
+    source, params = _source(query, visible)
+    measures = tuple(query.measures)
+    zeros = ", ".join(f"coalesce(a.{m}, {'0' if m in _INTEGER else '0::DOUBLE'}) AS {m}" for m in measures)
+    bucketed = (
+        f"SELECT time_bucket(?::INTERVAL, created_at) AS bucket, grp, {_aggregates(measures)}"
+        " FROM base GROUP BY ALL"
+    )
+    sql = (
+        f"WITH g AS (SELECT * FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS t(grp, ord)),"
+        f" base AS (SELECT b.* FROM ({source}) b SEMI JOIN g ON b.grp IS NOT DISTINCT FROM g.grp),"
+        f" agg AS ({_pick(measures, 'bucket, grp', bucketed)})"
+        f' SELECT s.bucket, g.grp AS "group", {zeros}'
+        " FROM (SELECT unnest(?::TIMESTAMP[]) AS bucket) s CROSS JOIN g"
+        " LEFT JOIN agg a ON a.bucket = s.bucket AND a.grp IS NOT DISTINCT FROM g.grp"
+        " ORDER BY s.bucket, g.ord"
+    )
+    starts = bucket_starts(step, query.start, query.end)
+    args = [groups, query.start, query.end, *params, step.interval, starts]
+    rows = conn.sql(sql, params=args).to_arrow_table()
+    return rows if query.group_by is not None else rows.drop_columns(["group"])
+
+
+def _run(conn: Connection, query: MetricsQuery, visible: Clause, step: Step) -> MetricsResult:
+    """Totals first (they pick the groups), then the bucket rows of those groups."""
+    prev_start = query.start - (query.end - query.start) if query.previous else None
+    cells, groups, truncated = _totals(conn, query, visible, prev_start)
+    rows = _rows(conn, query, visible, step, groups) if groups else _empty_rows(query)
+    measures = tuple(query.measures)
+    return MetricsResult(
+        rows=rows,
+        totals=_with_changes(cells, groups, query),
+        measures=measures,
+        bucket=step.name,
+        start=query.start,
+        end=query.end,
+        previous_start=prev_start,
+        group_by=query.group_by,
+        percentiles_approximate=False,
+        tokens_estimated=any(bool(cells[(g, True)]["_est"]) for g in groups if (g, True) in cells),
+        groups_truncated=truncated,
+    )
+
+
+def _type(m: Measure) -> pa.DataType:
+    return pa.int64() if m in _INTEGER else pa.float64()
+
+
+def _empty_rows(query: MetricsQuery) -> pa.Table:
+    """Grouped, with no group having runs in the range: no (bucket, group) pairs at all."""
+    fields = [("bucket", pa.timestamp("us")), ("group", pa.string())]
+    return pa.table({n: pa.array([], t) for n, t in fields + [(m.value, _type(m)) for m in query.measures]})
+
+
+def _with_changes(
+    cells: dict[tuple[str | None, bool], dict[str, Any]], groups: list[str | None], query: MetricsQuery
+) -> pa.Table:
+    """Per group and measure: value, previous, change and relative change (null when the
+    previous value is 0, or when the previous period was not asked for)."""
+    cols: dict[str, pa.Array] = {}
+    if query.group_by is not None:
+        cols["group"] = pa.array(groups, pa.string())
+    for m in query.measures:
+        cur = [cells[(g, True)][m.value] if (g, True) in cells else _zero(m) for g in groups]
+        if query.previous:
+            prev: list[Any] = [
+                cells[(g, False)][m.value] if (g, False) in cells else _zero(m) for g in groups
+            ]
+        else:
+            prev = [None] * len(groups)
+        changes = [None if p is None else c - p for c, p in zip(cur, prev, strict=True)]
+        cols[m.value] = pa.array(cur, _type(m))
+        cols[f"{m.value}_previous"] = pa.array(prev, _type(m))
+        cols[f"{m.value}_change"] = pa.array(changes, _type(m))
+        cols[f"{m.value}_change_rel"] = pa.array(
+            [None if not p else (c - p) / p for c, p in zip(cur, prev, strict=True)], pa.float64()
+        )
+    return pa.table(cols)
+
+
+def metrics(ctx: Context, viewer: Viewer, query: MetricsQuery) -> MetricsResult:
+    """Measures per bucket (and group) over the runs this caller may see, with totals for the
+    range and the one before it.
+
+    At run level (no group, or flow, flow_version, status, user) a row is a run: durations are
+    `execution_time`, tokens and cost the run's totals. Grouped by node or model a row is a node
+    run: `runs` counts node runs (a model used by two nodes of one run counts twice), success,
+    error and aborted are the node's own status (nodes may also be skipped or running, which
+    count only in runs), durations are the node's `duration_ms` where it reported one, tokens
+    and cost the node's. Model groups leave out nodes without a model. Filters always select
+    runs, at both levels. Tokens include estimates where usage was absent: `tokens_estimated`.
+    """
+    return ctx.store.read(lambda c: _run(c, query, visible_clause(ctx.directory, viewer), query.step()))
+
+
+def flow_trend(ctx: Context, viewer: Viewer, flow_id: str, query: MetricsQuery) -> MetricsResult:
+    """One flow's metrics; the flow is checked first (NotFound, then AccessDenied), and the
+    query's own filter, if any, is narrowed to this flow."""
+    require_flow_access(ctx.directory, viewer, flow_id)
+    narrowed = (query.filter or ExecutionFilter()).model_copy(update={"flow_id": AnyOf(any_=[flow_id])})
+    return metrics(ctx, viewer, query.model_copy(update={"filter": narrowed}))
