@@ -19,7 +19,7 @@ from analytics.errors import StoreLocked
 from analytics.users import bootstrap_admin
 from api.body_limit import BodyLimit
 from api.errors import add_exception_handlers
-from api.routes import admin, annotations, batch, executions, flows, health, insights, search, trends
+from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
 
 log = logging.getLogger("flowhistory")
 
@@ -31,6 +31,7 @@ ROUTERS = (
     trends.router,
     insights.router,
     annotations.router,
+    cost.router,
     flows.router,
     admin.router,
 )
