@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 import orjson
@@ -33,7 +32,7 @@ import orjson
 from analytics.access import Viewer, grant_for
 from analytics.context import Context
 from analytics.errors import InvalidInput, NotFound
-from analytics.history import EXECUTION_NOT_FOUND
+from analytics.history import EXECUTION_NOT_FOUND, ROW_COLUMNS, ExecutionRow
 
 MIN_RUNS = 2
 MAX_RUNS = 10
@@ -85,24 +84,8 @@ class NodeComparison:
 
 
 @dataclass(frozen=True, slots=True)
-class ComparedExecution:
-    id: str
-    flow_id: str
-    user_id: str
-    status: str
-    execution_time: int
-    created_at: datetime
-    tokens_in: int | None
-    tokens_out: int | None
-    tokens_estimated: bool
-    cost: float | None
-    flow_version: str | None
-    replay_of: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Comparison:
-    executions: tuple[ComparedExecution, ...]
+    executions: tuple[ExecutionRow, ...]
     nodes: tuple[NodeComparison, ...]
     max_depth: int = MAX_DEPTH
     max_changes: int = MAX_CHANGES
@@ -203,15 +186,12 @@ def diff_json(old: Any, new: Any, *, max_depth: int = MAX_DEPTH, max_changes: in
 
 # -- loading and aligning ---------------------------------------------------------------------
 
-_COLUMNS = (
-    "id::VARCHAR, flow_id, user_id, status, execution_time, created_at, tokens_in, tokens_out,"
-    " tokens_estimated, cost, flow_version, replay_of::VARCHAR, node_results, nodes"
-)
+_COLUMNS = f"{ROW_COLUMNS}, node_results, nodes"
 
 
 @dataclass(frozen=True, slots=True)
 class _Loaded:
-    execution: ComparedExecution
+    execution: ExecutionRow
     results: dict[str, Any]
     nodes: list[dict[str, Any]]
 
@@ -250,7 +230,7 @@ def _load(ctx: Context, viewer: Viewer, ids: list[str]) -> list[_Loaded]:
         *summary, node_results, nodes = row
         results = orjson.loads(node_results) if node_results is not None else None
         loaded.append(
-            _Loaded(ComparedExecution(*summary), results if isinstance(results, dict) else {}, nodes or [])
+            _Loaded(ExecutionRow(*summary), results if isinstance(results, dict) else {}, nodes or [])
         )
     return loaded
 

@@ -39,6 +39,30 @@ class ExecutionSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecutionRow:
+    """A run's summary with its analytics columns: what search hits and compared runs show."""
+
+    id: str
+    flow_id: str
+    user_id: str
+    status: str
+    execution_time: int
+    created_at: datetime
+    tokens_in: int | None
+    tokens_out: int | None
+    tokens_estimated: bool
+    cost: float | None
+    flow_version: str | None
+    replay_of: str | None
+
+
+ROW_COLUMNS = (
+    "id::VARCHAR, flow_id, user_id, status, execution_time, created_at,"
+    " tokens_in, tokens_out, tokens_estimated, cost, flow_version, replay_of::VARCHAR"
+)
+
+
+@dataclass(frozen=True, slots=True)
 class Execution:
     id: str
     flow_id: str

@@ -8,7 +8,6 @@ stable; the cursor names the sort it belongs to, and another sort's cursor is re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -16,7 +15,7 @@ from analytics.access import Viewer
 from analytics.context import Context
 from analytics.errors import InvalidInput
 from analytics.filters import ExecutionFilter, visible_clause, where
-from analytics.history import Execution, get_execution
+from analytics.history import ROW_COLUMNS, Execution, ExecutionRow, get_execution
 from analytics.pagination import Page, decode_key, encode_key, from_micros, micros
 
 
@@ -33,28 +32,13 @@ _ORDER: dict[ExecutionSort, tuple[str, str]] = {
     ExecutionSort.SLOWEST: ("execution_time", "DESC"),
     ExecutionSort.FASTEST: ("execution_time", "ASC"),
 }
-_COLUMNS = (
-    "id::VARCHAR, flow_id, user_id, status, execution_time, created_at,"
-    " tokens_in, tokens_out, tokens_estimated, cost, flow_version, replay_of::VARCHAR"
-)
 
 
 @dataclass(frozen=True, slots=True)
-class ExecutionRow:
-    """A search hit: the summary plus the analytics columns; `execution` when payloads were asked."""
+class SearchHit:
+    """A search hit; `execution` (the full run) only when payloads were asked for."""
 
-    id: str
-    flow_id: str
-    user_id: str
-    status: str
-    execution_time: int
-    created_at: datetime
-    tokens_in: int | None
-    tokens_out: int | None
-    tokens_estimated: bool
-    cost: float | None
-    flow_version: str | None
-    replay_of: str | None
+    row: ExecutionRow
     execution: Execution | None = None
 
 
@@ -71,7 +55,7 @@ def search_executions(
     limit: int | None = None,
     cursor: str | None = None,
     include_payloads: bool = False,
-) -> Page[ExecutionRow]:
+) -> Page[SearchHit]:
     limit = limit or ctx.settings.list_limit_default
     cap = 100 if include_payloads else ctx.settings.list_limit_max
     if not 1 <= limit <= cap:
@@ -91,21 +75,19 @@ def search_executions(
 
     def query(c: Any) -> tuple[list[Any], int]:
         rows = c.execute(
-            f"SELECT {_COLUMNS} FROM executions WHERE {sql} {order} LIMIT ?", [*params, limit + 1]
+            f"SELECT {ROW_COLUMNS} FROM executions WHERE {sql} {order} LIMIT ?", [*params, limit + 1]
         ).fetchall()
         total = c.execute(f"SELECT count(*) FROM executions WHERE {base_sql}", base_params).fetchall()[0][0]
         return rows, int(total)
 
     rows, total = ctx.store.read(query)
-    items = [ExecutionRow(*r) for r in rows[:limit]]
-    if include_payloads:
-        items = [
-            ExecutionRow(*r, execution=get_execution(ctx, viewer, r[1], r[0]))  # type: ignore[misc]
-            for r in rows[:limit]
-        ]
+    found = [ExecutionRow(*r) for r in rows[:limit]]
+    items = [
+        SearchHit(r, get_execution(ctx, viewer, r.flow_id, r.id) if include_payloads else None) for r in found
+    ]
     next_cursor = None
     if len(rows) > limit:
-        last = items[-1]
+        last = found[-1]
         next_cursor = encode_key(_key(last, column), last.id, sort=sort.value)
     return Page(items, next_cursor, total)
 

@@ -129,7 +129,7 @@ def test_filters_at_both_layers(
     flt = ExecutionFilter.model_validate(body)
     assert count_executions(world.ctx, Viewer(user, role), filter=flt) == len(expected)
     page = search_executions(world.ctx, Viewer(user, role), filter=flt, limit=500)
-    assert [i.id for i in page.items] == [r["id"] for r in expected]
+    assert [i.row.id for i in page.items] == [r["id"] for r in expected]
     r = world.client.post(
         "/api/v1/executions/search", json={"filter": body, "limit": 500}, headers=bearer(user)
     )

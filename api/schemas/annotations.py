@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from analytics.annotations import Annotation, AnnotationUpdate
 from analytics.compare import MAX_RUNS, MIN_RUNS, Comparison, NodeRun
 from analytics.replay import ReplayPayload
+from api.schemas.executions import ExecutionRowOut, row_dict
 from api.schemas.timestamps import epoch_or_none, epoch_seconds
 
 __all__ = [
@@ -68,23 +69,8 @@ class NodeComparisonOut(BaseModel):
     runs: list[NodeRunOut]
 
 
-class ComparedExecutionOut(BaseModel):
-    id: str
-    flow_id: str
-    user_id: str
-    status: str
-    execution_time: int
-    created_at: int
-    tokens_in: int | None
-    tokens_out: int | None
-    tokens_estimated: bool
-    cost: float | None
-    flow_version: str | None
-    replay_of: str | None
-
-
 class ComparisonOut(BaseModel):
-    executions: list[ComparedExecutionOut]
+    executions: list[ExecutionRowOut]
     nodes: list[NodeComparisonOut] = Field(description="differing nodes first")
     max_depth: int
     max_changes: int
@@ -141,23 +127,7 @@ def _node_run(r: NodeRun) -> dict[str, Any]:
 def comparison_dict(c: Comparison) -> dict[str, Any]:
     """Plain dicts for orjson: results may be large, pydantic would copy them twice."""
     return {
-        "executions": [
-            {
-                "id": e.id,
-                "flow_id": e.flow_id,
-                "user_id": e.user_id,
-                "status": e.status,
-                "execution_time": e.execution_time,
-                "created_at": epoch_seconds(e.created_at),
-                "tokens_in": e.tokens_in,
-                "tokens_out": e.tokens_out,
-                "tokens_estimated": e.tokens_estimated,
-                "cost": e.cost,
-                "flow_version": e.flow_version,
-                "replay_of": e.replay_of,
-            }
-            for e in c.executions
-        ],
+        "executions": [row_dict(e) for e in c.executions],
         "nodes": [
             {"node_id": n.node_id, "differs": n.differs, "runs": [_node_run(r) for r in n.runs]}
             for n in c.nodes

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from analytics.counters import Stats
-from analytics.history import Execution, ExecutionSummary
+from analytics.history import Execution, ExecutionRow, ExecutionSummary
 from analytics.ingest import ItemResult
 from analytics.pagination import Page
 from api.schemas.timestamps import epoch_or_none, epoch_seconds
@@ -41,6 +41,23 @@ class ExecutionSummaryOut(BaseModel):
     status: str
     execution_time: int
     created_at: int
+
+
+class ExecutionRowOut(BaseModel):
+    """A run's summary with its analytics columns (search hits, compared runs)."""
+
+    id: str
+    flow_id: str
+    user_id: str
+    status: str
+    execution_time: int
+    created_at: int
+    tokens_in: int | None
+    tokens_out: int | None
+    tokens_estimated: bool
+    cost: float | None
+    flow_version: str | None
+    replay_of: str | None
 
 
 class ExecutionPageOut(BaseModel):
@@ -108,6 +125,23 @@ def summary_dict(s: ExecutionSummary) -> dict[str, Any]:
         "status": s.status,
         "execution_time": s.execution_time,
         "created_at": epoch_seconds(s.created_at),
+    }
+
+
+def row_dict(r: ExecutionRow) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "flow_id": r.flow_id,
+        "user_id": r.user_id,
+        "status": r.status,
+        "execution_time": r.execution_time,
+        "created_at": epoch_seconds(r.created_at),
+        "tokens_in": r.tokens_in,
+        "tokens_out": r.tokens_out,
+        "tokens_estimated": r.tokens_estimated,
+        "cost": r.cost,
+        "flow_version": r.flow_version,
+        "replay_of": r.replay_of,
     }
 
 
