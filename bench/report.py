@@ -39,6 +39,7 @@ class Row:
     lower_better: bool
     target: str = ""
     met: bool | None = None
+    note: str = ""  # appended to the met cell: a 10M target checked at a smaller size, for information
 
     @property
     def ratio(self) -> float:
@@ -53,6 +54,8 @@ class Row:
             return f"{v:,.0f} MB"
 
         met = "" if self.met is None else ("yes" if self.met else "**no**")
+        if self.note:
+            met = f"{met} {self.note}".strip()
         return [
             self.op,
             val(self.base),
@@ -61,6 +64,63 @@ class Row:
             self.target,
             met,
         ]
+
+
+TEN_M = 10_000_000
+
+
+def _absolute(row: Row, limit_ms: float, res: dict[str, Any]) -> None:
+    """Issue 3's absolute targets hold at 10M runs: checked there, shown in parentheses below."""
+    ok = row.fh <= limit_ms
+    row.target = f"{row.target}; " if row.target else ""
+    if res["params"]["runs"] >= TEN_M:
+        row.target += f"≤ {limit_ms:g} ms"
+        row.met = ok if row.met is None else row.met and ok
+    else:
+        row.target += f"10M target: ≤ {limit_ms:g} ms"
+        row.note = f"(≤ {limit_ms:g} ms here: {'yes' if ok else 'no'})"
+
+
+def analytics_rows(res: dict[str, Any]) -> list[Row]:
+    """Issue 3's reads: trends, node breakdown, search; stats too when the reads phase was not run."""
+    an = res.get("analytics")
+    if not an:
+        return []
+    big_runs = res.get("flows", {}).get("biggest_runs")
+    big = f"biggest flow ({big_runs:,} runs)" if big_runs else "biggest flow"
+    prm = an.get("params", {})
+    three = (
+        f"status=error, last 30 days, execution_time ≥ {prm.get('search_min_ms', '?'):,} ms; first 50 + total"
+    )
+    specs: list[tuple[str, str, str, float | None, float | None]] = [
+        # key, label, ratio target, ratio limit, absolute limit (ms, at 10M)
+        (
+            "trend_biggest",
+            f"90-day daily trend (runs, failure rate, p50, p95), {big}",
+            "≤ 0.05 (≥ 20x faster)",
+            0.05,
+            30,
+        ),
+        ("trend_small", "90-day daily trend, small flow", "≤ 1.0", 1.0, 30),
+        ("nodes_biggest", f"per-node breakdown, {big}", "", None, None),
+        ("search_all", f"search ({three}), all flows, as admin", "", None, 20),
+        ("search_biggest", f"search (same filters), {big}", "", None, 20),
+        ("stats_biggest", "stats, biggest flow", "≤ 0.033 (≥ 30x faster)", 1 / 30, 5),
+        ("stats_small", "stats, small flow", "≤ 1.0", 1.0, 5),
+    ]
+    rows: list[Row] = []
+    for key, label, target, limit, absolute in specs:
+        if key not in an:
+            continue
+        b, f = an[key]["baseline"], an[key]["flowhistory"]
+        for q in ("p50", "p99"):
+            row = Row(f"{label}: {q} (ms) ↓", b[f"{q}_ms"], f[f"{q}_ms"], "ms", True, target)
+            if limit is not None:
+                row.met = row.ratio <= limit
+            if absolute is not None:
+                _absolute(row, absolute, res)
+            rows.append(row)
+    return rows
 
 
 def build_rows(res: dict[str, Any]) -> list[Row]:
@@ -130,7 +190,10 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
             for q in ("p50", "p99"):
                 row = Row(f"{label}: {q} (ms) ↓", b[f"{q}_ms"], f[f"{q}_ms"], "ms", True, target)
                 row.met = row.ratio <= limit
+                if key.startswith("stats"):
+                    _absolute(row, 5, res)
                 rows.append(row)
+    rows += analytics_rows(res)
     sz = res["store_bytes_after_load"]
     row = Row(
         "store size on disk after load (MB) ↓",
@@ -145,6 +208,7 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
     mem = res.get("server_memory", {})
     for when, label in (
         ("after_reads", "after the reads"),
+        ("after_analytics", "after the analytics reads"),
         ("after_ingest", "after single-run ingest"),
         ("end", "at the end (after batch)"),
     ):
@@ -177,6 +241,9 @@ def cpu_rows(res: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None, dict
     for key, value in (res.get("reads") or {}).items():
         if isinstance(value, dict):
             out.append((key.replace("_", " "), value["baseline"], value["flowhistory"]))
+    for key, value in (res.get("analytics") or {}).items():
+        if isinstance(value, dict) and "baseline" in value:
+            out.append((key.replace("_", " "), value["baseline"], value["flowhistory"]))
     if (mix := res.get("mixed")) is not None:
         out.append(("mixed reads", mix["baseline"], mix["flowhistory"]))
     if (ing := res.get("ingest")) is not None:
@@ -184,6 +251,10 @@ def cpu_rows(res: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None, dict
     if (bat := res.get("batch")) is not None:
         out.append(("batch ingest (per run)", None, bat))
     return out
+
+
+def _measured(v: Any) -> bool:
+    return isinstance(v, dict) and "baseline" in v and "flowhistory" in v
 
 
 def markdown(res: dict[str, Any], rows: list[Row]) -> str:
@@ -212,6 +283,21 @@ def markdown(res: dict[str, Any], rows: list[Row]) -> str:
             + ", ".join(f"{k} {a}/{b}" for k, (a, b) in n.items())
             + "."
         )
+    an = res.get("analytics")
+    if an:
+        n = {k: (v["baseline"]["n"], v["flowhistory"]["n"]) for k, v in an.items() if _measured(v)}
+        lines.append(
+            "Analytics (issue 3): sequential requests per operation (baseline/flowhistory) "
+            + ", ".join(f"{k} {a}/{b}" for k, (a, b) in n.items())
+            + "; a slow operation stops at the time budget"
+            + f" ({res['params']['read_budget']:g} s per server), so its p99 is over few requests. "
+            "Absolute targets are issue 3's, at 10M runs over HTTP; below 10M they are shown in "
+            "parentheses for information, and only the ratio targets count. Checked before measuring: "
+            + "; ".join(an.get("checks", []))
+            + "."
+        )
+        if an.get("consistency"):
+            lines.append("Analytics consistency differences: " + "; ".join(an["consistency"]))
     if res.get("consistency"):
         lines.append("Consistency differences: " + "; ".join(res["consistency"]))
     lines += [

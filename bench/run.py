@@ -12,7 +12,9 @@ bench/out/cache/<params>/; copy both fresh into bench/out/work/<time>/; start bo
 (one uvicorn worker each) on free 127.0.0.1 ports; check they answer the same; then measure,
 alternating between the two servers round by round so drift on a noisy machine hits both:
 sequential reads (list page 1 and page 100 of the biggest flow, detail by id, stats of the
-biggest and of a small flow), single-run POSTs from 32 keep-alive clients, and flowhistory's
+biggest and of a small flow), issue 3's analytics (90-day daily trends of the biggest and a
+small flow, the biggest flow's node breakdown, a three-filter search; both servers' answers
+compared first), single-run POSTs from 32 keep-alive clients, and flowhistory's
 batch endpoint. Reads run before the writes. Results go to bench/out/results-<time>.json and
 .md (operation | baseline | flowhistory | ratio | target | met).
 """
@@ -100,7 +102,9 @@ def parse_args(argv: list[str] | None = None) -> Params:
     p.add_argument("--keep-work", action="store_true", help="keep the copied stores and server logs")
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached stores")
     p.add_argument(
-        "--phases", default="reads,mixed,ingest,batch", help="comma list of reads, mixed, ingest, batch"
+        "--phases",
+        default="reads,analytics,mixed,ingest,batch",
+        help="comma list of reads, analytics, mixed, ingest, batch",
     )
     p.add_argument("--mixed-clients", type=int, default=4, help="concurrent clients for the mixed reads")
     a = p.parse_args(argv)
@@ -322,6 +326,186 @@ def phase_reads(
         log(
             f"  {op:<14} baseline p50 {b['p50_ms']:8.2f} ms p99 {b['p99_ms']:8.2f} "
             f"cpu {b['server_cpu_ms_per_req']:6.2f} ms (n={b['n']})   flowhistory p50 {f['p50_ms']:8.2f} ms "
+            f"p99 {f['p99_ms']:8.2f} cpu {f['server_cpu_ms_per_req']:6.2f} ms (n={f['n']})   "
+            f"background cpu {b['background_cpu_share']:.0%}/{f['background_cpu_share']:.0%}"
+        )
+    return out
+
+
+ANALYTICS_MIN_MS = 2000  # the search's execution_time filter (ms)
+
+
+def analytics_requests(
+    p: Params, servers: list[Server], big: str, small: str, token_of: dict[str, str], admin_token: str
+) -> tuple[dict[str, dict[str, bytes]], dict[str, Any]]:
+    """Per operation, the one request each server gets (the same path where the routes match)."""
+    end = int(generate.data_end())  # midnight UTC: 90 whole days, the same buckets on both sides
+    start = end - 90 * 86400
+    after = end - 30 * 86400
+    iso = lambda t: datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
+    measures = "p50_duration,p95_duration,runs,failure_rate"
+    ops: dict[str, dict[str, bytes]] = {}
+    for key, fid in (("trend_biggest", big), ("trend_small", small)):
+        path = f"/api/v1/flows/{fid}/trend?start={start}&end={end}&bucket=day&measures={measures}"
+        req = loadgen.build_request("GET", path, host=HOST, token=token_of[fid])
+        ops[key] = {s.name: req for s in servers}
+    req = loadgen.build_request("GET", f"/api/v1/flows/{big}/nodes", host=HOST, token=token_of[big])
+    ops["nodes_biggest"] = {s.name: req for s in servers}
+    for key, fid in (("search_all", None), ("search_biggest", big)):
+        fh_filter: dict[str, Any] = {
+            "status": {"any_": ["error"]},
+            "created_at": {"after_": iso(after), "before_": iso(end)},
+            "execution_time": {"ge_": ANALYTICS_MIN_MS},
+        }
+        b_form: dict[str, Any] = {
+            "status": ["error"],
+            "created_after": after,
+            "created_before": end,
+            "min_execution_time": ANALYTICS_MIN_MS,
+            "limit": 50,
+        }
+        if fid is not None:
+            fh_filter["flow_id"] = {"any_": [fid]}
+            b_form["flow_id"] = fid
+        bodies = {"baseline": b_form, "flowhistory": {"filter": fh_filter, "limit": 50}}
+        ops[key] = {
+            s.name: loadgen.build_request(
+                "POST",
+                "/api/v1/executions/search",
+                host=HOST,
+                token=admin_token,
+                body=orjson.dumps(bodies[s.name]),
+            )
+            for s in servers
+        }
+    if "reads" not in p.phases:  # stats belong to issue 3's list too; measured here if not in reads
+        for key, fid in (("stats_biggest", big), ("stats_small", small)):
+            req = loadgen.build_request(
+                "GET", f"/api/v1/flows/{fid}/executions/stats", host=HOST, token=token_of[fid]
+            )
+            ops[key] = {s.name: req for s in servers}
+    params = {
+        "trend_start": start,
+        "trend_end": end,
+        "search_after": after,
+        "search_before": end,
+        "search_min_ms": ANALYTICS_MIN_MS,
+    }
+    return ops, params
+
+
+def _fetch(server: Server, request: bytes) -> tuple[int, Any]:
+    status, body = loadgen.run(loadgen.fetch(server.addr, request, timeout=300))
+    try:
+        return status, orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return status, body.decode(errors="replace")
+
+
+def analytics_consistency(
+    servers: list[Server], ops: dict[str, dict[str, bytes]]
+) -> tuple[list[str], list[str]]:
+    """Both servers' answers compared before measuring: (differences, what was checked)."""
+    b, f = servers
+    notes: list[str] = []
+    checked: list[str] = []
+    for key in ("trend_biggest", "trend_small"):
+        sb, tb = _fetch(b, ops[key]["baseline"])
+        sf, tf = _fetch(f, ops[key]["flowhistory"])
+        if sb != 200 or sf != 200:
+            notes.append(f"{key}: HTTP {sb} / {sf}")
+            continue
+        rb = {r["bucket"]: r for r in tb["rows"]}
+        rf = {r["bucket"]: r for r in tf["rows"]}
+        if rb.keys() != rf.keys():
+            notes.append(f"{key}: days differ ({len(rb)} baseline, {len(rf)} flowhistory)")
+        worst = {"p50_duration": 0.0, "p95_duration": 0.0, "failure_rate": 0.0}
+        bad_runs = 0
+        for day in rb.keys() & rf.keys():
+            bad_runs += rb[day]["runs"] != rf[day]["runs"]
+            for m in worst:
+                worst[m] = max(worst[m], abs(rb[day][m] - rf[day][m]))
+        if bad_runs:
+            notes.append(f"{key}: daily run counts differ on {bad_runs} days")
+        if worst["p50_duration"] > 1e-6 or worst["p95_duration"] > 1e-6 or worst["failure_rate"] > 1e-9:
+            notes.append(f"{key}: max |difference| {worst}")
+        runs = sum(r["runs"] for r in rb.values())
+        checked.append(
+            f"{key}: {len(rf)} days, {runs:,} runs; daily runs {'equal' if not bad_runs else 'DIFFER'}, "
+            f"max |Δp50| {worst['p50_duration']:.2g} ms, |Δp95| {worst['p95_duration']:.2g} ms, "
+            f"|Δfailure rate| {worst['failure_rate']:.2g}"
+        )
+    sb, nb = _fetch(b, ops["nodes_biggest"]["baseline"])
+    sf, nf = _fetch(f, ops["nodes_biggest"]["flowhistory"])
+    if sb != 200 or sf != 200:
+        notes.append(f"nodes_biggest: HTTP {sb} / {sf}")
+    else:
+        fh_nodes: dict[str, dict[str, int]] = {}
+        for r in nf:  # flowhistory splits a node by (node_type, model): summed back per node id
+            acc = fh_nodes.setdefault(r["node_id"], {"runs": 0, "errors": 0, "timed_runs": 0})
+            for k in acc:
+                acc[k] += r[k]
+        b_nodes = {r["node_id"]: {k: r[k] for k in ("runs", "errors", "timed_runs")} for r in nb}
+        if fh_nodes != b_nodes:
+            diff = sorted(k for k in fh_nodes.keys() | b_nodes.keys() if fh_nodes.get(k) != b_nodes.get(k))
+            notes.append(f"nodes_biggest: {len(diff)} of {len(b_nodes)} nodes differ, e.g. {diff[:3]}")
+        checked.append(
+            f"nodes_biggest: {len(b_nodes)} nodes, runs/errors/timed runs per node "
+            f"{'equal' if fh_nodes == b_nodes else 'DIFFER'}"
+        )
+    for key in ("search_all", "search_biggest"):
+        sb, pb = _fetch(b, ops[key]["baseline"])
+        sf, pf = _fetch(f, ops[key]["flowhistory"])
+        if sb != 200 or sf != 200:
+            notes.append(f"{key}: HTTP {sb} / {sf}")
+            continue
+        ib, i_f = [r["id"] for r in pb["items"]], [r["id"] for r in pf["items"]]
+        if pb["total"] != pf["total"]:
+            notes.append(f"{key}: total baseline {pb['total']} flowhistory {pf['total']}")
+        common = len(set(ib) & set(i_f))
+        if common != len(ib) or len(ib) != len(i_f):  # created_at: seconds in SQLite, µs in DuckDB
+            notes.append(f"{key}: {common}/{len(ib)} ids in common on page 1 (ties on created_at seconds?)")
+        checked.append(
+            f"{key}: total {pf['total']:,} (baseline {pb['total']:,}), page 1 {common}/{len(i_f)} ids in common"
+        )
+    return notes, checked
+
+
+def phase_analytics(
+    p: Params,
+    servers: list[Server],
+    big: str,
+    small: str,
+    token_of: dict[str, str],
+    admin_token: str,
+) -> dict[str, Any]:
+    """Issue 3's reads: 90-day daily trends, the node breakdown, a three-filter search (and
+    stats when the reads phase is not run). Sequential requests as in the reads phase, with the
+    warm-up bounded too (a third of the budget): the baseline's slow operations get fewer runs."""
+    ops, params = analytics_requests(p, servers, big, small, token_of, admin_token)
+    notes, checked = analytics_consistency(servers, ops)
+    for line in checked:
+        log(f"  check {line}")
+    for note in notes:
+        log(f"  consistency: {note}")
+    out: dict[str, Any] = {"params": params, "checks": checked, "consistency": notes}
+    for op, reqs in ops.items():
+        for s in servers:  # warm-up: up to p.warmup requests, at most a third of the budget
+            loadgen.run(
+                loadgen.load(s.addr, [reqs[s.name]], count=p.warmup, duration=p.read_budget / 3, timeout=300)
+            )
+        res = alternate(
+            servers,
+            {s.name: [reqs[s.name]] for s in servers},
+            rounds=p.rounds,
+            count=p.read_n,
+            seconds=p.read_budget,
+        )
+        out[op] = {name: summarise(r) for name, r in res.items()}
+        b, f = (out[op][s.name] for s in servers)
+        log(
+            f"  {op:<14} baseline p50 {b['p50_ms']:8.2f} ms p99 {b['p99_ms']:8.2f} "
+            f"cpu {b['server_cpu_ms_per_req']:7.2f} ms (n={b['n']})   flowhistory p50 {f['p50_ms']:8.2f} ms "
             f"p99 {f['p99_ms']:8.2f} cpu {f['server_cpu_ms_per_req']:6.2f} ms (n={f['n']})   "
             f"background cpu {b['background_cpu_share']:.0%}/{f['background_cpu_share']:.0%}"
         )
@@ -564,6 +748,10 @@ def main(argv: list[str] | None = None) -> int:
             log(f"reads: biggest flow {big} ({big_runs:,} runs), small flow {small}")
             res["reads"] = phase_reads(p, servers, big, small, token_of, ids, big_runs)
             mem["after_reads"] = {s.name: s.memory() for s in servers}
+        if "analytics" in p.phases:
+            log("analytics (issue 3): 90-day daily trends, node breakdown, three-filter search")
+            res["analytics"] = phase_analytics(p, servers, big, small, token_of, admin_token)
+            mem["after_analytics"] = {s.name: s.memory() for s in servers}
         if "mixed" in p.phases:
             log(f"mixed reads, {p.mixed_clients} concurrent clients")
             res["mixed"] = phase_mixed(p, servers, big, small, token_of, ids)

@@ -22,8 +22,10 @@ import jwt
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from bench.baseline.db import Base, engine
+from bench.baseline.analytics import FlowAnalytics, SearchForm
+from bench.baseline.db import Base, engine, get_db
 from bench.baseline.models import (
+    Flow,
     FlowExecutionForm,
     FlowExecutionModel,
     FlowExecutions,
@@ -133,6 +135,24 @@ async def get_flow_execution_stats(id: str, user=Depends(get_verified_user)):
     return FlowExecutions.get_execution_stats_by_flow_id(id)
 
 
+@router.get("/{id}/trend")
+async def get_flow_trend(
+    id: str, start: int, end: int, bucket: str = "day", measures: str = "", user=Depends(get_verified_user)
+):
+    """Daily runs, failure rate and p50/p95 duration (bench/baseline/analytics.py); `measures` is
+    accepted for the same query string as flowhistory's and ignored: all four are returned."""
+    _flow_for(id, user, "read")
+    if bucket != "day" or end <= start or end - start > 366 * 86400:
+        raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="Invalid range")
+    return {"bucket": "day", "rows": FlowAnalytics.get_daily_trend(id, start, end)}
+
+
+@router.get("/{id}/nodes")
+async def get_flow_node_breakdown(id: str, user=Depends(get_verified_user)):
+    _flow_for(id, user, "read")
+    return FlowAnalytics.get_node_breakdown(id)
+
+
 @router.get("/{id}/executions/{execution_id}", response_model=FlowExecutionModel | None)
 async def get_flow_execution_by_id(id: str, execution_id: str, user=Depends(get_verified_user)):
     _flow_for(id, user, "read")
@@ -161,6 +181,23 @@ async def delete_all_flow_executions(id: str, user=Depends(get_verified_user)):
     return FlowExecutions.delete_executions_by_flow_id(id)
 
 
+executions_router = APIRouter()
+
+
+@executions_router.post("/search")
+async def search_executions(form_data: SearchForm, user=Depends(get_verified_user)):
+    if form_data.flow_id is not None:
+        _flow_for(form_data.flow_id, user, "read")
+    flow_ids = None
+    if user.role != "admin":
+        with get_db() as db:
+            flows = db.query(Flow.id, Flow.user_id, Flow.access_control).all()
+        flow_ids = [
+            f.id for f in flows if f.user_id == user.id or has_access(user.id, "read", f.access_control)
+        ]
+    return FlowAnalytics.search_executions(form_data, flow_ids)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     Base.metadata.create_all(bind=engine)  # stands in for the peer's alembic migration
@@ -169,6 +206,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(lifespan=lifespan)
 app.include_router(router, prefix="/api/v1/flows", tags=["flows"])
+app.include_router(executions_router, prefix="/api/v1/executions", tags=["executions"])
 
 
 @app.get("/health")
