@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -27,7 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from analytics.access import Grant, Viewer, require_flow_access
 from analytics.context import Context
 from analytics.errors import NotFound
-from analytics.history import EXECUTION_NOT_FOUND
+from analytics.history import EXECUTION_NOT_FOUND, Annotation
 from analytics.store import Connection
 
 MAX_NOTE = 10_000
@@ -70,17 +69,6 @@ class AnnotationUpdate(BaseModel):
                     f"tag {tag!r} must start with a letter, digit or _ and hold only those and . : / + # -"
                 )
         return list(dict.fromkeys(v))
-
-
-@dataclass(frozen=True, slots=True)
-class Annotation:
-    execution_id: str
-    flow_id: str
-    note: str | None
-    tags: list[str]
-    rating: int | None
-    updated_by: str
-    updated_at: datetime
 
 
 def _uuid(execution_id: str) -> str:
@@ -156,7 +144,7 @@ def set_annotation(
         )
         return True
 
-    if not ctx.store.write(upsert):
+    if not ctx.store.write(upsert, after_commit=lambda _: ctx.annotated.add(exec_id)):
         raise NotFound(EXECUTION_NOT_FOUND)
     return saved
 

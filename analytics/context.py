@@ -28,6 +28,9 @@ class Context:
     counters: Counters
     pages: PageBoundaries
     prices: PriceTable
+    # ids of runs that may carry an annotation (a superset: a stale id costs one lookup), so
+    # the detail of the many runs without one skips that query
+    annotated: set[str]
 
     def write_registry(self, fn: Callable[[Connection], Any]) -> Any:
         """A write to users, groups, keys or flows; the directory reloads after it commits."""
@@ -69,6 +72,7 @@ def open_context(
         directory = Directory()
         counters = Counters()
         prices = PriceTable()
+        annotated: set[str] = set()
         if at_head:
             directory.reload(store)
             store.read(counters.load)
@@ -76,7 +80,13 @@ def open_context(
             if settings.seed_prices and empty and not read_only:
                 store.write(lambda c: replace_prices(c, shipped_prices()))
             store.read(prices.load)
+            annotated.update(
+                r[0]
+                for r in store.read(
+                    lambda c: c.execute("SELECT execution_id::VARCHAR FROM execution_annotations").fetchall()
+                )
+            )
     except BaseException:
         store.close()
         raise
-    return Context(settings, store, directory, counters, PageBoundaries(), prices)
+    return Context(settings, store, directory, counters, PageBoundaries(), prices, annotated)

@@ -63,6 +63,19 @@ ROW_COLUMNS = (
 
 
 @dataclass(frozen=True, slots=True)
+class Annotation:
+    """Notes, tags and a rating on a run (annotations.py writes them; the detail shows them)."""
+
+    execution_id: str
+    flow_id: str
+    note: str | None
+    tags: list[str]
+    rating: int | None
+    updated_by: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Execution:
     id: str
     flow_id: str
@@ -81,6 +94,7 @@ class Execution:
     cost: float | None = None
     flow_version: str | None = None
     replay_of: str | None = None
+    annotation: Annotation | None = None
 
 
 def _visible(grant: Grant) -> tuple[str, list[Any]]:
@@ -182,6 +196,7 @@ def get_execution(ctx: Context, viewer: Viewer, flow_id: str, execution_id: str)
         raise NotFound(EXECUTION_NOT_IN_FLOW)
     if grant.only_user is not None and uid != grant.only_user:
         raise NotFound(EXECUTION_NOT_FOUND)  # another user's run: its existence is not ours to tell
+    annotation = _annotation(ctx, eid, fid) if eid in ctx.annotated else None
     nodes = _loads(node_results)
     return Execution(
         id=eid,
@@ -201,7 +216,22 @@ def get_execution(ctx: Context, viewer: Viewer, flow_id: str, execution_id: str)
         cost=cost,
         flow_version=version,
         replay_of=replay_of,
+        annotation=annotation,
     )
+
+
+def _annotation(ctx: Context, execution_id: str, flow_id: str) -> Annotation | None:
+    rows = ctx.store.read(
+        lambda c: c.execute(
+            "SELECT note, tags, rating, updated_by, updated_at FROM execution_annotations"
+            " WHERE execution_id = ? AND flow_id = ?",
+            [execution_id, flow_id],
+        ).fetchall()
+    )
+    if not rows:
+        return None
+    note, tags, rating, by, at = rows[0]
+    return Annotation(execution_id, flow_id, note, list(tags), rating, by, at)
 
 
 def get_stats(ctx: Context, viewer: Viewer, flow_id: str) -> Stats:

@@ -13,7 +13,6 @@ from starlette.concurrency import run_in_threadpool
 
 from analytics import history, ingest
 from analytics.access import require_flow_access
-from analytics.annotations import annotations_for
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute, body_schema, json_response, read_json, validate
 from api.schemas.annotations import annotation_dict
@@ -86,9 +85,9 @@ async def keep_last_executions(
 @router.get("/{flow_id}/executions/{execution_id}", response_model=ExecutionOut)
 def get_execution(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ctx) -> Response:
     """One execution with its inputs, outputs, node results, errors and annotation."""
-    body = execution_dict(history.get_execution(ctx, viewer, flow_id, execution_id))
-    note = annotations_for(ctx, execution_id)  # after get_execution's access check
-    body["annotation"] = annotation_dict(note) if note is not None else None
+    execution = history.get_execution(ctx, viewer, flow_id, execution_id)
+    body = execution_dict(execution)
+    body["annotation"] = annotation_dict(execution.annotation) if execution.annotation else None
     return json_response(body)
 
 
