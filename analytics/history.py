@@ -14,11 +14,12 @@ from typing import Any
 
 import orjson
 
-from analytics.access import Grant, Viewer, require_flow_access
+from analytics.access import Viewer, require_flow_access
 from analytics.context import Context
 from analytics.counters import Stats
 from analytics.errors import InvalidInput, NotFound
 from analytics.pagination import Page, Position, decode_cursor, encode_cursor
+from analytics.scope import flow_scope
 from analytics.store import Connection
 
 EXECUTION_NOT_FOUND = "Execution not found"
@@ -97,13 +98,6 @@ class Execution:
     annotation: Annotation | None = None
 
 
-def _visible(grant: Grant) -> tuple[str, list[Any]]:
-    """WHERE clause for one flow's executions this caller may see."""
-    if grant.only_user is None:
-        return "flow_id = ?", [grant.flow.id]
-    return "flow_id = ? AND user_id = ?", [grant.flow.id, grant.only_user]
-
-
 def list_executions_page(
     ctx: Context, viewer: Viewer, flow_id: str, *, page: int = 1, page_size: int | None = None
 ) -> list[ExecutionSummary]:
@@ -112,7 +106,7 @@ def list_executions_page(
         raise InvalidInput(f"page must be between 1 and {MAX_PAGE}", field="page")
     size = page_size or ctx.settings.page_size
     grant = require_flow_access(ctx.directory, viewer, flow_id)
-    where, params = _visible(grant)
+    where, params = flow_scope(grant)
     version = ctx.counters.version(flow_id)  # read before the query: a change after it voids both
     key = (flow_id, grant.only_user, size)
     start = None if page == 1 else ctx.pages.get((*key, page), version)
@@ -155,7 +149,7 @@ def list_executions(
     if not 1 <= limit <= ctx.settings.list_limit_max:
         raise InvalidInput(f"limit must be between 1 and {ctx.settings.list_limit_max}", field="limit")
     grant = require_flow_access(ctx.directory, viewer, flow_id)
-    where, params = _visible(grant)
+    where, params = flow_scope(grant)
     rows = _after(ctx, where, params, decode_cursor(cursor) if cursor else None, limit + 1)
     items = [ExecutionSummary(*r) for r in rows[:limit]]
     more = len(rows) > limit
