@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
-from analytics import flows, users
+from analytics import flows, ingest, users
 from analytics.access import Viewer
 from analytics.auth import create_token
+from analytics.config import Settings
 from analytics.context import Context
 
 SECRET = "test-secret-for-flowhistory-0123456789abcdef"
@@ -98,3 +101,35 @@ def build_world(client: TestClient) -> World:
     public = flows.create_flow(ctx, owner, name="public", nodes=[], edges=[], access_control=None)
     private = flows.create_flow(ctx, owner, name="private", nodes=[], edges=[], access_control={})
     return World(client, ctx, shared.id, public.id, private.id)
+
+
+def open_world(folder: Path) -> Iterator[World]:
+    """A seeded world on its own store, for module-scoped fixtures; a 500 is an answer, not a raise."""
+    from api.app import create_app  # the app imports analytics only; keep factories importable alone
+
+    settings = Settings(db_path=folder / "store.duckdb", webui_secret_key=SECRET, port=0)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield build_world(client)
+
+
+def headers(user: str) -> dict[str, str]:
+    """A user's bearer header; "anonymous" sends none."""
+    return {} if user == "anonymous" else bearer(user)
+
+
+def fresh_flow(w: World, kind: str) -> str:
+    """A new flow owned by `owner` with exactly the access control of the world's flow of `kind`."""
+    acl = w.ctx.directory.flow(getattr(w, kind))
+    assert acl is not None
+    flow = flows.create_flow(
+        w.ctx, Viewer("owner"), name=f"{kind}-cell", nodes=[], edges=[], access_control=acl.access_control
+    )
+    return flow.id
+
+
+def save_run(w: World, flow_id: str, user_id: str = "owner", **overrides: Any) -> str:
+    """Store a run as `user_id` saved it (an admin import, so any user, even pending, can own one)."""
+    admin = Viewer("admin", "admin")
+    [result] = ingest.save_executions(w.ctx, admin, [make_execution(flow_id, user_id=user_id, **overrides)])
+    assert result.status == "stored" and result.id is not None, result
+    return result.id

@@ -93,31 +93,7 @@ class CleanupOut(BaseModel):
     kept: int
 
 
-def execution_dict(e: Execution) -> dict[str, Any]:
-    """Plain dict for orjson: the ingest and detail paths skip pydantic serialisation."""
-    return {
-        "id": e.id,
-        "flow_id": e.flow_id,
-        "user_id": e.user_id,
-        "status": e.status,
-        "inputs": e.inputs,
-        "outputs": e.outputs,
-        "node_results": e.node_results,
-        "errors": e.errors,
-        "execution_time": e.execution_time,
-        "created_at": epoch_seconds(e.created_at),
-        "meta": e.meta,
-        "tokens_in": e.tokens_in,
-        "tokens_out": e.tokens_out,
-        "tokens_estimated": e.tokens_estimated,
-        "cost": e.cost,
-        "flow_version": e.flow_version,
-        "replay_of": e.replay_of,
-        "annotation": None,  # the detail route fills it in
-    }
-
-
-def summary_dict(s: ExecutionSummary) -> dict[str, Any]:
+def summary_dict(s: ExecutionSummary | ExecutionRow | Execution) -> dict[str, Any]:
     return {
         "id": s.id,
         "flow_id": s.flow_id,
@@ -128,20 +104,28 @@ def summary_dict(s: ExecutionSummary) -> dict[str, Any]:
     }
 
 
-def row_dict(r: ExecutionRow) -> dict[str, Any]:
+def row_dict(r: ExecutionRow | Execution) -> dict[str, Any]:
     return {
-        "id": r.id,
-        "flow_id": r.flow_id,
-        "user_id": r.user_id,
-        "status": r.status,
-        "execution_time": r.execution_time,
-        "created_at": epoch_seconds(r.created_at),
+        **summary_dict(r),
         "tokens_in": r.tokens_in,
         "tokens_out": r.tokens_out,
         "tokens_estimated": r.tokens_estimated,
         "cost": r.cost,
         "flow_version": r.flow_version,
         "replay_of": r.replay_of,
+    }
+
+
+def execution_dict(e: Execution) -> dict[str, Any]:
+    """Plain dict for orjson: the ingest and detail paths skip pydantic serialisation."""
+    return {
+        **row_dict(e),
+        "inputs": e.inputs,
+        "outputs": e.outputs,
+        "node_results": e.node_results,
+        "errors": e.errors,
+        "meta": e.meta,
+        "annotation": None,  # the detail route fills it in
     }
 
 

@@ -18,11 +18,20 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from analytics import flows, ingest, users
+from analytics import users
 from analytics.access import Viewer
 from analytics.config import Settings
 from api.app import create_app
-from tests.factories import SECRET, World, bearer, build_world, make_execution
+from tests.factories import (
+    SECRET,
+    World,
+    bearer,
+    fresh_flow,
+    headers,
+    make_execution,
+    open_world,
+    save_run,
+)
 
 VERIFIED = ("admin", "owner", "reader", "writer", "grouped", "stranger")
 CALLERS = (*VERIFIED, "pending", "anonymous")
@@ -43,32 +52,7 @@ ADMIN = Viewer("admin", "admin")
 
 @pytest.fixture(scope="module")
 def mworld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    settings = Settings(
-        db_path=tmp_path_factory.mktemp("matrix") / "store.duckdb", webui_secret_key=SECRET, port=0
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield build_world(client)
-
-
-def headers(user: str) -> dict[str, str]:
-    return {} if user == "anonymous" else bearer(user)
-
-
-def fresh_flow(w: World, kind: str) -> str:
-    """A new flow owned by `owner` with exactly the access control of the world's flow of `kind`."""
-    acl = w.ctx.directory.flow(getattr(w, kind))
-    assert acl is not None
-    flow = flows.create_flow(
-        w.ctx, Viewer("owner"), name=f"{kind}-cell", nodes=[], edges=[], access_control=acl.access_control
-    )
-    return flow.id
-
-
-def save_run(w: World, flow_id: str, user_id: str = "owner", **overrides: Any) -> str:
-    """Store a run as `user_id` saved it (an admin import, so any user, even pending, can own one)."""
-    [result] = ingest.save_executions(w.ctx, ADMIN, [make_execution(flow_id, user_id=user_id, **overrides)])
-    assert result.status == "stored", result
-    return result.id  # type: ignore[return-value]
+    yield from open_world(tmp_path_factory.mktemp("matrix"))
 
 
 def count_runs(w: World, flow_id: str) -> int:

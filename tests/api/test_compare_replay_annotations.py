@@ -6,14 +6,19 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from httpx import Response
 
-from analytics import annotations, flows, ingest
+from analytics import annotations, flows
 from analytics.access import Viewer
-from analytics.config import Settings
-from api.app import create_app
-from tests.factories import SECRET, World, bearer, build_world, make_execution
+from tests.factories import (
+    World,
+    bearer,
+    fresh_flow,
+    headers,
+    make_execution,
+    open_world,
+    save_run,
+)
 
 CALLERS = ("admin", "owner", "reader", "writer", "grouped", "stranger", "pending", "anonymous")
 READERS = {
@@ -32,29 +37,7 @@ UNKNOWN = "00000000-0000-7000-8000-000000000000"
 
 @pytest.fixture(scope="module")
 def mworld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    settings = Settings(
-        db_path=tmp_path_factory.mktemp("crA") / "store.duckdb", webui_secret_key=SECRET, port=0
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield build_world(client)
-
-
-def headers(user: str) -> dict[str, str]:
-    return {} if user == "anonymous" else bearer(user)
-
-
-def fresh_flow(w: World, kind: str) -> str:
-    acl = w.ctx.directory.flow(getattr(w, kind))
-    assert acl is not None
-    return flows.create_flow(
-        w.ctx, Viewer("owner"), name=f"{kind}-cell", nodes=[], edges=[], access_control=acl.access_control
-    ).id
-
-
-def save_run(w: World, flow_id: str, user_id: str = "owner", **overrides: Any) -> str:
-    [result] = ingest.save_executions(w.ctx, ADMIN, [make_execution(flow_id, user_id=user_id, **overrides)])
-    assert result.status == "stored" and result.id is not None, result
-    return result.id
+    yield from open_world(tmp_path_factory.mktemp("crA"))
 
 
 def own_run(w: World, fid: str, user: str) -> str:

@@ -12,13 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from analytics import flows, ingest
 from analytics.access import Viewer
-from analytics.config import Settings
-from api.app import create_app
-from tests.factories import SECRET, World, bearer, build_world, make_execution
+from tests.factories import World, bearer, make_execution, open_world
 
 ROUTES = ("nodes", "failures", "reliability", "versions", "anomalies")
 BASE = datetime(2026, 3, 1, 9, 0, 0)
@@ -26,11 +23,7 @@ BASE = datetime(2026, 3, 1, 9, 0, 0)
 
 @pytest.fixture(scope="module")
 def iw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    settings = Settings(
-        db_path=tmp_path_factory.mktemp("insights") / "store.duckdb", webui_secret_key=SECRET, port=0
-    )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield build_world(client)
+    yield from open_world(tmp_path_factory.mktemp("insights"))
 
 
 @pytest.fixture(scope="module")
