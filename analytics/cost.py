@@ -67,9 +67,8 @@ class PriceTable:
 
     def price_for(self, model: str, on: date) -> Price | None:
         key = (model, on)
-        found = self._cache.get(key, False)
-        if found is not False:
-            return found  # type: ignore[return-value]
+        if key in self._cache:
+            return self._cache[key]
         best: Price | None = None
         for p in self._prices:  # ascending specificity, then date: the last match wins
             if p.valid_from <= on and fnmatch.fnmatchcase(model.lower(), p.model_pattern.lower()):

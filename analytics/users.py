@@ -17,6 +17,7 @@ from datetime import datetime
 from analytics.context import Context
 from analytics.directory import User
 from analytics.errors import Conflict, InvalidInput, NotFound
+from analytics.store import Connection
 
 ROLES = ("admin", "user", "pending")
 
@@ -131,7 +132,7 @@ def create_group(
         raise InvalidInput("group name must not be empty", field="name")
     group = Group(uuid.uuid4().hex, name, description, tuple(dict.fromkeys(user_ids or [])))
 
-    def insert(c):  # type: ignore[no-untyped-def]
+    def insert(c: Connection) -> None:
         c.execute(
             "INSERT INTO groups (id, name, description) VALUES (?, ?, ?)", [group.id, name, description]
         )
@@ -150,7 +151,7 @@ def set_group_members(ctx: Context, group_id: str, user_ids: list[str]) -> Group
         raise NotFound(f"group {group_id} not found")
     members = tuple(dict.fromkeys(user_ids))
 
-    def replace(c):  # type: ignore[no-untyped-def]
+    def replace(c: Connection) -> None:
         c.execute("DELETE FROM group_members WHERE group_id = ?", [group_id])
         for uid in members:
             c.execute("INSERT INTO group_members VALUES (?, ?)", [group_id, uid])
