@@ -6,8 +6,9 @@ first.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from analytics import migrations
@@ -18,6 +19,12 @@ from analytics.directory import Directory
 from analytics.errors import InvalidInput
 from analytics.page_boundaries import PageBoundaries
 from analytics.store import Connection, Store
+
+log = logging.getLogger("flowhistory")
+
+# called on the writer thread after a commit with the flow ids of the runs it stored; a
+# listener must return at once (hand work to its own thread) and never raise into ingest
+IngestListener = Callable[[set[str]], None]
 
 
 @dataclass
@@ -31,6 +38,16 @@ class Context:
     # ids of runs that may carry an annotation (a superset: a stale id costs one lookup), so
     # the detail of the many runs without one skips that query
     annotated: set[str]
+    ingest_listeners: list[IngestListener] = field(default_factory=list)
+    # set by the server's lifespan (analytics.scheduler.Scheduler); None in the CLI and notebooks
+    scheduler: Any = None
+
+    def notify_ingest(self, flow_ids: set[str]) -> None:
+        for listener in self.ingest_listeners:
+            try:
+                listener(flow_ids)
+            except Exception:  # a listener's bug must not fail an acknowledged write
+                log.exception("ingest listener %r failed", listener)
 
     def write_registry(self, fn: Callable[[Connection], Any]) -> Any:
         """A write to users, groups, keys or flows; the directory reloads after it commits."""

@@ -297,6 +297,7 @@ def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
             [r[4] for r in rows],
             [r[5] for r in rows],
         )
+        ctx.notify_ingest({r[1] for r in rows})
 
     return ctx.store.submit(append, after_commit=count)
 
