@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     seed_prices: bool = True
     memory_limit: str | None = None
     threads: int | None = None
+    # the server's scheduler (exports, compaction, retention, alerts); off: jobs run on demand only
+    scheduler_enabled: bool = True
 
     @property
     def data_dir(self) -> Path:
@@ -44,3 +46,7 @@ class Settings(BaseSettings):
     @property
     def secret_key_file(self) -> Path:
         return self.data_dir / ".webui_secret_key"
+
+    @property
+    def jobs_status_file(self) -> Path:
+        return self.data_dir / "jobs.json"

@@ -16,10 +16,14 @@ from analytics.auth import load_secret
 from analytics.config import Settings
 from analytics.context import open_context
 from analytics.errors import StoreLocked
+from analytics.jobs import default_jobs
+from analytics.scheduler import Scheduler
 from analytics.users import bootstrap_admin
 from api.body_limit import BodyLimit
 from api.errors import add_exception_handlers
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
+from api.routes import jobs as jobs_routes
+from api.routes import dashboard as dashboard_routes
 
 log = logging.getLogger("flowhistory")
 
@@ -34,6 +38,8 @@ ROUTERS = (
     cost.router,
     flows.router,
     admin.router,
+    jobs_routes.router,
+    dashboard_routes.router,
 )
 
 
@@ -70,9 +76,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ctx = ctx
         app.state.secret = load_secret(settings)
         _banner(settings, bootstrap_admin(ctx))
+        ctx.scheduler = Scheduler(ctx, default_jobs(ctx), status_file=settings.jobs_status_file)
+        if settings.scheduler_enabled:
+            ctx.scheduler.start()
         try:
             yield
         finally:
+            ctx.scheduler.stop()
             ctx.close()
 
     app = FastAPI(

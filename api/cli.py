@@ -7,6 +7,7 @@ HTTP API instead, or stop it first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,8 @@ from analytics.auth import create_token, load_secret
 from analytics.config import Settings
 from analytics.context import Context, open_context
 from analytics.errors import FlowHistoryError
+from analytics.jobs import default_jobs
+from analytics.scheduler import Scheduler, read_status_file
 
 app = typer.Typer(help="flowhistory: execution history and analytics for AI flows.", no_args_is_help=True)
 db_app = typer.Typer(help="Schema migrations.", no_args_is_help=True)
@@ -224,6 +227,53 @@ def cleanup(
     with _open(db) as ctx:
         deleted = history.delete_old_executions_by_flow_id(ctx, flow_id, keep)
         console.print(f"deleted {deleted} executions of {flow_id}")
+
+
+# -- jobs: the scheduler's state, and running a job without the server ---------------------
+
+jobs_app = typer.Typer(help="The scheduler's jobs (exports, compaction, retention, alerts).")
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.callback(invoke_without_command=True)
+def jobs_list(typer_ctx: typer.Context, db: DbOption = None) -> None:
+    """Show each job's last run and next run, as the server (or the last `jobs run`) recorded it."""
+    if typer_ctx.invoked_subcommand is not None:
+        return
+    settings = _settings(db)
+    saved = read_status_file(settings.jobs_status_file)
+    if saved is None:
+        console.print(f"no job has run yet ({settings.jobs_status_file} does not exist)")
+        return
+    table = Table("job", "every", "running", "last run", "took", "result", "next run")
+    for job in saved["jobs"]:
+        outcome = job["last_error"] or json.dumps(job["last_result"])
+        if job["last_ok"] is False:
+            outcome = f"[red]{outcome}[/red]"
+        table.add_row(
+            job["name"],
+            f"{job['every_s']:g}s" if job["every_s"] > 0 else "on demand",
+            "yes" if job["running"] else "",
+            job["last_finished"] or "never",
+            f"{job['last_duration_s']:.2f}s" if job["last_duration_s"] is not None else "",
+            outcome,
+            job["next_run"] or "",
+        )
+    console.print(table)
+    console.print(f"(as of {saved['written_at']}, from {settings.jobs_status_file})")
+
+
+@jobs_app.command("run")
+def jobs_run(name: str, db: DbOption = None) -> None:
+    """Run one job now on the store (the server must not be running: use its API instead)."""
+    with _open(db) as ctx:
+        scheduler = Scheduler(ctx, default_jobs(ctx), status_file=ctx.settings.jobs_status_file)
+        state = scheduler.run_now(name, wait=True)
+    if state["last_ok"]:
+        console.print(f"{name}: done in {state['last_duration_s']:.2f}s: {json.dumps(state['last_result'])}")
+    else:
+        err.print(f"[red]{name} failed:[/red] {state['last_error']}")
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -1,0 +1,23 @@
+"""The scheduler's jobs as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class JobOut(BaseModel):
+    name: str
+    every_s: float
+    running: bool
+    runs: int
+    failures: int
+    last_started: datetime | None
+    last_finished: datetime | None
+    last_duration_s: float | None
+    last_ok: bool | None
+    last_result: Any
+    last_error: str | None
+    next_run: datetime | None
