@@ -1,0 +1,36 @@
+"""The web dashboard: `/` serves the page, `/static/...` its files (plain ES modules, no build step).
+
+The page talks only to the public API with the user's bearer token, so these routes need no
+auth: they hand out the same files to everyone. Paths are resolved inside the static folder
+and anything that escapes it is a 404.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from analytics.errors import NotFound
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+# The page is small and changes with each release: revalidate (ETag) rather than cache blindly.
+_HEADERS = {"Cache-Control": "no-cache"}
+
+router = APIRouter(tags=["dashboard"], include_in_schema=False)
+
+
+@router.get("/")
+def index() -> FileResponse:
+    """The dashboard page."""
+    return FileResponse(STATIC / "index.html", headers=_HEADERS)
+
+
+@router.get("/static/{path:path}")
+def static_file(path: str) -> FileResponse:
+    """One of the dashboard's files."""
+    target = (STATIC / path).resolve()
+    if not target.is_relative_to(STATIC) or not target.is_file():
+        raise NotFound("No such file")
+    return FileResponse(target, headers=_HEADERS)

@@ -1,0 +1,64 @@
+// Building DOM without innerHTML: every value from the API lands as text, never as markup.
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
+    else if (key === "value") el.value = value;
+    else if (key === "checked") el.checked = Boolean(value);
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === undefined || child === null || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function mount(root, ...children) {
+  root.replaceChildren();
+  append(root, children);
+}
+
+export function loading(text = "Loading…") {
+  return h("p", { class: "loading", role: "status" }, text);
+}
+
+export function empty(title, text, ...extra) {
+  return h("div", { class: "empty panel", "data-state": "empty" }, h("strong", {}, title), text, ...extra);
+}
+
+export function errorPanel(err, retry) {
+  const status = err && err.status ? `${err.status}: ` : "";
+  return h(
+    "div",
+    { class: "error-panel", role: "alert", "data-state": "error" },
+    h("strong", {}, err && err.status >= 500 ? "The server could not answer" : "This could not be loaded"),
+    h("span", { class: "error-detail" }, status + (err && err.message ? err.message : String(err))),
+    retry ? h("div", {}, h("button", { type: "button", class: "btn btn-small", onclick: retry, style: "margin-top:.5rem" }, "Try again")) : null,
+  );
+}
+
+const confirmDialog = () => document.getElementById("confirm");
+
+// A modal confirmation (a real <dialog>: focus is trapped, Escape cancels).
+export function confirmAction(title, text, okLabel = "Delete") {
+  const dialog = confirmDialog();
+  dialog.querySelector("#confirm-title").textContent = title;
+  dialog.querySelector("#confirm-text").textContent = text;
+  dialog.querySelector("#confirm-ok").textContent = okLabel;
+  dialog.returnValue = "";
+  dialog.showModal();
+  dialog.querySelector("#confirm-cancel").focus();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}

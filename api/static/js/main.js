@@ -1,0 +1,108 @@
+// Boot, sign-in gate and the hash router. Views live in views/ and render into <main>.
+import { auth, get } from "./api.js";
+import { errorPanel, loading, mount } from "./dom.js";
+import { renderSignIn } from "./views/signin.js";
+
+const view = document.getElementById("view");
+const topbar = document.getElementById("topbar");
+const session = { user: null, signInMessage: null };
+let navigation = 0;
+
+const ROUTES = [
+  [/^\/?$/, "flows", () => import("./views/flows.js")],
+  [/^\/flows\/([^/]+)\/?$/, "flows", () => import("./views/history.js")],
+  [/^\/flows\/([^/]+)\/runs\/([^/]+)$/, "flows", () => import("./views/detail.js")],
+  [/^\/flows\/([^/]+)\/analytics$/, "flows", () => import("./views/analytics.js")],
+  [/^\/flows\/([^/]+)\/alerts$/, "flows", () => import("./views/alerts.js")],
+  [/^\/flows\/([^/]+)\/retention$/, "flows", () => import("./views/retention.js")],
+  [/^\/compare\/([^/]+)\/([^/]+)$/, "flows", () => import("./views/compare.js")],
+  [/^\/jobs$/, "jobs", () => import("./views/jobs.js")],
+  [/^\/sql$/, "sql", () => import("./views/sql.js")],
+];
+
+export function parseHash() {
+  const raw = location.hash.replace(/^#/, "") || "/";
+  const [path, qs] = raw.split("?");
+  return { path, params: new URLSearchParams(qs || "") };
+}
+
+function signOut(message) {
+  auth.clear();
+  session.user = null;
+  session.signInMessage = message || null;
+  if (location.hash && location.hash !== "#/") location.hash = "#/";
+  else route();
+}
+
+auth.onUnauthorized((message) => {
+  if (session.signingIn) return; // the sign-in form says it itself
+  session.user = null;
+  session.signInMessage = `Signed out: ${message}. Sign in again.`;
+  route();
+});
+
+document.getElementById("sign-out").addEventListener("click", () => signOut("You are signed out."));
+
+async function ensureUser() {
+  if (session.user) return session.user;
+  session.user = await get("/api/v1/users/me");
+  document.getElementById("who").textContent = `${session.user.id} (${session.user.role})`;
+  document.getElementById("nav-sql").hidden = session.user.role !== "admin";
+  return session.user;
+}
+
+async function route() {
+  const seq = ++navigation;
+  if (!auth.token) {
+    topbar.hidden = true;
+    renderSignIn(view, session.signInMessage, async () => {
+      session.signingIn = true;
+      try {
+        await ensureUser();
+      } finally {
+        session.signingIn = false;
+      }
+      session.signInMessage = null;
+      route();
+    });
+    return;
+  }
+  mount(view, loading());
+  try {
+    await ensureUser();
+  } catch (err) {
+    if (err.status === 401) return; // onUnauthorized already showed the sign-in screen
+    mount(view, errorPanel(err, route));
+    return;
+  }
+  topbar.hidden = false;
+  const { path, params } = parseHash();
+  const found = ROUTES.find(([re]) => re.test(path));
+  if (!found) {
+    mount(view, errorPanel({ status: 404, message: `No page at ${path}` }));
+    return;
+  }
+  const [re, section, load] = found;
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    if (a.dataset.nav === section) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const args = path.match(re).slice(1).map(decodeURIComponent);
+  const module = await load();
+  if (seq !== navigation) return;
+  const ctx = { user: session.user, params, stale: () => seq !== navigation, navigate };
+  try {
+    await module.render(view, args, ctx);
+  } catch (err) {
+    if (seq !== navigation || err.status === 401) return;
+    mount(view, errorPanel(err, route));
+  }
+}
+
+export function navigate(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+window.addEventListener("hashchange", route);
+route();

@@ -1,0 +1,61 @@
+// Two runs side by side, node by node against the first; nodes that differ come first.
+import { enc, post } from "../api.js";
+import { h, mount } from "../dom.js";
+import { badge, duration, money, shortId, timestamp, tokens } from "../format.js";
+
+function preview(value) {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  if (text === undefined) return "—";
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
+}
+
+function diffList(diff) {
+  if (!diff) return h("p", { class: "muted" }, "Baseline");
+  if (!diff.changes.length) return h("p", { class: "muted" }, "Same result");
+  return h("ul", { class: "diff" },
+    diff.changes.map((c) => h("li", { class: `diff-${c.kind}`, "data-kind": c.kind },
+      h("code", {}, c.path || "(whole result)"), ` ${c.kind}: `,
+      c.kind !== "added" ? h("span", { class: "diff-removed" }, preview(c.old)) : null,
+      c.kind === "changed" ? " → " : null,
+      c.kind !== "removed" ? h("span", { class: "diff-added" }, preview(c.new)) : null)),
+    diff.truncated ? h("li", { class: "muted" }, "…more changes not shown") : null);
+}
+
+function nodeCell(r) {
+  if (!r.present) return h("td", { class: "muted" }, "not in this run");
+  return h("td", {},
+    h("div", { class: "toolbar" }, badge(r.status), h("span", {}, duration(r.duration_ms))),
+    h("div", { class: "muted" }, tokens(r.tokens_in, r.tokens_out, r.tokens_estimated), " · ", money(r.cost)),
+    r.error ? h("pre", { class: "errors-box" }, r.error) : null,
+    diffList(r.diff));
+}
+
+export async function render(root, [a, b], ctx) {
+  const result = await post("/api/v1/executions/compare", { ids: [a, b] });
+  if (ctx.stale()) return;
+  const runs = result.executions;
+  const flowId = runs[0].flow_id;
+  const differing = result.nodes.filter((n) => n.differs).length;
+  mount(root,
+    h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
+      h("a", { href: "#/" }, "Flows"), " / ", h("a", { href: `#/flows/${enc(flowId)}` }, "History"), " / Compare"),
+    h("h1", {}, "Compare runs"),
+    h("div", { class: "compare-grid", id: "compare-runs" },
+      runs.map((r, i) => h("section", { class: "panel", "data-run": r.id },
+        h("h2", { style: "margin-top:0" }, i === 0 ? "Baseline " : "Compared ",
+          h("a", { href: `#/flows/${enc(r.flow_id)}/runs/${enc(r.id)}` }, shortId(r.id))),
+        h("div", { class: "toolbar" }, badge(r.status), timestamp(r.created_at)),
+        h("p", {}, `${duration(r.execution_time)} · ${tokens(r.tokens_in, r.tokens_out, r.tokens_estimated)} · ${money(r.cost)}`),
+        r.flow_id !== flowId ? h("p", { class: "notice" }, "From another flow") : null,
+        runs[0].flow_version !== r.flow_version ? h("p", { class: "notice" }, "Another flow version") : null))),
+    h("h2", {}, `Nodes (${differing} of ${result.nodes.length} differ)`),
+    h("div", { class: "table-wrap" },
+      h("table", { id: "compare-nodes" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Node"),
+          runs.map((r, i) => h("th", { scope: "col" }, i === 0 ? "Baseline" : "Compared", " ", shortId(r.id))))),
+        h("tbody", {}, result.nodes.map((n) =>
+          h("tr", { class: n.differs ? "differs" : "", "data-node": n.node_id, "data-differs": String(n.differs) },
+            h("th", { scope: "row" }, h("span", { class: "mono" }, n.node_id), n.differs ? h("div", { class: "badge badge-other" }, "differs") : null),
+            n.runs.map(nodeCell)))))),
+  );
+}

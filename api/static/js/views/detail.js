@@ -1,0 +1,205 @@
+// One run: summary, errors highlighted, nodes with their results, annotation editor,
+// replay payload, and "compare with…".
+import { ApiError, del, enc, get, post, put } from "../api.js";
+import { confirmAction, h, mount } from "../dom.js";
+import { badge, count, duration, money, shortId, timestamp, tokens } from "../format.js";
+import { jsonView, spreadText } from "../json_view.js";
+import { flowHeader, loadFlow } from "./flow_header.js";
+
+const DURATION_KEYS = ["duration_ms", "execution_time", "elapsed_ms"];
+const USAGE_KEYS = ["usage", "usage_details", "tokens"];
+
+// What a node reports about itself, read the way the server reads it at ingest (node_facts.py).
+function nodeFacts(result, error) {
+  const r = result && typeof result === "object" && !Array.isArray(result) ? result : {};
+  let tin = null;
+  let tout = null;
+  for (const key of USAGE_KEYS) {
+    const u = r[key];
+    if (u && typeof u === "object") {
+      tin = u.prompt_tokens ?? u.input_tokens ?? u.prompt_eval_count ?? null;
+      tout = u.completion_tokens ?? u.output_tokens ?? u.eval_count ?? null;
+      break;
+    }
+    if (key === "tokens" && typeof u === "number") {
+      tout = u;
+      break;
+    }
+  }
+  const ms = DURATION_KEYS.map((k) => r[k]).find((v) => typeof v === "number");
+  let status = typeof r.status === "string" ? r.status : "success";
+  if (error !== undefined && error !== null) status = "error";
+  return { status, ms, tin, tout, model: r.modelId || r.model || null, cost: typeof r.cost === "number" ? r.cost : null };
+}
+
+function kv(pairs) {
+  return h("dl", { class: "kv" }, pairs.filter(Boolean).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+function errorText(value) {
+  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+export async function render(root, [flowId, runId], ctx) {
+  const base = `/api/v1/flows/${enc(flowId)}/executions`;
+  const [flow, run] = await Promise.all([loadFlow(flowId), get(`${base}/${enc(runId)}`)]);
+  if (ctx.stale()) return;
+  const errors = run.errors || {};
+  const errorEntries = Object.entries(errors);
+  const nodeResults = run.node_results || {};
+  const nodeIds = [...new Set([...Object.keys(nodeResults), ...Object.keys(errors).filter((k) => k !== "global")])];
+
+  const nodes = nodeIds.map((id) => {
+    const facts = nodeFacts(nodeResults[id], errors[id]);
+    const text = spreadText(nodeResults[id]);
+    return h("article", { class: `node${facts.status === "error" ? " node-error" : ""}`, "data-node": id },
+      h("header", {},
+        badge(facts.status),
+        h("span", { class: "id" }, id),
+        facts.model ? h("span", { class: "muted" }, facts.model) : null,
+        h("span", { class: "muted" }, `· ${duration(facts.ms)}`),
+        h("span", { class: "muted" }, `· ${tokens(facts.tin, facts.tout, false)}`),
+        facts.cost !== null ? h("span", { class: "muted" }, `· ${money(facts.cost)}`) : null,
+      ),
+      h("div", { class: "body" },
+        errors[id] !== undefined ? h("div", { class: "errors-box" }, h("pre", {}, errorText(errors[id]))) : null,
+        text ? h("p", {}, h("strong", {}, "Text: "), text.length > 300 ? `${text.slice(0, 300)}…` : text) : null,
+        id in nodeResults ? jsonView(nodeResults[id], { open: false }) : h("p", { class: "muted" }, "No result recorded."),
+      ),
+    );
+  });
+
+  const deleteBtn = h("button", { type: "button", class: "btn btn-danger", id: "delete-run" }, "Delete run");
+  deleteBtn.addEventListener("click", async () => {
+    if (!(await confirmAction("Delete this run?", `The run of ${timestamp(run.created_at)} will be deleted. This cannot be undone.`))) return;
+    await del(`${base}/${enc(run.id)}`);
+    ctx.navigate(`#/flows/${enc(flowId)}`);
+  });
+
+  mount(root,
+    ...flowHeader(flow, "history", `Run ${shortId(run.id)}`),
+    h("section", { class: "panel", id: "run-summary", "aria-label": "Summary" },
+      h("div", { class: "toolbar" }, badge(run.status), h("strong", {}, timestamp(run.created_at)), h("span", { class: "spacer" }), deleteBtn),
+      kv([
+        ["Duration", h("span", { id: "run-duration" }, duration(run.execution_time))],
+        ["Tokens", h("span", { id: "run-tokens" }, tokens(run.tokens_in, run.tokens_out, run.tokens_estimated))],
+        ["Cost", h("span", { id: "run-cost" }, money(run.cost))],
+        ["User", run.user_id],
+        ["Flow version", h("code", {}, run.flow_version || "—")],
+        run.replay_of ? ["Replay of", h("a", { href: `#/flows/${enc(flowId)}/runs/${enc(run.replay_of)}` }, shortId(run.replay_of))] : null,
+        ["Id", h("code", {}, run.id)],
+      ]),
+    ),
+    errorEntries.length
+      ? h("section", { class: "errors-box", id: "run-errors", role: "region", "aria-label": "Errors" },
+        h("strong", {}, `${errorEntries.length} error${errorEntries.length === 1 ? "" : "s"}`),
+        errorEntries.map(([k, v]) => h("div", {}, h("span", { class: "mono" }, `${k}: `), h("pre", {}, errorText(v)))))
+      : null,
+    annotationEditor(base, run),
+    h("h2", {}, `Nodes (${nodeIds.length})`),
+    h("section", { id: "nodes" }, nodes.length ? nodes : h("p", { class: "muted" }, "This run recorded no node results.")),
+    h("h2", {}, "Inputs"),
+    h("div", { class: "panel" }, jsonView(run.inputs)),
+    h("h2", {}, "Outputs"),
+    h("div", { class: "panel" }, jsonView(run.outputs, { open: false })),
+    compareWith(flowId, run, ctx),
+    replayBox(base, run),
+  );
+}
+
+function annotationEditor(base, run) {
+  const a = run.annotation || { note: null, tags: [], rating: null };
+  const note = h("textarea", { id: "a-note", name: "note" });
+  note.value = a.note || "";
+  const tags = h("input", { id: "a-tags", name: "tags", value: a.tags.join(", "), "aria-describedby": "a-tags-error" });
+  const tagsError = h("div", { class: "field-error", id: "a-tags-error", role: "alert" });
+  const noteError = h("div", { class: "field-error", id: "a-note-error", role: "alert" });
+  const status = h("span", { id: "a-status", role: "status", class: "muted" },
+    run.annotation ? `Saved by ${run.annotation.updated_by} on ${timestamp(run.annotation.updated_at)}` : "");
+  const radio = (value, label) => h("label", { style: "display:inline-flex;gap:.3rem;margin-right:1rem;font-weight:400" },
+    h("input", { type: "radio", name: "rating", value: String(value), checked: a.rating === value }), label);
+  const form = h("form", { class: "panel", id: "annotation", "aria-labelledby": "a-title" },
+    h("h2", { id: "a-title", style: "margin-top:0" }, "Notes, tags and rating"),
+    h("div", { class: "field" }, h("label", { for: "a-note" }, "Note"), note, noteError),
+    h("div", { class: "field" }, h("label", { for: "a-tags" }, "Tags (comma-separated)"), tags, tagsError),
+    h("fieldset", { class: "field", style: "border:none;padding:0;margin:0 0 .75rem" },
+      h("legend", { style: "font-weight:600;font-size:.85rem" }, "Rating"),
+      radio("", "None"), radio(1, "👍 Good"), radio(-1, "👎 Bad")),
+    h("div", { class: "toolbar" }, h("button", { type: "submit", class: "btn btn-primary" }, "Save"), status),
+  );
+  form.querySelector('input[name=rating][value=""]').checked = a.rating === null;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    tagsError.textContent = noteError.textContent = "";
+    const ratingValue = new FormData(form).get("rating");
+    const body = {
+      note: note.value,
+      tags: tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+      rating: ratingValue ? Number(ratingValue) : null,
+    };
+    status.textContent = "Saving…";
+    try {
+      const saved = await put(`${base}/${enc(run.id)}/annotation`, body);
+      status.textContent = `Saved ✓ (${timestamp(saved.updated_at)})`;
+      status.dataset.saved = "true";
+    } catch (err) {
+      status.textContent = "Not saved.";
+      const fields = err instanceof ApiError ? err.fieldErrors() : {};
+      const tagMsg = Object.entries(fields).find(([k]) => k.startsWith("tags"));
+      const noteMsg = Object.entries(fields).find(([k]) => k.startsWith("note"));
+      if (tagMsg) tagsError.textContent = tagMsg[1];
+      if (noteMsg) noteError.textContent = noteMsg[1];
+      if (!tagMsg && !noteMsg) status.textContent = `Not saved: ${err.message}`;
+    }
+  });
+  return form;
+}
+
+function compareWith(flowId, run, ctx) {
+  const select = h("select", { id: "compare-with" }, h("option", { value: "" }, "Loading runs…"));
+  const go = h("button", { type: "submit", class: "btn" }, "Compare");
+  const form = h("form", { class: "panel form-row", id: "compare-form" },
+    h("div", { class: "field", style: "flex:1" }, h("label", { for: "compare-with" }, "Compare with…"), select),
+    h("div", { class: "field" }, go));
+  post("/api/v1/executions/search", { filter: { flow_id: { any_: [flowId] } }, limit: 50 }).then((page) => {
+    const others = page.items.filter((r) => r.id !== run.id);
+    select.replaceChildren(h("option", { value: "" }, others.length ? "Choose a run" : "No other runs"),
+      ...others.map((r) => h("option", { value: r.id }, `${r.status === "success" ? "✓" : r.status === "error" ? "✗" : "⊘"} ${timestamp(r.created_at)} · ${duration(r.execution_time)}`)));
+  }, () => select.replaceChildren(h("option", { value: "" }, "Runs could not be loaded")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (select.value) ctx.navigate(`#/compare/${enc(run.id)}/${enc(select.value)}`);
+  });
+  return form;
+}
+
+function replayBox(base, run) {
+  const out = h("div", {});
+  const copy = h("button", { type: "button", class: "btn", id: "copy-replay" }, "Copy replay payload");
+  const status = h("span", { role: "status", class: "muted", id: "copy-status" });
+  const box = h("section", { class: "panel", id: "replay" },
+    h("h2", { style: "margin-top:0" }, "Replay"),
+    h("p", { class: "muted" }, "The body to run this execution again with the same inputs."),
+    h("div", { class: "toolbar" }, copy, status), out);
+  let payload = null;
+  get(`${base}/${enc(run.id)}/replay`).then((p) => {
+    payload = p;
+    mount(out, h("p", {}, "POST to ", h("code", {}, p.post_to)), jsonView(p.body, { open: false }));
+  }, (err) => mount(out, h("p", { class: "field-error" }, err.message)));
+  copy.addEventListener("click", async () => {
+    if (!payload) return;
+    const text = JSON.stringify(payload.body, null, 2);
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      const area = h("textarea", { style: "position:fixed;left:-9999px" });
+      area.value = text;
+      document.body.append(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+    status.textContent = `Copied ${count(text.length)} characters.`;
+  });
+  return box;
+}

@@ -1,0 +1,259 @@
+// The history panel of one flow: statistics, filters, the runs list with paging, deletes.
+import { ApiError, del, enc, get, post } from "../api.js";
+import { confirmAction, empty, errorPanel, h, loading, mount } from "../dom.js";
+import { badge, count, duration, money, percent, shortId, timestamp, tokens } from "../format.js";
+import { flowHeader, loadFlow } from "./flow_header.js";
+
+const PAGE = 50;
+const SINCE = "2000-01-01T00:00:00Z";
+
+// Filters live in the URL (#/flows/ID?status=error&error=timeout...), so a reload keeps them.
+function filtersFrom(params) {
+  return {
+    status: params.get("status") || "",
+    error: params.get("error") || "",
+    tags: params.get("tags") || "",
+    from: params.get("from") || "",
+    to: params.get("to") || "",
+  };
+}
+
+function localToIso(value) {
+  const d = new Date(value); // datetime-local values are local time
+  if (Number.isNaN(d.getTime())) throw new ApiError(422, `not a date: ${value}`);
+  return d.toISOString();
+}
+
+export function searchFilter(flowId, f) {
+  const filter = { flow_id: { any_: [flowId] } };
+  if (f.status) filter.status = { any_: [f.status] };
+  if (f.error.trim()) filter.error = { contains_: f.error.trim() };
+  const tags = f.tags.split(",").map((t) => t.trim()).filter(Boolean);
+  if (tags.length) filter.tags = { all_: tags };
+  if (f.from || f.to) {
+    filter.created_at = {};
+    if (f.from) filter.created_at.after_ = localToIso(f.from);
+    if (f.to) filter.created_at.before_ = localToIso(f.to);
+  }
+  return filter;
+}
+
+function statCard(label, value, key) {
+  return h("div", { class: "card", "data-stat": key }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
+}
+
+function statsCards(stats, metrics) {
+  const total = stats.total_executions;
+  const m = metrics ? metrics.totals[0].measures : null;
+  return [
+    statCard("Total runs", count(total), "total"),
+    statCard("Success rate", total ? percent(stats.success_count / total) : "—", "success_rate"),
+    statCard("Avg duration", total ? duration(stats.avg_execution_time) : "—", "avg"),
+    statCard("p95 duration", m && total ? duration(m.p95_duration.value) : "—", "p95"),
+    statCard("Cost", m ? money(m.cost.value) : "—", "cost"),
+    statCard("Errors / aborted", `${count(stats.error_count)} / ${count(stats.aborted_count)}`, "errors"),
+  ];
+}
+
+function filterForm(f, onApply, onClear) {
+  const field = (id, label, input) => h("div", { class: "field" }, h("label", { for: id }, label), input);
+  const form = h("form", { class: "panel form-row", id: "filters", role: "search", "aria-label": "Filter runs" },
+    field("f-status", "Status",
+      h("select", { id: "f-status", name: "status" },
+        [["", "Any"], ["success", "✓ success"], ["error", "✗ error"], ["aborted", "⊘ aborted"]].map(([v, l]) =>
+          h("option", { value: v, selected: v === f.status }, l)))),
+    field("f-error", "Text in errors", h("input", { id: "f-error", name: "error", type: "search", value: f.error, placeholder: "timeout" })),
+    field("f-tags", "Tags (all of)", h("input", { id: "f-tags", name: "tags", value: f.tags, placeholder: "regression, slow" })),
+    field("f-from", "From", h("input", { id: "f-from", name: "from", type: "datetime-local", value: f.from })),
+    field("f-to", "Until", h("input", { id: "f-to", name: "to", type: "datetime-local", value: f.to })),
+    h("div", { class: "field" },
+      h("button", { type: "submit", class: "btn btn-primary" }, "Apply"), " ",
+      h("button", { type: "button", class: "btn", onclick: onClear }, "Clear")),
+  );
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const data = new FormData(form);
+    onApply(Object.fromEntries(["status", "error", "tags", "from", "to"].map((k) => [k, String(data.get(k) || "")])));
+  });
+  return form;
+}
+
+export async function render(root, [flowId], ctx) {
+  const f = filtersFrom(ctx.params);
+  const base = `/api/v1/flows/${enc(flowId)}/executions`;
+  const filtered = Object.values(f).some(Boolean);
+  let filter;
+  try {
+    filter = searchFilter(flowId, f);
+  } catch (err) {
+    filter = null;
+    f.error_message = err.message;
+  }
+  // Start every request at once; each part of the screen fills in as its answer comes.
+  const flowP = loadFlow(flowId);
+  const statsP = get(`${base}/stats`);
+  const metricsP = post("/api/v1/metrics", {
+    measures: ["p95_duration", "cost"],
+    start: SINCE,
+    end: new Date(Date.now() + 60_000).toISOString(),
+    bucket: "month",
+    filter: { flow_id: { any_: [flowId] } },
+    previous: false,
+  }).catch(() => null);
+  const pageP = filter ? post("/api/v1/executions/search", { filter, limit: PAGE }) : Promise.reject(new ApiError(422, f.error_message));
+  pageP.catch(() => {});
+
+  const flow = await flowP;
+  if (ctx.stale()) return;
+  const statsBox = h("section", { class: "cards", id: "stats", "aria-label": "Statistics" }, loading("Loading statistics…"));
+  const listBox = h("section", { id: "runs", "aria-label": "Runs" }, loading("Loading runs…"));
+  const applyFilters = (next) => {
+    const q = new URLSearchParams(Object.entries(next).filter(([, v]) => v));
+    const s = q.toString();
+    ctx.navigate(`#/flows/${enc(flowId)}${s ? `?${s}` : ""}`);
+  };
+  const deleteAll = h("button", { type: "button", class: "btn btn-danger", id: "delete-all", disabled: true }, "Delete all runs");
+  mount(root,
+    ...flowHeader(flow, "history"),
+    statsBox,
+    filterForm(f, applyFilters, () => applyFilters({})),
+    listBox,
+    h("div", { class: "toolbar" }, h("span", { class: "spacer" }), deleteAll),
+  );
+
+  Promise.all([statsP, metricsP]).then(([stats, metrics]) => {
+    if (ctx.stale()) return;
+    mount(statsBox, ...statsCards(stats, metrics));
+    statsBox.dataset.total = String(stats.total_executions);
+    deleteAll.disabled = stats.total_executions === 0;
+    deleteAll.onclick = async () => {
+      const ok = await confirmAction(
+        "Delete all runs?",
+        `All ${count(stats.total_executions)} runs of “${flow.name}” will be deleted. This cannot be undone.`,
+        "Delete all",
+      );
+      if (!ok) return;
+      try {
+        await del(base);
+        ctx.navigate(location.hash);
+      } catch (err) {
+        mount(listBox, errorPanel(err));
+      }
+    };
+  }, (err) => {
+    if (!ctx.stale()) mount(statsBox, errorPanel(err));
+  });
+
+  let page;
+  try {
+    page = await pageP;
+  } catch (err) {
+    if (!ctx.stale()) mount(listBox, errorPanel(err, () => ctx.navigate(location.hash)));
+    return;
+  }
+  if (ctx.stale()) return;
+  if (page.total === 0) {
+    mount(listBox, filtered
+      ? empty("No runs match these filters", "Change or clear the filters to see more runs. ",
+        h("button", { type: "button", class: "linklike", onclick: () => applyFilters({}) }, "Clear filters"))
+      : empty("No runs yet", "Runs appear here once the flow has been executed and its history saved."));
+    return;
+  }
+  renderList(listBox, page, { flowId, filter, base, ctx, flow });
+}
+
+function renderList(listBox, first, { flowId, filter, base, ctx }) {
+  const selected = new Set();
+  const tbody = h("tbody", {});
+  const summary = h("p", { class: "muted", id: "runs-summary", role: "status" });
+  const compareBtn = h("button", { type: "button", class: "btn", id: "compare-selected", disabled: true }, "Compare selected");
+  const more = h("button", { type: "button", class: "btn", id: "load-more" }, "Load more");
+  let shown = 0;
+  let cursor = first.next_cursor;
+
+  const updateSummary = () => {
+    summary.textContent = `Showing ${count(shown)} of ${count(first.total)} runs`;
+    more.hidden = !cursor;
+    compareBtn.disabled = selected.size !== 2;
+    compareBtn.textContent = selected.size ? `Compare selected (${selected.size})` : "Compare selected";
+  };
+  compareBtn.addEventListener("click", () => {
+    const [a, b] = [...selected];
+    ctx.navigate(`#/compare/${enc(a)}/${enc(b)}`);
+  });
+
+  const addRows = (items) => {
+    for (const run of items) {
+      const when = timestamp(run.created_at);
+      const pick = h("input", {
+        type: "checkbox", "aria-label": `Select run of ${when} to compare`,
+        onchange: (ev) => {
+          if (ev.target.checked) selected.add(run.id);
+          else selected.delete(run.id);
+          updateSummary();
+        },
+      });
+      const remove = h("button", {
+        type: "button", class: "btn btn-danger btn-small", "aria-label": `Delete run of ${when}`, "data-action": "delete",
+        onclick: async () => {
+          const ok = await confirmAction("Delete this run?", `The run of ${when} (${shortId(run.id)}) will be deleted. This cannot be undone.`);
+          if (!ok) return;
+          try {
+            await del(`${base}/${enc(run.id)}`);
+            ctx.navigate(location.hash);
+          } catch (err) {
+            listBox.prepend(errorPanel(err));
+          }
+        },
+      }, "Delete");
+      tbody.append(h("tr", { "data-id": run.id, "data-status": run.status, class: run.status === "error" ? "row-error" : "" },
+        h("td", {}, pick),
+        h("td", {}, badge(run.status)),
+        h("td", {}, h("a", { href: `#/flows/${enc(flowId)}/runs/${enc(run.id)}`, class: "run-link" }, when)),
+        h("td", { class: "num", "data-ms": run.execution_time }, duration(run.execution_time)),
+        h("td", { class: "num hide-narrow" }, tokens(run.tokens_in, run.tokens_out, run.tokens_estimated)),
+        h("td", { class: "num hide-narrow" }, money(run.cost)),
+        h("td", { class: "hide-narrow" }, run.user_id),
+        h("td", {}, remove),
+      ));
+    }
+    shown += items.length;
+    updateSummary();
+  };
+
+  more.addEventListener("click", async () => {
+    more.disabled = true;
+    try {
+      const next = await post("/api/v1/executions/search", { filter, limit: PAGE, cursor });
+      if (ctx.stale()) return;
+      cursor = next.next_cursor;
+      addRows(next.items);
+    } catch (err) {
+      listBox.append(errorPanel(err));
+    } finally {
+      more.disabled = false;
+    }
+  });
+
+  mount(listBox,
+    h("div", { class: "toolbar" }, summary, h("span", { class: "spacer" }), compareBtn),
+    h("div", { class: "table-wrap" },
+      h("table", { id: "runs-table" },
+        h("caption", { class: "visually-hidden" }, "Runs, newest first"),
+        h("thead", {}, h("tr", {},
+          h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Select")),
+          h("th", { scope: "col" }, "Status"),
+          h("th", { scope: "col" }, "Started"),
+          h("th", { scope: "col", class: "num" }, "Duration"),
+          h("th", { scope: "col", class: "num hide-narrow" }, "Tokens"),
+          h("th", { scope: "col", class: "num hide-narrow" }, "Cost"),
+          h("th", { scope: "col", class: "hide-narrow" }, "User"),
+          h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")),
+        )),
+        tbody,
+      ),
+    ),
+    h("div", { class: "toolbar" }, more),
+  );
+  addRows(first.items);
+}
