@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-10m clean
+.PHONY: install run test lint bench bench-10m clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,15 @@ run: install
 	$(BIN)/flowhistory serve
 
 ## Install what tests need and run the whole suite (lint first: it is part of the contract).
-test: install
+test: install chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+## The dashboard's browser tests drive Debian's Chromium: install it when missing (root, or sudo).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends chromium; \
+	  else sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium; fi; }
 
 lint: install
 	$(BIN)/ruff check .
