@@ -32,8 +32,47 @@ class Settings(BaseSettings):
     seed_prices: bool = True
     memory_limit: str | None = None
     threads: int | None = None
+    # alerts (analytics/alerts, docs/alerts.md): the scheduled evaluation (0: on demand only);
+    # evaluation right after an ingest touching a rule's flows, a burst coalesced over the
+    # debounce; webhook timeout, attempts, backoff (first retry delay, doubling up to the max),
+    # failed attempts in a row before a channel is disabled, and sender threads
+    alert_interval_s: float = Field(default=60.0, ge=0)
+    alert_ingest_trigger: bool = True
+    alert_ingest_debounce_s: float = Field(default=1.0, ge=0)
+    alert_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    alert_webhook_max_attempts: int = Field(default=5, ge=1)
+    alert_webhook_backoff_s: float = Field(default=2.0, ge=0)
+    alert_webhook_backoff_max_s: float = Field(default=600.0, ge=0)
+    alert_channel_max_failures: int = Field(default=10, ge=1)
+    alert_webhook_workers: int = Field(default=4, ge=1)
+    # retention (analytics/retention): how often the scheduled pass runs (0: on demand only),
+    # where deleted runs are archived (default: <data>/archive), and the share of runs a pass
+    # must delete before it rewrites the table to give the space back
+    retention_interval_s: float = Field(default=3600.0, ge=0)
+    archive_dir: Path | None = None
+    retention_compact_fraction: float = Field(default=0.2, ge=0, le=1)
+    # Parquet exports (analytics/exports, docs/exports.md): a folder (default <data>/exports) or
+    # s3://bucket/prefix with the S3 endpoint and credentials; how often the export and its
+    # compaction run (0: on demand only), files a partition may hold before compaction merges
+    # them, and how long replaced files stay readable for readers that listed them before
+    export_url: str | None = None
+    export_s3_endpoint: str | None = None
+    export_s3_access_key: str | None = None
+    export_s3_secret_key: str | None = None
+    export_s3_region: str = "us-east-1"
+    export_s3_timeout_s: float = Field(default=10.0, gt=0)
+    export_interval_s: float = Field(default=300.0, ge=0)
+    export_compaction_interval_s: float = Field(default=3600.0, ge=0)
+    export_max_files_per_partition: int = Field(default=4, ge=1)
+    export_grace_s: float = Field(default=600.0, ge=0)
     # the server's scheduler (exports, compaction, retention, alerts); off: jobs run on demand only
     scheduler_enabled: bool = True
+    # ad-hoc SQL over the exports (analytics/sql_sandbox.py): each query's DuckDB limits, and
+    # the most rows and seconds a caller may ask for
+    sql_memory_limit: str = "512MB"
+    sql_threads: int = Field(default=1, ge=1)
+    sql_max_rows: int = Field(default=100_000, ge=1)
+    sql_max_timeout_s: float = Field(default=60.0, gt=0)
 
     @property
     def data_dir(self) -> Path:

@@ -23,8 +23,8 @@ NODE_STRUCT = (
     " cost DOUBLE, error VARCHAR)"
 )
 
-UPGRADE = [
-    f"""
+# named so the retention compaction can rebuild the table with exactly this DDL
+EXECUTIONS_TABLE = f"""
     CREATE TABLE executions (
         id UUID PRIMARY KEY,
         flow_id VARCHAR NOT NULL,
@@ -47,17 +47,18 @@ UPGRADE = [
         replay_of UUID,
         nodes {NODE_STRUCT}[] NOT NULL DEFAULT []
     )
-    """,
-    # A small flow's runs are scattered among every other flow's (rows arrive in time order):
-    # the index lets its queries fetch them instead of scanning every flow. DuckDB uses it
-    # only for selective lookups (big flows still scan), and ingest did not get slower.
-    "CREATE INDEX executions_flow_id ON executions (flow_id)",
     """
+# A small flow's runs are scattered among every other flow's (rows arrive in time order):
+# the index lets its queries fetch them instead of scanning every flow. DuckDB uses it
+# only for selective lookups (big flows still scan), and ingest did not get slower.
+FLOW_ID_INDEX = "CREATE INDEX executions_flow_id ON executions (flow_id)"
+NODES_VIEW = """
     CREATE VIEW execution_nodes AS
     SELECT id AS execution_id, flow_id, user_id, created_at, n.*
     FROM (SELECT id, flow_id, user_id, created_at, unnest(nodes) AS n FROM executions)
-    """,
-]
+    """
+
+UPGRADE = [EXECUTIONS_TABLE, FLOW_ID_INDEX, NODES_VIEW]
 
 DOWNGRADE = [
     "DROP VIEW execution_nodes",

@@ -1,0 +1,120 @@
+"""Give disk space back: rewrite the executions table, sorted by (flow_id, created_at).
+
+DuckDB never shrinks a file on DELETE, CHECKPOINT or VACUUM (DESIGN.md: 90 % of a 1M-row
+table deleted left the file larger). A table written afresh and the old one dropped does shrink
+it, once a checkpoint has run, and writing it sorted by flow and time is what makes one flow's
+queries read few row groups. The new table is created from the migration's own DDL (primary
+key, CHECK constraints), keeps any column later migrations added, gets every index the old one
+had, and replaces it in one writer transaction: readers keep their snapshot meanwhile, and a
+failure leaves the old table as it was. Views over `executions` (execution_nodes) bind by name
+and see the new table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from analytics.context import Context
+from analytics.migrations.v0002_executions import EXECUTIONS_TABLE
+from analytics.retention.archive import executions_columns
+from analytics.store import Connection
+
+log = logging.getLogger(__name__)
+
+_NEW = "executions__compacting"
+_CREATE = "CREATE TABLE executions ("
+
+
+@dataclass(frozen=True, slots=True)
+class Compacted:
+    rows: int
+    bytes_before: int
+    bytes_after: int
+    checkpointed: bool
+    seconds: float
+
+
+def store_bytes(path: Path) -> int:
+    """The store on disk: the file and its WAL."""
+    total = 0
+    for p in (path, path.with_name(path.name + ".wal")):
+        if p.exists():
+            total += p.stat().st_size
+    return total
+
+
+def rewrite(conn: Connection) -> int:
+    """Replace `executions` by a sorted copy with the same DDL, indexes and rows; on the writer."""
+    assert _CREATE in EXECUTIONS_TABLE, "v0002's DDL changed shape; update the compaction"
+    before = executions_columns(conn)
+    indexes = [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT index_name, sql FROM duckdb_indexes() WHERE table_name = 'executions' AND sql IS NOT NULL"
+        ).fetchall()
+    ]
+    conn.execute(EXECUTIONS_TABLE.replace(_CREATE, f"CREATE TABLE {_NEW} (", 1))
+    fresh = {name for name, _ in executions_columns_of(conn, _NEW)}
+    for name, kind in before:
+        if name not in fresh:  # a column a later migration added
+            conn.execute(f'ALTER TABLE {_NEW} ADD COLUMN "{name}" {kind}')
+    if [c for c, _ in executions_columns_of(conn, _NEW)] != [c for c, _ in before]:
+        raise RuntimeError("the rebuilt executions table would not have the same columns in the same order")
+    conn.execute(f"INSERT INTO {_NEW} BY NAME SELECT * FROM executions ORDER BY flow_id, created_at, id")
+    old_rows = conn.execute("SELECT count(*) FROM executions").fetchall()[0][0]
+    new_rows = conn.execute(f"SELECT count(*) FROM {_NEW}").fetchall()[0][0]
+    if old_rows != new_rows:
+        raise RuntimeError(f"compaction copied {new_rows} of {old_rows} runs; nothing was changed")
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    conn.execute("DROP TABLE executions")
+    conn.execute(f"ALTER TABLE {_NEW} RENAME TO executions")
+    for _, sql in indexes:
+        conn.execute(sql)
+    return int(new_rows)
+
+
+def executions_columns_of(conn: Connection, table: str) -> list[tuple[str, str]]:
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            "SELECT column_name, data_type FROM duckdb_columns()"
+            " WHERE table_name = ? AND schema_name = 'main' ORDER BY column_index",
+            [table],
+        ).fetchall()
+    ]
+
+
+def checkpoint(ctx: Context, *, wait_s: float = 30.0) -> bool:
+    """CHECKPOINT from a read cursor, outside any transaction (the writer's always has one).
+
+    DuckDB refuses while another transaction is open (a read snapshot, a group commit); those
+    are short, so retry until `wait_s`. FORCE CHECKPOINT would abort them instead. False if it
+    never got through; DuckDB then checkpoints on its own at the WAL threshold or on close.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.01
+    while True:
+        try:
+            ctx.store.read(lambda c: c.execute("CHECKPOINT").fetchall())
+            return True
+        except duckdb.TransactionException as exc:
+            if time.monotonic() >= deadline:
+                log.warning("checkpoint after compaction deferred: %s", exc)
+                return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def compact(ctx: Context) -> Compacted:
+    """Rewrite the table and checkpoint; the file shrinks to what the remaining runs need."""
+    started = time.monotonic()
+    before = store_bytes(ctx.store.path)
+    rows = ctx.store.write(rewrite)
+    ok = checkpoint(ctx)
+    return Compacted(int(rows), before, store_bytes(ctx.store.path), ok, round(time.monotonic() - started, 3))

@@ -1,0 +1,134 @@
+"""Bring archived runs back: a time range, optionally one flow, from the Parquet archive.
+
+Runs whose id is already in the store are skipped; a stored run whose payload was trimmed gets
+it back from the archive (its row is otherwise left as it is). Runs of flows that no longer
+exist are skipped and counted. An id archived twice (trimmed, later deleted) comes back as the
+copy that still has its payload. Everything happens in one writer transaction; afterwards the
+counters of the flows that got runs back are rebuilt.
+
+A restored run is judged by the policies like any other: if it is older than its flow's
+policy allows, the next pass removes it again (and archives it again). Give the flow a policy
+that keeps it first.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from analytics.context import Context
+from analytics.errors import InvalidInput
+from analytics.ingest import utc_now
+from analytics.retention import archive, runs
+from analytics.store import Connection
+
+_HAS_PAYLOAD = "(s.inputs IS NOT NULL OR s.outputs IS NOT NULL OR s.node_results IS NOT NULL)"
+
+
+def restore(
+    ctx: Context,
+    *,
+    start: datetime,
+    end: datetime,
+    flow_id: str | None = None,
+    trigger: str = "manual",
+    progress: runs.Progress | None = None,
+) -> dict[str, Any]:
+    """Restore archived runs created in [start, end) (UTC)."""
+    start, end = _naive_utc(start), _naive_utc(end)
+    if end <= start:
+        raise InvalidInput("end must be after start", field="end")
+    report = progress or runs.quiet
+    root = archive.archive_root(ctx.settings)
+    files = [str(p) for p in archive.files_between(root, start, end)]
+    with runs.exclusive("restore"):
+        started = utc_now()
+        clock = time.monotonic()
+        try:
+            summary = ctx.store.write(
+                lambda c: _restore(c, files, start, end, flow_id, report),
+                after_commit=lambda s: ctx.counters.reload_flows(ctx.store, s["flow_ids"]),
+            )
+        except Exception as exc:
+            runs.log_failure(ctx, "restore", trigger, started, exc)
+            raise
+        summary.pop("flow_ids")
+        summary.update(
+            start=start.isoformat(), end=end.isoformat(), flow_id=flow_id, seconds=round(time.monotonic() - clock, 3)
+        )
+        summary["run_id"] = ctx.store.write(lambda c: runs.record(c, "restore", trigger, started, utc_now(), summary))
+        return summary
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """The store keeps naive UTC; an aware time is converted, a naive one is taken as UTC."""
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _restore(
+    conn: Connection, files: list[str], start: datetime, end: datetime, flow_id: str | None, report: runs.Progress
+) -> dict[str, Any]:
+    empty = {"files": 0, "restored": 0, "refilled": 0, "already_present": 0, "unknown_flow": 0, "flow_ids": []}
+    if not files:
+        return empty
+    report("read", 0, len(files))
+    where = "created_at >= $start AND created_at < $end"
+    params: dict[str, Any] = {"files": files, "start": start, "end": end}
+    if flow_id is not None:
+        where += " AND flow_id = $flow"
+        params["flow"] = flow_id
+    conn.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE restore_src AS
+        SELECT * EXCLUDE (pick) FROM (
+            SELECT *, row_number() OVER (
+                PARTITION BY id ORDER BY (inputs IS NOT NULL OR outputs IS NOT NULL OR node_results IS NOT NULL) DESC,
+                archived_at DESC) AS pick
+            FROM read_parquet($files, hive_partitioning = true, union_by_name = true)
+            WHERE {where}
+        ) WHERE pick = 1
+        """,
+        params,
+    )
+    report("read", len(files), len(files))
+    present, unknown, refill = conn.execute(
+        f"""
+        SELECT count(*) FILTER (WHERE e.id IS NOT NULL),
+               count(*) FILTER (WHERE e.id IS NULL AND f.id IS NULL),
+               count(*) FILTER (WHERE e.id IS NOT NULL AND {_HAS_PAYLOAD} AND e.inputs IS NULL
+                                AND e.outputs IS NULL AND e.node_results IS NULL)
+        FROM restore_src s
+        LEFT JOIN executions e ON e.id = s.id::UUID
+        LEFT JOIN flows f ON f.id = s.flow_id
+        """
+    ).fetchall()[0]
+    report("restore", 0, 0)
+    if refill:
+        conn.execute(
+            f"""
+            UPDATE executions SET inputs = s.inputs, outputs = s.outputs, outputs_same = s.outputs_same,
+                   node_results = s.node_results
+            FROM restore_src s
+            WHERE executions.id = s.id::UUID AND {_HAS_PAYLOAD}
+              AND executions.inputs IS NULL AND executions.outputs IS NULL AND executions.node_results IS NULL
+            """
+        )
+    cols = ", ".join(f's."{name}"' for name, _ in archive.executions_columns(conn))
+    wanted = "s.id::UUID NOT IN (SELECT id FROM executions) AND s.flow_id IN (SELECT id FROM flows)"
+    flow_ids = [r[0] for r in conn.execute(f"SELECT DISTINCT flow_id FROM restore_src s WHERE {wanted}").fetchall()]
+    inserted = conn.execute(
+        f"INSERT INTO executions BY NAME SELECT {cols} FROM restore_src s WHERE {wanted}"
+        " ORDER BY s.flow_id, s.created_at, s.id"
+    ).fetchall()
+    restored = int(inserted[0][0]) if inserted else 0
+    conn.execute("DROP TABLE restore_src")
+    report("restore", restored, restored)
+    return {
+        "files": len(files),
+        "restored": restored,
+        "refilled": int(refill),
+        "already_present": int(present),
+        "unknown_flow": int(unknown),
+        "flow_ids": sorted(flow_ids),
+    }
