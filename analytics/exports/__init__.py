@@ -1,0 +1,20 @@
+"""Parquet exports of the store: incremental, compacted, to a local folder or S3 (docs/exports.md)."""
+
+from __future__ import annotations
+
+from analytics.exports.compaction import compact
+from analytics.exports.layout import EXPORT_SCHEMA_VERSION
+from analytics.exports.publish import publish_partitioned
+from analytics.exports.run import run_export
+from analytics.exports.status import export_status
+from analytics.exports.targets import Target, open_target
+
+__all__ = [
+    "EXPORT_SCHEMA_VERSION",
+    "Target",
+    "compact",
+    "export_status",
+    "open_target",
+    "publish_partitioned",
+    "run_export",
+]

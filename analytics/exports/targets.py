@@ -1,0 +1,264 @@
+"""Where exports go: a local folder (default) or an S3-compatible bucket, behind one small interface.
+
+Both take whole files that were first written to a local staging folder, so a reader never
+sees a half-written file: locally a staged file is renamed into place (same filesystem, atomic);
+on S3 an object becomes visible only when its upload completes.
+
+Locally each partition entry `<table>/date=X` is a relative symlink to an immutable version
+folder `_versions/<table>/date=X/<uuid>/`. A rewrite (compaction, deletes) builds a new version
+and swaps the symlink with one rename, so a reader's listing holds either the old files or the
+new ones, never both. Retired versions stay for a grace period, for readers that already listed
+them (or read `_manifest.json`). An append adds a file to the current version by a rename.
+
+S3 has no symlinks and no multi-object atomic swap: a rewrite uploads the new files, then
+deletes the old ones. See docs/exports.md for what a reader can rely on there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+from analytics.config import Settings
+from analytics.errors import InvalidInput
+from analytics.exports.layout import STAGING, VERSIONS, parse_partition, partition_name
+
+RETIRED_SUFFIX = ".retired"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class FileEntry:
+    path: str  # relative to the target root, "/"-separated
+    size: int
+
+
+class Target(Protocol):
+    url: str
+    fs: pafs.FileSystem
+    root: str  # the root as a path of `fs`
+
+    def staging_root(self) -> Path:
+        """A local folder for files before they are published (same filesystem when local)."""
+        ...
+
+    def partitions(self, table: str) -> dict[date, list[FileEntry]]: ...
+
+    def replace_partition(self, table: str, day: date, staged: list[Path]) -> list[str]:
+        """Make `staged` the partition's only files (a new partition, a rewrite, a compaction);
+        answers their paths relative to the root."""
+        ...
+
+    def append_partition(self, table: str, day: date, staged: list[Path]) -> list[str]: ...
+
+    def drop_partition(self, table: str, day: date) -> None: ...
+
+    def put_file(self, rel_path: str, staged: Path) -> None:
+        """Replace one whole file at `rel_path` atomically."""
+        ...
+
+    def collect_garbage(self, grace_s: float) -> int: ...
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class LocalTarget:
+    def __init__(self, root: Path, url: str) -> None:
+        self.url = url
+        self.root_path = root.resolve()
+        self.root = str(self.root_path)
+        self.fs: pafs.FileSystem = pafs.LocalFileSystem()
+
+    def staging_root(self) -> Path:
+        path = self.root_path / STAGING
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _entry(self, table: str, day: date) -> Path:
+        return self.root_path / table / partition_name(day)
+
+    def partitions(self, table: str) -> dict[date, list[FileEntry]]:
+        found: dict[date, list[FileEntry]] = {}
+        folder = self.root_path / table
+        if not folder.is_dir():
+            return found
+        for entry in os.scandir(folder):
+            day = parse_partition(entry.name)
+            if day is None or not entry.is_dir():
+                continue
+            # paths through the versions folder stay valid for the grace period after a swap
+            real = Path(os.path.realpath(entry.path))
+            found[day] = sorted(
+                FileEntry(str(Path(f.path).relative_to(self.root_path)), f.stat().st_size)
+                for f in os.scandir(real)
+                if f.name.endswith(".parquet")
+            )
+        return found
+
+    def replace_partition(self, table: str, day: date, staged: list[Path]) -> list[str]:
+        version = self.root_path / VERSIONS / table / partition_name(day) / _uuid()
+        version.mkdir(parents=True)
+        published = self._move(staged, version)
+        entry = self._entry(table, day)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        # the new link is made in staging (a glob over the table folder must never see it),
+        # with a target relative to where it will live, then renamed over the old one
+        link = self.staging_root() / f"link-{_uuid()}"
+        os.symlink(os.path.relpath(version, entry.parent), link)
+        if entry.exists() and not entry.is_symlink():
+            raise InvalidInput(f"{entry} is a real folder, not an export partition link; move it away")
+        os.replace(link, entry)
+        return published
+
+    def _move(self, staged: list[Path], folder: Path) -> list[str]:
+        published = []
+        for f in staged:
+            dest = folder / f"{_uuid()}.parquet"
+            os.rename(f, dest)
+            published.append(str(dest.relative_to(self.root_path)))
+        return published
+
+    def append_partition(self, table: str, day: date, staged: list[Path]) -> list[str]:
+        entry = self._entry(table, day)
+        if not entry.is_symlink():
+            return self.replace_partition(table, day, staged)
+        return self._move(staged, Path(os.path.realpath(entry)))
+
+    def drop_partition(self, table: str, day: date) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._entry(table, day))
+
+    def put_file(self, rel_path: str, staged: Path) -> None:
+        dest = self.root_path / rel_path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, dest)
+
+    def collect_garbage(self, grace_s: float) -> int:
+        """Delete version folders no link points to, `grace_s` after they were first seen so."""
+        versions = self.root_path / VERSIONS
+        if not versions.is_dir():
+            return 0
+        deleted = 0
+        now = time.time()
+        for table_dir in versions.iterdir():
+            live = set()
+            links = self.root_path / table_dir.name
+            if links.is_dir():
+                live = {Path(os.path.realpath(e.path)) for e in os.scandir(links) if e.is_symlink()}
+            for part in table_dir.iterdir():
+                for version in part.iterdir():
+                    if not version.is_dir():
+                        continue
+                    marker = version.with_name(version.name + RETIRED_SUFFIX)
+                    if version.resolve() in live:
+                        marker.unlink(missing_ok=True)
+                        continue
+                    if not marker.exists():
+                        marker.write_text(str(now))
+                    elif now - marker.stat().st_mtime >= grace_s:
+                        shutil.rmtree(version, ignore_errors=True)
+                        marker.unlink(missing_ok=True)
+                        deleted += 1
+                with contextlib.suppress(OSError):
+                    part.rmdir()  # only when empty
+        return deleted
+
+
+class ObjectStoreTarget:
+    def __init__(self, fs: pafs.FileSystem, root: str, url: str, staging: Path) -> None:
+        self.url = url
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self._staging = staging
+
+    def staging_root(self) -> Path:
+        self._staging.mkdir(parents=True, exist_ok=True)
+        return self._staging
+
+    def _key(self, rel: str) -> str:
+        return f"{self.root}/{rel}"
+
+    def partitions(self, table: str) -> dict[date, list[FileEntry]]:
+        found: dict[date, list[FileEntry]] = {}
+        selector = pafs.FileSelector(self._key(table), recursive=True, allow_not_found=True)
+        for info in self.fs.get_file_info(selector):
+            if info.type != pafs.FileType.File or not info.path.endswith(".parquet"):
+                continue
+            rel = info.path[len(self.root) + 1 :]
+            parts = rel.split("/")
+            day = parse_partition(parts[1]) if len(parts) == 3 else None
+            if day is not None:
+                found.setdefault(day, []).append(FileEntry(rel, info.size or 0))
+        return found
+
+    def _upload(self, staged: Path, rel: str) -> str:
+        with staged.open("rb") as src, self.fs.open_output_stream(self._key(rel)) as out:
+            shutil.copyfileobj(src, out, 8 * 1024 * 1024)
+        staged.unlink()
+        return rel
+
+    def replace_partition(self, table: str, day: date, staged: list[Path]) -> list[str]:
+        old = self.partitions_of(table, day)
+        published = self.append_partition(table, day, staged)
+        for entry in old:
+            self.fs.delete_file(self._key(entry.path))
+        return published
+
+    def partitions_of(self, table: str, day: date) -> list[FileEntry]:
+        prefix = self._key(f"{table}/{partition_name(day)}")
+        selector = pafs.FileSelector(prefix, recursive=False, allow_not_found=True)
+        return [
+            FileEntry(i.path[len(self.root) + 1 :], i.size or 0)
+            for i in self.fs.get_file_info(selector)
+            if i.type == pafs.FileType.File and i.path.endswith(".parquet")
+        ]
+
+    def append_partition(self, table: str, day: date, staged: list[Path]) -> list[str]:
+        return [self._upload(f, f"{table}/{partition_name(day)}/{_uuid()}.parquet") for f in staged]
+
+    def drop_partition(self, table: str, day: date) -> None:
+        for entry in self.partitions_of(table, day):
+            self.fs.delete_file(self._key(entry.path))
+
+    def put_file(self, rel_path: str, staged: Path) -> None:
+        self._upload(staged, rel_path)
+
+    def collect_garbage(self, grace_s: float) -> int:
+        return 0  # old objects are deleted right after their replacement is uploaded
+
+
+def open_target(settings: Settings) -> Target:
+    """The target the settings name: `export_url` a folder (default data/exports) or s3://bucket/prefix."""
+    url = settings.export_url or str(settings.data_dir / "exports")
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        path = Path(parsed.path if parsed.scheme == "file" else url)
+        return LocalTarget(path, url)
+    if parsed.scheme != "s3":
+        raise InvalidInput(f"export_url must be a folder or s3://bucket/prefix, not {url!r}", field="export_url")
+    if not parsed.netloc:
+        raise InvalidInput(f"export_url {url!r} names no bucket", field="export_url")
+    endpoint = urlparse(settings.export_s3_endpoint) if settings.export_s3_endpoint else None
+    fs = pafs.S3FileSystem(
+        access_key=settings.export_s3_access_key,
+        secret_key=settings.export_s3_secret_key,
+        region=settings.export_s3_region,
+        endpoint_override=endpoint.netloc if endpoint else None,
+        scheme=endpoint.scheme if endpoint else "https",
+        connect_timeout=settings.export_s3_timeout_s,
+        request_timeout=settings.export_s3_timeout_s,
+        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=2),
+    )
+    root = f"{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
+    return ObjectStoreTarget(fs, root, url, settings.data_dir / "export-staging")
