@@ -24,6 +24,7 @@ from api.errors import add_exception_handlers
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import jobs as jobs_routes
 from api.routes import dashboard as dashboard_routes
+from api.routes import exports as exports_routes
 
 log = logging.getLogger("flowhistory")
 
@@ -40,6 +41,7 @@ ROUTERS = (
     admin.router,
     jobs_routes.router,
     dashboard_routes.router,
+    exports_routes.router,
 )
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from analytics.exports.compaction import compact
 from analytics.exports.layout import EXPORT_SCHEMA_VERSION
-from analytics.exports.publish import publish_partitioned
-from analytics.exports.run import run_export
+from analytics.exports.publish import ExportBusy, publish_partitioned
+from analytics.exports.run import describe_error, run_export
 from analytics.exports.status import export_status
 from analytics.exports.targets import Target, open_target
 
 __all__ = [
     "EXPORT_SCHEMA_VERSION",
+    "ExportBusy",
     "Target",
     "compact",
+    "describe_error",
     "export_status",
     "open_target",
     "publish_partitioned",

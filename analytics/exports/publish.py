@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from analytics.errors import Conflict
 from analytics.exports.layout import parse_partition
 from analytics.exports.targets import Target
 from analytics.store import Connection, prepare_connection
@@ -27,13 +28,22 @@ _locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 _locks_guard = threading.Lock()
 
 
+class ExportBusy(Conflict):
+    pass
+
+
 @contextmanager
-def target_lock(target: Target) -> Iterator[None]:
-    """One writer per target at a time in this process: export cycles, compaction, archive writes."""
+def target_lock(target: Target, *, wait: bool = True) -> Iterator[None]:
+    """One writer per target at a time in this process: export cycles, compaction, archive
+    writes. Without `wait`, a busy target raises ExportBusy (409) at once."""
     with _locks_guard:
         lock = _locks[target.url]
-    with lock:
+    if not lock.acquire(blocking=wait):
+        raise ExportBusy(f"the export target {target.url} is busy (an export or compaction is running)")
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def sql_literal(text: str) -> str:

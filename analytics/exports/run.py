@@ -47,6 +47,7 @@ from analytics.exports.layout import (
     schema_document,
 )
 from analytics.exports.publish import (
+    ExportBusy,
     clear_staging,
     copy_file,
     copy_partitioned,
@@ -174,7 +175,7 @@ class Cycle:
             self._split_changed(conn, changed, exported[EXECUTIONS.name], recorded, plan)
         chunks = _chunks(plan.write, plan.prints)
         self.steps_total = 2 * (len(chunks) + bool(plan.append)) + len(plan.write) + len(plan.append)
-        self.steps_total += len(plan.drop) + 3
+        self.steps_total += len(plan.drop) + 2  # the flows, the manifest
         for k, chunk in enumerate(chunks):
             where = _days_filter(chunk)
             for table in PARTITIONED:
@@ -360,19 +361,23 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def run_export(ctx: Context, progress: Progress | None = None) -> dict[str, Any]:
+def run_export(ctx: Context, progress: Progress | None = None, *, wait: bool = True) -> dict[str, Any]:
     """One cycle: new runs, changed and deleted days, the flows, the manifest. Raises on a
-    failing target after recording the error (the scheduler retries at its next run)."""
+    failing target after recording the error (the scheduler retries at its next run).
+    `progress(done, total, label)` is called after each step; without `wait`, a cycle or
+    compaction already running on the target raises ExportBusy instead of waiting."""
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     target = open_target(ctx.settings)
     cycle: Cycle | None = None
     try:
-        with target_lock(target):
+        with target_lock(target, wait=wait):
             clear_staging(target)
             cycle = Cycle(ctx, target, progress)
             with staging(target) as folder:
                 summary = cycle.run(folder)
+    except ExportBusy:
+        raise
     except BaseException as exc:
         if cycle is not None:
             with contextlib.suppress(Exception):  # the error being reported matters more
