@@ -41,6 +41,8 @@ class Context:
     ingest_listeners: list[IngestListener] = field(default_factory=list)
     # set by the server's lifespan (analytics.scheduler.Scheduler); None in the CLI and notebooks
     scheduler: Any = None
+    # set by analytics.alerts.lifecycle.start_alerts (the server's lifespan): engine + webhooks
+    alerts: Any = None
 
     def notify_ingest(self, flow_ids: set[str]) -> None:
         for listener in self.ingest_listeners:

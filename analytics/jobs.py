@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from analytics.alerts.lifecycle import run_alerts_job
 from analytics.exports import compact, run_export
 from analytics.scheduler import Job
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 def default_jobs(ctx: Context) -> list[Job]:
     """Every scheduled job; an interval setting of 0 keeps a job on demand only."""
     jobs: list[Job] = []
+    jobs.append(Job("alerts", ctx.settings.alert_interval_s, run_alerts_job))
     jobs.append(Job("export", ctx.settings.export_interval_s, run_export))
     jobs.append(Job("export-compaction", ctx.settings.export_compaction_interval_s, compact))
     return jobs

@@ -1,0 +1,1 @@
+"""Alert rules on flow metrics, their evaluation, and webhook notifications (docs/alerts.md)."""

@@ -1,0 +1,305 @@
+"""What a caller may do with rules, transitions and channels, checked here, not in the routes.
+
+Who sees and manages what:
+- A flow-scoped rule is managed by the flow's owner and admins. It is seen by those who see
+  every run of the flow (owner, admins, write-grantees): its values are computed over all runs,
+  so showing them to a reader limited to their own runs would leak the others'.
+- A rule over "all flows a user owns" (`owned_by`) is managed and seen by that user and admins.
+- Transitions are seen when their rule is, and only for flows the caller sees entirely.
+- Channels (URL + secret) belong to their creator; admins see all. The secret is never shown.
+A rule the caller may not see is "not found", never "forbidden": its existence is not told.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+
+from analytics.access import Viewer, grant_for, require_flow_access
+from analytics.alerts import repository as repo
+from analytics.alerts.lifecycle import engine_for
+from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
+from analytics.alerts.state_machine import RuleState
+from analytics.alerts.webhooks import utc_now
+from analytics.context import Context
+from analytics.errors import AccessDenied, InvalidInput, NotFound
+
+RULE_NOT_FOUND = "Alert rule not found"
+CHANNEL_NOT_FOUND = "Channel not found"
+
+
+class ChannelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    url: HttpUrl
+    secret: str = Field(min_length=16, max_length=512, description="HMAC key; at least 16 characters")
+
+
+class ChannelUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    url: HttpUrl | None = None
+    secret: str | None = Field(default=None, min_length=16, max_length=512)
+    enabled: bool | None = Field(default=None, description="true re-enables a disabled channel")
+
+
+def _invalid(exc: ValidationError) -> InvalidInput:
+    err = exc.errors(include_url=False)[0]
+    field = ".".join(str(p) for p in err["loc"]) or None
+    return InvalidInput(f"{field}: {err['msg']}" if field else err["msg"], field=field)
+
+
+# -- access --------------------------------------------------------------------------------------
+
+
+def _sees_flow(ctx: Context, viewer: Viewer, flow_id: str) -> bool:
+    flow = ctx.directory.flow(flow_id)
+    return flow is not None and grant_for(ctx.directory, viewer, flow).sees_all
+
+
+def can_see_rule(ctx: Context, viewer: Viewer, rule: Rule) -> bool:
+    if viewer.is_admin:
+        return True
+    if rule.owned_by is not None:
+        return rule.owned_by == viewer.id
+    return rule.flow_id is not None and _sees_flow(ctx, viewer, rule.flow_id)
+
+
+def _require_manage(ctx: Context, viewer: Viewer, rule: RuleCreate) -> None:
+    if rule.flow_id is not None:
+        require_flow_access(ctx.directory, viewer, rule.flow_id, owner=True)
+    elif not viewer.is_admin and rule.owned_by != viewer.id:
+        raise AccessDenied("Only admins may create rules over another user's flows")
+    elif ctx.directory.user(rule.owned_by or "") is None:
+        raise InvalidInput(f"owned_by: there is no user {rule.owned_by!r}", field="owned_by")
+
+
+def _check_channels(ctx: Context, viewer: Viewer, channel_ids: list[str]) -> None:
+    if not channel_ids:
+        return
+    found = {c.id: c for c in ctx.store.read(lambda c: repo.load_channels(c, channel_ids))}
+    for cid in channel_ids:
+        ch = found.get(cid)
+        if ch is None or not (viewer.is_admin or ch.created_by == viewer.id):
+            raise InvalidInput(f"channel_ids: no channel {cid!r} of yours", field="channel_ids")
+
+
+def _visible_rule(ctx: Context, viewer: Viewer, rule_id: str) -> Rule:
+    rule = ctx.store.read(lambda c: repo.get_rule(c, rule_id))
+    if rule is None or not can_see_rule(ctx, viewer, rule):
+        raise NotFound(RULE_NOT_FOUND)
+    return rule
+
+
+def _managed_rule(ctx: Context, viewer: Viewer, rule_id: str) -> Rule:
+    rule = _visible_rule(ctx, viewer, rule_id)
+    _require_manage(ctx, viewer, rule)
+    return rule
+
+
+def _refresh(ctx: Context) -> None:
+    if ctx.alerts is not None:
+        ctx.alerts.engine.refresh_watch()
+
+
+# -- rules ---------------------------------------------------------------------------------------
+
+
+def create_rule(ctx: Context, viewer: Viewer, form: RuleCreate) -> Rule:
+    _require_manage(ctx, viewer, form)
+    _check_channels(ctx, viewer, form.channel_ids)
+    now = utc_now()
+    rule = Rule(**form.model_dump(), id=str(uuid.uuid4()), created_by=viewer.id, created_at=now, updated_at=now)
+    ctx.store.write(lambda c: repo.insert_rule(c, rule))
+    _refresh(ctx)
+    return rule
+
+
+def get_rule(ctx: Context, viewer: Viewer, rule_id: str) -> Rule:
+    return _visible_rule(ctx, viewer, rule_id)
+
+
+def list_rules(ctx: Context, viewer: Viewer, *, flow_id: str | None = None) -> list[Rule]:
+    """Rules the caller sees; with `flow_id`, those judging that flow (its own and owner-wide)."""
+    if flow_id is not None:
+        require_flow_access(ctx.directory, viewer, flow_id)
+    rules = [r for r in ctx.store.read(repo.load_rules) if can_see_rule(ctx, viewer, r)]
+    if flow_id is None:
+        return rules
+    flow = ctx.directory.flow(flow_id)
+    owner = flow.owner_id if flow is not None else None
+    return [r for r in rules if r.flow_id == flow_id or (r.owned_by is not None and r.owned_by == owner)]
+
+
+def update_rule(ctx: Context, viewer: Viewer, rule_id: str, patch: RuleUpdate) -> Rule:
+    rule = _managed_rule(ctx, viewer, rule_id)
+    changes = patch.model_dump(exclude_unset=True)
+    merged = {k: v for k, v in rule.model_dump().items() if k in RuleCreate.model_fields}
+    merged.update(changes)
+    try:
+        form = RuleCreate.model_validate(merged)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    _require_manage(ctx, viewer, form)
+    _check_channels(ctx, viewer, [c for c in form.channel_ids if c not in rule.channel_ids])
+    updated = Rule(
+        **form.model_dump(), id=rule.id, created_by=rule.created_by, paused=rule.paused,
+        created_at=rule.created_at, updated_at=utc_now(),
+    )
+    judged = ("metric", "flow_id", "owned_by", "flow_version", "node_id", "model", "window")
+    rescope = any(getattr(updated, k) != getattr(rule, k) for k in judged)
+
+    def save(c: Any) -> Rule:
+        repo.replace_rule(c, updated)
+        if rescope:  # it measures something else now: judged afresh
+            repo.clear_states(c, rule.id)
+        return updated
+
+    ctx.store.write(save)
+    _refresh(ctx)
+    return updated
+
+
+def delete_rule(ctx: Context, viewer: Viewer, rule_id: str) -> None:
+    _managed_rule(ctx, viewer, rule_id)
+    ctx.store.write(lambda c: repo.delete_rule(c, rule_id))
+    _refresh(ctx)
+
+
+def set_paused(ctx: Context, viewer: Viewer, rule_id: str, paused: bool) -> Rule:
+    rule = _managed_rule(ctx, viewer, rule_id)
+    if rule.paused != paused:
+        engine_for(ctx).set_paused(rule, paused)
+        _refresh(ctx)
+    return _visible_rule(ctx, viewer, rule_id)
+
+
+def rule_states(ctx: Context, viewer: Viewer, rules: list[Rule]) -> dict[tuple[str, str], RuleState]:
+    """The current state per (rule, flow), for flows the caller sees entirely."""
+    ids = [r.id for r in rules]
+    if not ids:
+        return {}
+    states = ctx.store.read(lambda c: repo.load_states(c, ids))
+    return {k: s for k, s in states.items() if viewer.is_admin or _sees_flow(ctx, viewer, k[1])}
+
+
+def evaluate_now(ctx: Context, viewer: Viewer, rule_id: str | None = None) -> dict[str, Any]:
+    """One rule (its managers) or every rule (admins), judged at once; notifications are sent."""
+    if rule_id is None:
+        if not viewer.is_admin:
+            raise AccessDenied("Only admins may evaluate every rule")
+        return engine_for(ctx).evaluate()
+    _managed_rule(ctx, viewer, rule_id)
+    return engine_for(ctx).evaluate(rule_ids=[rule_id])
+
+
+# -- transitions ---------------------------------------------------------------------------------
+
+
+def list_transitions(
+    ctx: Context,
+    viewer: Viewer,
+    *,
+    rule_id: str | None = None,
+    flow_id: str | None = None,
+    limit: int = 100,
+    before: datetime | None = None,
+) -> list[repo.StoredTransition]:
+    """Newest first, narrowed to rules and flows the caller sees."""
+    if flow_id is not None:
+        require_flow_access(ctx.directory, viewer, flow_id)
+    if rule_id is not None:
+        rule_ids: list[str] | None = [_visible_rule(ctx, viewer, rule_id).id]
+    elif viewer.is_admin:
+        rule_ids = None
+    else:
+        rule_ids = [r.id for r in ctx.store.read(repo.load_rules) if can_see_rule(ctx, viewer, r)]
+    if viewer.is_admin:
+        flow_ids = None if flow_id is None else [flow_id]
+    else:
+        seen = [f.id for f in ctx.directory.flows() if grant_for(ctx.directory, viewer, f).sees_all]
+        flow_ids = [f for f in seen if flow_id is None or f == flow_id]
+    return ctx.store.read(
+        lambda c: repo.list_transitions(c, rule_ids=rule_ids, flow_ids=flow_ids, limit=limit, before=before)
+    )
+
+
+# -- channels ------------------------------------------------------------------------------------
+
+
+def _visible_channel(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Channel:
+    ch = ctx.store.read(lambda c: repo.get_channel(c, channel_id))
+    if ch is None or not (viewer.is_admin or ch.created_by == viewer.id):
+        raise NotFound(CHANNEL_NOT_FOUND)
+    return ch
+
+
+def create_channel(ctx: Context, viewer: Viewer, form: ChannelCreate) -> repo.Channel:
+    now = utc_now()
+    ch = repo.Channel(
+        str(uuid.uuid4()), form.name, viewer.id, str(form.url), form.secret, True, None, 0, now, now
+    )
+    return ctx.store.write(lambda c: repo.insert_channel(c, ch))
+
+
+def list_channels(ctx: Context, viewer: Viewer) -> list[repo.Channel]:
+    return [c for c in ctx.store.read(repo.load_channels) if viewer.is_admin or c.created_by == viewer.id]
+
+
+def get_channel(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Channel:
+    return _visible_channel(ctx, viewer, channel_id)
+
+
+def update_channel(ctx: Context, viewer: Viewer, channel_id: str, patch: ChannelUpdate) -> repo.Channel:
+    ch = _visible_channel(ctx, viewer, channel_id)
+    new = replace(
+        ch,
+        name=patch.name if patch.name is not None else ch.name,
+        url=str(patch.url) if patch.url is not None else ch.url,
+        secret=patch.secret if patch.secret is not None else ch.secret,
+        updated_at=utc_now(),
+    )
+    if patch.enabled is True:
+        new = replace(new, enabled=True, disabled_reason=None, consecutive_failures=0)
+    elif patch.enabled is False:
+        new = replace(new, enabled=False, disabled_reason=f"disabled by {viewer.id}")
+    return ctx.store.write(lambda c: repo.update_channel(c, new))
+
+
+def delete_channel(ctx: Context, viewer: Viewer, channel_id: str) -> None:
+    _visible_channel(ctx, viewer, channel_id)
+    ctx.store.write(lambda c: repo.delete_channel(c, channel_id))
+
+
+def send_test(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Delivery:
+    """Send a "test" notification now and answer how it went (also recorded)."""
+    _visible_channel(ctx, viewer, channel_id)
+    if ctx.alerts is not None:
+        return ctx.alerts.dispatcher.send_test(channel_id)
+    from analytics.alerts.webhooks import WebhookDispatcher  # no server: a dispatcher for one call
+
+    dispatcher = WebhookDispatcher(ctx)
+    try:
+        return dispatcher.send_test(channel_id)
+    finally:
+        dispatcher.close()
+
+
+def list_deliveries(
+    ctx: Context, viewer: Viewer, *, channel_id: str | None = None, rule_id: str | None = None, limit: int = 100
+) -> list[repo.Delivery]:
+    if channel_id is not None:
+        channel_ids = [_visible_channel(ctx, viewer, channel_id).id]
+    else:
+        channel_ids = [c.id for c in list_channels(ctx, viewer)]
+    if rule_id is not None:
+        _visible_rule(ctx, viewer, rule_id)
+    return ctx.store.read(
+        lambda c: repo.list_deliveries(c, channel_ids=channel_ids, rule_id=rule_id, limit=limit)
+    )

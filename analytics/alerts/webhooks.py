@@ -1,0 +1,269 @@
+"""Webhook delivery: signed JSON POSTs, retried with exponential backoff on threads of their own.
+
+Evaluation hands a notification over and returns; nothing here ever runs on the writer or
+blocks ingest. One scheduler thread keeps a heap of attempts by due time and hands each to a
+small pool of senders. Every attempt is recorded (status code or error, duration, whether it
+will be retried) through the writer, in the same transaction as the channel's failure streak:
+a 2xx resets it, and the `max_failures`-th failed attempt in a row disables the channel with
+the reason stored on it. Attempts still queued for a disabled channel are dropped.
+
+Signature: `X-Flowhistory-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the
+channel's secret>`; `X-Flowhistory-Timestamp` is the send time (epoch seconds) and
+`X-Flowhistory-Delivery` the attempt's id. The body carries `id` (the notification, the same on
+every retry) and `occurred_at`, both covered by the signature, for receivers that de-duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import hmac
+import itertools
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+
+from analytics.alerts import repository as repo
+from analytics.context import Context
+from analytics.errors import NotFound
+
+log = logging.getLogger("flowhistory.alerts")
+
+SIGNATURE_HEADER = "X-Flowhistory-Signature"
+TIMESTAMP_HEADER = "X-Flowhistory-Timestamp"
+DELIVERY_HEADER = "X-Flowhistory-Delivery"
+EVENT_HEADER = "X-Flowhistory-Event"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, signature: str) -> bool:
+    """What a receiver does: recompute and compare in constant time."""
+    return hmac.compare_digest(sign(secret, body), signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message for one channel; `body` is signed and sent as is on every attempt."""
+
+    id: str
+    channel_id: str
+    event: str
+    body: bytes
+    rule_id: str | None = None
+    flow_id: str | None = None
+    transition_id: str | None = None
+
+
+@dataclass(order=True)
+class _Attempt:
+    due: float
+    seq: int
+    notification: Notification = field(compare=False)
+    attempt: int = field(compare=False, default=1)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    timeout_s: float = 10.0
+    max_attempts: int = 5
+    backoff_s: float = 1.0
+    backoff_max_s: float = 300.0
+    max_failures: int = 10
+    workers: int = 4
+
+    @classmethod
+    def from_context(cls, ctx: Context) -> DispatchSettings:
+        s = ctx.settings
+        return cls(
+            timeout_s=s.alert_webhook_timeout_s,
+            max_attempts=s.alert_webhook_max_attempts,
+            backoff_s=s.alert_webhook_backoff_s,
+            backoff_max_s=s.alert_webhook_backoff_max_s,
+            max_failures=s.alert_channel_max_failures,
+            workers=s.alert_webhook_workers,
+        )
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        ctx: Context,
+        settings: DispatchSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._ctx = ctx
+        self.settings = settings or DispatchSettings.from_context(ctx)
+        self._clock = clock
+        self._heap: list[_Attempt] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="flowhistory-webhook")
+        self._thread = threading.Thread(target=self._loop, name="flowhistory-webhooks", daemon=True)
+        self._thread.start()
+
+    # -- public ------------------------------------------------------------------------------
+
+    def enqueue(self, notifications: list[Notification]) -> None:
+        """Queue first attempts now; returns at once."""
+        with self._cond:
+            if self._closed:
+                return
+            now = time.monotonic()
+            for n in notifications:
+                heapq.heappush(self._heap, _Attempt(now, next(self._seq), n))
+            self._cond.notify()
+
+    def send_test(self, channel_id: str) -> repo.Delivery:
+        """One attempt now, on the caller's thread, with event "test"; it does not count
+        towards disabling the channel, and works on a disabled one (to check it first)."""
+        channel = self._ctx.store.read(lambda c: repo.get_channel(c, channel_id))
+        if channel is None:
+            raise NotFound("Channel not found")
+        now = self._clock()
+        body = orjson.dumps(
+            {
+                "id": str(uuid.uuid4()),
+                "event": "test",
+                "occurred_at": now.isoformat() + "Z",
+                "channel": {"id": channel.id, "name": channel.name},
+                "message": "a test notification from flowhistory",
+            }
+        )
+        n = Notification(str(uuid.uuid4()), channel.id, "test", body)
+        delivery, _ = self._attempt(n, 1, counts=False, retry_allowed=False)
+        return delivery
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True once nothing is queued or being sent (tests, the CLI before it exits)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._heap or self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap) + self._in_flight
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            self._closed = True
+            self._heap.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._closed:
+                now = time.monotonic()
+                while self._heap and self._heap[0].due <= now:
+                    item = heapq.heappop(self._heap)
+                    self._in_flight += 1
+                    self._pool.submit(self._run, item)
+                wait = (self._heap[0].due - now) if self._heap else None
+                self._cond.wait(wait)
+
+    def _run(self, item: _Attempt) -> None:
+        try:
+            _, retry = self._attempt(item.notification, item.attempt, counts=True, retry_allowed=True)
+            if retry:
+                delay = min(self.settings.backoff_max_s, self.settings.backoff_s * 2 ** (item.attempt - 1))
+                with self._cond:
+                    if not self._closed:
+                        heapq.heappush(
+                            self._heap,
+                            _Attempt(time.monotonic() + delay, next(self._seq), item.notification, item.attempt + 1),
+                        )
+        except Exception:  # a recording failure (store closing) must not kill the pool
+            log.exception("webhook attempt failed to run")
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
+
+    def _client(self) -> httpx.Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(timeout=self.settings.timeout_s, follow_redirects=False)
+            self._local.client = client
+        return client
+
+    def _attempt(
+        self, n: Notification, attempt: int, *, counts: bool, retry_allowed: bool
+    ) -> tuple[repo.Delivery, bool]:
+        channel = self._ctx.store.read(lambda c: repo.get_channel(c, n.channel_id))
+        if channel is None:
+            raise NotFound("Channel not found")
+        started = time.perf_counter()
+        at = self._clock()
+        status: int | None = None
+        error: str | None = None
+        delivery_id = str(uuid.uuid4())
+        if counts and not channel.enabled:
+            error = f"not sent: channel disabled ({channel.disabled_reason})"
+            ok = False
+        else:
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "flowhistory-webhooks/1",
+                SIGNATURE_HEADER: sign(channel.secret, n.body),
+                TIMESTAMP_HEADER: str(int(time.time())),
+                DELIVERY_HEADER: delivery_id,
+                EVENT_HEADER: n.event,
+            }
+            try:
+                response = self._client().post(channel.url, content=n.body, headers=headers)
+                status = response.status_code
+                ok = 200 <= status < 300
+                if not ok:
+                    error = response.text[:200] or None
+            except httpx.HTTPError as exc:
+                ok = False
+                error = f"{type(exc).__name__}: {exc}"[:300]
+        skipped = counts and not channel.enabled
+        disables = counts and not ok and not skipped and (
+            channel.consecutive_failures + 1 >= self.settings.max_failures
+        )
+        will_retry = (
+            retry_allowed and not ok and not skipped and not disables and attempt < self.settings.max_attempts
+        )
+        delivery = repo.Delivery(
+            delivery_id, n.id, n.channel_id, n.rule_id, n.flow_id, n.transition_id, n.event, attempt, at,
+            ok, status, error, round((time.perf_counter() - started) * 1000, 3), will_retry,
+            n.body.decode(),
+        )
+        after = self._ctx.store.write(
+            lambda c: repo.record_attempt(
+                c, delivery, counts=counts and not skipped, max_failures=self.settings.max_failures, now=at
+            )
+        )
+        if will_retry and after is not None and not after.enabled:
+            will_retry = False  # the failure that disabled it: nothing more is sent
+        return delivery, will_retry
