@@ -215,6 +215,20 @@ class Data:
         return [r for r in self.runs if pred(r)]
 
 
+IS_SMALL = trends._is_small
+
+
+@pytest.fixture(autouse=True, params=["scan", "fetch"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on both ways of computing a trend: DuckDB's grouped scan, and the
+    rows fetched and aggregated in Python (what small flows get): both must agree with Python."""
+    if request.param == "scan":
+        monkeypatch.setattr(trends, "_is_small", lambda ctx, q: False)
+    else:
+        monkeypatch.setattr(trends, "_is_small", lambda ctx, q: q.group_by not in trends._NODE_GROUPS)
+    return str(request.param)
+
+
 @pytest.fixture
 def data(ctx: Context) -> Data:
     for uid in ("owner", "reader", "stranger"):
@@ -586,3 +600,15 @@ def test_filter_object_is_accepted_as_a_model(ctx: Context, data: Data) -> None:
 def test_node_durations_ignore_nodes_that_reported_none(data: Data) -> None:
     # the reference itself: nodes without duration_ms exist in the data, so the check is real
     assert any(n.duration_ms is None for r in data.runs for n in r.nodes if n.model)
+
+
+def test_small_flows_are_fetched_big_ones_scanned(
+    ctx: Context, data: Data, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one_flow = query(filter={"flow_id": {"any_": [data.public]}})
+    public_runs = len(data.select(lambda r: r.flow_id == data.public))
+    assert IS_SMALL(ctx, one_flow)
+    assert not IS_SMALL(ctx, query())  # every flow: no flow filter to bound it
+    assert not IS_SMALL(ctx, query(group_by="node", filter={"flow_id": {"any_": [data.public]}}))
+    monkeypatch.setattr(trends, "SMALL_SCOPE_RUNS", public_runs - 1)
+    assert not IS_SMALL(ctx, one_flow)
