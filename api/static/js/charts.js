@@ -38,7 +38,7 @@ export function lineChart(key, title, xs, series, { leftFormat, rightFormat } = 
     scales: { x: { time: true }, y: { auto: true, range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] }, r: { auto: true, range: (_u, min, max) => [0, Math.max(max * 1.1, 0.01)] } },
     axes: [
       { stroke: "#57606a", grid: { stroke: "#eaeef2" } },
-      { stroke: "#57606a", grid: { stroke: "#eaeef2" }, values: leftFormat ? (_u, ticks) => ticks.map(leftFormat) : undefined, size: 64 },
+      { stroke: "#57606a", grid: { stroke: "#eaeef2" }, values: leftFormat ? (_u, ticks) => ticks.map(leftFormat) : undefined, size: 84 },
       hasRight ? { scale: "r", side: 1, stroke: "#a40e26", grid: { show: false }, values: rightFormat ? (_u, ticks) => ticks.map(rightFormat) : undefined, size: 56 } : null,
     ].filter(Boolean),
     series: [

@@ -20,8 +20,13 @@ export function duration(ms) {
   const s = ms / 1000;
   if (s < 10) return `${s.toFixed(2)} s`;
   if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  return `${m} min ${Math.round(s - m * 60)} s`;
+  if (s < 3600) {
+    const m = Math.floor(s / 60);
+    return `${m} min ${Math.round(s - m * 60)} s`;
+  }
+  const hours = Math.floor(s / 3600);
+  if (hours < 48) return `${hours} h ${Math.round((s - hours * 3600) / 60)} min`;
+  return `${(hours / 24).toFixed(1)} d`;
 }
 
 export function timestamp(epochSeconds) {

@@ -51,7 +51,7 @@ export async function render(root, [flowId], ctx) {
   const pick = (id, label, options, value) => h("div", { class: "field" }, h("label", { for: id }, label),
     h("select", { id, name: id }, Object.entries(options).map(([k, v]) =>
       h("option", { value: k, selected: k === value }, Array.isArray(v) ? v[0] : v))));
-  const form = h("form", { class: "panel form-row", id: "range-form", "aria-label": "Range" },
+  const form = h("form", { class: "panel form-row", id: "range-form", "aria-label": "Chart range and bucket" },
     pick("range", "Range", RANGES, range), pick("bucket", "Bucket", BUCKETS, bucket),
     h("div", { class: "field" }, h("button", { type: "submit", class: "btn btn-primary" }, "Show")));
   form.addEventListener("submit", (ev) => {

@@ -24,8 +24,9 @@ function diffList(diff) {
 function nodeCell(r) {
   if (!r.present) return h("td", { class: "muted" }, "not in this run");
   return h("td", {},
-    h("div", { class: "toolbar" }, badge(r.status), h("span", {}, duration(r.duration_ms))),
-    h("div", { class: "muted" }, tokens(r.tokens_in, r.tokens_out, r.tokens_estimated), " · ", money(r.cost)),
+    h("div", { class: "toolbar" }, badge(r.status), r.duration_ms != null ? h("span", {}, duration(r.duration_ms)) : null),
+    r.tokens_in != null || r.tokens_out != null || r.cost != null
+      ? h("div", { class: "muted" }, tokens(r.tokens_in, r.tokens_out, r.tokens_estimated), " · ", money(r.cost)) : null,
     r.error ? h("pre", { class: "errors-box" }, r.error) : null,
     diffList(r.diff));
 }
@@ -55,7 +56,7 @@ export async function render(root, [a, b], ctx) {
           runs.map((r, i) => h("th", { scope: "col" }, i === 0 ? "Baseline" : "Compared", " ", shortId(r.id))))),
         h("tbody", {}, result.nodes.map((n) =>
           h("tr", { class: n.differs ? "differs" : "", "data-node": n.node_id, "data-differs": String(n.differs) },
-            h("th", { scope: "row" }, h("span", { class: "mono" }, n.node_id), n.differs ? h("div", { class: "badge badge-other" }, "differs") : null),
+            h("th", { scope: "row" }, h("span", { class: "mono" }, n.node_id), n.differs ? h("div", {}, h("span", { class: "badge badge-other" }, "differs")) : null),
             n.runs.map(nodeCell)))))),
   );
 }

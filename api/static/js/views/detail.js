@@ -57,8 +57,8 @@ export async function render(root, [flowId, runId], ctx) {
         badge(facts.status),
         h("span", { class: "id" }, id),
         facts.model ? h("span", { class: "muted" }, facts.model) : null,
-        h("span", { class: "muted" }, `· ${duration(facts.ms)}`),
-        h("span", { class: "muted" }, `· ${tokens(facts.tin, facts.tout, false)}`),
+        facts.ms !== undefined ? h("span", { class: "muted" }, `· ${duration(facts.ms)}`) : null,
+        facts.tin !== null || facts.tout !== null ? h("span", { class: "muted" }, `· ${tokens(facts.tin, facts.tout, false)}`) : null,
         facts.cost !== null ? h("span", { class: "muted" }, `· ${money(facts.cost)}`) : null,
       ),
       h("div", { class: "body" },
@@ -124,7 +124,7 @@ function annotationEditor(base, run) {
     h("div", { class: "field" }, h("label", { for: "a-tags" }, "Tags (comma-separated)"), tags, tagsError),
     h("fieldset", { class: "field", style: "border:none;padding:0;margin:0 0 .75rem" },
       h("legend", { style: "font-weight:600;font-size:.85rem" }, "Rating"),
-      radio("", "None"), radio(1, "👍 Good"), radio(-1, "👎 Bad")),
+      radio("", "None"), radio(1, "Good (+1)"), radio(-1, "Bad (−1)")),
     h("div", { class: "toolbar" }, h("button", { type: "submit", class: "btn btn-primary" }, "Save"), status),
   );
   form.querySelector('input[name=rating][value=""]').checked = a.rating === null;

@@ -1,0 +1,50 @@
+"""Analytics: each chart drawn with the expected number of points; the tables beside them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Api, sign_in
+
+CHARTS = ("runs", "duration", "cost")
+
+
+def test_charts_have_one_point_per_bucket_and_follow_the_pickers(page: Any, shot: Any, api: Api, seeded: dict) -> None:
+    flow_id = seeded["flow_id"]
+    sign_in(page, api.key)
+    page.goto(f"/#/flows/{flow_id}/analytics")
+    charts = page.locator("#charts")
+    for key in CHARTS:
+        expect(page.locator(f'figure[data-chart="{key}"]')).to_have_attribute("data-drawn", "true")
+        expect(page.locator(f'figure[data-chart="{key}"] canvas')).to_have_count(1)
+    # 7 days by day, aligned to UTC midnights: exactly 7 buckets, the same the API answers
+    start, end = charts.get_attribute("data-start"), charts.get_attribute("data-end")
+    assert int(end) - int(start) == 7 * 86400 and int(end) % 86400 == 0
+    trend = api.get(f"/api/v1/flows/{flow_id}/trend", start=start, end=end, bucket="day", measures="runs")
+    assert len(trend["rows"]) == 7
+    for key in CHARTS:
+        expect(page.locator(f'figure[data-chart="{key}"]')).to_have_attribute("data-points", "7")
+    expect(charts).to_have_attribute("data-total-runs", "12")
+    expect(page.locator("#nodes-table tbody tr")).to_have_count(3)
+    expect(page.locator('#nodes-table tr[data-node="model_1"]')).to_contain_text("gpt-4o-mini")
+    expect(page.locator("#failures-table tbody tr")).to_have_count(2)  # timeout and rate limit
+    expect(page.locator("#failures-table")).to_contain_text("upstream timeout")
+    expect(page.locator("#versions-table tbody tr")).to_have_count(1)
+    expect(page.locator("#reliability .card").first).to_contain_text("12")
+    shot("analytics-7d")
+
+    page.get_by_label("Range", exact=True).select_option("24h")
+    page.get_by_label("Bucket", exact=True).select_option("hour")
+    page.get_by_role("button", name="Show").click()
+    for key in CHARTS:
+        expect(page.locator(f'figure[data-chart="{key}"]')).to_have_attribute("data-points", "24")
+    expect(charts).to_have_attribute("data-total-runs", "4")  # 1, 8, 15 and 22 hours ago
+    shot("analytics-24h")
+
+    page.get_by_label("Range", exact=True).select_option("90d")
+    page.get_by_label("Bucket", exact=True).select_option("hour")  # 2160 buckets: the API refuses, the page says why
+    page.get_by_role("button", name="Show").click()
+    expect(page.locator("#charts .error-panel")).to_contain_text("bucket")
+    shot("analytics-refused")
