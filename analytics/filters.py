@@ -60,6 +60,9 @@ class AllOf(_Leaf):
     all_: list[str] = Field(min_length=1, max_length=50)
 
 
+_INLINE_VALUES = 32
+
+
 class ExecutionFilter(BaseModel):
     """Every field is optional; given fields are ANDed."""
 
@@ -98,7 +101,12 @@ class ExecutionFilter(BaseModel):
         out: list[Clause] = []
 
         def any_of(column: str, leaf: AnyOf | None) -> None:
-            if leaf is not None:
+            # a short list of parameters, not a semi-join against unnest(?): a single flow
+            # then becomes `flow_id = ?`, which DuckDB answers through the flow_id index
+            if leaf is not None and len(leaf.any_) <= _INLINE_VALUES:
+                marks = ", ".join("?" * len(leaf.any_))
+                out.append((f"{column} IN ({marks})", list(leaf.any_)))
+            elif leaf is not None:
                 out.append((f"{column} IN (SELECT unnest(?::VARCHAR[]))", [leaf.any_]))
 
         any_of("flow_id", self.flow_id)
