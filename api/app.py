@@ -24,12 +24,15 @@ from api.errors import add_exception_handlers
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import jobs as jobs_routes
 from api.routes import dashboard as dashboard_routes
+from api.routes import download as download_routes
+from api.routes import sql as sql_routes
 from api.routes import exports as exports_routes
 
 log = logging.getLogger("flowhistory")
 
 ROUTERS = (
     health.router,
+    download_routes.router,  # before executions: /executions/download is not a run id
     executions.router,
     batch.router,
     search.router,
@@ -41,6 +44,7 @@ ROUTERS = (
     admin.router,
     jobs_routes.router,
     dashboard_routes.router,
+    sql_routes.router,
     exports_routes.router,
 )
 

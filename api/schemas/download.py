@@ -1,0 +1,33 @@
+"""Download query parameters: the search filter as JSON, the search sort, a file format."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+from pydantic import ValidationError
+
+from analytics.batch_formats import Format
+from analytics.filters import ExecutionFilter
+from analytics.search import ExecutionSort
+from api.json_body import validation_error
+
+FormatParam = Annotated[Format, Query(description="csv, jsonl or parquet")]
+SortParam = Annotated[ExecutionSort, Query(description="as in search")]
+FilterParam = Annotated[
+    str | None,
+    Query(
+        max_length=100_000,
+        description='the search filter as JSON, e.g. {"status": {"any_": ["error"]}}',
+    ),
+]
+
+
+def parse_filter(raw: str | None) -> ExecutionFilter:
+    """The same model, so the same fields and the same 422s as search's body."""
+    if raw is None or not raw.strip():
+        return ExecutionFilter()
+    try:
+        return ExecutionFilter.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix=("query", "filter")) from exc

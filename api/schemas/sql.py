@@ -1,0 +1,77 @@
+"""Ad-hoc SQL request and answer shapes."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from analytics.sql_sandbox import SqlResult
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class SqlQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sql: str = Field(min_length=1, max_length=100_000, description="one DuckDB SELECT over the export")
+    limit: int = Field(default=1000, ge=1, description="rows returned at most; capped by the server")
+    timeout_s: float = Field(default=10.0, gt=0, description="the query is stopped past this")
+    format: Literal["json", "arrow"] | None = Field(
+        default=None, description=f"json, or arrow for an Arrow IPC stream (also: Accept: {ARROW_STREAM})"
+    )
+
+
+class SqlColumnOut(BaseModel):
+    name: str
+    type: str = Field(description="DuckDB's type name")
+
+
+class SqlResultOut(BaseModel):
+    columns: list[SqlColumnOut]
+    rows: list[list[Any]]
+    row_count: int
+    truncated: bool = Field(description="the query had more rows than limit")
+    elapsed_ms: float
+
+
+def _plain(value: Any) -> Any:
+    """Values orjson does not know: exact decimals as strings, bytes as base64, intervals as
+    their months, days and nanoseconds (Arrow's), the rest as text."""
+    if isinstance(value, pa.MonthDayNano):
+        return {"months": value.months, "days": value.days, "nanoseconds": value.nanoseconds}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return str(value)
+
+
+def sql_result_json(result: SqlResult) -> bytes:
+    """Rows as lists (column names may repeat), built column-wise from Arrow."""
+    columns = [col.to_pylist() for col in result.table.columns]
+    rows = [list(r) for r in zip(*columns, strict=True)] if columns else []
+    body = {
+        "columns": [{"name": c.name, "type": c.type} for c in result.columns],
+        "rows": rows,
+        "row_count": result.row_count,
+        "truncated": result.truncated,
+        "elapsed_ms": round(result.elapsed_ms, 3),
+    }
+    return orjson.dumps(body, default=_plain, option=orjson.OPT_NON_STR_KEYS)
+
+
+def result_headers(result: SqlResult) -> dict[str, str]:
+    """What the JSON body says besides the rows, for the Arrow answer."""
+    return {
+        "X-Row-Count": str(result.row_count),
+        "X-Truncated": "true" if result.truncated else "false",
+        "X-Elapsed-Ms": f"{result.elapsed_ms:.3f}",
+    }
