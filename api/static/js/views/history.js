@@ -92,6 +92,7 @@ export async function render(root, [flowId], ctx) {
   // Start every request at once; each part of the screen fills in as its answer comes.
   const flowP = loadFlow(flowId);
   const statsP = get(`${base}/stats`);
+  statsP.catch(() => {}); // shown where the stats go; unhandled only if the flow itself failed
   const metricsP = post("/api/v1/metrics", {
     measures: ["p95_duration", "cost"],
     start: SINCE,
