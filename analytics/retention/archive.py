@@ -1,22 +1,22 @@
 """The retention archive: Parquet files of every run retention deletes or trims, read back by restore.
 
-Layout as the exports: `<archive>/executions/date=YYYY-MM-DD/<uuid>.parquet` (zstd; `date` is
-the run's UTC day), JSON as VARCHAR, timestamps UTC, plus `archived_at` and `archive_reason`
-(`delete` or `trim`). DuckDB writes the files into a staging folder beside the tree and each is
-renamed into place, so a reader never sees half a file, and files are only ever added: a run
-trimmed and later deleted is in the archive twice (restore keeps the copy with its payload).
+Written by the exports' own publisher (analytics/exports/publish.py), so the layout is the
+exports': `<archive>/executions/date=YYYY-MM-DD/<uuid>.parquet` (zstd; `date` is the run's UTC
+day; locally each `date=` entry links to a version folder under `_versions/`), JSON as VARCHAR,
+timestamps UTC, plus `archived_at` and `archive_reason` (`delete` or `trim`). Files are staged
+and renamed into place, so a reader never sees half a file, and only ever added: a run trimmed
+and later deleted is in the archive twice (restore keeps the copy with its payload).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from analytics.config import Settings
+from analytics.exports.publish import publish_partitioned
+from analytics.exports.targets import LocalTarget
 from analytics.store import Connection
 
 TABLE = "executions"
@@ -44,38 +44,26 @@ def executions_columns(conn: Connection) -> list[tuple[str, str]]:
     ]
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def write(conn: Connection, root: Path, source: str, archived_at: datetime) -> Written:
-    """Archive the rows of `source` (a query with `e.*`-style executions columns and an `action`
-    column) before they are removed. Runs on the writer, inside the pass's transaction: if this
-    fails, nothing is deleted."""
+    """Archive the rows of `source` (a query over executions columns plus an `action` column)
+    before they are removed. Runs on the writer inside the pass's transaction, streaming the rows
+    to the exports' publisher (staged files, renamed into place): if this fails, nothing is
+    deleted."""
     cols = ", ".join(
-        f"{name}::VARCHAR AS {name}" if kind in _TEXT_TYPES else name for name, kind in executions_columns(conn)
+        f'"{name}"::VARCHAR AS "{name}"' if kind in _TEXT_TYPES else f'"{name}"'
+        for name, kind in executions_columns(conn)
     )
-    staging = root / ".staging" / uuid.uuid4().hex
-    staging.mkdir(parents=True, exist_ok=True)
-    try:
-        select = (
-            f"SELECT {cols}, strftime(created_at, '%Y-%m-%d') AS date,"
-            f" {_literal(archived_at.isoformat(sep=' '))}::TIMESTAMP AS archived_at, action AS archive_reason"
-            f" FROM ({source})"
-        )
-        rows = conn.execute(
-            f"COPY ({select}) TO {_literal(str(staging))} (FORMAT parquet, COMPRESSION zstd,"
-            " PARTITION_BY (date), FILENAME_PATTERN '{uuid}', OVERWRITE_OR_IGNORE)"
-        ).fetchall()
-        files = []
-        for part in sorted(staging.glob("date=*/*.parquet")):
-            target = root / TABLE / part.parent.name / part.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(part, target)
-            files.append(str(target))
-        return Written(int(rows[0][0]) if rows else 0, files)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    select = (
+        f"SELECT {cols}, CAST(created_at AS DATE) AS date, ?::TIMESTAMP AS archived_at,"
+        f" action AS archive_reason FROM ({source})"
+    )
+    rows = int(conn.execute(f"SELECT count(*) FROM ({source})").fetchall()[0][0])
+    if not rows:
+        return Written(0, [])
+    reader = conn.sql(select, params=[archived_at]).to_arrow_reader()
+    target = LocalTarget(root, str(root))
+    files = publish_partitioned(reader, target, TABLE)
+    return Written(rows, [str(root / f) for f in files])
 
 
 def files_between(root: Path, start: datetime, end: datetime) -> list[Path]:

@@ -37,8 +37,11 @@ def make_flows(ctx: Context, names: list[str]) -> dict[str, str]:
     }
 
 
-def generate(ctx: Context, flow_ids: list[str], n: int, *, seed: int = 7, days: float = 100) -> list[Run]:
-    """`n` runs spread over the flows and the last `days` days before NOW, unique times."""
+def generate(
+    ctx: Context, flow_ids: list[str], n: int, *, seed: int = 7, days: float = 100, pad: int = 0
+) -> list[Run]:
+    """`n` runs spread over the flows and the last `days` days before NOW, unique times; `pad`
+    adds that many bytes of incompressible text to each run's inputs."""
     rng = random.Random(seed)
     items: list[dict[str, Any]] = []
     meta: list[tuple[str, str, datetime, bool]] = []
@@ -53,6 +56,8 @@ def generate(ctx: Context, flow_ids: list[str], n: int, *, seed: int = 7, days: 
                 break
         bare = rng.random() < 0.05  # a run that never had a payload: nothing to trim
         extra: dict[str, Any] = {"inputs": None, "outputs": None, "node_results": None} if bare else {}
+        if pad and not bare:
+            extra["inputs"] = {"prompt": "hello", "pad": rng.randbytes(pad // 2).hex()}
         items.append(
             make_execution(
                 fid,

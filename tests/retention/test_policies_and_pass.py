@@ -199,7 +199,7 @@ def test_archive_lands_in_the_export_layout(world: tuple[Context, dict[str, str]
     assert root == ctx.settings.db_path.parent / "archive"
     files = sorted((root / "executions").glob("date=*/*.parquet"))
     assert len(files) == summary["archive_files"] > 0
-    assert not any((root / ".staging").iterdir())  # staging emptied
+    assert not any((root / "_staging").iterdir())  # staging emptied
     import duckdb
 
     con = duckdb.connect()
