@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from analytics.alerts.lifecycle import start_alerts, stop_alerts
 from analytics.auth import load_secret
 from analytics.config import Settings
 from analytics.context import open_context
@@ -23,6 +24,7 @@ from api.body_limit import BodyLimit
 from api.errors import add_exception_handlers
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import jobs as jobs_routes
+from api.routes import alerts as alerts_routes
 from api.routes import dashboard as dashboard_routes
 from api.routes import download as download_routes
 from api.routes import sql as sql_routes
@@ -42,6 +44,7 @@ ROUTERS = (
     cost.router,
     flows.router,
     admin.router,
+    alerts_routes.router,
     jobs_routes.router,
     dashboard_routes.router,
     sql_routes.router,
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ctx = ctx
         app.state.secret = load_secret(settings)
         _banner(settings, bootstrap_admin(ctx))
+        start_alerts(ctx)  # before the scheduler: its "alerts" job uses ctx.alerts
         ctx.scheduler = Scheduler(ctx, default_jobs(ctx), status_file=settings.jobs_status_file)
         if settings.scheduler_enabled:
             ctx.scheduler.start()
@@ -89,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             ctx.scheduler.stop()
+            stop_alerts(ctx)
             ctx.close()
 
     app = FastAPI(

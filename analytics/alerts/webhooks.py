@@ -2,7 +2,8 @@
 
 Evaluation hands a notification over and returns; nothing here ever runs on the writer or
 blocks ingest. One scheduler thread keeps a heap of attempts by due time and hands each to a
-small pool of senders. Every attempt is recorded (status code or error, duration, whether it
+small pool of senders, one attempt per channel at a time (so a channel sees its notifications
+in order, and a streak of failures stops exactly at the limit). Every attempt is recorded (status code or error, duration, whether it
 will be retried) through the writer, in the same transaction as the channel's failure streak:
 a 2xx resets it, and the `max_failures`-th failed attempt in a row disables the channel with
 the reason stored on it. Attempts still queued for a disabled channel are dropped.
@@ -114,6 +115,7 @@ class WebhookDispatcher:
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._in_flight = 0
+        self._busy: set[str] = set()  # channels with an attempt in flight
         self._closed = False
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="flowhistory-webhook")
@@ -183,12 +185,20 @@ class WebhookDispatcher:
         with self._cond:
             while not self._closed:
                 now = time.monotonic()
+                deferred = []
                 while self._heap and self._heap[0].due <= now:
                     item = heapq.heappop(self._heap)
+                    channel = item.notification.channel_id
+                    if channel in self._busy:  # one attempt per channel at a time, in order
+                        deferred.append(item)
+                        continue
+                    self._busy.add(channel)
                     self._in_flight += 1
                     self._pool.submit(self._run, item)
-                wait = (self._heap[0].due - now) if self._heap else None
-                self._cond.wait(wait)
+                for item in deferred:
+                    heapq.heappush(self._heap, item)
+                later = [a.due for a in self._heap if a.due > now]
+                self._cond.wait((min(later) - now) if later else None)
 
     def _run(self, item: _Attempt) -> None:
         try:
@@ -206,6 +216,7 @@ class WebhookDispatcher:
         finally:
             with self._cond:
                 self._in_flight -= 1
+                self._busy.discard(item.notification.channel_id)
                 self._cond.notify_all()
 
     def _client(self) -> httpx.Client:

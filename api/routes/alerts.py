@@ -1,0 +1,163 @@
+"""Alert rules (CRUD, pause/resume, evaluate now), transitions, webhook channels, deliveries.
+
+Access is decided in analytics.alerts.service; a rule or channel the caller may not see is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from analytics.alerts import service
+from analytics.alerts.rules import Rule
+from api.dependencies import AdminUser, Ctx, CurrentUser
+from api.json_body import JsonRoute
+from api.schemas.alerts import (
+    ChannelCreate,
+    ChannelOut,
+    ChannelUpdate,
+    DeliveryOut,
+    EvaluationOut,
+    RuleCreate,
+    RuleOut,
+    RuleUpdate,
+    TransitionOut,
+    channel_out,
+    delivery_out,
+    rule_out,
+    transition_out,
+)
+
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], route_class=JsonRoute)
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def _rule(ctx: Ctx, viewer: CurrentUser, rule: Rule) -> RuleOut:
+    return rule_out(rule, service.rule_states(ctx, viewer, [rule]))
+
+
+@router.get("/rules", response_model=list[RuleOut])
+def list_rules(viewer: CurrentUser, ctx: Ctx, flow_id: str | None = None) -> list[RuleOut]:
+    """Rules the caller sees, with their state per flow; `flow_id` narrows to one flow's."""
+    rules = service.list_rules(ctx, viewer, flow_id=flow_id)
+    states = service.rule_states(ctx, viewer, rules)
+    return [rule_out(r, states) for r in rules]
+
+
+@router.post("/rules", response_model=RuleOut, status_code=201)
+def create_rule(form: RuleCreate, viewer: CurrentUser, ctx: Ctx) -> RuleOut:
+    """Create a rule (the flow's owner or an admin; `owned_by` yourself, or anyone as admin)."""
+    return _rule(ctx, viewer, service.create_rule(ctx, viewer, form))
+
+
+@router.get("/rules/{rule_id}", response_model=RuleOut)
+def get_rule(rule_id: str, viewer: CurrentUser, ctx: Ctx) -> RuleOut:
+    """One rule and its state per flow."""
+    return _rule(ctx, viewer, service.get_rule(ctx, viewer, rule_id))
+
+
+@router.patch("/rules/{rule_id}", response_model=RuleOut)
+def update_rule(rule_id: str, patch: RuleUpdate, viewer: CurrentUser, ctx: Ctx) -> RuleOut:
+    """Change fields; the whole rule is validated again (422 names the field)."""
+    return _rule(ctx, viewer, service.update_rule(ctx, viewer, rule_id, patch))
+
+
+@router.delete("/rules/{rule_id}", response_model=bool)
+def delete_rule(rule_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
+    """Delete a rule with its states and transitions."""
+    service.delete_rule(ctx, viewer, rule_id)
+    return True
+
+
+@router.post("/rules/{rule_id}/pause", response_model=RuleOut)
+def pause_rule(rule_id: str, viewer: CurrentUser, ctx: Ctx) -> RuleOut:
+    """Stop judging the rule: its states go PAUSED (a transition each)."""
+    return _rule(ctx, viewer, service.set_paused(ctx, viewer, rule_id, True))
+
+
+@router.post("/rules/{rule_id}/resume", response_model=RuleOut)
+def resume_rule(rule_id: str, viewer: CurrentUser, ctx: Ctx) -> RuleOut:
+    """Judge the rule again, starting from OK."""
+    return _rule(ctx, viewer, service.set_paused(ctx, viewer, rule_id, False))
+
+
+@router.post("/rules/{rule_id}/evaluate", response_model=EvaluationOut)
+def evaluate_rule(rule_id: str, viewer: CurrentUser, ctx: Ctx) -> EvaluationOut:
+    """Judge this rule now (its managers); transitions are stored and notified."""
+    return EvaluationOut.model_validate(service.evaluate_now(ctx, viewer, rule_id))
+
+
+@router.post("/evaluate", response_model=EvaluationOut)
+def evaluate_all(viewer: AdminUser, ctx: Ctx) -> EvaluationOut:
+    """Judge every rule now (admins)."""
+    return EvaluationOut.model_validate(service.evaluate_now(ctx, viewer))
+
+
+@router.get("/rules/{rule_id}/transitions", response_model=list[TransitionOut])
+def rule_transitions(rule_id: str, viewer: CurrentUser, ctx: Ctx, limit: Limit = 100) -> list[TransitionOut]:
+    """The rule's transitions, newest first, with the values that caused them."""
+    rows = service.list_transitions(ctx, viewer, rule_id=rule_id, limit=limit)
+    return [transition_out(t) for t in rows]
+
+
+@router.get("/transitions", response_model=list[TransitionOut])
+def transitions(
+    viewer: CurrentUser, ctx: Ctx, flow_id: str | None = None, limit: Limit = 100
+) -> list[TransitionOut]:
+    """Transitions of every rule the caller sees (or of one flow), newest first."""
+    rows = service.list_transitions(ctx, viewer, flow_id=flow_id, limit=limit)
+    return [transition_out(t) for t in rows]
+
+
+@router.get("/channels", response_model=list[ChannelOut])
+def list_channels(viewer: CurrentUser, ctx: Ctx) -> list[ChannelOut]:
+    """The caller's webhook channels (admins: all); secrets are never shown."""
+    return [channel_out(c) for c in service.list_channels(ctx, viewer)]
+
+
+@router.post("/channels", response_model=ChannelOut, status_code=201)
+def create_channel(form: ChannelCreate, viewer: CurrentUser, ctx: Ctx) -> ChannelOut:
+    """A webhook: JSON POSTs signed with HMAC-SHA256 of the body keyed with `secret`."""
+    return channel_out(service.create_channel(ctx, viewer, form))
+
+
+@router.get("/channels/{channel_id}", response_model=ChannelOut)
+def get_channel(channel_id: str, viewer: CurrentUser, ctx: Ctx) -> ChannelOut:
+    """One channel; a disabled one says why in `disabled_reason`."""
+    return channel_out(service.get_channel(ctx, viewer, channel_id))
+
+
+@router.patch("/channels/{channel_id}", response_model=ChannelOut)
+def update_channel(channel_id: str, patch: ChannelUpdate, viewer: CurrentUser, ctx: Ctx) -> ChannelOut:
+    """Change name, URL or secret; `enabled: true` re-enables it and clears its failure streak."""
+    return channel_out(service.update_channel(ctx, viewer, channel_id, patch))
+
+
+@router.delete("/channels/{channel_id}", response_model=bool)
+def delete_channel(channel_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
+    """Delete a channel; rules stop sending to it."""
+    service.delete_channel(ctx, viewer, channel_id)
+    return True
+
+
+@router.post("/channels/{channel_id}/test", response_model=DeliveryOut)
+def test_channel(channel_id: str, viewer: CurrentUser, ctx: Ctx) -> DeliveryOut:
+    """Send a "test" notification now; answers the attempt (status code or error)."""
+    return delivery_out(service.send_test(ctx, viewer, channel_id))
+
+
+@router.get("/channels/{channel_id}/deliveries", response_model=list[DeliveryOut])
+def channel_deliveries(
+    channel_id: str, viewer: CurrentUser, ctx: Ctx, limit: Limit = 100
+) -> list[DeliveryOut]:
+    """Every attempt to this channel, newest first."""
+    return [delivery_out(d) for d in service.list_deliveries(ctx, viewer, channel_id=channel_id, limit=limit)]
+
+
+@router.get("/deliveries", response_model=list[DeliveryOut])
+def deliveries(
+    viewer: CurrentUser, ctx: Ctx, rule_id: str | None = None, limit: Limit = 100
+) -> list[DeliveryOut]:
+    """Attempts to the caller's channels (admins: all), optionally of one rule, newest first."""
+    return [delivery_out(d) for d in service.list_deliveries(ctx, viewer, rule_id=rule_id, limit=limit)]
