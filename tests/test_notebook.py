@@ -15,6 +15,7 @@ from analytics import flows, ingest
 from analytics.access import Viewer
 from analytics.config import Settings
 from analytics.context import open_context
+from analytics.exports import run_export
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "data" / "notebooks" / "flow_trends.ipynb"
 
@@ -27,7 +28,11 @@ def _p95(values: list[int]) -> float:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-def test_notebook_plots_failure_rate_and_p95_per_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("source", ["store", "export"])
+def test_notebook_plots_failure_rate_and_p95_per_day(
+    source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the store (read-only) and over a Parquet export folder: the same numbers."""
     db = tmp_path / "nb.duckdb"
     admin = Viewer("root", "admin")
     day0 = datetime(2026, 5, 1)
@@ -49,7 +54,12 @@ def test_notebook_plots_failure_rate_and_p95_per_day(tmp_path: Path, monkeypatch
                 _p95(times),
             )
         assert all(r.status == "stored" for r in ingest.save_executions(ctx, admin, items))
+        if source == "export":
+            run_export(ctx)
 
+    if source == "export":
+        monkeypatch.setenv("FLOWHISTORY_EXPORT_DIR", str(tmp_path / "exports"))
+        db.unlink()  # the notebook must not need the store
     monkeypatch.setenv("FLOWHISTORY_DB_PATH", str(db))
     monkeypatch.setenv("FLOWHISTORY_FLOW_ID", fid)
     monkeypatch.setenv("FLOWHISTORY_DAYS", "3")
