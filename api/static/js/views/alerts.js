@@ -1,10 +1,225 @@
-// Placeholder until the alerts API lands: says so instead of failing.
-import { h, mount } from "../dom.js";
+// Alert rules of a flow with their state and history; create and edit with the API's
+// validation messages next to each field; webhook channels with their delivery log and "send test".
+import { ApiError, api, del, enc, get, post, query } from "../api.js";
+import { confirmAction, empty, errorPanel, h, mount } from "../dom.js";
+import { count, duration, timestamp } from "../format.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 
+const METRICS = { failure_rate: "Failure rate (0–1)", error_count: "Errors", run_count: "Runs", p95_duration: "p95 duration (ms)", cost: "Cost (USD)" };
+const OPERATORS = { gt: ">", ge: "≥", lt: "<", le: "≤" };
+const STATE_CLASS = { OK: "badge-success", FIRING: "badge-error", WARNING: "badge-other", PENDING: "badge-other", NO_DATA: "badge-aborted", PAUSED: "badge-aborted" };
+
+function stateBadge(state) {
+  return h("span", { class: `badge ${STATE_CLASS[state] || "badge-other"}`, "data-state": state }, state);
+}
+
+function windowText(seconds) {
+  if (seconds % 86400 === 0) return `${seconds / 86400}d`;
+  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
+  if (seconds % 60 === 0) return `${seconds / 60}m`;
+  return `${seconds}s`;
+}
+
+function metricValue(metric, v) {
+  if (v === null || v === undefined) return "—";
+  if (metric === "failure_rate") return `${(v * 100).toFixed(1)} %`;
+  if (metric === "p95_duration") return duration(v);
+  if (metric === "cost") return `$${v.toFixed(4)}`;
+  return count(v);
+}
+
 export async function render(root, [flowId], ctx) {
-  const flow = await loadFlow(flowId);
+  const [flow, rules, channels, transitions] = await Promise.all([
+    loadFlow(flowId),
+    get(`/api/v1/alerts/rules${query({ flow_id: flowId })}`),
+    get("/api/v1/alerts/channels"),
+    get(`/api/v1/alerts/transitions${query({ flow_id: flowId, limit: 20 })}`),
+  ]);
   if (ctx.stale()) return;
-  mount(root, ...flowHeader(flow, "alerts"), h("div", { class: "empty panel", "data-state": "unavailable" },
-    h("strong", {}, "Not available yet"), "This server does not offer alerts yet."));
+  const reload = () => ctx.navigate(location.hash);
+  const message = h("p", { role: "status", id: "alerts-status", class: "muted" });
+  const formBox = h("section", { id: "rule-form-box" });
+  const act = async (fn, done) => {
+    try {
+      await fn();
+      reload();
+    } catch (err) {
+      message.textContent = err.message;
+      if (done) done(err);
+    }
+  };
+
+  const ruleRows = rules.map((r) => {
+    const state = r.paused ? "PAUSED" : (r.states.find((s) => s.flow_id === flowId) || { state: "NO_DATA" }).state;
+    const current = r.states.find((s) => s.flow_id === flowId);
+    return h("tr", { "data-rule": r.id, class: state === "FIRING" ? "row-error" : "" },
+      h("td", {}, h("strong", {}, r.name)),
+      h("td", {}, `${METRICS[r.metric] || r.metric} ${OPERATORS[r.operator]} ${r.threshold} over ${windowText(r.window)}`),
+      h("td", {}, stateBadge(state), current && current.value !== null ? h("div", { class: "muted" }, `now ${metricValue(r.metric, current.value)}`) : null),
+      h("td", {},
+        h("div", { class: "toolbar" },
+          h("button", { type: "button", class: "btn btn-small", onclick: () => showForm(r) }, "Edit"),
+          h("button", { type: "button", class: "btn btn-small", onclick: () => act(() => post(`/api/v1/alerts/rules/${enc(r.id)}/evaluate`)) }, "Evaluate now"),
+          h("button", { type: "button", class: "btn btn-small", onclick: () => act(() => post(`/api/v1/alerts/rules/${enc(r.id)}/${r.paused ? "resume" : "pause"}`)) }, r.paused ? "Resume" : "Pause"),
+          h("button", { type: "button", class: "btn btn-small btn-danger", "aria-label": `Delete rule ${r.name}`,
+            onclick: async () => { if (await confirmAction("Delete this rule?", `“${r.name}” and its history will be deleted.`)) act(() => del(`/api/v1/alerts/rules/${enc(r.id)}`)); } }, "Delete"))));
+  });
+
+  function showForm(rule) {
+    mount(formBox, ruleForm(flowId, rule, channels, () => reload(), () => mount(formBox)));
+    formBox.querySelector("input")?.focus();
+  }
+
+  mount(root, ...flowHeader(flow, "alerts"), message,
+    h("div", { class: "toolbar" }, h("h2", { style: "margin:0" }, `Rules (${rules.length})`), h("span", { class: "spacer" }),
+      h("button", { type: "button", class: "btn btn-primary", id: "new-rule", onclick: () => showForm(null) }, "New rule")),
+    formBox,
+    rules.length
+      ? h("div", { class: "table-wrap" }, h("table", { id: "rules-table" },
+        h("thead", {}, h("tr", {}, ["Rule", "Condition", "State", ""].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, ruleRows)))
+      : empty("No alert rules", "Add a rule to be told when this flow fails, slows down or costs more than it should."),
+    h("h2", {}, "History"),
+    transitions.length
+      ? h("div", { class: "table-wrap" }, h("table", { id: "transitions-table" },
+        h("thead", {}, h("tr", {}, ["When", "Rule", "Change", "Why"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, transitions.map((t) => h("tr", {},
+          h("td", {}, timestamp(t.at)),
+          h("td", {}, (rules.find((r) => r.id === t.rule_id) || { name: t.rule_id }).name),
+          h("td", {}, stateBadge(t.from_state), " → ", stateBadge(t.to_state)),
+          h("td", {}, t.reason))))))
+      : empty("No changes yet", "State changes of this flow's rules appear here."),
+    channelsSection(channels, reload, message));
+}
+
+function field(id, label, input, hint) {
+  return h("div", { class: "field", "data-field": id },
+    h("label", { for: `r-${id}` }, label), input, hint ? h("div", { class: "muted" }, hint) : null,
+    h("div", { class: "field-error", id: `r-${id}-error`, role: "alert" }));
+}
+
+function ruleForm(flowId, rule, channels, saved, cancel) {
+  const r = rule || { name: "", metric: "failure_rate", operator: "gt", threshold: "", warning_threshold: null, window: 3600, min_runs: 1, channel_ids: [] };
+  const input = (id, attrs) => h("input", { id: `r-${id}`, name: id, "aria-describedby": `r-${id}-error`, ...attrs });
+  const select = (id, options, value) => h("select", { id: `r-${id}`, name: id }, Object.entries(options).map(([k, v]) => h("option", { value: k, selected: k === value }, v)));
+  const form = h("form", { class: "panel", id: "rule-form", "aria-labelledby": "rule-form-title", novalidate: true },
+    h("h3", { id: "rule-form-title", style: "margin-top:0" }, rule ? `Edit “${rule.name}”` : "New rule"),
+    h("div", { class: "form-row" },
+      field("name", "Name", input("name", { value: r.name })),
+      field("metric", "Metric", select("metric", METRICS, r.metric)),
+      field("operator", "Operator", select("operator", OPERATORS, r.operator)),
+      field("threshold", "Alert threshold", input("threshold", { value: r.threshold, inputmode: "decimal" })),
+      field("warning_threshold", "Warning threshold", input("warning_threshold", { value: r.warning_threshold ?? "", inputmode: "decimal" })),
+      field("window", "Window", input("window", { value: windowText(r.window) }), "e.g. 15m, 1h, 1d"),
+      field("min_runs", "Min runs", input("min_runs", { value: r.min_runs, inputmode: "numeric" }))),
+    channels.length
+      ? h("fieldset", { class: "field", style: "border:none;padding:0" }, h("legend", { style: "font-weight:600;font-size:.85rem" }, "Notify"),
+        channels.map((c) => h("label", { style: "font-weight:400;display:inline-flex;gap:.3rem;margin-right:1rem" },
+          h("input", { type: "checkbox", name: "channel_ids", value: c.id, checked: r.channel_ids.includes(c.id) }), c.name)))
+      : null,
+    h("p", { class: "field-error", id: "r-form-error", role: "alert" }),
+    h("div", { class: "toolbar" }, h("button", { type: "submit", class: "btn btn-primary" }, rule ? "Save rule" : "Create rule"),
+      h("button", { type: "button", class: "btn", onclick: cancel }, "Cancel")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    form.querySelectorAll(".field-error").forEach((e) => { e.textContent = ""; });
+    const data = new FormData(form);
+    const num = (k) => (String(data.get(k)).trim() === "" ? null : Number(data.get(k)));
+    const body = {
+      name: String(data.get("name")).trim(),
+      metric: data.get("metric"),
+      operator: data.get("operator"),
+      threshold: num("threshold"),
+      warning_threshold: num("warning_threshold"),
+      window: String(data.get("window")).trim(),
+      min_runs: num("min_runs") ?? 1,
+      channel_ids: data.getAll("channel_ids"),
+    };
+    if (!rule) body.flow_id = flowId;
+    try {
+      if (rule) await api("PATCH", `/api/v1/alerts/rules/${enc(rule.id)}`, body);
+      else await post("/api/v1/alerts/rules", body);
+      saved();
+    } catch (err) {
+      const fields = err instanceof ApiError ? err.fieldErrors() : {};
+      let placed = false;
+      for (const [key, msg] of Object.entries(fields)) {
+        const target = form.querySelector(`#r-${key.split(".")[0]}-error`);
+        if (target) {
+          target.textContent = msg.replace(/^Value error, /, "");
+          placed = true;
+        }
+      }
+      if (!placed) form.querySelector("#r-form-error").textContent = err.message;
+    }
+  });
+  return form;
+}
+
+function channelsSection(channels, reload, message) {
+  const log = h("div", { id: "delivery-log" });
+  const showLog = async (c) => {
+    try {
+      const rows = await get(`/api/v1/alerts/channels/${enc(c.id)}/deliveries${query({ limit: 20 })}`);
+      mount(log, h("h3", {}, `Delivery log of ${c.name}`), rows.length
+        ? h("div", { class: "table-wrap" }, h("table", { id: "deliveries-table" },
+          h("thead", {}, h("tr", {}, ["When", "Event", "Attempt", "Result", "Took"].map((t) => h("th", { scope: "col" }, t)))),
+          h("tbody", {}, rows.map((d) => h("tr", { class: d.ok ? "" : "row-error" },
+            h("td", {}, timestamp(d.at)), h("td", {}, d.event), h("td", { class: "num" }, String(d.attempt)),
+            h("td", {}, d.ok ? h("span", { class: "badge badge-success" }, `✓ ${d.status_code}`) : h("span", { class: "badge badge-error" }, `✗ ${d.status_code ?? ""} ${d.error ?? ""}`)),
+            h("td", { class: "num" }, d.duration_ms == null ? "—" : duration(d.duration_ms)))))))
+        : empty("Nothing sent yet", "Send a test to check the channel."));
+    } catch (err) {
+      mount(log, errorPanel(err));
+    }
+  };
+  const name = h("input", { id: "c-name", name: "name", "aria-describedby": "c-name-error" });
+  const url = h("input", { id: "c-url", name: "url", type: "url", placeholder: "https://…", "aria-describedby": "c-url-error" });
+  const secret = h("input", { id: "c-secret", name: "secret", type: "password", autocomplete: "off", "aria-describedby": "c-secret-error" });
+  const err = (id) => h("div", { class: "field-error", id: `c-${id}-error`, role: "alert" });
+  const form = h("form", { class: "panel", id: "channel-form", novalidate: true },
+    h("h3", { style: "margin-top:0" }, "New webhook channel"),
+    h("div", { class: "form-row" },
+      h("div", { class: "field" }, h("label", { for: "c-name" }, "Channel name"), name, err("name")),
+      h("div", { class: "field", style: "flex:1" }, h("label", { for: "c-url" }, "URL"), url, err("url")),
+      h("div", { class: "field" }, h("label", { for: "c-secret" }, "Signing secret"), secret, err("secret")),
+      h("div", { class: "field" }, h("button", { type: "submit", class: "btn" }, "Add channel"))));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    form.querySelectorAll(".field-error").forEach((e) => { e.textContent = ""; });
+    try {
+      await post("/api/v1/alerts/channels", { name: name.value.trim(), url: url.value.trim(), secret: secret.value });
+      reload();
+    } catch (e) {
+      const fields = e instanceof ApiError ? e.fieldErrors() : {};
+      let placed = false;
+      for (const [key, msg] of Object.entries(fields)) {
+        const target = form.querySelector(`#c-${key}-error`);
+        if (target) { target.textContent = msg; placed = true; }
+      }
+      if (!placed) message.textContent = e.message;
+    }
+  });
+  return h("section", { id: "channels" },
+    h("h2", {}, `Webhook channels (${channels.length})`),
+    channels.length
+      ? h("div", { class: "table-wrap" }, h("table", { id: "channels-table" },
+        h("thead", {}, h("tr", {}, ["Channel", "URL", "State", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, channels.map((c) => h("tr", { "data-channel": c.id },
+          h("td", {}, h("strong", {}, c.name)),
+          h("td", { class: "mono", style: "overflow-wrap:anywhere" }, c.url),
+          h("td", {}, c.enabled ? h("span", { class: "badge badge-success" }, "enabled") : h("span", { class: "badge badge-error", title: c.disabled_reason || "" }, "disabled"),
+            c.consecutive_failures ? h("div", { class: "muted" }, `${c.consecutive_failures} failures in a row`) : null),
+          h("td", {}, h("div", { class: "toolbar" },
+            h("button", { type: "button", class: "btn btn-small", "aria-label": `Send test to ${c.name}`, onclick: async () => {
+              try {
+                const d = await post(`/api/v1/alerts/channels/${enc(c.id)}/test`);
+                message.textContent = d.ok ? `Test sent to ${c.name}: HTTP ${d.status_code}.` : `Test to ${c.name} failed: ${d.error || `HTTP ${d.status_code}`}.`;
+              } catch (e) {
+                message.textContent = e.message;
+              }
+              showLog(c);
+            } }, "Send test"),
+            h("button", { type: "button", class: "btn btn-small", "aria-label": `Delivery log of ${c.name}`, onclick: () => showLog(c) }, "Delivery log"))))))))
+      : empty("No channels", "Add a webhook to be notified when a rule fires."),
+    log, form);
 }
