@@ -47,11 +47,24 @@ def cache_dirs(runs: int, seed: int, small: bool) -> tuple[Path, Path]:
     base = OUT / "cache" / key
     b = ROOT / "bench" / "baseline"
     b_fp = _fingerprint([b / "db.py", b / "models.py", b / "load.py"])
-    a = ROOT / "analytics"
-    f_fp = _fingerprint(
-        [*(a / "migrations").glob("*.py"), a / "ingest.py", a / "node_facts.py", a / "store.py"]
-    )
-    return base / f"baseline-{b_fp}", base / f"flowhistory-{f_fp}"
+    return base / f"baseline-{b_fp}", base / f"flowhistory-{_store_fingerprint()}"
+
+
+# Bump when ingest stores the same runs differently (columns computed, payload encoding): the
+# cached store is then rebuilt. Later migrations (alerts, retention, exports ...) add tables
+# only; the servers apply them to their work copy at start, so they keep the cache.
+STORE_FORMAT = 1
+DATA_MIGRATIONS = 3  # v0001-v0003 shape the stored runs
+
+
+def _store_fingerprint() -> str:
+    from analytics.migrations import all_migrations
+
+    h = hashlib.sha1(f"format {STORE_FORMAT}".encode())
+    for m in all_migrations():
+        if m.version <= DATA_MIGRATIONS:
+            h.update(" ".join(" ".join(m.upgrade).split()).encode())
+    return h.hexdigest()[:10]
 
 
 def store_files(path: Path) -> list[Path]:
