@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from analytics.alerts.lifecycle import run_alerts_job
 from analytics.exports import compact, run_export
+from analytics.retention.apply import scheduled_pass as retention_pass
 from analytics.scheduler import Job
 
 if TYPE_CHECKING:
@@ -18,4 +19,5 @@ def default_jobs(ctx: Context) -> list[Job]:
     jobs.append(Job("alerts", ctx.settings.alert_interval_s, run_alerts_job))
     jobs.append(Job("export", ctx.settings.export_interval_s, run_export))
     jobs.append(Job("export-compaction", ctx.settings.export_compaction_interval_s, compact))
+    jobs.append(Job("retention", ctx.settings.retention_interval_s, retention_pass))
     return jobs

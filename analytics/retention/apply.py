@@ -180,3 +180,8 @@ def compact_now(ctx: Context, *, trigger: str = "manual") -> dict[str, Any]:
         }
         summary["run_id"] = ctx.store.write(lambda c: runs.record(c, "compact", trigger, started, utc_now(), summary))
         return summary
+
+
+def scheduled_pass(ctx: Context) -> dict[str, Any]:
+    """The scheduler's `retention` job."""
+    return run_retention(ctx, trigger="schedule")

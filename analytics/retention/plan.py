@@ -18,7 +18,7 @@ from analytics.access import Viewer, require_flow_access
 from analytics.context import Context
 from analytics.errors import AccessDenied, InvalidInput
 from analytics.ingest import utc_now
-from analytics.retention.policies import GLOBAL, Policy, StoredPolicy, load_all, validate
+from analytics.retention.policies import GLOBAL, Policy, StoredPolicy, load_all, naive_utc, validate
 from analytics.store import Connection, in_snapshot
 
 DELETE = "delete"
@@ -186,7 +186,7 @@ def dry_run(
         scope = [flow_id]
     if candidate is not None:
         validate(candidate)
-    at = now or utc_now()
+    at = naive_utc(now) if now is not None else utc_now()
 
     def plan(c: Connection) -> Plan:
         return compute(c, policies_in_force(c, candidate, flow_id), at, flow_ids=scope, ids_limit=ids_limit)

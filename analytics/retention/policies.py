@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from analytics.access import Viewer, require_flow_access
 from analytics.context import Context
@@ -57,6 +57,11 @@ class StoredPolicy:
     policy: Policy
     updated_by: str
     updated_at: datetime
+
+
+def naive_utc(value: datetime) -> datetime:
+    """The store keeps naive UTC; an aware time is converted, a naive one is taken as UTC."""
+    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _days(value: float | None, field: str) -> None:

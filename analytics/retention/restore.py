@@ -14,13 +14,14 @@ that keeps it first.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from analytics.context import Context
 from analytics.errors import InvalidInput
 from analytics.ingest import utc_now
 from analytics.retention import archive, runs
+from analytics.retention.policies import naive_utc
 from analytics.store import Connection
 
 _HAS_PAYLOAD = "(s.inputs IS NOT NULL OR s.outputs IS NOT NULL OR s.node_results IS NOT NULL)"
@@ -36,7 +37,7 @@ def restore(
     progress: runs.Progress | None = None,
 ) -> dict[str, Any]:
     """Restore archived runs created in [start, end) (UTC)."""
-    start, end = _naive_utc(start), _naive_utc(end)
+    start, end = naive_utc(start), naive_utc(end)
     if end <= start:
         raise InvalidInput("end must be after start", field="end")
     report = progress or runs.quiet
@@ -59,11 +60,6 @@ def restore(
         )
         summary["run_id"] = ctx.store.write(lambda c: runs.record(c, "restore", trigger, started, utc_now(), summary))
         return summary
-
-
-def _naive_utc(value: datetime) -> datetime:
-    """The store keeps naive UTC; an aware time is converted, a naive one is taken as UTC."""
-    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
 def _restore(
