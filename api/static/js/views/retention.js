@@ -1,10 +1,123 @@
-// Placeholder until the retention API lands: says so instead of failing.
-import { h, mount } from "../dom.js";
+// Retention of a flow: the policy in force, a dry run of what it would remove (with the
+// stored or an edited policy), and for admins the scheduler's jobs and the recent passes.
+import { ApiError, del, enc, get, post, put } from "../api.js";
+import { empty, errorPanel, h, mount } from "../dom.js";
+import { count, shortId } from "../format.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
+import { jobsTable } from "./jobs.js";
+
+const FIELDS = [
+  ["max_age_days", "Delete successful runs older than (days)"],
+  ["failed_max_age_days", "Delete failed runs older than (days)"],
+  ["keep_last", "Keep at most the newest (runs)"],
+  ["payload_ttl_days", "Drop payloads older than (days)"],
+];
+
+function describe(p) {
+  const parts = [];
+  if (p.max_age_days != null) parts.push(`successful runs kept ${p.max_age_days} days`);
+  if (p.failed_max_age_days != null) parts.push(`failed runs kept ${p.failed_max_age_days} days`);
+  if (p.keep_last != null) parts.push(`at most the newest ${count(p.keep_last)} runs`);
+  if (p.payload_ttl_days != null) parts.push(`payloads dropped after ${p.payload_ttl_days} days`);
+  if (!parts.length) return "No limits: every run is kept.";
+  return `${parts.join("; ")}${p.archive ? " (archived to Parquet before removal)" : ""}.`;
+}
 
 export async function render(root, [flowId], ctx) {
-  const flow = await loadFlow(flowId);
+  const base = `/api/v1/flows/${enc(flowId)}/retention`;
+  const admin = ctx.user.role === "admin";
+  const [flow, own, global] = await Promise.all([
+    loadFlow(flowId),
+    get(`${base}/policy`),
+    admin ? get("/api/v1/retention/policy").catch(() => null) : Promise.resolve(null),
+  ]);
   if (ctx.stale()) return;
-  mount(root, ...flowHeader(flow, "retention"), h("div", { class: "empty panel", "data-state": "unavailable" },
-    h("strong", {}, "Not available yet"), "This server does not offer retention yet."));
+  const inForce = own.inherited && global ? global : own;
+  const reload = () => ctx.navigate(location.hash);
+  const planBox = h("section", { id: "dry-run", "aria-live": "polite" });
+  const status = h("p", { role: "status", class: "muted", id: "retention-status" });
+
+  const inputs = Object.fromEntries(FIELDS.map(([k]) => [k, h("input", {
+    id: `p-${k}`, name: k, inputmode: "decimal", value: inForce[k] ?? "", "aria-describedby": `p-${k}-error`,
+  })]));
+  const archive = h("input", { type: "checkbox", id: "p-archive", checked: inForce.archive !== false });
+  const policyBody = () => {
+    const body = { archive: archive.checked };
+    for (const [k] of FIELDS) {
+      const v = inputs[k].value.trim();
+      body[k] = v === "" ? null : Number(v);
+    }
+    return body;
+  };
+  const showErrors = (err) => {
+    const fields = err instanceof ApiError ? err.fieldErrors() : {};
+    let placed = false;
+    for (const [key, msg] of Object.entries(fields)) {
+      const target = document.getElementById(`p-${key.replace(/^policy\./, "")}-error`);
+      if (target) { target.textContent = msg; placed = true; }
+    }
+    if (!placed) status.textContent = err.message;
+  };
+  const clearErrors = () => { root.querySelectorAll(".field-error").forEach((e) => { e.textContent = ""; }); status.textContent = ""; };
+
+  const dryRun = async (policy) => {
+    clearErrors();
+    mount(planBox, h("p", { class: "loading" }, "Planning…"));
+    try {
+      const plan = await post(`${base}/dry-run`, policy ? { policy, ids_limit: 50 } : { ids_limit: 50 });
+      const mine = plan.flows.find((f) => f.flow_id === flowId) || { delete: 0, trim: 0, delete_ids: [], trim_ids: [] };
+      mount(planBox, h("div", { class: "panel", "data-delete": String(mine.delete), "data-trim": String(mine.trim) },
+        h("h3", { style: "margin-top:0" }, policy ? "Dry run with the values above" : "Dry run with the policy in force"),
+        h("p", { id: "dry-run-summary" }, `Would delete ${count(mine.delete)} run${mine.delete === 1 ? "" : "s"} and drop the payloads of ${count(mine.trim)}. Nothing was changed.`),
+        mine.delete_ids.length ? h("p", {}, "To delete: ", mine.delete_ids.slice(0, 20).flatMap((id, i) => [i ? ", " : "",
+          h("a", { href: `#/flows/${enc(flowId)}/runs/${enc(id)}` }, shortId(id))]), mine.delete > 20 ? " …" : "") : null));
+    } catch (err) {
+      mount(planBox);
+      showErrors(err);
+    }
+  };
+
+  const form = h("form", { class: "panel", id: "policy-form", novalidate: true, "aria-labelledby": "policy-title" },
+    h("h2", { id: "policy-title", style: "margin-top:0" }, "Policy"),
+    h("p", { id: "policy-in-force" }, own.inherited ? h("strong", {}, "Follows the global policy: ") : h("strong", {}, "This flow's own policy: "),
+      own.inherited && !global ? "only admins can see the global policy." : describe(inForce)),
+    h("div", { class: "form-row" }, FIELDS.map(([k, label]) => h("div", { class: "field" },
+      h("label", { for: `p-${k}` }, label), inputs[k], h("div", { class: "field-error", id: `p-${k}-error`, role: "alert" })))),
+    h("label", { style: "font-weight:400;display:inline-flex;gap:.4rem;margin:.5rem 0" }, archive, "Archive removed runs to Parquet first"),
+    h("div", { class: "toolbar" },
+      h("button", { type: "button", class: "btn", id: "dry-run-stored", onclick: () => dryRun(null) }, "Dry run (policy in force)"),
+      h("button", { type: "button", class: "btn", id: "dry-run-edited", onclick: () => dryRun(policyBody()) }, "Dry run these values"),
+      h("button", { type: "submit", class: "btn btn-primary" }, "Save as this flow's policy"),
+      own.inherited ? null : h("button", { type: "button", class: "btn", onclick: async () => { await del(`${base}/policy`); reload(); } }, "Use the global policy")),
+    status);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    clearErrors();
+    try {
+      await put(`${base}/policy`, policyBody());
+      reload();
+    } catch (err) {
+      showErrors(err);
+    }
+  });
+
+  const jobsBox = h("section", { id: "retention-jobs" });
+  mount(root, ...flowHeader(flow, "retention"), form, planBox, jobsBox);
+  if (!admin) return;
+  try {
+    const [jobs, passes] = await Promise.all([get("/api/v1/jobs"), get("/api/v1/retention/runs?limit=10")]);
+    if (ctx.stale()) return;
+    mount(jobsBox,
+      h("h2", {}, "Scheduled jobs"), jobs.length ? jobsTable(jobs, null) : empty("No jobs", "This server schedules no jobs."),
+      h("h2", {}, "Recent passes"),
+      passes.length
+        ? h("div", { class: "table-wrap" }, h("table", { id: "passes-table" },
+          h("thead", {}, h("tr", {}, ["When", "Kind", "Trigger", "Result"].map((t) => h("th", { scope: "col" }, t)))),
+          h("tbody", {}, passes.map((p) => h("tr", { class: p.ok ? "" : "row-error" },
+            h("td", {}, new Date(p.started_at).toLocaleString()), h("td", {}, p.kind), h("td", {}, p.trigger),
+            h("td", { class: "mono" }, p.ok ? JSON.stringify(p.summary) : p.error))))))
+        : empty("No passes yet", "Retention passes, compactions and restores appear here."));
+  } catch (err) {
+    if (!ctx.stale()) mount(jobsBox, errorPanel(err));
+  }
 }
