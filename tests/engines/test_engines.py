@@ -1,0 +1,135 @@
+"""One export read by DuckDB, polars, pandas/pyarrow, chdb and Spark: the same daily trend,
+the same numbers as the store, and partition pruning shown.
+
+The engines' code is the documentation's: each `# engine: NAME` snippet of
+docs/sql-and-engines.md is run as written, so the doc cannot drift from what works.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.engines.conftest import Export, Row
+
+pytestmark = pytest.mark.engines
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "sql-and-engines.md"
+SNIPPET = re.compile(r"```python\n# engine: (\w+)\n(.*?)```", re.S)
+SNIPPETS = dict(SNIPPET.findall(DOC.read_text()))
+ENGINES = ["duckdb", "polars", "pandas", "chdb", "spark"]
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    shutil.which("java") or pytest.fail("Spark needs Java 17 on the PATH")
+    from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[1]")
+        .appName("flowhistory-engines")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.default.parallelism", "1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def run_snippet(engine: str, export: Path, request: pytest.FixtureRequest) -> list[Row]:
+    scope: dict[str, Any] = {"EXPORT": str(export)}
+    if engine == "spark":
+        scope["spark"] = request.getfixturevalue("spark")
+    exec(compile(SNIPPETS[engine], f"{DOC.name}:{engine}", "exec"), scope)
+    return [
+        (str(day), int(runs), int(errors), int(total), int(lo), int(hi), float(p50))
+        for day, runs, errors, total, lo, hi, p50 in scope["rows"]
+    ]
+
+
+def test_every_engine_has_a_documented_snippet() -> None:
+    assert sorted(SNIPPETS) == sorted(ENGINES)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_daily_trend_matches_the_store(export: Export, engine: str, request: pytest.FixtureRequest) -> None:
+    assert len(export.expected) == 60 and sum(r[1] for r in export.expected) == 3000
+    assert run_snippet(engine, export.root, request) == export.expected
+
+
+# -- partition pruning ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corrupt_export(export: Export, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A copy of the export with a file of garbage in one day's partition: a query filtered to
+    another day must not open it (and an unfiltered one must fail on it, or the test proves nothing)."""
+    root = tmp_path_factory.mktemp("corrupt") / "exports"
+    shutil.copytree(export.root, root, symlinks=True)  # the partition links are relative: still inside
+    bad_day, good_day = export.expected[10][0], export.expected[40][0]
+    (root / "executions" / f"date={bad_day}").resolve().joinpath("corrupt.parquet").write_bytes(
+        b"PAR1 this is not parquet " * 50
+    )
+    return root, bad_day, good_day
+
+
+def _count_queries(engine: str, root: Path, day: str | None, spark: Any = None) -> int:
+    glob = f"{root}/executions/date=*/*.parquet"
+    if engine == "duckdb":
+        import duckdb
+
+        where = f"WHERE date = DATE '{day}'" if day else ""
+        sql = f"SELECT count(*) FROM read_parquet('{glob}', hive_partitioning = true) {where}"
+        return duckdb.connect().sql(sql).fetchall()[0][0]
+    if engine == "polars":
+        import polars as pl
+
+        lf = pl.scan_parquet(f"{root}/executions/", hive_partitioning=True)
+        if day:
+            lf = lf.filter(pl.col("date") == pl.lit(day).str.to_date())
+        return lf.select(pl.len()).collect().item()
+    if engine == "pyarrow":
+        import pyarrow.dataset as ds
+
+        dataset = ds.dataset(f"{root}/executions", format="parquet", partitioning="hive")
+        return dataset.count_rows(filter=ds.field("date") == day if day else None)
+    if engine == "chdb":
+        import chdb
+
+        where = f"WHERE date = '{day}'" if day else ""
+        sql = f"SELECT count() FROM file('{glob}', Parquet) {where} SETTINGS use_hive_partitioning = 1"
+        return int(chdb.query(sql, "CSV").bytes().decode().strip())
+    assert engine == "spark"
+    df = spark.read.parquet(f"{root}/executions")
+    return (df.where(df.date == day) if day else df).count()
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "polars", "pyarrow", "chdb", "spark"])
+def test_a_date_filter_never_opens_other_partitions(
+    export: Export, corrupt_export: tuple[Path, str, str], engine: str, request: pytest.FixtureRequest
+) -> None:
+    root, bad_day, good_day = corrupt_export
+    session = request.getfixturevalue("spark") if engine == "spark" else None
+    expected = {r[0]: r[1] for r in export.expected}
+    assert _count_queries(engine, root, good_day, session) == expected[good_day]
+    # each engine has its own error for a bad file; that it fails at all is the point
+    for day in (bad_day, None):
+        with pytest.raises(Exception):  # noqa: B017
+            _count_queries(engine, root, day, session)
+
+
+def test_spark_plan_shows_partition_filters(export: Export, spark: Any) -> None:
+    day = export.expected[5][0]
+    spark.read.parquet(f"{export.root}/executions").createOrReplaceTempView("pruned")
+    query = spark.sql(f"SELECT count(*) AS n FROM pruned WHERE date = DATE '{day}'")
+    plan = query._jdf.queryExecution().executedPlan().toString()
+    assert re.search(rf"PartitionFilters: \[.*\(date#\d+ = {day}\)", plan), plan
+    assert query.collect()[0]["n"] == dict((r[0], r[1]) for r in export.expected)[day]
