@@ -1,0 +1,102 @@
+"""Retention benchmark: one pass deleting 90 % of a store's runs (time per stage, file size before
+and after), with the archive on or off.
+
+It works on a COPY of a flowhistory store (by default the cached 1M-run store of `make bench`;
+the cached original is never opened), sets a global max age that leaves the newest 10 % of runs,
+and runs the pass as the scheduler would. Wrap it in the shared lock:
+
+    flock /tmp/flowhistory-bench.lock .venv/bin/python -m bench.retention_bench [--store PATH] [--no-archive]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from analytics.access import Viewer
+from analytics.config import Settings
+from analytics.context import open_context
+from analytics.retention import apply, compaction, policies
+from analytics.retention.policies import Policy
+
+CACHE = Path(__file__).parent / "out" / "cache"
+
+
+def default_store() -> Path:
+    found = sorted(CACHE.glob("r1000000-*/flowhistory-*/flowhistory.duckdb"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        sys.exit("no cached 1M store: run `make bench` once, or pass --store")
+    return found[-1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--store", type=Path, default=None, help="a flowhistory store to copy (never modified)")
+    ap.add_argument("--keep", type=float, default=0.10, help="share of runs to keep (newest)")
+    ap.add_argument("--no-archive", action="store_true", help="delete without writing the Parquet archive")
+    ap.add_argument("--work", type=Path, default=Path(__file__).parent / "out" / "work")
+    args = ap.parse_args()
+
+    src = args.store or default_store()
+    args.work.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="retention-", dir=args.work))
+    db = work / "flowhistory.duckdb"
+    try:
+        t = time.monotonic()
+        shutil.copyfile(src, db)
+        print(f"copied {src} ({db.stat().st_size / 1e6:,.0f} MB) in {time.monotonic() - t:.1f}s", flush=True)
+        settings = Settings(db_path=db, archive_dir=work / "archive", seed_prices=False)
+        with open_context(settings) as ctx:
+            ctx.store.read(lambda c: c.execute("CHECKPOINT").fetchall())  # migrations' WAL into the file
+            runs, end, cutoff = ctx.store.read(
+                lambda c: c.execute(
+                    "SELECT count(*), max(created_at), quantile_disc(created_at, ?) FROM executions", [1 - args.keep]
+                ).fetchall()
+            )[0]
+            max_age = (end - cutoff) / timedelta(days=1)
+            policies.set_policy(
+                ctx, Viewer("bench", "admin"), Policy(max_age_days=max_age, archive=not args.no_archive)
+            )
+            stages: dict[str, float] = {}
+            marks: dict[str, float] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                now = time.monotonic()
+                if stage not in marks:
+                    marks[stage] = now
+                stages[stage] = now - marks[stage]
+
+            t = time.monotonic()
+            out: dict[str, Any] = apply.run_retention(ctx, now=end, progress=progress, trigger="bench")
+            wall = time.monotonic() - t
+            after_runs = ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall())[0][0]
+        closed_bytes = compaction.store_bytes(db)
+        archive_bytes = sum(f.stat().st_size for f in (work / "archive").rglob("*.parquet"))
+        result = {
+            "store": str(src),
+            "runs_before": runs,
+            "runs_after": after_runs,
+            "deleted": out["deleted"],
+            "archived": out["archived"],
+            "seconds_total": round(wall, 2),
+            "seconds_by_stage": {k: round(v, 2) for k, v in stages.items()},
+            "compaction": out["compaction"],
+            "mb_before": round(out["bytes_before"] / 1e6, 1),
+            "mb_after": round(out["bytes_after"] / 1e6, 1),
+            "mb_after_close": round(closed_bytes / 1e6, 1),
+            "archive_mb": round(archive_bytes / 1e6, 1),
+        }
+        print(json.dumps(result, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
