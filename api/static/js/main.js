@@ -68,6 +68,9 @@ async function route() {
     return;
   }
   mount(view, loading());
+  const { path, params } = parseHash();
+  const found = ROUTES.find(([re]) => re.test(path));
+  const modulePromise = found ? found[2]() : null; // load the view while we learn who is signed in
   try {
     await ensureUser();
   } catch (err) {
@@ -76,19 +79,17 @@ async function route() {
     return;
   }
   topbar.hidden = false;
-  const { path, params } = parseHash();
-  const found = ROUTES.find(([re]) => re.test(path));
   if (!found) {
     mount(view, errorPanel({ status: 404, message: `No page at ${path}` }));
     return;
   }
-  const [re, section, load] = found;
+  const [re, section] = found;
   for (const a of document.querySelectorAll("[data-nav]")) {
     if (a.dataset.nav === section) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   const args = path.match(re).slice(1).map(decodeURIComponent);
-  const module = await load();
+  const module = await modulePromise;
   if (seq !== navigation) return;
   const ctx = { user: session.user, params, stale: () => seq !== navigation, navigate };
   try {
