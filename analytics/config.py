@@ -67,22 +67,10 @@ class Settings(BaseSettings):
     export_compaction_interval_s: float = Field(default=3600.0, ge=0)
     export_max_files_per_partition: int = Field(default=4, ge=1)
     export_grace_s: float = Field(default=600.0, ge=0)
-    # Parquet exports (analytics/exports, docs/exports.md): a folder (default <data>/exports) or
-    # s3://bucket/prefix with the S3 endpoint and credentials; how often the export and its
-    # compaction run (0: on demand only), files a partition may hold before compaction merges
-    # them, and how long replaced files stay readable for readers that listed them before
-    export_url: str | None = None
-    export_s3_endpoint: str | None = None
-    export_s3_access_key: str | None = None
-    export_s3_secret_key: str | None = None
-    export_s3_region: str = "us-east-1"
-    export_s3_timeout_s: float = Field(default=10.0, gt=0)
-    export_interval_s: float = Field(default=300.0, ge=0)
-    export_compaction_interval_s: float = Field(default=3600.0, ge=0)
-    export_max_files_per_partition: int = Field(default=4, ge=1)
-    export_grace_s: float = Field(default=600.0, ge=0)
     # the server's scheduler (exports, compaction, retention, alerts); off: jobs run on demand only
     scheduler_enabled: bool = True
+    # trends' daily rollups: complete days are rolled, dirty ones rebuilt (0: on demand only)
+    rollup_interval_s: float = Field(default=300, ge=0)
     # ad-hoc SQL over the exports (analytics/sql_sandbox.py): each query's DuckDB limits, and
     # the most rows and seconds a caller may ask for
     sql_memory_limit: str = "512MB"

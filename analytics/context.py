@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
-from analytics import migrations
+from analytics import migrations, rollups
 from analytics.config import Settings
 from analytics.cost import PriceTable, replace_prices, shipped_prices
 from analytics.counters import Counters
@@ -41,6 +42,8 @@ class Context:
     ingest_listeners: list[IngestListener] = field(default_factory=list)
     # set by the server's lifespan (analytics.scheduler.Scheduler); None in the CLI and notebooks
     scheduler: Any = None
+    # days before this are rolled up for trends (analytics/rollups.py); None: nothing rolled
+    rolled_until: date | None = None
     # set by analytics.alerts.lifecycle.start_alerts (the server's lifespan): engine + webhooks
     alerts: Any = None
 
@@ -108,4 +111,7 @@ def open_context(
     except BaseException:
         store.close()
         raise
-    return Context(settings, store, directory, counters, PageBoundaries(), prices, annotated)
+    ctx = Context(settings, store, directory, counters, PageBoundaries(), prices, annotated)
+    if at_head:
+        ctx.rolled_until = store.read(rollups.rolled_until)
+    return ctx

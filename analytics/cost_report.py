@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from analytics import rollups
 from analytics.access import Viewer, require_flow_access
 from analytics.context import Context
 from analytics.cost import Price, replace_prices
@@ -98,6 +99,7 @@ def recompute_costs(ctx: Context, *, start: datetime, end: datetime) -> int:
     start, end = utc_naive(start), utc_naive(end)
 
     def work(c: Connection) -> int:
+        rollups.invalidate(c, "created_at >= ? AND created_at < ?", [start, end])
         rows = c.execute(
             "SELECT id::VARCHAR, created_at, nodes FROM executions WHERE created_at >= ? AND created_at < ?",
             [start, end],

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from analytics import rollups
 from analytics.access import (
     Viewer,
     readable_flow_ids,
@@ -259,6 +260,7 @@ def delete_flow(ctx: Context, viewer: Viewer, flow_id: str) -> None:
     require_flow_access(ctx.directory, viewer, flow_id, owner=True)
 
     def delete(c: Connection) -> None:
+        rollups.invalidate(c, "flow_id = ?", [flow_id])
         c.execute("DELETE FROM execution_annotations WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM executions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flow_versions WHERE flow_id = ?", [flow_id])

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from analytics import rollups
 from analytics.access import Viewer, require_flow_access
 from analytics.context import Context
 from analytics.counters import Stats
@@ -237,6 +238,7 @@ def get_stats(ctx: Context, viewer: Viewer, flow_id: str) -> Stats:
 def _delete_ids(conn: Connection, ids: list[str]) -> int:
     if not ids:
         return 0
+    rollups.invalidate(conn, "id IN (SELECT unnest(?::UUID[]))", [ids])
     conn.execute("DELETE FROM execution_annotations WHERE execution_id IN (SELECT unnest(?::UUID[]))", [ids])
     conn.execute("DELETE FROM executions WHERE id IN (SELECT unnest(?::UUID[]))", [ids])
     return len(ids)
@@ -272,6 +274,7 @@ def delete_executions(ctx: Context, viewer: Viewer, flow_id: str) -> int:
     require_flow_access(ctx.directory, viewer, flow_id, write=True)
 
     def delete(c: Connection) -> int:
+        rollups.invalidate(c, "flow_id = ?", [flow_id])
         c.execute("DELETE FROM execution_annotations WHERE flow_id = ?", [flow_id])
         return len(c.execute("DELETE FROM executions WHERE flow_id = ? RETURNING 1", [flow_id]).fetchall())
 

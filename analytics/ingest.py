@@ -22,6 +22,7 @@ import orjson
 import pyarrow as pa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from analytics import rollups
 from analytics.access import Grant, Viewer, require_flow_access
 from analytics.context import Context
 from analytics.errors import FlowHistoryError, InvalidInput
@@ -297,6 +298,7 @@ def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
             [r[4] for r in rows],
             [r[5] for r in rows],
         )
+        rollups.note_ingest(ctx, [(r[1], r[5]) for r in rows])
         ctx.notify_ingest({r[1] for r in rows})
 
     return ctx.store.submit(append, after_commit=count)

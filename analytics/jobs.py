@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from analytics import rollups
 from analytics.alerts.lifecycle import run_alerts_job
 from analytics.exports import compact, run_export
 from analytics.retention.apply import scheduled_pass as retention_pass
@@ -20,4 +21,6 @@ def default_jobs(ctx: Context) -> list[Job]:
     jobs.append(Job("export", ctx.settings.export_interval_s, run_export))
     jobs.append(Job("export-compaction", ctx.settings.export_compaction_interval_s, compact))
     jobs.append(Job("retention", ctx.settings.retention_interval_s, retention_pass))
+    # soon after start too: a store copied in, or days passed while the server was down
+    jobs.append(Job("rollups", ctx.settings.rollup_interval_s, rollups.refresh, first_after_s=5))
     return jobs

@@ -30,11 +30,13 @@ log = logging.getLogger("flowhistory.scheduler")
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """`run(ctx)` returns a JSON-able summary; `every_s` <= 0 means on demand only."""
+    """`run(ctx)` returns a JSON-able summary; `every_s` <= 0 means on demand only. The first
+    run comes `first_after_s` after start (default: one interval)."""
 
     name: str
     every_s: float
     run: Callable[[Context], Any]
+    first_after_s: float | None = None
 
 
 @dataclass
@@ -100,12 +102,14 @@ class Scheduler:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        """First runs come one interval after start: a restart loop never hammers a job."""
+        """First runs come one interval after start unless a job says otherwise: a restart loop
+        never hammers a job."""
         now = time.monotonic()
         with self._lock:
             for name, job in self._jobs.items():
                 if job.every_s > 0:
-                    self._set_due(self._states[name], now + job.every_s)
+                    first = job.every_s if job.first_after_s is None else job.first_after_s
+                    self._set_due(self._states[name], now + first)
         self._save()
         self._loop = threading.Thread(target=self._run_loop, name="flowhistory-scheduler", daemon=True)
         self._loop.start()

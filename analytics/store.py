@@ -184,6 +184,22 @@ class Store:
     def write(self, work: WriteFn | Append, *, after_commit: AfterCommit | None = None) -> Any:
         return self.submit(work, after_commit=after_commit).result()
 
+    def write_now(self, fn: WriteFn) -> Any:
+        """Run `fn` on the writer's connection at once, in its own transaction: only from an
+        after-commit hook (the writer thread), for a follow-up write the caller's ack must wait
+        for without queueing behind itself."""
+        if threading.current_thread() is not self._writer:
+            raise RuntimeError("write_now runs only on the writer thread (in an after-commit hook)")
+        conn = self._writer_conn
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
     def _write_loop(self) -> None:
         conn = self._writer_conn
         while True:

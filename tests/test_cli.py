@@ -93,7 +93,7 @@ def test_db_current_upgrade_downgrade(db: Path) -> None:
 
     out = ok(db, "db", "downgrade").stdout
     assert f"reverted {head:04d}" in out and out.strip().endswith(f"current: {head - 1}")
-    assert "prices" not in table_names(db)
+    assert "rollup_state" not in table_names(db)
     out = ok(db, "db", "downgrade", "--steps", str(head - 1 - 1)).stdout
     assert "reverted 0002 executions" in out and out.strip().endswith("current: 1")
     names = table_names(db)

@@ -1,0 +1,273 @@
+"""Daily rollups that let a trend over millions of runs read thousands of rows.
+
+Per (flow, UTC day, status, flow version) the rollup keeps exact counts and sums (runs,
+duration, tokens, cost) and a histogram of run durations in logarithmic bins (each bin is
+GAMMA times wider than the one before, as in DDSketch), so a percentile read from it is within
+`RELATIVE_ERROR` of a duration that really occurred at that rank. Trends say so:
+`percentiles_approximate` is true when rollups answered.
+
+Freshness and correctness: days before `rolled_until` are rolled up, later days (today, and
+any day not yet rolled) are read from `executions` and binned on the fly. A write that changes
+runs of an already rolled day (a delete, a late import, a re-price, retention) marks that
+(flow, day) dirty in the same transaction, and a dirty pair is read from `executions` until
+the refresh job rebuilds it. The refresh job also compares every rolled day's count and sums
+with `executions` and rebuilds any that disagree: a safety net for a write path that forgot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from analytics.store import Connection
+
+if TYPE_CHECKING:
+    from analytics.context import Context
+
+GAMMA = 1.04
+RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)  # ~2 %
+_LN_GAMMA = math.log(GAMMA)
+# bin 0 holds 0 ms; bin k >= 1 holds (GAMMA^(k-2), GAMMA^(k-1)]
+BIN_SQL = f"CASE WHEN execution_time <= 0 THEN 0 ELSE 1 + ceil(ln(execution_time) / {_LN_GAMMA!r}) END::SMALLINT"
+CHUNK_DAYS = 31  # days rolled per writer transaction, so ingest never waits long
+
+
+def bin_value(b: int) -> float:
+    """The duration a bin stands for: the point of least relative error in its range."""
+    return 0.0 if b == 0 else 2 * GAMMA ** (b - 1) / (GAMMA + 1)
+
+
+def _day(ts: datetime) -> date:
+    return ts.date()
+
+
+def _build(conn: Connection, where: str, params: list[Any]) -> None:
+    """Roll up the runs matching `where` (whole (flow, day) pairs only)."""
+    conn.execute(
+        "INSERT INTO trend_rollups SELECT flow_id, CAST(created_at AS DATE), status, flow_version,"
+        " count(*), sum(execution_time), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0),"
+        f" coalesce(sum(cost), 0), bool_or(tokens_estimated) FROM executions WHERE {where} GROUP BY ALL",
+        params,
+    )
+    conn.execute(
+        f"INSERT INTO duration_bins SELECT flow_id, CAST(created_at AS DATE), status, flow_version,"
+        f" {BIN_SQL}, count(*) FROM executions WHERE {where} GROUP BY ALL",
+        params,
+    )
+
+
+def rolled_until(conn: Connection) -> date | None:
+    rows = conn.execute("SELECT rolled_until FROM rollup_state").fetchall()
+    return rows[0][0] if rows else None
+
+
+def invalidate(conn: Connection, where: str, params: list[Any]) -> None:
+    """Mark the rolled (flow, day) pairs of the runs matching `where` dirty. Call it in the
+    write's own transaction, before the runs change or go."""
+    conn.execute(
+        "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT flow_id, CAST(created_at AS DATE)"
+        f" FROM executions WHERE ({where}) AND created_at < (SELECT max(rolled_until) FROM rollup_state)",
+        params,
+    )
+
+
+def mark_dirty(conn: Connection, pairs: Iterable[tuple[str, date]]) -> None:
+    pairs = sorted(set(pairs))
+    if pairs:
+        conn.execute(
+            "INSERT OR IGNORE INTO rollup_dirty SELECT unnest(?::VARCHAR[]), unnest(?::DATE[])",
+            [[f for f, _ in pairs], [d for _, d in pairs]],
+        )
+
+
+def note_ingest(ctx: Context, rows: list[tuple[str, datetime]]) -> None:
+    """After an ingest commit (on the writer, before the caller's ack): runs of already rolled
+    days make them dirty. Live runs (today) cost a date comparison. Were the process to die
+    between the two commits, the refresh job's count check rebuilds the day."""
+    until = ctx.rolled_until
+    if until is None:
+        return
+    late = {(fid, _day(at)) for fid, at in rows if _day(at) < until}
+    if late:
+        ctx.store.write_now(lambda c: mark_dirty(c, late))
+
+
+def _repair(conn: Connection) -> int:
+    """Rebuild every dirty pair from `executions`; returns how many pairs."""
+    pairs = conn.execute("SELECT flow_id, day FROM rollup_dirty").fetchall()
+    if not pairs:
+        return 0
+    in_dirty = "EXISTS (SELECT 1 FROM rollup_dirty d WHERE d.flow_id = {t}.flow_id AND d.day = {day})"
+    for table in ("trend_rollups", "duration_bins"):
+        conn.execute(f"DELETE FROM {table} WHERE {in_dirty.format(t=table, day=f'{table}.day')}")
+    lo, hi = min(d for _, d in pairs), max(d for _, d in pairs) + timedelta(days=1)
+    where = f"created_at >= ? AND created_at < ? AND {in_dirty.format(t='executions', day='CAST(executions.created_at AS DATE)')}"
+    _build(conn, where, [lo, hi])
+    conn.execute("DELETE FROM rollup_dirty")
+    return len(pairs)
+
+
+def _extend(conn: Connection, start: date, end: date) -> None:
+    _build(conn, "created_at >= ? AND created_at < ?", [start, end])
+    conn.execute(
+        "INSERT INTO rollup_state VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET rolled_until = excluded.rolled_until",
+        [end],
+    )
+
+
+_DISAGREE = """
+SELECT coalesce(e.flow_id, r.flow_id), coalesce(e.day, r.day) FROM
+  (SELECT flow_id, CAST(created_at AS DATE) AS day, count(*) AS n, sum(execution_time) AS t
+   FROM executions WHERE created_at < ? GROUP BY ALL) e
+FULL JOIN
+  (SELECT flow_id, day, sum(runs) AS n, sum(duration_sum) AS t FROM trend_rollups GROUP BY ALL) r
+ON e.flow_id = r.flow_id AND e.day = r.day
+WHERE e.n IS DISTINCT FROM r.n OR e.t IS DISTINCT FROM r.t
+"""
+
+
+def refresh(ctx: Context, today: date | None = None) -> dict[str, Any]:
+    """The scheduled job: rebuild dirty pairs, roll every complete day up to `today`, then
+    check rolled days against `executions` and rebuild those that disagree."""
+    today = today or datetime.now(UTC).date()
+    store = ctx.store
+    repaired = store.write(_repair)
+    until = store.read(rolled_until)
+    if until is None:
+        first = store.read(lambda c: c.execute("SELECT min(created_at) FROM executions").fetchall())[0][0]
+        until = _day(first) if first is not None else today
+    rolled_days = 0
+    while until < today:
+        step_end = min(today, until + timedelta(days=CHUNK_DAYS))
+        store.write(lambda c, a=until, b=step_end: _extend(c, a, b), after_commit=lambda _, b=step_end: _set(ctx, b))
+        rolled_days += (step_end - until).days
+        until = step_end
+    if store.read(rolled_until) is None:  # an empty store: nothing to roll, start from today
+        store.write(lambda c: _extend(c, today, today), after_commit=lambda _: _set(ctx, today))
+    disagree = store.read(lambda c: c.execute(_DISAGREE, [until]).fetchall())
+    if disagree:
+        store.write(lambda c: (mark_dirty(c, disagree), _repair(c)))
+    return {
+        "rolled_until": until.isoformat(),
+        "days_rolled": rolled_days,
+        "dirty_rebuilt": repaired,
+        "disagreeing_rebuilt": len(disagree),
+    }
+
+
+def _set(ctx: Context, until: date) -> None:
+    ctx.rolled_until = until
+
+
+def load(ctx: Context) -> None:
+    """At open: the rolled-until date ingest compares late runs with."""
+    ctx.rolled_until = ctx.store.read(rolled_until)
+
+
+# -- reading: what trends ask -------------------------------------------------------------
+
+_GROUP_COLUMN = {None: "NULL::VARCHAR", "flow": "flow_id", "status": "status", "flow_version": "flow_version"}
+MAX_DIRTY_PAIRS = 64  # more dirty pairs in a scope than this: the caller scans instead
+
+
+def _scope_sql(flow_ids: list[str] | None, statuses: list[str] | None) -> tuple[str, list[Any]]:
+    parts, params = ["TRUE"], []
+    if flow_ids is not None:
+        parts.append(f"flow_id IN ({', '.join('?' * len(flow_ids))})")
+        params += flow_ids
+    if statuses is not None:
+        parts.append(f"status IN ({', '.join('?' * len(statuses))})")
+        params += statuses
+    return " AND ".join(parts), params
+
+
+def dirty_pairs(conn: Connection, flow_ids: list[str] | None, lo: date, hi: date) -> list[tuple[str, date]]:
+    scope, params = _scope_sql(flow_ids, None)
+    return conn.execute(
+        f"SELECT flow_id, day FROM rollup_dirty WHERE day >= ? AND day < ? AND {scope}", [lo, hi, *params]
+    ).fetchall()
+
+
+def read_cells(
+    conn: Connection,
+    *,
+    group: str | None,
+    flow_ids: list[str] | None,
+    statuses: list[str] | None,
+    lo: datetime,
+    start: datetime,
+    end: datetime,
+    interval: str,
+    until: date,
+    dirty: list[tuple[str, date]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Sums and duration-bin percentiles per (grp, cur, bucket) and per (grp, cur) over
+    [lo, end) (days), `cur` meaning on or after `start`: rolled days from the rollups, the
+    rest (later days, dirty pairs) from `executions`. Both lists keyed by grp, cur, bucket,
+    _total; the second has each key's duration bins and their counts, in bin order."""
+    grp = _GROUP_COLUMN[group]
+    scope, scope_params = _scope_sql(flow_ids, statuses)
+    until_ts = datetime(until.year, until.month, until.day)
+    live_ranges = ["created_at >= ?"]
+    live_params: list[Any] = [max(lo, until_ts)]
+    for fid, day in dirty:
+        live_ranges.append("(flow_id = ? AND created_at >= ? AND created_at < ?)")
+        d = datetime(day.year, day.month, day.day)
+        live_params += [fid, d, d + timedelta(days=1)]
+    live = (
+        f"SELECT CAST(created_at AS DATE) AS day, {grp} AS grp, status, {BIN_SQL} AS bin, 1 AS runs,"
+        " execution_time AS duration_sum, coalesce(tokens_in, 0) AS tokens_in,"
+        " coalesce(tokens_out, 0) AS tokens_out, coalesce(cost, 0) AS cost, tokens_estimated AS estimated"
+        f" FROM executions WHERE created_at >= ? AND created_at < ? AND {scope}"
+        f" AND ({' OR '.join(live_ranges)})"
+    )
+    live_all = [lo, end, *scope_params, *live_params]
+    not_dirty = "NOT EXISTS (SELECT 1 FROM rollup_dirty d WHERE d.flow_id = r.flow_id AND d.day = r.day)"
+    rolled = f"r.day >= ? AND r.day < ? AND {scope} AND {not_dirty}"
+    rolled_params = [lo.date(), until, *scope_params]
+    sums_src = (
+        f"SELECT day, {grp} AS grp, status, runs, duration_sum, tokens_in, tokens_out, cost, estimated"
+        f" FROM trend_rollups r WHERE {rolled}"
+        " UNION ALL SELECT day, grp, status, runs, duration_sum, tokens_in, tokens_out, cost, estimated"
+        " FROM live"
+    )
+    bins_src = f"SELECT day, {grp} AS grp, bin, runs FROM duration_bins r WHERE {rolled} UNION ALL SELECT day, grp, bin, runs FROM live"
+    keyed = "SELECT *, day >= ? AS cur, CAST(time_bucket(?::INTERVAL, day) AS TIMESTAMP) AS bucket FROM ({src})"
+    start_day = start.date()
+    sums_sql = (
+        f"WITH live AS MATERIALIZED ({live}) "
+        "SELECT grp, cur, bucket, grouping(bucket) AS _total, sum(runs)::BIGINT AS _n, bool_or(estimated) AS _est,"
+        " coalesce(sum(runs) FILTER (WHERE status = 'success'), 0)::BIGINT AS success,"
+        " coalesce(sum(runs) FILTER (WHERE status = 'error'), 0)::BIGINT AS error,"
+        " coalesce(sum(runs) FILTER (WHERE status = 'aborted'), 0)::BIGINT AS aborted,"
+        " sum(duration_sum)::DOUBLE AS duration_sum, sum(tokens_in)::BIGINT AS tokens_in,"
+        " sum(tokens_out)::BIGINT AS tokens_out, sum(cost)::DOUBLE AS cost"
+        f" FROM ({keyed.format(src=sums_src)}) GROUP BY GROUPING SETS ((grp, cur), (grp, cur, bucket))"
+    )
+    bins_sql = (
+        f"WITH live AS MATERIALIZED ({live}) "
+        "SELECT grp, cur, bucket, _total, list(bin ORDER BY bin) AS bins, list(n ORDER BY bin) AS counts"
+        " FROM (SELECT grp, cur, bucket, grouping(bucket) AS _total, bin, sum(runs)::BIGINT AS n"
+        f"  FROM ({keyed.format(src=bins_src)}) GROUP BY GROUPING SETS ((grp, cur, bin), (grp, cur, bucket, bin)))"
+        " GROUP BY grp, cur, bucket, _total"
+    )
+    params = [*live_all, start_day, interval, *rolled_params]
+    return _rows(conn, sums_sql, params), _rows(conn, bins_sql, params)
+
+
+def _rows(conn: Connection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    return conn.sql(sql, params=params).to_arrow_table().to_pylist()
+
+
+def quantile_from_bins(bins: list[int], counts: list[int], q: float) -> float:
+    """The bin holding rank floor(q * (n - 1)) (quantile_cont's lower rank), as a duration."""
+    n = sum(counts)
+    rank = math.floor(q * (n - 1))
+    seen = 0
+    for b, c in zip(bins, counts, strict=True):
+        seen += c
+        if seen > rank:
+            return bin_value(b)
+    return bin_value(bins[-1])
