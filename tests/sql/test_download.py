@@ -14,6 +14,7 @@ from analytics.access import Viewer
 from analytics.batch_formats import Format
 from analytics.download import download_executions
 from analytics.filters import ExecutionFilter
+from analytics.search import ExecutionSort
 from tests.factories import headers
 from tests.sql.conftest import Exported
 
@@ -108,11 +109,14 @@ def test_refusals_before_any_byte(exported: Exported, path: str, user: str, stat
         assert "stauts" in r.text
 
 
+@pytest.mark.parametrize("sort", [ExecutionSort.NEWEST, ExecutionSort.SLOWEST])
 @pytest.mark.parametrize("fmt", list(Format))
-def test_streams_batch_by_batch(exported: Exported, fmt: Format) -> None:
-    """Batches of 7 rows: the file arrives in many chunks and still holds every row once."""
+def test_streams_batch_by_batch(exported: Exported, fmt: Format, sort: ExecutionSort) -> None:
+    """Batches of 7 rows: the file arrives in many chunks and still holds every row once, in order."""
     ctx = exported.world.ctx
-    d = download_executions(ctx, Viewer("admin", "admin"), fmt, filter=ExecutionFilter(), batch_rows=7)
+    d = download_executions(
+        ctx, Viewer("admin", "admin"), fmt, filter=ExecutionFilter(), sort=sort, batch_rows=7
+    )
     chunks = list(d.chunks)
     assert len(chunks) >= exported.runs // 7
     data = b"".join(chunks)
@@ -125,3 +129,7 @@ def test_streams_batch_by_batch(exported: Exported, fmt: Format) -> None:
         assert parquet.metadata.num_row_groups >= exported.runs // 7
         ids = parquet.read().column("id").to_pylist()
     assert len(ids) == len(set(ids)) == exported.runs
+    page = exported.world.client.post(
+        "/api/v1/executions/search", json={"sort": sort.value, "limit": 500}, headers=headers("admin")
+    ).json()
+    assert ids == [item["id"] for item in page["items"]]  # search's order, ties broken by id
