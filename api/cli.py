@@ -583,13 +583,26 @@ def retention_run(
 
 
 @retention_app.command("compact")
-def retention_compact(db: DbOption = None) -> None:
-    """Rewrite the executions table now so the file gives space back."""
-    from analytics.retention import apply
+def retention_compact(
+    db: DbOption = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Copy the whole store into a fresh file and swap (server stopped)")
+    ] = False,
+) -> None:
+    """Rewrite the executions table now so the file gives space back (--offline: every free block)."""
+    from analytics.retention import apply, compaction
 
+    mb = 1024 * 1024
+    if offline:
+        try:
+            done = compaction.compact_offline(_settings(db).db_path)
+        except FlowHistoryError as exc:
+            err.print(f"[red]error:[/red] {exc.detail}")
+            raise typer.Exit(1) from exc
+        console.print(f"{done.rows} runs; store {done.bytes_before / mb:.1f} MB -> {done.bytes_after / mb:.1f} MB")
+        return
     with _open(db) as ctx:
         out = apply.compact_now(ctx, trigger="cli")
-    mb = 1024 * 1024
     console.print(f"{out['rows']} runs; store {out['bytes_before'] / mb:.1f} MB -> {out['bytes_after'] / mb:.1f} MB")
 
 
