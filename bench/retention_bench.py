@@ -3,7 +3,8 @@ and after), with the archive on or off.
 
 It works on a COPY of a flowhistory store (by default the cached 1M-run store of `make bench`;
 the cached original is never opened), sets a global max age that leaves the newest 10 % of runs,
-and runs the pass as the scheduler would. Wrap it in the shared lock:
+runs the pass as the scheduler would, then, with the store closed, the offline compaction (a fresh
+copy of the store: the smallest file the remaining runs need). Wrap it in the shared lock:
 
     flock /tmp/flowhistory-bench.lock .venv/bin/python -m bench.retention_bench [--store PATH] [--no-archive]
 """
@@ -78,6 +79,7 @@ def main() -> None:
             wall = time.monotonic() - t
             after_runs = ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall())[0][0]
         closed_bytes = compaction.store_bytes(db)
+        offline = compaction.compact_offline(db)  # what a fresh file needs: the floor
         archive_bytes = sum(f.stat().st_size for f in (work / "archive").rglob("*.parquet"))
         result = {
             "store": str(src),
@@ -91,6 +93,7 @@ def main() -> None:
             "mb_before": round(out["bytes_before"] / 1e6, 1),
             "mb_after": round(out["bytes_after"] / 1e6, 1),
             "mb_after_close": round(closed_bytes / 1e6, 1),
+            "offline_compaction": {"seconds": offline.seconds, "mb_after": round(offline.bytes_after / 1e6, 1)},
             "archive_mb": round(archive_bytes / 1e6, 1),
         }
         print(json.dumps(result, indent=2))
