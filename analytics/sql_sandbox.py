@@ -132,7 +132,7 @@ def _lock_down(conn: duckdb.DuckDBPyConnection, root: Path, limits: Limits) -> N
         "SET allow_persistent_secrets = false",
         "SET python_enable_replacements = false",
         "SET python_scan_all_frames = false",
-        f"SET memory_limit = '{limits.memory_limit}'",
+        "SET memory_limit = '{}'".format(limits.memory_limit.replace("'", "''")),
         f"SET threads = {int(limits.threads)}",
         "SET lock_configuration = true",
     ):
