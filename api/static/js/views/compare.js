@@ -21,9 +21,10 @@ function diffList(diff) {
     diff.truncated ? h("li", { class: "muted" }, "…more changes not shown") : null);
 }
 
-function nodeCell(r) {
-  if (!r.present) return h("td", { class: "muted" }, "not in this run");
-  return h("td", {},
+function nodeCell(r, i) {
+  const label = i === 0 ? "Baseline" : "Compared";
+  if (!r.present) return h("td", { class: "muted", "data-label": label }, "not in this run");
+  return h("td", { "data-label": label },
     h("div", { class: "toolbar" }, badge(r.status), r.duration_ms != null ? h("span", {}, duration(r.duration_ms)) : null),
     r.tokens_in != null || r.tokens_out != null || r.cost != null
       ? h("div", { class: "muted" }, tokens(r.tokens_in, r.tokens_out, r.tokens_estimated), " · ", money(r.cost)) : null,
@@ -57,6 +58,6 @@ export async function render(root, [a, b], ctx) {
         h("tbody", {}, result.nodes.map((n) =>
           h("tr", { class: n.differs ? "differs" : "", "data-node": n.node_id, "data-differs": String(n.differs) },
             h("th", { scope: "row" }, h("span", { class: "mono" }, n.node_id), n.differs ? h("div", {}, h("span", { class: "badge badge-other" }, "differs")) : null),
-            n.runs.map(nodeCell)))))),
+            n.runs.map((r, i) => nodeCell(r, i))))))),
   );
 }
