@@ -97,6 +97,9 @@ class Execution:
     flow_version: str | None = None
     replay_of: str | None = None
     annotation: Annotation | None = None
+    # per-node facts (node_id, node_type, model, status, duration_ms, tokens, cost, error), as
+    # stored at ingest
+    nodes: list[dict[str, Any]] | None = None
 
 
 def list_executions_page(
@@ -179,14 +182,14 @@ def get_execution(ctx: Context, viewer: Viewer, flow_id: str, execution_id: str)
         lambda c: c.execute(
             "SELECT id::VARCHAR, flow_id, user_id, status, inputs, outputs, outputs_same, node_results,"
             " errors, execution_time, created_at, meta, tokens_in, tokens_out, tokens_estimated, cost,"
-            " flow_version, replay_of::VARCHAR FROM executions WHERE id = ?",
+            " flow_version, replay_of::VARCHAR, nodes FROM executions WHERE id = ?",
             [exec_id],
         ).fetchall()
     )
     if not rows:
         raise NotFound(EXECUTION_NOT_FOUND)
     eid, fid, uid, status, inputs, outputs, same, node_results, errors, ms, created, meta, *rest = rows[0]
-    tokens_in, tokens_out, estimated, cost, version, replay_of = rest
+    tokens_in, tokens_out, estimated, cost, version, replay_of, node_facts = rest
     if fid != flow_id:
         raise NotFound(EXECUTION_NOT_IN_FLOW)
     if grant.only_user is not None and uid != grant.only_user:
@@ -212,6 +215,7 @@ def get_execution(ctx: Context, viewer: Viewer, flow_id: str, execution_id: str)
         flow_version=version,
         replay_of=replay_of,
         annotation=annotation,
+        nodes=node_facts,
     )
 
 

@@ -252,6 +252,7 @@ def _build(
             for f, c in zip(facts, costs, strict=True)
         ],
     )
+    node_names = NODE_STRUCT.names
     execution = Execution(
         id=exec_id,
         flow_id=grant.flow.id,
@@ -270,6 +271,7 @@ def _build(
         cost=cost,
         flow_version=grant.flow.version or None,
         replay_of=replay_of,
+        nodes=[dict(zip(node_names, t, strict=True)) for t in row[-1]],
     )
     return Staged(execution, row)
 

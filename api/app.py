@@ -23,13 +23,13 @@ from analytics.users import bootstrap_admin
 from api.body_limit import BodyLimit
 from api.errors import add_exception_handlers
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
-from api.routes import jobs as jobs_routes
+from api.routes import alerts as alerts_routes
 from api.routes import dashboard as dashboard_routes
 from api.routes import download as download_routes
-from api.routes import sql as sql_routes
-from api.routes import alerts as alerts_routes
 from api.routes import exports as exports_routes
+from api.routes import jobs as jobs_routes
 from api.routes import retention as retention_routes
+from api.routes import sql as sql_routes
 
 log = logging.getLogger("flowhistory")
 

@@ -32,6 +32,8 @@ class ExecutionOut(BaseModel):
     flow_version: str | None
     replay_of: str | None
     annotation: dict[str, Any] | None = None  # notes, tags, rating: only in the detail
+    # per-node facts (status, duration, tokens, cost, error), as stored at ingest
+    nodes: list[dict[str, Any]] | None = None
 
 
 class ExecutionSummaryOut(BaseModel):
@@ -126,6 +128,7 @@ def execution_dict(e: Execution) -> dict[str, Any]:
         "errors": e.errors,
         "meta": e.meta,
         "annotation": None,  # the detail route fills it in
+        "nodes": e.nodes,
     }
 
 
