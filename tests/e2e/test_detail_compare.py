@@ -28,6 +28,10 @@ def test_detail_shows_nodes_tokens_cost_errors_and_truncated_json(page: Any, sho
     expect(model.locator("header")).to_contain_text("gpt-4o-mini")
     expect(model.locator("header")).to_contain_text("2.40 s")
     expect(model.locator("header")).to_contain_text("101 in / 51 out")
+    # the node's cost as the server priced it at ingest (the run's `nodes`)
+    node_cost = next(n["cost"] for n in run["nodes"] if n["node_id"] == "model_1")
+    shown = model.locator("[data-node-cost]").inner_text().removeprefix("· $")
+    assert node_cost > 0 and abs(float(shown) - node_cost) <= node_cost * 0.05, shown
     expect(page.locator('#nodes article[data-node="input_1"] .badge')).to_have_attribute("data-status", "success")
     shot("detail-error")
 

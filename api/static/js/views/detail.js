@@ -6,30 +6,15 @@ import { badge, count, duration, money, shortId, timestamp, tokens } from "../fo
 import { jsonView, spreadText } from "../json_view.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 
-const DURATION_KEYS = ["duration_ms", "execution_time", "elapsed_ms"];
-const USAGE_KEYS = ["usage", "usage_details", "tokens"];
-
-// What a node reports about itself, read the way the server reads it at ingest (node_facts.py).
-function nodeFacts(result, error) {
-  const r = result && typeof result === "object" && !Array.isArray(result) ? result : {};
-  let tin = null;
-  let tout = null;
-  for (const key of USAGE_KEYS) {
-    const u = r[key];
-    if (u && typeof u === "object") {
-      tin = u.prompt_tokens ?? u.input_tokens ?? u.prompt_eval_count ?? null;
-      tout = u.completion_tokens ?? u.output_tokens ?? u.eval_count ?? null;
-      break;
-    }
-    if (key === "tokens" && typeof u === "number") {
-      tout = u;
-      break;
-    }
-  }
-  const ms = DURATION_KEYS.map((k) => r[k]).find((v) => typeof v === "number");
-  let status = typeof r.status === "string" ? r.status : "success";
-  if (error !== undefined && error !== null) status = "error";
-  return { status, ms, tin, tout, model: r.modelId || r.model || null, cost: typeof r.cost === "number" ? r.cost : null };
+// What the server recorded per node at ingest (status, duration, tokens, estimated or not,
+// cost, error): the run's `nodes`. A node named only in `errors` may have none.
+function factsOf(run, errors) {
+  const byId = new Map((run.nodes || []).map((n) => [n.node_id, n]));
+  return (id) => {
+    const n = byId.get(id);
+    if (n) return { status: n.status || "success", ms: n.duration_ms ?? undefined, tin: n.tokens_in, tout: n.tokens_out, estimated: n.tokens_estimated, model: n.model, cost: n.cost };
+    return { status: errors[id] !== undefined ? "error" : "success", ms: undefined, tin: null, tout: null, estimated: false, model: null, cost: null };
+  };
 }
 
 function kv(pairs) {
@@ -49,8 +34,9 @@ export async function render(root, [flowId, runId], ctx) {
   const nodeResults = run.node_results || {};
   const nodeIds = [...new Set([...Object.keys(nodeResults), ...Object.keys(errors).filter((k) => k !== "global")])];
 
+  const nodeFacts = factsOf(run, errors);
   const nodes = nodeIds.map((id) => {
-    const facts = nodeFacts(nodeResults[id], errors[id]);
+    const facts = nodeFacts(id);
     const text = spreadText(nodeResults[id]);
     return h("article", { class: `node${facts.status === "error" ? " node-error" : ""}`, "data-node": id },
       h("header", {},
@@ -58,8 +44,8 @@ export async function render(root, [flowId, runId], ctx) {
         h("span", { class: "id" }, id),
         facts.model ? h("span", { class: "muted" }, facts.model) : null,
         facts.ms !== undefined ? h("span", { class: "muted" }, `· ${duration(facts.ms)}`) : null,
-        facts.tin !== null || facts.tout !== null ? h("span", { class: "muted" }, `· ${tokens(facts.tin, facts.tout, false)}`) : null,
-        facts.cost !== null ? h("span", { class: "muted" }, `· ${money(facts.cost)}`) : null,
+        facts.tin !== null || facts.tout !== null ? h("span", { class: "muted" }, `· ${tokens(facts.tin, facts.tout, facts.estimated)}`) : null,
+        facts.cost !== null && facts.cost !== undefined ? h("span", { class: "muted", "data-node-cost": "" }, `· ${money(facts.cost)}`) : null,
       ),
       h("div", { class: "body" },
         errors[id] !== undefined ? h("div", { class: "errors-box" }, h("pre", {}, errorText(errors[id]))) : null,
