@@ -41,7 +41,12 @@ def start_alerts(
     ctx.alerts = alerts
     trigger = ctx.settings.alert_ingest_trigger if ingest_trigger is None else ingest_trigger
     if trigger:
-        engine.start_trigger(ctx.settings.alert_ingest_debounce_s, ctx.settings.alert_ingest_rest_factor)
+        settings = ctx.settings
+        engine.start_trigger(
+            settings.alert_ingest_debounce_s,
+            settings.alert_ingest_rest_factor,
+            settings.alert_ingest_max_window_s or None,
+        )
         ctx.ingest_listeners.append(engine.on_ingest)
     return alerts
 

@@ -219,6 +219,7 @@ def test_ingest_triggers_an_evaluation_of_the_touched_flows(s: Setup) -> None:
     clock = {"now": start + timedelta(minutes=30)}
     rule_a = make_rule(s.ctx, flow_id=a, window="1h", min_runs=3)
     rule_c = make_rule(s.ctx, OTHER, flow_id=c, window="1h", no_data="keep_last")
+    rule_week = make_rule(s.ctx, flow_id=a, window="7d")  # longer than alert_ingest_max_window_s
     alerts = start_alerts(s.ctx, clock=lambda: clock["now"], ingest_trigger=True)
     try:
         assert s.ctx.ingest_listeners == [alerts.engine.on_ingest]
@@ -228,6 +229,9 @@ def test_ingest_triggers_an_evaluation_of_the_touched_flows(s: Setup) -> None:
         assert alerts.engine.last_trigger is not None and alerts.engine.last_trigger["targets"] == 1
         assert transitions_of(s.ctx, rule_c.id) == []  # flow c was not touched: not judged
         assert s.ctx.store.read(lambda c_: repo.load_states(c_, [rule_c.id])) == {}
+        assert transitions_of(s.ctx, rule_week.id) == []  # long windows: the scheduled pass's job
+        assert alerts.engine.evaluate()["transitions"] == 1  # which judges it
+        assert transitions_of(s.ctx, rule_week.id) == [("OK", "FIRING", "firing")]
     finally:
         stop_alerts(s.ctx)
     assert s.ctx.ingest_listeners == [] and s.ctx.alerts is None
