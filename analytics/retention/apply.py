@@ -3,7 +3,8 @@
 Inside one transaction on the writer: the plan query (the same one the dry run uses) fills a
 temporary table; the runs it names are written to the Parquet archive (unless their flow's
 policy says not to); annotations of deleted runs, the runs, and the heavy JSON of trimmed runs
-go; the pass is logged. If archiving fails nothing is deleted. After the commit the counters
+go (the rolled-up days they leave are marked dirty, so trends over rollups stay exact); the
+pass is logged. If archiving fails nothing is deleted. After the commit the counters
 of every flow that lost runs are rebuilt from the table, which also bumps the flow's version
 and so voids its remembered page starts (page_boundaries.py). Annotated runs are never in a
 plan, so `ctx.annotated` stays right.
@@ -18,6 +19,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from analytics import rollups
 from analytics.context import Context
 from analytics.ingest import utc_now
 from analytics.retention import archive, compaction, runs
@@ -133,6 +135,7 @@ def _apply(
     report("delete", 0, deleted)
     if deleted:
         doomed = f"(SELECT id FROM retention_plan WHERE action = '{DELETE}')"
+        rollups.invalidate(conn, f"id IN {doomed}", [])  # rolled days they leave are rebuilt
         conn.execute(f"DELETE FROM execution_annotations WHERE execution_id IN {doomed}")
         conn.execute(f"DELETE FROM executions WHERE id IN {doomed}")
     report("delete", deleted, deleted)

@@ -17,6 +17,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from analytics import rollups
 from analytics.context import Context
 from analytics.errors import InvalidInput
 from analytics.ingest import utc_now
@@ -118,6 +119,8 @@ def _restore(
         " ORDER BY s.flow_id, s.created_at, s.id"
     ).fetchall()
     restored = int(inserted[0][0]) if inserted else 0
+    if restored or refill:  # days already rolled up get runs (or payloads) back: rebuild them
+        rollups.invalidate(conn, "id IN (SELECT s.id::UUID FROM restore_src s)", [])
     conn.execute("DROP TABLE restore_src")
     report("restore", restored, restored)
     return {
