@@ -39,8 +39,8 @@ class Settings(BaseSettings):
     alert_interval_s: float = Field(default=60.0, ge=0)
     alert_ingest_trigger: bool = True
     alert_ingest_debounce_s: float = Field(default=1.0, ge=0)
-    # after an ingest-triggered pass of d seconds, rest factor * d: caps its share of a core
-    alert_ingest_rest_factor: float = Field(default=4.0, ge=0)
+    # after an ingest-triggered pass of d seconds, rest factor * d: caps its share of a core (1/10)
+    alert_ingest_rest_factor: float = Field(default=9.0, ge=0)
     # ingest-triggered passes judge windows up to this long (0: all); the schedule judges every rule
     alert_ingest_max_window_s: float = Field(default=86400.0, ge=0)
     alert_webhook_timeout_s: float = Field(default=10.0, gt=0)

@@ -234,7 +234,7 @@ class AlertEngine:
             self._wake.set()
 
     def start_trigger(
-        self, debounce_s: float, rest_factor: float = 4.0, max_window_s: float | None = None
+        self, debounce_s: float, rest_factor: float = 9.0, max_window_s: float | None = None
     ) -> None:
         self.trigger_max_window_s = max_window_s
         self.refresh_watch()
@@ -268,7 +268,7 @@ class AlertEngine:
                 with self._pending_lock:
                     self._busy = False
             # bound the share of time spent here under sustained ingest: a pass of d seconds is
-            # followed by rest_factor * d of rest (4: at most a fifth of one core)
+            # followed by rest_factor * d of rest (9: at most a tenth of one core)
             self._stop.wait((time.perf_counter() - started) * rest_factor)
 
     def wait_trigger_idle(self, timeout: float = 10.0) -> bool:
