@@ -49,10 +49,11 @@ class Table:
     columns: tuple[Column, ...]
     partitioned: bool
 
-    def select_sql(self, where: str = "TRUE") -> str:
-        """The export's rows from the store; partitioned tables get the `date` column last."""
+    def select_sql(self, where: str = "TRUE", *, with_date: bool = True) -> str:
+        """The export's rows from the store; partitioned tables get the `date` column last
+        (for a PARTITION_BY write; a file for one partition is written without it)."""
         cols = [f"{c.sql} AS {c.name}" for c in self.columns]
-        if self.partitioned:
+        if self.partitioned and with_date:
             cols.append("CAST(created_at AS DATE) AS date")
         return f"SELECT {', '.join(cols)} FROM {self.source} WHERE {where}"
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -44,13 +45,14 @@ from analytics.exports.layout import (
     MANIFEST_FILE,
     PARTITIONED,
     SCHEMA_FILE,
+    Table,
+    partition_name,
     schema_document,
 )
 from analytics.exports.publish import (
     ExportBusy,
     clear_staging,
     copy_file,
-    copy_partitioned,
     staged_partitions,
     staging,
     target_lock,
@@ -60,8 +62,6 @@ from analytics.store import Connection, in_snapshot
 
 Progress = Callable[[int, int, str], None]
 
-# days written by one COPY: bounds the files DuckDB keeps open and gives the progress bar steps
-CHUNK_RUNS = 250_000
 KEEP_CYCLES = 200
 ID_COLUMN = {EXECUTIONS.name: "id", EXECUTION_NODES.name: "execution_id"}
 
@@ -97,18 +97,6 @@ def _recorded(conn: Connection, target: str) -> dict[date, DayPrint]:
         "SELECT day, runs, node_rows, fingerprint FROM export_days WHERE target = ?", [target]
     ).fetchall()
     return {r[0]: DayPrint(int(r[1]), int(r[2]), int(r[3])) for r in rows}
-
-
-def _chunks(days: list[date], prints: dict[date, DayPrint]) -> list[list[date]]:
-    chunks: list[list[date]] = []
-    size = 0
-    for d in sorted(days):
-        if not chunks or size + prints[d].runs > CHUNK_RUNS:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(d)
-        size += prints[d].runs
-    return chunks
 
 
 def exported_ids(target: Target, files: list[FileEntry]) -> pa.Table:
@@ -173,28 +161,37 @@ class Cycle:
                 changed.append(day)
         if changed:
             self._split_changed(conn, changed, exported[EXECUTIONS.name], recorded, plan)
-        chunks = _chunks(plan.write, plan.prints)
-        self.steps_total = 2 * (len(chunks) + bool(plan.append)) + len(plan.write) + len(plan.append)
-        self.steps_total += len(plan.drop) + 2  # the flows, the manifest
-        for k, chunk in enumerate(chunks):
-            where = _days_filter(chunk)
+        self.steps_total = 2 * (len(plan.write) + len(plan.append)) + len(plan.drop) + 2
+        # one COPY per day and table, not one PARTITION_BY over all days: DuckDB buffers every
+        # open partition of a partitioned write, which at ~5 KB a run made the full export 2.4x
+        # slower than a plain file (119 s against 49 s for 1M runs); a day's filter on
+        # created_at lets the scan skip the other days' row groups
+        for day in sorted(plan.write):
             for table in PARTITIONED:
-                self.rows_written[table.name] += copy_partitioned(
-                    conn, table.select_sql(where), folder / "write" / table.name / str(k)
+                if table is EXECUTION_NODES and plan.prints[day].node_rows == 0:
+                    continue  # no node rows that day: no file (the partition is dropped)
+                self._copy_day(conn, table, day, _days_filter([day]), folder / "write")
+            self.step(f"copied {day}")
+        for day in sorted(plan.append):
+            for table in PARTITIONED:
+                new_only = (
+                    f"{_days_filter([day])} AND {ID_COLUMN[table.name]}"
+                    " NOT IN (SELECT CAST(id AS UUID) FROM _exported)"
                 )
-                self.step(f"wrote {table.name} {chunk[0]}..{chunk[-1]}")
+                self._copy_day(conn, table, day, new_only, folder / "append")
+            self.step(f"copied new runs of {day}")
         if plan.append:
-            where = _days_filter(plan.append)
-            for table in PARTITIONED:
-                new_only = f"{where} AND {ID_COLUMN[table.name]} NOT IN (SELECT CAST(id AS UUID) FROM _exported)"
-                self.rows_written[table.name] += copy_partitioned(
-                    conn, table.select_sql(new_only), folder / "append" / table.name
-                )
-                self.step(f"new runs of {len(plan.append)} days ({table.name})")
             conn.unregister("_exported")
         copy_file(conn, FLOWS.select_sql(), folder / FLOWS_FILE)
         self.step("flows")
         return plan
+
+    def _copy_day(self, conn: Connection, table: Table, day: date, where: str, into: Path) -> None:
+        dest = into / table.name / partition_name(day) / f"{uuid.uuid4()}.parquet"
+        rows = copy_file(conn, table.select_sql(where, with_date=False), dest)
+        if rows == 0:
+            dest.unlink()
+        self.rows_written[table.name] += rows
 
     def _split_changed(
         self,
@@ -225,7 +222,7 @@ class Cycle:
     # -- phase 2: publish whole files ---------------------------------------------------
 
     def _publish(self, folder: Path, plan: Plan) -> None:
-        written = {t.name: _merge_staged(folder / "write" / t.name) for t in PARTITIONED}
+        written = {t.name: staged_partitions(folder / "write" / t.name) for t in PARTITIONED}
         appended = {t.name: staged_partitions(folder / "append" / t.name) for t in PARTITIONED}
         for day in sorted(plan.write):
             for table in PARTITIONED:
@@ -292,15 +289,6 @@ class Cycle:
             "rows_written": self.rows_written,
             "tables": tables,
         }
-
-
-def _merge_staged(folder: Path) -> dict[date, list[Path]]:
-    merged: dict[date, list[Path]] = {}
-    if folder.is_dir():
-        for chunk in folder.iterdir():
-            for day, files in staged_partitions(chunk).items():
-                merged.setdefault(day, []).extend(files)
-    return merged
 
 
 def write_manifest(target: Target) -> dict[str, dict[str, Any]]:
