@@ -104,7 +104,7 @@ def parse_args(argv: list[str] | None = None) -> Params:
     p.add_argument(
         "--phases",
         default="reads,analytics,mixed,ingest,batch",
-        help="comma list of reads, analytics, mixed, ingest, batch",
+        help="comma list of reads, analytics, mixed, ingest, batch, export (issue 4; not in the default)",
     )
     p.add_argument("--mixed-clients", type=int, default=4, help="concurrent clients for the mixed reads")
     a = p.parse_args(argv)
@@ -765,6 +765,10 @@ def main(argv: list[str] | None = None) -> int:
 
         mem: dict[str, Any] = {"after_start": {s.name: s.memory() for s in servers}}
         res["server_memory"] = mem
+        if "export" in p.phases:  # in-process on its own store copy (bench/export_bench.py)
+            from bench import export_bench
+
+            res["export"] = export_bench.phase_export(stores["flowhistory"]["dir"], work / "export")
         if "reads" in p.phases:
             log(f"reads: biggest flow {big} ({big_runs:,} runs), small flow {small}")
             res["reads"] = phase_reads(p, servers, big, small, token_of, ids, big_runs)
@@ -802,6 +806,10 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows
     ]
     md = markdown(res, rows)
+    if "export" in res:
+        from bench import export_bench
+
+        md += "\n\n## Export (issue 4)\n\n" + export_bench.markdown(res["export"]) + "\n"
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"results-{stamp}.json").write_text(json.dumps(res, indent=2, default=str))
     (OUT / f"results-{stamp}.md").write_text(md)
