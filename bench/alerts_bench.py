@@ -149,7 +149,7 @@ def _bodies(n: int, seed: int) -> list[dict[str, Any]]:
     return [generate.request_body(r) for r in itertools.islice(runs, n)]
 
 
-def ingest_single(ctx: Any, bodies: list[dict[str, Any]], threads: int, seconds: float) -> float:
+def ingest_single(ctx: Any, bodies: list[dict[str, Any]], threads: int, seconds: float) -> tuple[float, int]:
     from analytics import ingest
     from analytics.access import Viewer
 
@@ -170,10 +170,10 @@ def ingest_single(ctx: Any, bodies: list[dict[str, Any]], threads: int, seconds:
         th.start()
     for th in ts:
         th.join()
-    return sum(done) / (time.perf_counter() - t)
+    return sum(done) / (time.perf_counter() - t), sum(done)
 
 
-def ingest_batches(ctx: Any, bodies: list[dict[str, Any]], batch: int, seconds: float) -> float:
+def ingest_batches(ctx: Any, bodies: list[dict[str, Any]], batch: int, seconds: float) -> tuple[float, int]:
     from analytics import ingest
     from analytics.access import Viewer
 
@@ -184,7 +184,7 @@ def ingest_batches(ctx: Any, bodies: list[dict[str, Any]], batch: int, seconds: 
             break
         results = ingest.save_executions(ctx, admin, bodies[start:start + batch])
         n += sum(r.status == "stored" for r in results)
-    return n / (time.perf_counter() - t)
+    return n / (time.perf_counter() - t), n
 
 
 def main() -> None:
@@ -228,15 +228,25 @@ def main() -> None:
             print(f"full evaluation: {ev}", flush=True)
             bodies = _bodies(max(20_000, a.batch * 4), seed=42)
             results: dict[str, list[float]] = {"single off": [], "single on": [], "batch off": [], "batch on": []}
+            # process CPU (all threads: ingest, writer, alert evaluation) per run stored: what the
+            # alerts cost, less sensitive than throughput to other work on a shared machine
+            cpu_us: dict[str, list[float]] = {k: [] for k in results}
             triggers = []
             for r in range(a.rounds):
                 for mode in (("off", "on") if r % 2 == 0 else ("on", "off")):
                     alerts = start_alerts(ctx) if mode == "on" else None
                     try:
-                        results[f"single {mode}"].append(ingest_single(ctx, bodies, a.threads, a.seconds))
-                        results[f"batch {mode}"].append(ingest_batches(ctx, bodies, a.batch, a.seconds))
+                        for kind in ("single", "batch"):
+                            cpu = time.process_time()
+                            if kind == "single":
+                                rate, n = ingest_single(ctx, bodies, a.threads, a.seconds)
+                            else:
+                                rate, n = ingest_batches(ctx, bodies, a.batch, a.seconds)
+                            if alerts is not None:  # the evaluation those runs triggered counts too
+                                alerts.engine.wait_trigger_idle(60)
+                            results[f"{kind} {mode}"].append(rate)
+                            cpu_us[f"{kind} {mode}"].append((time.process_time() - cpu) / max(n, 1) * 1e6)
                         if alerts is not None:
-                            alerts.engine.wait_trigger_idle(60)
                             triggers.append((alerts.engine.trigger_evaluations, round(alerts.engine.trigger_ms)))
                     finally:
                         stop_alerts(ctx)
@@ -244,6 +254,9 @@ def main() -> None:
                         f"{k} {v[-1]:,.0f}/s" for k, v in results.items() if k.endswith(mode)), flush=True)
             print("ingest runs/s (median of rounds):")
             for k, v in results.items():
+                print(f"  {k}: {statistics.median(v):,.0f}  (rounds: {', '.join(f'{x:,.0f}' for x in v)})")
+            print("process CPU per run stored, µs (median of rounds):")
+            for k, v in cpu_us.items():
                 print(f"  {k}: {statistics.median(v):,.0f}  (rounds: {', '.join(f'{x:,.0f}' for x in v)})")
             print(f"ingest-triggered evaluations per 'on' phase (count, total ms): {triggers}")
         finally:
