@@ -68,6 +68,8 @@ def can_see_rule(ctx: Context, viewer: Viewer, rule: Rule) -> bool:
         return True
     if rule.owned_by is not None:
         return rule.owned_by == viewer.id
+    if rule.flow_id is not None and ctx.directory.flow(rule.flow_id) is None:
+        return rule.created_by == viewer.id  # its flow was deleted: its author may still remove it
     return rule.flow_id is not None and _sees_flow(ctx, viewer, rule.flow_id)
 
 
@@ -97,8 +99,10 @@ def _visible_rule(ctx: Context, viewer: Viewer, rule_id: str) -> Rule:
     return rule
 
 
-def _managed_rule(ctx: Context, viewer: Viewer, rule_id: str) -> Rule:
+def _managed_rule(ctx: Context, viewer: Viewer, rule_id: str, *, orphan_ok: bool = False) -> Rule:
     rule = _visible_rule(ctx, viewer, rule_id)
+    if orphan_ok and rule.flow_id is not None and ctx.directory.flow(rule.flow_id) is None:
+        return rule  # a rule whose flow is gone judges nothing; its author or an admin deletes it
     _require_manage(ctx, viewer, rule)
     return rule
 
@@ -167,7 +171,7 @@ def update_rule(ctx: Context, viewer: Viewer, rule_id: str, patch: RuleUpdate) -
 
 
 def delete_rule(ctx: Context, viewer: Viewer, rule_id: str) -> None:
-    _managed_rule(ctx, viewer, rule_id)
+    _managed_rule(ctx, viewer, rule_id, orphan_ok=True)
     ctx.store.write(lambda c: repo.delete_rule(c, rule_id))
     _refresh(ctx)
 

@@ -22,7 +22,7 @@ def rule_body(flow_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 def create(w: World, user: str, **overrides: Any) -> dict[str, Any]:
-    r = w.client.post(RULES, json=rule_body(w.shared, **overrides), headers=bearer(user))
+    r = w.client.post(RULES, json={**rule_body(w.shared), **overrides}, headers=bearer(user))
     assert r.status_code == 201, r.text
     return r.json()
 
@@ -179,3 +179,15 @@ def test_scheduler_has_the_alerts_job(world: World) -> None:
     assert any(j["name"] == "alerts" for j in ctx.scheduler.status())
     state = ctx.scheduler.run_now("alerts")
     assert state["last_ok"] is True and state["last_result"]["rules"] == 0
+
+
+def test_rule_of_a_deleted_flow_can_be_deleted(world: World) -> None:
+    flow = world.client.post(
+        "/api/v1/flows/create", json={"name": "gone", "nodes": [], "edges": []}, headers=bearer("owner")
+    ).json()
+    rule = create(world, "owner", flow_id=flow["id"])
+    assert world.client.delete(f"/api/v1/flows/{flow['id']}", headers=bearer("owner")).status_code == 200
+    assert world.client.get(f"{RULES}/{rule['id']}", headers=bearer("stranger")).status_code == 404
+    assert world.client.post(f"{RULES}/{rule['id']}/evaluate", headers=bearer("owner")).status_code == 404
+    assert world.client.delete(f"{RULES}/{rule['id']}", headers=bearer("owner")).json() is True
+    assert world.client.get(f"{RULES}/{rule['id']}", headers=bearer("owner")).status_code == 404
