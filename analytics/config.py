@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     export_compaction_interval_s: float = Field(default=3600.0, ge=0)
     export_max_files_per_partition: int = Field(default=4, ge=1)
     export_grace_s: float = Field(default=600.0, ge=0)
+    # days copied and published at once (a day's COPY uses one core)
+    export_workers: int = Field(default=2, ge=1)
     # the server's scheduler (exports, compaction, retention, alerts); off: jobs run on demand only
     scheduler_enabled: bool = True
     # trends' daily rollups: complete days are rolled, dirty ones rebuilt (0: on demand only)

@@ -13,20 +13,23 @@ when it was exported. Per day:
   ids are fingerprinted again. The same as recorded means the day only gained runs: the new
   ones are appended as a new file. Anything else (a run deleted or re-priced) rewrites the day.
 
-Everything a cycle copies comes from one read transaction on a read cursor (a consistent
-snapshot; the writer never waits), through DuckDB COPY into staging, so memory stays bounded.
-Files are published per day, executions first; a cycle that fails part-way records the days
-it finished, and the next cycle repairs the rest (a day whose exported ids no longer match its
-record is rewritten whole).
+Each day is decided and copied in one read transaction on a read cursor (a consistent
+snapshot of that day; the writer never waits), so the fingerprint recorded is that of exactly
+the runs copied. Days are copied by DuckDB COPY into staging (bounded memory, nothing through
+Python) and published, executions first, on a few threads. A cycle that fails part-way records
+the days it finished, and the next cycle repairs the rest (a day whose exported ids no longer
+match its record is rewritten whole).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -46,14 +49,12 @@ from analytics.exports.layout import (
     PARTITIONED,
     SCHEMA_FILE,
     Table,
-    partition_name,
     schema_document,
 )
 from analytics.exports.publish import (
     ExportBusy,
     clear_staging,
     copy_file,
-    staged_partitions,
     staging,
     target_lock,
 )
@@ -110,11 +111,24 @@ def exported_ids(target: Target, files: list[FileEntry]) -> pa.Table:
 
 @dataclass
 class Plan:
+    """What the cycle's first look found; each day is then handled in its own snapshot."""
+
     prints: dict[date, DayPrint]
-    write: list[date] = field(default_factory=list)  # new or rewritten: replace the partition
-    append: list[date] = field(default_factory=list)
-    drop: list[date] = field(default_factory=list)
-    rewrites: int = 0
+    new: list[date] = field(default_factory=list)  # not in the export: written
+    changed: list[date] = field(default_factory=list)  # appended to, or rewritten
+    drop: list[date] = field(default_factory=list)  # no runs left: dropped
+
+
+_pool_guard = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """Long-lived copy threads: each keeps one store read cursor across cycles."""
+    with _pool_guard:
+        if workers not in _pools:
+            _pools[workers] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="export-copy")
+        return _pools[workers]
 
 
 class Cycle:
@@ -124,168 +138,171 @@ class Cycle:
         self.progress = progress
         self.steps_done = 0
         self.steps_total = 1
-        self.finished_days: list[date] = []
-        self.finished_drops: list[date] = []
+        self._lock = threading.Lock()
+        # day -> fingerprint of the snapshot its published files were copied from; None: dropped
+        self.finished: dict[date, DayPrint | None] = {}
+        self.modes: dict[str, int] = {"written": 0, "rewritten": 0, "appended": 0, "dropped": 0}
         self.rows_written: dict[str, int] = {t.name: 0 for t in PARTITIONED}
-        self.plan: Plan | None = None
 
-    def step(self, label: str, n: int = 1) -> None:
-        self.steps_done += n
-        if self.progress is not None:
-            self.progress(min(self.steps_done, self.steps_total), self.steps_total, label)
+    def step(self, label: str) -> None:
+        with self._lock:
+            self.steps_done += 1
+            if self.progress is not None:
+                self.progress(min(self.steps_done, self.steps_total), self.steps_total, label)
 
     def run(self, folder: Path) -> dict[str, Any]:
         exported = {t.name: self.target.partitions(t.name) for t in PARTITIONED}
         recorded = self.ctx.store.read(lambda c: _recorded(c, self.target.url))
-        self.plan = self.ctx.store.read(in_snapshot(lambda c: self._stage(c, folder, exported, recorded)))
-        self._publish(folder, self.plan)
-        return self._finish(self.plan)
+        plan = self.ctx.store.read(lambda c: self._plan(c, exported, recorded))
+        self.steps_total = len(plan.new) + len(plan.changed) + len(plan.drop) + 2
+        # one COPY per day and table, not one PARTITION_BY over all days: DuckDB buffers every
+        # open partition of a partitioned write, which at ~5 KB a run made the full export 2.4x
+        # slower than a plain file (119 s against 49 s for 1M runs). A day's COPY runs on one
+        # thread (a day is one storage row group), so days are copied and published in parallel.
+        days = sorted(plan.new + plan.changed)
+        files = exported[EXECUTIONS.name]
+        pool = _pool(max(1, self.ctx.settings.export_workers))
+        futures = [pool.submit(self._day, folder / d.isoformat(), d, files.get(d), recorded.get(d)) for d in days]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        finally:
+            for future in futures:  # on a failure: start no more days, let running ones end
+                future.cancel()
+            wait(futures)
+        for day in plan.drop:
+            for table in PARTITIONED:
+                self.target.drop_partition(table.name, day)
+            self._done(day, None, "dropped")
+        self.ctx.store.read(lambda c: copy_file(c, FLOWS.select_sql(), folder / FLOWS_FILE))
+        self.target.put_file(FLOWS_FILE, folder / FLOWS_FILE)
+        self.step("flows")
+        return self._finish(plan)
 
-    # -- phase 1: decide and copy, in one snapshot ----------------------------------------
-
-    def _stage(
-        self,
-        conn: Connection,
-        folder: Path,
-        exported: dict[str, dict[date, list[FileEntry]]],
-        recorded: dict[date, DayPrint],
+    def _plan(
+        self, conn: Connection, exported: dict[str, dict[date, list[FileEntry]]], recorded: dict[date, DayPrint]
     ) -> Plan:
         plan = Plan(_fingerprints(conn))
         present = set(exported[EXECUTIONS.name]) | set(exported[EXECUTION_NODES.name])
         plan.drop = sorted(present - set(plan.prints))
-        changed: list[date] = []
         for day, now in plan.prints.items():
             if day not in exported[EXECUTIONS.name]:
-                plan.write.append(day)
+                plan.new.append(day)
             elif recorded.get(day) != now:
-                changed.append(day)
-        if changed:
-            self._split_changed(conn, changed, exported[EXECUTIONS.name], recorded, plan)
-        self.steps_total = 2 * (len(plan.write) + len(plan.append)) + len(plan.drop) + 2
-        # one COPY per day and table, not one PARTITION_BY over all days: DuckDB buffers every
-        # open partition of a partitioned write, which at ~5 KB a run made the full export 2.4x
-        # slower than a plain file (119 s against 49 s for 1M runs); a day's filter on
-        # created_at lets the scan skip the other days' row groups
-        for day in sorted(plan.write):
-            for table in PARTITIONED:
-                if table is EXECUTION_NODES and plan.prints[day].node_rows == 0:
-                    continue  # no node rows that day: no file (the partition is dropped)
-                self._copy_day(conn, table, day, _days_filter([day]), folder / "write")
-            self.step(f"copied {day}")
-        for day in sorted(plan.append):
-            for table in PARTITIONED:
-                new_only = (
-                    f"{_days_filter([day])} AND {ID_COLUMN[table.name]}"
-                    " NOT IN (SELECT CAST(id AS UUID) FROM _exported)"
-                )
-                self._copy_day(conn, table, day, new_only, folder / "append")
-            self.step(f"copied new runs of {day}")
-        if plan.append:
-            conn.unregister("_exported")
-        copy_file(conn, FLOWS.select_sql(), folder / FLOWS_FILE)
-        self.step("flows")
+                plan.changed.append(day)
         return plan
 
-    def _copy_day(self, conn: Connection, table: Table, day: date, where: str, into: Path) -> None:
-        dest = into / table.name / partition_name(day) / f"{uuid.uuid4()}.parquet"
+    # -- one day, in its own snapshot -----------------------------------------------------
+
+    def _day(self, folder: Path, day: date, files: list[FileEntry] | None, recorded: DayPrint | None) -> None:
+        # only a day with a record can be appended to: its exported ids are checked against it
+        ids = exported_ids(self.target, files) if files and recorded is not None else None
+        mode, now = self.ctx.store.read(in_snapshot(lambda c: self._copy(c, folder, day, ids, recorded)))
+        if mode == "skip":
+            return self._done(day, now, None)
+        if mode == "drop":
+            for table in PARTITIONED:
+                self.target.drop_partition(table.name, day)
+            return self._done(day, None, "dropped")
+        for table in PARTITIONED:
+            staged = sorted((folder / table.name).glob("*.parquet"))
+            if mode == "append":
+                if staged:
+                    self.target.append_partition(table.name, day, staged)
+            elif staged:
+                self.target.replace_partition(table.name, day, staged)
+            else:  # a day whose runs have no nodes has no node partition
+                self.target.drop_partition(table.name, day)
+        label = "appended" if mode == "append" else "written" if files is None else "rewritten"
+        return self._done(day, now, label)
+
+    def _copy(
+        self, conn: Connection, folder: Path, day: date, ids: pa.Table | None, recorded: DayPrint | None
+    ) -> tuple[str, DayPrint | None]:
+        """Decide append or rewrite and copy, all in one snapshot: the fingerprint recorded is
+        the fingerprint of exactly what was copied."""
+        where = _days_filter([day])
+        now = _fingerprints(conn, where).get(day)
+        if now is None:
+            return "drop", None
+        mode = "write"
+        if ids is not None:
+            conn.register("_exported", ids)
+            try:
+                if now == recorded:
+                    return "skip", now
+                kept = _fingerprints(conn, f"{where} AND id IN (SELECT CAST(id AS UUID) FROM _exported)")
+                # every exported run is still there, unchanged, and none was exported twice
+                if kept.get(day) == recorded and ids.num_rows == recorded.runs:  # type: ignore[union-attr]
+                    mode = "append"
+                for table in PARTITIONED:
+                    if mode == "append":
+                        only_new = f"{where} AND {ID_COLUMN[table.name]} NOT IN (SELECT CAST(id AS UUID) FROM _exported)"
+                        self._copy_table(conn, table, only_new, folder)
+                    elif table is EXECUTIONS or now.node_rows:
+                        self._copy_table(conn, table, where, folder)
+            finally:
+                conn.unregister("_exported")
+            return mode, now
+        for table in PARTITIONED:
+            if table is EXECUTIONS or now.node_rows:  # no node rows that day: no file
+                self._copy_table(conn, table, where, folder)
+        return mode, now
+
+    def _copy_table(self, conn: Connection, table: Table, where: str, folder: Path) -> None:
+        dest = folder / table.name / f"{uuid.uuid4()}.parquet"
         rows = copy_file(conn, table.select_sql(where, with_date=False), dest)
         if rows == 0:
             dest.unlink()
-        self.rows_written[table.name] += rows
+        with self._lock:
+            self.rows_written[table.name] += rows
 
-    def _split_changed(
-        self,
-        conn: Connection,
-        changed: list[date],
-        files: dict[date, list[FileEntry]],
-        recorded: dict[date, DayPrint],
-        plan: Plan,
-    ) -> None:
-        """Changed days that only gained runs go to `append`, the rest to `write` (rewrite)."""
-        checkable = [d for d in changed if d in recorded]
-        rewrite = [d for d in changed if d not in recorded]
-        if checkable:
-            per_day = {d: exported_ids(self.target, files[d]) for d in checkable}
-            conn.register("_exported", pa.concat_tables(per_day.values()))
-            kept = _fingerprints(
-                conn, f"{_days_filter(checkable)} AND id IN (SELECT CAST(id AS UUID) FROM _exported)"
-            )
-            for d in checkable:
-                # every exported run is still there, unchanged, and none was exported twice
-                intact = kept.get(d) == recorded[d] and per_day[d].num_rows == recorded[d].runs
-                (plan.append if intact else rewrite).append(d)
-            if not plan.append:
-                conn.unregister("_exported")
-        plan.rewrites = len(rewrite)
-        plan.write += rewrite
-
-    # -- phase 2: publish whole files ---------------------------------------------------
-
-    def _publish(self, folder: Path, plan: Plan) -> None:
-        written = {t.name: staged_partitions(folder / "write" / t.name) for t in PARTITIONED}
-        appended = {t.name: staged_partitions(folder / "append" / t.name) for t in PARTITIONED}
-        for day in sorted(plan.write):
-            for table in PARTITIONED:
-                staged = written[table.name].get(day, [])
-                if staged:
-                    self.target.replace_partition(table.name, day, staged)
-                else:  # a day whose runs have no nodes has no node partition
-                    self.target.drop_partition(table.name, day)
-            self.finished_days.append(day)
-            self.step(f"published {day}")
-        for day in sorted(plan.append):
-            for table in PARTITIONED:
-                staged = appended[table.name].get(day, [])
-                if staged:
-                    self.target.append_partition(table.name, day, staged)
-            self.finished_days.append(day)
-            self.step(f"appended to {day}")
-        for day in plan.drop:
-            for table in PARTITIONED:
-                self.target.drop_partition(table.name, day)
-            self.finished_drops.append(day)
-            self.step(f"dropped {day}")
-        self.target.put_file(FLOWS_FILE, folder / FLOWS_FILE)
+    def _done(self, day: date, now: DayPrint | None, label: str | None) -> None:
+        with self._lock:
+            self.finished[day] = now
+            if label is not None:
+                self.modes[label] += 1
+        self.step(f"{label or 'unchanged'} {day}")
 
     def record(self) -> None:
-        """Remember the days this cycle finished (also after a failure: less to redo next time),
-        with the fingerprints of the snapshot their files were copied from."""
-        days = self.finished_days + self.finished_drops
-        if not days or self.plan is None:
+        """Remember the days this cycle finished (also after a failure: less to redo next time)."""
+        with self._lock:
+            finished = dict(self.finished)
+        if not finished:
             return
-        prints = self.plan.prints
-        rows = [
-            (self.target.url, d, prints[d].runs, prints[d].node_rows, prints[d].fingerprint)
-            for d in self.finished_days
-        ]
+        rows = [[self.target.url, d, p.runs, p.node_rows, p.fingerprint] for d, p in finished.items() if p]
 
         def write(c: Connection) -> None:
             c.execute(
                 "DELETE FROM export_days WHERE target = ? AND list_contains(?::DATE[], day)",
-                [self.target.url, days],
+                [self.target.url, list(finished)],
             )
             if rows:
-                c.executemany(
-                    "INSERT INTO export_days VALUES (?, ?, ?, ?, ?, now())", [list(r) for r in rows]
-                )
+                c.executemany("INSERT INTO export_days VALUES (?, ?, ?, ?, ?, now())", rows)
 
         self.ctx.store.write(write)
 
-    # -- phase 3: state, manifest, garbage ------------------------------------------------
+    # -- state, manifest, garbage -----------------------------------------------------------
 
     def _finish(self, plan: Plan) -> dict[str, Any]:
         self.record()
         tables = write_manifest(self.target)
         self.target.collect_garbage(self.ctx.settings.export_grace_s)
         self.step("manifest")
-        tables[EXECUTIONS.name]["rows"] = sum(p.runs for p in plan.prints.values())
-        tables[EXECUTION_NODES.name]["rows"] = sum(p.node_rows for p in plan.prints.values())
+        prints = dict(plan.prints)  # the store as exported: unchanged days, then what was done
+        for day, done in self.finished.items():
+            if done is None:
+                prints.pop(day, None)
+            else:
+                prints[day] = done
+        tables[EXECUTIONS.name]["rows"] = sum(p.runs for p in prints.values())
+        tables[EXECUTION_NODES.name]["rows"] = sum(p.node_rows for p in prints.values())
         return {
             "target": self.target.url,
-            "days_written": len(plan.write) - plan.rewrites,
-            "days_rewritten": plan.rewrites,
-            "days_appended": len(plan.append),
-            "days_dropped": len(plan.drop),
+            "days_written": self.modes["written"],
+            "days_rewritten": self.modes["rewritten"],
+            "days_appended": self.modes["appended"],
+            "days_dropped": self.modes["dropped"],
             "rows_written": self.rows_written,
             "tables": tables,
         }
