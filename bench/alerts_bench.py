@@ -31,6 +31,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bench import generate
 from bench.common import OUT
 
@@ -187,6 +189,61 @@ def ingest_batches(ctx: Any, bodies: list[dict[str, Any]], batch: int, seconds: 
     return n / (time.perf_counter() - t), n
 
 
+def http_ingest(
+    source: Path, work: Path, rules: int, rounds: int, seconds: float, clients: int
+) -> dict[str, list[float]]:
+    """Single-run POSTs over HTTP (uvicorn, one worker) to two servers on copies of the store:
+    one without rules, one with `rules` (ingest trigger and schedule on, defaults), alternating."""
+    from analytics.auth import create_token
+    from analytics.config import Settings
+    from analytics.context import open_context
+    from bench import loadgen
+    from bench.servers import HOST, Server
+
+    secret = "alerts-bench-secret-0123456789abcdef"
+    servers = []
+    for name, n in (("off", 0), ("on", rules)):
+        db = work / f"http-{name}.duckdb"
+        shutil.copy(source, db)
+        if n:
+            ctx = open_context(Settings(db_path=db, seed_prices=False))
+            try:
+                make_rules(ctx, n)
+            finally:
+                ctx.close()
+        servers.append(Server(name, "api.app:app", {"FLOWHISTORY_DB_PATH": str(db), "WEBUI_SECRET_KEY": secret},
+                              work / f"http-{name}.log"))
+    owners = {f["id"]: f["user_id"] for f in generate.flows(42)}
+    bodies = _bodies(4000, seed=42)
+    requests = [
+        loadgen.build_request(
+            "POST", f"/api/v1/flows/{b['flow_id']}/executions", host=HOST,
+            token=create_token(secret, owners[b["flow_id"]]), body=orjson.dumps(b),
+        )
+        for b in bodies
+    ]
+    out: dict[str, list[float]] = {"http off": [], "http on": [], "http off cpu_us": [], "http on cpu_us": []}
+    try:
+        for s in servers:
+            s.start()
+        for s in servers:
+            s.wait_healthy()
+            loadgen.run(loadgen.load(s.addr, requests, clients=clients, count=500))  # warm-up
+        for r in range(rounds):
+            for s in servers if r % 2 == 0 else servers[::-1]:
+                cpu = s.cpu_seconds()
+                res = loadgen.run(loadgen.load(s.addr, requests, clients=clients, duration=seconds))
+                time.sleep(1.5)  # let a triggered evaluation finish: its CPU is counted
+                out[f"http {s.name}"].append(res.ok / res.elapsed)
+                out[f"http {s.name} cpu_us"].append((s.cpu_seconds() - cpu) / max(res.ok, 1) * 1e6)
+                print(f"round {r + 1} http {s.name}: {res.ok / res.elapsed:,.0f} acked runs/s, "
+                      f"failed {res.failed}, server CPU {out[f'http {s.name} cpu_us'][-1]:,.0f} µs/run", flush=True)
+    finally:
+        for s in servers:
+            s.stop()
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", type=Path, default=None, help="a flowhistory store to copy (default: cached 1M)")
@@ -197,6 +254,8 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--synthesize", type=int, default=0, help="build --store with this many runs first")
+    p.add_argument("--http", action="store_true", help="only the HTTP ingest phase (two servers)")
+    p.add_argument("--clients", type=int, default=32)
     a = p.parse_args()
     if a.synthesize:
         if a.store is None:
@@ -213,6 +272,15 @@ def main() -> None:
     source = a.store or default_store()
     work = Path(tempfile.mkdtemp(prefix="alerts-bench-", dir=OUT))
     db = work / "flowhistory.duckdb"
+    if a.http:
+        try:
+            out = http_ingest(source, work, a.rules, a.rounds, a.seconds, a.clients)
+            print("HTTP single-run POSTs (median of rounds):")
+            for k, v in out.items():
+                print(f"  {k}: {statistics.median(v):,.0f}  (rounds: {', '.join(f'{x:,.0f}' for x in v)})")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     try:
         t = time.perf_counter()
         shutil.copy(source, db)
