@@ -11,9 +11,9 @@ them) and wakes the trigger thread; that thread waits `debounce_s` so a burst of
 becomes one evaluation, then judges only the rules of those flows (from cached rules) whose
 window is at most `max_window_s` (a week-long window barely moves with one more run; the
 scheduled pass judges those, and they are what makes a pass costly at 10M runs), then
-rests `rest_factor` times as long as the pass took: under sustained ingest, evaluation takes
-at most 1 / (1 + rest_factor) of one core (measured: without the rest, single-run ingest on
-1M runs with 1,000 rules lost half its throughput).
+rests `rest_factor` times as long as the pass took: under sustained ingest the evaluator is
+busy at most 1 / (1 + rest_factor) of the time (measured: without the rest and the window
+limit, single-run ingest on 1M runs with 1,000 rules lost half its throughput).
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def insert_rule(conn: Connection, rule: Rule) -> Rule:
 
 
 def replace_rule(conn: Connection, rule: Rule) -> Rule:
-    """Every column but the id; a changed scope drops the state of flows no longer in it."""
+    """Every column but the id, and the rule's channel links."""
     columns = [c.strip() for c in _RULE_COLUMNS.split(",")][1:]
     sets = ", ".join(f"{c} = ?" for c in columns)
     conn.execute(f"UPDATE alert_rules SET {sets} WHERE id = ?", [*_rule_values(rule)[1:], rule.id])
