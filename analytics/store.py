@@ -161,7 +161,9 @@ def copy_database(conn: Connection, source: str, target: str) -> dict[str, int]:
     if old != new or old_objects != new_objects:
         wrong = sorted({*old, *new} - {t for t in old if old.get(t) == new.get(t)})
         missing = sorted(set(old_objects) ^ set(new_objects))
-        raise RuntimeError(f"the copy of the store differs (tables {wrong}, objects {missing}); nothing was changed")
+        raise RuntimeError(
+            f"the copy of the store differs (tables {wrong}, objects {missing}); nothing was changed"
+        )
     return old
 
 
@@ -471,12 +473,16 @@ class Store:
         """Hold back new reads and wait for those in flight; StoreBusy if they do not leave."""
         with self._gate:
             if self._streams:
-                raise StoreBusy(f"{self._streams} stream(s) read the store; the file swap waits for a quiet moment")
+                raise StoreBusy(
+                    f"{self._streams} stream(s) read the store; the file swap waits for a quiet moment"
+                )
             self._swapping = True
             if not self._gate.wait_for(lambda: not self._readers, timeout=drain_s):
                 self._swapping = False
                 self._gate.notify_all()
-                raise StoreBusy(f"reads still running after {drain_s}s; the file swap waits for a quiet moment")
+                raise StoreBusy(
+                    f"reads still running after {drain_s}s; the file swap waits for a quiet moment"
+                )
 
     def _swap(self, fresh: Path, wal: Path) -> None:
         """Readers paused, writer here: fold the WAL in, close the old file, rename, reopen."""
@@ -506,7 +512,9 @@ class Store:
                 finally:
                     probe.close()
                 if held:
-                    raise StoreBusy("a connection outside the store still holds the file; the swap was not done")
+                    raise StoreBusy(
+                        "a connection outside the store still holds the file; the swap was not done"
+                    )
                 if wal.exists() and wal.stat().st_size:  # never pair the new file with old WAL
                     raise RuntimeError(f"{wal} survived the checkpoint; the file swap was not done")
                 wal.unlink(missing_ok=True)
