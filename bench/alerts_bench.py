@@ -190,10 +190,12 @@ def ingest_batches(ctx: Any, bodies: list[dict[str, Any]], batch: int, seconds: 
 
 
 def http_ingest(
-    source: Path, work: Path, rules: int, rounds: int, seconds: float, clients: int
+    source: Path, work: Path, rules: int, rounds: int, seconds: float, clients: int, scheduler: bool
 ) -> dict[str, list[float]]:
     """Single-run POSTs over HTTP (uvicorn, one worker) to two servers on copies of the store:
-    one without rules, one with `rules` (ingest trigger and schedule on, defaults), alternating."""
+    one without rules, one with `rules` (ingest trigger on, defaults), alternating. Without
+    `scheduler`, neither runs scheduled jobs (other parts' exports and rollups start on their own
+    clocks and land in one server's phase or the other's)."""
     from analytics.auth import create_token
     from analytics.config import Settings
     from analytics.context import open_context
@@ -211,8 +213,10 @@ def http_ingest(
                 make_rules(ctx, n)
             finally:
                 ctx.close()
-        servers.append(Server(name, "api.app:app", {"FLOWHISTORY_DB_PATH": str(db), "WEBUI_SECRET_KEY": secret},
-                              work / f"http-{name}.log"))
+        env = {"FLOWHISTORY_DB_PATH": str(db), "WEBUI_SECRET_KEY": secret}
+        if not scheduler:
+            env["FLOWHISTORY_SCHEDULER_ENABLED"] = "false"
+        servers.append(Server(name, "api.app:app", env, work / f"http-{name}.log"))
     owners = {f["id"]: f["user_id"] for f in generate.flows(42)}
     bodies = _bodies(4000, seed=42)
     requests = [
@@ -256,6 +260,7 @@ def main() -> None:
     p.add_argument("--synthesize", type=int, default=0, help="build --store with this many runs first")
     p.add_argument("--http", action="store_true", help="only the HTTP ingest phase (two servers)")
     p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--no-scheduler", action="store_true", help="--http: servers run no scheduled jobs")
     a = p.parse_args()
     if a.synthesize:
         if a.store is None:
@@ -274,7 +279,7 @@ def main() -> None:
     db = work / "flowhistory.duckdb"
     if a.http:
         try:
-            out = http_ingest(source, work, a.rules, a.rounds, a.seconds, a.clients)
+            out = http_ingest(source, work, a.rules, a.rounds, a.seconds, a.clients, not a.no_scheduler)
             print("HTTP single-run POSTs (median of rounds):")
             for k, v in out.items():
                 print(f"  {k}: {statistics.median(v):,.0f}  (rounds: {', '.join(f'{x:,.0f}' for x in v)})")
