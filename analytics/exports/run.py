@@ -1,10 +1,10 @@
 """One export cycle: bring the target in line with the store, writing only what changed.
 
-Runs can arrive with an old `created_at` (imports) and can be deleted (users, retention, flow
-deletes) or re-priced, so a created_at watermark is not enough. Each UTC day of the store has a
-fingerprint: its run count and the XOR of `hash(id, cost, nodes)` over its runs (order-free,
-cheap: one grouped scan of three columns). `export_days` keeps the fingerprint each day had
-when it was exported. Per day:
+Runs can arrive with an old `created_at` (imports), be deleted (users, retention, flow
+deletes), re-priced or trimmed, so a created_at watermark is not enough. Each UTC day of the
+store has a fingerprint: its run count and the XOR of a hash of each run's id, cost, per-node
+facts and whether its payloads are there (order-free, cheap: one grouped scan). `export_days`
+keeps the fingerprint each day had when it was exported. Per day:
 
 - in the store, not in the target: written (new partition);
 - in the target, not in the store: dropped (every run of that day was deleted);
@@ -85,10 +85,15 @@ def _days_filter(days: Iterable[date]) -> str:
     )
 
 
+# what can change in a stored run: its cost and per-node facts (re-pricing), its payloads
+# (retention trims them to NULL, a restore brings them back)
+_ROW_HASH = "hash(id, cost, nodes, inputs IS NULL, node_results IS NULL)"
+
+
 def _fingerprints(conn: Connection, where: str = "TRUE") -> dict[date, DayPrint]:
     rows = conn.execute(
         "SELECT CAST(created_at AS DATE), count(*), coalesce(sum(len(nodes)), 0),"
-        f" coalesce(bit_xor(hash(id, cost, nodes)), 0) FROM executions WHERE {where} GROUP BY 1"
+        f" coalesce(bit_xor({_ROW_HASH}), 0) FROM executions WHERE {where} GROUP BY 1"
     ).fetchall()
     return {r[0]: DayPrint(int(r[1]), int(r[2]), int(r[3])) for r in rows}
 

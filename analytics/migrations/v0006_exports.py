@@ -1,7 +1,7 @@
 """Export state: what each export target holds per day, and the history of export cycles.
 
 `export_days` keeps, per target and UTC day, the fingerprint of the runs that were exported
-(count and an order-free hash of id, cost and per-node facts): comparing it with the store's
+(count and an order-free hash of id, cost, per-node facts and payload presence): comparing it with the store's
 tells a cycle which days to skip, append to or rewrite. `export_cycles` records each export
 and compaction (ok or the error) for the status.
 """

@@ -189,3 +189,21 @@ def test_old_versions_are_deleted_after_the_grace_period(ctx: Context, root: Pat
     run_export(ctx)
     versions = list((root / "_versions" / "executions" / "date=2026-11-01").iterdir())
     assert [v for v in versions if v.is_dir()] == [(root / "executions" / "date=2026-11-01").resolve()]
+
+
+def test_trimmed_payloads_reach_the_export(ctx: Context, root: Path) -> None:
+    flow = seed_flow(ctx)
+    ids = add_runs(ctx, flow, DAYS[:1], 3)
+    run_export(ctx)
+    # what a retention trim does: payloads gone, metrics kept
+    ctx.store.write(
+        lambda c: c.execute(
+            "UPDATE executions SET inputs = NULL, outputs = NULL, node_results = NULL, outputs_same = false"
+            " WHERE id = ?",
+            [ids[1]],
+        )
+    )
+    assert run_export(ctx)["days_rewritten"] == 1
+    assert read(root, f"SELECT inputs, outputs, node_results, execution_time FROM t WHERE id = '{ids[1]}'") == [
+        (None, None, None, 101)
+    ]
