@@ -207,12 +207,12 @@ def http_ingest(
     for name, n in (("off", 0), ("on", rules)):
         db = work / f"http-{name}.duckdb"
         shutil.copy(source, db)
-        if n:
-            ctx = open_context(Settings(db_path=db, seed_prices=False))
-            try:
+        ctx = open_context(Settings(db_path=db, seed_prices=False))  # both migrated and checkpointed alike
+        try:
+            if n:
                 make_rules(ctx, n)
-            finally:
-                ctx.close()
+        finally:
+            ctx.close()
         env = {"FLOWHISTORY_DB_PATH": str(db), "WEBUI_SECRET_KEY": secret}
         if not scheduler:
             env["FLOWHISTORY_SCHEDULER_ENABLED"] = "false"
