@@ -3,8 +3,9 @@ and after), with the archive on or off.
 
 It works on a COPY of a flowhistory store (by default the cached 1M-run store of `make bench`;
 the cached original is never opened), sets a global max age that leaves the newest 10 % of runs,
-runs the pass as the scheduler would, then, with the store closed, the offline compaction (a fresh
-copy of the store: the smallest file the remaining runs need). Wrap it in the shared lock:
+runs the pass, then its compaction as the scheduler would (timed apart: the in-place rewrite, then
+the online file swap), then, with the store closed, the offline compaction (a fresh copy of the
+store: the smallest file the remaining runs need). Wrap it in the shared lock:
 
     flock /tmp/flowhistory-bench.lock .venv/bin/python -m bench.retention_bench [--store PATH] [--no-archive]
 """
@@ -16,6 +17,7 @@ import json
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any
 
 from analytics.access import Viewer
 from analytics.config import Settings
-from analytics.context import open_context
+from analytics.context import Context, open_context
 from analytics.retention import apply, compaction, policies
 from analytics.retention.policies import Policy
 
@@ -35,6 +37,31 @@ def default_store() -> Path:
     if not found:
         sys.exit("no cached 1M store: run `make bench` once, or pass --store")
     return found[-1]
+
+
+class ReadProbe:
+    """A thread reading a small table in a loop, as the API does, timing the slowest read."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx, self.count, self.errors, self.max_ms = ctx, 0, 0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t = time.perf_counter()
+            try:
+                self.ctx.store.read(lambda c: c.execute("SELECT count(*) FROM flows").fetchall())
+            except Exception:
+                self.errors += 1
+            self.max_ms = max(self.max_ms, round((time.perf_counter() - t) * 1e3, 1))
+            self.count += 1
+            self._stop.wait(0.005)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def main() -> None:
@@ -58,7 +85,8 @@ def main() -> None:
             ctx.store.read(lambda c: c.execute("CHECKPOINT").fetchall())  # migrations' WAL into the file
             runs, end, cutoff = ctx.store.read(
                 lambda c: c.execute(
-                    "SELECT count(*), max(created_at), quantile_disc(created_at, ?) FROM executions", [1 - args.keep]
+                    "SELECT count(*), max(created_at), quantile_disc(created_at, ?) FROM executions",
+                    [1 - args.keep],
                 ).fetchall()
             )[0]
             max_age = (end - cutoff) / timedelta(days=1)
@@ -75,9 +103,19 @@ def main() -> None:
                 stages[stage] = now - marks[stage]
 
             t = time.monotonic()
-            out: dict[str, Any] = apply.run_retention(ctx, now=end, progress=progress, trigger="bench")
+            out: dict[str, Any] = apply.run_retention(
+                ctx, now=end, progress=progress, trigger="bench", compact=False
+            )
+            pass_bytes = compaction.store_bytes(db)
+            reads = ReadProbe(ctx)  # how long a reader waits at most while the file is swapped
+            done = compaction.compact(ctx)  # what run_retention runs next when it deleted enough
+            reads.stop()
             wall = time.monotonic() - t
-            after_runs = ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall())[0][0]
+            stages["compact: rewrite sorted + checkpoint"] = done.seconds - done.rebuild_seconds
+            stages["compact: online file swap"] = done.rebuild_seconds
+            after_runs = ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall())[0][
+                0
+            ]
         closed_bytes = compaction.store_bytes(db)
         offline = compaction.compact_offline(db)  # what a fresh file needs: the floor
         archive_bytes = sum(f.stat().st_size for f in (work / "archive").rglob("*.parquet"))
@@ -89,11 +127,16 @@ def main() -> None:
             "archived": out["archived"],
             "seconds_total": round(wall, 2),
             "seconds_by_stage": {k: round(v, 2) for k, v in stages.items()},
-            "compaction": out["compaction"],
+            "compaction": {"rows": done.rows, "checkpointed": done.checkpointed, "rebuilt": done.rebuilt},
+            "reads_during_compaction": {"count": reads.count, "errors": reads.errors, "max_ms": reads.max_ms},
             "mb_before": round(out["bytes_before"] / 1e6, 1),
-            "mb_after": round(out["bytes_after"] / 1e6, 1),
+            "mb_after_delete": round(pass_bytes / 1e6, 1),
+            "mb_after": round(done.bytes_after / 1e6, 1),
             "mb_after_close": round(closed_bytes / 1e6, 1),
-            "offline_compaction": {"seconds": offline.seconds, "mb_after": round(offline.bytes_after / 1e6, 1)},
+            "offline_compaction": {
+                "seconds": offline.seconds,
+                "mb_after": round(offline.bytes_after / 1e6, 1),
+            },
             "archive_mb": round(archive_bytes / 1e6, 1),
         }
         print(json.dumps(result, indent=2))

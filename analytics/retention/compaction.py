@@ -46,6 +46,7 @@ class Compacted:
     checkpointed: bool
     seconds: float
     rebuilt: bool = False  # the file was swapped for a fresh copy (Store.rebuild_file)
+    rebuild_seconds: float = 0.0  # of `seconds`, the copy and swap
 
 
 def store_bytes(path: Path) -> int:
@@ -137,7 +138,7 @@ def compact(ctx: Context) -> Compacted:
     before = store_bytes(ctx.store.path)
     rows = ctx.store.write(rewrite)
     ok = checkpoint(ctx)
-    rebuilt = False
+    rebuilt, rebuild_seconds = False, 0.0
     share = _free_share(ctx)
     if share > REBUILD_FREE_SHARE:
         try:
@@ -145,10 +146,9 @@ def compact(ctx: Context) -> Compacted:
         except StoreBusy as exc:
             log.warning("compaction left %.0f %% of the file free; the file swap waits: %s", share * 100, exc)
         else:
-            rows, ok, rebuilt = done.tables["main.executions"], True, True
-    return Compacted(
-        int(rows), before, store_bytes(ctx.store.path), ok, round(time.monotonic() - started, 3), rebuilt
-    )
+            rows, ok, rebuilt, rebuild_seconds = done.tables["main.executions"], True, True, done.seconds
+    seconds = round(time.monotonic() - started, 3)
+    return Compacted(int(rows), before, store_bytes(ctx.store.path), ok, seconds, rebuilt, rebuild_seconds)
 
 
 def compact_offline(path: Path) -> Compacted:
@@ -190,4 +190,4 @@ def compact_offline(path: Path) -> Compacted:
         raise
     os.replace(fresh, path)
     seconds = round(time.monotonic() - started, 3)
-    return Compacted(tables["main.executions"], before, store_bytes(path), True, seconds, True)
+    return Compacted(tables["main.executions"], before, store_bytes(path), True, seconds, True, seconds)
