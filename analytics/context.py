@@ -44,6 +44,7 @@ class Context:
     scheduler: Any = None
     # days before this are rolled up for trends (analytics/rollups.py); None: nothing rolled
     rolled_until: date | None = None
+    rolled_runs: int = 0  # how many runs the rollups held at the last refresh: the store's size
     # set by analytics.alerts.lifecycle.start_alerts (the server's lifespan): engine + webhooks
     alerts: Any = None
 
@@ -113,5 +114,5 @@ def open_context(
         raise
     ctx = Context(settings, store, directory, counters, PageBoundaries(), prices, annotated)
     if at_head:
-        ctx.rolled_until = store.read(rollups.rolled_until)
+        rollups.load(ctx)
     return ctx

@@ -46,14 +46,16 @@ def _day(ts: datetime) -> date:
 def _build(conn: Connection, where: str, params: list[Any]) -> None:
     """Roll up the runs matching `where` (whole (flow, day) pairs only)."""
     conn.execute(
-        "INSERT INTO trend_rollups SELECT flow_id, CAST(created_at AS DATE), status, flow_version,"
-        " count(*), sum(execution_time), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0),"
-        f" coalesce(sum(cost), 0), bool_or(tokens_estimated) FROM executions WHERE {where} GROUP BY ALL",
-        params,
-    )
-    conn.execute(
-        f"INSERT INTO duration_bins SELECT flow_id, CAST(created_at AS DATE), status, flow_version,"
-        f" {BIN_SQL}, count(*) FROM executions WHERE {where} GROUP BY ALL",
+        "INSERT INTO trend_rollups SELECT flow_id, day, status, flow_version, sum(n)::BIGINT,"
+        " sum(duration_sum)::BIGINT, sum(tokens_in)::BIGINT, sum(tokens_out)::BIGINT, sum(cost),"
+        " bool_or(estimated), list(bin ORDER BY bin), list(n ORDER BY bin)"
+        " FROM (SELECT flow_id, CAST(created_at AS DATE) AS day, status, flow_version,"
+        f" {BIN_SQL} AS bin, count(*) AS n, sum(execution_time) AS duration_sum,"
+        " coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,"
+        " coalesce(sum(cost), 0) AS cost, bool_or(tokens_estimated) AS estimated"
+        f" FROM executions WHERE {where} GROUP BY ALL)"
+        # a flow's rows together: its trend reads a few runs of the column, not every flow's
+        " GROUP BY flow_id, day, status, flow_version ORDER BY flow_id, day",
         params,
     )
 
@@ -100,8 +102,7 @@ def _repair(conn: Connection) -> int:
     if not pairs:
         return 0
     in_dirty = "EXISTS (SELECT 1 FROM rollup_dirty d WHERE d.flow_id = {t}.flow_id AND d.day = {day})"
-    for table in ("trend_rollups", "duration_bins"):
-        conn.execute(f"DELETE FROM {table} WHERE {in_dirty.format(t=table, day=f'{table}.day')}")
+    conn.execute(f"DELETE FROM trend_rollups WHERE {in_dirty.format(t='trend_rollups', day='trend_rollups.day')}")
     lo, hi = min(d for _, d in pairs), max(d for _, d in pairs) + timedelta(days=1)
     where = f"created_at >= ? AND created_at < ? AND {in_dirty.format(t='executions', day='CAST(executions.created_at AS DATE)')}"
     _build(conn, where, [lo, hi])
@@ -149,6 +150,7 @@ def refresh(ctx: Context, today: date | None = None) -> dict[str, Any]:
     disagree = store.read(lambda c: c.execute(_DISAGREE, [until]).fetchall())
     if disagree:
         store.write(lambda c: (mark_dirty(c, disagree), _repair(c)))
+    load(ctx)
     return {
         "rolled_until": until.isoformat(),
         "days_rolled": rolled_days,
@@ -162,8 +164,12 @@ def _set(ctx: Context, until: date) -> None:
 
 
 def load(ctx: Context) -> None:
-    """At open: the rolled-until date ingest compares late runs with."""
+    """At open and after a refresh: the rolled-until date ingest compares late runs with, and
+    how many runs are rolled up (trends use rollups only in a big store)."""
     ctx.rolled_until = ctx.store.read(rolled_until)
+    ctx.rolled_runs = int(
+        ctx.store.read(lambda c: c.execute("SELECT coalesce(sum(runs), 0) FROM trend_rollups").fetchall())[0][0]
+    )
 
 
 # -- reading: what trends ask -------------------------------------------------------------
@@ -202,28 +208,43 @@ def read_cells(
     interval: str,
     until: date,
     dirty: list[tuple[str, date]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Sums and duration-bin percentiles per (grp, cur, bucket) and per (grp, cur) over
-    [lo, end) (days), `cur` meaning on or after `start`: rolled days from the rollups, the
-    rest (later days, dirty pairs) from `executions`. Both lists keyed by grp, cur, bucket,
-    _total; the second has each key's duration bins and their counts, in bin order."""
+) -> list[dict[str, Any]]:
+    """Sums and the duration histogram (bins and their counts, in bin order) per (grp, cur,
+    bucket) and per (grp, cur) (`_total`) over the days [lo, end), `cur` meaning on or after
+    `start`: rolled days from the rollups, the rest (later days, dirty pairs) from
+    `executions`."""
     grp = _GROUP_COLUMN[group]
     scope, scope_params = _scope_sql(flow_ids, statuses)
     until_ts = datetime(until.year, until.month, until.day)
-    live_ranges = ["created_at >= ?"]
-    live_params: list[Any] = [max(lo, until_ts)]
+    # the live part: the days after `until`, and each dirty (flow, day), as separate windows
+    # with plain time bounds (so zone maps skip the rest of the table), the flows matched
+    # with list_contains rather than IN (so DuckDB scans the window instead of fetching every
+    # run of the flow through the flow_id index)
+    windows: list[tuple[str | None, datetime, datetime]] = []
+    if max(lo, until_ts) < end:
+        windows.append((None, max(lo, until_ts), end))
     for fid, day in dirty:
-        live_ranges.append("(flow_id = ? AND created_at >= ? AND created_at < ?)")
         d = datetime(day.year, day.month, day.day)
-        live_params += [fid, d, d + timedelta(days=1)]
-    live = (
+        windows.append((fid, d, d + timedelta(days=1)))
+    flows_clause = "TRUE" if flow_ids is None else "list_contains(?::VARCHAR[], flow_id)"
+    flows_params = [] if flow_ids is None else [flow_ids]
+    status_clause = "TRUE" if statuses is None else "list_contains(?::VARCHAR[], status)"
+    status_params = [] if statuses is None else [statuses]
+    columns = (
         f"SELECT CAST(created_at AS DATE) AS day, {grp} AS grp, status, {BIN_SQL} AS bin, 1 AS runs,"
         " execution_time AS duration_sum, coalesce(tokens_in, 0) AS tokens_in,"
         " coalesce(tokens_out, 0) AS tokens_out, coalesce(cost, 0) AS cost, tokens_estimated AS estimated"
-        f" FROM executions WHERE created_at >= ? AND created_at < ? AND {scope}"
-        f" AND ({' OR '.join(live_ranges)})"
+        " FROM executions"
     )
-    live_all = [lo, end, *scope_params, *live_params]
+    selects: list[str] = []
+    live_all: list[Any] = []
+    for fid, a, b in windows:
+        one = "TRUE" if fid is None else "list_contains(?::VARCHAR[], flow_id)"
+        selects.append(
+            f"{columns} WHERE created_at >= ? AND created_at < ? AND {flows_clause} AND {status_clause} AND {one}"
+        )
+        live_all += [a, b, *flows_params, *status_params, *([] if fid is None else [[fid]])]
+    live = " UNION ALL ".join(selects) if selects else f"{columns} WHERE false"
     not_dirty = "NOT EXISTS (SELECT 1 FROM rollup_dirty d WHERE d.flow_id = r.flow_id AND d.day = r.day)"
     rolled = f"r.day >= ? AND r.day < ? AND {scope} AND {not_dirty}"
     rolled_params = [lo.date(), until, *scope_params]
@@ -233,11 +254,13 @@ def read_cells(
         " UNION ALL SELECT day, grp, status, runs, duration_sum, tokens_in, tokens_out, cost, estimated"
         " FROM live"
     )
-    bins_src = f"SELECT day, {grp} AS grp, bin, runs FROM duration_bins r WHERE {rolled} UNION ALL SELECT day, grp, bin, runs FROM live"
+    bins_src = (
+        f"SELECT day, {grp} AS grp, unnest(bins) AS bin, unnest(counts) AS runs FROM trend_rollups r"
+        f" WHERE {rolled} UNION ALL SELECT day, grp, bin, runs FROM live"
+    )
     keyed = "SELECT *, day >= ? AS cur, CAST(time_bucket(?::INTERVAL, day) AS TIMESTAMP) AS bucket FROM ({src})"
     start_day = start.date()
-    sums_sql = (
-        f"WITH live AS MATERIALIZED ({live}) "
+    sums = (
         "SELECT grp, cur, bucket, grouping(bucket) AS _total, sum(runs)::BIGINT AS _n, bool_or(estimated) AS _est,"
         " coalesce(sum(runs) FILTER (WHERE status = 'success'), 0)::BIGINT AS success,"
         " coalesce(sum(runs) FILTER (WHERE status = 'error'), 0)::BIGINT AS error,"
@@ -246,15 +269,20 @@ def read_cells(
         " sum(tokens_out)::BIGINT AS tokens_out, sum(cost)::DOUBLE AS cost"
         f" FROM ({keyed.format(src=sums_src)}) GROUP BY GROUPING SETS ((grp, cur), (grp, cur, bucket))"
     )
-    bins_sql = (
-        f"WITH live AS MATERIALIZED ({live}) "
+    bins = (
         "SELECT grp, cur, bucket, _total, list(bin ORDER BY bin) AS bins, list(n ORDER BY bin) AS counts"
         " FROM (SELECT grp, cur, bucket, grouping(bucket) AS _total, bin, sum(runs)::BIGINT AS n"
         f"  FROM ({keyed.format(src=bins_src)}) GROUP BY GROUPING SETS ((grp, cur, bin), (grp, cur, bucket, bin)))"
         " GROUP BY grp, cur, bucket, _total"
     )
-    params = [*live_all, start_day, interval, *rolled_params]
-    return _rows(conn, sums_sql, params), _rows(conn, bins_sql, params)
+    # one statement: each costs DuckDB's planning and the Python binding a few ms on its own
+    sql = (
+        f"WITH live AS MATERIALIZED ({live}), s AS ({sums}), b AS ({bins})"
+        " SELECT s.*, b.bins, b.counts FROM s JOIN b ON s.grp IS NOT DISTINCT FROM b.grp"
+        " AND s.cur = b.cur AND s.bucket IS NOT DISTINCT FROM b.bucket AND s._total = b._total"
+    )
+    keyed_params = [start_day, interval, *rolled_params]
+    return _rows(conn, sql, [*live_all, *keyed_params, *keyed_params])
 
 
 def _rows(conn: Connection, sql: str, params: list[Any]) -> list[dict[str, Any]]:

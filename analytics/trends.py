@@ -414,8 +414,11 @@ def _is_small(ctx: Context, query: MetricsQuery) -> bool:
     return sum(ctx.counters.stats(f).total_executions for f in flow_ids) <= SMALL_SCOPE_RUNS
 
 
-# Above this many runs in the scope, a trend by day, week or month over whole days reads the
-# daily rollups (analytics/rollups.py): exact counts and sums, percentiles within ~2 %.
+# In a store of more than this many rolled-up runs, a trend by day, week or month over whole
+# days reads the daily rollups (analytics/rollups.py): exact counts and sums, percentiles
+# within ~2 %. The store's size, not the flow's, decides: past it, a small flow's runs are
+# scattered over the whole table too, and fetching them one by one through the flow_id index
+# (2k runs of 10M: ~20 ms) costs more than reading its rollups (~300 rows).
 ROLLUP_MIN_RUNS = 200_000
 _ROLLUP_GROUPS = {None: None, GroupBy.FLOW: "flow", GroupBy.STATUS: "status", GroupBy.FLOW_VERSION: "flow_version"}
 _ROLLUP_STEPS = {"day", "week", "month"}
@@ -428,10 +431,10 @@ class RollupScope:
 
 
 def _rollup_scope(ctx: Context, viewer: Viewer, query: MetricsQuery) -> RollupScope | None:
-    """When rollups can answer: whole days, day-or-longer buckets, run-level groups the rollup
-    keeps, no filter but flow and status, a caller who sees every run of those flows, and a
-    scope big enough for the approximation to be worth it."""
-    if ctx.rolled_until is None or query.group_by not in _ROLLUP_GROUPS:
+    """When rollups can answer: a big store, whole days, day-or-longer buckets, run-level
+    groups the rollup keeps, no filter but flow and status, and a caller who sees every run of
+    those flows."""
+    if ctx.rolled_until is None or ctx.rolled_runs < ROLLUP_MIN_RUNS or query.group_by not in _ROLLUP_GROUPS:
         return None
     if query.step().name not in _ROLLUP_STEPS or query.start.time() != time() or query.end.time() != time():
         return None
@@ -446,13 +449,9 @@ def _rollup_scope(ctx: Context, viewer: Viewer, query: MetricsQuery) -> RollupSc
                     return None
             except FlowHistoryError:
                 return None
-        runs = sum(ctx.counters.stats(fid).total_executions for fid in flow_ids)
     elif viewer.is_admin:
         flow_ids = None
-        runs = sum(ctx.counters.stats(fl.id).total_executions for fl in ctx.directory.flows())
     else:
-        return None
-    if runs < ROLLUP_MIN_RUNS:
         return None
     return RollupScope(flow_ids, list(f.status.any_) if f is not None and f.status is not None else None)
 
@@ -468,7 +467,7 @@ def _rollup_cells(
     dirty = rollups.dirty_pairs(conn, scope.flow_ids, lo.date(), until)
     if len(dirty) > rollups.MAX_DIRTY_PAIRS:
         return None
-    sums, bins = rollups.read_cells(
+    rows = rollups.read_cells(
         conn,
         group=_ROLLUP_GROUPS[query.group_by],
         flow_ids=scope.flow_ids,
@@ -480,13 +479,12 @@ def _rollup_cells(
         until=until,
         dirty=dirty,
     )
-    hist = {(r["grp"], r["cur"], r["bucket"], r["_total"]): (r["bins"], r["counts"]) for r in bins}
     totals: Cells = {}
     buckets: Cells = {}
-    for r in sums:
+    for r in rows:
         n = r["_n"]
         cell: dict[str, Any] = {"_n": n, "_est": r["_est"]}
-        binned = hist[(r["grp"], r["cur"], r["bucket"], r["_total"])]
+        binned = (r["bins"], r["counts"])
         for m in query.measures:
             if m is Measure.RUNS:
                 cell[m.value] = n
@@ -605,8 +603,8 @@ def metrics(ctx: Context, viewer: Viewer, query: MetricsQuery) -> MetricsResult:
     runs, at both levels. Tokens include estimates where usage was absent: `tokens_estimated`.
     """
     visible = visible_clause(ctx.directory, viewer)
+    big = _rollup_scope(ctx, viewer, query)
     small = _is_small(ctx, query)
-    big = None if small else _rollup_scope(ctx, viewer, query)
     def run(c: Connection) -> MetricsResult:
         return _run(c, query, visible, query.step(), small, big)
 
