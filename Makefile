@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-10m clean chromium
+.PHONY: install run test lint bench bench-10m clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,15 +20,18 @@ run: install
 	$(BIN)/flowhistory serve
 
 ## Install what tests need and run the whole suite (lint first: it is part of the contract).
-test: install chromium
+test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-## The dashboard's browser tests drive Debian's Chromium: install it when missing (root, or sudo).
-chromium:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y --no-install-recommends chromium; \
-	  else sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium; fi; }
+## What the tests drive besides Python: Debian's Chromium (the dashboard's browser tests) and
+## a Java runtime (PySpark reading the export). Installed only when missing (root, or sudo).
+APT = $(if $(filter 0,$(shell id -u)),,sudo) apt-get
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	if [ -n "$$missing" ]; then $(APT) update && $(APT) install -y --no-install-recommends $$missing; fi
 
 lint: install
 	$(BIN)/ruff check .
