@@ -82,12 +82,14 @@ class _Rebuild:
 
 @dataclass(frozen=True, slots=True)
 class Rebuilt:
-    """A file swap: the rows of every table (checked equal in both files) and the sizes."""
+    """A file swap: the rows of every table (checked equal in both files), the sizes, and how
+    long new reads were held back (checkpoint, close, rename, reopen)."""
 
     tables: dict[str, int]
     bytes_before: int
     bytes_after: int
     seconds: float
+    paused_seconds: float
 
 
 class StoreBusy(RuntimeError):
@@ -454,6 +456,7 @@ class Store:
             with open(fresh, "rb") as f:
                 os.fsync(f.fileno())
             self._pause_readers(drain_s)
+            paused = time.monotonic()
         except BaseException:
             if attached:
                 with contextlib.suppress(Exception):
@@ -467,7 +470,11 @@ class Store:
             with self._gate:
                 self._swapping = False
                 self._gate.notify_all()
-        return Rebuilt(tables, before, file_bytes(self.path), round(time.monotonic() - started, 3))
+            paused = time.monotonic() - paused
+        log.info("store file swapped for a fresh copy; reads held back %.3f s", paused)
+        return Rebuilt(
+            tables, before, file_bytes(self.path), round(time.monotonic() - started, 3), round(paused, 3)
+        )
 
     def _pause_readers(self, drain_s: float) -> None:
         """Hold back new reads and wait for those in flight; StoreBusy if they do not leave."""

@@ -127,7 +127,12 @@ def main() -> None:
             "archived": out["archived"],
             "seconds_total": round(wall, 2),
             "seconds_by_stage": {k: round(v, 2) for k, v in stages.items()},
-            "compaction": {"rows": done.rows, "checkpointed": done.checkpointed, "rebuilt": done.rebuilt},
+            "compaction": {
+                "rows": done.rows,
+                "checkpointed": done.checkpointed,
+                "rebuilt": done.rebuilt,
+                "reads_held_back_s": done.paused_seconds,
+            },
             "reads_during_compaction": {"count": reads.count, "errors": reads.errors, "max_ms": reads.max_ms},
             "mb_before": round(out["bytes_before"] / 1e6, 1),
             "mb_after_delete": round(pass_bytes / 1e6, 1),

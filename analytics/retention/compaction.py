@@ -47,6 +47,7 @@ class Compacted:
     seconds: float
     rebuilt: bool = False  # the file was swapped for a fresh copy (Store.rebuild_file)
     rebuild_seconds: float = 0.0  # of `seconds`, the copy and swap
+    paused_seconds: float = 0.0  # of those, how long new reads were held back
 
 
 def store_bytes(path: Path) -> int:
@@ -138,7 +139,7 @@ def compact(ctx: Context) -> Compacted:
     before = store_bytes(ctx.store.path)
     rows = ctx.store.write(rewrite)
     ok = checkpoint(ctx)
-    rebuilt, rebuild_seconds = False, 0.0
+    rebuilt, rebuild_seconds, paused_seconds = False, 0.0, 0.0
     share = _free_share(ctx)
     if share > REBUILD_FREE_SHARE:
         try:
@@ -146,9 +147,11 @@ def compact(ctx: Context) -> Compacted:
         except StoreBusy as exc:
             log.warning("compaction left %.0f %% of the file free; the file swap waits: %s", share * 100, exc)
         else:
-            rows, ok, rebuilt, rebuild_seconds = done.tables["main.executions"], True, True, done.seconds
+            rows, ok, rebuilt = done.tables["main.executions"], True, True
+            rebuild_seconds, paused_seconds = done.seconds, done.paused_seconds
     seconds = round(time.monotonic() - started, 3)
-    return Compacted(int(rows), before, store_bytes(ctx.store.path), ok, seconds, rebuilt, rebuild_seconds)
+    after = store_bytes(ctx.store.path)
+    return Compacted(int(rows), before, after, ok, seconds, rebuilt, rebuild_seconds, paused_seconds)
 
 
 def compact_offline(path: Path) -> Compacted:
