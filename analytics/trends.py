@@ -467,6 +467,7 @@ def _rollup_cells(
     dirty = rollups.dirty_pairs(conn, scope.flow_ids, lo.date(), until)
     if len(dirty) > rollups.MAX_DIRTY_PAIRS:
         return None
+    quantiled = [m for m in query.measures if m in _QUANTILES]
     rows = rollups.read_cells(
         conn,
         group=_ROLLUP_GROUPS[query.group_by],
@@ -475,16 +476,16 @@ def _rollup_cells(
         lo=lo,
         start=query.start,
         end=query.end,
-        interval=step.interval,
         until=until,
         dirty=dirty,
+        bucket_of=lambda d: _floor(step, datetime(d.year, d.month, d.day)),
+        quantiles=[float(_QUANTILES[m]) for m in quantiled],
     )
     totals: Cells = {}
     buckets: Cells = {}
     for r in rows:
         n = r["_n"]
         cell: dict[str, Any] = {"_n": n, "_est": r["_est"]}
-        binned = (r["bins"], r["counts"])
         for m in query.measures:
             if m is Measure.RUNS:
                 cell[m.value] = n
@@ -493,7 +494,7 @@ def _rollup_cells(
             elif m is Measure.AVG_DURATION:
                 cell[m.value] = r["duration_sum"] / n
             elif m in _QUANTILES:
-                cell[m.value] = rollups.quantile_from_bins(*binned, float(_QUANTILES[m]))
+                cell[m.value] = r["quantiles"][quantiled.index(m)]
             else:
                 cell[m.value] = r[m.value]
         if r["_total"]:

@@ -66,16 +66,20 @@ def _exact(ctx: Context, query: MetricsQuery, monkeypatch: pytest.MonkeyPatch) -
         return trends.metrics(ctx, ADMIN, query)
 
 
-def _lower_rank_value(durations: list[int], q: float) -> int:
+def _quantile_cont(durations: list[int], q: float) -> float:
+    """DuckDB's quantile_cont: linear interpolation between the two nearest ranks."""
     ordered = sorted(durations)
-    return ordered[math.floor(q * (len(ordered) - 1))]
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def _assert_agrees(got: dict[str, Any], want: dict[str, Any], durations: list[int]) -> None:
     for name, value in want.items():
         if name.startswith("p") and name.endswith("_duration"):
             q = int(name[1:3]) / 100
-            truth = _lower_rank_value(durations, q) if durations else 0
+            truth = _quantile_cont(durations, q) if durations else 0
             assert got[name] == pytest.approx(truth, rel=rollups.RELATIVE_ERROR, abs=1e-9), name
         elif isinstance(value, float):
             assert got[name] == pytest.approx(value, rel=1e-9), name
