@@ -78,8 +78,8 @@ def _stream(
     """Sorted by created_at (the store's own order, so zone maps prune), a batch is a created_at
     range with the filters again; sorted by execution_time, a batch is a list of ids."""
     by_time = column == "created_at"
-    cursor = ctx.store.read(lambda c: c.cursor())
-    try:
+    # a cursor of its own, which the store's file swap (retention) waits for instead of closing
+    with ctx.store.stream() as cursor:
         cursor.execute("SET TimeZone = 'UTC'")
         cursor.execute("SET enable_progress_bar = false")
         cursor.execute("BEGIN TRANSACTION")  # the keys and every batch: one snapshot
@@ -103,8 +103,6 @@ def _stream(
                 yield from cursor.sql(sql, params=args).to_arrow_table().to_batches()
 
         yield from encode(fmt, batches(), schema)
-    finally:
-        cursor.close()
 
 
 def download_executions(
