@@ -2,8 +2,9 @@
 
 Per (flow, UTC day, status, flow version) the rollup keeps exact counts and sums (runs,
 duration, tokens, cost) and a histogram of run durations in logarithmic bins (each bin is
-GAMMA times wider than the one before, as in DDSketch), so a percentile read from it is within
-`RELATIVE_ERROR` of a duration that really occurred at that rank. Trends say so:
+GAMMA times wider than the one before, as in DDSketch). A percentile is read like DuckDB's
+`quantile_cont` (interpolated between the two nearest ranks), each rank's duration taken
+from its bin, so it is within `RELATIVE_ERROR` of the exact one. Trends say so:
 `percentiles_approximate` is true when rollups answered.
 
 Freshness and correctness: days before `rolled_until` are rolled up, later days (today, and
