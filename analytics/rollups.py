@@ -41,11 +41,6 @@ BIN_SQL = (
 CHUNK_DAYS = 31  # days rolled per writer transaction, so ingest never waits long
 
 
-def bin_value(b: int) -> float:
-    """The duration a bin stands for: the point of least relative error in its range."""
-    return 0.0 if b == 0 else 2 * GAMMA ** (b - 1) / (GAMMA + 1)
-
-
 def _day(ts: datetime) -> date:
     return ts.date()
 
@@ -334,6 +329,7 @@ def _aggregate(
 
 
 def _bin_values(b: np.ndarray) -> np.ndarray:
+    """The duration each bin stands for: the point of least relative error in its range."""
     return np.where(b == 0, 0.0, 2 * GAMMA ** (b - 1.0) / (GAMMA + 1))
 
 
