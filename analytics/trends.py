@@ -29,6 +29,7 @@ Decisions, so every consumer reads the numbers the same way:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
@@ -336,9 +337,15 @@ def _scan(
         _pick(measures, "grp, cur, bucket, _total, _n, _est", grouped),
         params=[query.start, step.interval, prev_start or query.start, query.end, *params],
     ).to_arrow_table()
+    return _file_cells(found.to_pylist())
+
+
+def _file_cells(rows: list[dict[str, Any]]) -> tuple[Cells, Cells]:
+    """Rows keyed (grp, cur, bucket, _total): totals per (group, period), and the current
+    period's buckets per (bucket, group)."""
     totals: Cells = {}
     buckets: Cells = {}
-    for r in found.to_pylist():
+    for r in rows:
         if r["_total"]:
             totals[(r["grp"], r["cur"])] = r
         elif r["cur"]:
@@ -360,30 +367,58 @@ def _quantile_cont(ordered: list[int], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def _cell(rows: list[tuple[Any, ...]], measures: tuple[Measure, ...]) -> dict[str, Any]:
-    """The aggregates of `_aggregates`, in Python, over rows of `_source` (one group, one key)."""
-    n = len(rows)
-    statuses = [r[2] for r in rows]
-    durations = sorted(r[3] for r in rows if r[3] is not None)
-    out: dict[str, Any] = {"_n": n, "_est": any(r[7] for r in rows)}
+def _measure_cell(
+    measures: tuple[Measure, ...],
+    *,
+    n: int,
+    estimated: bool,
+    counts: dict[str, int],
+    duration_sum: float,
+    timed: int,
+    tokens_in: int,
+    tokens_out: int,
+    cost: float,
+    quantile: Callable[[Measure], float],
+) -> dict[str, Any]:
+    """One cell of `_aggregates`' measures from its sums: what the fetched rows and the rollups
+    both come down to (`timed`: how many durations `duration_sum` adds up)."""
+    out: dict[str, Any] = {"_n": n, "_est": estimated}
     for m in measures:
         if m is Measure.RUNS:
             out[m.value] = n
         elif m in (Measure.SUCCESS, Measure.ERROR, Measure.ABORTED):
-            out[m.value] = statuses.count(m.value)
+            out[m.value] = counts.get(m.value, 0)
         elif m is Measure.FAILURE_RATE:
-            out[m.value] = statuses.count("error") / n
+            out[m.value] = counts.get("error", 0) / n
         elif m is Measure.AVG_DURATION:
-            out[m.value] = sum(durations) / len(durations) if durations else 0.0
+            out[m.value] = duration_sum / timed if timed else 0.0
         elif m in _QUANTILES:
-            out[m.value] = _quantile_cont(durations, float(_QUANTILES[m])) if durations else 0.0
+            out[m.value] = quantile(m)
         elif m is Measure.TOKENS_IN:
-            out[m.value] = sum(r[4] for r in rows if r[4] is not None)
+            out[m.value] = tokens_in
         elif m is Measure.TOKENS_OUT:
-            out[m.value] = sum(r[5] for r in rows if r[5] is not None)
+            out[m.value] = tokens_out
         elif m is Measure.COST:
-            out[m.value] = math.fsum(r[6] for r in rows if r[6] is not None)
+            out[m.value] = cost
     return out
+
+
+def _cell(rows: list[tuple[Any, ...]], measures: tuple[Measure, ...]) -> dict[str, Any]:
+    """The aggregates of `_aggregates`, in Python, over rows of `_source` (one group, one key)."""
+    statuses = [r[2] for r in rows]
+    durations = sorted(r[3] for r in rows if r[3] is not None)
+    return _measure_cell(
+        measures,
+        n=len(rows),
+        estimated=any(r[7] for r in rows),
+        counts={s: statuses.count(s) for s in ("success", "error", "aborted")},
+        duration_sum=sum(durations),
+        timed=len(durations),
+        tokens_in=sum(r[4] for r in rows if r[4] is not None),
+        tokens_out=sum(r[5] for r in rows if r[5] is not None),
+        cost=math.fsum(r[6] for r in rows if r[6] is not None),
+        quantile=lambda m: _quantile_cont(durations, float(_QUANTILES[m])) if durations else 0.0,
+    )
 
 
 def _fetch_and_aggregate(
@@ -481,27 +516,23 @@ def _rollup_cells(
         bucket_of=lambda d: _floor(step, datetime(d.year, d.month, d.day)),
         quantiles=[float(_QUANTILES[m]) for m in quantiled],
     )
-    totals: Cells = {}
-    buckets: Cells = {}
+    measures = tuple(query.measures)
     for r in rows:
-        n = r["_n"]
-        cell: dict[str, Any] = {"_n": n, "_est": r["_est"]}
-        for m in query.measures:
-            if m is Measure.RUNS:
-                cell[m.value] = n
-            elif m is Measure.FAILURE_RATE:
-                cell[m.value] = r["error"] / n
-            elif m is Measure.AVG_DURATION:
-                cell[m.value] = r["duration_sum"] / n
-            elif m in _QUANTILES:
-                cell[m.value] = r["quantiles"][quantiled.index(m)]
-            else:
-                cell[m.value] = r[m.value]
-        if r["_total"]:
-            totals[(r["grp"], r["cur"])] = cell
-        elif r["cur"]:
-            buckets[(r["bucket"], r["grp"])] = cell
-    return totals, buckets
+        r.update(
+            _measure_cell(
+                measures,
+                n=r["_n"],
+                estimated=r["_est"],
+                counts=r,
+                duration_sum=r["duration_sum"],
+                timed=r["_n"],
+                tokens_in=r["tokens_in"],
+                tokens_out=r["tokens_out"],
+                cost=r["cost"],
+                quantile=lambda m, q=r["quantiles"]: q[quantiled.index(m)],
+            )
+        )
+    return _file_cells(rows)
 
 
 def _kept_groups(totals: Cells, query: MetricsQuery) -> tuple[list[str | None], bool]:
