@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analytics import migrations, rollups
 from analytics.config import Settings
@@ -20,6 +20,10 @@ from analytics.directory import Directory
 from analytics.errors import InvalidInput
 from analytics.page_boundaries import PageBoundaries
 from analytics.store import Connection, Store
+
+if TYPE_CHECKING:
+    from analytics.alerts.lifecycle import Alerts
+    from analytics.scheduler import Scheduler
 
 log = logging.getLogger("flowhistory")
 
@@ -41,12 +45,12 @@ class Context:
     annotated: set[str]
     ingest_listeners: list[IngestListener] = field(default_factory=list)
     # set by the server's lifespan (analytics.scheduler.Scheduler); None in the CLI and notebooks
-    scheduler: Any = None
+    scheduler: Scheduler | None = None
     # days before this are rolled up for trends (analytics/rollups.py); None: nothing rolled
     rolled_until: date | None = None
     rolled_runs: int = 0  # how many runs the rollups held at the last refresh: the store's size
     # set by analytics.alerts.lifecycle.start_alerts (the server's lifespan): engine + webhooks
-    alerts: Any = None
+    alerts: Alerts | None = None
 
     def notify_ingest(self, flow_ids: set[str]) -> None:
         for listener in self.ingest_listeners:
