@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -220,12 +220,18 @@ def read_cells(
 ) -> list[dict[str, Any]]:
     """Per (grp, cur) (`_total` 1) and per (grp, cur, bucket) of the current period: run
     counts by status, sums, and `quantiles` of the duration, over the days [lo, end), `cur`
-    meaning on or after `start`. Rolled days come from the rollups; the rest (days after
+    meaning on or after `start` (all three midnights, UTC). Rolled days come from the rollups; the rest (days after
     `until`, dirty pairs) from `executions`, grouped into the same row shape by SQL. One
     simple statement fetches a few hundred rows; the histograms are merged here with numpy
     (a GROUPING SETS query over unnested bins cost ~10x more in DuckDB's fixed costs)."""
+    if any(t.time() != time() for t in (lo, start, end)):
+        raise ValueError("rollups answer whole UTC days only")
     grp = _GROUP_COLUMN[group]
     scope, scope_params = _scope_sql(flow_ids, statuses)
+    # rolled days are read up to `until` or the range's end, whichever comes first: a range
+    # that ends in the past must not count the rolled days after it
+    rolled_end = min(until, end.date())
+    dirty = [(fid, day) for fid, day in dirty if lo.date() <= day < rolled_end]
     until_ts = datetime(until.year, until.month, until.day)
     # the live part: the days after `until`, and each dirty (flow, day), as separate windows
     # with plain time bounds (so zone maps skip the rest of the table), the flows matched
@@ -264,7 +270,7 @@ def read_cells(
     )
     sql = " UNION ALL ".join([rolled, *selects])
     dirty_params = [v for pair in dirty for v in pair]
-    table = conn.sql(sql, params=[lo.date(), until, *scope_params, *dirty_params, *params]).to_arrow_table()
+    table = conn.sql(sql, params=[lo.date(), rolled_end, *scope_params, *dirty_params, *params]).to_arrow_table()
     return _aggregate(table, start.date(), bucket_of, quantiles)
 
 

@@ -499,7 +499,8 @@ def _rollup_cells(
     lo = prev_start or query.start
     if until is None:
         return None
-    dirty = rollups.dirty_pairs(conn, scope.flow_ids, lo.date(), until)
+    # only the dirty pairs inside the range's rolled days: one after `end` changes nothing here
+    dirty = rollups.dirty_pairs(conn, scope.flow_ids, lo.date(), min(until, query.end.date()))
     if len(dirty) > rollups.MAX_DIRTY_PAIRS:
         return None
     quantiled = [m for m in query.measures if m in _QUANTILES]
