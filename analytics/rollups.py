@@ -220,10 +220,11 @@ def read_cells(
 ) -> list[dict[str, Any]]:
     """Per (grp, cur) (`_total` 1) and per (grp, cur, bucket) of the current period: run
     counts by status, sums, and `quantiles` of the duration, over the days [lo, end), `cur`
-    meaning on or after `start` (all three midnights, UTC). Rolled days come from the rollups; the rest (days after
-    `until`, dirty pairs) from `executions`, grouped into the same row shape by SQL. One
-    simple statement fetches a few hundred rows; the histograms are merged here with numpy
-    (a GROUPING SETS query over unnested bins cost ~10x more in DuckDB's fixed costs)."""
+    meaning on or after `start` (all three UTC midnights). Rolled days before `end` come from
+    the rollups; the rest (days after `until`, dirty pairs) from `executions`, grouped into
+    the same row shape by SQL. One simple statement fetches a few hundred rows; the
+    histograms are merged here with numpy (a GROUPING SETS query over unnested bins cost
+    ~10x more in DuckDB's fixed costs)."""
     if any(t.time() != time() for t in (lo, start, end)):
         raise ValueError("rollups answer whole UTC days only")
     grp = _GROUP_COLUMN[group]
