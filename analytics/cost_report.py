@@ -1,5 +1,6 @@
 """Where the money goes: cost per run, per flow, per model and per node; cost per successful
-run; cost burned by failed runs. Also setting prices and recomputing stored costs.
+run; cost burned by runs that failed (status `error`) and, apart, by aborted runs. Also setting
+prices and recomputing stored costs.
 
 Cost is computed at ingest (ingest.py, cost.py). When prices change, an admin recomputes a
 time range: every run in it is re-priced from its stored token counts (reported or estimated)
@@ -30,26 +31,37 @@ class CostGroup(StrEnum):
     NODE = "node"
 
 
-_RUN_LEVEL = """
-SELECT flow_id AS "group", count(*) AS runs,
-    count(*) FILTER (WHERE status = 'success') AS successful_runs,
-    sum(cost) AS cost,
-    sum(cost) FILTER (WHERE status <> 'success') AS failed_cost,
-    sum(tokens_in)::BIGINT AS tokens_in, sum(tokens_out)::BIGINT AS tokens_out,
-    coalesce(bool_or(tokens_estimated), false) AS tokens_estimated,
-    count(*) FILTER (WHERE cost IS NULL) AS unpriced_runs
-FROM executions WHERE {where} GROUP BY ALL
+def _sums(cost: str, tokens: str) -> str:
+    """The report's aggregates over rows with the run's `status`, a cost and token columns.
+
+    Per status the rows and the cost they burned: 0 when there are none, NULL when none of them
+    has a known cost (as `cost` itself)."""
+    parts = ["count(*) AS runs", "count(*) FILTER (WHERE status = 'success') AS successful_runs"]
+    for status in ("error", "aborted"):
+        rows = f"count(*) FILTER (WHERE status = '{status}')"
+        burned = f"sum({cost}) FILTER (WHERE status = '{status}')"
+        parts += [
+            f"{rows} AS {status}_runs",
+            f"CASE WHEN {rows} = 0 THEN 0.0 ELSE {burned} END AS {status}_cost",
+        ]
+    parts += [
+        f"sum({cost}) AS cost",
+        f"sum({tokens}tokens_in)::BIGINT AS tokens_in, sum({tokens}tokens_out)::BIGINT AS tokens_out",
+        f"coalesce(bool_or({tokens}tokens_estimated), false) AS tokens_estimated",
+        f"count(*) FILTER (WHERE {cost} IS NULL) AS unpriced_runs",
+    ]
+    return ",\n    ".join(parts)
+
+
+_RUN_LEVEL = f"""
+SELECT flow_id AS "group", {_sums("cost", "")}
+FROM executions WHERE {{where}} GROUP BY ALL
 """
-_NODE_LEVEL = """
-SELECT {key} AS "group", count(*) AS runs,
-    count(*) FILTER (WHERE run_status = 'success') AS successful_runs,
-    sum(n.cost) AS cost,
-    sum(n.cost) FILTER (WHERE run_status <> 'success') AS failed_cost,
-    sum(n.tokens_in)::BIGINT AS tokens_in, sum(n.tokens_out)::BIGINT AS tokens_out,
-    coalesce(bool_or(n.tokens_estimated), false) AS tokens_estimated,
-    count(*) FILTER (WHERE n.cost IS NULL) AS unpriced_runs
-FROM (SELECT status AS run_status, unnest(nodes) AS n FROM executions WHERE {where})
-WHERE {key} IS NOT NULL GROUP BY ALL
+# a row is a node run; `status` is the status of the run it belongs to
+_NODE_LEVEL = f"""
+SELECT {{key}} AS "group", {_sums("n.cost", "n.")}
+FROM (SELECT status, unnest(nodes) AS n FROM executions WHERE {{where}})
+WHERE {{key}} IS NOT NULL GROUP BY ALL
 """
 
 
@@ -65,8 +77,11 @@ def cost_report(
     """One row per group, most expensive first, with `cost_per_run` and `cost_per_success`
     (all the group's cost divided by its successful runs: what one success really costs).
 
-    At model or node level a row is a node run, and "failed" means the run it belongs to failed.
-    `unpriced_runs` counts rows whose model no price matches (their cost is unknown, not 0).
+    Runs split by status: `successful_runs`, `error_runs` (failed: status `error`, as in
+    `failure_rate`) and `aborted_runs` (cancelled, not failed), with `error_cost` and
+    `aborted_cost` the cost each burned. At model or node level a row is a node run and its
+    status is the status of the run it belongs to. `unpriced_runs` counts rows whose model no
+    price matches (their cost is unknown, not 0).
     """
     check_range(start, end)
     start, end = utc_naive(start), utc_naive(end)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,7 +76,9 @@ def test_cost_by_flow_per_success_and_burned_by_failures(priced: World) -> None:
     shared = rows[priced.shared]
     assert shared["runs"] == 2 and shared["successful_runs"] == 1
     assert shared["cost"] == pytest.approx(ok + failed)
-    assert shared["failed_cost"] == pytest.approx(failed)
+    assert shared["error_cost"] == pytest.approx(failed) and shared["aborted_cost"] == 0
+    assert shared["error_runs"] == 1 and shared["aborted_runs"] == 0
+    assert "failed_cost" not in shared  # renamed: "failed" said error but counted aborted too
     assert shared["cost_per_run"] == pytest.approx((ok + failed) / 2)
     assert shared["cost_per_success"] == pytest.approx(ok + failed)
     private = rows[priced.private]
@@ -91,7 +94,7 @@ def test_cost_by_model_and_node(priced: World) -> None:
         ).json()
     }
     assert by_model["gpt-4o"]["cost"] == pytest.approx(cost(1000, 500, 2, 8) + cost(3000, 0, 2, 8))
-    assert by_model["gpt-4o"]["failed_cost"] == pytest.approx(cost(3000, 0, 2, 8))
+    assert by_model["gpt-4o"]["error_cost"] == pytest.approx(cost(3000, 0, 2, 8))
     assert by_model["cheap-1"]["runs"] == 2
     assert by_model["unpriced"]["cost"] is None and by_model["unpriced"]["unpriced_runs"] == 1
     by_node = {
@@ -104,6 +107,92 @@ def test_cost_by_model_and_node(priced: World) -> None:
     }
     assert set(by_node) == {"model_1_a", "model_1_b"}
     assert by_node["model_1_b"]["tokens_in"] == 4000
+
+
+RATES = {"gpt-4o": (2.0, 8.0), "cheap-1": (0.5, 1.0)}  # PRICES by model; "unpriced" has none
+STATUSES = ("success", "error", "aborted")
+
+
+def _known_sum(costs: list[float | None], rows: int) -> float | None:
+    """Sum of the known costs; 0 over no rows, unknown (None) when no row has a known cost."""
+    known = [c for c in costs if c is not None]
+    return sum(known) if known else (0.0 if rows == 0 else None)
+
+
+def _expected(runs: list[dict[str, Any]], group_by: str) -> dict[str, dict[str, Any]]:
+    """The cost report computed in plain Python from the runs as sent."""
+    rows: list[tuple[str, str, float | None]] = []  # (group, the run's status, cost)
+    for run in runs:
+        node_costs = {}
+        for node_id, n in run["node_results"].items():
+            rate = RATES.get(n["modelId"])
+            tin, tout = n["usage"]["prompt_tokens"], n["usage"]["completion_tokens"]
+            node_costs[node_id] = cost(tin, tout, *rate) if rate else None
+            if group_by != "flow":
+                rows.append(
+                    (n["modelId"] if group_by == "model" else node_id, run["status"], node_costs[node_id])
+                )
+        if group_by == "flow":
+            known = [c for c in node_costs.values() if c is not None]
+            rows.append((run["flow_id"], run["status"], sum(known) if known else None))
+    out: dict[str, dict[str, Any]] = {}
+    for group in {g for g, _, _ in rows}:
+        mine = [(s, c) for g, s, c in rows if g == group]
+        by = {st: [c for s, c in mine if s == st] for st in STATUSES}
+        out[group] = {
+            "runs": len(mine),
+            "successful_runs": len(by["success"]),
+            "error_runs": len(by["error"]),
+            "aborted_runs": len(by["aborted"]),
+            "cost": _known_sum([c for _, c in mine], len(mine)),
+            "error_cost": _known_sum(by["error"], len(by["error"])),
+            "aborted_cost": _known_sum(by["aborted"], len(by["aborted"])),
+        }
+    return out
+
+
+@pytest.mark.parametrize("group_by", ["flow", "model", "node"])
+def test_error_and_aborted_cost_match_a_python_sum_per_status(world: World, group_by: str) -> None:
+    """ "Failed" is status error (as failure_rate says); aborted runs' cost is reported apart."""
+    assert world.client.put("/api/v1/prices", json=PRICES, headers=bearer("admin")).status_code == 200
+    rng = random.Random(10)
+    runs = []
+    for i in range(90):
+        nodes = {
+            f"model_{k}_{rng.choice('ab')}": _node(
+                rng.choice(["gpt-4o", "cheap-1", "unpriced"]), rng.randrange(5000), rng.randrange(5000)
+            )
+            for k in range(rng.randrange(1, 4))
+        }
+        runs.append(
+            {
+                "flow_id": rng.choice([world.shared, world.public, world.private]),
+                "status": rng.choice(STATUSES),
+                "execution_time": 10,
+                "node_results": nodes,
+                "created_at": (DAY + timedelta(minutes=i)).isoformat(),
+            }
+        )
+    runs.append(  # an aborted run that no price covers: its cost is unknown, not 0
+        {
+            **runs[0],
+            "flow_id": world.private,
+            "status": "aborted",
+            "node_results": {"model_7_u": _node("unpriced", 5, 5)},
+        }
+    )
+    stored = ingest.save_executions(world.ctx, Viewer("admin", "admin"), runs)
+    assert all(x.status == "stored" for x in stored)
+    r = world.client.get("/api/v1/cost", params={**RANGE, "group_by": group_by}, headers=bearer("admin"))
+    assert r.status_code == 200, r.text
+    got = {row["group"]: row for row in r.json()}
+    want = _expected(runs, group_by)
+    assert set(got) == set(want)
+    for group, w in want.items():
+        for field, value in w.items():
+            assert got[group][field] == (pytest.approx(value) if value is not None else None), (group, field)
+        g = got[group]
+        assert g["runs"] == g["successful_runs"] + g["error_runs"] + g["aborted_runs"]
 
 
 def test_a_caller_sees_only_the_cost_of_flows_they_may_read(priced: World) -> None:

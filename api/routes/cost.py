@@ -44,6 +44,7 @@ def cost(
     group_by: CostGroup = CostGroup.FLOW,
     flow_id: Annotated[str | None, Query(max_length=255)] = None,
 ) -> list[CostRowOut]:
-    """Cost per flow, model or node over [start, end): per run, per success, burned by failures."""
+    """Cost per flow, model or node over [start, end): per run, per success, burned by error runs
+    (failed) and by aborted runs, each apart."""
     table = cost_report.cost_report(ctx, viewer, start=start, end=end, group_by=group_by, flow_id=flow_id)
     return [CostRowOut.model_validate(r) for r in table.to_pylist()]

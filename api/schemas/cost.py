@@ -36,11 +36,20 @@ class RecomputeOut(BaseModel):
 
 
 class CostRowOut(BaseModel):
+    """Node runs at model or node level, with the status of the run they belong to."""
+
     group: str
     runs: int
     successful_runs: int
+    error_runs: int = Field(description="failed runs: status error (as failure_rate counts them)")
+    aborted_runs: int = Field(description="cancelled runs; not failures")
     cost: float | None
-    failed_cost: float | None
+    error_cost: float | None = Field(
+        description="USD burned by error runs: 0 with none, null when none of them has a known cost"
+    )
+    aborted_cost: float | None = Field(
+        description="USD burned by aborted runs: 0 with none, null when none of them has a known cost"
+    )
     cost_per_run: float | None
     cost_per_success: float | None
     tokens_in: int | None
