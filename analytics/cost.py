@@ -111,7 +111,24 @@ def parse_prices(data: Any) -> list[Price]:
         if not price.model_pattern or price.input_per_million < 0 or price.output_per_million < 0:
             raise InvalidInput(f"prices[{i}] needs a pattern and non-negative prices", field=f"prices[{i}]")
         prices.append(price)
+    check_unique(prices)
     return prices
+
+
+def check_unique(prices: list[Price]) -> None:
+    """One row per pattern and date: the table's key, and two would make the price ambiguous.
+
+    Patterns match models case-insensitively, so rows differing only in case are the same row.
+    """
+    seen: dict[tuple[str, date], int] = {}
+    for i, p in enumerate(prices):
+        first = seen.setdefault((p.model_pattern.lower(), p.valid_from), i)
+        if first != i:
+            raise InvalidInput(
+                f"prices[{i}] repeats prices[{first}]: model_pattern {p.model_pattern!r} and valid_from"
+                f" {p.valid_from.isoformat()} (patterns match case-insensitively); keep one row",
+                field=f"prices[{i}]",
+            )
 
 
 def shipped_prices(path: Path = SHIPPED_PRICES) -> list[Price]:
@@ -119,6 +136,8 @@ def shipped_prices(path: Path = SHIPPED_PRICES) -> list[Price]:
 
 
 def replace_prices(conn: Connection, prices: list[Price]) -> None:
+    """Replace the table; checked before the first statement, so a bad list changes nothing."""
+    check_unique(prices)
     conn.execute("DELETE FROM prices")
     for p in prices:
         conn.execute(

@@ -80,12 +80,28 @@ def ensure_user(ctx: Context, user_id: str, *, role: str = "user") -> User:
 
 
 def set_role(ctx: Context, user_id: str, role: str) -> User:
+    """Change a user's role; Conflict if that would leave no admin.
+
+    The last-admin check reads on the writer, in the transaction of the change: two demotions
+    of the last two admins are serialized there and the second sees the first.
+    """
     _check_role(role)
-    user = ctx.directory.user(user_id)
-    if user is None:
-        raise NotFound(f"user {user_id} not found")
-    ctx.write_registry(lambda c: c.execute("UPDATE users SET role = ? WHERE id = ?", [role, user_id]))
-    return User(user.id, user.name, user.email, role)
+
+    def update(c: Connection) -> User:
+        row = c.execute("SELECT id, name, email, role FROM users WHERE id = ?", [user_id]).fetchone()
+        if row is None:
+            raise NotFound(f"user {user_id} not found")
+        if row[3] == "admin" and role != "admin":
+            other = c.execute("SELECT 1 FROM users WHERE role = 'admin' AND id <> ? LIMIT 1", [user_id])
+            if not other.fetchall():
+                raise Conflict(
+                    f"{user_id} is the last admin: make another user admin first, then change this one"
+                )
+        c.execute("UPDATE users SET role = ? WHERE id = ?", [role, user_id])
+        return User(row[0], row[1], row[2], role)
+
+    result: User = ctx.write_registry(update)
+    return result
 
 
 def list_users(ctx: Context) -> list[User]:

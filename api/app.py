@@ -21,7 +21,7 @@ from analytics.jobs import default_jobs
 from analytics.scheduler import Scheduler
 from analytics.users import bootstrap_admin
 from api.body_limit import BodyLimit
-from api.errors import add_exception_handlers
+from api.errors import CatchAll, add_exception_handlers
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import alerts as alerts_routes
 from api.routes import dashboard as dashboard_routes
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(CatchAll)  # added last: outermost of ours, so it also catches BodyLimit's
     add_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

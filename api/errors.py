@@ -10,6 +10,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analytics.errors import (
     AccessDenied,
@@ -51,9 +52,42 @@ async def _flowhistory_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    return JSONResponse({"detail": "Internal server error"}, status_code=500)
+    return JSONResponse({"detail": "internal error"}, status_code=500)  # no internals: they are logged
 
 
 def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FlowHistoryError, _flowhistory_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+class CatchAll:
+    """ASGI middleware: an unexpected error ends with its JSON 500, and the connection stays usable.
+
+    Starlette's ServerErrorMiddleware (outside every added middleware) answers through the
+    handler above and then re-raises; uvicorn then drops the kept-alive connection without
+    `Connection: close`, so the client's next request on it failed. Caught here, the error ends
+    with the answer. Once a response has started (a stream failing midway) there is nothing to
+    answer: it re-raises, and closing the connection is right for a cut-off body.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _unexpected(Request(scope), exc)
+            await response(scope, receive, send)

@@ -2,7 +2,8 @@
 
 The page talks only to the public API with the user's bearer token, so these routes need no
 auth: they hand out the same files to everyone. Paths are resolved inside the static folder
-and anything that escapes it is a 404.
+and anything that escapes it, or that the file system cannot even look up (a NUL byte, a name
+too long), is a 404.
 """
 
 from __future__ import annotations
@@ -30,7 +31,22 @@ def index() -> FileResponse:
 @router.get("/static/{path:path}")
 def static_file(path: str) -> FileResponse:
     """One of the dashboard's files."""
-    target = (STATIC / path).resolve()
-    if not target.is_relative_to(STATIC) or not target.is_file():
+    target = _inside(path)
+    if target is None:
         raise NotFound("No such file")
     return FileResponse(target, headers=_HEADERS)
+
+
+def _inside(path: str) -> Path | None:
+    """The file `path` names inside STATIC, or None.
+
+    A trailing "/" or "/." is refused rather than resolved away: a file is not a folder, and
+    the page's relative imports would break under such a URL.
+    """
+    if "\0" in path or path.endswith(("/", "/.")):
+        return None
+    try:
+        target = (STATIC / path).resolve()
+        return target if target.is_relative_to(STATIC) and target.is_file() else None
+    except (OSError, ValueError):  # ENAMETOOLONG, ELOOP, ...; ValueError: a NUL byte
+        return None

@@ -1,0 +1,99 @@
+"""Nobody can leave the store without an admin: demoting the last admin is a 409.
+
+Demoting oneself while other admins remain stays allowed. The check runs on the writer, in the
+transaction of the change, so two demotions racing for the last two admins leave one.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from analytics import users
+from analytics.config import Settings
+from analytics.context import Context, open_context
+from analytics.errors import Conflict
+from api.cli import app as cli
+from tests.factories import SECRET, World, bearer
+
+WAIT = 30.0  # a safety net for the waits below, never what a test asserts
+
+
+def admins(ctx: Context) -> set[str]:
+    stored = ctx.store.read(lambda c: c.execute("SELECT id FROM users WHERE role = 'admin'").fetchall())
+    in_memory = {u.id for u in ctx.directory.users() if u.role == "admin"}
+    assert {r[0] for r in stored} == in_memory  # the directory reloaded after every commit
+    return in_memory
+
+
+@pytest.mark.parametrize("role", ["pending", "user"])
+def test_the_only_admin_cannot_demote_itself(world: World, role: str) -> None:
+    assert admins(world.ctx) == {"admin"}
+    r = world.client.patch("/api/v1/users/admin", json={"role": role}, headers=bearer("admin"))
+    assert r.status_code == 409, r.text
+    assert "last admin" in r.json()["detail"]
+    assert admins(world.ctx) == {"admin"}
+    # still an admin, in the answers too
+    assert world.client.get("/api/v1/users", headers=bearer("admin")).status_code == 200
+    # keeping the role is no demotion
+    r = world.client.patch("/api/v1/users/admin", json={"role": "admin"}, headers=bearer("admin"))
+    assert r.status_code == 200 and r.json()["role"] == "admin"
+
+
+def test_an_admin_may_step_down_while_another_remains(world: World) -> None:
+    h = bearer("admin")
+    assert world.client.patch("/api/v1/users/owner", json={"role": "admin"}, headers=h).status_code == 200
+    r = world.client.patch("/api/v1/users/admin", json={"role": "user"}, headers=h)
+    assert r.status_code == 200 and r.json()["role"] == "user"
+    assert admins(world.ctx) == {"owner"}
+    # owner is now the last one: neither it nor anyone can demote it
+    r = world.client.patch("/api/v1/users/owner", json={"role": "pending"}, headers=bearer("owner"))
+    assert r.status_code == 409, r.text
+    assert admins(world.ctx) == {"owner"}
+
+
+def test_two_racing_demotions_leave_one_admin(ctx: Context) -> None:
+    """Both demotions are queued while the writer is held, so any check made before the queue
+    (both would see two admins) passes twice; only a check on the writer refuses one."""
+    users.create_user(ctx, "a", role="admin")
+    users.create_user(ctx, "b", role="admin")
+    assert admins(ctx) == {"a", "b"}
+    release = threading.Event()
+    held = ctx.store.submit(lambda _: release.wait(WAIT))
+    queued = ctx.store._queue  # private, read only to know both demotions wait behind `held`
+    with ThreadPoolExecutor(2) as pool:
+        futures = [pool.submit(users.set_role, ctx, uid, "user") for uid in ("a", "b")]
+        for _ in range(int(WAIT / 0.01)):
+            if queued.qsize() >= 2:
+                break
+            threading.Event().wait(0.01)
+        release.set()
+        held.result()
+        outcomes = [f.exception(timeout=WAIT) for f in futures]
+    assert sorted(type(e).__name__ for e in outcomes) == ["Conflict", "NoneType"], outcomes
+    assert len(admins(ctx)) == 1
+
+
+def test_the_cli_refuses_too(tmp_path: Path) -> None:
+    db = tmp_path / "store.duckdb"
+    env = {"WEBUI_SECRET_KEY": SECRET, "COLUMNS": "200", "NO_COLOR": "1"}
+
+    def run(*args: str) -> Any:
+        return CliRunner().invoke(cli, [*args, "--db", str(db)], env=env)
+
+    assert run("users", "create", "bob", "--role", "admin").exit_code == 0
+    assert run("users", "create", "alice").exit_code == 0
+    refused = run("users", "set-role", "bob", "pending")
+    assert refused.exit_code == 1 and isinstance(refused.exception, SystemExit)
+    assert "last admin" in " ".join(refused.stderr.split())
+    assert run("users", "set-role", "alice", "admin").exit_code == 0
+    assert run("users", "set-role", "bob", "pending").exit_code == 0
+    with open_context(Settings(db_path=db, webui_secret_key=SECRET)) as ctx:
+        assert admins(ctx) == {"alice"}
+        with pytest.raises(Conflict):
+            users.set_role(ctx, "alice", "user")
