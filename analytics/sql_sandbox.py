@@ -23,6 +23,7 @@ materialised and truncation is known exactly.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -144,7 +145,7 @@ def sandbox(root: Path, limits: Limits | None = None) -> Iterator[duckdb.DuckDBP
     """A fresh, locked-down connection with the export's views; closed on exit."""
     limits = limits or Limits()
     if not root.is_dir():
-        raise SqlRefused(f"there is no export at {root} yet: run `flowhistory export` first")
+        raise SqlRefused(f"there is no export at {root} yet: run `flowhistory export run` first")
     root = Path(os.path.realpath(root))
     _check_tree(root)
     conn = duckdb.connect(":memory:")
@@ -181,10 +182,36 @@ def _deadline(conn: duckdb.DuckDBPyConnection, timeout_s: float) -> Iterator[thr
         timer.cancel()
 
 
-def _refusal(exc: Exception, fired: threading.Event, timeout_s: float) -> SqlRefused:
+_MISSING_TABLE = re.compile(r"Table with name .+ does not exist")
+_DID_YOU_MEAN = re.compile(r'\s*Did you mean "(?P<name>[^"]+)"\?')
+
+
+def _explained(conn: duckdb.DuckDBPyConnection, exc: Exception) -> SqlRefused:
+    """DuckDB's reason, but a missing table is answered with the export's tables: DuckDB
+    suggests the nearest name in its whole catalog ("Did you mean pg_indexes?")."""
+    message = str(exc)
+    if not _MISSING_TABLE.search(message):
+        return SqlRefused(message)
+    try:
+        views = {
+            r[0] for r in conn.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        }
+    except duckdb.Error:
+        views = set(TABLES)
+    tables = [t for t in TABLES if t in views] + sorted(views - TABLES.keys())
+    hint = _DID_YOU_MEAN.search(message)
+    if hint and hint["name"] not in tables:
+        message = message[: hint.start()] + message[hint.end() :]
+    known = f"the export's tables: {', '.join(tables)}" if tables else "the export has no tables yet"
+    return SqlRefused(f"{message}\n({known})")
+
+
+def _refusal(
+    conn: duckdb.DuckDBPyConnection, exc: Exception, fired: threading.Event, timeout_s: float
+) -> SqlRefused:
     if fired.is_set() or isinstance(exc, duckdb.InterruptException):
         return SqlRefused(f"the query ran past its time limit of {timeout_s:g} s and was stopped")
-    return SqlRefused(str(exc))
+    return _explained(conn, exc)
 
 
 @contextmanager
@@ -210,7 +237,7 @@ def query_reader(
                 rel = rel.query("q", f"SELECT to_json(q)::VARCHAR AS {JSON_LINE} FROM q")
             yield rel.to_arrow_reader(batch_rows)
         except (duckdb.Error, pa.ArrowException) as exc:
-            raise _refusal(exc, fired, timeout_s) from exc
+            raise _refusal(conn, exc, fired, timeout_s) from exc
 
 
 def run_sql(
@@ -250,4 +277,4 @@ def _relation(conn: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelat
     try:
         return conn.sql(_statement(conn, sql))
     except duckdb.Error as exc:
-        raise SqlRefused(str(exc)) from exc
+        raise _explained(conn, exc) from exc

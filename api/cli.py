@@ -16,7 +16,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from analytics import history, migrations, users
 from analytics.auth import create_token, load_secret
@@ -26,11 +28,43 @@ from analytics.errors import FlowHistoryError
 from analytics.jobs import default_jobs
 from analytics.scheduler import Scheduler, read_status_file
 
-app = typer.Typer(help="flowhistory: execution history and analytics for AI flows.", no_args_is_help=True)
-db_app = typer.Typer(help="Schema migrations.", no_args_is_help=True)
-users_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
-groups_app = typer.Typer(help="Groups for flow access grants.", no_args_is_help=True)
+
+class _FlagsTakeNoValue:
+    """Typer prints a type beside every flag, `--json <bool>` (and `--help <bool>`), as if it
+    wanted a value: a flag gets an empty metavar, so help shows the type only where one is due."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_FlagsTakeNoValue, TyperCommand):
+    pass
+
+
+class _Group(_FlagsTakeNoValue, TyperGroup):
+    pass
+
+
+class _Typer(typer.Typer):
+    """A Typer whose groups and commands show flags without a type (see _FlagsTakeNoValue)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=_Group, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", _Command)
+        return super().command(*args, **kwargs)
+
+
+app = _Typer(help="flowhistory: execution history and analytics for AI flows.", no_args_is_help=True)
+db_app = _Typer(help="Schema migrations.", no_args_is_help=True)
+users_app = _Typer(help="Users and roles.", no_args_is_help=True)
+keys_app = _Typer(help="API keys.", no_args_is_help=True)
+groups_app = _Typer(help="Groups for flow access grants.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
@@ -55,12 +89,12 @@ def _open(db: Path | None, *, migrate: bool = True) -> Iterator[Context]:
     try:
         ctx = open_context(_settings(db), migrate=migrate)
     except FlowHistoryError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
+        err.print(f"[red]error:[/red] {escape(exc.detail)}")
         raise typer.Exit(2) from exc
     try:
         yield ctx
     except FlowHistoryError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
+        err.print(f"[red]error:[/red] {escape(exc.detail)}")
         raise typer.Exit(1) from exc
     finally:
         ctx.close()
@@ -208,13 +242,28 @@ def groups_set_members(group_id: str, user_ids: list[str], db: DbOption = None) 
         console.print(f"group {group_id}: {', '.join(user_ids)}")
 
 
+TOKEN_LIFETIME_S = 30 * 86_400  # a JWT cannot be revoked: it should not outlive its purpose
+
+
 @app.command()
 def token(
     user_id: str,
     db: DbOption = None,
-    expires_in: Annotated[int | None, typer.Option(help="Seconds until it expires")] = None,
+    expires_in: Annotated[
+        int, typer.Option(help="Seconds until it expires (default 30 days); must be positive")
+    ] = TOKEN_LIFETIME_S,
 ) -> None:
-    """Mint an Open WebUI-style JWT for a user, signed with WEBUI_SECRET_KEY."""
+    """Mint an Open WebUI-style JWT for a user, signed with WEBUI_SECRET_KEY; it expires.
+
+    A JWT cannot be revoked, so there are no never-expiring ones: for a lasting credential
+    create an API key (`flowhistory keys create USER`), which `keys revoke` can withdraw.
+    """
+    if expires_in <= 0:
+        err.print(
+            f"[red]error:[/red] --expires-in must be a positive number of seconds (got {expires_in}); "
+            "for a credential that does not expire create an API key: `flowhistory keys create USER`"
+        )
+        raise typer.Exit(2)
     typer.echo(create_token(load_secret(_settings(db)), user_id, expires_in=expires_in))
 
 
@@ -226,13 +275,18 @@ def cleanup(
 ) -> None:
     """Keep only the newest N executions of a flow."""
     with _open(db) as ctx:
+        if ctx.directory.flow(flow_id) is None:
+            err.print(
+                f"[red]error:[/red] unknown flow {escape(flow_id)}: no flow has this id; nothing deleted"
+            )
+            raise typer.Exit(1)
         deleted = history.delete_old_executions_by_flow_id(ctx, flow_id, keep)
-        console.print(f"deleted {deleted} executions of {flow_id}")
+        console.print(f"deleted {deleted} executions of {escape(flow_id)}")
 
 
 # -- jobs: the scheduler's state, and running a job without the server ---------------------
 
-jobs_app = typer.Typer(help="The scheduler's jobs (exports, compaction, retention, alerts).")
+jobs_app = _Typer(help="The scheduler's jobs (exports, compaction, retention, alerts).")
 app.add_typer(jobs_app, name="jobs")
 
 
@@ -273,7 +327,7 @@ def jobs_run(name: str, db: DbOption = None) -> None:
     if state["last_ok"]:
         console.print(f"{name}: done in {state['last_duration_s']:.2f}s: {json.dumps(state['last_result'])}")
     else:
-        err.print(f"[red]{name} failed:[/red] {state['last_error']}")
+        err.print(f"[red]{name} failed:[/red] {escape(str(state['last_error']))}")
         raise typer.Exit(1)
 
 
@@ -341,7 +395,7 @@ def sql_command(
         os.replace(partial, output)
         err.print(f"wrote {counter[0]} rows to {output}")
     except FlowHistoryError as exc:
-        err.print(f"[red]error:[/red] {exc.detail}")
+        err.print(f"[red]error:[/red] {escape(exc.detail)}")
         raise typer.Exit(1) from exc
     finally:
         if output is not None:
@@ -350,7 +404,7 @@ def sql_command(
 
 # -- Parquet exports (analytics/exports, docs/exports.md) ----------------------------------------
 
-export_app = typer.Typer(help="Parquet exports: run a cycle, compact, status.", no_args_is_help=True)
+export_app = _Typer(help="Parquet exports: run a cycle, compact, status.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
 
 
@@ -395,7 +449,7 @@ def export_run(db: DbOption = None) -> None:
             except FlowHistoryError:
                 raise
             except Exception as exc:
-                err.print(f"[red]export failed:[/red] {exports.describe_error(exc)}")
+                err.print(f"[red]export failed:[/red] {escape(exports.describe_error(exc))}")
                 err.print("the store is untouched; the next cycle retries (see `flowhistory export status`)")
                 raise typer.Exit(1) from exc
         written = summary["rows_written"]
@@ -419,7 +473,7 @@ def export_compact(db: DbOption = None) -> None:
         except FlowHistoryError:
             raise
         except Exception as exc:
-            err.print(f"[red]compaction failed:[/red] {exports.describe_error(exc)}")
+            err.print(f"[red]compaction failed:[/red] {escape(exports.describe_error(exc))}")
             raise typer.Exit(1) from exc
         console.print(f"compacted partitions: {json.dumps(result['partitions_compacted'])}")
 
@@ -458,7 +512,7 @@ def export_status_command(
 
 # --- retention (analytics/retention; docs/retention.md) -------------------------------------
 
-retention_app = typer.Typer(
+retention_app = _Typer(
     help="Retention: policies, dry run, a pass (archive, delete, trim, compact), restore.", no_args_is_help=True
 )
 app.add_typer(retention_app, name="retention")
@@ -597,7 +651,7 @@ def retention_compact(
         try:
             done = compaction.compact_offline(_settings(db).db_path)
         except FlowHistoryError as exc:
-            err.print(f"[red]error:[/red] {exc.detail}")
+            err.print(f"[red]error:[/red] {escape(exc.detail)}")
             raise typer.Exit(1) from exc
         console.print(f"{done.rows} runs; store {done.bytes_before / mb:.1f} MB -> {done.bytes_after / mb:.1f} MB")
         return
@@ -627,7 +681,7 @@ def retention_restore(
 
 # --- alerts (analytics/alerts; docs/alerts.md) ----------------------------------------------
 
-alerts_app = typer.Typer(
+alerts_app = _Typer(
     help="Alert rules: list them with their states, evaluate now, transitions.", no_args_is_help=True
 )
 app.add_typer(alerts_app, name="alerts")

@@ -9,13 +9,19 @@ columns, as in a pipe, a script or a CI log.
 from __future__ import annotations
 
 import re
+import shlex
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import jwt
 import pytest
+import typer
 from click.testing import Result
 from fastapi.testclient import TestClient
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from analytics import flows, ingest, migrations, users
@@ -245,3 +251,199 @@ def test_cleanup_keeps_the_newest_n(db: Path) -> None:
         assert ctx.counters.stats(other.id).total_executions == 1  # another flow is untouched
     assert "deleted 0 executions" in ok(db, "cleanup", flow.id, "--keep", "3").stdout
     assert "0 or more" in refused(db, "cleanup", flow.id, "--keep", "-1")
+
+
+def test_cleanup_of_an_unknown_flow_is_refused(db: Path) -> None:
+    settings = Settings(db_path=db, webui_secret_key=SECRET)
+    owner = Viewer("owner", "user")
+    with open_context(settings) as ctx:
+        users.create_user(ctx, "owner")
+        flow = flows.create_flow(ctx, owner, name="f", nodes=[], edges=[])
+        for _ in range(3):
+            ingest.save_execution(ctx, owner, make_execution(flow.id), flow_id=flow.id)
+    message = refused(db, "cleanup", "no-such-flow", "--keep", "5")
+    assert "no-such-flow" in message and "unknown flow" in message, message
+    assert "deleted 0" not in message and "deleted 0" not in run(db, "cleanup", "no-such-flow").stdout
+    with open_context(settings) as ctx:
+        assert ctx.counters.stats(flow.id).total_executions == 3  # nothing else was touched
+
+
+def _claims(token: str) -> dict[str, object]:
+    return jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+
+
+def test_token_expires_in_30_days_by_default(db: Path) -> None:
+    before = int(time.time())
+    token = "".join(ok(db, "token", "alice").stdout.split())
+    after = int(time.time())
+    exp = _claims(token)["exp"]
+    assert isinstance(exp, int) and before + 30 * 86_400 <= exp <= after + 30 * 86_400
+    with server(db) as client:
+        assert me(client, token) == (200, "alice")
+
+
+def test_token_expires_in_seconds_given(db: Path) -> None:
+    before = int(time.time())
+    token = "".join(ok(db, "token", "alice", "--expires-in", "90").stdout.split())
+    exp = _claims(token)["exp"]
+    assert isinstance(exp, int) and before + 90 <= exp <= int(time.time()) + 90
+
+
+@pytest.mark.parametrize("seconds", ["0", "-5", "-2592000"])
+def test_token_with_a_non_positive_lifetime_is_refused(db: Path, seconds: str) -> None:
+    result = run(db, "token", "alice", "--expires-in", seconds)
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output
+    assert result.stdout == "", "a token was printed"
+    message = " ".join(result.stderr.split())
+    assert message.startswith("error:") and "--expires-in" in message and "positive" in message, message
+
+
+def _commands(group: TyperGroup, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_help_shows_no_type_placeholder_for_flags() -> None:
+    """A flag takes no value: `--json <bool>` reads as if it wanted one."""
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    paths = list(_commands(root))
+    assert ("export", "status") in paths and ("retention", "policy") in paths
+    for path in paths:
+        result = CliRunner().invoke(app, [*path, "--help"], env={**ENV, "COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert "<bool>" not in result.stdout, f"flowhistory {' '.join(path)} --help:\n{result.stdout}"
+        assert "--help" in result.stdout
+    policy = CliRunner().invoke(app, ["retention", "policy", "--help"], env={**ENV, "COLUMNS": "200"})
+    assert "--set" in policy.stdout and "--no-archive" in policy.stdout and "<float>" in policy.stdout
+
+
+# -- every `flowhistory ...` a user is told to run must be a real command ---------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+_CODE_LINE = re.compile(r"(?:^|[\s/])(flowhistory\s.*)$")  # a shell line in a fenced block or the Makefile
+
+
+def _mention_sources() -> list[Path]:
+    docs = [ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "Makefile", *ROOT.glob("docs/*.md")]
+    docs += ROOT.glob("bench/*.md")
+    for pattern in (
+        "analytics/**/*.py",
+        "api/**/*.py",
+        "api/static/**/*.js",
+        "api/static/*.html",
+        "bench/*.py",
+    ):
+        docs += ROOT.glob(pattern)
+    return sorted(p for p in docs if p.is_file())
+
+
+def _mentions(path: Path) -> Iterator[tuple[str, str]]:
+    """(where, command line) for each mention: inline code anywhere, and shell lines in
+    fenced blocks of Markdown and in the Makefile (their trailing comment or description cut)."""
+    fenced = path.suffix == ".md"
+    in_block = path.name == "Makefile"  # all shell; Python and JS only through code spans
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        for span in line.split("`")[1:-1:2]:  # code spans, paired within the line
+            if span.startswith("flowhistory "):
+                yield f"{path.relative_to(ROOT)}:{number}", " ".join(span.split())
+        if fenced and line.lstrip().startswith("```"):
+            in_block = not in_block
+            continue
+        if in_block and (found := _CODE_LINE.search(line)) and "`" not in line:
+            command = re.split(r"\s#|\s{3,}", found[1])[0]
+            yield f"{path.relative_to(ROOT)}:{number}", command.strip()
+
+
+def _tokens(command: str) -> list[str]:
+    try:
+        return shlex.split(command)
+    except ValueError:
+        return command.split()
+
+
+def _unresolved(command: str, root: TyperGroup) -> str | None:
+    """Why `flowhistory A B ...` (alternatives joined by `|`) names no command, or None."""
+    words = _tokens(command)[1:]
+    alternatives: list[list[str]] = [[]]
+    for word in words:
+        if word == "|":
+            alternatives.append([])
+        else:
+            alternatives[-1].append(word)
+    parent = root
+    for n, alternative in enumerate(alternatives):
+        start = root if n == 0 else parent
+        cmd: Any = start
+        owner = start
+        rest = list(alternative)
+        while isinstance(cmd, TyperGroup) and rest and rest[0] in cmd.commands:
+            owner, cmd = cmd, cmd.commands[rest.pop(0)]
+        if n > 0 and cmd is start and start is not root and isinstance(cmd, TyperGroup):
+            cmd, owner, rest = root, root, list(alternative)  # `jobs | jobs run NAME`: from the top
+            while isinstance(cmd, TyperGroup) and rest and rest[0] in cmd.commands:
+                owner, cmd = cmd, cmd.commands[rest.pop(0)]
+        if n == 0:
+            parent = owner
+        if isinstance(cmd, TyperGroup):
+            if rest[:1] == ["..."]:
+                continue
+            if not cmd.invoke_without_command:
+                return f"{' '.join(alternative) or command!r} is a group: say which of {sorted(cmd.commands)}"
+            if rest and not rest[0].startswith(("-", "[")):
+                return f"{rest[0]!r} is not a command of {cmd.name} (it has {sorted(cmd.commands)})"
+        options = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+        for word in rest:
+            option = word.strip("[]").split("=")[0]
+            if option.startswith("--") and option not in options | {"--help"}:
+                return f"{cmd.name} has no option {option} (it has {sorted(options)})"
+    return None
+
+
+def test_every_command_users_are_told_to_run_exists() -> None:
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    found = [(where, command) for path in _mention_sources() for where, command in _mentions(path)]
+    said = {command for _, command in found}
+    # the extractor sees what it must: the README's CLI block, inline docs, and code messages
+    assert any(c.startswith("flowhistory export run") for c in said), said
+    assert any(w.startswith("docs/retention.md") for w, _ in found) and any(
+        w.startswith("api/cli.py") for w, _ in found
+    )
+    assert len(found) >= 30, found
+    wrong = [
+        f"{where}: `{command}`: {why}" for where, command in found if (why := _unresolved(command, root))
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(
+    ("command", "ok_"),
+    [
+        ("flowhistory export", False),
+        ("flowhistory export run", True),
+        ("flowhistory exports run", False),
+        ("flowhistory jobs", True),
+        ("flowhistory jobs | jobs run NAME", True),
+        ("flowhistory db upgrade [--to N] | downgrade [--steps 1] | current", True),
+        ("flowhistory db upgrade | downgrade | status", False),
+        ("flowhistory token USER [--expires-in S]", True),
+        ("flowhistory token USER --expiry 5", False),
+        ("flowhistory retention ...", True),
+    ],
+)
+def test_the_mention_checker_itself(command: str, ok_: bool) -> None:
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    assert (_unresolved(command, root) is None) is ok_, _unresolved(command, root)
+
+
+@pytest.mark.parametrize("odd", ["[/bold]", "[red]x[/red]", "a[/b]c"])
+def test_messages_print_ids_as_given_not_as_markup(db: Path, odd: str) -> None:
+    """Rich reads `[...]` in a message as markup: `[/x]` crashed the print, `[red]` vanished."""
+    assert f"unknown flow {odd}:" in refused(db, "cleanup", odd, "--keep", "1")
+    assert f"user {odd} not found" in refused(db, "users", "set-role", odd, "user")
