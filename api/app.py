@@ -12,14 +12,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from analytics.access.auth import load_secret
+from analytics.access.users import bootstrap_admin
 from analytics.alerts.lifecycle import start_alerts, stop_alerts
-from analytics.auth import load_secret
-from analytics.config import Settings
-from analytics.context import open_context
-from analytics.errors import StoreLocked
-from analytics.jobs import default_jobs
-from analytics.scheduler import Scheduler
-from analytics.users import bootstrap_admin
+from analytics.core.config import Settings
+from analytics.core.context import open_context
+from analytics.core.errors import StoreLocked
+from analytics.jobs.registry import default_jobs
+from analytics.jobs.scheduler import Scheduler
 from api.body_limit import BodyLimit
 from api.errors import CatchAll, add_exception_handlers
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends

@@ -20,13 +20,15 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from analytics import history, migrations, users
-from analytics.auth import create_token, load_secret
-from analytics.config import Settings
-from analytics.context import Context, open_context
-from analytics.errors import FlowHistoryError
-from analytics.jobs import default_jobs
-from analytics.scheduler import Scheduler, read_status_file
+from analytics.access import users
+from analytics.access.auth import create_token, load_secret
+from analytics.core import migrations
+from analytics.core.config import Settings
+from analytics.core.context import Context, open_context
+from analytics.core.errors import FlowHistoryError
+from analytics.history import runs as history
+from analytics.jobs.registry import default_jobs
+from analytics.jobs.scheduler import Scheduler, read_status_file
 
 
 class _FlagsTakeNoValue:
@@ -331,7 +333,7 @@ def jobs_run(name: str, db: DbOption = None) -> None:
         raise typer.Exit(1)
 
 
-# -- ad-hoc SQL over the export (analytics/sql_sandbox.py) ----------------------------------------
+# -- ad-hoc SQL over the export (analytics/exports/sql_sandbox.py) ----------------------------------------
 
 _SQL_OUTPUTS = {".csv": "csv", ".parquet": "parquet", ".json": "jsonl", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -361,8 +363,8 @@ def sql_command(
     """Run SQL over the Parquet export in a read-only sandbox; no server or store needed."""
     import os
 
-    from analytics import sql_sandbox
-    from analytics.batch_formats import Format, encode
+    from analytics.core.batch_formats import Format, encode
+    from analytics.exports import sql_sandbox
 
     settings = Settings()
     limits = sql_sandbox.limits_from(settings)
@@ -572,7 +574,7 @@ def retention_policy(
     archive: Archive = True,
 ) -> None:
     """Show a policy, or replace it with --set (rules not given mean no limit), or --clear it."""
-    from analytics.access import Viewer
+    from analytics.access.permissions import Viewer
     from analytics.retention import policies
 
     me = Viewer(_CLI_ADMIN, "admin")
@@ -602,7 +604,7 @@ def retention_dry_run(
     import dataclasses
     import json
 
-    from analytics.access import Viewer
+    from analytics.access.permissions import Viewer
     from analytics.retention import plan
 
     with _open(db) as ctx:
@@ -644,12 +646,12 @@ def retention_compact(
     ] = False,
 ) -> None:
     """Rewrite the executions table now so the file gives space back (--offline: every free block)."""
-    from analytics.retention import apply, compaction
+    from analytics.retention import apply, reclaim_space
 
     mb = 1024 * 1024
     if offline:
         try:
-            done = compaction.compact_offline(_settings(db).db_path)
+            done = reclaim_space.compact_offline(_settings(db).db_path)
         except FlowHistoryError as exc:
             err.print(f"[red]error:[/red] {escape(exc.detail)}")
             raise typer.Exit(1) from exc
@@ -690,7 +692,7 @@ app.add_typer(alerts_app, name="alerts")
 @alerts_app.command("list")
 def alerts_list(db: DbOption = None) -> None:
     """Every rule and its state per flow."""
-    from analytics.access import Viewer
+    from analytics.access.permissions import Viewer
     from analytics.alerts import service
 
     admin = Viewer(_CLI_ADMIN, "admin")
@@ -738,7 +740,7 @@ def alerts_transitions(
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """Transitions, newest first, with the values that caused them."""
-    from analytics.access import Viewer
+    from analytics.access.permissions import Viewer
     from analytics.alerts import service
 
     with _open(db) as ctx:

@@ -11,10 +11,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from analytics.access import Viewer
-from analytics.auth import authenticate
-from analytics.context import Context
-from analytics.errors import AccessDenied
+from analytics.access.auth import authenticate
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.core.errors import AccessDenied
 
 
 async def get_ctx(request: Request) -> Context:

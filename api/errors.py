@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from analytics.errors import (
+from analytics.core.errors import (
     AccessDenied,
     Conflict,
     FlowHistoryError,

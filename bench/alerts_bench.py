@@ -48,7 +48,7 @@ def default_store() -> Path:
 
 
 def make_rules(ctx: Any, n: int) -> int:
-    from analytics.access import Viewer
+    from analytics.access.permissions import Viewer
     from analytics.alerts import service
     from analytics.alerts.rules import RuleCreate
 
@@ -113,8 +113,8 @@ JOIN (SELECT (row_number() OVER (ORDER BY id) - 1)::INT AS fi, id, version FROM 
 
 
 def synthesize(db: Path, runs: int, chunk: int = 1_000_000) -> None:
-    from analytics.config import Settings
-    from analytics.context import open_context
+    from analytics.core.config import Settings
+    from analytics.core.context import open_context
     from bench import fh_load
 
     fh_load.load(db, [], generate.flows(42), generate.users())
@@ -152,8 +152,8 @@ def _bodies(n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def ingest_single(ctx: Any, bodies: list[dict[str, Any]], threads: int, seconds: float) -> tuple[float, int]:
-    from analytics import ingest
-    from analytics.access import Viewer
+    from analytics.access.permissions import Viewer
+    from analytics.history import ingest
 
     admin = Viewer("bench-admin", "admin")
     counter = itertools.count()
@@ -176,8 +176,8 @@ def ingest_single(ctx: Any, bodies: list[dict[str, Any]], threads: int, seconds:
 
 
 def ingest_batches(ctx: Any, bodies: list[dict[str, Any]], batch: int, seconds: float) -> tuple[float, int]:
-    from analytics import ingest
-    from analytics.access import Viewer
+    from analytics.access.permissions import Viewer
+    from analytics.history import ingest
 
     admin = Viewer("bench-admin", "admin")
     n, t = 0, time.perf_counter()
@@ -196,9 +196,9 @@ def http_ingest(
     one without rules, one with `rules` (ingest trigger on, defaults), alternating. Without
     `scheduler`, neither runs scheduled jobs (other parts' exports and rollups start on their own
     clocks and land in one server's phase or the other's)."""
-    from analytics.auth import create_token
-    from analytics.config import Settings
-    from analytics.context import open_context
+    from analytics.access.auth import create_token
+    from analytics.core.config import Settings
+    from analytics.core.context import open_context
     from bench import loadgen
     from bench.servers import HOST, Server
 
@@ -271,8 +271,8 @@ def main() -> None:
             print(f"built {a.store} in {time.perf_counter() - t:.0f} s", flush=True)
 
     from analytics.alerts.lifecycle import start_alerts, stop_alerts
-    from analytics.config import Settings
-    from analytics.context import open_context
+    from analytics.core.config import Settings
+    from analytics.core.context import open_context
 
     source = a.store or default_store()
     work = Path(tempfile.mkdtemp(prefix="alerts-bench-", dir=OUT))

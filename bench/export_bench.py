@@ -23,8 +23,8 @@ from typing import Any
 
 import duckdb
 
-from analytics.config import Settings
-from analytics.context import Context, open_context
+from analytics.core.config import Settings
+from analytics.core.context import Context, open_context
 from analytics.exports import compact, run_export
 from analytics.exports.targets import open_target
 from bench.common import OUT, log

@@ -28,12 +28,12 @@ def load(
     *,
     progress: bool = False,
 ) -> int:
-    from analytics import flows as fh_flows
-    from analytics import ingest
-    from analytics import users as fh_users
-    from analytics.access import Viewer
-    from analytics.config import Settings
-    from analytics.context import open_context
+    from analytics.access import users as fh_users
+    from analytics.access.permissions import Viewer
+    from analytics.core.config import Settings
+    from analytics.core.context import open_context
+    from analytics.flows import registry as fh_flows
+    from analytics.history import ingest
 
     ctx = open_context(Settings(db_path=Path(db_path)))
     n = 0

@@ -20,10 +20,12 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from analytics import flows, ingest, users
-from analytics.access import Viewer
-from analytics.config import Settings
-from analytics.context import open_context
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.config import Settings
+from analytics.core.context import open_context
+from analytics.flows import registry as flows
+from analytics.history import ingest
 from bench import generate
 
 

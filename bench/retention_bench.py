@@ -23,10 +23,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from analytics.access import Viewer
-from analytics.config import Settings
-from analytics.context import Context, open_context
-from analytics.retention import apply, compaction, policies
+from analytics.access.permissions import Viewer
+from analytics.core.config import Settings
+from analytics.core.context import Context, open_context
+from analytics.retention import apply, policies, reclaim_space
 from analytics.retention.policies import Policy
 
 CACHE = Path(__file__).parent / "out" / "cache"
@@ -106,9 +106,9 @@ def main() -> None:
             out: dict[str, Any] = apply.run_retention(
                 ctx, now=end, progress=progress, trigger="bench", compact=False
             )
-            pass_bytes = compaction.store_bytes(db)
+            pass_bytes = reclaim_space.store_bytes(db)
             reads = ReadProbe(ctx)  # how long a reader waits at most while the file is swapped
-            done = compaction.compact(ctx)  # what run_retention runs next when it deleted enough
+            done = reclaim_space.compact(ctx)  # what run_retention runs next when it deleted enough
             reads.stop()
             wall = time.monotonic() - t
             stages["compact: rewrite sorted + checkpoint"] = done.seconds - done.rebuild_seconds
@@ -116,8 +116,8 @@ def main() -> None:
             after_runs = ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall())[0][
                 0
             ]
-        closed_bytes = compaction.store_bytes(db)
-        offline = compaction.compact_offline(db)  # what a fresh file needs: the floor
+        closed_bytes = reclaim_space.store_bytes(db)
+        offline = reclaim_space.compact_offline(db)  # what a fresh file needs: the floor
         archive_bytes = sum(f.stat().st_size for f in (work / "archive").rglob("*.parquet"))
         result = {
             "store": str(src),

@@ -2,7 +2,7 @@
 
 Loads `--runs` small runs (bench.generate, seed 42, through `bench.fh_load`: setup, cached in
 `bench/out/rollup-ab-<runs>/`), builds the rollups, then asks the 90-day daily trend of the
-biggest flow (the harness's query: runs, failure rate, p50, p95) through `analytics.trends`
+biggest flow (the harness's query: runs, failure rate, p50, p95) through `analytics.trends.metrics`
 of both versions, alternating call by call (order swapped every round), and prints p50 / p99
 per version and their ratio. The old version's trends.py and rollups.py are read with
 `git show <ref>:...` and loaded as separate modules over the same store and Context; every
@@ -69,13 +69,14 @@ def main() -> None:
     p.add_argument("--ref", default="main", help="the commit whose rollup trend path is 'old'")
     a = p.parse_args()
 
-    from analytics import rollups, trends
-    from analytics.access import Viewer
-    from analytics.config import Settings
-    from analytics.context import open_context
+    from analytics.access.permissions import Viewer
+    from analytics.core.config import Settings
+    from analytics.core.context import open_context
+    from analytics.trends import metrics as trends
+    from analytics.trends import rollups
 
-    old_rollups = _old_module(a.ref, "analytics/rollups.py", "old_rollups")
-    old_trends = _old_module(a.ref, "analytics/trends.py", "old_trends")
+    old_rollups = _old_module(a.ref, "analytics/trends/rollups.py", "old_rollups")
+    old_trends = _old_module(a.ref, "analytics/trends/metrics.py", "old_trends")
     old_trends.rollups = old_rollups  # type: ignore[attr-defined]
 
     db = _store(a.runs, a.seed)

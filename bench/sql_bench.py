@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analytics.access import Viewer
-from analytics.batch_formats import Format
-from analytics.config import Settings
-from analytics.context import open_context
-from analytics.download import download_executions
+from analytics.access.permissions import Viewer
+from analytics.core.batch_formats import Format
+from analytics.core.config import Settings
+from analytics.core.context import open_context
 from analytics.exports import run_export
-from analytics.sql_sandbox import Limits, run_sql
+from analytics.exports.sql_sandbox import Limits, run_sql
+from analytics.history.download import download_executions
 from bench.common import OUT, log
 from bench.stores import cache_dirs, copy_store, ensure_stores
 

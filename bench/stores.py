@@ -58,7 +58,7 @@ DATA_MIGRATIONS = 3  # v0001-v0003 shape the stored runs
 
 
 def _store_fingerprint() -> str:
-    from analytics.migrations import all_migrations
+    from analytics.core.migrations import all_migrations
 
     h = hashlib.sha1(f"format {STORE_FORMAT}".encode())
     for m in all_migrations():

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.config import Settings
-from analytics.context import Context, open_context
+from analytics.core.config import Settings
+from analytics.core.context import Context, open_context
 from api.app import create_app
 from tests.factories import SECRET, World, build_world
 

@@ -9,11 +9,13 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from analytics import flows, ingest, users
-from analytics.access import Viewer
-from analytics.auth import create_token
-from analytics.config import Settings
-from analytics.context import Context
+from analytics.access import users
+from analytics.access.auth import create_token
+from analytics.access.permissions import Viewer
+from analytics.core.config import Settings
+from analytics.core.context import Context
+from analytics.flows import registry as flows
+from analytics.history import ingest
 
 SECRET = "test-secret-for-flowhistory-0123456789abcdef"
 

@@ -24,11 +24,14 @@ from fastapi.testclient import TestClient
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
-from analytics import flows, ingest, migrations, users
-from analytics.access import Viewer
-from analytics.config import Settings
-from analytics.context import open_context
-from analytics.store import Store
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core import migrations
+from analytics.core.config import Settings
+from analytics.core.context import open_context
+from analytics.core.store import Store
+from analytics.flows import registry as flows
+from analytics.history import ingest
 from api.app import create_app
 from api.cli import app
 from tests.factories import SECRET, make_execution

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from analytics import ingest
-from analytics.access import Viewer
+from analytics.access.permissions import Viewer
+from analytics.history import ingest
 from tests.factories import World, bearer
 
 DAY = datetime(2026, 4, 2, tzinfo=UTC)

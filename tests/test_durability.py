@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import orjson
 
-from analytics.config import Settings
-from analytics.context import open_context
+from analytics.core.config import Settings
+from analytics.core.context import open_context
 from tests.factories import SECRET, bearer, make_execution
 from tests.live_server import LiveServer
 

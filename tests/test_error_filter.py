@@ -17,13 +17,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from analytics import ingest
-from analytics.access import Viewer
-from analytics.batch_formats import Format
-from analytics.download import download_executions
-from analytics.filters import ExecutionFilter
-from analytics.search import count_executions, search_executions
-from analytics.trends import MetricsQuery, metrics
+from analytics.access.permissions import Viewer
+from analytics.core.batch_formats import Format
+from analytics.history import ingest
+from analytics.history.download import download_executions
+from analytics.history.filters import ExecutionFilter
+from analytics.history.search import count_executions, search_executions
+from analytics.trends.metrics import MetricsQuery, metrics
 from tests.factories import World, bearer, open_world
 
 BASE = datetime(2026, 4, 1, tzinfo=UTC)

@@ -8,14 +8,17 @@ from typing import Any
 
 import pytest
 
-from analytics import flows, history, ingest, search, trends
-from analytics.access import Viewer
-from analytics.breakdown import node_breakdown
-from analytics.context import Context
-from analytics.errors import NotFound
-from analytics.export_context import EXPORT_READER, open_export
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.core.errors import NotFound
 from analytics.exports import run_export
-from analytics.filters import ExecutionFilter
+from analytics.exports.open_folder import EXPORT_READER, open_export
+from analytics.flows import registry as flows
+from analytics.history import ingest, search
+from analytics.history import runs as history
+from analytics.history.filters import ExecutionFilter
+from analytics.insights.breakdown import node_breakdown
+from analytics.trends import metrics as trends
 from tests.factories import make_execution
 
 ADMIN = Viewer("root", "admin")

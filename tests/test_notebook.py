@@ -11,11 +11,12 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from analytics import flows, ingest
-from analytics.access import Viewer
-from analytics.config import Settings
-from analytics.context import open_context
+from analytics.access.permissions import Viewer
+from analytics.core.config import Settings
+from analytics.core.context import open_context
 from analytics.exports import run_export
+from analytics.flows import registry as flows
+from analytics.history import ingest
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "data" / "notebooks" / "flow_trends.ipynb"
 

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from analytics.config import Settings
-from analytics.context import Context
-from analytics.errors import Conflict, NotFound
-from analytics.scheduler import Job, Scheduler, read_status_file
+from analytics.core.config import Settings
+from analytics.core.context import Context
+from analytics.core.errors import Conflict, NotFound
+from analytics.jobs.scheduler import Job, Scheduler, read_status_file
 from api.app import create_app
 from api.cli import app as cli_app
 from tests.factories import bearer

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics import ingest
-from analytics.access import Viewer
-from analytics.filters import ExecutionFilter
-from analytics.search import ExecutionSort, count_executions, search_executions
+from analytics.access.permissions import Viewer
+from analytics.history import ingest
+from analytics.history.filters import ExecutionFilter
+from analytics.history.search import ExecutionSort, count_executions, search_executions
 from tests.factories import World, bearer, build_world
 
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
@@ -22,7 +22,7 @@ Row = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from analytics.config import Settings
+    from analytics.core.config import Settings
     from api.app import create_app
     from tests.factories import SECRET
 

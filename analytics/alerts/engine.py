@@ -33,7 +33,7 @@ from analytics.alerts.evaluate import Target, measure, resolve_targets
 from analytics.alerts.rules import Rule, State
 from analytics.alerts.state_machine import RuleState, Step, Transition, event_for, step
 from analytics.alerts.webhooks import Notification, WebhookDispatcher, utc_now
-from analytics.context import Context
+from analytics.core.context import Context
 
 log = logging.getLogger("flowhistory.alerts")
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from analytics.alerts.rules import Metric, Rule
 from analytics.alerts.state_machine import Measurement
-from analytics.context import Context
-from analytics.store import Connection
+from analytics.core.context import Context
+from analytics.core.store import Connection
 
 _DIMS = ("flow_version", "node_id", "model")
 _SOURCES = {

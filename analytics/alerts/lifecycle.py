@@ -14,7 +14,7 @@ from typing import Any
 
 from analytics.alerts.engine import AlertEngine
 from analytics.alerts.webhooks import DispatchSettings, WebhookDispatcher, utc_now
-from analytics.context import Context
+from analytics.core.context import Context
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from analytics.alerts.rules import Rule, State
 from analytics.alerts.state_machine import RuleState, Transition
-from analytics.store import Connection
+from analytics.core.store import Connection
 
 _RULE_COLUMNS = (
     "id, name, created_by, metric, flow_id, owned_by, flow_version, node_id, model, window_s, operator,"

@@ -19,14 +19,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
-from analytics.access import Viewer, grant_for, require_flow_access
+from analytics.access.permissions import Viewer, grant_for, require_flow_access
 from analytics.alerts import repository as repo
 from analytics.alerts.lifecycle import engine_for
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
 from analytics.alerts.state_machine import RuleState
 from analytics.alerts.webhooks import utc_now
-from analytics.context import Context
-from analytics.errors import AccessDenied, InvalidInput, NotFound
+from analytics.core.context import Context
+from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 
 RULE_NOT_FOUND = "Alert rule not found"
 CHANNEL_NOT_FOUND = "Channel not found"

@@ -33,8 +33,8 @@ import httpx
 import orjson
 
 from analytics.alerts import repository as repo
-from analytics.context import Context
-from analytics.errors import NotFound
+from analytics.core.context import Context
+from analytics.core.errors import NotFound
 
 log = logging.getLogger("flowhistory.alerts")
 

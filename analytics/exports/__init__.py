@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from analytics.exports.compaction import compact
 from analytics.exports.layout import EXPORT_SCHEMA_VERSION
+from analytics.exports.partition_merge import compact
 from analytics.exports.publish import ExportBusy, publish_partitioned
 from analytics.exports.run import describe_error, run_export
 from analytics.exports.status import export_status

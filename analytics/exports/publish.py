@@ -19,10 +19,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from analytics.errors import Conflict
+from analytics.core.errors import Conflict
+from analytics.core.store import Connection, prepare_connection
 from analytics.exports.layout import parse_partition
 from analytics.exports.targets import Target
-from analytics.store import Connection, prepare_connection
 
 _locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
 _locks_guard = threading.Lock()

@@ -38,7 +38,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analytics.context import Context
+from analytics.core.context import Context
+from analytics.core.store import Connection, in_snapshot
 from analytics.exports.layout import (
     EXECUTION_NODES,
     EXECUTIONS,
@@ -51,15 +52,8 @@ from analytics.exports.layout import (
     Table,
     schema_document,
 )
-from analytics.exports.publish import (
-    ExportBusy,
-    clear_staging,
-    copy_file,
-    staging,
-    target_lock,
-)
+from analytics.exports.publish import ExportBusy, clear_staging, copy_file, staging, target_lock
 from analytics.exports.targets import FileEntry, Target, open_target
-from analytics.store import Connection, in_snapshot
 
 Progress = Callable[[int, int, str], None]
 

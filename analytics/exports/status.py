@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from analytics.context import Context
+from analytics.core.context import Context
+from analytics.core.store import Connection
 from analytics.exports.layout import EXPORT_SCHEMA_VERSION
 from analytics.exports.targets import open_target
-from analytics.store import Connection
 
 
 def _cycle(row: tuple[Any, ...] | None) -> dict[str, Any] | None:

@@ -29,8 +29,8 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from analytics.config import Settings
-from analytics.errors import InvalidInput
+from analytics.core.config import Settings
+from analytics.core.errors import InvalidInput
 from analytics.exports.layout import STAGING, VERSIONS, parse_partition, partition_name
 
 RETIRED_SUFFIX = ".retired"

@@ -10,7 +10,7 @@ and so voids its remembered page starts (page_boundaries.py). Annotated runs are
 plan, so `ctx.annotated` stays right.
 
 When a pass deleted at least `retention_compact_fraction` of the runs, the table is rewritten
-(compaction.py) so the file shrinks.
+(reclaim_space.py) so the file shrinks.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import time
 from datetime import datetime
 from typing import Any
 
-from analytics import rollups
-from analytics.context import Context
-from analytics.ingest import utc_now
-from analytics.retention import archive, compaction, runs
+from analytics.core.context import Context
+from analytics.core.store import Connection
+from analytics.history.ingest import utc_now
+from analytics.retention import archive, reclaim_space, runs
 from analytics.retention.plan import DELETE, TRIM, plan_query, policies_in_force
 from analytics.retention.policies import GLOBAL, Policy
-from analytics.store import Connection
+from analytics.trends import rollups
 
 MAX_FLOWS_LOGGED = 1000
 
@@ -48,7 +48,7 @@ def run_retention(
         started = utc_now()
         clock = time.monotonic()
         at = now or started
-        bytes_before = compaction.store_bytes(ctx.store.path)
+        bytes_before = reclaim_space.store_bytes(ctx.store.path)
         root = archive.archive_root(ctx.settings)
         try:
             summary = ctx.store.write(
@@ -67,7 +67,7 @@ def run_retention(
         wanted = compact if compact is not None else (deleted > 0 and share >= ctx.settings.retention_compact_fraction)
         if wanted:
             report("compact", 0, 1)
-            done = compaction.compact(ctx)
+            done = reclaim_space.compact(ctx)
             summary["compaction"] = {
                 "rows": done.rows,
                 "seconds": done.seconds,
@@ -77,7 +77,7 @@ def run_retention(
         else:
             summary["compaction"] = None
         summary["bytes_before"] = bytes_before
-        summary["bytes_after"] = compaction.store_bytes(ctx.store.path)
+        summary["bytes_after"] = reclaim_space.store_bytes(ctx.store.path)
         summary["seconds"] = round(time.monotonic() - clock, 3)
         ctx.store.write(lambda c: runs.update_summary(c, run_id, summary, utc_now()))
         return summary
@@ -170,7 +170,7 @@ def compact_now(ctx: Context, *, trigger: str = "manual") -> dict[str, Any]:
     with runs.exclusive("compact"):
         started = utc_now()
         try:
-            done = compaction.compact(ctx)
+            done = reclaim_space.compact(ctx)
         except Exception as exc:
             runs.log_failure(ctx, "compact", trigger, started, exc)
             raise

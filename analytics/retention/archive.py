@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from analytics.config import Settings
+from analytics.core.config import Settings
+from analytics.core.store import Connection
 from analytics.exports.publish import publish_partitioned
 from analytics.exports.targets import LocalTarget
-from analytics.store import Connection
 
 TABLE = "executions"
 _TEXT_TYPES = {"JSON", "UUID"}

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from analytics.access import Viewer, require_flow_access
-from analytics.context import Context
-from analytics.errors import AccessDenied, InvalidInput
-from analytics.ingest import utc_now
+from analytics.access.permissions import Viewer, require_flow_access
+from analytics.core.context import Context
+from analytics.core.errors import AccessDenied, InvalidInput
+from analytics.core.store import Connection, in_snapshot
+from analytics.history.ingest import utc_now
 from analytics.retention.policies import GLOBAL, Policy, StoredPolicy, load_all, naive_utc, validate
-from analytics.store import Connection, in_snapshot
 
 DELETE = "delete"
 TRIM = "trim"

@@ -17,11 +17,11 @@ import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from analytics.access import Viewer, require_flow_access
-from analytics.context import Context
-from analytics.errors import AccessDenied, InvalidInput
-from analytics.ingest import utc_now
-from analytics.store import Connection
+from analytics.access.permissions import Viewer, require_flow_access
+from analytics.core.context import Context
+from analytics.core.errors import AccessDenied, InvalidInput
+from analytics.core.store import Connection
+from analytics.history.ingest import utc_now
 
 GLOBAL = "*"
 MAX_DAYS = 365_000.0  # a thousand years: beyond it a timestamp cutoff would overflow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from analytics import users
+from analytics.access import users
 from api.dependencies import AdminUser, Ctx, CurrentUser
 from api.json_body import JsonRoute
 from api.schemas.admin import (

@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from analytics import annotations, compare, replay
-from analytics.errors import NotFound
+from analytics.core.errors import NotFound
+from analytics.history import annotations, compare, replay
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute, json_response
 from api.schemas.annotations import (

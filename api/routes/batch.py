@@ -8,8 +8,8 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from analytics import ingest
-from analytics.errors import InvalidInput
+from analytics.core.errors import InvalidInput
+from analytics.history import ingest
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute, decode_error, json_response
 from api.schemas.executions import BatchResultOut, batch_dict

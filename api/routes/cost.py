@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from analytics import cost_report
-from analytics.cost_report import CostGroup
+from analytics.cost import report as cost_report
+from analytics.cost.report import CostGroup
 from api.dependencies import AdminUser, Ctx, CurrentUser
 from api.json_body import JsonRoute
 from api.schemas.cost import CostRowOut, PriceOut, PricesIn, RecomputeOut

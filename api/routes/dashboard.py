@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from analytics.errors import NotFound
+from analytics.core.errors import NotFound
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 # The page is small and changes with each release: revalidate (ETag) rather than cache blindly.

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from analytics import download
-from analytics.batch_formats import Format
-from analytics.search import ExecutionSort
+from analytics.core.batch_formats import Format
+from analytics.history import download
+from analytics.history.search import ExecutionSort
 from api.dependencies import Ctx, CurrentUser
 from api.schemas.download import FilterParam, FormatParam, SortParam, parse_filter
 

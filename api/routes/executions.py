@@ -11,8 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from analytics import history, ingest
-from analytics.access import require_flow_access
+from analytics.access.permissions import require_flow_access
+from analytics.history import ingest
+from analytics.history import runs as history
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute, body_schema, json_response, read_json, validate
 from api.schemas.annotations import annotation_dict

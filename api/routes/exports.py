@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from analytics import exports
-from analytics.errors import NotFound
+from analytics.core.errors import NotFound
 from api.dependencies import AdminUser, Ctx
 from api.json_body import JsonRoute, json_response
 from api.schemas.exports import ExportRunOut, ExportStatusOut

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from analytics import flows
+from analytics.flows import registry as flows
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute
 from api.schemas.flows import FlowForm, FlowOut, FlowUpdate

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from analytics import migrations
+from analytics.core import migrations
 from api.dependencies import Ctx
 from api.json_body import JsonRoute
 

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from analytics import anomalies, breakdown, regressions, reliability, signatures
+from analytics.insights import anomalies, breakdown, regressions, reliability, signatures
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute, json_response
 from api.schemas.insights import (

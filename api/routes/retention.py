@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from analytics.access import Viewer
-from analytics.errors import NotFound
+from analytics.access.permissions import Viewer
+from analytics.core.errors import NotFound
 from analytics.retention import apply, plan, policies, restore, runs
 from api.dependencies import AdminUser, Ctx, CurrentUser
 from api.json_body import JsonRoute

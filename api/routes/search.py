@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from analytics import search
+from analytics.history import search
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute, json_response
 from api.schemas.search import CountOut, CountQuery, SearchPageOut, SearchQuery, search_page_dict

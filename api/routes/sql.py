@@ -8,8 +8,8 @@ import pyarrow as pa
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from analytics import sql_sandbox
-from analytics.errors import InvalidInput
+from analytics.core.errors import InvalidInput
+from analytics.exports import sql_sandbox
 from api.dependencies import AdminUser, Ctx
 from api.json_body import JsonRoute
 from api.schemas.sql import ARROW_STREAM, SqlQuery, SqlResultOut, result_headers, sql_result_json

@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import ValidationError
 
-from analytics import trends
-from analytics.access import require_flow_access
-from analytics.trends import MetricsQuery
+from analytics.access.permissions import require_flow_access
+from analytics.trends import metrics as trends
+from analytics.trends.metrics import MetricsQuery
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute, json_response, validation_error
 from api.schemas.trends import MetricsOut, metrics_dict

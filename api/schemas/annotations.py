@@ -12,9 +12,9 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.annotations import Annotation, AnnotationUpdate
-from analytics.compare import MAX_RUNS, MIN_RUNS, Comparison, NodeRun
-from analytics.replay import ReplayPayload
+from analytics.history.annotations import Annotation, AnnotationUpdate
+from analytics.history.compare import MAX_RUNS, MIN_RUNS, Comparison, NodeRun
+from analytics.history.replay import ReplayPayload
 from api.schemas.executions import ExecutionRowOut, row_dict
 from api.schemas.timestamps import epoch_or_none, epoch_seconds
 

@@ -6,7 +6,7 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.cost import Price
+from analytics.cost.prices import Price
 
 
 class PriceIn(BaseModel):

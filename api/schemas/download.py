@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import ValidationError
 
-from analytics.batch_formats import Format
-from analytics.filters import ExecutionFilter
-from analytics.search import ExecutionSort
+from analytics.core.batch_formats import Format
+from analytics.history.filters import ExecutionFilter
+from analytics.history.search import ExecutionSort
 from api.json_body import validation_error
 
 FormatParam = Annotated[Format, Query(description="csv, jsonl or parquet")]

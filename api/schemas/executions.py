@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from analytics.counters import Stats
-from analytics.history import Execution, ExecutionRow, ExecutionSummary
-from analytics.ingest import ItemResult
-from analytics.pagination import Page
+from analytics.history.counters import Stats
+from analytics.history.ingest import ItemResult
+from analytics.history.pagination import Page
+from analytics.history.runs import Execution, ExecutionRow, ExecutionSummary
 from api.schemas.timestamps import epoch_or_none, epoch_seconds
 
 

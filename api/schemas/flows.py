@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.flows import Flow
+from analytics.flows.registry import Flow
 from api.schemas.timestamps import epoch_seconds
 
 

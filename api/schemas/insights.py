@@ -13,7 +13,7 @@ from typing import Any, Literal
 import pyarrow as pa
 from pydantic import BaseModel, Field
 
-from analytics.reliability import Reliability
+from analytics.insights.reliability import Reliability
 from api.schemas.timestamps import epoch_seconds
 
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.filters import ExecutionFilter
-from analytics.pagination import Page
-from analytics.search import ExecutionSort, SearchHit
+from analytics.history.filters import ExecutionFilter
+from analytics.history.pagination import Page
+from analytics.history.search import ExecutionSort, SearchHit
 from api.schemas.executions import ExecutionOut, ExecutionRowOut, execution_dict, row_dict
 
 

@@ -11,7 +11,7 @@ import orjson
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.sql_sandbox import SqlResult
+from analytics.exports.sql_sandbox import SqlResult
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from analytics.trends import MetricsResult
+from analytics.trends.metrics import MetricsResult
 from api.schemas.timestamps import epoch_or_none, epoch_seconds
 
 Number = int | float

@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from analytics import flows, ingest, users
-from analytics.access import Viewer
+from analytics.access import users
+from analytics.access.permissions import Viewer
 from analytics.alerts import service
 from analytics.alerts.rules import Rule, RuleCreate
-from analytics.context import Context
+from analytics.core.context import Context
+from analytics.flows import registry as flows
+from analytics.history import ingest
 
 ADMIN = Viewer("admin", "admin")
 OWNER = Viewer("owner", "user")

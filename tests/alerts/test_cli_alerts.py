@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from analytics.config import Settings
-from analytics.context import open_context
+from analytics.core.config import Settings
+from analytics.core.context import open_context
 from api.cli import app
 from tests.alerts.helpers import Run, make_rule, save, setup_flows
 from tests.factories import SECRET

@@ -14,7 +14,7 @@ from analytics.alerts.engine import AlertEngine
 from analytics.alerts.evaluate import measure, resolve_targets
 from analytics.alerts.lifecycle import start_alerts, stop_alerts
 from analytics.alerts.rules import Rule
-from analytics.context import Context
+from analytics.core.context import Context
 from tests.alerts.helpers import (
     MODELS,
     OTHER,

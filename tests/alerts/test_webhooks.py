@@ -19,7 +19,7 @@ from analytics.alerts import repository as repo
 from analytics.alerts import service
 from analytics.alerts.lifecycle import Alerts, start_alerts, stop_alerts
 from analytics.alerts.webhooks import DispatchSettings, verify
-from analytics.context import Context
+from analytics.core.context import Context
 from tests.alerts.helpers import OTHER, OWNER, Run, Setup, hour_ago_base, make_rule, save, setup_flows
 
 SECRET = "webhook-secret-0123456789"

@@ -7,12 +7,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from analytics import annotations, flows, history, ingest, users
-from analytics.access import Viewer
-from analytics.annotations import AnnotationUpdate
-from analytics.context import Context
-from analytics.errors import AccessDenied, NotFound
-from analytics.filters import ExecutionFilter, visible_clause, where
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.core.errors import AccessDenied, NotFound
+from analytics.flows import registry as flows
+from analytics.history import annotations, ingest
+from analytics.history import runs as history
+from analytics.history.annotations import AnnotationUpdate
+from analytics.history.filters import ExecutionFilter, visible_clause, where
 
 OWNER = Viewer("owner")
 WRITER = Viewer("writer")

@@ -6,9 +6,13 @@ from typing import Any
 
 import pytest
 
-from analytics import flows, ingest, replay, users
-from analytics.access import Viewer
-from analytics.compare import (
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.core.errors import InvalidInput, NotFound
+from analytics.flows import registry as flows
+from analytics.history import ingest, replay
+from analytics.history.compare import (
     MAX_CHANGES,
     Change,
     Comparison,
@@ -16,8 +20,6 @@ from analytics.compare import (
     compare_executions,
     diff_json,
 )
-from analytics.context import Context
-from analytics.errors import InvalidInput, NotFound
 
 OWNER = Viewer("owner")
 READER = Viewer("reader")

@@ -6,12 +6,22 @@ from datetime import date
 
 import pytest
 
-from analytics import flows, history, ingest, users
-from analytics.access import Viewer
-from analytics.context import Context
-from analytics.cost import Price, PriceTable, estimate_tokens, parse_prices, replace_prices, shipped_prices
-from analytics.errors import InvalidInput
-from analytics.node_facts import node_facts, result_text
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.core.errors import InvalidInput
+from analytics.cost.prices import (
+    Price,
+    PriceTable,
+    estimate_tokens,
+    parse_prices,
+    replace_prices,
+    shipped_prices,
+)
+from analytics.flows import registry as flows
+from analytics.history import ingest
+from analytics.history import runs as history
+from analytics.history.node_facts import node_facts, result_text
 
 OWNER = Viewer("owner", "user")
 

@@ -6,10 +6,13 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from analytics import flows, history, ingest, users
-from analytics.access import Viewer
-from analytics.context import Context
-from analytics.errors import AccessDenied, InvalidInput, NotFound
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.core.errors import AccessDenied, InvalidInput, NotFound
+from analytics.flows import registry as flows
+from analytics.history import ingest
+from analytics.history import runs as history
 from tests.factories import make_execution
 
 OWNER = Viewer("owner", "user")

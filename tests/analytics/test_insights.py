@@ -17,10 +17,13 @@ from typing import Any
 
 import pytest
 
-from analytics import anomalies, breakdown, flows, ingest, regressions, reliability, signatures, users
-from analytics.access import Viewer
-from analytics.context import Context
-from analytics.errors import AccessDenied, InvalidInput, NotFound
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.core.errors import AccessDenied, InvalidInput, NotFound
+from analytics.flows import registry as flows
+from analytics.history import ingest
+from analytics.insights import anomalies, breakdown, regressions, reliability, signatures
 from tests.factories import make_execution
 
 OWNER = Viewer("owner", "user")

@@ -8,12 +8,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from analytics import flows, migrations, users
-from analytics.access import Viewer
-from analytics.config import Settings
-from analytics.context import open_context
-from analytics.errors import InvalidInput
-from analytics.store import Store
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core import migrations
+from analytics.core.config import Settings
+from analytics.core.context import open_context
+from analytics.core.errors import InvalidInput
+from analytics.core.store import Store
+from analytics.flows import registry as flows
 from tests.factories import SECRET
 
 REGISTRY = ("users", "groups", "group_members", "api_keys", "flows", "flow_versions")

@@ -1,4 +1,4 @@
-from analytics.node_facts import node_facts
+from analytics.history.node_facts import node_facts
 
 
 def test_facts_from_a_realistic_payload() -> None:

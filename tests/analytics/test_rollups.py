@@ -10,10 +10,14 @@ from typing import Any
 
 import pytest
 
-from analytics import flows, history, ingest, rollups, trends
-from analytics.access import Viewer
-from analytics.context import Context
-from analytics.trends import MetricsQuery
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.flows import registry as flows
+from analytics.history import ingest
+from analytics.history import runs as history
+from analytics.trends import metrics as trends
+from analytics.trends import rollups
+from analytics.trends.metrics import MetricsQuery
 
 ADMIN = Viewer("root", "admin")
 DAY0 = datetime(2026, 4, 1)
@@ -200,7 +204,7 @@ def test_small_scopes_partial_days_and_hour_buckets_stay_exact(
 
 def test_a_reader_who_sees_only_own_runs_gets_the_exact_path(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
     owner = Viewer("owner", "user")
-    from analytics import users
+    from analytics.access import users
 
     for uid in ("owner", "reader"):
         users.create_user(ctx, uid)

@@ -21,10 +21,14 @@ from typing import Any
 
 import pytest
 
-from analytics import flows, history, ingest, rollups, trends
-from analytics.access import Viewer
-from analytics.context import Context
-from analytics.trends import Measure, MetricsQuery
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.flows import registry as flows
+from analytics.history import ingest
+from analytics.history import runs as history
+from analytics.trends import metrics as trends
+from analytics.trends import rollups
+from analytics.trends.metrics import Measure, MetricsQuery
 
 ADMIN = Viewer("root", "admin")
 DAY0 = datetime(2026, 3, 2)  # the first run's day (a Monday)

@@ -20,8 +20,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from analytics.errors import StoreClosed
-from analytics.store import Append, Connection, Rows, Store
+from analytics.core.errors import StoreClosed
+from analytics.core.store import Append, Connection, Rows, Store
 
 T = TypeVar("T")
 WAIT = 30.0  # safety bound for every wait; never what a test asserts
@@ -304,7 +304,7 @@ def _try_open(db: Path) -> subprocess.CompletedProcess[str]:
     script = textwrap.dedent(
         """
         import sys
-        from analytics.store import Store
+        from analytics.core.store import Store
         try:
             Store(sys.argv[1]).close()
         except Exception as exc:
@@ -336,7 +336,7 @@ def test_a_second_process_gets_store_locked(db: Path, store: Store) -> None:
 
 def test_append_schemas_match_the_tables_column_order(ctx) -> None:  # type: ignore[no-untyped-def]
     """Appends insert by position, so each Arrow schema must be its table's columns, in order."""
-    from analytics.ingest import EXECUTIONS_SCHEMA
+    from analytics.history.ingest import EXECUTIONS_SCHEMA
 
     for table, schema in (("executions", EXECUTIONS_SCHEMA),):
         columns = ctx.store.read(
@@ -347,11 +347,12 @@ def test_append_schemas_match_the_tables_column_order(ctx) -> None:  # type: ign
 
 def test_a_notebook_opens_a_store_read_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Notebooks open the file read-only when no server holds it: reads work, writes are refused."""
-    from analytics import flows, ingest, search
-    from analytics.access import Viewer
-    from analytics.config import Settings
-    from analytics.context import open_context
-    from analytics.errors import InvalidInput, NotFound, StoreClosed
+    from analytics.access.permissions import Viewer
+    from analytics.core.config import Settings
+    from analytics.core.context import open_context
+    from analytics.core.errors import InvalidInput, NotFound, StoreClosed
+    from analytics.flows import registry as flows
+    from analytics.history import ingest, search
     from tests.factories import make_execution
 
     settings = Settings(db_path=tmp_path / "nb.duckdb")

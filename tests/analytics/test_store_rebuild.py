@@ -17,10 +17,10 @@ import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.context import Context
-from analytics.retention import apply, compaction, policies
+from analytics.core.context import Context
+from analytics.core.store import Connection, Store, StoreBusy
+from analytics.retention import apply, policies, reclaim_space
 from analytics.retention.policies import Policy
-from analytics.store import Connection, Store, StoreBusy
 from tests.analytics.test_store import WAIT, Gate
 from tests.factories import World, bearer, save_run
 from tests.retention.helpers import ADMIN, NOW, annotate, generate, make_flows
@@ -62,7 +62,7 @@ def test_a_retention_pass_deleting_most_runs_swaps_in_a_small_file_with_every_ro
     made = generate(ctx, list(ids.values()), 3000, days=100, pad=12_000)
     annotate(ctx, made)
     ctx.store.read(lambda c: c.execute("CHECKPOINT").fetchall())
-    size_before = compaction.store_bytes(ctx.store.path)
+    size_before = reclaim_space.store_bytes(ctx.store.path)
     nodes_before = q(ctx, "SELECT count(*) FROM execution_nodes")[0][0]
     policies.set_policy(ctx, ADMIN, Policy(max_age_days=10))
     out = apply.run_retention(ctx, now=NOW, compact=False)  # the pass; then its compaction, alone
@@ -73,7 +73,7 @@ def test_a_retention_pass_deleting_most_runs_swaps_in_a_small_file_with_every_ro
     nodes_kept = q(ctx, "SELECT count(*) FROM execution_nodes")[0][0]
     assert 0 < nodes_kept < nodes_before
 
-    done = compaction.compact(ctx)
+    done = reclaim_space.compact(ctx)
     assert done.rebuilt and done.checkpointed and done.rows == len(kept["executions"])
     # measured: 23.9 MB -> 8.1 MB (0.34); the in-place rewrite alone left 28.8 MB
     assert done.bytes_after < 0.4 * size_before, (size_before, done.bytes_after)

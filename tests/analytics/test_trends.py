@@ -13,12 +13,15 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from analytics import flows, ingest, trends, users
-from analytics.access import Viewer
-from analytics.context import Context
-from analytics.errors import AccessDenied, NotFound
-from analytics.filters import AnyOf, ExecutionFilter
-from analytics.trends import MAX_BUCKETS, Measure, MetricsQuery
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.core.errors import AccessDenied, NotFound
+from analytics.flows import registry as flows
+from analytics.history import ingest
+from analytics.history.filters import AnyOf, ExecutionFilter
+from analytics.trends import metrics as trends
+from analytics.trends.metrics import MAX_BUCKETS, Measure, MetricsQuery
 from tests.factories import make_execution
 
 OWNER = Viewer("owner", "user")

@@ -18,9 +18,9 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from analytics import users
-from analytics.access import Viewer
-from analytics.config import Settings
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.config import Settings
 from api.app import create_app
 from tests.factories import (
     SECRET,

@@ -16,9 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from analytics import flows, ingest
-from analytics.access import Viewer
-from analytics.config import Settings
+from analytics.access.permissions import Viewer
+from analytics.core.config import Settings
+from analytics.flows import registry as flows
+from analytics.history import ingest
 from api.app import create_app
 from tests.factories import SECRET, World, bearer, build_world, make_execution
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from httpx import Response
 
-from analytics import annotations, flows
-from analytics.access import Viewer
+from analytics.access.permissions import Viewer
+from analytics.flows import registry as flows
+from analytics.history import annotations
 from tests.factories import (
     World,
     bearer,

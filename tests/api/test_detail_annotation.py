@@ -2,7 +2,7 @@
 
 from fastapi.testclient import TestClient
 
-from analytics.config import Settings
+from analytics.core.config import Settings
 from api.app import create_app
 from tests.factories import World, bearer
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.config import Settings
+from analytics.core.config import Settings
 from api.app import create_app
 from tests.factories import SECRET, World, bearer, build_world, make_execution
 

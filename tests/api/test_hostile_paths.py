@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.config import Settings
+from analytics.core.config import Settings
 from api.app import create_app
 from api.routes.dashboard import STATIC
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from analytics import flows, ingest
-from analytics.access import Viewer
+from analytics.access.permissions import Viewer
+from analytics.flows import registry as flows
+from analytics.history import ingest
 from tests.factories import World, bearer, make_execution, open_world
 
 ROUTES = ("nodes", "failures", "reliability", "versions", "anomalies")

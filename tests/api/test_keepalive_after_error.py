@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from analytics.config import Settings
+from analytics.core.config import Settings
 from api.app import create_app
 from tests.factories import SECRET, bearer
 from tests.live_server import free_port

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from analytics import users
-from analytics.config import Settings
-from analytics.context import Context, open_context
-from analytics.errors import Conflict
+from analytics.access import users
+from analytics.core.config import Settings
+from analytics.core.context import Context, open_context
+from analytics.core.errors import Conflict
 from api.cli import app as cli
 from tests.factories import SECRET, World, bearer
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.cost import parse_prices
-from analytics.errors import InvalidInput
+from analytics.core.errors import InvalidInput
+from analytics.cost.prices import parse_prices
 from tests.factories import World, bearer
 
 PRICES = "/api/v1/prices"

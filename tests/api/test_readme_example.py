@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.config import Settings
+from analytics.core.config import Settings
 from api.app import create_app
 from tests.factories import SECRET, bearer
 
@@ -103,7 +103,7 @@ def test_the_readme_example_run_gives_the_facts_it_shows(client: TestClient) -> 
 def test_the_readme_costs_follow_the_shipped_prices() -> None:
     """Recomputed independently: the most specific glob (fewest wildcards, then longest)."""
     _, answer = _readme_blocks()
-    prices = json.loads((ROOT / "data" / "prices.json").read_text())["prices"]
+    prices = json.loads((ROOT / "analytics" / "cost" / "prices.json").read_text())["prices"]
     total = 0.0
     for node in answer["nodes"]:
         if node["model"] is None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics import ingest
-from analytics.access import Viewer
+from analytics.access.permissions import Viewer
+from analytics.history import ingest
 from tests.factories import World, bearer, make_execution
 
 START = datetime(2025, 3, 10)

@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import sync_playwright
 
-from analytics.config import Settings
+from analytics.core.config import Settings
 from api.app import create_app
 from tests.factories import SECRET, bearer
 from tests.live_server import free_port

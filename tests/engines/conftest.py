@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from analytics import flows, ingest, users
-from analytics.access import Viewer
-from analytics.config import Settings
-from analytics.context import open_context
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.config import Settings
+from analytics.core.context import open_context
 from analytics.exports import run_export
+from analytics.flows import registry as flows
+from analytics.history import ingest
 from tests.factories import SECRET, make_execution
 
 RUNS = 3000

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from analytics.config import Settings
+from analytics.core.config import Settings
 from tests.engines.conftest import Row, generate
 from tests.exports.s3_server import KEY, MotoServer
 from tests.factories import SECRET

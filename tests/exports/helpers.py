@@ -7,9 +7,11 @@ from typing import Any
 
 import duckdb
 
-from analytics import flows, ingest, users
-from analytics.access import Viewer
-from analytics.context import Context
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.flows import registry as flows
+from analytics.history import ingest
 from tests.factories import make_execution
 
 ADMIN = Viewer("admin", "admin")

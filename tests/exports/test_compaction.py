@@ -6,7 +6,7 @@ import threading
 
 import duckdb
 
-from analytics.context import Context
+from analytics.core.context import Context
 from analytics.exports import compact, export_status, run_export
 from tests.exports.helpers import add_runs, parquet_files, read, seed_flow
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from analytics.config import Settings
-from analytics.context import open_context
+from analytics.core.config import Settings
+from analytics.core.context import open_context
 from api.cli import app
 from tests.exports.helpers import add_runs, read, seed_flow
 from tests.factories import SECRET

@@ -10,10 +10,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from analytics import flows, history
-from analytics.context import Context
+from analytics.core.context import Context
 from analytics.exports import EXPORT_SCHEMA_VERSION, export_status, run_export
 from analytics.exports.layout import EXECUTION_NODES, EXECUTIONS, FLOWS
+from analytics.flows import registry as flows
+from analytics.history import runs as history
 from tests.exports.helpers import ADMIN, add_runs, parquet_files, read, seed_flow
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]

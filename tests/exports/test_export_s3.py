@@ -10,10 +10,10 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
-from analytics import history
-from analytics.config import Settings
-from analytics.context import Context, open_context
+from analytics.core.config import Settings
+from analytics.core.context import Context, open_context
 from analytics.exports import compact, export_status, run_export
+from analytics.history import runs as history
 from tests.exports.helpers import ADMIN, add_runs, seed_flow
 from tests.exports.s3_server import KEY, FailingProxy, MotoServer
 from tests.factories import SECRET

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from analytics.context import Context
+from analytics.core.context import Context
 from analytics.exports import compact, run_export
-from analytics.jobs import default_jobs
+from analytics.jobs.registry import default_jobs
 
 
 def test_export_jobs_follow_their_settings(ctx: Context) -> None:

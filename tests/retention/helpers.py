@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from analytics import annotations, flows, ingest, users
-from analytics.access import Viewer
-from analytics.context import Context
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.flows import registry as flows
+from analytics.history import annotations, ingest
 from analytics.retention.policies import GLOBAL, Policy
 from tests.factories import make_execution
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from analytics.ingest import utc_now
+from analytics.history.ingest import utc_now
 from tests.factories import World, save_run
 from tests.retention.helpers import all_rows
 

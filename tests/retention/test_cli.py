@@ -6,8 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from analytics.config import Settings
-from analytics.context import open_context
+from analytics.core.config import Settings
+from analytics.core.context import open_context
 from api.cli import app
 from tests.factories import SECRET
 from tests.retention.helpers import generate, make_flows
@@ -45,20 +45,20 @@ def test_policy_dry_run_run_restore(tmp_path: Path) -> None:
 
 
 def test_offline_compaction_gives_every_free_block_back(tmp_path: Path) -> None:
-    from analytics.retention import compaction
+    from analytics.retention import reclaim_space
 
     db = tmp_path / "store.duckdb"
     with open_context(Settings(db_path=db, webui_secret_key=SECRET)) as ctx:
         ids = make_flows(ctx, ["f"])
         generate(ctx, [ids["f"]], 3000, days=400, pad=4000)
-    big = compaction.store_bytes(db)
+    big = reclaim_space.store_bytes(db)
     assert cli(db, "policy", "--set", "--keep-last", "300")[0] == 0
     code, out = cli(db, "run", "--no-compact")
     assert code == 0, out
     code, out = cli(db, "compact", "--offline")
     assert code == 0, out
     # ~20 tables of at least one 256 KB block each are most of what is left at this size
-    assert compaction.store_bytes(db) < big / 1.8
+    assert reclaim_space.store_bytes(db) < big / 1.8
     with open_context(Settings(db_path=db, webui_secret_key=SECRET)) as ctx:  # the same store, working
         assert ctx.counters.stats(ids["f"]).total_executions == 300
         assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM execution_nodes").fetchall())[0][0] > 0

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from analytics import history
-from analytics.access import Viewer
-from analytics.context import Context
-from analytics.errors import AccessDenied, InvalidInput
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.core.errors import AccessDenied, InvalidInput
+from analytics.history import runs as history
 from analytics.retention import apply, plan, policies, runs
 from analytics.retention.policies import Policy
 from tests.retention.helpers import ADMIN, NOW, OWNER, all_rows, annotate, expected, generate, make_flows
@@ -185,7 +185,7 @@ def test_who_may_set_and_plan(ctx: Context) -> None:
 
 def test_one_pass_at_a_time(ctx: Context) -> None:
     with runs.exclusive("retention"):
-        from analytics.errors import Conflict
+        from analytics.core.errors import Conflict
 
         with pytest.raises(Conflict):
             apply.run_retention(ctx, now=NOW)

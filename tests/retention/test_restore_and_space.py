@@ -7,11 +7,13 @@ from datetime import datetime, timedelta
 import duckdb
 import pytest
 
-from analytics import cost_report, history, trends
-from analytics.context import Context
-from analytics.errors import InvalidInput
-from analytics.retention import apply, compaction, policies, restore
+from analytics.core.context import Context
+from analytics.core.errors import InvalidInput
+from analytics.cost import report as cost_report
+from analytics.history import runs as history
+from analytics.retention import apply, policies, reclaim_space, restore
 from analytics.retention.policies import Policy
+from analytics.trends import metrics as trends
 from tests.factories import make_execution
 from tests.retention.helpers import ADMIN, NOW, OWNER, all_rows, generate, make_flows
 
@@ -57,7 +59,7 @@ def test_archive_then_restore_round_trips_exactly(ctx: Context) -> None:
 
 
 def test_restore_skips_runs_of_deleted_flows_and_checks_its_range(ctx: Context) -> None:
-    from analytics import flows
+    from analytics.flows import registry as flows
 
     ids = make_flows(ctx, ["gone"])
     generate(ctx, [ids["gone"]], 50)
@@ -128,7 +130,7 @@ def test_deleting_most_runs_shrinks_the_file(ctx: Context) -> None:
     nodes_before = ctx.store.read(
         lambda c: c.execute("SELECT count(*) FROM execution_nodes WHERE created_at >= ?", [NOW - timedelta(days=10)])
     ).fetchall()[0][0]
-    size_before = compaction.store_bytes(ctx.store.path)
+    size_before = reclaim_space.store_bytes(ctx.store.path)
     policies.set_policy(ctx, ADMIN, Policy(max_age_days=10))
     out = apply.run_retention(ctx, now=NOW)
     kept = sum(1 for r in made if r.created_at >= NOW - timedelta(days=10))
@@ -150,7 +152,7 @@ def test_deleting_most_runs_shrinks_the_file(ctx: Context) -> None:
         ctx.store.write(lambda c: c.execute("INSERT INTO executions SELECT * FROM executions WHERE id = ?", [some]))
     with pytest.raises(duckdb.ConstraintException):
         ctx.store.write(lambda c: c.execute("UPDATE executions SET status = 'nope' WHERE id = ?", [some]))
-    from analytics import ingest
+    from analytics.history import ingest
 
     ingest.save_execution(ctx, OWNER, make_execution(ids["small"]), flow_id=ids["small"])
     total = sum(history.get_stats(ctx, OWNER, f).total_executions for f in ids.values())

@@ -7,10 +7,11 @@ from datetime import timedelta
 
 import pytest
 
-from analytics import rollups, trends
-from analytics.context import Context
+from analytics.core.context import Context
 from analytics.retention import apply, policies, restore
 from analytics.retention.policies import Policy
+from analytics.trends import metrics as trends
+from analytics.trends import rollups
 from tests.retention.helpers import ADMIN, NOW, generate, make_flows
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.config import Settings
+from analytics.core.config import Settings
 from analytics.exports import run_export
 from api.app import create_app
 from tests.factories import SECRET, World, build_world, save_run

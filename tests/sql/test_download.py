@@ -10,11 +10,11 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
-from analytics.access import Viewer
-from analytics.batch_formats import Format
-from analytics.download import download_executions
-from analytics.filters import ExecutionFilter
-from analytics.search import ExecutionSort
+from analytics.access.permissions import Viewer
+from analytics.core.batch_formats import Format
+from analytics.history.download import download_executions
+from analytics.history.filters import ExecutionFilter
+from analytics.history.search import ExecutionSort
 from tests.factories import headers
 from tests.sql.conftest import Exported
 

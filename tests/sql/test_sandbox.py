@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from analytics.sql_sandbox import Limits, SqlRefused, run_sql
+from analytics.exports.sql_sandbox import Limits, SqlRefused, run_sql
 from tests.sql.conftest import Exported
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analytics.sql_sandbox import SqlRefused, run_sql
+from analytics.exports.sql_sandbox import SqlRefused, run_sql
 from api.cli import app
 from tests.factories import headers
 from tests.sql.conftest import Exported

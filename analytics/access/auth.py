@@ -1,0 +1,90 @@
+"""Turn a bearer credential into a Viewer: Open WebUI JWTs and our `sk-` API keys.
+
+JWTs are HS256 signed with WEBUI_SECRET_KEY and carry the user id in `id`, optionally `exp`;
+the role is looked up per request (the directory), as Open WebUI does. alg `none`, another
+algorithm, a wrong secret, an expired or malformed token, an unknown key and a `pending` user
+are all NotAuthenticated (401); 403 is only for a verified user without access to a flow.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import jwt
+
+from analytics.access.permissions import Viewer
+from analytics.access.users import ensure_user, hash_key
+from analytics.core.config import Settings
+from analytics.core.context import Context
+from analytics.core.errors import NotAuthenticated
+
+_ALGORITHMS = ["HS256"]
+
+
+def load_secret(settings: Settings) -> str:
+    """WEBUI_SECRET_KEY, or (like Open WebUI's start.sh) a random one kept beside the store."""
+    if settings.webui_secret_key:
+        return settings.webui_secret_key
+    path = settings.secret_key_file
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret)
+    return secret
+
+
+def create_token(secret: str, user_id: str, *, expires_in: int | None = None) -> str:
+    """A token as Open WebUI issues it (for the CLI, tests and scripts)."""
+    import time
+
+    claims: dict[str, object] = {"id": user_id}
+    if expires_in is not None:
+        claims["exp"] = int(time.time()) + expires_in
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def authenticate(ctx: Context, secret: str, credential: str | None) -> Viewer:
+    if not credential:
+        raise NotAuthenticated("Not authenticated")
+    if credential.startswith("sk-"):
+        user_id = ctx.directory.user_for_key(hash_key(credential))
+        if user_id is None:
+            raise NotAuthenticated("Invalid API key")
+        user = ctx.directory.user(user_id)
+    else:
+        user_id = _verify_jwt(secret, credential)
+        user = ctx.directory.user(user_id)
+        if user is None:
+            if not ctx.settings.auto_create_users:
+                raise NotAuthenticated("Unknown user")
+            user = ensure_user(ctx, user_id)
+    if user is None:
+        raise NotAuthenticated("Unknown user")
+    if user.role == "pending":
+        raise NotAuthenticated("Your account is pending activation")
+    return Viewer(user.id, user.role)
+
+
+def _verify_jwt(secret: str, token: str) -> str:
+    try:
+        claims = jwt.decode(token, secret, algorithms=_ALGORITHMS, options={"require": []})
+    except jwt.ExpiredSignatureError as exc:
+        raise NotAuthenticated("Token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise NotAuthenticated("Invalid token") from exc
+    user_id = claims.get("id")
+    if not isinstance(user_id, str) or not user_id or len(user_id) > 255 or not _encodable(user_id):
+        raise NotAuthenticated("Invalid token: no usable user id")
+    return user_id
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: JSON allows the escape, UTF-8 does not
+        return False
+    return True

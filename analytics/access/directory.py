@@ -1,0 +1,90 @@
+"""An exact in-memory mirror of who exists and who may see what: users, groups, flow ACLs, keys.
+
+Every request needs the caller's role and the flow's owner and grants. A DuckDB statement
+costs ~80 µs and a point lookup ~0.4 ms, more than the whole budget of an ingest request. The
+mirror is exact because this process owns the file: every write to these tables goes through
+the writer, and reloads the mirror after it commits (they are small: thousands of rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from analytics.core.store import Connection, Store
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str | None
+    email: str | None
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlowAcl:
+    id: str
+    owner_id: str
+    access_control: dict[str, Any] | None
+    version: str = ""
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    users: dict[str, User] = field(default_factory=dict)
+    groups_of: dict[str, frozenset[str]] = field(default_factory=dict)
+    flows: dict[str, FlowAcl] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # sha256 hex of the key -> user id
+
+
+class Directory:
+    """Readers get a consistent snapshot; a reload swaps it in one assignment."""
+
+    def __init__(self) -> None:
+        self._snap = _Snapshot()
+
+    def load(self, conn: Connection) -> None:
+        snap = _Snapshot()
+        for uid, name, email, role in conn.execute("SELECT id, name, email, role FROM users").fetchall():
+            snap.users[uid] = User(uid, name, email, role)
+        groups: dict[str, set[str]] = {}
+        for gid, uid in conn.execute("SELECT group_id, user_id FROM group_members").fetchall():
+            groups.setdefault(uid, set()).add(gid)
+        snap.groups_of = {u: frozenset(g) for u, g in groups.items()}
+        for fid, owner, ac, version in conn.execute(
+            "SELECT id, user_id, access_control, version FROM flows"
+        ).fetchall():
+            snap.flows[fid] = FlowAcl(fid, owner, orjson.loads(ac) if ac is not None else None, version)
+        snap.keys = dict(conn.execute("SELECT key_hash, user_id FROM api_keys").fetchall())
+        self._snap = snap  # one assignment: readers see the old or the new, never a mix
+
+    def reload(self, store: Store) -> None:
+        store.read(self.load)
+
+    def user(self, user_id: str) -> User | None:
+        return self._snap.users.get(user_id)
+
+    def users(self) -> list[User]:
+        return list(self._snap.users.values())
+
+    def groups_of(self, user_id: str) -> frozenset[str]:
+        return self._snap.groups_of.get(user_id, frozenset())
+
+    def put_flow(self, flow: FlowAcl) -> None:
+        """One flow changed: cheaper than a reload, which would make creating n flows O(n²)."""
+        self._snap.flows[flow.id] = flow
+
+    def drop_flow(self, flow_id: str) -> None:
+        self._snap.flows.pop(flow_id, None)
+
+    def flow(self, flow_id: str) -> FlowAcl | None:
+        return self._snap.flows.get(flow_id)
+
+    def flows(self) -> list[FlowAcl]:
+        return list(self._snap.flows.values())
+
+    def user_for_key(self, key_hash: str) -> str | None:
+        return self._snap.keys.get(key_hash)

@@ -1,0 +1,215 @@
+"""Users, groups and API keys.
+
+API keys are `sk-` + 32 hex characters (Open WebUI's shape) drawn from `secrets`; they are
+stored only as SHA-256 hashes. A fast hash is right here: a 128-bit random key cannot be
+guessed, so a slow password hash would only slow every request down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from analytics.access.directory import User
+from analytics.core.context import Context
+from analytics.core.errors import Conflict, InvalidInput, NotFound
+from analytics.core.store import Connection
+
+ROLES = ("admin", "user", "pending")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    user_id: str
+    prefix: str
+    name: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: str
+    name: str
+    description: str | None
+    user_ids: tuple[str, ...]
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+
+
+def create_user(
+    ctx: Context, user_id: str, *, role: str = "user", name: str | None = None, email: str | None = None
+) -> User:
+    _check_role(role)
+    if not user_id or len(user_id) > 255:
+        raise InvalidInput("user id must be 1 to 255 characters", field="id")
+    if ctx.directory.user(user_id) is not None:
+        raise Conflict(f"user {user_id} already exists")
+    ctx.write_registry(
+        lambda c: c.execute(
+            "INSERT INTO users (id, name, email, role) VALUES (?, ?, ?, ?)", [user_id, name, email, role]
+        )
+    )
+    return User(user_id, name, email, role)
+
+
+def ensure_user(ctx: Context, user_id: str, *, role: str = "user") -> User:
+    """The user, created with `role` on first sight (a valid Open WebUI token we have not seen)."""
+    found = ctx.directory.user(user_id)
+    if found is not None:
+        return found
+    ctx.write_registry(
+        lambda c: c.execute(
+            "INSERT INTO users (id, role) VALUES (?, ?) ON CONFLICT DO NOTHING", [user_id, role]
+        )
+    )
+    found = ctx.directory.user(user_id)
+    assert found is not None
+    return found
+
+
+def set_role(ctx: Context, user_id: str, role: str) -> User:
+    """Change a user's role; Conflict if that would leave no admin.
+
+    The last-admin check reads on the writer, in the transaction of the change: two demotions
+    of the last two admins are serialized there and the second sees the first.
+    """
+    _check_role(role)
+
+    def update(c: Connection) -> User:
+        row = c.execute("SELECT id, name, email, role FROM users WHERE id = ?", [user_id]).fetchone()
+        if row is None:
+            raise NotFound(f"user {user_id} not found")
+        if row[3] == "admin" and role != "admin":
+            other = c.execute("SELECT 1 FROM users WHERE role = 'admin' AND id <> ? LIMIT 1", [user_id])
+            if not other.fetchall():
+                raise Conflict(
+                    f"{user_id} is the last admin: make another user admin first, then change this one"
+                )
+        c.execute("UPDATE users SET role = ? WHERE id = ?", [role, user_id])
+        return User(row[0], row[1], row[2], role)
+
+    result: User = ctx.write_registry(update)
+    return result
+
+
+def list_users(ctx: Context) -> list[User]:
+    return sorted(ctx.directory.users(), key=lambda u: u.id)
+
+
+def create_api_key(ctx: Context, user_id: str, *, name: str | None = None) -> tuple[str, ApiKey]:
+    """A new key for the user; the plain key is returned here once and never stored."""
+    if ctx.directory.user(user_id) is None:
+        raise NotFound(f"user {user_id} not found")
+    key = "sk-" + secrets.token_hex(16)
+    record = ApiKey(uuid.uuid4().hex, user_id, key[:7], name, datetime.now().replace(tzinfo=None))
+    ctx.write_registry(
+        lambda c: c.execute(
+            "INSERT INTO api_keys (id, user_id, key_hash, prefix, name) VALUES (?, ?, ?, ?, ?)",
+            [record.id, user_id, hash_key(key), record.prefix, name],
+        )
+    )
+    return key, record
+
+
+def list_api_keys(ctx: Context, *, user_id: str | None = None) -> list[ApiKey]:
+    sql = "SELECT id, user_id, prefix, name, created_at FROM api_keys"
+    params: list[object] = []
+    if user_id is not None:
+        sql += " WHERE user_id = ?"
+        params.append(user_id)
+    rows = ctx.store.read(lambda c: c.execute(sql + " ORDER BY created_at", params).fetchall())
+    return [ApiKey(*r) for r in rows]
+
+
+def revoke_api_key(ctx: Context, key_id: str) -> None:
+    deleted = ctx.write_registry(
+        lambda c: c.execute("DELETE FROM api_keys WHERE id = ? RETURNING id", [key_id]).fetchall()
+    )
+    if not deleted:
+        raise NotFound(f"API key {key_id} not found")
+
+
+def create_group(
+    ctx: Context, name: str, *, user_ids: list[str] | None = None, description: str | None = None
+) -> Group:
+    if not name.strip():
+        raise InvalidInput("group name must not be empty", field="name")
+    group = Group(uuid.uuid4().hex, name, description, tuple(dict.fromkeys(user_ids or [])))
+
+    def insert(c: Connection) -> None:
+        c.execute(
+            "INSERT INTO groups (id, name, description) VALUES (?, ?, ?)", [group.id, name, description]
+        )
+        for uid in group.user_ids:
+            c.execute("INSERT INTO group_members VALUES (?, ?)", [group.id, uid])
+
+    ctx.write_registry(insert)
+    return group
+
+
+def set_group_members(ctx: Context, group_id: str, user_ids: list[str]) -> Group:
+    rows = ctx.store.read(
+        lambda c: c.execute("SELECT id, name, description FROM groups WHERE id = ?", [group_id]).fetchall()
+    )
+    if not rows:
+        raise NotFound(f"group {group_id} not found")
+    members = tuple(dict.fromkeys(user_ids))
+
+    def replace(c: Connection) -> None:
+        c.execute("DELETE FROM group_members WHERE group_id = ?", [group_id])
+        for uid in members:
+            c.execute("INSERT INTO group_members VALUES (?, ?)", [group_id, uid])
+
+    ctx.write_registry(replace)
+    gid, name, description = rows[0]
+    return Group(gid, name, description, members)
+
+
+def list_groups(ctx: Context) -> list[Group]:
+    rows = ctx.store.read(
+        lambda c: c.execute(
+            "SELECT g.id, g.name, g.description,"
+            " list(m.user_id ORDER BY m.user_id) FILTER (m.user_id IS NOT NULL)"
+            " FROM groups g LEFT JOIN group_members m ON m.group_id = g.id GROUP BY ALL ORDER BY g.name"
+        ).fetchall()
+    )
+    return [Group(gid, name, desc, tuple(members or [])) for gid, name, desc, members in rows]
+
+
+def bootstrap_admin(ctx: Context) -> str | None:
+    """On an empty store, create the admin and a key; the key is returned once and saved 0600.
+
+    Also makes every id in settings.admin_user_ids an admin, every start.
+    """
+    for uid in ctx.settings.admin_user_ids:
+        user = ctx.directory.user(uid)
+        if user is None:
+            create_user(ctx, uid, role="admin")
+        elif user.role != "admin":
+            set_role(ctx, uid, "admin")
+    if ctx.directory.users() and any(u.role == "admin" for u in ctx.directory.users()):
+        return None
+    if ctx.directory.user("admin") is None:
+        create_user(ctx, "admin", role="admin", name="Administrator")
+    else:
+        set_role(ctx, "admin", "admin")
+    key, _ = create_api_key(ctx, "admin", name="bootstrap")
+    path = ctx.settings.admin_key_file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    os.chmod(path, 0o600)
+    return key

@@ -1,0 +1,99 @@
+"""Settings from the environment (prefix FLOWHISTORY_), shared by the server, CLI and notebooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLOWHISTORY_", extra="ignore")
+
+    db_path: Path = Path("data/flowhistory.duckdb")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Open WebUI signs its JWTs with this; unset means a random one kept beside the store.
+    webui_secret_key: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WEBUI_SECRET_KEY", "FLOWHISTORY_WEBUI_SECRET_KEY"),
+    )
+    auto_create_users: bool = True
+    admin_user_ids: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    page_size: int = Field(default=60, ge=1)
+    list_limit_default: int = Field(default=50, ge=1)
+    list_limit_max: int = Field(default=500, ge=1)
+    batch_max_items: int = Field(default=100_000, ge=1)
+    # DuckDB checkpoints the WAL into the file past this size; larger means faster ingest.
+    checkpoint_threshold: str = "256MB"
+    # an empty price table starts from analytics/cost/prices.json
+    seed_prices: bool = True
+    memory_limit: str | None = None
+    threads: int | None = None
+    # alerts (analytics/alerts, docs/alerts.md): the scheduled evaluation (0: on demand only);
+    # evaluation right after an ingest touching a rule's flows, a burst coalesced over the
+    # debounce; webhook timeout, attempts, backoff (first retry delay, doubling up to the max),
+    # failed attempts in a row before a channel is disabled, and sender threads
+    alert_interval_s: float = Field(default=60.0, ge=0)
+    alert_ingest_trigger: bool = True
+    alert_ingest_debounce_s: float = Field(default=1.0, ge=0)
+    # after an ingest-triggered pass of d seconds, rest factor * d: caps its share of a core (1/10)
+    alert_ingest_rest_factor: float = Field(default=9.0, ge=0)
+    # ingest-triggered passes judge windows up to this long (0: all); the schedule judges every rule
+    alert_ingest_max_window_s: float = Field(default=86400.0, ge=0)
+    alert_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    alert_webhook_max_attempts: int = Field(default=5, ge=1)
+    alert_webhook_backoff_s: float = Field(default=2.0, ge=0)
+    alert_webhook_backoff_max_s: float = Field(default=600.0, ge=0)
+    alert_channel_max_failures: int = Field(default=10, ge=1)
+    alert_webhook_workers: int = Field(default=4, ge=1)
+    # retention (analytics/retention): how often the scheduled pass runs (0: on demand only),
+    # where deleted runs are archived (default: <data>/archive), and the share of runs a pass
+    # must delete before it rewrites the table to give the space back
+    retention_interval_s: float = Field(default=3600.0, ge=0)
+    archive_dir: Path | None = None
+    retention_compact_fraction: float = Field(default=0.2, ge=0, le=1)
+    # Parquet exports (analytics/exports, docs/exports.md): a folder (default <data>/exports) or
+    # s3://bucket/prefix with the S3 endpoint and credentials; how often the export and its
+    # compaction run (0: on demand only), files a partition may hold before compaction merges
+    # them, and how long replaced files stay readable for readers that listed them before
+    export_url: str | None = None
+    export_s3_endpoint: str | None = None
+    export_s3_access_key: str | None = None
+    export_s3_secret_key: str | None = None
+    export_s3_region: str = "us-east-1"
+    export_s3_timeout_s: float = Field(default=10.0, gt=0)
+    export_interval_s: float = Field(default=300.0, ge=0)
+    export_compaction_interval_s: float = Field(default=3600.0, ge=0)
+    export_max_files_per_partition: int = Field(default=4, ge=1)
+    export_grace_s: float = Field(default=600.0, ge=0)
+    # days copied and published at once (a day's COPY uses one core)
+    export_workers: int = Field(default=2, ge=1)
+    # the server's scheduler (exports, compaction, retention, alerts); off: jobs run on demand only
+    scheduler_enabled: bool = True
+    # trends' daily rollups: complete days are rolled, dirty ones rebuilt (0: on demand only)
+    rollup_interval_s: float = Field(default=300, ge=0)
+    # ad-hoc SQL over the exports (analytics/exports/sql_sandbox.py): each query's DuckDB limits, and
+    # the most rows and seconds a caller may ask for
+    sql_memory_limit: str = "512MB"
+    sql_threads: int = Field(default=1, ge=1)
+    sql_max_rows: int = Field(default=100_000, ge=1)
+    sql_max_timeout_s: float = Field(default=60.0, gt=0)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.db_path.parent
+
+    @property
+    def admin_key_file(self) -> Path:
+        return self.data_dir / "admin_api_key"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / ".webui_secret_key"
+
+    @property
+    def jobs_status_file(self) -> Path:
+        return self.data_dir / "jobs.json"

@@ -1,0 +1,123 @@
+"""Open a store with everything that lives beside it: migrations, the directory, the counters.
+
+The server, the CLI and notebooks all start here; `Context` is what analytics functions take
+first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from analytics.access.directory import Directory
+from analytics.core import migrations
+from analytics.core.config import Settings
+from analytics.core.errors import InvalidInput
+from analytics.core.store import Connection, Store
+from analytics.cost.prices import PriceTable, replace_prices, shipped_prices
+from analytics.history.counters import Counters
+from analytics.history.page_boundaries import PageBoundaries
+from analytics.trends import rollups
+
+if TYPE_CHECKING:
+    from analytics.alerts.lifecycle import Alerts
+    from analytics.jobs.scheduler import Scheduler
+
+log = logging.getLogger("flowhistory")
+
+# called on the writer thread after a commit with the flow ids of the runs it stored; a
+# listener must return at once (hand work to its own thread) and never raise into ingest
+IngestListener = Callable[[set[str]], None]
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: Store
+    directory: Directory
+    counters: Counters
+    pages: PageBoundaries
+    prices: PriceTable
+    # ids of runs that may carry an annotation (a superset: a stale id costs one lookup), so
+    # the detail of the many runs without one skips that query
+    annotated: set[str]
+    ingest_listeners: list[IngestListener] = field(default_factory=list)
+    # set by the server's lifespan (analytics.jobs.scheduler.Scheduler); None in the CLI and notebooks
+    scheduler: Scheduler | None = None
+    # days before this are rolled up for trends (analytics/trends/rollups.py); None: nothing rolled
+    rolled_until: date | None = None
+    rolled_runs: int = 0  # how many runs the rollups held at the last refresh: the store's size
+    # set by analytics.alerts.lifecycle.start_alerts (the server's lifespan): engine + webhooks
+    alerts: Alerts | None = None
+
+    def notify_ingest(self, flow_ids: set[str]) -> None:
+        for listener in self.ingest_listeners:
+            try:
+                listener(flow_ids)
+            except Exception:  # a listener's bug must not fail an acknowledged write
+                log.exception("ingest listener %r failed", listener)
+
+    def write_registry(self, fn: Callable[[Connection], Any]) -> Any:
+        """A write to users, groups, keys or flows; the directory reloads after it commits."""
+        return self.store.write(fn, after_commit=lambda _: self.directory.reload(self.store))
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_context(
+    settings: Settings | None = None, *, migrate: bool = True, read_only: bool = False
+) -> Context:
+    """Open the store (raises StoreLocked if a server holds it) and bring it to head.
+
+    `read_only` (notebooks) neither migrates nor writes: the store must already be at head.
+    """
+    settings = settings or Settings()
+    store = Store(
+        settings.db_path,
+        checkpoint_threshold=settings.checkpoint_threshold,
+        memory_limit=settings.memory_limit,
+        threads=settings.threads,
+        read_only=read_only,
+    )
+    try:
+        if migrate and not read_only:
+            migrations.upgrade(store)
+        at_head = store.read(migrations.version) >= migrations.head()
+        if read_only and not at_head:
+            raise InvalidInput(
+                f"{settings.db_path} is not at schema version {migrations.head()}; upgrade it first"
+            )
+        directory = Directory()
+        counters = Counters()
+        prices = PriceTable()
+        annotated: set[str] = set()
+        if at_head:
+            directory.reload(store)
+            store.read(counters.load)
+            empty = not store.read(lambda c: c.execute("SELECT 1 FROM prices").fetchall())
+            if settings.seed_prices and empty and not read_only:
+                store.write(lambda c: replace_prices(c, shipped_prices()))
+            store.read(prices.load)
+            annotated.update(
+                r[0]
+                for r in store.read(
+                    lambda c: c.execute("SELECT execution_id::VARCHAR FROM execution_annotations").fetchall()
+                )
+            )
+    except BaseException:
+        store.close()
+        raise
+    ctx = Context(settings, store, directory, counters, PageBoundaries(), prices, annotated)
+    if at_head:
+        rollups.load(ctx)
+    return ctx

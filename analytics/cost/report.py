@@ -1,0 +1,153 @@
+"""Where the money goes: cost per run, per flow, per model and per node; cost per successful
+run; cost burned by runs that failed (status `error`) and, apart, by aborted runs. Also setting
+prices and recomputing stored costs.
+
+Cost is computed at ingest (ingest.py, cost.py). When prices change, an admin recomputes a
+time range: every run in it is re-priced from its stored token counts (reported or estimated)
+in one write, so the figures and the price table agree again.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import pyarrow as pa
+
+from analytics.access.permissions import Viewer, require_flow_access
+from analytics.access.scope import check_range
+from analytics.core.context import Context
+from analytics.core.store import Connection
+from analytics.cost.prices import Price, replace_prices
+from analytics.history.filters import utc_naive, visible_clause, where
+from analytics.history.ingest import NODE_STRUCT
+from analytics.trends import rollups
+
+
+class CostGroup(StrEnum):
+    FLOW = "flow"
+    MODEL = "model"
+    NODE = "node"
+
+
+def _sums(cost: str, tokens: str) -> str:
+    """The report's aggregates over rows with the run's `status`, a cost and token columns.
+
+    Per status the rows and the cost they burned: 0 when there are none, NULL when none of them
+    has a known cost (as `cost` itself)."""
+    parts = ["count(*) AS runs", "count(*) FILTER (WHERE status = 'success') AS successful_runs"]
+    for status in ("error", "aborted"):
+        rows = f"count(*) FILTER (WHERE status = '{status}')"
+        burned = f"sum({cost}) FILTER (WHERE status = '{status}')"
+        parts += [
+            f"{rows} AS {status}_runs",
+            f"CASE WHEN {rows} = 0 THEN 0.0 ELSE {burned} END AS {status}_cost",
+        ]
+    parts += [
+        f"sum({cost}) AS cost",
+        f"sum({tokens}tokens_in)::BIGINT AS tokens_in, sum({tokens}tokens_out)::BIGINT AS tokens_out",
+        f"coalesce(bool_or({tokens}tokens_estimated), false) AS tokens_estimated",
+        f"count(*) FILTER (WHERE {cost} IS NULL) AS unpriced_runs",
+    ]
+    return ",\n    ".join(parts)
+
+
+_RUN_LEVEL = f"""
+SELECT flow_id AS "group", {_sums("cost", "")}
+FROM executions WHERE {{where}} GROUP BY ALL
+"""
+# a row is a node run; `status` is the status of the run it belongs to
+_NODE_LEVEL = f"""
+SELECT {{key}} AS "group", {_sums("n.cost", "n.")}
+FROM (SELECT status, unnest(nodes) AS n FROM executions WHERE {{where}})
+WHERE {{key}} IS NOT NULL GROUP BY ALL
+"""
+
+
+def cost_report(
+    ctx: Context,
+    viewer: Viewer,
+    *,
+    start: datetime,
+    end: datetime,
+    group_by: CostGroup = CostGroup.FLOW,
+    flow_id: str | None = None,
+) -> pa.Table:
+    """One row per group, most expensive first, with `cost_per_run` and `cost_per_success`
+    (all the group's cost divided by its successful runs: what one success really costs).
+
+    Runs split by status: `successful_runs`, `error_runs` (failed: status `error`, as in
+    `failure_rate`) and `aborted_runs` (cancelled, not failed), with `error_cost` and
+    `aborted_cost` the cost each burned. At model or node level a row is a node run and its
+    status is the status of the run it belongs to. `unpriced_runs` counts rows whose model no
+    price matches (their cost is unknown, not 0).
+    """
+    check_range(start, end)
+    start, end = utc_naive(start), utc_naive(end)
+    clauses = [visible_clause(ctx.directory, viewer), ("created_at >= ? AND created_at < ?", [start, end])]
+    if flow_id is not None:
+        require_flow_access(ctx.directory, viewer, flow_id)
+        clauses.append(("flow_id = ?", [flow_id]))
+    sql, params = where(*clauses)
+    key = {CostGroup.MODEL: "n.model", CostGroup.NODE: "n.node_id"}.get(group_by)
+    inner = _RUN_LEVEL.format(where=sql) if key is None else _NODE_LEVEL.format(key=key, where=sql)
+    query = f"""
+        SELECT *, cost / runs AS cost_per_run,
+            CASE WHEN successful_runs > 0 THEN cost / successful_runs END AS cost_per_success
+        FROM ({inner}) ORDER BY cost DESC NULLS LAST, runs DESC, "group"
+    """
+    return ctx.store.read(lambda c: c.execute(query, params).to_arrow_table())
+
+
+def set_prices(ctx: Context, prices: list[Price]) -> list[Price]:
+    """Replace the price table (admins); new runs are priced with it at once."""
+    ctx.store.write(
+        lambda c: replace_prices(c, prices), after_commit=lambda _: ctx.store.read(ctx.prices.load)
+    )
+    return ctx.prices.all()
+
+
+def recompute_costs(ctx: Context, *, start: datetime, end: datetime) -> int:
+    """Re-price every run created in [start, end) from its stored tokens; returns how many."""
+    check_range(start, end)
+    start, end = utc_naive(start), utc_naive(end)
+
+    def work(c: Connection) -> int:
+        rollups.invalidate(c, "created_at >= ? AND created_at < ?", [start, end])
+        rows = c.execute(
+            "SELECT id::VARCHAR, created_at, nodes FROM executions WHERE created_at >= ? AND created_at < ?",
+            [start, end],
+        ).fetchall()
+        ids, costs, all_nodes = [], [], []
+        for run_id, created, nodes in rows:
+            day = created.date()
+            priced: list[dict[str, Any]] = []
+            for n in nodes:
+                n = dict(n)
+                n["cost"] = ctx.prices.cost(n["model"], day, n["tokens_in"], n["tokens_out"])
+                priced.append(n)
+            known = [n["cost"] for n in priced if n["cost"] is not None]
+            ids.append(run_id)
+            costs.append(sum(known) if known else None)
+            all_nodes.append(priced)
+        if not ids:
+            return 0
+        table = pa.table(
+            {
+                "id": pa.array(ids, pa.string()),
+                "cost": pa.array(costs, pa.float64()),
+                "nodes": pa.array(all_nodes, pa.list_(NODE_STRUCT)),
+            }
+        )
+        c.register("_repriced", table)
+        try:
+            c.execute(
+                "UPDATE executions SET cost = r.cost, nodes = r.nodes FROM _repriced r"
+                " WHERE executions.id = r.id::UUID"
+            )
+        finally:
+            c.unregister("_repriced")
+        return len(ids)
+
+    return int(ctx.store.write(work))

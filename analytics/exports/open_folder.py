@@ -1,0 +1,93 @@
+"""A Parquet export folder opened as a read-only analytics `Context`, for notebooks.
+
+The same trend, breakdown, search and stats functions then run over the export, with no
+store and no server: an in-memory DuckDB holds empty registry tables (migrations at head) and
+views named like the store's (`executions`, `execution_nodes`) that read the export's files
+and give its columns back the store's types. Whoever can read the folder can read all of it,
+so use an admin viewer (`EXPORT_READER`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analytics.access.permissions import Viewer
+from analytics.core import migrations
+from analytics.core.config import Settings
+from analytics.core.context import Context, open_context
+from analytics.core.errors import NotFound
+from analytics.core.migrations.v0002_executions import NODE_STRUCT
+from analytics.core.store import Connection
+from analytics.exports.layout import EXECUTION_NODES, EXECUTIONS, FLOWS_FILE, SCHEMA_FILE, Table
+
+EXPORT_READER = Viewer("export-reader", "admin")
+
+# store type of each export column that the export writes as text or as a UTC instant
+_STORE_TYPES = {
+    "id": "UUID",
+    "execution_id": "UUID",
+    "replay_of": "UUID",
+    "created_at": "TIMESTAMP",
+    "inputs": "JSON",
+    "outputs": "JSON",
+    "node_results": "JSON",
+    "errors": "JSON",
+    "meta": "JSON",
+    "nodes": f"{NODE_STRUCT}[]",
+}
+
+
+def _files(root: Path, table: Table) -> str:
+    return str(root / table.name / "*" / "*.parquet").replace("'", "''")
+
+
+def _view(root: Path, table: Table) -> str:
+    """`table` over the export, with the store's types; an empty table when it has no files."""
+    cols = []
+    for c in table.columns:
+        kind = _STORE_TYPES.get(c.name)
+        cols.append(f"CAST({c.name} AS {kind}) AS {c.name}" if kind else c.name)
+    if any((root / table.name).glob("*/*.parquet")):
+        source = f"read_parquet('{_files(root, table)}', hive_partitioning = true, union_by_name = true)"
+        return f"CREATE VIEW {table.name} AS SELECT {', '.join(cols)} FROM {source}"
+    empty = ", ".join(f"CAST(NULL AS {c.type}) AS {c.name}" for c in table.columns)
+    return f"CREATE VIEW {table.name} AS SELECT {', '.join(cols)} FROM (SELECT {empty}) WHERE false"
+
+
+def _mount(conn: Connection, root: Path) -> None:
+    conn.execute("DROP VIEW execution_nodes")
+    conn.execute("DROP TABLE executions")
+    conn.execute(_view(root, EXECUTIONS))
+    conn.execute(_view(root, EXECUTION_NODES))
+    flows = root / FLOWS_FILE
+    if flows.exists():
+        conn.execute(
+            "INSERT INTO flows (id, user_id, name, nodes, edges, created_at, updated_at, version)"
+            " SELECT id, user_id, name, '[]', '[]', CAST(updated_at AS TIMESTAMP),"
+            " CAST(updated_at AS TIMESTAMP), version FROM read_parquet(?)",
+            [str(flows)],
+        )
+    # runs of flows the export no longer lists (deleted since) still get a directory entry
+    conn.execute(
+        "INSERT INTO flows (id, user_id, name, nodes, edges, created_at, updated_at, version)"
+        " SELECT flow_id, any_value(user_id), flow_id, '[]', '[]', min(created_at), max(created_at), ''"
+        " FROM executions WHERE flow_id NOT IN (SELECT id FROM flows) GROUP BY flow_id"
+    )
+
+
+def open_export(folder: str | Path) -> Context:
+    """Open an export folder (e.g. `data/exports`) for the analytics functions; read with
+    `EXPORT_READER`. Nothing is written to the folder."""
+    root = Path(folder).resolve()
+    if not (root / SCHEMA_FILE).exists() and not (root / EXECUTIONS.name).is_dir():
+        raise NotFound(f"{root} is not a flowhistory export (no {SCHEMA_FILE}, no {EXECUTIONS.name}/)")
+    ctx = open_context(Settings(db_path=Path(":memory:"), seed_prices=False), migrate=False)
+    try:
+        migrations.upgrade(ctx.store)
+        ctx.store.write(lambda c: _mount(c, root))
+        ctx.directory.reload(ctx.store)
+        ctx.store.read(ctx.counters.load)
+    except BaseException:
+        ctx.close()
+        raise
+    return ctx

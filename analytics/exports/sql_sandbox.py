@@ -1,0 +1,280 @@
+"""Ad-hoc SQL over the Parquet export, in a throwaway DuckDB that can read only the export.
+
+Every query gets a FRESH in-memory connection (nothing one query does is seen by the next)
+with views `executions`, `execution_nodes` and `flows` over the export folder. Then it is
+locked down, in this order because DuckDB needs it: `allowed_directories` = the export's real
+path (it must be set while external access is still on), `enable_external_access = false`, no
+extension autoload/autoinstall, no community extensions, no Python replacement scans, no
+spilling to a temp folder, a memory limit and threads, and last `lock_configuration = true` so
+the query cannot undo any of it (SET, RESET, PRAGMA, USE all fail).
+
+Settings alone do not make it read-only: `allowed_directories` also allows WRITING there (COPY
+TO, EXPORT DATABASE would overwrite export files). So the SQL is parsed by DuckDB first and
+must be exactly one statement of type SELECT (which covers WITH, FROM-first, VALUES, DESCRIBE,
+SUMMARIZE, SHOW); everything else (COPY, EXPORT, ATTACH, INSTALL, LOAD, SET, PRAGMA, CALL,
+CREATE, EXPLAIN, which may ANALYZE a COPY) is refused before it runs. Symlinks in the export
+that point outside it are refused before the views are made (DuckDB refuses to follow them too).
+
+Runaway queries: a timer calls `conn.interrupt()` at the deadline. Row limit: the query is
+wrapped in LIMIT limit+1 and streamed as record batches, so no more than limit+1 rows are ever
+materialised and truncation is known exactly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import duckdb
+import pyarrow as pa
+
+from analytics.core.batch_formats import JSON_LINE
+from analytics.core.config import Settings
+from analytics.core.errors import InvalidInput
+
+# table name -> glob under the export root (date=* keeps staging folders out of the views)
+TABLES: dict[str, str] = {
+    "executions": "executions/date=*/*.parquet",
+    "execution_nodes": "execution_nodes/date=*/*.parquet",
+    "flows": "flows/*.parquet",
+}
+BATCH_ROWS = 10_000
+
+
+class SqlRefused(InvalidInput):
+    """A query the sandbox will not run, or that DuckDB refused; `detail` carries DuckDB's reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class SqlColumn:
+    name: str
+    type: str  # DuckDB's type name, e.g. VARCHAR, TIMESTAMP, BIGINT[]
+
+
+@dataclass(frozen=True, slots=True)
+class SqlResult:
+    columns: list[SqlColumn]
+    table: pa.Table  # at most `limit` rows
+    truncated: bool  # the query had more rows than `limit`
+    elapsed_ms: float
+
+    @property
+    def row_count(self) -> int:
+        return self.table.num_rows
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    memory_limit: str = "512MB"
+    threads: int = 1
+
+
+def export_root(settings: Settings) -> Path:
+    """The local export folder `export_url` names (default data/exports); an export on S3 is
+    refused: the sandbox reads local files only (DuckDB's httpfs cannot be installed here)."""
+    url = settings.export_url or str(settings.data_dir / "exports")
+    parsed = urlparse(url)
+    if parsed.scheme not in ("", "file"):
+        raise SqlRefused(
+            f"ad-hoc SQL reads a local export folder; the export is at {url}: "
+            "read it with an engine that speaks S3 (docs/sql-and-engines.md)"
+        )
+    return Path(parsed.path if parsed.scheme == "file" else url)
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(memory_limit=settings.sql_memory_limit, threads=settings.sql_threads)
+
+
+def _check_tree(root: Path) -> None:
+    """Refuse an export holding a symlink that leaves it: DuckDB would refuse the whole scan
+    with a less helpful message, and a future DuckDB might follow it."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            if path.is_symlink():
+                target = Path(os.path.realpath(path))
+                if not target.is_relative_to(root):
+                    raise SqlRefused(f"the export holds a symlink leaving it: {path} -> {target}")
+
+
+def _statement(conn: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """DuckDB's own parse: exactly one SELECT-type statement, or a refusal naming what it is."""
+    try:
+        statements = conn.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise SqlRefused(str(exc)) from exc
+    if len(statements) != 1:
+        raise SqlRefused(f"give exactly one statement (got {len(statements)})")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        name = kind.name if hasattr(kind, "name") else str(kind)
+        raise SqlRefused(f"only SELECT queries may run here; this is a {name} statement")
+    return statements[0].query.strip().rstrip(";")
+
+
+def _lock_down(conn: duckdb.DuckDBPyConnection, root: Path, limits: Limits) -> None:
+    quoted = str(root).replace("'", "''")
+    for statement in (
+        "SET enable_progress_bar = false",
+        "SET temp_directory = ''",  # nothing spilled to disk: the memory limit is the limit
+        f"SET allowed_directories = ['{quoted}/']",  # these two before external access goes off
+        "SET enable_external_access = false",
+        "SET autoload_known_extensions = false",
+        "SET autoinstall_known_extensions = false",
+        "SET allow_community_extensions = false",
+        "SET allow_persistent_secrets = false",
+        "SET python_enable_replacements = false",
+        "SET python_scan_all_frames = false",
+        "SET memory_limit = '{}'".format(limits.memory_limit.replace("'", "''")),
+        f"SET threads = {int(limits.threads)}",
+        "SET lock_configuration = true",
+    ):
+        conn.execute(statement)
+
+
+@contextmanager
+def sandbox(root: Path, limits: Limits | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh, locked-down connection with the export's views; closed on exit."""
+    limits = limits or Limits()
+    if not root.is_dir():
+        raise SqlRefused(f"there is no export at {root} yet: run `flowhistory export run` first")
+    root = Path(os.path.realpath(root))
+    _check_tree(root)
+    conn = duckdb.connect(":memory:")
+    try:
+        conn.execute("SET TimeZone = 'UTC'")
+        for name, pattern in TABLES.items():
+            if not any(root.glob(pattern)):
+                continue
+            path = str(root / pattern).replace("'", "''")
+            conn.execute(
+                f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}',"
+                " hive_partitioning = true, union_by_name = true)"
+            )
+        _lock_down(conn, root, limits)
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def _deadline(conn: duckdb.DuckDBPyConnection, timeout_s: float) -> Iterator[threading.Event]:
+    fired = threading.Event()
+
+    def interrupt() -> None:
+        fired.set()
+        conn.interrupt()
+
+    timer = threading.Timer(timeout_s, interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield fired
+    finally:
+        timer.cancel()
+
+
+_MISSING_TABLE = re.compile(r"Table with name .+ does not exist")
+_DID_YOU_MEAN = re.compile(r'\s*Did you mean "(?P<name>[^"]+)"\?')
+
+
+def _explained(conn: duckdb.DuckDBPyConnection, exc: Exception) -> SqlRefused:
+    """DuckDB's reason, but a missing table is answered with the export's tables: DuckDB
+    suggests the nearest name in its whole catalog ("Did you mean pg_indexes?")."""
+    message = str(exc)
+    if not _MISSING_TABLE.search(message):
+        return SqlRefused(message)
+    try:
+        views = {
+            r[0] for r in conn.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+        }
+    except duckdb.Error:
+        views = set(TABLES)
+    tables = [t for t in TABLES if t in views] + sorted(views - TABLES.keys())
+    hint = _DID_YOU_MEAN.search(message)
+    if hint and hint["name"] not in tables:
+        message = message[: hint.start()] + message[hint.end() :]
+    known = f"the export's tables: {', '.join(tables)}" if tables else "the export has no tables yet"
+    return SqlRefused(f"{message}\n({known})")
+
+
+def _refusal(
+    conn: duckdb.DuckDBPyConnection, exc: Exception, fired: threading.Event, timeout_s: float
+) -> SqlRefused:
+    if fired.is_set() or isinstance(exc, duckdb.InterruptException):
+        return SqlRefused(f"the query ran past its time limit of {timeout_s:g} s and was stopped")
+    return _explained(conn, exc)
+
+
+@contextmanager
+def query_reader(
+    conn: duckdb.DuckDBPyConnection,
+    sql: str,
+    *,
+    timeout_s: float,
+    limit: int | None = None,
+    json_lines: bool = False,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.RecordBatchReader]:
+    """A reader of one SELECT on a `sandbox` connection, stopped `timeout_s` after it starts;
+    with `json_lines` each row comes rendered by DuckDB as one JSON object in a column `line`.
+    DuckDB's errors inside the block come out as SqlRefused."""
+    query = _statement(conn, sql)
+    with _deadline(conn, timeout_s) as fired:
+        try:
+            rel = conn.sql(query)
+            if limit is not None:
+                rel = rel.limit(limit)
+            if json_lines:
+                rel = rel.query("q", f"SELECT to_json(q)::VARCHAR AS {JSON_LINE} FROM q")
+            yield rel.to_arrow_reader(batch_rows)
+        except (duckdb.Error, pa.ArrowException) as exc:
+            raise _refusal(conn, exc, fired, timeout_s) from exc
+
+
+def run_sql(
+    root: Path,
+    sql: str,
+    *,
+    limit: int = 1000,
+    timeout_s: float = 10.0,
+    limits: Limits | None = None,
+) -> SqlResult:
+    """Run one SELECT over the export; at most `limit` rows come back, `truncated` says if more."""
+    if limit < 1:
+        raise InvalidInput("limit must be at least 1", field="limit")
+    if timeout_s <= 0:
+        raise InvalidInput("timeout_s must be positive", field="timeout_s")
+    started = time.perf_counter()
+    with sandbox(root, limits) as conn:
+        rel = _relation(conn, sql)
+        columns = [SqlColumn(n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True)]
+        batches: list[pa.RecordBatch] = []
+        rows = 0
+        with query_reader(
+            conn, sql, timeout_s=timeout_s, limit=limit + 1, batch_rows=min(limit + 1, BATCH_ROWS)
+        ) as reader:
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows > limit:
+                    break
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+    truncated = table.num_rows > limit
+    return SqlResult(columns, table.slice(0, limit), truncated, (time.perf_counter() - started) * 1000)
+
+
+def _relation(conn: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation:
+    """The query bound but not run: its column names and DuckDB types."""
+    try:
+        return conn.sql(_statement(conn, sql))
+    except duckdb.Error as exc:
+        raise _explained(conn, exc) from exc

@@ -1,0 +1,282 @@
+"""The flow registry: the flows the client creates, their owner and their access control.
+
+A flow's `access_control` may only be changed by its owner or an admin; write-grantees may
+edit everything else. Deleting a flow deletes its executions in the same transaction (a peer
+bug on SQLite left them behind). A duplicate is owned by the caller and starts private.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from analytics.access.directory import FlowAcl
+from analytics.access.permissions import Viewer, readable_flow_ids, require_flow_access, writable_flow_ids
+from analytics.core.context import Context
+from analytics.core.errors import AccessDenied, InvalidInput
+from analytics.core.store import Connection
+from analytics.trends import rollups
+
+_COLUMNS = (
+    "id, user_id, name, description, nodes, edges, meta, access_control, created_at, updated_at, version"
+)
+_EDITABLE = ("name", "description", "nodes", "edges", "meta", "access_control")
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    id: str
+    user_id: str
+    name: str
+    description: str | None
+    nodes: list[Any]
+    edges: list[Any]
+    meta: dict[str, Any] | None
+    access_control: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    version: str = ""
+
+
+def flow_version(nodes: list[Any], edges: list[Any]) -> str:
+    """What ran: a hash of the graph (nodes and edges, keys sorted), not of name or meta."""
+    try:
+        graph = orjson.dumps(nodes, option=orjson.OPT_SORT_KEYS) + orjson.dumps(
+            edges, option=orjson.OPT_SORT_KEYS
+        )
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(f"nodes or edges are nested too deeply or not JSON: {exc}", field="nodes") from exc
+    return hashlib.sha256(graph).hexdigest()[:16]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _json(value: Any, field: str = "body") -> str | None:
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(f"{field} is nested too deeply or not JSON: {exc}", field=field) from exc
+
+
+def _check_json(flow: Flow) -> None:
+    """Serialise in the caller's thread, so a bad payload is a 422, not a failed write."""
+    for field in ("nodes", "edges", "meta", "access_control"):
+        _json(getattr(flow, field), field)
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+def _row_to_flow(row: tuple[Any, ...]) -> Flow:
+    fid, uid, name, desc, nodes, edges, meta, ac, created, updated, version = row
+    return Flow(
+        fid,
+        uid,
+        name,
+        desc,
+        _loads(nodes),
+        _loads(edges),
+        _loads(meta),
+        _loads(ac),
+        created,
+        updated,
+        version,
+    )
+
+
+def _read(ctx: Context, ids: list[str]) -> list[Flow]:
+    if not ids:
+        return []
+    rows = ctx.store.read(
+        lambda c: c.execute(
+            f"SELECT {_COLUMNS} FROM flows WHERE id IN (SELECT unnest(?::VARCHAR[]))"
+            " ORDER BY updated_at DESC, id",
+            [ids],
+        ).fetchall()
+    )
+    return [_row_to_flow(r) for r in rows]
+
+
+def validate_access_control(ac: Any) -> dict[str, Any] | None:
+    """null (public read), {} (private), or read/write grants of user_ids and group_ids."""
+    if ac is None:
+        return None
+    if not isinstance(ac, dict):
+        raise InvalidInput("access_control must be null or an object", field="access_control")
+    for mode, entry in ac.items():
+        if mode not in ("read", "write"):
+            raise InvalidInput(f"access_control has unknown key {mode!r}", field="access_control")
+        if not isinstance(entry, dict):
+            raise InvalidInput(f"access_control.{mode} must be an object", field="access_control")
+        for key, ids in entry.items():
+            if key not in ("user_ids", "group_ids") or not isinstance(ids, list):
+                raise InvalidInput(
+                    f"access_control.{mode}.{key} is not a list of user_ids or group_ids",
+                    field="access_control",
+                )
+            if not all(isinstance(i, str) for i in ids):
+                raise InvalidInput(f"access_control.{mode}.{key} must hold strings", field="access_control")
+    return ac
+
+
+def create_flow(
+    ctx: Context,
+    viewer: Viewer,
+    *,
+    name: str,
+    nodes: list[Any],
+    edges: list[Any],
+    description: str | None = None,
+    meta: dict[str, Any] | None = None,
+    access_control: dict[str, Any] | None = None,
+    flow_id: str | None = None,
+) -> Flow:
+    now = _now()
+    flow = Flow(
+        flow_id or str(uuid.uuid4()),
+        viewer.id,
+        name,
+        description,
+        nodes,
+        edges,
+        meta,
+        validate_access_control(access_control),
+        now,
+        now,
+        flow_version(nodes, edges),
+    )
+    if ctx.directory.flow(flow.id) is not None:
+        raise InvalidInput(f"flow {flow.id} already exists", field="id")
+    _check_json(flow)
+    ctx.store.write(lambda c: _insert(c, flow), after_commit=lambda _: _publish(ctx, flow))
+    return flow
+
+
+def _publish(ctx: Context, flow: Flow) -> None:
+    ctx.directory.put_flow(FlowAcl(flow.id, flow.user_id, flow.access_control, flow.version))
+
+
+def _remember_version(conn: Connection, f: Flow) -> None:
+    conn.execute(
+        "INSERT INTO flow_versions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        [f.id, f.version, _json(f.nodes), _json(f.edges), f.updated_at],
+    )
+
+
+def _insert(conn: Connection, f: Flow) -> None:
+    _remember_version(conn, f)
+    conn.execute(
+        f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            f.id,
+            f.user_id,
+            f.name,
+            f.description,
+            _json(f.nodes),
+            _json(f.edges),
+            _json(f.meta),
+            _json(f.access_control),
+            f.created_at,
+            f.updated_at,
+            f.version,
+        ],
+    )
+
+
+def get_flow(ctx: Context, viewer: Viewer, flow_id: str) -> Flow:
+    require_flow_access(ctx.directory, viewer, flow_id)
+    return _read(ctx, [flow_id])[0]
+
+
+def list_flows(ctx: Context, viewer: Viewer) -> list[Flow]:
+    """Flows the caller owns or may write (the client's `GET /flows/`)."""
+    return _read(ctx, writable_flow_ids(ctx.directory, viewer))
+
+
+def list_accessible_flows(ctx: Context, viewer: Viewer) -> list[Flow]:
+    """Flows the caller owns or may read."""
+    return _read(ctx, readable_flow_ids(ctx.directory, viewer))
+
+
+def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, Any]) -> Flow:
+    """Apply the given fields; omitted fields stay as they are."""
+    grant = require_flow_access(ctx.directory, viewer, flow_id, write=True)
+    changes = {k: v for k, v in changes.items() if k in _EDITABLE}
+    if "access_control" in changes:
+        if not (viewer.is_admin or grant.flow.owner_id == viewer.id):
+            raise AccessDenied("Only the flow's owner or an admin may change its access control")
+        changes["access_control"] = validate_access_control(changes["access_control"])
+    current = _read(ctx, [flow_id])[0]
+    merged = {**{k: getattr(current, k) for k in _EDITABLE}, **changes}
+    updated = Flow(
+        current.id,
+        current.user_id,
+        created_at=current.created_at,
+        updated_at=_now(),
+        version=flow_version(merged["nodes"], merged["edges"]),
+        **merged,
+    )
+    _check_json(updated)
+
+    def write(c: Connection) -> None:
+        _remember_version(c, updated)
+        c.execute(
+            "UPDATE flows SET name = ?, description = ?, nodes = ?, edges = ?, meta = ?,"
+            " access_control = ?, updated_at = ?, version = ? WHERE id = ?",
+            [
+                updated.name,
+                updated.description,
+                _json(updated.nodes),
+                _json(updated.edges),
+                _json(updated.meta),
+                _json(updated.access_control),
+                updated.updated_at,
+                updated.version,
+                flow_id,
+            ],
+        )
+
+    ctx.store.write(write, after_commit=lambda _: _publish(ctx, updated))
+    return updated
+
+
+def delete_flow(ctx: Context, viewer: Viewer, flow_id: str) -> None:
+    """Owner or admin only; the flow's executions and node facts go with it."""
+    require_flow_access(ctx.directory, viewer, flow_id, owner=True)
+
+    def delete(c: Connection) -> None:
+        rollups.invalidate(c, "flow_id = ?", [flow_id])
+        c.execute("DELETE FROM execution_annotations WHERE flow_id = ?", [flow_id])
+        c.execute("DELETE FROM executions WHERE flow_id = ?", [flow_id])
+        c.execute("DELETE FROM flow_versions WHERE flow_id = ?", [flow_id])
+        c.execute("DELETE FROM flows WHERE id = ?", [flow_id])
+
+    def after(_: object) -> None:
+        ctx.directory.drop_flow(flow_id)
+        ctx.counters.reload_flows(ctx.store, [flow_id])
+
+    ctx.store.write(delete, after_commit=after)
+
+
+def duplicate_flow(ctx: Context, viewer: Viewer, flow_id: str) -> Flow:
+    source = get_flow(ctx, viewer, flow_id)
+    return create_flow(
+        ctx,
+        viewer,
+        name=f"{source.name} (copy)",
+        description=source.description,
+        nodes=source.nodes,
+        edges=source.edges,
+        meta=source.meta,
+        access_control={},
+    )

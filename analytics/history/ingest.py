@@ -1,0 +1,386 @@
+"""Validate, normalise and stage executions for the writer: the hot path of every save.
+
+A run is checked (shape by pydantic, meaning here: the path's flow id is the truth, access),
+stamped with an id and a microsecond UTC `created_at`, its payloads serialised once, its node
+facts read out, and handed to the writer as column lists. The writer turns everything waiting
+into one Arrow batch per table and one transaction (group commit); the caller is answered after
+the commit. Batch ingest checks every item, stores the good ones in one append and reports per
+item what was stored and what was refused, and why.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import orjson
+import pyarrow as pa
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from analytics.access.permissions import Grant, Viewer, require_flow_access
+from analytics.core.context import Context
+from analytics.core.errors import FlowHistoryError, InvalidInput
+from analytics.core.store import Append, Rows
+from analytics.history.node_facts import node_facts
+from analytics.history.runs import Execution
+from analytics.trends import rollups
+
+NODE_STRUCT = pa.struct(
+    [
+        ("node_id", pa.string()),
+        ("node_type", pa.string()),
+        ("model", pa.string()),
+        ("status", pa.string()),
+        ("duration_ms", pa.int64()),
+        ("tokens_in", pa.int64()),
+        ("tokens_out", pa.int64()),
+        ("tokens_estimated", pa.bool_()),
+        ("cost", pa.float64()),
+        ("error", pa.string()),
+    ]
+)
+EXECUTIONS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("flow_id", pa.string()),
+        ("user_id", pa.string()),
+        ("status", pa.string()),
+        ("execution_time", pa.int64()),
+        ("created_at", pa.timestamp("us")),
+        ("inputs", pa.string()),
+        ("outputs", pa.string()),
+        ("outputs_same", pa.bool_()),
+        ("node_results", pa.string()),
+        ("errors", pa.string()),
+        ("meta", pa.string()),
+        ("node_count", pa.int32()),
+        ("tokens_in", pa.int64()),
+        ("tokens_out", pa.int64()),
+        ("tokens_estimated", pa.bool_()),
+        ("cost", pa.float64()),
+        ("flow_version", pa.string()),
+        ("replay_of", pa.string()),
+        ("nodes", pa.list_(NODE_STRUCT)),
+    ]
+)
+MAX_EXECUTION_TIME = 2**53  # JavaScript's largest safe integer: the client reads it as a number
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be an integer number of milliseconds, not a boolean")
+    return value
+
+
+Milliseconds = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_EXECUTION_TIME)]
+Payload = dict[str, Any] | None
+
+
+class ExecutionCreate(BaseModel):
+    """The contract's execution form; unknown keys are ignored, as the peer does."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    flow_id: str = Field(min_length=1, max_length=255)
+    status: Literal["success", "error", "aborted"]
+    inputs: Payload = None
+    outputs: Payload = None
+    node_results: Payload = None
+    errors: Payload = None
+    execution_time: Milliseconds
+    meta: Payload = None
+    replay_of: uuid.UUID | None = Field(
+        default=None, description="the execution this run replays (same flow); links the two for compare"
+    )
+
+
+class ExecutionImport(ExecutionCreate):
+    """A backfilled run: may carry its own id, time and (for admins) the user who ran it."""
+
+    id: uuid.UUID | None = None
+    created_at: datetime | None = Field(
+        default=None, description="epoch seconds or ISO 8601; UTC when no offset is given"
+    )
+    user_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+@dataclass(slots=True)
+class Staged:
+    execution: Execution
+    row: tuple[Any, ...]
+    id_supplied: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    index: int
+    status: Literal["stored", "refused"]
+    id: str | None = None
+    detail: str | None = None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def new_execution_id(created_at: datetime) -> str:
+    """A UUIDv7 (RFC 9562): 48 bits of the run's millisecond time, then 74 random bits.
+
+    Ids that grow with time keep the primary-key index's inserts local and make the id a
+    natural tie-break for runs in the same microsecond.
+    """
+    ms = max(0, (created_at - _EPOCH) // timedelta(milliseconds=1)) & (2**48 - 1)
+    rand = int.from_bytes(os.urandom(10))
+    value = ms << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
+    return str(uuid.UUID(int=value))
+
+
+def _dump(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(f"{field} is nested too deeply or not JSON: {exc}", field=field) from exc
+
+
+def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str | None = None) -> Staged:
+    """Check meaning and build the stored row. `flow_id` is the path's, when there is one."""
+    if flow_id is not None and form.flow_id != flow_id:
+        raise InvalidInput(
+            f"body flow_id {form.flow_id!r} does not match the flow in the path {flow_id!r}",
+            field="flow_id",
+        )
+    grant = require_flow_access(ctx.directory, viewer, form.flow_id)
+    user_id = viewer.id
+    supplied_id: str | None = None
+    created_at = utc_now()
+    if isinstance(form, ExecutionImport):
+        supplied_id = str(form.id) if form.id is not None else None
+        if form.created_at is not None:
+            created_at = _utc(form.created_at)
+        if form.user_id is not None and form.user_id != viewer.id:
+            if not viewer.is_admin:
+                raise InvalidInput("only admins may import runs of another user", field="user_id")
+            user_id = form.user_id
+    if form.replay_of is not None:
+        _check_replay_of(ctx, str(form.replay_of), grant)
+    staged = _build(ctx, grant, form, supplied_id or new_execution_id(created_at), user_id, created_at)
+    staged.id_supplied = supplied_id is not None
+    return staged
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    if value > utc_now() + timedelta(days=1):
+        raise InvalidInput("created_at is more than a day in the future", field="created_at")
+    return value
+
+
+def _check_replay_of(ctx: Context, original: str, grant: Grant) -> None:
+    """The original must be a run of this flow that the caller may see."""
+    rows = ctx.store.read(
+        lambda c: c.execute("SELECT flow_id, user_id FROM executions WHERE id = ?", [original]).fetchall()
+    )
+    visible = bool(rows) and rows[0][0] == grant.flow.id and grant.only_user in (None, rows[0][1])
+    if not visible:
+        raise InvalidInput(f"replay_of {original} is not an execution of this flow", field="replay_of")
+
+
+def _build(
+    ctx: Context, grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, created_at: datetime
+) -> Staged:
+    # serialise first: it refuses what is nested too deeply, before anything walks the payload
+    node_results_json = _dump(form.node_results, "node_results")
+    outputs_json = _dump(form.outputs, "outputs")
+    inputs_json = _dump(form.inputs, "inputs")
+    errors_json = _dump(form.errors, "errors")
+    meta = form.meta if form.meta is not None else {}
+    meta_json = _dump(meta, "meta")
+    outputs_same = outputs_json is not None and outputs_json == node_results_json
+    prompt = (form.inputs or {}).get("prompt")
+    facts = node_facts(form.node_results, form.errors, prompt=prompt if isinstance(prompt, str) else None)
+    tokens_in = _sum(f.tokens_in for f in facts)
+    tokens_out = _sum(f.tokens_out for f in facts)
+    day = created_at.date()
+    costs = [ctx.prices.cost(f.model, day, f.tokens_in, f.tokens_out) for f in facts]
+    cost = sum(c for c in costs if c is not None) if any(c is not None for c in costs) else None
+    estimated = any(f.tokens_estimated for f in facts)
+    replay_of = str(form.replay_of) if form.replay_of is not None else None
+    row = (
+        exec_id,
+        grant.flow.id,
+        user_id,
+        form.status,
+        form.execution_time,
+        created_at,
+        inputs_json,
+        None if outputs_same else outputs_json,
+        outputs_same,
+        node_results_json,
+        errors_json,
+        meta_json,
+        len(facts),
+        tokens_in,
+        tokens_out,
+        estimated,
+        cost,
+        grant.flow.version or None,
+        replay_of,
+        [
+            (
+                f.node_id,
+                f.node_type,
+                f.model,
+                f.status,
+                f.duration_ms,
+                f.tokens_in,
+                f.tokens_out,
+                f.tokens_estimated,
+                c,
+                f.error,
+            )
+            for f, c in zip(facts, costs, strict=True)
+        ],
+    )
+    node_names = NODE_STRUCT.names
+    execution = Execution(
+        id=exec_id,
+        flow_id=grant.flow.id,
+        user_id=user_id,
+        status=form.status,
+        inputs=form.inputs,
+        outputs=form.outputs,
+        node_results=form.node_results,
+        errors=form.errors,
+        execution_time=form.execution_time,
+        created_at=created_at,
+        meta=meta,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        tokens_estimated=estimated,
+        cost=cost,
+        flow_version=grant.flow.version or None,
+        replay_of=replay_of,
+        nodes=[dict(zip(node_names, t, strict=True)) for t in row[-1]],
+    )
+    return Staged(execution, row)
+
+
+def _sum(values: Iterable[int | None]) -> int | None:
+    """Sum of what was reported, clamped so a run of absurd counts cannot overflow int64."""
+    present = [v for v in values if v is not None]
+    return min(sum(present), 2**62) if present else None
+
+
+def _columns(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> Rows:
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in schema.names]
+    return Rows(schema, {name: list(col) for name, col in zip(schema.names, cols, strict=True)})
+
+
+def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
+    """Queue staged runs for the writer; the future resolves after the commit."""
+    rows = [s.row for s in staged]
+    append = Append({"executions": _columns(EXECUTIONS_SCHEMA, rows)})
+
+    def count(_: object) -> None:
+        ctx.counters.add(
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            [r[5] for r in rows],
+        )
+        rollups.note_ingest(ctx, [(r[1], r[5]) for r in rows])
+        ctx.notify_ingest({r[1] for r in rows})
+
+    return ctx.store.submit(append, after_commit=count)
+
+
+def parse_form(data: Any, model: type[ExecutionCreate] = ExecutionCreate) -> ExecutionCreate:
+    """Shape check; raises pydantic's ValidationError (the API renders it as FastAPI's 422)."""
+    if isinstance(data, model):
+        return data
+    return model.model_validate(data)
+
+
+def save_execution(ctx: Context, viewer: Viewer, data: Any, *, flow_id: str) -> Execution:
+    """Store one run of `flow_id` and return it once committed (the library's E1)."""
+    staged = stage(ctx, viewer, parse_form(data), flow_id=flow_id)
+    submit(ctx, [staged]).result()
+    return staged.execution
+
+
+def describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def save_executions(
+    ctx: Context, viewer: Viewer, items: Iterable[Any], *, flow_id: str | None = None
+) -> list[ItemResult]:
+    """Batch ingest: every good item is stored in one append; each bad one says why."""
+    results: dict[int, ItemResult] = {}
+    staged: list[tuple[int, Staged]] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if isinstance(item, FlowHistoryError):  # a line the caller could not even parse
+            results[index] = ItemResult(index, "refused", detail=item.detail)
+            continue
+        try:
+            s = stage(ctx, viewer, parse_form(item, ExecutionImport), flow_id=flow_id)
+        except ValidationError as exc:
+            results[index] = ItemResult(index, "refused", detail=describe(exc))
+            continue
+        except FlowHistoryError as exc:
+            results[index] = ItemResult(index, "refused", detail=exc.detail)
+            continue
+        if s.execution.id in seen:
+            results[index] = ItemResult(
+                index, "refused", detail=f"id {s.execution.id} appears twice in this batch"
+            )
+            continue
+        seen.add(s.execution.id)
+        staged.append((index, s))
+    existing = _existing_ids(ctx, [s.execution.id for _, s in staged if s.id_supplied])
+    fresh = []
+    for index, s in staged:
+        if s.execution.id in existing:
+            results[index] = ItemResult(
+                index, "refused", detail=f"an execution with id {s.execution.id} already exists"
+            )
+        else:
+            fresh.append((index, s))
+    if fresh:
+        try:
+            submit(ctx, [s for _, s in fresh]).result()
+        except Exception as exc:  # e.g. a concurrent import of the same id: nothing of it was stored
+            for index, _ in fresh:
+                results[index] = ItemResult(index, "refused", detail=f"not stored, retry: {exc}")
+        else:
+            for index, s in fresh:
+                results[index] = ItemResult(index, "stored", id=s.execution.id)
+    return [results[i] for i in sorted(results)]
+
+
+def _existing_ids(ctx: Context, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    rows = ctx.store.read(
+        lambda c: c.execute(
+            "SELECT id::VARCHAR FROM executions WHERE id IN (SELECT unnest(?::UUID[]))", [ids]
+        ).fetchall()
+    )
+    return {r[0] for r in rows}

@@ -1,0 +1,5 @@
+"""Per-flow insights: node breakdown, failure signatures, reliability, version regressions,
+anomalies.
+
+Imports: core, access, history.
+"""
