@@ -175,10 +175,11 @@ class LocalTarget:
 
     def _migrate(self, link: Path) -> None:
         real = Path(os.path.realpath(link))
-        if not real.is_dir() or not real.is_relative_to(self.root_path / VERSIONS):
-            os.unlink(link)  # dangling or foreign: the next cycle writes the day again
-            return
-        _remove(swap_in(real, link))
+        if not real.is_dir():
+            os.unlink(link)  # dangling: nothing is lost, the next cycle writes the day again
+        elif real.is_relative_to(self.root_path / VERSIONS):
+            _remove(swap_in(real, link))
+        # a link this exporter did not make is left alone (a rewrite replaces the link itself)
 
     def collect_garbage(self, grace_s: float) -> int:
         """Delete what the old layout left in `_versions/` (folders no partition links to),

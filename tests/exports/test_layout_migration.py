@@ -4,6 +4,7 @@ real folders at the next cycle, compaction or archive write, keeping its files a
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -104,3 +105,18 @@ def test_an_archive_write_migrates_the_archive(tmp_path: Path) -> None:
     publish_partitioned(pa.table({"id": ["b"], "created_at": at}), target, "executions")
     assert links(root) == []
     assert count_recursive(root) == [(2, 2)]
+
+
+def test_a_dangling_link_is_written_again(ctx: Context) -> None:
+    root = ctx.settings.data_dir / "exports"
+    flow = seed_flow(ctx)
+    add_runs(ctx, flow, DAYS, 2)
+    run_export(ctx)
+    make_legacy(root)
+    for table in ("executions", "execution_nodes"):  # a version folder lost by hand
+        link = root / table / "date=2026-11-02"
+        shutil.rmtree(link.resolve())
+    summary = run_export(ctx)
+    assert summary["days_written"] == 1 and summary["rows_written"]["executions"] == 2
+    assert links(root) == []
+    assert count_recursive(root) == [(6, 6)]
