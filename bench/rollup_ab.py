@@ -66,7 +66,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=250_000)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--calls", type=int, default=200)
-    p.add_argument("--ref", default="main", help="the commit whose rollup trend path is 'old'")
+    p.add_argument("--ref", default="main", help="the commit whose rollup trend path is 'old' (one with the analytics/trends/ package)")
     a = p.parse_args()
 
     from analytics.access.permissions import Viewer

@@ -7,8 +7,10 @@ Root (local folder or S3 prefix):
     flows/flows.parquet                              the flows (no access control), rewritten each cycle
     _schema.json                                     EXPORT_SCHEMA_VERSION and the columns
     _manifest.json                                   the files of the last published snapshot
-    _versions/<table>/date=.../<version>/             (local only) the immutable folders the
-                                                     partition entries are symlinks to
+    _staging/                                        (local only) files and folders being prepared
+
+Partitions are real folders (an older layout made them symlinks into `_versions/`; targets.py
+migrates it). Nothing but published `.parquet` files is ever inside a table folder.
 
 `date` is the UTC date of `created_at`, a hive partition column: it is in the path, not in
 the files. The column lists here are the single source of the export's shape; bumping
@@ -24,7 +26,8 @@ from datetime import date
 EXPORT_SCHEMA_VERSION = 1
 
 STAGING = "_staging"
-VERSIONS = "_versions"
+VERSIONS = "_versions"  # the old layout's version folders, removed by the migration
+HIDDEN = ("_", ".")  # names no writer publishes and readers skip
 SCHEMA_FILE = "_schema.json"
 MANIFEST_FILE = "_manifest.json"
 

@@ -18,7 +18,7 @@ from analytics.core.context import Context, open_context
 from analytics.core.errors import NotFound
 from analytics.core.migrations.v0002_executions import NODE_STRUCT
 from analytics.core.store import Connection
-from analytics.exports.layout import EXECUTION_NODES, EXECUTIONS, FLOWS_FILE, SCHEMA_FILE, Table
+from analytics.exports.layout import EXECUTION_NODES, EXECUTIONS, FLOWS_FILE, SCHEMA_FILE, STAGING, Table
 
 EXPORT_READER = Viewer("export-reader", "admin")
 
@@ -38,7 +38,7 @@ _STORE_TYPES = {
 
 
 def _files(root: Path, table: Table) -> str:
-    return str(root / table.name / "*" / "*.parquet").replace("'", "''")
+    return str(root / table.name / "date=*" / "*.parquet").replace("'", "''")
 
 
 def _view(root: Path, table: Table) -> str:
@@ -47,7 +47,7 @@ def _view(root: Path, table: Table) -> str:
     for c in table.columns:
         kind = _STORE_TYPES.get(c.name)
         cols.append(f"CAST({c.name} AS {kind}) AS {c.name}" if kind else c.name)
-    if any((root / table.name).glob("*/*.parquet")):
+    if any((root / table.name).glob("date=*/*.parquet")):
         source = f"read_parquet('{_files(root, table)}', hive_partitioning = true, union_by_name = true)"
         return f"CREATE VIEW {table.name} AS SELECT {', '.join(cols)} FROM {source}"
     empty = ", ".join(f"CAST(NULL AS {c.type}) AS {c.name}" for c in table.columns)
@@ -77,10 +77,13 @@ def _mount(conn: Connection, root: Path) -> None:
 
 def open_export(folder: str | Path) -> Context:
     """Open an export folder (e.g. `data/exports`) for the analytics functions; read with
-    `EXPORT_READER`. Nothing is written to the folder."""
+    `EXPORT_READER`. Nothing is written to the folder. An export holding no runs yet (or whose
+    first cycle is still running) opens empty."""
     root = Path(folder).resolve()
-    if not (root / SCHEMA_FILE).exists() and not (root / EXECUTIONS.name).is_dir():
-        raise NotFound(f"{root} is not a flowhistory export (no {SCHEMA_FILE}, no {EXECUTIONS.name}/)")
+    if not any((root / name).exists() for name in (SCHEMA_FILE, EXECUTIONS.name, STAGING)):
+        raise NotFound(
+            f"{root} is not a flowhistory export (no {SCHEMA_FILE}, no {EXECUTIONS.name}/, no {STAGING}/)"
+        )
     ctx = open_context(Settings(db_path=Path(":memory:"), seed_prices=False), migrate=False)
     try:
         migrations.upgrade(ctx.store)

@@ -3,7 +3,7 @@
 The merge reads the published files (not the store), so the data is exactly what was exported
 and the day's record stays valid. Files are streamed batch by batch through pyarrow (bounded
 memory, local or S3 alike) into one staged file, which then replaces the partition: locally by
-swapping the partition's link to a new version folder in one rename, so a reader lists either
+exchanging the partition's folder with a prepared one in one rename, so a reader lists either
 the old files or the new one, never both and never neither.
 """
 
@@ -47,6 +47,7 @@ def compact_target(target: Target, max_files: int, grace_s: float) -> dict[str, 
     """Merge every partition of `target` holding more than `max_files` files into one file."""
     merged: dict[str, int] = {}
     with target_lock(target):
+        target.upgrade()
         for table in PARTITIONED:
             count = 0
             for day, files in sorted(target.partitions(table.name).items()):

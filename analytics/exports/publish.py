@@ -125,6 +125,7 @@ def publish_partitioned(
         else:
             raise ValueError("publish_partitioned needs a `date` or `created_at` column")
         with target_lock(target), staging(target) as folder:
+            target.upgrade()
             copy_partitioned(conn, select, folder / "out")
             published: list[str] = []
             for day, files in sorted(staged_partitions(folder / "out").items()):

@@ -377,6 +377,7 @@ def run_export(ctx: Context, progress: Progress | None = None, *, wait: bool = T
     try:
         with target_lock(target, wait=wait):
             clear_staging(target)
+            target.upgrade()
             cycle = Cycle(ctx, target, progress)
             with staging(target) as folder:
                 summary = cycle.run(folder)

@@ -1,7 +1,8 @@
 """Ad-hoc SQL over the Parquet export, in a throwaway DuckDB that can read only the export.
 
 Every query gets a FRESH in-memory connection (nothing one query does is seen by the next)
-with views `executions`, `execution_nodes` and `flows` over the export folder. Then it is
+with views `executions`, `execution_nodes` and `flows` over the export folder (empty, with the
+export's declared columns, while a table has no file yet). Then it is
 locked down, in this order because DuckDB needs it: `allowed_directories` = the export's real
 path (it must be set while external access is still on), `enable_external_access = false`, no
 extension autoload/autoinstall, no community extensions, no Python replacement scans, no
@@ -38,12 +39,11 @@ import pyarrow as pa
 from analytics.core.batch_formats import JSON_LINE
 from analytics.core.config import Settings
 from analytics.core.errors import InvalidInput
+from analytics.exports import layout
 
-# table name -> glob under the export root (date=* keeps staging folders out of the views)
+# table name -> glob under the export root (date=* keeps anything else out of the views)
 TABLES: dict[str, str] = {
-    "executions": "executions/date=*/*.parquet",
-    "execution_nodes": "execution_nodes/date=*/*.parquet",
-    "flows": "flows/*.parquet",
+    t.name: f"{t.name}/date=*/*.parquet" if t.partitioned else f"{t.name}/*.parquet" for t in layout.TABLES
 }
 BATCH_ROWS = 10_000
 
@@ -140,6 +140,23 @@ def _lock_down(conn: duckdb.DuckDBPyConnection, root: Path, limits: Limits) -> N
         conn.execute(statement)
 
 
+def _view(root: Path, table: layout.Table) -> str:
+    """The view of `table` over its files; with no file yet (an empty or unfinished export) an
+    empty view with the columns the export declares (layout.py, written to `_schema.json`), so a
+    query answers zero rows instead of 'Table ... does not exist'."""
+    pattern = TABLES[table.name]
+    if any(root.glob(pattern)):
+        path = str(root / pattern).replace("'", "''")
+        hive = ", hive_partitioning = true, hive_types = {'date': DATE}" if table.partitioned else ""
+        return (
+            f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{path}', union_by_name = true{hive})"
+        )
+    columns = [f"CAST(NULL AS {c.type}) AS {c.name}" for c in table.columns]
+    if table.partitioned:
+        columns.append("CAST(NULL AS DATE) AS date")  # the hive column readers get from the path
+    return f"CREATE VIEW {table.name} AS SELECT {', '.join(columns)} WHERE false"
+
+
 @contextmanager
 def sandbox(root: Path, limits: Limits | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A fresh, locked-down connection with the export's views; closed on exit."""
@@ -151,14 +168,8 @@ def sandbox(root: Path, limits: Limits | None = None) -> Iterator[duckdb.DuckDBP
     conn = duckdb.connect(":memory:")
     try:
         conn.execute("SET TimeZone = 'UTC'")
-        for name, pattern in TABLES.items():
-            if not any(root.glob(pattern)):
-                continue
-            path = str(root / pattern).replace("'", "''")
-            conn.execute(
-                f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{path}',"
-                " hive_partitioning = true, union_by_name = true)"
-            )
+        for table in layout.TABLES:
+            conn.execute(_view(root, table))
         _lock_down(conn, root, limits)
         yield conn
     finally:

@@ -4,13 +4,15 @@ Both take whole files that were first written to a local staging folder, so a re
 sees a half-written file: locally a staged file is renamed into place (same filesystem, atomic);
 on S3 an object becomes visible only when its upload completes.
 
-Locally each partition entry `<table>/date=X` is a relative symlink to an immutable version
-folder `_versions/<table>/date=X/<uuid>/`. A rewrite (compaction, deletes) builds a new version
-and swaps the symlink with one rename, so a reader's listing holds either the old files or the
-new ones, never both. Retired versions stay for a grace period, for readers that already listed
-them (or read `_manifest.json`). An append adds a file to the current version by a rename.
+Locally each partition `<table>/date=X/` is a real folder of immutable files with unique names
+(every engine lists it, `**` globs included). An append renames one more file into it. A
+rewrite (compaction, deletes) prepares a complete new folder in `_staging/` and exchanges it
+with the partition in one `renameat2(RENAME_EXCHANGE)` (swap.py), so a reader's listing holds
+either the old files or the new ones, never both and never neither. Nothing temporary is ever
+put inside a table folder: DuckDB and polars list hidden names too, pyarrow opens any name.
+An export of the older layout (`date=X` a symlink into `_versions/`) is migrated by `upgrade`.
 
-S3 has no symlinks and no multi-object atomic swap: a rewrite uploads the new files, then
+S3 has no rename and no multi-object atomic swap: a rewrite uploads the new files, then
 deletes the old ones. See docs/exports.md for what a reader can rely on there.
 """
 
@@ -31,7 +33,8 @@ import pyarrow.fs as pafs
 
 from analytics.core.config import Settings
 from analytics.core.errors import InvalidInput
-from analytics.exports.layout import STAGING, VERSIONS, parse_partition, partition_name
+from analytics.exports.layout import HIDDEN, STAGING, VERSIONS, parse_partition, partition_name
+from analytics.exports.swap import swap_in
 
 RETIRED_SUFFIX = ".retired"
 
@@ -66,6 +69,10 @@ class Target(Protocol):
         """Replace one whole file at `rel_path` atomically."""
         ...
 
+    def upgrade(self) -> None:
+        """Bring a target written by an older layout up to date (before a writer lists it)."""
+        ...
+
     def collect_garbage(self, grace_s: float) -> int: ...
 
 
@@ -88,6 +95,13 @@ class LocalTarget:
     def _entry(self, table: str, day: date) -> Path:
         return self.root_path / table / partition_name(day)
 
+    def _prepared(self) -> Path:
+        """A fresh folder in staging: same filesystem as the partitions, outside every table
+        folder (no engine lists it, whatever its glob)."""
+        folder = self.staging_root() / f"part-{_uuid()}"
+        folder.mkdir()
+        return folder
+
     def partitions(self, table: str) -> dict[date, list[FileEntry]]:
         found: dict[date, list[FileEntry]] = {}
         folder = self.root_path / table
@@ -97,55 +111,80 @@ class LocalTarget:
             day = parse_partition(entry.name)
             if day is None or not entry.is_dir():
                 continue
-            # paths through the versions folder stay valid for the grace period after a swap
-            real = Path(os.path.realpath(entry.path))
             found[day] = sorted(
-                FileEntry(str(Path(f.path).relative_to(self.root_path)), f.stat().st_size)
-                for f in os.scandir(real)
-                if f.name.endswith(".parquet")
+                FileEntry(f"{table}/{entry.name}/{f.name}", f.stat().st_size)
+                for f in os.scandir(entry.path)
+                if f.name.endswith(".parquet") and not f.name.startswith(HIDDEN)
             )
         return found
 
     def replace_partition(self, table: str, day: date, staged: list[Path]) -> list[str]:
-        version = self.root_path / VERSIONS / table / partition_name(day) / _uuid()
-        version.mkdir(parents=True)
-        published = self._move(staged, version)
+        """The new files go into a prepared folder, which then takes the partition's place in one
+        exchange; the old folder is deleted at once (no reader can reach it by its old path)."""
         entry = self._entry(table, day)
+        prepared = self._prepared()
+        names = self._move(staged, prepared)
         entry.parent.mkdir(parents=True, exist_ok=True)
-        # the new link is made in staging (a glob over the table folder must never see it),
-        # with a target relative to where it will live, then renamed over the old one
-        link = self.staging_root() / f"link-{_uuid()}"
-        os.symlink(os.path.relpath(version, entry.parent), link)
-        if entry.exists() and not entry.is_symlink():
-            raise InvalidInput(f"{entry} is a real folder, not an export partition link; move it away")
-        os.replace(link, entry)
-        return published
+        _remove(swap_in(prepared, entry))
+        return [f"{table}/{entry.name}/{n}" for n in names]
 
     def _move(self, staged: list[Path], folder: Path) -> list[str]:
-        published = []
+        """Rename each staged file into `folder` under a new unique name (atomic: whole or absent)."""
+        names = []
         for f in staged:
-            dest = folder / f"{_uuid()}.parquet"
-            os.rename(f, dest)
-            published.append(str(dest.relative_to(self.root_path)))
-        return published
+            name = f"{_uuid()}.parquet"
+            os.rename(f, folder / name)
+            names.append(name)
+        return names
 
     def append_partition(self, table: str, day: date, staged: list[Path]) -> list[str]:
         entry = self._entry(table, day)
-        if not entry.is_symlink():
+        if entry.is_symlink():
+            self._migrate(entry)
+        if not entry.is_dir():
             return self.replace_partition(table, day, staged)
-        return self._move(staged, Path(os.path.realpath(entry)))
+        return [f"{table}/{entry.name}/{n}" for n in self._move(staged, entry)]
 
     def drop_partition(self, table: str, day: date) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._entry(table, day))
+        entry = self._entry(table, day)
+        if not os.path.lexists(entry):
+            return
+        aside = self.staging_root() / f"dropped-{_uuid()}"
+        os.rename(entry, aside)  # the whole day disappears at once
+        _remove(aside)
 
     def put_file(self, rel_path: str, staged: Path) -> None:
         dest = self.root_path / rel_path
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, dest)
 
+    def upgrade(self) -> None:
+        """Turn partitions of the old layout (a `date=` symlink into `_versions/`) into real
+        folders. Each swap keeps the files and their names, so a reader sees no change at all."""
+        for table in os.scandir(self.root_path) if self.root_path.is_dir() else ():
+            if table.name.startswith(HIDDEN) or not table.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(table.path):
+                if entry.is_symlink() and parse_partition(entry.name) is not None:
+                    self._migrate(Path(entry.path))
+        versions = self.root_path / VERSIONS
+        if versions.is_dir():  # prune the folders the migration emptied (retired versions stay)
+            for folder, _, _ in sorted(os.walk(versions), reverse=True):
+                with contextlib.suppress(OSError):
+                    os.rmdir(folder)
+
+    def _migrate(self, link: Path) -> None:
+        real = Path(os.path.realpath(link))
+        if not real.is_dir():
+            os.unlink(link)  # dangling: nothing is lost, the next cycle writes the day again
+        elif real.is_relative_to(self.root_path / VERSIONS):
+            _remove(swap_in(real, link))
+        # a link this exporter did not make is left alone (a rewrite replaces the link itself)
+
     def collect_garbage(self, grace_s: float) -> int:
-        """Delete version folders no link points to, `grace_s` after they were first seen so."""
+        """Delete what the old layout left in `_versions/` (folders no partition links to),
+        `grace_s` after they were first seen so: a reader of an older `_manifest.json` may still
+        read them."""
         versions = self.root_path / VERSIONS
         if not versions.is_dir():
             return 0
@@ -158,7 +197,7 @@ class LocalTarget:
                 live = {Path(os.path.realpath(e.path)) for e in os.scandir(links) if e.is_symlink()}
             for part in table_dir.iterdir():
                 for version in part.iterdir():
-                    if not version.is_dir():
+                    if not version.is_dir() or version.is_symlink():
                         continue
                     marker = version.with_name(version.name + RETIRED_SUFFIX)
                     if version.resolve() in live:
@@ -172,7 +211,21 @@ class LocalTarget:
                         deleted += 1
                 with contextlib.suppress(OSError):
                     part.rmdir()  # only when empty
+            with contextlib.suppress(OSError):
+                table_dir.rmdir()
+        with contextlib.suppress(OSError):
+            versions.rmdir()
         return deleted
+
+
+def _remove(path: Path | None) -> None:
+    """Delete what a swap put aside: a folder of retired files, or an old layout's link."""
+    if path is None:
+        return
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class ObjectStoreTarget:
@@ -233,6 +286,9 @@ class ObjectStoreTarget:
 
     def put_file(self, rel_path: str, staged: Path) -> None:
         self._upload(staged, rel_path)
+
+    def upgrade(self) -> None:
+        pass  # the object layout never changed
 
     def collect_garbage(self, grace_s: float) -> int:
         return 0  # old objects are deleted right after their replacement is uploaded

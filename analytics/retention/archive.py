@@ -2,8 +2,9 @@
 
 Written by the exports' own publisher (analytics/exports/publish.py), so the layout is the
 exports': `<archive>/executions/date=YYYY-MM-DD/<uuid>.parquet` (zstd; `date` is the run's UTC
-day; locally each `date=` entry links to a version folder under `_versions/`), JSON as VARCHAR,
-timestamps UTC, plus `archived_at` and `archive_reason` (`delete` or `trim`). Files are staged
+day; each `date=` entry a real folder, an older archive's symlinks are migrated at its next
+write), JSON as VARCHAR, timestamps UTC, plus `archived_at` and `archive_reason` (`delete` or
+`trim`). Files are staged
 and renamed into place, so a reader never sees half a file, and only ever added: a run trimmed
 and later deleted is in the archive twice (restore keeps the copy with its payload).
 """

@@ -133,3 +133,81 @@ def test_spark_plan_shows_partition_filters(export: Export, spark: Any) -> None:
     plan = query._jdf.queryExecution().executedPlan().toString()
     assert re.search(rf"PartitionFilters: \[.*\(date#\d+ = {day}\)", plan), plan
     assert query.collect()[0]["n"] == dict((r[0], r[1]) for r in export.expected)[day]
+
+
+# -- the usual globs: `**` as DuckDB's docs teach it, and each engine's documented form -----------
+
+# per UTC day: runs and total execution_time, read with each engine's recursive listing (`**` where
+# the engine globs) and with the pattern the docs give; both must list every file exactly once
+GLOBS = {
+    ("duckdb", "**"): "duckdb_glob:{root}/executions/**/*.parquet",
+    ("duckdb", "documented"): "duckdb_glob:{root}/executions/date=*/*.parquet",
+    ("polars", "**"): "polars:{root}/executions/**/*.parquet",
+    ("polars", "documented"): "polars:{root}/executions/",
+    ("pyarrow", "documented"): "pyarrow:{root}/executions",
+    ("pandas", "directory"): "pandas:{root}/executions",
+    ("chdb", "**"): "chdb:{root}/executions/**/*.parquet",
+    ("chdb", "documented"): "chdb:{root}/executions/date=*/*.parquet",
+    ("spark", "**"): "spark_glob:{root}/executions/**/*.parquet",
+    ("spark", "documented"): "spark:{root}/executions",
+}
+
+
+def per_day(how: str, root: Path, spark: Any = None) -> list[tuple[str, int, int]]:
+    kind, _, path = how.format(root=root).partition(":")
+    if kind == "duckdb_glob":
+        import duckdb
+
+        sql = (
+            "SELECT strftime(date, '%Y-%m-%d'), count(*), sum(execution_time)::BIGINT"
+            f" FROM read_parquet('{path}', hive_partitioning = true) GROUP BY 1 ORDER BY 1"
+        )
+        return duckdb.connect().sql(sql).fetchall()
+    if kind == "polars":
+        import polars as pl
+
+        lf = pl.scan_parquet(path, hive_partitioning=True)
+        daily = lf.group_by("date").agg(pl.len(), pl.col("execution_time").sum()).sort("date").collect()
+        return [(str(d), n, t) for d, n, t in daily.rows()]
+    if kind in ("pyarrow", "pandas"):
+        import pandas as pd
+        import pyarrow.dataset as ds
+
+        if kind == "pyarrow":
+            df = ds.dataset(path, format="parquet", partitioning="hive").to_table().to_pandas()
+        else:
+            df = pd.read_parquet(path, columns=["date", "execution_time"])
+        daily = df.groupby(df["date"].astype(str))["execution_time"].agg(["size", "sum"]).sort_index()
+        return [(d, int(n), int(t)) for d, n, t in daily.itertuples(name=None)]
+    if kind == "chdb":
+        import chdb
+
+        sql = (
+            "SELECT toString(date), count(), sum(execution_time)"
+            f" FROM file('{path}', Parquet) GROUP BY 1 ORDER BY 1 SETTINGS use_hive_partitioning = 1"
+        )
+        return list(chdb.query(sql, "DataFrame").itertuples(index=False, name=None))
+    # Spark's globs know no base: `basePath` tells it where the `date=` folders start
+    reader = spark.read.option("basePath", f"{root}/executions") if kind == "spark_glob" else spark.read
+    df = reader.parquet(path)
+    rows = df.groupBy("date").agg({"*": "count", "execution_time": "sum"}).orderBy("date").collect()
+    return [(str(r[0]), int(r["count(1)"]), int(r["sum(execution_time)"])) for r in rows]
+
+
+@pytest.mark.parametrize(("engine", "pattern"), list(GLOBS))
+def test_usual_globs_list_every_file_once(
+    export: Export, engine: str, pattern: str, request: pytest.FixtureRequest
+) -> None:
+    session = request.getfixturevalue("spark") if engine == "spark" else None
+    expected = [(day, runs, total) for day, runs, _, total, *_ in export.expected]
+    assert per_day(GLOBS[engine, pattern], export.root, session) == expected
+
+
+def test_partitions_are_real_folders(export: Export) -> None:
+    """What makes `**` work everywhere: no symlink in the tree readers list."""
+    for table in ("executions", "execution_nodes"):
+        parts = list((export.root / table).iterdir())
+        assert len(parts) == 60
+        for part in parts:
+            assert part.is_dir() and not part.is_symlink(), part
+            assert all(f.is_file() and not f.is_symlink() for f in part.iterdir())

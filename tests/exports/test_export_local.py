@@ -180,16 +180,25 @@ def test_status_before_any_cycle(ctx: Context, root: Path) -> None:
     assert status["target"] == str(root)
 
 
-def test_old_versions_are_deleted_after_the_grace_period(ctx: Context, root: Path) -> None:
-    ctx.settings.export_grace_s = 0
+def test_a_rewritten_day_is_a_real_folder_of_new_files_only(ctx: Context, root: Path) -> None:
     flow = seed_flow(ctx)
-    ids = add_runs(ctx, flow, DAYS[:1], 3)
+    ids = add_runs(ctx, flow, DAYS[:2], 3)
     run_export(ctx)
+    day = root / "executions" / "date=2026-11-01"
+    old = {f.name for f in day.iterdir()}
+    other = {f.name for f in (root / "executions" / "date=2026-11-02").iterdir()}
     history.delete_execution(ctx, ADMIN, flow, ids[0])
-    run_export(ctx)  # the old version is retired: marked now, deleted at the next cycle
-    run_export(ctx)
-    versions = list((root / "_versions" / "executions" / "date=2026-11-01").iterdir())
-    assert [v for v in versions if v.is_dir()] == [(root / "executions" / "date=2026-11-01").resolve()]
+    assert run_export(ctx)["days_rewritten"] == 1
+    assert day.is_dir() and not day.is_symlink()
+    new = {f.name for f in day.iterdir()}
+    assert len(new) == 1 and not new & old  # a new unique name; the old file is gone at once
+    assert {f.name for f in (root / "executions" / "date=2026-11-02").iterdir()} == other
+    assert read(root, "SELECT count(*) FROM t WHERE date = DATE '2026-11-01'") == [(2,)]
+    assert not (root / "_versions").exists() and not any((root / "_staging").iterdir())
+    manifest = json.loads((root / "_manifest.json").read_text())
+    assert sorted(manifest["tables"]["executions"]) == sorted(
+        str(p.relative_to(root)) for p in parquet_files(root, "executions")
+    )
 
 
 def test_trimmed_payloads_reach_the_export(ctx: Context, root: Path) -> None:

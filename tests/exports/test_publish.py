@@ -17,8 +17,12 @@ def test_publishes_by_utc_day_and_appends(tmp_path: Path) -> None:
     times = [datetime(2026, 11, 1, 23, 59, tzinfo=UTC), datetime(2026, 11, 2, 0, 1, tzinfo=UTC)]
     first = pa.table({"id": ["a", "b"], "created_at": pa.array(times, pa.timestamp("us", tz="UTC"))})
     published = publish_partitioned(first, target, "executions")
-    assert sorted(Path(p).parent.parent.name for p in published) == ["date=2026-11-01", "date=2026-11-02"]
+    assert sorted(str(Path(p).parent) for p in published) == [
+        "executions/date=2026-11-01",
+        "executions/date=2026-11-02",
+    ]
     assert all((tmp_path / "archive" / p).is_file() for p in published)
+    assert all(not (tmp_path / "archive" / p).parent.is_symlink() for p in published)  # real folders
 
     naive = pa.table({"id": ["c"], "created_at": pa.array([datetime(2026, 11, 1, 12)], pa.timestamp("us"))})
     publish_partitioned(naive.to_reader(), target, "executions")  # a reader; naive means UTC
