@@ -20,9 +20,9 @@ from analytics.errors import StoreLocked
 from analytics.jobs import default_jobs
 from analytics.scheduler import Scheduler
 from analytics.users import bootstrap_admin
+from api import openapi
 from api.body_limit import BodyLimit
 from api.errors import add_exception_handlers
-from api.openapi import install as install_openapi
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import alerts as alerts_routes
 from api.routes import dashboard as dashboard_routes
@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    install_openapi(app)  # every operation's error answers, with their JSON shape
+    openapi.install(app)  # every operation's error answers, with their JSON shape
     return app
 
 
