@@ -2,8 +2,10 @@
 
 Schemathesis generates requests for every operation in /openapi.json, valid and invalid ones,
 and sends each to the ASGI app in-process on a seeded store three times: as an admin, as a plain
-user and without credentials. Path ids are the seeded ones half of the time, so success answers
-(with their timestamps) are checked as well as the 404s.
+user and without credentials. Path ids are often real seeded ones, and each operation also gets
+an explicit valid request, so every operation's success answer (with its timestamps) is checked,
+not only its 404s and 422s. Operations that delete or change what their path names get ids of
+their own.
 
 Bounded on purpose (a few examples per operation, derandomized, no example database): this is a
 conformance sweep that runs in `make test`, not a fuzzing campaign. Hypothesis drives the
