@@ -20,6 +20,7 @@ from analytics.core.context import open_context
 from analytics.core.errors import StoreLocked
 from analytics.jobs.registry import default_jobs
 from analytics.jobs.scheduler import Scheduler
+from api import openapi
 from api.body_limit import BodyLimit
 from api.errors import CatchAll, add_exception_handlers
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     add_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    openapi.install(app)  # every operation's error answers, with their JSON shape
     return app
 
 

@@ -43,6 +43,21 @@ def status_for(exc: FlowHistoryError) -> int:
     return 400
 
 
+# What each error status means, as the OpenAPI says it (api/openapi.py declares them per
+# operation). Every one answers `{"detail": ...}`; 413 comes from api/body_limit.py, 422 also
+# from FastAPI's request validation.
+DESCRIPTIONS: dict[int, str] = {
+    400: "The request cannot be read",
+    401: "No credential, or an invalid or expired one, or a pending user",
+    403: "A verified user without access (to this flow, or not an admin)",
+    404: "No such thing, or not one the caller may see",
+    409: "Conflicts with what is stored or running now",
+    413: "The request body is larger than the server's limit",
+    422: "The request does not fit its schema (a list of issues), or means something impossible (a message)",
+    503: "The store is closed or locked (the server is stopping or starting)",
+}
+
+
 async def _flowhistory_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FlowHistoryError)
     status = status_for(exc)

@@ -24,7 +24,7 @@ from analytics.core.store import Connection
 from analytics.history.ingest import utc_now
 from analytics.retention import archive, reclaim_space, runs
 from analytics.retention.plan import DELETE, TRIM, plan_query, policies_in_force
-from analytics.retention.policies import GLOBAL, Policy
+from analytics.retention.policies import GLOBAL, Policy, iso_utc
 from analytics.trends import rollups
 
 MAX_FLOWS_LOGGED = 1000
@@ -149,7 +149,7 @@ def _apply(
     conn.execute("DROP TABLE retention_plan")
     conn.execute("DROP TABLE retention_skip")
     summary: dict[str, Any] = {
-        "now": now.isoformat(),
+        "now": iso_utc(now),
         "runs_before": before,
         "deleted": deleted,
         "trimmed": trimmed,

@@ -64,6 +64,11 @@ def naive_utc(value: datetime) -> datetime:
     return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
+def iso_utc(value: datetime) -> str:
+    """A time in a logged summary: RFC 3339 with its offset, so no reader takes it as local time."""
+    return naive_utc(value).isoformat() + "Z"
+
+
 def _days(value: float | None, field: str) -> None:
     if value is None:
         return

@@ -22,7 +22,7 @@ from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection
 from analytics.history.ingest import utc_now
 from analytics.retention import archive, runs
-from analytics.retention.policies import naive_utc
+from analytics.retention.policies import iso_utc, naive_utc
 from analytics.trends import rollups
 
 _HAS_PAYLOAD = "(s.inputs IS NOT NULL OR s.outputs IS NOT NULL OR s.node_results IS NOT NULL)"
@@ -57,7 +57,7 @@ def restore(
             raise
         summary.pop("flow_ids")
         summary.update(
-            start=start.isoformat(), end=end.isoformat(), flow_id=flow_id, seconds=round(time.monotonic() - clock, 3)
+            start=iso_utc(start), end=iso_utc(end), flow_id=flow_id, seconds=round(time.monotonic() - clock, 3)
         )
         summary["run_id"] = ctx.store.write(lambda c: runs.record(c, "restore", trigger, started, utc_now(), summary))
         return summary

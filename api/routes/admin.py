@@ -34,7 +34,7 @@ def list_users(_: AdminUser, ctx: Ctx) -> list[UserOut]:
     return [UserOut.model_validate(u) for u in users.list_users(ctx)]
 
 
-@router.post("/users", response_model=UserOut)
+@router.post("/users", response_model=UserOut, responses={409: {"description": "That user id exists"}})
 def create_user(form: UserCreate, _: AdminUser, ctx: Ctx) -> UserOut:
     """Create a user."""
     return UserOut.model_validate(

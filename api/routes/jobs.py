@@ -24,7 +24,14 @@ def get_job(_: AdminUser, ctx: Ctx, name: str = JobName) -> JobOut:
     return JobOut.model_validate(ctx.scheduler.job_status(name))
 
 
-@router.post("/{name}/run", response_model=JobOut)
+@router.post(
+    "/{name}/run",
+    response_model=JobOut,
+    responses={
+        202: {"model": JobOut, "description": "Started and still running: poll GET /jobs/{name}"},
+        409: {"description": "That job is already running, or the scheduler is stopping"},
+    },
+)
 def run_job(_: AdminUser, ctx: Ctx, response: Response, name: str = JobName, wait: bool = False) -> JobOut:
     """Start a job now: 202 while it runs (poll GET), or with `wait=true` its finished state.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
@@ -24,6 +24,9 @@ from api.schemas.retention import (
 
 router = APIRouter(prefix="/api/v1", tags=["retention"], route_class=JsonRoute)
 JOB = "retention"
+_BUSY: dict[int | str, dict[str, Any]] = {
+    409: {"description": "A retention pass, compaction or restore is running"}
+}
 
 
 def _out(ctx: Ctx, viewer: Viewer, flow_id: str | None) -> PolicyOut:
@@ -90,7 +93,7 @@ def flow_dry_run(flow_id: str, viewer: CurrentUser, ctx: Ctx, body: DryRunIn | N
     return _dry_run(ctx, viewer, body, flow_id)
 
 
-@router.post("/retention/run", response_model=RunStarted)
+@router.post("/retention/run", response_model=RunStarted, responses=_BUSY)
 def run(_: AdminUser, ctx: Ctx, wait: bool = True) -> RunStarted:
     """Run a pass now: through the scheduler's `retention` job when the server has one (409 if it
     is running), else here. With `wait=false` the job's state is answered at once (poll status)."""
@@ -105,13 +108,13 @@ def run(_: AdminUser, ctx: Ctx, wait: bool = True) -> RunStarted:
     return RunStarted(ran=True, result=apply.run_retention(ctx, trigger="api"))
 
 
-@router.post("/retention/compact", response_model=dict)
+@router.post("/retention/compact", response_model=dict, responses=_BUSY)
 def compact(_: AdminUser, ctx: Ctx) -> dict:
     """Rewrite the executions table now so the file gives space back (409 while a pass runs)."""
     return apply.compact_now(ctx, trigger="api")
 
 
-@router.post("/retention/restore", response_model=dict)
+@router.post("/retention/restore", response_model=dict, responses=_BUSY)
 def restore_runs(body: RestoreIn, _: AdminUser, ctx: Ctx) -> dict:
     """Bring archived runs of [start, end) back (optionally one flow); present ids are skipped."""
     return restore.restore(ctx, start=body.start, end=body.end, flow_id=body.flow_id, trigger="api")

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.schemas.timestamps import UtcDateTime
+
 
 class TableStats(BaseModel):
     partitions: int = 0
@@ -16,8 +18,8 @@ class TableStats(BaseModel):
 
 
 class CycleOut(BaseModel):
-    started_at: str
-    finished_at: str
+    started_at: UtcDateTime
+    finished_at: UtcDateTime
     duration_s: float
     ok: bool
     error: str | None = None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
+
+from api.schemas.timestamps import UtcDateTime
 
 
 class JobOut(BaseModel):
@@ -14,10 +15,10 @@ class JobOut(BaseModel):
     running: bool
     runs: int
     failures: int
-    last_started: datetime | None
-    last_finished: datetime | None
+    last_started: UtcDateTime | None
+    last_finished: UtcDateTime | None
     last_duration_s: float | None
     last_ok: bool | None
     last_result: Any
     last_error: str | None
-    next_run: datetime | None
+    next_run: UtcDateTime | None

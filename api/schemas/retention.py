@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.retention.policies import MAX_DAYS, MAX_KEEP, Policy
+from api.schemas.jobs import JobOut
+from api.schemas.timestamps import UtcDateTime
 
 
 class PolicyIn(BaseModel):
@@ -42,7 +44,7 @@ class PolicyIn(BaseModel):
 class PolicyOut(PolicyIn):
     flow_id: str | None = Field(description="null for the global policy")
     updated_by: str | None
-    updated_at: datetime | None
+    updated_at: UtcDateTime | None
     inherited: bool = Field(description="true when the flow has no policy of its own (the global one applies)")
 
 
@@ -67,7 +69,7 @@ class FlowPlanOut(BaseModel):
 class PlanOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    now: datetime
+    now: UtcDateTime
     delete: int
     trim: int
     flows: list[FlowPlanOut]
@@ -80,7 +82,7 @@ class RunStarted(BaseModel):
 
     ran: bool
     result: dict[str, Any] | None = None
-    job: dict[str, Any] | None = None
+    job: JobOut | None = None
 
 
 class RestoreIn(BaseModel):
@@ -97,8 +99,8 @@ class RunRecordOut(BaseModel):
     id: str
     kind: str
     trigger: str
-    started_at: datetime
-    finished_at: datetime
+    started_at: UtcDateTime
+    finished_at: UtcDateTime
     ok: bool
     error: str | None
     summary: dict[str, Any]
@@ -106,5 +108,5 @@ class RunRecordOut(BaseModel):
 
 class StatusOut(BaseModel):
     running: str | None = Field(description="what runs now in this server: retention, compact, restore")
-    job: dict[str, Any] | None = Field(description="the scheduler's `retention` job, when the server has one")
+    job: JobOut | None = Field(description="the scheduler's `retention` job, when the server has one")
     last: RunRecordOut | None
