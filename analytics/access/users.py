@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from analytics.access.directory import User
+from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import Conflict, InvalidInput, NotFound
 from analytics.core.store import Connection
@@ -113,11 +114,12 @@ def create_api_key(ctx: Context, user_id: str, *, name: str | None = None) -> tu
     if ctx.directory.user(user_id) is None:
         raise NotFound(f"user {user_id} not found")
     key = "sk-" + secrets.token_hex(16)
-    record = ApiKey(uuid.uuid4().hex, user_id, key[:7], name, datetime.now().replace(tzinfo=None))
+    # stamped here, not by the column's DEFAULT: the answer and the stored row are one value, in UTC
+    record = ApiKey(uuid.uuid4().hex, user_id, key[:7], name, utc_now())
     ctx.write_registry(
         lambda c: c.execute(
-            "INSERT INTO api_keys (id, user_id, key_hash, prefix, name) VALUES (?, ?, ?, ?, ?)",
-            [record.id, user_id, hash_key(key), record.prefix, name],
+            "INSERT INTO api_keys (id, user_id, key_hash, prefix, name, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [record.id, user_id, hash_key(key), record.prefix, name, record.created_at],
         )
     )
     return key, record
