@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 
 from analytics.access.permissions import Grant, Viewer, require_flow_access
+from analytics.core.clock import naive_utc
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
-from analytics.history.filters import Clause, utc_naive, where
+from analytics.history.filters import Clause, where
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +36,14 @@ def flow_scope(grant: Grant, start: datetime | None = None, end: datetime | None
     if grant.only_user is not None:
         clauses.append(("user_id = ?", [grant.only_user]))
     if start is not None:
-        clauses.append(("created_at >= ?", [utc_naive(start)]))
+        clauses.append(("created_at >= ?", [naive_utc(start)]))
     if end is not None:
-        clauses.append(("created_at < ?", [utc_naive(end)]))
+        clauses.append(("created_at < ?", [naive_utc(end)]))
     return where(*clauses)
 
 
 def check_range(start: datetime | None, end: datetime | None) -> None:
-    if start is not None and end is not None and utc_naive(start) >= utc_naive(end):
+    if start is not None and end is not None and naive_utc(start) >= naive_utc(end):
         raise InvalidInput("start must be earlier than end", field="start")
 
 

@@ -32,7 +32,8 @@ from analytics.alerts import repository as repo
 from analytics.alerts.evaluate import Target, measure, resolve_targets
 from analytics.alerts.rules import Rule, State
 from analytics.alerts.state_machine import RuleState, Step, Transition, event_for, step
-from analytics.alerts.webhooks import Notification, WebhookDispatcher, utc_now
+from analytics.alerts.webhooks import Notification, WebhookDispatcher
+from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
 
 log = logging.getLogger("flowhistory.alerts")
@@ -156,7 +157,7 @@ class AlertEngine:
                     "renotify": s.renotify,
                     "state": s.state.state.value,
                     "previous_state": transition.from_state.value if transition else s.state.state.value,
-                    "occurred_at": now.isoformat() + "Z",
+                    "occurred_at": iso_utc(now),
                     "value": s.state.value,
                     "runs": s.state.runs,
                     "threshold": transition.threshold if transition else None,

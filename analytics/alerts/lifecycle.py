@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from analytics.alerts.engine import AlertEngine
-from analytics.alerts.webhooks import DispatchSettings, WebhookDispatcher, utc_now
+from analytics.alerts.webhooks import DispatchSettings, WebhookDispatcher
+from analytics.core.clock import utc_now
 from analytics.core.context import Context
 
 

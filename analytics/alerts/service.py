@@ -24,7 +24,7 @@ from analytics.alerts import repository as repo
 from analytics.alerts.lifecycle import engine_for
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
 from analytics.alerts.state_machine import RuleState
-from analytics.alerts.webhooks import utc_now
+from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 

@@ -27,12 +27,13 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import httpx
 import orjson
 
 from analytics.alerts import repository as repo
+from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import NotFound
 
@@ -42,10 +43,6 @@ SIGNATURE_HEADER = "X-Flowhistory-Signature"
 TIMESTAMP_HEADER = "X-Flowhistory-Timestamp"
 DELIVERY_HEADER = "X-Flowhistory-Delivery"
 EVENT_HEADER = "X-Flowhistory-Event"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -145,7 +142,7 @@ class WebhookDispatcher:
             {
                 "id": str(uuid.uuid4()),
                 "event": "test",
-                "occurred_at": now.isoformat() + "Z",
+                "occurred_at": iso_utc(now),
                 "channel": {"id": channel.id, "name": channel.name},
                 "message": "a test notification from flowhistory",
             }

@@ -17,10 +17,11 @@ import pyarrow as pa
 
 from analytics.access.permissions import Viewer, require_flow_access
 from analytics.access.scope import check_range
+from analytics.core.clock import naive_utc
 from analytics.core.context import Context
 from analytics.core.store import Connection
 from analytics.cost.prices import Price, replace_prices
-from analytics.history.filters import utc_naive, visible_clause, where
+from analytics.history.filters import visible_clause, where
 from analytics.history.ingest import NODE_STRUCT
 from analytics.trends import rollups
 
@@ -84,7 +85,7 @@ def cost_report(
     price matches (their cost is unknown, not 0).
     """
     check_range(start, end)
-    start, end = utc_naive(start), utc_naive(end)
+    start, end = naive_utc(start), naive_utc(end)
     clauses = [visible_clause(ctx.directory, viewer), ("created_at >= ? AND created_at < ?", [start, end])]
     if flow_id is not None:
         require_flow_access(ctx.directory, viewer, flow_id)
@@ -111,7 +112,7 @@ def set_prices(ctx: Context, prices: list[Price]) -> list[Price]:
 def recompute_costs(ctx: Context, *, start: datetime, end: datetime) -> int:
     """Re-price every run created in [start, end) from its stored tokens; returns how many."""
     check_range(start, end)
-    start, end = utc_naive(start), utc_naive(end)
+    start, end = naive_utc(start), naive_utc(end)
 
     def work(c: Connection) -> int:
         rollups.invalidate(c, "created_at >= ? AND created_at < ?", [start, end])

@@ -10,11 +10,11 @@ the old files or the new one, never both and never neither.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.exports.layout import PARTITIONED
 from analytics.exports.publish import staging, target_lock
@@ -66,7 +66,7 @@ def compact_target(target: Target, max_files: int, grace_s: float) -> dict[str, 
 
 def compact(ctx: Context) -> dict[str, Any]:
     """Compact the configured target; the result (or error) is recorded for the status."""
-    started = datetime.now(UTC)
+    started = utc_now()
     t0 = time.perf_counter()
     target = open_target(ctx.settings)
     try:

@@ -31,13 +31,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analytics.core.clock import naive_utc, utc_now, utc_now_aware
 from analytics.core.context import Context
 from analytics.core.store import Connection, in_snapshot
 from analytics.exports.layout import (
@@ -314,7 +315,7 @@ def write_manifest(target: Target) -> dict[str, dict[str, Any]]:
     tables: dict[str, dict[str, Any]] = {}
     manifest: dict[str, Any] = {
         "export_schema_version": EXPORT_SCHEMA_VERSION,
-        "published_at": datetime.now(UTC).isoformat(),
+        "published_at": utc_now_aware().isoformat(),
         "tables": {},
     }
     for name, parts in listing.items():
@@ -344,8 +345,8 @@ def record_cycle(
             [
                 target,
                 kind,
-                started.replace(tzinfo=None),
-                datetime.now(UTC).replace(tzinfo=None),
+                naive_utc(started),
+                utc_now(),
                 error is None,
                 error,
                 json.dumps(summary) if summary is not None else None,
@@ -370,7 +371,7 @@ def run_export(ctx: Context, progress: Progress | None = None, *, wait: bool = T
     failing target after recording the error (the scheduler retries at its next run).
     `progress(done, total, label)` is called after each step; without `wait`, a cycle or
     compaction already running on the target raises ExportBusy instead of waiting."""
-    started = datetime.now(UTC)
+    started = utc_now()
     t0 = time.perf_counter()
     target = open_target(ctx.settings)
     cycle: Cycle | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from analytics.core.clock import iso_utc
 from analytics.core.context import Context
 from analytics.core.store import Connection
 from analytics.exports.layout import EXPORT_SCHEMA_VERSION
@@ -20,8 +21,8 @@ def _cycle(row: tuple[Any, ...] | None) -> dict[str, Any] | None:
         return None
     started, finished, ok, error, summary = row
     return {
-        "started_at": started.isoformat() + "Z",
-        "finished_at": finished.isoformat() + "Z",
+        "started_at": iso_utc(started),
+        "finished_at": iso_utc(finished),
         "duration_s": round((finished - started).total_seconds(), 3),
         "ok": bool(ok),
         "error": error,

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from analytics.access.directory import FlowAcl
 from analytics.access.permissions import Viewer, readable_flow_ids, require_flow_access, writable_flow_ids
+from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput
 from analytics.core.store import Connection
@@ -52,10 +53,6 @@ def flow_version(nodes: list[Any], edges: list[Any]) -> str:
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise InvalidInput(f"nodes or edges are nested too deeply or not JSON: {exc}", field="nodes") from exc
     return hashlib.sha256(graph).hexdigest()[:16]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _json(value: Any, field: str = "body") -> str | None:
@@ -141,7 +138,7 @@ def create_flow(
     access_control: dict[str, Any] | None = None,
     flow_id: str | None = None,
 ) -> Flow:
-    now = _now()
+    now = utc_now()
     flow = Flow(
         flow_id or str(uuid.uuid4()),
         viewer.id,
@@ -222,7 +219,7 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
         current.id,
         current.user_id,
         created_at=current.created_at,
-        updated_at=_now(),
+        updated_at=utc_now(),
         version=flow_version(merged["nodes"], merged["edges"]),
         **merged,
     )

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from analytics.access.permissions import Grant, Viewer, require_flow_access
+from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import NotFound
 from analytics.core.store import Connection
@@ -126,7 +126,7 @@ def set_annotation(
     exec_id = _uuid(execution_id)
     form = update if isinstance(update, AnnotationUpdate) else AnnotationUpdate.model_validate(update)
     saved = Annotation(
-        exec_id, flow_id, form.note, form.tags, form.rating, viewer.id, datetime.now(UTC).replace(tzinfo=None)
+        exec_id, flow_id, form.note, form.tags, form.rating, viewer.id, utc_now()
     )
 
     def upsert(c: Connection) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ import pyarrow.compute as pc
 from analytics.access.permissions import Viewer
 from analytics.access.scope import open_scope
 from analytics.core.batch_formats import JSON_LINE, Format, encode
+from analytics.core.clock import file_stamp
 from analytics.core.context import Context
 from analytics.history.filters import ExecutionFilter, visible_clause, where
 from analytics.history.search import ExecutionSort
@@ -124,7 +124,7 @@ def download_executions(
         where_sql, params = where(visible_clause(ctx.directory, viewer), *clauses)
     column, direction = sort.value.lstrip("-"), "DESC" if sort.value.startswith("-") else "ASC"
     order = f"ORDER BY {column} {direction}, id {direction}"
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = file_stamp()
     name = f"executions-{_SAFE.sub('_', flow_id)}-{stamp}" if flow_id else f"executions-{stamp}"
     return Download(
         f"{name}.{fmt.value}", fmt.media_type, _stream(ctx, fmt, where_sql, params, column, order, batch_rows)

@@ -10,13 +10,14 @@ all flows the caller may read).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analytics.access.directory import Directory
 from analytics.access.permissions import Viewer, grant_for
+from analytics.core.clock import naive_utc
 
 Clause = tuple[str, list[Any]]
 _META_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -126,9 +127,9 @@ class ExecutionFilter(BaseModel):
         any_of("flow_version", self.flow_version)
         if self.created_at is not None:
             if self.created_at.after_ is not None:
-                out.append(("created_at >= ?", [utc_naive(self.created_at.after_)]))
+                out.append(("created_at >= ?", [naive_utc(self.created_at.after_)]))
             if self.created_at.before_ is not None:
-                out.append(("created_at < ?", [utc_naive(self.created_at.before_)]))
+                out.append(("created_at < ?", [naive_utc(self.created_at.before_)]))
         if self.execution_time is not None:
             if self.execution_time.ge_ is not None:
                 out.append(("execution_time >= ?", [self.execution_time.ge_]))
@@ -166,11 +167,6 @@ def error_clause(needle: str) -> Clause:
     exact = f"list_bool_or([contains(lower(m), lower(?)) FOR m IN {ERROR_TEXTS}])"
     cheap = " AND ".join(["errors IS NOT NULL", *("contains(lower(errors), lower(?))" for _ in pieces)])
     return f"CASE WHEN {cheap} THEN coalesce({exact}, false) ELSE false END", [*pieces, needle]
-
-
-def utc_naive(value: datetime) -> datetime:
-    """Stored timestamps are naive UTC; an aware datetime is converted, a naive one is UTC."""
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def visible_clause(directory: Directory, viewer: Viewer) -> Clause:

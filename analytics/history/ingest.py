@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -23,6 +23,7 @@ import pyarrow as pa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from analytics.access.permissions import Grant, Viewer, require_flow_access
+from analytics.core.clock import epoch_micros, naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput
 from analytics.core.store import Append, Rows
@@ -124,20 +125,13 @@ class ItemResult:
     detail: str | None = None
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-_EPOCH = datetime(1970, 1, 1)
-
-
 def new_execution_id(created_at: datetime) -> str:
     """A UUIDv7 (RFC 9562): 48 bits of the run's millisecond time, then 74 random bits.
 
     Ids that grow with time keep the primary-key index's inserts local and make the id a
     natural tie-break for runs in the same microsecond.
     """
-    ms = max(0, (created_at - _EPOCH) // timedelta(milliseconds=1)) & (2**48 - 1)
+    ms = max(0, epoch_micros(created_at) // 1000) & (2**48 - 1)
     rand = int.from_bytes(os.urandom(10))
     value = ms << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
     return str(uuid.UUID(int=value))
@@ -179,8 +173,7 @@ def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str |
 
 
 def _utc(value: datetime) -> datetime:
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+    value = naive_utc(value)
     if value > utc_now() + timedelta(days=1):
         raise InvalidInput("created_at is more than a day in the future", field="created_at")
     return value

@@ -11,15 +11,15 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Generic, TypeVar
 
 import orjson
 
+from analytics.core.clock import epoch_micros, from_epoch_micros
 from analytics.core.errors import InvalidInput
 
 T = TypeVar("T")
-_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +58,12 @@ def decode_key(cursor: str, *, sort: str | None = None) -> tuple[int, str]:
 
 
 def micros(at: datetime) -> int:
-    return (at - _EPOCH) // timedelta(microseconds=1)
+    return epoch_micros(at)
 
 
 def from_micros(value: int) -> datetime:
     try:
-        return _EPOCH + timedelta(microseconds=value)
+        return from_epoch_micros(value)
     except OverflowError as exc:
         raise InvalidInput("cursor is malformed; pass back a next_cursor unchanged", field="cursor") from exc
 

@@ -26,9 +26,9 @@ import pyarrow as pa
 
 from analytics.access.permissions import Viewer
 from analytics.access.scope import flow_scope, open_scope
+from analytics.core.clock import naive_utc
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
-from analytics.history.filters import utc_naive
 
 MIN_BASELINE = 10
 MAX_WINDOW = 10_000
@@ -115,7 +115,7 @@ def find_anomalies(
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     # baselines reach back before `start`: the series is read from the beginning
     sql_scope, params = flow_scope(scope.grant, None, end)
-    scored_from = datetime.min if start is None else utc_naive(start)
+    scored_from = datetime.min if start is None else naive_utc(start)
     sql = _ANOMALIES.format(scope=sql_scope, column=column)
     all_params = [*params, scored_from, window, window, scored_from, MIN_BASELINE, window, threshold, limit]
     return ctx.store.read(lambda c: c.sql(sql, params=all_params).to_arrow_table())

@@ -19,10 +19,9 @@ from datetime import datetime
 
 from analytics.access.permissions import Viewer
 from analytics.access.scope import open_scope
+from analytics.core.clock import naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.store import Connection, in_snapshot
-from analytics.history.filters import utc_naive
-from analytics.history.ingest import utc_now
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +98,7 @@ def reliability(
     The longest streak's start is the earliest of the longest ones when several tie.
     """
     scope = open_scope(ctx, viewer, flow_id, start, end)
-    as_of = utc_naive(end) if end is not None else utc_now()
+    as_of = naive_utc(end) if end is not None else utc_now()
 
     def read(c: Connection) -> tuple[tuple, tuple]:
         counts = c.execute(_COUNTS.format(scope=scope.sql), scope.params).fetchall()[0]

@@ -24,10 +24,9 @@ import pyarrow as pa
 
 from analytics.access.permissions import Viewer
 from analytics.access.scope import flow_scope, open_scope
+from analytics.core.clock import naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
-from analytics.history.filters import utc_naive
-from analytics.history.ingest import utc_now
 
 RULES: tuple[tuple[str, str], ...] = (
     (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?", "<ts>"),
@@ -118,12 +117,12 @@ def failure_signatures(
     scope = open_scope(ctx, viewer, flow_id, start, end)
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-    as_of = utc_naive(end) if end is not None else utc_now()
+    as_of = naive_utc(end) if end is not None else utc_now()
     day, week, fortnight = (as_of - timedelta(days=d) for d in (1, 7, 14))
     # read back far enough for both the range and the trend's 14 days
-    reach = None if start is None else min(utc_naive(start), fortnight)
+    reach = None if start is None else min(naive_utc(start), fortnight)
     sql_scope, params = flow_scope(scope.grant, reach, end)
-    in_range_from = datetime.min if start is None else utc_naive(start)
+    in_range_from = datetime.min if start is None else naive_utc(start)
     sql = _SIGNATURES.format(scope=sql_scope, signature=_normalised("message"))
     all_params = [*params, *params, *_rule_params(), in_range_from, day, week, fortnight, week, limit]
     return ctx.store.read(lambda c: c.sql(sql, params=all_params).to_arrow_table())

@@ -16,10 +16,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analytics.core.clock import utc_now_aware
 from analytics.core.errors import Conflict, NotFound
 
 if TYPE_CHECKING:
@@ -65,10 +66,6 @@ class JobState:
         return state
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _jsonable(value: Any) -> Any:
     try:
         json.dumps(value)
@@ -84,7 +81,7 @@ class Scheduler:
         jobs: list[Job],
         *,
         status_file: Path | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now_aware,
     ) -> None:
         names = [j.name for j in jobs]
         if len(set(names)) != len(names):

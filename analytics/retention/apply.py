@@ -19,12 +19,12 @@ import time
 from datetime import datetime
 from typing import Any
 
+from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.store import Connection
-from analytics.history.ingest import utc_now
 from analytics.retention import archive, reclaim_space, runs
 from analytics.retention.plan import DELETE, TRIM, plan_query, policies_in_force
-from analytics.retention.policies import GLOBAL, Policy, iso_utc
+from analytics.retention.policies import GLOBAL, Policy
 from analytics.trends import rollups
 
 MAX_FLOWS_LOGGED = 1000

@@ -15,11 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from analytics.access.permissions import Viewer, require_flow_access
+from analytics.core.clock import naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput
 from analytics.core.store import Connection, in_snapshot
-from analytics.history.ingest import utc_now
-from analytics.retention.policies import GLOBAL, Policy, StoredPolicy, load_all, naive_utc, validate
+from analytics.retention.policies import GLOBAL, Policy, StoredPolicy, load_all, validate
 
 DELETE = "delete"
 TRIM = "trim"

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from analytics.access.permissions import Viewer, require_flow_access
+from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput
 from analytics.core.store import Connection
-from analytics.history.ingest import utc_now
 
 GLOBAL = "*"
 MAX_DAYS = 365_000.0  # a thousand years: beyond it a timestamp cutoff would overflow
@@ -57,16 +57,6 @@ class StoredPolicy:
     policy: Policy
     updated_by: str
     updated_at: datetime
-
-
-def naive_utc(value: datetime) -> datetime:
-    """The store keeps naive UTC; an aware time is converted, a naive one is taken as UTC."""
-    return value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
-
-
-def iso_utc(value: datetime) -> str:
-    """A time in a logged summary: RFC 3339 with its offset, so no reader takes it as local time."""
-    return naive_utc(value).isoformat() + "Z"
 
 
 def _days(value: float | None, field: str) -> None:

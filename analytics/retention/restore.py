@@ -17,12 +17,11 @@ import time
 from datetime import datetime
 from typing import Any
 
+from analytics.core.clock import iso_utc, naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection
-from analytics.history.ingest import utc_now
 from analytics.retention import archive, runs
-from analytics.retention.policies import iso_utc, naive_utc
 from analytics.trends import rollups
 
 _HAS_PAYLOAD = "(s.inputs IS NOT NULL OR s.outputs IS NOT NULL OR s.node_results IS NOT NULL)"

@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
+from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import Conflict, InvalidInput
 from analytics.core.store import Connection
-from analytics.history.ingest import utc_now
 
 # stage name, done, total (total 0: not known); called on the writer thread
 Progress = Callable[[str, int, int], None]

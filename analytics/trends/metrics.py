@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -39,6 +39,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from analytics.access.permissions import Viewer, require_flow_access
+from analytics.core.clock import naive_utc
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError
 from analytics.core.store import Connection, in_snapshot
@@ -151,10 +152,6 @@ _LADDER: tuple[Step, ...] = (
 _ORIGIN = datetime(2000, 1, 3)
 
 
-def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-
-
 def _floor(step: Step, t: datetime) -> datetime:
     if step is _MONTH:
         return datetime(t.year, t.month, 1)
@@ -210,7 +207,7 @@ class MetricsQuery(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _in_range(cls, v: datetime) -> datetime:
-        v = _utc(v)
+        v = naive_utc(v)
         if not _EARLIEST <= v <= _LATEST:
             raise ValueError("must be between 1970-01-01 and 2200-01-01")
         return v
@@ -427,7 +424,7 @@ def _fetch_and_aggregate(
     """What `_scan` answers, from the rows themselves: for scopes of few runs."""
     source, params = _source(query, visible)
     rows = conn.execute(source, [prev_start or query.start, query.end, *params]).fetchall()
-    start = _utc(query.start)
+    start = naive_utc(query.start)
     by_total: dict[tuple[Any, bool], list[tuple[Any, ...]]] = {}
     by_bucket: dict[tuple[Any, Any], list[tuple[Any, ...]]] = {}
     for r in rows:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from analytics.core.clock import utc_now
 from analytics.core.store import Connection
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ WHERE e.n IS DISTINCT FROM r.n OR e.t IS DISTINCT FROM r.t
 def refresh(ctx: Context, today: date | None = None) -> dict[str, Any]:
     """The scheduled job: rebuild dirty pairs, roll every complete day up to `today`, then
     check rolled days against `executions` and rebuild those that disagree."""
-    today = today or datetime.now(UTC).date()
+    today = today or utc_now().date()
     store = ctx.store
     repaired = store.write(_repair)
     until = store.read(rolled_until)
