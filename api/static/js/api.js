@@ -25,23 +25,22 @@ export class ApiError extends Error {
     this.detail = detail;
   }
   // FastAPI's 422 list form names the field in `loc`; analytics' own 422 is a string.
+  // [{path: ["policy", "max_age_days"], msg}, ...]; empty for a string detail.
   fieldErrors() {
-    const out = {};
-    if (Array.isArray(this.detail)) {
-      for (const item of this.detail) {
-        const field = (item.loc || []).filter((p) => p !== "body" && p !== "query").join(".");
-        out[field || "_"] = item.msg;
-      }
-    }
-    return out;
+    return Array.isArray(this.detail) ? this.detail.map((d) => ({ path: fieldPath(d), msg: d.msg })) : [];
   }
+}
+
+// Where a validation message points: its `loc` without the request part it came from.
+function fieldPath(item) {
+  return (item.loc || []).filter((p) => p !== "body" && p !== "query").map(String);
 }
 
 function detailText(detail, status) {
   if (Array.isArray(detail)) {
     return detail
       .map((d) => {
-        const field = (d.loc || []).filter((p) => p !== "body" && p !== "query").join(".");
+        const field = fieldPath(d).join(".");
         return field ? `${field}: ${d.msg}` : d.msg;
       })
       .join("; ");

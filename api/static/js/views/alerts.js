@@ -1,7 +1,8 @@
 // Alert rules of a flow with their state and history; create and edit with the API's
 // validation messages next to each field; webhook channels with their delivery log and "send test".
-import { ApiError, api, del, enc, get, post, query } from "../api.js";
+import { api, del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, mount } from "../dom.js";
+import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
 import { count, duration, timestamp } from "../format.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 
@@ -121,7 +122,7 @@ function ruleForm(flowId, rule, channels, saved, cancel) {
       h("button", { type: "button", class: "btn", onclick: cancel }, "Cancel")));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    form.querySelectorAll(".field-error").forEach((e) => { e.textContent = ""; });
+    clearFieldErrors(form);
     const data = new FormData(form);
     const num = (k) => (String(data.get(k)).trim() === "" ? null : Number(data.get(k)));
     const body = {
@@ -140,16 +141,7 @@ function ruleForm(flowId, rule, channels, saved, cancel) {
       else await post("/api/v1/alerts/rules", body);
       saved();
     } catch (err) {
-      const fields = err instanceof ApiError ? err.fieldErrors() : {};
-      let placed = false;
-      for (const [key, msg] of Object.entries(fields)) {
-        const target = form.querySelector(`#r-${key.split(".")[0]}-error`);
-        if (target) {
-          target.textContent = msg.replace(/^Value error, /, "");
-          placed = true;
-        }
-      }
-      if (!placed) form.querySelector("#r-form-error").textContent = err.message;
+      if (!showFieldErrors(form, err, "r-")) form.querySelector("#r-form-error").textContent = err.message;
     }
   });
   return form;
@@ -185,18 +177,12 @@ function channelsSection(channels, reload, message) {
       h("div", { class: "field" }, h("button", { type: "submit", class: "btn" }, "Add channel"))));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    form.querySelectorAll(".field-error").forEach((e) => { e.textContent = ""; });
+    clearFieldErrors(form);
     try {
       await post("/api/v1/alerts/channels", { name: name.value.trim(), url: url.value.trim(), secret: secret.value });
       reload();
     } catch (e) {
-      const fields = e instanceof ApiError ? e.fieldErrors() : {};
-      let placed = false;
-      for (const [key, msg] of Object.entries(fields)) {
-        const target = form.querySelector(`#c-${key}-error`);
-        if (target) { target.textContent = msg; placed = true; }
-      }
-      if (!placed) message.textContent = e.message;
+      if (!showFieldErrors(form, e, "c-")) message.textContent = e.message;
     }
   });
   return h("section", { id: "channels" },

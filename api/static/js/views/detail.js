@@ -1,7 +1,8 @@
 // One run: summary, errors highlighted, nodes with their results, annotation editor,
 // replay payload, and "compare with…".
-import { ApiError, del, enc, get, post, put } from "../api.js";
+import { del, enc, get, post, put } from "../api.js";
 import { confirmAction, h, mount } from "../dom.js";
+import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
 import { badge, count, duration, money, shortId, timestamp, tokens } from "../format.js";
 import { jsonView, spreadText } from "../json_view.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
@@ -116,7 +117,7 @@ function annotationEditor(base, run) {
   form.querySelector('input[name=rating][value=""]').checked = a.rating === null;
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    tagsError.textContent = noteError.textContent = "";
+    clearFieldErrors(form);
     const ratingValue = new FormData(form).get("rating");
     const body = {
       note: note.value,
@@ -129,13 +130,7 @@ function annotationEditor(base, run) {
       status.textContent = `Saved ✓ (${timestamp(saved.updated_at)})`;
       status.dataset.saved = "true";
     } catch (err) {
-      status.textContent = "Not saved.";
-      const fields = err instanceof ApiError ? err.fieldErrors() : {};
-      const tagMsg = Object.entries(fields).find(([k]) => k.startsWith("tags"));
-      const noteMsg = Object.entries(fields).find(([k]) => k.startsWith("note"));
-      if (tagMsg) tagsError.textContent = tagMsg[1];
-      if (noteMsg) noteError.textContent = noteMsg[1];
-      if (!tagMsg && !noteMsg) status.textContent = `Not saved: ${err.message}`;
+      status.textContent = showFieldErrors(form, err, "a-") ? "Not saved." : `Not saved: ${err.message}`;
     }
   });
   return form;

@@ -1,7 +1,8 @@
 // Retention of a flow: the policy in force, a dry run of what it would remove (with the
 // stored or an edited policy), and for admins the scheduler's jobs and the recent passes.
-import { ApiError, del, enc, get, post, put } from "../api.js";
+import { del, enc, get, post, put } from "../api.js";
 import { empty, errorPanel, h, mount } from "../dom.js";
+import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
 import { count, shortId } from "../format.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 import { jobsTable } from "./jobs.js";
@@ -50,15 +51,9 @@ export async function render(root, [flowId], ctx) {
     return body;
   };
   const showErrors = (err) => {
-    const fields = err instanceof ApiError ? err.fieldErrors() : {};
-    let placed = false;
-    for (const [key, msg] of Object.entries(fields)) {
-      const target = document.getElementById(`p-${key.replace(/^policy\./, "")}-error`);
-      if (target) { target.textContent = msg; placed = true; }
-    }
-    if (!placed) status.textContent = err.message;
+    if (!showFieldErrors(root, err, "p-")) status.textContent = err.message;
   };
-  const clearErrors = () => { root.querySelectorAll(".field-error").forEach((e) => { e.textContent = ""; }); status.textContent = ""; };
+  const clearErrors = () => { clearFieldErrors(root); status.textContent = ""; };
 
   const dryRun = async (policy) => {
     clearErrors();
