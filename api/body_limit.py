@@ -9,8 +9,9 @@ Content-Length in plain text, and the client parses every error as JSON.)
 
 from __future__ import annotations
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from analytics.core.jsonio import dumps
 
 
 class BodyLimit:
@@ -70,7 +71,7 @@ class BodyLimit:
 
 
 async def refuse(send: Send, status: int, detail: str) -> None:
-    body = orjson.dumps({"detail": detail})
+    body = dumps({"detail": detail})
     await send(
         {
             "type": "http.response.start",

@@ -16,11 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from analytics.core.jsonio import dumps
+
 M = TypeVar("M", bound=BaseModel)
 
 
 def json_response(content: Any, status_code: int = 200) -> Response:
-    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+    return Response(dumps(content), status_code=status_code, media_type="application/json")
 
 
 def decode_error(exc: orjson.JSONDecodeError) -> RequestValidationError:

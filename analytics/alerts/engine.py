@@ -35,6 +35,7 @@ from analytics.alerts.state_machine import RuleState, Step, Transition, event_fo
 from analytics.alerts.webhooks import Notification, WebhookDispatcher
 from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
+from analytics.core.jsonio import dumps
 
 log = logging.getLogger("flowhistory.alerts")
 
@@ -150,7 +151,7 @@ class AlertEngine:
             if not channels:
                 continue
             transition = s.transition
-            body = orjson.dumps(
+            body = dumps(
                 {
                     "id": str(uuid.uuid4()),
                     "event": s.notify,

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
-import orjson
 
 from analytics.alerts import repository as repo
 from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import NotFound
+from analytics.core.jsonio import dumps
 
 log = logging.getLogger("flowhistory.alerts")
 
@@ -138,7 +138,7 @@ class WebhookDispatcher:
         if channel is None:
             raise NotFound("Channel not found")
         now = self._clock()
-        body = orjson.dumps(
+        body = dumps(
             {
                 "id": str(uuid.uuid4()),
                 "event": "test",

@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 
 from analytics.core.clock import naive_utc, utc_now, utc_now_aware
 from analytics.core.context import Context
+from analytics.core.jsonio import dumps_text
 from analytics.core.store import Connection, in_snapshot
 from analytics.exports.layout import (
     EXECUTION_NODES,
@@ -331,6 +332,7 @@ def write_manifest(target: Target) -> dict[str, dict[str, Any]]:
     with staging(target) as folder:
         for name, doc in ((MANIFEST_FILE, manifest), (SCHEMA_FILE, schema_document())):
             path = folder / name
+            # stdlib json on purpose: a file for people and other engines, indented and ASCII-escaped
             path.write_text(json.dumps(doc, indent=2))
             target.put_file(name, path)
     return tables
@@ -349,7 +351,7 @@ def record_cycle(
                 utc_now(),
                 error is None,
                 error,
-                json.dumps(summary) if summary is not None else None,
+                dumps_text(summary) if summary is not None else None,
             ],
         )
         c.execute(

@@ -20,6 +20,7 @@ from analytics.access.permissions import Viewer, readable_flow_ids, require_flow
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput
+from analytics.core.jsonio import NOT_JSON, canonical, stored_text
 from analytics.core.store import Connection
 from analytics.trends import rollups
 
@@ -47,27 +48,16 @@ class Flow:
 def flow_version(nodes: list[Any], edges: list[Any]) -> str:
     """What ran: a hash of the graph (nodes and edges, keys sorted), not of name or meta."""
     try:
-        graph = orjson.dumps(nodes, option=orjson.OPT_SORT_KEYS) + orjson.dumps(
-            edges, option=orjson.OPT_SORT_KEYS
-        )
-    except (TypeError, orjson.JSONEncodeError) as exc:
+        graph = canonical(nodes) + canonical(edges)
+    except NOT_JSON as exc:
         raise InvalidInput(f"nodes or edges are nested too deeply or not JSON: {exc}", field="nodes") from exc
     return hashlib.sha256(graph).hexdigest()[:16]
-
-
-def _json(value: Any, field: str = "body") -> str | None:
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        raise InvalidInput(f"{field} is nested too deeply or not JSON: {exc}", field=field) from exc
 
 
 def _check_json(flow: Flow) -> None:
     """Serialise in the caller's thread, so a bad payload is a 422, not a failed write."""
     for field in ("nodes", "edges", "meta", "access_control"):
-        _json(getattr(flow, field), field)
+        stored_text(getattr(flow, field), field)
 
 
 def _loads(text: str | None) -> Any:
@@ -166,7 +156,7 @@ def _publish(ctx: Context, flow: Flow) -> None:
 def _remember_version(conn: Connection, f: Flow) -> None:
     conn.execute(
         "INSERT INTO flow_versions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        [f.id, f.version, _json(f.nodes), _json(f.edges), f.updated_at],
+        [f.id, f.version, stored_text(f.nodes, "nodes"), stored_text(f.edges, "edges"), f.updated_at],
     )
 
 
@@ -179,10 +169,10 @@ def _insert(conn: Connection, f: Flow) -> None:
             f.user_id,
             f.name,
             f.description,
-            _json(f.nodes),
-            _json(f.edges),
-            _json(f.meta),
-            _json(f.access_control),
+            stored_text(f.nodes, "nodes"),
+            stored_text(f.edges, "edges"),
+            stored_text(f.meta, "meta"),
+            stored_text(f.access_control, "access_control"),
             f.created_at,
             f.updated_at,
             f.version,
@@ -233,10 +223,10 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
             [
                 updated.name,
                 updated.description,
-                _json(updated.nodes),
-                _json(updated.edges),
-                _json(updated.meta),
-                _json(updated.access_control),
+                stored_text(updated.nodes, "nodes"),
+                stored_text(updated.edges, "edges"),
+                stored_text(updated.meta, "meta"),
+                stored_text(updated.access_control, "access_control"),
                 updated.updated_at,
                 updated.version,
                 flow_id,

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-import orjson
 import pyarrow as pa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -26,6 +25,7 @@ from analytics.access.permissions import Grant, Viewer, require_flow_access
 from analytics.core.clock import epoch_micros, naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput
+from analytics.core.jsonio import stored_text
 from analytics.core.store import Append, Rows
 from analytics.history.node_facts import node_facts
 from analytics.history.runs import Execution
@@ -137,15 +137,6 @@ def new_execution_id(created_at: datetime) -> str:
     return str(uuid.UUID(int=value))
 
 
-def _dump(value: Any, field: str) -> str | None:
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        raise InvalidInput(f"{field} is nested too deeply or not JSON: {exc}", field=field) from exc
-
-
 def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str | None = None) -> Staged:
     """Check meaning and build the stored row. `flow_id` is the path's, when there is one."""
     if flow_id is not None and form.flow_id != flow_id:
@@ -193,12 +184,12 @@ def _build(
     ctx: Context, grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, created_at: datetime
 ) -> Staged:
     # serialise first: it refuses what is nested too deeply, before anything walks the payload
-    node_results_json = _dump(form.node_results, "node_results")
-    outputs_json = _dump(form.outputs, "outputs")
-    inputs_json = _dump(form.inputs, "inputs")
-    errors_json = _dump(form.errors, "errors")
+    node_results_json = stored_text(form.node_results, "node_results")
+    outputs_json = stored_text(form.outputs, "outputs")
+    inputs_json = stored_text(form.inputs, "inputs")
+    errors_json = stored_text(form.errors, "errors")
     meta = form.meta if form.meta is not None else {}
-    meta_json = _dump(meta, "meta")
+    meta_json = stored_text(meta, "meta")
     outputs_same = outputs_json is not None and outputs_json == node_results_json
     prompt = (form.inputs or {}).get("prompt")
     facts = node_facts(form.node_results, form.errors, prompt=prompt if isinstance(prompt, str) else None)

@@ -15,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from analytics.core.jsonio import NOT_JSON, dumps_text
 from analytics.cost.prices import estimate_tokens
 
 _STATUSES = frozenset({"success", "error", "aborted", "skipped", "running"})
@@ -75,8 +74,8 @@ def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     try:
-        return orjson.dumps(value).decode()
-    except (TypeError, orjson.JSONEncodeError):
+        return dumps_text(value)
+    except NOT_JSON:  # unlike stored_text: a fact is best effort, the payload was checked already
         return None
 
 

@@ -18,6 +18,7 @@ import orjson
 
 from analytics.core.clock import epoch_micros, from_epoch_micros
 from analytics.core.errors import InvalidInput
+from analytics.core.jsonio import dumps
 
 T = TypeVar("T")
 
@@ -38,7 +39,7 @@ class Page(Generic[T]):
 def encode_key(value: int, row_id: str, *, sort: str | None = None) -> str:
     """A position in an order by (integer key, id); `sort` names the order it belongs to."""
     parts: list[object] = [value, row_id] if sort is None else [value, row_id, sort]
-    return base64.urlsafe_b64encode(orjson.dumps(parts)).decode().rstrip("=")
+    return base64.urlsafe_b64encode(dumps(parts)).decode().rstrip("=")
 
 
 def decode_key(cursor: str, *, sort: str | None = None) -> tuple[int, str]:

@@ -66,6 +66,7 @@ class JobState:
         return state
 
 
+# stdlib json on purpose: the status file is written (and read back by the CLI) with it, not orjson
 def _jsonable(value: Any) -> Any:
     try:
         json.dumps(value)

@@ -17,6 +17,7 @@ import orjson
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import Conflict, InvalidInput
+from analytics.core.jsonio import dumps_text
 from analytics.core.store import Connection
 
 # stage name, done, total (total 0: not known); called on the writer thread
@@ -63,7 +64,7 @@ def record(
     run_id = str(uuid.uuid4())
     conn.execute(
         "INSERT INTO retention_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, kind, trigger, started_at, finished_at, error is None, error, orjson.dumps(summary).decode()],
+        [run_id, kind, trigger, started_at, finished_at, error is None, error, dumps_text(summary)],
     )
     return run_id
 
@@ -71,7 +72,7 @@ def record(
 def update_summary(conn: Connection, run_id: str, summary: dict[str, Any], finished_at: datetime) -> None:
     conn.execute(
         "UPDATE retention_runs SET summary = ?, finished_at = ? WHERE id = ?",
-        [orjson.dumps(summary).decode(), finished_at, run_id],
+        [dumps_text(summary), finished_at, run_id],
     )
 
 
