@@ -27,12 +27,13 @@ import statistics
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from analytics.core.clock import from_epoch_seconds
 from bench import generate
 from bench.common import OUT
 
@@ -118,7 +119,7 @@ def synthesize(db: Path, runs: int, chunk: int = 1_000_000) -> None:
     from bench import fh_load
 
     fh_load.load(db, [], generate.flows(42), generate.users())
-    end = datetime.fromtimestamp(generate.data_end(), UTC).replace(tzinfo=None)
+    end = from_epoch_seconds(generate.data_end())
     start = end - timedelta(days=generate.DAYS)
     step_us = generate.DAYS * 86_400_000_000 // runs
     ctx = open_context(Settings(db_path=db, seed_prices=False))
@@ -136,7 +137,7 @@ def full_evaluation(ctx: Any, evals: int) -> dict[str, Any]:
     from analytics.alerts.engine import AlertEngine
 
     engine = AlertEngine(ctx)
-    now = datetime.fromtimestamp(generate.data_end(), UTC).replace(tzinfo=None)
+    now = from_epoch_seconds(generate.data_end())
     first = engine.evaluate(now)
     times = []
     for _ in range(evals):

@@ -13,22 +13,21 @@ The copy and the export are deleted afterwards unless --keep.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from analytics.core.clock import file_stamp
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
 from analytics.exports import compact, run_export
 from analytics.exports.targets import open_target
-from bench.common import OUT, log
-from bench.stores import cache_dirs, copy_store, ensure_stores
+from bench.common import OUT, log, write_results
+from bench.stores import copy_store, flowhistory_store
 
 TREND_REPEATS = 7
 
@@ -209,10 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--keep", action="store_true", help="keep the store copy and the export")
     a = p.parse_args(argv)
-    store_dir = cache_dirs(a.runs, a.seed, False)[1]
-    if not (store_dir / "meta.json").exists():
-        store_dir = ensure_stores(a.runs, a.seed, False)["flowhistory"]["dir"]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    store_dir = flowhistory_store(a.runs, a.seed)
+    stamp = file_stamp()
     work = OUT / "work" / f"{stamp}-export"
     try:
         res = phase_export(store_dir, work)
@@ -220,8 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
     md = markdown(res)
-    (OUT / f"export-{stamp}.json").write_text(json.dumps(res, indent=2, default=str))
-    (OUT / f"export-{stamp}.md").write_text(md + "\n")
+    write_results(f"export-{stamp}", res, md)
     print(md)
     return 0
 

@@ -9,14 +9,12 @@ hold the same executions and the harness can ask both for the same ids).
 
 from __future__ import annotations
 
-import argparse
-import itertools
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-CHUNK = 20_000
+from bench import loading
+
 ADMIN = "bench-admin"
 
 
@@ -36,8 +34,6 @@ def load(
     from analytics.history import ingest
 
     ctx = open_context(Settings(db_path=Path(db_path)))
-    n = 0
-    t = time.perf_counter()
     try:
         fh_users.create_user(ctx, ADMIN, role="admin")
         for u in users:
@@ -53,39 +49,19 @@ def load(
                 access_control=f["access_control"],
             )
         admin = Viewer(ADMIN, "admin")
-        it = iter(runs)
-        while chunk := list(itertools.islice(it, CHUNK)):
+
+        def write(chunk: list[dict[str, Any]]) -> None:
             results = ingest.save_executions(ctx, admin, chunk)
             refused = [r for r in results if r.status != "stored"]
             if refused:
                 raise RuntimeError(f"flowhistory refused {len(refused)} runs, first: {refused[0]}")
-            n += len(chunk)
-            if progress and n % (CHUNK * 10) == 0:
-                print(f"flowhistory load: {n:,} runs ({n / (time.perf_counter() - t):,.0f}/s)", flush=True)
+
+        return loading.load_chunks(runs, write, label="flowhistory", progress=progress)
     finally:
         ctx.close()
-    return n
-
-
-def main() -> None:
-    from bench import generate
-
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", required=True)
-    p.add_argument("--runs", type=int, required=True)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--small", action="store_true")
-    a = p.parse_args()
-    t = time.perf_counter()
-    n = load(
-        a.db,
-        generate.generate_runs(a.runs, seed=a.seed, small=a.small),
-        generate.flows(a.seed, a.small),
-        generate.users(),
-        progress=True,
-    )
-    print(f"flowhistory load: {n:,} runs into {a.db} in {time.perf_counter() - t:.1f} s", flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    from bench import generate
+
+    loading.main(__doc__, load, generate.users(), "flowhistory")

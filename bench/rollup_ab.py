@@ -20,9 +20,10 @@ import sys
 import time
 import types
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from analytics.core.clock import from_epoch_seconds
 from bench import fh_load, generate
 from bench.common import OUT, ROOT, log
 
@@ -85,7 +86,7 @@ def main() -> None:
         log(f"rollups: {rollups.refresh(ctx)}")
         big = generate.biggest_flow_id(a.seed, True)
         admin = Viewer(fh_load.ADMIN, "admin")
-        end = datetime.fromtimestamp(generate.data_end(), UTC).replace(tzinfo=None)
+        end = from_epoch_seconds(generate.data_end())
         today = datetime.combine(ctx.rolled_until, datetime.min.time())
         for label, stop in (("90 days to the data's end (the harness's)", end), ("90 days to today", today)):
             body = {

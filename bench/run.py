@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import platform
 import random
@@ -34,15 +33,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jwt
 import orjson
 
+from analytics.core.clock import file_stamp, from_epoch_seconds, iso_utc, utc_now_aware
 from bench import generate, loadgen
-from bench.common import HOST, OUT, ROOT, log
+from bench.common import HOST, OUT, ROOT, log, write_results
 from bench.fh_load import ADMIN
 from bench.report import build_rows, markdown
 from bench.servers import Server, system_busy_seconds
@@ -217,6 +216,48 @@ def alternate(
     return totals
 
 
+def sequential(
+    p: Params, servers: list[Server], requests: dict[str, list[bytes]], op: str, *, warmup: int = 0
+) -> dict[str, Any]:
+    """One read operation, one request at a time on each server in turn (reads, analytics);
+    logs both servers' latencies side by side."""
+    res = alternate(servers, requests, rounds=p.rounds, count=p.read_n, seconds=p.read_budget, warmup=warmup)
+    out = {name: summarise(r) for name, r in res.items()}
+    b, f = (out[s.name] for s in servers)
+    log(
+        f"  {op:<14} baseline p50 {b['p50_ms']:8.2f} ms p99 {b['p99_ms']:8.2f} "
+        f"cpu {b['server_cpu_ms_per_req']:7.2f} ms (n={b['n']})   flowhistory p50 {f['p50_ms']:8.2f} ms "
+        f"p99 {f['p99_ms']:8.2f} cpu {f['server_cpu_ms_per_req']:6.2f} ms (n={f['n']})   "
+        f"background cpu {b['background_cpu_share']:.0%}/{f['background_cpu_share']:.0%}"
+    )
+    return out
+
+
+def concurrent(
+    p: Params, servers: list[Server], reqs: list[bytes], *, seconds: float, clients: int, warmup: int, unit: str
+) -> dict[str, Any]:
+    """The same requests from `clients` at once for `seconds` per server (mixed, ingest);
+    logs each server's throughput, per `unit` (what one request is: a req, a run)."""
+    res = alternate(
+        servers,
+        {s.name: reqs for s in servers},
+        rounds=p.rounds,
+        count=None,
+        seconds=seconds,
+        clients=clients,
+        warmup=warmup,
+    )
+    out = {name: summarise(r) for name, r in res.items()}
+    for s in servers:
+        o = out[s.name]
+        log(
+            f"  {s.name:<12} {o['per_s']:8,.0f} {unit}/s  p50 {o['p50_ms']:7.2f} ms  p99 {o['p99_ms']:7.2f} ms  "
+            f"server cpu {o['server_cpu_ms_per_req']:.2f} ms/{unit}  failed {o['failed']}  "
+            f"background cpu {o['background_cpu_share']:.0%}"
+        )
+    return out
+
+
 def get_json(server: Server, path: str, token: str) -> tuple[int, Any]:
     status, body = loadgen.run(
         loadgen.fetch(server.addr, loadgen.build_request("GET", path, host=HOST, token=token))
@@ -313,22 +354,7 @@ def phase_reads(
     for op, paths in ops.items():
         fid = small if op == "stats_small" else big
         reqs = [loadgen.build_request("GET", path, host=HOST, token=token_of[fid]) for path in paths]
-        res = alternate(
-            servers,
-            {s.name: reqs for s in servers},
-            rounds=p.rounds,
-            count=p.read_n,
-            seconds=p.read_budget,
-            warmup=p.warmup,
-        )
-        out[op] = {name: summarise(r) for name, r in res.items()}
-        b, f = (out[op][s.name] for s in servers)
-        log(
-            f"  {op:<14} baseline p50 {b['p50_ms']:8.2f} ms p99 {b['p99_ms']:8.2f} "
-            f"cpu {b['server_cpu_ms_per_req']:6.2f} ms (n={b['n']})   flowhistory p50 {f['p50_ms']:8.2f} ms "
-            f"p99 {f['p99_ms']:8.2f} cpu {f['server_cpu_ms_per_req']:6.2f} ms (n={f['n']})   "
-            f"background cpu {b['background_cpu_share']:.0%}/{f['background_cpu_share']:.0%}"
-        )
+        out[op] = sequential(p, servers, {s.name: reqs for s in servers}, op, warmup=p.warmup)
     return out
 
 
@@ -361,7 +387,7 @@ def analytics_requests(
     end = int(generate.data_end())  # midnight UTC: 90 whole days, the same buckets on both sides
     start = end - 90 * 86400
     after = end - 30 * 86400
-    iso = lambda t: datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")  # noqa: E731
+    iso = lambda t: iso_utc(from_epoch_seconds(t))  # noqa: E731
     measures = "p50_duration,p95_duration,runs,failure_rate"
     ops: dict[str, dict[str, bytes]] = {}
     for key, fid in (("trend_biggest", big), ("trend_small", small)):
@@ -513,21 +539,7 @@ def phase_analytics(
             loadgen.run(
                 loadgen.load(s.addr, [reqs[s.name]], count=p.warmup, duration=p.read_budget / 3, timeout=300)
             )
-        res = alternate(
-            servers,
-            {s.name: [reqs[s.name]] for s in servers},
-            rounds=p.rounds,
-            count=p.read_n,
-            seconds=p.read_budget,
-        )
-        out[op] = {name: summarise(r) for name, r in res.items()}
-        b, f = (out[op][s.name] for s in servers)
-        log(
-            f"  {op:<14} baseline p50 {b['p50_ms']:8.2f} ms p99 {b['p99_ms']:8.2f} "
-            f"cpu {b['server_cpu_ms_per_req']:7.2f} ms (n={b['n']})   flowhistory p50 {f['p50_ms']:8.2f} ms "
-            f"p99 {f['p99_ms']:8.2f} cpu {f['server_cpu_ms_per_req']:6.2f} ms (n={f['n']})   "
-            f"background cpu {b['background_cpu_share']:.0%}/{f['background_cpu_share']:.0%}"
-        )
+        out[op] = sequential(p, servers, {s.name: [reqs[s.name]] for s in servers}, op)
     return out
 
 
@@ -552,24 +564,9 @@ def phase_mixed(
                 "GET", f"/api/v1/flows/{big}/executions/{eid}", host=HOST, token=token_of[big]
             )
         )
-    res = alternate(
-        servers,
-        {s.name: reqs for s in servers},
-        rounds=p.rounds,
-        count=None,
-        seconds=p.mixed_seconds,
-        clients=p.mixed_clients,
-        warmup=p.mixed_clients * 3,
+    return concurrent(
+        p, servers, reqs, seconds=p.mixed_seconds, clients=p.mixed_clients, warmup=p.mixed_clients * 3, unit="req"
     )
-    out = {name: summarise(r) for name, r in res.items()}
-    for s in servers:
-        o = out[s.name]
-        log(
-            f"  {s.name:<12} {o['per_s']:8,.0f} req/s  p50 {o['p50_ms']:7.2f} ms  p99 {o['p99_ms']:7.2f} ms  "
-            f"server cpu {o['server_cpu_ms_per_req']:.2f} ms/req  failed {o['failed']}  "
-            f"background cpu {o['background_cpu_share']:.0%}"
-        )
-    return out
 
 
 def post_requests(p: Params, token_of: dict[str, str]) -> list[bytes]:
@@ -594,24 +591,7 @@ def phase_ingest(p: Params, servers: list[Server], token_of: dict[str, str]) -> 
         f"  {len(reqs):,} distinct POST requests, median {sizes[len(sizes) // 2]:,} bytes; "
         f"{p.clients} clients, {p.ingest_seconds:.0f} s per server in {p.rounds} rounds"
     )
-    res = alternate(
-        servers,
-        {s.name: reqs for s in servers},
-        rounds=p.rounds,
-        count=None,
-        seconds=p.ingest_seconds,
-        clients=p.clients,
-        warmup=p.clients * 2,
-    )
-    out = {name: summarise(r) for name, r in res.items()}
-    for s in servers:
-        o = out[s.name]
-        log(
-            f"  {s.name:<12} {o['per_s']:8,.0f} runs/s  p50 {o['p50_ms']:7.1f} ms  p99 {o['p99_ms']:7.1f} ms  "
-            f"server cpu {o['server_cpu_ms_per_req']:.2f} ms/run  failed {o['failed']}  "
-            f"background cpu {o['background_cpu_share']:.0%}"
-        )
-    return out
+    return concurrent(p, servers, reqs, seconds=p.ingest_seconds, clients=p.clients, warmup=p.clients * 2, unit="run")
 
 
 def phase_batch(p: Params, servers: list[Server], admin_token: str) -> dict[str, Any]:
@@ -702,9 +682,9 @@ def _interrupt(*_: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = parse_args(argv)
     t_start = time.perf_counter()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = file_stamp()
     res: dict[str, Any] = {
-        "started_at": datetime.now(UTC).isoformat(),
+        "started_at": utc_now_aware().isoformat(),
         "params": {**{k: v for k, v in vars(p).items()}, "label": p.label},
         "machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg(), "versions": versions()},
     }
@@ -811,8 +791,7 @@ def main(argv: list[str] | None = None) -> int:
 
         md += "\n\n## Export (issue 4)\n\n" + export_bench.markdown(res["export"]) + "\n"
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"results-{stamp}.json").write_text(json.dumps(res, indent=2, default=str))
-    (OUT / f"results-{stamp}.md").write_text(md)
+    write_results(f"results-{stamp}", res, md)
     print()
     print(md)
     log(f"wrote {OUT / f'results-{stamp}.json'} and .md in {res['total_seconds']:.0f} s total")

@@ -12,23 +12,22 @@ the library (what the routes call). The copy and the export are deleted afterwar
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from analytics.access.permissions import Viewer
 from analytics.core.batch_formats import Format
+from analytics.core.clock import file_stamp
 from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.exports import run_export
 from analytics.exports.sql_sandbox import Limits, run_sql
 from analytics.history.download import download_executions
-from bench.common import OUT, log
-from bench.stores import cache_dirs, copy_store, ensure_stores
+from bench.common import OUT, log, write_results
+from bench.stores import copy_store, flowhistory_store
 
 TREND = """
 SELECT date, count(*) AS runs, count(*) FILTER (WHERE status = 'error') AS errors,
@@ -119,18 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=1_000_000)
     p.add_argument("--seed", type=int, default=42)
     a = p.parse_args(argv)
-    store_dir = cache_dirs(a.runs, a.seed, False)[1]
-    if not (store_dir / "meta.json").exists():
-        store_dir = ensure_stores(a.runs, a.seed, False)["flowhistory"]["dir"]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    store_dir = flowhistory_store(a.runs, a.seed)
+    stamp = file_stamp()
     work = OUT / "work" / f"{stamp}-sql"
     try:
         res = run(store_dir, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     md = markdown(res)
-    (OUT / f"sql-{stamp}.json").write_text(json.dumps(res, indent=2))
-    (OUT / f"sql-{stamp}.md").write_text(md + "\n")
+    write_results(f"sql-{stamp}", res, md)
     print(md)
     return 0
 

@@ -147,6 +147,15 @@ def ensure_stores(runs: int, seed: int, small: bool, *, rebuild: bool = False) -
     }
 
 
+def flowhistory_store(runs: int, seed: int) -> Path:
+    """The cached flowhistory store of the standard data, built (both stores) only if missing."""
+    store_dir = cache_dirs(runs, seed, False)[1]
+    if (store_dir / "meta.json").exists():
+        return store_dir
+    built: Path = ensure_stores(runs, seed, False)["flowhistory"]["dir"]
+    return built
+
+
 def copy_store(src_dir: Path, fname: str, dst_dir: Path) -> Path:
     for f in store_files(src_dir / fname):
         shutil.copyfile(f, dst_dir / f.name)

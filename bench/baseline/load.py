@@ -9,19 +9,15 @@ loading; the result is checkpointed so the file holds everything and the WAL is 
 
 from __future__ import annotations
 
-import argparse
-import itertools
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert, text
 
+from bench import loading
 from bench.baseline.db import Base, make_engine
 from bench.baseline.models import Flow, FlowExecution, User
-
-CHUNK = 20_000
 
 
 def load(
@@ -37,8 +33,6 @@ def load(
     engine = make_engine(str(db_path))
     Base.metadata.create_all(bind=engine)
     cols = FlowExecution.__table__
-    n = 0
-    t = time.perf_counter()
     with engine.connect() as conn:
         conn.execute(text("PRAGMA synchronous=OFF"))
         conn.commit()
@@ -66,8 +60,8 @@ def load(
             ],
         )
         conn.commit()
-        it = iter(runs)
-        while chunk := list(itertools.islice(it, CHUNK)):
+
+        def write(chunk: list[dict[str, Any]]) -> None:
             conn.execute(
                 insert(cols),
                 [
@@ -88,34 +82,14 @@ def load(
                 ],
             )
             conn.commit()
-            n += len(chunk)
-            if progress and n % (CHUNK * 10) == 0:
-                rate = n / (time.perf_counter() - t)
-                print(f"baseline load: {n:,} runs ({rate:,.0f}/s)", flush=True)
+
+        n = loading.load_chunks(runs, write, label="baseline", progress=progress)
         conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     engine.dispose()
     return n
 
 
-def main() -> None:
+if __name__ == "__main__":
     from bench import generate
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--db", required=True)
-    p.add_argument("--runs", type=int, required=True)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--small", action="store_true")
-    a = p.parse_args()
-    t = time.perf_counter()
-    n = load(
-        a.db,
-        generate.generate_runs(a.runs, seed=a.seed, small=a.small),
-        generate.flows(a.seed, a.small),
-        [*generate.users(), ("bench-admin", "admin")],
-        progress=True,
-    )
-    print(f"baseline load: {n:,} runs into {a.db} in {time.perf_counter() - t:.1f} s", flush=True)
-
-
-if __name__ == "__main__":
-    main()
+    loading.main(__doc__, load, [*generate.users(), ("bench-admin", "admin")], "baseline")
