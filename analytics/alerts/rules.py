@@ -132,12 +132,9 @@ class RuleCreate(BaseModel):
     @field_validator("warning_threshold")
     @classmethod
     def _warning_before_alert(cls, value: float | None, info: ValidationInfo) -> float | None:
-        if value is None:
-            return None
-        _check_range(value, info)
-        op, threshold = info.data.get("operator"), info.data.get("threshold")
-        if op is None or threshold is None:
+        if value is None or (against := _alert_side(value, info)) is None:
             return value
+        op, threshold = against
         if op.upward and not value < threshold:
             raise ValueError(f"must be below the alert threshold {threshold:g} for operator {op.value}")
         if not op.upward and not value > threshold:
@@ -147,12 +144,9 @@ class RuleCreate(BaseModel):
     @field_validator("recovery_threshold")
     @classmethod
     def _recovery_on_healthy_side(cls, value: float | None, info: ValidationInfo) -> float | None:
-        if value is None:
-            return None
-        _check_range(value, info)
-        op, threshold = info.data.get("operator"), info.data.get("threshold")
-        if op is None or threshold is None:
+        if value is None or (against := _alert_side(value, info)) is None:
             return value
+        op, threshold = against
         if op.upward and value > threshold:
             raise ValueError(
                 f"must be at or below the alert threshold {threshold:g} for operator {op.value}"
@@ -175,6 +169,14 @@ def _check_range(value: float, info: ValidationInfo) -> float:
     if metric is not None and value < 0:
         raise ValueError(f"{metric.value} is never negative")
     return value
+
+
+def _alert_side(value: float, info: ValidationInfo) -> tuple[Operator, float] | None:
+    """A second threshold (warning, recovery) in range; the operator and alert threshold it is
+    judged against, None when either of those failed validation already."""
+    _check_range(value, info)
+    op, threshold = info.data.get("operator"), info.data.get("threshold")
+    return None if op is None or threshold is None else (op, threshold)
 
 
 class RuleUpdate(BaseModel):

@@ -41,15 +41,9 @@ class ExecutionSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class ExecutionRow:
+class ExecutionRow(ExecutionSummary):
     """A run's summary with its analytics columns: what search hits and compared runs show."""
 
-    id: str
-    flow_id: str
-    user_id: str
-    status: str
-    execution_time: int
-    created_at: datetime
     tokens_in: int | None
     tokens_out: int | None
     tokens_estimated: bool
