@@ -24,13 +24,14 @@ test: install system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-## What the tests drive besides Python: Debian's Chromium (the dashboard's browser tests) and
-## a Java runtime (PySpark reading the export). Installed only when missing (root, or sudo).
+## What the tests drive besides Python: Debian's Chromium (the dashboard's browser tests), a Java
+## runtime (PySpark reading the export) and PostgreSQL (an Open WebUI database on PostgreSQL). Installed only when missing (root, or sudo).
 APT = $(if $(filter 0,$(shell id -u)),,sudo) apt-get
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then $(APT) update && $(APT) install -y --no-install-recommends $$missing; fi
 
 lint: install

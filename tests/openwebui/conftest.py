@@ -1,0 +1,33 @@
+"""Open WebUI databases for the tests: a SQLite file, and one on a real PostgreSQL per session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.openwebui.pg_server import PostgresServer, create_database, postgres_server
+from tests.openwebui.webui_db import WebUIDb
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def webui_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebUIDb]:
+    """An empty Open WebUI database with its schema, in each dialect."""
+    if request.param == "sqlite":
+        db = WebUIDb.sqlite(tmp_path / "webui.db")
+    else:
+        server: PostgresServer = request.getfixturevalue("postgres")
+        db = WebUIDb(create_database(server, f"webui_{uuid.uuid4().hex[:12]}"))
+    db.create_schema()
+    try:
+        yield db
+    finally:
+        db.close()
