@@ -34,8 +34,9 @@ def context_of(request: Request) -> Context:
 Ctx = Annotated[Context, Depends(get_ctx)]
 
 
-async def get_runtime(request: Request) -> Runtime:
-    """The scheduler and the alert engine the lifespan started (jobs, run-now)."""
+async def get_runtime(request: Request, _: Ctx) -> Runtime:
+    """The scheduler and the alert engine the lifespan started (jobs, run-now). It works on the
+    store, so it depends on it too (the OpenAPI then declares the store's 503)."""
     runtime = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise RuntimeError("no runtime: the app's lifespan did not run")
