@@ -14,12 +14,10 @@ from fastapi import FastAPI
 
 from analytics.access.auth import load_secret
 from analytics.access.users import bootstrap_admin
-from analytics.alerts.lifecycle import start_alerts, stop_alerts
 from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.core.errors import StoreLocked
-from analytics.jobs.registry import default_jobs
-from analytics.jobs.scheduler import Scheduler
+from analytics.jobs.runtime import Runtime
 from api import openapi
 from api.body_limit import BodyLimit
 from api.errors import CatchAll, add_exception_handlers
@@ -88,16 +86,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ctx = ctx
         app.state.secret = load_secret(settings)
         _banner(settings, bootstrap_admin(ctx))
-        start_alerts(ctx)  # before the scheduler: its "alerts" job uses ctx.alerts
-        ctx.scheduler = Scheduler(ctx, default_jobs(ctx), status_file=settings.jobs_status_file)
-        if settings.scheduler_enabled:
-            ctx.scheduler.start()
+        try:
+            app.state.runtime = Runtime.start(ctx)  # scheduler, alert engine, webhooks
+        except BaseException:
+            ctx.close()
+            raise
         try:
             yield
         finally:
-            ctx.scheduler.stop()
-            stop_alerts(ctx)
-            ctx.close()
+            try:
+                app.state.runtime.stop()  # the one serving now (tests may start another)
+            finally:
+                ctx.close()
 
     app = FastAPI(
         title="flowhistory",

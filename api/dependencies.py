@@ -1,4 +1,5 @@
-"""What routes declare: the store context, and the caller (`CurrentUser`, `AdminUser`).
+"""What routes declare: the store context, the server's runtime, and the caller (`CurrentUser`,
+`AdminUser`).
 
 The credential is `Authorization: Bearer <token>`, or the `token` cookie as Open WebUI also
 accepts. Checking it touches only the in-memory directory, so it is cheap enough for the
@@ -15,6 +16,7 @@ from analytics.access.auth import authenticate
 from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied
+from analytics.jobs.runtime import Runtime
 
 
 async def get_ctx(request: Request) -> Context:
@@ -30,6 +32,18 @@ def context_of(request: Request) -> Context:
 
 
 Ctx = Annotated[Context, Depends(get_ctx)]
+
+
+async def get_runtime(request: Request, _: Ctx) -> Runtime:
+    """The scheduler and the alert engine the lifespan started (jobs, run-now). It works on the
+    store, so it depends on it too (the OpenAPI then declares the store's 503)."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        raise RuntimeError("no runtime: the app's lifespan did not run")
+    return runtime
+
+
+ServerRuntime = Annotated[Runtime, Depends(get_runtime)]
 
 
 def _credential(request: Request) -> str | None:

@@ -21,6 +21,7 @@ from analytics.core.errors import (
     NotFound,
     StoreClosed,
     StoreLocked,
+    UpstreamFailed,
 )
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ STATUS: dict[type[FlowHistoryError], int] = {
     InvalidInput: 422,
     StoreClosed: 503,
     StoreLocked: 503,
+    UpstreamFailed: 502,
 }
 
 
@@ -54,6 +56,7 @@ DESCRIPTIONS: dict[int, str] = {
     409: "Conflicts with what is stored or running now",
     413: "The request body is larger than the server's limit",
     422: "The request does not fit its schema (a list of issues), or means something impossible (a message)",
+    502: "A system the server writes to failed (the export target): the detail says how",
     503: "The store is closed or locked (the server is stopping or starting)",
 }
 

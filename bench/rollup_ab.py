@@ -87,7 +87,7 @@ def main() -> None:
         big = generate.biggest_flow_id(a.seed, True)
         admin = Viewer(fh_load.ADMIN, "admin")
         end = from_epoch_seconds(generate.data_end())
-        today = datetime.combine(ctx.rolled_until, datetime.min.time())
+        today = datetime.combine(ctx.rollup_state.until, datetime.min.time())
         for label, stop in (("90 days to the data's end (the harness's)", end), ("90 days to today", today)):
             body = {
                 "measures": ["runs", "failure_rate", "p50_duration", "p95_duration"],

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from analytics.core.config import Settings
 from analytics.core.context import Context
 from analytics.core.errors import Conflict, NotFound
+from analytics.jobs.runtime import Runtime
 from analytics.jobs.scheduler import Job, Scheduler, read_status_file
 from api.app import create_app
 from api.cli import app as cli_app
@@ -123,19 +124,20 @@ def test_jobs_api_is_admin_only_and_runs_jobs(settings: Settings) -> None:
     with TestClient(app) as client:
         ctx: Context = app.state.ctx
         gate = Gate()
-        ctx.scheduler = Scheduler(ctx, [Job("probe", 0, gate)], status_file=settings.jobs_status_file)
+        app.state.runtime.stop()
+        app.state.runtime = runtime = Runtime.start(ctx, jobs=[Job("probe", 0, gate)])
         admin, user = bearer("boss"), bearer("someone")
         assert client.get("/api/v1/jobs", headers=user).status_code == 403
         assert client.post("/api/v1/jobs/probe/run", headers=user).status_code == 403
         assert client.get("/api/v1/jobs").status_code == 401
 
         r = client.post("/api/v1/jobs/probe/run", headers=admin)
-        assert r.status_code == 202 and r.json()["running"] is True
+        assert r.status_code == 200 and r.json()["running"] is True
         assert gate.started.wait(WAIT)
         busy = client.post("/api/v1/jobs/probe/run", headers=admin)
         assert busy.status_code == 409 and "already running" in busy.json()["detail"]
         gate.release.set()
-        ctx.scheduler.stop(timeout=WAIT)
+        runtime.scheduler.stop(timeout=WAIT)
 
         jobs = client.get("/api/v1/jobs", headers=admin).json()
         assert [j["name"] for j in jobs] == ["probe"]

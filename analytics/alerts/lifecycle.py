@@ -1,8 +1,11 @@
-"""Start and stop alerting beside a store: the engine, its webhook dispatcher, the ingest trigger.
+"""Alerting beside a store: the engine, its webhook dispatcher, and their hooks on the Context.
 
-The server calls `start_alerts(ctx)` in its lifespan (and `stop_alerts(ctx)` before closing the
-store); the scheduler's "alerts" job calls `run_alerts_job`. Without a running server (CLI,
-notebooks, tests of the library) `engine_for(ctx)` gives an engine that sends nothing.
+`Alerts.start(ctx)` starts them and hooks them in: the engine is told of rule changes (a
+rules-changed listener), of ingests when the ingest trigger is on (an ingest listener), and
+answers evaluate-now and pause through the Context's `alert_evaluator` port. `stop()` unhooks
+and stops them. The server's runtime (analytics/jobs/runtime.py) owns one; the CLI's `alerts
+evaluate` starts one for the command. Without one, `evaluator(ctx)` gives an engine of the
+call that sends nothing.
 """
 
 from __future__ import annotations
@@ -13,17 +16,66 @@ from datetime import datetime
 from typing import Any
 
 from analytics.alerts.engine import AlertEngine
+from analytics.alerts.rules import Rule
 from analytics.alerts.webhooks import DispatchSettings, WebhookDispatcher
 from analytics.core.clock import utc_now
-from analytics.core.context import Context
+from analytics.core.context import AlertEvaluator, Context
 
 
 @dataclass
 class Alerts:
+    ctx: Context
     engine: AlertEngine
     dispatcher: WebhookDispatcher
 
-    def close(self) -> None:
+    @classmethod
+    def start(
+        cls,
+        ctx: Context,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        dispatch: DispatchSettings | None = None,
+        ingest_trigger: bool | None = None,
+    ) -> Alerts:
+        """Start the dispatcher and the engine (its ingest trigger thread unless disabled) and
+        hook them into `ctx`. One per Context: a second would judge the same states twice."""
+        if ctx.alert_evaluator is not None:
+            raise RuntimeError("an alert engine already runs on this store")
+        dispatcher = WebhookDispatcher(ctx, dispatch, clock=clock)
+        engine = AlertEngine(ctx, dispatcher, clock=clock)
+        alerts = cls(ctx, engine, dispatcher)
+        ctx.alert_evaluator = alerts
+        ctx.rules_changed_listeners.append(engine.refresh_watch)
+        trigger = ctx.settings.alert_ingest_trigger if ingest_trigger is None else ingest_trigger
+        if trigger:
+            settings = ctx.settings
+            engine.start_trigger(
+                settings.alert_ingest_debounce_s,
+                settings.alert_ingest_rest_factor,
+                settings.alert_ingest_max_window_s or None,
+            )
+            ctx.ingest_listeners.append(engine.on_ingest)
+        return alerts
+
+    # -- the port (AlertEvaluator) -------------------------------------------------------------
+
+    def evaluate(self, *, rule_ids: list[str] | None = None) -> dict[str, Any]:
+        return self.engine.evaluate(rule_ids=rule_ids)
+
+    def set_paused(self, rule: Rule, paused: bool) -> None:
+        self.engine.set_paused(rule, paused)
+
+    # -- stop ----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Unhook first (no new work arrives), then stop the trigger thread and the dispatcher."""
+        ctx = self.ctx
+        if self.engine.on_ingest in ctx.ingest_listeners:
+            ctx.ingest_listeners.remove(self.engine.on_ingest)
+        if self.engine.refresh_watch in ctx.rules_changed_listeners:
+            ctx.rules_changed_listeners.remove(self.engine.refresh_watch)
+        if ctx.alert_evaluator is self:
+            ctx.alert_evaluator = None
         self.engine.close()
         self.dispatcher.close()
 
@@ -35,38 +87,25 @@ def start_alerts(
     dispatch: DispatchSettings | None = None,
     ingest_trigger: bool | None = None,
 ) -> Alerts:
-    """Set `ctx.alerts` and, unless disabled, listen to ingests (evaluated on a thread of ours)."""
-    dispatcher = WebhookDispatcher(ctx, dispatch, clock=clock)
-    engine = AlertEngine(ctx, dispatcher, clock=clock)
-    alerts = Alerts(engine, dispatcher)
-    ctx.alerts = alerts
-    trigger = ctx.settings.alert_ingest_trigger if ingest_trigger is None else ingest_trigger
-    if trigger:
-        settings = ctx.settings
-        engine.start_trigger(
-            settings.alert_ingest_debounce_s,
-            settings.alert_ingest_rest_factor,
-            settings.alert_ingest_max_window_s or None,
-        )
-        ctx.ingest_listeners.append(engine.on_ingest)
-    return alerts
+    """`Alerts.start`, for callers written before it."""
+    return Alerts.start(ctx, clock=clock, dispatch=dispatch, ingest_trigger=ingest_trigger)
 
 
 def stop_alerts(ctx: Context) -> None:
-    alerts = ctx.alerts
-    if alerts is None:
-        return
-    if alerts.engine.on_ingest in ctx.ingest_listeners:
-        ctx.ingest_listeners.remove(alerts.engine.on_ingest)
-    alerts.close()
-    ctx.alerts = None
+    """Stop the alerts running on `ctx`, for callers that kept no handle (the CLI's evaluate);
+    prefer `Alerts.stop()`."""
+    running = ctx.alert_evaluator
+    if isinstance(running, Alerts):
+        running.stop()
 
 
-def engine_for(ctx: Context) -> AlertEngine:
-    alerts = ctx.alerts
-    return alerts.engine if alerts is not None else AlertEngine(ctx)
+def evaluator(ctx: Context) -> AlertEvaluator:
+    """The running engine when there is one (one evaluation at a time, notifications sent),
+    else an engine for this call that sends nothing (CLI, notebooks, library tests)."""
+    running = ctx.alert_evaluator
+    return running if running is not None else AlertEngine(ctx)
 
 
 def run_alerts_job(ctx: Context) -> dict[str, Any]:
     """The scheduler's job: one full evaluation; its summary is the job's result."""
-    return engine_for(ctx).evaluate()
+    return evaluator(ctx).evaluate()

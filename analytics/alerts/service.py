@@ -8,6 +8,11 @@ Who sees and manages what:
 - Transitions are seen when their rule is, and only for flows the caller sees entirely.
 - Channels (URL + secret) belong to their creator; admins see all. The secret is never shown.
 A rule the caller may not see is "not found", never "forbidden": its existence is not told.
+
+Nothing here reaches into the server's runtime: a rule change is announced on the Context
+(`notify_rules_changed`: a running engine refreshes what it watches), evaluate-now and pause go
+through `lifecycle.evaluator(ctx)` (the running engine's port, or an engine of the call), and a
+channel's test is sent by a dispatcher of the call, on the caller's thread.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from analytics.access.permissions import Viewer, grant_for, require_flow_access
 from analytics.alerts import repository as repo
-from analytics.alerts.lifecycle import engine_for
+from analytics.alerts.lifecycle import evaluator
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
 from analytics.alerts.state_machine import RuleState
+from analytics.alerts.webhooks import WebhookDispatcher
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput, NotFound
@@ -107,11 +113,6 @@ def _managed_rule(ctx: Context, viewer: Viewer, rule_id: str, *, orphan_ok: bool
     return rule
 
 
-def _refresh(ctx: Context) -> None:
-    if ctx.alerts is not None:
-        ctx.alerts.engine.refresh_watch()
-
-
 # -- rules ---------------------------------------------------------------------------------------
 
 
@@ -121,7 +122,7 @@ def create_rule(ctx: Context, viewer: Viewer, form: RuleCreate) -> Rule:
     now = utc_now()
     rule = Rule(**form.model_dump(), id=str(uuid.uuid4()), created_by=viewer.id, created_at=now, updated_at=now)
     ctx.store.write(lambda c: repo.insert_rule(c, rule))
-    _refresh(ctx)
+    ctx.notify_rules_changed()
     return rule
 
 
@@ -166,21 +167,21 @@ def update_rule(ctx: Context, viewer: Viewer, rule_id: str, patch: RuleUpdate) -
         return updated
 
     ctx.store.write(save)
-    _refresh(ctx)
+    ctx.notify_rules_changed()
     return updated
 
 
 def delete_rule(ctx: Context, viewer: Viewer, rule_id: str) -> None:
     _managed_rule(ctx, viewer, rule_id, orphan_ok=True)
     ctx.store.write(lambda c: repo.delete_rule(c, rule_id))
-    _refresh(ctx)
+    ctx.notify_rules_changed()
 
 
 def set_paused(ctx: Context, viewer: Viewer, rule_id: str, paused: bool) -> Rule:
     rule = _managed_rule(ctx, viewer, rule_id)
     if rule.paused != paused:
-        engine_for(ctx).set_paused(rule, paused)
-        _refresh(ctx)
+        evaluator(ctx).set_paused(rule, paused)
+        ctx.notify_rules_changed()
     return _visible_rule(ctx, viewer, rule_id)
 
 
@@ -198,9 +199,9 @@ def evaluate_now(ctx: Context, viewer: Viewer, rule_id: str | None = None) -> di
     if rule_id is None:
         if not viewer.is_admin:
             raise AccessDenied("Only admins may evaluate every rule")
-        return engine_for(ctx).evaluate()
+        return evaluator(ctx).evaluate()
     _managed_rule(ctx, viewer, rule_id)
-    return engine_for(ctx).evaluate(rule_ids=[rule_id])
+    return evaluator(ctx).evaluate(rule_ids=[rule_id])
 
 
 # -- transitions ---------------------------------------------------------------------------------
@@ -284,10 +285,8 @@ def delete_channel(ctx: Context, viewer: Viewer, channel_id: str) -> None:
 def send_test(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Delivery:
     """Send a "test" notification now and answer how it went (also recorded)."""
     _visible_channel(ctx, viewer, channel_id)
-    if ctx.alerts is not None:
-        return ctx.alerts.dispatcher.send_test(channel_id)
-    from analytics.alerts.webhooks import WebhookDispatcher  # no server: a dispatcher for one call
-
+    # a test is one attempt on this thread, never retried, counted nowhere: it needs none of
+    # the running dispatcher's queue, so a dispatcher of the call sends it, server or not
     dispatcher = WebhookDispatcher(ctx)
     try:
         return dispatcher.send_test(channel_id)

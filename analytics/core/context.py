@@ -1,7 +1,10 @@
 """Open a store with everything that lives beside it: migrations, the directory, the counters.
 
 The server, the CLI and notebooks all start here; `Context` is what analytics functions take
-first.
+first. It is the data plane only: what the store holds and in-memory mirrors of it. The
+server's background parts (scheduler, alert engine, webhooks) live in
+`analytics.jobs.runtime.Runtime`, which hooks into a Context through the listeners and the one
+port below and unhooks when it stops; the CLI and notebooks have none.
 """
 
 from __future__ import annotations
@@ -9,8 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from analytics.access.directory import Directory
 from analytics.core import migrations
@@ -22,15 +24,24 @@ from analytics.history.counters import Counters
 from analytics.history.page_boundaries import PageBoundaries
 from analytics.trends import rollups
 
-if TYPE_CHECKING:
-    from analytics.alerts.lifecycle import Alerts
-    from analytics.jobs.scheduler import Scheduler
-
 log = logging.getLogger("flowhistory")
 
 # called on the writer thread after a commit with the flow ids of the runs it stored; a
 # listener must return at once (hand work to its own thread) and never raise into ingest
 IngestListener = Callable[[set[str]], None]
+# called on the caller's thread after an alert rule was created, changed, paused or deleted
+# (committed); the alert engine refreshes which flows' ingests it watches
+RulesChangedListener = Callable[[], None]
+
+
+class AlertEvaluator(Protocol):
+    """The port through which alerting judges now (evaluate, pause) when a runtime runs one:
+    its engine keeps one evaluation at a time and hands notifications to its webhook
+    dispatcher. Without one (CLI, notebooks) analytics.alerts judges on an engine of the call."""
+
+    def evaluate(self, *, rule_ids: list[str] | None = None) -> dict[str, Any]: ...
+
+    def set_paused(self, rule: Any, paused: bool) -> None: ...  # rule: analytics.alerts.rules.Rule
 
 
 @dataclass
@@ -44,21 +55,26 @@ class Context:
     # ids of runs that may carry an annotation (a superset: a stale id costs one lookup), so
     # the detail of the many runs without one skips that query
     annotated: set[str]
+    # what is rolled up for trends, mirrored in memory (analytics/trends/rollups.py)
+    rollup_state: rollups.RollupState = field(default_factory=rollups.RollupState)
     ingest_listeners: list[IngestListener] = field(default_factory=list)
-    # set by the server's lifespan (analytics.jobs.scheduler.Scheduler); None in the CLI and notebooks
-    scheduler: Scheduler | None = None
-    # days before this are rolled up for trends (analytics/trends/rollups.py); None: nothing rolled
-    rolled_until: date | None = None
-    rolled_runs: int = 0  # how many runs the rollups held at the last refresh: the store's size
-    # set by analytics.alerts.lifecycle.start_alerts (the server's lifespan): engine + webhooks
-    alerts: Alerts | None = None
+    rules_changed_listeners: list[RulesChangedListener] = field(default_factory=list)
+    # registered by a running alert engine (analytics.alerts.lifecycle.Alerts); None without one
+    alert_evaluator: AlertEvaluator | None = None
 
     def notify_ingest(self, flow_ids: set[str]) -> None:
-        for listener in self.ingest_listeners:
+        for listener in list(self.ingest_listeners):
             try:
                 listener(flow_ids)
             except Exception:  # a listener's bug must not fail an acknowledged write
                 log.exception("ingest listener %r failed", listener)
+
+    def notify_rules_changed(self) -> None:
+        for listener in list(self.rules_changed_listeners):
+            try:
+                listener()
+            except Exception:  # the change is committed; a stale watch is fixed by the next pass
+                log.exception("rules-changed listener %r failed", listener)
 
     def write_registry(self, fn: Callable[[Connection], Any]) -> Any:
         """A write to users, groups, keys or flows; the directory reloads after it commits."""

@@ -41,3 +41,7 @@ class StoreClosed(FlowHistoryError, RuntimeError):
 
 class StoreLocked(FlowHistoryError, RuntimeError):
     """Another process holds the DuckDB file; DuckDB allows one writer process per file."""
+
+
+class UpstreamFailed(FlowHistoryError):
+    """A system flowhistory writes to (the export target) failed; the request itself was fine."""

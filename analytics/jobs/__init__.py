@@ -1,4 +1,5 @@
-"""The in-process scheduler and the registry of the jobs it runs.
+"""The in-process scheduler, the registry of the jobs it runs, and the runtime the server
+starts and stops (scheduler + alert engine + webhooks).
 
-Imports: core (the registry imports the rooms whose jobs it schedules).
+Imports: every room below (the registry and the runtime import the rooms whose jobs they run).
 """

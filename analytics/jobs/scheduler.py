@@ -126,6 +126,9 @@ class Scheduler:
 
     # -- queries and commands ----------------------------------------------------------------
 
+    def has(self, name: str) -> bool:
+        return name in self._jobs
+
     def status(self) -> list[dict[str, Any]]:
         with self._lock:
             return [s.public() for s in self._states.values()]

@@ -466,7 +466,8 @@ def _rollup_scope(ctx: Context, viewer: Viewer, query: MetricsQuery) -> RollupSc
     """When rollups can answer: a big store, whole days, day-or-longer buckets, run-level
     groups the rollup keeps, no filter but flow and status, and a caller who sees every run of
     those flows."""
-    if ctx.rolled_until is None or ctx.rolled_runs < ROLLUP_MIN_RUNS or query.group_by not in _ROLLUP_GROUPS:
+    rolled = ctx.rollup_state
+    if rolled.until is None or rolled.runs < ROLLUP_MIN_RUNS or query.group_by not in _ROLLUP_GROUPS:
         return None
     if query.step().name not in _ROLLUP_STEPS or query.start.time() != time() or query.end.time() != time():
         return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,17 @@ BIN_SQL = (
     f"CASE WHEN execution_time <= 0 THEN 0 ELSE 1 + ceil(ln(execution_time) / {_LN_GAMMA!r}) END::SMALLINT"
 )
 CHUNK_DAYS = 31  # days rolled per writer transaction, so ingest never waits long
+
+
+@dataclass(slots=True)
+class RollupState:
+    """The rollups as ingest and trends see them without a query, like the counters: ingest
+    compares each run's day with `until` on the writer thread, and a trend reads rollups only
+    when `runs` says the store is big. Kept on the Context (the CLI imports runs too), written
+    after each rolled chunk commits and by `load`."""
+
+    until: date | None = None  # days before this are rolled up; None: nothing rolled
+    runs: int = 0  # how many runs the rollups held at the last refresh: the store's size
 
 
 def _day(ts: datetime) -> date:
@@ -91,7 +103,7 @@ def note_ingest(ctx: Context, rows: list[tuple[str, datetime]]) -> None:
     """After an ingest commit (on the writer, before the caller's ack): runs of already rolled
     days make them dirty. Live runs (today) cost a date comparison. Were the process to die
     between the two commits, the refresh job's count check rebuilds the day."""
-    until = ctx.rolled_until
+    until = ctx.rollup_state.until
     if until is None:
         return
     late = {(fid, _day(at)) for fid, at in rows if _day(at) < until}
@@ -167,18 +179,19 @@ def refresh(ctx: Context, today: date | None = None) -> dict[str, Any]:
 
 
 def _set(ctx: Context, until: date) -> None:
-    ctx.rolled_until = until
+    ctx.rollup_state.until = until
 
 
 def load(ctx: Context) -> None:
     """At open and after a refresh: the rolled-until date ingest compares late runs with, and
     how many runs are rolled up (trends use rollups only in a big store)."""
-    ctx.rolled_until = ctx.store.read(rolled_until)
-    ctx.rolled_runs = int(
-        ctx.store.read(lambda c: c.execute("SELECT coalesce(sum(runs), 0) FROM trend_rollups").fetchall())[0][
-            0
-        ]
-    )
+
+    def read(c: Connection) -> tuple[date | None, int]:
+        runs = c.execute("SELECT coalesce(sum(runs), 0) FROM trend_rollups").fetchall()[0][0]
+        return rolled_until(c), int(runs)
+
+    until, runs = ctx.store.read(read)  # one snapshot: the date and the count agree
+    ctx.rollup_state.until, ctx.rollup_state.runs = until, runs
 
 
 # -- reading: what trends ask -------------------------------------------------------------

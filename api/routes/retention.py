@@ -7,9 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from analytics.access.permissions import Viewer
-from analytics.core.errors import NotFound
 from analytics.retention import apply, plan, policies, restore, runs
-from api.dependencies import AdminUser, Ctx, CurrentUser
+from api.dependencies import AdminUser, Ctx, CurrentUser, ServerRuntime
 from api.json_body import JsonRoute
 from api.schemas.retention import (
     DryRunIn,
@@ -23,7 +22,6 @@ from api.schemas.retention import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["retention"], route_class=JsonRoute)
-JOB = "retention"
 _BUSY: dict[int | str, dict[str, Any]] = {
     409: {"description": "A retention pass, compaction or restore is running"}
 }
@@ -94,18 +92,10 @@ def flow_dry_run(flow_id: str, viewer: CurrentUser, ctx: Ctx, body: DryRunIn | N
 
 
 @router.post("/retention/run", response_model=RunStarted, responses=_BUSY)
-def run(_: AdminUser, ctx: Ctx, wait: bool = True) -> RunStarted:
-    """Run a pass now: through the scheduler's `retention` job when the server has one (409 if it
-    is running), else here. With `wait=false` the job's state is answered at once (poll status)."""
-    scheduler = ctx.scheduler
-    if scheduler is not None:
-        try:
-            state = scheduler.run_now(JOB, wait=wait)
-        except NotFound:
-            state = None
-        if state is not None:
-            return RunStarted(ran=not state["running"], result=state.get("last_result"), job=state)
-    return RunStarted(ran=True, result=apply.run_retention(ctx, trigger="api"))
+def run(_: AdminUser, runtime: ServerRuntime, wait: bool = True) -> RunStarted:
+    """Run a pass now as the scheduler's `retention` job (409 if it is running). With
+    `wait=false` the job's state is answered at once (poll status)."""
+    return RunStarted.model_validate(runtime.run_retention(wait=wait))
 
 
 @router.post("/retention/compact", response_model=dict, responses=_BUSY)
@@ -132,14 +122,6 @@ def list_runs(
 
 
 @router.get("/retention/status", response_model=StatusOut)
-def status(_: AdminUser, ctx: Ctx) -> StatusOut:
-    job = None
-    if ctx.scheduler is not None:
-        try:
-            job = ctx.scheduler.job_status(JOB)
-        except NotFound:
-            job = None
-    last = runs.list_runs(ctx, limit=1)
-    return StatusOut(
-        running=runs.running(), job=job, last=RunRecordOut.model_validate(last[0]) if last else None
-    )
+def status(_: AdminUser, runtime: ServerRuntime) -> StatusOut:
+    """What runs now, the scheduler's `retention` job, and the last pass, compaction or restore."""
+    return StatusOut.model_validate(runtime.retention_status())

@@ -174,10 +174,10 @@ def test_channels(world: World, client: TestClient) -> None:
 
 
 def test_scheduler_has_the_alerts_job(world: World) -> None:
-    ctx = world.ctx
-    assert ctx.alerts is not None
-    assert any(j["name"] == "alerts" for j in ctx.scheduler.status())
-    state = ctx.scheduler.run_now("alerts")
+    runtime = world.client.app.state.runtime  # type: ignore[attr-defined]
+    assert world.ctx.alert_evaluator is runtime.alerts
+    assert any(j["name"] == "alerts" for j in runtime.jobs())
+    state = runtime.run_job("alerts", wait=True)
     assert state["last_ok"] is True and state["last_result"]["rules"] == 0
 
 

@@ -234,7 +234,7 @@ def test_ingest_triggers_an_evaluation_of_the_touched_flows(s: Setup) -> None:
         assert transitions_of(s.ctx, rule_week.id) == [("OK", "FIRING", "firing")]
     finally:
         stop_alerts(s.ctx)
-    assert s.ctx.ingest_listeners == [] and s.ctx.alerts is None
+    assert s.ctx.ingest_listeners == [] and s.ctx.alert_evaluator is None
 
 
 def test_ingest_of_unwatched_flows_queues_nothing(s: Setup) -> None:

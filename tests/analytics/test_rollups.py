@@ -51,7 +51,7 @@ def big(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> str:
     assert all(r.status == "stored" for r in ingest.save_executions(ctx, ADMIN, items))
     result = rollups.refresh(ctx, today=TODAY)
     assert result["rolled_until"] == TODAY.isoformat() and result["days_rolled"] == 20
-    assert ctx.rolled_until == TODAY
+    assert ctx.rollup_state.until == TODAY
     monkeypatch.setattr(trends, "ROLLUP_MIN_RUNS", 1)
     monkeypatch.setattr(trends, "SMALL_SCOPE_RUNS", -1)
     return fid
@@ -230,4 +230,4 @@ def test_refresh_on_an_empty_store_starts_today(ctx: Context) -> None:
         "dirty_rebuilt": 0,
         "disagreeing_rebuilt": 0,
     }
-    assert ctx.rolled_until == TODAY
+    assert ctx.rollup_state.until == TODAY

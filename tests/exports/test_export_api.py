@@ -46,7 +46,7 @@ def test_a_running_export_is_a_409(world: World) -> None:
     ctx = world.ctx
     target = open_target(ctx.settings)
     with target_lock(target):  # the job started below waits on the target
-        ctx.scheduler.run_now("export", wait=False)
+        world.client.app.state.runtime.run_job("export", wait=False)  # type: ignore[attr-defined]
         r = world.client.post("/api/v1/exports/run", headers=world.h("admin"))
         assert r.status_code == 409 and "already running" in r.json()["detail"]
 

@@ -1,0 +1,125 @@
+"""The server's background parts: the alert engine with its webhook dispatcher, and the scheduler.
+
+The app's lifespan starts one `Runtime` after opening the store and stops it before closing the
+store; the CLI and notebooks have none (they run jobs directly). It hooks into the Context only
+through what the Context offers (listeners and the alert-evaluator port, see
+analytics/alerts/lifecycle.py) and unhooks when it stops, so the Context stays the data plane.
+
+Running a job on demand goes through here too: the scheduler's job when it has one (so a job
+never runs twice at once, and its state shows the run), else the job's function directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, TypedDict
+
+from analytics import exports
+from analytics.alerts.lifecycle import Alerts
+from analytics.core.context import Context
+from analytics.core.errors import UpstreamFailed
+from analytics.jobs.registry import default_jobs
+from analytics.jobs.scheduler import Job, Scheduler
+from analytics.retention import apply, runs
+
+log = logging.getLogger("flowhistory")
+
+EXPORT_JOB = "export"
+RETENTION_JOB = "retention"
+
+
+class ExportRun(TypedDict):
+    result: dict[str, Any] | None
+    status: dict[str, Any]  # analytics.exports.export_status after the cycle
+
+
+class RetentionRun(TypedDict):
+    ran: bool  # false: still running as the scheduler's job (poll the job or the status)
+    result: dict[str, Any] | None
+    job: dict[str, Any] | None  # the scheduler job's state, when it ran as one
+
+
+class RetentionStatus(TypedDict):
+    running: str | None  # what this process runs now: retention, compact or restore
+    job: dict[str, Any] | None
+    last: runs.RunRecord | None
+
+
+class Runtime:
+    def __init__(self, ctx: Context, alerts: Alerts, scheduler: Scheduler) -> None:
+        self.ctx = ctx
+        self.alerts = alerts
+        self.scheduler = scheduler
+
+    @classmethod
+    def start(cls, ctx: Context, *, jobs: list[Job] | None = None) -> Runtime:
+        """Alerts first (the scheduler's `alerts` job evaluates through them), then the
+        scheduler with `jobs` (default: every registered job), started unless
+        `scheduler_enabled` is off (jobs then run on demand only)."""
+        alerts = Alerts.start(ctx)
+        try:
+            scheduler = Scheduler(
+                ctx, default_jobs(ctx) if jobs is None else jobs, status_file=ctx.settings.jobs_status_file
+            )
+            if ctx.settings.scheduler_enabled:
+                scheduler.start()
+        except BaseException:
+            alerts.stop()
+            raise
+        return cls(ctx, alerts, scheduler)
+
+    def stop(self) -> None:
+        """Let running jobs finish (up to the scheduler's timeout), then stop alerting; the
+        Context is left as it was before `start`."""
+        try:
+            self.scheduler.stop()
+        finally:
+            self.alerts.stop()
+
+    # -- jobs --------------------------------------------------------------------------------
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self.scheduler.status()
+
+    def job(self, name: str) -> dict[str, Any]:
+        """NotFound for a name the scheduler does not have."""
+        return self.scheduler.job_status(name)
+
+    def run_job(self, name: str, *, wait: bool = False) -> dict[str, Any]:
+        """Start a job now (Conflict if it runs); its state, finished when `wait`."""
+        return self.scheduler.run_now(name, wait=wait)
+
+    # -- exports -----------------------------------------------------------------------------
+
+    def run_export(self) -> ExportRun:
+        """One export cycle now, waited for: Conflict if one is running, UpstreamFailed when
+        the target failed (the error is also in the export status)."""
+        ctx = self.ctx
+        if self.scheduler.has(EXPORT_JOB):
+            state = self.scheduler.run_now(EXPORT_JOB, wait=True)
+            if not state["last_ok"]:
+                raise UpstreamFailed(f"export failed: {state['last_error']}")
+            result = state["last_result"]
+        else:
+            try:
+                result = exports.run_export(ctx, wait=False)
+            except exports.ExportBusy:
+                raise
+            except Exception as exc:
+                raise UpstreamFailed(f"export failed: {exports.describe_error(exc)}") from exc
+        return ExportRun(result=result, status=exports.export_status(ctx))
+
+    # -- retention ---------------------------------------------------------------------------
+
+    def run_retention(self, *, wait: bool = True) -> RetentionRun:
+        """A retention pass now: as the scheduler's job (Conflict if it runs; without `wait`
+        answered at once with the job's state), else here."""
+        if self.scheduler.has(RETENTION_JOB):
+            state = self.scheduler.run_now(RETENTION_JOB, wait=wait)
+            return RetentionRun(ran=not state["running"], result=state.get("last_result"), job=state)
+        return RetentionRun(ran=True, result=apply.run_retention(self.ctx, trigger="api"), job=None)
+
+    def retention_status(self) -> RetentionStatus:
+        job = self.scheduler.job_status(RETENTION_JOB) if self.scheduler.has(RETENTION_JOB) else None
+        last = runs.list_runs(self.ctx, limit=1)
+        return RetentionStatus(running=runs.running(), job=job, last=last[0] if last else None)
