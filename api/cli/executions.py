@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from analytics.history import runs as history
-from api.cli.common import DbOption, console, err, open_store
+from api.cli.common import DbOption, console, open_store
 
 
 def cleanup(
@@ -18,10 +18,5 @@ def cleanup(
 ) -> None:
     """Keep only the newest N executions of a flow."""
     with open_store(db) as ctx:
-        if ctx.directory.flow(flow_id) is None:
-            err.print(
-                f"[red]error:[/red] unknown flow {escape(flow_id)}: no flow has this id; nothing deleted"
-            )
-            raise typer.Exit(1)
         deleted = history.delete_old_executions_by_flow_id(ctx, flow_id, keep)
         console.print(f"deleted {deleted} executions of {escape(flow_id)}")
