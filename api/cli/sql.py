@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from analytics.core.config import Settings
 from analytics.core.errors import FlowHistoryError
-from api.cli.common import console, err
+from api.cli.common import console, err, fail
 
 _SQL_OUTPUTS = {".csv": "csv", ".parquet": "parquet", ".json": "jsonl", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-
-
-def _counting(batches: Iterable[Any], counter: list[int]) -> Iterator[Any]:
-    for batch in batches:
-        counter[0] += batch.num_rows
-        yield batch
 
 
 def sql_command(
@@ -39,9 +31,7 @@ def sql_command(
     timeout: Annotated[float, typer.Option(min=0.001, help="stop the query after this many seconds")] = 600.0,
 ) -> None:
     """Run SQL over the Parquet export in a read-only sandbox; no server or store needed."""
-    import os
-
-    from analytics.core.batch_formats import Format, encode
+    from analytics.core.batch_formats import Format
     from analytics.exports import sql_sandbox
 
     settings = Settings()
@@ -60,23 +50,9 @@ def sql_command(
         kind = _SQL_OUTPUTS.get(output.suffix.lower())
         if kind is None:
             raise typer.BadParameter(f"--output must end in {', '.join(_SQL_OUTPUTS)}", param_hint="--output")
-        fmt = Format(kind)
-        partial = output.with_name(f".{output.name}.partial")  # a failed query leaves no half file
-        counter = [0]
-        with (
-            sql_sandbox.sandbox(root, limits) as conn,
-            sql_sandbox.query_reader(
-                conn, query, timeout_s=timeout, limit=limit, json_lines=fmt is Format.JSONL
-            ) as reader,
-            partial.open("wb") as out,
-        ):
-            for chunk in encode(fmt, _counting(reader, counter), reader.schema):
-                out.write(chunk)
-        os.replace(partial, output)
-        err.print(f"wrote {counter[0]} rows to {output}")
+        written = sql_sandbox.write_sql(
+            root, query, output, Format(kind), limit=limit, timeout_s=timeout, limits=limits
+        )
+        err.print(f"wrote {written} rows to {output}")
     except FlowHistoryError as exc:
-        err.print(f"[red]error:[/red] {escape(exc.detail)}")
-        raise typer.Exit(1) from exc
-    finally:
-        if output is not None:
-            output.with_name(f".{output.name}.partial").unlink(missing_ok=True)
+        fail(exc, 1)
