@@ -1,8 +1,9 @@
 """Start and stop alerting beside a store: the engine, its webhook dispatcher, the ingest trigger.
 
 The server calls `start_alerts(ctx)` in its lifespan (and `stop_alerts(ctx)` before closing the
-store); the scheduler's "alerts" job calls `run_alerts_job`. Without a running server (CLI,
-notebooks, tests of the library) `engine_for(ctx)` gives an engine that sends nothing.
+store); the scheduler's "alerts" job calls `run_alerts_job`, and `flowhistory alerts evaluate`
+calls `evaluate_now`. Without a running server (CLI, notebooks, tests of the library)
+`engine_for(ctx)` gives an engine that sends nothing.
 """
 
 from __future__ import annotations
@@ -59,6 +60,19 @@ def stop_alerts(ctx: Context) -> None:
         ctx.ingest_listeners.remove(alerts.engine.on_ingest)
     alerts.close()
     ctx.alerts = None
+
+
+def evaluate_now(ctx: Context, *, rule_ids: list[str] | None = None) -> dict[str, Any]:
+    """One evaluation beside a store no server runs (the CLI): the rules are judged, transitions
+    stored, and their webhooks sent (waited for, up to three webhook timeouts) before it returns,
+    since the process exits after; then alerting stops again."""
+    alerts = start_alerts(ctx, ingest_trigger=False)
+    try:
+        out = alerts.engine.evaluate(rule_ids=rule_ids)
+        alerts.dispatcher.wait_idle(ctx.settings.alert_webhook_timeout_s * 3)
+    finally:
+        stop_alerts(ctx)
+    return out
 
 
 def engine_for(ctx: Context) -> AlertEngine:

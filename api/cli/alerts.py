@@ -48,15 +48,10 @@ def alerts_evaluate(
     rule: Annotated[str | None, typer.Option("--rule", help="Only this rule id")] = None,
 ) -> None:
     """Judge the rules now (server stopped); transitions are stored and webhooks sent before exit."""
-    from analytics.alerts.lifecycle import start_alerts, stop_alerts
+    from analytics.alerts.lifecycle import evaluate_now
 
     with open_store(db) as ctx:
-        alerts = start_alerts(ctx, ingest_trigger=False)
-        try:
-            out = alerts.engine.evaluate(rule_ids=[rule] if rule else None)
-            alerts.dispatcher.wait_idle(ctx.settings.alert_webhook_timeout_s * 3)
-        finally:
-            stop_alerts(ctx)
+        out = evaluate_now(ctx, rule_ids=[rule] if rule else None)
     console.print(
         f"{out['rules']} rules, {out['targets']} (rule, flow) pairs judged: {out['transitions']} transitions,"
         f" {out['notifications']} notifications in {out['duration_ms']:.0f} ms"
