@@ -18,7 +18,9 @@ from tests.sql.conftest import Exported
 
 def _export_ids(exported: Exported) -> set[str]:
     files = sorted(str(p) for p in (exported.root / "executions").rglob("*.parquet"))
-    return {str(i) for i in ds.dataset(files, format="parquet").to_table(columns=["id"]).column("id").to_pylist()}
+    return {
+        str(i) for i in ds.dataset(files, format="parquet").to_table(columns=["id"]).column("id").to_pylist()
+    }
 
 
 @pytest.mark.parametrize("fmt", list(Format))
