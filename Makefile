@@ -1,26 +1,44 @@
 # Two commands do all set-up on a fresh machine: `make run` and `make test`.
+# One venv; each target installs what it needs once (a stamp per extra), and again when
+# pyproject.toml changes: `make run` the server alone, `make test` the test extra (PySpark,
+# chdb, Playwright ...), `make bench` the bench extra.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install run test lint bench bench-10m clean system-deps
+.PHONY: install install-test install-bench run test lint bench bench-10m clean system-deps
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $@
 
-## Create the venv, install, apply migrations, serve on 127.0.0.1:8080 with data/flowhistory.duckdb.
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+$(BENCH_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $@
+
+## What the server needs and nothing else (no test or benchmark tools).
+install: $(RUN_STAMP)
+install-test: $(TEST_STAMP)
+install-bench: $(BENCH_STAMP)
+
+## Create the venv, install the server, apply migrations, serve on 127.0.0.1:8080 with data/flowhistory.duckdb.
 run: install
 	$(BIN)/flowhistory db upgrade
 	$(BIN)/flowhistory serve
 
 ## Install what tests need and run the whole suite (lint first: it is part of the contract).
-test: install system-deps
+test: install-test system-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
@@ -34,15 +52,15 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then $(APT) update && $(APT) install -y --no-install-recommends $$missing; fi
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 ## Benchmarks against the baseline (1M runs; BENCH_ARGS="--quick" for a smoke run).
-bench: install
+bench: install-bench
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-bench-10m: install
+bench-10m: install-bench
 	$(BIN)/python -m bench.run --ten-million $(BENCH_ARGS)
 
 clean:

@@ -106,6 +106,19 @@ def evaluator(ctx: Context) -> AlertEvaluator:
     return running if running is not None else AlertEngine(ctx)
 
 
+def evaluate_now(ctx: Context, *, rule_ids: list[str] | None = None) -> dict[str, Any]:
+    """One evaluation beside a store no server runs (the CLI): the rules are judged, transitions
+    stored, and their webhooks sent (waited for, up to three webhook timeouts) before it returns,
+    since the process exits after; then alerting stops again."""
+    alerts = Alerts.start(ctx, ingest_trigger=False)
+    try:
+        out = alerts.engine.evaluate(rule_ids=rule_ids)
+        alerts.dispatcher.wait_idle(ctx.settings.alert_webhook_timeout_s * 3)
+    finally:
+        alerts.stop()
+    return out
+
+
 def run_alerts_job(ctx: Context) -> dict[str, Any]:
     """The scheduler's job: one full evaluation; its summary is the job's result."""
     return evaluator(ctx).evaluate()

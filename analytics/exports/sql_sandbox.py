@@ -36,7 +36,7 @@ from urllib.parse import urlparse
 import duckdb
 import pyarrow as pa
 
-from analytics.core.batch_formats import JSON_LINE
+from analytics.core.batch_formats import JSON_LINE, Format, encode
 from analytics.core.config import Settings
 from analytics.core.errors import InvalidInput
 from analytics.exports import layout
@@ -281,6 +281,44 @@ def run_sql(
             table = pa.Table.from_batches(batches, schema=reader.schema)
     truncated = table.num_rows > limit
     return SqlResult(columns, table.slice(0, limit), truncated, (time.perf_counter() - started) * 1000)
+
+
+def write_sql(
+    root: Path,
+    sql: str,
+    output: Path,
+    fmt: Format,
+    *,
+    limit: int | None = None,
+    timeout_s: float = 600.0,
+    limits: Limits | None = None,
+) -> int:
+    """Every row of one SELECT over the export (at most `limit`) into `output`, streamed; returns
+    how many. It goes to a hidden partial file renamed over `output` at the end, so a refused or
+    stopped query leaves no half file and whatever `output` held before."""
+    partial = output.with_name(f".{output.name}.partial")
+    rows = 0
+
+    def counted(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        nonlocal rows
+        for batch in reader:
+            rows += batch.num_rows
+            yield batch
+
+    try:
+        with (
+            sandbox(root, limits) as conn,
+            query_reader(
+                conn, sql, timeout_s=timeout_s, limit=limit, json_lines=fmt is Format.JSONL
+            ) as reader,
+            partial.open("wb") as out,
+        ):
+            for chunk in encode(fmt, counted(reader), reader.schema):
+                out.write(chunk)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows
 
 
 def _relation(conn: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation:

@@ -283,7 +283,10 @@ def delete_old_executions_by_flow_id(ctx: Context, flow_id: str, keep_count: int
     """Keep exactly the newest `keep_count` runs by (created_at, id); ties cannot break it.
 
     The peer kept N+1 rows plus every tie at the boundary. Returns how many were deleted.
+    A flow id that names no flow is refused rather than answered 0: it is a typo, not a no-op.
     """
+    if ctx.directory.flow(flow_id) is None:
+        raise NotFound(f"unknown flow {flow_id}: no flow has this id; nothing deleted")
     if keep_count < 0:
         raise InvalidInput("keep_count must be 0 or more", field="keep_count")
     keep_count = min(keep_count, 2**62)  # "keep more than can exist" keeps everything

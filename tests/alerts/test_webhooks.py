@@ -17,7 +17,7 @@ import pytest
 
 from analytics.alerts import repository as repo
 from analytics.alerts import service
-from analytics.alerts.lifecycle import Alerts, start_alerts, stop_alerts
+from analytics.alerts.lifecycle import Alerts, evaluate_now, start_alerts, stop_alerts
 from analytics.alerts.webhooks import DispatchSettings, verify
 from analytics.core.context import Context
 from tests.alerts.helpers import OTHER, OWNER, Run, Setup, hour_ago_base, make_rule, save, setup_flows
@@ -245,3 +245,17 @@ def test_unreachable_endpoint_is_an_error_recorded(ctx: Context) -> None:
     d = service.send_test(ctx, OWNER, ch.id)  # no server: a one-call dispatcher
     assert not d.ok and d.status_code is None and d.error is not None and "Connect" in d.error
     assert s.flows  # the store is still fine
+
+
+def test_evaluate_now_sends_the_webhooks_before_it_returns(ctx: Context, receiver: Receiver) -> None:
+    """What `flowhistory alerts evaluate` calls with no server running: judge, notify, stop."""
+    s = setup_flows(ctx)
+    now = ctx.store.read(lambda c: c.execute("SELECT now()::TIMESTAMP").fetchall()[0][0])
+    errors(s, now - timedelta(minutes=5), 4)
+    channel = service.create_channel(ctx, OWNER, service.ChannelCreate(name="hook", url=receiver.url, secret=SECRET))
+    make_rule(ctx, flow_id=s.flows["a"], window="1h", channel_ids=[channel.id])
+    listeners = list(ctx.ingest_listeners)
+    out = evaluate_now(ctx)
+    assert (out["rules"], out["transitions"], out["notifications"]) == (1, 1, 1)
+    assert [p["event"] for p in receiver.payloads()] == ["firing"]  # delivered, not merely queued
+    assert ctx.alerts is None and ctx.ingest_listeners == listeners  # nothing left running

@@ -67,6 +67,15 @@ def test_keep_last_n_edge_values(ctx: Context, flow_id: str) -> None:
         history.delete_old_executions_by_flow_id(ctx, flow_id, keep_count=-1)
 
 
+def test_keep_last_n_of_an_unknown_flow_is_refused(ctx: Context, flow_id: str) -> None:
+    """`flowhistory cleanup` asks the library, which names the problem (it used to answer 0)."""
+    _import(ctx, flow_id, [BASE + timedelta(seconds=i) for i in range(3)])
+    with pytest.raises(NotFound) as refused:
+        history.delete_old_executions_by_flow_id(ctx, "no-such-flow", keep_count=0)
+    assert refused.value.detail == "unknown flow no-such-flow: no flow has this id; nothing deleted"
+    assert history.get_stats(ctx, OWNER, flow_id).total_executions == 3
+
+
 def test_pages_and_cursor_are_stable_with_ties(ctx: Context, flow_id: str) -> None:
     times = [BASE + timedelta(seconds=i // 7) for i in range(130)]  # groups of 7 ties
     ids = _import(ctx, flow_id, times)

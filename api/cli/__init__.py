@@ -1,0 +1,32 @@
+"""The `flowhistory` command: serve, migrations, users, keys, groups, tokens, cleanup, jobs, SQL,
+exports, retention, alerts; one module per domain, named like the `api/routes/` module it mirrors.
+
+Commands other than `serve` open the store directly. A running server holds the file (DuckDB
+allows one process per store), so they then stop with a message saying so: use the server's
+HTTP API instead, or stop it first.
+"""
+
+from __future__ import annotations
+
+from api.cli import admin, alerts, db, executions, exports, jobs, retention, serve, sql
+from api.cli.common import Typer
+
+app = Typer(help="flowhistory: execution history and analytics for AI flows.", no_args_is_help=True)
+
+# Help lists commands in the order they are added here, groups after commands.
+app.command()(serve.serve)
+app.command()(admin.token)
+app.command()(executions.cleanup)
+app.command("sql")(sql.sql_command)
+app.add_typer(db.app, name="db")
+app.add_typer(admin.users_app, name="users")
+app.add_typer(admin.keys_app, name="keys")
+app.add_typer(admin.groups_app, name="groups")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(exports.app, name="export")
+app.add_typer(retention.app, name="retention")
+app.add_typer(alerts.app, name="alerts")
+
+
+def main() -> None:
+    app()

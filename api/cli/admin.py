@@ -1,0 +1,132 @@
+"""`flowhistory users ...`, `keys ...`, `groups ...` and `flowhistory token`: who may use the service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from analytics.access import users
+from analytics.access.auth import create_token, load_secret
+from api.cli.common import DbOption, Typer, console, err, open_store, settings_for
+
+users_app = Typer(help="Users and roles.", no_args_is_help=True)
+keys_app = Typer(help="API keys.", no_args_is_help=True)
+groups_app = Typer(help="Groups for flow access grants.", no_args_is_help=True)
+
+
+@users_app.command("list")
+def users_list(db: DbOption = None) -> None:
+    """List users."""
+    with open_store(db) as ctx:
+        table = Table("id", "role", "name", "email")
+        for u in users.list_users(ctx):
+            table.add_row(u.id, u.role, u.name or "", u.email or "")
+        console.print(table)
+
+
+@users_app.command("create")
+def users_create(
+    user_id: str,
+    db: DbOption = None,
+    role: Annotated[str, typer.Option(help="admin, user or pending")] = "user",
+    name: str | None = None,
+) -> None:
+    """Create a user."""
+    with open_store(db) as ctx:
+        users.create_user(ctx, user_id, role=role, name=name)
+        console.print(f"created {user_id} ({role})")
+
+
+@users_app.command("set-role")
+def users_set_role(user_id: str, role: str, db: DbOption = None) -> None:
+    """Make a user admin, user or pending."""
+    with open_store(db) as ctx:
+        users.set_role(ctx, user_id, role)
+        console.print(f"{user_id} is now {role}")
+
+
+@keys_app.command("create")
+def keys_create(
+    user_id: str, db: DbOption = None, name: Annotated[str | None, typer.Option(help="A label")] = None
+) -> None:
+    """Create an API key for a user; it is printed once and stored only as a hash."""
+    with open_store(db) as ctx:
+        key, record = users.create_api_key(ctx, user_id, name=name)
+        err.print(f"API key {record.id} for {user_id} (shown once):")
+        typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list(db: DbOption = None) -> None:
+    """List API keys (ids and prefixes, never the keys)."""
+    with open_store(db) as ctx:
+        table = Table("user", "prefix", "name", "created")
+        table.add_column("id", no_wrap=True, min_width=32)
+        for k in users.list_api_keys(ctx):
+            table.add_row(k.user_id, k.prefix + "…", k.name or "", str(k.created_at), k.id)
+        console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, db: DbOption = None) -> None:
+    """Revoke an API key."""
+    with open_store(db) as ctx:
+        users.revoke_api_key(ctx, key_id)
+        console.print(f"revoked {key_id}")
+
+
+@groups_app.command("create")
+def groups_create(
+    name: str,
+    db: DbOption = None,
+    member: Annotated[list[str] | None, typer.Option("--member", help="A user id; repeat")] = None,
+) -> None:
+    """Create a group."""
+    with open_store(db) as ctx:
+        group = users.create_group(ctx, name, user_ids=member or [])
+        console.print(f"created group {group.id} ({name})")
+
+
+@groups_app.command("list")
+def groups_list(db: DbOption = None) -> None:
+    """List groups and their members."""
+    with open_store(db) as ctx:
+        table = Table("name", "members")
+        table.add_column("id", no_wrap=True, min_width=32)
+        for g in users.list_groups(ctx):
+            table.add_row(g.name, ", ".join(g.user_ids), g.id)
+        console.print(table)
+
+
+@groups_app.command("set-members")
+def groups_set_members(group_id: str, user_ids: list[str], db: DbOption = None) -> None:
+    """Replace a group's members."""
+    with open_store(db) as ctx:
+        users.set_group_members(ctx, group_id, user_ids)
+        console.print(f"group {group_id}: {', '.join(user_ids)}")
+
+
+TOKEN_LIFETIME_S = 30 * 86_400  # a JWT cannot be revoked: it should not outlive its purpose
+
+
+def token(
+    user_id: str,
+    db: DbOption = None,
+    expires_in: Annotated[
+        int, typer.Option(help="Seconds until it expires (default 30 days); must be positive")
+    ] = TOKEN_LIFETIME_S,
+) -> None:
+    """Mint an Open WebUI-style JWT for a user, signed with WEBUI_SECRET_KEY; it expires.
+
+    A JWT cannot be revoked, so there are no never-expiring ones: for a lasting credential
+    create an API key (`flowhistory keys create USER`), which `keys revoke` can withdraw.
+    """
+    if expires_in <= 0:
+        err.print(
+            f"[red]error:[/red] --expires-in must be a positive number of seconds (got {expires_in}); "
+            "for a credential that does not expire create an API key: `flowhistory keys create USER`"
+        )
+        raise typer.Exit(2)
+    typer.echo(create_token(load_secret(settings_for(db)), user_id, expires_in=expires_in))

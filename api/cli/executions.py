@@ -1,0 +1,22 @@
+"""`flowhistory cleanup`: keep the newest runs of a flow."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from analytics.history import runs as history
+from api.cli.common import DbOption, console, open_store
+
+
+def cleanup(
+    flow_id: str,
+    db: DbOption = None,
+    keep: Annotated[int, typer.Option(help="How many of the newest runs to keep")] = 50,
+) -> None:
+    """Keep only the newest N executions of a flow."""
+    with open_store(db) as ctx:
+        deleted = history.delete_old_executions_by_flow_id(ctx, flow_id, keep)
+        console.print(f"deleted {deleted} executions of {escape(flow_id)}")

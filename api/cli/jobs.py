@@ -1,0 +1,56 @@
+"""`flowhistory jobs [run NAME]`: the scheduler's state, and running a job without the server."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from analytics.jobs.registry import default_jobs
+from analytics.jobs.scheduler import Scheduler, read_status_file
+from api.cli.common import DbOption, Typer, console, err, open_store, settings_for
+
+app = Typer(help="The scheduler's jobs (exports, compaction, retention, alerts).")
+
+
+@app.callback(invoke_without_command=True)
+def jobs_list(typer_ctx: typer.Context, db: DbOption = None) -> None:
+    """Show each job's last run and next run, as the server (or the last `jobs run`) recorded it."""
+    if typer_ctx.invoked_subcommand is not None:
+        return
+    settings = settings_for(db)
+    saved = read_status_file(settings.jobs_status_file)
+    if saved is None:
+        console.print(f"no job has run yet ({settings.jobs_status_file} does not exist)")
+        return
+    table = Table("job", "every", "running", "last run", "took", "result", "next run")
+    for job in saved["jobs"]:
+        outcome = job["last_error"] or json.dumps(job["last_result"])
+        if job["last_ok"] is False:
+            outcome = f"[red]{outcome}[/red]"
+        table.add_row(
+            job["name"],
+            f"{job['every_s']:g}s" if job["every_s"] > 0 else "on demand",
+            "yes" if job["running"] else "",
+            job["last_finished"] or "never",
+            f"{job['last_duration_s']:.2f}s" if job["last_duration_s"] is not None else "",
+            outcome,
+            job["next_run"] or "",
+        )
+    console.print(table)
+    console.print(f"(as of {saved['written_at']}, from {settings.jobs_status_file})")
+
+
+@app.command("run")
+def jobs_run(name: str, db: DbOption = None) -> None:
+    """Run one job now on the store (the server must not be running: use its API instead)."""
+    with open_store(db) as ctx:
+        scheduler = Scheduler(ctx, default_jobs(ctx), status_file=ctx.settings.jobs_status_file)
+        state = scheduler.run_now(name, wait=True)
+    if state["last_ok"]:
+        console.print(f"{name}: done in {state['last_duration_s']:.2f}s: {json.dumps(state['last_result'])}")
+    else:
+        err.print(f"[red]{name} failed:[/red] {escape(str(state['last_error']))}")
+        raise typer.Exit(1)

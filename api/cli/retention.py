@@ -1,0 +1,194 @@
+"""`flowhistory retention ...`: policies, dry run, a pass, restore (analytics/retention;
+docs/retention.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from analytics.core.errors import FlowHistoryError
+from api.cli.common import CLI_ADMIN, DbOption, Typer, console, err, open_store, settings_for
+
+app = Typer(
+    help="Retention: policies, dry run, a pass (archive, delete, trim, compact), restore.",
+    no_args_is_help=True,
+)
+
+
+def _stage_bar() -> Any:
+    """A rich progress bar with one task per stage (plan, archive, delete, trim, compact ...)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description:<8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    )
+
+
+def _reporter(bar: Any) -> Any:
+    tasks: dict[str, Any] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total or None)
+        bar.update(tasks[stage], completed=done, total=total or done or None)
+
+    return report
+
+
+def _policy_from(
+    max_age_days: float | None,
+    failed_max_age_days: float | None,
+    keep_last: int | None,
+    payload_ttl_days: float | None,
+    archive: bool,
+) -> Any:
+    from analytics.retention.policies import Policy
+
+    return Policy(max_age_days, failed_max_age_days, keep_last, payload_ttl_days, archive)
+
+
+MaxAge = Annotated[float | None, typer.Option(help="Delete successful runs older than this many days")]
+FailedAge = Annotated[
+    float | None, typer.Option(help="Delete error/aborted runs older than this (>= max-age)")
+]
+KeepLast = Annotated[int | None, typer.Option(help="Keep at most the newest N runs of each flow")]
+PayloadTtl = Annotated[
+    float | None, typer.Option(help="Drop inputs/outputs/node_results after this many days")
+]
+Archive = Annotated[bool, typer.Option(help="Archive to Parquet before deleting or trimming")]
+FlowOpt = Annotated[str | None, typer.Option("--flow", help="A flow id (default: the global policy)")]
+
+
+@app.command("policy")
+def retention_policy(
+    db: DbOption = None,
+    flow: FlowOpt = None,
+    set_: Annotated[bool, typer.Option("--set", help="Replace the policy with the rules given")] = False,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove it (a flow then follows the global one)")
+    ] = False,
+    max_age_days: MaxAge = None,
+    failed_max_age_days: FailedAge = None,
+    keep_last: KeepLast = None,
+    payload_ttl_days: PayloadTtl = None,
+    archive: Archive = True,
+) -> None:
+    """Show a policy, or replace it with --set (rules not given mean no limit), or --clear it."""
+    from analytics.access.permissions import Viewer
+    from analytics.retention import policies
+
+    me = Viewer(CLI_ADMIN, "admin")
+    with open_store(db) as ctx:
+        if set_:
+            policy = _policy_from(max_age_days, failed_max_age_days, keep_last, payload_ttl_days, archive)
+            policies.set_policy(ctx, me, policy, flow)
+        elif clear:
+            policies.delete_policy(ctx, me, flow)
+        stored = policies.get_policy(ctx, me, flow)
+    scope = f"flow {flow}" if flow else "global"
+    if stored is None:
+        console.print(f"{scope}: no policy" + (" (the global one applies)" if flow else " (keep everything)"))
+        return
+    rules = ", ".join(f"{k}={v}" for k, v in stored.policy.as_dict().items() if v is not None)
+    console.print(f"{scope}: {rules} (by {stored.updated_by}, {stored.updated_at})")
+
+
+@app.command("dry-run")
+def retention_dry_run(
+    db: DbOption = None,
+    flow: Annotated[str | None, typer.Option("--flow", help="Only this flow")] = None,
+    ids: Annotated[int, typer.Option(help="List at most this many ids")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="The whole plan as JSON")] = False,
+) -> None:
+    """What a pass would delete and trim now, per flow (nothing changes)."""
+    import dataclasses
+    import json
+
+    from analytics.access.permissions import Viewer
+    from analytics.retention import plan
+
+    with open_store(db) as ctx:
+        result = plan.dry_run(ctx, Viewer(CLI_ADMIN, "admin"), flow_id=flow, ids_limit=ids)
+    if as_json:
+        typer.echo(json.dumps(dataclasses.asdict(result), default=str, indent=2))
+        return
+    table = Table("flow", "delete", "trim", "first ids")
+    for f in result.flows:
+        table.add_row(f.flow_id, str(f.delete), str(f.trim), " ".join((f.delete_ids + f.trim_ids)[:3]))
+    console.print(table)
+    console.print(f"would delete {result.delete} and trim {result.trim} runs (as of {result.now})")
+
+
+@app.command("run")
+def retention_run(
+    db: DbOption = None,
+    compact: Annotated[
+        bool | None,
+        typer.Option("--compact/--no-compact", help="Rewrite the table (default: when enough went)"),
+    ] = None,
+) -> None:
+    """Run a pass now: archive, delete, trim, then give space back."""
+    from analytics.retention import apply
+
+    with open_store(db) as ctx, _stage_bar() as bar:
+        out = apply.run_retention(ctx, trigger="cli", progress=_reporter(bar), compact=compact)
+    mb = 1024 * 1024
+    console.print(
+        f"deleted {out['deleted']}, trimmed {out['trimmed']}, archived {out['archived']} runs; store "
+        f"{out['bytes_before'] / mb:.1f} MB -> {out['bytes_after'] / mb:.1f} MB in {out['seconds']:.2f}s"
+    )
+
+
+@app.command("compact")
+def retention_compact(
+    db: DbOption = None,
+    offline: Annotated[
+        bool,
+        typer.Option("--offline", help="Copy the whole store into a fresh file and swap (server stopped)"),
+    ] = False,
+) -> None:
+    """Rewrite the executions table now so the file gives space back (--offline: every free block)."""
+    from analytics.retention import apply, reclaim_space
+
+    mb = 1024 * 1024
+    if offline:
+        try:
+            done = reclaim_space.compact_offline(settings_for(db).db_path)
+        except FlowHistoryError as exc:
+            err.print(f"[red]error:[/red] {escape(exc.detail)}")
+            raise typer.Exit(1) from exc
+        console.print(
+            f"{done.rows} runs; store {done.bytes_before / mb:.1f} MB -> {done.bytes_after / mb:.1f} MB"
+        )
+        return
+    with open_store(db) as ctx:
+        out = apply.compact_now(ctx, trigger="cli")
+    console.print(
+        f"{out['rows']} runs; store {out['bytes_before'] / mb:.1f} MB -> {out['bytes_after'] / mb:.1f} MB"
+    )
+
+
+@app.command("restore")
+def retention_restore(
+    start: Annotated[datetime, typer.Option(help="From (inclusive, UTC)")],
+    end: Annotated[datetime, typer.Option(help="To (exclusive, UTC)")],
+    db: DbOption = None,
+    flow: Annotated[str | None, typer.Option("--flow", help="Only this flow")] = None,
+) -> None:
+    """Bring archived runs of a range back; ids already in the store are skipped."""
+    from analytics.retention import restore
+
+    with open_store(db) as ctx, _stage_bar() as bar:
+        out = restore.restore(ctx, start=start, end=end, flow_id=flow, trigger="cli", progress=_reporter(bar))
+    console.print(
+        f"restored {out['restored']} runs, refilled {out['refilled']} trimmed payloads from {out['files']} files;"
+        f" skipped {out['already_present']} present and {out['unknown_flow']} of deleted flows"
+    )
