@@ -34,12 +34,17 @@ def _route_functions(tree: ast.Module) -> list[ast.FunctionDef | ast.AsyncFuncti
 
     def is_route(d: ast.expr) -> bool:
         target = d.func if isinstance(d, ast.Call) else d
-        return isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "router"
+        return (
+            isinstance(target, ast.Attribute)
+            and isinstance(target.value, ast.Name)
+            and target.value.id == "router"
+        )
 
     return [
         node
         for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(map(is_route, node.decorator_list))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and any(map(is_route, node.decorator_list))
     ]
 
 
@@ -47,7 +52,9 @@ def _thin_route_offences(path: Path) -> list[str]:
     tree = ast.parse(path.read_text())
     found = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("analytics.access.permissions"):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "analytics.access.permissions"
+        ):
             found.append(f"{path.name}:{node.lineno} imports analytics.access.permissions")
     for fn in _route_functions(tree):
         for node in ast.walk(ast.Module(body=fn.body, type_ignores=[])):
@@ -59,14 +66,18 @@ def _thin_route_offences(path: Path) -> list[str]:
             if isinstance(node, ast.Attribute) and node.attr == "status_code":
                 found.append(f"{where}: .status_code")
             if isinstance(node, ast.Call):
-                callee = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                callee = (
+                    node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                )
                 if callee.startswith("require_"):
                     found.append(f"{where}: access check {callee}()")
     return found
 
 
 def test_routes_are_thin() -> None:
-    offences = [o for p in sorted(ROUTES.glob("*.py")) if p.name not in NOT_YET_THIN for o in _thin_route_offences(p)]
+    offences = [
+        o for p in sorted(ROUTES.glob("*.py")) if p.name not in NOT_YET_THIN for o in _thin_route_offences(p)
+    ]
     assert offences == []
 
 
@@ -83,7 +94,13 @@ def test_the_thin_route_check_sees_offences(tmp_path: Path) -> None:
         "    raise HTTPException(status_code=409)\n"
     )
     found = " ".join(_thin_route_offences(bad))
-    for offence in ("imports analytics.access.permissions", "require_flow_access", ".status_code", "HTTPException", "status_code="):
+    for offence in (
+        "imports analytics.access.permissions",
+        "require_flow_access",
+        ".status_code",
+        "HTTPException",
+        "status_code=",
+    ):
         assert offence in found
 
 

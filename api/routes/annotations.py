@@ -63,7 +63,9 @@ def get_annotation(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ct
 
 
 @router.put(_RUN + "/annotation", response_model=AnnotationOut)
-def put_annotation(flow_id: str, execution_id: str, body: AnnotationUpdate, viewer: CurrentUser, ctx: Ctx) -> Any:
+def put_annotation(
+    flow_id: str, execution_id: str, body: AnnotationUpdate, viewer: CurrentUser, ctx: Ctx
+) -> Any:
     """Replace the execution's note, tags and rating (write access to the flow)."""
     return annotations.set_annotation(ctx, viewer, flow_id, execution_id, body)
 

@@ -19,5 +19,7 @@ router = APIRouter(prefix="/api/v1", tags=["sql"], route_class=JsonRoute)
 )
 def run_sql(query: SqlQuery, request: Request, _: AdminUser, ctx: Ctx) -> Response:
     """Run one SELECT over the export in a fresh read-only DuckDB, with time, memory and row limits."""
-    result = sql_sandbox.run_console_query(ctx.settings, query.sql, limit=query.limit, timeout_s=query.timeout_s)
+    result = sql_sandbox.run_console_query(
+        ctx.settings, query.sql, limit=query.limit, timeout_s=query.timeout_s
+    )
     return sql_response(result, query.format, request.headers.get("accept", ""))

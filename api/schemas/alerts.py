@@ -71,8 +71,12 @@ class TransitionOut(BaseModel):
     from_state: str = _of_transition("from_state")
     to_state: str = _of_transition("to_state")
     event: str = _of_transition("event")
-    value: float | None = Field(validation_alias=AliasPath("transition", "value"), description="the measured value that caused it")
-    runs: int | None = Field(validation_alias=AliasPath("transition", "runs"), description="runs in the window")
+    value: float | None = Field(
+        validation_alias=AliasPath("transition", "value"), description="the measured value that caused it"
+    )
+    runs: int | None = Field(
+        validation_alias=AliasPath("transition", "runs"), description="runs in the window"
+    )
     threshold: float | None = Field(
         validation_alias=AliasPath("transition", "threshold"), description="the threshold crossed"
     )
@@ -125,7 +129,12 @@ def rule_out(rule: Rule, states: dict[tuple[str, str], RuleState]) -> RuleOut:
     """A rule and its state per flow: the states come from their own query (`rule_states`),
     keyed by (rule, flow), so this joins the two; every field is read by the models."""
     mine = [
-        StateOut.model_validate({**{f: getattr(s, f) for f in ("state", "since", "value", "runs", "evaluated_at")}, "flow_id": flow_id})
+        StateOut.model_validate(
+            {
+                **{f: getattr(s, f) for f in ("state", "since", "value", "runs", "evaluated_at")},
+                "flow_id": flow_id,
+            }
+        )
         for (rule_id, flow_id), s in sorted(states.items())
         if rule_id == rule.id
     ]
