@@ -19,6 +19,7 @@ from analytics.core.errors import (
     InvalidInput,
     NotAuthenticated,
     NotFound,
+    Refused,
     StoreClosed,
     StoreLocked,
     UpstreamFailed,
@@ -27,6 +28,7 @@ from analytics.core.errors import (
 log = logging.getLogger(__name__)
 
 STATUS: dict[type[FlowHistoryError], int] = {
+    Refused: 400,  # before its base InvalidInput: the nearest class in the MRO wins
     NotAuthenticated: 401,
     AccessDenied: 403,
     NotFound: 404,

@@ -62,6 +62,14 @@ def validate(model: type[M], data: Any) -> M:
         raise validation_error(exc) from exc
 
 
+def validate_query(model: type[M], params: dict[str, Any]) -> M:
+    """Query parameters read into a model; its errors are 422s located in the query."""
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix=("query",)) from exc
+
+
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """openapi_extra documenting a body that the route reads itself."""
     return {

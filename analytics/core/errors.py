@@ -31,6 +31,11 @@ class InvalidInput(FlowHistoryError, ValueError):
         self.field = field
 
 
+class Refused(InvalidInput):
+    """Input that was read and handed to an engine that refused it (the SQL console's DuckDB):
+    `detail` is the engine's reason. The API answers 400, apart from InvalidInput's 422."""
+
+
 class Conflict(FlowHistoryError):
     pass
 

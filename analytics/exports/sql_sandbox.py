@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from analytics.core.batch_formats import JSON_LINE, Format, encode
 from analytics.core.config import Settings
-from analytics.core.errors import InvalidInput
+from analytics.core.errors import InvalidInput, Refused
 from analytics.exports import layout
 
 # table name -> glob under the export root (date=* keeps anything else out of the views)
@@ -48,7 +48,7 @@ TABLES: dict[str, str] = {
 BATCH_ROWS = 10_000
 
 
-class SqlRefused(InvalidInput):
+class SqlRefused(Refused):
     """A query the sandbox will not run, or that DuckDB refused; `detail` carries DuckDB's reason."""
 
 
@@ -319,6 +319,16 @@ def write_sql(
     finally:
         partial.unlink(missing_ok=True)
     return rows
+
+
+def run_console_query(settings: Settings, sql: str, *, limit: int, timeout_s: float) -> SqlResult:
+    """The SQL console (`POST /sql`): `run_sql` over the export with the server's caps on the
+    caller's `limit` and `timeout_s` (over a cap is refused, naming the field)."""
+    if limit > settings.sql_max_rows:
+        raise InvalidInput(f"limit must be at most {settings.sql_max_rows}", field="limit")
+    if timeout_s > settings.sql_max_timeout_s:
+        raise InvalidInput(f"timeout_s must be at most {settings.sql_max_timeout_s:g}", field="timeout_s")
+    return run_sql(export_root(settings), sql, limit=limit, timeout_s=timeout_s, limits=limits_from(settings))
 
 
 def _relation(conn: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
@@ -110,12 +110,29 @@ def annotations_for(ctx: Context, execution_id: str) -> Annotation | None:
     return _read(ctx, exec_id)
 
 
-def get_annotation(ctx: Context, viewer: Viewer, flow_id: str, execution_id: str) -> Annotation | None:
-    """None when the run has none; NotFound when the caller may not see the run."""
+NO_ANNOTATION = "This execution has no annotation"
+
+
+@overload
+def get_annotation(
+    ctx: Context, viewer: Viewer, flow_id: str, execution_id: str, *, missing_ok: Literal[False]
+) -> Annotation: ...
+@overload
+def get_annotation(
+    ctx: Context, viewer: Viewer, flow_id: str, execution_id: str, *, missing_ok: bool = True
+) -> Annotation | None: ...
+def get_annotation(
+    ctx: Context, viewer: Viewer, flow_id: str, execution_id: str, *, missing_ok: bool = True
+) -> Annotation | None:
+    """None when the run has none (NotFound with `missing_ok=False`, as the API answers);
+    NotFound when the caller may not see the run."""
     grant = require_flow_access(ctx.directory, viewer, flow_id)
     exec_id = _uuid(execution_id)
     _require_visible(ctx, grant, exec_id)
-    return _read(ctx, exec_id)
+    found = _read(ctx, exec_id)
+    if found is None and not missing_ok:
+        raise NotFound(NO_ANNOTATION)
+    return found
 
 
 def set_annotation(

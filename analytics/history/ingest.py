@@ -125,6 +125,20 @@ class ItemResult:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """A batch's verdict: how many were stored and refused, and each item's (in order)."""
+
+    stored: int
+    refused: int
+    items: list[ItemResult]
+
+    @classmethod
+    def of(cls, items: list[ItemResult]) -> BatchResult:
+        stored = sum(1 for r in items if r.status == "stored")
+        return cls(stored, len(items) - stored, items)
+
+
 def new_execution_id(created_at: datetime) -> str:
     """A UUIDv7 (RFC 9562): 48 bits of the run's millisecond time, then 74 random bits.
 
@@ -290,6 +304,22 @@ def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
     return ctx.store.submit(append, after_commit=count)
 
 
+def save(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str | None = None) -> Future[Execution]:
+    """The single-run POST: stage (checks, access) and queue it; resolves to the run once committed."""
+    staged = stage(ctx, viewer, form, flow_id=flow_id)
+    saved: Future[Execution] = Future()
+
+    def answer(committed: Future[Any]) -> None:
+        exc = committed.exception()
+        if exc is None:
+            saved.set_result(staged.execution)
+        else:
+            saved.set_exception(exc)
+
+    submit(ctx, [staged]).add_done_callback(answer)
+    return saved
+
+
 def parse_form(data: Any, model: type[ExecutionCreate] = ExecutionCreate) -> ExecutionCreate:
     """Shape check; raises pydantic's ValidationError (the API renders it as FastAPI's 422)."""
     if isinstance(data, model):
@@ -357,6 +387,14 @@ def save_executions(
             for index, s in fresh:
                 results[index] = ItemResult(index, "stored", id=s.execution.id)
     return [results[i] for i in sorted(results)]
+
+
+def ingest_batch(ctx: Context, viewer: Viewer, items: list[Any]) -> BatchResult:
+    """The batch endpoint: at most `batch_max_items` items (else nothing is stored), each judged."""
+    cap = ctx.settings.batch_max_items
+    if len(items) > cap:
+        raise InvalidInput(f"a batch holds at most {cap} items; this one has {len(items)}", field="body")
+    return BatchResult.of(save_executions(ctx, viewer, items))
 
 
 def _existing_ids(ctx: Context, ids: list[str]) -> set[str]:

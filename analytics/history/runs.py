@@ -27,6 +27,7 @@ EXECUTION_NOT_FOUND = "Execution not found"
 EXECUTION_NOT_IN_FLOW = "Execution not found for this flow"
 _ORDER = "ORDER BY created_at DESC, id DESC"
 _SUMMARY = "id::VARCHAR, flow_id, user_id, status, execution_time, created_at"
+KEEP_LAST_DEFAULT = 50  # the cleanup endpoint's `keep` when none is given, as the peer's
 MAX_PAGE = 10_000_000  # 600M rows deep at 60 a page; beyond it OFFSET would overflow int64 anyway
 
 
@@ -277,6 +278,19 @@ def delete_executions(ctx: Context, viewer: Viewer, flow_id: str) -> int:
         return len(c.execute("DELETE FROM executions WHERE flow_id = ? RETURNING 1", [flow_id]).fetchall())
 
     return int(_write_flow(ctx, flow_id, delete))
+
+
+@dataclass(frozen=True, slots=True)
+class Cleanup:
+    deleted: int
+    kept: int
+
+
+def keep_last_executions(ctx: Context, viewer: Viewer, flow_id: str, keep: int = KEEP_LAST_DEFAULT) -> Cleanup:
+    """Keep the flow's newest `keep` runs (owner, admin or write-grantee); says what is left."""
+    require_flow_access(ctx.directory, viewer, flow_id, write=True)
+    deleted = delete_old_executions_by_flow_id(ctx, flow_id, keep)
+    return Cleanup(deleted, ctx.counters.stats(flow_id).total_executions)
 
 
 def delete_old_executions_by_flow_id(ctx: Context, flow_id: str, keep_count: int = 50) -> int:

@@ -44,6 +44,12 @@ class SearchHit:
     row: ExecutionRow
     execution: Execution | None = None
 
+    def __getattr__(self, name: str) -> Any:
+        """A hit reads as its row (`hit.created_at`): the answer's model reads it directly."""
+        if name == "row":  # not set yet (copy, unpickle): no recursion
+            raise AttributeError(name)
+        return getattr(self.row, name)
+
 
 def _key(row: ExecutionRow, column: str) -> int:
     return micros(row.created_at) if column == "created_at" else row.execution_time

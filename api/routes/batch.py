@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from analytics.core.errors import InvalidInput
 from analytics.history import ingest
 from api.dependencies import Ctx, CurrentUser
-from api.json_body import JsonRoute, decode_error, json_response
-from api.schemas.executions import BatchResultOut, batch_dict
+from api.json_body import JsonRoute, decode_error
+from api.schemas.executions import BatchResultOut
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"], route_class=JsonRoute)
 
@@ -52,13 +52,7 @@ def _items(body: bytes, content_type: str) -> list[Any]:
         }
     },
 )
-async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Response:
+async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Store many executions; each item is reported as stored or refused, with the reason."""
     items = _items(await request.body(), request.headers.get("content-type", ""))
-    if len(items) > ctx.settings.batch_max_items:
-        raise InvalidInput(
-            f"a batch holds at most {ctx.settings.batch_max_items} items; this one has {len(items)}",
-            field="body",
-        )
-    results = await run_in_threadpool(ingest.save_executions, ctx, viewer, items)
-    return json_response(batch_dict(results))
+    return await run_in_threadpool(ingest.ingest_batch, ctx, viewer, items)

@@ -1,32 +1,26 @@
 """The contract's execution endpoints (E1-E6) plus the cursor list and keep-last-N cleanup.
 
 `/executions/stats` and `/executions/list` are declared before `/executions/{execution_id}`.
+Each route returns the library's object; its `response_model` reads it (`from_attributes`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Query, Request
 
-from analytics.access.permissions import require_flow_access
 from analytics.history import ingest
 from analytics.history import runs as history
 from api.dependencies import Ctx, CurrentUser
-from api.json_body import JsonRoute, body_schema, json_response, read_json, validate
-from api.schemas.annotations import annotation_dict
+from api.json_body import JsonRoute, body_schema, read_json, validate
 from api.schemas.executions import (
     CleanupOut,
     ExecutionOut,
     ExecutionPageOut,
     ExecutionSummaryOut,
     StatsOut,
-    execution_dict,
-    page_dict,
-    stats_dict,
-    summary_dict,
 )
 
 router = APIRouter(prefix="/api/v1/flows", tags=["executions"], route_class=JsonRoute)
@@ -37,27 +31,24 @@ router = APIRouter(prefix="/api/v1/flows", tags=["executions"], route_class=Json
     response_model=ExecutionOut,
     openapi_extra=body_schema(ingest.ExecutionCreate),
 )
-async def save_execution(flow_id: str, request: Request, viewer: CurrentUser, ctx: Ctx) -> Response:
+async def save_execution(flow_id: str, request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Save one execution; answered after it is committed."""
     form = validate(ingest.ExecutionCreate, await read_json(request))
-    staged = ingest.stage(ctx, viewer, form, flow_id=flow_id)
-    await asyncio.wrap_future(ingest.submit(ctx, [staged]))
-    return json_response(execution_dict(staged.execution))
+    return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
 
 
 @router.get("/{flow_id}/executions", response_model=list[ExecutionSummaryOut])
 def list_executions(
     flow_id: str, viewer: CurrentUser, ctx: Ctx, page: Annotated[int, Query(ge=1)] = 1
-) -> Response:
+) -> Any:
     """List executions, 60 per page, newest first (a bare array, as the client expects)."""
-    rows = history.list_executions_page(ctx, viewer, flow_id, page=page)
-    return json_response([summary_dict(s) for s in rows])
+    return history.list_executions_page(ctx, viewer, flow_id, page=page)
 
 
 @router.get("/{flow_id}/executions/stats", response_model=StatsOut)
-async def get_stats(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Response:
+async def get_stats(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Execution statistics of a flow, as one snapshot."""
-    return json_response(stats_dict(history.get_stats(ctx, viewer, flow_id)))
+    return history.get_stats(ctx, viewer, flow_id)
 
 
 @router.get("/{flow_id}/executions/list", response_model=ExecutionPageOut)
@@ -67,29 +58,23 @@ def list_executions_cursor(
     ctx: Ctx,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> Response:
+) -> Any:
     """List executions with a cursor and a total, newest first by (created_at, id)."""
-    return json_response(page_dict(history.list_executions(ctx, viewer, flow_id, limit=limit, cursor=cursor)))
+    return history.list_executions(ctx, viewer, flow_id, limit=limit, cursor=cursor)
 
 
 @router.post("/{flow_id}/executions/cleanup", response_model=CleanupOut)
-async def keep_last_executions(
-    flow_id: str, viewer: CurrentUser, ctx: Ctx, keep: Annotated[int, Query(ge=0)] = 50
-) -> CleanupOut:
+def keep_last_executions(
+    flow_id: str, viewer: CurrentUser, ctx: Ctx, keep: Annotated[int, Query(ge=0)] = history.KEEP_LAST_DEFAULT
+) -> Any:
     """Keep only the newest `keep` executions of the flow (owner, admin or write-grantee)."""
-    require_flow_access(ctx.directory, viewer, flow_id, write=True)
-    deleted = await run_in_threadpool(history.delete_old_executions_by_flow_id, ctx, flow_id, keep)
-    kept = ctx.counters.stats(flow_id).total_executions
-    return CleanupOut(deleted=deleted, kept=kept)
+    return history.keep_last_executions(ctx, viewer, flow_id, keep)
 
 
 @router.get("/{flow_id}/executions/{execution_id}", response_model=ExecutionOut)
-def get_execution(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ctx) -> Response:
+def get_execution(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
     """One execution with its inputs, outputs, node results, errors and annotation."""
-    execution = history.get_execution(ctx, viewer, flow_id, execution_id)
-    body = execution_dict(execution)
-    body["annotation"] = annotation_dict(execution.annotation) if execution.annotation else None
-    return json_response(body)
+    return history.get_execution(ctx, viewer, flow_id, execution_id)
 
 
 @router.delete("/{flow_id}/executions/{execution_id}", response_model=bool)

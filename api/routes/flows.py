@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from analytics.flows import registry as flows
@@ -13,33 +15,33 @@ router = APIRouter(prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute
 
 
 @router.get("/", response_model=list[FlowOut])
-def list_flows(viewer: CurrentUser, ctx: Ctx) -> list[FlowOut]:
+def list_flows(viewer: CurrentUser, ctx: Ctx) -> Any:
     """Flows the caller owns or may write."""
-    return [FlowOut.of(f) for f in flows.list_flows(ctx, viewer)]
+    return flows.list_flows(ctx, viewer)
 
 
 @router.get("/accessible", response_model=list[FlowOut])
-def list_accessible_flows(viewer: CurrentUser, ctx: Ctx) -> list[FlowOut]:
+def list_accessible_flows(viewer: CurrentUser, ctx: Ctx) -> Any:
     """Flows the caller owns or may read."""
-    return [FlowOut.of(f) for f in flows.list_accessible_flows(ctx, viewer)]
+    return flows.list_accessible_flows(ctx, viewer)
 
 
 @router.post("/create", response_model=FlowOut)
-def create_flow(form: FlowForm, viewer: CurrentUser, ctx: Ctx) -> FlowOut:
+def create_flow(form: FlowForm, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Create a flow owned by the caller."""
-    return FlowOut.of(flows.create_flow(ctx, viewer, **form.model_dump()))
+    return flows.create_flow(ctx, viewer, **form.model_dump())
 
 
 @router.get("/{flow_id}", response_model=FlowOut)
-def get_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> FlowOut:
+def get_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
     """One flow."""
-    return FlowOut.of(flows.get_flow(ctx, viewer, flow_id))
+    return flows.get_flow(ctx, viewer, flow_id)
 
 
 @router.post("/{flow_id}", response_model=FlowOut)
-def update_flow(flow_id: str, form: FlowUpdate, viewer: CurrentUser, ctx: Ctx) -> FlowOut:
+def update_flow(flow_id: str, form: FlowUpdate, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Update a flow; omitted fields stay as they are."""
-    return FlowOut.of(flows.update_flow(ctx, viewer, flow_id, form.changes()))
+    return flows.update_flow(ctx, viewer, flow_id, form.changes())
 
 
 @router.delete("/{flow_id}", response_model=bool)
@@ -50,12 +52,12 @@ def delete_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
 
 
 @router.post("/{flow_id}/duplicate", response_model=FlowOut)
-def duplicate_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> FlowOut:
+def duplicate_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Copy a flow the caller may read; the copy is theirs and private."""
-    return FlowOut.of(flows.duplicate_flow(ctx, viewer, flow_id))
+    return flows.duplicate_flow(ctx, viewer, flow_id)
 
 
 @router.get("/{flow_id}/export", response_model=FlowOut)
-def export_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> FlowOut:
+def export_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
     """The flow's full definition, for download."""
-    return FlowOut.of(flows.get_flow(ctx, viewer, flow_id))
+    return flows.get_flow(ctx, viewer, flow_id)

@@ -8,21 +8,20 @@ end) is checked in analytics (422 with a `detail` naming the field).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 
 from analytics.insights import anomalies, breakdown, regressions, reliability, signatures
 from api.dependencies import Ctx, CurrentUser
-from api.json_body import JsonRoute, json_response
+from api.json_body import JsonRoute
 from api.schemas.insights import (
     AnomalyOut,
     FailureSignatureOut,
     NodeBreakdownOut,
     ReliabilityOut,
+    TableOf,
     VersionOut,
-    reliability_dict,
-    rows,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["insights"], route_class=JsonRoute)
@@ -33,34 +32,31 @@ End = Annotated[datetime | None, Query(description="runs created before (exclusi
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-@router.get(_FLOW + "/nodes", response_model=list[NodeBreakdownOut])
+@router.get(_FLOW + "/nodes", response_model=TableOf(NodeBreakdownOut))
 def get_node_breakdown(
     flow_id: str, viewer: CurrentUser, ctx: Ctx, start: Start = None, end: End = None
-) -> Response:
+) -> Any:
     """Per node: runs, failure rate, p50/p95 duration, share of the run's time, tokens and cost."""
-    return json_response(rows(breakdown.node_breakdown(ctx, viewer, flow_id, start=start, end=end)))
+    return breakdown.node_breakdown(ctx, viewer, flow_id, start=start, end=end)
 
 
-@router.get(_FLOW + "/failures", response_model=list[FailureSignatureOut])
+@router.get(_FLOW + "/failures", response_model=TableOf(FailureSignatureOut))
 def get_failure_signatures(
     flow_id: str, viewer: CurrentUser, ctx: Ctx, start: Start = None, end: End = None, limit: Limit = 100
-) -> Response:
+) -> Any:
     """Error messages with ids, numbers, timestamps and quoted values stripped, by node, with a trend."""
-    table = signatures.failure_signatures(ctx, viewer, flow_id, start=start, end=end, limit=limit)
-    return json_response(rows(table))
+    return signatures.failure_signatures(ctx, viewer, flow_id, start=start, end=end, limit=limit)
 
 
 @router.get(_FLOW + "/reliability", response_model=ReliabilityOut)
 def get_reliability(
     flow_id: str, viewer: CurrentUser, ctx: Ctx, start: Start = None, end: End = None
-) -> Response:
+) -> Any:
     """Time since last success, failure streaks (aborted runs skipped) and mean time to recovery."""
-    return json_response(
-        reliability_dict(reliability.reliability(ctx, viewer, flow_id, start=start, end=end))
-    )
+    return reliability.reliability(ctx, viewer, flow_id, start=start, end=end)
 
 
-@router.get(_FLOW + "/versions", response_model=list[VersionOut])
+@router.get(_FLOW + "/versions", response_model=TableOf(VersionOut))
 def get_version_regressions(
     flow_id: str,
     viewer: CurrentUser,
@@ -69,15 +65,14 @@ def get_version_regressions(
     end: End = None,
     min_runs: Annotated[int, Query(ge=2, le=1_000_000)] = regressions.DEFAULT_MIN_RUNS,
     alpha: Annotated[float, Query(gt=0, lt=1)] = regressions.DEFAULT_ALPHA,
-) -> Response:
+) -> Any:
     """Each version vs the previous: failure rate by two-proportion z-test, duration by Mann-Whitney U."""
-    table = regressions.version_regressions(
+    return regressions.version_regressions(
         ctx, viewer, flow_id, start=start, end=end, min_runs=min_runs, alpha=alpha
     )
-    return json_response(rows(table))
 
 
-@router.get(_FLOW + "/anomalies", response_model=list[AnomalyOut])
+@router.get(_FLOW + "/anomalies", response_model=TableOf(AnomalyOut))
 def get_anomalies(
     flow_id: str,
     viewer: CurrentUser,
@@ -88,9 +83,9 @@ def get_anomalies(
     start: Start = None,
     end: End = None,
     limit: Limit = 100,
-) -> Response:
+) -> Any:
     """Runs whose robust z-score (median and MAD of the previous `window` runs) reaches `threshold`."""
-    table = anomalies.find_anomalies(
+    return anomalies.find_anomalies(
         ctx,
         viewer,
         flow_id,
@@ -101,4 +96,3 @@ def get_anomalies(
         end=end,
         limit=limit,
     )
-    return json_response(rows(table))

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Any
+
+from fastapi import APIRouter
 
 from analytics.history import search
 from api.dependencies import Ctx, CurrentUser
-from api.json_body import JsonRoute, json_response
-from api.schemas.search import CountOut, CountQuery, SearchPageOut, SearchQuery, search_page_dict
+from api.json_body import JsonRoute
+from api.schemas.search import CountOut, CountQuery, SearchPageOut, SearchQuery
 
 router = APIRouter(prefix="/api/v1/executions", tags=["search"], route_class=JsonRoute)
 
 
 @router.post("/search", response_model=SearchPageOut)
-def search_executions(query: SearchQuery, viewer: CurrentUser, ctx: Ctx) -> Response:
+def search_executions(query: SearchQuery, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Search executions: filters, sort, cursor pages, a total; payloads only when asked."""
-    page = search.search_executions(
+    return search.search_executions(
         ctx,
         viewer,
         filter=query.filter,
@@ -24,7 +26,6 @@ def search_executions(query: SearchQuery, viewer: CurrentUser, ctx: Ctx) -> Resp
         cursor=query.cursor,
         include_payloads=query.include_payloads,
     )
-    return json_response(search_page_dict(page))
 
 
 @router.post("/count", response_model=CountOut)

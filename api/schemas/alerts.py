@@ -1,21 +1,21 @@
 """Shapes for alert rules, transitions, channels and deliveries; times are epoch seconds.
 
-The inputs (`RuleCreate`, `RuleUpdate`, `ChannelCreate`, `ChannelUpdate`) live in analytics
-beside the code that stores them, so the library and the API refuse the same things.
+The answer models read the library's objects (`from_attributes`). The inputs (`RuleCreate`,
+`RuleUpdate`, `ChannelCreate`, `ChannelUpdate`) live in analytics beside the code that stores
+them, so the library and the API refuse the same things.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import AliasPath, BaseModel, BeforeValidator, ConfigDict, Field
 
-from analytics.alerts.repository import Channel, Delivery, StoredTransition
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
 from analytics.alerts.service import ChannelCreate, ChannelUpdate
 from analytics.alerts.state_machine import RuleState
-from api.schemas.timestamps import epoch_or_none, epoch_seconds
+from api.schemas.timestamps import EpochSeconds
 
 __all__ = [
     "ChannelCreate",
@@ -27,46 +27,65 @@ __all__ = [
     "RuleOut",
     "RuleUpdate",
     "TransitionOut",
-    "channel_out",
-    "delivery_out",
     "rule_out",
-    "transition_out",
 ]
+
+_READ = ConfigDict(from_attributes=True)
+
+
+def _of_transition(name: str) -> Any:
+    return Field(validation_alias=AliasPath("transition", name))
 
 
 class StateOut(BaseModel):
+    model_config = _READ
+
     flow_id: str
     state: str
-    since: int
+    since: EpochSeconds
     value: float | None
     runs: int | None
-    evaluated_at: int | None
+    evaluated_at: EpochSeconds | None
 
 
 class RuleOut(RuleCreate):
+    model_config = _READ
+
     id: str
     created_by: str
     paused: bool
-    created_at: int
-    updated_at: int
+    created_at: EpochSeconds
+    updated_at: EpochSeconds
     states: list[StateOut] = Field(description="one per flow judged (an owned_by rule judges each flow)")
 
 
 class TransitionOut(BaseModel):
+    """A `StoredTransition`: where and when, then its transition's fields."""
+
+    model_config = _READ
+
     id: str
     rule_id: str
     flow_id: str
-    at: int
-    from_state: str
-    to_state: str
-    event: str
-    value: float | None = Field(description="the measured value that caused it")
-    runs: int | None = Field(description="runs in the window")
-    threshold: float | None = Field(description="the threshold crossed")
-    reason: str
+    at: EpochSeconds
+    from_state: str = _of_transition("from_state")
+    to_state: str = _of_transition("to_state")
+    event: str = _of_transition("event")
+    value: float | None = Field(
+        validation_alias=AliasPath("transition", "value"), description="the measured value that caused it"
+    )
+    runs: int | None = Field(
+        validation_alias=AliasPath("transition", "runs"), description="runs in the window"
+    )
+    threshold: float | None = Field(
+        validation_alias=AliasPath("transition", "threshold"), description="the threshold crossed"
+    )
+    reason: str = _of_transition("reason")
 
 
 class ChannelOut(BaseModel):
+    model_config = _READ
+
     id: str
     name: str
     created_by: str
@@ -74,11 +93,13 @@ class ChannelOut(BaseModel):
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int
-    created_at: int
-    updated_at: int
+    created_at: EpochSeconds
+    updated_at: EpochSeconds
 
 
 class DeliveryOut(BaseModel):
+    model_config = _READ
+
     id: str
     notification_id: str
     channel_id: str
@@ -87,13 +108,13 @@ class DeliveryOut(BaseModel):
     transition_id: str | None
     event: str
     attempt: int
-    at: int
+    at: EpochSeconds
     ok: bool
     status_code: int | None
     error: str | None
     duration_ms: float | None
     will_retry: bool
-    body: Any = Field(description="the JSON sent")
+    body: Annotated[Any, BeforeValidator(orjson.loads)] = Field(description="the JSON sent (stored as text)")
 
 
 class EvaluationOut(BaseModel):
@@ -105,45 +126,16 @@ class EvaluationOut(BaseModel):
 
 
 def rule_out(rule: Rule, states: dict[tuple[str, str], RuleState]) -> RuleOut:
-    data = rule.model_dump()
-    data["created_at"] = epoch_seconds(rule.created_at)
-    data["updated_at"] = epoch_seconds(rule.updated_at)
-    data["states"] = [
-        StateOut(
-            flow_id=flow_id,
-            state=s.state.value,
-            since=epoch_seconds(s.since),
-            value=s.value,
-            runs=s.runs,
-            evaluated_at=epoch_or_none(s.evaluated_at),
+    """A rule and its state per flow: the states come from their own query (`rule_states`),
+    keyed by (rule, flow), so this joins the two; every field is read by the models."""
+    mine = [
+        StateOut.model_validate(
+            {
+                **{f: getattr(s, f) for f in ("state", "since", "value", "runs", "evaluated_at")},
+                "flow_id": flow_id,
+            }
         )
         for (rule_id, flow_id), s in sorted(states.items())
         if rule_id == rule.id
     ]
-    return RuleOut.model_validate(data)
-
-
-def transition_out(t: StoredTransition) -> TransitionOut:
-    x = t.transition
-    return TransitionOut(
-        id=t.id, rule_id=t.rule_id, flow_id=t.flow_id, at=epoch_seconds(t.at),
-        from_state=x.from_state.value, to_state=x.to_state.value, event=x.event,
-        value=x.value, runs=x.runs, threshold=x.threshold, reason=x.reason,
-    )
-
-
-def channel_out(c: Channel) -> ChannelOut:
-    return ChannelOut(
-        id=c.id, name=c.name, created_by=c.created_by, url=c.url, enabled=c.enabled,
-        disabled_reason=c.disabled_reason, consecutive_failures=c.consecutive_failures,
-        created_at=epoch_seconds(c.created_at), updated_at=epoch_seconds(c.updated_at),
-    )
-
-
-def delivery_out(d: Delivery) -> DeliveryOut:
-    return DeliveryOut(
-        id=d.id, notification_id=d.notification_id, channel_id=d.channel_id, rule_id=d.rule_id,
-        flow_id=d.flow_id, transition_id=d.transition_id, event=d.event, attempt=d.attempt,
-        at=epoch_seconds(d.at), ok=d.ok, status_code=d.status_code, error=d.error,
-        duration_ms=d.duration_ms, will_retry=d.will_retry, body=orjson.loads(d.body),
-    )
+    return RuleOut.model_validate({**rule.model_dump(), "states": mine})

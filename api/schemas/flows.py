@@ -6,8 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from analytics.flows.registry import Flow
-from api.schemas.timestamps import epoch_seconds
+from api.schemas.timestamps import EpochSeconds
 
 
 class FlowForm(BaseModel):
@@ -42,6 +41,8 @@ class FlowUpdate(BaseModel):
 
 
 class FlowOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     user_id: str
     name: str
@@ -50,20 +51,5 @@ class FlowOut(BaseModel):
     edges: list[Any]
     meta: dict[str, Any] | None
     access_control: dict[str, Any] | None
-    created_at: int
-    updated_at: int
-
-    @classmethod
-    def of(cls, f: Flow) -> FlowOut:
-        return cls(
-            id=f.id,
-            user_id=f.user_id,
-            name=f.name,
-            description=f.description,
-            nodes=f.nodes,
-            edges=f.edges,
-            meta=f.meta,
-            access_control=f.access_control,
-            created_at=epoch_seconds(f.created_at),
-            updated_at=epoch_seconds(f.updated_at),
-        )
+    created_at: EpochSeconds
+    updated_at: EpochSeconds

@@ -1,32 +1,26 @@
 """Insight shapes: per-node breakdown, failure signatures, reliability, versions, anomalies.
 
 Timestamps are epoch seconds, as everywhere in the contract's API. Rows come from analytics as
-Arrow tables; `rows` turns one into JSON-ready dicts.
+Arrow tables; a `TableOf(Model)` response model reads one row by row.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from analytics.insights.reliability import Reliability
-from api.schemas.timestamps import epoch_seconds
-
-
-def _plain(value: Any) -> Any:
-    return epoch_seconds(value) if isinstance(value, datetime) else value
+from api.schemas.timestamps import EpochSeconds
 
 
-def rows(table: pa.Table) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in row.items()} for row in table.to_pylist()]
+def _table_rows(value: Any) -> Any:
+    return value.to_pylist() if isinstance(value, pa.Table) else value
 
 
-def reliability_dict(r: Reliability) -> dict[str, Any]:
-    return {k: _plain(v) for k, v in asdict(r).items()}
+def TableOf(model: type[BaseModel]) -> Any:
+    """A response_model reading an Arrow table: one `model` per row."""
+    return Annotated[list[model], BeforeValidator(_table_rows)]  # type: ignore[valid-type]
 
 
 class NodeBreakdownOut(BaseModel):
@@ -55,8 +49,8 @@ class FailureSignatureOut(BaseModel):
     node_id: str = Field(description='the failing node, or "global" for run-level errors')
     signature: str
     count: int
-    first_seen: int
-    last_seen: int
+    first_seen: EpochSeconds
+    last_seen: EpochSeconds
     example: str = Field(description="the latest raw message")
     last_24h: int
     last_7d: int
@@ -65,18 +59,20 @@ class FailureSignatureOut(BaseModel):
 
 
 class ReliabilityOut(BaseModel):
-    as_of: int
+    model_config = ConfigDict(from_attributes=True)
+
+    as_of: EpochSeconds
     runs: int
     success_count: int
     error_count: int
     aborted_count: int
-    last_success_at: int | None
+    last_success_at: EpochSeconds | None
     seconds_since_last_success: float | None
-    last_failure_at: int | None
+    last_failure_at: EpochSeconds | None
     current_failure_streak: int
-    current_streak_started_at: int | None
+    current_streak_started_at: EpochSeconds | None
     longest_failure_streak: int
-    longest_streak_started_at: int | None
+    longest_streak_started_at: EpochSeconds | None
     recovered_streaks: int
     mttr_seconds: float | None = Field(
         description="mean time from a streak's first failure to the next success"
@@ -91,8 +87,8 @@ class VersionOut(BaseModel):
     p50_ms: float
     p95_ms: float
     cost_per_run: float | None
-    first_seen: int
-    last_seen: int
+    first_seen: EpochSeconds
+    last_seen: EpochSeconds
     previous_version: str | None
     failure_rate_change: float | None
     p50_change_ms: float | None
@@ -111,7 +107,7 @@ class VersionOut(BaseModel):
 
 class AnomalyOut(BaseModel):
     execution_id: str
-    created_at: int
+    created_at: EpochSeconds
     value: float = Field(description="execution_time in ms, or cost in USD")
     median: float = Field(description="median of the baseline (the previous `window` runs)")
     mad: float = Field(description="median absolute deviation of the baseline")

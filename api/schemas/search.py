@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.history.filters import ExecutionFilter
-from analytics.history.pagination import Page
-from analytics.history.search import ExecutionSort, SearchHit
-from api.schemas.executions import ExecutionOut, ExecutionRowOut, execution_dict, row_dict
+from analytics.history.search import ExecutionSort
+from api.schemas.executions import ExecutionOut, ExecutionRowOut
 
 
 class SearchQuery(BaseModel):
@@ -29,10 +26,14 @@ class CountQuery(BaseModel):
 
 
 class SearchItemOut(ExecutionRowOut):
+    """A `SearchHit`: its row's fields, and the full run when payloads were asked for."""
+
     execution: ExecutionOut | None = None
 
 
 class SearchPageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[SearchItemOut]
     next_cursor: str | None
     total: int
@@ -40,14 +41,3 @@ class SearchPageOut(BaseModel):
 
 class CountOut(BaseModel):
     count: int
-
-
-def search_page_dict(page: Page[SearchHit]) -> dict[str, Any]:
-    return {
-        "items": [
-            {**row_dict(h.row), "execution": execution_dict(h.execution) if h.execution is not None else None}
-            for h in page.items
-        ],
-        "next_cursor": page.next_cursor,
-        "total": page.total,
-    }

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import io
 from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
 import pyarrow as pa
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.exports.sql_sandbox import SqlResult
@@ -75,3 +77,17 @@ def result_headers(result: SqlResult) -> dict[str, str]:
         "X-Truncated": "true" if result.truncated else "false",
         "X-Elapsed-Ms": f"{result.elapsed_ms:.3f}",
     }
+
+
+def _arrow(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+def sql_response(result: SqlResult, format: Literal["json", "arrow"] | None, accept: str) -> Response:
+    """JSON, or an Arrow IPC stream when `format` says so or (no format) the Accept header asks."""
+    if format == "arrow" or (format is None and ARROW_STREAM in accept):
+        return Response(_arrow(result.table), media_type=ARROW_STREAM, headers=result_headers(result))
+    return Response(sql_result_json(result), media_type="application/json")

@@ -3,18 +3,30 @@
 A bucket is named by its start: calendar-aligned in UTC, so the first one may begin before
 the range's `start`. Rows are flat (`bucket`, `group` when grouped, one key per measure) so a
 chart can plot them directly; totals nest each measure's value, previous value and change.
+`MetricsOut` reads the library's `MetricsResult` (`from_attributes`); its Arrow tables become
+rows here, in one `to_pylist` each.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+import pyarrow as pa
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from analytics.trends.metrics import MetricsResult
-from api.schemas.timestamps import epoch_or_none, epoch_seconds
+from api.schemas.timestamps import EpochSeconds, epoch_seconds
 
 Number = int | float
+
+
+def _rows(table: Any) -> Any:
+    """One dict per (bucket, group) row, its bucket start in epoch seconds."""
+    if not isinstance(table, pa.Table):
+        return table
+    rows = table.to_pylist()
+    for row in rows:
+        row["bucket"] = epoch_seconds(row["bucket"])
+    return rows
 
 
 class MeasureTotalOut(BaseModel):
@@ -30,30 +42,31 @@ class TotalsOut(BaseModel):
 
 
 class MetricsOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     bucket: str = Field(description="the bucket width used (auto resolves to one, e.g. '6 hours')")
-    start: int
-    end: int
-    previous_start: int | None
+    start: EpochSeconds
+    end: EpochSeconds
+    previous_start: EpochSeconds | None
     group_by: str | None
     measures: list[str]
     percentiles_approximate: bool
     tokens_estimated: bool = Field(description="some token counts were estimated from text length")
     groups_truncated: bool = Field(description="more groups had runs than max_groups; the busiest kept")
-    rows: list[dict[str, Any]] = Field(
+    rows: Annotated[list[dict[str, Any]], BeforeValidator(_rows)] = Field(
         description="bucket (epoch seconds, start of bucket), group when grouped, one key per measure"
     )
     totals: list[TotalsOut]
 
-
-def metrics_dict(result: MetricsResult) -> dict[str, Any]:
-    """Plain dict for orjson; rows can be many (buckets x groups), so no pydantic per row."""
-    rows = result.rows.to_pylist()
-    for row in rows:
-        row["bucket"] = epoch_seconds(row["bucket"])
-    grouped = result.group_by is not None
-    totals = []
-    for t in result.totals.to_pylist():
-        totals.append(
+    @field_validator("totals", mode="before")
+    @classmethod
+    def _totals(cls, table: Any, info: ValidationInfo) -> Any:
+        """The totals table's flat columns (`m`, `m_previous`, ...) nested per measure."""
+        if not isinstance(table, pa.Table):
+            return table
+        grouped = info.data.get("group_by") is not None
+        names = info.data.get("measures", [])
+        return [
             {
                 "group": t["group"] if grouped else None,
                 "measures": {
@@ -63,20 +76,8 @@ def metrics_dict(result: MetricsResult) -> dict[str, Any]:
                         "change": t[f"{m}_change"],
                         "change_rel": t[f"{m}_change_rel"],
                     }
-                    for m in (x.value for x in result.measures)
+                    for m in names
                 },
             }
-        )
-    return {
-        "bucket": result.bucket,
-        "start": epoch_seconds(result.start),
-        "end": epoch_seconds(result.end),
-        "previous_start": epoch_or_none(result.previous_start),
-        "group_by": None if result.group_by is None else result.group_by.value,
-        "measures": [m.value for m in result.measures],
-        "percentiles_approximate": result.percentiles_approximate,
-        "tokens_estimated": result.tokens_estimated,
-        "groups_truncated": result.groups_truncated,
-        "rows": rows,
-        "totals": totals,
-    }
+            for t in table.to_pylist()
+        ]

@@ -204,3 +204,14 @@ def test_remembered_page_starts_always_give_what_offset_gives(ctx: Context, flow
         if step % 20 == 11:
             history.delete_execution(ctx, OWNER, flow_id, ids.pop(rng.randrange(len(ids))))
     assert hits > 20  # the remembered starts were really used, not always bypassed
+
+
+def test_keep_last_checks_write_access_and_says_what_is_left(ctx: Context, flow_id: str) -> None:
+    """The access check lives in the library (issue 11): a reader may not trim, the owner may."""
+    ids = _import(ctx, flow_id, [BASE + timedelta(seconds=i) for i in range(7)])
+    with pytest.raises((AccessDenied, NotFound)):
+        history.keep_last_executions(ctx, READER, flow_id, 2)
+    assert history.get_stats(ctx, OWNER, flow_id).total_executions == 7  # nothing lost
+    done = history.keep_last_executions(ctx, OWNER, flow_id, 2)
+    assert (done.deleted, done.kept) == (5, 2)
+    assert {r.id for r in history.list_executions_page(ctx, OWNER, flow_id)} == set(ids[-2:])
