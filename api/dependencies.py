@@ -1,7 +1,9 @@
 """What routes declare: the store context, and the caller (`CurrentUser`, `AdminUser`).
 
-The credential is `Authorization: Bearer <token>`, or the `token` cookie as Open WebUI also
-accepts. Checking it touches only the in-memory directory, so it is cheap enough for the
+The credential is `Authorization: Bearer <token>`; the `token` cookie Open WebUI sets is taken
+only on GET and HEAD. A browser sends that cookie with requests other sites make, so taking it on
+a write would let any page write here; the Open WebUI front end sends the bearer header on every
+call, and the cookie is only for what a browser opens itself (a download link). Checking it touches only the in-memory directory, so it is cheap enough for the
 ingest path and runs on the event loop.
 """
 
@@ -32,12 +34,17 @@ def context_of(request: Request) -> Context:
 Ctx = Annotated[Context, Depends(get_ctx)]
 
 
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
+
 def _credential(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         return value.strip() if scheme.lower() == "bearer" else None
-    return request.cookies.get("token")
+    if request.method in COOKIE_METHODS:
+        return request.cookies.get("token")
+    return None
 
 
 async def current_user(request: Request) -> Viewer:
