@@ -29,7 +29,7 @@ FORM_TYPES = [
 def _counts(ctx: Context) -> tuple[Any, ...]:
     def read(c: Any) -> tuple[Any, ...]:
         return tuple(
-            c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608 (fixed names)
+            c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
             for t in ("executions", "flows", "alert_channels", "alert_rules", "execution_annotations", "users", "groups", "api_keys", "prices", "retention_policies")
         )
 
