@@ -82,12 +82,17 @@ def refusal(address: IPAddress) -> str | None:
     """Why webhooks may not reach `address`, or None when it is a public one."""
     if isinstance(address, ipaddress.IPv6Address):
         embedded = _embedded_ipv4(address)
-        why = refusal(embedded) if embedded is not None else None
-        if why is not None:
-            return f"{address} carries {why}"
+        kind = _kind(embedded) if embedded is not None else None
+        if kind is not None:
+            return f"{address} carries {embedded}, {kind}"
+    kind = _kind(address)
+    return f"{address} is {kind}" if kind is not None else None
+
+
+def _kind(address: IPAddress) -> str | None:
     checks = (
         (address.is_loopback, "a loopback address"),
-        (address.is_link_local, "a link-local address (cloud metadata lives there)"),
+        (address.is_link_local, "a link-local address (where cloud metadata services answer)"),
         (address.is_unspecified, "the unspecified address"),
         (address.is_multicast, "a multicast address"),
         (isinstance(address, ipaddress.IPv4Address) and address in _SHARED, "a shared (CGNAT) address"),
@@ -95,10 +100,7 @@ def refusal(address: IPAddress) -> str | None:
         (address.is_reserved, "a reserved address"),
         (not address.is_global, "not a public address"),
     )
-    for hit, why in checks:
-        if hit:
-            return f"{address} is {why}"
-    return None
+    return next((why for hit, why in checks if hit), None)
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

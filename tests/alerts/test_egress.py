@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -291,3 +293,44 @@ def test_a_name_that_does_not_resolve_is_refused() -> None:
 
     with pytest.raises(egress.EgressRefused, match="does not resolve"):
         egress.resolve("http://nowhere.invalid/", [], getaddrinfo=fails)
+
+
+def test_https_to_the_pinned_address_still_sends_the_host_name_as_sni(tmp_path: Path) -> None:
+    """A TLS server on 127.0.0.1 records the SNI it is offered: the URL's host name, although the
+    connection goes to the vetted address (the handshake then fails: the certificate is our own)."""
+    first = ipaddress.ip_address(socket.getaddrinfo("localhost", 443, type=socket.SOCK_STREAM)[0][4][0])
+    if first != ipaddress.ip_address("127.0.0.1"):
+        pytest.skip("localhost does not resolve to 127.0.0.1 first here")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=localhost"],
+        check=True, capture_output=True,
+    )
+    offered: list[str | None] = []
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    server_ctx.sni_callback = lambda _sock, name, _ctx: offered.append(name)  # type: ignore[assignment,misc,return-value]
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_one() -> None:
+        conn, _ = listener.accept()
+        try:
+            with server_ctx.wrap_socket(conn, server_side=True):
+                pass
+        except (ssl.SSLError, OSError):
+            pass
+
+    thread = threading.Thread(target=serve_one, daemon=True)
+    thread.start()
+    try:
+        with _client(tmp_path, ["localhost", "127.0.0.1", "::1"]) as c:
+            url = f"https://localhost:{port}/hook"
+            ch = c.post(CHANNELS, json=_channel(url), headers=bearer("owner")).json()
+            out = c.post(f"{CHANNELS}/{ch['id']}/test", headers=bearer("owner")).json()
+        thread.join(10)
+        assert offered == ["localhost"]
+        assert (out["ok"], out["status_code"], out["error"]) == (False, None, "ConnectError")
+    finally:
+        listener.close()
