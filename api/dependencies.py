@@ -1,8 +1,10 @@
 """What routes declare: the store context, the server's runtime, and the caller (`CurrentUser`,
 `AdminUser`).
 
-The credential is `Authorization: Bearer <token>`, or the `token` cookie as Open WebUI also
-accepts. Checking it touches only the in-memory directory, so it is cheap enough for the
+The credential is `Authorization: Bearer <token>`; the `token` cookie Open WebUI sets is taken
+only on GET and HEAD. A browser sends that cookie with requests other sites make, so taking it on
+a write would let any page write here; the Open WebUI front end sends the bearer header on every
+call, and the cookie is only for what a browser opens itself (a download link). Checking it touches only the in-memory directory, so it is cheap enough for the
 ingest path and runs on the event loop.
 """
 
@@ -34,6 +36,9 @@ def context_of(request: Request) -> Context:
 Ctx = Annotated[Context, Depends(get_ctx)]
 
 
+COOKIE_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def get_runtime(request: Request, _: Ctx) -> Runtime:
     """The scheduler and the alert engine the lifespan started (jobs, run-now). It works on the
     store, so it depends on it too (the OpenAPI then declares the store's 503)."""
@@ -51,7 +56,9 @@ def _credential(request: Request) -> str | None:
     if header:
         scheme, _, value = header.partition(" ")
         return value.strip() if scheme.lower() == "bearer" else None
-    return request.cookies.get("token")
+    if request.method in COOKIE_METHODS:
+        return request.cookies.get("token")
+    return None
 
 
 async def current_user(request: Request) -> Viewer:

@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 from analytics.core.jsonio import dumps
+from api import content_type
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -89,12 +90,15 @@ class _JsonRequest(Request):
 
 class JsonRoute(APIRoute):
     """FastAPI calls `request.json()` to parse bodies; this request parses with orjson
-    (whose JSONDecodeError is the stdlib's, so FastAPI's 422 handling applies unchanged)."""
+    (whose JSONDecodeError is the stdlib's, so FastAPI's 422 handling applies unchanged).
+    A body of a type the route does not read is refused first (415, api/content_type.py)."""
 
     def get_route_handler(self) -> Any:
         handler = super().get_route_handler()
+        accepted = content_type.accepted_types(self)
 
         async def with_orjson(request: Request) -> Response:
+            content_type.check(request, accepted)
             return await handler(_JsonRequest(request.scope, request.receive))
 
         return with_orjson

@@ -8,7 +8,7 @@ once, from what each route depends on and takes:
 - authenticated (depends on the caller): 401; and 403 for admins-only routes and routes that
   take an input (a flow, a rule, ... the caller may not have access to);
 - takes a path parameter, a body, or a query parameter naming something (`*_id`): 404;
-- takes a body: 413 (the body limit);
+- takes a body: 413 (the body limit) and 415 (not of a type it reads: api/content_type.py);
 - takes any input: 422, whose `detail` is FastAPI's list or a message;
 - uses the store: 503;
 - and whatever error status the route declares itself in `responses=` (409, 502, ...).
@@ -64,7 +64,7 @@ def error_statuses(route: Any) -> set[int]:
     if path or has_body or any(name.endswith("_id") for name in query):
         codes.add(404)
     if has_body:
-        codes.add(413)
+        codes |= {413, 415}
     if takes_input:
         codes.add(422)
     if get_ctx in calls:

@@ -34,6 +34,7 @@ MAX_REQUESTS_PER_WRITER = 20_000  # bounds every writer loop
 BATCH_SIZE = 40
 STATUSES = ("success", "error", "aborted")
 OWNER = bearer("owner")
+JSON_TYPE = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def post_batches(url: str, flow_id: str, stop: threading.Event, out: Outcome, se
             batch = SentBatch(tuple(b["id"] for b in bodies), tuple(bodies))
             out.sent.append(batch)  # recorded before sending: it may or may not arrive
             try:
-                r = client.post("/api/v1/executions/batch", content=orjson.dumps(bodies))
+                r = client.post("/api/v1/executions/batch", content=orjson.dumps(bodies), headers=JSON_TYPE)
             except httpx.HTTPError:
                 return
             answer = r.json() if r.status_code == 200 else None

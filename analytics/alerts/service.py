@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from analytics.access.permissions import Viewer, grant_for, require_flow_access
+from analytics.alerts import egress
 from analytics.alerts import repository as repo
 from analytics.alerts.lifecycle import evaluator
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
@@ -246,6 +247,7 @@ def _visible_channel(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Chan
 
 
 def create_channel(ctx: Context, viewer: Viewer, form: ChannelCreate) -> repo.Channel:
+    egress.resolve(str(form.url), ctx.settings.alert_webhook_allow)  # 422 naming url and why
     now = utc_now()
     ch = repo.Channel(
         str(uuid.uuid4()), form.name, viewer.id, str(form.url), form.secret, True, None, 0, now, now
@@ -263,6 +265,8 @@ def get_channel(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Channel:
 
 def update_channel(ctx: Context, viewer: Viewer, channel_id: str, patch: ChannelUpdate) -> repo.Channel:
     ch = _visible_channel(ctx, viewer, channel_id)
+    if patch.url is not None:
+        egress.resolve(str(patch.url), ctx.settings.alert_webhook_allow)
     new = replace(
         ch,
         name=patch.name if patch.name is not None else ch.name,

@@ -12,6 +12,12 @@ Signature: `X-Flowhistory-Signature: sha256=<hex HMAC-SHA256 of the raw body, ke
 channel's secret>`; `X-Flowhistory-Timestamp` is the send time (epoch seconds) and
 `X-Flowhistory-Delivery` the attempt's id. The body carries `id` (the notification, the same on
 every retry) and `occurred_at`, both covered by the signature, for receivers that de-duplicate.
+
+Where it goes: each attempt vets the URL again (analytics/alerts/egress.py: public addresses only
+unless the admin allows more) and connects to the vetted address, with the URL's host in Host and
+SNI. Redirects are not followed: a 3xx is a failed attempt. What an attempt records (and the test
+send answers) is the status code and a short error class, never what the receiver answered: that
+would let a caller read whatever the server can reach.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from datetime import datetime
 
 import httpx
 
+from analytics.alerts import egress
 from analytics.alerts import repository as repo
 from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
@@ -115,6 +122,7 @@ class WebhookDispatcher:
         self._busy: set[str] = set()  # channels with an attempt in flight
         self._closed = False
         self._local = threading.local()
+        self._allow = egress.AllowList.parse(ctx.settings.alert_webhook_allow)
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="flowhistory-webhook")
         self._thread = threading.Thread(target=self._loop, name="flowhistory-webhooks", daemon=True)
         self._thread.start()
@@ -219,9 +227,35 @@ class WebhookDispatcher:
     def _client(self) -> httpx.Client:
         client = getattr(self._local, "client", None)
         if client is None:
-            client = httpx.Client(timeout=self.settings.timeout_s, follow_redirects=False)
+            # no kept-alive connections: one is keyed by the address, and a later attempt to
+            # another host on that address must not reuse a TLS session made for the first
+            client = httpx.Client(
+                timeout=self.settings.timeout_s,
+                follow_redirects=False,
+                trust_env=False,  # a proxy would resolve the host again, after our check
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
             self._local.client = client
         return client
+
+    def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str | None]:
+        """(status, error): the status code, and a short class of what went wrong, if anything."""
+        try:
+            target = egress.resolve(url, self._allow)
+        except egress.EgressRefused as exc:
+            return None, f"not sent: {exc.reason}"[:300]
+        headers = {**headers, "Host": target.host_header}
+        extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
+        try:  # streamed and closed unread: the answer's body is never needed, however large
+            with self._client().stream(
+                "POST", target.url, content=body, headers=headers, extensions=extensions
+            ) as response:
+                status, redirect = response.status_code, response.is_redirect
+        except httpx.HTTPError as exc:
+            return None, type(exc).__name__
+        if 200 <= status < 300:
+            return status, None
+        return status, f"HTTP {status}: redirect not followed" if redirect else f"HTTP {status}"
 
     def _attempt(
         self, n: Notification, attempt: int, *, counts: bool, retry_allowed: bool
@@ -246,15 +280,8 @@ class WebhookDispatcher:
                 DELIVERY_HEADER: delivery_id,
                 EVENT_HEADER: n.event,
             }
-            try:
-                response = self._client().post(channel.url, content=n.body, headers=headers)
-                status = response.status_code
-                ok = 200 <= status < 300
-                if not ok:
-                    error = response.text[:200] or None
-            except httpx.HTTPError as exc:
-                ok = False
-                error = f"{type(exc).__name__}: {exc}"[:300]
+            status, error = self._post(channel.url, n.body, headers)
+            ok = error is None
         skipped = counts and not channel.enabled
         disables = counts and not ok and not skipped and (
             channel.consecutive_failures + 1 >= self.settings.max_failures

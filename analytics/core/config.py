@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     alert_webhook_backoff_max_s: float = Field(default=600.0, ge=0)
     alert_channel_max_failures: int = Field(default=10, ge=1)
     alert_webhook_workers: int = Field(default=4, ge=1)
+    # hosts, addresses or CIDRs webhooks may reach although not public (loopback, private, ...):
+    # JSON list, e.g. '["127.0.0.1", "10.0.0.0/8", "hooks.internal"]' (analytics/alerts/egress.py)
+    alert_webhook_allow: list[str] = Field(default_factory=list)
     # retention (analytics/retention): how often the scheduled pass runs (0: on demand only),
     # where deleted runs are archived (default: <data>/archive), and the share of runs a pass
     # must delete before it rewrites the table to give the space back

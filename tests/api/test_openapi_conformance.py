@@ -63,6 +63,7 @@ def _settings(folder: Path) -> Settings:
         admin_user_ids=[ADMIN],
         scheduler_enabled=False,
         alert_ingest_trigger=False,
+        alert_webhook_allow=["127.0.0.1"],  # the seeded channel's (closed) port on loopback
     )
 
 

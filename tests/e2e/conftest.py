@@ -143,6 +143,7 @@ def standard_runs(flow_id: str, now: datetime | None = None) -> list[dict[str, A
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     folder = tmp_path_factory.mktemp("e2e")
     extra = {"scheduler_enabled": False} if "scheduler_enabled" in Settings.model_fields else {}
+    extra["alert_webhook_allow"] = ["127.0.0.1"]  # the alerts test's receiver runs on loopback
     settings = Settings(db_path=folder / "store.duckdb", webui_secret_key=SECRET, port=free_port(), **extra)
     app = LiveApp(settings).start()
     yield app

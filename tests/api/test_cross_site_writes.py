@@ -1,0 +1,186 @@
+"""Cross-site writes: what a page on another site can make a browser send is refused.
+
+A form posts `text/plain`, `multipart/form-data` or `application/x-www-form-urlencoded` with
+the user's cookies and no preflight. Bodies must be JSON (NDJSON for batch: 415 otherwise), and
+the `token` cookie counts only on GET and HEAD.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from analytics.access.auth import create_token
+from analytics.core.context import Context
+from api.content_type import accepted_types
+from tests.factories import SECRET, World, bearer, make_execution
+
+FORM_TYPES = [
+    "text/plain",
+    "text/plain;charset=UTF-8",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=xyz",
+]
+
+
+def _counts(ctx: Context) -> tuple[Any, ...]:
+    def read(c: Any) -> tuple[Any, ...]:
+        return tuple(
+            c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("executions", "flows", "alert_channels", "alert_rules", "execution_annotations", "users", "groups", "api_keys", "prices", "retention_policies")
+        )
+
+    return ctx.store.read(read)
+
+
+@pytest.mark.parametrize("ctype", FORM_TYPES)
+def test_save_run_refuses_form_bodies_and_stores_nothing(world: World, ctype: str) -> None:
+    before = _counts(world.ctx)
+    body = json.dumps(make_execution(world.private)).encode()
+    r = world.client.post(
+        f"/api/v1/flows/{world.private}/executions", content=body, headers={**bearer("owner"), "Content-Type": ctype}
+    )
+    assert r.status_code == 415, r.text
+    assert r.json()["detail"].startswith("Content-Type must be application/json")
+    assert _counts(world.ctx) == before
+
+
+def test_a_real_multipart_form_to_save_run_is_415(world: World) -> None:
+    before = _counts(world.ctx)
+    r = world.client.post(
+        f"/api/v1/flows/{world.private}/executions",
+        files={"x": ("run.json", json.dumps(make_execution(world.private)), "application/json")},
+        headers=bearer("owner"),
+    )
+    assert r.status_code == 415, r.text
+    assert _counts(world.ctx) == before
+
+
+@pytest.mark.parametrize("ctype", [*FORM_TYPES, None])
+def test_batch_refuses_form_and_untyped_bodies(world: World, ctype: str | None) -> None:
+    before = _counts(world.ctx)
+    body = json.dumps([make_execution(world.private)]).encode()
+    headers = bearer("owner") | ({"Content-Type": ctype} if ctype else {})
+    r = world.client.post("/api/v1/executions/batch", content=body, headers=headers)
+    assert r.status_code == 415, r.text
+    assert r.json()["detail"] == (
+        "Content-Type must be application/json or application/x-ndjson"
+        f" (given: {repr(ctype.split(';')[0]) if ctype else 'none'})"
+    )
+    assert _counts(world.ctx) == before
+
+
+@pytest.mark.parametrize(
+    "ctype", ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "application/x-ndjson"]
+)
+def test_batch_takes_json_and_ndjson(world: World, ctype: str) -> None:
+    run = make_execution(world.private)
+    body = json.dumps(run) if "ndjson" in ctype else json.dumps([run])
+    r = world.client.post(
+        "/api/v1/executions/batch", content=body.encode(), headers={**bearer("owner"), "Content-Type": ctype}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] == 1
+
+
+def test_json_suffix_types_and_charset_are_json(world: World) -> None:
+    for ctype in ("application/vnd.flowhistory+json", "application/json;charset=UTF-8"):
+        r = world.client.post(
+            "/api/v1/flows/create",
+            content=json.dumps({"name": ctype, "nodes": [], "edges": []}).encode(),
+            headers={**bearer("owner"), "Content-Type": ctype},
+        )
+        assert r.status_code == 200, r.text
+
+
+def test_ndjson_is_only_for_batch(world: World) -> None:
+    before = _counts(world.ctx)
+    r = world.client.post(
+        f"/api/v1/flows/{world.private}/executions",
+        content=json.dumps(make_execution(world.private)).encode(),
+        headers={**bearer("owner"), "Content-Type": "application/x-ndjson"},
+    )
+    assert r.status_code == 415, r.text
+    assert _counts(world.ctx) == before
+
+
+def test_no_body_and_no_type_is_not_a_415(world: World) -> None:
+    """Nothing to misread: the route answers as it would (duplicate takes an optional body)."""
+    r = world.client.post(f"/api/v1/flows/{world.private}/duplicate", headers=bearer("owner"))
+    assert r.status_code == 200, r.text
+    r = world.client.post(
+        f"/api/v1/flows/{world.private}/duplicate", headers={**bearer("owner"), "Content-Type": "text/plain"}
+    )
+    assert r.status_code == 200, r.text
+
+
+def _body_routes(world: World) -> list[tuple[str, str]]:
+    out = []
+    for context in iter_route_contexts(world.client.app.routes):  # type: ignore[attr-defined]
+        route = context.route
+        if isinstance(route, APIRoute) and accepted_types(route) is not None:
+            path = route.path_format
+            for name in ("flow_id", "execution_id", "rule_id", "channel_id", "user_id", "group_id", "job"):
+                path = path.replace("{" + name + "}", "x")
+            out += [(m, path) for m in sorted(route.methods)]
+    return out
+
+
+def test_every_route_taking_a_body_refuses_text_plain(world: World) -> None:
+    """Every operation with a request body, as an admin (no access check hides the answer)."""
+    routes = _body_routes(world)
+    assert len(routes) >= 25, routes  # the sweep really covers the write routes
+    before = _counts(world.ctx)
+    for method, path in routes:
+        assert "{" not in path, path
+        r = world.client.request(
+            method, path, content=b'{"name": "x"}', headers={**bearer("admin"), "Content-Type": "text/plain"}
+        )
+        assert r.status_code == 415, (method, path, r.status_code, r.text)
+        assert r.headers["content-type"] == "application/json"
+        assert r.json()["detail"].startswith("Content-Type must be ")
+    assert _counts(world.ctx) == before
+
+
+def test_openapi_declares_415_where_a_body_is_taken(world: World) -> None:
+    doc = world.client.get("/openapi.json").json()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            assert ("415" in op["responses"]) == ("requestBody" in op), (method, path)
+
+
+# -- the token cookie ----------------------------------------------------------------------------
+
+
+def _cookie(user: str) -> dict[str, str]:
+    return {"Cookie": f"token={create_token(SECRET, user)}"}
+
+
+def test_cookie_only_writes_are_401_and_store_nothing(world: World) -> None:
+    before = _counts(world.ctx)
+    cases = [
+        ("POST", f"/api/v1/flows/{world.private}/executions", make_execution(world.private)),
+        ("POST", "/api/v1/executions/batch", [make_execution(world.private)]),
+        ("POST", "/api/v1/flows/create", {"name": "csrf", "nodes": [], "edges": []}),
+        ("POST", f"/api/v1/flows/{world.private}", {"name": "renamed"}),
+        ("DELETE", f"/api/v1/flows/{world.private}/executions", None),
+        ("DELETE", f"/api/v1/flows/{world.private}", None),
+        ("POST", f"/api/v1/flows/{world.private}/duplicate", None),
+    ]
+    for method, path, body in cases:
+        r = world.client.request(method, path, json=body, headers=_cookie("owner"))
+        assert r.status_code == 401, (method, path, r.status_code, r.text)
+    assert _counts(world.ctx) == before
+    assert world.ctx.directory.flow(world.private) is not None
+
+
+def test_cookie_still_reads_on_get_and_head(world: World) -> None:
+    world.post_run("owner", world.private)
+    r = world.client.get(f"/api/v1/flows/{world.private}/executions", headers=_cookie("owner"))
+    assert r.status_code == 200 and len(r.json()) == 1
+    r = world.client.get(f"/api/v1/flows/{world.private}/executions/download?format=jsonl", headers=_cookie("owner"))
+    assert r.status_code == 200 and len(r.text.splitlines()) == 1
+    assert world.client.head("/api/v1/users/me", headers=_cookie("owner")).status_code in (200, 405)
