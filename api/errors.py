@@ -22,6 +22,7 @@ from analytics.core.errors import (
     StoreClosed,
     StoreLocked,
 )
+from analytics.exports.sql_worker import SqlOutOfMemory
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ STATUS: dict[type[FlowHistoryError], int] = {
     NotFound: 404,
     Conflict: 409,
     InvalidInput: 422,
+    SqlOutOfMemory: 413,  # an ad-hoc SQL query past its memory cap (a time limit is a 422)
     StoreClosed: 503,
     StoreLocked: 503,
 }
@@ -52,7 +54,7 @@ DESCRIPTIONS: dict[int, str] = {
     403: "A verified user without access (to this flow, or not an admin)",
     404: "No such thing, or not one the caller may see",
     409: "Conflicts with what is stored or running now",
-    413: "The request body is larger than the server's limit",
+    413: "The request body is larger than the server's limit (or an SQL query needed more memory than its)",
     422: "The request does not fit its schema (a list of issues), or means something impossible (a message)",
     503: "The store is closed or locked (the server is stopping or starting)",
 }
