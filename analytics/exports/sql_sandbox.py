@@ -170,9 +170,7 @@ def _view(root: Path, table: layout.Table) -> str:
     if any(root.glob(pattern)):
         path = str(root / pattern).replace("'", "''")
         hive = ", hive_partitioning = true, hive_types = {'date': DATE}" if table.partitioned else ""
-        return (
-            f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{path}', union_by_name = true{hive})"
-        )
+        return f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{path}', union_by_name = true{hive})"
     columns = [f"CAST(NULL AS {c.type}) AS {c.name}" for c in table.columns]
     if table.partitioned:
         columns.append("CAST(NULL AS DATE) AS date")  # the hive column readers get from the path
@@ -303,7 +301,12 @@ def run_local(
         batches: list[pa.RecordBatch] = []
         rows = 0
         with local_reader(
-            conn, sql, timeout_s=timeout_s, limit=limit + 1, batch_rows=min(limit + 1, BATCH_ROWS), limits=limits
+            conn,
+            sql,
+            timeout_s=timeout_s,
+            limit=limit + 1,
+            batch_rows=min(limit + 1, BATCH_ROWS),
+            limits=limits,
         ) as reader:
             for batch in reader:
                 batches.append(batch)
@@ -404,8 +407,14 @@ def query_reader(
     With `json_lines` each row comes rendered by DuckDB as one JSON object in a column `line`.
     Leaving the block before the end kills that worker (a new one takes its place)."""
     request = _request(
-        "stream", session.root, sql, timeout_s, session.limits,
-        limit=limit, json_lines=json_lines, batch_rows=batch_rows,
+        "stream",
+        session.root,
+        sql,
+        timeout_s,
+        session.limits,
+        limit=limit,
+        json_lines=json_lines,
+        batch_rows=batch_rows,
     )
     with _pool(session.limits).worker(timeout_s) as worker:
         worker.send(request)

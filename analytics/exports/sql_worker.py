@@ -292,7 +292,9 @@ def _cpu_backstop(timeout_s: float, threads: int) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     soft = math.ceil(usage.ru_utime + usage.ru_stime + (timeout_s + CPU_GRACE_S) * max(1, threads))
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    resource.setrlimit(
+        resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard)
+    )
 
 
 def serve(argv: list[str]) -> None:
@@ -323,8 +325,13 @@ def serve(argv: list[str]) -> None:
         try:
             handler(request, send)
         except SqlLimitExceeded as exc:
-            send({"kind": "error", "error": "memory" if isinstance(exc, SqlOutOfMemory) else "timeout",
-                  "detail": exc.detail})
+            send(
+                {
+                    "kind": "error",
+                    "error": "memory" if isinstance(exc, SqlOutOfMemory) else "timeout",
+                    "detail": exc.detail,
+                }
+            )
         except FlowHistoryError as exc:
             send({"kind": "error", "error": "refused", "detail": exc.detail})
         except MemoryError as exc:
@@ -332,5 +339,5 @@ def serve(argv: list[str]) -> None:
                 send({"kind": "error", "error": "memory", "detail": out_of_memory(memory, f": {exc}").detail})
             finally:
                 os._exit(EXIT_NO_MEMORY)
-        except Exception as exc:  # noqa: BLE001 - reported to the parent, which logs it
+        except Exception as exc:  # reported to the parent, which logs it
             send({"kind": "error", "error": "internal", "detail": repr(exc)})
