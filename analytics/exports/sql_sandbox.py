@@ -55,6 +55,7 @@ from analytics.exports.sql_worker import (
     WorkerPool,
     default_workers,
     pool_for,
+    size_text,
     timed_out,
 )
 
@@ -243,7 +244,7 @@ def _out_of_memory(exc: Exception, limits: Limits) -> SqlOutOfMemory:
     return SqlOutOfMemory(
         f"the query needed more memory than it may use and was stopped ({reason}); the limits are "
         f"DuckDB's memory_limit {limits.memory_limit} (FLOWHISTORY_SQL_MEMORY_LIMIT) within a worker of "
-        f"{limits.worker_memory / 1024**2:.0f} MB (FLOWHISTORY_SQL_WORKER_MEMORY)"
+        f"{size_text(limits.worker_memory)} (FLOWHISTORY_SQL_WORKER_MEMORY)"
     )
 
 
@@ -442,6 +443,13 @@ def serve_in_worker(request: Header, send: Send) -> None:
         worker_memory=int(request["worker_memory"]),
         workers=1,
     )
+    try:
+        _serve(request, send, limits)
+    except (duckdb.OutOfMemoryException, MemoryError) as exc:  # wherever it struck
+        raise _out_of_memory(exc, limits) from exc
+
+
+def _serve(request: Header, send: Send, limits: Limits) -> None:
     root, sql, timeout_s = Path(request["root"]), str(request["sql"]), float(request["timeout_s"])
     if request["op"] == "run":
         result = run_local(root, sql, limit=int(request["limit"]), timeout_s=timeout_s, limits=limits)

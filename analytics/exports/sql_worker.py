@@ -72,7 +72,7 @@ class SqlOutOfMemory(SqlLimitExceeded):
     pass
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     for unit, scale in (("GB", 1024**3), ("MB", 1024**2)):
         if n >= scale:
             return f"{n / scale:.3g} {unit}"
@@ -85,8 +85,8 @@ def timed_out(timeout_s: float, how: str = "") -> SqlTimedOut:
 
 def out_of_memory(memory: int, why: str = "") -> SqlOutOfMemory:
     return SqlOutOfMemory(
-        f"the query needed more memory than its worker may use ({_size(memory)}, "
-        f"FLOWHISTORY_SQL_WORKER_MEMORY) and was stopped{why}"
+        f"the query needed more memory than its worker may use, {size_text(memory)} "
+        f"(FLOWHISTORY_SQL_WORKER_MEMORY), and was stopped{why}"
     )
 
 
@@ -127,6 +127,10 @@ class Worker:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def alive_and_quiet(self) -> bool:
+        """An idle worker has nothing to say: a readable pipe is its EOF (or a stray frame)."""
+        return self.proc.poll() is None and (not self.ready or not self._answers.poll(0))
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -212,15 +216,23 @@ class WorkerPool:
         with self._lock:
             return sorted(w.pid for w in self._workers)
 
+    def busy(self) -> int:
+        return self.size - self._idle.qsize()
+
     @contextmanager
     def worker(self, timeout_s: float) -> Iterator[Worker]:
         """A ready worker for one exchange; back to the pool if it ended cleanly, else replaced."""
-        try:
-            worker = self._idle.get(timeout=timeout_s)
-        except queue.Empty:
-            raise SqlTimedOut(
-                f"all {self.size} SQL workers stayed busy for the query's time limit of {timeout_s:g} s"
-            ) from None
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                worker = self._idle.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise SqlTimedOut(
+                    f"all {self.size} SQL workers stayed busy for the query's time limit of {timeout_s:g} s"
+                ) from None
+            if worker.alive_and_quiet():
+                break
+            self._retire(worker)  # died while idle (killed from outside): its replacement is queued
         keep = False
         try:
             worker.wait_ready()
