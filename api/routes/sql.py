@@ -30,7 +30,8 @@ def _arrow(table: pa.Table) -> bytes:
     responses={200: {"content": {ARROW_STREAM: {}}}, 400: {"description": "refused, with DuckDB's reason"}},
 )
 def run_sql(query: SqlQuery, request: Request, _: AdminUser, ctx: Ctx) -> Response:
-    """Run one SELECT over the export in a fresh read-only DuckDB, with time, memory and row limits."""
+    """Run one SELECT over the export in a fresh read-only DuckDB in a worker process, with time,
+    memory and row limits: past them a 422 (time) or 413 (memory), the server unharmed."""
     settings = ctx.settings
     if query.limit > settings.sql_max_rows:
         raise InvalidInput(f"limit must be at most {settings.sql_max_rows}", field="limit")
