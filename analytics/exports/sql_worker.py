@@ -166,7 +166,10 @@ class Worker:
     def wait_ready(self) -> None:
         if self.ready:
             return
-        header, _ = self.receive(time.monotonic() + BOOT_TIMEOUT_S, BOOT_TIMEOUT_S)
+        try:
+            header, _ = self.receive(time.monotonic() + BOOT_TIMEOUT_S, BOOT_TIMEOUT_S)
+        except SqlTimedOut:
+            raise RuntimeError(f"the SQL worker did not start within {BOOT_TIMEOUT_S:g} s") from None
         if header.get("kind") != "ready":
             raise RuntimeError(f"the SQL worker answered {header!r} instead of ready")
         self.ready = True

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pyarrow.dataset as ds
-import psutil
 import pytest
 from fastapi.testclient import TestClient
 
@@ -23,6 +22,7 @@ from analytics.exports import run_export
 from api.app import create_app
 from tests.factories import SECRET, bearer, build_world
 from tests.live_server import FLOWHISTORY, LiveServer, free_port, server_env
+from tests.sql import procfs
 from tests.sql.conftest import seed
 
 MiB = 1024**2
@@ -54,7 +54,9 @@ class CappedServer(LiveServer):
 def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
     """A store with the seeded world and its export; the TestClient closes it before serving."""
     folder = tmp_path_factory.mktemp("live-sql")
-    settings = Settings(db_path=folder / "store.duckdb", webui_secret_key=SECRET, port=0, scheduler_enabled=False)
+    settings = Settings(
+        db_path=folder / "store.duckdb", webui_secret_key=SECRET, port=0, scheduler_enabled=False
+    )
     with TestClient(create_app(settings)) as client:
         w = build_world(client)
         seed(w)
@@ -67,13 +69,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
 
 @pytest.fixture(scope="module")
 def server(store: tuple[Path, str, int]) -> Iterator[CappedServer]:
-    with CappedServer(store[0], "capped") as s:
+    s = CappedServer(store[0], "capped")
+    with s:
         yield s
 
 
 def _rss(server: CappedServer) -> int:
     assert server.proc is not None
-    return int(psutil.Process(server.proc.pid).memory_info().rss)
+    return procfs.rss(server.proc.pid)
 
 
 @pytest.mark.parametrize("sql", [BOMB, SLOW_BOMB])
@@ -108,7 +111,9 @@ def test_bomb_is_a_413_while_history_answers_and_memory_stays_flat(
         assert r.headers["content-type"] == "application/json"
         detail = r.json()["detail"]
         assert "needed more memory" in detail and "512 MB" in detail
-        again = client.post("/api/v1/sql", json={"sql": "SELECT count(*) AS n FROM executions"}, headers=admin)
+        again = client.post(
+            "/api/v1/sql", json={"sql": "SELECT count(*) AS n FROM executions"}, headers=admin
+        )
         assert again.status_code == 200 and again.json()["rows"] == [[60]]
 
 

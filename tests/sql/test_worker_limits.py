@@ -12,11 +12,11 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from analytics.exports import sql_sandbox
 from analytics.exports.sql_sandbox import Limits, SqlOutOfMemory, SqlTimedOut, run_sql
+from tests.sql import procfs
 from tests.sql.conftest import Exported
 
 MiB = 1024**2
@@ -42,14 +42,13 @@ def _wait_until(check: object, what: str) -> None:
 
 @pytest.mark.parametrize("sql", [BOMB, "SELECT list(range(2000000000)) AS l"])
 def test_memory_bomb_is_stopped_in_its_worker(exported: Exported, sql: str) -> None:
-    me = psutil.Process()
     _count(exported, SMALL)  # the pool is up
-    before = me.memory_info().rss
+    before = procfs.rss()
     with pytest.raises(SqlOutOfMemory) as info:
         run_sql(exported.root, sql, limits=SMALL, timeout_s=60)
     assert "needed more memory" in info.value.detail
     assert "512 MB (FLOWHISTORY_SQL_WORKER_MEMORY)" in info.value.detail
-    assert me.memory_info().rss - before < 100 * MiB
+    assert procfs.rss() - before < 100 * MiB
     assert _count(exported, SMALL) == exported.runs  # the next query runs, on a fresh worker
 
 
@@ -60,7 +59,7 @@ def test_a_worker_that_ran_out_of_memory_is_replaced(exported: Exported) -> None
     with pytest.raises(SqlOutOfMemory):
         run_sql(exported.root, BOMB, limits=SMALL, timeout_s=60)
     [new] = pool.pids()
-    assert new != old and not psutil.pid_exists(old)
+    assert new != old and procfs.gone(old)
     assert _count(exported, SMALL) == exported.runs
 
 
@@ -80,7 +79,7 @@ def test_a_worker_that_cannot_stop_itself_is_killed_at_the_deadline(exported: Ex
     with pytest.raises(SqlTimedOut) as info:
         run_sql(exported.root, "SELECT 1 AS x", limits=SMALL, timeout_s=0.5)
     assert "time limit of 0.5 s" in info.value.detail and "killed" in info.value.detail
-    assert not psutil.pid_exists(old)
+    assert procfs.gone(old)
     [new] = pool.pids()
     assert new != old
     assert _count(exported, SMALL) == exported.runs
@@ -99,9 +98,10 @@ def test_a_worker_killed_mid_query_is_a_clear_error_and_is_replaced(exported: Ex
         except BaseException as exc:  # the assertion is below, in the test's thread
             caught.append(exc)
 
+    booted = procfs.cpu_s(old)
     thread = threading.Thread(target=query)
     thread.start()
-    _wait_until(lambda: pool.busy() == 1 and psutil.Process(old).cpu_times().user > 0, "the query runs")
+    _wait_until(lambda: procfs.cpu_s(old) > booted + 0.2, "the query runs")
     os.kill(old, signal.SIGKILL)
     thread.join(timeout=60)
     [exc] = caught
@@ -122,15 +122,19 @@ def test_a_worker_killed_while_idle_is_replaced_before_the_next_query(exported: 
 
 def test_streamed_answers_stop_at_the_cap_too(exported: Exported) -> None:
     """`query_reader` (what `flowhistory sql --output` streams) runs in a capped worker as well."""
-    me = psutil.Process()
-    before = me.memory_info().rss
-    with pytest.raises(SqlOutOfMemory), sql_sandbox.sandbox(exported.root, SMALL) as session:
-        with sql_sandbox.query_reader(session, BOMB, timeout_s=60) as reader:
-            reader.read_all()
-    assert me.memory_info().rss - before < 100 * MiB
-    with sql_sandbox.sandbox(exported.root, SMALL) as session:
-        with sql_sandbox.query_reader(session, "SELECT id FROM executions", timeout_s=30, batch_rows=7) as reader:
-            ids = reader.read_all().column("id").to_pylist()
+    before = procfs.rss()
+    with (
+        pytest.raises(SqlOutOfMemory),
+        sql_sandbox.sandbox(exported.root, SMALL) as session,
+        sql_sandbox.query_reader(session, BOMB, timeout_s=60) as reader,
+    ):
+        reader.read_all()
+    assert procfs.rss() - before < 100 * MiB
+    with (
+        sql_sandbox.sandbox(exported.root, SMALL) as session,
+        sql_sandbox.query_reader(session, "SELECT id FROM executions", timeout_s=30, batch_rows=7) as reader,
+    ):
+        ids = reader.read_all().column("id").to_pylist()
     assert len(set(ids)) == exported.runs
 
 
@@ -138,10 +142,12 @@ def test_leaving_a_stream_early_replaces_its_worker(exported: Exported) -> None:
     pool = sql_sandbox._pool(SMALL)
     _count(exported, SMALL)
     [old] = pool.pids()
-    with sql_sandbox.sandbox(exported.root, SMALL) as session:
-        with sql_sandbox.query_reader(session, "SELECT * FROM range(10000000)", timeout_s=30) as reader:
-            next(iter(reader))
-    assert not psutil.pid_exists(old) or psutil.Process(old).status() == "zombie"
+    with (
+        sql_sandbox.sandbox(exported.root, SMALL) as session,
+        sql_sandbox.query_reader(session, "SELECT * FROM range(10000000)", timeout_s=30) as reader,
+    ):
+        next(iter(reader))
+    assert procfs.gone(old)
     assert _count(exported, SMALL) == exported.runs
 
 
