@@ -24,6 +24,7 @@ from analytics.core.errors import (
     StoreLocked,
     UpstreamFailed,
 )
+from analytics.exports.sql_worker import SqlOutOfMemory
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ STATUS: dict[type[FlowHistoryError], int] = {
     NotFound: 404,
     Conflict: 409,
     InvalidInput: 422,
+    SqlOutOfMemory: 413,  # an ad-hoc SQL query past its memory cap (a time limit is a 422)
     StoreClosed: 503,
     StoreLocked: 503,
     UpstreamFailed: 502,
@@ -56,7 +58,7 @@ DESCRIPTIONS: dict[int, str] = {
     403: "A verified user without access (to this flow, or not an admin)",
     404: "No such thing, or not one the caller may see",
     409: "Conflicts with what is stored or running now",
-    413: "The request body is larger than the server's limit",
+    413: "The request body is larger than the server's limit (or an SQL query needed more memory than its)",
     415: "The request body is not of a type the operation reads (JSON; NDJSON where declared)",
     422: "The request does not fit its schema (a list of issues), or means something impossible (a message)",
     502: "A system the server writes to failed (the export target): the detail says how",

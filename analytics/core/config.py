@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, ByteSize, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     sql_threads: int = Field(default=1, ge=1)
     sql_max_rows: int = Field(default=100_000, ge=1)
     sql_max_timeout_s: float = Field(default=60.0, gt=0)
+    # each query runs in one of `sql_workers` worker processes (unset: 2, or 1 on a one-core
+    # machine), its address space capped (RLIMIT_AS: "2GiB", "512MB"; DuckDB and Python take about
+    # 0.4 GB of it), killed and replaced past the query's time limit (analytics/exports/sql_worker.py)
+    sql_worker_memory: ByteSize = ByteSize(2 * 1024**3)
+    sql_workers: int | None = Field(default=None, ge=1)
 
     @property
     def data_dir(self) -> Path:

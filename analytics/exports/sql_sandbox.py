@@ -19,6 +19,10 @@ that point outside it are refused before the views are made (DuckDB refuses to f
 Runaway queries: a timer calls `conn.interrupt()` at the deadline. Row limit: the query is
 wrapped in LIMIT limit+1 and streamed as record batches, so no more than limit+1 rows are ever
 materialised and truncation is known exactly.
+
+All of that runs in a worker process (sql_worker.py), never in the caller's: `run_sql`,
+`sandbox` and `query_reader` send the query to a pooled worker capped in memory and time and
+get Arrow IPC back; `serve_in_worker` is the worker's end, over the `local_*` functions here.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -38,18 +42,30 @@ import pyarrow as pa
 
 from analytics.core.batch_formats import JSON_LINE, Format, encode
 from analytics.core.config import Settings
-from analytics.core.errors import InvalidInput, Refused
+from analytics.core.errors import InvalidInput
 from analytics.exports import layout
+from analytics.exports.sql_worker import (
+    KILL_GRACE_S,
+    Header,
+    Send,
+    SqlLimitExceeded,
+    SqlOutOfMemory,
+    SqlRefused,
+    SqlTimedOut,
+    WorkerPool,
+    default_workers,
+    pool_for,
+    size_text,
+    timed_out,
+)
 
 # table name -> glob under the export root (date=* keeps anything else out of the views)
 TABLES: dict[str, str] = {
     t.name: f"{t.name}/date=*/*.parquet" if t.partitioned else f"{t.name}/*.parquet" for t in layout.TABLES
 }
 BATCH_ROWS = 10_000
-
-
-class SqlRefused(Refused):
-    """A query the sandbox will not run, or that DuckDB refused; `detail` carries DuckDB's reason."""
+HANDLER = "analytics.exports.sql_sandbox:serve_in_worker"
+__all__ = ["SqlLimitExceeded", "SqlOutOfMemory", "SqlRefused", "SqlTimedOut"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +88,10 @@ class SqlResult:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    memory_limit: str = "512MB"
+    memory_limit: str = "512MB"  # DuckDB's own, inside the worker
     threads: int = 1
+    worker_memory: int = 2 * 1024**3  # the worker's address space (RLIMIT_AS), in bytes
+    workers: int = field(default_factory=default_workers)
 
 
 def export_root(settings: Settings) -> Path:
@@ -90,7 +108,12 @@ def export_root(settings: Settings) -> Path:
 
 
 def limits_from(settings: Settings) -> Limits:
-    return Limits(memory_limit=settings.sql_memory_limit, threads=settings.sql_threads)
+    return Limits(
+        memory_limit=settings.sql_memory_limit,
+        threads=settings.sql_threads,
+        worker_memory=int(settings.sql_worker_memory),
+        workers=settings.sql_workers or default_workers(),
+    )
 
 
 def _check_tree(root: Path) -> None:
@@ -148,9 +171,7 @@ def _view(root: Path, table: layout.Table) -> str:
     if any(root.glob(pattern)):
         path = str(root / pattern).replace("'", "''")
         hive = ", hive_partitioning = true, hive_types = {'date': DATE}" if table.partitioned else ""
-        return (
-            f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{path}', union_by_name = true{hive})"
-        )
+        return f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{path}', union_by_name = true{hive})"
     columns = [f"CAST(NULL AS {c.type}) AS {c.name}" for c in table.columns]
     if table.partitioned:
         columns.append("CAST(NULL AS DATE) AS date")  # the hive column readers get from the path
@@ -158,8 +179,8 @@ def _view(root: Path, table: layout.Table) -> str:
 
 
 @contextmanager
-def sandbox(root: Path, limits: Limits | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A fresh, locked-down connection with the export's views; closed on exit."""
+def local_sandbox(root: Path, limits: Limits | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh, locked-down connection with the export's views, in this process; closed on exit."""
     limits = limits or Limits()
     if not root.is_dir():
         raise SqlRefused(f"there is no export at {root} yet: run `flowhistory export run` first")
@@ -217,16 +238,28 @@ def _explained(conn: duckdb.DuckDBPyConnection, exc: Exception) -> SqlRefused:
     return SqlRefused(f"{message}\n({known})")
 
 
+def _out_of_memory(exc: Exception, limits: Limits) -> SqlOutOfMemory:
+    """DuckDB's reason (its first line: the rest suggests settings the sandbox locks) and the caps."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SqlOutOfMemory(
+        f"the query needed more memory than it may use and was stopped ({reason}); the limits are "
+        f"DuckDB's memory_limit {limits.memory_limit} (FLOWHISTORY_SQL_MEMORY_LIMIT) within a worker of "
+        f"{size_text(limits.worker_memory)} (FLOWHISTORY_SQL_WORKER_MEMORY)"
+    )
+
+
 def _refusal(
-    conn: duckdb.DuckDBPyConnection, exc: Exception, fired: threading.Event, timeout_s: float
-) -> SqlRefused:
+    conn: duckdb.DuckDBPyConnection, exc: Exception, fired: threading.Event, timeout_s: float, limits: Limits
+) -> SqlRefused | SqlLimitExceeded:
     if fired.is_set() or isinstance(exc, duckdb.InterruptException):
-        return SqlRefused(f"the query ran past its time limit of {timeout_s:g} s and was stopped")
+        return timed_out(timeout_s)
+    if isinstance(exc, duckdb.OutOfMemoryException | MemoryError):
+        return _out_of_memory(exc, limits)
     return _explained(conn, exc)
 
 
 @contextmanager
-def query_reader(
+def local_reader(
     conn: duckdb.DuckDBPyConnection,
     sql: str,
     *,
@@ -234,10 +267,12 @@ def query_reader(
     limit: int | None = None,
     json_lines: bool = False,
     batch_rows: int = BATCH_ROWS,
+    limits: Limits | None = None,
 ) -> Iterator[pa.RecordBatchReader]:
-    """A reader of one SELECT on a `sandbox` connection, stopped `timeout_s` after it starts;
+    """A reader of one SELECT on a `local_sandbox` connection, stopped `timeout_s` after it starts;
     with `json_lines` each row comes rendered by DuckDB as one JSON object in a column `line`.
-    DuckDB's errors inside the block come out as SqlRefused."""
+    DuckDB's errors inside the block come out as SqlRefused (or SqlTimedOut, SqlOutOfMemory)."""
+    limits = limits or Limits()
     query = _statement(conn, sql)
     with _deadline(conn, timeout_s) as fired:
         try:
@@ -247,11 +282,11 @@ def query_reader(
             if json_lines:
                 rel = rel.query("q", f"SELECT to_json(q)::VARCHAR AS {JSON_LINE} FROM q")
             yield rel.to_arrow_reader(batch_rows)
-        except (duckdb.Error, pa.ArrowException) as exc:
-            raise _refusal(conn, exc, fired, timeout_s) from exc
+        except (duckdb.Error, pa.ArrowException, MemoryError) as exc:
+            raise _refusal(conn, exc, fired, timeout_s, limits) from exc
 
 
-def run_sql(
+def run_local(
     root: Path,
     sql: str,
     *,
@@ -259,19 +294,20 @@ def run_sql(
     timeout_s: float = 10.0,
     limits: Limits | None = None,
 ) -> SqlResult:
-    """Run one SELECT over the export; at most `limit` rows come back, `truncated` says if more."""
-    if limit < 1:
-        raise InvalidInput("limit must be at least 1", field="limit")
-    if timeout_s <= 0:
-        raise InvalidInput("timeout_s must be positive", field="timeout_s")
+    """`run_sql` in this process (the worker's end of it)."""
     started = time.perf_counter()
-    with sandbox(root, limits) as conn:
-        rel = _relation(conn, sql)
+    with local_sandbox(root, limits) as conn:
+        rel = _relation(conn, sql, limits or Limits())
         columns = [SqlColumn(n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True)]
         batches: list[pa.RecordBatch] = []
         rows = 0
-        with query_reader(
-            conn, sql, timeout_s=timeout_s, limit=limit + 1, batch_rows=min(limit + 1, BATCH_ROWS)
+        with local_reader(
+            conn,
+            sql,
+            timeout_s=timeout_s,
+            limit=limit + 1,
+            batch_rows=min(limit + 1, BATCH_ROWS),
+            limits=limits,
         ) as reader:
             for batch in reader:
                 batches.append(batch)
@@ -331,9 +367,156 @@ def run_console_query(settings: Settings, sql: str, *, limit: int, timeout_s: fl
     return run_sql(export_root(settings), sql, limit=limit, timeout_s=timeout_s, limits=limits_from(settings))
 
 
-def _relation(conn: duckdb.DuckDBPyConnection, sql: str) -> duckdb.DuckDBPyRelation:
+def _relation(conn: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> duckdb.DuckDBPyRelation:
     """The query bound but not run: its column names and DuckDB types."""
     try:
         return conn.sql(_statement(conn, sql))
+    except (duckdb.OutOfMemoryException, MemoryError) as exc:
+        raise _out_of_memory(exc, limits) from exc
     except duckdb.Error as exc:
         raise _explained(conn, exc) from exc
+
+
+# -- through a worker process (sql_worker.py): what callers use ----------------------------------------
+
+
+def _pool(limits: Limits) -> WorkerPool:
+    return pool_for(limits.worker_memory, limits.workers, HANDLER)
+
+
+def _request(op: str, root: Path, sql: str, timeout_s: float, limits: Limits, **more: object) -> Header:
+    return {
+        "op": op,
+        "root": str(root),
+        "sql": sql,
+        "timeout_s": timeout_s,
+        "memory_limit": limits.memory_limit,
+        "threads": limits.threads,
+        "worker_memory": limits.worker_memory,
+        **more,
+    }
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def run_sql(
+    root: Path,
+    sql: str,
+    *,
+    limit: int = 1000,
+    timeout_s: float = 10.0,
+    limits: Limits | None = None,
+) -> SqlResult:
+    """Run one SELECT over the export in a worker process; at most `limit` rows come back,
+    `truncated` says if more. Past the time or memory limits: SqlTimedOut or SqlOutOfMemory."""
+    if limit < 1:
+        raise InvalidInput("limit must be at least 1", field="limit")
+    if timeout_s <= 0:
+        raise InvalidInput("timeout_s must be positive", field="timeout_s")
+    limits = limits or Limits()
+    started = time.perf_counter()
+    header, payload = _pool(limits).run(_request("run", root, sql, timeout_s, limits, limit=limit), timeout_s)
+    assert payload is not None
+    table = pa.ipc.open_stream(payload).read_all()
+    columns = [SqlColumn(name, kind) for name, kind in header["columns"]]
+    return SqlResult(columns, table, bool(header["truncated"]), (time.perf_counter() - started) * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class SqlSession:
+    """Where `query_reader` runs its queries: the export and the limits."""
+
+    root: Path
+    limits: Limits
+
+
+@contextmanager
+def sandbox(root: Path, limits: Limits | None = None) -> Iterator[SqlSession]:
+    """A session over the export; each `query_reader` on it runs in a worker of the pool."""
+    yield SqlSession(root, limits or Limits())
+
+
+@contextmanager
+def query_reader(
+    session: SqlSession,
+    sql: str,
+    *,
+    timeout_s: float,
+    limit: int | None = None,
+    json_lines: bool = False,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.RecordBatchReader]:
+    """Every row of one SELECT (or `limit`), streamed from a worker batch by batch (the pipe
+    holds back the worker while the reader is not read); stopped `timeout_s` after it starts.
+    With `json_lines` each row comes rendered by DuckDB as one JSON object in a column `line`.
+    Leaving the block before the end kills that worker (a new one takes its place)."""
+    request = _request(
+        "stream",
+        session.root,
+        sql,
+        timeout_s,
+        session.limits,
+        limit=limit,
+        json_lines=json_lines,
+        batch_rows=batch_rows,
+    )
+    with _pool(session.limits).worker(timeout_s) as worker:
+        worker.send(request)
+        deadline = time.monotonic() + timeout_s + KILL_GRACE_S
+        _, payload = worker.receive(deadline, timeout_s)
+        assert payload is not None
+        schema = pa.ipc.read_schema(pa.py_buffer(payload))
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            while True:
+                header, body = worker.receive(deadline, timeout_s)
+                if header["kind"] == "end":
+                    return
+                assert body is not None
+                yield pa.ipc.read_record_batch(pa.py_buffer(body), schema)
+
+        yield pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def serve_in_worker(request: Header, send: Send) -> None:
+    """The worker's end (sql_worker.serve calls it): run the request here, answer in frames."""
+    limits = Limits(
+        memory_limit=str(request["memory_limit"]),
+        threads=int(request["threads"]),
+        worker_memory=int(request["worker_memory"]),
+        workers=1,
+    )
+    try:
+        _serve(request, send, limits)
+    except (duckdb.OutOfMemoryException, MemoryError) as exc:  # wherever it struck
+        raise _out_of_memory(exc, limits) from exc
+
+
+def _serve(request: Header, send: Send, limits: Limits) -> None:
+    root, sql, timeout_s = Path(request["root"]), str(request["sql"]), float(request["timeout_s"])
+    if request["op"] == "run":
+        result = run_local(root, sql, limit=int(request["limit"]), timeout_s=timeout_s, limits=limits)
+        columns = [[c.name, c.type] for c in result.columns]
+        send({"kind": "result", "columns": columns, "truncated": result.truncated}, _ipc(result.table))
+        return
+    with (
+        local_sandbox(root, limits) as conn,
+        local_reader(
+            conn,
+            sql,
+            timeout_s=timeout_s,
+            limit=request["limit"],
+            json_lines=bool(request["json_lines"]),
+            batch_rows=int(request["batch_rows"]),
+            limits=limits,
+        ) as reader,
+    ):
+        send({"kind": "schema"}, reader.schema.serialize().to_pybytes())
+        for batch in reader:
+            send({"kind": "batch"}, batch.serialize().to_pybytes())
+    send({"kind": "end"}, None)

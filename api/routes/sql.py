@@ -18,7 +18,8 @@ router = APIRouter(prefix="/api/v1", tags=["sql"], route_class=JsonRoute)
     responses={200: {"content": {ARROW_STREAM: {}}}, 400: {"description": "refused, with DuckDB's reason"}},
 )
 def run_sql(query: SqlQuery, request: Request, _: AdminUser, ctx: Ctx) -> Response:
-    """Run one SELECT over the export in a fresh read-only DuckDB, with time, memory and row limits."""
+    """Run one SELECT over the export in a fresh read-only DuckDB in a worker process, with time,
+    memory and row limits: past them a 422 (time) or 413 (memory), the server unharmed."""
     result = sql_sandbox.run_console_query(
         ctx.settings, query.sql, limit=query.limit, timeout_s=query.timeout_s
     )

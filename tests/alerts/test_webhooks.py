@@ -258,4 +258,4 @@ def test_evaluate_now_sends_the_webhooks_before_it_returns(ctx: Context, receive
     out = evaluate_now(ctx)
     assert (out["rules"], out["transitions"], out["notifications"]) == (1, 1, 1)
     assert [p["event"] for p in receiver.payloads()] == ["firing"]  # delivered, not merely queued
-    assert ctx.alerts is None and ctx.ingest_listeners == listeners  # nothing left running
+    assert ctx.alert_evaluator is None and ctx.ingest_listeners == listeners  # nothing left running

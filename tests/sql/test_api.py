@@ -1,4 +1,4 @@
-"""POST /api/v1/sql over HTTP: admins only, JSON and Arrow answers, refusals as 400s."""
+"""POST /api/v1/sql over HTTP: admins only, JSON and Arrow answers, refusals as 400s, limits as 422/413."""
 
 from __future__ import annotations
 
@@ -79,13 +79,13 @@ def test_refusals_are_400_and_the_server_keeps_serving(exported: Exported, sql: 
     assert again.json()["rows"] == [[exported.runs]]
 
 
-def test_runaway_query_is_a_400(exported: Exported) -> None:
+def test_runaway_query_is_a_422(exported: Exported) -> None:
     r = exported.world.client.post(
         "/api/v1/sql",
         json={"sql": "SELECT count(*) FROM range(1000000000000) a", "timeout_s": 0.3},
         headers=headers("admin"),
     )
-    assert r.status_code == 400 and "time limit" in r.json()["detail"]
+    assert r.status_code == 422 and "time limit of 0.3 s" in r.json()["detail"]
 
 
 @pytest.mark.parametrize(

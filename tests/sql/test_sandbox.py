@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from analytics.exports.sql_sandbox import Limits, SqlRefused, run_sql
+from analytics.exports.sql_sandbox import Limits, SqlOutOfMemory, SqlRefused, SqlTimedOut, run_sql
 from tests.sql.conftest import Exported
 
 
@@ -147,19 +147,21 @@ def test_python_variables_are_not_tables(exported: Exported) -> None:
 
 
 def test_runaway_query_is_stopped_and_the_next_runs(exported: Exported) -> None:
-    detail = _refused(exported.root, "SELECT count(*) FROM range(1000000000000) a", timeout_s=0.3)
-    assert "time limit of 0.3 s" in detail
+    with pytest.raises(SqlTimedOut) as info:
+        run_sql(exported.root, "SELECT count(*) FROM range(1000000000000) a", timeout_s=0.3)
+    assert "time limit of 0.3 s" in info.value.detail
     assert run_sql(exported.root, "SELECT 42 AS x").table.to_pylist() == [{"x": 42}]
 
 
 def test_memory_limit_holds(exported: Exported) -> None:
-    detail = _refused(
-        exported.root,
-        "SELECT list(range || 'padding-padding-padding') FROM range(20000000)",
-        limits=Limits(memory_limit="64MB", threads=1),
-        timeout_s=60,
-    )
-    assert "Out of Memory" in detail or "memory" in detail.lower()
+    with pytest.raises(SqlOutOfMemory) as info:
+        run_sql(
+            exported.root,
+            "SELECT list(range || 'padding-padding-padding') FROM range(20000000)",
+            limits=Limits(memory_limit="64MB", threads=1),
+            timeout_s=60,
+        )
+    assert "Out of Memory Error" in info.value.detail and "memory_limit 64MB" in info.value.detail
 
 
 def test_missing_export_is_a_clear_refusal(tmp_path: Path) -> None:
