@@ -1,5 +1,5 @@
-"""Who is calling and what they may see: credentials to viewers, users, groups and keys, the
-in-memory directory, per-flow permissions and the SQL scope of the runs a caller sees.
+"""Who is calling and what they may do: credentials to viewers, users, groups and keys, the
+in-memory directory of who may see what, and per-flow permissions.
 
 Imports: core.
 """

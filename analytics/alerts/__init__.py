@@ -1,1 +1,4 @@
-"""Alert rules on flow metrics, their evaluation, and webhook notifications (docs/alerts.md)."""
+"""Alert rules on flow metrics, their evaluation, and webhook notifications (docs/alerts.md).
+
+Imports: core, access, history, trends.
+"""

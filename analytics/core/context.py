@@ -20,9 +20,9 @@ from analytics.core.config import Settings
 from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection, Store
 from analytics.cost.prices import PriceTable, replace_prices, shipped_prices
+from analytics.history.changes import RollupState
 from analytics.history.counters import Counters
 from analytics.history.page_boundaries import PageBoundaries
-from analytics.trends import rollups
 
 log = logging.getLogger("flowhistory")
 
@@ -55,8 +55,8 @@ class Context:
     # ids of runs that may carry an annotation (a superset: a stale id costs one lookup), so
     # the detail of the many runs without one skips that query
     annotated: set[str]
-    # what is rolled up for trends, mirrored in memory (analytics/trends/rollups.py)
-    rollup_state: rollups.RollupState = field(default_factory=rollups.RollupState)
+    # what is rolled up for trends, mirrored in memory (analytics/history/changes.py)
+    rollup_state: RollupState = field(default_factory=RollupState)
     ingest_listeners: list[IngestListener] = field(default_factory=list)
     rules_changed_listeners: list[RulesChangedListener] = field(default_factory=list)
     # registered by a running alert engine (analytics.alerts.lifecycle.Alerts); None without one
@@ -135,5 +135,5 @@ def open_context(
         raise
     ctx = Context(settings, store, directory, counters, PageBoundaries(), prices, annotated)
     if at_head:
-        rollups.load(ctx)
+        store.read(ctx.rollup_state.load)
     return ctx

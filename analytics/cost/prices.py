@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import math
 import threading
 from dataclasses import dataclass
 from datetime import date
@@ -22,7 +21,6 @@ from typing import Any
 from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection
 
-CHARS_PER_TOKEN = 4
 SHIPPED_PRICES = Path(__file__).with_name("prices.json")
 
 
@@ -32,10 +30,6 @@ class Price:
     input_per_million: float
     output_per_million: float
     valid_from: date
-
-
-def estimate_tokens(text: str | None) -> int | None:
-    return math.ceil(len(text) / CHARS_PER_TOKEN) if text else None
 
 
 def _specificity(pattern: str) -> tuple[int, int]:

@@ -16,14 +16,14 @@ from typing import Any
 import pyarrow as pa
 
 from analytics.access.permissions import Viewer, require_flow_access
-from analytics.access.scope import check_range
 from analytics.core.clock import naive_utc
 from analytics.core.context import Context
 from analytics.core.store import Connection
 from analytics.cost.prices import Price, replace_prices
+from analytics.history import changes
 from analytics.history.filters import visible_clause, where
 from analytics.history.ingest import NODE_STRUCT
-from analytics.trends import rollups
+from analytics.history.scope import check_range
 
 
 class CostGroup(StrEnum):
@@ -115,7 +115,7 @@ def recompute_costs(ctx: Context, *, start: datetime, end: datetime) -> int:
     start, end = naive_utc(start), naive_utc(end)
 
     def work(c: Connection) -> int:
-        rollups.invalidate(c, "created_at >= ? AND created_at < ?", [start, end])
+        changes.invalidate(c, "created_at >= ? AND created_at < ?", [start, end])
         rows = c.execute(
             "SELECT id::VARCHAR, created_at, nodes FROM executions WHERE created_at >= ? AND created_at < ?",
             [start, end],

@@ -1,4 +1,9 @@
-"""Parquet exports of the store: incremental, compacted, to a local folder or S3 (docs/exports.md)."""
+"""Parquet exports of the store: incremental, compacted, to a local folder or S3 (docs/exports.md);
+an export folder opened as a Context for notebooks (open_folder); ad-hoc SQL over it in worker
+processes (sql_sandbox, sql_worker).
+
+Imports: core, access.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
 """The flow registry: flows, their owners, versions and access control.
 
-Imports: core, access.
+Imports: core, access, history.
 """

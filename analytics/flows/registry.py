@@ -22,7 +22,7 @@ from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput
 from analytics.core.jsonio import NOT_JSON, canonical, stored_text
 from analytics.core.store import Connection
-from analytics.trends import rollups
+from analytics.history import changes
 
 _COLUMNS = (
     "id, user_id, name, description, nodes, edges, meta, access_control, created_at, updated_at, version"
@@ -242,7 +242,7 @@ def delete_flow(ctx: Context, viewer: Viewer, flow_id: str) -> None:
     require_flow_access(ctx.directory, viewer, flow_id, owner=True)
 
     def delete(c: Connection) -> None:
-        rollups.invalidate(c, "flow_id = ?", [flow_id])
+        changes.invalidate(c, "flow_id = ?", [flow_id])
         c.execute("DELETE FROM execution_annotations WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM executions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flow_versions WHERE flow_id = ?", [flow_id])

@@ -1,5 +1,6 @@
-"""The execution history: ingest and node facts, list/get/stats/delete, search and filters,
-paging, counters, annotations, compare, replay and downloads.
+"""The execution history: ingest and node facts, list/get/stats/delete, search and its filters,
+the runs a caller sees as SQL (scope), paging, counters, annotations, compare, replay, downloads,
+and the record of which rolled days a write changed (changes).
 
-Imports: core, access, flows, cost (pricing at ingest).
+Imports: core, access.
 """

@@ -24,11 +24,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics.access.permissions import Viewer
-from analytics.access.scope import open_scope
 from analytics.core.batch_formats import JSON_LINE, Format, encode
 from analytics.core.clock import file_stamp
 from analytics.core.context import Context
 from analytics.history.filters import ExecutionFilter, visible_clause, where
+from analytics.history.scope import open_scope
 from analytics.history.search import ExecutionSort
 
 BATCH_ROWS = 5_000

@@ -29,7 +29,6 @@ from analytics.core.jsonio import stored_text
 from analytics.core.store import Append, Rows
 from analytics.history.node_facts import node_facts
 from analytics.history.runs import Execution
-from analytics.trends import rollups
 
 NODE_STRUCT = pa.struct(
     [
@@ -298,7 +297,7 @@ def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
             [r[4] for r in rows],
             [r[5] for r in rows],
         )
-        rollups.note_ingest(ctx, [(r[1], r[5]) for r in rows])
+        ctx.rollup_state.note_ingest(ctx.store, [(r[1], r[5]) for r in rows])
         ctx.notify_ingest({r[1] for r in rows})
 
     return ctx.store.submit(append, after_commit=count)

@@ -12,17 +12,25 @@ its own prompt fields or else the run's prompt; such facts say `tokens_estimated
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from analytics.core.jsonio import NOT_JSON, dumps_text
-from analytics.cost.prices import estimate_tokens
 
 _STATUSES = frozenset({"success", "error", "aborted", "skipped", "running"})
 _DURATION_KEYS = ("duration_ms", "execution_time", "elapsed_ms")
 _USAGE_KEYS = ("usage", "usage_details", "tokens")
 _IN_KEYS = ("prompt_tokens", "input_tokens", "prompt_eval_count")
 _OUT_KEYS = ("completion_tokens", "output_tokens", "eval_count")
+
+# a node that reports no usage: tokens estimated from its text (~4 characters a token, the
+# usual rule for English with OpenAI's tokenizers); the answer says the count is estimated
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str | None) -> int | None:
+    return math.ceil(len(text) / CHARS_PER_TOKEN) if text else None
 
 
 @dataclass(frozen=True, slots=True)

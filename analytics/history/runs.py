@@ -15,13 +15,13 @@ from typing import Any
 import orjson
 
 from analytics.access.permissions import Viewer, require_flow_access
-from analytics.access.scope import flow_scope
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput, NotFound
 from analytics.core.store import Connection
+from analytics.history import changes
 from analytics.history.counters import Stats
 from analytics.history.pagination import Page, Position, decode_cursor, encode_cursor
-from analytics.trends import rollups
+from analytics.history.scope import flow_scope
 
 EXECUTION_NOT_FOUND = "Execution not found"
 EXECUTION_NOT_IN_FLOW = "Execution not found for this flow"
@@ -237,7 +237,7 @@ def get_stats(ctx: Context, viewer: Viewer, flow_id: str) -> Stats:
 def _delete_ids(conn: Connection, ids: list[str]) -> int:
     if not ids:
         return 0
-    rollups.invalidate(conn, "id IN (SELECT unnest(?::UUID[]))", [ids])
+    changes.invalidate(conn, "id IN (SELECT unnest(?::UUID[]))", [ids])
     conn.execute("DELETE FROM execution_annotations WHERE execution_id IN (SELECT unnest(?::UUID[]))", [ids])
     conn.execute("DELETE FROM executions WHERE id IN (SELECT unnest(?::UUID[]))", [ids])
     return len(ids)
@@ -273,7 +273,7 @@ def delete_executions(ctx: Context, viewer: Viewer, flow_id: str) -> int:
     require_flow_access(ctx.directory, viewer, flow_id, write=True)
 
     def delete(c: Connection) -> int:
-        rollups.invalidate(c, "flow_id = ?", [flow_id])
+        changes.invalidate(c, "flow_id = ?", [flow_id])
         c.execute("DELETE FROM execution_annotations WHERE flow_id = ?", [flow_id])
         return len(c.execute("DELETE FROM executions WHERE flow_id = ? RETURNING 1", [flow_id]).fetchall())
 

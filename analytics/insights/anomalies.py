@@ -25,10 +25,10 @@ from enum import StrEnum
 import pyarrow as pa
 
 from analytics.access.permissions import Viewer
-from analytics.access.scope import flow_scope, open_scope
 from analytics.core.clock import naive_utc
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
+from analytics.history.scope import flow_scope, open_scope
 
 MIN_BASELINE = 10
 MAX_WINDOW = 10_000

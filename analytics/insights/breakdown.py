@@ -7,8 +7,8 @@ from datetime import datetime
 import pyarrow as pa
 
 from analytics.access.permissions import Viewer
-from analytics.access.scope import open_scope
 from analytics.core.context import Context
+from analytics.history.scope import open_scope
 
 _CAP = 2**62  # sums of values up to 2**53 each: clamped, so absurd reports cannot overflow BIGINT
 

@@ -30,10 +30,10 @@ from typing import Any
 import pyarrow as pa
 
 from analytics.access.permissions import Viewer
-from analytics.access.scope import open_scope
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection, in_snapshot
+from analytics.history.scope import open_scope
 
 DEFAULT_MIN_RUNS = 30
 DEFAULT_ALPHA = 0.05

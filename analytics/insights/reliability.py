@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from analytics.access.permissions import Viewer
-from analytics.access.scope import open_scope
 from analytics.core.clock import naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.store import Connection, in_snapshot
+from analytics.history.scope import open_scope
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,10 +23,10 @@ from datetime import datetime, timedelta
 import pyarrow as pa
 
 from analytics.access.permissions import Viewer
-from analytics.access.scope import flow_scope, open_scope
 from analytics.core.clock import naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
+from analytics.history.scope import flow_scope, open_scope
 
 RULES: tuple[tuple[str, str], ...] = (
     (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?", "<ts>"),

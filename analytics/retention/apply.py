@@ -22,10 +22,10 @@ from typing import Any
 from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.store import Connection
+from analytics.history import changes
 from analytics.retention import archive, reclaim_space, runs
 from analytics.retention.plan import DELETE, TRIM, plan_query, policies_in_force
 from analytics.retention.policies import GLOBAL, Policy
-from analytics.trends import rollups
 
 MAX_FLOWS_LOGGED = 1000
 
@@ -135,7 +135,7 @@ def _apply(
     report("delete", 0, deleted)
     if deleted:
         doomed = f"(SELECT id FROM retention_plan WHERE action = '{DELETE}')"
-        rollups.invalidate(conn, f"id IN {doomed}", [])  # rolled days they leave are rebuilt
+        changes.invalidate(conn, f"id IN {doomed}", [])  # rolled days they leave are rebuilt
         conn.execute(f"DELETE FROM execution_annotations WHERE execution_id IN {doomed}")
         conn.execute(f"DELETE FROM executions WHERE id IN {doomed}")
     report("delete", deleted, deleted)

@@ -21,8 +21,8 @@ from analytics.core.clock import iso_utc, naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection
+from analytics.history import changes
 from analytics.retention import archive, runs
-from analytics.trends import rollups
 
 _HAS_PAYLOAD = "(s.inputs IS NOT NULL OR s.outputs IS NOT NULL OR s.node_results IS NOT NULL)"
 
@@ -119,7 +119,7 @@ def _restore(
     ).fetchall()
     restored = int(inserted[0][0]) if inserted else 0
     if restored or refill:  # days already rolled up get runs (or payloads) back: rebuild them
-        rollups.invalidate(conn, "id IN (SELECT s.id::UUID FROM restore_src s)", [])
+        changes.invalidate(conn, "id IN (SELECT s.id::UUID FROM restore_src s)", [])
     conn.execute("DROP TABLE restore_src")
     report("restore", restored, restored)
     return {

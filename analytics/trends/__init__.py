@@ -1,4 +1,4 @@
-"""Metrics over time: the query model, the scan over runs, and the daily rollups.
+"""Metrics over time: the query model and the scan over runs (metrics), and the daily rollups.
 
 Imports: core, access, history.
 """

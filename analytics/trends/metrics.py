@@ -43,6 +43,7 @@ from analytics.core.clock import naive_utc
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError
 from analytics.core.store import Connection, in_snapshot
+from analytics.history import changes
 from analytics.history.filters import AnyOf, Clause, ExecutionFilter, visible_clause, where
 from analytics.trends import rollups
 
@@ -493,7 +494,7 @@ def _rollup_cells(
     conn: Connection, query: MetricsQuery, step: Step, prev_start: datetime | None, scope: RollupScope
 ) -> tuple[Cells, Cells] | None:
     """`_scan`'s answer from the rollups, or None when too many days are dirty to be worth it."""
-    until = rollups.rolled_until(conn)
+    until = changes.rolled_until(conn)
     lo = prev_start or query.start
     if until is None:
         return None

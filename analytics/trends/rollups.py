@@ -18,8 +18,7 @@ with `executions` and rebuilds any that disagree: a safety net for a write path 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ import pyarrow.compute as pc
 
 from analytics.core.clock import utc_now
 from analytics.core.store import Connection
+from analytics.history.changes import mark_dirty, rolled_until
 
 if TYPE_CHECKING:
     from analytics.core.context import Context
@@ -41,17 +41,6 @@ BIN_SQL = (
     f"CASE WHEN execution_time <= 0 THEN 0 ELSE 1 + ceil(ln(execution_time) / {_LN_GAMMA!r}) END::SMALLINT"
 )
 CHUNK_DAYS = 31  # days rolled per writer transaction, so ingest never waits long
-
-
-@dataclass(slots=True)
-class RollupState:
-    """The rollups as ingest and trends see them without a query, like the counters: ingest
-    compares each run's day with `until` on the writer thread, and a trend reads rollups only
-    when `runs` says the store is big. Kept on the Context (the CLI imports runs too), written
-    after each rolled chunk commits and by `load`."""
-
-    until: date | None = None  # days before this are rolled up; None: nothing rolled
-    runs: int = 0  # how many runs the rollups held at the last refresh: the store's size
 
 
 def _day(ts: datetime) -> date:
@@ -73,42 +62,6 @@ def _build(conn: Connection, where: str, params: list[Any]) -> None:
         " GROUP BY flow_id, day, status, flow_version ORDER BY flow_id, day",
         params,
     )
-
-
-def rolled_until(conn: Connection) -> date | None:
-    rows = conn.execute("SELECT rolled_until FROM rollup_state").fetchall()
-    return rows[0][0] if rows else None
-
-
-def invalidate(conn: Connection, where: str, params: list[Any]) -> None:
-    """Mark the rolled (flow, day) pairs of the runs matching `where` dirty. Call it in the
-    write's own transaction, before the runs change or go."""
-    conn.execute(
-        "INSERT OR IGNORE INTO rollup_dirty SELECT DISTINCT flow_id, CAST(created_at AS DATE)"
-        f" FROM executions WHERE ({where}) AND created_at < (SELECT max(rolled_until) FROM rollup_state)",
-        params,
-    )
-
-
-def mark_dirty(conn: Connection, pairs: Iterable[tuple[str, date]]) -> None:
-    pairs = sorted(set(pairs))
-    if pairs:
-        conn.execute(
-            "INSERT OR IGNORE INTO rollup_dirty SELECT unnest(?::VARCHAR[]), unnest(?::DATE[])",
-            [[f for f, _ in pairs], [d for _, d in pairs]],
-        )
-
-
-def note_ingest(ctx: Context, rows: list[tuple[str, datetime]]) -> None:
-    """After an ingest commit (on the writer, before the caller's ack): runs of already rolled
-    days make them dirty. Live runs (today) cost a date comparison. Were the process to die
-    between the two commits, the refresh job's count check rebuilds the day."""
-    until = ctx.rollup_state.until
-    if until is None:
-        return
-    late = {(fid, _day(at)) for fid, at in rows if _day(at) < until}
-    if late:
-        ctx.store.write_now(lambda c: mark_dirty(c, late))
 
 
 def _repair(conn: Connection) -> int:
@@ -183,15 +136,8 @@ def _set(ctx: Context, until: date) -> None:
 
 
 def load(ctx: Context) -> None:
-    """At open and after a refresh: the rolled-until date ingest compares late runs with, and
-    how many runs are rolled up (trends use rollups only in a big store)."""
-
-    def read(c: Connection) -> tuple[date | None, int]:
-        runs = c.execute("SELECT coalesce(sum(runs), 0) FROM trend_rollups").fetchall()[0][0]
-        return rolled_until(c), int(runs)
-
-    until, runs = ctx.store.read(read)  # one snapshot: the date and the count agree
-    ctx.rollup_state.until, ctx.rollup_state.runs = until, runs
+    """At open and after a refresh: the rolled-until date and the rolled run count."""
+    ctx.store.read(ctx.rollup_state.load)
 
 
 # -- reading: what trends ask -------------------------------------------------------------

@@ -13,7 +13,6 @@ from analytics.core.errors import InvalidInput
 from analytics.cost.prices import (
     Price,
     PriceTable,
-    estimate_tokens,
     parse_prices,
     replace_prices,
     shipped_prices,
@@ -21,7 +20,7 @@ from analytics.cost.prices import (
 from analytics.flows import registry as flows
 from analytics.history import ingest
 from analytics.history import runs as history
-from analytics.history.node_facts import node_facts, result_text
+from analytics.history.node_facts import estimate_tokens, node_facts, result_text
 
 OWNER = Viewer("owner", "user")
 
