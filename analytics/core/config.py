@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     list_limit_default: int = Field(default=50, ge=1)
     list_limit_max: int = Field(default=500, ge=1)
     batch_max_items: int = Field(default=100_000, ge=1)
+    # room kept on the store's disk (<store>.reserve) and released when the disk fills, so that
+    # admins can still delete runs (analytics/core/store.py); 0: none
+    disk_reserve: ByteSize = ByteSize(64 * 1024**2)
     # DuckDB checkpoints the WAL into the file past this size; larger means faster ingest.
     checkpoint_threshold: str = "256MB"
     # an empty price table starts from analytics/cost/prices.json
