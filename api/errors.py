@@ -20,6 +20,7 @@ from analytics.core.errors import (
     NotAuthenticated,
     NotFound,
     Refused,
+    StorageFull,
     StoreClosed,
     StoreLocked,
     UpstreamFailed,
@@ -39,6 +40,7 @@ STATUS: dict[type[FlowHistoryError], int] = {
     StoreClosed: 503,
     StoreLocked: 503,
     UpstreamFailed: 502,
+    StorageFull: 507,
 }
 
 
@@ -63,6 +65,7 @@ DESCRIPTIONS: dict[int, str] = {
     422: "The request does not fit its schema (a list of issues), or means something impossible (a message)",
     502: "A system the server writes to failed (the export target): the detail says how",
     503: "The store is closed or locked (the server is stopping or starting)",
+    507: "The store's disk is full: nothing of the write was stored; reads work, admins may delete",
 }
 
 

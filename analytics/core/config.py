@@ -22,10 +22,22 @@ class Settings(BaseSettings):
     auto_create_users: bool = True
     admin_user_ids: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # slow clients (api/server.py): seconds to finish a request's headers; in every window of
+    # body_timeout_s a body must bring body_min_rate * body_timeout_s bytes (at least 1), else
+    # 408; idle kept-alive connections close after keep_alive_timeout_s; past max_connections
+    # open connections, requests answer 503 (the open-file limit is raised to fit)
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=10.0, gt=0)
+    body_min_rate: int = Field(default=1024, ge=0)
+    keep_alive_timeout_s: int = Field(default=5, ge=1)
+    max_connections: int = Field(default=1000, ge=1)
     page_size: int = Field(default=60, ge=1)
     list_limit_default: int = Field(default=50, ge=1)
     list_limit_max: int = Field(default=500, ge=1)
     batch_max_items: int = Field(default=100_000, ge=1)
+    # room kept on the store's disk (<store>.reserve) and released when the disk fills, so that
+    # admins can still delete runs (analytics/core/store.py); 0: none
+    disk_reserve: ByteSize = ByteSize(64 * 1024**2)
     # DuckDB checkpoints the WAL into the file past this size; larger means faster ingest.
     checkpoint_threshold: str = "256MB"
     # an empty price table starts from analytics/cost/prices.json

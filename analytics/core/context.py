@@ -104,6 +104,7 @@ def open_context(
         memory_limit=settings.memory_limit,
         threads=settings.threads,
         read_only=read_only,
+        reserve_bytes=int(settings.disk_reserve),
     )
     try:
         if migrate and not read_only:

@@ -50,3 +50,9 @@ class StoreLocked(FlowHistoryError, RuntimeError):
 
 class UpstreamFailed(FlowHistoryError):
     """A system flowhistory writes to (the export target) failed; the request itself was fine."""
+
+
+class StorageFull(FlowHistoryError, RuntimeError):
+    """The store's disk is full (or the file hit its size limit): the write was not stored.
+
+    The detail never names paths or quotes DuckDB: it is shown to any caller."""

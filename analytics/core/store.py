@@ -13,11 +13,22 @@ the last committed state; they never wait for the writer.
 blocks at the end of its file, so after deleting most of a store the file can stay nearly as
 large as before. The writer copies every table into a fresh file (no write can run meanwhile:
 it is the writer), then, with readers paused for a moment, swaps the files and reopens.
+
+A full disk: DuckDB's commit fails with "No space left on device", and so would a DELETE (its
+WAL needs room too), leaving no way to free space. So a writable store keeps a reserve file
+(`<store>.reserve`, `reserve_bytes`) beside it. The first write that fails for want of space
+releases it and puts the store in "full" mode: writes are refused with StorageFull (no DuckDB
+text, no path) without being tried, except those submitted with `frees_space` (deletes,
+retention), which run in the released room. Full mode ends, with the reserve made again when
+the disk allows, once such a write has committed (its rows' blocks are free for new data after
+the checkpoint that follows it) or once the disk has twice the reserve free again (space freed
+outside). Reads never need the disk and keep working.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import queue
@@ -32,7 +43,7 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from analytics.core.errors import NotFound, StoreClosed, StoreLocked
+from analytics.core.errors import NotFound, StorageFull, StoreClosed, StoreLocked
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +83,7 @@ class _Task:
     work: WriteFn | Append
     future: Future[Any] = field(default_factory=Future)
     after_commit: AfterCommit | None = None
+    frees_space: bool = False
 
 
 @dataclass(slots=True)
@@ -98,6 +110,20 @@ class StoreBusy(RuntimeError):
 
 _SHUTDOWN = object()
 _PROBE = "flowhistory_swap_probe"
+_DISK_FULL_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
+_DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+FULL_DETAIL = (
+    "the store's disk is full: this write was not stored. Reads still work; an admin can free "
+    "space by deleting runs (a flow's or one run's DELETE, cleanup, a retention pass) or on the "
+    "disk itself, and writes resume without a restart"
+)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A write failed for want of space (ENOSPC, a quota, or EFBIG: the file size limit)."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return True
+    return isinstance(exc, duckdb.Error) and any(t in str(exc).lower() for t in _DISK_FULL_TEXT)
 
 
 def _merge(parts: list[Rows | pa.Table]) -> pa.Table:
@@ -185,11 +211,15 @@ class Store:
         memory_limit: str | None = None,
         threads: int | None = None,
         read_only: bool = False,
+        reserve_bytes: int = 0,
     ) -> None:
         """`read_only` opens the file for reading only (notebooks, while no server holds it):
-        several such processes may share a file, and every write is refused."""
+        several such processes may share a file, and every write is refused. `reserve_bytes`
+        is the room kept for deletes when the disk fills (see the module's docstring)."""
         self.path = Path(path)
         self.read_only = read_only
+        self.reserve_bytes = 0 if read_only or str(path) == ":memory:" else reserve_bytes
+        self._full = False
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {}
@@ -225,6 +255,7 @@ class Store:
         self._streams = 0
         self._swapping = False
         self._writer_conn = self._new_cursor()
+        self._make_reserve()
         self._writer = threading.Thread(target=self._write_loop, name="flowhistory-writer", daemon=True)
         self._writer.start()
 
@@ -291,18 +322,23 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------
 
-    def submit(self, work: WriteFn | Append, *, after_commit: AfterCommit | None = None) -> Future[Any]:
-        """Queue a write; the future resolves after its transaction committed."""
+    def submit(
+        self, work: WriteFn | Append, *, after_commit: AfterCommit | None = None, frees_space: bool = False
+    ) -> Future[Any]:
+        """Queue a write; the future resolves after its transaction committed. `frees_space`
+        marks a delete: it still runs when the disk is full (StorageFull for the others)."""
         if self._closed:
             raise StoreClosed("the store is closed")
         if self.read_only:
             raise StoreClosed("the store was opened read-only")
-        task = _Task(work, after_commit=after_commit)
+        task = _Task(work, after_commit=after_commit, frees_space=frees_space)
         self._queue.put(task)
         return task.future
 
-    def write(self, work: WriteFn | Append, *, after_commit: AfterCommit | None = None) -> Any:
-        return self.submit(work, after_commit=after_commit).result()
+    def write(
+        self, work: WriteFn | Append, *, after_commit: AfterCommit | None = None, frees_space: bool = False
+    ) -> Any:
+        return self.submit(work, after_commit=after_commit, frees_space=frees_space).result()
 
     def write_now(self, fn: WriteFn) -> Any:
         """Run `fn` on the writer's connection at once, in its own transaction: only from an
@@ -350,6 +386,13 @@ class Store:
                 return
 
     def _commit(self, conn: Connection, batch: list[_Task]) -> None:
+        if self._full and not self._space_back():
+            for task in batch:
+                if not task.frees_space:
+                    task.future.set_exception(StorageFull(FULL_DETAIL))
+            batch = [t for t in batch if t.frees_space]
+            if not batch:
+                return
         try:
             appends = [t.work for t in batch if isinstance(t.work, Append)]
             if len(appends) == len(batch) and len({n for a in appends for n in a.tables}) == 1:
@@ -364,6 +407,9 @@ class Store:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")
+            if is_disk_full(exc):
+                self._disk_full(conn, batch, exc)
+                return
             if len(batch) == 1:
                 if not batch[0].future.done():
                     batch[0].future.set_exception(exc)
@@ -379,6 +425,84 @@ class Store:
                     log.exception("after-commit hook failed")
             if not task.future.done():
                 task.future.set_result(result)
+        if self._full and any(t.frees_space for t in batch):
+            self._freed(conn)
+
+    # -- a full disk -------------------------------------------------------------------------
+
+    @property
+    def full(self) -> bool:
+        """The last write found the disk full, and neither a delete nor the disk has freed room."""
+        return self._full
+
+    def _reserve_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".reserve")
+
+    def _make_reserve(self) -> bool:
+        """Take `reserve_bytes` on the store's disk (again); False if the disk has no room."""
+        if not self.reserve_bytes:
+            return True
+        reserve = self._reserve_path()
+        try:
+            with open(reserve, "ab") as f:
+                if os.fstat(f.fileno()).st_size < self.reserve_bytes:
+                    os.posix_fallocate(f.fileno(), 0, self.reserve_bytes)
+            return True
+        except OSError as exc:
+            reserve.unlink(missing_ok=True)
+            log.error("cannot keep %d bytes in reserve beside the store: %s", self.reserve_bytes, exc)
+            return False
+
+    def _disk_full(self, conn: Connection, batch: list[_Task], exc: BaseException) -> None:
+        """A commit failed for want of space: release the reserve, retry the deletes in its room,
+        refuse the rest with StorageFull (nothing of them was stored)."""
+        first = not self._full
+        if first:
+            self._full = True
+            self._reserve_path().unlink(missing_ok=True)
+            log.error(
+                "the store's disk is full (%s): reserve released; writes are refused until runs "
+                "are deleted or the disk has room again", exc,
+            )
+        deletes = [t for t in batch if t.frees_space]
+        for task in batch:
+            if not task.frees_space and not task.future.done():
+                task.future.set_exception(StorageFull(FULL_DETAIL))
+        if first and deletes:
+            for task in deletes:
+                self._commit(conn, [task])
+            return
+        for task in deletes:
+            if not task.future.done():
+                task.future.set_exception(
+                    StorageFull(
+                        "the store's disk is full and its reserve is used up: the delete was not "
+                        "stored. Free space on the disk itself (the store then resumes on its own)"
+                    )
+                )
+
+    def _freed(self, conn: Connection) -> None:
+        """A delete committed while full: fold the WAL into the file so its blocks are free for
+        new rows, make the reserve again if the disk allows, and take writes again."""
+        try:
+            conn.execute("CHECKPOINT")
+        except Exception as exc:  # e.g. a read transaction open: DuckDB checkpoints later
+            log.error("checkpoint after a delete on a full disk failed: %s", exc)
+        self._full = False
+        if not self._make_reserve():
+            log.error("writes resume without a reserve: the next full disk may refuse deletes too")
+        log.warning("the store takes writes again: a delete freed room")
+
+    def _space_back(self) -> bool:
+        """Full mode ends if the disk has twice the reserve free (or 1 MiB without one)."""
+        st = os.statvfs(self.path.parent)
+        if st.f_bavail * st.f_frsize < max(2 * self.reserve_bytes, 1 << 20):
+            return False
+        if not self._make_reserve():
+            return False
+        self._full = False
+        log.warning("the store takes writes again: the disk has room")
+        return True
 
     def _apply(self, conn: Connection, batch: list[_Task]) -> list[Any]:
         results: list[Any] = []
@@ -575,8 +699,10 @@ class Store:
                     cur.close()
             self._cursors.clear()
             if not self.read_only:
-                with contextlib.suppress(Exception):
+                try:
                     self._root.execute("CHECKPOINT")
+                except Exception as exc:  # the WAL stays and is replayed at the next open
+                    log.error("checkpoint at close failed, the WAL is replayed on next open: %s", exc)
             self._root.close()
 
     def __enter__(self) -> Store:

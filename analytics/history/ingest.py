@@ -10,6 +10,7 @@ item what was stored and what was refused, and why.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterable
@@ -29,6 +30,8 @@ from analytics.core.jsonio import stored_text
 from analytics.core.store import Append, Rows
 from analytics.history.node_facts import node_facts
 from analytics.history.runs import Execution
+
+log = logging.getLogger(__name__)
 
 NODE_STRUCT = pa.struct(
     [
@@ -380,8 +383,14 @@ def save_executions(
         try:
             submit(ctx, [s for _, s in fresh]).result()
         except Exception as exc:  # e.g. a concurrent import of the same id: nothing of it was stored
+            # a verdict is shown to the caller: our own errors say why, never DuckDB's text or paths
+            if isinstance(exc, FlowHistoryError):
+                why = exc.detail
+            else:
+                log.error("a batch's commit failed", exc_info=exc)
+                why = "not stored (an internal error, logged), retry"
             for index, _ in fresh:
-                results[index] = ItemResult(index, "refused", detail=f"not stored, retry: {exc}")
+                results[index] = ItemResult(index, "refused", detail=why)
         else:
             for index, s in fresh:
                 results[index] = ItemResult(index, "stored", id=s.execution.id)

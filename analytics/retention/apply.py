@@ -56,6 +56,7 @@ def run_retention(
                 after_commit=lambda s: ctx.counters.reload_flows(
                     ctx.store, [f["flow_id"] for f in s["flows_all"] if f["deleted"]]
                 ),
+                frees_space=True,  # runs even on a full disk (analytics/core/store.py)
             )
         except Exception as exc:
             runs.log_failure(ctx, "retention", trigger, started, exc)

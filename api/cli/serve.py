@@ -15,8 +15,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
 ) -> None:
     """Start the server (one process, one worker: it owns the store)."""
-    import uvicorn
-
+    from api import server
     from api.app import create_app
 
     settings = settings_for(db)
@@ -25,4 +24,4 @@ def serve(
     )
     with open_store(settings.db_path):  # fail fast and quietly if another process holds the store
         pass
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1, log_level="warning")
+    server.run(create_app(settings), settings)

@@ -1,0 +1,185 @@
+"""The HTTP server: uvicorn with deadlines for slow clients and a cap on connections.
+
+uvicorn calls the app only once a request's headers are complete, and it has no header or
+body read timeout, so a client sending headers a byte at a time, or a body at 1 byte/s, held
+its connection (and a file descriptor) forever. The protocol here adds both:
+
+- headers: from the moment a connection opens, or a new request on a kept-alive one begins,
+  the client has `header_timeout_s` to finish the headers. A request begun and not finished
+  gets a 408; a connection that never sent a byte is just closed.
+- body: in every window of `body_timeout_s` seconds the client must send at least
+  `body_min_rate * body_timeout_s` bytes (at least one), else 408 and the connection closes.
+  One rule covers an idle client and a trickling one. Windows where the server itself stopped
+  reading (the app has not taken the body yet) do not count against the client.
+
+The cap is uvicorn's `limit_concurrency`: past it, requests answer 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from analytics.core.config import Settings
+from analytics.core.jsonio import dumps
+
+log = logging.getLogger(__name__)
+
+# file descriptors beyond the connection cap: the store, its WAL, exports, logs, sockets out
+_SPARE_FDS = 256
+
+
+def _timeout_response(detail: str) -> bytes:
+    body = dumps({"detail": detail})
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class DeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header deadline and a minimum body rate."""
+
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    body_min_rate: int = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._request_begun = False
+        self._window_bytes = 0
+
+    # -- headers -----------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._request_begun = True
+        self._arm_header_timer()  # a new request on a kept-alive connection
+
+    def on_headers_complete(self) -> None:
+        self._cancel(self._header_timer)
+        self._header_timer = None
+        self._request_begun = False
+        super().on_headers_complete()
+        self._window_bytes = 0
+        self._body_timer = self.loop.call_later(self.body_timeout_s, self._check_body)
+
+    def _arm_header_timer(self) -> None:
+        self._cancel(self._header_timer)
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self._request_begun:
+            self._refuse(f"the request headers did not arrive within {self.header_timeout_s:g} s")
+        else:
+            self.transport.close()  # an idle connection: nothing to answer
+
+    # -- body --------------------------------------------------------------------------------
+
+    def on_body(self, body: bytes) -> None:
+        self._window_bytes += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._cancel(self._body_timer)
+        self._body_timer = None
+        super().on_message_complete()
+
+    def _check_body(self) -> None:
+        self._body_timer = None
+        if self.transport.is_closing() or self.cycle is None or not self.cycle.more_body:
+            return
+        needed = max(1, int(self.body_min_rate * self.body_timeout_s))
+        if self._window_bytes < needed and not self.flow.read_paused:
+            self._refuse(
+                f"the request body arrived slower than {needed} bytes in {self.body_timeout_s:g} s"
+            )
+            return
+        self._window_bytes = 0
+        self._body_timer = self.loop.call_later(self.body_timeout_s, self._check_body)
+
+    # -- both --------------------------------------------------------------------------------
+
+    def _refuse(self, detail: str) -> None:
+        """408 unless the app already started its answer, then close; the app's next receive()
+        says the client is gone."""
+        log.warning("closing a slow client %s: %s", self.client, detail)
+        cycle = self.cycle
+        if cycle is None or not cycle.response_started:
+            self.transport.write(_timeout_response(detail))
+        if cycle is not None:
+            cycle.keep_alive = False
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel(self._header_timer)
+        self._cancel(self._body_timer)
+        self._header_timer = self._body_timer = None
+        super().connection_lost(exc)
+
+    @staticmethod
+    def _cancel(timer: asyncio.TimerHandle | None) -> None:
+        if timer is not None:
+            timer.cancel()
+
+
+def protocol_for(settings: Settings) -> type[DeadlineProtocol]:
+    """The protocol class with this server's deadlines (uvicorn instantiates it per connection)."""
+    return type(
+        "FlowhistoryProtocol",
+        (DeadlineProtocol,),
+        {
+            "header_timeout_s": settings.header_timeout_s,
+            "body_timeout_s": settings.body_timeout_s,
+            "body_min_rate": settings.body_min_rate,
+        },
+    )
+
+
+def ensure_fd_limit(connections: int) -> None:
+    """Raise the soft open-file limit to fit the connection cap, as far as the hard one allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + _SPARE_FDS
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < wanted:
+            log.warning(
+                "open-file limit %d is below max_connections %d + %d spare: lower "
+                "FLOWHISTORY_MAX_CONNECTIONS or raise the hard limit (ulimit -Hn)",
+                new, connections, _SPARE_FDS,
+            )
+
+
+def config_for(app: Any, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        log_level="warning",
+        http=protocol_for(settings),
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=settings.keep_alive_timeout_s,
+    )
+
+
+def run(app: Any, settings: Settings) -> None:
+    """Serve `app` until stopped (one process, one worker: it owns the store)."""
+    ensure_fd_limit(settings.max_connections)
+    uvicorn.Server(config_for(app, settings)).run()

@@ -1,0 +1,139 @@
+"""A full disk (issue 13 item 5): a real store on a small tmpfs, filled until writes fail.
+
+Writes answer a JSON 507 without paths or DuckDB's text (a batch's verdicts too), reads keep
+working, an admin can delete while full, writes resume once there is room again without a
+restart, and every acknowledged run is still there.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from analytics.core.config import Settings
+from analytics.core.store import Store
+from api.app import create_app
+from tests.factories import SECRET, bearer, make_execution
+
+ADMIN = bearer("admin")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MiB tmpfs, unmounted and removed at the end whatever happens."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield mnt
+    finally:
+        if subprocess.run(["umount", str(mnt)]).returncode:
+            subprocess.run(["umount", "-l", str(mnt)], check=True)
+        mnt.rmdir()
+
+
+def fill(folder: Path) -> Path:
+    """Write a file until the disk refuses another byte."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        for chunk in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError:
+                pass
+    return filler
+
+
+def no_internals(text: str, disk: Path) -> None:
+    assert str(disk) not in text and "/tmp" not in text
+    assert "duckdb" not in text.lower() and "No space left" not in text and "wal" not in text.lower()
+
+
+def test_full_disk_answers_507_keeps_reads_and_lets_admins_delete(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(
+        db_path=small_disk / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        scheduler_enabled=False,
+        disk_reserve="2MiB",
+    )
+    with TestClient(create_app(settings)) as client:
+        flow = client.post("/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=ADMIN)
+        fid = flow.json()["id"]
+        acked = []
+        for _ in range(20):
+            r = client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=ADMIN)
+            assert r.status_code == 200
+            acked.append(r.json()["id"])
+        assert (small_disk / "store.duckdb.reserve").stat().st_size == 2 << 20
+        filler = fill(small_disk)
+
+        caplog.set_level(logging.ERROR)
+        for _ in range(3):  # the first fails in DuckDB, the next are refused before trying
+            r = client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=ADMIN)
+            assert r.status_code == 507, r.text
+            assert r.json()["detail"].startswith("the store's disk is full: this write was not stored")
+            no_internals(r.text, small_disk)
+        assert not (small_disk / "store.duckdb.reserve").exists()  # released for the deletes
+        assert any("disk is full" in m for m in caplog.messages)
+
+        batch = client.post(
+            "/api/v1/executions/batch", json=[make_execution(fid) for _ in range(3)], headers=ADMIN
+        )
+        assert batch.status_code == 200
+        items = batch.json()["items"]
+        assert [i["status"] for i in items] == ["refused"] * 3
+        assert all(i["detail"].startswith("the store's disk is full") for i in items)
+        no_internals(batch.text, small_disk)
+
+        # reads keep working, and see exactly the acknowledged runs
+        listed = client.get(f"/api/v1/flows/{fid}/executions", headers=ADMIN).json()
+        assert sorted(r["id"] for r in listed) == sorted(acked)
+        assert client.get(f"/api/v1/flows/{fid}/executions/{acked[0]}", headers=ADMIN).status_code == 200
+        assert client.get(f"/api/v1/flows/{fid}/executions/stats", headers=ADMIN).json()["total_executions"] == 20
+        count = client.post("/api/v1/executions/count", json={}, headers=ADMIN)
+        assert count.status_code == 200, count.text
+        found = client.post("/api/v1/executions/search", json={"limit": 100}, headers=ADMIN)
+        assert found.status_code == 200, found.text
+        assert len(found.json()["items"]) == 20
+
+        # an admin frees space while full
+        gone = client.delete(f"/api/v1/flows/{fid}/executions/{acked[0]}", headers=ADMIN)
+        assert gone.status_code == 200, gone.text
+
+        # room again (the operator cleared the disk): writes resume without a restart
+        filler.unlink()
+        r = client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=ADMIN)
+        assert r.status_code == 200, r.text
+        acked.append(r.json()["id"])
+        assert (small_disk / "store.duckdb.reserve").stat().st_size == 2 << 20
+    # nothing acknowledged is lost, also after a close and reopen from the file
+    with Store(settings.db_path, read_only=True) as store:
+        ids = store.read(lambda c: [str(r[0]) for r in c.execute("SELECT id FROM executions").fetchall()])
+    assert sorted(ids) == sorted(acked[1:])
+
+
+def test_a_failed_checkpoint_at_close_is_logged_and_loses_nothing(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = small_disk / "s.duckdb"
+    store = Store(path)
+    store.write(lambda c: c.execute("CREATE TABLE t (i INT, s VARCHAR)"))
+    store.write(lambda c: c.execute("INSERT INTO t SELECT range, repeat('x', 100) FROM range(20000)"))
+    filler = fill(small_disk)
+    with caplog.at_level(logging.ERROR):
+        store.close()
+    assert any("checkpoint at close failed" in m for m in caplog.messages), caplog.messages
+    filler.unlink()
+    with Store(path, read_only=True) as again:  # the WAL is replayed
+        assert again.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()[0][0]) == 20000
