@@ -18,6 +18,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from api.observability import configure_logging
 
     settings = settings_for(db)
     settings = settings.model_copy(
@@ -25,4 +26,9 @@ def serve(
     )
     with open_store(settings.db_path):  # fail fast and quietly if another process holds the store
         pass
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1, log_level="warning")
+    configure_logging(settings)
+    # uvicorn's logging config and access log off: ours (api/observability) has the route and user
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, workers=1, log_level="warning",
+        log_config=None, access_log=False,
+    )
