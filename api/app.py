@@ -21,6 +21,7 @@ from analytics.jobs.runtime import Runtime
 from api import openapi
 from api.body_limit import BodyLimit
 from api.errors import CatchAll, add_exception_handlers
+from api.observability import install as install_observability
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import alerts as alerts_routes
 from api.routes import dashboard as dashboard_routes
@@ -65,6 +66,10 @@ def _banner(settings: Settings, key: str | None) -> None:
     elif settings.admin_key_file.exists():
         lines.append(f"Admin API key: in {settings.admin_key_file}")
     lines.append(f"Try: curl -H 'Authorization: Bearer <key>' {url}/api/v1/flows/  (or an Open WebUI token)")
+    if settings.log_format == "json":  # one JSON object a line, and a key never goes to a log shipper
+        if key is not None:
+            log.warning("first start: created user 'admin'; its API key is in %s", settings.admin_key_file)
+        return
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
@@ -88,16 +93,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _banner(settings, bootstrap_admin(ctx))
         try:
             app.state.runtime = Runtime.start(ctx)  # scheduler, alert engine, webhooks
+            if metrics is not None:
+                metrics.start(ctx, app.state.runtime, settings)
         except BaseException:
+            if metrics is not None:
+                metrics.stop()
             ctx.close()
             raise
+        log.info("started: serving http://%s:%d, store %s", settings.host, settings.port, settings.db_path)
         try:
             yield
         finally:
+            log.info("stopping: finishing jobs and queued writes")
             try:
+                if metrics is not None:
+                    metrics.stop()
                 app.state.runtime.stop()  # the one serving now (tests may start another)
             finally:
                 ctx.close()
+                log.info("stopped: store closed")
 
     app = FastAPI(
         title="flowhistory",
@@ -107,10 +121,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(CatchAll)  # added last: outermost of ours, so it also catches BodyLimit's
+    app.add_middleware(CatchAll)  # outside BodyLimit, so it also catches BodyLimit's
     add_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    # request id, timing and access line around everything (CatchAll's 500s too), and /metrics
+    metrics = install_observability(app, settings)
     openapi.install(app)  # every operation's error answers, with their JSON shape
     return app
 

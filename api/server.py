@@ -173,6 +173,9 @@ def config_for(app: Any, settings: Settings) -> uvicorn.Config:
         port=settings.port,
         workers=1,
         log_level="warning",
+        # uvicorn's logging config and access log off: ours (api/observability) has the route and user
+        log_config=None,
+        access_log=False,
         http=protocol_for(settings),
         limit_concurrency=settings.max_connections,
         timeout_keep_alive=settings.keep_alive_timeout_s,

@@ -83,6 +83,7 @@ class AlertEngine:
         self.last_trigger: dict[str, Any] | None = None
         self.trigger_evaluations = 0  # ingest-triggered passes so far, and their total time
         self.trigger_ms = 0.0
+        self.evaluations = 0  # every pass (scheduled, on demand, ingest-triggered): the /metrics count
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -130,6 +131,7 @@ class AlertEngine:
             if new_states:
                 self.ctx.store.write(save)
             notified = self._notify(sends, now)
+            self.evaluations += 1
         return {
             "rules": len(active),
             "targets": len(targets),

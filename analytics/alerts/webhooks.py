@@ -120,6 +120,8 @@ class WebhookDispatcher:
         self._cond = threading.Condition()
         self._in_flight = 0
         self._busy: set[str] = set()  # channels with an attempt in flight
+        # notification attempts by outcome (test sends not counted): the /metrics counts
+        self.attempts: dict[str, int] = {"ok": 0, "failed": 0}
         self._closed = False
         self._local = threading.local()
         self._allow = egress.AllowList.parse(ctx.settings.alert_webhook_allow)
@@ -206,8 +208,10 @@ class WebhookDispatcher:
                 self._cond.wait((min(later) - now) if later else None)
 
     def _run(self, item: _Attempt) -> None:
+        ok = False
         try:
-            _, retry = self._attempt(item.notification, item.attempt, counts=True, retry_allowed=True)
+            delivery, retry = self._attempt(item.notification, item.attempt, counts=True, retry_allowed=True)
+            ok = delivery.ok
             if retry:
                 delay = min(self.settings.backoff_max_s, self.settings.backoff_s * 2 ** (item.attempt - 1))
                 with self._cond:
@@ -220,6 +224,7 @@ class WebhookDispatcher:
             log.exception("webhook attempt failed to run")
         finally:
             with self._cond:
+                self.attempts["ok" if ok else "failed"] += 1
                 self._in_flight -= 1
                 self._busy.discard(item.notification.channel_id)
                 self._cond.notify_all()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, ByteSize, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -101,6 +102,15 @@ class Settings(BaseSettings):
     # 0.4 GB of it), killed and replaced past the query's time limit (analytics/exports/sql_worker.py)
     sql_worker_memory: ByteSize = ByteSize(2 * 1024**3)
     sql_workers: int | None = Field(default=None, ge=1)
+
+    # observability (api/observability): log lines as text or one JSON object each, their level,
+    # one access line per request; Prometheus /metrics (admin-only on the API's port), and with
+    # `metrics_port` also served without auth on that port of the same host
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    access_log: bool = True
+    metrics_enabled: bool = True
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @property
     def data_dir(self) -> Path:

@@ -104,6 +104,22 @@ class Rebuilt:
     paused_seconds: float
 
 
+@dataclass(slots=True)
+class WriteStats:
+    """Plain counters the writer keeps (no metrics library here: the API's collector reads them
+    at scrape time). Only the writer thread changes them."""
+
+    commits: int = 0  # group commits that succeeded
+    committed_tasks: int = 0  # writes acknowledged by them
+    failed_tasks: int = 0  # writes answered with an error
+    rows: dict[str, int] = field(default_factory=dict)  # rows appended per table, committed
+    last_batch: int = 0  # writes in the last group commit
+    commit_seconds: float = 0.0  # total time spent in group commits
+
+
+CommitListener = Callable[[int, float], None]  # (writes in the group commit, seconds it took)
+
+
 class StoreBusy(RuntimeError):
     """The file swap did not run: a reader (a download stream) would have lost its cursor."""
 
@@ -254,6 +270,9 @@ class Store:
         self._readers = 0
         self._streams = 0
         self._swapping = False
+        self.stats = WriteStats()
+        # called on the writer thread after each group commit: cheap, never raising
+        self.commit_listeners: list[CommitListener] = []
         self._writer_conn = self._new_cursor()
         self._make_reserve()
         self._writer = threading.Thread(target=self._write_loop, name="flowhistory-writer", daemon=True)
@@ -335,6 +354,10 @@ class Store:
         self._queue.put(task)
         return task.future
 
+    def queue_depth(self) -> int:
+        """Writes waiting for the writer (approximate, as any queue size read from outside)."""
+        return self._queue.qsize()
+
     def write(
         self, work: WriteFn | Append, *, after_commit: AfterCommit | None = None, frees_space: bool = False
     ) -> Any:
@@ -393,16 +416,18 @@ class Store:
             batch = [t for t in batch if t.frees_space]
             if not batch:
                 return
+        started = time.perf_counter()
+        rows: dict[str, int] = {}
         try:
             appends = [t.work for t in batch if isinstance(t.work, Append)]
             if len(appends) == len(batch) and len({n for a in appends for n in a.tables}) == 1:
                 # one INSERT is its own transaction: no BEGIN/COMMIT calls, each of which
                 # costs the writer GIL hand-overs while the event loop is busy
-                self._insert(conn, appends)
+                self._insert(conn, appends, rows)
                 results: list[Any] = [None] * len(batch)
             else:
                 conn.execute("BEGIN TRANSACTION")
-                results = self._apply(conn, batch)
+                results = self._apply(conn, batch, rows)
                 conn.execute("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(Exception):
@@ -411,12 +436,14 @@ class Store:
                 self._disk_full(conn, batch, exc)
                 return
             if len(batch) == 1:
+                self.stats.failed_tasks += 1
                 if not batch[0].future.done():
                     batch[0].future.set_exception(exc)
                 return
             for task in batch:  # find the bad one: each alone, the good ones still commit
                 self._commit(conn, [task])
             return
+        self._count(len(batch), rows, time.perf_counter() - started)
         for task, result in zip(batch, results, strict=True):
             if task.after_commit is not None:
                 try:
@@ -504,7 +531,21 @@ class Store:
         log.warning("the store takes writes again: the disk has room")
         return True
 
-    def _apply(self, conn: Connection, batch: list[_Task]) -> list[Any]:
+    def _count(self, tasks: int, rows: dict[str, int], seconds: float) -> None:
+        stats = self.stats
+        stats.commits += 1
+        stats.committed_tasks += tasks
+        stats.last_batch = tasks
+        stats.commit_seconds += seconds
+        for name, n in rows.items():
+            stats.rows[name] = stats.rows.get(name, 0) + n
+        for listener in self.commit_listeners:
+            try:
+                listener(tasks, seconds)
+            except Exception:  # an observer must never stop the writer or lose the ack
+                log.exception("commit listener failed")
+
+    def _apply(self, conn: Connection, batch: list[_Task], rows: dict[str, int]) -> list[Any]:
         results: list[Any] = []
         pending: list[Append] = []
         for task in batch:
@@ -512,14 +553,15 @@ class Store:
                 pending.append(task.work)
                 results.append(None)
                 continue
-            self._insert(conn, pending)
+            self._insert(conn, pending, rows)
             pending = []
             results.append(task.work(conn))
-        self._insert(conn, pending)
+        self._insert(conn, pending, rows)
         return results
 
     @staticmethod
-    def _insert(conn: Connection, appends: list[Append]) -> None:
+    def _insert(conn: Connection, appends: list[Append], counted: dict[str, int]) -> None:
+        """Append the rows; `counted` gets the rows per table (kept only if the commit succeeds)."""
         if not appends:
             return
         names: list[str] = []
@@ -531,6 +573,7 @@ class Store:
                 # a relation inserts by position, ~25 % cheaper than register + INSERT BY NAME;
                 # the schemas are checked against the tables' column order (tests/analytics)
                 conn.from_arrow(rows).insert_into(name)
+                counted[name] = counted.get(name, 0) + rows.num_rows
 
     # -- the file swap -----------------------------------------------------------------------
 

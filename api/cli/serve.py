@@ -17,6 +17,7 @@ def serve(
     """Start the server (one process, one worker: it owns the store)."""
     from api import server
     from api.app import create_app
+    from api.observability import configure_logging
 
     settings = settings_for(db)
     settings = settings.model_copy(
@@ -24,4 +25,5 @@ def serve(
     )
     with open_store(settings.db_path):  # fail fast and quietly if another process holds the store
         pass
+    configure_logging(settings)
     server.run(create_app(settings), settings)

@@ -1,0 +1,89 @@
+"""Logging for the server: one setup, text or JSON lines, library warnings logged once each.
+
+JSON mode writes one object per line (ts, level, logger, message, and an access line's fields) so
+a log shipper needs no parsing rules. Library warnings (DuckDB's, pyarrow's) go through logging
+and each distinct one is written once per process: a warning raised by a query would otherwise
+be printed on every request that runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from analytics.core.config import Settings
+
+ACCESS_LOGGER = "flowhistory.access"
+# what an access record carries (set by api/observability/middleware.py as `extra`)
+ACCESS_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "user_id")
+_MAX_DISTINCT_WARNINGS = 1000
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in ACCESS_FIELDS:
+            if name in record.__dict__:
+                out[name] = record.__dict__[name]
+        if record.exc_info:
+            out["exc_info"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+class OncePerWarning(logging.Filter):
+    """Passes the first record of each distinct warning text (category, place, message)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = record.getMessage()
+        if key in self.seen:
+            return False
+        if len(self.seen) < _MAX_DISTINCT_WARNINGS:
+            self.seen.add(key)
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    """The server's logging: one stderr handler on the root logger, in the chosen format;
+    uvicorn's loggers go through it (its own access log stays off: ours has the route and
+    user). Calling it again replaces the handler rather than adding a second."""
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.set_name("flowhistory")
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "flowhistory"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its startup chatter: ours says it
+    logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger(ACCESS_LOGGER).disabled = not settings.access_log
+    logging.captureWarnings(True)
+    py_warnings = logging.getLogger("py.warnings")
+    if not any(isinstance(f, OncePerWarning) for f in py_warnings.filters):
+        py_warnings.addFilter(OncePerWarning())
+    # Python's own once-per-place registry is reset whenever anything changes the warning
+    # filters; the filter above is what dedupes, so every occurrence must reach it
+    warnings.simplefilter("always", UserWarning)

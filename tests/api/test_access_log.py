@@ -1,0 +1,105 @@
+"""Access and server logs of a real `flowhistory serve`: one line per request, no secrets, JSON
+lines on request, library warnings once."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests import live_server
+from tests.factories import SECRET, bearer, make_execution
+from tests.live_server import LiveServer
+
+WARNING_TEXT = "Arrow output on a DB-API result"  # DuckDB's, raised by every /cost request
+
+
+@pytest.fixture
+def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LiveServer]]:
+    servers: list[LiveServer] = []
+
+    def start(**env: str) -> LiveServer:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("FLOWHISTORY_")}
+        base.update({"WEBUI_SECRET_KEY": SECRET, "FLOWHISTORY_SCHEDULER_ENABLED": "false", **env})
+        monkeypatch.setattr(live_server, "server_env", lambda: base)
+        folder = tmp_path / f"s{len(servers)}"
+        folder.mkdir()
+        server = LiveServer(folder / "store.duckdb").start()
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.kill()
+
+
+def exercise(server: LiveServer) -> tuple[str, str]:
+    """Requests with a known token and a secret-looking query string; the token and flow id."""
+    token = bearer("admin")["Authorization"].removeprefix("Bearer ")
+    h = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        flow = c.post("/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=h).json()["id"]
+        r = c.post(
+            f"/api/v1/flows/{flow}/executions",
+            json=make_execution(flow, text="PAYLOAD-SHOULD-NOT-BE-LOGGED"),
+            headers={**h, "X-Request-ID": "req-42"},
+        )
+        assert r.status_code == 200 and r.headers["x-request-id"] == "req-42"
+        assert c.get("/api/v1/flows/?token=QUERY-SECRET-123", headers=h).status_code == 200
+        assert c.get(f"/api/v1/flows/{flow}/executions", headers={"Authorization": "Bearer bad"}).status_code == 401
+        for _ in range(5):
+            cost = c.get("/api/v1/cost?start=2000-01-01T00:00:00Z&end=2100-01-01T00:00:00Z", headers=h)
+            assert cost.status_code == 200
+    return token, flow
+
+
+def test_text_access_lines(serve: Callable[..., LiveServer]) -> None:
+    server = serve()
+    token, flow = exercise(server)
+    assert server.stop() in (0, -15)  # uvicorn re-raises SIGTERM after its clean shutdown
+    err = server.stderr()
+    for secret in (token, "QUERY-SECRET-123", "PAYLOAD-SHOULD-NOT-BE-LOGGED", "Bearer bad"):
+        assert secret not in err
+    lines = [ln for ln in err.splitlines() if "flowhistory.access" in ln]
+    post = [ln for ln in lines if "rid=req-42" in ln]
+    assert len(post) == 1
+    assert "POST /api/v1/flows/{flow_id}/executions 200 " in post[0] and "user=admin" in post[0]
+    assert flow not in "\n".join(lines)  # the route template, not the path
+    assert any("/api/v1/flows/{flow_id}/executions 401 " in ln and "user=-" in ln for ln in lines)
+    # one line per request: flow create, POST, list, 401, 5 x cost (and the health polls)
+    assert len([ln for ln in lines if "/health" not in ln]) == 9
+    assert err.count(WARNING_TEXT) == 1  # five requests raised it, one line says so
+    assert "started: serving" in err and "stopped: store closed" in err
+    assert "uvicorn.access" not in err and '" 200 OK' not in err  # uvicorn's own access log stays off
+
+
+def test_json_lines(serve: Callable[..., LiveServer]) -> None:
+    server = serve(FLOWHISTORY_LOG_FORMAT="json")
+    token, _ = exercise(server)
+    assert server.stop() in (0, -15)  # uvicorn re-raises SIGTERM after its clean shutdown
+    err = server.stderr()
+    assert token not in err and "QUERY-SECRET-123" not in err and "sk-" not in err  # the admin key too
+    records = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line is JSON
+    assert all({"ts", "level", "logger", "message"} <= r.keys() for r in records)
+    access = [r for r in records if r["logger"] == "flowhistory.access"]
+    post = [r for r in access if r.get("request_id") == "req-42"]
+    assert len(post) == 1
+    assert post[0]["route"] == "/api/v1/flows/{flow_id}/executions"
+    assert (post[0]["method"], post[0]["status"], post[0]["user_id"]) == ("POST", 200, "admin")
+    assert post[0]["duration_ms"] > 0
+    assert len({r["request_id"] for r in access}) == len(access)  # generated ids are distinct
+    assert sum(WARNING_TEXT in r["message"] for r in records) == 1
+    messages = [r["message"] for r in records if r["logger"] == "flowhistory"]
+    assert any(m.startswith("started: serving") for m in messages)
+    assert any(m.startswith("stopped") for m in messages)
+
+
+def test_access_log_off(serve: Callable[..., LiveServer]) -> None:
+    server = serve(FLOWHISTORY_ACCESS_LOG="false")
+    exercise(server)
+    assert server.stop() in (0, -15)  # uvicorn re-raises SIGTERM after its clean shutdown
+    assert "flowhistory.access" not in server.stderr()
