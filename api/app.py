@@ -23,6 +23,7 @@ from api.body_limit import BodyLimit
 from api.errors import CatchAll, add_exception_handlers
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import alerts as alerts_routes
+from api.routes import backup as backup_routes
 from api.routes import dashboard as dashboard_routes
 from api.routes import download as download_routes
 from api.routes import exports as exports_routes
@@ -44,6 +45,7 @@ ROUTERS = (
     cost.router,
     flows.router,
     admin.router,
+    backup_routes.router,
     alerts_routes.router,
     jobs_routes.router,
     dashboard_routes.router,
