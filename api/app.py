@@ -33,6 +33,8 @@ from api.routes import sql as sql_routes
 
 log = logging.getLogger("flowhistory")
 
+SHUTDOWN_JOBS_S = 4.0  # running jobs get this long to finish at shutdown; the rest is abandoned
+
 ROUTERS = (
     health.router,
     download_routes.router,  # before executions: /executions/download is not a run id
@@ -96,10 +98,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # requests in flight were answered (uvicorn's graceful timeout); now: jobs stop
+            # (bounded), then the store closes: queued writes commit and are acknowledged, the
+            # WAL is checkpointed (a failure is logged, the WAL replays at the next start)
+            log.info("flowhistory is stopping")
             try:
-                app.state.runtime.stop()  # the one serving now (tests may start another)
+                app.state.runtime.stop(
+                    timeout=SHUTDOWN_JOBS_S
+                )  # the one serving now (tests may start another)
             finally:
                 ctx.close()
+            log.info("flowhistory stopped")
 
     app = FastAPI(
         title="flowhistory",
