@@ -25,7 +25,9 @@ def dump(c: Connection) -> dict[str, list[tuple[Any, ...]]]:
             "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary"
         ).fetchall()
     ]
-    return {n: sorted(c.execute(f'SELECT COLUMNS(*)::VARCHAR FROM "{n}"').fetchall(), key=repr) for n in names}
+    return {
+        n: sorted(c.execute(f'SELECT COLUMNS(*)::VARCHAR FROM "{n}"').fetchall(), key=repr) for n in names
+    }
 
 
 def dump_file(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -43,7 +45,9 @@ def test_a_backup_holds_every_row_of_every_table(world: World, tmp_path: Path) -
     assert done.schema_version == migrations.head()
     source = world.ctx.store.read(dump)
     assert sorted(done.tables) == sorted(f"main.{t}" for t in source)
-    assert {t: len(rows) for t, rows in source.items()} == {t.split(".", 1)[1]: n for t, n in done.tables.items()}
+    assert {t: len(rows) for t, rows in source.items()} == {
+        t.split(".", 1)[1]: n for t, n in done.tables.items()
+    }
     assert sorted(p.name for p in dest.parent.iterdir()) == ["copy.duckdb"], "a scratch file was left"
     assert dump_file(dest) == source
 
