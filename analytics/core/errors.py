@@ -50,3 +50,7 @@ class StoreLocked(FlowHistoryError, RuntimeError):
 
 class UpstreamFailed(FlowHistoryError):
     """A system flowhistory writes to (the export target) failed; the request itself was fine."""
+
+
+class NotReady(StoreClosed):
+    """The store cannot do its work now (closed, schema behind, writer stopped): answered 503."""
