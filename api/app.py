@@ -24,6 +24,7 @@ from api.errors import CatchAll, add_exception_handlers
 from api.observability import install as install_observability
 from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import alerts as alerts_routes
+from api.routes import backup as backup_routes
 from api.routes import dashboard as dashboard_routes
 from api.routes import download as download_routes
 from api.routes import exports as exports_routes
@@ -32,6 +33,8 @@ from api.routes import retention as retention_routes
 from api.routes import sql as sql_routes
 
 log = logging.getLogger("flowhistory")
+
+SHUTDOWN_JOBS_S = 4.0  # running jobs get this long to finish at shutdown; the rest is abandoned
 
 ROUTERS = (
     health.router,
@@ -45,6 +48,7 @@ ROUTERS = (
     cost.router,
     flows.router,
     admin.router,
+    backup_routes.router,
     alerts_routes.router,
     jobs_routes.router,
     dashboard_routes.router,
@@ -108,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 if metrics is not None:
                     metrics.stop()
-                app.state.runtime.stop()  # the one serving now (tests may start another)
+                app.state.runtime.stop(timeout=SHUTDOWN_JOBS_S)  # the one serving now (tests may start another)
             finally:
                 ctx.close()
                 log.info("stopped: store closed")

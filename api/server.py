@@ -166,6 +166,12 @@ def ensure_fd_limit(connections: int) -> None:
             )
 
 
+# SIGTERM: uvicorn stops accepting and gives requests in flight this long to be answered; the
+# lifespan then stops the jobs (SHUTDOWN_JOBS_S in api/app.py), drains the writer's queue and
+# checkpoints. Together well inside the 10 s a service manager waits before SIGKILL.
+GRACEFUL_S = 3
+
+
 def config_for(app: Any, settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -179,6 +185,7 @@ def config_for(app: Any, settings: Settings) -> uvicorn.Config:
         http=protocol_for(settings),
         limit_concurrency=settings.max_connections,
         timeout_keep_alive=settings.keep_alive_timeout_s,
+        timeout_graceful_shutdown=GRACEFUL_S,
     )
 
 

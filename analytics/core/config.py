@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # 0.4 GB of it), killed and replaced past the query's time limit (analytics/exports/sql_worker.py)
     sql_worker_memory: ByteSize = ByteSize(2 * 1024**3)
     sql_workers: int | None = Field(default=None, ge=1)
+    # where `POST /api/v1/admin/backup` (and `flowhistory backup` while a server runs) writes
+    # backups (default <data>/backups; analytics/core/backup.py)
+    backup_dir: Path | None = None
 
     # observability (api/observability): log lines as text or one JSON object each, their level,
     # one access line per request; Prometheus /metrics (admin-only on the API's port), and with
@@ -123,6 +126,10 @@ class Settings(BaseSettings):
     @property
     def secret_key_file(self) -> Path:
         return self.data_dir / ".webui_secret_key"
+
+    @property
+    def backups_dir(self) -> Path:
+        return self.backup_dir or self.data_dir / "backups"
 
     @property
     def jobs_status_file(self) -> Path:

@@ -56,3 +56,7 @@ class StorageFull(FlowHistoryError, RuntimeError):
     """The store's disk is full (or the file hit its size limit): the write was not stored.
 
     The detail never names paths or quotes DuckDB: it is shown to any caller."""
+
+
+class NotReady(StoreClosed):
+    """The store cannot do its work now (closed, schema behind, writer stopped): answered 503."""

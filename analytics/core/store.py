@@ -120,6 +120,15 @@ class WriteStats:
 CommitListener = Callable[[int, float], None]  # (writes in the group commit, seconds it took)
 
 
+@dataclass(slots=True)
+class _Exclusive:
+    """A function run on the writer's connection between commits, outside any transaction:
+    nothing writes meanwhile (a consistent copy of the whole store)."""
+
+    fn: WriteFn
+    future: Future[Any] = field(default_factory=Future)
+
+
 class StoreBusy(RuntimeError):
     """The file swap did not run: a reader (a download stream) would have lost its cursor."""
 
@@ -384,12 +393,12 @@ class Store:
             first = self._queue.get()
             if first is _SHUTDOWN:
                 return
-            if isinstance(first, _Rebuild):
-                self._run_rebuild(first)
+            if isinstance(first, _Rebuild | _Exclusive):
+                self._run_alone(first)
                 continue
             batch: list[_Task] = [first]
             stop = False
-            rebuild: _Rebuild | None = None
+            rebuild: _Rebuild | _Exclusive | None = None
             while True:
                 try:
                     item = self._queue.get_nowait()
@@ -398,13 +407,13 @@ class Store:
                 if item is _SHUTDOWN:
                     stop = True
                     break
-                if isinstance(item, _Rebuild):  # writes queued after it wait for the new file
+                if isinstance(item, _Rebuild | _Exclusive):  # writes queued after it wait for it
                     rebuild = item
                     break
                 batch.append(item)
             self._commit(self._writer_conn, batch)
             if rebuild is not None:
-                self._run_rebuild(rebuild)
+                self._run_alone(rebuild)
             if stop:
                 return
 
@@ -596,9 +605,26 @@ class Store:
         self._queue.put(task)
         return task.future.result()
 
-    def _run_rebuild(self, task: _Rebuild) -> None:
+    def on_writer(self, fn: WriteFn) -> Any:
+        """Run `fn` on the writer's connection between commits, outside any transaction (it may
+        ATTACH, COPY FROM DATABASE, DETACH): no write interleaves, so what it reads is one
+        consistent state of the store; writes queued meanwhile wait and then commit."""
+        if self.read_only:
+            raise StoreClosed("the store was opened read-only")
+        if threading.current_thread() is self._writer:
+            raise RuntimeError("on_writer cannot run inside a write (it needs the writer)")
+        if self._closed:
+            raise StoreClosed("the store is closed")
+        task = _Exclusive(fn)
+        self._queue.put(task)
+        return task.future.result()
+
+    def _run_alone(self, task: _Rebuild | _Exclusive) -> None:
         try:
-            task.future.set_result(self._rebuild(task.drain_s))
+            if isinstance(task, _Rebuild):
+                task.future.set_result(self._rebuild(task.drain_s))
+            else:
+                task.future.set_result(task.fn(self._writer_conn))
         except BaseException as exc:
             task.future.set_exception(exc)
 
@@ -721,6 +747,11 @@ class Store:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def writer_alive(self) -> bool:
+        """The writer thread runs: writes are taken and committed (readiness, /ready)."""
+        return self._writer.is_alive()
+
     def close(self) -> None:
         """Finish queued writes, then close every connection; safe to call twice."""
         with self._cursor_lock:
@@ -734,18 +765,18 @@ class Store:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(item, _Task | _Rebuild) and not item.future.done():
+            if isinstance(item, _Task | _Rebuild | _Exclusive) and not item.future.done():
                 item.future.set_exception(StoreClosed("the store is closed"))
         with self._cursor_lock:
             for cur in self._cursors:
                 with contextlib.suppress(Exception):
                     cur.close()
             self._cursors.clear()
-            if not self.read_only:
-                try:
+            if not self.read_only and str(self.path) != ":memory:":
+                try:  # fold the WAL into the file, so the next start replays nothing
                     self._root.execute("CHECKPOINT")
-                except Exception as exc:  # the WAL stays and is replayed at the next open
-                    log.error("checkpoint at close failed, the WAL is replayed on next open: %s", exc)
+                except Exception as exc:  # the WAL keeps every commit; it replays at the next open
+                    log.error("checkpoint at close failed (the WAL replays at the next start): %s", exc)
             self._root.close()
 
     def __enter__(self) -> Store:

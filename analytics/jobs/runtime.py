@@ -68,11 +68,11 @@ class Runtime:
             raise
         return cls(ctx, alerts, scheduler)
 
-    def stop(self) -> None:
-        """Let running jobs finish (up to the scheduler's timeout), then stop alerting; the
-        Context is left as it was before `start`."""
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """Let running jobs finish (up to `timeout` seconds), then stop alerting; the Context is
+        left as it was before `start`."""
         try:
-            self.scheduler.stop()
+            self.scheduler.stop(timeout)
         finally:
             self.alerts.stop()
 

@@ -1,5 +1,5 @@
 """The `flowhistory` command: serve, migrations, users, keys, groups, tokens, cleanup, jobs, SQL,
-exports, retention, alerts; one module per domain, named like the `api/routes/` module it mirrors.
+exports, retention, alerts, backup and restore; one module per domain, named like the `api/routes/` module it mirrors.
 
 Commands other than `serve` open the store directly. A running server holds the file (DuckDB
 allows one process per store), so they then stop with a message saying so: use the server's
@@ -8,7 +8,7 @@ HTTP API instead, or stop it first.
 
 from __future__ import annotations
 
-from api.cli import admin, alerts, db, executions, exports, jobs, retention, serve, sql
+from api.cli import admin, alerts, backup, db, executions, exports, jobs, retention, serve, sql
 from api.cli.common import Typer
 
 app = Typer(help="flowhistory: execution history and analytics for AI flows.", no_args_is_help=True)
@@ -18,6 +18,8 @@ app.command()(serve.serve)
 app.command()(admin.token)
 app.command()(executions.cleanup)
 app.command("sql")(sql.sql_command)
+app.command("backup")(backup.backup_command)
+app.command("restore")(backup.restore_command)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.users_app, name="users")
 app.add_typer(admin.keys_app, name="keys")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
 
 from api.cli.common import DbOption, open_store, settings_for
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """After its graceful shutdown uvicorn re-raises the SIGTERM it caught; a stop that went as
+    asked exits 0 (before uvicorn runs, it stops the process at once, also with 0)."""
+    raise SystemExit(0)
 
 
 def serve(
@@ -26,4 +34,5 @@ def serve(
     with open_store(settings.db_path):  # fail fast and quietly if another process holds the store
         pass
     configure_logging(settings)
+    signal.signal(signal.SIGTERM, _stopped)
     server.run(create_app(settings), settings)

@@ -98,9 +98,7 @@ def rule_transitions(rule_id: str, viewer: CurrentUser, ctx: Ctx, limit: Limit =
 
 
 @router.get("/transitions", response_model=list[TransitionOut])
-def transitions(
-    viewer: CurrentUser, ctx: Ctx, flow_id: str | None = None, limit: Limit = 100
-) -> Any:
+def transitions(viewer: CurrentUser, ctx: Ctx, flow_id: str | None = None, limit: Limit = 100) -> Any:
     """Transitions of every rule the caller sees (or of one flow), newest first."""
     return service.list_transitions(ctx, viewer, flow_id=flow_id, limit=limit)
 
@@ -143,16 +141,12 @@ def test_channel(channel_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
 
 
 @router.get("/channels/{channel_id}/deliveries", response_model=list[DeliveryOut])
-def channel_deliveries(
-    channel_id: str, viewer: CurrentUser, ctx: Ctx, limit: Limit = 100
-) -> Any:
+def channel_deliveries(channel_id: str, viewer: CurrentUser, ctx: Ctx, limit: Limit = 100) -> Any:
     """Every attempt to this channel, newest first."""
     return service.list_deliveries(ctx, viewer, channel_id=channel_id, limit=limit)
 
 
 @router.get("/deliveries", response_model=list[DeliveryOut])
-def deliveries(
-    viewer: CurrentUser, ctx: Ctx, rule_id: str | None = None, limit: Limit = 100
-) -> Any:
+def deliveries(viewer: CurrentUser, ctx: Ctx, rule_id: str | None = None, limit: Limit = 100) -> Any:
     """Attempts to the caller's channels (admins: all), optionally of one rule, newest first."""
     return service.list_deliveries(ctx, viewer, rule_id=rule_id, limit=limit)

@@ -49,9 +49,7 @@ def get_failure_signatures(
 
 
 @router.get(_FLOW + "/reliability", response_model=ReliabilityOut)
-def get_reliability(
-    flow_id: str, viewer: CurrentUser, ctx: Ctx, start: Start = None, end: End = None
-) -> Any:
+def get_reliability(flow_id: str, viewer: CurrentUser, ctx: Ctx, start: Start = None, end: End = None) -> Any:
     """Time since last success, failure streaks (aborted runs skipped) and mean time to recovery."""
     return reliability.reliability(ctx, viewer, flow_id, start=start, end=end)
 

@@ -13,7 +13,9 @@ class TableStats(BaseModel):
     partitions: int = 0
     files: int = 0
     bytes: int = 0
-    rows: int | None = Field(default=None, description="runs (executions) or node rows; none for compaction-only numbers")
+    rows: int | None = Field(
+        default=None, description="runs (executions) or node rows; none for compaction-only numbers"
+    )
     max_files_per_partition: int = 0
 
 

@@ -18,7 +18,11 @@ class PolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_age_days: float | None = Field(
-        default=None, gt=0, le=MAX_DAYS, allow_inf_nan=False, description="delete successful runs older than this"
+        default=None,
+        gt=0,
+        le=MAX_DAYS,
+        allow_inf_nan=False,
+        description="delete successful runs older than this",
     )
     failed_max_age_days: float | None = Field(
         default=None,
@@ -27,7 +31,9 @@ class PolicyIn(BaseModel):
         allow_inf_nan=False,
         description="error/aborted runs: at least max_age_days (default: max_age_days)",
     )
-    keep_last: int | None = Field(default=None, ge=1, le=MAX_KEEP, description="keep at most the newest N runs")
+    keep_last: int | None = Field(
+        default=None, ge=1, le=MAX_KEEP, description="keep at most the newest N runs"
+    )
     payload_ttl_days: float | None = Field(
         default=None,
         gt=0,
@@ -45,13 +51,17 @@ class PolicyOut(PolicyIn):
     flow_id: str | None = Field(description="null for the global policy")
     updated_by: str | None
     updated_at: UtcDateTime | None
-    inherited: bool = Field(description="true when the flow has no policy of its own (the global one applies)")
+    inherited: bool = Field(
+        description="true when the flow has no policy of its own (the global one applies)"
+    )
 
 
 class DryRunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    policy: PolicyIn | None = Field(default=None, description="plan with this policy instead of the stored one")
+    policy: PolicyIn | None = Field(
+        default=None, description="plan with this policy instead of the stored one"
+    )
     ids_limit: int = Field(default=1000, ge=0, le=100_000, description="ids listed at most, in all")
     now: datetime | None = Field(default=None, description="plan as of this time (default: now)")
 

@@ -1,0 +1,263 @@
+"""Back the store up while it serves, and put a backup back while nothing holds the store.
+
+A backup is one DuckDB file. It is copied on the writer (`Store.on_writer`), so no write
+interleaves and the copy is one committed state: every run acknowledged before the backup began
+is in it. `copy_database` checks both sides hold the same tables with the same row counts; the
+copy is written under a temporary name, reopened to check its schema version, fsynced and only
+then renamed to its final name, so a half backup never sits under the name asked for.
+
+What is not in it, on purpose: the admin key file and the Open WebUI secret beside the store
+(secrets, kept by the operator), `jobs.json` (status, rebuilt at start), and the Parquet exports
+and retention archives (separate folders, see the README).
+
+A restore copies the backup into a fresh file beside the store (reading every block, so a
+damaged or truncated backup fails there, with the store untouched), checks it, keeps the old
+store as `<db>.before-restore-<UTC time>` and renames the copy into place. It refuses while a
+process holds the store (StoreLocked): DuckDB allows one process per file, and a server would
+keep writing to the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from analytics.core import migrations
+from analytics.core.errors import Conflict, InvalidInput, StoreLocked
+from analytics.core.store import Connection, copy_database, prepare_connection
+
+MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
+SUFFIX = ".duckdb"
+if TYPE_CHECKING:
+    from analytics.core.context import Context
+
+_ALIAS = "flowhistory_backup"
+_RUNNING = threading.Lock()  # one backup at a time per process
+
+
+@dataclass(frozen=True, slots=True)
+class Backup:
+    """A finished backup: where, how large, what it holds."""
+
+    path: Path
+    bytes: int
+    runs: int
+    tables: dict[str, int]
+    schema_version: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """A finished restore: what is in place now, and where the store it replaced was kept."""
+
+    db_path: Path
+    previous: Path | None
+    runs: int
+    tables: dict[str, int]
+    schema_version: int
+    seconds: float
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+    with contextlib.suppress(OSError):  # the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _scratch(final: Path, tag: str) -> Path:
+    return final.with_name(f".{final.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _discard(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        p.unlink(missing_ok=True)
+
+
+def backup_name() -> str:
+    """A name for a backup in the backup folder: sortable by time, never reused."""
+    return f"flowhistory-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}{SUFFIX}"
+
+
+def _schema_version(conn: Connection, database: str) -> int:
+    """The version a flowhistory store is at; InvalidInput if it is not one."""
+    has = conn.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name IN"
+        " ('schema_migrations', 'executions')",
+        [database],
+    ).fetchall()[0][0]
+    if has != 2:
+        raise InvalidInput("the file is a DuckDB database but not a flowhistory store")
+    row = conn.execute(f'SELECT coalesce(max(version), 0) FROM "{database}".schema_migrations').fetchall()
+    return int(row[0][0])
+
+
+def backup(ctx: Context, dest: Path) -> Backup:
+    """Copy the open store to `dest` (which must not exist), consistent while it serves."""
+    dest = Path(dest)
+    if dest.exists():
+        raise Conflict(f"{dest} exists; a backup never overwrites a file")
+    if not dest.parent.is_dir():
+        raise InvalidInput(f"the folder {dest.parent} does not exist", field="dest")
+    if not _RUNNING.acquire(blocking=False):
+        raise Conflict("a backup is running; try again when it has finished")
+    started = time.monotonic()
+    partial = _scratch(dest, "partial")
+    try:
+        tables = ctx.store.on_writer(lambda conn: _copy_out(conn, partial))
+        with duckdb.connect(str(partial)) as check:  # reopens as a store would, then checkpoints
+            version = _schema_version(check, check.execute("SELECT current_database()").fetchall()[0][0])
+        if version != migrations.head() or partial.with_name(partial.name + ".wal").exists():
+            raise RuntimeError(f"the backup copy reopened at version {version}; it was discarded")
+        _fsync(partial)
+        if dest.exists():
+            raise Conflict(f"{dest} appeared while the backup ran; the backup was discarded")
+        os.replace(partial, dest)
+        _fsync(dest)
+    except BaseException:
+        _discard(partial)
+        raise
+    finally:
+        _RUNNING.release()
+    return Backup(
+        dest,
+        dest.stat().st_size,
+        tables.get("main.executions", 0),
+        tables,
+        version,
+        round(time.monotonic() - started, 3),
+    )
+
+
+def backup_to_folder(ctx: Context) -> Backup:
+    """A backup under a generated name in the configured backup folder (`backups_dir`): what the
+    admin endpoint does, so no path ever comes from a request."""
+    folder = ctx.settings.backups_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    return backup(ctx, folder / backup_name())
+
+
+def _copy_out(conn: Connection, target: Path) -> dict[str, int]:
+    """On the writer, between commits: the whole store into a new file, checked table by table."""
+    main = conn.execute("SELECT current_database()").fetchall()[0][0]
+    conn.execute(f"ATTACH '{_quote(target)}' AS {_ALIAS}")
+    try:
+        return copy_database(conn, main, _ALIAS)
+    finally:
+        conn.execute(f"DETACH {_ALIAS}")
+
+
+def check_backup(src: Path) -> None:
+    """Cheap checks before anything is opened: a regular file that starts like a DuckDB file."""
+    if not src.is_file():
+        raise InvalidInput(f"there is no backup file at {src}", field="src")
+    with open(src, "rb") as f:
+        head = f.read(12)
+    if len(head) < 12 or head[8:12] != MAGIC:
+        raise InvalidInput(f"{src} is not a DuckDB database file (no DuckDB header)", field="src")
+
+
+def restore(src: Path, db_path: Path) -> Restored:
+    """Put the backup `src` in place of the store at `db_path`, keeping the old one beside it.
+
+    StoreLocked while a process holds the store; InvalidInput for a file that is not a whole,
+    readable flowhistory store of this version or older (the store is then untouched).
+    """
+    src, db_path = Path(src).resolve(), Path(db_path).resolve()
+    started = time.monotonic()
+    check_backup(src)
+    if src == db_path:
+        raise InvalidInput("the backup is the store itself", field="src")
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    holder = _hold(db_path)  # keeps any server from opening the store while we swap it
+    fresh = _scratch(db_path, "restoring")
+    previous: Path | None = None
+    try:
+        try:
+            tables, version = _copy_in(src, fresh)
+        except BaseException:
+            _discard(fresh)
+            raise
+        _fsync(fresh)
+        if holder is not None:
+            holder.close()
+            holder = None
+            wal = db_path.with_name(db_path.name + ".wal")
+            if wal.exists() and wal.stat().st_size:
+                _discard(fresh)
+                raise RuntimeError(f"{wal} survived the checkpoint; nothing was restored")
+            wal.unlink(missing_ok=True)
+            previous = db_path.with_name(
+                f"{db_path.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+            )
+            os.replace(db_path, previous)
+        os.replace(fresh, db_path)
+        _fsync(db_path)
+    finally:
+        if holder is not None:
+            holder.close()
+    return Restored(
+        db_path,
+        previous,
+        tables.get("main.executions", 0),
+        tables,
+        version,
+        round(time.monotonic() - started, 3),
+    )
+
+
+def _hold(db_path: Path) -> duckdb.DuckDBPyConnection | None:
+    """Open the current store (None if there is none) with its WAL folded in; StoreLocked when a
+    process holds it."""
+    if not db_path.exists():
+        return None
+    try:
+        conn = duckdb.connect(str(db_path))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreLocked(
+                f"the store {db_path} is in use by another process: stop the server, then restore"
+            ) from exc
+        raise
+    conn.execute("CHECKPOINT")
+    return conn
+
+
+def _copy_in(src: Path, target: Path) -> tuple[dict[str, int], int]:
+    """Every table of the backup into a fresh file (every block read and checksummed)."""
+    with duckdb.connect() as conn:
+        prepare_connection(conn)
+        try:
+            conn.execute(f"ATTACH '{_quote(src)}' AS src (READ_ONLY)")
+            version = _schema_version(conn, "src")
+            if version > migrations.head():
+                raise InvalidInput(
+                    f"the backup is at schema version {version}, newer than this flowhistory"
+                    f" ({migrations.head()})",
+                    field="src",
+                )
+            conn.execute(f"ATTACH '{_quote(target)}' AS dst")
+            tables = copy_database(conn, "src", "dst")
+            conn.execute("DETACH dst")
+            conn.execute("DETACH src")
+        except duckdb.Error as exc:
+            raise InvalidInput(f"{src} is damaged or not a whole store: {exc}", field="src") from exc
+    return tables, version

@@ -1,0 +1,49 @@
+"""Readiness: can this process do its work? The store is open, its schema is at this code's head,
+and the writer thread runs (liveness, `/health`, only says the process answers)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict
+
+from analytics.core import migrations
+from analytics.core.errors import NotReady
+
+if TYPE_CHECKING:
+    from analytics.core.context import Context
+
+
+class Ready(TypedDict):
+    ready: bool
+    store: str
+    migrations: str
+    writer: str
+
+
+def parts(ctx: Context) -> Ready:
+    """Each part's state; ready when they read open, current, alive."""
+    store = ctx.store
+    writer = "alive" if store.writer_alive else "stopped"
+    if store.closed:
+        return Ready(ready=False, store="closed", migrations="unknown", writer=writer)
+    try:
+        version = store.read(migrations.version)
+    except Exception as exc:  # a store that cannot answer is not ready; say which part
+        return Ready(
+            ready=False, store=f"unreadable ({type(exc).__name__})", migrations="unknown", writer=writer
+        )
+    head = migrations.head()
+    schema = "current" if version == head else f"at {version}, head is {head}"
+    return Ready(
+        ready=schema == "current" and writer == "alive", store="open", migrations=schema, writer=writer
+    )
+
+
+def check(ctx: Context) -> Ready:
+    """The parts when all are ready; NotReady naming those that are not."""
+    state = parts(ctx)
+    if not state["ready"]:
+        wrong = [
+            f"{k} {v}" for k, v in state.items() if k != "ready" and v not in ("open", "current", "alive")
+        ]
+        raise NotReady("not ready: " + "; ".join(wrong))
+    return state

@@ -1,0 +1,33 @@
+"""A consistent backup of the store while it serves: admins only, into the backup folder."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from analytics.core import backup
+from api.dependencies import AdminUser, Ctx
+from api.json_body import JsonRoute
+from api.schemas.backup import BackupOut
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], route_class=JsonRoute)
+
+
+@router.post(
+    "/backup",
+    response_model=BackupOut,
+    responses={409: {"description": "A backup is running"}},
+)
+def take_backup(_: AdminUser, ctx: Ctx) -> BackupOut:
+    """Copy the store, consistent while it serves and ingests, to a new file under a generated
+    name in the server's backup folder (`FLOWHISTORY_BACKUP_DIR`, default `<data>/backups`);
+    every run acknowledged before this call began is in it. Takes no body: the server never
+    writes where a request says."""
+    done = backup.backup_to_folder(ctx)
+    return BackupOut(
+        name=done.path.name,
+        bytes=done.bytes,
+        runs=done.runs,
+        tables=done.tables,
+        schema_version=done.schema_version,
+        seconds=done.seconds,
+    )
