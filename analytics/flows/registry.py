@@ -2,7 +2,8 @@
 
 A flow's `access_control` may only be changed by its owner or an admin; write-grantees may
 edit everything else. Deleting a flow deletes its executions in the same transaction (a peer
-bug on SQLite left them behind). A duplicate is owned by the caller and starts private.
+bug on SQLite left them behind). A duplicate is owned by the caller and starts private, named as asked or "<name> (copy)".
+A flow's `meta` is always an object (`{}` when nothing was set), as the contract says.
 """
 
 from __future__ import annotations
@@ -38,11 +39,24 @@ class Flow:
     description: str | None
     nodes: list[Any]
     edges: list[Any]
-    meta: dict[str, Any] | None
+    meta: dict[str, Any]
     access_control: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
     version: str = ""
+
+
+EXPORT_VERSION = "1.0"
+EXECUTE_ANSWER = "Flow execution is handled client-side"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowExport:
+    """The export wrapper: what `POST /import` takes back."""
+
+    flow: Flow
+    exported_at: datetime
+    version: str = EXPORT_VERSION
 
 
 def flow_version(nodes: list[Any], edges: list[Any]) -> str:
@@ -73,7 +87,7 @@ def _row_to_flow(row: tuple[Any, ...]) -> Flow:
         desc,
         _loads(nodes),
         _loads(edges),
-        _loads(meta),
+        _loads(meta) or {},
         _loads(ac),
         created,
         updated,
@@ -136,7 +150,7 @@ def create_flow(
         description,
         nodes,
         edges,
-        meta,
+        meta or {},
         validate_access_control(access_control),
         now,
         now,
@@ -203,6 +217,8 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
         if not (viewer.is_admin or grant.flow.owner_id == viewer.id):
             raise AccessDenied("Only the flow's owner or an admin may change its access control")
         changes["access_control"] = validate_access_control(changes["access_control"])
+    if "meta" in changes and changes["meta"] is None:
+        changes["meta"] = {}
     current = _read(ctx, [flow_id])[0]
     merged = {**{k: getattr(current, k) for k in _EDITABLE}, **changes}
     updated = Flow(
@@ -255,15 +271,28 @@ def delete_flow(ctx: Context, viewer: Viewer, flow_id: str) -> None:
     ctx.store.write(delete, after_commit=after)
 
 
-def duplicate_flow(ctx: Context, viewer: Viewer, flow_id: str) -> Flow:
+def duplicate_flow(ctx: Context, viewer: Viewer, flow_id: str, name: str | None = None) -> Flow:
+    """A private copy owned by the caller (the peer ignored `name` and made the copy public)."""
     source = get_flow(ctx, viewer, flow_id)
     return create_flow(
         ctx,
         viewer,
-        name=f"{source.name} (copy)",
+        name=name or f"{source.name} (copy)",
         description=source.description,
         nodes=source.nodes,
         edges=source.edges,
         meta=source.meta,
         access_control={},
     )
+
+
+def export_flow(ctx: Context, viewer: Viewer, flow_id: str) -> FlowExport:
+    """The definition in the peer's export wrapper, stamped with the flow's `updated_at`."""
+    flow = get_flow(ctx, viewer, flow_id)
+    return FlowExport(flow, flow.updated_at)
+
+
+def execute_flow(ctx: Context, viewer: Viewer, flow_id: str) -> dict[str, str]:
+    """The peer's answer: flows run in the browser; the server only checks read access."""
+    require_flow_access(ctx.directory, viewer, flow_id)
+    return {"message": EXECUTE_ANSWER, "flowId": flow_id, "status": "delegated_to_client"}
