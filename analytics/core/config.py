@@ -89,6 +89,15 @@ class Settings(BaseSettings):
     # 0.4 GB of it), killed and replaced past the query's time limit (analytics/exports/sql_worker.py)
     sql_worker_memory: ByteSize = ByteSize(2 * 1024**3)
     sql_workers: int | None = Field(default=None, ge=1)
+    # Open WebUI mode (analytics/openwebui): its database URL (sqlite:////path/webui.db or
+    # postgresql://...), read-only; users, roles, API keys, groups and flows then come from it.
+    # It is polled every `openwebui_poll_s` (a change takes effect within about twice that), and
+    # the runs of a flow gone from it are deleted `openwebui_orphan_grace_s` after it went
+    # (invisible at once), by a job every `openwebui_orphan_interval_s`
+    openwebui_db: str | None = None
+    openwebui_poll_s: float = Field(default=1.0, gt=0)
+    openwebui_orphan_grace_s: float = Field(default=86400.0, ge=0)
+    openwebui_orphan_interval_s: float = Field(default=300.0, ge=0)
 
     @property
     def data_dir(self) -> Path:

@@ -50,3 +50,10 @@ class StoreLocked(FlowHistoryError, RuntimeError):
 
 class UpstreamFailed(FlowHistoryError):
     """A system flowhistory writes to (the export target) failed; the request itself was fine."""
+
+
+class ManagedByOpenWebUI(Conflict):
+    """In Open WebUI mode users, groups and flows are Open WebUI's: change them there (409)."""
+
+    def __init__(self, what: str = "this") -> None:
+        super().__init__(f"{what} is managed by Open WebUI: change it there")
