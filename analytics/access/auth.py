@@ -4,6 +4,8 @@ JWTs are HS256 signed with WEBUI_SECRET_KEY and carry the user id in `id`, optio
 the role is looked up per request (the directory), as Open WebUI does. alg `none`, another
 algorithm, a wrong secret, an expired or malformed token, an unknown key and a `pending` user
 are all NotAuthenticated (401); 403 is only for a verified user without access to a flow.
+In Open WebUI mode a token for a user Open WebUI does not have is 401 (no auto-creation), and
+Open WebUI's own `sk-` keys (user.api_key, hashed into the directory at sync) are accepted.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def authenticate(ctx: Context, secret: str, credential: str | None) -> Viewer:
         user_id = _verify_jwt(secret, credential)
         user = ctx.directory.user(user_id)
         if user is None:
-            if not ctx.settings.auto_create_users:
+            if not ctx.settings.auto_create_users or ctx.directory.external:
                 raise NotAuthenticated("Unknown user")
             user = ensure_user(ctx, user_id)
     if user is None:

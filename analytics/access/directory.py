@@ -4,10 +4,16 @@ Every request needs the caller's role and the flow's owner and grants. A DuckDB 
 costs ~80 µs and a point lookup ~0.4 ms, more than the whole budget of an ingest request. The
 mirror is exact because this process owns the file: every write to these tables goes through
 the writer, and reloads the mirror after it commits (they are small: thousands of rows).
+
+In Open WebUI mode (analytics/openwebui) users, groups, flows and Open WebUI's API keys come from
+Open WebUI's database instead: its poller `install`s a `Mirror` of them, and only flowhistory's
+own API keys are still read from the store. Requests still only read memory.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,13 +46,59 @@ class _Snapshot:
     keys: dict[str, str] = field(default_factory=dict)  # sha256 hex of the key -> user id
 
 
+@dataclass(frozen=True, slots=True)
+class Mirror:
+    """Who exists and what flows exist, as an external source (Open WebUI) says."""
+
+    users: dict[str, User]
+    groups_of: dict[str, frozenset[str]]
+    flows: dict[str, FlowAcl]
+    keys: dict[str, str]  # sha256 hex of an Open WebUI API key -> user id (never the key itself)
+
+
 class Directory:
     """Readers get a consistent snapshot; a reload swaps it in one assignment."""
 
     def __init__(self) -> None:
         self._snap = _Snapshot()
+        self._mirror: Mirror | None = None
+        self._own_keys: dict[str, str] = {}
+        self._lock = threading.Lock()  # a store reload and a mirror install never interleave
+        # flows that were in the mirror and left it: id -> when it was first seen missing
+        self.gone_since: dict[str, float] = {}
+        self.synced_at: float = 0.0  # the last successful poll of the external source
+
+    @property
+    def external(self) -> bool:
+        """True in Open WebUI mode: users, groups and flows are not ours to change."""
+        return self._mirror is not None
+
+    def install(self, mirror: Mirror) -> None:
+        """Replace users, groups and flows with the external source's (our own keys stay)."""
+        with self._lock:
+            now = time.time()
+            if self._mirror is not None:
+                for fid in self._mirror.flows.keys() - mirror.flows.keys():
+                    self.gone_since.setdefault(fid, now)
+            for fid in mirror.flows.keys() & self.gone_since.keys():
+                del self.gone_since[fid]
+            self._mirror = mirror
+            self._snap = self._from_mirror(mirror)
+            self.synced_at = now
+
+    def _from_mirror(self, mirror: Mirror) -> _Snapshot:
+        keys = {**self._own_keys, **mirror.keys}
+        return _Snapshot(dict(mirror.users), dict(mirror.groups_of), dict(mirror.flows), keys)
 
     def load(self, conn: Connection) -> None:
+        with self._lock:
+            self._own_keys = dict(conn.execute("SELECT key_hash, user_id FROM api_keys").fetchall())
+            if self._mirror is not None:
+                self._snap = self._from_mirror(self._mirror)
+                return
+            self._load_store(conn)
+
+    def _load_store(self, conn: Connection) -> None:
         snap = _Snapshot()
         for uid, name, email, role in conn.execute("SELECT id, name, email, role FROM users").fetchall():
             snap.users[uid] = User(uid, name, email, role)
@@ -58,7 +110,7 @@ class Directory:
             "SELECT id, user_id, access_control, version FROM flows"
         ).fetchall():
             snap.flows[fid] = FlowAcl(fid, owner, orjson.loads(ac) if ac is not None else None, version)
-        snap.keys = dict(conn.execute("SELECT key_hash, user_id FROM api_keys").fetchall())
+        snap.keys = dict(self._own_keys)
         self._snap = snap  # one assignment: readers see the old or the new, never a mix
 
     def reload(self, store: Store) -> None:

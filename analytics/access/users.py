@@ -3,6 +3,9 @@
 API keys are `sk-` + 32 hex characters (Open WebUI's shape) drawn from `secrets`; they are
 stored only as SHA-256 hashes. A fast hash is right here: a 128-bit random key cannot be
 guessed, so a slow password hash would only slow every request down.
+
+In Open WebUI mode users and groups are Open WebUI's: changing them here is ManagedByOpenWebUI
+(409); our API keys stay available, for service accounts of users Open WebUI has.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from datetime import datetime
 from analytics.access.directory import User
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
-from analytics.core.errors import Conflict, InvalidInput, NotFound
+from analytics.core.errors import Conflict, InvalidInput, ManagedByOpenWebUI, NotFound
 from analytics.core.store import Connection
 
 ROLES = ("admin", "user", "pending")
@@ -49,9 +52,15 @@ def _check_role(role: str) -> None:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
 
 
+def _ours(ctx: Context, what: str) -> None:
+    if ctx.directory.external:
+        raise ManagedByOpenWebUI(what)
+
+
 def create_user(
     ctx: Context, user_id: str, *, role: str = "user", name: str | None = None, email: str | None = None
 ) -> User:
+    _ours(ctx, "users")
     _check_role(role)
     if not user_id or len(user_id) > 255:
         raise InvalidInput("user id must be 1 to 255 characters", field="id")
@@ -70,6 +79,7 @@ def ensure_user(ctx: Context, user_id: str, *, role: str = "user") -> User:
     found = ctx.directory.user(user_id)
     if found is not None:
         return found
+    _ours(ctx, "users")
     ctx.write_registry(
         lambda c: c.execute(
             "INSERT INTO users (id, role) VALUES (?, ?) ON CONFLICT DO NOTHING", [user_id, role]
@@ -86,6 +96,7 @@ def set_role(ctx: Context, user_id: str, role: str) -> User:
     The last-admin check reads on the writer, in the transaction of the change: two demotions
     of the last two admins are serialized there and the second sees the first.
     """
+    _ours(ctx, "users")
     _check_role(role)
 
     def update(c: Connection) -> User:
@@ -146,6 +157,7 @@ def revoke_api_key(ctx: Context, key_id: str) -> None:
 def create_group(
     ctx: Context, name: str, *, user_ids: list[str] | None = None, description: str | None = None
 ) -> Group:
+    _ours(ctx, "groups")
     if not name.strip():
         raise InvalidInput("group name must not be empty", field="name")
     group = Group(uuid.uuid4().hex, name, description, tuple(dict.fromkeys(user_ids or [])))
@@ -162,6 +174,7 @@ def create_group(
 
 
 def set_group_members(ctx: Context, group_id: str, user_ids: list[str]) -> Group:
+    _ours(ctx, "groups")
     rows = ctx.store.read(
         lambda c: c.execute("SELECT id, name, description FROM groups WHERE id = ?", [group_id]).fetchall()
     )
@@ -180,6 +193,7 @@ def set_group_members(ctx: Context, group_id: str, user_ids: list[str]) -> Group
 
 
 def list_groups(ctx: Context) -> list[Group]:
+    _ours(ctx, "groups")
     rows = ctx.store.read(
         lambda c: c.execute(
             "SELECT g.id, g.name, g.description,"
@@ -193,8 +207,11 @@ def list_groups(ctx: Context) -> list[Group]:
 def bootstrap_admin(ctx: Context) -> str | None:
     """On an empty store, create the admin and a key; the key is returned once and saved 0600.
 
-    Also makes every id in settings.admin_user_ids an admin, every start.
+    Also makes every id in settings.admin_user_ids an admin, every start. Nothing in Open WebUI
+    mode: its admins are the admins.
     """
+    if ctx.directory.external or ctx.settings.openwebui_db:
+        return None
     for uid in ctx.settings.admin_user_ids:
         user = ctx.directory.user(uid)
         if user is None:

@@ -115,6 +115,16 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
+    # Open WebUI mode (analytics/openwebui): its database URL (sqlite:////path/webui.db or
+    # postgresql://...), read-only; users, roles, API keys, groups and flows then come from it.
+    # It is polled every `openwebui_poll_s` (a change takes effect within about twice that), and
+    # the runs of a flow gone from it are deleted `openwebui_orphan_grace_s` after it went
+    # (invisible at once), by a job every `openwebui_orphan_interval_s`
+    openwebui_db: str | None = None
+    openwebui_poll_s: float = Field(default=1.0, gt=0)
+    openwebui_orphan_grace_s: float = Field(default=86400.0, ge=0)
+    openwebui_orphan_interval_s: float = Field(default=300.0, ge=0)
+
     @property
     def data_dir(self) -> Path:
         return self.db_path.parent

@@ -60,3 +60,10 @@ class StorageFull(FlowHistoryError, RuntimeError):
 
 class NotReady(StoreClosed):
     """The store cannot do its work now (closed, schema behind, writer stopped): answered 503."""
+
+
+class ManagedByOpenWebUI(Conflict):
+    """In Open WebUI mode users, groups and flows are Open WebUI's: change them there (409)."""
+
+    def __init__(self, what: str = "this") -> None:
+        super().__init__(f"{what} is managed by Open WebUI: change it there")

@@ -2,7 +2,12 @@
 
 A flow's `access_control` may only be changed by its owner or an admin; write-grantees may
 edit everything else. Deleting a flow deletes its executions in the same transaction (a peer
-bug on SQLite left them behind). A duplicate is owned by the caller and starts private.
+bug on SQLite left them behind). A duplicate is owned by the caller and starts private, named as asked or "<name> (copy)".
+A flow's `meta` is always an object (`{}` when nothing was set), as the contract says.
+
+In Open WebUI mode flows are Open WebUI's: its poller copies them in (`mirror_flows`, so each
+run's flow_version names a definition kept in flow_versions) and creating, changing or deleting
+one here is ManagedByOpenWebUI (409); reading, exporting and executing work as before.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from analytics.access.directory import FlowAcl
 from analytics.access.permissions import Viewer, readable_flow_ids, require_flow_access, writable_flow_ids
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
-from analytics.core.errors import AccessDenied, InvalidInput
+from analytics.core.errors import AccessDenied, InvalidInput, ManagedByOpenWebUI
 from analytics.core.jsonio import NOT_JSON, canonical, stored_text
 from analytics.core.store import Connection
 from analytics.history import changes
@@ -38,11 +43,24 @@ class Flow:
     description: str | None
     nodes: list[Any]
     edges: list[Any]
-    meta: dict[str, Any] | None
+    meta: dict[str, Any]
     access_control: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime
     version: str = ""
+
+
+EXPORT_VERSION = "1.0"
+EXECUTE_ANSWER = "Flow execution is handled client-side"
+
+
+@dataclass(frozen=True, slots=True)
+class FlowExport:
+    """The export wrapper: what `POST /import` takes back."""
+
+    flow: Flow
+    exported_at: datetime
+    version: str = EXPORT_VERSION
 
 
 def flow_version(nodes: list[Any], edges: list[Any]) -> str:
@@ -73,7 +91,7 @@ def _row_to_flow(row: tuple[Any, ...]) -> Flow:
         desc,
         _loads(nodes),
         _loads(edges),
-        _loads(meta),
+        _loads(meta) or {},
         _loads(ac),
         created,
         updated,
@@ -128,6 +146,7 @@ def create_flow(
     access_control: dict[str, Any] | None = None,
     flow_id: str | None = None,
 ) -> Flow:
+    _ours(ctx)
     now = utc_now()
     flow = Flow(
         flow_id or str(uuid.uuid4()),
@@ -136,7 +155,7 @@ def create_flow(
         description,
         nodes,
         edges,
-        meta,
+        meta or {},
         validate_access_control(access_control),
         now,
         now,
@@ -147,6 +166,11 @@ def create_flow(
     _check_json(flow)
     ctx.store.write(lambda c: _insert(c, flow), after_commit=lambda _: _publish(ctx, flow))
     return flow
+
+
+def _ours(ctx: Context) -> None:
+    if ctx.directory.external:
+        raise ManagedByOpenWebUI("flows")
 
 
 def _publish(ctx: Context, flow: Flow) -> None:
@@ -162,6 +186,10 @@ def _remember_version(conn: Connection, f: Flow) -> None:
 
 def _insert(conn: Connection, f: Flow) -> None:
     _remember_version(conn, f)
+    _insert_row(conn, f)
+
+
+def _insert_row(conn: Connection, f: Flow) -> None:
     conn.execute(
         f"INSERT INTO flows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
@@ -197,12 +225,15 @@ def list_accessible_flows(ctx: Context, viewer: Viewer) -> list[Flow]:
 
 def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, Any]) -> Flow:
     """Apply the given fields; omitted fields stay as they are."""
+    _ours(ctx)
     grant = require_flow_access(ctx.directory, viewer, flow_id, write=True)
     changes = {k: v for k, v in changes.items() if k in _EDITABLE}
     if "access_control" in changes:
         if not (viewer.is_admin or grant.flow.owner_id == viewer.id):
             raise AccessDenied("Only the flow's owner or an admin may change its access control")
         changes["access_control"] = validate_access_control(changes["access_control"])
+    if "meta" in changes and changes["meta"] is None:
+        changes["meta"] = {}
     current = _read(ctx, [flow_id])[0]
     merged = {**{k: getattr(current, k) for k in _EDITABLE}, **changes}
     updated = Flow(
@@ -239,31 +270,71 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
 
 def delete_flow(ctx: Context, viewer: Viewer, flow_id: str) -> None:
     """Owner or admin only; the flow's executions and node facts go with it."""
+    _ours(ctx)
     require_flow_access(ctx.directory, viewer, flow_id, owner=True)
+    purge_flow(ctx, flow_id)
 
-    def delete(c: Connection) -> None:
+
+def purge_flow(ctx: Context, flow_id: str) -> int:
+    """Delete a flow with its runs, annotations and versions, in one transaction (no access
+    check: for delete_flow and for the job that frees the runs of flows gone from Open WebUI).
+    Answers how many runs went."""
+
+    def delete(c: Connection) -> int:
         changes.invalidate(c, "flow_id = ?", [flow_id])
         c.execute("DELETE FROM execution_annotations WHERE flow_id = ?", [flow_id])
+        [(runs,)] = c.execute("SELECT count(*) FROM executions WHERE flow_id = ?", [flow_id]).fetchall()
         c.execute("DELETE FROM executions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flow_versions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flows WHERE id = ?", [flow_id])
+        return runs
 
     def after(_: object) -> None:
         ctx.directory.drop_flow(flow_id)
         ctx.counters.reload_flows(ctx.store, [flow_id])
 
-    ctx.store.write(delete, after_commit=after)
+    deleted: int = ctx.store.write(delete, after_commit=after)
+    return deleted
 
 
-def duplicate_flow(ctx: Context, viewer: Viewer, flow_id: str) -> Flow:
+def mirror_flows(ctx: Context, changed: list[Flow]) -> None:
+    """Copy flows as an external source (Open WebUI) has them into the store, each definition
+    remembered in flow_versions. A flow gone from the source keeps its row (and runs) until the
+    orphan job purges them; the directory stops showing it at once."""
+
+    def write(c: Connection) -> None:
+        for f in changed:
+            _remember_version(c, f)
+            c.execute("DELETE FROM flows WHERE id = ?", [f.id])
+            _insert_row(c, f)
+
+    if changed:
+        ctx.store.write(write)
+
+
+def duplicate_flow(ctx: Context, viewer: Viewer, flow_id: str, name: str | None = None) -> Flow:
+    """A private copy owned by the caller (the peer ignored `name` and made the copy public)."""
+    _ours(ctx)
     source = get_flow(ctx, viewer, flow_id)
     return create_flow(
         ctx,
         viewer,
-        name=f"{source.name} (copy)",
+        name=name or f"{source.name} (copy)",
         description=source.description,
         nodes=source.nodes,
         edges=source.edges,
         meta=source.meta,
         access_control={},
     )
+
+
+def export_flow(ctx: Context, viewer: Viewer, flow_id: str) -> FlowExport:
+    """The definition in the peer's export wrapper, stamped with the flow's `updated_at`."""
+    flow = get_flow(ctx, viewer, flow_id)
+    return FlowExport(flow, flow.updated_at)
+
+
+def execute_flow(ctx: Context, viewer: Viewer, flow_id: str) -> dict[str, str]:
+    """The peer's answer: flows run in the browser; the server only checks read access."""
+    require_flow_access(ctx.directory, viewer, flow_id)
+    return {"message": EXECUTE_ANSWER, "flowId": flow_id, "status": "delegated_to_client"}

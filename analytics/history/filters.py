@@ -171,8 +171,10 @@ def error_clause(needle: str) -> Clause:
 
 def visible_clause(directory: Directory, viewer: Viewer) -> Clause:
     """Runs this caller may see: every run of flows they own, write or administer, and their
-    own runs of flows they may only read."""
-    if viewer.is_admin:
+    own runs of flows they may only read. In Open WebUI mode admins too see only the runs of
+    flows the directory has: a flow gone from Open WebUI leaves its runs behind until the orphan
+    job frees them, and from the moment it is gone they count as deleted."""
+    if viewer.is_admin and not directory.external:
         return ("true", [])
     all_runs: list[str] = []
     own_runs: list[str] = []

@@ -20,6 +20,7 @@ from analytics.core.context import Context
 from analytics.core.errors import UpstreamFailed
 from analytics.jobs.registry import default_jobs
 from analytics.jobs.scheduler import Job, Scheduler
+from analytics.openwebui.sync import OpenWebUISync
 from analytics.retention import apply, runs
 
 log = logging.getLogger("flowhistory")
@@ -46,17 +47,28 @@ class RetentionStatus(TypedDict):
 
 
 class Runtime:
-    def __init__(self, ctx: Context, alerts: Alerts, scheduler: Scheduler) -> None:
+    def __init__(
+        self, ctx: Context, alerts: Alerts, scheduler: Scheduler, openwebui: OpenWebUISync | None = None
+    ) -> None:
         self.ctx = ctx
         self.alerts = alerts
         self.scheduler = scheduler
+        self.openwebui = openwebui
 
     @classmethod
     def start(cls, ctx: Context, *, jobs: list[Job] | None = None) -> Runtime:
         """Alerts first (the scheduler's `alerts` job evaluates through them), then the
         scheduler with `jobs` (default: every registered job), started unless
-        `scheduler_enabled` is off (jobs then run on demand only)."""
-        alerts = Alerts.start(ctx)
+        `scheduler_enabled` is off (jobs then run on demand only). In Open WebUI mode its
+        poller starts first, after one synchronous sync: users and flows are Open WebUI's from
+        the first request on."""
+        openwebui = OpenWebUISync(ctx).start() if ctx.settings.openwebui_db else None
+        try:
+            alerts = Alerts.start(ctx)
+        except BaseException:
+            if openwebui is not None:
+                openwebui.stop()
+            raise
         try:
             scheduler = Scheduler(
                 ctx, default_jobs(ctx) if jobs is None else jobs, status_file=ctx.settings.jobs_status_file
@@ -65,8 +77,10 @@ class Runtime:
                 scheduler.start()
         except BaseException:
             alerts.stop()
+            if openwebui is not None:
+                openwebui.stop()
             raise
-        return cls(ctx, alerts, scheduler)
+        return cls(ctx, alerts, scheduler, openwebui)
 
     def stop(self, *, timeout: float = 30.0) -> None:
         """Let running jobs finish (up to `timeout` seconds), then stop alerting; the Context is
@@ -74,7 +88,11 @@ class Runtime:
         try:
             self.scheduler.stop(timeout)
         finally:
-            self.alerts.stop()
+            try:
+                self.alerts.stop()
+            finally:
+                if self.openwebui is not None:
+                    self.openwebui.stop()
 
     # -- jobs --------------------------------------------------------------------------------
 

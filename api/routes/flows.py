@@ -1,4 +1,6 @@
-"""The flow registry endpoints the client uses (list, create, get, update, delete, duplicate, export)."""
+"""The flow registry endpoints the client uses (list, create, import, get, update, delete, duplicate,
+export, execute). `/create` and `/import` are declared before `/{flow_id}` so they are reachable
+(the peer declared import after it and never reached it)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,15 @@ from fastapi import APIRouter
 from analytics.flows import registry as flows
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute
-from api.schemas.flows import FlowForm, FlowOut, FlowUpdate
+from api.schemas.flows import (
+    DuplicateForm,
+    ExecuteOut,
+    FlowExportOut,
+    FlowForm,
+    FlowImport,
+    FlowOut,
+    FlowUpdate,
+)
 
 router = APIRouter(prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute)
 
@@ -29,6 +39,12 @@ def list_accessible_flows(viewer: CurrentUser, ctx: Ctx) -> Any:
 @router.post("/create", response_model=FlowOut)
 def create_flow(form: FlowForm, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Create a flow owned by the caller."""
+    return flows.create_flow(ctx, viewer, **form.model_dump())
+
+
+@router.post("/import", response_model=FlowOut)
+def import_flow(form: FlowImport, viewer: CurrentUser, ctx: Ctx) -> Any:
+    """Create a flow owned by the caller from what export produced (or a bare flow)."""
     return flows.create_flow(ctx, viewer, **form.model_dump())
 
 
@@ -52,12 +68,18 @@ def delete_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
 
 
 @router.post("/{flow_id}/duplicate", response_model=FlowOut)
-def duplicate_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
-    """Copy a flow the caller may read; the copy is theirs and private."""
-    return flows.duplicate_flow(ctx, viewer, flow_id)
+def duplicate_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx, form: DuplicateForm | None = None) -> Any:
+    """Copy a flow the caller may read; the copy is theirs and private, named `name` if given."""
+    return flows.duplicate_flow(ctx, viewer, flow_id, form.name if form else None)
 
 
-@router.get("/{flow_id}/export", response_model=FlowOut)
+@router.get("/{flow_id}/export", response_model=FlowExportOut)
 def export_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
-    """The flow's full definition, for download."""
-    return flows.get_flow(ctx, viewer, flow_id)
+    """The flow's definition in the export wrapper, for download and `POST /import`."""
+    return flows.export_flow(ctx, viewer, flow_id)
+
+
+@router.post("/{flow_id}/execute", response_model=ExecuteOut)
+def execute_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
+    """Execution happens in the browser; answered as the peer does (read access)."""
+    return flows.execute_flow(ctx, viewer, flow_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api.schemas.timestamps import EpochSeconds
 
@@ -49,7 +49,50 @@ class FlowOut(BaseModel):
     description: str | None
     nodes: list[Any]
     edges: list[Any]
-    meta: dict[str, Any] | None
+    meta: dict[str, Any]
     access_control: dict[str, Any] | None
     created_at: EpochSeconds
     updated_at: EpochSeconds
+
+
+class FlowImport(FlowForm):
+    """What export produced (`{"version", "flow": {...}}`) or a bare flow object."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "flow" in data:
+            if not isinstance(data["flow"], dict):
+                raise ValueError("flow must be an object: what GET /{id}/export answered")
+            return data["flow"]
+        return data
+
+
+class DuplicateForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class FlowDefinitionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str
+    description: str | None
+    nodes: list[Any]
+    edges: list[Any]
+    meta: dict[str, Any]
+
+
+class FlowExportOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    version: str
+    flow: FlowDefinitionOut
+    exportedAt: EpochSeconds = Field(validation_alias="exported_at")  # the contract's name
+
+
+class ExecuteOut(BaseModel):
+    message: str
+    flowId: str  # the contract's name
+    status: str

@@ -355,6 +355,20 @@ class TestDuplicate:
         # and the source is as it was
         assert get(world, world.shared) == source
 
+    def test_copy_takes_the_given_name(self, world: World) -> None:
+        r = world.client.post(
+            f"/api/v1/flows/{world.shared}/duplicate", json={"name": "My copy"}, headers=bearer("reader")
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["name"] == "My copy"
+        assert get(world, r.json()["id"], "reader")["name"] == "My copy"
+        r = world.client.post(f"/api/v1/flows/{world.shared}/duplicate", json={}, headers=bearer("reader"))
+        assert r.json()["name"] == "shared (copy)"
+        r = world.client.post(
+            f"/api/v1/flows/{world.shared}/duplicate", json={"name": ""}, headers=bearer("reader")
+        )
+        assert r.status_code == 422
+
     def test_copy_has_no_executions(self, world: World) -> None:
         world.post_run("owner", world.shared)
         copy = world.client.post(f"/api/v1/flows/{world.shared}/duplicate", headers=bearer("owner")).json()
@@ -368,14 +382,93 @@ class TestDuplicate:
         assert ids(world, "/api/v1/flows/accessible", "admin") == before
 
 
-def test_export_returns_the_flow(world: World) -> None:
+def test_export_answers_the_wrapper(world: World) -> None:
     for user in ("owner", "reader", "admin"):
         r = world.client.get(f"/api/v1/flows/{world.shared}/export", headers=bearer(user))
         assert r.status_code == 200
-        assert r.json() == get(world, world.shared, user)
+        flow = get(world, world.shared, user)
+        assert r.json() == {
+            "version": "1.0",
+            "flow": {k: flow[k] for k in ("name", "description", "nodes", "edges", "meta")},
+            "exportedAt": flow["updated_at"],
+        }
     assert (
         world.client.get(f"/api/v1/flows/{world.private}/export", headers=bearer("reader")).status_code == 403
     )
+
+
+class TestMeta:
+    def test_meta_is_an_object_never_null(self, world: World) -> None:
+        r = world.client.post("/api/v1/flows/create", json={"name": "m"}, headers=bearer("owner"))
+        assert r.json()["meta"] == {}
+        fid = r.json()["id"]
+        assert get(world, fid)["meta"] == {}
+        r = world.client.post(
+            "/api/v1/flows/create", json={"name": "n", "meta": None}, headers=bearer("owner")
+        )
+        assert r.json()["meta"] == {}
+        for path in ("/api/v1/flows/", "/api/v1/flows/accessible"):
+            rows = world.client.get(path, headers=bearer("owner")).json()
+            assert rows and all(row["meta"] == {} for row in rows if row["name"] in ("m", "n"))
+        r = world.client.post(f"/api/v1/flows/{fid}", json={"meta": None}, headers=bearer("owner"))
+        assert r.status_code == 200 and r.json()["meta"] == {}
+        r = world.client.post(f"/api/v1/flows/{fid}", json={"meta": {"a": 1}}, headers=bearer("owner"))
+        assert r.json()["meta"] == {"a": 1} and get(world, fid)["meta"] == {"a": 1}
+        export = world.client.get(f"/api/v1/flows/{world.public}/export", headers=bearer("owner")).json()
+        assert export["flow"]["meta"] == {}
+
+
+class TestImport:
+    def test_takes_what_export_produced(self, world: World) -> None:
+        world.client.post(
+            f"/api/v1/flows/{world.shared}",
+            json={"description": "d", "nodes": [{"id": "n1"}], "edges": [{"source": "n1"}], "meta": {"k": 2}},
+            headers=bearer("owner"),
+        )
+        exported = world.client.get(f"/api/v1/flows/{world.shared}/export", headers=bearer("reader")).json()
+        r = world.client.post("/api/v1/flows/import", json=exported, headers=bearer("reader"))
+        assert r.status_code == 200, r.text
+        flow = r.json()
+        assert set(flow) >= FLOW_FIELDS
+        assert flow["id"] != world.shared and flow["user_id"] == "reader"
+        assert {k: flow[k] for k in exported["flow"]} == exported["flow"]
+        assert get(world, flow["id"], "reader") == flow
+        assert flow["id"] in ids(world, "/api/v1/flows/", "reader")
+
+    def test_a_bare_flow_is_accepted(self, world: World) -> None:
+        bare = get(world, world.public)
+        r = world.client.post("/api/v1/flows/import", json=bare, headers=bearer("stranger"))
+        assert r.status_code == 200, r.text
+        flow = r.json()
+        assert flow["user_id"] == "stranger" and flow["id"] != bare["id"] and flow["name"] == bare["name"]
+        assert flow["meta"] == {}
+
+    @pytest.mark.parametrize(
+        "body", [{}, {"version": "1.0"}, {"version": "1.0", "flow": {"nodes": []}}, {"flow": "x"}, []]
+    )
+    def test_bad_bodies_are_422_and_create_nothing(self, world: World, body: Any) -> None:
+        before = len(world.ctx.directory.flows())
+        r = world.client.post("/api/v1/flows/import", json=body, headers=bearer("owner"))
+        assert r.status_code == 422, r.text
+        assert "detail" in r.json()
+        assert len(world.ctx.directory.flows()) == before
+
+    def test_needs_a_user(self, world: World) -> None:
+        r = world.client.post("/api/v1/flows/import", json={"name": "x"})
+        assert r.status_code == 401
+
+
+def test_execute_answers_as_the_peer(world: World) -> None:
+    for user in ("owner", "reader", "admin"):
+        r = world.client.post(f"/api/v1/flows/{world.shared}/execute", headers=bearer(user))
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "message": "Flow execution is handled client-side",
+            "flowId": world.shared,
+            "status": "delegated_to_client",
+        }
+    r = world.client.post(f"/api/v1/flows/{world.private}/execute", headers=bearer("reader"))
+    assert r.status_code == 403
 
 
 def test_get_returns_the_flow(world: World) -> None:
@@ -394,6 +487,7 @@ FLOW_ROUTES = [
     ("DELETE", "", None),
     ("POST", "/duplicate", None),
     ("GET", "/export", None),
+    ("POST", "/execute", None),
     ("POST", "/executions", "RUN"),
     ("GET", "/executions", None),
     ("GET", "/executions?page=2", None),

@@ -1,0 +1,61 @@
+"""Open WebUI's database, read-only: a SQLite file (`mode=ro`) or PostgreSQL (read-only session).
+
+flowhistory never writes there: SQLite is opened with the `mode=ro` URI, PostgreSQL with
+`default_transaction_read_only=on`, so even a bug here cannot change Open WebUI's data.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from analytics.core.errors import InvalidInput
+
+
+class WebUIDatabase:
+    """One read-only connection; `rows` answers plain tuples, JSON columns decoded by `json`."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.postgres = url.startswith(("postgresql://", "postgres://"))
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        if self.postgres:
+            import psycopg
+
+            return psycopg.connect(self.url, autocommit=True, options="-c default_transaction_read_only=on")
+        if not self.url.startswith("sqlite:///"):
+            raise InvalidInput(
+                "openwebui_db must be sqlite:////path/webui.db or postgresql://...", field="openwebui_db"
+            )
+        path = self.url.removeprefix("sqlite:///")
+        return sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, check_same_thread=False)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run one read; a broken connection is dropped and opened again on the next call."""
+        if self._conn is None:
+            self._conn = self._connect()
+        try:
+            cur = self._conn.execute(sql)
+            return list(cur.fetchall())
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+
+def json(value: Any) -> Any:
+    """A JSON column's value: text in SQLite, already decoded by psycopg in PostgreSQL."""
+    if isinstance(value, str | bytes):
+        return orjson.loads(value)
+    return value

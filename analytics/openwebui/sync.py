@@ -1,0 +1,183 @@
+"""The poller: Open WebUI's users, groups and flows mirrored into the directory within ~2 s.
+
+Every `openwebui_poll_s` it reads users (id, role, api_key) and groups (id, user_ids) in full
+(small tables; a role change does not touch `updated_at` in Open WebUI, so no cheaper check is
+exact) and the flows' `(id, updated_at)` fingerprint; flows are read in full only when that
+changed or something was updated in the last seconds (`updated_at` has one-second resolution).
+When anything changed, changed flows are copied into the store first (so a flow the directory
+shows has its row and its version), then the directory's mirror is replaced in one assignment.
+Request-time auth stays an in-memory lookup. A failed poll keeps the last mirror (logged):
+an unreachable Open WebUI never makes users or flows vanish.
+
+Runs of flows gone from Open WebUI are invisible at once (the directory no longer has the flow,
+and every route reads flows from it); `purge_orphans`, a scheduled job, deletes them after the
+grace to free the space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from analytics.access.directory import FlowAcl, Mirror, User
+from analytics.access.users import hash_key
+from analytics.core.context import Context
+from analytics.flows.registry import Flow, flow_version, mirror_flows, purge_flow
+from analytics.openwebui.db import WebUIDatabase, json
+
+log = logging.getLogger("flowhistory")
+
+_USERS = 'SELECT id, role, api_key, name, email FROM "user"'
+_GROUPS = 'SELECT id, user_ids FROM "group"'
+_FLOW_PRINT = "SELECT id, updated_at FROM flow"
+_FLOWS = (
+    "SELECT id, user_id, name, description, nodes, edges, meta, access_control, created_at, updated_at"
+    " FROM flow"
+)
+RECENT_S = 3  # updated_at within this many seconds of now: read flows in full (same-second edits)
+
+
+def _epoch(value: Any) -> datetime:
+    return datetime.fromtimestamp(int(value or 0), UTC).replace(tzinfo=None)
+
+
+def _fingerprint(rows: list[tuple[Any, ...]]) -> str:
+    digest = hashlib.sha256()
+    for row in sorted(rows, key=lambda r: str(r[0])):
+        digest.update(repr(row).encode())
+    return digest.hexdigest()
+
+
+class OpenWebUISync:
+    """One poller per server; `sync_once` is also what tests and the first start call."""
+
+    def __init__(self, ctx: Context, url: str | None = None) -> None:
+        self.ctx = ctx
+        self.db = WebUIDatabase(url or ctx.settings.openwebui_db or "")
+        self._prints: dict[str, str] = {}
+        self._flows: dict[str, Flow] = {}
+        self._users: dict[str, User] = {}
+        self._keys: dict[str, str] = {}
+        self._groups_of: dict[str, frozenset[str]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sync_once(self) -> bool:
+        """Read Open WebUI; install a new mirror if anything changed. Answers whether it did."""
+        changed = self._read_users() | self._read_groups() | self._read_flows()
+        if changed or not self.ctx.directory.external:
+            self.ctx.directory.install(
+                Mirror(dict(self._users), dict(self._groups_of), self._acls(), dict(self._keys))
+            )
+        else:
+            self.ctx.directory.synced_at = time.time()
+        return changed
+
+    def _changed(self, name: str, rows: list[tuple[Any, ...]]) -> bool:
+        fp = _fingerprint(rows)
+        if self._prints.get(name) == fp:
+            return False
+        self._prints[name] = fp
+        return True
+
+    def _read_users(self) -> bool:
+        rows = self.db.rows(_USERS)
+        if not self._changed("users", rows):
+            return False
+        self._users = {str(i): User(str(i), name, email, str(role)) for i, role, _, name, email in rows}
+        # Open WebUI keeps keys in plain text; only their hashes are held here
+        self._keys = {hash_key(key): str(i) for i, _, key, _, _ in rows if isinstance(key, str) and key}
+        return True
+
+    def _read_groups(self) -> bool:
+        rows = self.db.rows(_GROUPS)
+        if not self._changed("groups", rows):
+            return False
+        groups: dict[str, set[str]] = {}
+        for gid, members in rows:
+            for uid in json(members) or []:
+                if isinstance(uid, str):
+                    groups.setdefault(uid, set()).add(str(gid))
+        self._groups_of = {u: frozenset(g) for u, g in groups.items()}
+        return True
+
+    def _read_flows(self) -> bool:
+        prints = self.db.rows(_FLOW_PRINT)
+        newest = max((int(u or 0) for _, u in prints), default=0)
+        if not self._changed("flows", prints) and newest < time.time() - RECENT_S:
+            return False
+        flows: dict[str, Flow] = {}
+        for fid, uid, name, desc, nodes, edges, meta, ac, created, updated in self.db.rows(_FLOWS):
+            nodes, edges = json(nodes) or [], json(edges) or []
+            flows[str(fid)] = Flow(
+                str(fid),
+                str(uid),
+                name or "",
+                desc,
+                nodes,
+                edges,
+                json(meta) or {},
+                json(ac),
+                _epoch(created),
+                _epoch(updated),
+                flow_version(nodes, edges),
+            )
+        changed = [f for fid, f in flows.items() if self._flows.get(fid) != f]
+        gone = self._flows.keys() - flows.keys()
+        if not changed and not gone:
+            return False
+        mirror_flows(self.ctx, changed)  # the store first: a flow the directory shows has its row
+        self._flows = flows
+        return True
+
+    def _acls(self) -> dict[str, FlowAcl]:
+        return {f.id: FlowAcl(f.id, f.user_id, f.access_control, f.version) for f in self._flows.values()}
+
+    # -- the thread ----------------------------------------------------------------------------
+    def start(self) -> OpenWebUISync:
+        """The first sync runs here, so no request is ever answered from the store's users."""
+        self.sync_once()
+        self._thread = threading.Thread(target=self._run, name="openwebui-sync", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.ctx.settings.openwebui_poll_s):
+            try:
+                self.sync_once()
+            except Exception:  # Open WebUI down or mid-migration: keep the last mirror, try again
+                log.exception("reading Open WebUI's database failed; keeping the last mirror")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.db.close()
+
+
+def purge_orphans(ctx: Context) -> dict[str, Any]:
+    """The scheduled job: delete the runs (and the copied row) of flows gone from Open WebUI for
+    longer than the grace. Only on a fresh mirror: a stale one could be missing flows."""
+    directory = ctx.directory
+    if not directory.external:
+        return {"skipped": "not in Open WebUI mode"}
+    if time.time() - directory.synced_at > max(10 * ctx.settings.openwebui_poll_s, 10):
+        return {"skipped": "the Open WebUI mirror is stale"}
+    known = {f.id for f in directory.flows()}
+    stored = ctx.store.read(
+        lambda c: c.execute("SELECT id FROM flows UNION SELECT DISTINCT flow_id FROM executions").fetchall()
+    )
+    now = time.time()
+    purged: dict[str, int] = {}
+    for (fid,) in stored:
+        if fid in known:
+            continue
+        since = directory.gone_since.setdefault(fid, now)  # first seen missing after a restart: now
+        if now - since >= ctx.settings.openwebui_orphan_grace_s and directory.flow(fid) is None:
+            purged[fid] = purge_flow(ctx, fid)
+            directory.gone_since.pop(fid, None)
+    return {"flows": len(purged), "runs": sum(purged.values())}

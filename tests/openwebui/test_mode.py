@@ -1,0 +1,249 @@
+"""Open WebUI mode: users, roles, keys, groups and flows come from Open WebUI's database.
+
+Over both dialects (a SQLite file and a real PostgreSQL with Open WebUI's schema). Changes made
+in Open WebUI must take effect within 2 s: each such check polls with that bound, no tighter.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from analytics.core.config import Settings
+from analytics.core.context import Context
+from analytics.flows.registry import flow_version
+from analytics.openwebui.sync import purge_orphans
+from api.app import create_app
+from tests.factories import SECRET, bearer, make_execution
+from tests.openwebui.webui_db import WebUIDb
+
+BOUND_S = 2.0  # the issue's promise: a change in Open WebUI takes effect within 2 s
+API_KEY = "sk-" + "a1" * 16
+
+
+def within(bound: float, check: Callable[[], bool]) -> bool:
+    """True as soon as `check` holds; False if it never did within `bound` seconds."""
+    deadline = time.monotonic() + bound
+    while True:
+        if check():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+class Mode:
+    def __init__(self, client: TestClient, db: WebUIDb) -> None:
+        self.client = client
+        self.db = db
+        self.ctx: Context = client.app.state.ctx  # type: ignore[attr-defined]
+
+    def status(self, method: str, path: str, user: str | None = None, **kw: Any) -> int:
+        headers = bearer(user) if user else kw.pop("headers", {})
+        return self.client.request(method, path, headers=headers, **kw).status_code
+
+
+@pytest.fixture
+def mode(webui_db: WebUIDb, tmp_path: Path) -> Iterator[Mode]:
+    webui_db.add_user("boss", "admin")
+    webui_db.add_user("alice", "user", api_key=API_KEY)
+    webui_db.add_user("bob", "user")
+    webui_db.add_user("wait", "pending")
+    settings = Settings(
+        db_path=tmp_path / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        openwebui_db=webui_db.url,
+        openwebui_orphan_grace_s=3600,
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield Mode(client, webui_db)
+
+
+def stored_users(m: Mode) -> list[str]:
+    return [r[0] for r in m.ctx.store.read(lambda c: c.execute("SELECT id FROM users").fetchall())]
+
+
+class TestIdentity:
+    def test_roles_as_open_webui_decides(self, mode: Mode) -> None:
+        assert mode.status("GET", "/api/v1/users/me", "boss") == 200
+        assert mode.client.get("/api/v1/users/me", headers=bearer("boss")).json()["role"] == "admin"
+        assert mode.status("GET", "/api/v1/flows/", "alice") == 200
+        assert mode.status("GET", "/api/v1/flows/", "wait") == 401
+        assert mode.status("GET", "/api/v1/users", "boss") == 200
+        assert mode.status("GET", "/api/v1/users", "alice") == 403
+
+    def test_unknown_user_is_401_and_not_created(self, mode: Mode) -> None:
+        before = stored_users(mode)
+        r = mode.client.get("/api/v1/flows/", headers=bearer("nobody"))
+        assert r.status_code == 401 and "detail" in r.json()
+        assert mode.ctx.directory.user("nobody") is None
+        assert stored_users(mode) == before
+
+    def test_role_change_and_deletion_take_effect_within_the_bound(self, mode: Mode) -> None:
+        mode.db.set_role("alice", "pending")
+        assert within(BOUND_S, lambda: mode.status("GET", "/api/v1/flows/", "alice") == 401)
+        mode.db.set_role("wait", "user")
+        assert within(BOUND_S, lambda: mode.status("GET", "/api/v1/flows/", "wait") == 200)
+        mode.db.set_role("bob", "admin")
+        assert within(BOUND_S, lambda: mode.status("GET", "/api/v1/users", "bob") == 200)
+        mode.db.delete_user("bob")
+        assert within(BOUND_S, lambda: mode.status("GET", "/api/v1/flows/", "bob") == 401)
+
+    def test_open_webui_api_keys(self, mode: Mode) -> None:
+        ok = {"Authorization": f"Bearer {API_KEY}"}
+        assert mode.client.get("/api/v1/users/me", headers=ok).json()["id"] == "alice"
+        wrong = {"Authorization": "Bearer sk-" + "b2" * 16}
+        assert mode.client.get("/api/v1/flows/", headers=wrong).status_code == 401
+        mode.db.execute('UPDATE "user" SET api_key = NULL WHERE id = ?', ("alice",))
+        assert within(BOUND_S, lambda: mode.client.get("/api/v1/flows/", headers=ok).status_code == 401)
+
+    def test_our_keys_serve_existing_users_only(self, mode: Mode) -> None:
+        r = mode.client.post("/api/v1/keys", json={"user_id": "bob", "name": "svc"}, headers=bearer("boss"))
+        assert r.status_code == 200, r.text
+        key = {"Authorization": f"Bearer {r.json()['key']}"}
+        assert mode.client.get("/api/v1/users/me", headers=key).json()["id"] == "bob"
+        r = mode.client.post("/api/v1/keys", json={"user_id": "ghost"}, headers=bearer("boss"))
+        assert r.status_code == 404
+        mode.db.delete_user("bob")
+        assert within(BOUND_S, lambda: mode.client.get("/api/v1/flows/", headers=key).status_code == 401)
+
+    @pytest.mark.parametrize(
+        ("method", "path", "body"),
+        [
+            ("POST", "/api/v1/users", {"id": "new", "role": "user"}),
+            ("PATCH", "/api/v1/users/alice", {"role": "admin"}),
+            ("GET", "/api/v1/groups", None),
+            ("POST", "/api/v1/groups", {"name": "g", "user_ids": []}),
+            ("PUT", "/api/v1/groups/g1/members", {"user_ids": []}),
+        ],
+    )
+    def test_users_and_groups_admin_is_409(self, mode: Mode, method: str, path: str, body: Any) -> None:
+        r = mode.client.request(method, path, json=body, headers=bearer("boss"))
+        assert r.status_code == 409, r.text
+        assert "managed by Open WebUI" in r.json()["detail"]
+        assert mode.ctx.directory.user("alice").role == "user"  # type: ignore[union-attr]
+
+
+class TestGroupsAndFlows:
+    def test_group_grants_through_user_ids(self, mode: Mode) -> None:
+        mode.db.add_group("g1", ["alice"])
+        fid = mode.db.add_flow("boss", access_control={"read": {"group_ids": ["g1"], "user_ids": []}})
+        path = f"/api/v1/flows/{fid}/executions/stats"
+        assert within(BOUND_S, lambda: mode.status("GET", path, "alice") == 200)
+        assert mode.status("GET", path, "bob") == 403
+        mode.db.set_members("g1", ["alice", "bob"])
+        assert within(BOUND_S, lambda: mode.status("GET", path, "bob") == 200)
+        mode.db.set_members("g1", [])
+        assert within(BOUND_S, lambda: mode.status("GET", path, "alice") == 403)
+
+    def test_flows_come_from_the_flow_table(self, mode: Mode) -> None:
+        nodes = [{"id": "model_1", "type": "model"}]
+        fid = mode.db.add_flow("alice", name="From WebUI", nodes=nodes, access_control={})
+        assert within(BOUND_S, lambda: mode.status("GET", f"/api/v1/flows/{fid}", "alice") == 200)
+        flow = mode.client.get(f"/api/v1/flows/{fid}", headers=bearer("alice")).json()
+        assert (flow["name"], flow["user_id"], flow["nodes"], flow["meta"]) == (
+            "From WebUI",
+            "alice",
+            nodes,
+            {},
+        )
+        assert mode.status("GET", f"/api/v1/flows/{fid}", "bob") == 403  # private
+        assert fid in {f["id"] for f in mode.client.get("/api/v1/flows/", headers=bearer("alice")).json()}
+        run = mode.client.post(
+            f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=bearer("alice")
+        )
+        assert run.status_code == 200, run.text
+        first = run.json()["id"]
+        assert mode.status("POST", f"/api/v1/flows/{fid}/executions", "bob", json=make_execution(fid)) == 403
+        # the definition changes in Open WebUI: later runs carry the new version, earlier keep theirs
+        new_nodes = [*nodes, {"id": "tool_2", "type": "tool"}]
+        mode.db.update_flow(fid, nodes=new_nodes)
+        new_version = flow_version(new_nodes, [])
+        assert within(BOUND_S, lambda: mode.ctx.directory.flow(fid).version == new_version)  # type: ignore[union-attr]
+        second = mode.client.post(
+            f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=bearer("alice")
+        ).json()["id"]
+
+        def version(eid: str) -> str:
+            r = mode.client.get(f"/api/v1/flows/{fid}/executions/{eid}", headers=bearer("alice"))
+            return r.json()["flow_version"]
+
+        assert version(first) == flow_version(nodes, [])
+        assert version(second) == new_version
+
+    def test_flow_crud_is_open_webuis(self, mode: Mode) -> None:
+        fid = mode.db.add_flow("alice")
+        assert within(BOUND_S, lambda: mode.ctx.directory.flow(fid) is not None)
+        for method, path, body in [
+            ("POST", "/api/v1/flows/create", {"name": "x"}),
+            ("POST", "/api/v1/flows/import", {"name": "x"}),
+            ("POST", f"/api/v1/flows/{fid}", {"name": "y"}),
+            ("DELETE", f"/api/v1/flows/{fid}", None),
+            ("POST", f"/api/v1/flows/{fid}/duplicate", None),
+        ]:
+            r = mode.client.request(method, path, json=body, headers=bearer("alice"))
+            assert r.status_code == 409, (method, path, r.text)
+        assert mode.status("GET", f"/api/v1/flows/{fid}/export", "alice") == 200
+        assert mode.status("POST", f"/api/v1/flows/{fid}/execute", "alice") == 200
+
+
+def run_count(m: Mode, fid: str) -> int:
+    return m.ctx.store.read(
+        lambda c: c.execute("SELECT count(*) FROM executions WHERE flow_id = ?", [fid]).fetchall()
+    )[0][0]
+
+
+class TestGoneFlows:
+    def test_runs_vanish_at_once_and_the_job_frees_them_after_the_grace(self, mode: Mode) -> None:
+        fid = mode.db.add_flow("alice")
+        keep = mode.db.add_flow("alice")
+        assert within(BOUND_S, lambda: mode.ctx.directory.flow(keep) is not None)
+        eids = [
+            mode.client.post(
+                f"/api/v1/flows/{f}/executions", json=make_execution(f), headers=bearer("alice")
+            ).json()["id"]
+            for f in (fid, fid, keep)
+        ]
+        mode.db.delete_flow(fid)
+        for path in (
+            f"/api/v1/flows/{fid}/executions",
+            f"/api/v1/flows/{fid}/executions/stats",
+            f"/api/v1/flows/{fid}/executions/{eids[0]}",
+            f"/api/v1/flows/{fid}",
+        ):
+            assert within(BOUND_S, lambda p=path: mode.status("GET", p, "alice") == 404), path  # type: ignore[misc]
+            assert mode.status("GET", path, "boss") == 404
+        hits = mode.client.post("/api/v1/executions/search", json={}, headers=bearer("boss")).json()
+        assert {h["id"] for h in hits["items"]} == {eids[2]}
+        # within the grace the runs stay stored (the job only frees space)...
+        assert purge_orphans(mode.ctx) == {"flows": 0, "runs": 0}
+        assert run_count(mode, fid) == 2
+        # ...after it they are deleted, and the other flow's run is untouched
+        mode.ctx.settings.openwebui_orphan_grace_s = 0
+        assert purge_orphans(mode.ctx) == {"flows": 1, "runs": 2}
+        assert run_count(mode, fid) == 0 and run_count(mode, keep) == 1
+        assert mode.status("GET", f"/api/v1/flows/{keep}/executions/{eids[2]}", "alice") == 200
+
+    def test_the_job_is_scheduled_in_this_mode(self, mode: Mode) -> None:
+        names = [j["name"] for j in mode.client.get("/api/v1/jobs", headers=bearer("boss")).json()]
+        assert "openwebui-orphans" in names
+
+
+def test_open_webuis_database_is_not_written(webui_db: WebUIDb, tmp_path: Path) -> None:
+    """The read-only connection refuses writes in both dialects."""
+    from analytics.openwebui.db import WebUIDatabase
+
+    webui_db.add_user("u1")
+    ro = WebUIDatabase(webui_db.url)
+    assert ro.rows('SELECT id FROM "user"') == [("u1",)]
+    with pytest.raises(Exception, match=r"(?i)read.?only|readonly"):
+        ro.rows(f"DELETE FROM \"user\" WHERE id = '{uuid.uuid4()}'")
+    assert webui_db.execute('SELECT id FROM "user"') == [("u1",)]
+    ro.close()
