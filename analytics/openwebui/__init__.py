@@ -1,0 +1,4 @@
+"""Open WebUI beside flowhistory: its database as a source (identity, flows, history import).
+
+Imports: core, access, flows, history.
+"""
