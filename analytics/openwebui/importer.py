@@ -79,6 +79,8 @@ class ImportSummary:
     runs_altered: int = 0
     total_read: int = 0
     total_stored: int = 0
+    total_in_source: int = 0
+    finished: bool = False
     seconds: float = 0.0
     report: Path | None = None
     issues: list[dict[str, str]] = field(default_factory=list)
@@ -398,13 +400,13 @@ _INSERT = f"""
         nodes
     FROM owui_classified WHERE skip_reason IS NULL
     ON CONFLICT DO NOTHING
-    RETURNING flow_id, created_at
 """
 
 _DIRTY = """
     INSERT OR IGNORE INTO rollup_dirty
-    SELECT DISTINCT flow_id, CAST(created_at AS DATE) FROM owui_stored
-    WHERE created_at < (SELECT max(rolled_until) FROM rollup_state)
+    SELECT DISTINCT flow_id, CAST(make_timestamp(created_at * 1000000) AS DATE) FROM owui_classified
+    WHERE skip_reason IS NULL
+      AND make_timestamp(created_at * 1000000) < (SELECT max(rolled_until) FROM rollup_state)
 """
 
 
@@ -421,22 +423,26 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
         try:
             c.execute(_CLASSIFY)
             issues = c.execute(_ISSUES, [source, source, source]).fetchall()
-            stored = c.execute(_INSERT).to_arrow_table()
-            c.register("owui_stored", stored)
-            c.execute(_DIRTY)
-            c.unregister("owui_stored")
+            row = c.execute(_INSERT).fetchone()
+            stored = int(row[0]) if row else 0
+            c.execute(_DIRTY)  # stored runs of already rolled days: those days are rebuilt
+            flow_ids = {
+                r[0]
+                for r in c.execute(
+                    "SELECT DISTINCT flow_id FROM owui_classified WHERE skip_reason IS NULL"
+                ).fetchall()
+            }
             c.execute(
                 "INSERT INTO openwebui_import_progress VALUES (?, ?, ?, ?, ?, now())"
                 " ON CONFLICT (source) DO UPDATE SET last_created_at = excluded.last_created_at,"
                 " last_id = excluded.last_id, runs_read = runs_read + excluded.runs_read,"
                 " runs_stored = runs_stored + excluded.runs_stored, updated_at = excluded.updated_at",
-                [source, last[0], last[1], chunk.num_rows, stored.num_rows],
+                [source, last[0], last[1], chunk.num_rows, stored],
             )
             c.execute("DROP VIEW owui_classified")
         finally:
             c.unregister("owui_chunk")
-        flow_ids = set(pc.unique(stored.column("flow_id")).to_pylist()) if stored.num_rows else set()
-        return _ChunkResult(stored.num_rows, flow_ids, [(r[0], r[1], r[2]) for r in issues])
+        return _ChunkResult(stored, flow_ids, [(r[0], r[1], r[2]) for r in issues])
 
     return write
 
@@ -475,11 +481,14 @@ def import_openwebui(
     chunk_rows: int = CHUNK_ROWS,
     on_progress: Callable[[int, int], None] | None = None,
     fail_after_chunks: int | None = None,
+    max_chunks: int | None = None,
 ) -> ImportSummary:
     """Copy Open WebUI's users, groups, flows and runs into the store; see the module docstring.
 
     `on_progress(done, total)` is called after each chunk; `fail_after_chunks` is the test seam
-    that stops the import as a kill would, after that many committed chunks.
+    that stops the import as a kill would, after that many committed chunks. `max_chunks` stops
+    cleanly after that many (`finished` False): the server imports in steps, so a client can
+    show progress and a request never runs for minutes.
     """
     import time
 
@@ -496,7 +505,12 @@ def import_openwebui(
         if on_progress:
             on_progress(done, total)
         touched: set[str] = set()
+        summary.total_in_source = total
+        summary.finished = True
         for committed, (chunk, last) in enumerate(_chunks(src, after, chunk_rows)):
+            if max_chunks is not None and committed >= max_chunks:
+                summary.finished = False
+                break
             if fail_after_chunks is not None and committed >= fail_after_chunks:
                 raise InjectedFailure(f"stopped after {committed} chunks (test seam)")
             result: _ChunkResult = ctx.store.write(_write_chunk(source, _facts(ctx, chunk), last))
@@ -514,14 +528,22 @@ def import_openwebui(
         if touched:
             ctx.store.read(lambda c: ctx.counters.load(c, touched))
             ctx.notify_ingest(touched)
-        summary.issues = _issues(ctx, source)
-        if report is not None:
+        summary.issues = _issues(ctx, source) if summary.finished else []
+        if report is not None and summary.finished:
             write_report(report, summary.issues)
             summary.report = report
     finally:
         src.close()
         summary.seconds = time.perf_counter() - started
     return summary
+
+
+def import_step(
+    ctx: Context, url: str, *, max_chunks: int = 4, chunk_rows: int = CHUNK_ROWS
+) -> ImportSummary:
+    """One step of an import run by the server for an admin (the CLI while a server holds the
+    store): the same path, `max_chunks` at a time; call again until `finished`."""
+    return import_openwebui(ctx, url, max_chunks=max_chunks, chunk_rows=chunk_rows)
 
 
 def _issues(ctx: Context, source: str) -> list[dict[str, str]]:
