@@ -6,6 +6,7 @@ the server, a few chunks per request (admin key from the data folder), so the ba
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,19 +67,13 @@ def openwebui(
                 summary_obj = importer.import_openwebui(
                     ctx, source, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
                 )
-            summary = _as_dict(summary_obj)
+            summary = asdict(summary_obj)
         except FlowHistoryError as exc:
             fail(exc, 1)
         finally:
             ctx.close()
     importer.write_report(report, summary["issues"])
     _print(summary, report)
-
-
-def _as_dict(summary: importer.ImportSummary) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(summary)
 
 
 def _through_server(base: str, settings: Any, source: str) -> dict[str, Any]:
