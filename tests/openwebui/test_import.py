@@ -161,7 +161,7 @@ def test_killed_midway_then_rerun_is_exactly_once(webui_db: WebUIDb, ctx: Contex
     with pytest.raises(importer.InjectedFailure):
         importer.import_openwebui(ctx, webui_db.url, chunk_rows=3, fail_after_chunks=2)
     assert _count(ctx) == [(6, 6)]
-    # new runs arrive in Open WebUI meanwhile, older than the cursor and newer: both come in
+    # a run saved in Open WebUI meanwhile (newer than the cursor) comes in too
     fid = webui_db.execute("SELECT id FROM flow ORDER BY id LIMIT 1")[0][0]
     late = webui_db.add_execution(fid, "bob", created_at=T0 + 10_000)
     again = importer.import_openwebui(ctx, webui_db.url, chunk_rows=3)
