@@ -293,7 +293,7 @@ def purge_flow(ctx: Context, flow_id: str) -> int:
         ctx.directory.drop_flow(flow_id)
         ctx.counters.reload_flows(ctx.store, [flow_id])
 
-    deleted: int = ctx.store.write(delete, after_commit=after)
+    deleted: int = ctx.store.write(delete, after_commit=after, frees_space=True)
     return deleted
 
 

@@ -8,7 +8,7 @@ HTTP API instead, or stop it first.
 
 from __future__ import annotations
 
-from api.cli import admin, alerts, backup, db, executions, exports, jobs, retention, serve, sql
+from api.cli import admin, alerts, backup, db, executions, exports, importer, jobs, retention, serve, sql
 from api.cli.common import Typer
 
 app = Typer(help="flowhistory: execution history and analytics for AI flows.", no_args_is_help=True)
@@ -28,6 +28,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(exports.app, name="export")
 app.add_typer(retention.app, name="retention")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(importer.app, name="import")
 
 
 def main() -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from analytics.core.errors import InvalidInput
 from analytics.history import ingest
-from api.dependencies import Ctx, CurrentUser
+from analytics.openwebui import importer
+from api.dependencies import AdminUser, Ctx, CurrentUser
 from api.json_body import JsonRoute, decode_error
 from api.schemas.executions import BatchResultOut
 
@@ -56,3 +59,23 @@ async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Store many executions; each item is reported as stored or refused, with the reason."""
     items = _items(await request.body(), request.headers.get("content-type", ""))
     return await run_in_threadpool(ingest.ingest_batch, ctx, viewer, items)
+
+
+class OpenWebUIImportIn(BaseModel):
+    """One step of `flowhistory import openwebui` while this server holds the store."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    source: str = Field(
+        alias="from", min_length=1, description="sqlite:////path/webui.db or postgresql://..."
+    )
+    max_chunks: int = Field(default=4, ge=1, le=100)
+
+
+@router.post("/import/openwebui")
+async def import_openwebui_step(body: OpenWebUIImportIn, viewer: AdminUser, ctx: Ctx) -> dict[str, Any]:
+    """Admins: import the next chunks of Open WebUI's history (resumable; call until finished)."""
+    summary = await run_in_threadpool(importer.import_step, ctx, body.source, max_chunks=body.max_chunks)
+    out = asdict(summary)
+    out["report"] = None
+    return out

@@ -1,0 +1,564 @@
+"""Move Open WebUI's history in: its users, groups, flows and every `flow_execution` row.
+
+Imports: core, access, flows, history.
+
+The columnar path: runs are read in chunks ordered by (created_at, id) as Arrow batches through
+ADBC (SQLite or PostgreSQL), and each chunk is one transaction on the writer: DuckDB registers
+the batch and one INSERT ... SELECT reshapes it (JSON checked and kept as the source's text,
+epoch seconds to timestamps, the rules below). Only the per-node facts are computed in Python,
+by the same function ingest uses, so an imported run's facts equal a posted run's.
+
+Idempotent and resumable: the chunk's last key is stored in the same transaction as its rows
+(`openwebui_import_progress`), so a rerun starts after the last committed chunk, and the insert
+skips ids already stored (ON CONFLICT DO NOTHING). Rows that break flowhistory's rules follow
+one rule each, and every such id is kept in `openwebui_import_issues` (and written to the
+report file):
+- orphan run (its flow is not in Open WebUI's `flow` table): skipped, as Open WebUI should have
+  deleted it with its flow;
+- status outside success/error/aborted: stored as `error`, the original in
+  `meta.openwebui_import.status`;
+- negative or missing execution_time: stored as 0, the original in
+  `meta.openwebui_import.execution_time`;
+- id not a UUID, no user, no created_at, a payload that is not JSON: skipped.
+A run's `flow_version` is the flow's current version when the run is newer than the flow's last
+change (that definition ran), else "unknown".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from analytics.core.context import Context
+from analytics.core.errors import InvalidInput
+from analytics.core.store import Connection
+from analytics.flows.registry import flow_version
+from analytics.history.ingest import NODE_STRUCT
+from analytics.history.node_facts import node_facts
+
+UNKNOWN_VERSION = "unknown"
+CHUNK_ROWS = 50_000
+_PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
+_MAX_MS = 2**53
+
+_STATE_DDL = [
+    """CREATE TABLE IF NOT EXISTS openwebui_import_progress (
+        source VARCHAR PRIMARY KEY, last_created_at BIGINT, last_id VARCHAR,
+        runs_read BIGINT NOT NULL, runs_stored BIGINT NOT NULL, updated_at TIMESTAMP NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS openwebui_import_issues (
+        source VARCHAR NOT NULL, id VARCHAR NOT NULL, action VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+        PRIMARY KEY (source, id, reason))""",
+]
+
+
+class InjectedFailure(RuntimeError):
+    """The test seam's crash: raised after N committed chunks, as a kill would stop the import."""
+
+
+@dataclass
+class ImportSummary:
+    """What one import did; `runs_*` count this invocation, `total_*` the source so far."""
+
+    source: str
+    users: int = 0
+    groups: int = 0
+    flows: int = 0
+    runs_read: int = 0
+    runs_stored: int = 0
+    runs_already_there: int = 0
+    runs_skipped: int = 0
+    runs_altered: int = 0
+    total_read: int = 0
+    total_stored: int = 0
+    total_in_source: int = 0
+    finished: bool = False
+    seconds: float = 0.0
+    report: Path | None = None
+    issues: list[dict[str, str]] = field(default_factory=list)
+
+
+# -- the source ------------------------------------------------------------------------------
+
+
+def redacted(url: str) -> str:
+    """The URL without its password: the key the progress is kept under, and what is printed."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class Source:
+    """Open WebUI's database through ADBC: Arrow straight out of SQLite or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.postgres = url.startswith(("postgresql://", "postgres://"))
+        if self.postgres:
+            import adbc_driver_postgresql.dbapi as driver
+
+            self._conn: Any = driver.connect(url)
+        elif url.startswith("sqlite:///"):
+            import adbc_driver_sqlite.dbapi as sqlite_driver
+
+            path = url.removeprefix("sqlite:///")
+            if not Path(path).is_file():
+                raise InvalidInput(f"there is no SQLite database at {path}", field="from")
+            self._conn = sqlite_driver.connect(f"file:{path}?mode=ro")
+        else:
+            raise InvalidInput(
+                "the source must be sqlite:////path/webui.db or postgresql://user:pass@host/db", field="from"
+            )
+
+    def table(self, sql: str) -> pa.Table:
+        cur = self._conn.cursor()
+        try:
+            cur.execute(sql)
+            return cur.fetch_arrow_table()
+        finally:
+            cur.close()
+
+    def text(self, column: str) -> str:
+        """A column as text, never NULL ('' for NULL): SQLite's driver infers each column's type
+        from the first rows, so a column NULL there and text later would fail mid-chunk."""
+        return f"coalesce(CAST({column} AS TEXT), '') AS {column}"
+
+    def count_runs(self) -> int:
+        return int(self.table("SELECT count(*) AS n FROM flow_execution").column(0)[0].as_py())
+
+    def keys(self, after: tuple[int, str] | None) -> pa.Table:
+        """Every run's (created_at, id) after `after`, in that order: small, sorted once. Open
+        WebUI has no index on created_at alone, so paging the full rows by it would sort the
+        whole table for every chunk; the chunks fetch their rows by id instead."""
+        at_col = "coalesce(CAST(created_at AS BIGINT), -1)"
+        where = ""
+        if after is not None:
+            at, last_id = after
+            escaped = last_id.replace("'", "''")
+            where = f"WHERE {at_col} > {int(at)} OR ({at_col} = {int(at)} AND id > '{escaped}')"
+        return self.table(
+            f"SELECT {self.text('id')}, {at_col} AS created_at FROM flow_execution {where}"
+            f" ORDER BY {at_col}, id"
+        )
+
+    def runs(self, ids: list[str]) -> pa.Table:
+        cols = ", ".join(
+            [self.text("id"), self.text("flow_id"), self.text("user_id"), self.text("status")]
+            + [self.text(c) for c in _PAYLOADS]
+            + ["CAST(execution_time AS BIGINT) AS execution_time", "CAST(created_at AS BIGINT) AS created_at"]
+        )
+        listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
+        return self.table(f"SELECT {cols} FROM flow_execution WHERE id IN ({listed})")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+# -- identity and flows ----------------------------------------------------------------------
+
+
+def _epoch(value: Any) -> datetime:
+    return datetime.fromtimestamp(int(value or 0), UTC).replace(tzinfo=None)
+
+
+def _json_or_none(text: str) -> Any:
+    return None if text in ("", "null") else orjson.loads(text)
+
+
+def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
+    users = src.table(
+        f"SELECT {src.text('id')}, {src.text('name')}, {src.text('email')}, {src.text('role')},"
+        ' CAST(created_at AS BIGINT) AS created_at FROM "user"'
+    ).to_pylist()
+    groups = src.table(
+        f"SELECT {src.text('id')}, {src.text('name')}, {src.text('description')}, {src.text('user_ids')}"
+        ' FROM "group"'
+    ).to_pylist()
+    flows = src.table(
+        f"SELECT {src.text('id')}, {src.text('user_id')}, {src.text('name')}, {src.text('description')},"
+        f" {src.text('nodes')}, {src.text('edges')}, {src.text('meta')}, {src.text('access_control')},"
+        " CAST(created_at AS BIGINT) AS created_at, CAST(updated_at AS BIGINT) AS updated_at FROM flow"
+    ).to_pylist()
+
+    def write(c: Connection) -> tuple[int, int, int]:
+        n_users = n_groups = n_flows = 0
+        for u in users:
+            role = u["role"] if u["role"] in ("admin", "user", "pending") else "pending"
+            n_users += _changed(
+                c.execute(
+                    "INSERT INTO users (id, name, email, role, created_at) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    [u["id"], u["name"] or None, u["email"] or None, role, _epoch(u["created_at"])],
+                )
+            )
+        for g in groups:
+            n_groups += _changed(
+                c.execute(
+                    "INSERT INTO groups (id, name, description) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    [g["id"], g["name"] or g["id"], g["description"] or None],
+                )
+            )
+            members = _json_or_none(g["user_ids"]) or []
+            for uid in members:
+                if isinstance(uid, str):
+                    c.execute(
+                        "INSERT INTO group_members VALUES (?, ?) ON CONFLICT DO NOTHING", [g["id"], uid]
+                    )
+        for f in flows:
+            nodes = _json_or_none(f["nodes"]) or []
+            edges = _json_or_none(f["edges"]) or []
+            meta = _json_or_none(f["meta"])
+            version = flow_version(nodes, edges)
+            updated = _epoch(f["updated_at"] or f["created_at"])
+            c.execute(
+                "INSERT INTO flow_versions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [f["id"], version, orjson.dumps(nodes).decode(), orjson.dumps(edges).decode(), updated],
+            )
+            n_flows += _changed(
+                c.execute(
+                    "INSERT INTO flows (id, user_id, name, description, nodes, edges, meta, access_control,"
+                    " created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    [
+                        f["id"],
+                        f["user_id"],
+                        f["name"] or f["id"],
+                        f["description"] or None,
+                        orjson.dumps(nodes).decode(),
+                        orjson.dumps(edges).decode(),
+                        orjson.dumps(meta if meta is not None else {}).decode(),
+                        f["access_control"] if f["access_control"] not in ("", "null") else None,
+                        _epoch(f["created_at"]),
+                        updated,
+                        version,
+                    ],
+                )
+            )
+        return n_users, n_groups, n_flows
+
+    summary.users, summary.groups, summary.flows = ctx.write_registry(write)
+
+
+def _changed(cursor: Connection) -> int:
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def _facts(ctx: Context, chunk: pa.Table) -> pa.Table:
+    """Node facts per run, with ingest's own function, plus a Python verdict on JSON that
+    DuckDB accepts and orjson (the detail's reader) would not (NaN, Infinity)."""
+    columns = {name: chunk.column(name).to_pylist() for name in ("node_results", "errors", "inputs")}
+    created = chunk.column("created_at").to_pylist()
+    nodes_col: list[list[tuple[Any, ...]]] = []
+    counts: list[int] = []
+    tins: list[int | None] = []
+    touts: list[int | None] = []
+    estimated: list[bool] = []
+    costs: list[float | None] = []
+    bad: list[str] = [""] * chunk.num_rows
+    for name in ("outputs", "meta"):
+        col = chunk.column(name)
+        suspect = pc.or_(pc.match_substring(col, "NaN"), pc.match_substring(col, "Infinity"))
+        for i in pc.indices_nonzero(suspect).to_pylist():
+            try:
+                orjson.loads(col[i].as_py())
+            except orjson.JSONDecodeError:
+                bad[i] = f"{name} is not JSON"
+    for i, (nr_text, err_text, in_text) in enumerate(
+        zip(columns["node_results"], columns["errors"], columns["inputs"], strict=True)
+    ):
+        try:
+            node_results = _json_or_none(nr_text)
+            errors = _json_or_none(err_text)
+            inputs = _json_or_none(in_text)
+        except orjson.JSONDecodeError:
+            bad[i] = bad[i] or "a payload (inputs, node_results or errors) is not JSON"
+            node_results = errors = inputs = None
+        prompt = inputs.get("prompt") if isinstance(inputs, dict) else None
+        facts = node_facts(
+            node_results if isinstance(node_results, dict) else None,
+            errors if isinstance(errors, dict) else None,
+            prompt=prompt if isinstance(prompt, str) else None,
+        )
+        day = _epoch(created[i]).date() if created[i] is not None else datetime.now(UTC).date()
+        run_costs = [ctx.prices.cost(f.model, day, f.tokens_in, f.tokens_out) for f in facts]
+        present_in = [f.tokens_in for f in facts if f.tokens_in is not None]
+        present_out = [f.tokens_out for f in facts if f.tokens_out is not None]
+        tins.append(min(sum(present_in), 2**62) if present_in else None)
+        touts.append(min(sum(present_out), 2**62) if present_out else None)
+        known = [c for c in run_costs if c is not None]
+        costs.append(sum(known) if known else None)
+        estimated.append(any(f.tokens_estimated for f in facts))
+        counts.append(len(facts))
+        nodes_col.append(
+            [
+                (
+                    f.node_id,
+                    f.node_type,
+                    f.model,
+                    f.status,
+                    f.duration_ms,
+                    f.tokens_in,
+                    f.tokens_out,
+                    f.tokens_estimated,
+                    c,
+                    f.error,
+                )
+                for f, c in zip(facts, run_costs, strict=True)
+            ]
+        )
+    names = NODE_STRUCT.names
+    return (
+        chunk.append_column("py_bad", pa.array(bad, pa.string()))
+        .append_column("node_count", pa.array(counts, pa.int32()))
+        .append_column("tokens_in", pa.array(tins, pa.int64()))
+        .append_column("tokens_out", pa.array(touts, pa.int64()))
+        .append_column("tokens_estimated", pa.array(estimated, pa.bool_()))
+        .append_column("cost", pa.array(costs, pa.float64()))
+        .append_column(
+            "nodes",
+            pa.array(
+                [[dict(zip(names, t, strict=True)) for t in n] for n in nodes_col], pa.list_(NODE_STRUCT)
+            ),
+        )
+    )
+
+
+_CLASSIFY = f"""
+    CREATE OR REPLACE TEMP VIEW owui_classified AS
+    SELECT c.*,
+        TRY_CAST(c.id AS UUID) AS uid,
+        f.version AS f_version,
+        f.updated_at AS f_updated,
+        CASE
+            WHEN TRY_CAST(c.id AS UUID) IS NULL THEN 'id is not a UUID'
+            WHEN c.created_at IS NULL THEN 'no created_at'
+            WHEN c.user_id = '' THEN 'no user_id'
+            WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI'
+            {" ".join(f"WHEN c.{p} <> '' AND NOT json_valid(c.{p}) THEN '{p} is not JSON'" for p in _PAYLOADS)}
+            WHEN c.py_bad <> '' THEN c.py_bad
+        END AS skip_reason,
+        c.status NOT IN ('success', 'error', 'aborted') AS status_bad,
+        c.execution_time IS NULL OR c.execution_time < 0 OR c.execution_time > {_MAX_MS} AS time_bad
+    FROM owui_chunk c LEFT JOIN flows f ON f.id = c.flow_id
+"""
+
+_ISSUES = """
+    INSERT INTO openwebui_import_issues
+    SELECT ?, id, 'skipped', skip_reason FROM owui_classified WHERE skip_reason IS NOT NULL
+    UNION ALL
+    SELECT ?, id, 'altered', 'status ' || to_json(status)::VARCHAR || ' is not success, error or aborted:'
+        || ' stored as error, the original in meta.openwebui_import.status'
+    FROM owui_classified WHERE skip_reason IS NULL AND status_bad
+    UNION ALL
+    SELECT ?, id, 'altered', 'execution_time ' || coalesce(execution_time::VARCHAR, 'null')
+        || ' is not a duration in ms: stored as 0, the original in meta.openwebui_import.execution_time'
+    FROM owui_classified WHERE skip_reason IS NULL AND time_bad
+    ON CONFLICT DO NOTHING
+    RETURNING id, action, reason
+"""
+
+
+def _payload(name: str) -> str:
+    return f"CAST(nullif(nullif({name}, ''), 'null') AS JSON)"
+
+
+_INSERT = f"""
+    INSERT INTO executions
+    SELECT uid, flow_id, user_id,
+        CASE WHEN status_bad THEN 'error' ELSE status END,
+        CASE WHEN time_bad THEN 0 ELSE execution_time END,
+        make_timestamp(created_at * 1000000),
+        {_payload("inputs")},
+        CASE WHEN outputs <> '' AND outputs = node_results AND outputs <> 'null' THEN NULL
+             ELSE {_payload("outputs")} END,
+        outputs <> '' AND outputs = node_results AND outputs <> 'null',
+        {_payload("node_results")},
+        {_payload("errors")},
+        CASE WHEN status_bad OR time_bad THEN CAST(json_merge_patch(
+                coalesce(nullif(nullif(meta, ''), 'null'), '{{}}'),
+                json_object('openwebui_import', json_object(
+                    'status', CASE WHEN status_bad THEN status END,
+                    'execution_time', CASE WHEN time_bad THEN execution_time END))) AS JSON)
+             ELSE CAST(coalesce(nullif(nullif(meta, ''), 'null'), '{{}}') AS JSON) END,
+        node_count, tokens_in, tokens_out, tokens_estimated, cost,
+        CASE WHEN created_at >= epoch(f_updated) THEN f_version ELSE '{UNKNOWN_VERSION}' END,
+        NULL,
+        nodes
+    FROM owui_classified WHERE skip_reason IS NULL
+    ON CONFLICT DO NOTHING
+"""
+
+_DIRTY = """
+    INSERT OR IGNORE INTO rollup_dirty
+    SELECT DISTINCT flow_id, CAST(make_timestamp(created_at * 1000000) AS DATE) FROM owui_classified
+    WHERE skip_reason IS NULL
+      AND make_timestamp(created_at * 1000000) < (SELECT max(rolled_until) FROM rollup_state)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _ChunkResult:
+    stored: int
+    flow_ids: set[str]
+    issues: list[tuple[str, str, str]]
+
+
+def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callable[[Connection], _ChunkResult]:
+    def write(c: Connection) -> _ChunkResult:
+        c.register("owui_chunk", chunk)
+        try:
+            c.execute(_CLASSIFY)
+            issues = c.execute(_ISSUES, [source, source, source]).fetchall()
+            row = c.execute(_INSERT).fetchone()
+            stored = int(row[0]) if row else 0
+            c.execute(_DIRTY)  # stored runs of already rolled days: those days are rebuilt
+            flow_ids = {
+                r[0]
+                for r in c.execute(
+                    "SELECT DISTINCT flow_id FROM owui_classified WHERE skip_reason IS NULL"
+                ).fetchall()
+            }
+            c.execute(
+                "INSERT INTO openwebui_import_progress VALUES (?, ?, ?, ?, ?, now())"
+                " ON CONFLICT (source) DO UPDATE SET last_created_at = excluded.last_created_at,"
+                " last_id = excluded.last_id, runs_read = runs_read + excluded.runs_read,"
+                " runs_stored = runs_stored + excluded.runs_stored, updated_at = excluded.updated_at",
+                [source, last[0], last[1], chunk.num_rows, stored],
+            )
+            c.execute("DROP VIEW owui_classified")
+        finally:
+            c.unregister("owui_chunk")
+        return _ChunkResult(stored, flow_ids, [(r[0], r[1], r[2]) for r in issues])
+
+    return write
+
+
+def _progress(ctx: Context, source: str) -> tuple[tuple[int, str] | None, int, int]:
+    rows = ctx.store.read(
+        lambda c: c.execute(
+            "SELECT last_created_at, last_id, runs_read, runs_stored FROM openwebui_import_progress"
+            " WHERE source = ?",
+            [source],
+        ).fetchall()
+    )
+    if not rows:
+        return None, 0, 0
+    at, last_id, read, stored = rows[0]
+    return ((int(at), last_id) if last_id is not None else None), int(read), int(stored)
+
+
+def _chunks(
+    src: Source, after: tuple[int, str] | None, size: int
+) -> Iterator[tuple[pa.Table, tuple[int, str]]]:
+    keys = src.keys(after)
+    ids = keys.column("id")
+    ats = keys.column("created_at")
+    for start in range(0, keys.num_rows, size):
+        chunk_ids = ids.slice(start, size).to_pylist()
+        last = (ats[start + len(chunk_ids) - 1].as_py(), chunk_ids[-1])
+        yield src.runs(chunk_ids), last
+
+
+def import_openwebui(
+    ctx: Context,
+    url: str,
+    *,
+    report: Path | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    on_progress: Callable[[int, int], None] | None = None,
+    fail_after_chunks: int | None = None,
+    max_chunks: int | None = None,
+) -> ImportSummary:
+    """Copy Open WebUI's users, groups, flows and runs into the store; see the module docstring.
+
+    `on_progress(done, total)` is called after each chunk; `fail_after_chunks` is the test seam
+    that stops the import as a kill would, after that many committed chunks. `max_chunks` stops
+    cleanly after that many (`finished` False): the server imports in steps, so a client can
+    show progress and a request never runs for minutes.
+    """
+    import time
+
+    started = time.perf_counter()
+    source = redacted(url)
+    summary = ImportSummary(source)
+    src = Source(url)
+    try:
+        ctx.store.write(lambda c: [c.execute(ddl) for ddl in _STATE_DDL])
+        _import_identity(ctx, src, summary)
+        after, done_before, _ = _progress(ctx, source)
+        total = src.count_runs()
+        done = done_before
+        if on_progress:
+            on_progress(done, total)
+        touched: set[str] = set()
+        summary.total_in_source = total
+        summary.finished = True
+        for committed, (chunk, last) in enumerate(_chunks(src, after, chunk_rows)):
+            if max_chunks is not None and committed >= max_chunks:
+                summary.finished = False
+                break
+            if fail_after_chunks is not None and committed >= fail_after_chunks:
+                raise InjectedFailure(f"stopped after {committed} chunks (test seam)")
+            result: _ChunkResult = ctx.store.write(_write_chunk(source, _facts(ctx, chunk), last))
+            summary.runs_read += chunk.num_rows
+            summary.runs_stored += result.stored
+            touched |= result.flow_ids
+            actions = [issue[1] for issue in result.issues]
+            summary.runs_skipped += actions.count("skipped")
+            summary.runs_altered += actions.count("altered")
+            done += chunk.num_rows
+            if on_progress:
+                on_progress(done, total)
+        summary.runs_already_there = summary.runs_read - summary.runs_stored - summary.runs_skipped
+        _, summary.total_read, summary.total_stored = _progress(ctx, source)
+        if touched:
+            ctx.store.read(lambda c: ctx.counters.load(c, touched))
+            ctx.notify_ingest(touched)
+        summary.issues = _issues(ctx, source) if summary.finished else []
+        if report is not None and summary.finished:
+            write_report(report, summary.issues)
+            summary.report = report
+    finally:
+        src.close()
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def import_step(
+    ctx: Context, url: str, *, max_chunks: int = 4, chunk_rows: int = CHUNK_ROWS
+) -> ImportSummary:
+    """One step of an import run by the server for an admin (the CLI while a server holds the
+    store): the same path, `max_chunks` at a time; call again until `finished`."""
+    return import_openwebui(ctx, url, max_chunks=max_chunks, chunk_rows=chunk_rows)
+
+
+def _issues(ctx: Context, source: str) -> list[dict[str, str]]:
+    rows = ctx.store.read(
+        lambda c: c.execute(
+            "SELECT id, action, reason FROM openwebui_import_issues WHERE source = ? ORDER BY action, id",
+            [source],
+        ).fetchall()
+    )
+    return [{"id": r[0], "action": r[1], "reason": r[2]} for r in rows]
+
+
+def write_report(path: Path, issues: list[dict[str, str]]) -> None:
+    """Every skipped or altered id with its reason, one JSON object a line (the whole source's)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for issue in issues:
+            fh.write(json.dumps(issue) + "\n")

@@ -1,0 +1,109 @@
+"""`flowhistory import openwebui --from URL`: move Open WebUI's history in, with a progress bar.
+
+With the store free it imports directly; while a server holds it, the same import runs inside
+the server, a few chunks per request (admin key from the data folder), so the bar still moves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from analytics.core.context import open_context
+from analytics.core.errors import FlowHistoryError, StoreLocked
+from analytics.openwebui import importer
+from api.cli.common import DbOption, Typer, console, err, fail, settings_for
+
+app = Typer(help="Move history in from another system.", no_args_is_help=True)
+
+ReportOption = Annotated[
+    Path,
+    typer.Option("--report", help="Where every skipped or altered run id is listed with its reason (JSONL)"),
+]
+
+
+def _bar() -> Progress:
+    return Progress(
+        TextColumn("importing runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+@app.command("openwebui")
+def openwebui(
+    source: Annotated[
+        str,
+        typer.Option("--from", help="Open WebUI's database: sqlite:////path/webui.db or postgresql://..."),
+    ],
+    db: DbOption = None,
+    report: ReportOption = Path("openwebui-import-report.jsonl"),
+    server: Annotated[
+        str | None,
+        typer.Option(help="The running server's URL (default: http://HOST:PORT from the settings)"),
+    ] = None,
+) -> None:
+    """Copy Open WebUI's users, groups, flows and runs; safe to rerun, resumes where it stopped."""
+    settings = settings_for(db)
+    try:
+        ctx = open_context(settings)
+    except StoreLocked:
+        summary = _through_server(server or f"http://{settings.host}:{settings.port}", settings, source)
+    except FlowHistoryError as exc:
+        fail(exc, 2)
+    else:
+        try:
+            with _bar() as bar:
+                task = bar.add_task("runs", total=None)
+                summary_obj = importer.import_openwebui(
+                    ctx, source, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
+            summary = asdict(summary_obj)
+        except FlowHistoryError as exc:
+            fail(exc, 1)
+        finally:
+            ctx.close()
+    importer.write_report(report, summary["issues"])
+    _print(summary, report)
+
+
+def _through_server(base: str, settings: Any, source: str) -> dict[str, Any]:
+    key_file: Path = settings.admin_key_file
+    if not key_file.is_file():
+        err.print(f"[red]error:[/red] the store is held by a server and there is no admin key at {key_file}")
+        raise typer.Exit(2)
+    headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+    totals = {"runs_read": 0, "runs_stored": 0, "runs_already_there": 0, "runs_skipped": 0, "runs_altered": 0}
+    console.print(f"the store is held by the server at {escape(base)}: importing through it")
+    with _bar() as bar, httpx.Client(base_url=base, headers=headers, timeout=600) as client:
+        task = bar.add_task("runs", total=None)
+        while True:
+            resp = client.post("/api/v1/executions/import/openwebui", json={"from": source, "max_chunks": 2})
+            if resp.status_code != 200:
+                err.print(f"[red]error:[/red] the server answered {resp.status_code}: {escape(resp.text)}")
+                raise typer.Exit(1)
+            step = resp.json()
+            for k in totals:
+                totals[k] += step[k]
+            bar.update(task, completed=step["total_read"], total=step["total_in_source"])
+            if step["finished"]:
+                return {**step, **totals}
+
+
+def _print(summary: dict[str, Any], report: Path) -> None:
+    console.print(
+        f"users {summary['users']}, groups {summary['groups']}, flows {summary['flows']} new; runs: "
+        f"{summary['runs_stored']} stored, {summary['runs_already_there']} already there, "
+        f"{summary['runs_skipped']} skipped, {summary['runs_altered']} altered "
+        f"({summary['total_stored']} of {summary['total_in_source']} in Open WebUI stored so far)"
+    )
+    console.print(f"{len(summary['issues'])} skipped or altered ids listed in {escape(str(report))}")

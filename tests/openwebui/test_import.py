@@ -1,0 +1,218 @@
+"""`import openwebui` in the library: Open WebUI's rows in SQLite and PostgreSQL, moved in exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics.access.permissions import Viewer
+from analytics.core.clock import epoch_seconds
+from analytics.core.context import Context
+from analytics.flows.registry import flow_version
+from analytics.history import ingest, runs
+from analytics.openwebui import importer
+from tests.openwebui.webui_db import WebUIDb
+
+ADMIN = Viewer("alice", "admin")
+T0 = 1_750_000_000  # mid 2025: the shipped prices cover it
+NODES = [{"id": "model_1", "type": "model"}]
+SPREAD = {str(i): ch for i, ch in enumerate("hello world")}
+
+
+def _payloads(i: int) -> dict[str, Any]:
+    """Varied bodies: usage-reporting nodes, the editor's character spread, errors, nulls."""
+    node_results: dict[str, Any] = {
+        "model_1739905519876_k3j9x2abq": {**SPREAD, "modelId": "gpt-4o-mini"},
+        "input_1": {"value": f"run {i}"},
+        "model_2": {
+            "model": "gpt-4o",
+            "usage": {"prompt_tokens": 10 + i, "completion_tokens": 3},
+            "type": "model",
+        },
+    }
+    return {
+        "inputs": {"prompt": "Say hello " * (i % 3 + 1), "n": i, "nested": {"a": [1, 2.5, None, True]}},
+        "outputs": node_results if i % 2 == 0 else {"final": "ünïcode ✓", "float": 0.1 + 0.2},
+        "node_results": node_results,
+        "errors": {"model_2": "rate limited"} if i % 4 == 3 else None,
+        "meta": {"source": "webui", "i": i} if i % 5 else {},
+    }
+
+
+def _fill(db: WebUIDb, n: int = 12) -> tuple[str, str, list[str]]:
+    db.add_user("alice", "admin")
+    db.add_user("bob", "user")
+    db.add_group("team", ["alice", "bob"])
+    old = db.add_flow("alice", name="old", nodes=NODES, created_at=T0 + 50)  # changed after some runs
+    new = db.add_flow("bob", name="new", nodes=[*NODES, {"id": "x"}], access_control={}, created_at=T0 - 10)
+    ids = []
+    for i in range(n):
+        ids.append(
+            db.add_execution(
+                old if i % 2 else new,
+                "bob" if i % 3 else "alice",
+                status=("success", "error", "aborted")[i % 3],
+                execution_time=100 * i,
+                created_at=T0 + i * 10 - (i % 2) * 10,  # ties on created_at
+                **_payloads(i),
+            )
+        )
+    return old, new, ids
+
+
+def _source_rows(db: WebUIDb) -> list[tuple[Any, ...]]:
+    cast = "CAST({} AS TEXT)"
+    cols = ["id", "flow_id", "user_id", "status", "execution_time", "created_at"] + [
+        cast.format(c) for c in ("inputs", "outputs", "node_results", "errors", "meta")
+    ]
+    return db.execute(f"SELECT {', '.join(cols)} FROM flow_execution ORDER BY id")
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def test_round_trip_exact(webui_db: WebUIDb, ctx: Context, tmp_path: Path) -> None:
+    old, new, _ = _fill(webui_db)
+    summary = importer.import_openwebui(ctx, webui_db.url, report=tmp_path / "report.jsonl", chunk_rows=5)
+    assert (summary.users, summary.groups, summary.flows) == (2, 1, 2)
+    assert summary.runs_stored == summary.runs_read == 12
+    assert summary.runs_skipped == summary.runs_altered == 0
+    assert (tmp_path / "report.jsonl").read_text() == ""
+    versions = {r[0]: r[1] for r in webui_db.execute("SELECT id, CAST(nodes AS TEXT) FROM flow")}
+    for eid, fid, uid, status, ms, created, inputs, outputs, node_results, errors, meta in _source_rows(
+        webui_db
+    ):
+        run = runs.get_execution(ctx, ADMIN, fid, eid)
+        assert (run.id, run.flow_id, run.user_id, run.status, run.execution_time) == (
+            eid,
+            fid,
+            uid,
+            status,
+            ms,
+        )
+        assert epoch_seconds(run.created_at) == created
+        assert run.inputs == _loads(inputs)
+        assert run.outputs == _loads(outputs)
+        assert run.node_results == _loads(node_results)
+        assert run.errors == _loads(errors)
+        assert run.meta == _loads(meta)
+        # the current definition ran only if the run is newer than the flow's last change
+        expected = (
+            flow_version(json.loads(versions[fid]), [])
+            if created >= (T0 + 50 if fid == old else T0 - 10)
+            else "unknown"
+        )
+        assert run.flow_version == expected
+    assert ctx.counters.stats(new).total_executions == 6
+    assert ctx.directory.user("bob") is not None and ctx.directory.groups_of("bob") == {"team"}
+    assert ctx.directory.flow(new) is not None and ctx.directory.flow(new).owner_id == "bob"
+
+
+def test_node_facts_equal_a_posted_run(webui_db: WebUIDb, ctx: Context) -> None:
+    """An imported run's facts, tokens and cost are what ingest computes for the same body."""
+    _, new, ids = _fill(webui_db, n=8)
+    importer.import_openwebui(ctx, webui_db.url)
+    for i, eid in enumerate(ids):
+        if i % 2:
+            continue
+        imported = runs.get_execution(ctx, ADMIN, new, eid)
+        body = {
+            "flow_id": new,
+            "status": imported.status,
+            "execution_time": imported.execution_time,
+            "created_at": epoch_seconds(imported.created_at),  # prices are by day
+            **_payloads(i),
+        }
+        [result] = ingest.save_executions(ctx, ADMIN, [body])
+        assert result.id is not None, result.detail
+        posted = runs.get_execution(ctx, ADMIN, new, result.id)
+        assert imported.nodes == posted.nodes
+        assert imported.nodes and imported.cost  # the comparison is not of two empty lists
+        assert (imported.tokens_in, imported.tokens_out, imported.tokens_estimated, imported.cost) == (
+            posted.tokens_in,
+            posted.tokens_out,
+            posted.tokens_estimated,
+            posted.cost,
+        )
+        assert imported.outputs == posted.outputs and imported.meta == posted.meta
+
+
+def _count(ctx: Context) -> list[tuple[Any, ...]]:
+    return ctx.store.read(
+        lambda c: c.execute("SELECT count(*), count(DISTINCT id) FROM executions").fetchall()
+    )
+
+
+def test_twice_is_once(webui_db: WebUIDb, ctx: Context) -> None:
+    _fill(webui_db)
+    first = importer.import_openwebui(ctx, webui_db.url, chunk_rows=4)
+    second = importer.import_openwebui(ctx, webui_db.url, chunk_rows=4)
+    assert first.runs_stored == 12 and second.runs_stored == 0
+    assert (second.total_read, second.total_stored) == (12, 12)
+    assert _count(ctx) == [(12, 12)]
+
+
+def test_killed_midway_then_rerun_is_exactly_once(webui_db: WebUIDb, ctx: Context) -> None:
+    _, _, ids = _fill(webui_db, n=20)
+    with pytest.raises(importer.InjectedFailure):
+        importer.import_openwebui(ctx, webui_db.url, chunk_rows=3, fail_after_chunks=2)
+    assert _count(ctx) == [(6, 6)]
+    # a run saved in Open WebUI meanwhile (newer than the cursor) comes in too
+    fid = webui_db.execute("SELECT id FROM flow ORDER BY id LIMIT 1")[0][0]
+    late = webui_db.add_execution(fid, "bob", created_at=T0 + 10_000)
+    again = importer.import_openwebui(ctx, webui_db.url, chunk_rows=3)
+    assert again.runs_stored == 15
+    assert _count(ctx) == [(21, 21)]
+    stored = {
+        r[0] for r in ctx.store.read(lambda c: c.execute("SELECT id::VARCHAR FROM executions").fetchall())
+    }
+    assert stored == {*ids, late}
+
+
+def test_rule_breakers_follow_their_rule_and_are_reported(
+    webui_db: WebUIDb, ctx: Context, tmp_path: Path
+) -> None:
+    webui_db.add_user("alice", "admin")
+    fid = webui_db.add_flow("alice", nodes=NODES)
+    gone = webui_db.add_flow("alice", nodes=NODES)
+    good = webui_db.add_execution(fid, "alice", created_at=T0, meta={"k": 1})
+    orphan = webui_db.add_execution(gone, "alice", created_at=T0)
+    never = webui_db.add_execution("no-such-flow", "alice", created_at=T0)
+    odd = webui_db.add_execution(fid, "alice", status="running", meta={"k": 2}, created_at=T0)
+    negative = webui_db.add_execution(fid, "alice", execution_time=-5, created_at=T0)
+    not_uuid = webui_db.add_execution(fid, "alice", execution_id="not-a-uuid", created_at=T0)
+    webui_db.delete_flow(gone)
+    report = tmp_path / "r.jsonl"
+    summary = importer.import_openwebui(ctx, webui_db.url, report=report)
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    by_id = {(x["id"], x["action"]): x["reason"] for x in lines}
+    assert set(by_id) == {
+        (orphan, "skipped"),
+        (never, "skipped"),
+        (not_uuid, "skipped"),
+        (odd, "altered"),
+        (negative, "altered"),
+    }
+    assert "orphan" in by_id[(orphan, "skipped")] and "UUID" in by_id[(not_uuid, "skipped")]
+    assert (summary.runs_stored, summary.runs_skipped, summary.runs_altered) == (3, 3, 2)
+    run = runs.get_execution(ctx, ADMIN, fid, odd)
+    assert run.status == "error" and run.meta == {"k": 2, "openwebui_import": {"status": "running"}}
+    run = runs.get_execution(ctx, ADMIN, fid, negative)
+    assert run.execution_time == 0 and run.meta == {"openwebui_import": {"execution_time": -5}}
+    assert runs.get_execution(ctx, ADMIN, fid, good).meta == {"k": 1}
+    # a rerun reports the same, once
+    importer.import_openwebui(ctx, webui_db.url, report=report)
+    assert [json.loads(line) for line in report.read_text().splitlines()] == lines
+
+
+def test_a_missing_source_is_a_clear_error(ctx: Context, tmp_path: Path) -> None:
+    from analytics.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="no SQLite database"):
+        importer.import_openwebui(ctx, f"sqlite:///{tmp_path / 'nope.db'}")
+    with pytest.raises(InvalidInput, match="sqlite:////"):
+        importer.import_openwebui(ctx, "mysql://x")

@@ -1,0 +1,77 @@
+"""`flowhistory import openwebui` as a user runs it: with the store free, and with a server holding it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from tests.live_server import FLOWHISTORY, LiveServer, server_env
+from tests.openwebui.webui_db import WebUIDb
+
+T0 = 1_750_000_000
+
+
+def _source(tmp_path: Path) -> tuple[WebUIDb, str, list[str]]:
+    db = WebUIDb.sqlite(tmp_path / "webui.db").create_schema()
+    db.add_user("alice", "admin")
+    fid = db.add_flow("alice", nodes=[{"id": "n"}])
+    gone = db.add_flow("alice")
+    ids = [db.add_execution(fid, "alice", created_at=T0 + i, meta={"i": i}) for i in range(7)]
+    ids.append(db.add_execution(gone, "alice", created_at=T0))
+    db.delete_flow(gone)
+    return db, fid, ids
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([FLOWHISTORY, *args], env=server_env(), capture_output=True, text=True, timeout=120)
+
+
+def test_store_free_then_rerun(tmp_path: Path) -> None:
+    db, _, ids = _source(tmp_path)
+    store, report = tmp_path / "s" / "store.duckdb", tmp_path / "report.jsonl"
+    args = ["import", "openwebui", "--from", db.url, "--db", str(store), "--report", str(report)]
+    first = _cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "7 stored, 0 already there, 1 skipped, 0 altered" in " ".join(first.stdout.split())
+    assert [json.loads(x)["id"] for x in report.read_text().splitlines()] == [ids[-1]]
+    again = _cli(*args)
+    assert again.returncode == 0, again.stderr
+    assert "0 stored" in " ".join(
+        again.stdout.split()
+    ) and "(7 of 8 in Open WebUI stored so far)" in " ".join(again.stdout.split())
+    assert [json.loads(x)["id"] for x in report.read_text().splitlines()] == [ids[-1]]
+
+
+def test_through_a_running_server(tmp_path: Path) -> None:
+    db, fid, ids = _source(tmp_path)
+    store, report = tmp_path / "s" / "store.duckdb", tmp_path / "report.jsonl"
+    store.parent.mkdir()
+    with LiveServer(store, "import") as server:
+        done = _cli(
+            "import",
+            "openwebui",
+            "--from",
+            db.url,
+            "--db",
+            str(store),
+            "--report",
+            str(report),
+            "--server",
+            server.url,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "importing through it" in " ".join(done.stdout.split()) and "7 stored" in " ".join(
+            done.stdout.split()
+        )
+        key = (store.parent / "admin_api_key").read_text().strip()
+        h = {"Authorization": f"Bearer {key}"}
+        for i, eid in enumerate(ids[:-1]):
+            r = httpx.get(f"{server.url}/api/v1/flows/{fid}/executions/{eid}", headers=h)
+            assert r.status_code == 200 and r.json()["meta"] == {"i": i} and r.json()["created_at"] == T0 + i
+        assert [json.loads(x)["id"] for x in report.read_text().splitlines()] == [ids[-1]]
+        # not an admin: refused, nothing imported
+        r = httpx.post(f"{server.url}/api/v1/executions/import/openwebui", json={"from": db.url})
+        assert r.status_code == 401
