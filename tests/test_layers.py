@@ -19,6 +19,7 @@ LAYERS = [
     "access",
     "history",
     "flows",
+    "openwebui",
     "trends",
     "cost",
     "insights",
