@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from api.cli import remote
 from api.cli.common import DbOption, open_store, settings_for
 
 
@@ -25,4 +26,8 @@ def serve(
     )
     with open_store(settings.db_path):  # fail fast and quietly if another process holds the store
         pass
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1, log_level="warning")
+    remote.write_server_file(settings)  # where CLI commands find this server while it holds the store
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1, log_level="warning")
+    finally:
+        remote.remove_server_file(settings)
