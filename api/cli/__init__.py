@@ -2,8 +2,8 @@
 exports, retention, alerts, backup and restore; one module per domain, named like the `api/routes/` module it mirrors.
 
 Commands other than `serve` open the store directly. A running server holds the file (DuckDB
-allows one process per store), so they then stop with a message saying so: use the server's
-HTTP API instead, or stop it first.
+allows one process per store): they then ask that server's HTTP API (api/cli/remote.py) and
+print the same, or, where the API has no counterpart, say in one line to stop the server.
 """
 
 from __future__ import annotations

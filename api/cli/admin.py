@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.table import Table
 
 from analytics.access import users
 from analytics.access.auth import create_token, load_secret
-from api.cli.common import DbOption, Typer, console, err, open_store, settings_for
+from analytics.core.context import Context
+from api.cli.common import DbOption, Typer, console, err, json_of, on_store, settings_for
+from api.schemas.admin import GroupOut, KeyOut, UserOut
 
 users_app = Typer(help="Users and roles.", no_args_is_help=True)
 keys_app = Typer(help="API keys.", no_args_is_help=True)
 groups_app = Typer(help="Groups for flow access grants.", no_args_is_help=True)
 
 
+def _users(rows: list[dict[str, Any]]) -> None:
+    table = Table("id", "role", "name", "email")
+    for u in rows:
+        table.add_row(u["id"], u["role"], u["name"] or "", u["email"] or "")
+    console.print(table)
+
+
 @users_app.command("list")
 def users_list(db: DbOption = None) -> None:
     """List users."""
-    with open_store(db) as ctx:
-        table = Table("id", "role", "name", "email")
-        for u in users.list_users(ctx):
-            table.add_row(u.id, u.role, u.name or "", u.email or "")
-        console.print(table)
+    _users(
+        on_store(
+            db,
+            lambda ctx: [json_of(UserOut, u) for u in users.list_users(ctx)],
+            lambda api: api.get("/api/v1/users"),
+        )
+    )
 
 
 @users_app.command("create")
@@ -34,17 +47,23 @@ def users_create(
     name: str | None = None,
 ) -> None:
     """Create a user."""
-    with open_store(db) as ctx:
-        users.create_user(ctx, user_id, role=role, name=name)
-        console.print(f"created {user_id} ({role})")
+    made = on_store(
+        db,
+        lambda ctx: json_of(UserOut, users.create_user(ctx, user_id, role=role, name=name)),
+        lambda api: api.post("/api/v1/users", json={"id": user_id, "role": role, "name": name}),
+    )
+    console.print(f"created {made['id']} ({made['role']})")
 
 
 @users_app.command("set-role")
 def users_set_role(user_id: str, role: str, db: DbOption = None) -> None:
     """Make a user admin, user or pending."""
-    with open_store(db) as ctx:
-        users.set_role(ctx, user_id, role)
-        console.print(f"{user_id} is now {role}")
+    changed = on_store(
+        db,
+        lambda ctx: json_of(UserOut, users.set_role(ctx, user_id, role)),
+        lambda api: api.patch(f"/api/v1/users/{quote(user_id, safe='')}", json={"role": role}),
+    )
+    console.print(f"{changed['id']} is now {changed['role']}")
 
 
 @keys_app.command("create")
@@ -52,29 +71,41 @@ def keys_create(
     user_id: str, db: DbOption = None, name: Annotated[str | None, typer.Option(help="A label")] = None
 ) -> None:
     """Create an API key for a user; it is printed once and stored only as a hash."""
-    with open_store(db) as ctx:
+
+    def local(ctx: Context) -> dict[str, Any]:
         key, record = users.create_api_key(ctx, user_id, name=name)
-        err.print(f"API key {record.id} for {user_id} (shown once):")
-        typer.echo(key)
+        return {**json_of(KeyOut, record), "key": key}
+
+    made = on_store(db, local, lambda api: api.post("/api/v1/keys", json={"user_id": user_id, "name": name}))
+    err.print(f"API key {made['id']} for {made['user_id']} (shown once):")
+    typer.echo(made["key"])
 
 
 @keys_app.command("list")
 def keys_list(db: DbOption = None) -> None:
     """List API keys (ids and prefixes, never the keys)."""
-    with open_store(db) as ctx:
-        table = Table("user", "prefix", "name", "created")
-        table.add_column("id", no_wrap=True, min_width=32)
-        for k in users.list_api_keys(ctx):
-            table.add_row(k.user_id, k.prefix + "…", k.name or "", str(k.created_at), k.id)
-        console.print(table)
+    rows = on_store(
+        db,
+        lambda ctx: [json_of(KeyOut, k) for k in users.list_api_keys(ctx)],
+        lambda api: api.get("/api/v1/keys"),
+    )
+    table = Table("user", "prefix", "name", "created (UTC)")
+    table.add_column("id", no_wrap=True, min_width=32)
+    for k in rows:
+        created = datetime.fromtimestamp(k["created_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(k["user_id"], k["prefix"] + "…", k["name"] or "", created, k["id"])
+    console.print(table)
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str, db: DbOption = None) -> None:
     """Revoke an API key."""
-    with open_store(db) as ctx:
-        users.revoke_api_key(ctx, key_id)
-        console.print(f"revoked {key_id}")
+    on_store(
+        db,
+        lambda ctx: users.revoke_api_key(ctx, key_id),
+        lambda api: api.delete(f"/api/v1/keys/{quote(key_id, safe='')}"),
+    )
+    console.print(f"revoked {key_id}")
 
 
 @groups_app.command("create")
@@ -84,28 +115,38 @@ def groups_create(
     member: Annotated[list[str] | None, typer.Option("--member", help="A user id; repeat")] = None,
 ) -> None:
     """Create a group."""
-    with open_store(db) as ctx:
-        group = users.create_group(ctx, name, user_ids=member or [])
-        console.print(f"created group {group.id} ({name})")
+    made = on_store(
+        db,
+        lambda ctx: json_of(GroupOut, users.create_group(ctx, name, user_ids=member or [])),
+        lambda api: api.post("/api/v1/groups", json={"name": name, "user_ids": member or []}),
+    )
+    console.print(f"created group {made['id']} ({made['name']})")
 
 
 @groups_app.command("list")
 def groups_list(db: DbOption = None) -> None:
     """List groups and their members."""
-    with open_store(db) as ctx:
-        table = Table("name", "members")
-        table.add_column("id", no_wrap=True, min_width=32)
-        for g in users.list_groups(ctx):
-            table.add_row(g.name, ", ".join(g.user_ids), g.id)
-        console.print(table)
+    rows = on_store(
+        db,
+        lambda ctx: [json_of(GroupOut, g) for g in users.list_groups(ctx)],
+        lambda api: api.get("/api/v1/groups"),
+    )
+    table = Table("name", "members")
+    table.add_column("id", no_wrap=True, min_width=32)
+    for g in rows:
+        table.add_row(g["name"], ", ".join(g["user_ids"]), g["id"])
+    console.print(table)
 
 
 @groups_app.command("set-members")
 def groups_set_members(group_id: str, user_ids: list[str], db: DbOption = None) -> None:
     """Replace a group's members."""
-    with open_store(db) as ctx:
-        users.set_group_members(ctx, group_id, user_ids)
-        console.print(f"group {group_id}: {', '.join(user_ids)}")
+    changed = on_store(
+        db,
+        lambda ctx: json_of(GroupOut, users.set_group_members(ctx, group_id, user_ids)),
+        lambda api: api.put(f"/api/v1/groups/{quote(group_id, safe='')}/members", json={"user_ids": user_ids}),
+    )
+    console.print(f"group {changed['id']}: {', '.join(changed['user_ids'])}")
 
 
 TOKEN_LIFETIME_S = 30 * 86_400  # a JWT cannot be revoked: it should not outlive its purpose

@@ -3,19 +3,24 @@ Typer subclass that shows flags without a type placeholder."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
-from analytics.core.errors import FlowHistoryError
+from analytics.core.errors import FlowHistoryError, StoreLocked
+from api.cli import remote as remote_api
+from api.cli.remote import Remote, RemoteError
+
+T = TypeVar("T")
 
 console = Console()
 err = Console(stderr=True)
@@ -85,3 +90,56 @@ def open_store(db: Path | None, *, migrate: bool = True) -> Iterator[Context]:
         fail(exc, 1)
     finally:
         ctx.close()
+
+
+def fail_remote(exc: RemoteError) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(str(exc))}")
+    raise typer.Exit(1) from exc
+
+
+def refuse_while_serving(settings: Settings, why: str) -> NoReturn:
+    """One line for a command the API has no counterpart for, and exit 1."""
+    err.print(
+        f"[red]error:[/red] the server at {escape(remote_api.server_url(settings))} holds the store; "
+        f"stop it first ({escape(why)})"
+    )
+    raise typer.Exit(1)
+
+
+def on_store(
+    db: Path | None,
+    local: Callable[[Context], T],
+    remote: Callable[[Remote], T] | str,
+    *,
+    migrate: bool = True,
+) -> T:
+    """Run `local` on the store, or, when a server holds it, `remote` on that server's API.
+
+    Both answer the same shape (the API's JSON) for one printer to show. `remote` as a string
+    says why the command cannot go through the API: it is then refused with that reason.
+    """
+    settings = settings_for(db)
+    try:
+        ctx = open_context(settings, migrate=migrate)
+    except StoreLocked:
+        if isinstance(remote, str):
+            refuse_while_serving(settings, remote)
+        try:
+            with remote_api.connect(settings) as api:
+                return remote(api)
+        except RemoteError as exc:
+            fail_remote(exc)
+    except FlowHistoryError as exc:
+        fail(exc, 2)
+    try:
+        return local(ctx)
+    except FlowHistoryError as exc:
+        fail(exc, 1)
+    finally:
+        ctx.close()
+
+
+def json_of(model: type[BaseModel], value: Any) -> Any:
+    """A library object as the API answers it (its response model's JSON), so one printer
+    serves both the local and the remote path."""
+    return model.model_validate(value).model_dump(mode="json")

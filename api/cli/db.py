@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from analytics.core import migrations
-from api.cli.common import DbOption, Typer, console, open_store
+from api.cli.common import DbOption, Typer, console, on_store
+
+_SERVING = "migrations change the schema under it: `flowhistory db current` works while it serves"
 
 app = Typer(help="Schema migrations.", no_args_is_help=True)
 
@@ -16,27 +18,39 @@ app = Typer(help="Schema migrations.", no_args_is_help=True)
 def db_upgrade(
     db: DbOption = None, to: Annotated[int | None, typer.Option(help="Target version")] = None
 ) -> None:
-    """Apply migrations up to head (or --to)."""
-    with open_store(db, migrate=False) as ctx:
-        applied = migrations.upgrade(ctx.store, to)
-        for m in applied:
-            console.print(f"applied {m.version:04d} {m.name}")
-        console.print(f"current: {migrations.current(ctx.store)}")
+    """Apply migrations up to head (or --to); the server must be stopped."""
+    applied, current = on_store(
+        db, lambda ctx: (migrations.upgrade(ctx.store, to), migrations.current(ctx.store)), _SERVING, migrate=False
+    )
+    for m in applied:
+        console.print(f"applied {m.version:04d} {m.name}")
+    console.print(f"current: {current}")
 
 
 @app.command("downgrade")
 def db_downgrade(
     db: DbOption = None, steps: Annotated[int, typer.Option(help="How many to undo")] = 1
 ) -> None:
-    """Undo the newest migration(s). Dropping a table drops its data."""
-    with open_store(db, migrate=False) as ctx:
-        for m in migrations.downgrade(ctx.store, steps):
-            console.print(f"reverted {m.version:04d} {m.name}")
-        console.print(f"current: {migrations.current(ctx.store)}")
+    """Undo the newest migration(s); the server must be stopped. Dropping a table drops its data."""
+    reverted, current = on_store(
+        db,
+        lambda ctx: (migrations.downgrade(ctx.store, steps), migrations.current(ctx.store)),
+        _SERVING,
+        migrate=False,
+    )
+    for m in reverted:
+        console.print(f"reverted {m.version:04d} {m.name}")
+    console.print(f"current: {current}")
 
 
 @app.command("current")
 def db_current(db: DbOption = None) -> None:
     """Print the schema version of the store, and head."""
-    with open_store(db, migrate=False) as ctx:
-        console.print(f"current: {migrations.current(ctx.store)} (head: {migrations.head()})")
+    # a server migrates its store to its head at start, and says which in /health
+    current = on_store(
+        db,
+        lambda ctx: migrations.current(ctx.store),
+        lambda api: api.get("/health")["schema_version"],
+        migrate=False,
+    )
+    console.print(f"current: {current} (head: {migrations.head()})")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 import typer
 from rich.markup import escape
 
 from analytics.history import runs as history
-from api.cli.common import DbOption, console, open_store
+from api.cli.common import DbOption, console, on_store
 
 
 def cleanup(
@@ -17,6 +18,11 @@ def cleanup(
     keep: Annotated[int, typer.Option(help="How many of the newest runs to keep")] = 50,
 ) -> None:
     """Keep only the newest N executions of a flow."""
-    with open_store(db) as ctx:
-        deleted = history.delete_old_executions_by_flow_id(ctx, flow_id, keep)
-        console.print(f"deleted {deleted} executions of {escape(flow_id)}")
+    deleted = on_store(
+        db,
+        lambda ctx: history.delete_old_executions_by_flow_id(ctx, flow_id, keep),
+        lambda api: api.post(
+            f"/api/v1/flows/{quote(flow_id, safe='')}/executions/cleanup", params={"keep": keep}
+        )["deleted"],
+    )
+    console.print(f"deleted {deleted} executions of {escape(flow_id)}")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError
-from api.cli.common import DbOption, Typer, console, err, open_store
+from api.cli.common import DbOption, Typer, console, err, json_of, on_store
+from api.cli.remote import Remote, RemoteError
+from api.schemas.exports import ExportStatusOut
 
 app = Typer(help="Parquet exports: run a cycle, compact, status.", no_args_is_help=True)
 
@@ -30,6 +33,12 @@ def _export_status_table(status: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _failed(label: str, detail: str) -> NoReturn:
+    err.print(f"[red]{label} failed:[/red] {escape(detail)}")
+    err.print("the store is untouched; the next cycle retries (see `flowhistory export status`)")
+    raise typer.Exit(1)
+
+
 @app.command("run")
 def export_run(db: DbOption = None) -> None:
     """Run one export cycle now (new runs, changed and deleted days), with a progress bar."""
@@ -37,7 +46,7 @@ def export_run(db: DbOption = None) -> None:
 
     from analytics import exports
 
-    with open_store(db) as ctx:
+    def local(ctx: Context) -> dict[str, Any]:
         with Progress(
             TextColumn("[bold]export[/bold]"),
             BarColumn(),
@@ -56,17 +65,24 @@ def export_run(db: DbOption = None) -> None:
             except FlowHistoryError:
                 raise
             except Exception as exc:
-                err.print(f"[red]export failed:[/red] {escape(exports.describe_error(exc))}")
-                err.print("the store is untouched; the next cycle retries (see `flowhistory export status`)")
-                raise typer.Exit(1) from exc
-        written = summary["rows_written"]
-        console.print(
-            f"exported to {summary['target']} in {summary['duration_s']:.2f}s: "
-            f"{written['executions']:,} runs and {written['execution_nodes']:,} node rows written; days "
-            f"new {summary['days_written']}, appended {summary['days_appended']}, "
-            f"rewritten {summary['days_rewritten']}, dropped {summary['days_dropped']}"
-        )
-        _export_status_table(exports.export_status(ctx))
+                _failed("export", exports.describe_error(exc))
+        return {"result": summary, "status": json_of(ExportStatusOut, exports.export_status(ctx))}
+
+    def remote(api: Remote) -> dict[str, Any]:
+        try:
+            return api.post("/api/v1/exports/run")
+        except RemoteError as exc:  # the server's answer names the target's failure
+            _failed("export", str(exc))
+
+    out = on_store(db, local, remote)
+    summary, written = out["result"], out["result"]["rows_written"]
+    console.print(
+        f"exported to {summary['target']} in {summary['duration_s']:.2f}s: "
+        f"{written['executions']:,} runs and {written['execution_nodes']:,} node rows written; days "
+        f"new {summary['days_written']}, appended {summary['days_appended']}, "
+        f"rewritten {summary['days_rewritten']}, dropped {summary['days_dropped']}"
+    )
+    _export_status_table(out["status"])
 
 
 @app.command("compact")
@@ -74,15 +90,22 @@ def export_compact(db: DbOption = None) -> None:
     """Merge partitions holding more than FLOWHISTORY_EXPORT_MAX_FILES_PER_PARTITION files."""
     from analytics import exports
 
-    with open_store(db) as ctx:
+    def local(ctx: Context) -> dict[str, Any]:
         try:
-            result = exports.compact(ctx)
+            return exports.compact(ctx)
         except FlowHistoryError:
             raise
         except Exception as exc:
-            err.print(f"[red]compaction failed:[/red] {escape(exports.describe_error(exc))}")
-            raise typer.Exit(1) from exc
-        console.print(f"compacted partitions: {json.dumps(result['partitions_compacted'])}")
+            _failed("compaction", exports.describe_error(exc))
+
+    def remote(api: Remote) -> dict[str, Any]:  # the server's `export-compaction` job, waited for
+        state = api.post("/api/v1/jobs/export-compaction/run", params={"wait": "true"})
+        if not state["last_ok"]:
+            _failed("compaction", str(state["last_error"]))
+        return state["last_result"]
+
+    result = on_store(db, local, remote)
+    console.print(f"compacted partitions: {json.dumps(result['partitions_compacted'])}")
 
 
 @app.command("status")
@@ -92,8 +115,11 @@ def export_status_command(
     """The last export (exit 1 when it failed, with its error), compaction and per-table totals."""
     from analytics import exports
 
-    with open_store(db) as ctx:
-        status = exports.export_status(ctx)
+    status = on_store(
+        db,
+        lambda ctx: json_of(ExportStatusOut, exports.export_status(ctx)),
+        lambda api: api.get("/api/v1/exports/status"),
+    )
     if as_json:
         typer.echo(json.dumps(status, indent=2))
     else:

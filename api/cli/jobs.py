@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+from urllib.parse import quote
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from analytics.core.context import Context
 from analytics.jobs.registry import default_jobs
 from analytics.jobs.scheduler import Scheduler, read_status_file
-from api.cli.common import DbOption, Typer, console, err, open_store, settings_for
+from api.cli.common import DbOption, Typer, console, err, json_of, on_store, settings_for
+from api.schemas.jobs import JobOut
 
 app = Typer(help="The scheduler's jobs (exports, compaction, retention, alerts).")
 
@@ -45,10 +49,15 @@ def jobs_list(typer_ctx: typer.Context, db: DbOption = None) -> None:
 
 @app.command("run")
 def jobs_run(name: str, db: DbOption = None) -> None:
-    """Run one job now on the store (the server must not be running: use its API instead)."""
-    with open_store(db) as ctx:
+    """Run one job now and wait for it (the running server's job, through its API, when one serves)."""
+
+    def local(ctx: Context) -> dict[str, Any]:
         scheduler = Scheduler(ctx, default_jobs(ctx), status_file=ctx.settings.jobs_status_file)
-        state = scheduler.run_now(name, wait=True)
+        return json_of(JobOut, scheduler.run_now(name, wait=True))
+
+    state = on_store(
+        db, local, lambda api: api.post(f"/api/v1/jobs/{quote(name, safe='')}/run", params={"wait": "true"})
+    )
     if state["last_ok"]:
         console.print(f"{name}: done in {state['last_duration_s']:.2f}s: {json.dumps(state['last_result'])}")
     else:

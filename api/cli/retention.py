@@ -5,13 +5,29 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from analytics.core.errors import FlowHistoryError
-from api.cli.common import CLI_ADMIN, DbOption, Typer, console, err, open_store, settings_for
+from analytics.access.permissions import Viewer
+from analytics.core.context import Context
+from analytics.core.errors import FlowHistoryError, StoreLocked
+from api.cli.common import (
+    CLI_ADMIN,
+    DbOption,
+    Typer,
+    console,
+    err,
+    json_of,
+    on_store,
+    refuse_while_serving,
+    settings_for,
+)
+from api.cli.remote import Remote
+
+ADMIN = Viewer(CLI_ADMIN, "admin")
 
 app = Typer(
     help="Retention: policies, dry run, a pass (archive, delete, trim, compact), restore.",
@@ -67,6 +83,10 @@ Archive = Annotated[bool, typer.Option(help="Archive to Parquet before deleting 
 FlowOpt = Annotated[str | None, typer.Option("--flow", help="A flow id (default: the global policy)")]
 
 
+def _flow_path(flow: str | None, tail: str) -> str:
+    return f"/api/v1/flows/{quote(flow, safe='')}/retention/{tail}" if flow else f"/api/v1/retention/{tail}"
+
+
 @app.command("policy")
 def retention_policy(
     db: DbOption = None,
@@ -82,23 +102,51 @@ def retention_policy(
     archive: Archive = True,
 ) -> None:
     """Show a policy, or replace it with --set (rules not given mean no limit), or --clear it."""
-    from analytics.access.permissions import Viewer
     from analytics.retention import policies
+    from api.schemas.retention import PolicyOut
 
-    me = Viewer(CLI_ADMIN, "admin")
-    with open_store(db) as ctx:
+    rules_given = {
+        "max_age_days": max_age_days,
+        "failed_max_age_days": failed_max_age_days,
+        "keep_last": keep_last,
+        "payload_ttl_days": payload_ttl_days,
+        "archive": archive,
+    }
+
+    def local(ctx: Context) -> dict[str, Any]:
         if set_:
-            policy = _policy_from(max_age_days, failed_max_age_days, keep_last, payload_ttl_days, archive)
-            policies.set_policy(ctx, me, policy, flow)
+            policies.set_policy(ctx, ADMIN, _policy_from(**rules_given), flow)
         elif clear:
-            policies.delete_policy(ctx, me, flow)
-        stored = policies.get_policy(ctx, me, flow)
+            policies.delete_policy(ctx, ADMIN, flow)
+        stored = policies.get_policy(ctx, ADMIN, flow)
+        if stored is None:
+            out = PolicyOut(flow_id=flow, updated_by=None, updated_at=None, inherited=flow is not None)
+        else:
+            out = PolicyOut(
+                **stored.policy.as_dict(),
+                flow_id=flow,
+                updated_by=stored.updated_by,
+                updated_at=stored.updated_at,
+                inherited=False,
+            )
+        return out.model_dump(mode="json")
+
+    def remote(api: Remote) -> dict[str, Any]:
+        if set_:
+            return api.put(_flow_path(flow, "policy"), json=rules_given)
+        if clear and flow:
+            api.delete(_flow_path(flow, "policy"))
+        elif clear:
+            refuse_while_serving(settings_for(db), "the API keeps a global policy: set one with --set instead")
+        return api.get(_flow_path(flow, "policy"))
+
+    stored = on_store(db, local, remote)
     scope = f"flow {flow}" if flow else "global"
-    if stored is None:
+    if stored["updated_at"] is None:
         console.print(f"{scope}: no policy" + (" (the global one applies)" if flow else " (keep everything)"))
         return
-    rules = ", ".join(f"{k}={v}" for k, v in stored.policy.as_dict().items() if v is not None)
-    console.print(f"{scope}: {rules} (by {stored.updated_by}, {stored.updated_at})")
+    rules = ", ".join(f"{k}={stored[k]}" for k in rules_given if stored[k] is not None)
+    console.print(f"{scope}: {rules} (by {stored['updated_by']}, {stored['updated_at']})")
 
 
 @app.command("dry-run")
@@ -109,22 +157,24 @@ def retention_dry_run(
     as_json: Annotated[bool, typer.Option("--json", help="The whole plan as JSON")] = False,
 ) -> None:
     """What a pass would delete and trim now, per flow (nothing changes)."""
-    import dataclasses
     import json
 
-    from analytics.access.permissions import Viewer
     from analytics.retention import plan
+    from api.schemas.retention import PlanOut
 
-    with open_store(db) as ctx:
-        result = plan.dry_run(ctx, Viewer(CLI_ADMIN, "admin"), flow_id=flow, ids_limit=ids)
+    result = on_store(
+        db,
+        lambda ctx: json_of(PlanOut, plan.dry_run(ctx, ADMIN, flow_id=flow, ids_limit=ids)),
+        lambda api: api.post(_flow_path(flow, "dry-run"), json={"ids_limit": ids}),
+    )
     if as_json:
-        typer.echo(json.dumps(dataclasses.asdict(result), default=str, indent=2))
+        typer.echo(json.dumps(result, indent=2))
         return
     table = Table("flow", "delete", "trim", "first ids")
-    for f in result.flows:
-        table.add_row(f.flow_id, str(f.delete), str(f.trim), " ".join((f.delete_ids + f.trim_ids)[:3]))
+    for f in result["flows"]:
+        table.add_row(f["flow_id"], str(f["delete"]), str(f["trim"]), " ".join((f["delete_ids"] + f["trim_ids"])[:3]))
     console.print(table)
-    console.print(f"would delete {result.delete} and trim {result.trim} runs (as of {result.now})")
+    console.print(f"would delete {result['delete']} and trim {result['trim']} runs (as of {result['now']})")
 
 
 @app.command("run")
@@ -135,11 +185,26 @@ def retention_run(
         typer.Option("--compact/--no-compact", help="Rewrite the table (default: when enough went)"),
     ] = None,
 ) -> None:
-    """Run a pass now: archive, delete, trim, then give space back."""
+    """Run a pass now: archive, delete, trim, then give space back (the server's job when it runs)."""
     from analytics.retention import apply
 
-    with open_store(db) as ctx, _stage_bar() as bar:
-        out = apply.run_retention(ctx, trigger="cli", progress=_reporter(bar), compact=compact)
+    def local(ctx: Context) -> dict[str, Any]:
+        with _stage_bar() as bar:
+            return apply.run_retention(ctx, trigger="cli", progress=_reporter(bar), compact=compact)
+
+    def remote(api: Remote) -> dict[str, Any]:
+        if compact is not None:
+            refuse_while_serving(
+                settings_for(db), "its pass decides when to compact: run without --compact/--no-compact"
+            )
+        started = api.post("/api/v1/retention/run", params={"wait": "true"})
+        job = started.get("job") or {}
+        if started["result"] is None:
+            err.print(f"[red]retention failed:[/red] {escape(str(job.get('last_error')))}")
+            raise typer.Exit(1)
+        return started["result"]
+
+    out = on_store(db, local, remote)
     mb = 1024 * 1024
     console.print(
         f"deleted {out['deleted']}, trimmed {out['trimmed']}, archived {out['archived']} runs; store "
@@ -160,8 +225,11 @@ def retention_compact(
 
     mb = 1024 * 1024
     if offline:
+        settings = settings_for(db)
         try:
-            done = reclaim_space.compact_offline(settings_for(db).db_path)
+            done = reclaim_space.compact_offline(settings.db_path)
+        except StoreLocked:
+            refuse_while_serving(settings, "--offline swaps the file: without it, compaction runs on the server")
         except FlowHistoryError as exc:
             err.print(f"[red]error:[/red] {escape(exc.detail)}")
             raise typer.Exit(1) from exc
@@ -169,8 +237,9 @@ def retention_compact(
             f"{done.rows} runs; store {done.bytes_before / mb:.1f} MB -> {done.bytes_after / mb:.1f} MB"
         )
         return
-    with open_store(db) as ctx:
-        out = apply.compact_now(ctx, trigger="cli")
+    out = on_store(
+        db, lambda ctx: apply.compact_now(ctx, trigger="cli"), lambda api: api.post("/api/v1/retention/compact")
+    )
     console.print(
         f"{out['rows']} runs; store {out['bytes_before'] / mb:.1f} MB -> {out['bytes_after'] / mb:.1f} MB"
     )
@@ -186,8 +255,14 @@ def retention_restore(
     """Bring archived runs of a range back; ids already in the store are skipped."""
     from analytics.retention import restore
 
-    with open_store(db) as ctx, _stage_bar() as bar:
-        out = restore.restore(ctx, start=start, end=end, flow_id=flow, trigger="cli", progress=_reporter(bar))
+    def local(ctx: Context) -> dict[str, Any]:
+        with _stage_bar() as bar:
+            return restore.restore(
+                ctx, start=start, end=end, flow_id=flow, trigger="cli", progress=_reporter(bar)
+            )
+
+    body = {"start": start.isoformat(), "end": end.isoformat(), "flow_id": flow}
+    out = on_store(db, local, lambda api: api.post("/api/v1/retention/restore", json=body))
     console.print(
         f"restored {out['restored']} runs, refilled {out['refilled']} trimmed payloads from {out['files']} files;"
         f" skipped {out['already_present']} present and {out['unknown_flow']} of deleted flows"

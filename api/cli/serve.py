@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from api.cli import remote
 from api.cli.common import DbOption, open_store, settings_for
 
 
@@ -35,4 +36,8 @@ def serve(
         pass
     configure_logging(settings)
     signal.signal(signal.SIGTERM, _stopped)
-    server.run(create_app(settings), settings)
+    remote.write_server_file(settings)  # where CLI commands find this server while it holds the store
+    try:
+        server.run(create_app(settings), settings)
+    finally:
+        remote.remove_server_file(settings)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.schemas.timestamps import EpochSeconds
+
 Role = Literal["admin", "user", "pending"]
 
 
@@ -47,6 +49,7 @@ class KeyOut(BaseModel):
     user_id: str
     prefix: str
     name: str | None
+    created_at: EpochSeconds
 
 
 class KeyCreated(KeyOut):
