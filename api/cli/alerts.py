@@ -3,12 +3,15 @@ docs/alerts.md)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from api.cli.common import CLI_ADMIN, DbOption, Typer, console, open_store
+
+if TYPE_CHECKING:
+    from analytics.alerts.state_machine import RuleState
 
 app = Typer(help="Alert rules: list them with their states, evaluate now, transitions.", no_args_is_help=True)
 
@@ -25,7 +28,7 @@ def alerts_list(db: DbOption = None) -> None:
         states = service.rule_states(ctx, admin, rules)
     table = Table("rule", "name", "metric", "op", "threshold", "window s", "flow", "state", "value", "runs")
     for rule in rules:
-        mine = [(k[1], st) for k, st in sorted(states.items()) if k[0] == rule.id] or [("-", None)]
+        mine: list[tuple[str, RuleState | None]] = [(k[1], st) for k, st in sorted(states.items()) if k[0] == rule.id] or [("-", None)]
         for flow_id, st in mine:
             table.add_row(
                 rule.id[:8],
