@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import duckdb
 import pyarrow as pa
@@ -291,6 +291,12 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------
 
+    @overload
+    def submit(
+        self, work: Callable[[Connection], T], *, after_commit: AfterCommit | None = None
+    ) -> Future[T]: ...
+    @overload
+    def submit(self, work: Append, *, after_commit: AfterCommit | None = None) -> Future[None]: ...
     def submit(self, work: WriteFn | Append, *, after_commit: AfterCommit | None = None) -> Future[Any]:
         """Queue a write; the future resolves after its transaction committed."""
         if self._closed:
@@ -301,10 +307,15 @@ class Store:
         self._queue.put(task)
         return task.future
 
+    # typed per call: a write answers what its function returns (an Append answers None)
+    @overload
+    def write(self, work: Callable[[Connection], T], *, after_commit: AfterCommit | None = None) -> T: ...
+    @overload
+    def write(self, work: Append, *, after_commit: AfterCommit | None = None) -> None: ...
     def write(self, work: WriteFn | Append, *, after_commit: AfterCommit | None = None) -> Any:
         return self.submit(work, after_commit=after_commit).result()
 
-    def write_now(self, fn: WriteFn) -> Any:
+    def write_now(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` on the writer's connection at once, in its own transaction: only from an
         after-commit hook (the writer thread), for a follow-up write the caller's ack must wait
         for without queueing behind itself."""

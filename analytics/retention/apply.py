@@ -174,7 +174,7 @@ def compact_now(ctx: Context, *, trigger: str = "manual") -> dict[str, Any]:
         except Exception as exc:
             runs.log_failure(ctx, "compact", trigger, started, exc)
             raise
-        summary = {
+        summary: dict[str, Any] = {
             "rows": done.rows,
             "bytes_before": done.bytes_before,
             "bytes_after": done.bytes_after,
