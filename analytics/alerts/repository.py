@@ -263,7 +263,8 @@ def list_transitions(
     before: datetime | None = None,
 ) -> list[StoredTransition]:
     """Newest first; `rule_ids`/`flow_ids` None means any (the caller has already narrowed them)."""
-    clauses, params = ["TRUE"], []
+    clauses: list[str] = ["TRUE"]
+    params: list[Any] = []
     if rule_ids is not None:
         clauses.append("rule_id IN (SELECT unnest(?::VARCHAR[]))")
         params.append(rule_ids)

@@ -476,13 +476,14 @@ def _rollup_scope(ctx: Context, viewer: Viewer, query: MetricsQuery) -> RollupSc
     if f is not None and set(f.model_dump(exclude_none=True)) - {"flow_id", "status"}:
         return None
     if f is not None and f.flow_id is not None:
-        flow_ids: list[str] | None = list(f.flow_id.any_)
-        for fid in flow_ids:
+        wanted = list(f.flow_id.any_)
+        for fid in wanted:
             try:
                 if require_flow_access(ctx.directory, viewer, fid).only_user is not None:
                     return None
             except FlowHistoryError:
                 return None
+        flow_ids: list[str] | None = wanted
     elif viewer.is_admin:
         flow_ids = None
     else:
@@ -550,7 +551,7 @@ def _grid(buckets: Cells, query: MetricsQuery, step: Step, groups: list[str | No
     """One row per (bucket, kept group) in [start, end), zeros where no run; the dense grid is
     filled here rather than by a join against generated buckets in SQL (~3x the cost)."""
     keys = [(b, g) for b in bucket_starts(step, query.start, query.end) for g in groups]
-    columns: dict[str, pa.Array] = {"bucket": pa.array([b for b, _ in keys], pa.timestamp("us"))}
+    columns: dict[str, pa.Array[Any]] = {"bucket": pa.array([b for b, _ in keys], pa.timestamp("us"))}
     if query.group_by is not None:
         columns["group"] = pa.array([g for _, g in keys], pa.string())
     for m in query.measures:
@@ -601,7 +602,7 @@ def _with_changes(
 ) -> pa.Table:
     """Per group and measure: value, previous, change and relative change (null when the
     previous value is 0, or when the previous period was not asked for)."""
-    cols: dict[str, pa.Array] = {}
+    cols: dict[str, pa.Array[Any]] = {}
     if query.group_by is not None:
         cols["group"] = pa.array(groups, pa.string())
     for m in query.measures:
