@@ -28,7 +28,7 @@ _RULE_FIELDS = (
 )
 
 STATES_SCHEMA = pa.schema(
-    [
+    [  # type: ignore[arg-type]  # pyarrow-stubs: timestamp() leaves its tz unbound, the list joins to object
         ("rule_id", pa.string()),
         ("flow_id", pa.string()),
         ("state", pa.string()),
@@ -42,7 +42,7 @@ STATES_SCHEMA = pa.schema(
     ]
 )
 TRANSITIONS_SCHEMA = pa.schema(
-    [
+    [  # type: ignore[arg-type]  # as STATES_SCHEMA
         ("id", pa.string()),
         ("rule_id", pa.string()),
         ("flow_id", pa.string()),

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -530,10 +531,15 @@ def _rollup_cells(
                 tokens_in=r["tokens_in"],
                 tokens_out=r["tokens_out"],
                 cost=r["cost"],
-                quantile=lambda m, q=r["quantiles"]: q[quantiled.index(m)],
+                quantile=partial(_nth_quantile, r["quantiles"], quantiled),
             )
         )
     return _file_cells(rows)
+
+
+def _nth_quantile(values: list[float], quantiled: list[Measure], m: Measure) -> float:
+    """A rollup row's percentile `m`: its lists are in the order of the measures asked for."""
+    return values[quantiled.index(m)]
 
 
 def _kept_groups(totals: Cells, query: MetricsQuery) -> tuple[list[str | None], bool]:
