@@ -65,4 +65,4 @@ bench-10m: install-bench
 	$(BIN)/python -m bench.run --ten-million $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache
