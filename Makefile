@@ -37,9 +37,10 @@ run: install
 	$(BIN)/flowhistory db upgrade
 	$(BIN)/flowhistory serve
 
-## Install what tests need and run the whole suite (lint first: it is part of the contract).
+## Install what tests need and run the whole suite (lint and types first: they are part of the contract).
 test: install-test system-deps
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 ## What the tests drive besides Python: Debian's Chromium (the dashboard's browser tests), a Java
@@ -64,4 +65,4 @@ bench-10m: install-bench
 	$(BIN)/python -m bench.run --ten-million $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -22,8 +22,9 @@ from api import openapi
 from api.body_limit import BodyLimit
 from api.errors import CatchAll, add_exception_handlers
 from api.observability import install as install_observability
-from api.routes import admin, annotations, batch, cost, executions, flows, health, insights, search, trends
+from api.routes import admin, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import alerts as alerts_routes
+from api.routes import annotations as annotations_routes
 from api.routes import backup as backup_routes
 from api.routes import dashboard as dashboard_routes
 from api.routes import download as download_routes
@@ -44,7 +45,7 @@ ROUTERS = (
     search.router,
     trends.router,
     insights.router,
-    annotations.router,
+    annotations_routes.router,
     cost.router,
     flows.router,
     admin.router,

@@ -27,7 +27,7 @@ async def get_ctx(request: Request) -> Context:
 
 
 def context_of(request: Request) -> Context:
-    ctx = getattr(request.app.state, "ctx", None)
+    ctx: Context | None = getattr(request.app.state, "ctx", None)
     if ctx is None:
         raise RuntimeError("the store is not open: the app's lifespan did not run")
     return ctx
@@ -42,7 +42,7 @@ COOKIE_METHODS = frozenset({"GET", "HEAD"})
 async def get_runtime(request: Request, _: Ctx) -> Runtime:
     """The scheduler and the alert engine the lifespan started (jobs, run-now). It works on the
     store, so it depends on it too (the OpenAPI then declares the store's 503)."""
-    runtime = getattr(request.app.state, "runtime", None)
+    runtime: Runtime | None = getattr(request.app.state, "runtime", None)
     if runtime is None:
         raise RuntimeError("no runtime: the app's lifespan did not run")
     return runtime

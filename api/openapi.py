@@ -100,7 +100,7 @@ def document_errors(document: dict[str, Any], routes: Sequence[BaseRoute]) -> No
     for route in iter_route_contexts(routes):  # included routers are expanded lazily (FastAPI 0.165)
         if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
-        for method in route.methods:
+        for method in route.methods or ():  # an APIRoute always has them
             operation = document["paths"][route.path_format][method.lower()]
             responses = operation["responses"]
             declared = {int(code) for code in responses if code.isdigit() and int(code) >= 400}

@@ -146,7 +146,7 @@ class AlertEngine:
         links = self.ctx.store.read(
             lambda c: repo.channel_ids_of_rules(c, sorted({t.rule.id for t, _, _ in sends}))
         )
-        out = []
+        out: list[Notification] = []
         for t, s, tid in sends:
             assert s.notify is not None
             channels = links.get(t.rule.id, [])

@@ -48,7 +48,7 @@ def resolve_targets(ctx: Context, rules: Iterable[Rule], flow_ids: set[str] | No
     owned: dict[str, list[str]] = defaultdict(list)
     for flow in ctx.directory.flows():
         owned[flow.owner_id].append(flow.id)
-    targets = []
+    targets: list[Target] = []
     for rule in rules:
         if rule.flow_id is not None:
             flows = [rule.flow_id] if ctx.directory.flow(rule.flow_id) is not None else []

@@ -28,7 +28,7 @@ _RULE_FIELDS = (
 )
 
 STATES_SCHEMA = pa.schema(
-    [
+    [  # type: ignore[arg-type]  # pyarrow-stubs: timestamp() leaves its tz unbound, the list joins to object
         ("rule_id", pa.string()),
         ("flow_id", pa.string()),
         ("state", pa.string()),
@@ -42,7 +42,7 @@ STATES_SCHEMA = pa.schema(
     ]
 )
 TRANSITIONS_SCHEMA = pa.schema(
-    [
+    [  # type: ignore[arg-type]  # as STATES_SCHEMA
         ("id", pa.string()),
         ("rule_id", pa.string()),
         ("flow_id", pa.string()),
@@ -263,7 +263,8 @@ def list_transitions(
     before: datetime | None = None,
 ) -> list[StoredTransition]:
     """Newest first; `rule_ids`/`flow_ids` None means any (the caller has already narrowed them)."""
-    clauses, params = ["TRUE"], []
+    clauses: list[str] = ["TRUE"]
+    params: list[Any] = []
     if rule_ids is not None:
         clauses.append("rule_id IN (SELECT unnest(?::VARCHAR[]))")
         params.append(rule_ids)

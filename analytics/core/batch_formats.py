@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
+from typing import cast
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -63,7 +64,8 @@ class _Drain(io.RawIOBase):
 
 def _csv(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[bytes]:
     sink = _Drain()
-    with pacsv.CSVWriter(sink, schema) as writer:  # header first, even for no rows
+    # pyarrow-stubs list only IO/paths; pyarrow takes any object with write() (a RawIOBase here)
+    with pacsv.CSVWriter(sink, schema) as writer:  # type: ignore[arg-type]  # header first, even for no rows
         yield sink.take()
         for batch in batches:
             writer.write_batch(batch)
@@ -75,14 +77,14 @@ def _jsonl(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[byt
     if schema.names != [JSON_LINE]:
         raise ValueError(f"JSON Lines needs one column {JSON_LINE!r} of rendered rows")
     for batch in batches:
-        lines = batch.column(0).to_pylist()
+        lines = cast("list[str]", batch.column(0).to_pylist())  # to_json of a row is never NULL
         if lines:
             yield ("\n".join(lines) + "\n").encode()
 
 
 def _parquet(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[bytes]:
     sink = _Drain()
-    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:  # type: ignore[arg-type]  # as in _csv
         for batch in batches:
             writer.write_batch(batch)
             yield sink.take()

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import duckdb
 import pyarrow as pa
@@ -350,6 +350,14 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------
 
+    @overload
+    def submit(
+        self, work: Callable[[Connection], T], *, after_commit: AfterCommit | None = None, frees_space: bool = False
+    ) -> Future[T]: ...
+    @overload
+    def submit(
+        self, work: Append, *, after_commit: AfterCommit | None = None, frees_space: bool = False
+    ) -> Future[None]: ...
     def submit(
         self, work: WriteFn | Append, *, after_commit: AfterCommit | None = None, frees_space: bool = False
     ) -> Future[Any]:
@@ -367,12 +375,21 @@ class Store:
         """Writes waiting for the writer (approximate, as any queue size read from outside)."""
         return self._queue.qsize()
 
+    # typed per call: a write answers what its function returns (an Append answers None)
+    @overload
+    def write(
+        self, work: Callable[[Connection], T], *, after_commit: AfterCommit | None = None, frees_space: bool = False
+    ) -> T: ...
+    @overload
+    def write(
+        self, work: Append, *, after_commit: AfterCommit | None = None, frees_space: bool = False
+    ) -> None: ...
     def write(
         self, work: WriteFn | Append, *, after_commit: AfterCommit | None = None, frees_space: bool = False
     ) -> Any:
         return self.submit(work, after_commit=after_commit, frees_space=frees_space).result()
 
-    def write_now(self, fn: WriteFn) -> Any:
+    def write_now(self, fn: Callable[[Connection], T]) -> T:
         """Run `fn` on the writer's connection at once, in its own transaction: only from an
         after-commit hook (the writer thread), for a follow-up write the caller's ack must wait
         for without queueing behind itself."""

@@ -98,7 +98,13 @@ def cost_report(
             CASE WHEN successful_runs > 0 THEN cost / successful_runs END AS cost_per_success
         FROM ({inner}) ORDER BY cost DESC NULLS LAST, runs DESC, "group"
     """
-    return ctx.store.read(lambda c: c.execute(query, params).to_arrow_table())
+
+    def fetch(c: Connection) -> pa.Table:
+        table = c.execute(query, params).to_arrow_table()
+        assert table is not None  # None only when no statement ran
+        return table
+
+    return ctx.store.read(fetch)
 
 
 def set_prices(ctx: Context, prices: list[Price]) -> list[Price]:

@@ -280,7 +280,9 @@ def local_reader(
             if limit is not None:
                 rel = rel.limit(limit)
             if json_lines:
-                rel = rel.query("q", f"SELECT to_json(q)::VARCHAR AS {JSON_LINE} FROM q")
+                rendered = rel.query("q", f"SELECT to_json(q)::VARCHAR AS {JSON_LINE} FROM q")
+                assert rendered is not None  # a SELECT always answers a relation
+                rel = rendered
             yield rel.to_arrow_reader(batch_rows)
         except (duckdb.Error, pa.ArrowException, MemoryError) as exc:
             raise _refusal(conn, exc, fired, timeout_s, limits) from exc

@@ -311,7 +311,8 @@ def open_target(settings: Settings) -> Target:
         secret_key=settings.export_s3_secret_key,
         region=settings.export_s3_region,
         endpoint_override=endpoint.netloc if endpoint else None,
-        scheme=endpoint.scheme if endpoint else "https",
+        # pyarrow itself refuses a scheme other than http(s); checking it earlier would change behaviour
+        scheme=endpoint.scheme if endpoint else "https",  # type: ignore[arg-type]
         connect_timeout=settings.export_s3_timeout_s,
         request_timeout=settings.export_s3_timeout_s,
         retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=2),

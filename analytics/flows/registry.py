@@ -284,10 +284,11 @@ def purge_flow(ctx: Context, flow_id: str) -> int:
         changes.invalidate(c, "flow_id = ?", [flow_id])
         c.execute("DELETE FROM execution_annotations WHERE flow_id = ?", [flow_id])
         [(runs,)] = c.execute("SELECT count(*) FROM executions WHERE flow_id = ?", [flow_id]).fetchall()
+        count: int = runs
         c.execute("DELETE FROM executions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flow_versions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flows WHERE id = ?", [flow_id])
-        return runs
+        return count
 
     def after(_: object) -> None:
         ctx.directory.drop_flow(flow_id)

@@ -48,7 +48,7 @@ NODE_STRUCT = pa.struct(
     ]
 )
 EXECUTIONS_SCHEMA = pa.schema(
-    [
+    [  # type: ignore[arg-type]  # pyarrow-stubs: timestamp() leaves its tz unbound, the list joins to object
         ("id", pa.string()),
         ("flow_id", pa.string()),
         ("user_id", pa.string()),

@@ -97,21 +97,21 @@ def result_text(result: Any) -> str | None:
         return result
     if not isinstance(result, dict):
         return None
-    chars = []
+    chars: list[str] = []
     while (ch := result.get(str(len(chars)))) is not None and isinstance(ch, str):
         chars.append(ch)
     if chars:
         return "".join(chars)
     for key in _TEXT_KEYS:
-        if isinstance(result.get(key), str):
-            return result[key]
+        if isinstance(text := result.get(key), str):
+            return text
     return None
 
 
 def _prompt_text(result: dict[str, Any], run_prompt: str | None) -> str | None:
     for key in _PROMPT_KEYS:
-        if isinstance(result.get(key), str) and result[key]:
-            return result[key]
+        if isinstance(text := result.get(key), str) and text:
+            return text
     return run_prompt
 
 

@@ -15,7 +15,7 @@ from collections import OrderedDict
 
 from analytics.history.pagination import Position
 
-Key = tuple[str, str | None, int]  # flow id, the single user seen (or None), page
+Key = tuple[str, str | None, int, int]  # flow id, the single user seen (or None), page size, page
 
 
 class PageBoundaries:

@@ -118,4 +118,5 @@ def find_anomalies(
     scored_from = datetime.min if start is None else naive_utc(start)
     sql = _ANOMALIES.format(scope=sql_scope, column=column)
     all_params = [*params, scored_from, window, window, scored_from, MIN_BASELINE, window, threshold, limit]
-    return ctx.store.read(lambda c: c.sql(sql, params=all_params).to_arrow_table())
+    table: pa.Table = ctx.store.read(lambda c: c.sql(sql, params=all_params).to_arrow_table())
+    return table

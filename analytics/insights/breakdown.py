@@ -67,4 +67,5 @@ def node_breakdown(
     """
     scope = open_scope(ctx, viewer, flow_id, start, end)
     sql = _BREAKDOWN.format(scope=scope.sql, cap=_CAP)
-    return ctx.store.read(lambda c: c.sql(sql, params=scope.params).to_arrow_table())
+    table: pa.Table = ctx.store.read(lambda c: c.sql(sql, params=scope.params).to_arrow_table())
+    return table

@@ -132,7 +132,7 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 
 def _compare(
-    prev: dict[str, Any], cur: dict[str, Any], ranks: tuple | None, min_runs: int, alpha: float
+    prev: dict[str, Any], cur: dict[str, Any], ranks: tuple[int, int, float, float] | None, min_runs: int, alpha: float
 ) -> dict[str, Any]:
     enough = prev["runs"] >= min_runs and cur["runs"] >= min_runs
     rate = two_proportion_z(prev["errors"], prev["runs"], cur["errors"], cur["runs"])
@@ -193,8 +193,8 @@ def version_regressions(
     if not 0 < alpha < 1:
         raise InvalidInput("alpha must be between 0 and 1", field="alpha")
 
-    def read(c: Connection) -> tuple[pa.Table, list[tuple]]:
-        versions = c.sql(_VERSIONS.format(scope=scope.sql), params=scope.params).to_arrow_table()
+    def read(c: Connection) -> tuple[pa.Table, list[tuple[Any, ...]]]:
+        versions: pa.Table = c.sql(_VERSIONS.format(scope=scope.sql), params=scope.params).to_arrow_table()
         ranks = c.execute(_RANKS.format(scope=scope.sql), [*scope.params, *scope.params]).fetchall()
         return versions, ranks
 

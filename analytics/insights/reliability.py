@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from analytics.access.permissions import Viewer
 from analytics.core.clock import naive_utc, utc_now
@@ -100,7 +101,7 @@ def reliability(
     scope = open_scope(ctx, viewer, flow_id, start, end)
     as_of = naive_utc(end) if end is not None else utc_now()
 
-    def read(c: Connection) -> tuple[tuple, tuple]:
+    def read(c: Connection) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         counts = c.execute(_COUNTS.format(scope=scope.sql), scope.params).fetchall()[0]
         streaks = c.execute(_STREAKS.format(scope=scope.sql), scope.params).fetchall()[0]
         return counts, streaks

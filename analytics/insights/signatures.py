@@ -125,4 +125,5 @@ def failure_signatures(
     in_range_from = datetime.min if start is None else naive_utc(start)
     sql = _SIGNATURES.format(scope=sql_scope, signature=_normalised("message"))
     all_params = [*params, *params, *_rule_params(), in_range_from, day, week, fortnight, week, limit]
-    return ctx.store.read(lambda c: c.sql(sql, params=all_params).to_arrow_table())
+    table: pa.Table = ctx.store.read(lambda c: c.sql(sql, params=all_params).to_arrow_table())
+    return table

@@ -225,6 +225,7 @@ class Scheduler:
 def read_status_file(path: Path) -> dict[str, Any] | None:
     """The states a running (or the last) server wrote; None if it never wrote any."""
     try:
-        return json.loads(path.read_text())
+        status: dict[str, Any] = json.loads(path.read_text())
+        return status
     except FileNotFoundError:
         return None

@@ -51,7 +51,7 @@ def run_retention(
         bytes_before = reclaim_space.store_bytes(ctx.store.path)
         root = archive.archive_root(ctx.settings)
         try:
-            summary = ctx.store.write(
+            summary: dict[str, Any] = ctx.store.write(
                 lambda c: _apply(c, at, root, report, trigger, started),
                 after_commit=lambda s: ctx.counters.reload_flows(
                     ctx.store, [f["flow_id"] for f in s["flows_all"] if f["deleted"]]
@@ -175,7 +175,7 @@ def compact_now(ctx: Context, *, trigger: str = "manual") -> dict[str, Any]:
         except Exception as exc:
             runs.log_failure(ctx, "compact", trigger, started, exc)
             raise
-        summary = {
+        summary: dict[str, Any] = {
             "rows": done.rows,
             "bytes_before": done.bytes_before,
             "bytes_after": done.bytes_after,

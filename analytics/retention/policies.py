@@ -14,8 +14,9 @@ but keep their row. Annotated runs (a note, tags or a rating) are never deleted 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TypedDict
 
 from analytics.access.permissions import Viewer, require_flow_access
 from analytics.core.clock import utc_now
@@ -26,6 +27,16 @@ from analytics.core.store import Connection
 GLOBAL = "*"
 MAX_DAYS = 365_000.0  # a thousand years: beyond it a timestamp cutoff would overflow
 MAX_KEEP = 2**62
+
+
+class PolicyFields(TypedDict):
+    """A policy as JSON: typed per key so `PolicyOut(**policy.as_dict())` type-checks."""
+
+    max_age_days: float | None
+    failed_max_age_days: float | None
+    keep_last: int | None
+    payload_ttl_days: float | None
+    archive: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +58,14 @@ class Policy:
             self.payload_ttl_days is None
         )
 
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+    def as_dict(self) -> PolicyFields:
+        return PolicyFields(
+            max_age_days=self.max_age_days,
+            failed_max_age_days=self.failed_max_age_days,
+            keep_last=self.keep_last,
+            payload_ttl_days=self.payload_ttl_days,
+            archive=self.archive,
+        )
 
 
 @dataclass(frozen=True, slots=True)

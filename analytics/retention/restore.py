@@ -47,7 +47,7 @@ def restore(
         started = utc_now()
         clock = time.monotonic()
         try:
-            summary = ctx.store.write(
+            summary: dict[str, Any] = ctx.store.write(
                 lambda c: _restore(c, files, start, end, flow_id, report),
                 after_commit=lambda s: ctx.counters.reload_flows(ctx.store, s["flow_ids"]),
             )

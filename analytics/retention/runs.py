@@ -90,7 +90,7 @@ def list_runs(ctx: Context, *, limit: int = 20, kind: str | None = None) -> list
             [*params, limit],
         ).fetchall()
     )
-    return [RunRecord(*r[:7], orjson.loads(r[7])) for r in rows]
+    return [RunRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], orjson.loads(r[7])) for r in rows]
 
 
 def running() -> str | None:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -476,13 +477,14 @@ def _rollup_scope(ctx: Context, viewer: Viewer, query: MetricsQuery) -> RollupSc
     if f is not None and set(f.model_dump(exclude_none=True)) - {"flow_id", "status"}:
         return None
     if f is not None and f.flow_id is not None:
-        flow_ids: list[str] | None = list(f.flow_id.any_)
-        for fid in flow_ids:
+        wanted = list(f.flow_id.any_)
+        for fid in wanted:
             try:
                 if require_flow_access(ctx.directory, viewer, fid).only_user is not None:
                     return None
             except FlowHistoryError:
                 return None
+        flow_ids: list[str] | None = wanted
     elif viewer.is_admin:
         flow_ids = None
     else:
@@ -529,10 +531,15 @@ def _rollup_cells(
                 tokens_in=r["tokens_in"],
                 tokens_out=r["tokens_out"],
                 cost=r["cost"],
-                quantile=lambda m, q=r["quantiles"]: q[quantiled.index(m)],
+                quantile=partial(_nth_quantile, r["quantiles"], quantiled),
             )
         )
     return _file_cells(rows)
+
+
+def _nth_quantile(values: list[float], quantiled: list[Measure], m: Measure) -> float:
+    """A rollup row's percentile `m`: its lists are in the order of the measures asked for."""
+    return values[quantiled.index(m)]
 
 
 def _kept_groups(totals: Cells, query: MetricsQuery) -> tuple[list[str | None], bool]:
@@ -550,7 +557,7 @@ def _grid(buckets: Cells, query: MetricsQuery, step: Step, groups: list[str | No
     """One row per (bucket, kept group) in [start, end), zeros where no run; the dense grid is
     filled here rather than by a join against generated buckets in SQL (~3x the cost)."""
     keys = [(b, g) for b in bucket_starts(step, query.start, query.end) for g in groups]
-    columns: dict[str, pa.Array] = {"bucket": pa.array([b for b, _ in keys], pa.timestamp("us"))}
+    columns: dict[str, pa.Array[Any]] = {"bucket": pa.array([b for b, _ in keys], pa.timestamp("us"))}
     if query.group_by is not None:
         columns["group"] = pa.array([g for _, g in keys], pa.string())
     for m in query.measures:
@@ -601,7 +608,7 @@ def _with_changes(
 ) -> pa.Table:
     """Per group and measure: value, previous, change and relative change (null when the
     previous value is 0, or when the previous period was not asked for)."""
-    cols: dict[str, pa.Array] = {}
+    cols: dict[str, pa.Array[Any]] = {}
     if query.group_by is not None:
         cols["group"] = pa.array(groups, pa.string())
     for m in query.measures:

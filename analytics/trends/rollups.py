@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -112,16 +113,19 @@ def refresh(ctx: Context, today: date | None = None) -> dict[str, Any]:
     rolled_days = 0
     while until < today:
         step_end = min(today, until + timedelta(days=CHUNK_DAYS))
-        store.write(
-            lambda c, a=until, b=step_end: _extend(c, a, b), after_commit=lambda _, b=step_end: _set(ctx, b)
-        )
+        store.write(partial(_extend, start=until, end=step_end), after_commit=partial(_set, ctx, step_end))
         rolled_days += (step_end - until).days
         until = step_end
     if store.read(rolled_until) is None:  # an empty store: nothing to roll, start from today
         store.write(lambda c: _extend(c, today, today), after_commit=lambda _: _set(ctx, today))
     disagree = store.read(lambda c: c.execute(_DISAGREE, [until]).fetchall())
     if disagree:
-        store.write(lambda c: (mark_dirty(c, disagree), _repair(c)))
+
+        def repair_disagreeing(c: Connection) -> None:
+            mark_dirty(c, disagree)
+            _repair(c)
+
+        store.write(repair_disagreeing)
     load(ctx)
     return {
         "rolled_until": until.isoformat(),
@@ -131,7 +135,7 @@ def refresh(ctx: Context, today: date | None = None) -> dict[str, Any]:
     }
 
 
-def _set(ctx: Context, until: date) -> None:
+def _set(ctx: Context, until: date, _committed: object = None) -> None:
     ctx.rollup_state.until = until
 
 
@@ -201,9 +205,9 @@ def read_cells(
     windows: list[tuple[str | None, datetime, datetime]] = []
     if max(lo, until_ts) < end:
         windows.append((None, max(lo, until_ts), end))
-    for fid, day in dirty:
+    for dirty_flow, day in dirty:
         d = datetime(day.year, day.month, day.day)
-        windows.append((fid, d, d + timedelta(days=1)))
+        windows.append((dirty_flow, d, d + timedelta(days=1)))
     flows_clause = "TRUE" if flow_ids is None else "list_contains(?::VARCHAR[], flow_id)"
     flows_params = [] if flow_ids is None else [flow_ids]
     status_clause = "TRUE" if statuses is None else "list_contains(?::VARCHAR[], status)"
@@ -311,4 +315,5 @@ def _quantiles(cumulative: np.ndarray, q: float) -> np.ndarray:
     b_lo = (cumulative <= lo[:, None]).sum(axis=1)
     b_hi = (cumulative <= hi[:, None]).sum(axis=1)
     v_lo, v_hi = _bin_values(b_lo), _bin_values(b_hi)
-    return v_lo + (v_hi - v_lo) * (pos - lo)
+    values: np.ndarray = v_lo + (v_hi - v_lo) * (pos - lo)
+    return values

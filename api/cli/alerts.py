@@ -64,8 +64,10 @@ def alerts_evaluate(
 
     def remote(api: Remote) -> dict[str, Any]:
         if rule:
-            return api.post(f"/api/v1/alerts/rules/{quote(rule, safe='')}/evaluate")
-        return api.post("/api/v1/alerts/evaluate")
+            answer: dict[str, Any] = api.post(f"/api/v1/alerts/rules/{quote(rule, safe='')}/evaluate")
+            return answer
+        answer = api.post("/api/v1/alerts/evaluate")
+        return answer
 
     out = on_store(db, lambda ctx: evaluate_now(ctx, rule_ids=[rule] if rule else None), remote)
     console.print(
@@ -90,9 +92,11 @@ def alerts_transitions(
 
     def remote(api: Remote) -> list[dict[str, Any]]:
         if rule is None:
-            return api.get("/api/v1/alerts/transitions", params={"limit": limit, **({"flow_id": flow} if flow else {})})
+            answer: list[dict[str, Any]] = api.get("/api/v1/alerts/transitions", params={"limit": limit, **({"flow_id": flow} if flow else {})})
+            return answer
         if flow is None:
-            return api.get(f"/api/v1/alerts/rules/{quote(rule, safe='')}/transitions", params={"limit": limit})
+            answer = api.get(f"/api/v1/alerts/rules/{quote(rule, safe='')}/transitions", params={"limit": limit})
+            return answer
         # the API filters by rule or by flow: the rule's, then its flow's (at most 1000 read)
         rows = api.get(f"/api/v1/alerts/rules/{quote(rule, safe='')}/transitions", params={"limit": 1000})
         return [t for t in rows if t["flow_id"] == flow][:limit]

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandFunctionType
 
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
@@ -59,7 +60,9 @@ class Typer(typer.Typer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cls=_Group, **kwargs)
 
-    def command(self, *args: Any, **kwargs: Any) -> Any:
+    def command(
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
         kwargs.setdefault("cls", _Command)
         return super().command(*args, **kwargs)
 

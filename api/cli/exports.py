@@ -70,7 +70,8 @@ def export_run(db: DbOption = None) -> None:
 
     def remote(api: Remote) -> dict[str, Any]:
         try:
-            return api.post("/api/v1/exports/run")
+            answer: dict[str, Any] = api.post("/api/v1/exports/run")
+            return answer
         except RemoteError as exc:  # the server's answer names the target's failure
             _failed("export", str(exc))
 
@@ -102,7 +103,8 @@ def export_compact(db: DbOption = None) -> None:
         state = api.post("/api/v1/jobs/export-compaction/run", params={"wait": "true"})
         if not state["last_ok"]:
             _failed("compaction", str(state["last_error"]))
-        return state["last_result"]
+        answer: dict[str, Any] = state["last_result"]
+        return answer
 
     result = on_store(db, local, remote)
     console.print(f"compacted partitions: {json.dumps(result['partitions_compacted'])}")

@@ -53,7 +53,8 @@ def jobs_run(name: str, db: DbOption = None) -> None:
 
     def local(ctx: Context) -> dict[str, Any]:
         scheduler = Scheduler(ctx, default_jobs(ctx), status_file=ctx.settings.jobs_status_file)
-        return json_of(JobOut, scheduler.run_now(name, wait=True))
+        state: dict[str, Any] = json_of(JobOut, scheduler.run_now(name, wait=True))
+        return state
 
     state = on_store(
         db, local, lambda api: api.post(f"/api/v1/jobs/{quote(name, safe='')}/run", params={"wait": "true"})

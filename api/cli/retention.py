@@ -105,7 +105,7 @@ def retention_policy(
     from analytics.retention import policies
     from api.schemas.retention import PolicyOut
 
-    rules_given = {
+    rules_given: dict[str, Any] = {
         "max_age_days": max_age_days,
         "failed_max_age_days": failed_max_age_days,
         "keep_last": keep_last,
@@ -133,12 +133,14 @@ def retention_policy(
 
     def remote(api: Remote) -> dict[str, Any]:
         if set_:
-            return api.put(_flow_path(flow, "policy"), json=rules_given)
+            answer: dict[str, Any] = api.put(_flow_path(flow, "policy"), json=rules_given)
+            return answer
         if clear and flow:
             api.delete(_flow_path(flow, "policy"))
         elif clear:
             refuse_while_serving(settings_for(db), "the API keeps a global policy: set one with --set instead")
-        return api.get(_flow_path(flow, "policy"))
+        answer = api.get(_flow_path(flow, "policy"))
+        return answer
 
     stored = on_store(db, local, remote)
     scope = f"flow {flow}" if flow else "global"
@@ -202,7 +204,8 @@ def retention_run(
         if started["result"] is None:
             err.print(f"[red]retention failed:[/red] {escape(str(job.get('last_error')))}")
             raise typer.Exit(1)
-        return started["result"]
+        answer: dict[str, Any] = started["result"]
+        return answer
 
     out = on_store(db, local, remote)
     mb = 1024 * 1024

@@ -37,7 +37,8 @@ def request_id_of(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER:
             if _SAFE_ID.fullmatch(value):
-                return value.decode()
+                decoded: str = value.decode()
+                return decoded
             break
     return uuid.uuid4().hex
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from analytics.history import annotations, compare, replay
+from analytics.history import annotations as annotations_lib
+from analytics.history import compare, replay
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute
 from api.schemas.annotations import (
@@ -59,7 +60,7 @@ def compare_replay(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ct
 @router.get(_RUN + "/annotation", response_model=AnnotationOut)
 def get_annotation(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
     """The execution's note, tags and rating (404 when it has none)."""
-    return annotations.get_annotation(ctx, viewer, flow_id, execution_id, missing_ok=False)
+    return annotations_lib.get_annotation(ctx, viewer, flow_id, execution_id, missing_ok=False)
 
 
 @router.put(_RUN + "/annotation", response_model=AnnotationOut)
@@ -67,11 +68,11 @@ def put_annotation(
     flow_id: str, execution_id: str, body: AnnotationUpdate, viewer: CurrentUser, ctx: Ctx
 ) -> Any:
     """Replace the execution's note, tags and rating (write access to the flow)."""
-    return annotations.set_annotation(ctx, viewer, flow_id, execution_id, body)
+    return annotations_lib.set_annotation(ctx, viewer, flow_id, execution_id, body)
 
 
 @router.delete(_RUN + "/annotation", response_model=bool)
 def delete_annotation(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
     """Clear the execution's note, tags and rating (write access to the flow)."""
-    annotations.delete_annotation(ctx, viewer, flow_id, execution_id)
+    annotations_lib.delete_annotation(ctx, viewer, flow_id, execution_id)
     return True

@@ -25,7 +25,7 @@ def _items(body: bytes, content_type: str) -> list[Any]:
     stripped = body.lstrip()
     if "ndjson" not in content_type and "jsonl" not in content_type and stripped[:1] == b"[":
         try:
-            data = orjson.loads(body)
+            data: list[Any] = orjson.loads(body)  # an array: it starts with `[`
         except orjson.JSONDecodeError as exc:
             raise decode_error(exc) from exc
         return data

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
@@ -13,7 +15,9 @@ from api.schemas.download import FilterParam, FormatParam, SortParam, parse_filt
 
 router = APIRouter(prefix="/api/v1", tags=["download"])
 
-_FILE = {200: {"content": {f.media_type: {} for f in Format}, "description": "the file, streamed"}}
+_FILE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {f.media_type: {} for f in Format}, "description": "the file, streamed"}
+}
 
 
 def _response(d: download.Download) -> StreamingResponse:

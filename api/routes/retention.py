@@ -99,13 +99,13 @@ def run(_: AdminUser, runtime: ServerRuntime, wait: bool = True) -> RunStarted:
 
 
 @router.post("/retention/compact", response_model=dict, responses=_BUSY)
-def compact(_: AdminUser, ctx: Ctx) -> dict:
+def compact(_: AdminUser, ctx: Ctx) -> dict[str, Any]:
     """Rewrite the executions table now so the file gives space back (409 while a pass runs)."""
     return apply.compact_now(ctx, trigger="api")
 
 
 @router.post("/retention/restore", response_model=dict, responses=_BUSY)
-def restore_runs(body: RestoreIn, _: AdminUser, ctx: Ctx) -> dict:
+def restore_runs(body: RestoreIn, _: AdminUser, ctx: Ctx) -> dict[str, Any]:
     """Bring archived runs of [start, end) back (optionally one flow); present ids are skipped."""
     return restore.restore(ctx, start=body.start, end=body.end, flow_id=body.flow_id, trigger="api")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from functools import partial
 from types import ModuleType
 
 from analytics.core.errors import InvalidInput
@@ -76,10 +77,10 @@ def upgrade(store: Store, target: int | None = None) -> list[Migration]:
     goal = head() if target is None else target
     if goal > head() or goal < 0:
         raise InvalidInput(f"unknown version {goal}; head is {head()}", field="target")
-    applied = []
+    applied: list[Migration] = []
     for m in all_migrations():
         if m.version > current(store) and m.version <= goal:
-            store.write(lambda c, m=m: _step(c, m.upgrade, m, up=True))
+            store.write(partial(_step, statements=m.upgrade, m=m, up=True))
             applied.append(m)
     return applied
 
@@ -88,12 +89,12 @@ def downgrade(store: Store, steps: int = 1) -> list[Migration]:
     """Undo the newest `steps` migrations (the seed's `downgrade -1` is steps=1)."""
     if steps < 1:
         raise InvalidInput("steps must be at least 1", field="steps")
-    undone = []
+    undone: list[Migration] = []
     for m in reversed(all_migrations()):
         if len(undone) == steps:
             break
         if m.version <= current(store):
-            store.write(lambda c, m=m: _step(c, m.downgrade, m, up=False))
+            store.write(partial(_step, statements=m.downgrade, m=m, up=False))
             undone.append(m)
     return undone
 
