@@ -34,6 +34,9 @@ class FlowPlan:
     trim: int
     delete_ids: list[str] = field(default_factory=list)
     trim_ids: list[str] = field(default_factory=list)
+    # runs to delete per status: a pass deletes error and aborted runs by `failed_age`, which
+    # falls back to max_age_days; the counts let a screen say exactly what goes
+    delete_by_status: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +105,13 @@ def plan_query(
         WHERE {scope}
     ),
     judged AS (
-        SELECT id, flow_id, created_at,
+        SELECT id, flow_id, created_at, status,
             coalesce(created_at < {_cutoff("CASE WHEN status = 'success' THEN max_age ELSE failed_age END")}, false)
             OR coalesce(rn > keep_last, false) AS too_old,
             has_payload AND coalesce(created_at < {_cutoff("ttl")}, false) AS too_heavy
         FROM runs
     )
-    SELECT j.id, j.flow_id, j.created_at, CASE WHEN j.too_old THEN '{DELETE}' ELSE '{TRIM}' END AS action
+    SELECT j.id, j.flow_id, j.created_at, CASE WHEN j.too_old THEN '{DELETE}' ELSE '{TRIM}' END AS action, j.status
     FROM judged j
     WHERE (j.too_old OR j.too_heavy)
       AND NOT EXISTS (
@@ -141,11 +144,15 @@ def compute(
     """The plan as counts per flow and the first `ids_limit` ids; call it in one snapshot."""
     sql, params = plan_query(policies, now, flow_ids)
     counts = conn.execute(
-        f"SELECT flow_id, action, count(*) FROM ({sql}) GROUP BY ALL ORDER BY flow_id", params
+        f"SELECT flow_id, action, status, count(*) FROM ({sql}) GROUP BY ALL ORDER BY flow_id", params
     ).fetchall()
     per_flow: dict[str, dict[str, int]] = {}
-    for fid, action, n in counts:
-        per_flow.setdefault(fid, {DELETE: 0, TRIM: 0})[action] = int(n)
+    by_status: dict[str, dict[str, int]] = {}
+    for fid, action, status, n in counts:
+        c = per_flow.setdefault(fid, {DELETE: 0, TRIM: 0})
+        c[action] += int(n)
+        if action == DELETE:
+            by_status.setdefault(fid, {})[status] = int(n)
     ids: dict[tuple[str, str], list[str]] = {}
     if ids_limit > 0 and per_flow:
         listed = conn.execute(
@@ -157,7 +164,7 @@ def compute(
     total_delete = sum(c[DELETE] for c in per_flow.values())
     total_trim = sum(c[TRIM] for c in per_flow.values())
     flows = [
-        FlowPlan(fid, c[DELETE], c[TRIM], ids.get((fid, DELETE), []), ids.get((fid, TRIM), []))
+        FlowPlan(fid, c[DELETE], c[TRIM], ids.get((fid, DELETE), []), ids.get((fid, TRIM), []), by_status.get(fid, {}))
         for fid, c in per_flow.items()
     ]
     return Plan(now, total_delete, total_trim, flows, ids_limit, total_delete + total_trim > ids_limit)

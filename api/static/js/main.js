@@ -1,6 +1,6 @@
 // Boot, sign-in gate and the hash router. Views live in views/ and render into <main>.
 import { auth, get } from "./api.js";
-import { errorPanel, loading, mount } from "./dom.js";
+import { errorPanel, h, loading, mount } from "./dom.js";
 import { renderSignIn } from "./views/signin.js";
 
 const view = document.getElementById("view");
@@ -9,7 +9,10 @@ const session = { user: null, signInMessage: null };
 let navigation = 0;
 
 const ROUTES = [
-  [/^\/?$/, "flows", () => import("./views/flows.js")],
+  [/^\/?$/, "flows", () => import("./views/overview.js")],
+  [/^\/flows\/?$/, "flows", () => import("./views/overview.js")], // the old flows list, merged into the overview
+  [/^\/cost$/, "cost", () => import("./views/cost.js")],
+  [/^\/search$/, "search", () => import("./views/search.js")],
   [/^\/flows\/([^/]+)\/?$/, "flows", () => import("./views/history.js")],
   [/^\/flows\/([^/]+)\/runs\/([^/]+)$/, "flows", () => import("./views/detail.js")],
   [/^\/flows\/([^/]+)\/analytics$/, "flows", () => import("./views/analytics.js")],
@@ -47,7 +50,9 @@ async function ensureUser() {
   if (session.user) return session.user;
   session.user = await get("/api/v1/users/me");
   document.getElementById("who").textContent = `${session.user.id} (${session.user.role})`;
-  document.getElementById("nav-sql").hidden = session.user.role !== "admin";
+  const admin = session.user.role === "admin";
+  document.getElementById("nav-sql").hidden = !admin;
+  document.getElementById("nav-jobs").hidden = !admin; // the scheduler is for admins only
   return session.user;
 }
 
@@ -80,7 +85,7 @@ async function route() {
   }
   topbar.hidden = false;
   if (!found) {
-    mount(view, errorPanel({ status: 404, message: `No page at ${path}` }));
+    mount(view, notFound(path));
     return;
   }
   const [re, section] = found;
@@ -98,6 +103,16 @@ async function route() {
     if (seq !== navigation || err.status === 401) return;
     mount(view, errorPanel(err, route));
   }
+}
+
+// An unknown address: say so and offer the way back, not a bare error.
+function notFound(path) {
+  for (const a of document.querySelectorAll("[data-nav]")) a.removeAttribute("aria-current");
+  return h("div", { class: "panel not-found", "data-state": "not-found" },
+    h("h1", {}, "Page not found"),
+    h("p", {}, "There is no page at ", h("code", {}, `#${path}`), ". The link may be old or mistyped."),
+    h("p", {}, h("a", { class: "btn", href: "#/" }, "Back to the overview"), " ",
+      h("button", { type: "button", class: "btn", onclick: () => history.back() }, "Go back")));
 }
 
 export function navigate(hash) {

@@ -7,17 +7,23 @@ import { count, shortId } from "../format.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 import { jobsTable } from "./jobs.js";
 
+// A pass deletes success runs by max_age_days, and error and aborted runs by failed_max_age_days,
+// or by max_age_days when that is empty: the labels say so.
 const FIELDS = [
-  ["max_age_days", "Delete successful runs older than (days)"],
-  ["failed_max_age_days", "Delete failed runs older than (days)"],
+  ["max_age_days", "Delete runs older than (days): successful runs, and failed/aborted runs too when the next field is empty"],
+  ["failed_max_age_days", "Delete failed (error) and aborted runs older than (days; empty = as above)"],
   ["keep_last", "Keep at most the newest (runs)"],
   ["payload_ttl_days", "Drop payloads older than (days)"],
 ];
 
 function describe(p) {
   const parts = [];
-  if (p.max_age_days != null) parts.push(`successful runs kept ${p.max_age_days} days`);
-  if (p.failed_max_age_days != null) parts.push(`failed runs kept ${p.failed_max_age_days} days`);
+  if (p.max_age_days != null) {
+    parts.push(p.failed_max_age_days != null
+      ? `successful runs kept ${p.max_age_days} days`
+      : `every run (successful, failed and aborted) kept ${p.max_age_days} days`);
+  }
+  if (p.failed_max_age_days != null) parts.push(`failed (error) and aborted runs kept ${p.failed_max_age_days} days`);
   if (p.keep_last != null) parts.push(`at most the newest ${count(p.keep_last)} runs`);
   if (p.payload_ttl_days != null) parts.push(`payloads dropped after ${p.payload_ttl_days} days`);
   if (!parts.length) return "No limits: every run is kept.";
@@ -64,6 +70,8 @@ export async function render(root, [flowId], ctx) {
       mount(planBox, h("div", { class: "panel", "data-delete": String(mine.delete), "data-trim": String(mine.trim) },
         h("h3", { style: "margin-top:0" }, policy ? "Dry run with the values above" : "Dry run with the policy in force"),
         h("p", { id: "dry-run-summary" }, `Would delete ${count(mine.delete)} run${mine.delete === 1 ? "" : "s"} and drop the payloads of ${count(mine.trim)}. Nothing was changed.`),
+        mine.delete ? h("ul", { id: "dry-run-by-status" }, ["success", "error", "aborted"].map((st) => h("li", { "data-status": st },
+          `${count((mine.delete_by_status || {})[st] || 0)} ${st === "success" ? "successful" : st === "error" ? "failed (error)" : "aborted"}`))) : null,
         mine.delete_ids.length ? h("p", {}, "To delete: ", mine.delete_ids.slice(0, 20).flatMap((id, i) => [i ? ", " : "",
           h("a", { href: `#/flows/${enc(flowId)}/runs/${enc(id)}` }, shortId(id))]), mine.delete > 20 ? " …" : "") : null));
     } catch (err) {

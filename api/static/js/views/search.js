@@ -1,0 +1,142 @@
+// Search across every flow the user may read. The form's fields are the search API's filters and
+// live in the URL (#/search?status=error&error=timeout...): a reload or a shared link gives the
+// same results.
+import { enc, get, post } from "../api.js";
+import { empty, errorPanel, h, loading, mount } from "../dom.js";
+import { badge, count, duration, money, shortId, timestamp, tokens } from "../format.js";
+
+const PAGE = 50;
+// URL parameter -> [label, input type]
+const FIELDS = [
+  ["flow", "Flow"],
+  ["status", "Status"],
+  ["after", "From (UTC)", "datetime-local"],
+  ["before", "Until (UTC)", "datetime-local"],
+  ["min_ms", "Min duration (ms)", "number"],
+  ["max_ms", "Max duration (ms)", "number"],
+  ["error", "Error text contains", "search"],
+  ["version", "Flow version", "text"],
+  ["model", "Model", "text"],
+  ["user", "User", "text"],
+  ["tags", "Tags (all of, comma-separated)", "text"],
+  ["rating", "Rating"],
+  ["meta", "Meta (key=value, comma-separated)", "text"],
+  ["sort", "Sort"],
+];
+
+const list = (v) => v.split(",").map((s) => s.trim()).filter(Boolean);
+const utc = (v) => (v ? `${v}${v.length === 16 ? ":00" : ""}Z` : null);
+
+// The API filter for the URL's parameters; throws a message naming the field that is wrong.
+export function filterFrom(params) {
+  const f = {};
+  const p = (k) => (params.get(k) || "").trim();
+  if (p("flow")) f.flow_id = { any_: [p("flow")] };
+  if (p("status")) f.status = { any_: [p("status")] };
+  if (p("after") || p("before")) f.created_at = { after_: utc(p("after")), before_: utc(p("before")) };
+  if (p("min_ms") || p("max_ms")) {
+    f.execution_time = { ge_: p("min_ms") ? Number(p("min_ms")) : null, le_: p("max_ms") ? Number(p("max_ms")) : null };
+  }
+  if (p("error")) f.error = { contains_: p("error") };
+  if (p("version")) f.flow_version = { any_: list(p("version")) };
+  if (p("model")) f.model = { any_: list(p("model")) };
+  if (p("user")) f.user_id = { any_: list(p("user")) };
+  if (p("tags")) f.tags = { all_: list(p("tags")) };
+  if (p("rating")) f.rating = Number(p("rating"));
+  if (p("meta")) {
+    f.meta = {};
+    for (const pair of list(p("meta"))) {
+      const at = pair.indexOf("=");
+      if (at < 1) throw new Error(`Meta: "${pair}" is not key=value`);
+      f.meta[pair.slice(0, at).trim()] = pair.slice(at + 1).trim();
+    }
+  }
+  return f;
+}
+
+export async function render(root, _args, ctx) {
+  const params = ctx.params;
+  const flows = await get("/api/v1/flows/accessible");
+  if (ctx.stale()) return;
+  const names = new Map(flows.map((f) => [f.id, f.name]));
+  const value = (k) => params.get(k) || "";
+  const control = ([key, text, type]) => {
+    const id = `search-${key}`;
+    let input;
+    if (key === "flow") {
+      input = h("select", { id, name: key }, h("option", { value: "" }, "All flows"),
+        [...flows].sort((a, b) => a.name.localeCompare(b.name)).map((f) => h("option", { value: f.id, selected: f.id === value(key) }, f.name)));
+    } else if (key === "status") {
+      input = h("select", { id, name: key }, [["", "Any"], ["success", "✓ success"], ["error", "✗ error (failed)"], ["aborted", "⊘ aborted"]]
+        .map(([v, t]) => h("option", { value: v, selected: v === value(key) }, t)));
+    } else if (key === "rating") {
+      input = h("select", { id, name: key }, [["", "Any"], ["1", "👍 good"], ["-1", "👎 bad"]]
+        .map(([v, t]) => h("option", { value: v, selected: v === value(key) }, t)));
+    } else if (key === "sort") {
+      input = h("select", { id, name: key }, [["-created_at", "Newest first"], ["created_at", "Oldest first"], ["-execution_time", "Slowest first"], ["execution_time", "Fastest first"]]
+        .map(([v, t]) => h("option", { value: v, selected: v === (value(key) || "-created_at") }, t)));
+    } else {
+      input = h("input", { id, name: key, type, value: value(key), min: type === "number" ? 0 : null });
+    }
+    return h("div", { class: "field" }, h("label", { for: id }, text), input);
+  };
+  const form = h("form", { class: "panel search-form", id: "search-form", role: "search" },
+    h("div", { class: "form-row" }, FIELDS.map(control)),
+    h("div", { class: "toolbar" },
+      h("button", { type: "submit", class: "btn btn-primary" }, "Search"),
+      h("a", { class: "btn", href: "#/search" }, "Clear")));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(form)) if (String(v).trim() && !(k === "sort" && v === "-created_at")) q.set(k, String(v).trim());
+    const s = q.toString();
+    ctx.navigate(`#/search${s ? `?${s}` : ""}`);
+  });
+  const results = h("section", { id: "search-results", "aria-label": "Results" }, loading());
+  mount(root, h("h1", {}, "Search runs"),
+    h("p", { class: "muted" }, "Across every flow you may read. The filters are kept in the address: reload or share it for the same results."),
+    form, results);
+
+  let filter;
+  try {
+    filter = filterFrom(params);
+  } catch (err) {
+    mount(results, errorPanel(err));
+    return;
+  }
+  const rows = h("tbody", {});
+  const summary = h("p", { id: "search-summary", class: "muted", role: "status" });
+  const more = h("div", { class: "toolbar" });
+  let shown = 0;
+  const load = async (cursor) => {
+    const page = await post("/api/v1/executions/search", { filter, sort: value("sort") || "-created_at", limit: PAGE, cursor });
+    if (ctx.stale()) return;
+    shown += page.items.length;
+    rows.append(...page.items.map((r) => h("tr", { "data-run": r.id, class: r.status === "error" ? "row-error" : null },
+      h("td", {}, h("a", { href: `#/flows/${enc(r.flow_id)}/runs/${enc(r.id)}`, "aria-label": `Run ${shortId(r.id)}` }, shortId(r.id))),
+      h("td", {}, h("a", { href: `#/flows/${enc(r.flow_id)}` }, names.get(r.flow_id) || r.flow_id)),
+      h("td", {}, badge(r.status)),
+      h("td", { class: "nowrap" }, timestamp(r.created_at)),
+      h("td", { class: "num" }, duration(r.execution_time)),
+      h("td", { class: "num" }, tokens(r.tokens_in, r.tokens_out, r.tokens_estimated)),
+      h("td", { class: "num" }, money(r.cost)),
+      h("td", { class: "mono" }, r.flow_version ? r.flow_version.slice(0, 8) : "—"),
+      h("td", {}, r.user_id))));
+    summary.textContent = `Showing ${count(shown)} of ${count(page.total)} runs`;
+    mount(more, page.next_cursor
+      ? h("button", { type: "button", class: "btn", onclick: () => load(page.next_cursor).catch((err) => mount(more, errorPanel(err))) }, "Load more")
+      : null);
+    if (!page.total) mount(results, summary, empty("No runs match these filters", "Change or clear the filters.", h("div", {}, h("a", { href: "#/search" }, "Clear the filters"))));
+  };
+  mount(results, summary,
+    h("div", { class: "table-wrap" }, h("table", { id: "search-table" },
+      h("thead", {}, h("tr", {}, ["Run", "Flow", "Status", "Time", "Duration", "Tokens", "Cost", "Version", "User"]
+        .map((t, i) => h("th", { scope: "col", class: i >= 4 && i <= 6 ? "num" : null }, t)))),
+      rows)),
+    more);
+  try {
+    await load(null);
+  } catch (err) {
+    if (!ctx.stale()) mount(results, errorPanel(err));
+  }
+}
