@@ -148,9 +148,9 @@ MAX_DIRTY_PAIRS = 64  # more dirty pairs in a scope than this: the caller scans 
 
 def _scope_sql(flow_ids: list[str] | None, statuses: list[str] | None) -> tuple[str, list[Any]]:
     parts, params = ["TRUE"], []
-    if flow_ids is not None:
-        parts.append(f"flow_id IN ({', '.join('?' * len(flow_ids))})")
-        params += flow_ids
+    if flow_ids is not None:  # one list parameter: in Open WebUI mode an admin's scope is every live flow
+        parts.append("list_contains(?::VARCHAR[], flow_id)")
+        params.append(flow_ids)
     if statuses is not None:
         parts.append(f"status IN ({', '.join('?' * len(statuses))})")
         params += statuses
