@@ -26,6 +26,7 @@ from typing import Any
 from analytics.access.directory import FlowAcl, Mirror, User
 from analytics.access.users import hash_key
 from analytics.core.context import Context
+from analytics.core.errors import FlowHistoryError, UpstreamFailed
 from analytics.flows.registry import Flow, flow_version, mirror_flows, purge_flow
 from analytics.openwebui.db import WebUIDatabase, json
 
@@ -157,6 +158,21 @@ class OpenWebUISync:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.db.close()
+
+
+def load_once(ctx: Context) -> None:
+    """One sync for a process without a poller (a CLI command): it then sees Open WebUI's
+    users, groups and flows, as the server does. UpstreamFailed when the database cannot be
+    read: a command must not fall back to the store's own users."""
+    sync = OpenWebUISync(ctx)
+    try:
+        sync.sync_once()
+    except FlowHistoryError:
+        raise
+    except Exception as exc:
+        raise UpstreamFailed(f"cannot read Open WebUI's database (FLOWHISTORY_OPENWEBUI_DB): {exc}") from exc
+    finally:
+        sync.db.close()
 
 
 def purge_orphans(ctx: Context) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
 from analytics.core.errors import FlowHistoryError
+from analytics.openwebui import sync as openwebui
 
 console = Console()
 err = Console(stderr=True)
@@ -73,12 +74,19 @@ def fail(exc: FlowHistoryError, code: int) -> NoReturn:
 
 @contextmanager
 def open_store(db: Path | None, *, migrate: bool = True) -> Iterator[Context]:
-    """The store for one command: exit 2 when it cannot be opened (held by a server, say),
-    exit 1 when the library refuses what the command asked."""
+    """The store for one command: exit 2 when it cannot be opened (held by a server, say) or,
+    in Open WebUI mode, Open WebUI's database cannot be read; exit 1 when the library refuses
+    what the command asked."""
     try:
         ctx = open_context(settings_for(db), migrate=migrate)
     except FlowHistoryError as exc:
         fail(exc, 2)
+    if migrate and ctx.settings.openwebui_db:  # Open WebUI mode: its users and flows, as the server sees them
+        try:
+            openwebui.load_once(ctx)
+        except FlowHistoryError as exc:
+            ctx.close()
+            fail(exc, 2)
     try:
         yield ctx
     except FlowHistoryError as exc:
