@@ -10,6 +10,7 @@ from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
 from api.app import create_app
 from tests.factories import SECRET, World, build_world
+from tests.openwebui.pg_server import PostgresServer, postgres_server
 
 
 @pytest.fixture
@@ -32,3 +33,10 @@ def client(settings: Settings) -> Iterator[TestClient]:
 @pytest.fixture
 def world(client: TestClient) -> World:
     return build_world(client)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL for the session (Open WebUI mode's tests): started on first use only."""
+    with postgres_server() as server:
+        yield server

@@ -124,6 +124,10 @@ class Settings(BaseSettings):
     openwebui_poll_s: float = Field(default=1.0, gt=0)
     openwebui_orphan_grace_s: float = Field(default=86400.0, ge=0)
     openwebui_orphan_interval_s: float = Field(default=300.0, ge=0)
+    # Whether Open WebUI's API keys (`user.api_key`) are accepted when Open WebUI's saved config
+    # has no `auth.api_key.enable` (it then follows its ENABLE_API_KEY, default true): set it
+    # to the same value as Open WebUI's ENABLE_API_KEY. flowhistory's own keys are not affected.
+    openwebui_api_keys: bool = True
 
     @property
     def data_dir(self) -> Path:

@@ -94,6 +94,25 @@ def _fingerprints(conn: Connection, where: str = "TRUE") -> dict[date, DayPrint]
     return {r[0]: DayPrint(int(r[1]), int(r[2]), int(r[3])) for r in rows}
 
 
+def _quoted(values: Iterable[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in sorted(values))
+
+
+def _live(ctx: Context, conn: Connection) -> tuple[str, str]:
+    """Predicates on runs (`flow_id`) and on flows (`id`) leaving out the flows gone from Open
+    WebUI: their runs count as deleted from the moment they are gone (as in search), until the
+    orphan job frees them. The gone ids are few (what the job has not freed yet), so they are
+    spelled out; in standalone mode nothing is left out."""
+    if not ctx.directory.external:
+        return "TRUE", "TRUE"
+    stored = conn.execute("SELECT id FROM flows UNION SELECT DISTINCT flow_id FROM executions").fetchall()
+    gone = {fid for (fid,) in stored if ctx.directory.flow(fid) is None}
+    if not gone:
+        return "TRUE", "TRUE"
+    listed = _quoted(gone)
+    return f"flow_id NOT IN ({listed})", f"id NOT IN ({listed})"
+
+
 def _recorded(conn: Connection, target: str) -> dict[date, DayPrint]:
     rows = conn.execute(
         "SELECT day, runs, node_rows, fingerprint FROM export_days WHERE target = ?", [target]
@@ -144,6 +163,8 @@ class Cycle:
         self.finished: dict[date, DayPrint | None] = {}
         self.modes: dict[str, int] = {"written": 0, "rewritten": 0, "appended": 0, "dropped": 0}
         self.rows_written: dict[str, int] = {t.name: 0 for t in PARTITIONED}
+        # runs and flows exported: all but those of flows gone from Open WebUI (set by the plan)
+        self.live_runs, self.live_flows = "TRUE", "TRUE"
 
     def step(self, label: str) -> None:
         with self._lock:
@@ -175,7 +196,7 @@ class Cycle:
             for table in PARTITIONED:
                 self.target.drop_partition(table.name, day)
             self._done(day, None, "dropped")
-        self.ctx.store.read(lambda c: copy_file(c, FLOWS.select_sql(), folder / FLOWS_FILE))
+        self.ctx.store.read(lambda c: copy_file(c, FLOWS.select_sql(self.live_flows), folder / FLOWS_FILE))
         self.target.put_file(FLOWS_FILE, folder / FLOWS_FILE)
         self.step("flows")
         return self._finish(plan)
@@ -183,7 +204,8 @@ class Cycle:
     def _plan(
         self, conn: Connection, exported: dict[str, dict[date, list[FileEntry]]], recorded: dict[date, DayPrint]
     ) -> Plan:
-        plan = Plan(_fingerprints(conn))
+        self.live_runs, self.live_flows = _live(self.ctx, conn)  # one decision for the whole cycle
+        plan = Plan(_fingerprints(conn, self.live_runs))
         present = set(exported[EXECUTIONS.name]) | set(exported[EXECUTION_NODES.name])
         plan.drop = sorted(present - set(plan.prints))
         for day, now in plan.prints.items():
@@ -222,7 +244,7 @@ class Cycle:
     ) -> tuple[str, DayPrint | None]:
         """Decide append or rewrite and copy, all in one snapshot: the fingerprint recorded is
         the fingerprint of exactly what was copied."""
-        where = _days_filter([day])
+        where = f"{_days_filter([day])} AND {self.live_runs}"
         now = _fingerprints(conn, where).get(day)
         if now is None:
             return "drop", None

@@ -1,6 +1,7 @@
 """The poller: Open WebUI's users, groups and flows mirrored into the directory within ~2 s.
 
-Every `openwebui_poll_s` it reads users (id, role, api_key) and groups (id, user_ids) in full
+Every `openwebui_poll_s` it reads users (id, role, api_key), whether API keys are enabled (the
+newest `config` row's `auth.api_key.enable`) and groups (id, user_ids) in full
 (small tables; a role change does not touch `updated_at` in Open WebUI, so no cheaper check is
 exact) and the flows' `(id, updated_at)` fingerprint; flows are read in full only when that
 changed or something was updated in the last seconds (`updated_at` has one-second resolution).
@@ -26,6 +27,7 @@ from typing import Any
 from analytics.access.directory import FlowAcl, Mirror, User
 from analytics.access.users import hash_key
 from analytics.core.context import Context
+from analytics.core.errors import FlowHistoryError, UpstreamFailed
 from analytics.flows.registry import Flow, flow_version, mirror_flows, purge_flow
 from analytics.openwebui.db import WebUIDatabase, json
 
@@ -33,6 +35,7 @@ log = logging.getLogger("flowhistory")
 
 _USERS = 'SELECT id, role, api_key, name, email FROM "user"'
 _GROUPS = 'SELECT id, user_ids FROM "group"'
+_CONFIG = "SELECT data FROM config ORDER BY id DESC LIMIT 1"  # Open WebUI reads the newest row
 _FLOW_PRINT = "SELECT id, updated_at FROM flow"
 _FLOWS = (
     "SELECT id, user_id, name, description, nodes, edges, meta, access_control, created_at, updated_at"
@@ -63,6 +66,7 @@ class OpenWebUISync:
         self._users: dict[str, User] = {}
         self._keys: dict[str, str] = {}
         self._groups_of: dict[str, frozenset[str]] = {}
+        self._config_readable = True  # False once the `config` table proved missing: not asked again
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -84,13 +88,34 @@ class OpenWebUISync:
         self._prints[name] = fp
         return True
 
+    def _api_keys_enabled(self) -> bool:
+        """Open WebUI's `auth.api_key.enable`: its newest config row's value, else its env's,
+        which flowhistory cannot see (the `openwebui_api_keys` setting stands in for it)."""
+        fallback = self.ctx.settings.openwebui_api_keys
+        if not self._config_readable:
+            return fallback
+        try:
+            rows = self.db.rows(_CONFIG)
+        except Exception:  # an Open WebUI without the table: its env decides
+            log.warning("Open WebUI's database has no readable `config` table; API keys: %s", fallback)
+            self._config_readable = False
+            return fallback
+        value: Any = json(rows[0][0]) if rows else None
+        for part in ("auth", "api_key", "enable"):
+            value = value.get(part) if isinstance(value, dict) else None
+        return value if isinstance(value, bool) else fallback
+
     def _read_users(self) -> bool:
         rows = self.db.rows(_USERS)
-        if not self._changed("users", rows):
+        enabled = self._api_keys_enabled()
+        if not self._changed("users", [*rows, ("api keys enabled", enabled)]):
             return False
         self._users = {str(i): User(str(i), name, email, str(role)) for i, role, _, name, email in rows}
-        # Open WebUI keeps keys in plain text; only their hashes are held here
-        self._keys = {hash_key(key): str(i) for i, _, key, _, _ in rows if isinstance(key, str) and key}
+        # Open WebUI keeps keys in plain text; only their hashes are held here. With its API keys
+        # off, Open WebUI refuses them, and so does flowhistory (its own keys stay)
+        self._keys = {
+            hash_key(key): str(i) for i, _, key, _, _ in rows if enabled and isinstance(key, str) and key
+        }
         return True
 
     def _read_groups(self) -> bool:
@@ -157,6 +182,21 @@ class OpenWebUISync:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.db.close()
+
+
+def load_once(ctx: Context) -> None:
+    """One sync for a process without a poller (a CLI command): it then sees Open WebUI's
+    users, groups and flows, as the server does. UpstreamFailed when the database cannot be
+    read: a command must not fall back to the store's own users."""
+    sync = OpenWebUISync(ctx)
+    try:
+        sync.sync_once()
+    except FlowHistoryError:
+        raise
+    except Exception as exc:
+        raise UpstreamFailed(f"cannot read Open WebUI's database (FLOWHISTORY_OPENWEBUI_DB): {exc}") from exc
+    finally:
+        sync.db.close()
 
 
 def purge_orphans(ctx: Context) -> dict[str, Any]:

@@ -485,8 +485,8 @@ def _rollup_scope(ctx: Context, viewer: Viewer, query: MetricsQuery) -> RollupSc
             except FlowHistoryError:
                 return None
         flow_ids: list[str] | None = wanted
-    elif viewer.is_admin:
-        flow_ids = None
+    elif viewer.is_admin:  # in Open WebUI mode only the flows it has: a gone flow's runs count as deleted
+        flow_ids = [f.id for f in ctx.directory.flows()] if ctx.directory.external else None
     else:
         return None
     return RollupScope(flow_ids, list(f.status.any_) if f is not None and f.status is not None else None)

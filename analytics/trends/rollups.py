@@ -147,14 +147,19 @@ def load(ctx: Context) -> None:
 # -- reading: what trends ask -------------------------------------------------------------
 
 _GROUP_COLUMN = {None: "NULL::VARCHAR", "flow": "flow_id", "status": "status", "flow_version": "flow_version"}
+INLINE_FLOWS = 64  # up to this many flows are an IN list (the usual trend: one flow)
 MAX_DIRTY_PAIRS = 64  # more dirty pairs in a scope than this: the caller scans instead
 
 
 def _scope_sql(flow_ids: list[str] | None, statuses: list[str] | None) -> tuple[str, list[Any]]:
-    parts, params = ["TRUE"], []
-    if flow_ids is not None:
-        parts.append(f"flow_id IN ({', '.join('?' * len(flow_ids))})")
+    parts: list[str] = ["TRUE"]
+    params: list[Any] = []
+    if flow_ids is not None and len(flow_ids) <= INLINE_FLOWS:  # inline: row groups are pruned by flow
+        parts.append(f"flow_id IN ({', '.join('?' * len(flow_ids))})" if flow_ids else "FALSE")
         params += flow_ids
+    elif flow_ids is not None:  # one list parameter: in Open WebUI mode an admin's scope is every live flow
+        parts.append("list_contains(?::VARCHAR[], flow_id)")
+        params.append(flow_ids)
     if statuses is not None:
         parts.append(f"status IN ({', '.join('?' * len(statuses))})")
         params += statuses

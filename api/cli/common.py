@@ -18,6 +18,7 @@ from typer.models import CommandFunctionType
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
 from analytics.core.errors import FlowHistoryError, StoreLocked
+from analytics.openwebui import sync as openwebui
 from api.cli import remote as remote_api
 from api.cli.remote import Remote, RemoteError
 
@@ -79,12 +80,25 @@ def fail(exc: FlowHistoryError, code: int) -> NoReturn:
     raise typer.Exit(code) from exc
 
 
+def _open_context(settings: Settings, *, migrate: bool) -> Context:
+    """The store, and in Open WebUI mode its users and flows as the server sees them (one sync)."""
+    ctx = open_context(settings, migrate=migrate)
+    if migrate and settings.openwebui_db:
+        try:
+            openwebui.load_once(ctx)
+        except BaseException:
+            ctx.close()
+            raise
+    return ctx
+
+
 @contextmanager
 def open_store(db: Path | None, *, migrate: bool = True) -> Iterator[Context]:
-    """The store for one command: exit 2 when it cannot be opened (held by a server, say),
-    exit 1 when the library refuses what the command asked."""
+    """The store for one command: exit 2 when it cannot be opened (held by a server, say) or,
+    in Open WebUI mode, Open WebUI's database cannot be read; exit 1 when the library refuses
+    what the command asked."""
     try:
-        ctx = open_context(settings_for(db), migrate=migrate)
+        ctx = _open_context(settings_for(db), migrate=migrate)
     except FlowHistoryError as exc:
         fail(exc, 2)
     try:
@@ -123,7 +137,7 @@ def on_store(
     """
     settings = settings_for(db)
     try:
-        ctx = open_context(settings, migrate=migrate)
+        ctx = _open_context(settings, migrate=migrate)
     except StoreLocked:
         if isinstance(remote, str):
             refuse_while_serving(settings, remote)

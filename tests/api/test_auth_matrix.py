@@ -3,6 +3,12 @@
 The matrix runs on one app per module; every cell builds the flow, runs, users or keys it acts
 on, so cells never depend on each other. Cells that change something also check that the change
 happened exactly when the answer was 200 (a 403 that still deleted would be a silent leak).
+
+Every test runs twice: in standalone mode, and in Open WebUI mode (issue 12) over a SQLite file
+with the same world (users, the group, flows with the same access_control) made in Open WebUI's
+tables. There flow, user and group administration is Open WebUI's: those routes answer 409 to
+whoever passed authentication and the route's role check, and change nothing. The E1-E6 part of
+the matrix also runs on a real PostgreSQL.
 """
 
 from __future__ import annotations
@@ -50,9 +56,16 @@ OWNERS = {"admin", "owner"}
 ADMIN = Viewer("admin", "admin")
 
 
+@pytest.fixture(scope="module", params=["standalone", "sqlite"])
+def mworld(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    yield from open_world(tmp_path_factory.mktemp(f"matrix-{request.param}"), request.param)
+
+
 @pytest.fixture(scope="module")
-def mworld(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    yield from open_world(tmp_path_factory.mktemp("matrix"))
+def pgworld(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The same world in Open WebUI's tables on a real PostgreSQL."""
+    postgres = request.getfixturevalue("postgres")
+    yield from open_world(tmp_path_factory.mktemp("matrix-postgresql"), "postgresql", postgres)
 
 
 def count_runs(w: World, flow_id: str) -> int:
@@ -68,9 +81,23 @@ def run_exists(w: World, execution_id: str) -> bool:
     return rows[0][0] == 1
 
 
-def expected_status(level: str, kind: str, user: str) -> int:
+# Routes that change what Open WebUI owns: 409 "managed by Open WebUI" in that mode.
+MANAGED_FLOW_ROUTES = {"flow update", "flow delete", "flow duplicate"}
+MANAGED_USER_ROUTES = {
+    "flows create",
+    "users create",
+    "users update",
+    "groups list",
+    "groups create",
+    "groups members",
+}
+
+
+def expected_status(level: str, kind: str, user: str, managed: bool = False) -> int:
     if user in ("pending", "anonymous"):
         return 401
+    if managed:
+        return 409
     allowed = {"read": READERS[kind], "write": WRITERS[kind], "owner": OWNERS}[level]
     return 200 if user in allowed else 403
 
@@ -166,15 +193,14 @@ FLOW_ROUTES: dict[str, tuple[str, FlowCall]] = {
 }
 
 
-@pytest.mark.parametrize("user", CALLERS)
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("route", list(FLOW_ROUTES))
-def test_flow_route_matrix(mworld: World, route: str, kind: str, user: str) -> None:
+def check_flow_cell(w: World, route: str, kind: str, user: str) -> None:
     level, call = FLOW_ROUTES[route]
-    fid = fresh_flow(mworld, kind)
-    r, effect = call(mworld, fid, user)
-    want = expected_status(level, kind, user)
-    assert r.status_code == want, (route, kind, user, r.text)
+    fid = fresh_flow(w, kind)
+    r, effect = call(w, fid, user)
+    want = expected_status(level, kind, user, w.webui is not None and route in MANAGED_FLOW_ROUTES)
+    assert r.status_code == want, (w.mode, route, kind, user, r.text)
+    if want == 409:
+        assert "managed by Open WebUI" in r.json()["detail"]
     assert isinstance(r.json(), dict | list | bool)
     if want != 200:
         assert isinstance(r.json()["detail"], str)
@@ -182,6 +208,21 @@ def test_flow_route_matrix(mworld: World, route: str, kind: str, user: str) -> N
         assert r.headers["www-authenticate"] == "Bearer"
     if effect is not None:
         assert effect() == (want == 200), f"{route}: the change happened={not effect()} on {want}"
+
+
+@pytest.mark.parametrize("user", CALLERS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", list(FLOW_ROUTES))
+def test_flow_route_matrix(mworld: World, route: str, kind: str, user: str) -> None:
+    check_flow_cell(mworld, route, kind, user)
+
+
+@pytest.mark.parametrize("user", CALLERS)
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("route", [r for r in FLOW_ROUTES if r.startswith("E")])
+def test_flow_route_matrix_on_postgresql(pgworld: World, route: str, kind: str, user: str) -> None:
+    """E1-E6 with Open WebUI's users, groups and flows read from a real PostgreSQL."""
+    check_flow_cell(pgworld, route, kind, user)
 
 
 @pytest.mark.parametrize("user", CALLERS)
@@ -245,8 +286,7 @@ def _users_create(w: World, user: str) -> tuple[Response, Effect]:
 
 
 def _users_update(w: World, user: str) -> tuple[Response, Effect]:
-    uid = _unique("target")
-    users.create_user(w.ctx, uid)
+    uid = w.add_user(_unique("target"))
     r = w.client.patch(f"/api/v1/users/{uid}", json={"role": "admin"}, headers=headers(user))
     return r, lambda: w.ctx.directory.user(uid).role == "admin"  # type: ignore[union-attr]
 
@@ -278,16 +318,17 @@ def _groups_list(w: World, user: str) -> tuple[Response, Effect]:
 
 def _groups_create(w: World, user: str) -> tuple[Response, Effect]:
     name = _unique("group")
+    before = len(w.ctx.directory.groups_of("stranger"))
     r = w.client.post("/api/v1/groups", json={"name": name, "user_ids": ["stranger"]}, headers=headers(user))
-    return r, lambda: any(g.name == name for g in users.list_groups(w.ctx))
+    return r, lambda: len(w.ctx.directory.groups_of("stranger")) == before + 1
 
 
 def _groups_members(w: World, user: str) -> tuple[Response, Effect]:
-    group = users.create_group(w.ctx, _unique("group"))
+    group = w.add_group(_unique("group"))
     r = w.client.put(
-        f"/api/v1/groups/{group.id}/members", json={"user_ids": ["stranger"]}, headers=headers(user)
+        f"/api/v1/groups/{group}/members", json={"user_ids": ["stranger"]}, headers=headers(user)
     )
-    return r, lambda: any(g.id == group.id and g.user_ids == ("stranger",) for g in users.list_groups(w.ctx))
+    return r, lambda: group in w.ctx.directory.groups_of("stranger")
 
 
 USER_ROUTES: dict[str, tuple[str, UserCall]] = {
@@ -316,9 +357,13 @@ def test_user_route_matrix(mworld: World, route: str, user: str) -> None:
         want = 401
     elif level == "admin" and user != "admin":
         want = 403
+    elif mworld.webui is not None and route in MANAGED_USER_ROUTES:
+        want = 409
     else:
         want = 200
-    assert r.status_code == want, (route, user, r.text)
+    assert r.status_code == want, (mworld.mode, route, user, r.text)
+    if want == 409:
+        assert "managed by Open WebUI" in r.json()["detail"]
     if want != 200:
         assert isinstance(r.json()["detail"], str)
     if want == 401:
@@ -480,13 +525,15 @@ def test_api_key_lifecycle_and_storage(mworld: World) -> None:
 
 
 def test_api_key_of_a_user_made_pending_stops_working(mworld: World) -> None:
-    uid = _unique("keyholder")
-    users.create_user(mworld.ctx, uid)
+    uid = mworld.add_user(_unique("keyholder"))
     key = mworld.client.post("/api/v1/keys", json={"user_id": uid}, headers=bearer("admin")).json()["key"]
     auth = {"Authorization": f"Bearer {key}"}
     assert mworld.client.get("/api/v1/users/me", headers=auth).status_code == 200
-    r = mworld.client.patch(f"/api/v1/users/{uid}", json={"role": "pending"}, headers=bearer("admin"))
-    assert r.status_code == 200
+    if mworld.webui is None:
+        r = mworld.client.patch(f"/api/v1/users/{uid}", json={"role": "pending"}, headers=bearer("admin"))
+        assert r.status_code == 200
+    else:  # Open WebUI makes the user pending
+        mworld.set_role(uid, "pending")
     assert mworld.client.get("/api/v1/users/me", headers=auth).status_code == 401
     assert mworld.client.get("/api/v1/users/me", headers=bearer(uid)).status_code == 401
 
@@ -501,9 +548,14 @@ def test_key_for_unknown_user_is_404(mworld: World) -> None:
 
 
 def test_first_valid_token_creates_a_user(mworld: World) -> None:
+    """Standalone only: in Open WebUI mode a valid token of a user it does not have is a 401."""
     uid = _unique("newcomer")
     assert mworld.ctx.directory.user(uid) is None
     r = mworld.client.get("/api/v1/users/me", headers=bearer(uid))
+    if mworld.webui is not None:
+        assert r.status_code == 401, r.text
+        assert mworld.ctx.directory.user(uid) is None
+        return
     assert r.status_code == 200, r.text
     assert r.json()["id"] == uid and r.json()["role"] == "user"
     listed = mworld.client.get("/api/v1/users", headers=bearer("admin")).json()

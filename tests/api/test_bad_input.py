@@ -18,10 +18,9 @@ from httpx import Response
 
 from analytics.access.permissions import Viewer
 from analytics.core.config import Settings
-from analytics.flows import registry as flows
 from analytics.history import ingest
 from api.app import create_app
-from tests.factories import SECRET, World, bearer, build_world, make_execution
+from tests.factories import SECRET, World, bearer, build_world, make_execution, open_world
 
 JSON = {"Content-Type": "application/json"}
 
@@ -30,11 +29,10 @@ def _settings(tmp: Any, **update: Any) -> Settings:
     return Settings(db_path=tmp / "store.duckdb", webui_secret_key=SECRET, port=0, **update)
 
 
-@pytest.fixture(scope="module")
-def bw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    app = create_app(_settings(tmp_path_factory.mktemp("bad")))
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield build_world(client)
+@pytest.fixture(scope="module", params=["standalone", "sqlite"])
+def bw(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The contract's answers to bad input hold in standalone mode and in Open WebUI mode."""
+    yield from open_world(tmp_path_factory.mktemp(f"bad-{request.param}"), request.param)
 
 
 @pytest.fixture
@@ -42,9 +40,7 @@ def flow(bw: World) -> str:
     """A fresh flow shaped like the world's shared flow, holding three runs (owner, reader, writer)."""
     acl = bw.ctx.directory.flow(bw.shared)
     assert acl is not None
-    fid = flows.create_flow(
-        bw.ctx, Viewer("owner"), name="bad-input", nodes=[], edges=[], access_control=acl.access_control
-    ).id
+    fid = bw.new_flow(name="bad-input", access_control=acl.access_control)
     for user, status in (("owner", "success"), ("reader", "error"), ("writer", "aborted")):
         bw.post_run(user, fid, status=status)
     return fid
@@ -495,9 +491,7 @@ def detail(w: World, fid: str, run_id: str, user: str = "owner") -> Response:
 
 
 def test_batch_mixed_good_and_bad_items(bw: World, flow: str) -> None:
-    owned_by_stranger = flows.create_flow(
-        bw.ctx, Viewer("stranger"), name="theirs", nodes=[], edges=[], access_control={}
-    ).id
+    owned_by_stranger = bw.new_flow("stranger", name="theirs", access_control={})
     stats_before = bw.client.get(f"/api/v1/flows/{flow}/executions/stats", headers=bearer("owner")).json()
     future = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1).isoformat()
     items: list[tuple[Any, str | None]] = [
@@ -725,7 +719,7 @@ FLOW_BODIES: dict[str, bytes] = {
 @pytest.mark.parametrize("case", list(FLOW_BODIES))
 @pytest.mark.parametrize("route", ["create", "update"])
 def test_bad_flow_bodies_are_4xx(bw: World, case: str, route: str) -> None:
-    target = flows.create_flow(bw.ctx, Viewer("owner"), name="target", nodes=[], edges=[]).id
+    target = bw.new_flow(name="target")
     before = bw.client.get(f"/api/v1/flows/{target}", headers=bearer("owner")).json()
     count = len(bw.ctx.directory.flows())
     url = "/api/v1/flows/create" if route == "create" else f"/api/v1/flows/{target}"

@@ -1,4 +1,5 @@
-"""Open WebUI databases for the tests: a SQLite file, and one on a real PostgreSQL per session."""
+"""Open WebUI databases for the tests: a SQLite file, and one on the session's real PostgreSQL
+(the `postgres` fixture, in tests/conftest.py: the access matrix uses it too)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.openwebui.pg_server import PostgresServer, create_database, postgres_server
+from tests.openwebui.pg_server import PostgresServer, create_database
 from tests.openwebui.webui_db import WebUIDb
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    with postgres_server() as server:
-        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -247,3 +247,35 @@ def test_open_webuis_database_is_not_written(webui_db: WebUIDb, tmp_path: Path) 
         ro.rows(f"DELETE FROM \"user\" WHERE id = '{uuid.uuid4()}'")
     assert webui_db.execute('SELECT id FROM "user"') == [("u1",)]
     ro.close()
+
+
+class TestApiKeysSetting:
+    """Open WebUI accepts `user.api_key` only while its `auth.api_key.enable` is on (the newest
+    `config` row; FLOWHISTORY_OPENWEBUI_API_KEYS when the config has no value). flowhistory's
+    own keys do not depend on it."""
+
+    def test_disabled_in_open_webuis_config(self, mode: Mode) -> None:
+        theirs = {"Authorization": f"Bearer {API_KEY}"}
+        r = mode.client.post("/api/v1/keys", json={"user_id": "alice"}, headers=bearer("boss"))
+        ours = {"Authorization": f"Bearer {r.json()['key']}"}
+        assert mode.client.get("/api/v1/users/me", headers=theirs).status_code == 200
+        mode.db.save_config({"version": 0, "ui": {}, "auth": {"api_key": {"enable": False}}})
+        assert within(BOUND_S, lambda: mode.client.get("/api/v1/users/me", headers=theirs).status_code == 401)
+        assert mode.client.get("/api/v1/users/me", headers=ours).json()["id"] == "alice"
+        mode.db.save_config({"version": 0, "ui": {}, "auth": {"api_key": {"enable": True}}})
+        assert within(BOUND_S, lambda: mode.client.get("/api/v1/users/me", headers=theirs).status_code == 200)
+
+    def test_the_setting_when_the_config_says_nothing(self, webui_db: WebUIDb, tmp_path: Path) -> None:
+        webui_db.add_user("alice", "user", api_key=API_KEY)
+        webui_db.save_config({"version": 0, "ui": {}})  # no auth.api_key.enable: Open WebUI's env decides
+        settings = Settings(
+            db_path=tmp_path / "store.duckdb",
+            webui_secret_key=SECRET,
+            port=0,
+            openwebui_db=webui_db.url,
+            openwebui_api_keys=False,
+        )
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            r = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {API_KEY}"})
+            assert r.status_code == 401, r.text
+            assert client.get("/api/v1/users/me", headers=bearer("alice")).status_code == 200

@@ -35,6 +35,11 @@ _TABLES = {
             id VARCHAR NOT NULL PRIMARY KEY, flow_id VARCHAR, user_id VARCHAR, status VARCHAR,
             inputs {json}, outputs {json}, node_results {json}, errors {json},
             execution_time BIGINT, created_at BIGINT, meta {json})""",
+    # Open WebUI's persistent config: the newest row's `data` wins (e.g. auth.api_key.enable)
+    "config": """
+        CREATE TABLE config (
+            id {serial}, data {json} NOT NULL, version INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, updated_at TIMESTAMP)""",
 }
 _INDEXES = [
     "CREATE INDEX flow_execution_flow_id_created_at_idx ON flow_execution (flow_id, created_at)",
@@ -56,12 +61,17 @@ class WebUIDb:
             import psycopg
 
             self._conn: Any = psycopg.connect(url, autocommit=True)
-            self._q = {"user": '"user"', "group": '"group"', "json": "JSON"}
+            self._q = {"user": '"user"', "group": '"group"', "json": "JSON", "serial": "SERIAL PRIMARY KEY"}
             self._p = "%s"
         else:
             path = url.removeprefix("sqlite:///")
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._q = {"user": '"user"', "group": '"group"', "json": "JSON"}
+            self._q = {
+                "user": '"user"',
+                "group": '"group"',
+                "json": "JSON",
+                "serial": "INTEGER PRIMARY KEY AUTOINCREMENT",
+            }
             self._p = "?"
 
     @classmethod
@@ -156,6 +166,10 @@ class WebUIDb:
         self.execute(
             f"UPDATE flow SET {sets}, updated_at = ? WHERE id = ?", (*values, int(time.time()), flow_id)
         )
+
+    def save_config(self, data: dict[str, Any]) -> None:
+        """Open WebUI saves its whole config as a new row; the newest one is read."""
+        self.execute("INSERT INTO config (data, version) VALUES (?, 0)", (_dump(data),))
 
     def delete_flow(self, flow_id: str) -> None:
         self.execute("DELETE FROM flow WHERE id = ?", (flow_id,))
