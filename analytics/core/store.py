@@ -23,6 +23,15 @@ retention), which run in the released room. Full mode ends, with the reserve mad
 the disk allows, once such a write has committed (its rows' blocks are free for new data after
 the checkpoint that follows it) or once the disk has twice the reserve free again (space freed
 outside). Reads never need the disk and keep working.
+
+A checkpoint that runs out of room is worse than a refused write: DuckDB raises a FATAL error and
+invalidates the database, every later read and write fails until it is reopened. So DuckDB never
+checkpoints on its own here (its threshold is set out of reach, its checkpoint at shutdown is off
+when there is no room): the writer checkpoints after a commit once the WAL passes the store's
+`checkpoint_threshold`, after a delete on a full disk, before a file swap and at close, each only
+when the disk has room for it (twice the WAL plus a margin). Otherwise it is skipped and logged;
+the WAL keeps every commit, and the checkpoint runs once there is room. Should DuckDB invalidate
+the database anyway, the writer reopens it (the WAL replays) and readers move to new cursors.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from typing import Any, TypeVar, overload
 
 import duckdb
 import pyarrow as pa
+from pydantic import ByteSize, TypeAdapter
 
 from analytics.core.errors import NotFound, StorageFull, StoreClosed, StoreLocked
 
@@ -137,6 +147,12 @@ _SHUTDOWN = object()
 _PROBE = "flowhistory_swap_probe"
 _DISK_FULL_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
 _DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_RECOVER = object()
+# DuckDB's own automatic checkpoint, out of reach: the writer checkpoints when there is room
+_NO_AUTO_CHECKPOINT = "1TB"
+_DEFAULT_CHECKPOINT_AT = 16 << 20  # DuckDB's default checkpoint_threshold
+# room a checkpoint needs beside the WAL's size: metadata and partly filled blocks
+_CHECKPOINT_MARGIN = 4 << 20
 FULL_DETAIL = (
     "the store's disk is full: this write was not stored. Reads still work; an admin can free "
     "space by deleting runs (a flow's or one run's DELETE, cleanup, a retention pass) or on the "
@@ -149,6 +165,11 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
         return True
     return isinstance(exc, duckdb.Error) and any(t in str(exc).lower() for t in _DISK_FULL_TEXT)
+
+
+def is_invalidated(exc: BaseException) -> bool:
+    """DuckDB gave up on the database after a fatal error: nothing works until it is reopened."""
+    return isinstance(exc, duckdb.FatalException) or "database has been invalidated" in str(exc)
 
 
 def _merge(parts: list[Rows | pa.Table]) -> pa.Table:
@@ -247,9 +268,13 @@ class Store:
         self._full = False
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        config: dict[str, Any] = {}
-        if checkpoint_threshold:
-            config["checkpoint_threshold"] = checkpoint_threshold
+        config: dict[str, Any] = {"checkpoint_threshold": _NO_AUTO_CHECKPOINT}
+        self.checkpoint_bytes = (
+            int(TypeAdapter(ByteSize).validate_python(checkpoint_threshold))
+            if checkpoint_threshold
+            else _DEFAULT_CHECKPOINT_AT
+        )
+        self._checkpoint_owed = False  # a checkpoint was skipped for want of room
         if memory_limit:
             config["memory_limit"] = memory_limit
         if threads:
@@ -322,6 +347,10 @@ class Store:
         local.inside = True
         try:
             return fn(self.cursor())
+        except duckdb.Error as exc:
+            if is_invalidated(exc) and not self.read_only:  # the writer reopens the database
+                self._queue.put(_RECOVER)
+            raise
         finally:
             local.inside = False
             with gate:
@@ -410,8 +439,12 @@ class Store:
             first = self._queue.get()
             if first is _SHUTDOWN:
                 return
+            if first is _RECOVER:
+                self._recover_if_invalidated("a read found the database invalidated")
+                continue
             if isinstance(first, _Rebuild | _Exclusive):
                 self._run_alone(first)
+                self._recover_if_invalidated("a file swap or exclusive task failed")
                 continue
             batch: list[_Task] = [first]
             stop = False
@@ -424,17 +457,21 @@ class Store:
                 if item is _SHUTDOWN:
                     stop = True
                     break
+                if item is _RECOVER:
+                    continue  # the checks after the commit see it
                 if isinstance(item, _Rebuild | _Exclusive):  # writes queued after it wait for it
                     rebuild = item
                     break
                 batch.append(item)
             self._commit(self._writer_conn, batch)
+            self._recover_if_invalidated("after a commit")
             if rebuild is not None:
                 self._run_alone(rebuild)
+                self._recover_if_invalidated("a file swap or exclusive task failed")
             if stop:
                 return
 
-    def _commit(self, conn: Connection, batch: list[_Task]) -> None:
+    def _commit(self, conn: Connection, batch: list[_Task], *, retried: bool = False) -> None:
         if self._full and not self._space_back():
             for task in batch:
                 if not task.frees_space:
@@ -458,6 +495,18 @@ class Store:
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 conn.execute("ROLLBACK")
+            if is_invalidated(exc):
+                # invalidated before this commit began (nothing of it stored): reopen, try again;
+                # a fatal error in the commit itself is not retried (it may be in the WAL)
+                if "previous fatal error" in str(exc) and not retried and self._recover(str(exc)):
+                    self._commit(self._writer_conn, batch, retried=True)
+                    return
+                failed = StorageFull(FULL_DETAIL) if is_disk_full(exc) else exc
+                for task in batch:
+                    if not task.future.done():
+                        self.stats.failed_tasks += 1
+                        task.future.set_exception(failed)
+                return
             if is_disk_full(exc):
                 self._disk_full(conn, batch, exc)
                 return
@@ -480,6 +529,8 @@ class Store:
                 task.future.set_result(result)
         if self._full and any(t.frees_space for t in batch):
             self._freed(conn)
+        elif self._checkpoint_owed or self._wal_bytes() >= self.checkpoint_bytes:
+            self._checkpoint(conn, "at the WAL threshold")
 
     # -- a full disk -------------------------------------------------------------------------
 
@@ -537,14 +588,87 @@ class Store:
     def _freed(self, conn: Connection) -> None:
         """A delete committed while full: fold the WAL into the file so its blocks are free for
         new rows, make the reserve again if the disk allows, and take writes again."""
-        try:
-            conn.execute("CHECKPOINT")
-        except Exception as exc:  # e.g. a read transaction open: DuckDB checkpoints later
-            log.error("checkpoint after a delete on a full disk failed: %s", exc)
+        self._checkpoint(conn, "after a delete on a full disk")
         self._full = False
         if not self._make_reserve():
             log.error("writes resume without a reserve: the next full disk may refuse deletes too")
         log.warning("the store takes writes again: a delete freed room")
+
+    def _wal_bytes(self) -> int:
+        if str(self.path) == ":memory:":
+            return 0
+        try:
+            return self.path.with_name(self.path.name + ".wal").stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _checkpoint(self, conn: Connection, why: str) -> bool:
+        """CHECKPOINT only with room for it on the disk (twice the WAL plus a margin): one that
+        runs out of space makes DuckDB invalidate the database. Skipped or failed: logged, owed
+        (tried again after later commits), and the WAL keeps every commit meanwhile."""
+        if self.read_only or str(self.path) == ":memory:":
+            return True
+        wal = self._wal_bytes()
+        if not wal:
+            self._checkpoint_owed = False
+            return True
+        st = os.statvfs(self.path.parent)
+        free, need = st.f_bavail * st.f_frsize, 2 * wal + _CHECKPOINT_MARGIN
+        if free < need:
+            if not self._checkpoint_owed:
+                log.error(
+                    "checkpoint %s skipped: the disk has %d bytes free, it may need %d (the WAL keeps "
+                    "every commit; it runs once there is room)", why, free, need,
+                )
+            self._checkpoint_owed = True
+            return False
+        try:
+            conn.execute("CHECKPOINT")
+        except Exception as exc:  # e.g. a transaction open: tried again after the next commit
+            log.error("checkpoint %s failed (the WAL keeps every commit): %s", why, exc)
+            self._checkpoint_owed = True
+            return False
+        if self._checkpoint_owed:
+            log.warning("checkpoint %s done: the one skipped earlier has run", why)
+        self._checkpoint_owed = False
+        return True
+
+    def _recover_if_invalidated(self, why: str) -> None:
+        """The writer's check after each step: reopen if DuckDB invalidated the database."""
+        try:
+            self._writer_conn.execute("SELECT 1").fetchall()
+        except Exception as exc:
+            if is_invalidated(exc):
+                self._recover(f"{why}: {exc}")
+
+    def _recover(self, why: str) -> bool:
+        """Reopen a database DuckDB invalidated (a fatal error, e.g. a checkpoint without room):
+        the WAL holds every commit and replays; readers get new cursors, as after a file swap."""
+        with self._gate:
+            self._swapping = True
+            # reads in flight fail anyway on the dead database; give them a moment to leave
+            self._gate.wait_for(lambda: not self._readers, timeout=5.0)
+        try:
+            with self._cursor_lock:
+                for cur in self._cursors:
+                    with contextlib.suppress(Exception):
+                        cur.close()
+                self._cursors.clear()
+                with contextlib.suppress(Exception):
+                    self._root.close()
+                self._generation += 1
+                self._reopen()
+            self._writer_conn.execute("SELECT 1").fetchall()
+        except Exception:
+            log.exception("the store was invalidated by DuckDB (%s) and could not be reopened", why)
+            return False
+        finally:
+            with self._gate:
+                self._swapping = False
+                self._gate.notify_all()
+        self._checkpoint_owed = True
+        log.error("the store was invalidated by DuckDB (%s); reopened from its file and WAL", why)
+        return True
 
     def _space_back(self) -> bool:
         """Full mode ends if the disk has twice the reserve free (or 1 MiB without one)."""
@@ -704,7 +828,9 @@ class Store:
     def _swap(self, fresh: Path, wal: Path) -> None:
         """Readers paused, writer here: fold the WAL in, close the old file, rename, reopen."""
         try:
-            self._writer_conn.execute("CHECKPOINT")  # the copy holds it all; the old WAL must go
+            # the copy holds it all; the old WAL must go
+            if not self._checkpoint(self._writer_conn, "before the file swap"):
+                raise RuntimeError("the checkpoint before the file swap did not run; nothing was changed")
             # attached databases belong to the instance: if a reopen still sees this one, a
             # connection we do not know of keeps the old file open, and the swap must not go on
             self._root.execute(f"ATTACH ':memory:' AS {_PROBE}")
@@ -789,11 +915,11 @@ class Store:
                 with contextlib.suppress(Exception):
                     cur.close()
             self._cursors.clear()
-            if not self.read_only and str(self.path) != ":memory:":
-                try:  # fold the WAL into the file, so the next start replays nothing
-                    self._root.execute("CHECKPOINT")
-                except Exception as exc:  # the WAL keeps every commit; it replays at the next open
-                    log.error("checkpoint at close failed (the WAL replays at the next start): %s", exc)
+            # fold the WAL into the file, so the next start replays nothing; without room (or
+            # after a failure) DuckDB must not try again on its own when it closes
+            if not self._checkpoint(self._root, "at close"):
+                with contextlib.suppress(Exception):
+                    self._root.execute("PRAGMA disable_checkpoint_on_shutdown")
             self._root.close()
 
     def __enter__(self) -> Store:

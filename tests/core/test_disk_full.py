@@ -7,6 +7,7 @@ restart, and every acknowledged run is still there.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analytics.core.config import Settings
+from analytics.core.errors import StorageFull
 from analytics.core.store import Store
 from api.app import create_app
 from tests.factories import SECRET, bearer, make_execution
@@ -71,8 +73,9 @@ def test_full_disk_answers_507_keeps_reads_and_lets_admins_delete(
         flow = client.post("/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=ADMIN)
         fid = flow.json()["id"]
         acked = []
-        for _ in range(20):
-            r = client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=ADMIN)
+        for i in range(20):  # a WAL a checkpoint cannot fold in within the 2 MiB reserve
+            text = "".join(hashlib.sha256(f"{i}-{k}".encode()).hexdigest() for k in range(20))
+            r = client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid, text=text), headers=ADMIN)
             assert r.status_code == 200
             acked.append(r.json()["id"])
         assert (small_disk / "store.duckdb.reserve").stat().st_size == 2 << 20
@@ -133,7 +136,65 @@ def test_a_failed_checkpoint_at_close_is_logged_and_loses_nothing(
     filler = fill(small_disk)
     with caplog.at_level(logging.ERROR):
         store.close()
-    assert any("checkpoint at close failed" in m for m in caplog.messages), caplog.messages
+    assert any("checkpoint at close" in m for m in caplog.messages), caplog.messages
     filler.unlink()
     with Store(path, read_only=True) as again:  # the WAL is replayed
         assert again.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()[0][0]) == 20000
+
+
+def test_a_delete_on_a_full_disk_never_invalidates_the_store(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The checkpoint after a delete on a full disk has no room (the WAL outgrows the reserve):
+    it is skipped, not run into DuckDB's fatal error that invalidates the database."""
+    path = small_disk / "s.duckdb"
+    rows = "SELECT range, md5(range::VARCHAR) || md5((range + 1)::VARCHAR) || md5((range + 2)::VARCHAR) FROM range"
+    store = Store(path, reserve_bytes=1 << 20)
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t (i BIGINT, s VARCHAR)"))
+        for start in range(0, 60000, 600):  # ~7 MiB of WAL: each commit small enough for the WAL
+            store.write(lambda c, a=start: c.execute(f"INSERT INTO t {rows}({a}, {a + 600})"))
+        filler = fill(small_disk)
+        caplog.set_level(logging.ERROR)
+        with pytest.raises(StorageFull):
+            store.write(lambda c: c.execute(f"INSERT INTO t {rows}(60000, 60600)"))
+        assert store.full
+        store.write(lambda c: c.execute("DELETE FROM t WHERE i < 1000"), frees_space=True)  # acknowledged
+        count = "SELECT count(*), sum(i) FROM t"
+        expected = (59000, sum(range(1000, 60000)))
+        assert store.read(lambda c: c.execute(count).fetchall()[0]) == expected  # reads keep working
+        assert not any("invalidated" in m for m in caplog.messages), caplog.messages
+        filler.unlink()  # room again: writes resume, and the skipped checkpoint runs
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (-1, 'after')"))
+        assert store.read(lambda c: c.execute(count).fetchall()[0]) == (59001, expected[1] - 1)
+    finally:
+        store.close()
+    assert not any("invalidated" in m for m in caplog.messages), caplog.messages
+    with Store(path, read_only=True) as again:  # every acknowledged write, from the file
+        assert again.read(lambda c: c.execute(count).fetchall()[0]) == (59001, expected[1] - 1)
+
+
+def test_a_fatal_checkpoint_is_recovered_without_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should DuckDB invalidate the database anyway (its debug flag makes a checkpoint fatal),
+    the writer reopens it from the file and WAL: reads and writes go on, nothing is lost."""
+    path = tmp_path / "s.duckdb"
+    store = Store(path, checkpoint_threshold="1KB")
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t AS SELECT range AS i FROM range(10)"))
+        store.on_writer(lambda c: c.execute("SET debug_checkpoint_abort = 'before_header'"))
+        caplog.set_level(logging.ERROR)
+        store.write(lambda c: c.execute("INSERT INTO t SELECT range FROM range(10, 5000)"))  # past 1KB
+        assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(5000,)]
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (5000)"))
+        assert store.read(lambda c: c.execute("SELECT count(*), sum(i) FROM t").fetchall()) == [
+            (5001, sum(range(5001)))
+        ]
+        assert any("reopened" in m for m in caplog.messages), caplog.messages
+    finally:
+        store.close()
+    with Store(path, read_only=True) as again:
+        assert again.read(lambda c: c.execute("SELECT count(*), sum(i) FROM t").fetchall()) == [
+            (5001, sum(range(5001)))
+        ]
