@@ -15,8 +15,11 @@ Decisions, so every consumer reads the numbers the same way:
   really occurred at the lower rank, to the bin's precision); `percentiles_approximate` says
   which. Small flows (SMALL_SCOPE_RUNS) fetch their rows and aggregate in Python: faster than
   the grouped scan's fixed cost, and exact.
-- Zeros, not gaps: a bucket (or bucket x group) without runs has 0 for every measure, rates,
-  averages and percentiles included; ask for `runs` to tell "no data" from "zero".
+- Gaps, not zeros: a bucket (or bucket x group) without runs has 0 for its counts (runs,
+  success, error, aborted, tokens) and null for its rates, averages, percentiles and cost
+  (`NULLABLE`): "nothing happened" is not "0 % failed in 0 ms for $0". Averages and
+  percentiles are also null where runs exist but none reported a duration (nodes). Totals
+  follow the same rule, and a change against a null is null.
 - Buckets are calendar-aligned in UTC (`time_bucket`): hours, days, ISO weeks from Monday,
   months from the 1st. A row's `bucket` is the bucket's start, so the first one may begin before
   `start`; only runs in [start, end) are counted. `auto` picks, from 1, 5 and 15 minutes,
@@ -78,7 +81,7 @@ _MEASURES: dict[Measure, str] = {
     Measure.ERROR: "count(*) FILTER (WHERE status = 'error')",
     Measure.ABORTED: "count(*) FILTER (WHERE status = 'aborted')",
     Measure.FAILURE_RATE: "count(*) FILTER (WHERE status = 'error') / count(*)",
-    Measure.AVG_DURATION: "coalesce(avg(duration), 0::DOUBLE)",
+    Measure.AVG_DURATION: "avg(duration)",
     Measure.TOKENS_IN: "coalesce(sum(tokens_in), 0)::BIGINT",
     Measure.TOKENS_OUT: "coalesce(sum(tokens_out), 0)::BIGINT",
     Measure.COST: "coalesce(sum(cost), 0::DOUBLE)",
@@ -91,6 +94,10 @@ _QUANTILES: dict[Measure, str] = {
     Measure.P95_DURATION: "0.95",
     Measure.P99_DURATION: "0.99",
 }
+# measures with no value over no runs (or, for durations, no timed runs): null, a gap on a chart
+NULLABLE = frozenset(
+    {Measure.FAILURE_RATE, Measure.AVG_DURATION, Measure.COST, *_QUANTILES}
+)
 _INTEGER = frozenset(
     {Measure.RUNS, Measure.SUCCESS, Measure.ERROR, Measure.ABORTED, Measure.TOKENS_IN, Measure.TOKENS_OUT}
 )
@@ -298,17 +305,18 @@ def _aggregates(measures: tuple[Measure, ...]) -> str:
 
 
 def _pick(measures: tuple[Measure, ...], keys: str, source: str) -> str:
-    """The keys, then each measure as a column, percentiles taken out of `_q` (0 if none)."""
+    """The keys, then each measure as a column, percentiles taken out of `_q` (null if none)."""
     quantiles = [m for m in measures if m in _QUANTILES]
     cols = [
-        f"coalesce(_q[{quantiles.index(m) + 1}], 0::DOUBLE) AS {m.value}" if m in _QUANTILES else m.value
+        f"_q[{quantiles.index(m) + 1}] AS {m.value}" if m in _QUANTILES else m.value
         for m in measures
     ]
     return f"SELECT {keys}, {', '.join(cols)} FROM ({source})"
 
 
-def _zero(m: Measure) -> int | float:
-    return 0 if m in _INTEGER else 0.0
+def _zero(m: Measure) -> int | float | None:
+    """A measure's value over no runs."""
+    return None if m in NULLABLE else 0 if m in _INTEGER else 0.0
 
 
 Cells = dict[tuple[Any, ...], dict[str, Any]]
@@ -376,7 +384,7 @@ def _measure_cell(
     tokens_in: int,
     tokens_out: int,
     cost: float,
-    quantile: Callable[[Measure], float],
+    quantile: Callable[[Measure], float | None],
 ) -> dict[str, Any]:
     """One cell of `_aggregates`' measures from its sums: what the fetched rows and the rollups
     both come down to (`timed`: how many durations `duration_sum` adds up)."""
@@ -389,7 +397,7 @@ def _measure_cell(
         elif m is Measure.FAILURE_RATE:
             out[m.value] = counts.get("error", 0) / n
         elif m is Measure.AVG_DURATION:
-            out[m.value] = duration_sum / timed if timed else 0.0
+            out[m.value] = duration_sum / timed if timed else None
         elif m in _QUANTILES:
             out[m.value] = quantile(m)
         elif m is Measure.TOKENS_IN:
@@ -415,7 +423,7 @@ def _cell(rows: list[tuple[Any, ...]], measures: tuple[Measure, ...]) -> dict[st
         tokens_in=sum(r[4] for r in rows if r[4] is not None),
         tokens_out=sum(r[5] for r in rows if r[5] is not None),
         cost=math.fsum(r[6] for r in rows if r[6] is not None),
-        quantile=lambda m: _quantile_cont(durations, float(_QUANTILES[m])) if durations else 0.0,
+        quantile=lambda m: _quantile_cont(durations, float(_QUANTILES[m])) if durations else None,
     )
 
 
@@ -547,7 +555,7 @@ def _kept_groups(totals: Cells, query: MetricsQuery) -> tuple[list[str | None], 
 
 
 def _grid(buckets: Cells, query: MetricsQuery, step: Step, groups: list[str | None]) -> pa.Table:
-    """One row per (bucket, kept group) in [start, end), zeros where no run; the dense grid is
+    """One row per (bucket, kept group) in [start, end), `_zero` where no run; the dense grid is
     filled here rather than by a join against generated buckets in SQL (~3x the cost)."""
     keys = [(b, g) for b in bucket_starts(step, query.start, query.end) for g in groups]
     columns: dict[str, pa.Array] = {"bucket": pa.array([b for b, _ in keys], pa.timestamp("us"))}
@@ -600,7 +608,8 @@ def _with_changes(
     cells: dict[tuple[str | None, bool], dict[str, Any]], groups: list[str | None], query: MetricsQuery
 ) -> pa.Table:
     """Per group and measure: value, previous, change and relative change (null when the
-    previous value is 0, or when the previous period was not asked for)."""
+    previous value is 0 or null, when the value is null, or when the previous period was not
+    asked for)."""
     cols: dict[str, pa.Array] = {}
     if query.group_by is not None:
         cols["group"] = pa.array(groups, pa.string())
@@ -612,12 +621,13 @@ def _with_changes(
             ]
         else:
             prev = [None] * len(groups)
-        changes = [None if p is None else c - p for c, p in zip(cur, prev, strict=True)]
+        changes = [None if p is None or c is None else c - p for c, p in zip(cur, prev, strict=True)]
         cols[m.value] = pa.array(cur, _type(m))
         cols[f"{m.value}_previous"] = pa.array(prev, _type(m))
         cols[f"{m.value}_change"] = pa.array(changes, _type(m))
         cols[f"{m.value}_change_rel"] = pa.array(
-            [None if not p else (c - p) / p for c, p in zip(cur, prev, strict=True)], pa.float64()
+            [None if not p or c is None else (c - p) / p for c, p in zip(cur, prev, strict=True)],
+            pa.float64(),
         )
     return pa.table(cols)
 
