@@ -21,7 +21,11 @@ Decisions, so every consumer reads the numbers the same way:
   percentiles are also null where runs exist but none reported a duration (nodes). Totals
   follow the same rule, and a change against a null is null.
 - Buckets are calendar-aligned in UTC (`time_bucket`): hours, days, ISO weeks from Monday,
-  months from the 1st. A row's `bucket` is the bucket's start, so the first one may begin before
+  months from the 1st. With `tz` (an IANA zone, e.g. Europe/Berlin), day, week and month
+  buckets start at that zone's local midnight instead, DST included (a day is then 23 or 25
+  hours); shorter buckets stay on the UTC grid (in whole-hour zones the same local hours).
+  The daily rollups are per UTC day, so a zoned query always takes an exact path; its bucket
+  starts are computed here (zoneinfo) and each run is put in its bucket by an ASOF join. A row's `bucket` is the bucket's start, so the first one may begin before
   `start`; only runs in [start, end) are counted. `auto` picks, from 1, 5 and 15 minutes,
   1 and 6 hours, day, week and month, the width whose bucket count is nearest 50 (log scale).
   More than MAX_BUCKETS buckets is refused (422 on `bucket`).
@@ -32,11 +36,13 @@ Decisions, so every consumer reads the numbers the same way:
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -172,12 +178,45 @@ def _next(step: Step, t: datetime) -> datetime:
     return t + step.approx
 
 
-def bucket_starts(step: Step, start: datetime, end: datetime, limit: int = MAX_BUCKETS) -> list[datetime]:
-    """Starts of the aligned buckets covering [start, end); at most `limit` + 1 of them."""
-    out = [_floor(step, start)]
-    while len(out) <= limit and (t := _next(step, out[-1])) < end:
-        out.append(t)
-    return out
+_CALENDAR = frozenset({"day", "week", "month"})
+
+
+def _local(t: datetime, zone: ZoneInfo) -> datetime:
+    return t.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+
+
+def _utc(local: datetime, zone: ZoneInfo) -> datetime:
+    """A local wall time as naive UTC; a midnight that does not exist (a DST jump at 00:00)
+    resolves, as zoneinfo does with fold=0, to the first instant of that day."""
+    return local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+
+
+def zoned(step: Step, zone: ZoneInfo | None) -> ZoneInfo | None:
+    """The zone a step is aligned to: calendar steps only, and only for a zone other than UTC."""
+    return zone if zone is not None and step.name in _CALENDAR and zone.key != "UTC" else None
+
+
+def bucket_starts(
+    step: Step, start: datetime, end: datetime, limit: int = MAX_BUCKETS, zone: ZoneInfo | None = None
+) -> list[datetime]:
+    """Starts (naive UTC) of the aligned buckets covering [start, end); at most `limit` + 1."""
+    zone = zoned(step, zone)
+    if zone is None:
+        out = [_floor(step, start)]
+        while len(out) <= limit and (t := _next(step, out[-1])) < end:
+            out.append(t)
+        return out
+    local = [_floor(step, _local(start, zone))]
+    while len(local) <= limit and _utc(t := _next(step, local[-1]), zone) < end:
+        local.append(t)
+    return [_utc(t, zone) for t in local]
+
+
+def bucket_of(step: Step, starts: list[datetime], zone: ZoneInfo | None) -> Callable[[datetime], datetime]:
+    """The start of the bucket holding a time in the range (`starts` from `bucket_starts`)."""
+    if zoned(step, zone) is None:
+        return lambda t: _floor(step, t)
+    return lambda t: starts[bisect_right(starts, t) - 1]
 
 
 def _count(step: Step, start: datetime, end: datetime) -> int:
@@ -206,6 +245,24 @@ class MetricsQuery(BaseModel):
     filter: ExecutionFilter | None = None
     max_groups: int = Field(default=20, ge=1, le=100, description="the groups with most runs")
     previous: bool = Field(default=True, description="also the same-length range before start")
+    tz: str = Field(
+        default="UTC",
+        max_length=64,
+        description="IANA zone whose local midnights start day, week and month buckets",
+    )
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Europe/Berlin") from e
+        return v
+
+    def zone(self) -> ZoneInfo | None:
+        """The zone buckets of this query's step are aligned to; None for the UTC grid."""
+        return zoned(self.step(), ZoneInfo(self.tz))
 
     @field_validator("measures")
     @classmethod
@@ -259,6 +316,7 @@ class MetricsResult:
     end: datetime
     previous_start: datetime | None
     group_by: GroupBy | None
+    tz: str
     percentiles_approximate: bool
     tokens_estimated: bool
     groups_truncated: bool
@@ -331,9 +389,19 @@ def _scan(
     of every flow's runs in the range is most of a trend's time."""
     source, params = _source(query, visible)
     measures = tuple(query.measures)
-    keyed = (
-        f"SELECT *, created_at >= ? AS cur, time_bucket(?::INTERVAL, created_at) AS bucket FROM ({source})"
-    )
+    zone = query.zone()
+    if zone is None:
+        keyed = (
+            f"SELECT *, created_at >= ? AS cur, time_bucket(?::INTERVAL, created_at) AS bucket FROM ({source})"
+        )
+        head: list[Any] = [query.start, step.interval]
+        tail: list[Any] = []
+    else:  # local midnights: each run takes the last bucket start at or before it
+        keyed = (
+            f"SELECT s.*, s.created_at >= ? AS cur, b.bucket FROM ({source}) s"
+            " ASOF LEFT JOIN (SELECT unnest(?::TIMESTAMP[]) AS bucket) b ON s.created_at >= b.bucket"
+        )
+        head, tail = [query.start], [bucket_starts(step, query.start, query.end, zone=zone)]
     grouped = (
         "SELECT grp, cur, bucket, grouping(bucket) AS _total, count(*) AS _n,"
         f" bool_or(tokens_estimated) AS _est, {_aggregates(measures)}"
@@ -341,7 +409,7 @@ def _scan(
     )
     found = conn.sql(
         _pick(measures, "grp, cur, bucket, _total, _n, _est", grouped),
-        params=[query.start, step.interval, prev_start or query.start, query.end, *params],
+        params=[*head, prev_start or query.start, query.end, *params, *tail],
     ).to_arrow_table()
     return _file_cells(found.to_pylist())
 
@@ -434,13 +502,15 @@ def _fetch_and_aggregate(
     source, params = _source(query, visible)
     rows = conn.execute(source, [prev_start or query.start, query.end, *params]).fetchall()
     start = naive_utc(query.start)
+    zone = query.zone()
+    floor = bucket_of(step, bucket_starts(step, query.start, query.end, zone=zone), zone)
     by_total: dict[tuple[Any, bool], list[tuple[Any, ...]]] = {}
     by_bucket: dict[tuple[Any, Any], list[tuple[Any, ...]]] = {}
     for r in rows:
         cur = r[0] >= start
         by_total.setdefault((r[1], cur), []).append(r)
         if cur:
-            by_bucket.setdefault((_floor(step, r[0]), r[1]), []).append(r)
+            by_bucket.setdefault((floor(r[0]), r[1]), []).append(r)
     measures = tuple(query.measures)
     totals = {k: _cell(v, measures) for k, v in by_total.items()}
     buckets = {k: _cell(v, measures) for k, v in by_bucket.items()}
@@ -476,6 +546,8 @@ def _rollup_scope(ctx: Context, viewer: Viewer, query: MetricsQuery) -> RollupSc
     groups the rollup keeps, no filter but flow and status, and a caller who sees every run of
     those flows."""
     rolled = ctx.rollup_state
+    if query.zone() is not None:  # rollups are per UTC day
+        return None
     if rolled.until is None or rolled.runs < ROLLUP_MIN_RUNS or query.group_by not in _ROLLUP_GROUPS:
         return None
     if query.step().name not in _ROLLUP_STEPS or query.start.time() != time() or query.end.time() != time():
@@ -557,7 +629,7 @@ def _kept_groups(totals: Cells, query: MetricsQuery) -> tuple[list[str | None], 
 def _grid(buckets: Cells, query: MetricsQuery, step: Step, groups: list[str | None]) -> pa.Table:
     """One row per (bucket, kept group) in [start, end), `_zero` where no run; the dense grid is
     filled here rather than by a join against generated buckets in SQL (~3x the cost)."""
-    keys = [(b, g) for b in bucket_starts(step, query.start, query.end) for g in groups]
+    keys = [(b, g) for b in bucket_starts(step, query.start, query.end, zone=query.zone()) for g in groups]
     columns: dict[str, pa.Array] = {"bucket": pa.array([b for b, _ in keys], pa.timestamp("us"))}
     if query.group_by is not None:
         columns["group"] = pa.array([g for _, g in keys], pa.string())
@@ -588,6 +660,7 @@ def _run(
         end=query.end,
         previous_start=prev_start,
         group_by=query.group_by,
+        tz=query.tz,
         percentiles_approximate=rolled is not None,
         tokens_estimated=any(bool(totals[(g, True)]["_est"]) for g in groups if (g, True) in totals),
         groups_truncated=truncated,
