@@ -68,7 +68,7 @@ function timeline(flow, run, ran, facts) {
     const colour = !did ? "transparent" : f.status === "error" ? "#cf222e" : f.status === "success" ? "#2da44e" : "#8c959f";
     return h("li", { class: "tl-row", "data-node": id, "data-ran": String(did), "data-status": status,
       style: "display:grid;grid-template-columns:minmax(0,14rem) minmax(4rem,1fr) minmax(0,11rem);gap:.5rem;align-items:center;padding:.2rem 0;border-bottom:1px solid #eaeef2" },
-      h("span", { style: "overflow:hidden;text-overflow:ellipsis;white-space:nowrap", title: id },
+      h("span", { style: "overflow-wrap:anywhere", title: id },
         did ? badge(f.status) : h("span", { class: "badge badge-other" }, "never ran"), " ", nodeLabel(flow, id)),
       h("span", { class: "tl-track", style: "display:block;position:relative;height:.9rem;background:#f6f8fa;border-radius:3px", "aria-hidden": "true" },
         did ? h("span", { class: "tl-bar", style: `position:absolute;top:0;bottom:0;left:${left.toFixed(2)}%;width:max(2px,${width.toFixed(2)}%);background:${colour};border-radius:3px` }) : null),
