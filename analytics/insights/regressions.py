@@ -1,8 +1,15 @@
 """Regression between flow versions: each version's numbers and the change from the one before.
 
-Versions are ordered by first seen (ties by version id) among the runs the caller sees in the
-range; each is compared with the previous one in that order. Runs stored without a version are
-left out (ingest stamps every run, so only very old imports lack one).
+Versions are ordered by first seen (ties by version id) among all the runs the caller sees;
+each is compared with the previous one in that order over their whole lives, whatever range is
+asked: a range only chooses which versions are listed (those whose life, first to last seen,
+overlaps it). A chart showing 7 days must not call a version "first" because its predecessor
+ran 8 days ago, nor judge it on the runs that happen to fall in the window. Runs stored without
+a version are left out (ingest stamps every run, so only very old imports lack one).
+
+`significant` is true when either test flags the change (false for the first version, never
+null), `regressed` when a flagged change is for the worse (fails more, or runs slower): the
+flows list and overview show these.
 
 A change is flagged `significant` only when both versions have at least `min_runs` runs
 (default 30) and the test's two-sided p-value is below `alpha` (default 0.05):
@@ -30,10 +37,11 @@ from typing import Any
 import pyarrow as pa
 
 from analytics.access.permissions import Viewer
+from analytics.core.clock import naive_utc
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection, in_snapshot
-from analytics.history.scope import open_scope
+from analytics.history.scope import flow_scope, open_scope
 
 DEFAULT_MIN_RUNS = 30
 DEFAULT_ALPHA = 0.05
@@ -182,10 +190,11 @@ def version_regressions(
     min_runs: int = DEFAULT_MIN_RUNS,
     alpha: float = DEFAULT_ALPHA,
 ) -> pa.Table:
-    """One row per version, oldest first: runs, errors, failure_rate, p50_ms/p95_ms of
-    execution_time (exact, `quantile_cont`), cost_per_run (mean over priced runs), first_seen,
-    last_seen; then the change from the previous version (current minus previous) with each
-    test's statistic, p-value and `*_significant` flag (null on the first version).
+    """One row per version whose life overlaps `[start, end)`, oldest first, each over its
+    whole life: runs, errors, failure_rate, p50_ms/p95_ms of execution_time (exact,
+    `quantile_cont`), cost_per_run (mean over priced runs), first_seen, last_seen; then the
+    change from the previous version (current minus previous) with each test's statistic,
+    p-value and `*_significant` flag (null on the first version); `significant` and `regressed`.
     """
     scope = open_scope(ctx, viewer, flow_id, start, end)
     if min_runs < 2:
@@ -193,9 +202,11 @@ def version_regressions(
     if not 0 < alpha < 1:
         raise InvalidInput("alpha must be between 0 and 1", field="alpha")
 
+    life = flow_scope(scope.grant)  # whole lives: the range only picks the versions listed
+
     def read(c: Connection) -> tuple[pa.Table, list[tuple[Any, ...]]]:
-        versions: pa.Table = c.sql(_VERSIONS.format(scope=scope.sql), params=scope.params).to_arrow_table()
-        ranks = c.execute(_RANKS.format(scope=scope.sql), [*scope.params, *scope.params]).fetchall()
+        versions: pa.Table = c.sql(_VERSIONS.format(scope=life[0]), params=life[1]).to_arrow_table()
+        ranks = c.execute(_RANKS.format(scope=life[0]), [*life[1], *life[1]]).fetchall()
         return versions, ranks
 
     versions, rank_rows = ctx.store.read(in_snapshot(read))
@@ -208,4 +219,19 @@ def version_regressions(
     ]
     for f in _CHANGE_FIELDS:
         versions = versions.append_column(f, pa.array([c[f.name] for c in changes], type=f.type))
-    return versions
+    significant = [bool(c["failure_rate_significant"] or c["duration_significant"]) for c in changes]
+    regressed = [
+        bool(
+            (c["failure_rate_significant"] and c["failure_rate_z"] > 0)
+            or (c["duration_significant"] and c["duration_z"] > 0)
+        )
+        for c in changes
+    ]
+    versions = versions.append_column("significant", pa.array(significant, pa.bool_()))
+    versions = versions.append_column("regressed", pa.array(regressed, pa.bool_()))
+    lo = naive_utc(start) if start is not None else None
+    hi = naive_utc(end) if end is not None else None
+    listed = [
+        (lo is None or r["last_seen"] >= lo) and (hi is None or r["first_seen"] < hi) for r in rows
+    ]
+    return versions.filter(pa.array(listed, pa.bool_()))

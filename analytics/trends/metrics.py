@@ -15,10 +15,17 @@ Decisions, so every consumer reads the numbers the same way:
   really occurred at the lower rank, to the bin's precision); `percentiles_approximate` says
   which. Small flows (SMALL_SCOPE_RUNS) fetch their rows and aggregate in Python: faster than
   the grouped scan's fixed cost, and exact.
-- Zeros, not gaps: a bucket (or bucket x group) without runs has 0 for every measure, rates,
-  averages and percentiles included; ask for `runs` to tell "no data" from "zero".
+- Gaps, not zeros: a bucket (or bucket x group) without runs has 0 for its counts (runs,
+  success, error, aborted, tokens) and null for its rates, averages, percentiles and cost
+  (`NULLABLE`): "nothing happened" is not "0 % failed in 0 ms for $0". Averages and
+  percentiles are also null where runs exist but none reported a duration (nodes). Totals
+  follow the same rule, and a change against a null is null.
 - Buckets are calendar-aligned in UTC (`time_bucket`): hours, days, ISO weeks from Monday,
-  months from the 1st. A row's `bucket` is the bucket's start, so the first one may begin before
+  months from the 1st. With `tz` (an IANA zone, e.g. Europe/Berlin), day, week and month
+  buckets start at that zone's local midnight instead, DST included (a day is then 23 or 25
+  hours); shorter buckets stay on the UTC grid (in whole-hour zones the same local hours).
+  The daily rollups are per UTC day, so a zoned query always takes an exact path; its bucket
+  starts are computed here (zoneinfo) and each run is put in its bucket by an ASOF join. A row's `bucket` is the bucket's start, so the first one may begin before
   `start`; only runs in [start, end) are counted. `auto` picks, from 1, 5 and 15 minutes,
   1 and 6 hours, day, week and month, the width whose bucket count is nearest 50 (log scale).
   More than MAX_BUCKETS buckets is refused (422 on `bucket`).
@@ -29,12 +36,14 @@ Decisions, so every consumer reads the numbers the same way:
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -79,7 +88,7 @@ _MEASURES: dict[Measure, str] = {
     Measure.ERROR: "count(*) FILTER (WHERE status = 'error')",
     Measure.ABORTED: "count(*) FILTER (WHERE status = 'aborted')",
     Measure.FAILURE_RATE: "count(*) FILTER (WHERE status = 'error') / count(*)",
-    Measure.AVG_DURATION: "coalesce(avg(duration), 0::DOUBLE)",
+    Measure.AVG_DURATION: "avg(duration)",
     Measure.TOKENS_IN: "coalesce(sum(tokens_in), 0)::BIGINT",
     Measure.TOKENS_OUT: "coalesce(sum(tokens_out), 0)::BIGINT",
     Measure.COST: "coalesce(sum(cost), 0::DOUBLE)",
@@ -92,6 +101,10 @@ _QUANTILES: dict[Measure, str] = {
     Measure.P95_DURATION: "0.95",
     Measure.P99_DURATION: "0.99",
 }
+# measures with no value over no runs (or, for durations, no timed runs): null, a gap on a chart
+NULLABLE = frozenset(
+    {Measure.FAILURE_RATE, Measure.AVG_DURATION, Measure.COST, *_QUANTILES}
+)
 _INTEGER = frozenset(
     {Measure.RUNS, Measure.SUCCESS, Measure.ERROR, Measure.ABORTED, Measure.TOKENS_IN, Measure.TOKENS_OUT}
 )
@@ -166,12 +179,45 @@ def _next(step: Step, t: datetime) -> datetime:
     return t + step.approx
 
 
-def bucket_starts(step: Step, start: datetime, end: datetime, limit: int = MAX_BUCKETS) -> list[datetime]:
-    """Starts of the aligned buckets covering [start, end); at most `limit` + 1 of them."""
-    out = [_floor(step, start)]
-    while len(out) <= limit and (t := _next(step, out[-1])) < end:
-        out.append(t)
-    return out
+_CALENDAR = frozenset({"day", "week", "month"})
+
+
+def _local(t: datetime, zone: ZoneInfo) -> datetime:
+    return t.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+
+
+def _utc(local: datetime, zone: ZoneInfo) -> datetime:
+    """A local wall time as naive UTC; a midnight that does not exist (a DST jump at 00:00)
+    resolves, as zoneinfo does with fold=0, to the first instant of that day."""
+    return local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+
+
+def zoned(step: Step, zone: ZoneInfo | None) -> ZoneInfo | None:
+    """The zone a step is aligned to: calendar steps only, and only for a zone other than UTC."""
+    return zone if zone is not None and step.name in _CALENDAR and zone.key != "UTC" else None
+
+
+def bucket_starts(
+    step: Step, start: datetime, end: datetime, limit: int = MAX_BUCKETS, zone: ZoneInfo | None = None
+) -> list[datetime]:
+    """Starts (naive UTC) of the aligned buckets covering [start, end); at most `limit` + 1."""
+    zone = zoned(step, zone)
+    if zone is None:
+        out = [_floor(step, start)]
+        while len(out) <= limit and (t := _next(step, out[-1])) < end:
+            out.append(t)
+        return out
+    local = [_floor(step, _local(start, zone))]
+    while len(local) <= limit and _utc(t := _next(step, local[-1]), zone) < end:
+        local.append(t)
+    return [_utc(t, zone) for t in local]
+
+
+def bucket_of(step: Step, starts: list[datetime], zone: ZoneInfo | None) -> Callable[[datetime], datetime]:
+    """The start of the bucket holding a time in the range (`starts` from `bucket_starts`)."""
+    if zoned(step, zone) is None:
+        return lambda t: _floor(step, t)
+    return lambda t: starts[bisect_right(starts, t) - 1]
 
 
 def _count(step: Step, start: datetime, end: datetime) -> int:
@@ -200,6 +246,24 @@ class MetricsQuery(BaseModel):
     filter: ExecutionFilter | None = None
     max_groups: int = Field(default=20, ge=1, le=100, description="the groups with most runs")
     previous: bool = Field(default=True, description="also the same-length range before start")
+    tz: str = Field(
+        default="UTC",
+        max_length=64,
+        description="IANA zone whose local midnights start day, week and month buckets",
+    )
+
+    @field_validator("tz")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Europe/Berlin") from e
+        return v
+
+    def zone(self) -> ZoneInfo | None:
+        """The zone buckets of this query's step are aligned to; None for the UTC grid."""
+        return zoned(self.step(), ZoneInfo(self.tz))
 
     @field_validator("measures")
     @classmethod
@@ -253,6 +317,7 @@ class MetricsResult:
     end: datetime
     previous_start: datetime | None
     group_by: GroupBy | None
+    tz: str
     percentiles_approximate: bool
     tokens_estimated: bool
     groups_truncated: bool
@@ -299,17 +364,18 @@ def _aggregates(measures: tuple[Measure, ...]) -> str:
 
 
 def _pick(measures: tuple[Measure, ...], keys: str, source: str) -> str:
-    """The keys, then each measure as a column, percentiles taken out of `_q` (0 if none)."""
+    """The keys, then each measure as a column, percentiles taken out of `_q` (null if none)."""
     quantiles = [m for m in measures if m in _QUANTILES]
     cols = [
-        f"coalesce(_q[{quantiles.index(m) + 1}], 0::DOUBLE) AS {m.value}" if m in _QUANTILES else m.value
+        f"_q[{quantiles.index(m) + 1}] AS {m.value}" if m in _QUANTILES else m.value
         for m in measures
     ]
     return f"SELECT {keys}, {', '.join(cols)} FROM ({source})"
 
 
-def _zero(m: Measure) -> int | float:
-    return 0 if m in _INTEGER else 0.0
+def _zero(m: Measure) -> int | float | None:
+    """A measure's value over no runs."""
+    return None if m in NULLABLE else 0 if m in _INTEGER else 0.0
 
 
 Cells = dict[tuple[Any, ...], dict[str, Any]]
@@ -324,9 +390,19 @@ def _scan(
     of every flow's runs in the range is most of a trend's time."""
     source, params = _source(query, visible)
     measures = tuple(query.measures)
-    keyed = (
-        f"SELECT *, created_at >= ? AS cur, time_bucket(?::INTERVAL, created_at) AS bucket FROM ({source})"
-    )
+    zone = query.zone()
+    if zone is None:
+        keyed = (
+            f"SELECT *, created_at >= ? AS cur, time_bucket(?::INTERVAL, created_at) AS bucket FROM ({source})"
+        )
+        head: list[Any] = [query.start, step.interval]
+        tail: list[Any] = []
+    else:  # local midnights: each run takes the last bucket start at or before it
+        keyed = (
+            f"SELECT s.*, s.created_at >= ? AS cur, b.bucket FROM ({source}) s"
+            " ASOF LEFT JOIN (SELECT unnest(?::TIMESTAMP[]) AS bucket) b ON s.created_at >= b.bucket"
+        )
+        head, tail = [query.start], [bucket_starts(step, query.start, query.end, zone=zone)]
     grouped = (
         "SELECT grp, cur, bucket, grouping(bucket) AS _total, count(*) AS _n,"
         f" bool_or(tokens_estimated) AS _est, {_aggregates(measures)}"
@@ -334,7 +410,7 @@ def _scan(
     )
     found = conn.sql(
         _pick(measures, "grp, cur, bucket, _total, _n, _est", grouped),
-        params=[query.start, step.interval, prev_start or query.start, query.end, *params],
+        params=[*head, prev_start or query.start, query.end, *params, *tail],
     ).to_arrow_table()
     return _file_cells(found.to_pylist())
 
@@ -377,7 +453,7 @@ def _measure_cell(
     tokens_in: int,
     tokens_out: int,
     cost: float,
-    quantile: Callable[[Measure], float],
+    quantile: Callable[[Measure], float | None],
 ) -> dict[str, Any]:
     """One cell of `_aggregates`' measures from its sums: what the fetched rows and the rollups
     both come down to (`timed`: how many durations `duration_sum` adds up)."""
@@ -390,7 +466,7 @@ def _measure_cell(
         elif m is Measure.FAILURE_RATE:
             out[m.value] = counts.get("error", 0) / n
         elif m is Measure.AVG_DURATION:
-            out[m.value] = duration_sum / timed if timed else 0.0
+            out[m.value] = duration_sum / timed if timed else None
         elif m in _QUANTILES:
             out[m.value] = quantile(m)
         elif m is Measure.TOKENS_IN:
@@ -416,7 +492,7 @@ def _cell(rows: list[tuple[Any, ...]], measures: tuple[Measure, ...]) -> dict[st
         tokens_in=sum(r[4] for r in rows if r[4] is not None),
         tokens_out=sum(r[5] for r in rows if r[5] is not None),
         cost=math.fsum(r[6] for r in rows if r[6] is not None),
-        quantile=lambda m: _quantile_cont(durations, float(_QUANTILES[m])) if durations else 0.0,
+        quantile=lambda m: _quantile_cont(durations, float(_QUANTILES[m])) if durations else None,
     )
 
 
@@ -427,13 +503,15 @@ def _fetch_and_aggregate(
     source, params = _source(query, visible)
     rows = conn.execute(source, [prev_start or query.start, query.end, *params]).fetchall()
     start = naive_utc(query.start)
+    zone = query.zone()
+    floor = bucket_of(step, bucket_starts(step, query.start, query.end, zone=zone), zone)
     by_total: dict[tuple[Any, bool], list[tuple[Any, ...]]] = {}
     by_bucket: dict[tuple[Any, Any], list[tuple[Any, ...]]] = {}
     for r in rows:
         cur = r[0] >= start
         by_total.setdefault((r[1], cur), []).append(r)
         if cur:
-            by_bucket.setdefault((_floor(step, r[0]), r[1]), []).append(r)
+            by_bucket.setdefault((floor(r[0]), r[1]), []).append(r)
     measures = tuple(query.measures)
     totals = {k: _cell(v, measures) for k, v in by_total.items()}
     buckets = {k: _cell(v, measures) for k, v in by_bucket.items()}
@@ -469,6 +547,8 @@ def _rollup_scope(ctx: Context, viewer: Viewer, query: MetricsQuery) -> RollupSc
     groups the rollup keeps, no filter but flow and status, and a caller who sees every run of
     those flows."""
     rolled = ctx.rollup_state
+    if query.zone() is not None:  # rollups are per UTC day
+        return None
     if rolled.until is None or rolled.runs < ROLLUP_MIN_RUNS or query.group_by not in _ROLLUP_GROUPS:
         return None
     if query.step().name not in _ROLLUP_STEPS or query.start.time() != time() or query.end.time() != time():
@@ -554,9 +634,9 @@ def _kept_groups(totals: Cells, query: MetricsQuery) -> tuple[list[str | None], 
 
 
 def _grid(buckets: Cells, query: MetricsQuery, step: Step, groups: list[str | None]) -> pa.Table:
-    """One row per (bucket, kept group) in [start, end), zeros where no run; the dense grid is
+    """One row per (bucket, kept group) in [start, end), `_zero` where no run; the dense grid is
     filled here rather than by a join against generated buckets in SQL (~3x the cost)."""
-    keys = [(b, g) for b in bucket_starts(step, query.start, query.end) for g in groups]
+    keys = [(b, g) for b in bucket_starts(step, query.start, query.end, zone=query.zone()) for g in groups]
     columns: dict[str, pa.Array[Any]] = {"bucket": pa.array([b for b, _ in keys], pa.timestamp("us"))}
     if query.group_by is not None:
         columns["group"] = pa.array([g for _, g in keys], pa.string())
@@ -587,6 +667,7 @@ def _run(
         end=query.end,
         previous_start=prev_start,
         group_by=query.group_by,
+        tz=query.tz,
         percentiles_approximate=rolled is not None,
         tokens_estimated=any(bool(totals[(g, True)]["_est"]) for g in groups if (g, True) in totals),
         groups_truncated=truncated,
@@ -607,7 +688,8 @@ def _with_changes(
     cells: dict[tuple[str | None, bool], dict[str, Any]], groups: list[str | None], query: MetricsQuery
 ) -> pa.Table:
     """Per group and measure: value, previous, change and relative change (null when the
-    previous value is 0, or when the previous period was not asked for)."""
+    previous value is 0 or null, when the value is null, or when the previous period was not
+    asked for)."""
     cols: dict[str, pa.Array[Any]] = {}
     if query.group_by is not None:
         cols["group"] = pa.array(groups, pa.string())
@@ -619,12 +701,13 @@ def _with_changes(
             ]
         else:
             prev = [None] * len(groups)
-        changes = [None if p is None else c - p for c, p in zip(cur, prev, strict=True)]
+        changes = [None if p is None or c is None else c - p for c, p in zip(cur, prev, strict=True)]
         cols[m.value] = pa.array(cur, _type(m))
         cols[f"{m.value}_previous"] = pa.array(prev, _type(m))
         cols[f"{m.value}_change"] = pa.array(changes, _type(m))
         cols[f"{m.value}_change_rel"] = pa.array(
-            [None if not p else (c - p) / p for c, p in zip(cur, prev, strict=True)], pa.float64()
+            [None if not p or c is None else (c - p) / p for c, p in zip(cur, prev, strict=True)],
+            pa.float64(),
         )
     return pa.table(cols)
 

@@ -37,9 +37,10 @@ def get_flow_trend(
         "runs"
     ],
     group_by: Annotated[str | None, Query(max_length=16)] = None,
+    tz: Annotated[str, Query(max_length=64, description="IANA zone for day, week and month buckets")] = "UTC",
 ) -> Any:
     """One flow's trend: measures per time bucket, with the previous period."""
     names = [name.strip() for value in measures for name in value.split(",") if name.strip()]
-    params = {"start": start, "end": end, "bucket": bucket, "measures": names, "group_by": group_by}
+    params = {"start": start, "end": end, "bucket": bucket, "measures": names, "group_by": group_by, "tz": tz}
     query = validate_query(MetricsQuery, {k: v for k, v in params.items() if v is not None})
     return trends.flow_trend(ctx, viewer, flow_id, query)

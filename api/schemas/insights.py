@@ -103,6 +103,8 @@ class VersionOut(BaseModel):
         description="Mann-Whitney U, normal approximation with tie and continuity corrections"
     )
     duration_significant: bool | None
+    significant: bool = Field(description="either test flags the change; false for the first version")
+    regressed: bool = Field(description="a flagged change for the worse: fails more or runs slower")
 
 
 class AnomalyOut(BaseModel):

@@ -1,7 +1,9 @@
 """Metrics as JSON: times in epoch seconds (UTC), as everywhere else in this API.
 
-A bucket is named by its start: calendar-aligned in UTC, so the first one may begin before
-the range's `start`. Rows are flat (`bucket`, `group` when grouped, one key per measure) so a
+A bucket is named by its start: calendar-aligned in UTC (or, for day, week and month buckets,
+at the local midnights of the query's `tz`), so the first one may begin before
+the range's `start`. A bucket without runs has 0 for counts and null for rates, averages,
+percentiles and cost (a gap, not a zero). Rows are flat (`bucket`, `group` when grouped, one key per measure) so a
 chart can plot them directly; totals nest each measure's value, previous value and change.
 `MetricsOut` reads the library's `MetricsResult` (`from_attributes`); its Arrow tables become
 rows here, in one `to_pylist` each.
@@ -30,7 +32,7 @@ def _rows(table: Any) -> Any:
 
 
 class MeasureTotalOut(BaseModel):
-    value: Number
+    value: Number | None = Field(description="null for rates, averages, percentiles and cost of no runs")
     previous: Number | None = Field(description="over the same-length range just before start")
     change: Number | None = Field(description="value - previous")
     change_rel: float | None = Field(description="change / previous; null when previous is 0")
@@ -49,6 +51,7 @@ class MetricsOut(BaseModel):
     end: EpochSeconds
     previous_start: EpochSeconds | None
     group_by: str | None
+    tz: str = Field(description="the zone whose local midnights start day, week and month buckets")
     measures: list[str]
     percentiles_approximate: bool
     tokens_estimated: bool = Field(description="some token counts were estimated from text length")

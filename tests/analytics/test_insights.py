@@ -593,3 +593,44 @@ def test_anomalies_on_cost_skip_unpriced_runs(ctx: Context, flow_id: str) -> Non
     got = anomalies.find_anomalies(ctx, OWNER, flow_id, metric="cost").to_pylist()
     assert [r["execution_id"] for r in got] == [ids[35]]
     assert got[0]["baseline_runs"] == 26  # runs 0..34 minus the 9 unpriced ones
+
+
+def test_versions_compare_whole_lives_whatever_the_range(ctx: Context, flow_id: str) -> None:
+    """A range that starts after v1's last run still compares v2 with v1, over all their runs;
+    the range only chooses which versions are listed (those whose life overlaps it)."""
+    rng = random.Random(5)
+    made: list[list[tuple[str, int, datetime]]] = []
+    t = BASE
+    for k, p_err in enumerate((0.03, 0.4, 0.05)):
+        if k:
+            flows.update_flow(ctx, OWNER, flow_id, {"nodes": [{"id": f"w{k}"}]})
+        runs = []
+        for _ in range(60):
+            t += timedelta(hours=1)
+            status = "error" if rng.random() < p_err else "success"
+            runs.append((status, rng.randrange(100, 900), t))
+        _store(ctx, [_run(flow_id, at, status=s, execution_time=ms) for s, ms, at in runs])
+        made.append(runs)
+    whole = regressions.version_regressions(ctx, OWNER, flow_id).to_pylist()
+    assert [r["runs"] for r in whole] == [60, 60, 60]
+    # from the middle of v2's life to the middle of v3's: v1 is not listed, v2 still compared with v1
+    start, end = made[1][30][2], made[2][30][2]
+    ranged = regressions.version_regressions(ctx, OWNER, flow_id, start=start, end=end).to_pylist()
+    assert [r["flow_version"] for r in ranged] == [whole[1]["flow_version"], whole[2]["flow_version"]]
+    assert ranged == whole[1:]
+    v2 = ranged[0]
+    assert v2["previous_version"] == whole[0]["flow_version"] and v2["runs"] == 60
+    errors = [sum(s == "error" for s, _, _ in runs) for runs in made]
+    assert math.isclose(v2["failure_rate_p_value"], _z_test(errors[0], 60, errors[1], 60), rel_tol=1e-6)
+    # a plain flag per version for lists and overviews: true/false, never null
+    assert [r["significant"] for r in whole] == [
+        False,
+        bool(whole[1]["failure_rate_significant"] or whole[1]["duration_significant"]),
+        bool(whole[2]["failure_rate_significant"] or whole[2]["duration_significant"]),
+    ]
+    assert whole[1]["significant"] and whole[1]["regressed"]  # fails more than v1
+    assert whole[2]["failure_rate_significant"] and not whole[2]["regressed"]  # fails less than v2
+    # a range after every run lists nothing; one inside v1 lists v1 alone, as the first version
+    assert regressions.version_regressions(ctx, OWNER, flow_id, start=t + timedelta(days=1)).num_rows == 0
+    (first,) = regressions.version_regressions(ctx, OWNER, flow_id, end=made[0][10][2]).to_pylist()
+    assert first["previous_version"] is None and first["runs"] == 60

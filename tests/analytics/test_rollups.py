@@ -83,7 +83,10 @@ def _assert_agrees(got: dict[str, Any], want: dict[str, Any], durations: list[in
     for name, value in want.items():
         if name.startswith("p") and name.endswith("_duration"):
             q = int(name[1:3]) / 100
-            truth = _quantile_cont(durations, q) if durations else 0
+            if not durations:
+                assert got[name] is None, name  # no runs: a gap
+                continue
+            truth = _quantile_cont(durations, q)
             assert got[name] == pytest.approx(truth, rel=rollups.RELATIVE_ERROR, abs=1e-9), name
         elif isinstance(value, float):
             assert got[name] == pytest.approx(value, rel=1e-9), name
@@ -231,3 +234,14 @@ def test_refresh_on_an_empty_store_starts_today(ctx: Context) -> None:
         "disagreeing_rebuilt": 0,
     }
     assert ctx.rollup_state.until == TODAY
+
+
+def test_a_zoned_trend_never_reads_the_utc_rollups(ctx: Context, big: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rollups are per UTC day: a day bucket at Berlin's midnights must come from the runs."""
+    monkeypatch.setattr(trends, "ROLLUP_MIN_RUNS", 1)
+    assert trends.metrics(ctx, ADMIN, _query()).percentiles_approximate  # UTC: the rollups answer
+    zoned = trends.metrics(ctx, ADMIN, _query(tz="Europe/Berlin"))
+    assert not zoned.percentiles_approximate and zoned.tz == "Europe/Berlin"
+    exact = _exact(ctx, _query(tz="Europe/Berlin"), monkeypatch)
+    assert zoned.rows.to_pylist() == exact.rows.to_pylist()
+    assert all(r["bucket"].hour in (22, 23) for r in zoned.rows.to_pylist())  # Berlin midnights in UTC

@@ -184,13 +184,14 @@ def _measures(runs: list[Run]) -> dict[str, Any]:
     out: dict[str, Any] = {"runs": n}
     for s in STATUSES:
         out[s] = sum(r.status == s for r in runs)
-    out["failure_rate"] = out["error"] / n if n else 0.0
-    out["avg_duration"] = sum(ms) / n if n else 0.0
+    # no runs: counts 0, rates, averages, percentiles and cost null (a gap)
+    out["failure_rate"] = out["error"] / n if n else None
+    out["avg_duration"] = sum(ms) / n if n else None
     for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99)):
-        out[f"{name}_duration"] = _quantile_cont(ms, q) if ms else 0.0
+        out[f"{name}_duration"] = _quantile_cont(ms, q) if ms else None
     out["tokens_in"] = sum(r.tokens_in for r in runs)
     out["tokens_out"] = sum(r.tokens_out for r in runs)
-    out["cost"] = math.fsum(r.cost for r in runs)
+    out["cost"] = math.fsum(r.cost for r in runs) if n else None
     return out
 
 

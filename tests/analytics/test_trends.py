@@ -32,6 +32,7 @@ START = datetime(2025, 3, 10)  # a Monday
 END = datetime(2025, 3, 20)
 GAP = (datetime(2025, 3, 14), datetime(2025, 3, 17))  # no runs: empty buckets in the middle
 MODELS = ("gpt-4o-mini", "gpt-4o")
+NULLABLE = {"failure_rate", "avg_duration", "p50_duration", "p90_duration", "p95_duration", "p99_duration", "cost"}
 
 
 @dataclass
@@ -86,7 +87,9 @@ def quantile(values: list[float], q: float) -> float:
 Row = tuple[str, int | None, int | None, int | None, float | None]  # status, duration, in, out, cost
 
 
-def expected(measure: Measure, rows: list[Row]) -> float:
+def expected(measure: Measure, rows: list[Row]) -> float | None:
+    """None where there is nothing to measure: rates, averages, percentiles and cost of no
+    runs, averages and percentiles of no durations (a gap on a chart, not a zero)."""
     statuses = [r[0] for r in rows]
     durations = [r[1] for r in rows if r[1] is not None]
     n = len(rows)
@@ -95,12 +98,14 @@ def expected(measure: Measure, rows: list[Row]) -> float:
     if measure.value in ("success", "error", "aborted"):
         return statuses.count(measure.value)
     if measure is Measure.FAILURE_RATE:
-        return statuses.count("error") / n if n else 0.0
+        return statuses.count("error") / n if n else None
     if measure is Measure.AVG_DURATION:
-        return sum(durations) / len(durations) if durations else 0.0
+        return sum(durations) / len(durations) if durations else None
     if measure.value.startswith("p"):
         q = int(measure.value[1:3]) / 100
-        return quantile(durations, q) if durations else 0.0
+        return quantile(durations, q) if durations else None
+    if measure is Measure.COST and not n:
+        return None
     index = {"tokens_in": 2, "tokens_out": 3, "cost": 4}[measure.value]
     return sum(r[index] for r in rows if r[index] is not None)  # type: ignore[misc]
 
@@ -122,7 +127,9 @@ def day_of(t: datetime) -> datetime:
     return datetime(t.year, t.month, t.day)
 
 
-def close(a: float, b: float) -> bool:
+def close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
@@ -272,7 +279,10 @@ def test_every_measure_per_day_matches_python(ctx: Context, data: Data) -> None:
         runs = data.select(lambda r, d=row["bucket"]: in_range(r) and day_of(r.created_at) == d)
         assert_measures(row, run_rows(runs), list(Measure), row["bucket"])
     empty = [r for r in rows if GAP[0] <= r["bucket"] < GAP[1]]
-    assert len(empty) == 3 and all(v == 0 for r in empty for k, v in r.items() if k != "bucket")
+    assert len(empty) == 3
+    for r in empty:  # counts are 0; rates, averages, percentiles and cost are gaps
+        assert all(r[m] == 0 for m in ("runs", "success", "error", "aborted", "tokens_in", "tokens_out"))
+        assert all(r[m] is None for m in NULLABLE), r
     assert result.bucket == "day" and result.group_by is None
     assert result.percentiles_approximate is False and result.tokens_estimated is False
     assert result.rows.column_names == ["bucket", *(m.value for m in Measure)]
@@ -307,13 +317,16 @@ def test_previous_zero_gives_null_relative_change(ctx: Context, data: Data) -> N
     assert no_prev.previous_start is None
 
 
-def test_a_range_without_runs_is_all_zeros(ctx: Context, data: Data) -> None:
+def test_a_range_without_runs_has_zero_counts_and_null_measures(ctx: Context, data: Data) -> None:
     q = query(start=datetime(2020, 1, 1), end=datetime(2020, 1, 2), bucket="hour")
     result = trends.metrics(ctx, OWNER, q)
     assert result.rows.num_rows == 24
-    assert all(v == 0 for r in result.rows.to_pylist() for k, v in r.items() if k != "bucket")
+    for r in result.rows.to_pylist():
+        assert all((v is None) if k in NULLABLE else (v == 0) for k, v in r.items() if k != "bucket"), r
     (total,) = result.totals.to_pylist()
-    assert total["runs"] == 0 and total["p95_duration"] == 0.0
+    assert total["runs"] == 0 and total["tokens_in"] == 0
+    for m in NULLABLE:
+        assert total[m] is None and total[f"{m}_previous"] is None and total[f"{m}_change"] is None
     grouped = trends.metrics(
         ctx, OWNER, query(start=datetime(2020, 1, 1), end=datetime(2020, 1, 2), group_by="flow")
     )

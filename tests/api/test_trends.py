@@ -133,8 +133,8 @@ class TestQueryMetrics:
             "bucket": empty["bucket"],
             "runs": 0,
             "error": 0,
-            "failure_rate": 0.0,
-            "p95_duration": 0.0,
+            "failure_rate": None,  # a gap, not a zero
+            "p95_duration": None,
         }
         (total,) = body["totals"]
         assert total["group"] is None

@@ -1,9 +1,17 @@
 // Line charts with uPlot (vendored, MIT). Each chart's <figure> says how many points it drew
 // (data-points) once uPlot has drawn them, so tests and people can check the picture.
+//
+// Honest pictures: a null value (a bucket without runs) is a gap, never a zero (spanGaps
+// false); an undefined value is "no point at this x" (a run's time that is not a bucket) and
+// is joined across. Time ticks and the legend follow the chosen zone (format.js), so daily
+// ticks fall on that zone's midnights. Vertical markers (version changes) are drawn on top and
+// counted in data-markers.
 import uPlot from "../vendor/uplot/uPlot.esm.js";
 import { h } from "./dom.js";
+import { LOCALE, timeZone } from "./format.js";
 
 const COLOURS = ["#0550ae", "#a40e26", "#116329", "#8250df"];
+const MARKER = "#9a6700";
 const live = new Set();
 
 function widthOf(el) {
@@ -21,39 +29,82 @@ window.addEventListener("resize", () => {
   }
 });
 
-// series: [{label, values, axis: "left"|"right", format}]
-export function lineChart(key, title, xs, series, { leftFormat, rightFormat } = {}) {
+// Tick labels in the chosen zone and locale: a time of day where ticks are less than a day
+// apart, else the date (ticks a day or more apart fall on that zone's midnights).
+function timeTicks(_u, ticks, _space, _incr, foundIncr) {
+  const zone = timeZone();
+  const opts = foundIncr < 86400
+    ? { hour: "2-digit", minute: "2-digit", timeZone: zone }
+    : { month: "short", day: "numeric", timeZone: zone };
+  return ticks.map((t) => new Date(t * 1000).toLocaleString(LOCALE, opts));
+}
+
+function drawMarkers(u, markers) {
+  const { ctx } = u;
+  const { top, height } = u.bbox;
+  ctx.save();
+  ctx.strokeStyle = MARKER;
+  ctx.fillStyle = MARKER;
+  ctx.lineWidth = Math.max(1, devicePixelRatio);
+  ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+  ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+  for (const m of markers) {
+    const x = Math.round(u.valToPos(m.x, "x", true));
+    if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+    ctx.beginPath();
+    ctx.moveTo(x, top);
+    ctx.lineTo(x, top + height);
+    ctx.stroke();
+    ctx.fillText(m.label, x + 3 * devicePixelRatio, top + 12 * devicePixelRatio);
+  }
+  ctx.restore();
+}
+
+// series: [{label, values, axis: "left"|"right", format, points: true (points only, no line)}]
+// markers: [{x (epoch seconds), label}]
+export function lineChart(key, title, xs, series, { leftFormat, rightFormat, markers = [] } = {}) {
   const figure = h("figure", { class: "chart", "data-chart": key, "data-points": "0" },
     h("figcaption", { id: `chart-${key}-title` }, title));
   const holder = h("div", { role: "img", "aria-labelledby": `chart-${key}-title`, "aria-describedby": `chart-${key}-desc` });
+  const shown = markers.filter((m) => xs.length && m.x >= xs[0] && m.x <= xs[xs.length - 1]);
   const desc = h("p", { class: "visually-hidden", id: `chart-${key}-desc` },
-    series.map((s) => `${s.label}: ${s.values.length} points`).join("; "));
+    [...series.map((s) => `${s.label}: ${s.values.filter((v) => v != null).length} points`),
+      ...shown.map((m) => `marker: ${m.label}`)].join("; "));
   figure.append(holder, desc);
+  figure.dataset.markers = String(shown.length);
+  figure.dataset.gaps = String(series.reduce((n, s) => n + s.values.filter((v) => v === null).length, 0));
   const hasRight = series.some((s) => s.axis === "right");
+  const zone = timeZone();
   const opts = {
     width: 600,
     height: 220,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), zone),
     legend: { show: true },
     cursor: { points: { size: 6 } },
-    scales: { x: { time: true }, y: { auto: true, range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] }, r: { auto: true, range: (_u, min, max) => [0, Math.max(max * 1.1, 0.01)] } },
+    scales: { x: { time: true }, y: { auto: true, range: (_u, min, max) => [Math.min(0, min ?? 0), max > 0 ? max * 1.1 : 1] }, r: { auto: true, range: (_u, _min, max) => [0, Math.max((max ?? 0) * 1.1, 0.01)] } },
     axes: [
-      { stroke: "#57606a", grid: { stroke: "#eaeef2" } },
+      { stroke: "#57606a", grid: { stroke: "#eaeef2" }, values: timeTicks },
       { stroke: "#57606a", grid: { stroke: "#eaeef2" }, values: leftFormat ? (_u, ticks) => ticks.map(leftFormat) : undefined, size: 84 },
       hasRight ? { scale: "r", side: 1, stroke: "#a40e26", grid: { show: false }, values: rightFormat ? (_u, ticks) => ticks.map(rightFormat) : undefined, size: 56 } : null,
     ].filter(Boolean),
     series: [
-      {},
+      { value: (_u, t) => (t == null ? "—" : new Date(t * 1000).toLocaleString(LOCALE, { dateStyle: "medium", timeStyle: "short", timeZone: zone })) },
       ...series.map((s, i) => ({
         label: s.label,
         scale: s.axis === "right" ? "r" : "y",
-        stroke: COLOURS[i % COLOURS.length],
-        width: 2,
-        points: { show: xs.length <= 60, size: 5 },
+        stroke: s.colour || COLOURS[i % COLOURS.length],
+        width: s.points ? 0 : 2,
+        spanGaps: false,
+        paths: s.points ? () => null : undefined,
+        points: s.points
+          ? { show: true, size: 9, fill: s.colour || COLOURS[i % COLOURS.length], stroke: "#ffffff" }
+          : { show: xs.length <= 60, size: 5 },
         value: s.format ? (_u, v) => (v == null ? "—" : s.format(v)) : undefined,
       })),
     ],
     hooks: {
       draw: [(u) => {
+        if (shown.length) drawMarkers(u, shown);
         figure.dataset.points = String(u.data[0].length);
         figure.dataset.drawn = "true";
       }],

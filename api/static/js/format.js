@@ -1,5 +1,40 @@
-// How numbers, times and statuses read on screen.
+// How numbers, times and statuses read on screen: one locale (the browser's) for dates and
+// numbers on every screen, and one time zone, UTC or the browser's own, chosen on the Analytics
+// screen and kept in localStorage (`flowhistory.tz`): dates and chart buckets follow it.
 import { h } from "./dom.js";
+
+export const LOCALE = (typeof navigator !== "undefined" && navigator.language) || "en-GB";
+export const LOCAL_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+const TZ_KEY = "flowhistory.tz";
+
+// "utc" or "local"; UTC unless the user chose local.
+export function zoneChoice() {
+  try {
+    return localStorage.getItem(TZ_KEY) === "local" ? "local" : "utc";
+  } catch {
+    return "utc";
+  }
+}
+
+export function setZoneChoice(choice) {
+  try {
+    localStorage.setItem(TZ_KEY, choice === "local" ? "local" : "utc");
+  } catch { /* private mode: the choice lasts this page */ }
+}
+
+// The IANA name of the chosen zone, as the API's `tz` takes it.
+export function timeZone() {
+  return zoneChoice() === "local" ? LOCAL_ZONE : "UTC";
+}
+
+const numberFormats = new Map();
+function fixed(x, digits) {
+  const key = `${digits}`;
+  if (!numberFormats.has(key)) {
+    numberFormats.set(key, new Intl.NumberFormat(LOCALE, { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+  }
+  return numberFormats.get(key).format(x);
+}
 
 const BADGES = {
   success: ["✓", "success"],
@@ -18,23 +53,30 @@ export function duration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
-  if (s < 10) return `${s.toFixed(2)} s`;
-  if (s < 60) return `${s.toFixed(1)} s`;
+  if (s < 10) return `${fixed(s, 2)} s`;
+  if (s < 60) return `${fixed(s, 1)} s`;
   if (s < 3600) {
     const m = Math.floor(s / 60);
     return `${m} min ${Math.round(s - m * 60)} s`;
   }
   const hours = Math.floor(s / 3600);
   if (hours < 48) return `${hours} h ${Math.round((s - hours * 3600) / 60)} min`;
-  return `${(hours / 24).toFixed(1)} d`;
+  return `${fixed(hours / 24, 1)} d`;
 }
 
 export function timestamp(epochSeconds) {
   if (epochSeconds === null || epochSeconds === undefined) return "—";
   const d = new Date(epochSeconds * 1000);
-  return d.toLocaleString(undefined, {
+  return d.toLocaleString(LOCALE, {
     year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+    timeZone: timeZone(),
   });
+}
+
+// A date alone (chart ticks and range captions), in the chosen zone.
+export function dateOnly(epochSeconds) {
+  if (epochSeconds === null || epochSeconds === undefined) return "—";
+  return new Date(epochSeconds * 1000).toLocaleDateString(LOCALE, { month: "short", day: "2-digit", timeZone: timeZone() });
 }
 
 export function isoTime(epochSeconds) {
@@ -44,18 +86,18 @@ export function isoTime(epochSeconds) {
 export function money(usd) {
   if (usd === null || usd === undefined) return "—";
   if (usd === 0) return "$0";
-  if (Math.abs(usd) < 0.01) return `$${usd.toPrecision(2)}`;
-  return `$${usd.toFixed(2)}`;
+  if (Math.abs(usd) < 0.01) return `$${new Intl.NumberFormat(LOCALE, { maximumSignificantDigits: 2 }).format(usd)}`;
+  return `$${fixed(usd, 2)}`;
 }
 
 export function percent(ratio, digits = 1) {
   if (ratio === null || ratio === undefined || Number.isNaN(ratio)) return "—";
-  return `${(ratio * 100).toFixed(digits)} %`;
+  return `${fixed(ratio * 100, digits)} %`;
 }
 
 export function count(n) {
   if (n === null || n === undefined) return "—";
-  return Number(n).toLocaleString("en-US");
+  return Number(n).toLocaleString(LOCALE);
 }
 
 export function tokens(tin, tout, estimated) {
@@ -66,4 +108,9 @@ export function tokens(tin, tout, estimated) {
 
 export function shortId(id) {
   return id ? id.slice(0, 8) : "";
+}
+
+export function decimal(x, digits = 1) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "—";
+  return fixed(x, digits);
 }

@@ -1,8 +1,9 @@
-// Analytics of one flow: runs and failure rate, p50/p95 duration and cost over time (range
-// and bucket pickers), reliability, per-node breakdown, failure signatures, versions, anomalies.
+// Analytics of one flow: runs and failure rate, p50/p95 duration and cost over time (range,
+// bucket and time-zone pickers) with version changes marked on every chart, reliability,
+// per-node breakdown, failure signatures, versions, and duration anomalies as a chart.
 import { enc, get, query } from "../api.js";
 import { empty, errorPanel, h, loading, mount } from "../dom.js";
-import { count, duration, money, percent, shortId, timestamp } from "../format.js";
+import { LOCAL_ZONE, count, decimal, duration, money, percent, setZoneChoice, shortId, timeZone, timestamp, zoneChoice } from "../format.js";
 import { lineChart } from "../charts.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 
@@ -11,8 +12,27 @@ const DAY = 86400;
 const RANGES = { "24h": ["Last 24 hours", DAY], "7d": ["Last 7 days", 7 * DAY], "30d": ["Last 30 days", 30 * DAY], "90d": ["Last 90 days", 90 * DAY] };
 const BUCKETS = { auto: "Automatic", hour: "Hour", day: "Day", week: "Week" };
 
-// Buckets are calendar-aligned in UTC, so an aligned range gives exactly range / bucket points.
-function floorTo(t, bucket) {
+// Buckets are calendar-aligned in the chosen zone (the API's `tz`), so an aligned range gives
+// exactly range / bucket buckets. Local means the browser's own zone: Date's local methods.
+function floorLocal(t, bucket) {
+  const d = new Date(t * 1000);
+  if (bucket === "hour") d.setMinutes(0, 0, 0);
+  else {
+    d.setHours(0, 0, 0, 0);
+    if (bucket === "week") d.setDate(d.getDate() - ((d.getDay() + 6) % 7));
+  }
+  return Math.floor(d.getTime() / 1000);
+}
+
+function addLocal(t, bucket, n) {
+  if (bucket === "hour") return t + n * HOUR;
+  const d = new Date(t * 1000);
+  d.setDate(d.getDate() + n * (bucket === "week" ? 7 : 1));
+  return Math.floor(d.getTime() / 1000);
+}
+
+function floorTo(t, bucket, local = false) {
+  if (local) return floorLocal(t, bucket);
   if (bucket === "hour") return Math.floor(t / HOUR) * HOUR;
   if (bucket === "day") return Math.floor(t / DAY) * DAY;
   if (bucket === "week") {
@@ -23,12 +43,31 @@ function floorTo(t, bucket) {
   return t;
 }
 
-export function rangeFor(range, bucket, nowSeconds) {
+export function rangeFor(range, bucket, nowSeconds, local = false) {
   const span = RANGES[range][1];
   if (bucket === "auto") return [nowSeconds - span, nowSeconds];
+  if (local) {
+    const end = addLocal(floorLocal(nowSeconds, bucket), bucket, 1);
+    const n = Math.round(span / { hour: HOUR, day: DAY, week: 7 * DAY }[bucket]);
+    return [addLocal(end, bucket, -n), end];
+  }
   const step = { hour: HOUR, day: DAY, week: 7 * DAY }[bucket];
   const end = floorTo(nowSeconds, bucket) + step;
   return [floorTo(end - span, bucket), end];
+}
+
+// Leading buckets without runs are not drawn: weeks of nothing before a flow's first run
+// would read as weeks of zeros. Later empty buckets stay, as gaps (their measures are null).
+export function fromFirstRun(rows) {
+  const first = rows.findIndex((r) => r.runs > 0);
+  return first <= 0 ? rows : rows.slice(first);
+}
+
+// A version change is marked where the new version was first seen (its predecessor named).
+function versionMarkers(versions) {
+  return (versions || []).filter((v) => v.previous_version).map((v) => ({
+    x: v.first_seen, label: `${shortId(v.flow_version)}${v.regressed ? " ▲" : ""}`,
+  }));
 }
 
 function table(id, head, rows) {
@@ -42,7 +81,10 @@ const td = (v, num) => h("td", { class: num ? "num" : null }, v);
 export async function render(root, [flowId], ctx) {
   const range = RANGES[ctx.params.get("range")] ? ctx.params.get("range") : "7d";
   const bucket = BUCKETS[ctx.params.get("bucket")] ? ctx.params.get("bucket") : (range === "24h" ? "hour" : "day");
-  const [start, end] = rangeFor(range, bucket, Math.floor(Date.now() / 1000));
+  const asked = ctx.params.get("tz");
+  if (asked === "utc" || asked === "local") setZoneChoice(asked);
+  const zone = zoneChoice();
+  const [start, end] = rangeFor(range, bucket, Math.floor(Date.now() / 1000), zone === "local");
   const flow = await loadFlow(flowId);
   if (ctx.stale()) return;
   const base = `/api/v1/flows/${enc(flowId)}`;
@@ -53,21 +95,22 @@ export async function render(root, [flowId], ctx) {
       h("option", { value: k, selected: k === value }, Array.isArray(v) ? v[0] : v))));
   const form = h("form", { class: "panel form-row", id: "range-form", "aria-label": "Chart range and bucket" },
     pick("range", "Range", RANGES, range), pick("bucket", "Bucket", BUCKETS, bucket),
+    pick("tz", "Times in", { utc: "UTC", local: `Local (${LOCAL_ZONE})` }, zone),
     h("div", { class: "field" }, h("button", { type: "submit", class: "btn btn-primary" }, "Show")));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const data = new FormData(form);
-    ctx.navigate(`#/flows/${enc(flowId)}/analytics?range=${data.get("range")}&bucket=${data.get("bucket")}`);
+    ctx.navigate(`#/flows/${enc(flowId)}/analytics?range=${data.get("range")}&bucket=${data.get("bucket")}&tz=${data.get("tz")}`);
   });
 
-  const charts = h("section", { class: "charts", id: "charts", "data-start": String(start), "data-end": String(end), "data-bucket": bucket }, loading("Loading charts…"));
+  const charts = h("section", { class: "charts", id: "charts", "data-start": String(start), "data-end": String(end), "data-bucket": bucket, "data-tz": timeZone() }, loading("Loading charts…"));
   const kpis = h("section", { class: "cards", id: "reliability" }, loading());
   const nodes = h("section", { id: "node-breakdown" }, loading());
   const failures = h("section", { id: "failures" }, loading());
   const versions = h("section", { id: "versions" }, loading());
   const anomalies = h("section", { id: "anomalies" }, loading());
   mount(root, ...flowHeader(flow, "analytics"), form,
-    h("p", { class: "muted" }, `${timestamp(start)} – ${timestamp(end)} (bucket boundaries in UTC)`),
+    h("p", { class: "muted", id: "range-caption" }, `${timestamp(start)} – ${timestamp(end)} (times and day boundaries in ${timeZone()})`),
     charts,
     h("h2", {}, "Reliability"), kpis,
     h("h2", {}, "Per node"), nodes,
@@ -75,26 +118,37 @@ export async function render(root, [flowId], ctx) {
     h("h2", {}, "Version regressions"), versions,
     h("h2", {}, "Duration anomalies"), anomalies);
 
+  // Versions over their whole lives (the API compares each with its predecessor whatever the
+  // range); charts wait for them to mark version changes, and draw without markers if they fail.
+  const versionsP = get(`${base}/versions${query(span)}`);
+  const trendP = get(`${base}/trend${query({ ...span, bucket, tz: timeZone(), measures: "runs,error,failure_rate,p50_duration,p95_duration,cost" })}`);
+  const markersP = versionsP.then(versionMarkers, () => []);
+
   const fill = (box, promise, draw) => promise.then((data) => { if (!ctx.stale()) mount(box, draw(data)); },
     (err) => { if (!ctx.stale()) mount(box, errorPanel(err)); });
 
-  fill(charts, get(`${base}/trend${query({ ...span, bucket, measures: "runs,error,failure_rate,p50_duration,p95_duration,cost" })}`), (t) => {
-    const xs = t.rows.map((r) => r.bucket);
+  fill(charts, Promise.all([trendP, markersP]), ([t, markers]) => {
+    const rows = fromFirstRun(t.rows);
+    const xs = rows.map((r) => r.bucket);
     const total = t.totals[0].measures.runs.value;
     charts.dataset.totalRuns = String(total);
+    charts.dataset.firstBucket = String(xs[0] ?? "");
+    const marks = { markers };
     const figures = [
       lineChart("runs", "Runs and failure rate", xs, [
-        { label: "Runs", values: t.rows.map((r) => r.runs), format: count },
-        { label: "Failure rate", values: t.rows.map((r) => r.failure_rate), axis: "right", format: (v) => percent(v) },
-      ], { rightFormat: (v) => `${Math.round(v * 100)}%` }),
+        { label: "Runs", values: rows.map((r) => r.runs), format: count },
+        { label: "Failure rate", values: rows.map((r) => r.failure_rate), axis: "right", format: (v) => percent(v) },
+      ], { rightFormat: (v) => `${Math.round(v * 100)}%`, ...marks }),
       lineChart("duration", "Duration p50 / p95", xs, [
-        { label: "p50", values: t.rows.map((r) => r.p50_duration), format: duration },
-        { label: "p95", values: t.rows.map((r) => r.p95_duration), format: duration },
-      ], { leftFormat: duration }),
-      lineChart("cost", "Cost (USD)", xs, [{ label: "Cost", values: t.rows.map((r) => r.cost), format: money }], { leftFormat: money }),
+        { label: "p50", values: rows.map((r) => r.p50_duration), format: duration },
+        { label: "p95", values: rows.map((r) => r.p95_duration), format: duration },
+      ], { leftFormat: duration, ...marks }),
+      lineChart("cost", "Cost (USD)", xs, [{ label: "Cost", values: rows.map((r) => r.cost), format: money }], { leftFormat: money, ...marks }),
     ];
     const note = total === 0 ? empty("No runs in this range", "Pick a longer range to see this flow's history.") : null;
-    return [note, h("p", { class: "muted" }, `${count(total)} runs, ${percent(t.totals[0].measures.failure_rate.value)} failed, bucket ${t.bucket}`), ...figures];
+    const skipped = rows.length < t.rows.length ? `; drawn from the first bucket with runs (${timestamp(xs[0])})` : "";
+    const legend = markers.some((m) => xs.length && m.x >= xs[0] && m.x <= xs[xs.length - 1]) ? "; dashed lines mark version changes (▲ a significant regression)" : "";
+    return [note, h("p", { class: "muted" }, `${count(total)} runs, ${percent(t.totals[0].measures.failure_rate.value)} failed, bucket ${t.bucket}; empty buckets are gaps${skipped}${legend}`), ...figures];
   });
 
   fill(kpis, get(`${base}/reliability${query(span)}`), (r) => [
@@ -118,20 +172,44 @@ export async function render(root, [flowId], ctx) {
         td(count(f.count), 1), td(timestamp(f.last_seen)), td(f.trend))))
     : empty("No failures in this range", "Every run in this range succeeded or was aborted."));
 
-  fill(versions, get(`${base}/versions${query(span)}`), (rows) => rows.length
-    ? table("versions-table", [["Version"], ["Runs", 1], ["Failure rate", 1], ["Δ failure", 1], ["p95", 1], ["Δ p95", 1], ["Regression?"]],
+  fill(versions, versionsP, (rows) => rows.length
+    ? table("versions-table", [["Version"], ["First seen"], ["Runs", 1], ["Failure rate", 1], ["Δ failure", 1], ["p95", 1], ["Δ p95", 1], ["Regression?"]],
       rows.map((v) => {
-        const regression = (v.failure_rate_significant && v.failure_rate_change > 0) || (v.duration_significant && v.p95_change_ms > 0);
-        return h("tr", { class: regression ? "row-error" : "" }, td(h("code", {}, shortId(v.flow_version))), td(count(v.runs), 1),
+        const regression = v.regressed;
+        return h("tr", { class: regression ? "row-error" : "", "data-version": v.flow_version }, td(h("code", {}, shortId(v.flow_version))), td(timestamp(v.first_seen)), td(count(v.runs), 1),
           td(percent(v.failure_rate), 1), td(v.failure_rate_change == null ? "—" : percent(v.failure_rate_change), 1),
           td(duration(v.p95_ms), 1), td(v.p95_change_ms == null ? "—" : duration(v.p95_change_ms), 1),
           td(v.enough_runs === false ? "too few runs" : regression ? "yes (significant)" : v.previous_version ? "no" : "first version"));
       }))
     : empty("No versions in this range", ""));
+  versions.after(h("p", { class: "muted" }, "Each version against the one before it, over all their runs (not only this range)."));
 
-  fill(anomalies, get(`${base}/anomalies${query({ ...span, limit: 20 })}`), (rows) => rows.length
-    ? table("anomalies-table", [["Run"], ["When"], ["Duration", 1], ["Baseline median", 1], ["Robust z", 1]],
-      rows.map((a) => h("tr", {}, td(h("a", { href: `#/flows/${enc(flowId)}/runs/${enc(a.execution_id)}` }, shortId(a.execution_id))),
-        td(timestamp(a.created_at)), td(duration(a.value), 1), td(duration(a.median), 1), td(a.robust_z.toFixed(1), 1))))
-    : empty("No anomalies in this range", "No run's duration stood out from the runs before it."));
+  const anomaliesP = get(`${base}/anomalies${query({ ...span, limit: 100 })}`);
+  fill(anomalies, Promise.all([anomaliesP, trendP, markersP]), ([rows, t, markers]) => {
+    const buckets = fromFirstRun(t.rows);
+    const chart = anomalyChart(buckets, rows, markers);
+    const list = rows.length
+      ? table("anomalies-table", [["Run"], ["When"], ["Duration", 1], ["Baseline median", 1], ["Robust z", 1]],
+        rows.slice(0, 20).map((a) => h("tr", {}, td(h("a", { href: `#/flows/${enc(flowId)}/runs/${enc(a.execution_id)}` }, shortId(a.execution_id))),
+          td(timestamp(a.created_at)), td(duration(a.value), 1), td(duration(a.median), 1), td(decimal(a.robust_z, 1), 1))))
+      : empty("No anomalies in this range", "No run's duration stood out from the runs before it.");
+    return [chart, list];
+  });
+}
+
+// Duration over time (p50 and p95 per bucket) with each flagged run as a red point at its own
+// time and duration. Bucket times and run times are merged on one x axis: a line has no value
+// at a run's time (undefined: joined across), a point none at a bucket's.
+function anomalyChart(buckets, flagged, markers) {
+  const xs = [...new Set([...buckets.map((r) => r.bucket), ...flagged.map((a) => a.created_at)])].sort((a, b) => a - b);
+  const byBucket = new Map(buckets.map((r) => [r.bucket, r]));
+  const byRun = new Map(flagged.map((a) => [a.created_at, a.value]));
+  const line = (key) => xs.map((x) => (byBucket.has(x) ? byBucket.get(x)[key] : undefined));
+  const figure = lineChart("anomalies", "Duration, with anomalous runs marked", xs, [
+    { label: "p50", values: line("p50_duration"), format: duration },
+    { label: "p95", values: line("p95_duration"), format: duration },
+    { label: "Anomalous run", values: xs.map((x) => byRun.get(x)), format: duration, points: true, colour: "#cf222e" },
+  ], { leftFormat: duration, markers });
+  figure.dataset.flagged = String(flagged.length);
+  return figure;
 }

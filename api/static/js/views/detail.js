@@ -1,5 +1,5 @@
-// One run: summary, errors highlighted, nodes with their results, annotation editor,
-// replay payload, and "compare with…".
+// One run: summary, errors highlighted, a timeline of its nodes in the flow's graph order,
+// nodes with their results, annotation editor, replay payload, and "compare with…".
 import { del, enc, get, post, put } from "../api.js";
 import { confirmAction, h, mount } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
@@ -16,6 +16,73 @@ function factsOf(run, errors) {
     if (n) return { status: n.status || "success", ms: n.duration_ms ?? undefined, tin: n.tokens_in, tout: n.tokens_out, estimated: n.tokens_estimated, model: n.model, cost: n.cost };
     return { status: errors[id] !== undefined ? "error" : "success", ms: undefined, tin: null, tout: null, estimated: false, model: null, cost: null };
   };
+}
+
+// The flow's nodes in graph order: a topological order of its edges (Kahn's; ties, and any
+// nodes left in a cycle, in definition order), then nodes the run has but the definition lacks.
+export function graphOrder(flow, runNodeIds) {
+  const defined = (flow.nodes || []).map((n) => String(n.id));
+  const known = new Set(defined);
+  const indegree = new Map(defined.map((id) => [id, 0]));
+  const next = new Map(defined.map((id) => [id, []]));
+  for (const e of flow.edges || []) {
+    const [a, b] = [String(e.source), String(e.target)];
+    if (!known.has(a) || !known.has(b) || a === b) continue;
+    next.get(a).push(b);
+    indegree.set(b, indegree.get(b) + 1);
+  }
+  const order = [];
+  const done = new Set();
+  while (order.length < defined.length) {
+    const ready = defined.find((id) => !done.has(id) && indegree.get(id) === 0)
+      ?? defined.find((id) => !done.has(id)); // a cycle: take the first left
+    done.add(ready);
+    order.push(ready);
+    for (const b of next.get(ready)) indegree.set(b, indegree.get(b) - 1);
+  }
+  return [...order, ...runNodeIds.filter((id) => !known.has(id))];
+}
+
+function nodeLabel(flow, id) {
+  const n = (flow.nodes || []).find((x) => String(x.id) === id);
+  const label = n && (n.data?.name || n.data?.label || n.label || n.name);
+  return typeof label === "string" && label ? label : id;
+}
+
+// A waterfall of the run's nodes in graph order: each bar starts where the one before ended
+// (the run records durations, not start times, so bars are laid end to end) and is as long as
+// the node's duration; nodes of the flow that never ran are listed as such.
+function timeline(flow, run, ran, facts) {
+  const order = graphOrder(flow, [...ran]);
+  const ms = (id) => (ran.has(id) ? facts(id).ms ?? 0 : 0);
+  const sum = order.reduce((t, id) => t + ms(id), 0);
+  const scale = Math.max(sum, run.execution_time || 0, 1);
+  let offset = 0;
+  const items = order.map((id) => {
+    const f = facts(id);
+    const did = ran.has(id);
+    const width = did ? (ms(id) / scale) * 100 : 0;
+    const left = (offset / scale) * 100;
+    offset += ms(id);
+    const status = did ? f.status : "not run";
+    const colour = !did ? "transparent" : f.status === "error" ? "#cf222e" : f.status === "success" ? "#2da44e" : "#8c959f";
+    return h("li", { class: "tl-row", "data-node": id, "data-ran": String(did), "data-status": status,
+      style: "display:grid;grid-template-columns:minmax(0,14rem) minmax(4rem,1fr) minmax(0,11rem);gap:.5rem;align-items:center;padding:.2rem 0;border-bottom:1px solid #eaeef2" },
+      h("span", { style: "overflow-wrap:anywhere", title: id },
+        did ? badge(f.status) : h("span", { class: "badge badge-other" }, "never ran"), " ", nodeLabel(flow, id)),
+      h("span", { class: "tl-track", style: "display:block;position:relative;height:.9rem;background:#f6f8fa;border-radius:3px", "aria-hidden": "true" },
+        did ? h("span", { class: "tl-bar", style: `position:absolute;top:0;bottom:0;left:${left.toFixed(2)}%;width:max(2px,${width.toFixed(2)}%);background:${colour};border-radius:3px` }) : null),
+      h("span", { class: "muted num", style: "font-size:.85rem;text-align:right" },
+        did
+          ? [f.ms !== undefined ? duration(f.ms) : "no duration", f.tin !== null || f.tout !== null ? ` · ${tokens(f.tin, f.tout, f.estimated)}` : ""].join("")
+          : "—"),
+    );
+  });
+  const notRun = order.filter((id) => !ran.has(id)).length;
+  return h("section", { class: "panel", id: "timeline", "aria-label": "Timeline" },
+    h("h2", { style: "margin-top:0" }, "Timeline"),
+    h("p", { class: "muted" }, `Nodes in the flow's order, laid end to end by duration (the run records durations, not start times)${notRun ? `; ${notRun} never ran` : ""}.`),
+    h("ol", { style: "list-style:none;margin:0;padding:0" }, items));
 }
 
 function kv(pairs) {
@@ -36,6 +103,7 @@ export async function render(root, [flowId, runId], ctx) {
   const nodeIds = [...new Set([...Object.keys(nodeResults), ...Object.keys(errors).filter((k) => k !== "global")])];
 
   const nodeFacts = factsOf(run, errors);
+  const ran = new Set([...nodeIds, ...(run.nodes || []).map((n) => n.node_id)]);
   const nodes = nodeIds.map((id) => {
     const facts = nodeFacts(id);
     const text = spreadText(nodeResults[id]);
@@ -82,6 +150,7 @@ export async function render(root, [flowId, runId], ctx) {
         h("strong", {}, `${errorEntries.length} error${errorEntries.length === 1 ? "" : "s"}`),
         errorEntries.map(([k, v]) => h("div", {}, h("span", { class: "mono" }, `${k}: `), h("pre", {}, errorText(v)))))
       : null,
+    timeline(flow, run, ran, nodeFacts),
     annotationEditor(base, run),
     h("h2", {}, `Nodes (${nodeIds.length})`),
     h("section", { id: "nodes" }, nodes.length ? nodes : h("p", { class: "muted" }, "This run recorded no node results.")),
