@@ -29,18 +29,24 @@ def _p95(values: list[int]) -> float:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-@pytest.mark.parametrize("source", ["store", "export"])
+@pytest.mark.parametrize("source", ["store", "export", "default"])
 def test_notebook_plots_failure_rate_and_p95_per_day(
     source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Over the store (read-only) and over a Parquet export folder: the same numbers."""
-    db = tmp_path / "nb.duckdb"
+    """Over the store (read-only), over a Parquet export folder, and with no paths set in a checkout
+    (the default `data/flowhistory.duckdb` of the repository root, the kernel in data/notebooks):
+    the same numbers, and a title naming the flow."""
+    root = tmp_path / "checkout"
+    (root / "data" / "notebooks").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[project]\nname = 'checkout'\n")
+    db = root / "data" / "flowhistory.duckdb" if source == "default" else tmp_path / "nb.duckdb"
+    kernel_dir = root / "data" / "notebooks" if source == "default" else tmp_path
     admin = Viewer("root", "admin")
     day0 = datetime(2026, 5, 1)
     plan = {0: ["success"] * 3 + ["error"], 1: ["success"] * 5, 2: ["error", "aborted", "success"]}
     expected: dict[str, tuple[int, float, float]] = {}
     with open_context(Settings(db_path=db)) as ctx:
-        fid = flows.create_flow(ctx, admin, name="nb", nodes=[], edges=[]).id
+        fid = flows.create_flow(ctx, admin, name="nightly support triage", nodes=[], edges=[]).id
         items = []
         for day, statuses in plan.items():
             times = [100 * (day + 1) + 37 * i for i in range(len(statuses))]
@@ -61,12 +67,16 @@ def test_notebook_plots_failure_rate_and_p95_per_day(
     if source == "export":
         monkeypatch.setenv("FLOWHISTORY_EXPORT_DIR", str(tmp_path / "exports"))
         db.unlink()  # the notebook must not need the store
-    monkeypatch.setenv("FLOWHISTORY_DB_PATH", str(db))
+    if source == "default":
+        monkeypatch.delenv("FLOWHISTORY_DB_PATH", raising=False)
+        monkeypatch.delenv("FLOWHISTORY_EXPORT_DIR", raising=False)
+    else:
+        monkeypatch.setenv("FLOWHISTORY_DB_PATH", str(db))
     monkeypatch.setenv("FLOWHISTORY_FLOW_ID", fid)
     monkeypatch.setenv("FLOWHISTORY_DAYS", "3")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(
-        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(kernel_dir)}}
     ).execute()
 
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
@@ -75,6 +85,7 @@ def test_notebook_plots_failure_rate_and_p95_per_day(
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     summary = json.loads(printed.strip().splitlines()[-1])
     assert summary["flow_id"] == fid
+    assert summary["title"].startswith(f"nightly support triage ({fid[:8]})"), summary["title"]
     got = {
         d: (n, fr, p95)
         for d, n, fr, p95 in zip(

@@ -172,7 +172,7 @@ function channelsSection(channels, reload, message) {
     h("h3", { style: "margin-top:0" }, "New webhook channel"),
     h("div", { class: "form-row" },
       h("div", { class: "field" }, h("label", { for: "c-name" }, "Channel name"), name, err("name")),
-      h("div", { class: "field", style: "flex:1" }, h("label", { for: "c-url" }, "URL"), url, err("url")),
+      h("div", { class: "field field-grow" }, h("label", { for: "c-url" }, "URL"), url, err("url")),
       h("div", { class: "field" }, h("label", { for: "c-secret" }, "Signing secret"), secret, err("secret")),
       h("div", { class: "field" }, h("button", { type: "submit", class: "btn" }, "Add channel"))));
   form.addEventListener("submit", async (ev) => {

@@ -227,18 +227,16 @@ function replayBox(base, run) {
   const out = h("div", {});
   const copy = h("button", { type: "button", class: "btn", id: "copy-replay" }, "Copy replay payload");
   const status = h("span", { role: "status", class: "muted", id: "copy-status" });
-  const box = h("section", { class: "panel", id: "replay" },
-    h("h2", { style: "margin-top:0" }, "Replay"),
-    h("p", { class: "muted" }, "The body to run this execution again with the same inputs."),
-    h("div", { class: "toolbar" }, copy, status), out);
+  const runAgain = h("div", { id: "run-again" });
+  const box = h("section", { class: "panel", id: "replay", "aria-labelledby": "replay-title" },
+    h("h2", { id: "replay-title", style: "margin-top:0" }, "Replay: the payload to run this again"),
+    h("p", { class: "muted", id: "replay-help" },
+      "This gives you what is needed to run this execution again: the same inputs and the definition of the flow version that ran. "
+      + "flowhistory does not run flows itself; Open WebUI runs them in the browser. Record the new run by POSTing the body below "
+      + "(completed with its outcome): it is stored as a replay of this run and can be compared with it."),
+    h("div", { class: "toolbar" }, copy, status), runAgain, out);
   let payload = null;
-  get(`${base}/${enc(run.id)}/replay`).then((p) => {
-    payload = p;
-    mount(out, h("p", {}, "POST to ", h("code", {}, p.post_to)), jsonView(p.body, { open: false }));
-  }, (err) => mount(out, h("p", { class: "field-error" }, err.message)));
-  copy.addEventListener("click", async () => {
-    if (!payload) return;
-    const text = JSON.stringify(payload.body, null, 2);
+  const copyText = async (text) => {
     try {
       await navigator.clipboard.writeText(text);
     } catch {
@@ -249,6 +247,36 @@ function replayBox(base, run) {
       document.execCommand("copy");
       area.remove();
     }
+  };
+  // The replay loads only for a viewer who may read the flow, and that is who may run it again
+  // (the execute endpoint checks the same read access): the button is offered then and only then.
+  const offerRunAgain = () => {
+    const note = h("p", { class: "muted", id: "run-again-status", role: "status" });
+    const btn = h("button", { type: "button", class: "btn", id: "run-again-btn", "aria-describedby": "run-again-help" }, "Run again in Open WebUI");
+    btn.addEventListener("click", async () => {
+      try {
+        const answer = await post(`/api/v1/flows/${enc(run.flow_id)}/execute`);
+        await copyText(JSON.stringify(payload.inputs ?? {}, null, 2));
+        note.dataset.answer = answer.status;
+        note.textContent = `${answer.message}: open this flow in Open WebUI and run it there; its inputs are copied to the clipboard.`;
+      } catch (err) {
+        btn.disabled = true;
+        note.textContent = `Cannot run this flow again: ${err.message}`;
+      }
+    });
+    mount(runAgain, h("div", { class: "toolbar" }, btn),
+      h("p", { class: "muted", id: "run-again-help" }, "Checks that you may run this flow, copies this run's inputs and tells you to run the flow in Open WebUI (execution happens in the browser, not on this server)."),
+      note);
+  };
+  get(`${base}/${enc(run.id)}/replay`).then((p) => {
+    payload = p;
+    offerRunAgain();
+    mount(out, h("p", {}, "POST to ", h("code", {}, p.post_to)), jsonView(p.body, { open: false }));
+  }, (err) => mount(out, h("p", { class: "field-error" }, err.message)));
+  copy.addEventListener("click", async () => {
+    if (!payload) return;
+    const text = JSON.stringify(payload.body, null, 2);
+    await copyText(text);
     status.textContent = `Copied ${count(text.length)} characters.`;
   });
   return box;

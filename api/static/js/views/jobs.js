@@ -1,10 +1,46 @@
 // The scheduler's jobs (admins): last run, duration, result or error, next run, and "run now".
 import { enc, get, post } from "../api.js";
 import { empty, errorPanel, h, mount } from "../dom.js";
-import { count, duration } from "../format.js";
+import { count, duration, timestamp } from "../format.js";
 import { jsonView } from "../json_view.js";
+import { numberText } from "./sql.js";
 
-const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+// The API gives ISO times; every screen shows them through format.js's one date format.
+export const when = (iso) => (iso ? timestamp(Date.parse(iso) / 1000) : "—");
+
+// One field of a job's result: numbers rounded with separators, `*_s` / `*_ms` as durations,
+// flat lists joined, two levels as nested lists, a third level as one line.
+function valueText(key, v, depth) {
+  if (v === null || v === undefined) return h("span", { class: "muted" }, "—");
+  if (typeof v === "number") {
+    if (key.endsWith("_ms")) return duration(v);
+    if (key.endsWith("_s")) return duration(v * 1000);
+    return numberText(v);
+  }
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (typeof v === "string") return v;
+  if (Array.isArray(v)) {
+    if (!v.length) return h("span", { class: "muted" }, "none");
+    return v.every((x) => x === null || typeof x !== "object") ? v.map((x) => (typeof x === "number" ? numberText(x) : String(x))).join(", ") : jsonView(v, { open: false });
+  }
+  if (depth < 1) return resultList(v, depth + 1);
+  // a third level reads as one wrapping line: "partitions 5 · files 5 · bytes 36,261"
+  return Object.entries(v).map(([k, x]) => {
+    const text = x !== null && typeof x === "object" ? JSON.stringify(x) : valueText(k, x, depth + 1);
+    return `${label(k, x)} ${typeof text === "string" ? text : text.textContent}`;
+  }).join(" · ");
+}
+
+// "duration_s" reads "duration": its value already says "378 ms".
+const label = (k, v) => (typeof v === "number" ? k.replace(/_m?s$/, "") : k).replaceAll("_", " ");
+
+// A job's result as a small key/value list instead of a folded "{5 keys}".
+export function resultList(result, depth = 0) {
+  if (result === null || typeof result !== "object" || Array.isArray(result)) return valueText("", result, depth);
+  const entries = Object.entries(result);
+  if (!entries.length) return h("span", { class: "muted" }, "nothing to report");
+  return h("dl", { class: "kv result-kv" }, entries.flatMap(([k, v]) => [h("dt", {}, label(k, v)), h("dd", { "data-key": k }, valueText(k, v, depth))]));
+}
 
 function every(seconds) {
   if (!seconds) return "disabled";
@@ -19,15 +55,15 @@ export function jobsTable(jobs, onRun) {
     h("table", { id: "jobs-table" },
       h("thead", {}, h("tr", {}, ["Job", "Schedule", "Last run", "Took", "Result", "Next run", ""].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, jobs.map((j) => h("tr", { "data-job": j.name, class: j.last_ok === false ? "row-error" : "" },
-        h("td", {}, h("strong", {}, j.name), h("div", { class: "muted" }, `${count(j.runs)} runs, ${count(j.failures)} failed`)),
-        h("td", {}, every(j.every_s)),
-        h("td", {}, j.running ? "running now…" : when(j.last_finished || j.last_started)),
-        h("td", { class: "num" }, j.last_duration_s == null ? "—" : duration(j.last_duration_s * 1000)),
-        h("td", {}, j.last_error
+        h("td", { "data-label": "Job" }, h("strong", {}, j.name), h("div", { class: "muted" }, `${count(j.runs)} runs, ${count(j.failures)} failed`)),
+        h("td", { "data-label": "Schedule" }, every(j.every_s)),
+        h("td", { "data-label": "Last run", "data-col": "last-run" }, j.running ? "running now…" : when(j.last_finished || j.last_started)),
+        h("td", { class: "num", "data-label": "Took" }, j.last_duration_s == null ? "—" : duration(j.last_duration_s * 1000)),
+        h("td", { "data-label": "Result", "data-col": "result" }, j.last_error
           ? h("div", { class: "errors-box" }, h("pre", {}, j.last_error))
-          : j.last_result == null ? h("span", { class: "muted" }, j.last_ok === null ? "not run yet" : "—") : jsonView(j.last_result, { open: false })),
-        h("td", {}, when(j.next_run)),
-        h("td", {}, onRun ? h("button", { type: "button", class: "btn btn-small", disabled: j.running, "aria-label": `Run ${j.name} now`,
+          : j.last_result == null ? h("span", { class: "muted" }, j.last_ok === null ? "not run yet" : "—") : resultList(j.last_result)),
+        h("td", { "data-label": "Next run", "data-col": "next-run" }, when(j.next_run)),
+        h("td", { "data-label": "" }, onRun ? h("button", { type: "button", class: "btn btn-small", disabled: j.running, "aria-label": `Run ${j.name} now`,
           onclick: () => onRun(j.name) }, "Run now") : null),
       ))),
     ));

@@ -1,7 +1,34 @@
-// The SQL console (admins): one SELECT over the Parquet exports, results as a table, CSV/JSON download.
+// The SQL console (admins): one SELECT over the Parquet exports, results as a table (numbers right-aligned
+// and rounded; the exact value in the cell's title and in the downloads), CSV/JSON download.
 import { ApiError, post } from "../api.js";
 import { empty, errorPanel, h, mount } from "../dom.js";
 import { count } from "../format.js";
+
+const INT = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+const FLOAT = new Intl.NumberFormat("en-US", { maximumFractionDigits: 3 });
+const SMALL = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 3 });
+const INT_TYPE = /^U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)$/;
+const FLOAT_TYPE = /^(FLOAT|DOUBLE|REAL|DECIMAL(\(.*\))?)$/;
+
+// A number as the SQL console and the jobs screen show it: integers with thousands separators,
+// floats to 3 decimals (3 significant digits below 1, so 0.000123 is not shown as 0). A string
+// (a HUGEINT or DECIMAL the JSON carried as text) is formatted exactly, not through a double.
+export function numberText(v, float = typeof v === "number" && !Number.isInteger(v)) {
+  if (typeof v === "string" ? v.trim() === "" || Number.isNaN(Number(v)) : typeof v !== "number" || !Number.isFinite(v)) return String(v);
+  if (!float) return INT.format(v);
+  const n = Number(v);
+  return n !== 0 && Math.abs(n) < 1 ? SMALL.format(v) : FLOAT.format(v);
+}
+
+function cell(v, type) {
+  if (v === null) return h("td", {}, h("span", { class: "muted" }, "null"));
+  const kind = INT_TYPE.test(type) ? "int" : FLOAT_TYPE.test(type) ? "float" : null;
+  if (kind && (typeof v === "number" || typeof v === "string")) {
+    const text = numberText(v, kind === "float");
+    return h("td", { class: "num", title: text === String(v) ? null : String(v) }, text);
+  }
+  return h("td", {}, typeof v === "object" ? JSON.stringify(v) : String(v));
+}
 
 const EXAMPLE = "SELECT status, count(*) AS runs\nFROM executions\nGROUP BY status\nORDER BY runs DESC";
 
@@ -31,8 +58,8 @@ function resultView(r) {
       h("button", { type: "button", class: "btn", id: "sql-json", onclick: () => download("result.json", "application/json", JSON.stringify(r)) }, "Download JSON")),
     r.rows.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "sql-result" },
-        h("thead", {}, h("tr", {}, r.columns.map((c) => h("th", { scope: "col", title: c.type }, c.name)))),
-        h("tbody", {}, r.rows.map((row) => h("tr", {}, row.map((v) => h("td", {}, v === null ? h("span", { class: "muted" }, "null") : typeof v === "object" ? JSON.stringify(v) : String(v))))))))
+        h("thead", {}, h("tr", {}, r.columns.map((c) => h("th", { scope: "col", title: c.type, class: INT_TYPE.test(c.type) || FLOAT_TYPE.test(c.type) ? "num" : null }, c.name)))),
+        h("tbody", {}, r.rows.map((row) => h("tr", {}, row.map((v, i) => cell(v, r.columns[i].type)))))))
       : empty("No rows", "The query ran and returned nothing."),
   ];
 }
