@@ -96,8 +96,9 @@ def test_overview_shows_each_flow_and_marks_problems(page: Any, shot: Any, api: 
     expect(bad_row.locator('[data-col="runs"]')).to_contain_text("40")
     expect(page.locator("#flows-table")).to_have_attribute("data-period", "24h")
     expect(bad_row.locator("svg.sparkline")).to_have_attribute("data-points", str(_buckets(page, 3600)))
-    # the day before: 40 runs, none failed; this day half failed; only the new version ran
-    expect(bad_row).to_have_attribute("data-problem", "alert failures-up")
+    # the day before: 40 runs, none failed; this day half failed; only the new version ran, and
+    # it is still compared with its predecessor over their whole lives (issue 14, item 5)
+    expect(bad_row).to_have_attribute("data-problem", "alert regression failures-up")
     expect(bad_row.locator(".attention")).to_contain_text("Failures up")
     expect(bad_row.locator('[data-col="failure_rate"]')).to_contain_text("50.0 pts")
     shot("overview-24h")
