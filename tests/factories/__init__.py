@@ -19,6 +19,15 @@ from analytics.history import ingest
 
 SECRET = "test-secret-for-flowhistory-0123456789abcdef"
 
+# The callers library tests act as: one definition each (ROOT is an admin no user row backs).
+ADMIN = Viewer("admin", "admin")
+ROOT = Viewer("root", "admin")
+OWNER = Viewer("owner")
+READER = Viewer("reader")
+WRITER = Viewer("writer")
+STRANGER = Viewer("stranger")
+OTHER = Viewer("other")
+
 
 def make_execution(flow_id: str, **overrides: Any) -> dict[str, Any]:
     """A run as the editor sends it: a character-exploded text result, outputs == node_results."""

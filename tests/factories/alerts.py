@@ -14,10 +14,8 @@ from analytics.alerts.rules import Rule, RuleCreate
 from analytics.core.context import Context
 from analytics.flows import registry as flows
 from analytics.history import ingest
+from tests.factories import ADMIN, OTHER, OWNER
 
-ADMIN = Viewer("admin", "admin")
-OWNER = Viewer("owner", "user")
-OTHER = Viewer("other", "user")
 MODELS = ("model-a", "model-b")
 
 

@@ -8,13 +8,10 @@ from typing import Any
 import duckdb
 
 from analytics.access import users
-from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.flows import registry as flows
 from analytics.history import ingest
-from tests.factories import make_execution
-
-ADMIN = Viewer("admin", "admin")
+from tests.factories import ADMIN, make_execution
 
 
 def seed_flow(ctx: Context, name: str = "exported") -> str:

@@ -8,16 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from analytics.access import users
-from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.flows import registry as flows
 from analytics.history import annotations, ingest
 from analytics.retention.policies import GLOBAL, Policy
-from tests.factories import make_execution
+from tests.factories import OWNER, make_execution
+from tests.factories import ROOT as ADMIN
 
 NOW = datetime(2026, 6, 1, 12, 0, 0)
-OWNER = Viewer("owner", "user")
-ADMIN = Viewer("root", "admin")
 
 
 @dataclass

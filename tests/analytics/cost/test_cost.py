@@ -7,7 +7,6 @@ from datetime import date
 import pytest
 
 from analytics.access import users
-from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.cost.prices import (
@@ -21,8 +20,7 @@ from analytics.flows import registry as flows
 from analytics.history import ingest
 from analytics.history import runs as history
 from analytics.history.node_facts import estimate_tokens, node_facts, result_text
-
-OWNER = Viewer("owner", "user")
+from tests.factories import OWNER
 
 
 @pytest.fixture

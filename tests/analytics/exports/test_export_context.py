@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.core.errors import NotFound
 from analytics.exports import run_export
@@ -19,9 +18,9 @@ from analytics.history import runs as history
 from analytics.history.filters import ExecutionFilter
 from analytics.insights.breakdown import node_breakdown
 from analytics.trends import metrics as trends
+from tests.factories import ROOT as ADMIN
 from tests.factories import make_execution
 
-ADMIN = Viewer("root", "admin")
 DAY0 = datetime(2026, 3, 1)
 
 

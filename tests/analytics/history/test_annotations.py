@@ -16,12 +16,8 @@ from analytics.history import annotations, ingest
 from analytics.history import runs as history
 from analytics.history.annotations import AnnotationUpdate
 from analytics.history.filters import ExecutionFilter, visible_clause, where
-
-OWNER = Viewer("owner")
-WRITER = Viewer("writer")
-READER = Viewer("reader")
-STRANGER = Viewer("stranger")
-ADMIN = Viewer("root", "admin")
+from tests.factories import OWNER, READER, STRANGER, WRITER
+from tests.factories import ROOT as ADMIN
 
 
 @pytest.fixture

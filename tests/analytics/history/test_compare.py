@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from analytics.access import users
-from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput, NotFound
 from analytics.flows import registry as flows
@@ -20,12 +19,8 @@ from analytics.history.compare import (
     compare_executions,
     diff_json,
 )
-
-OWNER = Viewer("owner")
-READER = Viewer("reader")
-STRANGER = Viewer("stranger")
-ADMIN = Viewer("root", "admin")
-
+from tests.factories import OWNER, READER, STRANGER
+from tests.factories import ROOT as ADMIN
 
 # -- diff_json ---------------------------------------------------------------------------------
 

@@ -13,10 +13,8 @@ from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 from analytics.flows import registry as flows
 from analytics.history import ingest
 from analytics.history import runs as history
-from tests.factories import make_execution
+from tests.factories import OWNER, READER, make_execution
 
-OWNER = Viewer("owner", "user")
-READER = Viewer("reader", "user")
 BASE = datetime(2026, 1, 1, 12, 0, 0)
 
 

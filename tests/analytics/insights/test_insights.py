@@ -18,18 +18,14 @@ from typing import Any
 import pytest
 
 from analytics.access import users
-from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 from analytics.flows import registry as flows
 from analytics.history import ingest
 from analytics.insights import anomalies, breakdown, regressions, reliability, signatures
-from tests.factories import make_execution
+from tests.factories import OWNER, READER, STRANGER, make_execution
+from tests.factories import ROOT as ADMIN
 
-OWNER = Viewer("owner", "user")
-READER = Viewer("reader", "user")
-STRANGER = Viewer("stranger", "user")
-ADMIN = Viewer("root", "admin")
 BASE = datetime(2026, 1, 1, 12, 0, 0)
 
 

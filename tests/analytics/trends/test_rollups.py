@@ -18,8 +18,8 @@ from analytics.history import runs as history
 from analytics.trends import metrics as trends
 from analytics.trends import rollups
 from analytics.trends.metrics import MetricsQuery
+from tests.factories import ROOT as ADMIN
 
-ADMIN = Viewer("root", "admin")
 DAY0 = datetime(2026, 4, 1)
 TODAY = date(2026, 4, 21)  # the refresh rolls days before this one
 END = datetime(2026, 4, 22)

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.flows import registry as flows
 from analytics.history import ingest
@@ -29,8 +28,8 @@ from analytics.history import runs as history
 from analytics.trends import metrics as trends
 from analytics.trends import rollups
 from analytics.trends.metrics import Measure, MetricsQuery
+from tests.factories import ROOT as ADMIN
 
-ADMIN = Viewer("root", "admin")
 DAY0 = datetime(2026, 3, 2)  # the first run's day (a Monday)
 TODAY = date(2026, 4, 6)  # the refresh rolls the days before this one: DAY0 + 35
 LAST = 42  # runs until DAY0 + 41 (live days after TODAY)

@@ -14,7 +14,6 @@ import pytest
 from pydantic import ValidationError
 
 from analytics.access import users
-from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, NotFound
 from analytics.flows import registry as flows
@@ -22,12 +21,9 @@ from analytics.history import ingest
 from analytics.history.filters import AnyOf, ExecutionFilter
 from analytics.trends import metrics as trends
 from analytics.trends.metrics import MAX_BUCKETS, Measure, MetricsQuery
-from tests.factories import make_execution
+from tests.factories import OWNER, READER, STRANGER, make_execution
+from tests.factories import ROOT as ADMIN
 
-OWNER = Viewer("owner", "user")
-READER = Viewer("reader", "user")
-STRANGER = Viewer("stranger", "user")
-ADMIN = Viewer("root", "admin")
 START = datetime(2025, 3, 10)  # a Monday
 END = datetime(2025, 3, 20)
 GAP = (datetime(2025, 3, 14), datetime(2025, 3, 17))  # no runs: empty buckets in the middle
