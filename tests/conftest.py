@@ -23,17 +23,20 @@ SLOW_PATHS = re.compile(
     r"^tests/(e2e|engines|openwebui)/"
     r"|durability|single_owner|conformance|oracle|live_|worker_limits|_s3|notebook|rebuild|restore_and_space"
     r"|keepalive"
+    r"|^tests/api/cli/|test_sql"  # each test runs `flowhistory`, or SQL sandbox workers, as subprocesses
 )
+# test functions that race threads or processes on purpose
+SLOW_NAMES = re.compile(r"racing|concurrent|readers_during|second_process")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark `slow` by rule: the SLOW_PATHS files, `engines`-marked tests, and every case of a
+    """Mark `slow` by rule: the SLOW_PATHS files, SLOW_NAMES tests, `engines`-marked tests, and every case of a
     parametrized test after its first (the fast run checks each behaviour once, not its matrix)."""
     slow = pytest.mark.slow
     seen: set[str] = set()
     for item in items:
         path = item.nodeid.split("::", 1)[0]
-        if SLOW_PATHS.search(path) or item.get_closest_marker("engines"):
+        if SLOW_PATHS.search(path) or SLOW_NAMES.search(item.name) or item.get_closest_marker("engines"):
             item.add_marker(slow)
         elif hasattr(item, "callspec"):
             function = item.nodeid.split("[", 1)[0]
