@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install install-test install-bench run test lint bench bench-10m clean system-deps
+.PHONY: install install-test install-bench run test test-fast lint bench bench-10m clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,13 @@ test: install-test system-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+## The quick check while working (under a minute): lint, then every test not marked `slow` (browser,
+## engines, subprocess servers, durability, big oracles, matrix cases after the first: see
+## tests/conftest.py), stopping at the first failure. `make test` still runs everything.
+test-fast: install-test
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow" -x -p no:cacheprovider
 
 ## What the tests drive besides Python: Debian's Chromium (the dashboard's browser tests), a Java
 ## runtime (PySpark reading the export) and PostgreSQL (an Open WebUI database on PostgreSQL). Installed only when missing (root, or sudo).

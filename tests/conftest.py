@@ -1,5 +1,11 @@
+"""Fixtures every test may use, and the `slow` marker: what `make test-fast` leaves out.
+
+`slow` is given by rules (path and name), so a new test file gets it the same way: see SLOW_PATHS.
+"""
+
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +17,33 @@ from analytics.core.context import Context, open_context
 from api.app import create_app
 from tests.factories import SECRET, World, build_world
 from tests.openwebui.pg_server import PostgresServer, postgres_server
+
+# Browser, other engines, real PostgreSQL, subprocess servers, crash and durability runs, the OpenAPI
+# conformance sweep, big oracles and store rebuilds: each worth running, none quick.
+SLOW_PATHS = re.compile(
+    r"^tests/(e2e|engines|openwebui)/"
+    r"|durability|single_owner|conformance|oracle|live_|worker_limits|_s3|notebook|rebuild|restore_and_space"
+    r"|keepalive"
+    r"|^tests/api/cli/|test_sql"  # each test runs `flowhistory`, or SQL sandbox workers, as subprocesses
+)
+# test functions that race threads or processes on purpose
+SLOW_NAMES = re.compile(r"racing|concurrent|readers_during|second_process")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `slow` by rule: the SLOW_PATHS files, SLOW_NAMES tests, `engines`-marked tests, and every case of a
+    parametrized test after its first (the fast run checks each behaviour once, not its matrix)."""
+    slow = pytest.mark.slow
+    seen: set[str] = set()
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        if SLOW_PATHS.search(path) or SLOW_NAMES.search(item.name) or item.get_closest_marker("engines"):
+            item.add_marker(slow)
+        elif hasattr(item, "callspec"):
+            function = item.nodeid.split("[", 1)[0]
+            if function in seen:
+                item.add_marker(slow)
+            seen.add(function)
 
 
 @pytest.fixture

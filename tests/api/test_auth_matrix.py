@@ -25,7 +25,6 @@ from fastapi.testclient import TestClient
 from httpx import Response
 
 from analytics.access import users
-from analytics.access.permissions import Viewer
 from analytics.core.config import Settings
 from api.app import create_app
 from tests.factories import (
@@ -53,7 +52,6 @@ WRITERS = {
     "private": {"admin", "owner"},
 }
 OWNERS = {"admin", "owner"}
-ADMIN = Viewer("admin", "admin")
 
 
 @pytest.fixture(scope="module", params=["standalone", "sqlite"])

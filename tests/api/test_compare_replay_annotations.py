@@ -12,6 +12,7 @@ from analytics.access.permissions import Viewer
 from analytics.flows import registry as flows
 from analytics.history import annotations
 from tests.factories import (
+    ADMIN,
     World,
     bearer,
     fresh_flow,
@@ -32,7 +33,6 @@ WRITERS = {
     "public": {"admin", "owner"},
     "private": {"admin", "owner"},
 }
-ADMIN = Viewer("admin", "admin")
 UNKNOWN = "00000000-0000-7000-8000-000000000000"
 
 

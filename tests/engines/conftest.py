@@ -11,18 +11,16 @@ from pathlib import Path
 import pytest
 
 from analytics.access import users
-from analytics.access.permissions import Viewer
 from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.exports import run_export
 from analytics.flows import registry as flows
 from analytics.history import ingest
-from tests.factories import SECRET, make_execution
+from tests.factories import ADMIN, SECRET, make_execution
 
 RUNS = 3000
 DAYS = 60
 START = 1_764_547_200  # 2025-12-01T00:00:00Z
-ADMIN = Viewer("admin", "admin")
 
 # per UTC day: runs, errors, total ms, min ms, max ms, median ms (interpolated, as every engine's)
 TREND_SQL = """

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import pytest
 
 from analytics.core.config import Settings
+from tests.analytics.exports.s3_server import KEY, MotoServer
 from tests.engines.conftest import Row, generate
-from tests.exports.s3_server import KEY, MotoServer
 from tests.factories import SECRET
 
 pytestmark = pytest.mark.engines

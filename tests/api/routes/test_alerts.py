@@ -1,0 +1,197 @@
+"""The alerts API over HTTP: CRUD, validation naming the field, access per flow, channels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.analytics.alerts import conftest as _alerts_fixtures
+from tests.factories import World, bearer, save_run
+
+# the fixtures of the folder this file came from (conftests are per folder)
+settings = _alerts_fixtures.settings
+
+RULES = "/api/v1/alerts/rules"
+CHANNELS = "/api/v1/alerts/channels"
+
+
+def rule_body(flow_id: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "errors", "metric": "failure_rate", "flow_id": flow_id, "window": "15m", "threshold": 0.5,
+    }
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def create(w: World, user: str, **overrides: Any) -> dict[str, Any]:
+    r = w.client.post(RULES, json={**rule_body(w.shared), **overrides}, headers=bearer(user))
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def loc_of(r: Any) -> list[str]:
+    assert r.status_code == 422, r.text
+    return [str(x) for x in r.json()["detail"][0]["loc"]]
+
+
+BAD_FIELDS = [
+    ({"metric": "latency"}, "metric"),
+    ({"window": -60}, "window"),
+    ({"window": 0}, "window"),
+    ({"window": "soon"}, "window"),
+    ({"threshold": 1.5}, "threshold"),
+    ({"operator": "between"}, "operator"),
+    ({"recovery_threshold": 0.7}, "recovery_threshold"),  # gt 0.5: recovery must not be above
+    ({"operator": "lt", "recovery_threshold": 0.3}, "recovery_threshold"),
+    ({"warning_threshold": 0.6}, "warning_threshold"),
+    ({"pending_for": -1}, "pending_for"),
+    ({"keep_firing_for": "-5m"}, "keep_firing_for"),
+    ({"min_runs": -1}, "min_runs"),
+    ({"no_data": "ignore"}, "no_data"),
+    ({"renotify_every": 0}, "renotify_every"),
+    ({"owned_by": "owner"}, "owned_by"),  # and flow_id: both
+    ({"flow_id": None}, "owned_by"),  # neither
+    ({"name": ""}, "name"),
+    ({"colour": "red"}, "colour"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field"), BAD_FIELDS, ids=[f for _, f in BAD_FIELDS])
+def test_validation_names_the_field(world: World, overrides: dict[str, Any], field: str) -> None:
+    body = {k: v for k, v in {**rule_body(world.shared), **overrides}.items() if v is not None}
+    r = world.client.post(RULES, json=body, headers=bearer("owner"))
+    assert loc_of(r)[-1] == field
+
+
+def test_flow_version_without_flow(world: World) -> None:
+    body = rule_body(world.shared, owned_by="owner", flow_version="abc")
+    body.pop("flow_id")
+    assert loc_of(world.client.post(RULES, json=body, headers=bearer("owner")))[-1] == "flow_version"
+
+
+def test_patch_validates_the_merged_rule(world: World) -> None:
+    rule = create(world, "owner", recovery_threshold=0.2)
+    r = world.client.patch(f"{RULES}/{rule['id']}", json={"threshold": 0.1}, headers=bearer("owner"))
+    assert r.status_code == 422 and r.json()["detail"].startswith("recovery_threshold")
+    r = world.client.patch(f"{RULES}/{rule['id']}", json={"window": -1}, headers=bearer("owner"))
+    assert r.status_code == 422 and r.json()["detail"].startswith("window")
+    r = world.client.patch(f"{RULES}/{rule['id']}", json={"threshold": 0.3, "name": "x"}, headers=bearer("owner"))
+    assert r.status_code == 200 and (r.json()["threshold"], r.json()["name"]) == (0.3, "x")
+
+
+def test_crud(world: World) -> None:
+    rule = create(world, "owner", window="1h", pending_for="5m", renotify_every="1d", warning_threshold=0.3)
+    assert (rule["window"], rule["pending_for"], rule["renotify_every"]) == (3600, 300, 86400)
+    assert rule["created_by"] == "owner" and rule["paused"] is False and rule["states"] == []
+    got = world.client.get(f"{RULES}/{rule['id']}", headers=bearer("owner")).json()
+    assert got == rule
+    listed = world.client.get(RULES, params={"flow_id": world.shared}, headers=bearer("owner")).json()
+    assert [r["id"] for r in listed] == [rule["id"]]
+    assert world.client.delete(f"{RULES}/{rule['id']}", headers=bearer("owner")).json() is True
+    assert world.client.get(f"{RULES}/{rule['id']}", headers=bearer("owner")).status_code == 404
+
+
+def test_who_manages_and_who_sees(world: World) -> None:
+    # the flow's owner and admins manage; a write-grantee sees; a reader or stranger does not
+    assert world.client.post(RULES, json=rule_body(world.shared), headers=bearer("writer")).status_code == 403
+    assert world.client.post(RULES, json=rule_body(world.shared), headers=bearer("reader")).status_code == 403
+    assert world.client.post(RULES, json=rule_body(world.private), headers=bearer("stranger")).status_code == 403
+    assert world.client.post(RULES, json=rule_body("no-such-flow"), headers=bearer("owner")).status_code == 404
+    rule = create(world, "owner")
+    admin_rule = create(world, "admin", name="by admin")
+    path = f"{RULES}/{rule['id']}"
+    assert world.client.get(path, headers=bearer("writer")).status_code == 200
+    assert world.client.patch(path, json={"name": "x"}, headers=bearer("writer")).status_code == 403
+    for user in ("reader", "grouped", "stranger"):
+        assert world.client.get(path, headers=bearer(user)).status_code == 404
+        assert world.client.get(RULES, headers=bearer(user)).json() == []
+        assert world.client.get(f"{path}/transitions", headers=bearer(user)).status_code == 404
+    ids = {r["id"] for r in world.client.get(RULES, headers=bearer("owner")).json()}
+    assert ids == {rule["id"], admin_rule["id"]}
+    assert world.client.patch(
+        f"{RULES}/{admin_rule['id']}", json={"name": "mine"}, headers=bearer("owner")
+    ).status_code == 200
+
+
+def test_owned_by_rules(world: World) -> None:
+    body = rule_body(world.shared, owned_by="owner")
+    body.pop("flow_id")
+    assert world.client.post(RULES, json=body, headers=bearer("stranger")).status_code == 403
+    r = world.client.post(RULES, json=body, headers=bearer("owner"))
+    assert r.status_code == 201
+    assert world.client.get(f"{RULES}/{r.json()['id']}", headers=bearer("writer")).status_code == 404
+    unknown = {**body, "owned_by": "ghost"}
+    assert world.client.post(RULES, json=unknown, headers=bearer("admin")).status_code == 422
+
+
+def test_evaluate_pause_resume_and_transitions(world: World) -> None:
+    for _ in range(3):
+        save_run(world, world.shared, status="error")
+    rule = create(world, "owner", window="1h")
+    path = f"{RULES}/{rule['id']}"
+    assert world.client.post(f"{path}/evaluate", headers=bearer("writer")).status_code == 403
+    assert world.client.post("/api/v1/alerts/evaluate", headers=bearer("owner")).status_code == 403
+    r = world.client.post(f"{path}/evaluate", headers=bearer("owner"))
+    assert r.status_code == 200 and r.json()["transitions"] == 1
+    [state] = world.client.get(path, headers=bearer("owner")).json()["states"]
+    assert (state["flow_id"], state["state"], state["value"], state["runs"]) == (world.shared, "FIRING", 1.0, 3)
+    assert world.client.post(f"{path}/pause", headers=bearer("owner")).json()["paused"] is True
+    assert world.client.post(f"{path}/resume", headers=bearer("owner")).json()["paused"] is False
+    ts = world.client.get(f"{path}/transitions", headers=bearer("owner")).json()
+    assert [(t["from_state"], t["to_state"]) for t in ts] == [("PAUSED", "OK"), ("FIRING", "PAUSED"), ("OK", "FIRING")]
+    assert (ts[2]["value"], ts[2]["runs"], ts[2]["threshold"]) == (1.0, 3, 0.5)
+    by_flow = world.client.get("/api/v1/alerts/transitions", params={"flow_id": world.shared}, headers=bearer("writer"))
+    assert len(by_flow.json()) == 3
+    assert world.client.get("/api/v1/alerts/transitions", headers=bearer("reader")).json() == []
+    r = world.client.get("/api/v1/alerts/transitions", params={"flow_id": world.private}, headers=bearer("reader"))
+    assert r.status_code == 403
+    assert world.client.post("/api/v1/alerts/evaluate", headers=bearer("admin")).status_code == 200
+
+
+def test_channels(world: World, client: TestClient) -> None:
+    body = {"name": "hook", "url": "http://127.0.0.1:9/hook", "secret": "s" * 20}
+    r = client.post(CHANNELS, json=body, headers=bearer("owner"))
+    assert r.status_code == 201
+    ch = r.json()
+    assert "secret" not in ch and ch["enabled"] is True and ch["url"] == "http://127.0.0.1:9/hook"
+    assert loc_of(client.post(CHANNELS, json={**body, "url": "not a url"}, headers=bearer("owner")))[-1] == "url"
+    assert loc_of(client.post(CHANNELS, json={**body, "secret": "short"}, headers=bearer("owner")))[-1] == "secret"
+    assert client.get(f"{CHANNELS}/{ch['id']}", headers=bearer("stranger")).status_code == 404
+    assert client.get(CHANNELS, headers=bearer("stranger")).json() == []
+    # a rule links only the caller's own channels
+    other = client.post(CHANNELS, json=body, headers=bearer("writer")).json()
+    r = client.post(RULES, json=rule_body(world.shared, channel_ids=[other["id"]]), headers=bearer("owner"))
+    assert r.status_code == 422 and r.json()["detail"].startswith("channel_ids")
+    rule = create(world, "owner", channel_ids=[ch["id"]])
+    assert rule["channel_ids"] == [ch["id"]]
+    test = client.post(f"{CHANNELS}/{ch['id']}/test", headers=bearer("owner"))
+    assert test.status_code == 200 and test.json()["ok"] is False and test.json()["event"] == "test"
+    rows = client.get(f"{CHANNELS}/{ch['id']}/deliveries", headers=bearer("owner")).json()
+    assert [d["event"] for d in rows] == ["test"]
+    assert client.get("/api/v1/alerts/deliveries", headers=bearer("stranger")).json() == []
+    r = client.patch(f"{CHANNELS}/{ch['id']}", json={"enabled": False}, headers=bearer("owner"))
+    assert r.json()["enabled"] is False and r.json()["disabled_reason"] == "disabled by owner"
+    assert client.delete(f"{CHANNELS}/{ch['id']}", headers=bearer("owner")).json() is True
+    assert client.get(f"{RULES}/{rule['id']}", headers=bearer("owner")).json()["channel_ids"] == []
+
+
+def test_scheduler_has_the_alerts_job(world: World) -> None:
+    runtime = world.client.app.state.runtime  # type: ignore[attr-defined]
+    assert world.ctx.alert_evaluator is runtime.alerts
+    assert any(j["name"] == "alerts" for j in runtime.jobs())
+    state = runtime.run_job("alerts", wait=True)
+    assert state["last_ok"] is True and state["last_result"]["rules"] == 0
+
+
+def test_rule_of_a_deleted_flow_can_be_deleted(world: World) -> None:
+    flow = world.client.post(
+        "/api/v1/flows/create", json={"name": "gone", "nodes": [], "edges": []}, headers=bearer("owner")
+    ).json()
+    rule = create(world, "owner", flow_id=flow["id"])
+    assert world.client.delete(f"/api/v1/flows/{flow['id']}", headers=bearer("owner")).status_code == 200
+    assert world.client.get(f"{RULES}/{rule['id']}", headers=bearer("stranger")).status_code == 404
+    assert world.client.post(f"{RULES}/{rule['id']}/evaluate", headers=bearer("owner")).status_code == 404
+    assert world.client.delete(f"{RULES}/{rule['id']}", headers=bearer("owner")).json() is True
+    assert world.client.get(f"{RULES}/{rule['id']}", headers=bearer("owner")).status_code == 404

@@ -1,0 +1,67 @@
+"""The exports API: admins run a cycle and read the status; others get 403; a busy export 409."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from analytics.exports.publish import target_lock
+from analytics.exports.targets import open_target
+from tests.factories import World
+from tests.factories.exports import add_runs, read, seed_flow
+
+
+def test_admin_runs_an_export_and_reads_its_status(world: World) -> None:
+    ctx = world.ctx
+    flow = seed_flow(ctx)
+    add_runs(ctx, flow, ["2026-11-01", "2026-11-02"], 3)
+    r = world.client.post("/api/v1/exports/run", headers=world.h("admin"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["result"]["days_written"] == 2 and body["status"]["ok"] is True
+    root = Path(body["status"]["target"])
+    assert read(root, "SELECT count(*) FROM t") == [(6,)]
+
+    status = world.client.get("/api/v1/exports/status", headers=world.h("admin")).json()
+    assert status["tables"]["executions"] == {
+        "partitions": 2, "files": 2, "bytes": status["tables"]["executions"]["bytes"], "rows": 6,
+        "max_files_per_partition": 1,
+    }
+    assert status["tables"]["executions"]["bytes"] > 0
+    assert status["last_cycle"]["ok"] and status["error"] is None
+    # the scheduler ran it as its `export` job
+    job = world.client.get("/api/v1/jobs/export", headers=world.h("admin")).json()
+    assert job["runs"] == 1 and job["last_ok"] is True
+
+
+def test_non_admins_are_refused(world: World) -> None:
+    for user in ("owner", "reader"):
+        assert world.client.post("/api/v1/exports/run", headers=world.h(user)).status_code == 403
+        assert world.client.get("/api/v1/exports/status", headers=world.h(user)).status_code == 403
+    assert world.client.get("/api/v1/exports/status").status_code == 401
+
+
+def test_a_running_export_is_a_409(world: World) -> None:
+    ctx = world.ctx
+    target = open_target(ctx.settings)
+    with target_lock(target):  # the job started below waits on the target
+        world.client.app.state.runtime.run_job("export", wait=False)  # type: ignore[attr-defined]
+        r = world.client.post("/api/v1/exports/run", headers=world.h("admin"))
+        assert r.status_code == 409 and "already running" in r.json()["detail"]
+
+
+def test_a_failing_target_is_a_502_and_shows_in_the_status(client: TestClient, world: World, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the export folder should be")
+    world.ctx.settings.export_url = str(blocker / "exports")
+    r = world.client.post("/api/v1/exports/run", headers=world.h("admin"))
+    assert r.status_code == 502 and "export failed" in r.json()["detail"]
+    status = world.client.get("/api/v1/exports/status", headers=world.h("admin")).json()
+    assert status["ok"] is False and "NotADirectoryError" in status["error"]
+    assert status["failures_since_ok"] == 1
+
+    blocker.unlink()  # the target is back: the next run succeeds and clears the error
+    r = world.client.post("/api/v1/exports/run", headers=world.h("admin"))
+    assert r.status_code == 200
+    assert world.client.get("/api/v1/exports/status", headers=world.h("admin")).json()["error"] is None

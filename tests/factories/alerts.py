@@ -1,0 +1,123 @@
+"""Builders for alert tests: a store with owners and flows, runs at chosen times, stored rules."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from analytics.access import users
+from analytics.access.permissions import Viewer
+from analytics.alerts import service
+from analytics.alerts.rules import Rule, RuleCreate
+from analytics.core.context import Context
+from analytics.flows import registry as flows
+from analytics.history import ingest
+from tests.factories import ADMIN, OTHER, OWNER
+
+MODELS = ("model-a", "model-b")
+
+
+def hour_ago_base() -> datetime:
+    """A whole hour a day back: runs stay in the past of the real clock, as ingest requires."""
+    now = ingest.utc_now().replace(minute=0, second=0, microsecond=0)
+    return now - timedelta(days=1)
+
+
+@dataclass
+class Run:
+    flow_id: str
+    created_at: datetime
+    status: str
+    execution_time: int
+    flow_version: str
+    node_id: str
+    model: str
+    node_status: str
+    node_ms: int
+    id: str = ""
+    cost: float | None = None
+
+
+@dataclass
+class Setup:
+    ctx: Context
+    flows: dict[str, str]  # label -> flow id
+    runs: list[Run] = field(default_factory=list)
+
+
+def setup_flows(ctx: Context) -> Setup:
+    for uid, role in (("admin", "admin"), ("owner", "user"), ("other", "user"), ("reader", "user")):
+        users.create_user(ctx, uid, role=role)
+    made = {
+        "a": flows.create_flow(ctx, OWNER, name="a", nodes=[{"id": "llm_1"}], edges=[], access_control=None),
+        "b": flows.create_flow(ctx, OWNER, name="b", nodes=[], edges=[], access_control={}),
+        "c": flows.create_flow(ctx, OTHER, name="c", nodes=[], edges=[], access_control=None),
+    }
+    return Setup(ctx, {k: f.id for k, f in made.items()})
+
+
+def body(r: Run) -> dict[str, Any]:
+    llm = {"model": r.model, "duration_ms": r.node_ms, "status": r.node_status, "usage": {
+        "prompt_tokens": 1000, "completion_tokens": 500}}
+    return {
+        "flow_id": r.flow_id,
+        "status": r.status,
+        "execution_time": r.execution_time,
+        "created_at": r.created_at.isoformat(),
+        "user_id": "owner",
+        "inputs": {"prompt": "hi"},
+        "node_results": {"input_1": {"value": "hi"}, r.node_id: llm},
+        "outputs": None,
+        "errors": {r.node_id: "boom"} if r.node_status == "error" else None,
+    }
+
+
+def save(ctx: Context, runs: list[Run]) -> None:
+    results = ingest.save_executions(ctx, ADMIN, [body(r) for r in runs])
+    assert all(x.status == "stored" for x in results), results
+    ids = [x.id for x in results]
+    for r, i in zip(runs, ids, strict=True):
+        r.id = i or ""
+    costs = dict(
+        ctx.store.read(
+            lambda c: c.execute(
+                "SELECT id::VARCHAR, cost FROM executions WHERE id::VARCHAR IN (SELECT unnest(?::VARCHAR[]))",
+                [ids],
+            ).fetchall()
+        )
+    )
+    for r in runs:
+        r.cost = costs[r.id]
+
+
+def generate(s: Setup, start: datetime, n: int, *, seed: int = 7, span_s: int = 3 * 3600) -> list[Run]:
+    """n runs spread over [start, start + span) across flows a, b, c; flow a changes version half way."""
+    rng = random.Random(seed)
+    versions = {label: s.ctx.directory.flow(fid).version for label, fid in s.flows.items()}  # type: ignore[union-attr]
+    first, second = [], []
+    for i in range(n):
+        label = rng.choice("aabc")
+        status = rng.choices(["success", "error", "aborted"], [0.7, 0.25, 0.05])[0]
+        node_status = "error" if status == "error" and rng.random() < 0.8 else "success"
+        run = Run(
+            s.flows[label], start + timedelta(seconds=rng.uniform(0, span_s)), status, rng.randint(10, 5000),
+            versions[label], rng.choice(["llm_1", "llm_2"]), rng.choice(MODELS), node_status, rng.randint(5, 900),
+        )
+        (first if i < n // 2 else second).append(run)
+    save(s.ctx, first)
+    flows.update_flow(s.ctx, OWNER, s.flows["a"], {"nodes": [{"id": "llm_1"}, {"id": "llm_2"}]})
+    new_version = s.ctx.directory.flow(s.flows["a"]).version  # type: ignore[union-attr]
+    for r in second:
+        if r.flow_id == s.flows["a"]:
+            r.flow_version = new_version
+    save(s.ctx, second)
+    s.runs.extend(first + second)
+    return first + second
+
+
+def make_rule(ctx: Context, viewer: Viewer = OWNER, **fields: Any) -> Rule:
+    data: dict[str, Any] = {"name": "rule", "metric": "failure_rate", "window": "1h", "threshold": 0.5}
+    data.update(fields)
+    return service.create_rule(ctx, viewer, RuleCreate(**data))
