@@ -23,7 +23,8 @@ from tests.openwebui.pg_server import PostgresServer, postgres_server
 SLOW_PATHS = re.compile(
     r"^tests/(e2e|engines|openwebui)/"
     r"|durability|single_owner|conformance|oracle|live_|worker_limits|_s3|notebook|rebuild|restore_and_space"
-    r"|keepalive"
+    r"|keepalive|slow_clients|_live|access_log|egress|webhooks"  # real servers, sockets, timeouts
+    r"|alerts/test_evaluate|test_policies_and_pass|test_write_sql|test_export_context"  # big per-test stores
     r"|^tests/api/cli/|test_sql"  # each test runs `flowhistory`, or SQL sandbox workers, as subprocesses
 )
 # test functions that race threads or processes on purpose

@@ -22,8 +22,8 @@ from analytics.openwebui.sync import purge_orphans
 from analytics.trends import metrics as trends
 from analytics.trends import rollups
 from analytics.trends.metrics import MetricsQuery
-from tests.exports.helpers import read
 from tests.factories import World, bearer, make_execution, open_world
+from tests.factories.exports import read
 
 ADMIN = Viewer("admin", "admin")
 DAY0 = datetime(2026, 4, 1)

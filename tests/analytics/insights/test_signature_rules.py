@@ -11,7 +11,7 @@ import pytest
 
 from analytics.core.context import Context
 from analytics.insights import signatures
-from tests.analytics.test_insights import OWNER, _run, _store, flow_id  # noqa: F401
+from tests.analytics.insights.test_insights import OWNER, _run, _store, flow_id  # noqa: F401
 
 # message -> its signature (no model on the node)
 TABLE = [
