@@ -25,25 +25,24 @@ from analytics.cost.prices import PriceTable
 _MAX = 2**53
 _STATUSES = "('success', 'error', 'aborted', 'skipped', 'running')"
 
+# DuckDB writes extracted JSON minified, so a value's first character is its type: the
+# macros read that instead of parsing each small value again with json_type
 # _int: a non-bool integer or float in [0, 2**53], floats rounded half to even as round() does
 _MACROS = f"""
     CREATE OR REPLACE TEMP MACRO nf_int(x) AS CASE
-        WHEN json_type(x) IN ('UBIGINT', 'BIGINT') AND TRY_CAST(x AS HUGEINT) BETWEEN 0 AND {_MAX}
-            THEN CAST(x AS BIGINT)
-        WHEN json_type(x) = 'DOUBLE' AND CAST(x AS DOUBLE) BETWEEN 0 AND {_MAX}
-            THEN CAST(round_even(CAST(x AS DOUBLE), 0) AS BIGINT)
+        WHEN regexp_full_match(CAST(x AS VARCHAR), '[0-9]+')
+            THEN CASE WHEN TRY_CAST(CAST(x AS VARCHAR) AS HUGEINT) <= {_MAX} THEN CAST(CAST(x AS VARCHAR) AS BIGINT) END
+        WHEN left(CAST(x AS VARCHAR), 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
+             AND TRY_CAST(CAST(x AS VARCHAR) AS DOUBLE) BETWEEN 0 AND {_MAX}
+            THEN CAST(round_even(TRY_CAST(CAST(x AS VARCHAR) AS DOUBLE), 0) AS BIGINT)
     END;
-    CREATE OR REPLACE TEMP MACRO nf_str(x) AS CASE WHEN json_type(x) = 'VARCHAR' THEN x ->> '$' END;
-    CREATE OR REPLACE TEMP MACRO nf_truthy(x) AS CASE json_type(x)
-        WHEN 'NULL' THEN false
-        WHEN 'BOOLEAN' THEN CAST(x AS BOOLEAN)
-        WHEN 'VARCHAR' THEN (x ->> '$') <> ''
-        WHEN 'ARRAY' THEN json_array_length(x) > 0
-        WHEN 'OBJECT' THEN len(json_keys(x)) > 0
-        WHEN 'UBIGINT' THEN CAST(x AS DOUBLE) <> 0
-        WHEN 'BIGINT' THEN CAST(x AS DOUBLE) <> 0
-        WHEN 'DOUBLE' THEN CAST(x AS DOUBLE) <> 0
-        ELSE false
+    CREATE OR REPLACE TEMP MACRO nf_str(x) AS CASE WHEN left(CAST(x AS VARCHAR), 1) = '"' THEN x ->> '$' END;
+    CREATE OR REPLACE TEMP MACRO nf_is_obj(x) AS left(CAST(x AS VARCHAR), 1) = '{{';
+    CREATE OR REPLACE TEMP MACRO nf_truthy(x) AS CASE
+        WHEN x IS NULL OR CAST(x AS VARCHAR) IN ('null', 'false', '""', '[]', '{{}}') THEN false
+        WHEN left(CAST(x AS VARCHAR), 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')
+            THEN coalesce(TRY_CAST(CAST(x AS VARCHAR) AS DOUBLE) <> 0, true)
+        ELSE true
     END;
     CREATE OR REPLACE TEMP MACRO nf_first_in(u) AS
         coalesce(nf_int(json_extract(u, 'prompt_tokens')), nf_int(json_extract(u, 'input_tokens')), nf_int(json_extract(u, 'prompt_eval_count')));
@@ -76,19 +75,25 @@ _NODES = f"""
     CREATE OR REPLACE TEMP TABLE nf_nodes AS
     WITH src AS (
         SELECT rn, day,
+            node_results,
             CASE WHEN json_valid(node_results) THEN CAST(node_results AS JSON) END AS nr,
-            CASE WHEN json_valid(errors) THEN CAST(errors AS JSON) END AS er,
             CASE WHEN json_valid(inputs) THEN CAST(inputs AS JSON) END AS inp
         FROM {{runs}}
     ),
-    objects AS (SELECT * FROM src WHERE json_type(nr) = 'OBJECT'),
+    objects AS (
+        SELECT rn, day, inp, json_keys(nr) AS keys, json_extract(nr, '$.*') AS vals
+        FROM src WHERE left(ltrim(node_results), 1) = '{{' AND nr IS NOT NULL
+    ),
+    each AS (
+        SELECT rn, day, inp, unnest(range(len(keys))) AS ord, unnest(keys) AS node_id, unnest(vals) AS value
+        FROM objects
+    ),
     raw AS (
-        SELECT o.rn, o.day, e.id AS ord, e.key AS node_id, e.type AS t,
-            CASE WHEN e.type = 'OBJECT' THEN e.value END AS v,
-            CASE WHEN e.type = 'OBJECT'
-                THEN json_extract(e.value, [{_PATHS}]) END AS f,
-            o.inp
-        FROM objects o, json_each(o.nr) e
+        SELECT rn, day, ord, node_id, CASE WHEN nf_is_obj(value) THEN 'OBJECT' END AS t,
+            CASE WHEN nf_is_obj(value) THEN value END AS v,
+            CASE WHEN nf_is_obj(value) THEN json_extract(value, [{_PATHS}]) END AS f,
+            inp
+        FROM each
     ),
     typed AS (
         SELECT rn, day, ord, node_id, v, t,
@@ -98,9 +103,9 @@ _NODES = f"""
                 AS model,
             CASE WHEN nf_str({_f("status")}) IN {_STATUSES} THEN nf_str({_f("status")}) END AS own_status,
             -- _usage: the first of usage, usage_details, tokens that is an object; `tokens` may be a count
-            CASE WHEN json_type({_f("usage")}) = 'OBJECT' THEN 1
-                 WHEN json_type({_f("usage_details")}) = 'OBJECT' THEN 2
-                 WHEN json_type({_f("tokens")}) = 'OBJECT' THEN 3
+            CASE WHEN nf_is_obj({_f("usage")}) THEN 1
+                 WHEN nf_is_obj({_f("usage_details")}) THEN 2
+                 WHEN nf_is_obj({_f("tokens")}) THEN 3
                  WHEN nf_int({_f("tokens")}) IS NOT NULL THEN 4 ELSE 0 END AS ukind,
             f,
             coalesce(nf_int({_f("duration_ms")}), nf_int({_f("execution_time")}), nf_int({_f("elapsed_ms")}))
@@ -109,7 +114,7 @@ _NODES = f"""
             coalesce(
                 nullif(nf_str({_f("prompt")}), ''), nullif(nf_str({_f("systemPrompt")}), ''),
                 nullif(nf_str({_f("system")}), ''), nullif(nf_str({_f("input")}), ''),
-                CASE WHEN json_type(inp) = 'OBJECT' THEN nf_str(json_extract(inp, 'prompt')) END
+                CASE WHEN nf_is_obj(inp) THEN nf_str(json_extract(inp, 'prompt')) END
             ) AS prompt_text,
             -- result_text's fallback: the first text field that is a string (even empty)
             coalesce(nf_str({_f("content")}), nf_str({_f("text")}), nf_str({_f("output")}),

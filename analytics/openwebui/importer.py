@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,8 +43,7 @@ from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection
 from analytics.flows.registry import flow_version
-from analytics.history.ingest import NODE_STRUCT
-from analytics.history.node_facts import node_facts
+from analytics.history.node_facts_columnar import columnar_facts
 
 UNKNOWN_VERSION = "unknown"
 CHUNK_ROWS = 50_000
@@ -257,88 +257,48 @@ def _changed(cursor: Connection) -> int:
 # -- runs ------------------------------------------------------------------------------------
 
 
-def _facts(ctx: Context, chunk: pa.Table) -> pa.Table:
-    """Node facts per run, with ingest's own function, plus a Python verdict on JSON that
-    DuckDB accepts and orjson (the detail's reader) would not (NaN, Infinity)."""
-    columns = {name: chunk.column(name).to_pylist() for name in ("node_results", "errors", "inputs")}
-    created = chunk.column("created_at").to_pylist()
-    nodes_col: list[list[tuple[Any, ...]]] = []
-    counts: list[int] = []
-    tins: list[int | None] = []
-    touts: list[int | None] = []
-    estimated: list[bool] = []
-    costs: list[float | None] = []
+def _orjson_refuses(chunk: pa.Table) -> pa.Array:
+    """A verdict on JSON that DuckDB accepts and orjson (the detail's reader) would not (NaN,
+    Infinity): only the few texts that contain those words are parsed in Python."""
     bad: list[str] = [""] * chunk.num_rows
-    for name in ("outputs", "meta"):
+    for name in _PAYLOADS:
         col = chunk.column(name)
         suspect = pc.or_(pc.match_substring(col, "NaN"), pc.match_substring(col, "Infinity"))
         for i in pc.indices_nonzero(suspect).to_pylist():
+            if bad[i]:
+                continue
             try:
                 orjson.loads(col[i].as_py())
             except orjson.JSONDecodeError:
                 bad[i] = f"{name} is not JSON"
-    for i, (nr_text, err_text, in_text) in enumerate(
-        zip(columns["node_results"], columns["errors"], columns["inputs"], strict=True)
-    ):
-        try:
-            node_results = _json_or_none(nr_text)
-            errors = _json_or_none(err_text)
-            inputs = _json_or_none(in_text)
-        except orjson.JSONDecodeError:
-            bad[i] = bad[i] or "a payload (inputs, node_results or errors) is not JSON"
-            node_results = errors = inputs = None
-        prompt = inputs.get("prompt") if isinstance(inputs, dict) else None
-        facts = node_facts(
-            node_results if isinstance(node_results, dict) else None,
-            errors if isinstance(errors, dict) else None,
-            prompt=prompt if isinstance(prompt, str) else None,
-        )
-        day = _epoch(created[i]).date() if created[i] is not None else datetime.now(UTC).date()
-        run_costs = [ctx.prices.cost(f.model, day, f.tokens_in, f.tokens_out) for f in facts]
-        present_in = [f.tokens_in for f in facts if f.tokens_in is not None]
-        present_out = [f.tokens_out for f in facts if f.tokens_out is not None]
-        tins.append(min(sum(present_in), 2**62) if present_in else None)
-        touts.append(min(sum(present_out), 2**62) if present_out else None)
-        known = [c for c in run_costs if c is not None]
-        costs.append(sum(known) if known else None)
-        estimated.append(any(f.tokens_estimated for f in facts))
-        counts.append(len(facts))
-        nodes_col.append(
-            [
-                (
-                    f.node_id,
-                    f.node_type,
-                    f.model,
-                    f.status,
-                    f.duration_ms,
-                    f.tokens_in,
-                    f.tokens_out,
-                    f.tokens_estimated,
-                    c,
-                    f.error,
-                )
-                for f, c in zip(facts, run_costs, strict=True)
-            ]
-        )
-    names = NODE_STRUCT.names
-    return (
-        chunk.append_column("py_bad", pa.array(bad, pa.string()))
-        .append_column("node_count", pa.array(counts, pa.int32()))
-        .append_column("tokens_in", pa.array(tins, pa.int64()))
-        .append_column("tokens_out", pa.array(touts, pa.int64()))
-        .append_column("tokens_estimated", pa.array(estimated, pa.bool_()))
-        .append_column("cost", pa.array(costs, pa.float64()))
-        .append_column(
-            "nodes",
-            pa.array(
-                [[dict(zip(names, t, strict=True)) for t in n] for n in nodes_col], pa.list_(NODE_STRUCT)
-            ),
-        )
+    return pa.array(bad, pa.string())
+
+
+def _facts(ctx: Context, chunk: pa.Table) -> pa.Table:
+    """The chunk with its runs' node facts (columnar, ingest's rules) and the orjson verdict.
+
+    Computed on a private DuckDB before the chunk reaches the writer, so the writer holds the
+    store only for the insert."""
+    created = pc.cast(chunk.column("created_at"), pa.int64())
+    micros = pc.multiply(pc.fill_null(created, int(datetime.now(UTC).timestamp())), 1_000_000)
+    runs = pa.table(
+        {
+            "rn": pa.array(range(chunk.num_rows), pa.int64()),
+            "node_results": chunk.column("node_results"),
+            "errors": chunk.column("errors"),
+            "inputs": chunk.column("inputs"),
+            "day": pc.cast(pc.cast(micros, pa.timestamp("us")), pa.date32()),
+        }
     )
+    facts = columnar_facts(runs, ctx.prices)
+    out = chunk.append_column("py_bad", _orjson_refuses(chunk))
+    for name in ("node_count", "tokens_in", "tokens_out", "tokens_estimated", "cost", "nodes"):
+        out = out.append_column(name, facts.column(name))
+    return out
 
 
 _CLASSIFY = f"""
-    CREATE OR REPLACE TEMP VIEW owui_classified AS
+    CREATE OR REPLACE TEMP TABLE owui_classified AS
     SELECT c.*,
         TRY_CAST(c.id AS UUID) AS uid,
         f.version AS f_version,
@@ -439,7 +399,7 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
                 " runs_stored = runs_stored + excluded.runs_stored, updated_at = excluded.updated_at",
                 [source, last[0], last[1], chunk.num_rows, stored],
             )
-            c.execute("DROP VIEW owui_classified")
+            c.execute("DROP TABLE owui_classified")
         finally:
             c.unregister("owui_chunk")
         return _ChunkResult(stored, flow_ids, [(r[0], r[1], r[2]) for r in issues])
@@ -507,22 +467,42 @@ def import_openwebui(
         touched: set[str] = set()
         summary.total_in_source = total
         summary.finished = True
-        for committed, (chunk, last) in enumerate(_chunks(src, after, chunk_rows)):
-            if max_chunks is not None and committed >= max_chunks:
-                summary.finished = False
-                break
-            if fail_after_chunks is not None and committed >= fail_after_chunks:
-                raise InjectedFailure(f"stopped after {committed} chunks (test seam)")
-            result: _ChunkResult = ctx.store.write(_write_chunk(source, _facts(ctx, chunk), last))
-            summary.runs_read += chunk.num_rows
+        # a pipeline of two: the next chunk is read and its facts computed while the writer
+        # inserts the previous one (the two cores each have a job)
+        pending: tuple[Future[_ChunkResult], int] | None = None
+
+        def settle() -> None:
+            nonlocal pending, done, touched
+            if pending is None:
+                return
+            future, rows = pending
+            pending = None
+            result = future.result()
+            summary.runs_read += rows
             summary.runs_stored += result.stored
             touched |= result.flow_ids
             actions = [issue[1] for issue in result.issues]
             summary.runs_skipped += actions.count("skipped")
             summary.runs_altered += actions.count("altered")
-            done += chunk.num_rows
+            done += rows
             if on_progress:
                 on_progress(done, total)
+
+        try:
+            for committed, (chunk, last) in enumerate(_chunks(src, after, chunk_rows)):
+                if max_chunks is not None and committed >= max_chunks:
+                    summary.finished = False
+                    break
+                if fail_after_chunks is not None and committed >= fail_after_chunks:
+                    settle()
+                    raise InjectedFailure(f"stopped after {committed} chunks (test seam)")
+                prepared = _facts(ctx, chunk)
+                settle()
+                pending = (ctx.store.submit(_write_chunk(source, prepared, last)), chunk.num_rows)
+            settle()
+        finally:
+            if pending is not None:  # an error above: the chunk in flight commits or fails whole
+                pending[0].exception()
         summary.runs_already_there = summary.runs_read - summary.runs_stored - summary.runs_skipped
         _, summary.total_read, summary.total_stored = _progress(ctx, source)
         if touched:
