@@ -16,11 +16,22 @@ text, or '' / 'null' / not JSON for none) and `day` (the run's UTC date, for pri
 from __future__ import annotations
 
 from datetime import date
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
 
-from analytics.cost.prices import PriceTable
+
+class _Price(Protocol):
+    input_per_million: float
+    output_per_million: float
+
+
+class PriceLookup(Protocol):
+    """The price table's lookup (cost/prices.py, a room above): its glob rules, used as they are."""
+
+    def price_for(self, model: str, on: date) -> _Price | None: ...
+
 
 _MAX = 2**53
 _STATUSES = "('success', 'error', 'aborted', 'skipped', 'running')"
@@ -221,7 +232,7 @@ _RUNS = """
 """
 
 
-def _prices(con: duckdb.DuckDBPyConnection, prices: PriceTable) -> None:
+def _prices(con: duckdb.DuckDBPyConnection, prices: PriceLookup) -> None:
     """Each (model, day) of the chunk priced by the price table's own lookup (its glob rules)."""
     pairs = con.execute("SELECT DISTINCT model, day FROM nf_facts WHERE model IS NOT NULL").fetchall()
     models: list[str] = []
@@ -247,7 +258,7 @@ def _prices(con: duckdb.DuckDBPyConnection, prices: PriceTable) -> None:
     con.unregister("nf_prices_arrow")
 
 
-def columnar_facts(runs: pa.Table, prices: PriceTable) -> pa.Table:
+def columnar_facts(runs: pa.Table, prices: PriceLookup) -> pa.Table:
     """Per run (in `rn` order): node_count, tokens_in, tokens_out, tokens_estimated, cost, nodes.
 
     `runs` holds rn, node_results, errors, inputs (text) and day; it runs on a private in-memory
