@@ -30,7 +30,6 @@ from analytics.core.flow_version import flow_version
 from analytics.core.jsonio import stored_text
 from analytics.core.store import Append, Rows
 from analytics.history.node_facts import node_facts
-from analytics.history.node_facts_columnar import columnar_facts
 from analytics.history.runs import Execution
 
 log = logging.getLogger(__name__)
@@ -171,18 +170,8 @@ def new_execution_id(created_at: datetime) -> str:
     return str(uuid.UUID(int=value))
 
 
-def stage(
-    ctx: Context,
-    viewer: Viewer,
-    form: ExecutionCreate,
-    *,
-    flow_id: str | None = None,
-    with_facts: bool = True,
-) -> Staged:
-    """Check meaning and build the stored row. `flow_id` is the path's, when there is one.
-
-    `with_facts=False` (batches) leaves the node facts to `submit_columnar`, which computes
-    them for the whole batch at once."""
+def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str | None = None) -> Staged:
+    """Check meaning and build the stored row. `flow_id` is the path's, when there is one."""
     if flow_id is not None and form.flow_id != flow_id:
         raise InvalidInput(
             f"body flow_id {form.flow_id!r} does not match the flow in the path {flow_id!r}",
@@ -205,14 +194,7 @@ def stage(
     if form.replay_of is not None:
         _check_replay_of(ctx, str(form.replay_of), grant)
     staged = _build(
-        ctx,
-        grant,
-        form,
-        supplied_id or new_execution_id(created_at),
-        user_id,
-        created_at,
-        version,
-        with_facts=with_facts,
+        ctx, grant, form, supplied_id or new_execution_id(created_at), user_id, created_at, version
     )
     staged.id_supplied = supplied_id is not None
     return staged
@@ -257,8 +239,6 @@ def _build(
     user_id: str,
     created_at: datetime,
     version: str | None,
-    *,
-    with_facts: bool = True,
 ) -> Staged:
     # serialise first: it refuses what is nested too deeply, before anything walks the payload
     node_results_json = stored_text(form.node_results, "node_results")
@@ -269,11 +249,7 @@ def _build(
     meta_json = stored_text(meta, "meta")
     outputs_same = outputs_json is not None and outputs_json == node_results_json
     prompt = (form.inputs or {}).get("prompt")
-    facts = (
-        node_facts(form.node_results, form.errors, prompt=prompt if isinstance(prompt, str) else None)
-        if with_facts
-        else []
-    )
+    facts = node_facts(form.node_results, form.errors, prompt=prompt if isinstance(prompt, str) else None)
     tokens_in = _sum(f.tokens_in for f in facts)
     tokens_out = _sum(f.tokens_out for f in facts)
     day = created_at.date()
@@ -355,11 +331,7 @@ def _columns(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> Rows:
 def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
     """Queue staged runs for the writer; the future resolves after the commit."""
     rows = [s.row for s in staged]
-    return _queue(ctx, rows, _columns(EXECUTIONS_SCHEMA, rows))
-
-
-def _queue(ctx: Context, rows: list[tuple[Any, ...]], table: Rows | pa.Table) -> Future[Any]:
-    append = Append({"executions": table})
+    append = Append({"executions": _columns(EXECUTIONS_SCHEMA, rows)})
 
     def count(_: object) -> None:
         ctx.counters.add(
@@ -373,38 +345,6 @@ def _queue(ctx: Context, rows: list[tuple[Any, ...]], table: Rows | pa.Table) ->
         ctx.notify_ingest({r[1] for r in rows})
 
     return ctx.store.submit(append, after_commit=count)
-
-
-_FACT_COLUMNS = ("node_count", "tokens_in", "tokens_out", "tokens_estimated", "cost", "nodes")
-
-
-def submit_columnar(ctx: Context, staged: list[Staged]) -> Future[Any]:
-    """Queue a batch whose node facts were left out: computed here for all its runs at once, in
-    DuckDB (node_facts_columnar.py, the same rules), straight into the Arrow batch."""
-    rows = [s.row for s in staged]
-    at = {name: i for i, name in enumerate(EXECUTIONS_SCHEMA.names)}
-    facts = columnar_facts(
-        pa.table(
-            {
-                "rn": pa.array(range(len(rows)), pa.int64()),
-                "node_results": pa.array([r[at["node_results"]] for r in rows], pa.string()),
-                "errors": pa.array([r[at["errors"]] for r in rows], pa.string()),
-                "inputs": pa.array([r[at["inputs"]] for r in rows], pa.string()),
-                "day": pa.array([r[at["created_at"]].date() for r in rows], pa.date32()),
-            }
-        ),
-        ctx.prices,
-    )
-    table = pa.table(
-        {
-            field.name: facts.column(field.name).cast(field.type)
-            if field.name in _FACT_COLUMNS
-            else pa.array([r[at[field.name]] for r in rows], field.type)
-            for field in EXECUTIONS_SCHEMA
-        },
-        schema=EXECUTIONS_SCHEMA,
-    )
-    return _queue(ctx, rows, table)
 
 
 def save(
@@ -459,7 +399,7 @@ def save_executions(
             results[index] = ItemResult(index, "refused", detail=item.detail)
             continue
         try:
-            s = stage(ctx, viewer, parse_form(item, ExecutionImport), flow_id=flow_id, with_facts=False)
+            s = stage(ctx, viewer, parse_form(item, ExecutionImport), flow_id=flow_id)
         except ValidationError as exc:
             results[index] = ItemResult(index, "refused", detail=describe(exc))
             continue
@@ -484,7 +424,7 @@ def save_executions(
             fresh.append((index, s))
     if fresh:
         try:
-            submit_columnar(ctx, [s for _, s in fresh]).result()
+            submit(ctx, [s for _, s in fresh]).result()
         except Exception as exc:  # e.g. a concurrent import of the same id: nothing of it was stored
             # a verdict is shown to the caller: our own errors say why, never DuckDB's text or paths
             if isinstance(exc, FlowHistoryError):
