@@ -43,7 +43,8 @@ from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection
 from analytics.flows.registry import flow_version
-from analytics.history.node_facts_columnar import columnar_facts
+from analytics.history.ingest import NODE_STRUCT
+from analytics.history.node_facts import node_facts
 
 UNKNOWN_VERSION = "unknown"
 CHUNK_ROWS = 50_000
@@ -293,43 +294,87 @@ def _changed(cursor: Connection) -> int:
 # -- runs ------------------------------------------------------------------------------------
 
 
-def _orjson_refuses(chunk: pa.Table) -> pa.Array:
-    """A verdict on JSON that DuckDB accepts and orjson (the detail's reader) would not (NaN,
-    Infinity): only the few texts that contain those words are parsed in Python."""
+def _facts(ctx: Context, chunk: pa.Table) -> pa.Table:
+    """Node facts per run, with ingest's own function, plus a Python verdict on JSON that
+    DuckDB accepts and orjson (the detail's reader) would not (NaN, Infinity).
+
+    Python, not node_facts_columnar's SQL: measured side by side on the benchmark's bodies the
+    SQL twin was the slower (BENCHMARKS.md); here it runs while the writer inserts the previous
+    chunk, so it has a core of its own."""
+    columns = {name: chunk.column(name).to_pylist() for name in ("node_results", "errors", "inputs")}
+    created = chunk.column("created_at").to_pylist()
+    nodes_col: list[list[tuple[Any, ...]]] = []
+    counts: list[int] = []
+    tins: list[int | None] = []
+    touts: list[int | None] = []
+    estimated: list[bool] = []
+    costs: list[float | None] = []
     bad: list[str] = [""] * chunk.num_rows
-    for name in _PAYLOADS:
+    for name in ("outputs", "meta"):
         col = chunk.column(name)
         for i in pc.indices_nonzero(pc.match_substring_regex(col, "NaN|Infinity")).to_pylist():
-            if bad[i]:
-                continue
             try:
                 orjson.loads(col[i].as_py())
             except orjson.JSONDecodeError:
                 bad[i] = f"{name} is not JSON"
-    return pa.array(bad, pa.string())
-
-
-def _facts(ctx: Context, chunk: pa.Table) -> pa.Table:
-    """The chunk with its runs' node facts (columnar, ingest's rules) and the orjson verdict.
-
-    Computed on a private DuckDB before the chunk reaches the writer, so the writer holds the
-    store only for the insert."""
-    created = pc.cast(chunk.column("created_at"), pa.int64())
-    micros = pc.multiply(pc.fill_null(created, int(datetime.now(UTC).timestamp())), 1_000_000)
-    runs = pa.table(
-        {
-            "rn": pa.array(range(chunk.num_rows), pa.int64()),
-            "node_results": chunk.column("node_results"),
-            "errors": chunk.column("errors"),
-            "inputs": chunk.column("inputs"),
-            "day": pc.cast(pc.cast(micros, pa.timestamp("us")), pa.date32()),
-        }
+    for i, (nr_text, err_text, in_text) in enumerate(
+        zip(columns["node_results"], columns["errors"], columns["inputs"], strict=True)
+    ):
+        try:
+            node_results = _json_or_none(nr_text)
+            errors = _json_or_none(err_text)
+            inputs = _json_or_none(in_text)
+        except orjson.JSONDecodeError:
+            bad[i] = bad[i] or "a payload (inputs, node_results or errors) is not JSON"
+            node_results = errors = inputs = None
+        prompt = inputs.get("prompt") if isinstance(inputs, dict) else None
+        facts = node_facts(
+            node_results if isinstance(node_results, dict) else None,
+            errors if isinstance(errors, dict) else None,
+            prompt=prompt if isinstance(prompt, str) else None,
+        )
+        day = _epoch(created[i]).date() if created[i] is not None else datetime.now(UTC).date()
+        run_costs = [ctx.prices.cost(f.model, day, f.tokens_in, f.tokens_out) for f in facts]
+        present_in = [f.tokens_in for f in facts if f.tokens_in is not None]
+        present_out = [f.tokens_out for f in facts if f.tokens_out is not None]
+        tins.append(min(sum(present_in), 2**62) if present_in else None)
+        touts.append(min(sum(present_out), 2**62) if present_out else None)
+        known = [c for c in run_costs if c is not None]
+        costs.append(sum(known) if known else None)
+        estimated.append(any(f.tokens_estimated for f in facts))
+        counts.append(len(facts))
+        nodes_col.append(
+            [
+                (
+                    f.node_id,
+                    f.node_type,
+                    f.model,
+                    f.status,
+                    f.duration_ms,
+                    f.tokens_in,
+                    f.tokens_out,
+                    f.tokens_estimated,
+                    c,
+                    f.error,
+                )
+                for f, c in zip(facts, run_costs, strict=True)
+            ]
+        )
+    names = NODE_STRUCT.names
+    return (
+        chunk.append_column("py_bad", pa.array(bad, pa.string()))
+        .append_column("node_count", pa.array(counts, pa.int32()))
+        .append_column("tokens_in", pa.array(tins, pa.int64()))
+        .append_column("tokens_out", pa.array(touts, pa.int64()))
+        .append_column("tokens_estimated", pa.array(estimated, pa.bool_()))
+        .append_column("cost", pa.array(costs, pa.float64()))
+        .append_column(
+            "nodes",
+            pa.array(
+                [[dict(zip(names, t, strict=True)) for t in n] for n in nodes_col], pa.list_(NODE_STRUCT)
+            ),
+        )
     )
-    facts = columnar_facts(runs, ctx.prices)
-    out = chunk.append_column("py_bad", _orjson_refuses(chunk))
-    for name in ("node_count", "tokens_in", "tokens_out", "tokens_estimated", "cost", "nodes"):
-        out = out.append_column(name, facts.column(name))
-    return out
 
 
 _CLASSIFY = f"""
