@@ -1,10 +1,14 @@
 """Node facts for many runs at once, in DuckDB SQL: the bulk twin of node_facts.py, same rules.
 
-Building Python objects per run caps imports near a thousand runs a second; here DuckDB walks
-the JSON text itself (json_each over node_results and errors, one multi-path extract per node)
-and hands back Arrow columns. The rules are node_facts.py's, line for line; where they read a
-node's fields the comments name the Python they mirror. tests/history/test_node_facts_columnar.py
-compares every fact of generated runs with the Python function.
+DuckDB walks the JSON text itself (the node object's keys and values, one multi-path extract
+per node) and hands back Arrow columns. The rules are node_facts.py's; where they read a node's
+fields the comments name the Python they mirror. tests/analytics/test_node_facts_columnar.py
+compares every fact of generated and hostile runs with the Python function.
+
+Not on the import or batch path today: measured side by side (BENCHMARKS.md, issue 12 part 3
+follow-up) the Python function was faster on the benchmark's bodies, where the import has a core
+of its own for it while the writer inserts. Kept for work that has only text to start from in
+SQL (recomputing facts of stored runs) and as the base of a faster version.
 
 Known differences, on bodies no JSON writer emits: a key repeated inside one object (Python keeps
 the last value) and node ids whose prefix is a non-ASCII identifier other than letters and digits.

@@ -5,8 +5,10 @@ Imports: core, access, flows, history.
 The columnar path: runs are read in chunks ordered by (created_at, id) as Arrow batches through
 ADBC (SQLite or PostgreSQL), and each chunk is one transaction on the writer: DuckDB registers
 the batch and one INSERT ... SELECT reshapes it (JSON checked and kept as the source's text,
-epoch seconds to timestamps, the rules below). Only the per-node facts are computed in Python,
-by the same function ingest uses, so an imported run's facts equal a posted run's.
+epoch seconds to timestamps, the rules below), the verdicts materialised once per chunk. Only
+the per-node facts are computed in Python, by the same function ingest uses, so an imported
+run's facts equal a posted run's; they are computed for the next chunk while the writer inserts
+the previous one. Users, groups and flows go in with one statement a table.
 
 Idempotent and resumable: the chunk's last key is stored in the same transaction as its rows
 (`openwebui_import_progress`), so a rerun starts after the last committed chunk, and the insert
