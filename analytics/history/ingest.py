@@ -103,15 +103,6 @@ class ExecutionCreate(BaseModel):
     )
 
 
-class FlowDefinition(BaseModel):
-    """The definition a backfilled run ran: its version is computed as the registry's is."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    nodes: list[Any]
-    edges: list[Any]
-
-
 class ExecutionImport(ExecutionCreate):
     """A backfilled run: may carry its own id, time, (for admins) the user who ran it, and the
     version of the flow that ran (else today's version is stamped on history it never ran)."""
@@ -124,7 +115,9 @@ class ExecutionImport(ExecutionCreate):
     flow_version: str | None = Field(
         default=None, min_length=1, max_length=255, description="the version that ran (not with `flow`)"
     )
-    flow: FlowDefinition | None = Field(
+    # a plain object, not a nested model: the batch route's OpenAPI inlines this schema, where
+    # a nested model's `$defs` reference would not resolve
+    flow: dict[str, Any] | None = Field(
         default=None, description="the definition that ran, {nodes, edges}: its version is stored"
     )
 
@@ -207,8 +200,13 @@ def _version_of(form: ExecutionImport, current: str | None) -> str | None:
     if form.flow_version is not None:
         return form.flow_version
     if form.flow is not None:
+        for part in ("nodes", "edges"):
+            if not isinstance(form.flow.get(part), list):
+                raise InvalidInput(
+                    f"flow.{part} must be a list (the definition that ran)", field=f"flow.{part}"
+                )
         try:
-            return flow_version(form.flow.nodes, form.flow.edges)
+            return flow_version(form.flow["nodes"], form.flow["edges"])
         except InvalidInput as exc:
             raise InvalidInput(f"flow: {exc.detail}", field="flow") from exc
     return current
