@@ -12,7 +12,6 @@ one here is ManagedByOpenWebUI (409); reading, exporting and executing work as b
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +24,8 @@ from analytics.access.permissions import Viewer, readable_flow_ids, require_flow
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput, ManagedByOpenWebUI
-from analytics.core.jsonio import NOT_JSON, canonical, stored_text
+from analytics.core.flow_version import flow_version
+from analytics.core.jsonio import stored_text
 from analytics.core.store import Connection
 from analytics.history import changes
 
@@ -61,15 +61,6 @@ class FlowExport:
     flow: Flow
     exported_at: datetime
     version: str = EXPORT_VERSION
-
-
-def flow_version(nodes: list[Any], edges: list[Any]) -> str:
-    """What ran: a hash of the graph (nodes and edges, keys sorted), not of name or meta."""
-    try:
-        graph = canonical(nodes) + canonical(edges)
-    except NOT_JSON as exc:
-        raise InvalidInput(f"nodes or edges are nested too deeply or not JSON: {exc}", field="nodes") from exc
-    return hashlib.sha256(graph).hexdigest()[:16]
 
 
 def _check_json(flow: Flow) -> None:

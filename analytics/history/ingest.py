@@ -26,6 +26,7 @@ from analytics.access.permissions import Grant, Viewer, require_flow_access
 from analytics.core.clock import epoch_micros, naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput
+from analytics.core.flow_version import flow_version
 from analytics.core.jsonio import stored_text
 from analytics.core.store import Append, Rows
 from analytics.history.node_facts import node_facts
@@ -103,13 +104,22 @@ class ExecutionCreate(BaseModel):
 
 
 class ExecutionImport(ExecutionCreate):
-    """A backfilled run: may carry its own id, time and (for admins) the user who ran it."""
+    """A backfilled run: may carry its own id, time, (for admins) the user who ran it, and the
+    version of the flow that ran (else today's version is stamped on history it never ran)."""
 
     id: uuid.UUID | None = None
     created_at: datetime | None = Field(
         default=None, description="epoch seconds or ISO 8601; UTC when no offset is given"
     )
     user_id: str | None = Field(default=None, min_length=1, max_length=255)
+    flow_version: str | None = Field(
+        default=None, min_length=1, max_length=255, description="the version that ran (not with `flow`)"
+    )
+    # a plain object, not a nested model: the batch route's OpenAPI inlines this schema, where
+    # a nested model's `$defs` reference would not resolve
+    flow: dict[str, Any] | None = Field(
+        default=None, description="the definition that ran, {nodes, edges}: its version is stored"
+    )
 
 
 @dataclass(slots=True)
@@ -164,7 +174,9 @@ def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str |
     user_id = viewer.id
     supplied_id: str | None = None
     created_at = utc_now()
+    version = grant.flow.version or None
     if isinstance(form, ExecutionImport):
+        version = _version_of(form, version)
         supplied_id = str(form.id) if form.id is not None else None
         if form.created_at is not None:
             created_at = _utc(form.created_at)
@@ -174,9 +186,30 @@ def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str |
             user_id = form.user_id
     if form.replay_of is not None:
         _check_replay_of(ctx, str(form.replay_of), grant)
-    staged = _build(ctx, grant, form, supplied_id or new_execution_id(created_at), user_id, created_at)
+    staged = _build(
+        ctx, grant, form, supplied_id or new_execution_id(created_at), user_id, created_at, version
+    )
     staged.id_supplied = supplied_id is not None
     return staged
+
+
+def _version_of(form: ExecutionImport, current: str | None) -> str | None:
+    """The run's own flow_version, or its definition's; else the flow's current version."""
+    if form.flow_version is not None and form.flow is not None:
+        raise InvalidInput("give flow_version or flow, not both", field="flow_version")
+    if form.flow_version is not None:
+        return form.flow_version
+    if form.flow is not None:
+        for part in ("nodes", "edges"):
+            if not isinstance(form.flow.get(part), list):
+                raise InvalidInput(
+                    f"flow.{part} must be a list (the definition that ran)", field=f"flow.{part}"
+                )
+        try:
+            return flow_version(form.flow["nodes"], form.flow["edges"])
+        except InvalidInput as exc:
+            raise InvalidInput(f"flow: {exc.detail}", field="flow") from exc
+    return current
 
 
 def _utc(value: datetime) -> datetime:
@@ -197,7 +230,13 @@ def _check_replay_of(ctx: Context, original: str, grant: Grant) -> None:
 
 
 def _build(
-    ctx: Context, grant: Grant, form: ExecutionCreate, exec_id: str, user_id: str, created_at: datetime
+    ctx: Context,
+    grant: Grant,
+    form: ExecutionCreate,
+    exec_id: str,
+    user_id: str,
+    created_at: datetime,
+    version: str | None,
 ) -> Staged:
     # serialise first: it refuses what is nested too deeply, before anything walks the payload
     node_results_json = stored_text(form.node_results, "node_results")
@@ -234,7 +273,7 @@ def _build(
         tokens_out,
         estimated,
         cost,
-        grant.flow.version or None,
+        version,
         replay_of,
         [
             (
@@ -269,7 +308,7 @@ def _build(
         tokens_out=tokens_out,
         tokens_estimated=estimated,
         cost=cost,
-        flow_version=grant.flow.version or None,
+        flow_version=version,
         replay_of=replay_of,
         nodes=[dict(zip(node_names, t, strict=True)) for t in row[-1]],
     )
@@ -306,7 +345,9 @@ def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
     return ctx.store.submit(append, after_commit=count)
 
 
-def save(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str | None = None) -> Future[Execution]:
+def save(
+    ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str | None = None
+) -> Future[Execution]:
     """The single-run POST: stage (checks, access) and queue it; resolves to the run once committed."""
     staged = stage(ctx, viewer, form, flow_id=flow_id)
     saved: Future[Execution] = Future()

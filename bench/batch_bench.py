@@ -1,0 +1,83 @@
+"""How fast does the batch endpoint take backfills? NDJSON over uvicorn (`flowhistory serve`).
+
+The store is seeded with the benchmark's users and flows, the server started on it, then the
+benchmark's run bodies (bench/generate.py, ids and times included) are POSTed as NDJSON batches
+of `--batch` runs, one after another on one connection; runs/s counts the stored runs over the
+wall time of the POSTs, next to the parse ceiling measured in the same run.
+
+    python -m bench.batch_bench [--runs 50000] [--batch 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+
+from analytics.access import users
+from analytics.access.auth import create_token
+from analytics.access.permissions import Viewer
+from analytics.core.config import Settings
+from analytics.core.context import open_context
+from analytics.flows import registry as flows
+from bench import generate
+from bench.import_bench import parse_ceiling
+from bench.openwebui_mode import SECRET, serve, stop
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=50_000)
+    p.add_argument("--batch", type=int, default=5_000)  # ~24 MB: under the 32 MB body limit
+    args = p.parse_args()
+    runs = list(itertools.islice(generate.generate_runs(args.runs, seed=42), args.runs))
+    bodies = [
+        b"\n".join(orjson.dumps(r) for r in runs[start : start + args.batch])
+        for start in range(0, len(runs), args.batch)
+    ]
+    folder = Path(tempfile.mkdtemp())
+    try:
+        db = folder / "store.duckdb"
+        with open_context(Settings(db_path=db)) as ctx:
+            users.create_user(ctx, "bench-admin", role="admin")
+            for u in generate.users():
+                users.create_user(ctx, u)
+            for f in generate.flows(42):
+                flows.create_flow(
+                    ctx, Viewer(f["user_id"]), name=f["name"], nodes=f["nodes"], edges=f["edges"], flow_id=f["id"]
+                )
+        proc, url = serve(db, None)
+        try:
+            headers = {
+                "Authorization": f"Bearer {create_token(SECRET, 'bench-admin')}",
+                "Content-Type": "application/x-ndjson",
+            }
+            stored = 0
+            with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+                t = time.perf_counter()
+                for body in bodies:
+                    r = client.post("/api/v1/executions/batch", content=body)
+                    r.raise_for_status()
+                    stored += r.json()["stored"]
+                seconds = time.perf_counter() - t
+        finally:
+            stop(proc)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    orjson_rate, duck_rate = parse_ceiling(min(args.runs, 20_000))
+    print(
+        f"POST /executions/batch (NDJSON, {args.batch:,} a batch) {stored / seconds:>9,.0f} runs/s"
+        f" ({stored:,} of {len(runs):,} stored, {seconds:.1f} s)"
+    )
+    print(f"parse ceiling: orjson.loads      {orjson_rate:>9,.0f} runs/s")
+    print(f"parse ceiling: DuckDB read_json  {duck_rate:>9,.0f} runs/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""The columnar node facts equal node_facts.py's, fact by fact, on generated and hostile bodies."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pytest
+
+from analytics.cost.prices import PriceTable, replace_prices, shipped_prices
+from analytics.history.ingest import NODE_STRUCT
+from analytics.history.node_facts import node_facts
+from analytics.history.node_facts_columnar import columnar_facts
+from bench import generate
+
+
+@pytest.fixture(scope="module")
+def prices() -> PriceTable:
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE prices (model_pattern VARCHAR, input_per_million DOUBLE, output_per_million DOUBLE,"
+        " valid_from DATE)"
+    )
+    replace_prices(con, shipped_prices())
+    table = PriceTable()
+    table.load(con)
+    return table
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else json.dumps(value)
+
+
+def _expected(run: dict[str, Any], day: date, prices: PriceTable) -> dict[str, Any]:
+    """What ingest's Python path stores for a run (ingest._build's aggregation)."""
+    nr, er, inp = run.get("node_results"), run.get("errors"), run.get("inputs")
+    prompt = inp.get("prompt") if isinstance(inp, dict) else None
+    facts = node_facts(
+        nr if isinstance(nr, dict) else None,
+        er if isinstance(er, dict) else None,
+        prompt=prompt if isinstance(prompt, str) else None,
+    )
+    costs = [prices.cost(f.model, day, f.tokens_in, f.tokens_out) for f in facts]
+    ins = [f.tokens_in for f in facts if f.tokens_in is not None]
+    outs = [f.tokens_out for f in facts if f.tokens_out is not None]
+    known = [c for c in costs if c is not None]
+    return {
+        "node_count": len(facts),
+        "tokens_in": min(sum(ins), 2**62) if ins else None,
+        "tokens_out": min(sum(outs), 2**62) if outs else None,
+        "tokens_estimated": any(f.tokens_estimated for f in facts),
+        "cost": sum(known) if known else None,
+        "nodes": [
+            dict(
+                zip(
+                    NODE_STRUCT.names,
+                    (f.node_id, f.node_type, f.model, f.status, f.duration_ms, f.tokens_in,
+                     f.tokens_out, f.tokens_estimated, c, f.error),
+                    strict=True,
+                )
+            )
+            for f, c in zip(facts, costs, strict=True)
+        ],
+    }  # fmt: skip
+
+
+def _compare(runs: list[dict[str, Any]], days: list[date], prices: PriceTable, dump: Any = _text) -> None:
+    table = pa.table(
+        {
+            "rn": pa.array(range(len(runs)), pa.int64()),
+            "node_results": [dump(r.get("node_results")) for r in runs],
+            "errors": [dump(r.get("errors")) for r in runs],
+            "inputs": [dump(r.get("inputs")) for r in runs],
+            "day": pa.array(days, pa.date32()),
+        }
+    )
+    got = columnar_facts(table, prices).to_pylist()
+    assert [g["rn"] for g in got] == list(range(len(runs)))
+    for run, day, g in zip(runs, days, got, strict=True):
+        g.pop("rn")
+        assert g == _expected(run, day, prices), run
+
+
+def test_every_fact_of_generated_runs_equals_the_python_function(prices: PriceTable) -> None:
+    runs = list(itertools.islice(generate.generate_runs(3000, seed=7), 3000))
+    days = [datetime.fromtimestamp(r["created_at"], UTC).date() for r in runs]
+    # the bodies exercise what matters: spreads, usage, estimates, errors, priced and unpriced models
+    assert any(r["errors"] for r in runs)
+    _compare(runs, days, prices)
+    _compare(runs[:500], days[:500], prices, dump=lambda v: "null" if v is None else orjson.dumps(v).decode())
+
+
+HOSTILE: list[dict[str, Any]] = [
+    {"node_results": None, "errors": None},
+    {"node_results": {}, "errors": {"global": "boom", "model_1_x": "failed", "n": None}},
+    {"node_results": [1, 2], "errors": ["x"]},
+    {
+        "inputs": {"prompt": "héllo wörld, the run's own prompt"},
+        "node_results": {
+            "model_1_a": {"modelId": "gpt-4o", "0": "a", "1": "bc", "3": "skipped"},
+            "model_1_b": {"modelId": "", "model": "gpt-4o-mini", "content": "", "text": "never read"},
+            "model_1_c": {"modelId": 0, "model": 5, "usage": {"prompt_tokens": 2.5, "completion_tokens": 3.5}},
+            "model_1_d": {"model": "llama3.1:8b", "usage": "n/a", "usage_details": {"input_tokens": -1,
+                          "output_tokens": True, "eval_count": 9}},
+            "model_1_e": {"modelId": "gpt-4o", "tokens": 12.5, "duration_ms": -3, "execution_time": 7.5},
+            "model_1_f": {"modelId": "gpt-4o", "tokens": {"prompt_eval_count": 2**60}, "elapsed_ms": 2**53 + 1},
+            "model_1_g": {"modelId": "claude-3-5-sonnet", "prompt": "", "systemPrompt": "sys 😀 e\u0301",
+                          "0": 1, "1": "ignored", "response": "r"},
+            "model_1_h": {"modelId": "no-such-model", "0": "", "status": "running"},
+            "model_1_i": {"modelId": ["x"], "model": "gpt-4o", "output": "out", "status": "weird"},
+            "model_1_j": {"modelId": "gpt-4o", "usage": {}, "status": "skipped", "type": "custom"},
+            "model_1_k": {"modelId": "gpt-4o", "type": "", "01": "x", "0": "y", "2": "z"},
+            "input_9": "a string result",
+            "9bad_x": 12,
+            "_lead": None,
+            "plain": {"status": "aborted"},
+            "ünï_x": {"label": "unicode prefix"},
+            "output_1": {"0": "a", "1": "b", "label": "Output"},
+        },
+        "errors": {"model_1_a": "Network error", "plain": {"code": 5, "why": ["x", 1.5]}, "input_9": None,
+                   "extra_node_7": "only in errors", "global": "run failed", "zz": 3},
+    },
+]  # fmt: skip
+
+
+def test_hostile_bodies_follow_the_same_rules(prices: PriceTable) -> None:
+    days = [date(2025, 6, 1)] * len(HOSTILE)
+    _compare(HOSTILE, days, prices)
+    _compare(HOSTILE, [date(2020, 1, 1)] * len(HOSTILE), prices)  # before any price: no cost
