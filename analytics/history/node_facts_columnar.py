@@ -278,6 +278,7 @@ def columnar_facts(runs: pa.Table, prices: PriceLookup) -> pa.Table:
         con.execute(_SPREAD)
         con.execute(_FACTS)
         _prices(con, prices)
-        return con.sql(_RUNS.replace("{runs}", "nf_runs")).to_arrow_table()
+        table: pa.Table = con.sql(_RUNS.replace("{runs}", "nf_runs")).to_arrow_table()
+        return table
     finally:
         con.close()

@@ -43,8 +43,8 @@ import pyarrow.compute as pc
 
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
+from analytics.core.flow_version import flow_version
 from analytics.core.store import Connection
-from analytics.flows.registry import flow_version
 from analytics.history.ingest import NODE_STRUCT
 from analytics.history.node_facts import node_facts
 
@@ -127,7 +127,8 @@ class Source:
         cur = self._conn.cursor()
         try:
             cur.execute(sql)
-            return cur.fetch_arrow_table()
+            table: pa.Table = cur.fetch_arrow_table()
+            return table
         finally:
             cur.close()
 
@@ -174,8 +175,8 @@ def _epoch(value: Any) -> datetime:
     return datetime.fromtimestamp(int(value or 0), UTC).replace(tzinfo=None)
 
 
-def _json_or_none(text: str) -> Any:
-    return None if text in ("", "null") else orjson.loads(text)
+def _json_or_none(text: str | None) -> Any:
+    return None if text is None or text in ("", "null") else orjson.loads(text)
 
 
 def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
@@ -314,7 +315,8 @@ def _facts(ctx: Context, chunk: pa.Table) -> pa.Table:
     bad: list[str] = [""] * chunk.num_rows
     for name in ("outputs", "meta"):
         col = chunk.column(name)
-        for i in pc.indices_nonzero(pc.match_substring_regex(col, "NaN|Infinity")).to_pylist():
+        hits = pc.indices_nonzero(pc.match_substring_regex(col, "NaN|Infinity")).to_pylist()
+        for i in (h for h in hits if h is not None):
             try:
                 orjson.loads(col[i].as_py())
             except orjson.JSONDecodeError:
@@ -510,9 +512,9 @@ def _chunks(
     ids = keys.column("id")
     ats = keys.column("created_at")
     for start in range(0, keys.num_rows, size):
-        chunk_ids = ids.slice(start, size).to_pylist()
-        last = (ats[start + len(chunk_ids) - 1].as_py(), chunk_ids[-1])
-        yield src.runs(chunk_ids), last
+        chunk_ids = [str(i) for i in ids.slice(start, size).to_pylist()]
+        last_at: int = ats[start + len(chunk_ids) - 1].as_py()
+        yield src.runs(chunk_ids), (last_at, chunk_ids[-1])
 
 
 def import_openwebui(

@@ -28,7 +28,8 @@ from analytics.access.directory import FlowAcl, Mirror, User
 from analytics.access.users import hash_key
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, UpstreamFailed
-from analytics.flows.registry import Flow, flow_version, mirror_flows, purge_flow
+from analytics.core.flow_version import flow_version
+from analytics.flows.registry import Flow, mirror_flows, purge_flow
 from analytics.openwebui.db import WebUIDatabase, json
 
 log = logging.getLogger("flowhistory")
