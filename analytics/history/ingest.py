@@ -29,7 +29,7 @@ from analytics.core.errors import FlowHistoryError, InvalidInput
 from analytics.core.flow_version import flow_version
 from analytics.core.jsonio import stored_text
 from analytics.core.store import Append, Rows
-from analytics.history.node_facts import node_facts
+from analytics.history.node_facts import NodeFact, node_facts
 from analytics.history.runs import Execution
 
 log = logging.getLogger(__name__)
@@ -275,21 +275,7 @@ def _build(
         cost,
         version,
         replay_of,
-        [
-            (
-                f.node_id,
-                f.node_type,
-                f.model,
-                f.status,
-                f.duration_ms,
-                f.tokens_in,
-                f.tokens_out,
-                f.tokens_estimated,
-                c,
-                f.error,
-            )
-            for f, c in zip(facts, costs, strict=True)
-        ],
+        node_rows(facts, costs),
     )
     node_names = NODE_STRUCT.names
     execution = Execution(
@@ -313,6 +299,25 @@ def _build(
         nodes=[dict(zip(node_names, t, strict=True)) for t in row[-1]],
     )
     return Staged(execution, row)
+
+
+def node_rows(facts: list[NodeFact], costs: list[float | None]) -> list[tuple[Any, ...]]:
+    """A run's node facts as the `nodes` column's structs (NODE_STRUCT's field order)."""
+    return [
+        (
+            f.node_id,
+            f.node_type,
+            f.model,
+            f.status,
+            f.duration_ms,
+            f.tokens_in,
+            f.tokens_out,
+            f.tokens_estimated,
+            c,
+            f.error,
+        )
+        for f, c in zip(facts, costs, strict=True)
+    ]
 
 
 def _sum(values: Iterable[int | None]) -> int | None:

@@ -45,7 +45,7 @@ from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.flow_version import flow_version
 from analytics.core.store import Connection
-from analytics.history.ingest import NODE_STRUCT
+from analytics.history.ingest import NODE_STRUCT, node_rows
 from analytics.history.node_facts import node_facts
 
 UNKNOWN_VERSION = "unknown"
@@ -347,23 +347,7 @@ def _facts(ctx: Context, chunk: pa.Table) -> pa.Table:
         costs.append(sum(known) if known else None)
         estimated.append(any(f.tokens_estimated for f in facts))
         counts.append(len(facts))
-        nodes_col.append(
-            [
-                (
-                    f.node_id,
-                    f.node_type,
-                    f.model,
-                    f.status,
-                    f.duration_ms,
-                    f.tokens_in,
-                    f.tokens_out,
-                    f.tokens_estimated,
-                    c,
-                    f.error,
-                )
-                for f, c in zip(facts, run_costs, strict=True)
-            ]
-        )
+        nodes_col.append(node_rows(facts, run_costs))
     names = NODE_STRUCT.names
     return (
         chunk.append_column("py_bad", pa.array(bad, pa.string()))
