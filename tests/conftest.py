@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,12 @@ from analytics.core.context import Context, open_context
 from api.app import create_app
 from tests.factories import SECRET, World, build_world
 from tests.openwebui.pg_server import PostgresServer, postgres_server
+
+# Every store keeps a disk reserve beside it (64 MiB by default, for admins to delete on a full
+# disk): thousands of test stores would take tens of GB. Tests keep 1 MiB; the disk-full tests
+# set their own. Subprocess servers get it too (tests/live_server.py).
+TEST_DISK_RESERVE = "1MiB"
+os.environ.setdefault("FLOWHISTORY_DISK_RESERVE", TEST_DISK_RESERVE)
 
 # Browser, other engines, real PostgreSQL, subprocess servers, crash and durability runs, the OpenAPI
 # conformance sweep, big oracles and store rebuilds: each worth running, none quick.

@@ -31,6 +31,7 @@ def free_port() -> int:
 def server_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWHISTORY_")}
     env["WEBUI_SECRET_KEY"] = SECRET
+    env["FLOWHISTORY_DISK_RESERVE"] = "1MiB"  # as tests/conftest.py: a test store keeps 1 MiB, not 64
     return env
 
 
