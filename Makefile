@@ -45,10 +45,11 @@ test: install-test system-deps
 
 ## The quick check while working (under a minute): lint, then every test not marked `slow` (browser,
 ## engines, subprocess servers, durability, big oracles, matrix cases after the first: see
-## tests/conftest.py), stopping at the first failure. `make test` still runs everything.
+## tests/conftest.py), on two worker processes, stopping at the first failure. `make test` still
+## runs everything, in one process (its live-server and timeout tests want the cores to themselves).
 test-fast: install-test
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow" -x -p no:cacheprovider
+	$(BIN)/python -m pytest -m "not slow" -x -p no:cacheprovider -n 2
 
 ## What the tests drive besides Python: Debian's Chromium (the dashboard's browser tests), a Java
 ## runtime (PySpark reading the export) and PostgreSQL (an Open WebUI database on PostgreSQL). Installed only when missing (root, or sudo).

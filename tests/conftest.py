@@ -25,6 +25,11 @@ from tests.openwebui.pg_server import PostgresServer, postgres_server
 TEST_DISK_RESERVE = "1MiB"
 os.environ.setdefault("FLOWHISTORY_DISK_RESERVE", TEST_DISK_RESERVE)
 
+# pytest-xdist's workers inherit COLUMNS=80 from execnet; rich reads COLUMNS once when the CLI's
+# console is created, so the CLI tests' own COLUMNS (given per invocation) would be ignored.
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 # Browser, other engines, real PostgreSQL, subprocess servers, crash and durability runs, the OpenAPI
 # conformance sweep, big oracles and store rebuilds: each worth running, none quick.
 SLOW_PATHS = re.compile(
