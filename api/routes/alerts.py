@@ -1,4 +1,4 @@
-"""Alert rules (CRUD, pause/resume, evaluate now), transitions, webhook channels, deliveries.
+"""Alert rules (CRUD, pause/resume, evaluate now), transitions, silences, webhook channels, deliveries.
 
 Access is decided in analytics.alerts.service; a rule or channel the caller may not see is a 404.
 """
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 
 from analytics.alerts import service
 from analytics.alerts.rules import Rule
+from analytics.core.clock import utc_now
 from api.dependencies import AdminUser, Ctx, CurrentUser
 from api.json_body import JsonRoute
 from api.schemas.alerts import (
@@ -22,8 +23,11 @@ from api.schemas.alerts import (
     RuleCreate,
     RuleOut,
     RuleUpdate,
+    SilenceCreate,
+    SilenceOut,
     TransitionOut,
     rule_out,
+    silence_out,
 )
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], route_class=JsonRoute)
@@ -101,6 +105,34 @@ def rule_transitions(rule_id: str, viewer: CurrentUser, ctx: Ctx, limit: Limit =
 def transitions(viewer: CurrentUser, ctx: Ctx, flow_id: str | None = None, limit: Limit = 100) -> Any:
     """Transitions of every rule the caller sees (or of one flow), newest first."""
     return service.list_transitions(ctx, viewer, flow_id=flow_id, limit=limit)
+
+
+@router.get("/silences", response_model=list[SilenceOut])
+def list_silences(
+    viewer: CurrentUser,
+    ctx: Ctx,
+    flow_id: str | None = None,
+    rule_id: str | None = None,
+    active: Annotated[bool | None, Query(description="true: in force or to come; false: over")] = None,
+) -> list[SilenceOut]:
+    """Silences the caller sees, newest first; `flow_id` narrows to the flow's and its rules'."""
+    now = utc_now()
+    found = service.list_silences(ctx, viewer, flow_id=flow_id, rule_id=rule_id, active=active, now=now)
+    return [silence_out(s, now) for s in found]
+
+
+@router.post("/silences", response_model=SilenceOut, status_code=201)
+def create_silence(form: SilenceCreate, viewer: CurrentUser, ctx: Ctx) -> SilenceOut:
+    """Mute a rule's notifications, or every rule's on a flow, until `ends_at` (or for `duration`).
+    Rules are still judged and their transitions recorded; held-back notifications are logged."""
+    s = service.create_silence(ctx, viewer, form)
+    return silence_out(s, utc_now())
+
+
+@router.delete("/silences/{silence_id}", response_model=SilenceOut)
+def expire_silence(silence_id: str, viewer: CurrentUser, ctx: Ctx) -> SilenceOut:
+    """End a silence now; it stays listed as expired."""
+    return silence_out(service.expire_silence(ctx, viewer, silence_id), utc_now())
 
 
 @router.get("/channels", response_model=list[ChannelOut])
