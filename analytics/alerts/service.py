@@ -385,7 +385,7 @@ def list_silences(
             continue
         if rule_id is not None and s.rule_id != rule_id:
             continue
-        if active is not None and (s.status(now) != "expired") != active:
+        if active is not None and (s.status_at(now) != "expired") != active:
             continue
         out.append(s)
     return out

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from analytics.alerts.rules import Duration
+from analytics.core.clock import utc_now
 from analytics.core.errors import InvalidInput
 
 MAX_SILENCE_S = 30 * 86_400  # longer than a month is a paused rule, not a silence
@@ -101,7 +102,12 @@ class Silence:
     created_at: datetime
     expired_by: str | None = None
 
-    def status(self, now: datetime) -> str:
+    @property
+    def status(self) -> str:
+        """As of the real clock: what an answer shows."""
+        return self.status_at(utc_now())
+
+    def status_at(self, now: datetime) -> str:
         """"pending" (starts later), "active", or "expired"."""
         if now < self.starts_at:
             return "pending"

@@ -7,7 +7,6 @@ them, so the library and the API refuse the same things.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -15,7 +14,7 @@ from pydantic import AliasPath, BaseModel, BeforeValidator, ConfigDict, Field
 
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
 from analytics.alerts.service import ChannelCreate, ChannelUpdate
-from analytics.alerts.silences import Silence, SilenceCreate
+from analytics.alerts.silences import SilenceCreate
 from analytics.alerts.state_machine import RuleState
 from api.schemas.timestamps import EpochSeconds
 
@@ -32,7 +31,6 @@ __all__ = [
     "SilenceOut",
     "TransitionOut",
     "rule_out",
-    "silence_out",
 ]
 
 _READ = ConfigDict(from_attributes=True)
@@ -148,10 +146,6 @@ class SilenceOut(BaseModel):
     created_at: EpochSeconds
     expired_by: str | None = Field(description="who ended it early, if someone did")
     status: Literal["pending", "active", "expired"]
-
-
-def silence_out(s: Silence, now: datetime) -> SilenceOut:
-    return SilenceOut.model_validate({**{f: getattr(s, f) for f in s.__slots__}, "status": s.status(now)})
 
 
 def rule_out(rule: Rule, states: dict[tuple[str, str], RuleState]) -> RuleOut:

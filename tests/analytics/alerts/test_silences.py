@@ -13,9 +13,8 @@ from analytics.alerts import service
 from analytics.alerts.lifecycle import stop_alerts
 from analytics.alerts.silences import SilenceCreate
 from analytics.core.context import Context
-from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 from tests.analytics.alerts.test_webhooks import Env, Receiver, errors, make_env, receiver
-from tests.factories import ADMIN, OTHER, OWNER, READER
+from tests.factories import OWNER
 from tests.factories.alerts import Run, make_rule, save
 
 __all__ = ["receiver"]  # the receiving HTTP server fixture, shared with the webhook tests
@@ -133,7 +132,7 @@ def test_expiring_a_silence_resumes_delivery(env: Env, receiver: Receiver) -> No
     assert receiver.got == []
     at = start + timedelta(minutes=7)
     ended = service.expire_silence(env.s.ctx, OWNER, sid, now=at)
-    assert (ended.expired_by, ended.ends_at, ended.status(at)) == ("owner", at, "expired")
+    assert (ended.expired_by, ended.ends_at, ended.status_at(at)) == ("owner", at, "expired")
     env.evaluate(start + timedelta(minutes=10))
     settle(env)
     assert [p["event"] for p in receiver.payloads()] == ["firing"]
