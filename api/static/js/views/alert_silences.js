@@ -13,8 +13,8 @@ export function silenceOf(silences, rule, flowId) {
 }
 
 export function silencedBadge(silence) {
-  return h("span", { class: "badge badge-aborted", "data-silenced": silence.id, title: silence.comment },
-    h("span", { "aria-hidden": "true" }, "🔕"), ` silenced until ${timestamp(silence.ends_at)}`);
+  return h("div", { "data-silenced": silence.id, title: silence.comment },
+    h("span", { class: "badge badge-aborted" }, "silenced"), h("div", { class: "muted" }, `until ${timestamp(silence.ends_at)}`));
 }
 
 // A string 422 ("ends_at: is in the past…") next to its field, when the form has that box.
@@ -38,7 +38,7 @@ export function silencesSection(flowId, rules, silences, reload, message) {
     h("p", { class: "muted", style: "margin-top:0" }, "Rules are still judged and their changes recorded; only the notifications wait until the silence ends."),
     h("div", { class: "form-row" },
       h("div", { class: "field field-grow" }, h("label", { for: "s-target" }, "Mute"), target, err("target")),
-      h("div", { class: "field" }, h("label", { for: "s-duration" }, "For"), length, h("div", { class: "muted" }, "e.g. 30m, 2h, 1d"), err("duration"), err("ends_at")),
+      h("div", { class: "field" }, h("label", { for: "s-duration" }, "For ", h("span", { class: "muted" }, "(30m, 2h, 1d)")), length, err("duration"), err("ends_at")),
       h("div", { class: "field field-grow" }, h("label", { for: "s-comment" }, "Comment"), comment, err("comment")),
       h("div", { class: "field" }, h("button", { type: "submit", class: "btn" }, "Silence"))),
     h("p", { class: "field-error", id: "s-form-error", role: "alert" }));
@@ -68,13 +68,12 @@ export function silencesSection(flowId, rules, silences, reload, message) {
     h("h2", {}, `Silences (${active} active)`),
     rows.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "silences-table" },
-        h("thead", {}, h("tr", {}, ["Mutes", "From", "Until", "Comment", "By", "Status", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Mutes", "When", "Why", "Status", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, rows.map((s) => h("tr", { "data-silence": s.id, "data-status": s.status },
           h("td", {}, name(s)),
-          h("td", {}, timestamp(s.starts_at)),
-          h("td", {}, timestamp(s.ends_at)),
-          h("td", { style: "overflow-wrap:anywhere" }, s.comment),
-          h("td", {}, s.created_by, s.expired_by ? h("div", { class: "muted" }, `ended by ${s.expired_by}`) : null),
+          h("td", {}, h("div", {}, `from ${timestamp(s.starts_at)}`), h("div", {}, `until ${timestamp(s.ends_at)}`)),
+          h("td", { style: "overflow-wrap:break-word" }, s.comment, h("div", { class: "muted" }, `by ${s.created_by}`),
+            s.expired_by ? h("div", { class: "muted" }, `ended by ${s.expired_by}`) : null),
           h("td", {}, h("span", { class: `badge ${STATUS_CLASS[s.status]}` }, s.status)),
           h("td", {}, s.status === "expired" ? null : h("button", {
             type: "button", class: "btn btn-small", "aria-label": `Expire silence of ${name(s)}`,

@@ -57,6 +57,7 @@ export function durationInput(seconds) {
 
 // Seconds in a sentence: "15 min", "1 h", "2 d".
 export function span(seconds) {
+  if (!seconds) return "0 s";
   if (seconds % 86400 === 0) return `${seconds / 86400} d`;
   if (seconds % 3600 === 0) return `${seconds / 3600} h`;
   if (seconds % 60 === 0) return `${seconds / 60} min`;
@@ -103,7 +104,7 @@ export function why(rule, t) {
       return `${what} ${op} ${th}${over}${held}`;
     }
     case "PENDING":
-      return `${what} ${op} ${th}${over}; fires if it holds for ${span(rule.pending_for)}`;
+      return `${what} ${op} ${th}${over}; ${rule.pending_for ? `fires if it holds for ${span(rule.pending_for)}` : "fires if it holds"}`;
     case "WARNING":
       if (t.from_state === "FIRING") return `${what} ${NEGATED[rule.operator]} ${th}${over}: recovered, but past the warning threshold`;
       return `${what} ${op} the warning threshold ${th}${over}`;
