@@ -204,6 +204,6 @@ def test_every_rule_option_percent_in_fraction_stored_why_in_words_and_silences(
         width_now = page.evaluate("document.documentElement.scrollWidth")
         assert width_now <= width, f"the alerts screen is {width_now}px wide on a {width}px screen"
         shot("silences-expired")
-        assert not page.js_errors  # type: ignore[attr-defined]
+        assert not page.js_errors
     finally:
         page.context.close()
