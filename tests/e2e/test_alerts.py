@@ -201,6 +201,14 @@ def test_every_rule_option_percent_in_fraction_stored_why_in_words_and_silences(
         expect(page.locator('#silences-table tbody tr[data-status="expired"]')).to_have_count(2)
         expect(page.locator("#rules-table [data-silenced]")).to_have_count(0)
         assert api.get("/api/v1/alerts/silences", flow_id=flow_id, active=True) == []
+        # a window with no runs reads as such, whatever the metric (a count is 0 then)
+        quiet = api.ok(api.http.post("/api/v1/alerts/rules", json={
+            "flow_id": flow_id, "name": "quiet", "metric": "run_count", "operator": "lt", "threshold": 1,
+            "window": "30m"}))
+        api.ok(api.http.post(f"/api/v1/alerts/rules/{quiet['id']}/evaluate"))
+        page.reload()
+        quiet_row = page.locator("#transitions-table tbody tr", has_text="quiet")
+        expect(quiet_row.locator(".why")).to_have_text("no runs in the last 30 min")
         width_now = page.evaluate("document.documentElement.scrollWidth")
         assert width_now <= width, f"the alerts screen is {width_now}px wide on a {width}px screen"
         shot("silences-expired")

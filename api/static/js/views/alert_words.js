@@ -90,7 +90,8 @@ export function why(rule, t) {
   if (t.from_state === "PAUSED") return "the rule was resumed";
   if (!rule) return t.reason;
   const last = `the last ${span(rule.window)}`;
-  if (t.value === null || t.value === undefined) {
+  // no runs to judge: a count reads 0 then, so the state (or the stored reason) says it
+  if (t.value === null || t.value === undefined || t.to_state === "NO_DATA" || String(t.reason).startsWith("no data")) {
     return t.runs ? `nothing to measure in ${last} (${count(t.runs)} runs)` : `no runs in ${last}`;
   }
   const runs = t.runs === null || t.runs === undefined ? "" : ` (${count(t.runs)} ${t.runs === 1 ? "run" : "runs"})`;
