@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +32,7 @@ import orjson
 from analytics.alerts import repository as repo
 from analytics.alerts.evaluate import Target, measure, resolve_targets
 from analytics.alerts.rules import Rule, State
+from analytics.alerts.silences import Silencer
 from analytics.alerts.state_machine import RuleState, Step, Transition, event_for, step
 from analytics.alerts.webhooks import Notification, WebhookDispatcher
 from analytics.core.clock import iso_utc, utc_now
@@ -56,6 +58,56 @@ def rule_summary(rule: Rule) -> dict[str, Any]:
         "node_id": rule.node_id,
         "model": rule.model,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """A notification to send (or, with `silence_id`, to log as held back by that silence)."""
+
+    target: Target
+    step: Step
+    silence_id: str | None = None
+    transition_id: str | None = None
+    note: str | None = None
+
+
+_HEARD = {State.FIRING: "firing", State.WARNING: "warning", State.NO_DATA: "no_data"}
+
+
+def _heard(state: State) -> str:
+    """What receivers were last told, as of a state they were notified of (PENDING, PAUSED and
+    OK tell them nothing new: they last heard "ok" or a resolution)."""
+    return _HEARD.get(state, "ok")
+
+
+def _silence(t: Target, s: Step, silence_id: str | None, now: datetime) -> _Send | None:
+    """What to notify for this step, silences considered (None: the step as it is).
+
+    Inside a silence a notification is held back (logged, not sent), and the state remembers
+    in `muted_event` what receivers had last heard when the first one was held. At the first
+    evaluation after the silence, if the state differs from that, it is sent once (FIRING,
+    WARNING, NO_DATA as themselves; OK as "resolved"): receivers learn what they missed, as
+    Alertmanager does. A rule that fired and recovered inside the silence sends nothing."""
+    state = s.state
+    if s.notify is not None:
+        if silence_id is None:
+            return _Send(t, replace(s, state=replace(state, muted_event=None)))
+        heard = state.muted_event
+        if heard is None:
+            heard = _heard(s.transition.from_state) if s.transition is not None else _heard(state.state)
+        held = replace(s, state=replace(state, muted_event=heard))
+        if s.transition is not None:
+            held = replace(held, transition=replace(s.transition, silenced_by=silence_id))
+        return _Send(t, held, silence_id)
+    if state.muted_event is None or silence_id is not None or state.state == State.PENDING:
+        return None  # nothing held back, still silenced, or not settled yet
+    now_is = _heard(state.state)
+    if now_is == state.muted_event:  # what they heard is still true
+        return _Send(t, Step(replace(state, muted_event=None), None))
+    event = "resolved" if now_is == "ok" else now_is
+    after = replace(state, muted_event=None, last_notified_at=now)
+    note = f"{state.state.value} when the silence ended"
+    return _Send(t, Step(after, None, notify=event, renotify=True), None, note=note)
 
 
 class AlertEngine:
@@ -111,18 +163,22 @@ class AlertEngine:
             ids = sorted({t.rule.id for t in targets})
             states = self.ctx.store.read(lambda c: repo.load_states(c, ids)) if ids else {}
             values = measure(self.ctx, targets, now)
+            silencer = Silencer(self.ctx.store.read(lambda c: repo.load_silences(c, ending_after=now)), now)
             new_states: dict[tuple[str, str], RuleState] = {}
             transitions: list[repo.StoredTransition] = []
-            sends: list[tuple[Target, Step, str | None]] = []
+            sends: list[_Send] = []
             for t in targets:
                 s = step(t.rule, states.get(t.key), values[t.key], now)
-                new_states[t.key] = s.state
+                send = _silence(t, s, silencer.silence_of(*t.key), now)
+                new_states[t.key] = send.step.state if send is not None else s.state
                 tid = None
                 if s.transition is not None:
                     tid = str(uuid.uuid4())
-                    transitions.append(repo.StoredTransition(tid, t.rule.id, t.flow_id, now, s.transition))
-                if s.notify is not None:
-                    sends.append((t, s, tid))
+                    transition = send.step.transition if send is not None else s.transition
+                    assert transition is not None
+                    transitions.append(repo.StoredTransition(tid, t.rule.id, t.flow_id, now, transition))
+                if send is not None and send.step.notify is not None:
+                    sends.append(replace(send, transition_id=tid))
 
             def save(c: Any) -> None:
                 repo.save_states(c, new_states)
@@ -130,24 +186,29 @@ class AlertEngine:
 
             if new_states:
                 self.ctx.store.write(save)
-            notified = self._notify(sends, now)
+            notified, held = self._notify(sends, now)
             self.evaluations += 1
         return {
             "rules": len(active),
             "targets": len(targets),
             "transitions": len(transitions),
             "notifications": notified,
+            "silenced": held,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 
-    def _notify(self, sends: list[tuple[Target, Step, str | None]], now: datetime) -> int:
+    def _notify(self, sends: list[_Send], now: datetime) -> tuple[int, int]:
+        """Hand the notifications to the dispatcher; log the silenced ones as held back.
+        Answers (notifications queued, notifications silenced), one per channel each."""
         if not sends or self.dispatcher is None:
-            return 0
+            return 0, 0
         links = self.ctx.store.read(
-            lambda c: repo.channel_ids_of_rules(c, sorted({t.rule.id for t, _, _ in sends}))
+            lambda c: repo.channel_ids_of_rules(c, sorted({x.target.rule.id for x in sends}))
         )
         out: list[Notification] = []
-        for t, s, tid in sends:
+        held: list[repo.Delivery] = []
+        for x in sends:
+            t, s, tid = x.target, x.step, x.transition_id
             assert s.notify is not None
             channels = links.get(t.rule.id, [])
             if not channels:
@@ -164,18 +225,29 @@ class AlertEngine:
                     "value": s.state.value,
                     "runs": s.state.runs,
                     "threshold": transition.threshold if transition else None,
-                    "reason": transition.reason if transition else f"still {s.state.state.value}",
+                    "reason": transition.reason if transition else x.note or f"still {s.state.state.value}",
                     "transition_id": tid,
                     "flow_id": t.flow_id,
                     "rule": rule_summary(t.rule),
                 }
             )
             nid = orjson.loads(body)["id"]
+            if x.silence_id is not None:
+                held.extend(
+                    repo.Delivery(
+                        str(uuid.uuid4()), nid, ch, t.rule.id, t.flow_id, tid, s.notify, 0, now, False, None,
+                        f"silenced by {x.silence_id}", None, False, body.decode(),
+                    )
+                    for ch in channels
+                )
+                continue
             out.extend(
                 Notification(nid, ch, s.notify, body, t.rule.id, t.flow_id, tid) for ch in channels
             )
+        if held:
+            self.ctx.store.write(lambda c: repo.record_suppressed(c, held))
         self.dispatcher.enqueue(out)
-        return len(out)
+        return len(out), len(held)
 
     # -- pause and resume --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Every SQL statement of alerting: rules, channels, states, transitions, deliveries.
+"""Every SQL statement of alerting: rules, channels, states, transitions, silences, deliveries.
 
 Write functions take the writer's connection (callers pass them to `ctx.store.write`); read
 functions take a read cursor (`ctx.store.read`). Values are always `?` parameters.
@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from analytics.alerts.rules import Rule, State
+from analytics.alerts.silences import Silence
 from analytics.alerts.state_machine import RuleState, Transition
 from analytics.core.store import Connection
 
@@ -39,6 +40,7 @@ STATES_SCHEMA = pa.schema(
         ("value", pa.float64()),
         ("runs", pa.int64()),
         ("evaluated_at", pa.timestamp("us")),
+        ("muted_event", pa.string()),
     ]
 )
 TRANSITIONS_SCHEMA = pa.schema(
@@ -54,6 +56,7 @@ TRANSITIONS_SCHEMA = pa.schema(
         ("runs", pa.int64()),
         ("threshold", pa.float64()),
         ("reason", pa.string()),
+        ("silenced_by", pa.string()),
     ]
 )
 
@@ -172,7 +175,7 @@ def replace_rule(conn: Connection, rule: Rule) -> Rule:
 
 
 def delete_rule(conn: Connection, rule_id: str) -> None:
-    for table in ("alert_rule_channels", "alert_states", "alert_transitions"):
+    for table in ("alert_rule_channels", "alert_states", "alert_transitions", "alert_silences"):
         conn.execute(f"DELETE FROM {table} WHERE rule_id = ?", [rule_id])
     conn.execute("DELETE FROM alert_rules WHERE id = ?", [rule_id])
 
@@ -191,14 +194,14 @@ def clear_states(conn: Connection, rule_id: str) -> None:
 def load_states(conn: Connection, rule_ids: list[str] | None = None) -> dict[tuple[str, str], RuleState]:
     sql = (
         "SELECT rule_id, flow_id, state, since, pending_since, last_breach_at, last_notified_at, value,"
-        " runs, evaluated_at FROM alert_states"
+        " runs, evaluated_at, muted_event FROM alert_states"
     )
     params: list[Any] = []
     if rule_ids is not None:
         sql += " WHERE rule_id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(rule_ids)
     return {
-        (r[0], r[1]): RuleState(State(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        (r[0], r[1]): RuleState(State(r[2]), r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10])
         for r in conn.execute(sql, params).fetchall()
     }
 
@@ -225,6 +228,7 @@ def save_states(conn: Connection, states: dict[tuple[str, str], RuleState]) -> N
             "value": [s.value for _, s in items],
             "runs": [s.runs for _, s in items],
             "evaluated_at": [s.evaluated_at for _, s in items],
+            "muted_event": [s.muted_event for _, s in items],
         },
         schema=STATES_SCHEMA,
     )
@@ -248,6 +252,7 @@ def insert_transitions(conn: Connection, rows: list[StoredTransition]) -> None:
             "runs": [x.runs for x in t],
             "threshold": [x.threshold for x in t],
             "reason": [x.reason for x in t],
+            "silenced_by": [x.silenced_by for x in t],
         },
         schema=TRANSITIONS_SCHEMA,
     )
@@ -275,12 +280,12 @@ def list_transitions(
         clauses.append("occurred_at < ?")
         params.append(before)
     rows = conn.execute(
-        "SELECT id, rule_id, flow_id, occurred_at, from_state, to_state, event, value, runs, threshold, reason"
-        f" FROM alert_transitions WHERE {' AND '.join(clauses)} ORDER BY occurred_at DESC, id DESC LIMIT ?",
+        "SELECT id, rule_id, flow_id, occurred_at, from_state, to_state, event, value, runs, threshold, reason,"
+        f" silenced_by FROM alert_transitions WHERE {' AND '.join(clauses)} ORDER BY occurred_at DESC, id DESC LIMIT ?",
         [*params, limit],
     ).fetchall()
     return [
-        StoredTransition(r[0], r[1], r[2], r[3], Transition(State(r[4]), State(r[5]), r[6], r[7], r[8], r[9], r[10]))
+        StoredTransition(r[0], r[1], r[2], r[3], Transition(State(r[4]), State(r[5]), r[6], r[7], r[8], r[9], r[10], r[11]))
         for r in rows
     ]
 
@@ -379,3 +384,51 @@ def list_deliveries(
         [*params, limit],
     ).fetchall()
     return [Delivery(*r) for r in rows]
+
+
+def record_suppressed(conn: Connection, rows: list[Delivery]) -> None:
+    """Notifications a silence held back: logged beside the attempts, never sent, no streak."""
+    if rows:
+        conn.executemany(
+            "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[d.id, d.notification_id, d.channel_id, d.rule_id, d.flow_id, d.transition_id, d.event,
+              d.attempt, d.at, d.ok, d.status_code, d.error, d.duration_ms, d.will_retry, d.body] for d in rows],
+        )
+
+
+# -- silences ----------------------------------------------------------------------------------
+
+_SILENCE_COLUMNS = "id, rule_id, flow_id, starts_at, ends_at, comment, created_by, created_at, expired_by"
+
+
+def insert_silence(conn: Connection, s: Silence) -> Silence:
+    conn.execute(
+        f"INSERT INTO alert_silences ({_SILENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [s.id, s.rule_id, s.flow_id, s.starts_at, s.ends_at, s.comment, s.created_by, s.created_at, s.expired_by],
+    )
+    return s
+
+
+def load_silences(conn: Connection, *, ending_after: datetime | None = None) -> list[Silence]:
+    """Newest first; with `ending_after`, only those still in force or to come at that time."""
+    sql = f"SELECT {_SILENCE_COLUMNS} FROM alert_silences"
+    params: list[Any] = []
+    if ending_after is not None:
+        sql += " WHERE ends_at > ?"
+        params.append(ending_after)
+    return [Silence(*r) for r in conn.execute(sql + " ORDER BY created_at DESC, id", params).fetchall()]
+
+
+def get_silence(conn: Connection, silence_id: str) -> Silence | None:
+    row = conn.execute(f"SELECT {_SILENCE_COLUMNS} FROM alert_silences WHERE id = ?", [silence_id]).fetchone()
+    return Silence(*row) if row else None
+
+
+def expire_silence(conn: Connection, silence_id: str, now: datetime, by: str) -> Silence | None:
+    """End it now (a silence not yet begun ends before it starts); one already over is kept as is."""
+    conn.execute(
+        "UPDATE alert_silences SET starts_at = least(starts_at, ?), ends_at = ?, expired_by = ?"
+        " WHERE id = ? AND ends_at > ?",
+        [now, now, by, silence_id, now],
+    )
+    return get_silence(conn, silence_id)

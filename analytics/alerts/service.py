@@ -7,6 +7,10 @@ Who sees and manages what:
 - A rule over "all flows a user owns" (`owned_by`) is managed and seen by that user and admins.
 - Transitions are seen when their rule is, and only for flows the caller sees entirely.
 - Channels (URL + secret) belong to their creator; admins see all. The secret is never shown.
+- A silence of a rule is made and ended by those who manage the rule, and seen by those who see
+  it; a silence of a flow (every rule judging it) by the flow's owner and admins, seen by those
+  who see every run of the flow. An unknown rule or flow in a silence is a 422 naming the field;
+  a flow the caller cannot read is "not found" (a rule the caller cannot see is unknown).
 A rule the caller may not see is "not found", never "forbidden": its existence is not told.
 
 Nothing here reaches into the server's runtime: a rule change is announced on the Context
@@ -24,11 +28,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
-from analytics.access.permissions import Viewer, grant_for, require_flow_access
+from analytics.access.permissions import FLOW_NOT_FOUND, Viewer, grant_for, require_flow_access
 from analytics.alerts import egress
 from analytics.alerts import repository as repo
 from analytics.alerts.lifecycle import evaluator
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
+from analytics.alerts.silences import Silence, SilenceCreate
 from analytics.alerts.state_machine import RuleState
 from analytics.alerts.webhooks import WebhookDispatcher
 from analytics.core.clock import utc_now
@@ -37,6 +42,7 @@ from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 
 RULE_NOT_FOUND = "Alert rule not found"
 CHANNEL_NOT_FOUND = "Channel not found"
+SILENCE_NOT_FOUND = "Silence not found"
 
 
 class ChannelCreate(BaseModel):
@@ -310,3 +316,94 @@ def list_deliveries(
     return ctx.store.read(
         lambda c: repo.list_deliveries(c, channel_ids=channel_ids, rule_id=rule_id, limit=limit)
     )
+
+
+# -- silences ------------------------------------------------------------------------------------
+
+
+def _require_silence_rights(ctx: Context, viewer: Viewer, rule_id: str | None, flow_id: str | None) -> None:
+    """Who may make or end a silence of this rule or flow (see the module's docstring)."""
+    if rule_id is not None:
+        rule = ctx.store.read(lambda c: repo.get_rule(c, rule_id))
+        if rule is None or not can_see_rule(ctx, viewer, rule):
+            raise InvalidInput(f"rule_id: there is no rule {rule_id!r}", field="rule_id")
+        _require_manage(ctx, viewer, rule)
+        return
+    assert flow_id is not None
+    flow = ctx.directory.flow(flow_id)
+    if flow is None:
+        raise InvalidInput(f"flow_id: there is no flow {flow_id!r}", field="flow_id")
+    if not grant_for(ctx.directory, viewer, flow).read:
+        raise NotFound(FLOW_NOT_FOUND)
+    require_flow_access(ctx.directory, viewer, flow_id, owner=True)
+
+
+def _sees_silence(ctx: Context, viewer: Viewer, s: Silence, rules: dict[str, Rule]) -> bool:
+    if viewer.is_admin:
+        return True
+    if s.rule_id is not None:
+        rule = rules.get(s.rule_id)
+        return rule is not None and can_see_rule(ctx, viewer, rule)
+    return s.flow_id is not None and _sees_flow(ctx, viewer, s.flow_id)
+
+
+def create_silence(ctx: Context, viewer: Viewer, form: SilenceCreate, *, now: datetime | None = None) -> Silence:
+    """Mute the notifications of a rule, or of every rule judging a flow, from `starts_at`
+    (default now) to `ends_at` (or for `duration`). `now` is for tests."""
+    _require_silence_rights(ctx, viewer, form.rule_id, form.flow_id)
+    now = now or utc_now()
+    starts, ends = form.window(now)
+    silence = Silence(
+        str(uuid.uuid4()), form.rule_id, form.flow_id, starts, ends, form.comment, viewer.id, now
+    )
+    return ctx.store.write(lambda c: repo.insert_silence(c, silence))
+
+
+def list_silences(
+    ctx: Context,
+    viewer: Viewer,
+    *,
+    flow_id: str | None = None,
+    rule_id: str | None = None,
+    active: bool | None = None,
+    now: datetime | None = None,
+) -> list[Silence]:
+    """Newest first. `flow_id`: the flow's silences and those of rules judging it; `active`:
+    True for those in force or to come, False for those over."""
+    now = now or utc_now()
+    if flow_id is not None:
+        require_flow_access(ctx.directory, viewer, flow_id)
+    rules = {r.id: r for r in ctx.store.read(repo.load_rules)}
+    if rule_id is not None:
+        _visible_rule(ctx, viewer, rule_id)
+    judging = {r.id for r in list_rules(ctx, viewer, flow_id=flow_id)} if flow_id is not None else set()
+    out = []
+    for s in ctx.store.read(repo.load_silences):
+        if not _sees_silence(ctx, viewer, s, rules):
+            continue
+        if flow_id is not None and s.flow_id != flow_id and s.rule_id not in judging:
+            continue
+        if rule_id is not None and s.rule_id != rule_id:
+            continue
+        if active is not None and (s.status_at(now) != "expired") != active:
+            continue
+        out.append(s)
+    return out
+
+
+def expire_silence(ctx: Context, viewer: Viewer, silence_id: str, *, now: datetime | None = None) -> Silence:
+    """End a silence now (one not begun yet never begins); one already over is answered as is.
+    `now` is for tests."""
+    s = ctx.store.read(lambda c: repo.get_silence(c, silence_id))
+    rules = {r.id: r for r in ctx.store.read(repo.load_rules)}
+    if s is None or not _sees_silence(ctx, viewer, s, rules):
+        raise NotFound(SILENCE_NOT_FOUND)
+    try:
+        _require_silence_rights(ctx, viewer, s.rule_id, s.flow_id)
+    except InvalidInput as exc:  # its rule or flow is gone: whoever sees it may end it
+        if s.created_by != viewer.id and not viewer.is_admin:
+            raise AccessDenied("Only its author or an admin may end this silence") from exc
+    now = now or utc_now()
+    done = ctx.store.write(lambda c: repo.expire_silence(c, silence_id, now, viewer.id))
+    assert done is not None
+    return done

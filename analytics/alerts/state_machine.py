@@ -37,6 +37,7 @@ class RuleState:
     value: float | None = None
     runs: int | None = None
     evaluated_at: datetime | None = None
+    muted_event: str | None = None  # a notification a silence held back (engine's, not judged here)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,7 @@ class Transition:
     runs: int | None
     threshold: float | None
     reason: str
+    silenced_by: str | None = None  # the silence that held its notification back
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Alert rules (CRUD, pause/resume, evaluate now), transitions, webhook channels, deliveries.
+"""Alert rules (CRUD, pause/resume, evaluate now), transitions, silences, webhook channels, deliveries.
 
 Access is decided in analytics.alerts.service; a rule or channel the caller may not see is a 404.
 """
@@ -22,6 +22,8 @@ from api.schemas.alerts import (
     RuleCreate,
     RuleOut,
     RuleUpdate,
+    SilenceCreate,
+    SilenceOut,
     TransitionOut,
     rule_out,
 )
@@ -101,6 +103,31 @@ def rule_transitions(rule_id: str, viewer: CurrentUser, ctx: Ctx, limit: Limit =
 def transitions(viewer: CurrentUser, ctx: Ctx, flow_id: str | None = None, limit: Limit = 100) -> Any:
     """Transitions of every rule the caller sees (or of one flow), newest first."""
     return service.list_transitions(ctx, viewer, flow_id=flow_id, limit=limit)
+
+
+@router.get("/silences", response_model=list[SilenceOut])
+def list_silences(
+    viewer: CurrentUser,
+    ctx: Ctx,
+    flow_id: str | None = None,
+    rule_id: str | None = None,
+    active: Annotated[bool | None, Query(description="true: in force or to come; false: over")] = None,
+) -> Any:
+    """Silences the caller sees, newest first; `flow_id` narrows to the flow's and its rules'."""
+    return service.list_silences(ctx, viewer, flow_id=flow_id, rule_id=rule_id, active=active)
+
+
+@router.post("/silences", response_model=SilenceOut, status_code=201)
+def create_silence(form: SilenceCreate, viewer: CurrentUser, ctx: Ctx) -> Any:
+    """Mute a rule's notifications, or every rule's on a flow, until `ends_at` (or for `duration`).
+    Rules are still judged and their transitions recorded; held-back notifications are logged."""
+    return service.create_silence(ctx, viewer, form)
+
+
+@router.delete("/silences/{silence_id}", response_model=SilenceOut)
+def expire_silence(silence_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
+    """End a silence now; it stays listed as expired."""
+    return service.expire_silence(ctx, viewer, silence_id)
 
 
 @router.get("/channels", response_model=list[ChannelOut])

@@ -7,13 +7,14 @@ them, so the library and the API refuse the same things.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import AliasPath, BaseModel, BeforeValidator, ConfigDict, Field
 
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
 from analytics.alerts.service import ChannelCreate, ChannelUpdate
+from analytics.alerts.silences import SilenceCreate
 from analytics.alerts.state_machine import RuleState
 from api.schemas.timestamps import EpochSeconds
 
@@ -26,6 +27,8 @@ __all__ = [
     "RuleCreate",
     "RuleOut",
     "RuleUpdate",
+    "SilenceCreate",
+    "SilenceOut",
     "TransitionOut",
     "rule_out",
 ]
@@ -81,6 +84,10 @@ class TransitionOut(BaseModel):
         validation_alias=AliasPath("transition", "threshold"), description="the threshold crossed"
     )
     reason: str = _of_transition("reason")
+    silenced_by: str | None = Field(
+        validation_alias=AliasPath("transition", "silenced_by"),
+        description="the silence that held its notification back, if one did",
+    )
 
 
 class ChannelOut(BaseModel):
@@ -122,7 +129,23 @@ class EvaluationOut(BaseModel):
     targets: int
     transitions: int
     notifications: int
+    silenced: int = Field(description="notifications a silence held back (logged as deliveries, not sent)")
     duration_ms: float
+
+
+class SilenceOut(BaseModel):
+    model_config = _READ
+
+    id: str
+    rule_id: str | None
+    flow_id: str | None
+    starts_at: EpochSeconds
+    ends_at: EpochSeconds
+    comment: str
+    created_by: str
+    created_at: EpochSeconds
+    expired_by: str | None = Field(description="who ended it early, if someone did")
+    status: Literal["pending", "active", "expired"]
 
 
 def rule_out(rule: Rule, states: dict[tuple[str, str], RuleState]) -> RuleOut:

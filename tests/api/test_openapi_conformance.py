@@ -38,6 +38,7 @@ from analytics import exports
 from analytics.access import users
 from analytics.access.permissions import Viewer
 from analytics.alerts import service as alerts
+from analytics.alerts.silences import SilenceCreate
 from analytics.core.config import Settings
 from analytics.core.context import Context
 from analytics.flows import registry as flows
@@ -106,6 +107,9 @@ def _ids(ctx: Context, tag: str) -> list[dict[str, str]]:
             name="failures", metric="failure_rate", flow_id=public.id, window=3600, threshold=0.5
         ),
     )
+    silence = alerts.create_silence(
+        ctx, admin, SilenceCreate(rule_id=rule.id, duration=3600, comment="seeded")  # type: ignore[arg-type]
+    )
     _, key = users.create_api_key(ctx, spare, name="conformance")
     group = users.create_group(ctx, f"readers {tag}", user_ids=[USER, spare])
     return [
@@ -115,6 +119,7 @@ def _ids(ctx: Context, tag: str) -> list[dict[str, str]]:
             "user_id": spare,
             "rule_id": rule.id,
             "channel_id": channel.id,
+            "silence_id": silence.id,
             "key_id": key.id,
             "group_id": group.id,
             "name": job,
@@ -177,6 +182,10 @@ EXPLICIT: dict[str, Callable[[dict[str, str]], list[dict[str, Any]]]] = {
                 "channel_ids": [ids["channel_id"]],
             }
         }
+    ],
+    "POST /api/v1/alerts/silences": lambda ids: [
+        {"body": {"rule_id": ids["rule_id"], "duration": "2h", "comment": "deploy"}},
+        {"body": {"flow_id": ids["flow_id"], "ends_at": "2100-01-01T00:00:00Z", "comment": "far"}},
     ],
     "PATCH /api/v1/alerts/rules/{rule_id}": lambda ids: [
         {"path_parameters": ids, "body": {"threshold": 0.9}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -195,3 +196,120 @@ def test_rule_of_a_deleted_flow_can_be_deleted(world: World) -> None:
     assert world.client.post(f"{RULES}/{rule['id']}/evaluate", headers=bearer("owner")).status_code == 404
     assert world.client.delete(f"{RULES}/{rule['id']}", headers=bearer("owner")).json() is True
     assert world.client.get(f"{RULES}/{rule['id']}", headers=bearer("owner")).status_code == 404
+
+
+# -- silences ------------------------------------------------------------------------------------
+
+SILENCES = "/api/v1/alerts/silences"
+
+
+def field_of(r: Any) -> str:
+    """The field a 422 names: FastAPI's list of errors, or the library's "field: message"."""
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    return str(detail[0]["loc"][-1]) if isinstance(detail, list) else detail.split(":", 1)[0]
+
+
+SOON = datetime.now(UTC) + timedelta(days=1)
+BAD_SILENCES = [
+    ({"starts_at": SOON.isoformat(), "ends_at": (SOON - timedelta(hours=1)).isoformat(), "duration": None}, "ends_at"),
+    ({"ends_at": "2001-01-01T00:00:00Z", "duration": None}, "ends_at"),  # over before it begins
+    ({"starts_at": 946684800, "duration": "2h"}, "ends_at"),  # 2000-01-01 for 2 h: in the past
+    ({"duration": "60d"}, "duration"),
+    ({"duration": "9999999999999w"}, "duration"),
+    ({"duration": 0}, "duration"),
+    ({"duration": "soon"}, "duration"),
+    ({"ends_at": "9999-12-31T00:00:00Z", "duration": None}, "ends_at"),  # huge: more than 30 days
+    ({"ends_at": 10**15, "duration": None}, "ends_at"),  # not a time at all
+    ({"starts_at": "2999-01-01T00:00:00Z"}, "starts_at"),
+    ({"ends_at": "2100-01-01T00:00:00Z"}, "duration"),  # both ends
+    ({"duration": None}, "duration"),  # no end
+    ({"comment": ""}, "comment"),
+    ({"comment": None}, "comment"),
+    ({"rule_id": "no-such-rule"}, "rule_id"),
+    ({"flow_id": "x"}, "flow_id"),  # and rule_id: both
+    ({"rule_id": None}, "flow_id"),  # neither
+    ({"colour": "red"}, "colour"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "field"), BAD_SILENCES, ids=[f"{f}-{i}" for i, (_, f) in enumerate(BAD_SILENCES)])
+def test_silence_validation_names_the_field(world: World, overrides: dict[str, Any], field: str) -> None:
+    rule = create(world, "owner")
+    body = {"rule_id": rule["id"], "duration": "2h", "comment": "deploy", **overrides}
+    r = world.client.post(SILENCES, json={k: v for k, v in body.items() if v is not None}, headers=bearer("owner"))
+    assert field_of(r) == field
+    assert world.client.get(SILENCES, headers=bearer("owner")).json() == []  # nothing stored
+
+
+def test_unknown_flow_is_422_and_an_unreadable_one_404(world: World) -> None:
+    body = {"duration": "1h", "comment": "x"}
+    r = world.client.post(SILENCES, json={**body, "flow_id": "no-such-flow"}, headers=bearer("owner"))
+    assert field_of(r) == "flow_id"
+    r = world.client.post(SILENCES, json={**body, "flow_id": world.private}, headers=bearer("stranger"))
+    assert r.status_code == 404 and r.json()["detail"] == "Flow not found"
+
+
+def test_silences_who_may_make_see_and_end_them(world: World) -> None:
+    rule = create(world, "owner")
+    for user, status in (("writer", 403), ("reader", 422), ("stranger", 422)):  # sees it / does not
+        r = world.client.post(SILENCES, json={"rule_id": rule["id"], "duration": "1h", "comment": "x"},
+                              headers=bearer(user))
+        assert r.status_code == status, (user, r.text)
+    for user in ("writer", "reader", "grouped"):  # may read the flow, but its alerts are its owner's
+        r = world.client.post(SILENCES, json={"flow_id": world.shared, "duration": "1h", "comment": "x"},
+                              headers=bearer(user))
+        assert r.status_code == 403, (user, r.text)
+
+    r = world.client.post(SILENCES, json={"rule_id": rule["id"], "duration": "2h", "comment": "deploy"},
+                          headers=bearer("owner"))
+    assert r.status_code == 201, r.text
+    by_rule = r.json()
+    assert by_rule["ends_at"] - by_rule["starts_at"] == 7200
+    assert (by_rule["status"], by_rule["created_by"], by_rule["comment"]) == ("active", "owner", "deploy")
+    by_flow = world.client.post(
+        SILENCES, json={"flow_id": world.shared, "ends_at": "2100-01-01T00:00:00Z",
+                        "starts_at": "2099-12-25T00:00:00Z", "comment": "holidays"}, headers=bearer("admin")
+    )
+    assert by_flow.status_code == 422  # 2099 is more than 30 days away
+    by_flow = world.client.post(SILENCES, json={"flow_id": world.shared, "duration": "1d", "comment": "holidays"},
+                                headers=bearer("admin")).json()
+
+    def ids(user: str, **params: Any) -> set[str]:
+        r = world.client.get(SILENCES, params=params, headers=bearer(user))
+        assert r.status_code == 200, r.text
+        return {s["id"] for s in r.json()}
+
+    both = {by_rule["id"], by_flow["id"]}
+    assert ids("owner") == ids("writer") == ids("admin") == both == ids("owner", flow_id=world.shared)
+    assert ids("reader") == ids("stranger") == set()  # they do not see every run of the flow
+    assert ids("owner", flow_id=world.public) == set()
+    assert ids("owner", rule_id=rule["id"]) == {by_rule["id"]}
+    assert ids("owner", active="false") == set()
+
+    path = f"{SILENCES}/{by_rule['id']}"
+    assert world.client.delete(path, headers=bearer("stranger")).status_code == 404
+    assert world.client.delete(path, headers=bearer("writer")).status_code == 403
+    assert world.client.delete(f"{SILENCES}/no-such-silence", headers=bearer("owner")).status_code == 404
+    r = world.client.delete(path, headers=bearer("owner"))
+    assert r.status_code == 200, r.text
+    ended = r.json()
+    assert (ended["status"], ended["expired_by"]) == ("expired", "owner")
+    assert ended["starts_at"] == by_rule["starts_at"] and ended["ends_at"] <= by_rule["ends_at"]
+    assert ids("owner", active="false") == {by_rule["id"]} and ids("owner", active="true") == {by_flow["id"]}
+    assert world.client.delete(path, headers=bearer("owner")).json() == ended  # ending it again changes nothing
+    # deleting the rule deletes its silences with it
+    assert world.client.delete(f"{RULES}/{rule['id']}", headers=bearer("owner")).status_code == 200
+    assert ids("owner") == {by_flow["id"]}
+
+
+def test_a_silenced_rule_still_changes_state_and_says_so(world: World) -> None:
+    for _ in range(3):
+        save_run(world, world.shared, status="error")
+    rule = create(world, "owner", window="1h")
+    silence = world.client.post(SILENCES, json={"rule_id": rule["id"], "duration": "1h", "comment": "known"},
+                                headers=bearer("owner")).json()
+    r = world.client.post(f"{RULES}/{rule['id']}/evaluate", headers=bearer("owner"))
+    assert r.status_code == 200 and r.json()["transitions"] == 1
+    [t] = world.client.get(f"{RULES}/{rule['id']}/transitions", headers=bearer("owner")).json()
+    assert (t["to_state"], t["silenced_by"]) == ("FIRING", silence["id"])

@@ -1,40 +1,31 @@
-// Alert rules of a flow with their state and history; create and edit with the API's
-// validation messages next to each field; webhook channels with their delivery log and "send test".
+// Alert rules of a flow with their state and history (why each change happened, in words);
+// create and edit with every option of a rule and the API's validation messages next to each
+// field; silences; webhook channels with their delivery log and "send test".
 import { api, del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, mount } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
 import { count, duration, timestamp } from "../format.js";
+import { silenceOf, silencedBadge, silencesSection } from "./alert_silences.js";
+import {
+  condition, durationInput, measured, METRICS, OPERATORS, options, thresholdInput, thresholdProblems, thresholdValue, UNITS, why,
+} from "./alert_words.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 
-const METRICS = { failure_rate: "Failure rate (0–1)", error_count: "Errors", run_count: "Runs", p95_duration: "p95 duration (ms)", cost: "Cost (USD)" };
-const OPERATORS = { gt: ">", ge: "≥", lt: "<", le: "≤" };
 const STATE_CLASS = { OK: "badge-success", FIRING: "badge-error", WARNING: "badge-other", PENDING: "badge-other", NO_DATA: "badge-aborted", PAUSED: "badge-aborted" };
+const GROUP = "border:1px solid var(--border);border-radius:6px;padding:.25rem .75rem .75rem;margin:0 0 .75rem;min-width:0";
+const NO_DATA = { no_data: "Say so: state NO DATA (notified)", ok: "Healthy: state OK", keep_last: "Keep the last state" };
 
 function stateBadge(state) {
   return h("span", { class: `badge ${STATE_CLASS[state] || "badge-other"}`, "data-state": state }, state);
 }
 
-function windowText(seconds) {
-  if (seconds % 86400 === 0) return `${seconds / 86400}d`;
-  if (seconds % 3600 === 0) return `${seconds / 3600}h`;
-  if (seconds % 60 === 0) return `${seconds / 60}m`;
-  return `${seconds}s`;
-}
-
-function metricValue(metric, v) {
-  if (v === null || v === undefined) return "—";
-  if (metric === "failure_rate") return `${(v * 100).toFixed(1)} %`;
-  if (metric === "p95_duration") return duration(v);
-  if (metric === "cost") return `$${v.toFixed(4)}`;
-  return count(v);
-}
-
 export async function render(root, [flowId], ctx) {
-  const [flow, rules, channels, transitions] = await Promise.all([
+  const [flow, rules, channels, transitions, silences] = await Promise.all([
     loadFlow(flowId),
     get(`/api/v1/alerts/rules${query({ flow_id: flowId })}`),
     get("/api/v1/alerts/channels"),
     get(`/api/v1/alerts/transitions${query({ flow_id: flowId, limit: 20 })}`),
+    get(`/api/v1/alerts/silences${query({ flow_id: flowId })}`),
   ]);
   if (ctx.stale()) return;
   const reload = () => ctx.navigate(location.hash);
@@ -49,25 +40,31 @@ export async function render(root, [flowId], ctx) {
       if (done) done(err);
     }
   };
+  const silencing = silencesSection(flowId, rules, silences, reload, message);
 
   const ruleRows = rules.map((r) => {
-    const state = r.paused ? "PAUSED" : (r.states.find((s) => s.flow_id === flowId) || { state: "NO_DATA" }).state;
     const current = r.states.find((s) => s.flow_id === flowId);
+    const state = r.paused ? "PAUSED" : (current || { state: "NO_DATA" }).state;
+    const muted = silenceOf(silences, r, flowId);
+    const extra = options(r);
     return h("tr", { "data-rule": r.id, class: state === "FIRING" ? "row-error" : "" },
       h("td", {}, h("strong", {}, r.name)),
-      h("td", {}, `${METRICS[r.metric] || r.metric} ${OPERATORS[r.operator]} ${r.threshold} over ${windowText(r.window)}`),
-      h("td", {}, stateBadge(state), current && current.value !== null ? h("div", { class: "muted" }, `now ${metricValue(r.metric, current.value)}`) : null),
+      h("td", {}, condition(r), extra ? h("div", { class: "muted rule-options" }, extra) : null),
+      h("td", {}, stateBadge(state),
+        current && current.value !== null ? h("div", { class: "muted" }, `now ${measured(r.metric, current.value)}${current.runs === null ? "" : ` (${count(current.runs)} runs)`}`) : null,
+        muted ? silencedBadge(muted) : null),
       h("td", {},
         h("div", { class: "toolbar" },
           h("button", { type: "button", class: "btn btn-small", onclick: () => showForm(r) }, "Edit"),
           h("button", { type: "button", class: "btn btn-small", onclick: () => act(() => post(`/api/v1/alerts/rules/${enc(r.id)}/evaluate`)) }, "Evaluate now"),
           h("button", { type: "button", class: "btn btn-small", onclick: () => act(() => post(`/api/v1/alerts/rules/${enc(r.id)}/${r.paused ? "resume" : "pause"}`)) }, r.paused ? "Resume" : "Pause"),
+          h("button", { type: "button", class: "btn btn-small", "aria-label": `Silence rule ${r.name}`, onclick: () => silencing.silence(r) }, "Silence"),
           h("button", { type: "button", class: "btn btn-small btn-danger", "aria-label": `Delete rule ${r.name}`,
             onclick: async () => { if (await confirmAction("Delete this rule?", `“${r.name}” and its history will be deleted.`)) act(() => del(`/api/v1/alerts/rules/${enc(r.id)}`)); } }, "Delete"))));
   });
 
   function showForm(rule) {
-    mount(formBox, ruleForm(flowId, rule, channels, () => reload(), () => mount(formBox)));
+    mount(formBox, ruleForm(flow, rule, channels, () => reload(), () => mount(formBox)));
     formBox.querySelector("input")?.focus();
   }
 
@@ -83,12 +80,17 @@ export async function render(root, [flowId], ctx) {
     transitions.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "transitions-table" },
         h("thead", {}, h("tr", {}, ["When", "Rule", "Change", "Why"].map((t) => h("th", { scope: "col" }, t)))),
-        h("tbody", {}, transitions.map((t) => h("tr", {},
-          h("td", {}, timestamp(t.at)),
-          h("td", {}, (rules.find((r) => r.id === t.rule_id) || { name: t.rule_id }).name),
-          h("td", {}, stateBadge(t.from_state), " → ", stateBadge(t.to_state)),
-          h("td", {}, t.reason))))))
+        h("tbody", {}, transitions.map((t) => {
+          const rule = rules.find((r) => r.id === t.rule_id);
+          return h("tr", { "data-transition": t.id },
+            h("td", {}, timestamp(t.at)),
+            h("td", {}, (rule || { name: t.rule_id }).name),
+            h("td", {}, stateBadge(t.from_state), " → ", stateBadge(t.to_state)),
+            h("td", { class: "why", title: t.reason }, why(rule, t),
+              t.silenced_by ? h("div", { class: "muted", "data-silenced": t.silenced_by }, "not notified: silenced") : null));
+        }))))
       : empty("No changes yet", "State changes of this flow's rules appear here."),
+    silencing,
     channelsSection(channels, reload, message));
 }
 
@@ -98,20 +100,44 @@ function field(id, label, input, hint) {
     h("div", { class: "field-error", id: `r-${id}-error`, role: "alert" }));
 }
 
-function ruleForm(flowId, rule, channels, saved, cancel) {
-  const r = rule || { name: "", metric: "failure_rate", operator: "gt", threshold: "", warning_threshold: null, window: 3600, min_runs: 1, channel_ids: [] };
+function ruleForm(flow, rule, channels, saved, cancel) {
+  const flowId = flow.id;
+  const r = rule || {
+    name: "", metric: "failure_rate", operator: "gt", threshold: null, warning_threshold: null, recovery_threshold: null,
+    window: 3600, min_runs: 1, pending_for: 0, keep_firing_for: 0, renotify_every: null, no_data: "no_data",
+    flow_version: null, node_id: null, model: null, owned_by: null, channel_ids: [],
+  };
   const input = (id, attrs) => h("input", { id: `r-${id}`, name: id, "aria-describedby": `r-${id}-error`, ...attrs });
-  const select = (id, options, value) => h("select", { id: `r-${id}`, name: id }, Object.entries(options).map(([k, v]) => h("option", { value: k, selected: k === value }, v)));
+  const select = (id, choices, value) => h("select", { id: `r-${id}`, name: id }, Object.entries(choices).map(([k, v]) => h("option", { value: k, selected: k === value }, v)));
+  const unit = () => h("span", { class: "unit muted" }, ` (${UNITS[r.metric]})`);
+  const withUnit = (text) => [text, unit()];
+  const nodes = (flow.nodes || []).map((n) => n && n.id).filter(Boolean);
+  const scopes = { flow: "This flow", owner: `Every flow of ${flow.user_id}` };
   const form = h("form", { class: "panel", id: "rule-form", "aria-labelledby": "rule-form-title", novalidate: true },
     h("h3", { id: "rule-form-title", style: "margin-top:0" }, rule ? `Edit “${rule.name}”` : "New rule"),
-    h("div", { class: "form-row" },
-      field("name", "Name", input("name", { value: r.name })),
-      field("metric", "Metric", select("metric", METRICS, r.metric)),
-      field("operator", "Operator", select("operator", OPERATORS, r.operator)),
-      field("threshold", "Alert threshold", input("threshold", { value: r.threshold, inputmode: "decimal" })),
-      field("warning_threshold", "Warning threshold", input("warning_threshold", { value: r.warning_threshold ?? "", inputmode: "decimal" })),
-      field("window", "Window", input("window", { value: windowText(r.window) }), "e.g. 15m, 1h, 1d"),
-      field("min_runs", "Min runs", input("min_runs", { value: r.min_runs, inputmode: "numeric" }))),
+    h("fieldset", { class: "rule-group", style: GROUP }, h("legend", { style: "font-weight:600;font-size:.85rem" }, "What is measured"),
+      h("div", { class: "form-row", style: "align-items:flex-start" },
+        field("name", "Name", input("name", { value: r.name })),
+        field("metric", "Metric", select("metric", METRICS, r.metric)),
+        field("owned_by", "Scope", select("owned_by", scopes, r.owned_by ? "owner" : "flow")),
+        field("window", "Window", input("window", { value: durationInput(r.window) }), "e.g. 15m, 1h, 1d"),
+        field("flow_version", "Flow version", input("flow_version", { value: r.flow_version ?? "", placeholder: "any" })),
+        field("node_id", "Node", input("node_id", { value: r.node_id ?? "", placeholder: "whole runs", list: "r-nodes" })),
+        field("model", "Model", input("model", { value: r.model ?? "", placeholder: "any" })),
+        h("datalist", { id: "r-nodes" }, nodes.map((n) => h("option", { value: n }))))),
+    h("fieldset", { class: "rule-group", style: GROUP }, h("legend", { style: "font-weight:600;font-size:.85rem" }, "When it alerts"),
+      h("div", { class: "form-row", style: "align-items:flex-start" },
+        field("operator", "Operator", select("operator", OPERATORS, r.operator)),
+        field("threshold", withUnit("Alert threshold"), input("threshold", { value: thresholdInput(r.metric, r.threshold), inputmode: "decimal" })),
+        field("warning_threshold", withUnit("Warning threshold"), input("warning_threshold", { value: thresholdInput(r.metric, r.warning_threshold), inputmode: "decimal", placeholder: "none" })),
+        field("recovery_threshold", withUnit("Recovery threshold"), input("recovery_threshold", { value: thresholdInput(r.metric, r.recovery_threshold), inputmode: "decimal", placeholder: "the alert threshold" }), "resolves only past this"),
+        field("min_runs", "Min runs", input("min_runs", { value: r.min_runs, inputmode: "numeric" }), "fewer: not judged"))),
+    h("fieldset", { class: "rule-group", style: GROUP }, h("legend", { style: "font-weight:600;font-size:.85rem" }, "Timing and notifications"),
+      h("div", { class: "form-row", style: "align-items:flex-start" },
+        field("pending_for", "Pending period", input("pending_for", { value: durationInput(r.pending_for), placeholder: "none" }), "fires only if it holds this long"),
+        field("keep_firing_for", "Keep firing for", input("keep_firing_for", { value: durationInput(r.keep_firing_for), placeholder: "none" }), "after it last held"),
+        field("renotify_every", "Re-notify every", input("renotify_every", { value: durationInput(r.renotify_every), placeholder: "never" }), "while firing, warning or no data"),
+        field("no_data", "When there are no runs", select("no_data", NO_DATA, r.no_data)))),
     channels.length
       ? h("fieldset", { class: "field", style: "border:none;padding:0" }, h("legend", { style: "font-weight:600;font-size:.85rem" }, "Notify"),
         channels.map((c) => h("label", { style: "font-weight:400;display:inline-flex;gap:.3rem;margin-right:1rem" },
@@ -120,31 +146,64 @@ function ruleForm(flowId, rule, channels, saved, cancel) {
     h("p", { class: "field-error", id: "r-form-error", role: "alert" }),
     h("div", { class: "toolbar" }, h("button", { type: "submit", class: "btn btn-primary" }, rule ? "Save rule" : "Create rule"),
       h("button", { type: "button", class: "btn", onclick: cancel }, "Cancel")));
+  // the unit follows the metric: a failure rate is entered in percent
+  form.querySelector("#r-metric").addEventListener("change", (ev) => {
+    form.querySelectorAll(".unit").forEach((u) => { u.textContent = ` (${UNITS[ev.target.value]})`; });
+  });
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     clearFieldErrors(form);
     const data = new FormData(form);
-    const num = (k) => (String(data.get(k)).trim() === "" ? null : Number(data.get(k)));
+    const text = (k) => String(data.get(k) ?? "").trim();
+    const metric = text("metric");
+    const threshold = thresholdValue(metric, text("threshold"));
+    const warning = thresholdValue(metric, text("warning_threshold"));
+    const recovery = thresholdValue(metric, text("recovery_threshold"));
+    const problems = thresholdProblems(metric, text("operator"), threshold, warning, recovery);
+    if (Object.keys(problems).length) {
+      for (const [k, msg] of Object.entries(problems)) form.querySelector(`#r-${k}-error`).textContent = msg;
+      return;
+    }
+    const owner = text("owned_by") === "owner";
     const body = {
-      name: String(data.get("name")).trim(),
-      metric: data.get("metric"),
-      operator: data.get("operator"),
-      threshold: num("threshold"),
-      warning_threshold: num("warning_threshold"),
-      window: String(data.get("window")).trim(),
-      min_runs: num("min_runs") ?? 1,
+      name: text("name"),
+      metric,
+      operator: text("operator"),
+      threshold,
+      warning_threshold: warning,
+      recovery_threshold: recovery,
+      window: text("window"),
+      flow_id: owner ? null : flowId,
+      owned_by: owner ? flow.user_id : null,
+      flow_version: owner ? null : text("flow_version") || null,
+      node_id: text("node_id") || null,
+      model: text("model") || null,
+      min_runs: text("min_runs") === "" ? 1 : Number(text("min_runs")),
+      pending_for: text("pending_for") || 0,
+      keep_firing_for: text("keep_firing_for") || 0,
+      renotify_every: text("renotify_every") || null,
+      no_data: text("no_data"),
       channel_ids: data.getAll("channel_ids"),
     };
-    if (!rule) body.flow_id = flowId;
+    if (!rule) for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
     try {
       if (rule) await api("PATCH", `/api/v1/alerts/rules/${enc(rule.id)}`, body);
       else await post("/api/v1/alerts/rules", body);
       saved();
     } catch (err) {
-      if (!showFieldErrors(form, err, "r-")) form.querySelector("#r-form-error").textContent = err.message;
+      if (!showFieldErrors(form, err, "r-") && !placeRuleDetail(form, err)) form.querySelector("#r-form-error").textContent = err.message;
     }
   });
   return form;
+}
+
+// The API's own 422 for a merged rule is a string "field: message": put it by its field.
+function placeRuleDetail(form, err) {
+  const m = typeof err?.detail === "string" ? /^(\w+): (.*)$/s.exec(err.detail) : null;
+  const box = m && form.querySelector(`#r-${m[1]}-error`);
+  if (!box) return false;
+  box.textContent = m[2];
+  return true;
 }
 
 function channelsSection(channels, reload, message) {
