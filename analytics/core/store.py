@@ -602,6 +602,11 @@ class Store:
         except FileNotFoundError:
             return 0
 
+    def checkpoint_room(self) -> tuple[int, int]:
+        """(free bytes on the store's disk, bytes a CHECKPOINT may need: twice the WAL plus a margin)."""
+        st = os.statvfs(self.path.parent)
+        return st.f_bavail * st.f_frsize, 2 * self._wal_bytes() + _CHECKPOINT_MARGIN
+
     def _checkpoint(self, conn: Connection, why: str) -> bool:
         """CHECKPOINT only with room for it on the disk (twice the WAL plus a margin): one that
         runs out of space makes DuckDB invalidate the database. Skipped or failed: logged, owed
@@ -612,8 +617,7 @@ class Store:
         if not wal:
             self._checkpoint_owed = False
             return True
-        st = os.statvfs(self.path.parent)
-        free, need = st.f_bavail * st.f_frsize, 2 * wal + _CHECKPOINT_MARGIN
+        free, need = self.checkpoint_room()
         if free < need:
             if not self._checkpoint_owed:
                 log.error(

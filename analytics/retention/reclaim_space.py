@@ -102,8 +102,13 @@ def checkpoint(ctx: Context, *, wait_s: float = 30.0) -> bool:
 
     DuckDB refuses while another transaction is open (a read snapshot, a group commit); those
     are short, so retry until `wait_s`. FORCE CHECKPOINT would abort them instead. False if it
-    never got through; DuckDB then checkpoints on its own at the WAL threshold or on close.
+    never got through, or skipped for want of room on the disk (the store's own measure): the
+    WAL keeps every commit meanwhile.
     """
+    free, need = ctx.store.checkpoint_room()
+    if free < need:  # a CHECKPOINT that runs out of space makes DuckDB invalidate the database
+        log.warning("checkpoint after compaction skipped: the disk has %d bytes free, it may need %d", free, need)
+        return False
     deadline = time.monotonic() + wait_s
     delay = 0.01
     while True:

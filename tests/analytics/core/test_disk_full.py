@@ -17,8 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analytics.core.config import Settings
+from analytics.core.context import open_context
 from analytics.core.errors import StorageFull
 from analytics.core.store import Store
+from analytics.retention import reclaim_space
 from api.app import create_app
 from tests.factories import SECRET, bearer, make_execution
 
@@ -70,12 +72,16 @@ def test_full_disk_answers_507_keeps_reads_and_lets_admins_delete(
         disk_reserve="2MiB",
     )
     with TestClient(create_app(settings)) as client:
-        flow = client.post("/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=ADMIN)
+        flow = client.post(
+            "/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=ADMIN
+        )
         fid = flow.json()["id"]
         acked = []
         for i in range(20):  # a WAL a checkpoint cannot fold in within the 2 MiB reserve
             text = "".join(hashlib.sha256(f"{i}-{k}".encode()).hexdigest() for k in range(20))
-            r = client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid, text=text), headers=ADMIN)
+            r = client.post(
+                f"/api/v1/flows/{fid}/executions", json=make_execution(fid, text=text), headers=ADMIN
+            )
             assert r.status_code == 200
             acked.append(r.json()["id"])
         assert (small_disk / "store.duckdb.reserve").stat().st_size == 2 << 20
@@ -103,7 +109,10 @@ def test_full_disk_answers_507_keeps_reads_and_lets_admins_delete(
         listed = client.get(f"/api/v1/flows/{fid}/executions", headers=ADMIN).json()
         assert sorted(r["id"] for r in listed) == sorted(acked)
         assert client.get(f"/api/v1/flows/{fid}/executions/{acked[0]}", headers=ADMIN).status_code == 200
-        assert client.get(f"/api/v1/flows/{fid}/executions/stats", headers=ADMIN).json()["total_executions"] == 20
+        assert (
+            client.get(f"/api/v1/flows/{fid}/executions/stats", headers=ADMIN).json()["total_executions"]
+            == 20
+        )
         count = client.post("/api/v1/executions/count", json={}, headers=ADMIN)
         assert count.status_code == 200, count.text
         found = client.post("/api/v1/executions/search", json={"limit": 100}, headers=ADMIN)
@@ -198,3 +207,28 @@ def test_a_fatal_checkpoint_is_recovered_without_a_restart(
         assert again.read(lambda c: c.execute("SELECT count(*), sum(i) FROM t").fetchall()) == [
             (5001, sum(range(5001)))
         ]
+
+
+def test_compaction_checkpoint_is_skipped_without_room(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retention's compaction checkpoints on its own: on a full disk it must take the store's
+    measure of room first, not run into the fatal error that invalidates the database."""
+    settings = Settings(db_path=small_disk / "s.duckdb", scheduler_enabled=False, disk_reserve="1MiB")
+    ctx = open_context(settings)
+    try:
+        ctx.store.write(
+            lambda c: c.execute(
+                "CREATE TABLE t AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range(50000)"
+            )
+        )
+        filler = fill(small_disk)
+        caplog.set_level(logging.WARNING)
+        assert reclaim_space.checkpoint(ctx, wait_s=0.1) is False
+        assert any("checkpoint after compaction skipped" in m for m in caplog.messages), caplog.messages
+        assert not any("invalidated" in m for m in caplog.messages), caplog.messages
+        assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(50000,)]
+        filler.unlink()
+        assert reclaim_space.checkpoint(ctx, wait_s=5) is True  # room again: it runs
+    finally:
+        ctx.close()
