@@ -207,6 +207,12 @@ def test_phone_cards_filters_error_column_and_reachable_buttons(browser: Any, li
         first = buttons.first.bounding_box()
         assert first is not None and first["x"] + first["width"] <= PHONE, first
         shot("phone-filtered", full_page=True)
+        # scrolled, the error column reads beside the sticky Delete column, not under it
+        page.locator(".table-wrap").evaluate("w => { w.scrollLeft = w.scrollWidth; }")
+        cell_box, delete_box = error_cell.bounding_box(), buttons.first.bounding_box()
+        assert cell_box is not None and delete_box is not None
+        assert cell_box["x"] >= 0 and cell_box["x"] + cell_box["width"] <= delete_box["x"] + 1, (cell_box, delete_box)
+        shot("phone-error-column", full_page=False)
         page.goto(f"/#/flows/{flow_id}/runs/{ids[1]}")
         expect(page.locator(f'#nodes article[data-node="{DRAFT}"] header .node-label')).to_have_text("Draft answer")
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE
