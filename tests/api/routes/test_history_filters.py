@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from analytics.core.config import Settings
+from analytics.history import facets
 from api.app import create_app
 from tests.factories import SECRET, World, bearer, build_world
 
@@ -234,3 +235,12 @@ def test_search_hits_carry_their_first_error_when_asked(seeded: Any) -> None:
     for item in items:
         assert (item["error_node"], item["error_message"]) == _first(by_id[item["id"]]["errors"]), item["id"]
     assert sum(item["error_message"] is not None for item in items) == sum(r["status"] == "error" for r in runs)
+
+
+def test_facets_answer_the_same_past_the_model_list_limit(seeded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many distinct per-run model lists take the unnesting query: the same answer."""
+    w, _ = seeded
+    url = f"/api/v1/flows/{w.shared}/executions/facets"
+    grouped = w.client.get(url, headers=bearer("owner")).json()
+    monkeypatch.setattr(facets, "_MODEL_LISTS", 1)
+    assert w.client.get(url, headers=bearer("owner")).json() == grouped
