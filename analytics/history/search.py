@@ -100,7 +100,7 @@ def search_executions(
     )
     total = int(counting.result()[0][0])
     found = [ExecutionRow(*r) for r in rows[:limit]]
-    errors = first_errors(ctx, [r.flow_id for r in found], [r.id for r in found]) if include_errors else {}
+    errors = first_errors(ctx, found) if include_errors else {}
     items = [
         SearchHit(
             r,
