@@ -44,7 +44,8 @@ class TimeRange(_Leaf):
 
     @model_validator(mode="after")
     def _ordered(self) -> TimeRange:
-        if self.after_ and self.before_ and self.after_ >= self.before_:
+        # compared as UTC: one side with an offset and one without (UTC) must not be a TypeError
+        if self.after_ and self.before_ and naive_utc(self.after_) >= naive_utc(self.before_):
             raise ValueError("after_ must be earlier than before_")
         return self
 

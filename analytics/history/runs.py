@@ -20,6 +20,7 @@ from analytics.core.errors import InvalidInput, NotFound
 from analytics.core.store import Connection
 from analytics.history import changes
 from analytics.history.counters import Stats
+from analytics.history.filters import ExecutionFilter, where
 from analytics.history.pagination import Page, Position, decode_cursor, encode_cursor
 from analytics.history.scope import flow_scope
 
@@ -228,10 +229,29 @@ def _annotation(ctx: Context, execution_id: str, flow_id: str) -> Annotation | N
     return Annotation(execution_id, flow_id, note, list(tags), rating, by, at)
 
 
-def get_stats(ctx: Context, viewer: Viewer, flow_id: str) -> Stats:
-    """One consistent snapshot from the in-memory counters (exact; see counters.py)."""
+def get_stats(ctx: Context, viewer: Viewer, flow_id: str, filter: ExecutionFilter | None = None) -> Stats:
+    """One consistent snapshot: the in-memory counters (exact; see counters.py) when no filter is
+    given, else one query over the flow's runs the caller sees that the filter keeps.
+
+    The filter's own `flow_id` is ignored: the path names the flow. The average is rounded to
+    whole milliseconds as the counters round it, so a filter that keeps every run answers the same.
+    """
     grant = require_flow_access(ctx.directory, viewer, flow_id)
-    return ctx.counters.stats(flow_id, only_user=grant.only_user)
+    narrowed = filter.model_copy(update={"flow_id": None}) if filter is not None else None
+    clauses = narrowed.clauses() if narrowed is not None else []
+    if not clauses:
+        return ctx.counters.stats(flow_id, only_user=grant.only_user)
+    sql, params = where(flow_scope(grant), *clauses)
+    total, success, error, aborted, time_sum, last = ctx.store.read(
+        lambda c: c.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'success'),"
+            " count(*) FILTER (WHERE status = 'error'), count(*) FILTER (WHERE status = 'aborted'),"
+            f" coalesce(sum(execution_time), 0), max(created_at) FROM executions WHERE {sql}",
+            params,
+        ).fetchall()
+    )[0]
+    avg = float(round(int(time_sum) / total)) if total else 0.0
+    return Stats(int(total), int(success), int(error), int(aborted), avg, last)
 
 
 def _delete_ids(conn: Connection, ids: list[str]) -> int:

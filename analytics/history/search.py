@@ -16,6 +16,7 @@ from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.history.filters import ExecutionFilter, visible_clause, where
+from analytics.history.first_error import first_errors
 from analytics.history.pagination import Page, decode_key, encode_key, from_micros, micros
 from analytics.history.runs import ROW_COLUMNS, Execution, ExecutionRow, get_execution
 
@@ -39,10 +40,13 @@ _ORDER: dict[ExecutionSort, tuple[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """A search hit; `execution` (the full run) only when payloads were asked for."""
+    """A search hit; `execution` (the full run) only when payloads were asked for, its first
+    error (`error_node`, `error_message`) only when errors were."""
 
     row: ExecutionRow
     execution: Execution | None = None
+    error_node: str | None = None
+    error_message: str | None = None
 
     def __getattr__(self, name: str) -> Any:
         """A hit reads as its row (`hit.created_at`): the answer's model reads it directly."""
@@ -64,6 +68,7 @@ def search_executions(
     limit: int | None = None,
     cursor: str | None = None,
     include_payloads: bool = False,
+    include_errors: bool = False,
 ) -> Page[SearchHit]:
     limit = limit or ctx.settings.list_limit_default
     cap = 100 if include_payloads else ctx.settings.list_limit_max
@@ -95,8 +100,14 @@ def search_executions(
     )
     total = int(counting.result()[0][0])
     found = [ExecutionRow(*r) for r in rows[:limit]]
+    errors = first_errors(ctx, found) if include_errors else {}
     items = [
-        SearchHit(r, get_execution(ctx, viewer, r.flow_id, r.id) if include_payloads else None) for r in found
+        SearchHit(
+            r,
+            get_execution(ctx, viewer, r.flow_id, r.id) if include_payloads else None,
+            *((errors[r.id].node_id, errors[r.id].message) if r.id in errors else (None, None)),
+        )
+        for r in found
     ]
     next_cursor = None
     if len(rows) > limit:

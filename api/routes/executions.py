@@ -7,12 +7,17 @@ Each route returns the library's object; its `response_model` reads it (`from_at
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
-from analytics.history import ingest
+from analytics.history import facets, ingest
 from analytics.history import runs as history
+from analytics.history.filters import ExecutionFilter
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute, body_schema, read_json, validate
 from api.schemas.executions import (
@@ -20,6 +25,7 @@ from api.schemas.executions import (
     ExecutionOut,
     ExecutionPageOut,
     ExecutionSummaryOut,
+    FacetsOut,
     StatsOut,
 )
 
@@ -45,10 +51,82 @@ def list_executions(
     return history.list_executions_page(ctx, viewer, flow_id, page=page)
 
 
+# the stats' filter parameters -> the filter's fields (a 422 names the parameter, not the field)
+_STATS_FILTER_PARAMS = {
+    "status": "status",
+    "flow_version": "flow_version",
+    "model": "model",
+    "user_id": "user_id",
+    "created_at": "start",
+    "error": "error",
+    "tags": "tag",
+}
+
+
+def _stats_filter(
+    status: list[str] | None,
+    flow_version: list[str] | None,
+    model: list[str] | None,
+    user_id: list[str] | None,
+    start: datetime | None,
+    end: datetime | None,
+    error: str | None,
+    tag: list[str] | None,
+) -> ExecutionFilter | None:
+    """The query's filters as the search's filter schema; None when none was given."""
+    raw: dict[str, Any] = {
+        name: {"any_": values}
+        for name, values in (
+            ("status", status),
+            ("flow_version", flow_version),
+            ("model", model),
+            ("user_id", user_id),
+        )
+        if values
+    }
+    if start is not None or end is not None:
+        raw["created_at"] = {"after_": start, "before_": end}
+    if error is not None:
+        raw["error"] = {"contains_": error}
+    if tag:
+        raw["tags"] = {"all_": tag}
+    if not raw:
+        return None
+    try:
+        return ExecutionFilter.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        for err in errors:
+            err["loc"] = ("query", _STATS_FILTER_PARAMS.get(str(err["loc"][0]), str(err["loc"][0])))
+            err.pop("ctx", None)  # may hold exception objects, which are not JSON
+        raise RequestValidationError(errors) from exc
+
+
 @router.get("/{flow_id}/executions/stats", response_model=StatsOut)
-async def get_stats(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
-    """Execution statistics of a flow, as one snapshot."""
-    return history.get_stats(ctx, viewer, flow_id)
+async def get_stats(
+    flow_id: str,
+    viewer: CurrentUser,
+    ctx: Ctx,
+    status: Annotated[list[str] | None, Query(description="any of success, error, aborted")] = None,
+    flow_version: Annotated[list[str] | None, Query(description="any of these versions")] = None,
+    model: Annotated[list[str] | None, Query(description="runs with a node using any of these models")] = None,
+    user_id: Annotated[list[str] | None, Query(description="runs by any of these users")] = None,
+    start: Annotated[datetime | None, Query(description="runs created at or after (inclusive)")] = None,
+    end: Annotated[datetime | None, Query(description="runs created before (exclusive)")] = None,
+    error: Annotated[str | None, Query(description="text in an error message, case-insensitive")] = None,
+    tag: Annotated[list[str] | None, Query(description="runs carrying all of these tags")] = None,
+) -> Any:
+    """Execution statistics of a flow, as one snapshot; with filters, of the runs they keep."""
+    filter = _stats_filter(status, flow_version, model, user_id, start, end, error, tag)
+    if filter is None:  # the counters answer in microseconds: no thread hop
+        return history.get_stats(ctx, viewer, flow_id)
+    return await run_in_threadpool(history.get_stats, ctx, viewer, flow_id, filter)
+
+
+@router.get("/{flow_id}/executions/facets", response_model=FacetsOut)
+def get_facets(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
+    """The versions, models and users the flow's runs have (those the caller sees), most runs first."""
+    return facets.run_facets(ctx, viewer, flow_id)
 
 
 @router.get("/{flow_id}/executions/list", response_model=ExecutionPageOut)

@@ -25,6 +25,7 @@ def search_executions(query: SearchQuery, viewer: CurrentUser, ctx: Ctx) -> Any:
         limit=query.limit,
         cursor=query.cursor,
         include_payloads=query.include_payloads,
+        include_errors=query.include_errors,
     )
 
 

@@ -106,3 +106,27 @@ class CleanupOut(BaseModel):
 
     deleted: int
     kept: int
+
+
+class FacetValueOut(BaseModel):
+    model_config = _READ
+
+    value: str
+    runs: int
+
+
+class FacetOut(BaseModel):
+    model_config = _READ
+
+    values: list[FacetValueOut]
+    truncated: bool
+
+
+class FacetsOut(BaseModel):
+    """Per filterable field, the values the flow's runs (those the caller sees) have."""
+
+    model_config = _READ
+
+    flow_version: FacetOut
+    model: FacetOut
+    user_id: FacetOut

@@ -17,6 +17,9 @@ class SearchQuery(BaseModel):
     limit: int | None = Field(default=None, ge=1)
     cursor: str | None = Field(default=None, max_length=512)
     include_payloads: bool = False
+    include_errors: bool = Field(
+        default=False, description="each hit's first error message (`error_message`) and its node (`error_node`)"
+    )
 
 
 class CountQuery(BaseModel):
@@ -29,6 +32,8 @@ class SearchItemOut(ExecutionRowOut):
     """A `SearchHit`: its row's fields, and the full run when payloads were asked for."""
 
     execution: ExecutionOut | None = None
+    error_node: str | None = None
+    error_message: str | None = None
 
 
 class SearchPageOut(BaseModel):

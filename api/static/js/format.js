@@ -73,6 +73,13 @@ export function timestamp(epochSeconds) {
   });
 }
 
+// An ISO 8601 time from the API (`2026-03-01T12:00:00Z`), in the same one format.
+export function isoTimestamp(iso) {
+  if (!iso) return "—";
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? String(iso) : timestamp(ms / 1000);
+}
+
 // A date alone (chart ticks and range captions), in the chosen zone.
 export function dateOnly(epochSeconds) {
   if (epochSeconds === null || epochSeconds === undefined) return "—";

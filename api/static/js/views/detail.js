@@ -5,6 +5,7 @@ import { confirmAction, h, mount } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
 import { badge, count, duration, money, shortId, timestamp, tokens } from "../format.js";
 import { jsonView, spreadText } from "../json_view.js";
+import { nodeName } from "../node_labels.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 
 // What the server recorded per node at ingest (status, duration, tokens, estimated or not,
@@ -43,12 +44,6 @@ export function graphOrder(flow, runNodeIds) {
   return [...order, ...runNodeIds.filter((id) => !known.has(id))];
 }
 
-function nodeLabel(flow, id) {
-  const n = (flow.nodes || []).find((x) => String(x.id) === id);
-  const label = n && (n.data?.name || n.data?.label || n.label || n.name);
-  return typeof label === "string" && label ? label : id;
-}
-
 // A waterfall of the run's nodes in graph order: each bar starts where the one before ended
 // (the run records durations, not start times, so bars are laid end to end) and is as long as
 // the node's duration; nodes of the flow that never ran are listed as such.
@@ -69,7 +64,7 @@ function timeline(flow, run, ran, facts) {
     return h("li", { class: "tl-row", "data-node": id, "data-ran": String(did), "data-status": status,
       style: "display:grid;grid-template-columns:minmax(0,14rem) minmax(4rem,1fr) minmax(0,11rem);gap:.5rem;align-items:center;padding:.2rem 0;border-bottom:1px solid #eaeef2" },
       h("span", { style: "overflow-wrap:anywhere", title: id },
-        did ? badge(f.status) : h("span", { class: "badge badge-other" }, "never ran"), " ", nodeLabel(flow, id)),
+        did ? badge(f.status) : h("span", { class: "badge badge-other" }, "never ran"), " ", nodeName(flow, id)),
       h("span", { class: "tl-track", style: "display:block;position:relative;height:.9rem;background:#f6f8fa;border-radius:3px", "aria-hidden": "true" },
         did ? h("span", { class: "tl-bar", style: `position:absolute;top:0;bottom:0;left:${left.toFixed(2)}%;width:max(2px,${width.toFixed(2)}%);background:${colour};border-radius:3px` }) : null),
       h("span", { class: "muted num", style: "font-size:.85rem;text-align:right" },
@@ -110,7 +105,7 @@ export async function render(root, [flowId, runId], ctx) {
     return h("article", { class: `node${facts.status === "error" ? " node-error" : ""}`, "data-node": id },
       h("header", {},
         badge(facts.status),
-        h("span", { class: "id" }, id),
+        nodeName(flow, id, { class: "id" }),
         facts.model ? h("span", { class: "muted" }, facts.model) : null,
         facts.ms !== undefined ? h("span", { class: "muted" }, `· ${duration(facts.ms)}`) : null,
         facts.tin !== null || facts.tout !== null ? h("span", { class: "muted" }, `· ${tokens(facts.tin, facts.tout, facts.estimated)}`) : null,
@@ -148,7 +143,9 @@ export async function render(root, [flowId, runId], ctx) {
     errorEntries.length
       ? h("section", { class: "errors-box", id: "run-errors", role: "region", "aria-label": "Errors" },
         h("strong", {}, `${errorEntries.length} error${errorEntries.length === 1 ? "" : "s"}`),
-        errorEntries.map(([k, v]) => h("div", {}, h("span", { class: "mono" }, `${k}: `), h("pre", {}, errorText(v)))))
+        errorEntries.map(([k, v]) => h("div", { "data-error-key": k },
+          k === "global" ? h("span", { class: "mono" }, "global: ") : [nodeName(flow, k, { class: "mono" }), ": "],
+          h("pre", {}, errorText(v)))))
       : null,
     timeline(flow, run, ran, nodeFacts),
     annotationEditor(base, run),

@@ -1,21 +1,20 @@
-// The history panel of one flow: statistics, filters, the runs list with paging, deletes.
-import { ApiError, del, enc, get, post } from "../api.js";
+// The history panel of one flow: statistics of the filtered runs, filters, the runs list with
+// each run's first error, paging, deletes.
+import { ApiError, del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, loading, mount } from "../dom.js";
 import { badge, count, duration, money, percent, shortId, timestamp, tokens } from "../format.js";
+import { nodeLabel } from "../node_labels.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 
 const PAGE = 50;
 const SINCE = "2000-01-01T00:00:00Z";
+const ERROR_CHARS = 80; // the list shows this much of a message; its tooltip has all of it
+// URL parameter -> the filter it sets; all are kept in the URL (#/flows/ID?status=error&model=gpt-4o)
+const FILTER_KEYS = ["status", "version", "model", "user", "error", "tags", "from", "to"];
 
-// Filters live in the URL (#/flows/ID?status=error&error=timeout...), so a reload keeps them.
+// Filters live in the URL, so a reload or a shared link keeps them.
 function filtersFrom(params) {
-  return {
-    status: params.get("status") || "",
-    error: params.get("error") || "",
-    tags: params.get("tags") || "",
-    from: params.get("from") || "",
-    to: params.get("to") || "",
-  };
+  return Object.fromEntries(FILTER_KEYS.map((k) => [k, params.get(k) || ""]));
 }
 
 function localToIso(value) {
@@ -27,6 +26,9 @@ function localToIso(value) {
 export function searchFilter(flowId, f) {
   const filter = { flow_id: { any_: [flowId] } };
   if (f.status) filter.status = { any_: [f.status] };
+  if (f.version) filter.flow_version = { any_: [f.version] };
+  if (f.model) filter.model = { any_: [f.model] };
+  if (f.user) filter.user_id = { any_: [f.user] };
   if (f.error.trim()) filter.error = { contains_: f.error.trim() };
   const tags = f.tags.split(",").map((t) => t.trim()).filter(Boolean);
   if (tags.length) filter.tags = { all_: tags };
@@ -36,6 +38,40 @@ export function searchFilter(flowId, f) {
     if (f.to) filter.created_at.before_ = localToIso(f.to);
   }
   return filter;
+}
+
+// The stats endpoint's parameters for the same filter the table's search uses.
+function statsQuery(filter) {
+  return query({
+    status: filter.status?.any_,
+    flow_version: filter.flow_version?.any_,
+    model: filter.model?.any_,
+    user_id: filter.user_id?.any_,
+    start: filter.created_at?.after_,
+    end: filter.created_at?.before_,
+    error: filter.error?.contains_,
+    tag: filter.tags?.all_,
+  });
+}
+
+// A run's first error as one short line: "<node label>: <message>"; the tooltip has it whole.
+function errorCell(run, flow) {
+  if (!run.error_message) return h("td", { class: "err-cell", "data-col": "error" });
+  const where = run.error_node ? nodeLabel(flow, run.error_node) : "";
+  const text = where ? `${where}: ${run.error_message}` : run.error_message;
+  const short = text.length > ERROR_CHARS ? `${text.slice(0, ERROR_CHARS - 1)}…` : text;
+  const full = run.error_node ? `${where} (${run.error_node}): ${run.error_message}` : run.error_message;
+  return h("td", { class: "err-cell", "data-col": "error", title: full, "data-node-id": run.error_node || null }, short);
+}
+
+// A select of the values the flow's runs have (facets), "Any" first; the URL's value stays
+// selectable even when no run has it (any more).
+function choiceSelect(id, name, current, facet, describe = (v) => v) {
+  const values = (facet?.values || []).map((v) => [v.value, `${describe(v.value)} (${count(v.runs)})`]);
+  if (current && !values.some(([v]) => v === current)) values.unshift([current, `${describe(current)} (0)`]);
+  return h("select", { id, name, "data-choices": String(values.length) },
+    h("option", { value: "", selected: !current }, "Any"),
+    values.map(([v, label]) => h("option", { value: v, selected: v === current }, label)));
 }
 
 function statCard(label, value, key) {
@@ -55,13 +91,17 @@ function statsCards(stats, metrics) {
   ];
 }
 
-function filterForm(f, onApply, onClear) {
+function filterForm(f, facets, onApply, onClear) {
   const field = (id, label, input) => h("div", { class: "field" }, h("label", { for: id }, label), input);
+  const shortVersion = (v) => (v.length > 12 ? `${v.slice(0, 12)}…` : v);
   const form = h("form", { class: "panel form-row", id: "filters", role: "search", "aria-label": "Filter runs" },
     field("f-status", "Status",
       h("select", { id: "f-status", name: "status" },
         [["", "Any"], ["success", "✓ success"], ["error", "✗ error"], ["aborted", "⊘ aborted"]].map(([v, l]) =>
           h("option", { value: v, selected: v === f.status }, l)))),
+    field("f-version", "Flow version", choiceSelect("f-version", "version", f.version, facets?.flow_version, shortVersion)),
+    field("f-model", "Model", choiceSelect("f-model", "model", f.model, facets?.model)),
+    field("f-user", "User", choiceSelect("f-user", "user", f.user, facets?.user_id)),
     field("f-error", "Text in errors", h("input", { id: "f-error", name: "error", type: "search", value: f.error, placeholder: "timeout" })),
     field("f-tags", "Tags (all of)", h("input", { id: "f-tags", name: "tags", value: f.tags, placeholder: "regression, slow" })),
     field("f-from", "From", h("input", { id: "f-from", name: "from", type: "datetime-local", value: f.from })),
@@ -73,7 +113,7 @@ function filterForm(f, onApply, onClear) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const data = new FormData(form);
-    onApply(Object.fromEntries(["status", "error", "tags", "from", "to"].map((k) => [k, String(data.get(k) || "")])));
+    onApply(Object.fromEntries(FILTER_KEYS.map((k) => [k, String(data.get(k) || "")])));
   });
   return form;
 }
@@ -91,22 +131,27 @@ export async function render(root, [flowId], ctx) {
   }
   // Start every request at once; each part of the screen fills in as its answer comes.
   const flowP = loadFlow(flowId);
-  const statsP = get(`${base}/stats`);
+  // the cards follow the filters: the same filter as the table's, as the stats' parameters
+  const statsP = filter ? get(`${base}/stats${statsQuery(filter)}`) : Promise.reject(new ApiError(422, f.error_message));
   statsP.catch(() => {}); // shown where the stats go; unhandled only if the flow itself failed
-  const metricsP = post("/api/v1/metrics", {
+  const metricsP = filter ? post("/api/v1/metrics", {
     measures: ["p95_duration", "cost"],
     start: SINCE,
     end: new Date(Date.now() + 60_000).toISOString(),
     bucket: "month",
-    filter: { flow_id: { any_: [flowId] } },
+    filter,
     previous: false,
-  }).catch(() => null);
-  const pageP = filter ? post("/api/v1/executions/search", { filter, limit: PAGE }) : Promise.reject(new ApiError(422, f.error_message));
+  }).catch(() => null) : Promise.resolve(null);
+  const facetsP = get(`${base}/facets`).catch(() => null); // without them the choices list only "Any"
+  const pageP = filter
+    ? post("/api/v1/executions/search", { filter, limit: PAGE, include_errors: true })
+    : Promise.reject(new ApiError(422, f.error_message));
   pageP.catch(() => {});
 
-  const flow = await flowP;
+  const [flow, facets] = await Promise.all([flowP, facetsP]);
   if (ctx.stale()) return;
-  const statsBox = h("section", { class: "cards", id: "stats", "aria-label": "Statistics" }, loading("Loading statistics…"));
+  const statsBox = h("section", { class: "cards", id: "stats", "aria-label": filtered ? "Statistics of the filtered runs" : "Statistics",
+    "data-filtered": String(filtered) }, loading("Loading statistics…"));
   const listBox = h("section", { id: "runs", "aria-label": "Runs" }, loading("Loading runs…"));
   const applyFilters = (next) => {
     const q = new URLSearchParams(Object.entries(next).filter(([, v]) => v));
@@ -116,8 +161,9 @@ export async function render(root, [flowId], ctx) {
   const deleteAll = h("button", { type: "button", class: "btn btn-danger", id: "delete-all", disabled: true }, "Delete all runs");
   mount(root,
     ...flowHeader(flow, "history"),
+    filtered ? h("p", { class: "muted", id: "stats-scope" }, "Statistics of the runs matching the filters below.") : null,
     statsBox,
-    filterForm(f, applyFilters, () => applyFilters({})),
+    filterForm(f, facets, applyFilters, () => applyFilters({})),
     listBox,
     h("div", { class: "toolbar" }, h("span", { class: "spacer" }), deleteAll),
   );
@@ -126,11 +172,18 @@ export async function render(root, [flowId], ctx) {
     if (ctx.stale()) return;
     mount(statsBox, ...statsCards(stats, metrics));
     statsBox.dataset.total = String(stats.total_executions);
-    deleteAll.disabled = stats.total_executions === 0;
+  }, (err) => {
+    if (!ctx.stale()) mount(statsBox, errorPanel(err));
+  });
+  // "Delete all" deletes every run of the flow, whatever the filters: it says how many from the
+  // unfiltered stats
+  (filtered ? get(`${base}/stats`) : statsP).then((all) => {
+    if (ctx.stale()) return;
+    deleteAll.disabled = all.total_executions === 0;
     deleteAll.onclick = async () => {
       const ok = await confirmAction(
         "Delete all runs?",
-        `All ${count(stats.total_executions)} runs of “${flow.name}” will be deleted. This cannot be undone.`,
+        `All ${count(all.total_executions)} runs of “${flow.name}” will be deleted. This cannot be undone.`,
         "Delete all",
       );
       if (!ok) return;
@@ -141,9 +194,7 @@ export async function render(root, [flowId], ctx) {
         mount(listBox, errorPanel(err));
       }
     };
-  }, (err) => {
-    if (!ctx.stale()) mount(statsBox, errorPanel(err));
-  });
+  }, () => {});
 
   let page;
   try {
@@ -163,7 +214,7 @@ export async function render(root, [flowId], ctx) {
   renderList(listBox, page, { flowId, filter, base, ctx, flow });
 }
 
-function renderList(listBox, first, { flowId, filter, base, ctx }) {
+function renderList(listBox, first, { flowId, filter, base, ctx, flow }) {
   const selected = new Set();
   const tbody = h("tbody", {});
   const summary = h("p", { class: "muted", id: "runs-summary", role: "status" });
@@ -212,10 +263,11 @@ function renderList(listBox, first, { flowId, filter, base, ctx }) {
         h("td", {}, badge(run.status)),
         h("td", {}, h("a", { href: `#/flows/${enc(flowId)}/runs/${enc(run.id)}`, class: "run-link" }, when)),
         h("td", { class: "num", "data-ms": run.execution_time }, duration(run.execution_time)),
+        errorCell(run, flow),
         h("td", { class: "num hide-narrow" }, tokens(run.tokens_in, run.tokens_out, run.tokens_estimated)),
         h("td", { class: "num hide-narrow" }, money(run.cost)),
         h("td", { class: "hide-narrow" }, run.user_id),
-        h("td", {}, remove),
+        h("td", { class: "col-actions" }, remove),
       ));
     }
     shown += items.length;
@@ -225,7 +277,7 @@ function renderList(listBox, first, { flowId, filter, base, ctx }) {
   more.addEventListener("click", async () => {
     more.disabled = true;
     try {
-      const next = await post("/api/v1/executions/search", { filter, limit: PAGE, cursor });
+      const next = await post("/api/v1/executions/search", { filter, limit: PAGE, cursor, include_errors: true });
       if (ctx.stale()) return;
       cursor = next.next_cursor;
       addRows(next.items);
@@ -246,10 +298,11 @@ function renderList(listBox, first, { flowId, filter, base, ctx }) {
           h("th", { scope: "col" }, "Status"),
           h("th", { scope: "col" }, "Started"),
           h("th", { scope: "col", class: "num" }, "Duration"),
+          h("th", { scope: "col" }, "Error"),
           h("th", { scope: "col", class: "num hide-narrow" }, "Tokens"),
           h("th", { scope: "col", class: "num hide-narrow" }, "Cost"),
           h("th", { scope: "col", class: "hide-narrow" }, "User"),
-          h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Actions")),
+          h("th", { scope: "col", class: "col-actions" }, h("span", { class: "visually-hidden" }, "Actions")),
         )),
         tbody,
       ),

@@ -1,12 +1,12 @@
 // The scheduler's jobs (admins): last run, duration, result or error, next run, and "run now".
 import { enc, get, post } from "../api.js";
 import { empty, errorPanel, h, mount } from "../dom.js";
-import { count, duration, timestamp } from "../format.js";
+import { count, duration, isoTimestamp } from "../format.js";
 import { jsonView } from "../json_view.js";
 import { numberText } from "./sql.js";
 
 // The API gives ISO times; every screen shows them through format.js's one date format.
-export const when = (iso) => (iso ? timestamp(Date.parse(iso) / 1000) : "—");
+export const when = isoTimestamp;
 
 // One field of a job's result: numbers rounded with separators, `*_s` / `*_ms` as durations,
 // flat lists joined, two levels as nested lists, a third level as one line.

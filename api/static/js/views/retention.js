@@ -3,7 +3,7 @@
 import { del, enc, get, post, put } from "../api.js";
 import { empty, errorPanel, h, mount } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
-import { count, shortId } from "../format.js";
+import { count, isoTimestamp, shortId } from "../format.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 import { jobsTable } from "./jobs.js";
 
@@ -117,8 +117,8 @@ export async function render(root, [flowId], ctx) {
         ? h("div", { class: "table-wrap" }, h("table", { id: "passes-table" },
           h("thead", {}, h("tr", {}, ["When", "Kind", "Trigger", "Result"].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, passes.map((p) => h("tr", { class: p.ok ? "" : "row-error" },
-            h("td", {}, new Date(p.started_at).toLocaleString()), h("td", {}, p.kind), h("td", {}, p.trigger),
-            h("td", { class: "mono" }, p.ok ? JSON.stringify(p.summary) : p.error))))))
+            h("td", { "data-started": p.started_at }, isoTimestamp(p.started_at)), h("td", {}, p.kind), h("td", {}, p.trigger),
+            h("td", { class: "mono", style: "overflow-wrap:anywhere" }, p.ok ? JSON.stringify(p.summary) : p.error))))))
         : empty("No passes yet", "Retention passes, compactions and restores appear here."));
   } catch (err) {
     if (!ctx.stale()) mount(jobsBox, errorPanel(err));
