@@ -339,6 +339,22 @@ class Store:
         local = self._local
         if getattr(local, "inside", False):  # a read within a read: already counted
             return fn(self.cursor())
+        generation = self._generation
+        try:
+            return self._read(fn)
+        except duckdb.Error as exc:
+            if not is_invalidated(exc) or self.read_only:
+                raise
+        # DuckDB invalidated the database (a fatal checkpoint just after a commit was
+        # acknowledged): the writer reopens it from the file and WAL; a read waits for that and
+        # runs once more on the reopened database instead of failing
+        self._queue.put(_RECOVER)
+        with self._gate:
+            self._gate.wait_for(lambda: self._generation != generation and not self._swapping, timeout=10.0)
+        return self._read(fn)
+
+    def _read(self, fn: Callable[[Connection], T]) -> T:
+        local = self._local
         gate = self._gate
         with gate:
             while self._swapping:
@@ -347,10 +363,6 @@ class Store:
         local.inside = True
         try:
             return fn(self.cursor())
-        except duckdb.Error as exc:
-            if is_invalidated(exc) and not self.read_only:  # the writer reopens the database
-                self._queue.put(_RECOVER)
-            raise
         finally:
             local.inside = False
             with gate:

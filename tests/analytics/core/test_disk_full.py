@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.core.errors import StorageFull
-from analytics.core.store import Store
+from analytics.core.store import Connection, Store
 from analytics.retention import reclaim_space
 from api.app import create_app
 from tests.factories import SECRET, bearer, make_execution
@@ -232,3 +232,28 @@ def test_compaction_checkpoint_is_skipped_without_room(
         assert reclaim_space.checkpoint(ctx, wait_s=5) is True  # room again: it runs
     finally:
         ctx.close()
+
+
+def test_a_read_right_after_the_database_is_invalidated_waits_for_the_reopen(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fatal checkpoint can land between a commit's acknowledgement and the writer's check:
+    the next read must not fail on the dead database, it waits for the reopen and runs there."""
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t AS SELECT range AS i FROM range(10)"))
+        store.write(lambda c: c.execute("INSERT INTO t SELECT range FROM range(10, 100)"))  # a WAL to fold in
+
+        def fatal_checkpoint(c: Connection) -> None:
+            c.execute("SET debug_checkpoint_abort = 'before_header'")
+            c.execute("CHECKPOINT")
+
+        caplog.set_level(logging.ERROR)
+        with pytest.raises(Exception, match=r"(?i)fatal|invalidated"):
+            store.read(fatal_checkpoint)
+        assert store.read(lambda c: c.execute("SELECT count(*), sum(i) FROM t").fetchall()) == [(100, sum(range(100)))]
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (100)"))
+        assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(101,)]
+    finally:
+        store.close()
