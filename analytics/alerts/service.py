@@ -6,7 +6,8 @@ Who sees and manages what:
   so showing them to a reader limited to their own runs would leak the others'.
 - A rule over "all flows a user owns" (`owned_by`) is managed and seen by that user and admins.
 - Transitions are seen when their rule is, and only for flows the caller sees entirely.
-- Channels (URL + secret) belong to their creator; admins see all. The secret is never shown.
+- Channels (a signed webhook, a Slack webhook or email recipients: analytics/alerts/channels.py)
+  belong to their creator; admins see all. The secret is never shown.
 A rule the caller may not see is "not found", never "forbidden": its existence is not told.
 
 Nothing here reaches into the server's runtime: a rule change is announced on the Context
@@ -22,11 +23,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import ValidationError
 
 from analytics.access.permissions import Viewer, grant_for, require_flow_access
-from analytics.alerts import egress
 from analytics.alerts import repository as repo
+from analytics.alerts.channels import ChannelCreate, ChannelUpdate, check_destination, stored_fields
 from analytics.alerts.lifecycle import evaluator
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
 from analytics.alerts.state_machine import RuleState
@@ -37,23 +38,6 @@ from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 
 RULE_NOT_FOUND = "Alert rule not found"
 CHANNEL_NOT_FOUND = "Channel not found"
-
-
-class ChannelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    url: HttpUrl
-    secret: str = Field(min_length=16, max_length=512, description="HMAC key; at least 16 characters")
-
-
-class ChannelUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    url: HttpUrl | None = None
-    secret: str | None = Field(default=None, min_length=16, max_length=512)
-    enabled: bool | None = Field(default=None, description="true re-enables a disabled channel")
 
 
 def _invalid(exc: ValidationError) -> InvalidInput:
@@ -247,10 +231,11 @@ def _visible_channel(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Chan
 
 
 def create_channel(ctx: Context, viewer: Viewer, form: ChannelCreate) -> repo.Channel:
-    egress.resolve(str(form.url), ctx.settings.alert_webhook_allow)  # 422 naming url and why
+    check_destination(form, ctx.settings)  # 422 naming url (and why) or kind (no SMTP server)
     now = utc_now()
     ch = repo.Channel(
-        str(uuid.uuid4()), form.name, viewer.id, str(form.url), form.secret, True, None, 0, now, now
+        str(uuid.uuid4()), form.name, viewer.id, enabled=True, disabled_reason=None, consecutive_failures=0,
+        created_at=now, updated_at=now, **stored_fields(form),
     )
     return ctx.store.write(lambda c: repo.insert_channel(c, ch))
 
@@ -264,16 +249,22 @@ def get_channel(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Channel:
 
 
 def update_channel(ctx: Context, viewer: Viewer, channel_id: str, patch: ChannelUpdate) -> repo.Channel:
+    """The channel with the patch applied is validated whole, as a new one of its kind would be:
+    a field its kind does not use is refused, naming it."""
     ch = _visible_channel(ctx, viewer, channel_id)
-    if patch.url is not None:
-        egress.resolve(str(patch.url), ctx.settings.alert_webhook_allow)
-    new = replace(
-        ch,
-        name=patch.name if patch.name is not None else ch.name,
-        url=str(patch.url) if patch.url is not None else ch.url,
-        secret=patch.secret if patch.secret is not None else ch.secret,
-        updated_at=utc_now(),
-    )
+    changes = patch.model_dump(exclude_unset=True, exclude={"enabled"})
+    merged: dict[str, Any] = {
+        "kind": ch.kind, "name": ch.name, "url": ch.url or None, "secret": ch.secret or None,
+        "recipients": ch.recipients,
+    }
+    merged.update(changes)
+    try:
+        form = ChannelCreate.model_validate(merged)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    if "url" in changes or "recipients" in changes:
+        check_destination(form, ctx.settings)
+    new = replace(ch, name=form.name, updated_at=utc_now(), **stored_fields(form))
     if patch.enabled is True:
         new = replace(new, enabled=True, disabled_reason=None, consecutive_failures=0)
     elif patch.enabled is False:
