@@ -21,7 +21,7 @@ DOWNGRADE = [
     """
     UPDATE alert_channels
     SET enabled = false,
-        disabled_reason = 'a ' || kind || ' channel: disabled by a schema downgrade to webhooks only'
+        disabled_reason = kind || ' channel: disabled by a schema downgrade (webhooks only)'
     WHERE kind <> 'webhook'
     """,
     "ALTER TABLE alert_channels DROP COLUMN config",
