@@ -302,8 +302,11 @@ _CHANNEL_COLUMNS = (
 
 
 def _channel(row: tuple[Any, ...]) -> Channel:
-    *fields, config = row
-    return Channel(*fields, config=orjson.loads(config) if config is not None else None)
+    cid, name, created_by, url, secret, enabled, reason, failures, created_at, updated_at, kind, config = row
+    return Channel(
+        cid, name, created_by, url, secret, enabled, reason, failures, created_at, updated_at, kind,
+        orjson.loads(config) if config is not None else None,
+    )
 
 
 def _config(ch: Channel) -> str | None:
