@@ -5,18 +5,14 @@ migration 9 up and down."""
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import Envelope, Session
 from pydantic import ValidationError
 
 from analytics.alerts import messages, service
@@ -32,53 +28,17 @@ from tests.analytics.alerts.test_webhooks import Receiver, errors, receiver
 from tests.factories import SECRET
 from tests.factories.alerts import OWNER, Setup, hour_ago_base, make_rule, setup_flows
 from tests.live_server import free_port
+from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, Mailbox, smtp_server
 
 __all__ = ["receiver"]  # the HTTP receiver fixture, shared with the webhook tests
 
-SMTP_USER = "alerts@example.com"
-SMTP_PASSWORD = "smtp-password-must-never-show-7f3a"
 PUBLIC_URL = "https://flowhistory.example.com"
-
-
-# -- a real SMTP server ------------------------------------------------------------------------
-
-
-@dataclass
-class Mailbox:
-    """What the server received; answers DATA with the scripted replies first, then 250."""
-
-    replies: list[str] = field(default_factory=list)
-    got: list[tuple[str, list[str], EmailMessage]] = field(default_factory=list)  # (from, to, message)
-    logins: list[tuple[bytes, bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
-        with self.lock:
-            if self.replies:
-                return self.replies.pop(0)
-            parsed = message_from_bytes(envelope.original_content or b"", policy=policy.default)
-            assert isinstance(parsed, EmailMessage)
-            self.got.append((str(envelope.mail_from), list(envelope.rcpt_tos), parsed))
-        return "250 OK"
-
-    def authenticate(self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.logins.append((data.login, data.password))
-        return AuthResult(success=data.login == SMTP_USER.encode() and data.password == SMTP_PASSWORD.encode())
 
 
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(
-        box, hostname="127.0.0.1", port=port, authenticator=box.authenticate, auth_require_tls=False
-    )
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
+    with smtp_server() as box:
+        yield box, box.port
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 
 from analytics.core.config import Settings
 from api.app import create_app
-from tests.analytics.alerts.test_channel_kinds import SMTP_PASSWORD, SMTP_USER, Mailbox, mailbox
+from tests.analytics.alerts.test_channel_kinds import mailbox
 from tests.factories import SECRET, World, bearer, build_world
+from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, Mailbox
 
 __all__ = ["mailbox"]  # the SMTP server fixture
 
