@@ -223,10 +223,10 @@ function channelsSection(channels, reload, message) {
     h("h2", {}, `Channels (${channels.length})`),
     channels.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "channels-table" },
-        h("thead", {}, h("tr", {}, ["Channel", "Kind", "Sends to", "State", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, ["Channel", "Sends to", "State", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, channels.map((c) => h("tr", { "data-channel": c.id, "data-kind": c.kind },
-          h("td", {}, h("strong", {}, c.name)),
-          h("td", {}, h("span", { class: "badge badge-other" }, KINDS[c.kind] || c.kind)),
+          // the kind under the name, not a column of its own: on a phone "Sends to" needs the room
+          h("td", {}, h("strong", {}, c.name), h("div", {}, h("span", { class: "badge badge-other channel-kind" }, KINDS[c.kind] || c.kind))),
           h("td", { class: "mono", style: "overflow-wrap:anywhere" }, c.kind === "email" ? (c.recipients || []).join(", ") : c.url),
           h("td", {}, c.enabled ? h("span", { class: "badge badge-success" }, "enabled") : h("span", { class: "badge badge-error", title: c.disabled_reason || "" }, "disabled"),
             c.consecutive_failures ? h("div", { class: "muted" }, `${c.consecutive_failures} failures in a row`) : null),
