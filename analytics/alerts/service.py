@@ -250,9 +250,10 @@ def get_channel(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Channel:
 
 def update_channel(ctx: Context, viewer: Viewer, channel_id: str, patch: ChannelUpdate) -> repo.Channel:
     """The channel with the patch applied is validated whole, as a new one of its kind would be:
-    a field its kind does not use is refused, naming it."""
+    a field its kind does not use is refused, naming it. A null leaves its field as it was (as
+    before kinds: clients sending every field, unchanged ones as null, keep working)."""
     ch = _visible_channel(ctx, viewer, channel_id)
-    changes = patch.model_dump(exclude_unset=True, exclude={"enabled"})
+    changes = patch.model_dump(exclude_unset=True, exclude_none=True, exclude={"enabled"})
     merged: dict[str, Any] = {
         "kind": ch.kind, "name": ch.name, "url": ch.url or None, "secret": ch.secret or None,
         "recipients": ch.recipients,

@@ -299,7 +299,11 @@ class WebhookDispatcher:
         cfg = smtp.SmtpSettings.from_settings(self._ctx.settings)
         if cfg is None:
             return False, None, "not sent: no SMTP server is configured (FLOWHISTORY_SMTP_HOST)", record
-        outcome = smtp.send(cfg, smtp.build(cfg, recipients, subject, text, messages.email_html(msg)), recipients)
+        try:
+            mail = smtp.build(cfg, recipients, subject, text, messages.email_html(msg))
+        except (ValueError, TypeError) as exc:  # a From address the email package cannot use
+            return False, None, f"not sent: the mail could not be built ({type(exc).__name__})", record
+        outcome = smtp.send(cfg, mail, recipients)
         return outcome.ok, outcome.code, outcome.error, record
 
     def _attempt(

@@ -273,6 +273,18 @@ def test_email_without_an_smtp_server_is_refused(tmp_path: Path) -> None:
         assert service.list_channels(ctx, OWNER) == []
 
 
+def test_one_tls_mode(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="not both"):
+        Settings(db_path=tmp_path / "s.duckdb", smtp_host="mail.example.com", smtp_ssl=True, smtp_starttls=True)
+
+
+def test_a_from_address_that_cannot_be_used_is_a_failed_delivery(settings: Settings) -> None:
+    with open_context(settings.model_copy(update={"smtp_from": "alerts@example.com\r\nBcc: x@evil.example"})) as ctx:
+        setup_flows(ctx)
+        d = service.send_test(ctx, OWNER, email(ctx, "ops@example.com").id)
+    assert (d.ok, d.error) == (False, "not sent: the mail could not be built (ValueError)")
+
+
 def test_update_is_checked_against_the_kind(ctx: Context) -> None:
     setup_flows(ctx)
     channel = email(ctx, "ops@example.com")
@@ -290,6 +302,9 @@ def test_update_is_checked_against_the_kind(ctx: Context) -> None:
     assert err.value.field == "recipients"
     kept = service.update_channel(ctx, OWNER, hook.id, ChannelUpdate(name="renamed"))
     assert (kept.kind, kept.secret, kept.url) == ("webhook", "s" * 16, "http://127.0.0.1:9/h")
+    # a null is "unchanged", as before kinds
+    same = service.update_channel(ctx, OWNER, hook.id, ChannelUpdate.model_validate({"url": None, "secret": None}))
+    assert (same.url, same.secret) == (kept.url, kept.secret)
 
 
 # -- the words ---------------------------------------------------------------------------------
