@@ -56,8 +56,9 @@ def _check_recipients(value: list[str] | None, kind: ChannelKind | None) -> list
         return None
     if not value:
         raise ValueError("an email channel needs at least one recipient")
-    checked = [check_address(v) for v in value]
-    return list(dict.fromkeys(a.lower() for a in checked))
+    # the domain is case-insensitive, the local part may not be (RFC 5321): only the domain is folded
+    checked = [f"{local}@{domain.lower()}" for local, domain in (check_address(v).rsplit("@", 1) for v in value)]
+    return list(dict.fromkeys(checked))
 
 
 def _check_url(value: HttpUrl | None, kind: ChannelKind | None) -> HttpUrl | None:

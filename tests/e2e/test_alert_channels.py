@@ -84,6 +84,9 @@ def test_slack_and_email_channels_are_created_and_tested(
         _visible_fields_do_not_overlap(page, width)
         slack_name = f"team-slack-{width}"
         form.get_by_label("Channel name").fill(slack_name)
+        form.get_by_label("Slack webhook URL").fill("http://hooks.example.com/services/T0/B0/x")
+        form.get_by_role("button", name="Add channel").click()
+        expect(page.locator("#c-url-error")).to_contain_text("https://")  # a checked 422, next to its field
         form.get_by_label("Slack webhook URL").fill(url)
         form.scroll_into_view_if_needed()
         shot("slack-form", full_page=False)

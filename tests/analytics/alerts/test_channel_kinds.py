@@ -163,8 +163,8 @@ def test_slack_url_must_be_https_unless_allowed(ctx: Context) -> None:
 
 def test_email_is_delivered_with_text_and_html(env: Env, mailbox: tuple[Mailbox, int]) -> None:
     box, _ = mailbox
-    channel = email(env.s.ctx, "Ops@Example.com", "oncall@example.org")
-    assert channel.recipients == ["ops@example.com", "oncall@example.org"]
+    channel = email(env.s.ctx, "ops@Example.COM", "oncall@example.org", "ops@example.com")
+    assert channel.recipients == ["ops@example.com", "oncall@example.org"]  # the domain folded, duplicates gone
     env.fire(channel, name="errors <b>up</b>\nBcc: x@evil.example")
     [(sender, to, msg)] = box.got
     assert box.logins == [(SMTP_USER.encode(), SMTP_PASSWORD.encode())]
