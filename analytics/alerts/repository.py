@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import pyarrow as pa
 
 from analytics.alerts.rules import Rule, State
@@ -82,6 +83,13 @@ class Channel:
     consecutive_failures: int
     created_at: datetime
     updated_at: datetime
+    kind: str = "webhook"
+    config: dict[str, Any] | None = None
+
+    @property
+    def recipients(self) -> list[str] | None:
+        """An email channel's addresses (None for the other kinds)."""
+        return None if self.config is None else list(self.config.get("recipients") or [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,8 +301,21 @@ def list_transitions(
 # -- channels and deliveries -------------------------------------------------------------------
 
 _CHANNEL_COLUMNS = (
-    "id, name, created_by, url, secret, enabled, disabled_reason, consecutive_failures, created_at, updated_at"
+    "id, name, created_by, url, secret, enabled, disabled_reason, consecutive_failures, created_at, updated_at,"
+    " kind, config"
 )
+
+
+def _channel(row: tuple[Any, ...]) -> Channel:
+    cid, name, created_by, url, secret, enabled, reason, failures, created_at, updated_at, kind, config = row
+    return Channel(
+        cid, name, created_by, url, secret, enabled, reason, failures, created_at, updated_at, kind,
+        orjson.loads(config) if config is not None else None,
+    )
+
+
+def _config(ch: Channel) -> str | None:
+    return None if ch.config is None else orjson.dumps(ch.config).decode()
 
 
 def load_channels(conn: Connection, channel_ids: list[str] | None = None) -> list[Channel]:
@@ -303,7 +324,7 @@ def load_channels(conn: Connection, channel_ids: list[str] | None = None) -> lis
     if channel_ids is not None:
         sql += " WHERE id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(channel_ids)
-    return [Channel(*r) for r in conn.execute(sql + " ORDER BY created_at, id", params).fetchall()]
+    return [_channel(r) for r in conn.execute(sql + " ORDER BY created_at, id", params).fetchall()]
 
 
 def get_channel(conn: Connection, channel_id: str) -> Channel | None:
@@ -313,9 +334,9 @@ def get_channel(conn: Connection, channel_id: str) -> Channel | None:
 
 def insert_channel(conn: Connection, ch: Channel) -> Channel:
     conn.execute(
-        f"INSERT INTO alert_channels ({_CHANNEL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO alert_channels ({_CHANNEL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [ch.id, ch.name, ch.created_by, ch.url, ch.secret, ch.enabled, ch.disabled_reason,
-         ch.consecutive_failures, ch.created_at, ch.updated_at],
+         ch.consecutive_failures, ch.created_at, ch.updated_at, ch.kind, _config(ch)],
     )
     return ch
 
@@ -323,9 +344,9 @@ def insert_channel(conn: Connection, ch: Channel) -> Channel:
 def update_channel(conn: Connection, ch: Channel) -> Channel:
     conn.execute(
         "UPDATE alert_channels SET name = ?, url = ?, secret = ?, enabled = ?, disabled_reason = ?,"
-        " consecutive_failures = ?, updated_at = ? WHERE id = ?",
+        " consecutive_failures = ?, updated_at = ?, config = ? WHERE id = ?",
         [ch.name, ch.url, ch.secret, ch.enabled, ch.disabled_reason, ch.consecutive_failures,
-         ch.updated_at, ch.id],
+         ch.updated_at, _config(ch), ch.id],
     )
     return ch
 
@@ -432,3 +453,9 @@ def expire_silence(conn: Connection, silence_id: str, now: datetime, by: str) ->
         [now, now, by, silence_id, now],
     )
     return get_silence(conn, silence_id)
+
+
+def flow_name(conn: Connection, flow_id: str) -> str | None:
+    """A flow's name for a human-readable alert (Slack, email); None when it is gone."""
+    row = conn.execute("SELECT name FROM flows WHERE id = ?", [flow_id]).fetchone()
+    return None if row is None else str(row[0])

@@ -6,7 +6,8 @@ Who sees and manages what:
   so showing them to a reader limited to their own runs would leak the others'.
 - A rule over "all flows a user owns" (`owned_by`) is managed and seen by that user and admins.
 - Transitions are seen when their rule is, and only for flows the caller sees entirely.
-- Channels (URL + secret) belong to their creator; admins see all. The secret is never shown.
+- Channels (a signed webhook, a Slack webhook or email recipients: analytics/alerts/channels.py)
+  belong to their creator; admins see all. The secret is never shown.
 - A silence of a rule is made and ended by those who manage the rule, and seen by those who see
   it; a silence of a flow (every rule judging it) by the flow's owner and admins, seen by those
   who see every run of the flow. An unknown rule or flow in a silence is a 422 naming the field;
@@ -26,11 +27,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import ValidationError
 
 from analytics.access.permissions import FLOW_NOT_FOUND, Viewer, grant_for, require_flow_access
-from analytics.alerts import egress
 from analytics.alerts import repository as repo
+from analytics.alerts.channels import ChannelCreate, ChannelUpdate, check_destination, stored_fields
 from analytics.alerts.lifecycle import evaluator
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
 from analytics.alerts.silences import Silence, SilenceCreate
@@ -43,23 +44,6 @@ from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 RULE_NOT_FOUND = "Alert rule not found"
 CHANNEL_NOT_FOUND = "Channel not found"
 SILENCE_NOT_FOUND = "Silence not found"
-
-
-class ChannelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    url: HttpUrl
-    secret: str = Field(min_length=16, max_length=512, description="HMAC key; at least 16 characters")
-
-
-class ChannelUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    url: HttpUrl | None = None
-    secret: str | None = Field(default=None, min_length=16, max_length=512)
-    enabled: bool | None = Field(default=None, description="true re-enables a disabled channel")
 
 
 def _invalid(exc: ValidationError) -> InvalidInput:
@@ -253,10 +237,11 @@ def _visible_channel(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Chan
 
 
 def create_channel(ctx: Context, viewer: Viewer, form: ChannelCreate) -> repo.Channel:
-    egress.resolve(str(form.url), ctx.settings.alert_webhook_allow)  # 422 naming url and why
+    check_destination(form, ctx.settings)  # 422 naming url (and why) or kind (no SMTP server)
     now = utc_now()
     ch = repo.Channel(
-        str(uuid.uuid4()), form.name, viewer.id, str(form.url), form.secret, True, None, 0, now, now
+        str(uuid.uuid4()), form.name, viewer.id, enabled=True, disabled_reason=None, consecutive_failures=0,
+        created_at=now, updated_at=now, **stored_fields(form),
     )
     return ctx.store.write(lambda c: repo.insert_channel(c, ch))
 
@@ -270,16 +255,23 @@ def get_channel(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Channel:
 
 
 def update_channel(ctx: Context, viewer: Viewer, channel_id: str, patch: ChannelUpdate) -> repo.Channel:
+    """The channel with the patch applied is validated whole, as a new one of its kind would be:
+    a field its kind does not use is refused, naming it. A null leaves its field as it was (as
+    before kinds: clients sending every field, unchanged ones as null, keep working)."""
     ch = _visible_channel(ctx, viewer, channel_id)
-    if patch.url is not None:
-        egress.resolve(str(patch.url), ctx.settings.alert_webhook_allow)
-    new = replace(
-        ch,
-        name=patch.name if patch.name is not None else ch.name,
-        url=str(patch.url) if patch.url is not None else ch.url,
-        secret=patch.secret if patch.secret is not None else ch.secret,
-        updated_at=utc_now(),
-    )
+    changes = patch.model_dump(exclude_unset=True, exclude_none=True, exclude={"enabled"})
+    merged: dict[str, Any] = {
+        "kind": ch.kind, "name": ch.name, "url": ch.url or None, "secret": ch.secret or None,
+        "recipients": ch.recipients,
+    }
+    merged.update(changes)
+    try:
+        form = ChannelCreate.model_validate(merged)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    if "url" in changes or "recipients" in changes:
+        check_destination(form, ctx.settings)
+    new = replace(ch, name=form.name, updated_at=utc_now(), **stored_fields(form))
     if patch.enabled is True:
         new = replace(new, enabled=True, disabled_reason=None, consecutive_failures=0)
     elif patch.enabled is False:

@@ -1,4 +1,10 @@
-"""Webhook delivery: signed JSON POSTs, retried with exponential backoff on threads of their own.
+"""Channel delivery: signed JSON POSTs, Slack messages and emails, retried with exponential
+backoff on threads of their own.
+
+A notification carries the webhook payload; a Slack or email channel gets it rendered in words
+(analytics/alerts/messages.py) at each attempt, and the delivery log keeps what was sent to it.
+Slack and email go through the same queue, retries, delivery log and auto-disabling as signed
+webhooks; an email attempt's status code is the SMTP reply code (analytics/alerts/smtp.py).
 
 Evaluation hands a notification over and returns; nothing here ever runs on the writer or
 blocks ingest. One scheduler thread keeps a heap of attempts by due time and hands each to a
@@ -36,9 +42,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
+import orjson
 
-from analytics.alerts import egress
+from analytics.alerts import egress, messages, smtp
 from analytics.alerts import repository as repo
+from analytics.alerts.channels import ChannelKind, require_https
 from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import NotFound
@@ -262,6 +270,42 @@ class WebhookDispatcher:
             return status, None
         return status, f"HTTP {status}: redirect not followed" if redirect else f"HTTP {status}"
 
+    def _message(self, n: Notification) -> messages.Message:
+        payload = orjson.loads(n.body)
+        flow_id = payload.get("flow_id")
+        name = self._ctx.store.read(lambda c: repo.flow_name(c, flow_id)) if flow_id else None
+        public = self._ctx.settings.public_url
+        return messages.render(payload, name, str(public) if public is not None else None)
+
+    def _send_slack(self, channel: repo.Channel, n: Notification) -> tuple[bool, int | None, str | None, bytes]:
+        """The notification in words, POSTed unsigned (Slack checks no signature) to the
+        incoming-webhook URL, through the same egress guard; https unless the admin allows the host."""
+        body = dumps(messages.slack_payload(self._message(n)))
+        try:
+            require_https(channel.url, self._allow)
+        except egress.EgressRefused as exc:
+            return False, None, f"not sent: {exc.reason}"[:300], body
+        headers = {"Content-Type": "application/json", "User-Agent": "flowhistory-webhooks/1"}
+        status, error = self._post(channel.url, body, headers)
+        return error is None, status, error, body
+
+    def _send_email(self, channel: repo.Channel, n: Notification) -> tuple[bool, int | None, str | None, bytes]:
+        """A plain-text and HTML mail to the channel's recipients through the admin's SMTP
+        server; recorded as what was sent (addresses, subject, text), the SMTP code or error."""
+        msg = self._message(n)
+        recipients = channel.recipients or []
+        subject, text = messages.email_subject(msg), messages.email_text(msg)
+        record = dumps({"to": recipients, "subject": subject, "text": text})
+        cfg = smtp.SmtpSettings.from_settings(self._ctx.settings)
+        if cfg is None:
+            return False, None, "not sent: no SMTP server is configured (FLOWHISTORY_SMTP_HOST)", record
+        try:
+            mail = smtp.build(cfg, recipients, subject, text, messages.email_html(msg))
+        except (ValueError, TypeError) as exc:  # a From address the email package cannot use
+            return False, None, f"not sent: the mail could not be built ({type(exc).__name__})", record
+        outcome = smtp.send(cfg, mail, recipients)
+        return outcome.ok, outcome.code, outcome.error, record
+
     def _attempt(
         self, n: Notification, attempt: int, *, counts: bool, retry_allowed: bool
     ) -> tuple[repo.Delivery, bool]:
@@ -273,9 +317,14 @@ class WebhookDispatcher:
         status: int | None = None
         error: str | None = None
         delivery_id = str(uuid.uuid4())
+        sent = n.body
         if counts and not channel.enabled:
             error = f"not sent: channel disabled ({channel.disabled_reason})"
             ok = False
+        elif channel.kind == ChannelKind.SLACK:
+            ok, status, error, sent = self._send_slack(channel, n)
+        elif channel.kind == ChannelKind.EMAIL:
+            ok, status, error, sent = self._send_email(channel, n)
         else:
             headers = {
                 "Content-Type": "application/json",
@@ -297,7 +346,7 @@ class WebhookDispatcher:
         delivery = repo.Delivery(
             delivery_id, n.id, n.channel_id, n.rule_id, n.flow_id, n.transition_id, n.event, attempt, at,
             ok, status, error, round((time.perf_counter() - started) * 1000, 3), will_retry,
-            n.body.decode(),
+            sent.decode(),
         )
         after = self._ctx.store.write(
             lambda c: repo.record_attempt(

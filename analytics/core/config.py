@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, ByteSize, Field
+from pydantic import AliasChoices, ByteSize, Field, HttpUrl, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,6 +65,21 @@ class Settings(BaseSettings):
     # hosts, addresses or CIDRs webhooks may reach although not public (loopback, private, ...):
     # JSON list, e.g. '["127.0.0.1", "10.0.0.0/8", "hooks.internal"]' (analytics/alerts/egress.py)
     alert_webhook_allow: list[str] = Field(default_factory=list)
+    # email alert channels (analytics/alerts/smtp.py): the SMTP server every email channel sends
+    # through (unset: email channels are refused); port default 465 with `smtp_ssl` (TLS from the
+    # start), else 587 with `smtp_starttls`, else 25; the login, if any (the password is a
+    # SecretStr: never printed); the From address (default: the username, else flowhistory@localhost)
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+    # where users reach the dashboard (e.g. https://flowhistory.example.com): Slack and email
+    # alerts then link to the rule's flow; unset, they carry no link
+    public_url: HttpUrl | None = None
     # retention (analytics/retention): how often the scheduled pass runs (0: on demand only),
     # where deleted runs are archived (default: <data>/archive), and the share of runs a pass
     # must delete before it rewrites the table to give the space back
@@ -128,6 +143,12 @@ class Settings(BaseSettings):
     # has no `auth.api_key.enable` (it then follows its ENABLE_API_KEY, default true): set it
     # to the same value as Open WebUI's ENABLE_API_KEY. flowhistory's own keys are not affected.
     openwebui_api_keys: bool = True
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> Settings:
+        if self.smtp_ssl and self.smtp_starttls:
+            raise ValueError("FLOWHISTORY_SMTP_SSL and FLOWHISTORY_SMTP_STARTTLS: set one of them, not both")
+        return self
 
     @property
     def data_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""Alert rules (CRUD, pause/resume, evaluate now), transitions, silences, webhook channels, deliveries.
+"""Alert rules (CRUD, pause/resume, evaluate now), transitions, silences, channels (webhook, Slack, email), deliveries.
 
 Access is decided in analytics.alerts.service; a rule or channel the caller may not see is a 404.
 """
@@ -132,13 +132,16 @@ def expire_silence(silence_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
 
 @router.get("/channels", response_model=list[ChannelOut])
 def list_channels(viewer: CurrentUser, ctx: Ctx) -> Any:
-    """The caller's webhook channels (admins: all); secrets are never shown."""
+    """The caller's channels (admins: all), each with its `kind`; secrets are never shown."""
     return service.list_channels(ctx, viewer)
 
 
 @router.post("/channels", response_model=ChannelOut, status_code=201)
 def create_channel(form: ChannelCreate, viewer: CurrentUser, ctx: Ctx) -> Any:
-    """A webhook: JSON POSTs signed with HMAC-SHA256 of the body keyed with `secret`."""
+    """`kind` `webhook` (default): JSON POSTs to `url` signed with HMAC-SHA256 of the body keyed
+    with `secret`; `slack`: a Slack-compatible incoming webhook `url` (https), a readable message;
+    `email`: `recipients`, through the server's SMTP settings. A field the kind does not use is a
+    422 naming it."""
     return service.create_channel(ctx, viewer, form)
 
 
@@ -150,7 +153,8 @@ def get_channel(channel_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
 
 @router.patch("/channels/{channel_id}", response_model=ChannelOut)
 def update_channel(channel_id: str, patch: ChannelUpdate, viewer: CurrentUser, ctx: Ctx) -> Any:
-    """Change name, URL or secret; `enabled: true` re-enables it and clears its failure streak."""
+    """Change name, URL, secret or recipients (as its kind allows; the kind itself does not
+    change); `enabled: true` re-enables it and clears its failure streak."""
     return service.update_channel(ctx, viewer, channel_id, patch)
 
 
@@ -163,7 +167,8 @@ def delete_channel(channel_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
 
 @router.post("/channels/{channel_id}/test", response_model=DeliveryOut)
 def test_channel(channel_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
-    """Send a "test" notification now; answers the attempt (status code or error)."""
+    """Send a "test" notification now (a webhook POST, a Slack message or a test mail); answers
+    the attempt: its HTTP or SMTP status code or a short error, never the server's reply."""
     return service.send_test(ctx, viewer, channel_id)
 
 

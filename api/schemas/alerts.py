@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import AliasPath, BaseModel, BeforeValidator, ConfigDict, Field
 
+from analytics.alerts.channels import ChannelCreate, ChannelKind, ChannelUpdate
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
-from analytics.alerts.service import ChannelCreate, ChannelUpdate
 from analytics.alerts.silences import SilenceCreate
 from analytics.alerts.state_machine import RuleState
 from api.schemas.timestamps import EpochSeconds
@@ -91,12 +91,18 @@ class TransitionOut(BaseModel):
 
 
 class ChannelOut(BaseModel):
+    """A channel as its owner sees it: never its secret (nor the SMTP server's password)."""
+
     model_config = _READ
 
     id: str
+    kind: ChannelKind
     name: str
     created_by: str
-    url: str
+    url: Annotated[str | None, BeforeValidator(lambda v: v or None)] = Field(
+        description="webhook and slack; null for email"
+    )
+    recipients: list[str] | None = Field(description="email; null for the other kinds")
     enabled: bool
     disabled_reason: str | None
     consecutive_failures: int

@@ -25,6 +25,7 @@ from analytics.core.config import Settings
 from api.app import create_app
 from tests.factories import SECRET, bearer
 from tests.live_server import free_port
+from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, Mailbox, smtp_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -140,10 +141,18 @@ def standard_runs(flow_id: str, now: datetime | None = None) -> list[dict[str, A
 
 
 @pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
+def mailbox() -> Iterator[Mailbox]:
+    """The SMTP server email alert channels send through (a real one, on loopback)."""
+    with smtp_server() as box:
+        yield box
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox) -> Iterator[LiveApp]:
     folder = tmp_path_factory.mktemp("e2e")
-    extra = {"scheduler_enabled": False} if "scheduler_enabled" in Settings.model_fields else {}
+    extra: dict[str, Any] = {"scheduler_enabled": False} if "scheduler_enabled" in Settings.model_fields else {}
     extra["alert_webhook_allow"] = ["127.0.0.1"]  # the alerts test's receiver runs on loopback
+    extra.update(smtp_host="127.0.0.1", smtp_port=mailbox.port, smtp_username=SMTP_USER, smtp_password=SMTP_PASSWORD)
     settings = Settings(db_path=folder / "store.duckdb", webui_secret_key=SECRET, port=free_port(), **extra)
     app = LiveApp(settings).start()
     yield app

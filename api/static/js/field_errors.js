@@ -3,7 +3,9 @@
 // A form gives each field a message box `<div class="field-error" id="{prefix}{name}-error">`.
 // A 422's `detail` list names the field in `loc`; its message goes to the box of the first name
 // along that path that has one, so `policy.max_age_days` lands at `max_age_days` and `tags.2` at
-// `tags`. Messages for one box are joined. What finds no box is the caller's to show whole.
+// `tags`. Messages for one box are joined. A check made beyond the request's shape answers a
+// string `detail` that starts with its field ("url: ..."): that goes to the field's box too.
+// What finds no box is the caller's to show whole.
 
 import { ApiError } from "./api.js";
 
@@ -23,6 +25,9 @@ export function showFieldErrors(root, err, prefix) {
     if (!box) continue;
     messages.set(box, [...(messages.get(box) || []), String(msg).replace(VALUE_ERROR, "")]);
   }
+  const named = typeof err.detail === "string" ? /^(\w+): (.*)$/s.exec(err.detail) : null;
+  const box = named && root.querySelector(`#${CSS.escape(`${prefix}${named[1]}-error`)}`);
+  if (box) messages.set(box, [named[2]]);
   for (const [box, texts] of messages) box.textContent = [...new Set(texts)].join("; ");
   return messages.size > 0;
 }

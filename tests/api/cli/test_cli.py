@@ -100,10 +100,11 @@ def test_db_current_upgrade_downgrade(db: Path) -> None:
     assert "current: " in ok(db, "db", "upgrade").stdout  # again: nothing to apply
     assert "applied" not in ok(db, "db", "upgrade").stdout
 
+    # by position, not number: a version may be missing while another branch holds it
+    every = migrations.all_migrations()
     out = ok(db, "db", "downgrade").stdout
-    assert f"reverted {head:04d}" in out and out.strip().endswith(f"current: {head - 1}")
-    assert "rollup_state" not in table_names(db)
-    out = ok(db, "db", "downgrade", "--steps", str(head - 1 - 1)).stdout
+    assert f"reverted {head:04d}" in out and out.strip().endswith(f"current: {every[-2].version}")
+    out = ok(db, "db", "downgrade", "--steps", str(len(every) - 2)).stdout
     assert "reverted 0002 executions" in out and out.strip().endswith("current: 1")
     names = table_names(db)
     assert "executions" not in names and "execution_nodes" not in names

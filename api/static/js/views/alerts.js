@@ -1,6 +1,6 @@
 // Alert rules of a flow with their state and history (why each change happened, in words);
 // create and edit with every option of a rule and the API's validation messages next to each
-// field; silences; webhook channels with their delivery log and "send test".
+// field; silences; channels (signed webhook, Slack, email) with their delivery log and "send test".
 import { api, del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, mount } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
@@ -191,20 +191,13 @@ function ruleForm(flow, rule, channels, saved, cancel) {
       else await post("/api/v1/alerts/rules", body);
       saved();
     } catch (err) {
-      if (!showFieldErrors(form, err, "r-") && !placeRuleDetail(form, err)) form.querySelector("#r-form-error").textContent = err.message;
+      if (!showFieldErrors(form, err, "r-")) form.querySelector("#r-form-error").textContent = err.message;
     }
   });
   return form;
 }
 
-// The API's own 422 for a merged rule is a string "field: message": put it by its field.
-function placeRuleDetail(form, err) {
-  const m = typeof err?.detail === "string" ? /^(\w+): (.*)$/s.exec(err.detail) : null;
-  const box = m && form.querySelector(`#r-${m[1]}-error`);
-  if (!box) return false;
-  box.textContent = m[2];
-  return true;
-}
+const KINDS = { webhook: "Webhook (signed)", slack: "Slack", email: "Email" };
 
 function channelsSection(channels, reload, message) {
   const log = h("div", { id: "delivery-log" });
@@ -224,47 +217,70 @@ function channelsSection(channels, reload, message) {
     }
   };
   const name = h("input", { id: "c-name", name: "name", "aria-describedby": "c-name-error" });
+  const kind = h("select", { id: "c-kind", name: "kind", "aria-describedby": "c-kind-error" },
+    Object.entries(KINDS).map(([k, v]) => h("option", { value: k }, v)));
   const url = h("input", { id: "c-url", name: "url", type: "url", placeholder: "https://…", "aria-describedby": "c-url-error" });
   const secret = h("input", { id: "c-secret", name: "secret", type: "password", autocomplete: "off", "aria-describedby": "c-secret-error" });
+  const recipients = h("input", { id: "c-recipients", name: "recipients", type: "text", inputmode: "email", autocomplete: "off",
+    placeholder: "ops@example.com, oncall@example.com", "aria-describedby": "c-recipients-error" });
   const err = (id) => h("div", { class: "field-error", id: `c-${id}-error`, role: "alert" });
+  const urlLabel = h("label", { for: "c-url" }, "URL");
+  const urlField = h("div", { class: "field field-grow", "data-kinds": "webhook slack" }, urlLabel, url, err("url"));
+  const secretField = h("div", { class: "field", "data-kinds": "webhook" }, h("label", { for: "c-secret" }, "Signing secret"), secret, err("secret"));
+  const recipientsField = h("div", { class: "field field-grow", "data-kinds": "email" },
+    h("label", { for: "c-recipients" }, "Recipients"), recipients, err("recipients"));
+  // only the chosen kind's fields are shown (and sent): URL + secret, a Slack URL, or recipients
+  const showKind = () => {
+    for (const f of [urlField, secretField, recipientsField]) f.hidden = !f.dataset.kinds.split(" ").includes(kind.value);
+    urlLabel.textContent = kind.value === "slack" ? "Slack webhook URL" : "URL";
+    url.placeholder = kind.value === "slack" ? "https://hooks.slack.com/services/…" : "https://…";
+  };
+  kind.addEventListener("change", () => { clearFieldErrors(form); showKind(); });
   const form = h("form", { class: "panel", id: "channel-form", novalidate: true },
-    h("h3", { style: "margin-top:0" }, "New webhook channel"),
+    h("h3", { style: "margin-top:0" }, "New channel"),
     h("div", { class: "form-row" },
+      h("div", { class: "field" }, h("label", { for: "c-kind" }, "Kind"), kind, err("kind")),
       h("div", { class: "field" }, h("label", { for: "c-name" }, "Channel name"), name, err("name")),
-      h("div", { class: "field field-grow" }, h("label", { for: "c-url" }, "URL"), url, err("url")),
-      h("div", { class: "field" }, h("label", { for: "c-secret" }, "Signing secret"), secret, err("secret")),
+      urlField, secretField, recipientsField,
       h("div", { class: "field" }, h("button", { type: "submit", class: "btn" }, "Add channel"))));
+  showKind();
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     clearFieldErrors(form);
+    const body = { kind: kind.value, name: name.value.trim() };
+    if (kind.value === "email") body.recipients = recipients.value.split(/[\s,;]+/).filter(Boolean);
+    else body.url = url.value.trim();
+    if (kind.value === "webhook") body.secret = secret.value;
     try {
-      await post("/api/v1/alerts/channels", { name: name.value.trim(), url: url.value.trim(), secret: secret.value });
+      await post("/api/v1/alerts/channels", body);
       reload();
     } catch (e) {
       if (!showFieldErrors(form, e, "c-")) message.textContent = e.message;
     }
   });
   return h("section", { id: "channels" },
-    h("h2", {}, `Webhook channels (${channels.length})`),
+    h("h2", {}, `Channels (${channels.length})`),
     channels.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "channels-table" },
-        h("thead", {}, h("tr", {}, ["Channel", "URL", "State", ""].map((t) => h("th", { scope: "col" }, t)))),
-        h("tbody", {}, channels.map((c) => h("tr", { "data-channel": c.id },
-          h("td", {}, h("strong", {}, c.name)),
-          h("td", { class: "mono", style: "overflow-wrap:anywhere" }, c.url),
+        h("thead", {}, h("tr", {}, ["Channel", "Sends to", "State", ""].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, channels.map((c) => h("tr", { "data-channel": c.id, "data-kind": c.kind },
+          // the kind under the name, not a column of its own: on a phone "Sends to" needs the room
+          h("td", {}, h("strong", {}, c.name), h("div", {}, h("span", { class: "badge badge-other channel-kind" }, KINDS[c.kind] || c.kind))),
+          h("td", { class: "mono", style: "overflow-wrap:anywhere" }, c.kind === "email" ? (c.recipients || []).join(", ") : c.url),
           h("td", {}, c.enabled ? h("span", { class: "badge badge-success" }, "enabled") : h("span", { class: "badge badge-error", title: c.disabled_reason || "" }, "disabled"),
             c.consecutive_failures ? h("div", { class: "muted" }, `${c.consecutive_failures} failures in a row`) : null),
           h("td", {}, h("div", { class: "toolbar" },
             h("button", { type: "button", class: "btn btn-small", "aria-label": `Send test to ${c.name}`, onclick: async () => {
               try {
                 const d = await post(`/api/v1/alerts/channels/${enc(c.id)}/test`);
-                message.textContent = d.ok ? `Test sent to ${c.name}: HTTP ${d.status_code}.` : `Test to ${c.name} failed: ${d.error || `HTTP ${d.status_code}`}.`;
+                const proto = c.kind === "email" ? "SMTP" : "HTTP";
+                message.textContent = d.ok ? `Test sent to ${c.name}: ${proto} ${d.status_code}.` : `Test to ${c.name} failed: ${d.error || `${proto} ${d.status_code}`}.`;
               } catch (e) {
                 message.textContent = e.message;
               }
               showLog(c);
             } }, "Send test"),
             h("button", { type: "button", class: "btn btn-small", "aria-label": `Delivery log of ${c.name}`, onclick: () => showLog(c) }, "Delivery log"))))))))
-      : empty("No channels", "Add a webhook to be notified when a rule fires."),
+      : empty("No channels", "Add a webhook, a Slack channel or email recipients to be notified when a rule fires."),
     log, form);
 }
