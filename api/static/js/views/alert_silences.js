@@ -17,15 +17,6 @@ export function silencedBadge(silence) {
     h("span", { class: "badge badge-aborted" }, "silenced"), h("div", { class: "muted" }, `until ${timestamp(silence.ends_at)}`));
 }
 
-// A string 422 ("ends_at: is in the past…") next to its field, when the form has that box.
-function placeDetail(form, err, prefix) {
-  const m = typeof err?.detail === "string" ? /^(\w+): (.*)$/s.exec(err.detail) : null;
-  const box = m && form.querySelector(`#${CSS.escape(`${prefix}${m[1]}-error`)}`);
-  if (!box) return false;
-  box.textContent = m[2];
-  return true;
-}
-
 export function silencesSection(flowId, rules, silences, reload, message) {
   const target = h("select", { id: "s-target", name: "target", "aria-describedby": "s-target-error" },
     h("option", { value: "" }, "Every rule on this flow"),
@@ -56,7 +47,7 @@ export function silencesSection(flowId, rules, silences, reload, message) {
       await post("/api/v1/alerts/silences", body);
       reload();
     } catch (e) {
-      if (!showFieldErrors(form, e, "s-") && !placeDetail(form, e, "s-")) form.querySelector("#s-form-error").textContent = e.message;
+      if (!showFieldErrors(form, e, "s-")) form.querySelector("#s-form-error").textContent = e.message;
     }
   });
 
