@@ -1,9 +1,11 @@
 """Metrics and access logs on vs off, side by side in one run (issue 13 items 6-7).
 
     python -m bench.observability_ab [--runs 2000] [--seconds 6] [--rounds 2] [--clients 32]
+    python -m bench.observability_ab --stored-runs 1000000 --rounds 6   # on copies of bench.run's 1M store
 
 Two flowhistory servers (bench/observed_app.py: the app with `flowhistory serve`'s logging)
-on fresh stores filled alike over HTTP: "off" with FLOWHISTORY_METRICS_ENABLED and
+on fresh stores filled alike over HTTP (or, with --stored-runs, on two copies of the cached
+store bench.run builds, reading its biggest flow as an admin): "off" with FLOWHISTORY_METRICS_ENABLED and
 FLOWHISTORY_ACCESS_LOG false, "on" with both (access lines written to its log file, as a
 server's stderr would be). Measured alternately round by round (bench.run.alternate): the
 history API's list page 1, detail by id, stats, and single-run POSTs from concurrent clients.
@@ -23,10 +25,12 @@ import jwt
 import orjson
 
 from analytics.core.clock import file_stamp, utc_now_aware
-from bench import loadgen
+from bench import generate, loadgen
 from bench.common import HOST, OUT, log
+from bench.fh_load import ADMIN
 from bench.run import alternate, get_json, summarise
 from bench.servers import Server
+from bench.stores import copy_store, ensure_stores
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 FH_JOBS_OFF = {"FLOWHISTORY_SCHEDULER_ENABLED": "false", "FLOWHISTORY_ALERT_INGEST_TRIGGER": "false"}
@@ -59,6 +63,16 @@ def fill(server: Server, token: str, runs: int) -> tuple[str, list[str]]:
     return flow, [r["id"] for r in page]
 
 
+def stored(server: Server, token: str, flow: str) -> tuple[str, list[str]]:
+    """The biggest flow of a cached bench store, and the run ids of its first pages."""
+    ids: list[str] = []
+    for page in (1, 2, 3):
+        status, runs = get_json(server, f"/api/v1/flows/{flow}/executions?page={page}", token)
+        assert status == 200 and runs, runs
+        ids += [r["id"] for r in runs]
+    return flow, ids
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=2000, help="runs posted into each store first")
@@ -66,13 +80,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=6.0, help="single-run POST seconds per server")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--stored-runs", type=int, default=0, help="copies of bench.run's cached store of this size")
     a = p.parse_args(argv)
-    token = jwt.encode({"id": "bench-user"}, SECRET, algorithm="HS256")
-    work = Path(tempfile.mkdtemp(prefix="fh-obs-ab-"))
+    token = jwt.encode({"id": ADMIN if a.stored_runs else "bench-user"}, SECRET, algorithm="HS256")
+    source = ensure_stores(a.stored_runs, 42, False)["flowhistory"]["dir"] if a.stored_runs else None
+    OUT.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="fh-obs-ab-", dir=OUT if a.stored_runs else None))
     servers = []
     for name, on in (("off", "false"), ("on", "true")):
         (work / name).mkdir()
-        env = {"FLOWHISTORY_DB_PATH": str(work / name / "store.duckdb"), "WEBUI_SECRET_KEY": SECRET,
+        db = copy_store(source, "flowhistory.duckdb", work / name) if source else work / name / "store.duckdb"
+        env = {"FLOWHISTORY_DB_PATH": str(db), "WEBUI_SECRET_KEY": SECRET,
                "FLOWHISTORY_METRICS_ENABLED": on, "FLOWHISTORY_ACCESS_LOG": on, **FH_JOBS_OFF}
         servers.append(Server(name, "bench.observed_app:app", env, work / f"{name}.log"))
     rows: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
@@ -81,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             s.start()
         for s in servers:
             s.wait_healthy()
-        filled = {s.name: fill(s, token, a.runs) for s in servers}
+        big = generate.biggest_flow_id(42, False)
+        filled = {s.name: stored(s, token, big) if source else fill(s, token, a.runs) for s in servers}
         rng = random.Random(42)
         ops: dict[str, dict[str, list[bytes]]] = {}
         for s in servers:
@@ -120,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{off['server_cpu_ms_per_req']:.3f} | {on['server_cpu_ms_per_req']:.3f} | "
             f"{on['server_cpu_ms_per_req'] / off['server_cpu_ms_per_req']:.2f} | {off['per_s']:,.0f} | {on['per_s']:,.0f} |"
         )
-    lines.append(f"\naccess lines written by the 'on' server: {access_lines:,}")
+    size = f"copies of the cached {a.stored_runs:,}-run store" if a.stored_runs else f"{a.runs:,} runs posted"
+    lines.append(f"\naccess lines written by the 'on' server: {access_lines:,}; stores: {size}; rounds: {a.rounds}")
     md = "\n".join(lines)
     print(md)
     OUT.mkdir(parents=True, exist_ok=True)
