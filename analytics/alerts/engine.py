@@ -33,7 +33,7 @@ from analytics.alerts import repository as repo
 from analytics.alerts.evaluate import Target, measure, resolve_targets
 from analytics.alerts.rules import Rule, State
 from analytics.alerts.silences import Silencer
-from analytics.alerts.state_machine import RuleState, Step, Transition, event_for, step
+from analytics.alerts.state_machine import RENOTIFIED_EVENTS, RuleState, Step, Transition, event_for, step
 from analytics.alerts.webhooks import Notification, WebhookDispatcher
 from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
@@ -71,13 +71,10 @@ class _Send:
     note: str | None = None
 
 
-_HEARD = {State.FIRING: "firing", State.WARNING: "warning", State.NO_DATA: "no_data"}
-
-
 def _heard(state: State) -> str:
     """What receivers were last told, as of a state they were notified of (PENDING, PAUSED and
     OK tell them nothing new: they last heard "ok" or a resolution)."""
-    return _HEARD.get(state, "ok")
+    return RENOTIFIED_EVENTS.get(state, "ok")
 
 
 def _silence(t: Target, s: Step, silence_id: str | None, now: datetime) -> _Send | None:

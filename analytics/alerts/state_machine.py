@@ -24,7 +24,7 @@ from analytics.alerts.rules import NoDataMode, Rule, State
 
 # events whose transition (or re-notification) is sent to the rule's channels
 NOTIFIED_EVENTS = frozenset({"firing", "resolved", "warning", "no_data"})
-_RENOTIFIED_STATES = {State.FIRING: "firing", State.WARNING: "warning", State.NO_DATA: "no_data"}
+RENOTIFIED_EVENTS = {State.FIRING: "firing", State.WARNING: "warning", State.NO_DATA: "no_data"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ def _leave(
 
 
 def _stay(rule: Rule, base: RuleState, now: datetime) -> Step:
-    event = _RENOTIFIED_STATES.get(base.state)
+    event = RENOTIFIED_EVENTS.get(base.state)
     if (
         event is not None
         and rule.renotify_every is not None

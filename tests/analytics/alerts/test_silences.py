@@ -4,29 +4,15 @@ silence held each notification back; after it ends (or is expired), delivery res
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-import pytest
-
 from analytics.alerts import service
-from analytics.alerts.lifecycle import stop_alerts
 from analytics.alerts.silences import SilenceCreate
-from analytics.core.context import Context
-from tests.analytics.alerts.test_webhooks import Env, Receiver, errors, make_env, receiver
+from tests.analytics.alerts.test_webhooks import Env, Receiver, env, errors, receiver
 from tests.factories import OWNER
 from tests.factories.alerts import Run, make_rule, save
 
-__all__ = ["receiver"]  # the receiving HTTP server fixture, shared with the webhook tests
-
-
-@pytest.fixture
-def env(ctx: Context, receiver: Receiver) -> Iterator[Env]:
-    e = make_env(ctx, receiver)
-    try:
-        yield e
-    finally:
-        stop_alerts(ctx)
+__all__ = ["env", "receiver"]  # fixtures shared with the webhook tests
 
 
 def silence(env: Env, minutes: int, *, now: datetime, **target: str) -> str:
