@@ -176,6 +176,17 @@ def test_run_detail_names_nodes_by_their_labels(page: Any, shot: Any, api: Api, 
     shot("detail-labels")
 
 
+def test_compare_names_nodes_by_their_labels(page: Any, shot: Any, api: Api, labelled: dict) -> None:
+    ids = labelled["ids"]
+    sign_in(page, api.key)
+    page.goto(f"/#/compare/{ids[1]}/{ids[5]}")
+    row = page.locator(f'#compare-nodes tr[data-node="{DRAFT}"] th .node-label')
+    expect(row).to_have_text("Draft answer")
+    expect(row).to_have_attribute("title", DRAFT)
+    expect(page.locator("#compare-nodes tbody")).not_to_contain_text(DRAFT)  # the id is in tooltips only
+    shot("compare-labels")
+
+
 def test_phone_cards_filters_error_column_and_reachable_buttons(browser: Any, live: LiveApp, api: Api, labelled: dict, request: Any) -> None:
     flow_id, ids = labelled["flow_id"], labelled["ids"]
     page = new_page(browser, live, width=PHONE, height=844)

@@ -1,7 +1,10 @@
-// Two runs side by side, node by node against the first; nodes that differ come first.
+// Two runs side by side, node by node against the first; nodes that differ come first, named
+// by their labels in the flow's definition.
 import { enc, post } from "../api.js";
 import { h, mount } from "../dom.js";
 import { badge, duration, money, shortId, timestamp, tokens } from "../format.js";
+import { nodeName } from "../node_labels.js";
+import { loadFlow } from "./flow_header.js";
 
 function preview(value) {
   const text = typeof value === "string" ? value : JSON.stringify(value);
@@ -37,6 +40,8 @@ export async function render(root, [a, b], ctx) {
   if (ctx.stale()) return;
   const runs = result.executions;
   const flowId = runs[0].flow_id;
+  const flow = await loadFlow(flowId).catch(() => null);  // node labels; ids without it
+  if (ctx.stale()) return;
   const differing = result.nodes.filter((n) => n.differs).length;
   mount(root,
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
@@ -57,7 +62,7 @@ export async function render(root, [a, b], ctx) {
           runs.map((r, i) => h("th", { scope: "col" }, i === 0 ? "Baseline" : "Compared", " ", shortId(r.id))))),
         h("tbody", {}, result.nodes.map((n) =>
           h("tr", { class: n.differs ? "differs" : "", "data-node": n.node_id, "data-differs": String(n.differs) },
-            h("th", { scope: "row" }, h("span", { class: "mono" }, n.node_id), n.differs ? h("div", {}, h("span", { class: "badge badge-other" }, "differs")) : null),
+            h("th", { scope: "row" }, nodeName(flow, n.node_id), n.differs ? h("div", {}, h("span", { class: "badge badge-other" }, "differs")) : null),
             n.runs.map((r, i) => nodeCell(r, i))))))),
   );
 }
