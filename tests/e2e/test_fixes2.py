@@ -31,11 +31,21 @@ def _finished(api: Api, name: str) -> dict[str, Any]:
     raise AssertionError(f"job {name} did not finish")
 
 
+def _is_time(text: str) -> bool:
+    try:
+        return "T" in text and datetime.fromisoformat(text.replace("Z", "+00:00")).tzinfo is not None
+    except ValueError:
+        return False
+
+
 def test_job_results_read_as_fields_with_one_date_format(browser: Any, live: LiveApp, api: Api, seeded: dict, request: Any) -> None:
     api.ok(api.http.post("/api/v1/jobs/export/run"))
     job = _finished(api, "export")
     result = job["last_result"]
     assert job["last_ok"] and isinstance(result, dict) and result, job
+    api.ok(api.http.post("/api/v1/jobs/retention/run"))
+    retention = _finished(api, "retention")["last_result"]
+    assert _is_time(retention["now"]), retention  # a time inside a result
     for size, width in (("desktop", 1280), ("phone", 390)):
         page = new_page(browser, live, width=width, height=900)
         shot = Screens(page, f"{request.node.name}-{size}")
@@ -51,8 +61,10 @@ def test_job_results_read_as_fields_with_one_date_format(browser: Any, live: Liv
                 expect(dd).to_have_count(1)
                 if isinstance(value, int) and not isinstance(value, bool) and not key.endswith(("_s", "_ms")):
                     expect(dd).to_have_text(f"{value:,}")  # thousands separators
-                elif isinstance(value, str):
-                    expect(dd).to_have_text(value)
+                elif isinstance(value, str):  # a time in the one date format, other text as it is
+                    expect(dd).to_have_text(_date(value) if _is_time(value) else value)
+            retention_now = page.locator('#jobs-table tr[data-job="retention"] td[data-col="result"] dd[data-key="now"]')
+            expect(retention_now).to_have_text(_date(retention["now"]))
             # the same format as every other screen, not the browser's toLocaleString()
             expect(row.locator('td[data-col="last-run"]')).to_have_text(_date(job["last_finished"]))
             if size == "phone":

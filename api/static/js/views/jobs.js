@@ -8,8 +8,11 @@ import { numberText } from "./sql.js";
 // The API gives ISO times; every screen shows them through format.js's one date format.
 export const when = isoTimestamp;
 
+// a time inside a result ("2026-12-06T04:00:00+00:00", "...Z"): shown in the one date format
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)$/;
+
 // One field of a job's result: numbers rounded with separators, `*_s` / `*_ms` as durations,
-// flat lists joined, two levels as nested lists, a third level as one line.
+// times in the date format, flat lists joined, two levels as nested lists, a third level as one line.
 function valueText(key, v, depth) {
   if (v === null || v === undefined) return h("span", { class: "muted" }, "—");
   if (typeof v === "number") {
@@ -18,7 +21,7 @@ function valueText(key, v, depth) {
     return numberText(v);
   }
   if (typeof v === "boolean") return v ? "yes" : "no";
-  if (typeof v === "string") return v;
+  if (typeof v === "string") return ISO_TIME.test(v) ? isoTimestamp(v) : v;
   if (Array.isArray(v)) {
     if (!v.length) return h("span", { class: "muted" }, "none");
     return v.every((x) => x === null || typeof x !== "object") ? v.map((x) => (typeof x === "number" ? numberText(x) : String(x))).join(", ") : jsonView(v, { open: false });
