@@ -158,8 +158,8 @@ def new_execution_id(created_at: datetime) -> str:
     natural tie-break for runs in the same microsecond.
     """
     ms = max(0, epoch_micros(created_at) // 1000) & (2**48 - 1)
-    rand = int.from_bytes(os.urandom(10))
-    value = ms << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
+    rand = int.from_bytes(os.urandom(10))  # 12 bits of it beside the version, 62 after the variant
+    value = ms << 80 | 0x7 << 76 | ((rand >> 62) & 0xFFF) << 64 | 0b10 << 62 | (rand & (2**62 - 1))
     return str(uuid.UUID(int=value))
 
 
