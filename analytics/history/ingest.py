@@ -127,6 +127,9 @@ class Staged:
     execution: Execution
     row: tuple[Any, ...]
     id_supplied: bool = False
+    # the definition a backfilled run carried (`flow`): (flow_id, version, nodes, edges) as JSON
+    # text, kept in flow_versions so the run can be replayed on the graph that ran it
+    definition: tuple[str, str, str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +193,9 @@ def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str |
         ctx, grant, form, supplied_id or new_execution_id(created_at), user_id, created_at, version
     )
     staged.id_supplied = supplied_id is not None
+    if isinstance(form, ExecutionImport) and form.flow is not None and version is not None:
+        nodes, edges = (stored_text(form.flow[part], f"flow.{part}") or "[]" for part in ("nodes", "edges"))
+        staged.definition = (form.flow_id, version, nodes, edges)
     return staged
 
 
@@ -427,6 +433,7 @@ def save_executions(
             fresh.append((index, s))
     if fresh:
         try:
+            _remember_definitions(ctx, [s for _, s in fresh])
             submit(ctx, [s for _, s in fresh]).result()
         except Exception as exc:  # e.g. a concurrent import of the same id: nothing of it was stored
             # a verdict is shown to the caller: our own errors say why, never DuckDB's text or paths
@@ -441,6 +448,22 @@ def save_executions(
             for index, s in fresh:
                 results[index] = ItemResult(index, "stored", id=s.execution.id)
     return [results[i] for i in sorted(results)]
+
+
+def _remember_definitions(ctx: Context, staged: list[Staged]) -> None:
+    """The definitions backfilled runs carried, each once, dated by its earliest run (when the
+    flow had it at the latest); one already known is kept as it is."""
+    first: dict[tuple[str, str], tuple[tuple[str, str, str, str], datetime]] = {}
+    for s in staged:
+        if s.definition is not None:
+            key, at = s.definition[:2], s.execution.created_at
+            if key not in first or at < first[key][1]:
+                first[key] = (s.definition, at)
+    if first:
+        rows = [[*d, at] for d, at in first.values()]
+        ctx.store.write(
+            lambda c: c.executemany("INSERT INTO flow_versions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+        )
 
 
 def ingest_batch(ctx: Context, viewer: Viewer, items: list[Any]) -> BatchResult:

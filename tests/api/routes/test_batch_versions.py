@@ -90,6 +90,33 @@ def test_a_run_keeps_its_own_flow_version_or_its_definitions(w: World) -> None:
     assert "flow_version" in items[5]["detail"]
 
 
+def test_a_runs_definition_is_kept_for_its_replay(w: World) -> None:
+    """The definition a backfilled run carried is what its replay offers, not today's."""
+    fid, today = _flow(w)
+    old_nodes = [{"id": "model_1", "type": "model", "data": {"model": "gpt-3.5"}}]
+    old_edges: list[Any] = []
+    older, newer = _run(fid, flow={"nodes": old_nodes, "edges": old_edges}), _run(fid)
+    older["created_at"] = 1_600_000_000
+    twice = _run(fid, flow={"nodes": old_nodes, "edges": old_edges}, created_at=1_650_000_000)
+    out = _post(w, [older, newer, twice])
+    assert [i["status"] for i in out["items"]] == ["stored"] * 3
+    ran = w.client.get(f"/api/v1/flows/{fid}/executions/{out['items'][0]['id']}/replay", headers=bearer("owner"))
+    assert ran.status_code == 200, ran.text
+    replay = ran.json()
+    assert replay["definition_is_current"] is False
+    assert replay["definition"]["nodes"] == old_nodes and replay["definition"]["edges"] == old_edges
+    assert replay["definition"]["version"] == flows.flow_version(old_nodes, old_edges) != today
+    rows = w.ctx.store.read(
+        lambda c: c.execute(
+            "SELECT epoch(flow_updated_at) FROM flow_versions WHERE flow_id = ? AND version = ?",
+            [fid, replay["definition"]["version"]],
+        ).fetchall()
+    )
+    assert rows == [(1_600_000_000,)]  # once, dated by its earliest run
+    current = w.client.get(f"/api/v1/flows/{fid}/executions/{out['items'][1]['id']}/replay", headers=bearer("owner"))
+    assert current.json()["definition"]["version"] == today
+
+
 def _comparable(w: World, run_id: str) -> tuple[Any, ...]:
     rows = w.ctx.store.read(
         lambda c: c.execute(
