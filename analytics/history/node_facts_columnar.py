@@ -68,80 +68,116 @@ _MACROS = f"""
              AND contains(node_id, '_')
             THEN split_part(node_id, '_', 1)
     END;
+    CREATE OR REPLACE TEMP MACRO nf_str_len(x) AS CASE WHEN contains(CAST(x AS VARCHAR), '\\')
+        THEN length(x ->> '$') ELSE length(CAST(x AS VARCHAR)) - 2 END;
+    -- the spread by the general rule: the string-valued index keys, sorted, as long as the i-th is i
+    CREATE OR REPLACE TEMP MACRO nf_sorted_chars(keys, vals) AS list_sort(list_transform(
+        list_filter(list_zip(keys, vals), lambda kv: regexp_full_match(kv[1], '0|[1-9][0-9]{{0,17}}')
+                                                     AND left(CAST(kv[2] AS VARCHAR), 1) = '"'),
+        lambda kv: struct_pack(i := CAST(kv[1] AS BIGINT), len := nf_str_len(kv[2]))));
+    CREATE OR REPLACE TEMP MACRO nf_spread_sorted(keys, vals) AS CASE
+        WHEN len(nf_sorted_chars(keys, vals)) > 0 AND nf_sorted_chars(keys, vals)[1].i = 0 THEN
+            list_sum(list_transform(list_filter(list_zip(nf_sorted_chars(keys, vals), range(len(keys))),
+                                                lambda x: x[1].i = x[2]), lambda x: x[1].len))
+    END;
     CREATE OR REPLACE TEMP MACRO nf_estimate(n) AS CASE WHEN n > 0 THEN (n + 3) // 4 END;
 """
 
-# one parse of each node for every field the rules read (the list's order is _FIELDS')
-_FIELDS = (
+# Pass 1, one parse of each document: its nodes as a MAP of structs holding only the fields
+# every node's facts read (JSON values, so a string and a number stay apart). A node that is not
+# an object becomes a struct of NULLs, which yields the same facts as `{}`; a document whose
+# top-level keys repeat (the MAP refuses them) takes the slower list path.
+_CORE = (
     "type", "modelId", "model", "status", "usage", "usage_details", "tokens",
     "duration_ms", "execution_time", "elapsed_ms",
-    "prompt", "systemPrompt", "system", "input",
-    "content", "text", "output", "response",
 )  # fmt: skip
-_F = {name: i + 1 for i, name in enumerate(_FIELDS)}
-_PATHS = ", ".join(f"'$.\"{k}\"'" for k in _FIELDS)
-
-
-def _f(name: str) -> str:
-    return f"f[{_F[name]}]"
-
+_STRUCT = "STRUCT(" + ", ".join(f"{k} JSON" for k in _CORE) + ")"
 
 _NODES = f"""
+    CREATE OR REPLACE TEMP TABLE nf_src AS
+    SELECT rn, day, inputs, node_results AS nr,
+        CASE WHEN left(ltrim(node_results), 1) = '{{' THEN TRY(json_transform(node_results, '"MAP(VARCHAR, {_STRUCT})"')) END
+            AS m
+    FROM {{runs}};
     CREATE OR REPLACE TEMP TABLE nf_nodes AS
-    WITH src AS (
-        SELECT rn, day,
-            node_results,
-            CASE WHEN json_valid(node_results) THEN CAST(node_results AS JSON) END AS nr,
-            CASE WHEN json_valid(inputs) THEN CAST(inputs AS JSON) END AS inp
-        FROM {{runs}}
-    ),
-    objects AS (
-        SELECT rn, day, inp, json_keys(nr) AS keys, json_extract(nr, '$.*') AS vals
-        FROM src WHERE left(ltrim(node_results), 1) = '{{' AND nr IS NOT NULL
+    WITH listed AS (
+        SELECT rn, day, map_keys(m) AS keys, map_values(m) AS vals FROM nf_src WHERE m IS NOT NULL
+        UNION ALL
+        SELECT rn, day, json_keys(nr),
+            list_transform(json_extract(nr, '$.*'), lambda x: json_transform(x, '"{_STRUCT}"'))
+        FROM nf_src WHERE m IS NULL AND left(ltrim(nr), 1) = '{{' AND json_valid(nr)
     ),
     each AS (
-        SELECT rn, day, inp, unnest(range(len(keys))) AS ord, unnest(keys) AS node_id, unnest(vals) AS value
-        FROM objects
-    ),
-    raw AS (
-        SELECT rn, day, ord, node_id, CASE WHEN nf_is_obj(value) THEN 'OBJECT' END AS t,
-            CASE WHEN nf_is_obj(value) THEN value END AS v,
-            CASE WHEN nf_is_obj(value) THEN json_extract(value, [{_PATHS}]) END AS f,
-            inp
-        FROM each
+        SELECT rn, day, unnest(range(len(keys))) AS ord, unnest(keys) AS node_id, unnest(vals) AS s FROM listed
     ),
     typed AS (
-        SELECT rn, day, ord, node_id, v, t,
-            nf_str({_f("type")}) AS own_type,
+        SELECT rn, day, ord, node_id,
+            nf_str(s.type) AS own_type,
             -- model = result.get("modelId") or result.get("model"), kept when a string
-            CASE WHEN nf_truthy({_f("modelId")}) THEN nf_str({_f("modelId")}) ELSE nf_str({_f("model")}) END
-                AS model,
-            CASE WHEN nf_str({_f("status")}) IN {_STATUSES} THEN nf_str({_f("status")}) END AS own_status,
+            CASE WHEN nf_truthy(s.modelId) THEN nf_str(s.modelId) ELSE nf_str(s.model) END AS model,
+            CASE WHEN nf_str(s.status) IN {_STATUSES} THEN nf_str(s.status) END AS own_status,
             -- _usage: the first of usage, usage_details, tokens that is an object; `tokens` may be a count
-            CASE WHEN nf_is_obj({_f("usage")}) THEN 1
-                 WHEN nf_is_obj({_f("usage_details")}) THEN 2
-                 WHEN nf_is_obj({_f("tokens")}) THEN 3
-                 WHEN nf_int({_f("tokens")}) IS NOT NULL THEN 4 ELSE 0 END AS ukind,
-            f,
-            coalesce(nf_int({_f("duration_ms")}), nf_int({_f("execution_time")}), nf_int({_f("elapsed_ms")}))
-                AS duration_ms,
-            -- _prompt_text: the node's first non-empty prompt field, else the run's prompt
-            coalesce(
-                nullif(nf_str({_f("prompt")}), ''), nullif(nf_str({_f("systemPrompt")}), ''),
-                nullif(nf_str({_f("system")}), ''), nullif(nf_str({_f("input")}), ''),
-                CASE WHEN nf_is_obj(inp) THEN nf_str(json_extract(inp, 'prompt')) END
-            ) AS prompt_text,
-            -- result_text's fallback: the first text field that is a string (even empty)
-            coalesce(nf_str({_f("content")}), nf_str({_f("text")}), nf_str({_f("output")}),
-                     nf_str({_f("response")})) AS text_field
-        FROM raw
+            CASE WHEN nf_is_obj(s.usage) THEN s.usage WHEN nf_is_obj(s.usage_details) THEN s.usage_details
+                 WHEN nf_is_obj(s.tokens) THEN s.tokens END AS u,
+            nf_int(s.tokens) AS token_count,  -- read when none of the three is an object
+            coalesce(nf_int(s.duration_ms), nf_int(s.execution_time), nf_int(s.elapsed_ms)) AS duration_ms
+        FROM each
     )
-    SELECT rn, day, ord, node_id, v, t, own_type, model, own_status, duration_ms, prompt_text, text_field,
-        CASE ukind WHEN 1 THEN nf_first_in({_f("usage")}) WHEN 2 THEN nf_first_in({_f("usage_details")})
-                   WHEN 3 THEN nf_first_in({_f("tokens")}) END AS usage_in,
-        CASE ukind WHEN 1 THEN nf_first_out({_f("usage")}) WHEN 2 THEN nf_first_out({_f("usage_details")})
-                   WHEN 3 THEN nf_first_out({_f("tokens")}) WHEN 4 THEN nf_int({_f("tokens")}) END AS usage_out
+    SELECT rn, day, ord, node_id, own_type, model, own_status, duration_ms,
+        CASE WHEN u IS NOT NULL THEN nf_first_in(u) END AS usage_in,
+        CASE WHEN u IS NOT NULL THEN nf_first_out(u) ELSE token_count END AS usage_out
     FROM typed
+"""
+
+# Pass 2, only for the nodes whose tokens are estimated (a model, no usage): their keys and values,
+# for the prompt and text fields and the character spread ("0", "1", ... while each is present and
+# a string). A string's length is read off its JSON text unless it holds an escape.
+_TEXT_FIELDS = ("prompt", "systemPrompt", "system", "input", "content", "text", "output", "response")
+
+
+def _field(name: str) -> str:
+    """The node's value at `name` as a string (NULL unless a JSON string); the first if repeated."""
+    return f"nf_str(vals[list_position(keys, '{name}')])"
+
+
+_ESTIMATED = "model IS NOT NULL AND usage_in IS NULL AND usage_out IS NULL"
+_ESTIMATES = f"""
+    CREATE OR REPLACE TEMP TABLE nf_estimates AS
+    WITH wanted AS (SELECT DISTINCT rn FROM nf_nodes WHERE {_ESTIMATED}),
+    each AS (
+        SELECT s.rn, s.inputs, unnest(range(len(v))) AS ord, unnest(v) AS value
+        FROM (SELECT rn, inputs, json_extract(nr, '$.*') AS v FROM nf_src SEMI JOIN wanted USING (rn)) s
+    ),
+    picked AS (
+        SELECT e.rn, e.ord, e.inputs, json_keys(e.value) AS keys, json_extract(e.value, '$.*') AS vals
+        FROM each e SEMI JOIN (SELECT rn, ord FROM nf_nodes WHERE {_ESTIMATED}) n ON n.rn = e.rn AND n.ord = e.ord
+    ),
+    -- the editor writes the spread first and in order: c keys "0" .. "c-1" holding strings, then
+    -- a key that is not the next index or not a string; when that next index is nowhere later
+    -- among the keys, the spread is exactly those c (else the general rule below, by sorting)
+    prefixed AS (
+        SELECT *, coalesce(list_position(
+            list_transform(list_zip(keys, vals, range(len(keys))),
+                           lambda x: x[1] = CAST(x[3] AS VARCHAR) AND left(CAST(x[2] AS VARCHAR), 1) = '"'),
+            false) - 1, len(keys)) AS c
+        FROM picked
+    ),
+    spread AS (
+        SELECT rn, ord, inputs, keys, vals,
+            CASE WHEN NOT list_contains(list_slice(keys, c + 2, len(keys)), CAST(c AS VARCHAR)) THEN
+                CASE WHEN c > 0 THEN list_sum(list_transform(list_slice(vals, 1, c), lambda v: nf_str_len(v))) END
+            ELSE nf_spread_sorted(keys, vals)
+            END AS spread_len
+        FROM prefixed
+    )
+    SELECT rn, ord, spread_len,
+        coalesce(
+            nullif({_field("prompt")}, ''), nullif({_field("systemPrompt")}, ''),
+            nullif({_field("system")}, ''), nullif({_field("input")}, ''),
+            CASE WHEN left(ltrim(inputs), 1) = '{{' AND json_valid(inputs) THEN nf_str(json_extract(inputs, 'prompt')) END
+        ) AS prompt_text,
+        coalesce({_field("content")}, {_field("text")}, {_field("output")}, {_field("response")}) AS text_field
+    FROM spread
 """
 
 _ERRORS = """
@@ -156,30 +192,13 @@ _ERRORS = """
     QUALIFY row_number() OVER (PARTITION BY s.rn, e.key ORDER BY e.id DESC) = 1
 """
 
-# result_text's character spread, only for nodes that get an estimate: keys "0", "1", ... while
-# each is present and a string; the text's length is what the estimate needs
-_SPREAD = """
-    CREATE OR REPLACE TEMP TABLE nf_spread AS
-    WITH chars AS (
-        SELECT n.rn, n.ord, CAST(e.key AS BIGINT) AS i, length(e.value ->> '$') AS len
-        FROM (SELECT rn, ord, v FROM nf_nodes
-              WHERE t = 'OBJECT' AND model IS NOT NULL AND usage_in IS NULL AND usage_out IS NULL) n,
-             json_each(n.v) e
-        WHERE e.type = 'VARCHAR' AND regexp_full_match(e.key, '0|[1-9][0-9]{0,17}')
-    ),
-    numbered AS (
-        SELECT rn, ord, i, len, row_number() OVER (PARTITION BY rn, ord ORDER BY i) - 1 AS pos FROM chars
-    )
-    SELECT rn, ord, sum(len) AS spread_len FROM numbered WHERE i = pos GROUP BY rn, ord
-"""
-
 _FACTS = """
     CREATE OR REPLACE TEMP TABLE nf_facts AS
     WITH est AS (
-        SELECT n.*, s.spread_len, er.error,
+        SELECT n.*, s.spread_len, s.prompt_text, s.text_field, er.error,
             n.model IS NOT NULL AND n.usage_in IS NULL AND n.usage_out IS NULL AS estimate
         FROM nf_nodes n
-        LEFT JOIN nf_spread s USING (rn, ord)
+        LEFT JOIN nf_estimates s USING (rn, ord)
         LEFT JOIN nf_errors er ON er.rn = n.rn AND er.node_id = n.node_id
     ),
     nodes AS (
@@ -275,7 +294,7 @@ def columnar_facts(runs: pa.Table, prices: PriceLookup) -> pa.Table:
         con.register("nf_runs", runs)
         for sql in (_NODES, _ERRORS):
             con.execute(sql.replace("{runs}", "nf_runs"))
-        con.execute(_SPREAD)
+        con.execute(_ESTIMATES)
         con.execute(_FACTS)
         _prices(con, prices)
         table: pa.Table = con.sql(_RUNS.replace("{runs}", "nf_runs")).to_arrow_table()
