@@ -100,18 +100,29 @@ _NODES = f"""
             AS m
     FROM {{runs}};
     CREATE OR REPLACE TEMP TABLE nf_nodes AS
-    WITH listed AS (
-        SELECT rn, day, map_keys(m) AS keys, map_values(m) AS vals FROM nf_src WHERE m IS NOT NULL
+    WITH repeated AS (
+        SELECT rn, day, keys, list_filter(range(1, len(keys) + 1), lambda j: list_position(keys, keys[j]) = j) AS firsts,
+            list_transform(json_extract(nr, '$.*'), lambda x: json_transform(x, '"{_STRUCT}"')) AS vals
+        FROM (SELECT rn, day, nr, json_keys(nr) AS keys FROM nf_src
+              WHERE m IS NULL AND left(ltrim(nr), 1) = '{{' AND json_valid(nr))
+    ),
+    listed AS (
+        SELECT rn, day, map_keys(m) AS keys, map_values(m) AS vals, range(len(map_keys(m))) AS pos
+        FROM nf_src WHERE m IS NOT NULL
         UNION ALL
-        SELECT rn, day, json_keys(nr),
-            list_transform(json_extract(nr, '$.*'), lambda x: json_transform(x, '"{_STRUCT}"'))
-        FROM nf_src WHERE m IS NULL AND left(ltrim(nr), 1) = '{{' AND json_valid(nr)
+        -- as a dict keeps a repeated key: at its first place, with its last value (`pos`: the value's place)
+        SELECT rn, day, list_transform(firsts, lambda j: keys[j]),
+            list_transform(firsts, lambda j: vals[len(keys) + 1 - list_position(list_reverse(keys), keys[j])]),
+            list_transform(firsts, lambda j: len(keys) - list_position(list_reverse(keys), keys[j]))
+        FROM repeated
     ),
     each AS (
-        SELECT rn, day, unnest(range(len(keys))) AS ord, unnest(keys) AS node_id, unnest(vals) AS s FROM listed
+        SELECT rn, day, unnest(range(len(keys))) AS ord, unnest(keys) AS node_id, unnest(vals) AS s,
+            unnest(pos) AS pos
+        FROM listed
     ),
     typed AS (
-        SELECT rn, day, ord, node_id,
+        SELECT rn, day, ord, pos, node_id,
             nf_str(s.type) AS own_type,
             -- model = result.get("modelId") or result.get("model"), kept when a string
             CASE WHEN nf_truthy(s.modelId) THEN nf_str(s.modelId) ELSE nf_str(s.model) END AS model,
@@ -123,7 +134,7 @@ _NODES = f"""
             coalesce(nf_int(s.duration_ms), nf_int(s.execution_time), nf_int(s.elapsed_ms)) AS duration_ms
         FROM each
     )
-    SELECT rn, day, ord, node_id, own_type, model, own_status, duration_ms,
+    SELECT rn, day, ord, pos, node_id, own_type, model, own_status, duration_ms,
         CASE WHEN u IS NOT NULL THEN nf_first_in(u) END AS usage_in,
         CASE WHEN u IS NOT NULL THEN nf_first_out(u) ELSE token_count END AS usage_out
     FROM typed
@@ -145,12 +156,12 @@ _ESTIMATES = f"""
     CREATE OR REPLACE TEMP TABLE nf_estimates AS
     WITH wanted AS (SELECT DISTINCT rn FROM nf_nodes WHERE {_ESTIMATED}),
     each AS (
-        SELECT s.rn, s.inputs, unnest(range(len(v))) AS ord, unnest(v) AS value
+        SELECT s.rn, s.inputs, unnest(range(len(v))) AS pos, unnest(v) AS value
         FROM (SELECT rn, inputs, json_extract(nr, '$.*') AS v FROM nf_src SEMI JOIN wanted USING (rn)) s
     ),
     picked AS (
-        SELECT e.rn, e.ord, e.inputs, json_keys(e.value) AS keys, json_extract(e.value, '$.*') AS vals
-        FROM each e SEMI JOIN (SELECT rn, ord FROM nf_nodes WHERE {_ESTIMATED}) n ON n.rn = e.rn AND n.ord = e.ord
+        SELECT e.rn, n.ord, e.inputs, json_keys(e.value) AS keys, json_extract(e.value, '$.*') AS vals
+        FROM each e JOIN (SELECT rn, ord, pos FROM nf_nodes WHERE {_ESTIMATED}) n ON n.rn = e.rn AND n.pos = e.pos
     ),
     -- the editor writes the spread first and in order: c keys "0" .. "c-1" holding strings, then
     -- a key that is not the next index or not a string; when that next index is nowhere later
