@@ -292,6 +292,21 @@ def _prices(con: duckdb.DuckDBPyConnection, prices: PriceLookup) -> None:
     con.unregister("nf_prices_arrow")
 
 
+def facts_into(con: duckdb.DuckDBPyConnection, runs: str, prices: PriceLookup) -> str:
+    """Compute the facts of the relation `runs` (rn, node_results, errors, inputs as text, day) on
+    `con` into the temp table returned (rn, node_count, tokens_in, tokens_out, tokens_estimated,
+    cost, nodes), one row a run. Also left there: `nf_src` with `m`, the node map, NULL when
+    node_results is not a JSON object without repeated keys (a caller's validity shortcut)."""
+    con.execute(_MACROS)
+    for sql in (_NODES, _ERRORS):
+        con.execute(sql.replace("{runs}", runs))
+    con.execute(_ESTIMATES)
+    con.execute(_FACTS)
+    _prices(con, prices)
+    con.execute("CREATE OR REPLACE TEMP TABLE nf_result AS " + _RUNS.replace("{runs}", runs))
+    return "nf_result"
+
+
 def columnar_facts(runs: pa.Table, prices: PriceLookup) -> pa.Table:
     """Per run (in `rn` order): node_count, tokens_in, tokens_out, tokens_estimated, cost, nodes.
 
@@ -301,14 +316,8 @@ def columnar_facts(runs: pa.Table, prices: PriceLookup) -> pa.Table:
     con = duckdb.connect()
     try:
         con.execute("SET threads = 2")
-        con.execute(_MACROS)
         con.register("nf_runs", runs)
-        for sql in (_NODES, _ERRORS):
-            con.execute(sql.replace("{runs}", "nf_runs"))
-        con.execute(_ESTIMATES)
-        con.execute(_FACTS)
-        _prices(con, prices)
-        table: pa.Table = con.sql(_RUNS.replace("{runs}", "nf_runs")).to_arrow_table()
+        table: pa.Table = con.sql(f"SELECT * FROM {facts_into(con, 'nf_runs', prices)} ORDER BY rn").to_arrow_table()
         return table
     finally:
         con.close()

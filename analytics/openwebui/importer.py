@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,11 +46,11 @@ from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.flow_version import flow_version
 from analytics.core.store import Connection
-from analytics.history.ingest import NODE_STRUCT, node_rows
-from analytics.history.node_facts import node_facts
+from analytics.history.node_facts_columnar import facts_into
 
 UNKNOWN_VERSION = "unknown"
 CHUNK_ROWS = 50_000
+PREPARE_THREADS = 2  # the private DuckDB that prepares chunks; the writer has threads of its own
 _PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
 _MAX_MS = 2**53
 
@@ -297,90 +298,125 @@ def _changed(cursor: Connection) -> int:
 # -- runs ------------------------------------------------------------------------------------
 
 
-def _facts(ctx: Context, chunk: pa.Table) -> pa.Table:
-    """Node facts per run, with ingest's own function, plus a Python verdict on JSON that
-    DuckDB accepts and orjson (the detail's reader) would not (NaN, Infinity).
+# Text that DuckDB's JSON reader accepts and orjson (the detail's reader) refuses: NaN and
+# Infinity in any case, numbers past a double (>= 200 integer digits or a 3-digit exponent),
+# trailing commas, and nesting deeper than orjson's 1,024 levels. Only texts that match are parsed
+# by orjson, to confirm; a match inside a string costs that parse and nothing else.
+_ORJSON_REFUSES = r"(?i)(?:^|[\[:,])\s*[-+]?(?:nan|inf)|[0-9]{200}|e[-+]?[0-9]{3}|,\s*[\]}]"
+_ORJSON_DEPTH = 1024
+_PAYLOAD_BAD = "a payload (inputs, node_results or errors) is not JSON"
 
-    Python, not node_facts_columnar's SQL: measured side by side on the benchmark's bodies the
-    SQL twin was the slower (BENCHMARKS.md); here it runs while the writer inserts the previous
-    chunk, so it has a core of its own."""
-    columns = {name: chunk.column(name).to_pylist() for name in ("node_results", "errors", "inputs")}
-    created = chunk.column("created_at").to_pylist()
-    nodes_col: list[list[tuple[Any, ...]]] = []
-    counts: list[int] = []
-    tins: list[int | None] = []
-    touts: list[int | None] = []
-    estimated: list[bool] = []
-    costs: list[float | None] = []
+
+def _orjson_verdicts(chunk: pa.Table) -> pa.Array:
+    """Per row, why orjson would refuse a payload DuckDB accepts ('' when it would not): the rule
+    the Python path had (outputs and meta only for NaN/Infinity; node_results, errors and inputs
+    whenever orjson refuses them), without parsing the rows that cannot fail."""
     bad: list[str] = [""] * chunk.num_rows
     for name in ("outputs", "meta"):
         col = chunk.column(name)
-        hits = pc.indices_nonzero(pc.match_substring_regex(col, "NaN|Infinity")).to_pylist()
-        for i in (h for h in hits if h is not None):
+        for i in pc.indices_nonzero(pc.match_substring_regex(col, "NaN|Infinity")).to_pylist():
             try:
                 orjson.loads(col[i].as_py())
             except orjson.JSONDecodeError:
                 bad[i] = f"{name} is not JSON"
-    for i, (nr_text, err_text, in_text) in enumerate(
-        zip(columns["node_results"], columns["errors"], columns["inputs"], strict=True)
-    ):
+    suspects: set[int] = set()
+    for name in ("node_results", "errors", "inputs"):
+        col = chunk.column(name)
+        deep = pc.greater(pc.add(pc.count_substring(col, "["), pc.count_substring(col, "{")), _ORJSON_DEPTH)
+        hits = pc.or_(pc.match_substring_regex(col, _ORJSON_REFUSES), deep)
+        suspects.update(pc.indices_nonzero(hits).to_pylist())
+    for i in suspects:
         try:
-            node_results = _json_or_none(nr_text)
-            errors = _json_or_none(err_text)
-            inputs = _json_or_none(in_text)
+            for name in ("node_results", "errors", "inputs"):
+                _json_or_none(chunk.column(name)[i].as_py())
         except orjson.JSONDecodeError:
-            bad[i] = bad[i] or "a payload (inputs, node_results or errors) is not JSON"
-            node_results = errors = inputs = None
-        prompt = inputs.get("prompt") if isinstance(inputs, dict) else None
-        facts = node_facts(
-            node_results if isinstance(node_results, dict) else None,
-            errors if isinstance(errors, dict) else None,
-            prompt=prompt if isinstance(prompt, str) else None,
-        )
-        day = _epoch(created[i]).date() if created[i] is not None else datetime.now(UTC).date()
-        run_costs = [ctx.prices.cost(f.model, day, f.tokens_in, f.tokens_out) for f in facts]
-        present_in = [f.tokens_in for f in facts if f.tokens_in is not None]
-        present_out = [f.tokens_out for f in facts if f.tokens_out is not None]
-        tins.append(min(sum(present_in), 2**62) if present_in else None)
-        touts.append(min(sum(present_out), 2**62) if present_out else None)
-        known = [c for c in run_costs if c is not None]
-        costs.append(sum(known) if known else None)
-        estimated.append(any(f.tokens_estimated for f in facts))
-        counts.append(len(facts))
-        nodes_col.append(node_rows(facts, run_costs))
-    names = NODE_STRUCT.names
-    return (
-        chunk.append_column("py_bad", pa.array(bad, pa.string()))
-        .append_column("node_count", pa.array(counts, pa.int32()))
-        .append_column("tokens_in", pa.array(tins, pa.int64()))
-        .append_column("tokens_out", pa.array(touts, pa.int64()))
-        .append_column("tokens_estimated", pa.array(estimated, pa.bool_()))
-        .append_column("cost", pa.array(costs, pa.float64()))
-        .append_column(
-            "nodes",
-            pa.array(
-                [[dict(zip(names, t, strict=True)) for t in n] for n in nodes_col], pa.list_(NODE_STRUCT)
-            ),
-        )
+            bad[i] = bad[i] or _PAYLOAD_BAD
+    return pa.array(bad, pa.string())
+
+
+def _text_or_null(name: str) -> str:
+    return f"CASE WHEN c.{name} IN ('', 'null') THEN NULL ELSE c.{name} END"
+
+
+# the chunk reshaped into the stored row, all but what needs the store (the flow): payloads
+# checked once (node_results by the facts' own parse), kept as the source's text
+_PREPARE = f"""
+    SELECT c.rn, c.id, c.flow_id, c.user_id, c.status, c.execution_time, c.created_at, n.early_reason,
+        n.json_reason, n.status_bad, n.time_bad,
+        {_text_or_null("inputs")} AS inputs,
+        CASE WHEN n.same THEN NULL ELSE {_text_or_null("outputs")} END AS outputs,
+        n.same AS outputs_same,
+        {_text_or_null("node_results")} AS node_results,
+        {_text_or_null("errors")} AS errors,
+        CASE WHEN n.json_reason IS NULL AND (n.status_bad OR n.time_bad) THEN CAST(json_merge_patch(
+                coalesce({_text_or_null("meta")}, '{{}}'),
+                json_object('openwebui_import', json_object(
+                    'status', CASE WHEN n.status_bad THEN c.status END,
+                    'execution_time', CASE WHEN n.time_bad THEN c.execution_time END))) AS VARCHAR)
+             ELSE coalesce({_text_or_null("meta")}, '{{}}') END AS meta,
+        f.node_count, f.tokens_in, f.tokens_out, f.tokens_estimated, f.cost, f.nodes
+    FROM owui_raw c
+    JOIN (
+        SELECT c.rn,
+            c.outputs <> '' AND c.outputs = c.node_results AND c.outputs <> 'null' AS same,
+            c.status NOT IN ('success', 'error', 'aborted') AS status_bad,
+            c.execution_time IS NULL OR c.execution_time < 0 OR c.execution_time > {_MAX_MS} AS time_bad,
+            CASE
+                WHEN TRY_CAST(c.id AS UUID) IS NULL THEN 'id is not a UUID'
+                WHEN c.created_at IS NULL THEN 'no created_at'
+                WHEN c.user_id = '' THEN 'no user_id'
+            END AS early_reason,
+            CASE
+                WHEN c.inputs <> '' AND NOT json_valid(c.inputs) THEN 'inputs is not JSON'
+                WHEN c.outputs <> '' AND NOT CASE WHEN c.outputs = c.node_results THEN s.m IS NOT NULL
+                    OR json_valid(c.node_results) ELSE json_valid(c.outputs) END THEN 'outputs is not JSON'
+                WHEN c.node_results <> '' AND s.m IS NULL AND NOT json_valid(c.node_results)
+                    THEN 'node_results is not JSON'
+                WHEN c.errors <> '' AND NOT json_valid(c.errors) THEN 'errors is not JSON'
+                WHEN c.meta <> '' AND NOT json_valid(c.meta) THEN 'meta is not JSON'
+                WHEN c.py_bad <> '' THEN c.py_bad
+            END AS json_reason
+        FROM owui_raw c JOIN nf_src s USING (rn)
+    ) n USING (rn)
+    JOIN nf_result f USING (rn)
+    ORDER BY c.rn
+"""
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> pa.Table:
+    """The chunk as rows ready to store, on the import's private DuckDB (not the store's writer):
+    JSON checked, node facts computed in bulk (node_facts_columnar, ingest's rules), meta merged.
+    The payload columns come out typed as JSON (Arrow's json extension), so the insert does not
+    parse them again."""
+    raw = chunk.append_column("rn", pa.array(range(chunk.num_rows), pa.int64())).append_column(
+        "py_bad", _orjson_verdicts(chunk)
     )
+    con.register("owui_raw", raw)
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW owui_runs AS SELECT rn, node_results, errors, inputs,"
+            " coalesce(CAST(make_timestamp(created_at * 1000000) AS DATE), current_date) AS day FROM owui_raw"
+        )
+        facts_into(con, "owui_runs", ctx.prices)
+        prepared = con.sql(_PREPARE).to_arrow_table()
+    finally:
+        con.unregister("owui_raw")
+    for name in _PAYLOADS:
+        i = prepared.schema.get_field_index(name)
+        column = pa.chunked_array(
+            [pa.ExtensionArray.from_storage(pa.json_(), c) for c in prepared.column(i).chunks], pa.json_()
+        )
+        prepared = prepared.set_column(i, pa.field(name, pa.json_()), column)
+    return prepared
 
 
-_CLASSIFY = f"""
+_CLASSIFY = """
     CREATE OR REPLACE TEMP TABLE owui_classified AS
-    SELECT c.*,
-        TRY_CAST(c.id AS UUID) AS uid,
-        f.version AS f_version,
-        f.updated_at AS f_updated,
-        CASE
-            WHEN TRY_CAST(c.id AS UUID) IS NULL THEN 'id is not a UUID'
-            WHEN c.created_at IS NULL THEN 'no created_at'
-            WHEN c.user_id = '' THEN 'no user_id'
-            WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI'
-            {" ".join(f"WHEN c.{p} <> '' AND NOT json_valid(c.{p}) THEN '{p} is not JSON'" for p in _PAYLOADS)}
-            WHEN c.py_bad <> '' THEN c.py_bad
-        END AS skip_reason,
-        c.status NOT IN ('success', 'error', 'aborted') AS status_bad,
-        c.execution_time IS NULL OR c.execution_time < 0 OR c.execution_time > {_MAX_MS} AS time_bad
+    SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_bad, c.time_bad,
+        f.version AS f_version, f.updated_at AS f_updated,
+        coalesce(c.early_reason,
+                 CASE WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI' END,
+                 c.json_reason) AS skip_reason
     FROM owui_chunk c LEFT JOIN flows f ON f.id = c.flow_id
 """
 
@@ -399,34 +435,19 @@ _ISSUES = """
     RETURNING id, action, reason
 """
 
-
-def _payload(name: str) -> str:
-    return f"CAST(nullif(nullif({name}, ''), 'null') AS JSON)"
-
-
+# the payloads arrive typed as JSON (checked by _prepare), so nothing here parses them
 _INSERT = f"""
     INSERT INTO executions
-    SELECT uid, flow_id, user_id,
-        CASE WHEN status_bad THEN 'error' ELSE status END,
-        CASE WHEN time_bad THEN 0 ELSE execution_time END,
-        make_timestamp(created_at * 1000000),
-        {_payload("inputs")},
-        CASE WHEN outputs <> '' AND outputs = node_results AND outputs <> 'null' THEN NULL
-             ELSE {_payload("outputs")} END,
-        outputs <> '' AND outputs = node_results AND outputs <> 'null',
-        {_payload("node_results")},
-        {_payload("errors")},
-        CASE WHEN status_bad OR time_bad THEN CAST(json_merge_patch(
-                coalesce(nullif(nullif(meta, ''), 'null'), '{{}}'),
-                json_object('openwebui_import', json_object(
-                    'status', CASE WHEN status_bad THEN status END,
-                    'execution_time', CASE WHEN time_bad THEN execution_time END))) AS JSON)
-             ELSE CAST(coalesce(nullif(nullif(meta, ''), 'null'), '{{}}') AS JSON) END,
-        node_count, tokens_in, tokens_out, tokens_estimated, cost,
-        CASE WHEN created_at >= epoch(f_updated) THEN f_version ELSE '{UNKNOWN_VERSION}' END,
+    SELECT CAST(c.id AS UUID), c.flow_id, c.user_id,
+        CASE WHEN c.status_bad THEN 'error' ELSE c.status END,
+        CASE WHEN c.time_bad THEN 0 ELSE c.execution_time END,
+        make_timestamp(c.created_at * 1000000),
+        c.inputs, c.outputs, c.outputs_same, c.node_results, c.errors, c.meta,
+        c.node_count, c.tokens_in, c.tokens_out, c.tokens_estimated, c.cost,
+        CASE WHEN c.created_at >= epoch(k.f_updated) THEN k.f_version ELSE '{UNKNOWN_VERSION}' END,
         NULL,
-        nodes
-    FROM owui_classified WHERE skip_reason IS NULL
+        c.nodes
+    FROM owui_chunk c JOIN owui_classified k USING (rn) WHERE k.skip_reason IS NULL
     ON CONFLICT DO NOTHING
 """
 
@@ -535,9 +556,11 @@ def import_openwebui(
         touched: set[str] = set()
         summary.total_in_source = total
         summary.finished = True
-        # a pipeline of two: the next chunk is read and its facts computed while the writer
-        # inserts the previous one (the two cores each have a job)
+        # a pipeline of two: the next chunk is read and prepared (on a private DuckDB) while the
+        # writer inserts the previous one (the two cores each have a job)
         pending: tuple[Future[_ChunkResult], int] | None = None
+        prep = duckdb.connect()
+        prep.execute(f"SET threads = {PREPARE_THREADS}")
 
         def settle() -> None:
             nonlocal pending, done, touched
@@ -564,11 +587,12 @@ def import_openwebui(
                 if fail_after_chunks is not None and committed >= fail_after_chunks:
                     settle()
                     raise InjectedFailure(f"stopped after {committed} chunks (test seam)")
-                prepared = _facts(ctx, chunk)
+                prepared = _prepare(prep, ctx, chunk)
                 settle()
                 pending = (ctx.store.submit(_write_chunk(source, prepared, last)), chunk.num_rows)
             settle()
         finally:
+            prep.close()
             if pending is not None:  # an error above: the chunk in flight commits or fails whole
                 pending[0].exception()
         summary.runs_already_there = summary.runs_read - summary.runs_stored - summary.runs_skipped
