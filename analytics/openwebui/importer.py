@@ -29,6 +29,7 @@ change (that definition ran), else "unknown".
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -307,28 +309,56 @@ _ORJSON_DEPTH = 1024
 _PAYLOAD_BAD = "a payload (inputs, node_results or errors) is not JSON"
 
 
+def _opening_brackets(column: pa.ChunkedArray) -> np.ndarray:
+    """Per row, how many `[` and `{` its text holds: a bound on its nesting depth, one pass over
+    the bytes (numpy on Arrow's buffers, no per-row Python)."""
+    counts: list[np.ndarray] = []
+    for chunk in column.chunks:
+        arr = chunk if chunk.type == pa.string() else chunk.cast(pa.string())
+        offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
+        data = arr.buffers()[2]
+        if data is None or len(arr) == 0:
+            counts.append(np.zeros(len(arr), np.int64))
+            continue
+        raw = np.frombuffer(data, np.uint8)
+        opens = np.flatnonzero((raw == ord("[")) | (raw == ord("{")))
+        rows = np.searchsorted(offsets, opens, side="right") - 1  # the row each bracket is in
+        rows = rows[(rows >= 0) & (rows < len(arr))]
+        counts.append(np.bincount(rows, minlength=len(arr)))
+    return np.concatenate(counts) if counts else np.zeros(0, np.int64)
+
+
 def _orjson_verdicts(chunk: pa.Table) -> pa.Array:
     """Per row, why orjson would refuse a payload DuckDB accepts ('' when it would not): the rule
-    the Python path had (outputs and meta only for NaN/Infinity; node_results, errors and inputs
-    whenever orjson refuses them), without parsing the rows that cannot fail."""
-    bad: list[str] = [""] * chunk.num_rows
-    for name in ("outputs", "meta"):
-        col = chunk.column(name)
-        for i in pc.indices_nonzero(pc.match_substring_regex(col, "NaN|Infinity")).to_pylist():
-            try:
-                orjson.loads(col[i].as_py())
-            except orjson.JSONDecodeError:
-                bad[i] = f"{name} is not JSON"
-    suspects: set[int] = set()
+    the Python path had (outputs and meta refused only when they hold NaN or Infinity; node_results,
+    errors and inputs whenever orjson refuses them), parsing only the rows that could fail.
+
+    An output equal to node_results is not scanned: if orjson refuses it, node_results is a suspect."""
+    n = chunk.num_rows
+    suspect = np.zeros(n, np.bool_)
     for name in ("node_results", "errors", "inputs"):
         col = chunk.column(name)
-        deep = pc.greater(pc.add(pc.count_substring(col, "["), pc.count_substring(col, "{")), _ORJSON_DEPTH)
-        hits = pc.or_(pc.match_substring_regex(col, _ORJSON_REFUSES), deep)
-        suspects.update(pc.indices_nonzero(hits).to_pylist())
-    for i in suspects:
+        suspect |= pc.match_substring_regex(col, _ORJSON_REFUSES).to_numpy(zero_copy_only=False)
+        suspect |= _opening_brackets(col) > _ORJSON_DEPTH
+    outputs = chunk.column("outputs")
+    differs = pc.not_equal(outputs, chunk.column("node_results"))
+    nan = re.compile("NaN|Infinity")
+    for i in pc.indices_nonzero(differs).to_pylist():
+        if nan.search(outputs[i].as_py()):
+            suspect[i] = True
+    suspect |= pc.match_substring_regex(chunk.column("meta"), "NaN|Infinity").to_numpy(zero_copy_only=False)
+    bad: list[str] = [""] * n
+    for i in np.flatnonzero(suspect).tolist():
+        texts = {name: chunk.column(name)[i].as_py() for name in _PAYLOADS}
+        for name in ("outputs", "meta"):
+            if nan.search(texts[name]):
+                try:
+                    orjson.loads(texts[name])
+                except orjson.JSONDecodeError:
+                    bad[i] = f"{name} is not JSON"
         try:
             for name in ("node_results", "errors", "inputs"):
-                _json_or_none(chunk.column(name)[i].as_py())
+                _json_or_none(texts[name])
         except orjson.JSONDecodeError:
             bad[i] = bad[i] or _PAYLOAD_BAD
     return pa.array(bad, pa.string())
