@@ -95,16 +95,16 @@ _STRUCT = "STRUCT(" + ", ".join(f"{k} JSON" for k in _CORE) + ")"
 
 _NODES = f"""
     CREATE OR REPLACE TEMP TABLE nf_src AS
-    SELECT rn, day, inputs, node_results AS nr,
-        CASE WHEN left(ltrim(node_results), 1) = '{{' THEN TRY(json_transform(node_results, '"MAP(VARCHAR, {_STRUCT})"')) END
-            AS m
+    SELECT rn, day, left(ltrim(node_results), 1) = '{{' AS is_object,
+        CASE WHEN is_object THEN TRY(json_transform(node_results, '"MAP(VARCHAR, {_STRUCT})"')) END AS m
     FROM {{runs}};
     CREATE OR REPLACE TEMP TABLE nf_nodes AS
     WITH repeated AS (
         SELECT rn, day, keys, list_filter(range(1, len(keys) + 1), lambda j: list_position(keys, keys[j]) = j) AS firsts,
             list_transform(json_extract(nr, '$.*'), lambda x: json_transform(x, '"{_STRUCT}"')) AS vals
-        FROM (SELECT rn, day, nr, json_keys(nr) AS keys FROM nf_src
-              WHERE m IS NULL AND left(ltrim(nr), 1) = '{{' AND json_valid(nr))
+        FROM (SELECT s.rn, s.day, r.node_results AS nr, json_keys(r.node_results) AS keys
+              FROM nf_src s JOIN {{runs}} r USING (rn)
+              WHERE s.m IS NULL AND s.is_object AND json_valid(r.node_results))
     ),
     listed AS (
         SELECT rn, day, map_keys(m) AS keys, map_values(m) AS vals, range(len(map_keys(m))) AS pos
@@ -157,7 +157,7 @@ _ESTIMATES = f"""
     WITH wanted AS (SELECT DISTINCT rn FROM nf_nodes WHERE {_ESTIMATED}),
     each AS (
         SELECT s.rn, s.inputs, unnest(range(len(v))) AS pos, unnest(v) AS value
-        FROM (SELECT rn, inputs, json_extract(nr, '$.*') AS v FROM nf_src SEMI JOIN wanted USING (rn)) s
+        FROM (SELECT rn, inputs, json_extract(node_results, '$.*') AS v FROM {{runs}} SEMI JOIN wanted USING (rn)) s
     ),
     picked AS (
         SELECT e.rn, n.ord, e.inputs, json_keys(e.value) AS keys, json_extract(e.value, '$.*') AS vals
@@ -239,30 +239,37 @@ _FACTS = """
     FROM (SELECT * FROM nodes UNION ALL BY NAME SELECT * FROM error_only)
 """
 
+# per run: the node structs in node order (sorted by `ord` in the list, cheaper than an ordered
+# aggregate), the totals capped as ingest caps them, the cost summed as Python adds it
 _RUNS = """
-    SELECT r.rn,
-        CAST(count(f.rn) AS INTEGER) AS node_count,
-        CAST(CASE WHEN sum(f.tokens_in) > 4611686018427387904 THEN 4611686018427387904 ELSE sum(f.tokens_in) END
-            AS BIGINT) AS tokens_in,
-        CAST(CASE WHEN sum(f.tokens_out) > 4611686018427387904 THEN 4611686018427387904 ELSE sum(f.tokens_out) END
-            AS BIGINT) AS tokens_out,
-        coalesce(bool_or(f.tokens_estimated), false) AS tokens_estimated,
-        -- sum(known) as Python adds them: in node order, from the first
-        list_reduce(list(f.cost ORDER BY f.ord) FILTER (WHERE f.cost IS NOT NULL), lambda a, b: a + b)
-            AS cost,
-        coalesce(list({node_id: f.node_id, node_type: f.node_type, model: f.model, status: f.status,
-                       duration_ms: f.duration_ms, tokens_in: f.tokens_in, tokens_out: f.tokens_out,
-                       tokens_estimated: f.tokens_estimated, cost: f.cost, error: f.error}
-                      ORDER BY f.ord) FILTER (WHERE f.rn IS NOT NULL), []) AS nodes
-    FROM (SELECT rn FROM {runs}) r
-    LEFT JOIN (
-        SELECT x.*, CASE WHEN x.model IS NULL OR (x.tokens_in IS NULL AND x.tokens_out IS NULL) THEN NULL
-                         ELSE (coalesce(x.tokens_in, 0) * p.input_per_million
-                               + coalesce(x.tokens_out, 0) * p.output_per_million) / 1e6 END AS cost
+    WITH priced AS (
+        SELECT x.rn, x.ord, x.tokens_in, x.tokens_out, x.tokens_estimated,
+            {node_id: x.node_id, node_type: x.node_type, model: x.model, status: x.status,
+             duration_ms: x.duration_ms, tokens_in: x.tokens_in, tokens_out: x.tokens_out,
+             tokens_estimated: x.tokens_estimated,
+             cost: CASE WHEN x.model IS NULL OR (x.tokens_in IS NULL AND x.tokens_out IS NULL) THEN NULL
+                        ELSE (coalesce(x.tokens_in, 0) * p.input_per_million
+                              + coalesce(x.tokens_out, 0) * p.output_per_million) / 1e6 END,
+             error: x.error} AS node
         FROM nf_facts x LEFT JOIN nf_prices p ON p.model = x.model AND p.day = x.day
-    ) f ON f.rn = r.rn
-    GROUP BY r.rn
-    ORDER BY r.rn
+    ),
+    per_run AS (
+        SELECT rn, CAST(count(*) AS INTEGER) AS node_count, sum(tokens_in) AS tokens_in,
+            sum(tokens_out) AS tokens_out, bool_or(tokens_estimated) AS tokens_estimated,
+            count(node.cost) AS costs, list_transform(list_sort(list({o: ord, n: node})), lambda x: x.n) AS nodes
+        FROM priced GROUP BY rn
+    )
+    SELECT r.rn, coalesce(a.node_count, 0) AS node_count,
+        CAST(CASE WHEN a.tokens_in > 4611686018427387904 THEN 4611686018427387904 ELSE a.tokens_in END
+            AS BIGINT) AS tokens_in,
+        CAST(CASE WHEN a.tokens_out > 4611686018427387904 THEN 4611686018427387904 ELSE a.tokens_out END
+            AS BIGINT) AS tokens_out,
+        coalesce(a.tokens_estimated, false) AS tokens_estimated,
+        -- sum(known) as Python adds them: in node order, from the first
+        CASE WHEN a.costs > 0 THEN list_reduce(list_filter(list_transform(a.nodes, lambda n: n.cost),
+            lambda c: c IS NOT NULL), lambda x, y: x + y) END AS cost,
+        coalesce(a.nodes, []) AS nodes
+    FROM (SELECT rn FROM {runs}) r LEFT JOIN per_run a USING (rn)
 """
 
 
@@ -300,7 +307,7 @@ def facts_into(con: duckdb.DuckDBPyConnection, runs: str, prices: PriceLookup) -
     con.execute(_MACROS)
     for sql in (_NODES, _ERRORS):
         con.execute(sql.replace("{runs}", runs))
-    con.execute(_ESTIMATES)
+    con.execute(_ESTIMATES.replace("{runs}", runs))
     con.execute(_FACTS)
     _prices(con, prices)
     con.execute("CREATE OR REPLACE TEMP TABLE nf_result AS " + _RUNS.replace("{runs}", runs))

@@ -303,8 +303,11 @@ def _changed(cursor: Connection) -> int:
 # Text that DuckDB's JSON reader accepts and orjson (the detail's reader) refuses: NaN and
 # Infinity in any case, numbers past a double (>= 200 integer digits or a 3-digit exponent),
 # trailing commas, and nesting deeper than orjson's 1,024 levels. Only texts that match are parsed
-# by orjson, to confirm; a match inside a string costs that parse and nothing else.
-_ORJSON_REFUSES = r"(?i)(?:^|[\[:,])\s*[-+]?(?:nan|inf)|[0-9]{200}|e[-+]?[0-9]{3}|,\s*[\]}]"
+# by orjson, to confirm; a match inside a string costs that parse and nothing else. (A token
+# starts after `[`, `:`, `,` or a space: the editor's node ids hold runs like `3e706`.)
+_ORJSON_REFUSES = (
+    r"(?i)(?:^|[\[:,\s])[-+]?(?:nan|inf|[0-9][0-9.]*e[-+]?[0-9]{3})|[0-9]{200}|,\s*[\]}]"
+)
 _ORJSON_DEPTH = 1024
 _PAYLOAD_BAD = "a payload (inputs, node_results or errors) is not JSON"
 
@@ -343,9 +346,9 @@ def _orjson_verdicts(chunk: pa.Table) -> pa.Array:
     outputs = chunk.column("outputs")
     differs = pc.not_equal(outputs, chunk.column("node_results"))
     nan = re.compile("NaN|Infinity")
-    for i in pc.indices_nonzero(differs).to_pylist():
-        if nan.search(outputs[i].as_py()):
-            suspect[i] = True
+    rows = pc.indices_nonzero(differs)
+    hits = pc.match_substring_regex(pc.take(outputs, rows), "NaN|Infinity")
+    suspect[pc.filter(rows, hits).to_numpy()] = True
     suspect |= pc.match_substring_regex(chunk.column("meta"), "NaN|Infinity").to_numpy(zero_copy_only=False)
     bad: list[str] = [""] * n
     for i in np.flatnonzero(suspect).tolist():
@@ -409,7 +412,6 @@ _PREPARE = f"""
         FROM owui_raw c JOIN nf_src s USING (rn)
     ) n USING (rn)
     JOIN nf_result f USING (rn)
-    ORDER BY c.rn
 """
 
 
