@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -542,9 +542,10 @@ def _progress(ctx: Context, source: str) -> tuple[tuple[int, str] | None, int, i
     return ((int(at), last_id) if last_id is not None else None), int(read), int(stored)
 
 
-def _chunks(
-    src: Source, after: tuple[int, str] | None, size: int
-) -> Iterator[tuple[pa.Table, tuple[int, str]]]:
+_Chunk = tuple[pa.Table, tuple[int, str]]
+
+
+def _chunks(src: Source, after: tuple[int, str] | None, size: int) -> Iterator[_Chunk]:
     keys = src.keys(after)
     ids = keys.column("id")
     ats = keys.column("created_at")
@@ -552,6 +553,16 @@ def _chunks(
         chunk_ids = [str(i) for i in ids.slice(start, size).to_pylist()]
         last_at: int = ats[start + len(chunk_ids) - 1].as_py()
         yield src.runs(chunk_ids), (last_at, chunk_ids[-1])
+
+
+def _read_ahead(chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
+    """The next chunk is read on a thread of its own while the caller prepares this one (the
+    drivers release the GIL while they read)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="openwebui-read") as pool:
+        ahead = pool.submit(next, chunks, None)
+        while (item := ahead.result()) is not None:
+            ahead = pool.submit(next, chunks, None)
+            yield item
 
 
 def import_openwebui(
@@ -588,11 +599,12 @@ def import_openwebui(
         touched: set[str] = set()
         summary.total_in_source = total
         summary.finished = True
-        # a pipeline of two: the next chunk is read and prepared (on a private DuckDB) while the
-        # writer inserts the previous one (the two cores each have a job)
+        # a pipeline: the chunk after next is read, the next one prepared (on a private DuckDB)
+        # and the writer inserts the previous one, each on a thread that releases the GIL
         pending: tuple[Future[_ChunkResult], int] | None = None
         prep = duckdb.connect()
         prep.execute(f"SET threads = {PREPARE_THREADS}")
+        chunks = _read_ahead(_chunks(src, after, chunk_rows))
 
         def settle() -> None:
             nonlocal pending, done, touched
@@ -612,7 +624,7 @@ def import_openwebui(
                 on_progress(done, total)
 
         try:
-            for committed, (chunk, last) in enumerate(_chunks(src, after, chunk_rows)):
+            for committed, (chunk, last) in enumerate(chunks):
                 if max_chunks is not None and committed >= max_chunks:
                     summary.finished = False
                     break
@@ -624,6 +636,7 @@ def import_openwebui(
                 pending = (ctx.store.submit(_write_chunk(source, prepared, last)), chunk.num_rows)
             settle()
         finally:
+            chunks.close()  # waits for a read in flight, before the source closes
             prep.close()
             if pending is not None:  # an error above: the chunk in flight commits or fails whole
                 pending[0].exception()
