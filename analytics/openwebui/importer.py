@@ -52,7 +52,9 @@ from analytics.history.node_facts_columnar import facts_into
 
 UNKNOWN_VERSION = "unknown"
 CHUNK_ROWS = 50_000
-PREPARE_THREADS = 2  # the private DuckDB that prepares chunks; the writer has threads of its own
+# the private DuckDB that prepares chunks: one thread (measured: two, beside the reader and the
+# writer on a 2-core machine, were slower)
+PREPARE_THREADS = 1
 _PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
 _MAX_MS = 2**53
 
