@@ -51,7 +51,7 @@ from analytics.core.store import Connection
 from analytics.history.node_facts_columnar import facts_into
 
 UNKNOWN_VERSION = "unknown"
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 20_000  # A/B on 200k runs: faster than 50k (the pipeline fills and drains sooner)
 # the private DuckDB that prepares chunks: one thread (measured: two, beside the reader and the
 # writer on a 2-core machine, were slower)
 PREPARE_THREADS = 1
