@@ -27,8 +27,10 @@ import pyarrow as pa
 
 
 class _Price(Protocol):
-    input_per_million: float
-    output_per_million: float
+    @property
+    def input_per_million(self) -> float: ...
+    @property
+    def output_per_million(self) -> float: ...
 
 
 class PriceLookup(Protocol):
@@ -324,7 +326,9 @@ def columnar_facts(runs: pa.Table, prices: PriceLookup) -> pa.Table:
     try:
         con.execute("SET threads = 2")
         con.register("nf_runs", runs)
-        table: pa.Table = con.sql(f"SELECT * FROM {facts_into(con, 'nf_runs', prices)} ORDER BY rn").to_arrow_table()
+        table: pa.Table = con.sql(
+            f"SELECT * FROM {facts_into(con, 'nf_runs', prices)} ORDER BY rn"
+        ).to_arrow_table()
         return table
     finally:
         con.close()

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -307,25 +307,23 @@ def _changed(cursor: Connection) -> int:
 # trailing commas, and nesting deeper than orjson's 1,024 levels. Only texts that match are parsed
 # by orjson, to confirm; a match inside a string costs that parse and nothing else. (A token
 # starts after `[`, `:`, `,` or a space: the editor's node ids hold runs like `3e706`.)
-_ORJSON_REFUSES = (
-    r"(?i)(?:^|[\[:,\s])[-+]?(?:nan|inf|[0-9][0-9.]*e[-+]?[0-9]{3})|[0-9]{200}|,\s*[\]}]"
-)
+_ORJSON_REFUSES = r"(?i)(?:^|[\[:,\s])[-+]?(?:nan|inf|[0-9][0-9.]*e[-+]?[0-9]{3})|[0-9]{200}|,\s*[\]}]"
 _ORJSON_DEPTH = 1024
 _PAYLOAD_BAD = "a payload (inputs, node_results or errors) is not JSON"
 
 
-def _opening_brackets(column: pa.ChunkedArray) -> np.ndarray:
+def _opening_brackets(column: pa.ChunkedArray[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Per row, how many `[` and `{` its text holds: a bound on its nesting depth, one pass over
     the bytes (numpy on Arrow's buffers, no per-row Python)."""
-    counts: list[np.ndarray] = []
+    counts: list[np.ndarray[Any, np.dtype[np.int64]]] = []
     for chunk in column.chunks:
         arr = chunk if chunk.type == pa.string() else chunk.cast(pa.string())
-        offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset : arr.offset + len(arr) + 1]
-        data = arr.buffers()[2]
-        if data is None or len(arr) == 0:
+        offset_buffer, data = arr.buffers()[1], arr.buffers()[2]
+        if offset_buffer is None or data is None or len(arr) == 0:
             counts.append(np.zeros(len(arr), np.int64))
             continue
-        raw = np.frombuffer(data, np.uint8)
+        offsets = np.frombuffer(memoryview(offset_buffer), np.int32)[arr.offset : arr.offset + len(arr) + 1]
+        raw = np.frombuffer(memoryview(data), np.uint8)
         opens = np.flatnonzero((raw == ord("[")) | (raw == ord("{")))
         rows = np.searchsorted(offsets, opens, side="right") - 1  # the row each bracket is in
         rows = rows[(rows >= 0) & (rows < len(arr))]
@@ -333,7 +331,7 @@ def _opening_brackets(column: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate(counts) if counts else np.zeros(0, np.int64)
 
 
-def _orjson_verdicts(chunk: pa.Table) -> pa.Array:
+def _orjson_verdicts(chunk: pa.Table) -> pa.Array[Any]:
     """Per row, why orjson would refuse a payload DuckDB accepts ('' when it would not): the rule
     the Python path had (outputs and meta refused only when they hold NaN or Infinity; node_results,
     errors and inputs whenever orjson refuses them), parsing only the rows that could fail.
@@ -432,15 +430,12 @@ def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> p
             " coalesce(CAST(make_timestamp(created_at * 1000000) AS DATE), current_date) AS day FROM owui_raw"
         )
         facts_into(con, "owui_runs", ctx.prices)
-        prepared = con.sql(_PREPARE).to_arrow_table()
+        prepared: pa.Table = con.sql(_PREPARE).to_arrow_table()
     finally:
         con.unregister("owui_raw")
     for name in _PAYLOADS:
         i = prepared.schema.get_field_index(name)
-        column = pa.chunked_array(
-            [pa.ExtensionArray.from_storage(pa.json_(), c) for c in prepared.column(i).chunks], pa.json_()
-        )
-        prepared = prepared.set_column(i, pa.field(name, pa.json_()), column)
+        prepared = prepared.set_column(i, pa.field(name, pa.json_()), prepared.column(i).cast(pa.json_()))
     return prepared
 
 
@@ -557,7 +552,7 @@ def _chunks(src: Source, after: tuple[int, str] | None, size: int) -> Iterator[_
         yield src.runs(chunk_ids), (last_at, chunk_ids[-1])
 
 
-def _read_ahead(chunks: Iterator[_Chunk]) -> Iterator[_Chunk]:
+def _read_ahead(chunks: Iterator[_Chunk]) -> Generator[_Chunk, None, None]:
     """The next chunk is read on a thread of its own while the caller prepares this one (the
     drivers release the GIL while they read)."""
     with ThreadPoolExecutor(1, thread_name_prefix="openwebui-read") as pool:

@@ -60,7 +60,13 @@ RAW: list[tuple[tuple[str | None, ...], str | None]] = [
             json.dumps(
                 {
                     "model_1_q": {"modelId": "mistral:7b", "1": "\u2019", "0": "\n", "2": "\\", "4": "x"},
-                    "model_1_r": {"label": "l", "0": "a", "1": "b", "modelId": "qwen2.5:14b", "2": "\ud83d\ude00"},
+                    "model_1_r": {
+                        "label": "l",
+                        "0": "a",
+                        "1": "b",
+                        "modelId": "qwen2.5:14b",
+                        "2": "\ud83d\ude00",
+                    },
                 },
                 indent=2,
             )
@@ -96,7 +102,9 @@ def _source(path: Path) -> tuple[str, str]:
     flow_id, user_id = con.execute("SELECT id, user_id FROM flow ORDER BY id LIMIT 1").fetchone()
     rows = []
     for i, body in enumerate(HOSTILE):
-        dump = [None if body.get(k) is None else json.dumps(body[k]) for k in ("inputs", "node_results", "errors")]
+        dump = [
+            None if body.get(k) is None else json.dumps(body[k]) for k in ("inputs", "node_results", "errors")
+        ]
         rows.append((dump[0], dump[1] if i % 2 else None, dump[1], dump[2], '{"i": 1}'))
     rows += [texts for texts, _ in RAW]
     for i, texts in enumerate(rows):
