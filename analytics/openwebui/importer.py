@@ -161,10 +161,18 @@ class Source:
         )
 
     def runs(self, ids: list[str]) -> pa.Table:
+        """The chunk's rows. `outputs` that is a copy of `node_results` (the editor's runs) comes as
+        '' with `outputs_copy` 1: the text is read once, not twice."""
+        copy = "CAST(outputs AS TEXT) = CAST(node_results AS TEXT)"
         cols = ", ".join(
             [self.text("id"), self.text("flow_id"), self.text("user_id"), self.text("status")]
-            + [self.text(c) for c in _PAYLOADS]
-            + ["CAST(execution_time AS BIGINT) AS execution_time", "CAST(created_at AS BIGINT) AS created_at"]
+            + [self.text(c) for c in _PAYLOADS if c != "outputs"]
+            + [
+                f"CASE WHEN {copy} THEN '' ELSE coalesce(CAST(outputs AS TEXT), '') END AS outputs",
+                f"CASE WHEN {copy} THEN 1 ELSE 0 END AS outputs_copy",
+                "CAST(execution_time AS BIGINT) AS execution_time",
+                "CAST(created_at AS BIGINT) AS created_at",
+            ]
         )
         listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
         return self.table(f"SELECT {cols} FROM flow_execution WHERE id IN ({listed})")
@@ -336,23 +344,23 @@ def _orjson_verdicts(chunk: pa.Table) -> pa.Array[Any]:
     the Python path had (outputs and meta refused only when they hold NaN or Infinity; node_results,
     errors and inputs whenever orjson refuses them), parsing only the rows that could fail.
 
-    An output equal to node_results is not scanned: if orjson refuses it, node_results is a suspect."""
+    An output that copies node_results comes as '' (Source.runs): if orjson refuses it, node_results
+    is a suspect, and it is checked as the text it is."""
     n = chunk.num_rows
     suspect = np.zeros(n, np.bool_)
     for name in ("node_results", "errors", "inputs"):
         col = chunk.column(name)
         suspect |= pc.match_substring_regex(col, _ORJSON_REFUSES).to_numpy(zero_copy_only=False)
         suspect |= _opening_brackets(col) > _ORJSON_DEPTH
-    outputs = chunk.column("outputs")
-    differs = pc.not_equal(outputs, chunk.column("node_results"))
     nan = re.compile("NaN|Infinity")
-    rows = pc.indices_nonzero(differs)
-    hits = pc.match_substring_regex(pc.take(outputs, rows), "NaN|Infinity")
-    suspect[pc.filter(rows, hits).to_numpy()] = True
-    suspect |= pc.match_substring_regex(chunk.column("meta"), "NaN|Infinity").to_numpy(zero_copy_only=False)
+    for name in ("outputs", "meta"):
+        suspect |= pc.match_substring_regex(chunk.column(name), nan.pattern).to_numpy(zero_copy_only=False)
+    copies = chunk.column("outputs_copy")
     bad: list[str] = [""] * n
     for i in np.flatnonzero(suspect).tolist():
         texts = {name: chunk.column(name)[i].as_py() for name in _PAYLOADS}
+        if copies[i].as_py():
+            texts["outputs"] = texts["node_results"]
         for name in ("outputs", "meta"):
             if nan.search(texts[name]):
                 try:
@@ -391,7 +399,7 @@ _PREPARE = f"""
     FROM owui_raw c
     JOIN (
         SELECT c.rn,
-            c.outputs <> '' AND c.outputs = c.node_results AND c.outputs <> 'null' AS same,
+            c.outputs_copy = 1 AND c.node_results NOT IN ('', 'null') AS same,
             c.status NOT IN ('success', 'error', 'aborted') AS status_bad,
             c.execution_time IS NULL OR c.execution_time < 0 OR c.execution_time > {_MAX_MS} AS time_bad,
             CASE
@@ -401,8 +409,9 @@ _PREPARE = f"""
             END AS early_reason,
             CASE
                 WHEN c.inputs <> '' AND NOT json_valid(c.inputs) THEN 'inputs is not JSON'
-                WHEN c.outputs <> '' AND NOT CASE WHEN c.outputs = c.node_results THEN s.m IS NOT NULL
-                    OR json_valid(c.node_results) ELSE json_valid(c.outputs) END THEN 'outputs is not JSON'
+                WHEN c.outputs <> '' AND NOT json_valid(c.outputs) THEN 'outputs is not JSON'
+                WHEN c.outputs_copy = 1 AND c.node_results <> '' AND s.m IS NULL AND NOT json_valid(c.node_results)
+                    THEN 'outputs is not JSON'
                 WHEN c.node_results <> '' AND s.m IS NULL AND NOT json_valid(c.node_results)
                     THEN 'node_results is not JSON'
                 WHEN c.errors <> '' AND NOT json_valid(c.errors) THEN 'errors is not JSON'

@@ -39,6 +39,10 @@ RAW: list[tuple[tuple[str | None, ...], str | None]] = [
     (('{"prompt": "p", "deep": ' + DEEP + "}", None, '{"model_1_a": 5}', None, None), PAYLOAD_REASON),
     ((None, '{"x": Infinity}', '{"model_1_a": 5}', None, None), "outputs is not JSON"),
     ((None, None, '{"model_1_a": 5}', None, '{"m": NaN}'), "meta is not JSON"),
+    # outputs a copy of node_results: the outputs' rule and reason come first
+    ((None, '{"a": "NaN", }', '{"a": "NaN", }', None, None), "outputs is not JSON"),
+    ((None, '{"a": 1', '{"a": 1', None, None), "outputs is not JSON"),
+    ((None, '{"a": 1e999}', '{"a": 1e999}', None, None), PAYLOAD_REASON),
     ((None, None, '{"model_1_a": {"modelId": "gpt-4o"', None, None), "node_results is not JSON"),
     (("{bad", None, "{}", None, None), "inputs is not JSON"),
     # looks like the above, is not: words in strings, a 2-digit exponent, commas in text
