@@ -1,17 +1,20 @@
 """Node facts for many runs at once, in DuckDB SQL: the bulk twin of node_facts.py, same rules.
 
-DuckDB walks the JSON text itself (the node object's keys and values, one multi-path extract
-per node) and hands back Arrow columns. The rules are node_facts.py's; where they read a node's
-fields the comments name the Python they mirror. tests/analytics/test_node_facts_columnar.py
-compares every fact of generated and hostile runs with the Python function.
+No Python object per run: DuckDB parses each node_results text once into a map of structs that
+holds only the fields every node's facts read (`json_transform`), and goes back to the text
+only for the nodes whose tokens are estimated (a model, no usage), for their prompt and text
+fields and the character spread. The rules are node_facts.py's; where they read a node's fields
+the comments name the Python they mirror. tests/analytics/history/test_node_facts_columnar.py
+compares every fact of generated, hostile and raw-text runs with the Python function.
 
-Not on the import or batch path today: measured side by side (BENCHMARKS.md, issue 12 part 3
-follow-up) the Python function was faster on the benchmark's bodies, where the import has a core
-of its own for it while the writer inserts. Kept for work that has only text to start from in
-SQL (recomputing facts of stored runs) and as the base of a faster version.
+The import (`import openwebui`) computes its facts here (`facts_into`, on its own DuckDB).
+Entry points: `columnar_facts(runs, prices)` for an Arrow table, on a private in-memory DuckDB;
+`facts_into(con, relation, prices)` on a connection the caller already holds (no copy of the
+rows in or out).
 
-Known differences, on bodies no JSON writer emits: a key repeated inside one object (Python keeps
-the last value) and node ids whose prefix is a non-ASCII identifier other than letters and digits.
+Known differences, on bodies no JSON writer emits: a key repeated inside one node object (the
+first value is read; Python keeps the last) and node ids whose prefix is a non-ASCII identifier
+other than letters and digits. A key repeated at the top level is handled as a dict does.
 
 Input: a relation with `rn` (the run's row number), `node_results`, `errors`, `inputs` (JSON
 text, or '' / 'null' / not JSON for none) and `day` (the run's UTC date, for prices).

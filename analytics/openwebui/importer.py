@@ -2,13 +2,17 @@
 
 Imports: core, access, flows, history.
 
-The columnar path: runs are read in chunks ordered by (created_at, id) as Arrow batches through
-ADBC (SQLite or PostgreSQL), and each chunk is one transaction on the writer: DuckDB registers
-the batch and one INSERT ... SELECT reshapes it (JSON checked and kept as the source's text,
-epoch seconds to timestamps, the rules below), the verdicts materialised once per chunk. Only
-the per-node facts are computed in Python, by the same function ingest uses, so an imported
-run's facts equal a posted run's; they are computed for the next chunk while the writer inserts
-the previous one. Users, groups and flows go in with one statement a table.
+The columnar path, no Python object per run: runs are read in chunks ordered by (created_at, id)
+as Arrow batches through ADBC (SQLite or PostgreSQL; an `outputs` that copies `node_results` is
+read once), on a thread of their own. Each chunk is prepared on a private DuckDB: JSON checked,
+node facts computed in bulk by node_facts_columnar (ingest's rules, so an imported run's facts
+equal a posted run's), meta merged; the payloads are handed to the writer typed as JSON so the
+insert does not parse them again. The writer joins the flows and inserts, one transaction a
+chunk. Reading, preparing and writing overlap (the next chunk is read and prepared while the
+writer inserts the previous one). orjson parses only the texts it might refuse where DuckDB
+accepts them (NaN, Infinity, trailing commas, deep nesting: `_orjson_verdicts`), so a run the
+detail could not read is skipped as before. Users, groups and flows go in with one statement a
+table.
 
 Idempotent and resumable: the chunk's last key is stored in the same transaction as its rows
 (`openwebui_import_progress`), so a rerun starts after the last committed chunk, and the insert
