@@ -388,17 +388,13 @@ def _text_or_null(name: str) -> str:
 _PREPARE = f"""
     SELECT c.rn, c.id, c.flow_id, c.user_id, c.status, c.execution_time, c.created_at, n.early_reason,
         n.json_reason, n.status_bad, n.time_bad,
-        {_text_or_null("inputs")} AS inputs,
-        CASE WHEN n.same THEN NULL ELSE {_text_or_null("outputs")} END AS outputs,
         n.same AS outputs_same,
-        {_text_or_null("node_results")} AS node_results,
-        {_text_or_null("errors")} AS errors,
         CASE WHEN n.json_reason IS NULL AND (n.status_bad OR n.time_bad) THEN CAST(json_merge_patch(
                 coalesce({_text_or_null("meta")}, '{{}}'),
                 json_object('openwebui_import', json_object(
                     'status', CASE WHEN n.status_bad THEN c.status END,
                     'execution_time', CASE WHEN n.time_bad THEN c.execution_time END))) AS VARCHAR)
-             ELSE coalesce({_text_or_null("meta")}, '{{}}') END AS meta,
+        END AS meta_merged,
         f.node_count, f.tokens_in, f.tokens_out, f.tokens_estimated, f.cost, f.nodes
     FROM owui_raw c
     JOIN (
@@ -425,6 +421,7 @@ _PREPARE = f"""
         FROM owui_raw c JOIN nf_src s USING (rn)
     ) n USING (rn)
     JOIN nf_result f USING (rn)
+    ORDER BY c.rn
 """
 
 
@@ -446,9 +443,11 @@ def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> p
         prepared: pa.Table = con.sql(_PREPARE).to_arrow_table()
     finally:
         con.unregister("owui_raw")
+    # the payloads themselves go to the writer as read (in rn order, as `prepared`), not copied
+    # through DuckDB; typed as JSON, so the insert does not parse them ('' and 'null' are never
+    # stored: the insert makes them NULL)
     for name in _PAYLOADS:
-        i = prepared.schema.get_field_index(name)
-        prepared = prepared.set_column(i, pa.field(name, pa.json_()), prepared.column(i).cast(pa.json_()))
+        prepared = prepared.append_column(pa.field(name, pa.json_()), chunk.column(name).cast(pa.json_()))
     return prepared
 
 
@@ -477,6 +476,10 @@ _ISSUES = """
     RETURNING id, action, reason
 """
 
+def _json_or_null(name: str) -> str:
+    return f"CASE WHEN CAST(c.{name} AS VARCHAR) IN ('', 'null') THEN NULL ELSE c.{name} END"
+
+
 # the payloads arrive typed as JSON (checked by _prepare), so nothing here parses them
 _INSERT = f"""
     INSERT INTO executions
@@ -484,7 +487,13 @@ _INSERT = f"""
         CASE WHEN c.status_bad THEN 'error' ELSE c.status END,
         CASE WHEN c.time_bad THEN 0 ELSE c.execution_time END,
         make_timestamp(c.created_at * 1000000),
-        c.inputs, c.outputs, c.outputs_same, c.node_results, c.errors, c.meta,
+        {_json_or_null("inputs")},
+        CASE WHEN c.outputs_same THEN NULL ELSE {_json_or_null("outputs")} END,
+        c.outputs_same,
+        {_json_or_null("node_results")},
+        {_json_or_null("errors")},
+        CASE WHEN c.meta_merged IS NOT NULL THEN CAST(c.meta_merged AS JSON)
+             ELSE coalesce({_json_or_null("meta")}, CAST('{{}}' AS JSON)) END,
         c.node_count, c.tokens_in, c.tokens_out, c.tokens_estimated, c.cost,
         CASE WHEN c.created_at >= epoch(k.f_updated) THEN k.f_version ELSE '{UNKNOWN_VERSION}' END,
         NULL,
