@@ -1,17 +1,20 @@
 """Node facts for many runs at once, in DuckDB SQL: the bulk twin of node_facts.py, same rules.
 
-DuckDB walks the JSON text itself (the node object's keys and values, one multi-path extract
-per node) and hands back Arrow columns. The rules are node_facts.py's; where they read a node's
-fields the comments name the Python they mirror. tests/analytics/test_node_facts_columnar.py
-compares every fact of generated and hostile runs with the Python function.
+No Python object per run: DuckDB parses each node_results text once into a map of structs that
+holds only the fields every node's facts read (`json_transform`), and goes back to the text
+only for the nodes whose tokens are estimated (a model, no usage), for their prompt and text
+fields and the character spread. The rules are node_facts.py's; where they read a node's fields
+the comments name the Python they mirror. tests/analytics/history/test_node_facts_columnar.py
+compares every fact of generated, hostile and raw-text runs with the Python function.
 
-Not on the import or batch path today: measured side by side (BENCHMARKS.md, issue 12 part 3
-follow-up) the Python function was faster on the benchmark's bodies, where the import has a core
-of its own for it while the writer inserts. Kept for work that has only text to start from in
-SQL (recomputing facts of stored runs) and as the base of a faster version.
+The import (`import openwebui`) computes its facts here (`facts_into`, on its own DuckDB).
+Entry points: `columnar_facts(runs, prices)` for an Arrow table, on a private in-memory DuckDB;
+`facts_into(con, relation, prices)` on a connection the caller already holds (no copy of the
+rows in or out).
 
-Known differences, on bodies no JSON writer emits: a key repeated inside one object (Python keeps
-the last value) and node ids whose prefix is a non-ASCII identifier other than letters and digits.
+Known differences, on bodies no JSON writer emits: a key repeated inside one node object (the
+first value is read; Python keeps the last) and node ids whose prefix is a non-ASCII identifier
+other than letters and digits. A key repeated at the top level is handled as a dict does.
 
 Input: a relation with `rn` (the run's row number), `node_results`, `errors`, `inputs` (JSON
 text, or '' / 'null' / not JSON for none) and `day` (the run's UTC date, for prices).
@@ -27,8 +30,10 @@ import pyarrow as pa
 
 
 class _Price(Protocol):
-    input_per_million: float
-    output_per_million: float
+    @property
+    def input_per_million(self) -> float: ...
+    @property
+    def output_per_million(self) -> float: ...
 
 
 class PriceLookup(Protocol):
@@ -68,80 +73,127 @@ _MACROS = f"""
              AND contains(node_id, '_')
             THEN split_part(node_id, '_', 1)
     END;
+    CREATE OR REPLACE TEMP MACRO nf_str_len(x) AS CASE WHEN contains(CAST(x AS VARCHAR), '\\')
+        THEN length(x ->> '$') ELSE length(CAST(x AS VARCHAR)) - 2 END;
+    -- the spread by the general rule: the string-valued index keys, sorted, as long as the i-th is i
+    CREATE OR REPLACE TEMP MACRO nf_sorted_chars(keys, vals) AS list_sort(list_transform(
+        list_filter(list_zip(keys, vals), lambda kv: regexp_full_match(kv[1], '0|[1-9][0-9]{{0,17}}')
+                                                     AND left(CAST(kv[2] AS VARCHAR), 1) = '"'),
+        lambda kv: struct_pack(i := CAST(kv[1] AS BIGINT), len := nf_str_len(kv[2]))));
+    CREATE OR REPLACE TEMP MACRO nf_spread_sorted(keys, vals) AS CASE
+        WHEN len(nf_sorted_chars(keys, vals)) > 0 AND nf_sorted_chars(keys, vals)[1].i = 0 THEN
+            list_sum(list_transform(list_filter(list_zip(nf_sorted_chars(keys, vals), range(len(keys))),
+                                                lambda x: x[1].i = x[2]), lambda x: x[1].len))
+    END;
     CREATE OR REPLACE TEMP MACRO nf_estimate(n) AS CASE WHEN n > 0 THEN (n + 3) // 4 END;
 """
 
-# one parse of each node for every field the rules read (the list's order is _FIELDS')
-_FIELDS = (
+# Pass 1, one parse of each document: its nodes as a MAP of structs holding only the fields
+# every node's facts read (JSON values, so a string and a number stay apart). A node that is not
+# an object becomes a struct of NULLs, which yields the same facts as `{}`; a document whose
+# top-level keys repeat (the MAP refuses them) takes the slower list path.
+_CORE = (
     "type", "modelId", "model", "status", "usage", "usage_details", "tokens",
     "duration_ms", "execution_time", "elapsed_ms",
-    "prompt", "systemPrompt", "system", "input",
-    "content", "text", "output", "response",
 )  # fmt: skip
-_F = {name: i + 1 for i, name in enumerate(_FIELDS)}
-_PATHS = ", ".join(f"'$.\"{k}\"'" for k in _FIELDS)
-
-
-def _f(name: str) -> str:
-    return f"f[{_F[name]}]"
-
+_STRUCT = "STRUCT(" + ", ".join(f"{k} JSON" for k in _CORE) + ")"
 
 _NODES = f"""
+    CREATE OR REPLACE TEMP TABLE nf_src AS
+    SELECT rn, day, left(ltrim(node_results), 1) = '{{' AS is_object,
+        CASE WHEN is_object THEN TRY(json_transform(node_results, '"MAP(VARCHAR, {_STRUCT})"')) END AS m
+    FROM {{runs}};
     CREATE OR REPLACE TEMP TABLE nf_nodes AS
-    WITH src AS (
-        SELECT rn, day,
-            node_results,
-            CASE WHEN json_valid(node_results) THEN CAST(node_results AS JSON) END AS nr,
-            CASE WHEN json_valid(inputs) THEN CAST(inputs AS JSON) END AS inp
-        FROM {{runs}}
+    WITH repeated AS (
+        SELECT rn, day, keys, list_filter(range(1, len(keys) + 1), lambda j: list_position(keys, keys[j]) = j) AS firsts,
+            list_transform(json_extract(nr, '$.*'), lambda x: json_transform(x, '"{_STRUCT}"')) AS vals
+        FROM (SELECT s.rn, s.day, r.node_results AS nr, json_keys(r.node_results) AS keys
+              FROM nf_src s JOIN {{runs}} r USING (rn)
+              WHERE s.m IS NULL AND s.is_object AND json_valid(r.node_results))
     ),
-    objects AS (
-        SELECT rn, day, inp, json_keys(nr) AS keys, json_extract(nr, '$.*') AS vals
-        FROM src WHERE left(ltrim(node_results), 1) = '{{' AND nr IS NOT NULL
+    listed AS (
+        SELECT rn, day, map_keys(m) AS keys, map_values(m) AS vals, range(len(map_keys(m))) AS pos
+        FROM nf_src WHERE m IS NOT NULL
+        UNION ALL
+        -- as a dict keeps a repeated key: at its first place, with its last value (`pos`: the value's place)
+        SELECT rn, day, list_transform(firsts, lambda j: keys[j]),
+            list_transform(firsts, lambda j: vals[len(keys) + 1 - list_position(list_reverse(keys), keys[j])]),
+            list_transform(firsts, lambda j: len(keys) - list_position(list_reverse(keys), keys[j]))
+        FROM repeated
     ),
     each AS (
-        SELECT rn, day, inp, unnest(range(len(keys))) AS ord, unnest(keys) AS node_id, unnest(vals) AS value
-        FROM objects
-    ),
-    raw AS (
-        SELECT rn, day, ord, node_id, CASE WHEN nf_is_obj(value) THEN 'OBJECT' END AS t,
-            CASE WHEN nf_is_obj(value) THEN value END AS v,
-            CASE WHEN nf_is_obj(value) THEN json_extract(value, [{_PATHS}]) END AS f,
-            inp
-        FROM each
+        SELECT rn, day, unnest(range(len(keys))) AS ord, unnest(keys) AS node_id, unnest(vals) AS s,
+            unnest(pos) AS pos
+        FROM listed
     ),
     typed AS (
-        SELECT rn, day, ord, node_id, v, t,
-            nf_str({_f("type")}) AS own_type,
+        SELECT rn, day, ord, pos, node_id,
+            nf_str(s.type) AS own_type,
             -- model = result.get("modelId") or result.get("model"), kept when a string
-            CASE WHEN nf_truthy({_f("modelId")}) THEN nf_str({_f("modelId")}) ELSE nf_str({_f("model")}) END
-                AS model,
-            CASE WHEN nf_str({_f("status")}) IN {_STATUSES} THEN nf_str({_f("status")}) END AS own_status,
+            CASE WHEN nf_truthy(s.modelId) THEN nf_str(s.modelId) ELSE nf_str(s.model) END AS model,
+            CASE WHEN nf_str(s.status) IN {_STATUSES} THEN nf_str(s.status) END AS own_status,
             -- _usage: the first of usage, usage_details, tokens that is an object; `tokens` may be a count
-            CASE WHEN nf_is_obj({_f("usage")}) THEN 1
-                 WHEN nf_is_obj({_f("usage_details")}) THEN 2
-                 WHEN nf_is_obj({_f("tokens")}) THEN 3
-                 WHEN nf_int({_f("tokens")}) IS NOT NULL THEN 4 ELSE 0 END AS ukind,
-            f,
-            coalesce(nf_int({_f("duration_ms")}), nf_int({_f("execution_time")}), nf_int({_f("elapsed_ms")}))
-                AS duration_ms,
-            -- _prompt_text: the node's first non-empty prompt field, else the run's prompt
-            coalesce(
-                nullif(nf_str({_f("prompt")}), ''), nullif(nf_str({_f("systemPrompt")}), ''),
-                nullif(nf_str({_f("system")}), ''), nullif(nf_str({_f("input")}), ''),
-                CASE WHEN nf_is_obj(inp) THEN nf_str(json_extract(inp, 'prompt')) END
-            ) AS prompt_text,
-            -- result_text's fallback: the first text field that is a string (even empty)
-            coalesce(nf_str({_f("content")}), nf_str({_f("text")}), nf_str({_f("output")}),
-                     nf_str({_f("response")})) AS text_field
-        FROM raw
+            CASE WHEN nf_is_obj(s.usage) THEN s.usage WHEN nf_is_obj(s.usage_details) THEN s.usage_details
+                 WHEN nf_is_obj(s.tokens) THEN s.tokens END AS u,
+            nf_int(s.tokens) AS token_count,  -- read when none of the three is an object
+            coalesce(nf_int(s.duration_ms), nf_int(s.execution_time), nf_int(s.elapsed_ms)) AS duration_ms
+        FROM each
     )
-    SELECT rn, day, ord, node_id, v, t, own_type, model, own_status, duration_ms, prompt_text, text_field,
-        CASE ukind WHEN 1 THEN nf_first_in({_f("usage")}) WHEN 2 THEN nf_first_in({_f("usage_details")})
-                   WHEN 3 THEN nf_first_in({_f("tokens")}) END AS usage_in,
-        CASE ukind WHEN 1 THEN nf_first_out({_f("usage")}) WHEN 2 THEN nf_first_out({_f("usage_details")})
-                   WHEN 3 THEN nf_first_out({_f("tokens")}) WHEN 4 THEN nf_int({_f("tokens")}) END AS usage_out
+    SELECT rn, day, ord, pos, node_id, own_type, model, own_status, duration_ms,
+        CASE WHEN u IS NOT NULL THEN nf_first_in(u) END AS usage_in,
+        CASE WHEN u IS NOT NULL THEN nf_first_out(u) ELSE token_count END AS usage_out
     FROM typed
+"""
+
+# Pass 2, only for the nodes whose tokens are estimated (a model, no usage): their keys and values,
+# for the prompt and text fields and the character spread ("0", "1", ... while each is present and
+# a string). A string's length is read off its JSON text unless it holds an escape.
+_TEXT_FIELDS = ("prompt", "systemPrompt", "system", "input", "content", "text", "output", "response")
+
+
+def _field(name: str) -> str:
+    """The node's value at `name` as a string (NULL unless a JSON string); the first if repeated."""
+    return f"nf_str(vals[list_position(keys, '{name}')])"
+
+
+_ESTIMATED = "model IS NOT NULL AND usage_in IS NULL AND usage_out IS NULL"
+_ESTIMATES = f"""
+    CREATE OR REPLACE TEMP TABLE nf_estimates AS
+    WITH wanted AS (SELECT DISTINCT rn FROM nf_nodes WHERE {_ESTIMATED}),
+    each AS (
+        SELECT s.rn, s.inputs, unnest(range(len(v))) AS pos, unnest(v) AS value
+        FROM (SELECT rn, inputs, json_extract(node_results, '$.*') AS v FROM {{runs}} SEMI JOIN wanted USING (rn)) s
+    ),
+    picked AS (
+        SELECT e.rn, n.ord, e.inputs, json_keys(e.value) AS keys, json_extract(e.value, '$.*') AS vals
+        FROM each e JOIN (SELECT rn, ord, pos FROM nf_nodes WHERE {_ESTIMATED}) n ON n.rn = e.rn AND n.pos = e.pos
+    ),
+    -- the editor writes the spread first and in order: c keys "0" .. "c-1" holding strings, then
+    -- a key that is not the next index or not a string; when that next index is nowhere later
+    -- among the keys, the spread is exactly those c (else the general rule below, by sorting)
+    prefixed AS (
+        SELECT *, coalesce(list_position(
+            list_transform(list_zip(keys, vals, range(len(keys))),
+                           lambda x: x[1] = CAST(x[3] AS VARCHAR) AND left(CAST(x[2] AS VARCHAR), 1) = '"'),
+            false) - 1, len(keys)) AS c
+        FROM picked
+    ),
+    spread AS (
+        SELECT rn, ord, inputs, keys, vals,
+            CASE WHEN NOT list_contains(list_slice(keys, c + 2, len(keys)), CAST(c AS VARCHAR)) THEN
+                CASE WHEN c > 0 THEN list_sum(list_transform(list_slice(vals, 1, c), lambda v: nf_str_len(v))) END
+            ELSE nf_spread_sorted(keys, vals)
+            END AS spread_len
+        FROM prefixed
+    )
+    SELECT rn, ord, spread_len,
+        coalesce(
+            nullif({_field("prompt")}, ''), nullif({_field("systemPrompt")}, ''),
+            nullif({_field("system")}, ''), nullif({_field("input")}, ''),
+            CASE WHEN left(ltrim(inputs), 1) = '{{' AND json_valid(inputs) THEN nf_str(json_extract(inputs, 'prompt')) END
+        ) AS prompt_text,
+        coalesce({_field("content")}, {_field("text")}, {_field("output")}, {_field("response")}) AS text_field
+    FROM spread
 """
 
 _ERRORS = """
@@ -156,30 +208,13 @@ _ERRORS = """
     QUALIFY row_number() OVER (PARTITION BY s.rn, e.key ORDER BY e.id DESC) = 1
 """
 
-# result_text's character spread, only for nodes that get an estimate: keys "0", "1", ... while
-# each is present and a string; the text's length is what the estimate needs
-_SPREAD = """
-    CREATE OR REPLACE TEMP TABLE nf_spread AS
-    WITH chars AS (
-        SELECT n.rn, n.ord, CAST(e.key AS BIGINT) AS i, length(e.value ->> '$') AS len
-        FROM (SELECT rn, ord, v FROM nf_nodes
-              WHERE t = 'OBJECT' AND model IS NOT NULL AND usage_in IS NULL AND usage_out IS NULL) n,
-             json_each(n.v) e
-        WHERE e.type = 'VARCHAR' AND regexp_full_match(e.key, '0|[1-9][0-9]{0,17}')
-    ),
-    numbered AS (
-        SELECT rn, ord, i, len, row_number() OVER (PARTITION BY rn, ord ORDER BY i) - 1 AS pos FROM chars
-    )
-    SELECT rn, ord, sum(len) AS spread_len FROM numbered WHERE i = pos GROUP BY rn, ord
-"""
-
 _FACTS = """
     CREATE OR REPLACE TEMP TABLE nf_facts AS
     WITH est AS (
-        SELECT n.*, s.spread_len, er.error,
+        SELECT n.*, s.spread_len, s.prompt_text, s.text_field, er.error,
             n.model IS NOT NULL AND n.usage_in IS NULL AND n.usage_out IS NULL AS estimate
         FROM nf_nodes n
-        LEFT JOIN nf_spread s USING (rn, ord)
+        LEFT JOIN nf_estimates s USING (rn, ord)
         LEFT JOIN nf_errors er ON er.rn = n.rn AND er.node_id = n.node_id
     ),
     nodes AS (
@@ -209,30 +244,37 @@ _FACTS = """
     FROM (SELECT * FROM nodes UNION ALL BY NAME SELECT * FROM error_only)
 """
 
+# per run: the node structs in node order (sorted by `ord` in the list, cheaper than an ordered
+# aggregate), the totals capped as ingest caps them, the cost summed as Python adds it
 _RUNS = """
-    SELECT r.rn,
-        CAST(count(f.rn) AS INTEGER) AS node_count,
-        CAST(CASE WHEN sum(f.tokens_in) > 4611686018427387904 THEN 4611686018427387904 ELSE sum(f.tokens_in) END
-            AS BIGINT) AS tokens_in,
-        CAST(CASE WHEN sum(f.tokens_out) > 4611686018427387904 THEN 4611686018427387904 ELSE sum(f.tokens_out) END
-            AS BIGINT) AS tokens_out,
-        coalesce(bool_or(f.tokens_estimated), false) AS tokens_estimated,
-        -- sum(known) as Python adds them: in node order, from the first
-        list_reduce(list(f.cost ORDER BY f.ord) FILTER (WHERE f.cost IS NOT NULL), lambda a, b: a + b)
-            AS cost,
-        coalesce(list({node_id: f.node_id, node_type: f.node_type, model: f.model, status: f.status,
-                       duration_ms: f.duration_ms, tokens_in: f.tokens_in, tokens_out: f.tokens_out,
-                       tokens_estimated: f.tokens_estimated, cost: f.cost, error: f.error}
-                      ORDER BY f.ord) FILTER (WHERE f.rn IS NOT NULL), []) AS nodes
-    FROM (SELECT rn FROM {runs}) r
-    LEFT JOIN (
-        SELECT x.*, CASE WHEN x.model IS NULL OR (x.tokens_in IS NULL AND x.tokens_out IS NULL) THEN NULL
-                         ELSE (coalesce(x.tokens_in, 0) * p.input_per_million
-                               + coalesce(x.tokens_out, 0) * p.output_per_million) / 1e6 END AS cost
+    WITH priced AS (
+        SELECT x.rn, x.ord, x.tokens_in, x.tokens_out, x.tokens_estimated,
+            {node_id: x.node_id, node_type: x.node_type, model: x.model, status: x.status,
+             duration_ms: x.duration_ms, tokens_in: x.tokens_in, tokens_out: x.tokens_out,
+             tokens_estimated: x.tokens_estimated,
+             cost: CASE WHEN x.model IS NULL OR (x.tokens_in IS NULL AND x.tokens_out IS NULL) THEN NULL
+                        ELSE (coalesce(x.tokens_in, 0) * p.input_per_million
+                              + coalesce(x.tokens_out, 0) * p.output_per_million) / 1e6 END,
+             error: x.error} AS node
         FROM nf_facts x LEFT JOIN nf_prices p ON p.model = x.model AND p.day = x.day
-    ) f ON f.rn = r.rn
-    GROUP BY r.rn
-    ORDER BY r.rn
+    ),
+    per_run AS (
+        SELECT rn, CAST(count(*) AS INTEGER) AS node_count, sum(tokens_in) AS tokens_in,
+            sum(tokens_out) AS tokens_out, bool_or(tokens_estimated) AS tokens_estimated,
+            count(node.cost) AS costs, list_transform(list_sort(list({o: ord, n: node})), lambda x: x.n) AS nodes
+        FROM priced GROUP BY rn
+    )
+    SELECT r.rn, coalesce(a.node_count, 0) AS node_count,
+        CAST(CASE WHEN a.tokens_in > 4611686018427387904 THEN 4611686018427387904 ELSE a.tokens_in END
+            AS BIGINT) AS tokens_in,
+        CAST(CASE WHEN a.tokens_out > 4611686018427387904 THEN 4611686018427387904 ELSE a.tokens_out END
+            AS BIGINT) AS tokens_out,
+        coalesce(a.tokens_estimated, false) AS tokens_estimated,
+        -- sum(known) as Python adds them: in node order, from the first
+        CASE WHEN a.costs > 0 THEN list_reduce(list_filter(list_transform(a.nodes, lambda n: n.cost),
+            lambda c: c IS NOT NULL), lambda x, y: x + y) END AS cost,
+        coalesce(a.nodes, []) AS nodes
+    FROM (SELECT rn FROM {runs}) r LEFT JOIN per_run a USING (rn)
 """
 
 
@@ -262,6 +304,21 @@ def _prices(con: duckdb.DuckDBPyConnection, prices: PriceLookup) -> None:
     con.unregister("nf_prices_arrow")
 
 
+def facts_into(con: duckdb.DuckDBPyConnection, runs: str, prices: PriceLookup) -> str:
+    """Compute the facts of the relation `runs` (rn, node_results, errors, inputs as text, day) on
+    `con` into the temp table returned (rn, node_count, tokens_in, tokens_out, tokens_estimated,
+    cost, nodes), one row a run. Also left there: `nf_src` with `m`, the node map, NULL when
+    node_results is not a JSON object without repeated keys (a caller's validity shortcut)."""
+    con.execute(_MACROS)
+    for sql in (_NODES, _ERRORS):
+        con.execute(sql.replace("{runs}", runs))
+    con.execute(_ESTIMATES.replace("{runs}", runs))
+    con.execute(_FACTS)
+    _prices(con, prices)
+    con.execute("CREATE OR REPLACE TEMP TABLE nf_result AS " + _RUNS.replace("{runs}", runs))
+    return "nf_result"
+
+
 def columnar_facts(runs: pa.Table, prices: PriceLookup) -> pa.Table:
     """Per run (in `rn` order): node_count, tokens_in, tokens_out, tokens_estimated, cost, nodes.
 
@@ -271,14 +328,10 @@ def columnar_facts(runs: pa.Table, prices: PriceLookup) -> pa.Table:
     con = duckdb.connect()
     try:
         con.execute("SET threads = 2")
-        con.execute(_MACROS)
         con.register("nf_runs", runs)
-        for sql in (_NODES, _ERRORS):
-            con.execute(sql.replace("{runs}", "nf_runs"))
-        con.execute(_SPREAD)
-        con.execute(_FACTS)
-        _prices(con, prices)
-        table: pa.Table = con.sql(_RUNS.replace("{runs}", "nf_runs")).to_arrow_table()
+        table: pa.Table = con.sql(
+            f"SELECT * FROM {facts_into(con, 'nf_runs', prices)} ORDER BY rn"
+        ).to_arrow_table()
         return table
     finally:
         con.close()

@@ -2,13 +2,17 @@
 
 Imports: core, access, flows, history.
 
-The columnar path: runs are read in chunks ordered by (created_at, id) as Arrow batches through
-ADBC (SQLite or PostgreSQL), and each chunk is one transaction on the writer: DuckDB registers
-the batch and one INSERT ... SELECT reshapes it (JSON checked and kept as the source's text,
-epoch seconds to timestamps, the rules below), the verdicts materialised once per chunk. Only
-the per-node facts are computed in Python, by the same function ingest uses, so an imported
-run's facts equal a posted run's; they are computed for the next chunk while the writer inserts
-the previous one. Users, groups and flows go in with one statement a table.
+The columnar path, no Python object per run: runs are read in chunks ordered by (created_at, id)
+as Arrow batches through ADBC (SQLite or PostgreSQL; an `outputs` that copies `node_results` is
+read once), on a thread of their own. Each chunk is prepared on a private DuckDB: JSON checked,
+node facts computed in bulk by node_facts_columnar (ingest's rules, so an imported run's facts
+equal a posted run's), meta merged; the payloads are handed to the writer typed as JSON so the
+insert does not parse them again. The writer joins the flows and inserts, one transaction a
+chunk. Reading, preparing and writing overlap (the next chunk is read and prepared while the
+writer inserts the previous one). orjson parses only the texts it might refuse where DuckDB
+accepts them (NaN, Infinity, trailing commas, deep nesting: `_orjson_verdicts`), so a run the
+detail could not read is skipped as before. Users, groups and flows go in with one statement a
+table.
 
 Idempotent and resumable: the chunk's last key is stored in the same transaction as its rows
 (`openwebui_import_progress`), so a rerun starts after the last committed chunk, and the insert
@@ -29,14 +33,17 @@ change (that definition ran), else "unknown".
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+import re
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,11 +52,13 @@ from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.flow_version import flow_version
 from analytics.core.store import Connection
-from analytics.history.ingest import NODE_STRUCT, node_rows
-from analytics.history.node_facts import node_facts
+from analytics.history.node_facts_columnar import facts_into
 
 UNKNOWN_VERSION = "unknown"
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 20_000  # A/B on 200k runs: faster than 50k (the pipeline fills and drains sooner)
+# the private DuckDB that prepares chunks: one thread (measured: two, beside the reader and the
+# writer on a 2-core machine, were slower)
+PREPARE_THREADS = 1
 _PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
 _MAX_MS = 2**53
 
@@ -156,10 +165,18 @@ class Source:
         )
 
     def runs(self, ids: list[str]) -> pa.Table:
+        """The chunk's rows. `outputs` that is a copy of `node_results` (the editor's runs) comes as
+        '' with `outputs_copy` 1: the text is read once, not twice."""
+        copy = "CAST(outputs AS TEXT) = CAST(node_results AS TEXT)"
         cols = ", ".join(
             [self.text("id"), self.text("flow_id"), self.text("user_id"), self.text("status")]
-            + [self.text(c) for c in _PAYLOADS]
-            + ["CAST(execution_time AS BIGINT) AS execution_time", "CAST(created_at AS BIGINT) AS created_at"]
+            + [self.text(c) for c in _PAYLOADS if c != "outputs"]
+            + [
+                f"CASE WHEN {copy} THEN '' ELSE coalesce(CAST(outputs AS TEXT), '') END AS outputs",
+                f"CASE WHEN {copy} THEN 1 ELSE 0 END AS outputs_copy",
+                "CAST(execution_time AS BIGINT) AS execution_time",
+                "CAST(created_at AS BIGINT) AS created_at",
+            ]
         )
         listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
         return self.table(f"SELECT {cols} FROM flow_execution WHERE id IN ({listed})")
@@ -297,90 +314,150 @@ def _changed(cursor: Connection) -> int:
 # -- runs ------------------------------------------------------------------------------------
 
 
-def _facts(ctx: Context, chunk: pa.Table) -> pa.Table:
-    """Node facts per run, with ingest's own function, plus a Python verdict on JSON that
-    DuckDB accepts and orjson (the detail's reader) would not (NaN, Infinity).
+# Text that DuckDB's JSON reader accepts and orjson (the detail's reader) refuses: NaN and
+# Infinity in any case, numbers past a double (>= 200 integer digits or a 3-digit exponent),
+# trailing commas, and nesting deeper than orjson's 1,024 levels. Only texts that match are parsed
+# by orjson, to confirm; a match inside a string costs that parse and nothing else. (A token
+# starts after `[`, `:`, `,` or a space: the editor's node ids hold runs like `3e706`.)
+_ORJSON_REFUSES = r"(?i)(?:^|[\[:,\s])[-+]?(?:nan|inf|[0-9][0-9.]*e[-+]?[0-9]{3})|[0-9]{200}|,\s*[\]}]"
+_ORJSON_DEPTH = 1024
+_PAYLOAD_BAD = "a payload (inputs, node_results or errors) is not JSON"
 
-    Python, not node_facts_columnar's SQL: measured side by side on the benchmark's bodies the
-    SQL twin was the slower (BENCHMARKS.md); here it runs while the writer inserts the previous
-    chunk, so it has a core of its own."""
-    columns = {name: chunk.column(name).to_pylist() for name in ("node_results", "errors", "inputs")}
-    created = chunk.column("created_at").to_pylist()
-    nodes_col: list[list[tuple[Any, ...]]] = []
-    counts: list[int] = []
-    tins: list[int | None] = []
-    touts: list[int | None] = []
-    estimated: list[bool] = []
-    costs: list[float | None] = []
-    bad: list[str] = [""] * chunk.num_rows
-    for name in ("outputs", "meta"):
+
+def _opening_brackets(column: pa.ChunkedArray[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Per row, how many `[` and `{` its text holds: a bound on its nesting depth, one pass over
+    the bytes (numpy on Arrow's buffers, no per-row Python)."""
+    counts: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    for chunk in column.chunks:
+        arr = chunk if chunk.type == pa.string() else chunk.cast(pa.string())
+        offset_buffer, data = arr.buffers()[1], arr.buffers()[2]
+        if offset_buffer is None or data is None or len(arr) == 0:
+            counts.append(np.zeros(len(arr), np.int64))
+            continue
+        offsets = np.frombuffer(memoryview(offset_buffer), np.int32)[arr.offset : arr.offset + len(arr) + 1]
+        raw = np.frombuffer(memoryview(data), np.uint8)
+        opens = np.flatnonzero((raw == ord("[")) | (raw == ord("{")))
+        rows = np.searchsorted(offsets, opens, side="right") - 1  # the row each bracket is in
+        rows = rows[(rows >= 0) & (rows < len(arr))]
+        counts.append(np.bincount(rows, minlength=len(arr)))
+    return np.concatenate(counts) if counts else np.zeros(0, np.int64)
+
+
+def _orjson_verdicts(chunk: pa.Table) -> pa.Array[Any]:
+    """Per row, why orjson would refuse a payload DuckDB accepts ('' when it would not): the rule
+    the Python path had (outputs and meta refused only when they hold NaN or Infinity; node_results,
+    errors and inputs whenever orjson refuses them), parsing only the rows that could fail.
+
+    An output that copies node_results comes as '' (Source.runs): if orjson refuses it, node_results
+    is a suspect, and it is checked as the text it is."""
+    n = chunk.num_rows
+    suspect = np.zeros(n, np.bool_)
+    for name in ("node_results", "errors", "inputs"):
         col = chunk.column(name)
-        hits = pc.indices_nonzero(pc.match_substring_regex(col, "NaN|Infinity")).to_pylist()
-        for i in (h for h in hits if h is not None):
-            try:
-                orjson.loads(col[i].as_py())
-            except orjson.JSONDecodeError:
-                bad[i] = f"{name} is not JSON"
-    for i, (nr_text, err_text, in_text) in enumerate(
-        zip(columns["node_results"], columns["errors"], columns["inputs"], strict=True)
-    ):
+        suspect |= pc.match_substring_regex(col, _ORJSON_REFUSES).to_numpy(zero_copy_only=False)
+        suspect |= _opening_brackets(col) > _ORJSON_DEPTH
+    nan = re.compile("NaN|Infinity")
+    for name in ("outputs", "meta"):
+        suspect |= pc.match_substring_regex(chunk.column(name), nan.pattern).to_numpy(zero_copy_only=False)
+    copies = chunk.column("outputs_copy")
+    bad: list[str] = [""] * n
+    for i in np.flatnonzero(suspect).tolist():
+        texts = {name: chunk.column(name)[i].as_py() for name in _PAYLOADS}
+        if copies[i].as_py():
+            texts["outputs"] = texts["node_results"]
+        for name in ("outputs", "meta"):
+            if nan.search(texts[name]):
+                try:
+                    orjson.loads(texts[name])
+                except orjson.JSONDecodeError:
+                    bad[i] = f"{name} is not JSON"
         try:
-            node_results = _json_or_none(nr_text)
-            errors = _json_or_none(err_text)
-            inputs = _json_or_none(in_text)
+            for name in ("node_results", "errors", "inputs"):
+                _json_or_none(texts[name])
         except orjson.JSONDecodeError:
-            bad[i] = bad[i] or "a payload (inputs, node_results or errors) is not JSON"
-            node_results = errors = inputs = None
-        prompt = inputs.get("prompt") if isinstance(inputs, dict) else None
-        facts = node_facts(
-            node_results if isinstance(node_results, dict) else None,
-            errors if isinstance(errors, dict) else None,
-            prompt=prompt if isinstance(prompt, str) else None,
-        )
-        day = _epoch(created[i]).date() if created[i] is not None else datetime.now(UTC).date()
-        run_costs = [ctx.prices.cost(f.model, day, f.tokens_in, f.tokens_out) for f in facts]
-        present_in = [f.tokens_in for f in facts if f.tokens_in is not None]
-        present_out = [f.tokens_out for f in facts if f.tokens_out is not None]
-        tins.append(min(sum(present_in), 2**62) if present_in else None)
-        touts.append(min(sum(present_out), 2**62) if present_out else None)
-        known = [c for c in run_costs if c is not None]
-        costs.append(sum(known) if known else None)
-        estimated.append(any(f.tokens_estimated for f in facts))
-        counts.append(len(facts))
-        nodes_col.append(node_rows(facts, run_costs))
-    names = NODE_STRUCT.names
-    return (
-        chunk.append_column("py_bad", pa.array(bad, pa.string()))
-        .append_column("node_count", pa.array(counts, pa.int32()))
-        .append_column("tokens_in", pa.array(tins, pa.int64()))
-        .append_column("tokens_out", pa.array(touts, pa.int64()))
-        .append_column("tokens_estimated", pa.array(estimated, pa.bool_()))
-        .append_column("cost", pa.array(costs, pa.float64()))
-        .append_column(
-            "nodes",
-            pa.array(
-                [[dict(zip(names, t, strict=True)) for t in n] for n in nodes_col], pa.list_(NODE_STRUCT)
-            ),
-        )
+            bad[i] = bad[i] or _PAYLOAD_BAD
+    return pa.array(bad, pa.string())
+
+
+def _text_or_null(name: str) -> str:
+    return f"CASE WHEN c.{name} IN ('', 'null') THEN NULL ELSE c.{name} END"
+
+
+# the chunk reshaped into the stored row, all but what needs the store (the flow): payloads
+# checked once (node_results by the facts' own parse), kept as the source's text
+_PREPARE = f"""
+    SELECT c.rn, c.id, c.flow_id, c.user_id, c.status, c.execution_time, c.created_at, n.early_reason,
+        n.json_reason, n.status_bad, n.time_bad,
+        n.same AS outputs_same,
+        CASE WHEN n.json_reason IS NULL AND (n.status_bad OR n.time_bad) THEN CAST(json_merge_patch(
+                coalesce({_text_or_null("meta")}, '{{}}'),
+                json_object('openwebui_import', json_object(
+                    'status', CASE WHEN n.status_bad THEN c.status END,
+                    'execution_time', CASE WHEN n.time_bad THEN c.execution_time END))) AS VARCHAR)
+        END AS meta_merged,
+        f.node_count, f.tokens_in, f.tokens_out, f.tokens_estimated, f.cost, f.nodes
+    FROM owui_raw c
+    JOIN (
+        SELECT c.rn,
+            c.outputs_copy = 1 AND c.node_results NOT IN ('', 'null') AS same,
+            c.status NOT IN ('success', 'error', 'aborted') AS status_bad,
+            c.execution_time IS NULL OR c.execution_time < 0 OR c.execution_time > {_MAX_MS} AS time_bad,
+            CASE
+                WHEN TRY_CAST(c.id AS UUID) IS NULL THEN 'id is not a UUID'
+                WHEN c.created_at IS NULL THEN 'no created_at'
+                WHEN c.user_id = '' THEN 'no user_id'
+            END AS early_reason,
+            CASE
+                WHEN c.inputs <> '' AND NOT json_valid(c.inputs) THEN 'inputs is not JSON'
+                WHEN c.outputs <> '' AND NOT json_valid(c.outputs) THEN 'outputs is not JSON'
+                WHEN c.outputs_copy = 1 AND c.node_results <> '' AND s.m IS NULL AND NOT json_valid(c.node_results)
+                    THEN 'outputs is not JSON'
+                WHEN c.node_results <> '' AND s.m IS NULL AND NOT json_valid(c.node_results)
+                    THEN 'node_results is not JSON'
+                WHEN c.errors <> '' AND NOT json_valid(c.errors) THEN 'errors is not JSON'
+                WHEN c.meta <> '' AND NOT json_valid(c.meta) THEN 'meta is not JSON'
+                WHEN c.py_bad <> '' THEN c.py_bad
+            END AS json_reason
+        FROM owui_raw c JOIN nf_src s USING (rn)
+    ) n USING (rn)
+    JOIN nf_result f USING (rn)
+    ORDER BY c.rn
+"""
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> pa.Table:
+    """The chunk as rows ready to store, on the import's private DuckDB (not the store's writer):
+    JSON checked, node facts computed in bulk (node_facts_columnar, ingest's rules), meta merged.
+    The payload columns come out typed as JSON (Arrow's json extension), so the insert does not
+    parse them again."""
+    raw = chunk.append_column("rn", pa.array(range(chunk.num_rows), pa.int64())).append_column(
+        "py_bad", _orjson_verdicts(chunk)
     )
+    con.register("owui_raw", raw)
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW owui_runs AS SELECT rn, node_results, errors, inputs,"
+            " coalesce(CAST(make_timestamp(created_at * 1000000) AS DATE), current_date) AS day FROM owui_raw"
+        )
+        facts_into(con, "owui_runs", ctx.prices)
+        prepared: pa.Table = con.sql(_PREPARE).to_arrow_table()
+    finally:
+        con.unregister("owui_raw")
+    # the payloads themselves go to the writer as read (in rn order, as `prepared`), not copied
+    # through DuckDB; typed as JSON, so the insert does not parse them ('' and 'null' are never
+    # stored: the insert makes them NULL)
+    for name in _PAYLOADS:
+        prepared = prepared.append_column(pa.field(name, pa.json_()), chunk.column(name).cast(pa.json_()))
+    return prepared
 
 
-_CLASSIFY = f"""
+_CLASSIFY = """
     CREATE OR REPLACE TEMP TABLE owui_classified AS
-    SELECT c.*,
-        TRY_CAST(c.id AS UUID) AS uid,
-        f.version AS f_version,
-        f.updated_at AS f_updated,
-        CASE
-            WHEN TRY_CAST(c.id AS UUID) IS NULL THEN 'id is not a UUID'
-            WHEN c.created_at IS NULL THEN 'no created_at'
-            WHEN c.user_id = '' THEN 'no user_id'
-            WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI'
-            {" ".join(f"WHEN c.{p} <> '' AND NOT json_valid(c.{p}) THEN '{p} is not JSON'" for p in _PAYLOADS)}
-            WHEN c.py_bad <> '' THEN c.py_bad
-        END AS skip_reason,
-        c.status NOT IN ('success', 'error', 'aborted') AS status_bad,
-        c.execution_time IS NULL OR c.execution_time < 0 OR c.execution_time > {_MAX_MS} AS time_bad
+    SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_bad, c.time_bad,
+        f.version AS f_version, f.updated_at AS f_updated,
+        coalesce(c.early_reason,
+                 CASE WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI' END,
+                 c.json_reason) AS skip_reason
     FROM owui_chunk c LEFT JOIN flows f ON f.id = c.flow_id
 """
 
@@ -399,34 +476,29 @@ _ISSUES = """
     RETURNING id, action, reason
 """
 
+def _json_or_null(name: str) -> str:
+    return f"CASE WHEN CAST(c.{name} AS VARCHAR) IN ('', 'null') THEN NULL ELSE c.{name} END"
 
-def _payload(name: str) -> str:
-    return f"CAST(nullif(nullif({name}, ''), 'null') AS JSON)"
 
-
+# the payloads arrive typed as JSON (checked by _prepare), so nothing here parses them
 _INSERT = f"""
     INSERT INTO executions
-    SELECT uid, flow_id, user_id,
-        CASE WHEN status_bad THEN 'error' ELSE status END,
-        CASE WHEN time_bad THEN 0 ELSE execution_time END,
-        make_timestamp(created_at * 1000000),
-        {_payload("inputs")},
-        CASE WHEN outputs <> '' AND outputs = node_results AND outputs <> 'null' THEN NULL
-             ELSE {_payload("outputs")} END,
-        outputs <> '' AND outputs = node_results AND outputs <> 'null',
-        {_payload("node_results")},
-        {_payload("errors")},
-        CASE WHEN status_bad OR time_bad THEN CAST(json_merge_patch(
-                coalesce(nullif(nullif(meta, ''), 'null'), '{{}}'),
-                json_object('openwebui_import', json_object(
-                    'status', CASE WHEN status_bad THEN status END,
-                    'execution_time', CASE WHEN time_bad THEN execution_time END))) AS JSON)
-             ELSE CAST(coalesce(nullif(nullif(meta, ''), 'null'), '{{}}') AS JSON) END,
-        node_count, tokens_in, tokens_out, tokens_estimated, cost,
-        CASE WHEN created_at >= epoch(f_updated) THEN f_version ELSE '{UNKNOWN_VERSION}' END,
+    SELECT CAST(c.id AS UUID), c.flow_id, c.user_id,
+        CASE WHEN c.status_bad THEN 'error' ELSE c.status END,
+        CASE WHEN c.time_bad THEN 0 ELSE c.execution_time END,
+        make_timestamp(c.created_at * 1000000),
+        {_json_or_null("inputs")},
+        CASE WHEN c.outputs_same THEN NULL ELSE {_json_or_null("outputs")} END,
+        c.outputs_same,
+        {_json_or_null("node_results")},
+        {_json_or_null("errors")},
+        CASE WHEN c.meta_merged IS NOT NULL THEN CAST(c.meta_merged AS JSON)
+             ELSE coalesce({_json_or_null("meta")}, CAST('{{}}' AS JSON)) END,
+        c.node_count, c.tokens_in, c.tokens_out, c.tokens_estimated, c.cost,
+        CASE WHEN c.created_at >= epoch(k.f_updated) THEN k.f_version ELSE '{UNKNOWN_VERSION}' END,
         NULL,
-        nodes
-    FROM owui_classified WHERE skip_reason IS NULL
+        c.nodes
+    FROM owui_chunk c JOIN owui_classified k USING (rn) WHERE k.skip_reason IS NULL
     ON CONFLICT DO NOTHING
 """
 
@@ -489,9 +561,10 @@ def _progress(ctx: Context, source: str) -> tuple[tuple[int, str] | None, int, i
     return ((int(at), last_id) if last_id is not None else None), int(read), int(stored)
 
 
-def _chunks(
-    src: Source, after: tuple[int, str] | None, size: int
-) -> Iterator[tuple[pa.Table, tuple[int, str]]]:
+_Chunk = tuple[pa.Table, tuple[int, str]]
+
+
+def _chunks(src: Source, after: tuple[int, str] | None, size: int) -> Iterator[_Chunk]:
     keys = src.keys(after)
     ids = keys.column("id")
     ats = keys.column("created_at")
@@ -499,6 +572,16 @@ def _chunks(
         chunk_ids = [str(i) for i in ids.slice(start, size).to_pylist()]
         last_at: int = ats[start + len(chunk_ids) - 1].as_py()
         yield src.runs(chunk_ids), (last_at, chunk_ids[-1])
+
+
+def _read_ahead(chunks: Iterator[_Chunk]) -> Generator[_Chunk, None, None]:
+    """The next chunk is read on a thread of its own while the caller prepares this one (the
+    drivers release the GIL while they read)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="openwebui-read") as pool:
+        ahead = pool.submit(next, chunks, None)
+        while (item := ahead.result()) is not None:
+            ahead = pool.submit(next, chunks, None)
+            yield item
 
 
 def import_openwebui(
@@ -535,9 +618,12 @@ def import_openwebui(
         touched: set[str] = set()
         summary.total_in_source = total
         summary.finished = True
-        # a pipeline of two: the next chunk is read and its facts computed while the writer
-        # inserts the previous one (the two cores each have a job)
+        # a pipeline: the chunk after next is read, the next one prepared (on a private DuckDB)
+        # and the writer inserts the previous one, each on a thread that releases the GIL
         pending: tuple[Future[_ChunkResult], int] | None = None
+        prep = duckdb.connect()
+        prep.execute(f"SET threads = {PREPARE_THREADS}")
+        chunks = _read_ahead(_chunks(src, after, chunk_rows))
 
         def settle() -> None:
             nonlocal pending, done, touched
@@ -557,18 +643,20 @@ def import_openwebui(
                 on_progress(done, total)
 
         try:
-            for committed, (chunk, last) in enumerate(_chunks(src, after, chunk_rows)):
+            for committed, (chunk, last) in enumerate(chunks):
                 if max_chunks is not None and committed >= max_chunks:
                     summary.finished = False
                     break
                 if fail_after_chunks is not None and committed >= fail_after_chunks:
                     settle()
                     raise InjectedFailure(f"stopped after {committed} chunks (test seam)")
-                prepared = _facts(ctx, chunk)
+                prepared = _prepare(prep, ctx, chunk)
                 settle()
                 pending = (ctx.store.submit(_write_chunk(source, prepared, last)), chunk.num_rows)
             settle()
         finally:
+            chunks.close()  # waits for a read in flight, before the source closes
+            prep.close()
             if pending is not None:  # an error above: the chunk in flight commits or fails whole
                 pending[0].exception()
         summary.runs_already_there = summary.runs_read - summary.runs_stored - summary.runs_skipped

@@ -132,3 +132,46 @@ def test_hostile_bodies_follow_the_same_rules(prices: PriceTable) -> None:
     days = [date(2025, 6, 1)] * len(HOSTILE)
     _compare(HOSTILE, days, prices)
     _compare(HOSTILE, [date(2020, 1, 1)] * len(HOSTILE), prices)  # before any price: no cost
+
+
+# raw texts as a source may hold them: (node_results, errors, inputs)
+RAW: list[tuple[str, str, str]] = [
+    # a repeated top-level key: a dict keeps it at its first place with its last value
+    ('{"model_1_a": {"modelId": "gpt-4o", "0": "x"}, "input_2": "s", "model_1_a": {"modelId": "llama3.1:8b",'
+     ' "0": "yy", "1": "z"}}', '{"model_1_a": "e1", "model_1_a": "e2", "zz_1": 1, "zz_1": null}', ""),
+    # pretty-printed, whitespace around, escapes in the spread, keys out of order, a gap, a long index
+    (" " + json.dumps({"model_1_q": {"modelId": "mistral:7b", "1": "\u2019", "0": "\n", "2": "\\", "4": "x"},
+                       "model_1_r": {"label": "l", "0": "a", "1": "b", "modelId": "qwen2.5:14b", "2": "\ud83d\ude00"},
+                       "model_1_s": {"modelId": "gemma2:9b", "0": "a", "1": "b", "2": 3, "3": "c"},
+                       "model_1_t": {"modelId": "gemma2:9b", "0": "a", "99999999999999999999": "b"}},
+                      indent=2) + "\n", "", ' {"prompt": "the \\u00e9 prompt"} '),
+    # the run's prompt from inputs that are not JSON, or not an object
+    ('{"model_1_a": {"modelId": "gpt-4o", "0": "x"}}', "{bad", "{bad"),
+    ('{"model_1_a": {"modelId": "gpt-4o", "0": "x"}}', "[1]", '["prompt"]'),
+    ('{"model_1_a": {"modelId": "gpt-4o", "0": "x"}}', "", '{"prompt": 5}'),
+    ('{"model_1_a": {"modelId": "gpt-4o"}', "", '{"prompt": "not reached"}'),  # node_results not JSON
+    ("5", "true", "null"),
+]  # fmt: skip
+
+
+def test_raw_texts_follow_the_same_rules(prices: PriceTable) -> None:
+    def loads(text: str) -> Any:
+        try:
+            return None if text in ("", "null") else orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+
+    runs = [{"node_results": loads(n), "errors": loads(e), "inputs": loads(i)} for n, e, i in RAW]
+    table = pa.table(
+        {
+            "rn": pa.array(range(len(RAW)), pa.int64()),
+            "node_results": [r[0] for r in RAW],
+            "errors": [r[1] for r in RAW],
+            "inputs": [r[2] for r in RAW],
+            "day": pa.array([date(2025, 6, 1)] * len(RAW), pa.date32()),
+        }
+    )
+    got = columnar_facts(table, prices).to_pylist()
+    for run, g in zip(runs, got, strict=True):
+        g.pop("rn")
+        assert g == _expected(run, date(2025, 6, 1), prices), run
