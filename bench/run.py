@@ -469,6 +469,9 @@ def analytics_consistency(
         for day in rb.keys() & rf.keys():
             bad_runs += rb[day]["runs"] != rf[day]["runs"]
             for m in worst:
+                if rf[day][m] is None:  # an empty day is a gap in flowhistory, zeros in the peer's
+                    worst[m] = worst[m] if rb[day]["runs"] == 0 == rf[day]["runs"] else float("inf")
+                    continue
                 worst[m] = max(worst[m], abs(rb[day][m] - rf[day][m]))
         if bad_runs:
             notes.append(f"{key}: daily run counts differ on {bad_runs} days")
