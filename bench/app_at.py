@@ -1,0 +1,11 @@
+"""The flowhistory app of another checkout, for A/B runs of one harness against two versions:
+`BENCH_CHECKOUT=/path/to/checkout python -m bench.run --fh-app bench.app_at:app`."""
+
+import os
+import sys
+
+sys.path.insert(0, os.environ["BENCH_CHECKOUT"])
+
+from api.app import app  # noqa: E402  (after the path: the other checkout's app)
+
+__all__ = ["app"]
