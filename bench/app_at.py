@@ -6,6 +6,7 @@ import sys
 
 sys.path.insert(0, os.environ["BENCH_CHECKOUT"])
 
-from api.app import app  # noqa: E402  (after the path: the other checkout's app)
+# imported after the path is set: the other checkout's app, not this one
+from api.app import app
 
 __all__ = ["app"]
