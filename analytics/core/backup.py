@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from analytics.core import migrations
-from analytics.core.errors import Conflict, InvalidInput, StoreLocked
-from analytics.core.store import Connection, copy_database, prepare_connection
+from analytics.core.errors import Conflict, InvalidInput
+from analytics.core.store import Connection, copy_database, open_alone, prepare_connection
 
 MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 SUFFIX = ".duckdb"
@@ -227,18 +227,7 @@ def restore(src: Path, db_path: Path) -> Restored:
 def _hold(db_path: Path) -> duckdb.DuckDBPyConnection | None:
     """Open the current store (None if there is none) with its WAL folded in; StoreLocked when a
     process holds it."""
-    if not db_path.exists():
-        return None
-    try:
-        conn = duckdb.connect(str(db_path))
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise StoreLocked(
-                f"the store {db_path} is in use by another process: stop the server, then restore"
-            ) from exc
-        raise
-    conn.execute("CHECKPOINT")
-    return conn
+    return open_alone(db_path, "stop the server, then restore") if db_path.exists() else None
 
 
 def _copy_in(src: Path, target: Path) -> tuple[dict[str, int], int]:

@@ -195,6 +195,19 @@ def in_snapshot(fn: Callable[[Connection], T]) -> Callable[[Connection], T]:
     return read
 
 
+def open_alone(path: Path, then: str) -> Connection:
+    """Open a store file no process may hold (offline restore, compaction) with its WAL folded
+    in; StoreLocked, saying `then` (what to do), when a server holds it."""
+    try:
+        conn = duckdb.connect(str(path))
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise StoreLocked(f"the store {path} is in use by another process: {then}") from exc
+        raise
+    conn.execute("CHECKPOINT")
+    return conn
+
+
 def prepare_connection(conn: Connection) -> None:
     """Settings every connection gets: UTC, and no Python variables read as tables."""
     conn.execute("SET TimeZone = 'UTC'")

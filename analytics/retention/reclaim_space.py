@@ -26,9 +26,15 @@ from pathlib import Path
 import duckdb
 
 from analytics.core.context import Context
-from analytics.core.errors import StoreLocked
 from analytics.core.migrations.v0002_executions import EXECUTIONS_TABLE
-from analytics.core.store import Connection, StoreBusy, copy_database, file_bytes, prepare_connection
+from analytics.core.store import (
+    Connection,
+    StoreBusy,
+    copy_database,
+    file_bytes,
+    open_alone,
+    prepare_connection,
+)
 from analytics.retention.archive import executions_columns
 
 log = logging.getLogger(__name__)
@@ -170,15 +176,7 @@ def compact_offline(path: Path) -> Compacted:
     fresh = path.with_name(path.name + ".compacting")
     for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
         leftover.unlink(missing_ok=True)
-    try:  # fold the WAL into the file first, so the copy reads everything
-        with duckdb.connect(str(path)) as own:
-            own.execute("CHECKPOINT")
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise StoreLocked(
-                f"the store {path} is in use by another process; stop the server first"
-            ) from exc
-        raise
+    open_alone(path, "stop the server first").close()  # the WAL folded in: the copy reads everything
     before = store_bytes(path)
     quoted = str(path).replace("'", "''")
     target = str(fresh).replace("'", "''")
