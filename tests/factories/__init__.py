@@ -15,6 +15,7 @@ from analytics.access.auth import create_token
 from analytics.access.permissions import Viewer
 from analytics.core.config import Settings
 from analytics.core.context import Context
+from analytics.core.store import Connection
 from analytics.flows import registry as flows
 from analytics.history import ingest
 
@@ -242,3 +243,16 @@ def save_run(w: World, flow_id: str, user_id: str = "owner", **overrides: Any) -
     [result] = ingest.save_executions(w.ctx, admin, [make_execution(flow_id, user_id=user_id, **overrides)])
     assert result.status == "stored" and result.id is not None, result
     return result.id
+
+
+def store_contents(c: Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table as text, sorted: equal means the same contents (a store read fn)."""
+    names = [
+        r[0]
+        for r in c.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary"
+        ).fetchall()
+    ]
+    return {
+        n: sorted(c.execute(f'SELECT COLUMNS(*)::VARCHAR FROM "{n}"').fetchall(), key=repr) for n in names
+    }

@@ -13,27 +13,14 @@ from analytics.core import backup, migrations
 from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.core.errors import Conflict, InvalidInput
-from analytics.core.store import Connection, Store
-from tests.factories import SECRET, World, save_run
-
-
-def dump(c: Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table as text, sorted: equal means the same contents."""
-    names = [
-        r[0]
-        for r in c.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary"
-        ).fetchall()
-    ]
-    return {
-        n: sorted(c.execute(f'SELECT COLUMNS(*)::VARCHAR FROM "{n}"').fetchall(), key=repr) for n in names
-    }
+from analytics.core.store import Store
+from tests.factories import SECRET, World, save_run, store_contents
 
 
 def dump_file(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     with open_context(Settings(db_path=path, webui_secret_key=SECRET), migrate=False) as ctx:
         assert ctx.store.read(migrations.version) == migrations.head()
-        return ctx.store.read(dump)
+        return ctx.store.read(store_contents)
 
 
 def test_a_backup_holds_every_row_of_every_table(world: World, tmp_path: Path) -> None:
@@ -43,7 +30,7 @@ def test_a_backup_holds_every_row_of_every_table(world: World, tmp_path: Path) -
     done = backup.backup(world.ctx, dest)
     assert done.runs == len(ids) and done.path == dest and done.bytes == dest.stat().st_size
     assert done.schema_version == migrations.head()
-    source = world.ctx.store.read(dump)
+    source = world.ctx.store.read(store_contents)
     assert sorted(done.tables) == sorted(f"main.{t}" for t in source)
     assert {t: len(rows) for t, rows in source.items()} == {
         t.split(".", 1)[1]: n for t, n in done.tables.items()
@@ -71,13 +58,13 @@ def test_the_admin_folder_backup_gets_a_generated_name(world: World) -> None:
 def test_restore_puts_the_backup_in_place_and_keeps_the_old_store(world: World, tmp_path: Path) -> None:
     for i in range(7):
         save_run(world, world.public, text=f"kept {i}")
-    source = world.ctx.store.read(dump)
+    source = world.ctx.store.read(store_contents)
     bak = tmp_path / "b.duckdb"
     backup.backup(world.ctx, bak)
 
     db = tmp_path / "other" / "store.duckdb"
     with open_context(Settings(db_path=db, webui_secret_key=SECRET)) as other:
-        before = other.store.read(dump)
+        before = other.store.read(store_contents)
     assert before != source
 
     done = backup.restore(bak, db)

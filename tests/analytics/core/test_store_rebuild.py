@@ -22,25 +22,14 @@ from analytics.core.store import Connection, Store, StoreBusy
 from analytics.retention import apply, policies, reclaim_space
 from analytics.retention.policies import Policy
 from tests.analytics.core.test_store import WAIT, Gate
-from tests.factories import World, bearer, save_run
+from tests.factories import World, bearer, save_run, store_contents
 from tests.factories.retention import ADMIN, NOW, annotate, generate, make_flows
 
 
 def tables(ctx: Context) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, as text, sorted: equal means the same contents."""
 
-    def dump(c: Connection) -> dict[str, list[tuple[Any, ...]]]:
-        names = [
-            r[0]
-            for r in c.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary"
-            ).fetchall()
-        ]
-        return {
-            n: sorted(c.execute(f'SELECT COLUMNS(*)::VARCHAR FROM "{n}"').fetchall(), key=repr) for n in names
-        }
-
-    return ctx.store.read(dump)
+    return ctx.store.read(store_contents)
 
 
 def q(ctx: Context, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
