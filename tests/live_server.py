@@ -38,9 +38,10 @@ def server_env() -> dict[str, str]:
 class LiveServer:
     """One `flowhistory serve` process on a store; start() waits for GET /health."""
 
-    def __init__(self, db: Path, name: str = "server") -> None:
+    def __init__(self, db: Path, name: str = "server", env: dict[str, str] | None = None) -> None:
         self.db = db
         self.name = name
+        self.env = env or {}  # on top of server_env()
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
         self._starts = 0
@@ -63,7 +64,7 @@ class LiveServer:
         with open(self.stderr_path, "wb") as err, open(self.db.parent / f"{self.name}.stdout", "ab") as out:
             self.proc = subprocess.Popen(
                 [FLOWHISTORY, "serve", "--db", str(self.db), "--port", str(self.port)],
-                env=server_env(),
+                env={**server_env(), **self.env},
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,

@@ -84,18 +84,8 @@ _MASKS = [
 class Server(LiveServer):
     """A LiveServer whose process also gets ENV (the scheduler off: nothing runs on its own)."""
 
-    def spawn(self) -> subprocess.Popen[bytes]:
-        self._starts += 1
-        self.port = free_port()
-        with open(self.stderr_path, "wb") as err, open(self.db.parent / f"{self.name}.stdout", "ab") as out:
-            self.proc = subprocess.Popen(
-                [FLOWHISTORY, "serve", "--db", str(self.db), "--port", str(self.port)],
-                env={**server_env(), **ENV},
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-            )
-        return self.proc
+    def __init__(self, db: Path, name: str) -> None:
+        super().__init__(db, name, env=ENV)
 
 
 def cli(db: Path, command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
