@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -27,6 +25,8 @@ from typing import Any
 
 import httpx
 from playwright.sync_api import sync_playwright
+
+from bench.servers import serve_cli
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -49,15 +49,6 @@ new MutationObserver((_, obs) => {
   }
 }).observe(document, { childList: true, subtree: true });
 """
-FLOWHISTORY = str(Path(sys.executable).parent / "flowhistory")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def run_body(flow_id: str, i: int, now: datetime) -> dict[str, Any]:
     """A run like the editor's: three nodes, a model with usage; 1 in 8 fails, 1 in 40 aborts."""
     status = "error" if i % 8 == 3 else "aborted" if i % 40 == 7 else "success"
@@ -86,31 +77,11 @@ def run_body(flow_id: str, i: int, now: datetime) -> dict[str, Any]:
 
 
 def start_server(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWHISTORY_")}
-    env["WEBUI_SECRET_KEY"] = "dashboard-bench-secret-0123456789abcdef"
-    env["FLOWHISTORY_SCHEDULER_ENABLED"] = "false"  # no background jobs while we time
-    err = open(folder / "server.stderr", "wb")  # noqa: SIM115 - the server keeps it open
-    proc = subprocess.Popen(
-        [FLOWHISTORY, "serve", "--db", str(folder / "store.duckdb"), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=err,
-        stdin=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit((folder / "server.stderr").read_text())
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the server did not start")
+    env = {
+        "WEBUI_SECRET_KEY": "dashboard-bench-secret-0123456789abcdef",
+        "FLOWHISTORY_SCHEDULER_ENABLED": "false",  # no background jobs while we time
+    }
+    return serve_cli(folder / "store.duckdb", env, folder / "server.stderr")
 
 
 def seed(url: str, key: str, runs: int) -> str:

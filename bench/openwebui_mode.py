@@ -11,10 +11,8 @@ median latencies (Open WebUI mode / standalone) per route; the issue's bound is 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,36 +20,15 @@ from pathlib import Path
 import httpx
 
 from analytics.access.auth import create_token
-from tests.live_server import free_port
+from bench.servers import serve_cli
 from tests.openwebui.webui_db import WebUIDb
 
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
-FLOWHISTORY = str(Path(sys.executable).parent / "flowhistory")
 
 
 def serve(db: Path, webui: str | None) -> tuple[subprocess.Popen[bytes], str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWHISTORY_")}
-    env["WEBUI_SECRET_KEY"] = SECRET
-    if webui:
-        env["FLOWHISTORY_OPENWEBUI_DB"] = webui
-    port = free_port()
-    proc = subprocess.Popen(
-        [FLOWHISTORY, "serve", "--db", str(db), "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(db.parent / "server.stderr", "ab"),  # noqa: SIM115 (lives as long as the server)
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start: see server.stderr")
+    env = {"WEBUI_SECRET_KEY": SECRET} | ({"FLOWHISTORY_OPENWEBUI_DB": webui} if webui else {})
+    return serve_cli(db, env, db.parent / "server.stderr")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -7,9 +7,12 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
 
 from bench import loadgen
 from bench.common import HOST, PY, ROOT, log
@@ -109,3 +112,29 @@ class Server:
             self.proc.kill()
             self.proc.wait()
         self._log.close()
+
+
+def serve_cli(db: Path, env: dict[str, str], stderr_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`flowhistory serve` on `db` (this shell's FLOWHISTORY_ settings left out, `env` added), once
+    GET /health answers: (the process, its base URL). Its stderr goes to `stderr_path`."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FLOWHISTORY_")}
+    with open(stderr_path, "ab") as err:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "flowhistory"), "serve", "--db", str(db), "--port", str(port)],
+            env={**clean, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(stderr_path.read_text(errors="replace")[-3000:])
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return proc, url
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"the server did not start: see {stderr_path}")
