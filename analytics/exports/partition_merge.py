@@ -4,7 +4,7 @@ The merge reads the published files (not the store), so the data is exactly what
 and the day's record stays valid. Files are streamed batch by batch through pyarrow (bounded
 memory, local or S3 alike) into one staged file, which then replaces the partition: locally by
 exchanging the partition's folder with a prepared one in one rename, so a reader lists either
-the old files or the new one, never both and never neither.
+the old files or the new one, never both (docs/exports.md: the one way to see neither).
 """
 
 from __future__ import annotations
