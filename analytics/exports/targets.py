@@ -10,7 +10,8 @@ rewrite (compaction, deletes) prepares a complete new folder in `_staging/` and 
 with the partition in one `renameat2(RENAME_EXCHANGE)` (swap.py), so a reader's listing holds
 either the old files or the new ones, never both (docs/exports.md says the one way it can hold
 neither). Nothing temporary is ever put inside a table folder: DuckDB and polars list hidden
-names too, pyarrow opens any name. An export of the older layout (`date=X` a symlink into `_versions/`) is migrated by `upgrade`.
+names too, pyarrow opens any name. An export of the older layout (`date=X` a symlink into
+`_versions/`) is migrated by `upgrade`.
 
 S3 has no rename and no multi-object atomic swap: a rewrite uploads the new files, then
 deletes the old ones. See docs/exports.md for what a reader can rely on there.
