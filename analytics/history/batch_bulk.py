@@ -82,7 +82,7 @@ _SELECT = f"""
     WITH doc AS MATERIALIZED (
         SELECT rn, try(json_keys(line)) AS keys, try(from_json(line, '{_STRUCT}')) AS s
         FROM lines
-        WHERE NOT deep AND left(ltrim(line), 1) = '{{' AND NOT regexp_matches(line, '{_DIFFERS}')
+        WHERE NOT deep AND NOT differs AND left(ltrim(line), 1) = '{{'
     )
     SELECT rn, keys,
         {", ".join(f"CAST(s.{k} AS VARCHAR) AS {k}" for k in _SCALARS)},
@@ -371,9 +371,10 @@ def _prepare(
 
 def _read(con: duckdb.DuckDBPyConnection, lines: pa.Array[Any], deep: pa.Array[Any]) -> pa.Table:
     """The lines DuckDB can decide: rn, the scalars' JSON text, the payloads' JSON text."""
-    con.register(
-        "lines", pa.table({"rn": pa.array(range(len(lines)), pa.int32()), "line": lines, "deep": deep})
-    )
+    # Arrow's RE2 scan (GIL released) measured twice as fast as DuckDB's regexp_matches here
+    differs = pc.match_substring_regex(lines, _DIFFERS)
+    rn = pa.array(range(len(lines)), pa.int32())
+    con.register("lines", pa.table({"rn": rn, "line": lines, "deep": deep, "differs": differs}))
     try:
         table: pa.Table = con.sql(_SELECT).to_arrow_table()
     finally:
