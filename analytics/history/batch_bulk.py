@@ -1,20 +1,26 @@
 """Batch ingest in bulk: the body read by DuckDB into columns, each item's verdict as today's.
 
 The per-item path (`ingest.save_executions`) parses every run into Python objects, validates it
-with pydantic and walks its payloads for node facts: about 4,000 runs/s, bound by building
-Python objects for payloads it only writes back as text. Here DuckDB parses each line once in
-C++ and hands back the payloads as minified JSON text, which is what the store keeps; only the
-few scalar fields (ids, status, times, versions) become Python values, validated by the same
+with pydantic and walks its payloads for node facts: about 3,800 runs/s, bound by building
+Python objects for payloads it only writes back as text. Here DuckDB parses each line in C++
+and hands back the payloads as minified JSON text, which is what the store keeps; only the few
+scalar fields (ids, status, times, versions) become Python values, validated by the same
 pydantic model (`ExecutionImport`, payloads left out) and checked by the same rules as `stage`;
-node facts come from `node_facts_columnar`; the good rows go in as one Arrow insert.
+node facts come from `node_facts_columnar`; the good rows go in as Arrow inserts.
+
+A batch is cut into chunks of `CHUNK_LINES`, prepared on two kept threads (each with its own
+one-thread DuckDB; DuckDB and Arrow release the GIL) while the writer inserts the chunks before
+them; duplicates and ids already stored are judged in the batch's order. Each chunk commits on
+its own: a chunk that fails (preparing or committing) has its items refused with the reason,
+and the other chunks' items are stored and said so.
 
 What the bulk path cannot decide goes to the per-item path, item by item, so its verdict and
 stored row are exactly today's: a line that is not JSON or not an object, a payload that is not
 an object, anything pydantic or `stage` refuses (the per-item path then gives the message), a
-`replay_of`, and text where DuckDB's JSON differs from orjson's (`_DIFFERS`: NaN/Infinity and
-trailing commas DuckDB accepts and orjson refuses; numbers DuckDB writes differently: exponents,
-16 or more digits, below 1e-4; control-character escapes, which DuckDB writes in upper case;
-deep nesting; a key repeated at the top level). A body that is not UTF-8 goes whole.
+`replay_of`, a `flow` definition (kept in flow_versions), and text where DuckDB's JSON differs
+from orjson's (`_DIFFERS`: NaN/Infinity and trailing commas DuckDB accepts and orjson refuses;
+numbers DuckDB writes differently: exponents, 16 or more digits, below 1e-4; control-character
+escapes, which DuckDB writes in upper case; deep nesting; a key repeated at the top level). A body that is not UTF-8 goes whole.
 
 Known difference (as node_facts_columnar's, on bodies no JSON writer emits): a key repeated
 inside a payload's object is stored as sent, where orjson would keep its last value only.
@@ -271,8 +277,14 @@ def _ingest_lines(
         )
         for start in range(0, n, CHUNK_LINES)
     ]
-    for future in prepared:
-        chunk = future.result()
+    for start, future in zip(range(0, n, CHUNK_LINES), prepared, strict=True):
+        try:
+            chunk = future.result()
+        except Exception as exc:  # this chunk's items are refused; the chunks before are stored
+            why = _why(exc, "preparation")
+            for index in range(start, min(n, start + CHUNK_LINES)):
+                results[index] = ingest.ItemResult(index, "refused", detail=why)
+            continue
         results.update(chunk.refused)
         keep: list[int] = []
         for pos, (index, run_id) in enumerate(zip(chunk.indices, chunk.ids, strict=True)):
@@ -308,21 +320,23 @@ def _ingest_lines(
         pending.append((committed, [(chunk.indices[p], chunk.ids[p]) for p in fresh]))
     with timings.stage("insert (writer, commit)"):
         for committed, stored in pending:
-            exc = committed.exception()
-            if exc is None:
+            error = committed.exception()
+            if error is None:
                 for index, run_id in stored:
                     results[index] = ingest.ItemResult(index, "stored", id=run_id)
                 continue
-            # as save_executions: nothing of this chunk was stored; our errors say why, never
-            # DuckDB's text or paths
-            if isinstance(exc, FlowHistoryError):
-                why = exc.detail
-            else:
-                log.error("a batch's commit failed", exc_info=exc)
-                why = "not stored (an internal error, logged), retry"
+            # as save_executions: nothing of this chunk was stored
             for index, _ in stored:
-                results[index] = ingest.ItemResult(index, "refused", detail=why)
+                results[index] = ingest.ItemResult(index, "refused", detail=_why(error, "commit"))
     return [results[i] for i in sorted(results)]
+
+
+def _why(error: BaseException, step: str) -> str:
+    """A verdict for items a failure took: our own errors say why, never DuckDB's text or paths."""
+    if isinstance(error, FlowHistoryError):
+        return error.detail
+    log.error("a batch's %s failed", step, exc_info=error)
+    return "not stored (an internal error, logged), retry"
 
 
 def _prepare(

@@ -290,3 +290,29 @@ def test_a_json_array_of_the_same_items(stores: tuple[Context, Context, list[dic
             assert after is None
     assert batch_bulk.ingest_json_array(new, viewer, b"[1, 2") is None
     assert batch_bulk.ingest_json_array(new, viewer, b'["\xff"]') is None
+
+
+def test_a_chunk_that_fails_is_refused_and_the_others_are_stored(
+    stores: tuple[Context, Context, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, new, runs = stores
+    real = batch_bulk._read
+    calls: list[int] = []
+
+    def second_chunk_fails(con: Any, lines: Any, deep: Any) -> Any:
+        calls.append(len(lines))
+        if lines[0].as_py() == fails_on:
+            raise RuntimeError("/secret/path/store.duckdb: injected")
+        return real(con, lines, deep)
+
+    monkeypatch.setattr(batch_bulk, "_read", second_chunk_fails)
+    batch = [dict(r, id=str(uuid.uuid4())) for r in runs[:100]]
+    lines = [orjson.dumps(r) for r in batch]
+    fails_on = lines[37].decode()  # the first line of the second chunk (37 a chunk)
+    result = batch_bulk.ingest_ndjson(new, Viewer("bench-admin", "admin"), b"\n".join(lines))
+    assert len(calls) == 3
+    refused = [i for i in result.items if i.status == "refused"]
+    assert [i.index for i in refused] == list(range(37, 74))
+    assert {i.detail for i in refused} == {"not stored (an internal error, logged), retry"}
+    stored = _rows(new, [i.id for i in result.items if i.id])
+    assert sorted(stored) == sorted(batch[i]["id"] for i in [*range(37), *range(74, 100)])
