@@ -2,10 +2,11 @@
 
 The store is seeded with the benchmark's users and flows, the server started on it, then the
 benchmark's run bodies (bench/generate.py, ids and times included) are POSTed as NDJSON batches
-of `--batch` runs, one after another on one connection; runs/s counts the stored runs over the
-wall time of the POSTs, next to the parse ceiling measured in the same run.
+of `--batch` runs, one after another on each of `--clients` connections (a backfill tool with
+that many workers); runs/s counts the stored runs over the wall time of the POSTs, next to the
+parse ceiling measured in the same run.
 
-    python -m bench.batch_bench [--runs 50000] [--batch 5000]
+    python -m bench.batch_bench [--runs 50000] [--batch 5000] [--clients 1]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import itertools
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -35,6 +37,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=50_000)
     p.add_argument("--batch", type=int, default=5_000)  # ~24 MB: under the 32 MB body limit
+    p.add_argument("--clients", type=int, default=1)
     args = p.parse_args()
     runs = list(itertools.islice(generate.generate_runs(args.runs, seed=42), args.runs))
     bodies = [
@@ -58,13 +61,19 @@ def main() -> None:
                 "Authorization": f"Bearer {create_token(SECRET, 'bench-admin')}",
                 "Content-Type": "application/x-ndjson",
             }
-            stored = 0
-            with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+            def post_all(share: list[bytes]) -> int:
+                stored = 0
+                with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+                    for body in share:
+                        r = client.post("/api/v1/executions/batch", content=body)
+                        r.raise_for_status()
+                        stored += r.json()["stored"]
+                return stored
+
+            shares = [bodies[k :: args.clients] for k in range(args.clients)]
+            with ThreadPoolExecutor(args.clients) as pool:
                 t = time.perf_counter()
-                for body in bodies:
-                    r = client.post("/api/v1/executions/batch", content=body)
-                    r.raise_for_status()
-                    stored += r.json()["stored"]
+                stored = sum(pool.map(post_all, shares))
                 seconds = time.perf_counter() - t
         finally:
             stop(proc)
@@ -72,7 +81,8 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     orjson_rate, duck_rate = parse_ceiling(min(args.runs, 20_000))
     print(
-        f"POST /executions/batch (NDJSON, {args.batch:,} a batch) {stored / seconds:>9,.0f} runs/s"
+        f"POST /executions/batch (NDJSON, {args.batch:,} a batch, {args.clients} client(s))"
+        f" {stored / seconds:>9,.0f} runs/s"
         f" ({stored:,} of {len(runs):,} stored, {seconds:.1f} s)"
     )
     print(f"parse ceiling: orjson.loads      {orjson_rate:>9,.0f} runs/s")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -179,10 +179,10 @@ def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str |
     created_at = utc_now()
     version = grant.flow.version or None
     if isinstance(form, ExecutionImport):
-        version = _version_of(form, version)
+        version = version_of(form, version)
         supplied_id = str(form.id) if form.id is not None else None
         if form.created_at is not None:
-            created_at = _utc(form.created_at)
+            created_at = checked_time(form.created_at)
         if form.user_id is not None and form.user_id != viewer.id:
             if not viewer.is_admin:
                 raise InvalidInput("only admins may import runs of another user", field="user_id")
@@ -199,7 +199,7 @@ def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str |
     return staged
 
 
-def _version_of(form: ExecutionImport, current: str | None) -> str | None:
+def version_of(form: ExecutionImport, current: str | None) -> str | None:
     """The run's own flow_version, or its definition's; else the flow's current version."""
     if form.flow_version is not None and form.flow is not None:
         raise InvalidInput("give flow_version or flow, not both", field="flow_version")
@@ -218,7 +218,8 @@ def _version_of(form: ExecutionImport, current: str | None) -> str | None:
     return current
 
 
-def _utc(value: datetime) -> datetime:
+def checked_time(value: datetime) -> datetime:
+    """A run's own created_at as stored (naive UTC); refused more than a day ahead."""
     value = naive_utc(value)
     if value > utc_now() + timedelta(days=1):
         raise InvalidInput("created_at is more than a day in the future", field="created_at")
@@ -341,19 +342,38 @@ def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
     """Queue staged runs for the writer; the future resolves after the commit."""
     rows = [s.row for s in staged]
     append = Append({"executions": _columns(EXECUTIONS_SCHEMA, rows)})
+    return ctx.store.submit(append, after_commit=_counted(ctx, *([r[i] for r in rows] for i in range(1, 6))))
+
+
+def submit_table(ctx: Context, table: pa.Table) -> Future[Any]:
+    """Queue runs already in columns (EXECUTIONS_SCHEMA), as the batch's bulk path builds them."""
+    names = ("flow_id", "user_id", "status", "execution_time", "created_at")
+    flows, users, statuses, times, created = (table.column(n).to_pylist() for n in names)
+    append = Append({"executions": table})
+    return ctx.store.submit(append, after_commit=_counted(ctx, flows, users, statuses, times, created))
+
+
+def rows_table(rows: list[tuple[Any, ...]]) -> pa.Table:
+    """Staged rows (`Staged.row`) as one Arrow table, to go in beside a bulk-built one."""
+    return _columns(EXECUTIONS_SCHEMA, rows).to_arrow()
+
+
+def _counted(
+    ctx: Context,
+    flows: list[Any],
+    users: list[Any],
+    statuses: list[Any],
+    times: list[Any],
+    created: list[Any],
+) -> Callable[[object], None]:
+    """After the commit: the counters, the rollups' dirty days and the ingest listeners."""
 
     def count(_: object) -> None:
-        ctx.counters.add(
-            [r[1] for r in rows],
-            [r[2] for r in rows],
-            [r[3] for r in rows],
-            [r[4] for r in rows],
-            [r[5] for r in rows],
-        )
-        ctx.rollup_state.note_ingest(ctx.store, [(r[1], r[5]) for r in rows])
-        ctx.notify_ingest({r[1] for r in rows})
+        ctx.counters.add(flows, users, statuses, times, created)
+        ctx.rollup_state.note_ingest(ctx.store, list(zip(flows, created, strict=True)))
+        ctx.notify_ingest(set(flows))
 
-    return ctx.store.submit(append, after_commit=count)
+    return count
 
 
 def save(
@@ -422,7 +442,7 @@ def save_executions(
             continue
         seen.add(s.execution.id)
         staged.append((index, s))
-    existing = _existing_ids(ctx, [s.execution.id for _, s in staged if s.id_supplied])
+    existing = existing_ids(ctx, [s.execution.id for _, s in staged if s.id_supplied])
     fresh = []
     for index, s in staged:
         if s.execution.id in existing:
@@ -433,7 +453,7 @@ def save_executions(
             fresh.append((index, s))
     if fresh:
         try:
-            _remember_definitions(ctx, [s for _, s in fresh])
+            remember_definitions(ctx, [s for _, s in fresh])
             submit(ctx, [s for _, s in fresh]).result()
         except Exception as exc:  # e.g. a concurrent import of the same id: nothing of it was stored
             # a verdict is shown to the caller: our own errors say why, never DuckDB's text or paths
@@ -450,7 +470,7 @@ def save_executions(
     return [results[i] for i in sorted(results)]
 
 
-def _remember_definitions(ctx: Context, staged: list[Staged]) -> None:
+def remember_definitions(ctx: Context, staged: list[Staged]) -> None:
     """The definitions backfilled runs carried, each once, dated by its earliest run (when the
     flow had it at the latest); one already known is kept as it is."""
     first: dict[tuple[str, str], tuple[tuple[str, str, str, str], datetime]] = {}
@@ -474,7 +494,7 @@ def ingest_batch(ctx: Context, viewer: Viewer, items: list[Any]) -> BatchResult:
     return BatchResult.of(save_executions(ctx, viewer, items))
 
 
-def _existing_ids(ctx: Context, ids: list[str]) -> set[str]:
+def existing_ids(ctx: Context, ids: list[str]) -> set[str]:
     if not ids:
         return set()
     rows = ctx.store.read(

@@ -10,8 +10,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from analytics.core.errors import InvalidInput
-from analytics.history import ingest
+from analytics.history import batch_bulk, ingest
 from analytics.openwebui import importer
 from api.dependencies import AdminUser, Ctx, CurrentUser
 from api.json_body import JsonRoute, decode_error
@@ -20,24 +19,13 @@ from api.schemas.executions import BatchResultOut
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"], route_class=JsonRoute)
 
 
-def _items(body: bytes, content_type: str) -> list[Any]:
-    """A JSON array, or one JSON object per line; a bad line is refused, not fatal."""
-    stripped = body.lstrip()
-    if "ndjson" not in content_type and "jsonl" not in content_type and stripped[:1] == b"[":
-        try:
-            data: list[Any] = orjson.loads(body)  # an array: it starts with `[`
-        except orjson.JSONDecodeError as exc:
-            raise decode_error(exc) from exc
-        return data
-    items: list[Any] = []
-    for number, line in enumerate(body.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            items.append(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            items.append(InvalidInput(f"line {number} is not JSON: {exc.msg}"))
-    return items
+def _items(body: bytes) -> list[Any]:
+    """A JSON array the bulk path left (it starts with `[`): refused whole when it is not JSON."""
+    try:
+        data: list[Any] = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise decode_error(exc) from exc
+    return data
 
 
 @router.post(
@@ -57,8 +45,14 @@ def _items(body: bytes, content_type: str) -> list[Any]:
 )
 async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Store many executions; each item is reported as stored or refused, with the reason."""
-    items = _items(await request.body(), request.headers.get("content-type", ""))
-    return await run_in_threadpool(ingest.ingest_batch, ctx, viewer, items)
+    body = await request.body()
+    content_type = request.headers.get("content-type", "")
+    if "ndjson" not in content_type and "jsonl" not in content_type and body.lstrip()[:1] == b"[":
+        result = await run_in_threadpool(batch_bulk.ingest_json_array, ctx, viewer, body)
+        if result is not None:
+            return result
+        return await run_in_threadpool(ingest.ingest_batch, ctx, viewer, _items(body))
+    return await run_in_threadpool(batch_bulk.ingest_ndjson, ctx, viewer, body)
 
 
 class OpenWebUIImportIn(BaseModel):

@@ -1,0 +1,525 @@
+"""Batch ingest in bulk: the body read by DuckDB into columns, each item's verdict as today's.
+
+The per-item path (`ingest.save_executions`) parses every run into Python objects, validates it
+with pydantic and walks its payloads for node facts: about 3,800 runs/s, bound by building
+Python objects for payloads it only writes back as text. Here DuckDB parses each line in C++
+and hands back the payloads as minified JSON text, which is what the store keeps; only the few
+scalar fields (ids, status, times, versions) become Python values, validated by the same
+pydantic model (`ExecutionImport`, payloads left out) and checked by the same rules as `stage`;
+node facts come from `node_facts_columnar`; the good rows go in as Arrow inserts.
+
+A batch is cut into chunks of `CHUNK_LINES`, prepared on two kept threads (each with its own
+one-thread DuckDB; DuckDB and Arrow release the GIL) while the writer inserts the chunks before
+them; duplicates and ids already stored are judged in the batch's order. Each chunk commits on
+its own: a chunk that fails (preparing or committing) has its items refused with the reason,
+and the other chunks' items are stored and said so.
+
+What the bulk path cannot decide goes to the per-item path, item by item, so its verdict and
+stored row are exactly today's: a line that is not JSON or not an object, a payload that is not
+an object, anything pydantic or `stage` refuses (the per-item path then gives the message), a
+`replay_of`, a `flow` definition (kept in flow_versions), and text where DuckDB's JSON differs
+from orjson's (`_DIFFERS`: NaN/Infinity and trailing commas DuckDB accepts and orjson refuses;
+numbers DuckDB writes differently: exponents, 16 or more digits, below 1e-4; control-character
+escapes, which DuckDB writes in upper case; deep nesting; a key repeated at the top level). A body that is not UTF-8 goes whole.
+
+Known difference (as node_facts_columnar's, on bodies no JSON writer emits): a key repeated
+inside a payload's object is stored as sent, where orjson would keep its last value only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import ValidationError
+
+from analytics.access.permissions import Grant, Viewer, require_flow_access
+from analytics.core.clock import utc_now
+from analytics.core.context import Context
+from analytics.core.errors import FlowHistoryError, InvalidInput
+from analytics.history import ingest
+from analytics.history.node_facts_columnar import facts_into
+
+log = logging.getLogger(__name__)
+
+# the scalar fields, validated in Python; then the payloads, kept as DuckDB's JSON text
+_SCALARS = (
+    "id",
+    "flow_id",
+    "status",
+    "execution_time",
+    "created_at",
+    "user_id",
+    "flow_version",
+    "replay_of",
+    "flow",
+)
+_PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
+# chunks of the batch prepared at once, each on its thread's own one-thread DuckDB (the writer
+# inserts the chunks before them meanwhile). A chunk pays ~55 ms of planning (the facts' SQL),
+# so chunks are not small: 5,000 runs in 1,000-run chunks ran at 5,500 runs/s, in 2,500 at 7,900
+CHUNK_LINES = 2_500
+PREPARE_WORKERS = 2
+_DROP_FACTS = "".join(
+    f"DROP TABLE IF EXISTS {t};"
+    for t in ("nf_src", "nf_nodes", "nf_estimates", "nf_errors", "nf_facts", "nf_prices", "nf_result")
+)
+_pool = ThreadPoolExecutor(PREPARE_WORKERS, thread_name_prefix="batch-prepare")
+_local = threading.local()
+
+
+def _connection() -> duckdb.DuckDBPyConnection:
+    """This preparing thread's DuckDB, kept (a new one costs ~20 ms more a chunk)."""
+    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect()
+        con.execute("SET threads = 1")  # two chunks are prepared at once, beside the writer
+    return con
+_MAX_BRACKETS = 200  # under orjson's depth limits (1024 to read, 255 to write), whatever is nested
+
+# where DuckDB's reading or writing of JSON is not orjson's (see the module's docstring)
+_NUMBER = r"[:\[,]\s*-?"  # where a number starts (outside strings; inside them: a needless fallback)
+_DIFFERS = (
+    _NUMBER + r"(?i:nan|inf)"  # NaN, Infinity, inf: DuckDB accepts them
+    r"|,\s*[\]}]"  # a trailing comma: DuckDB accepts it
+    f"|{_NUMBER}[0-9]+(\\.[0-9]+)?[eE]"  # exponents: written differently
+    f"|{_NUMBER}[0-9]{{16}}"  # 16 digits and more: written differently, or past 64 bits
+    f"|{_NUMBER}0\\.0000"  # below 1e-4: orjson writes an exponent
+    r"|\\u00[01]"  # control characters: \u001F against orjson's \u001f
+)
+
+_STRUCT = "{" + ", ".join(f'"{k}": "JSON"' for k in _SCALARS + _PAYLOADS) + "}"
+_SELECT = f"""
+    WITH doc AS MATERIALIZED (
+        SELECT rn, try(json_keys(line)) AS keys, try(from_json(line, '{_STRUCT}')) AS s
+        FROM lines
+        WHERE NOT deep AND NOT differs AND left(ltrim(line), 1) = '{{'
+    )
+    SELECT rn, keys,
+        {", ".join(f"CAST(s.{k} AS VARCHAR) AS {k}" for k in _SCALARS)},
+        {", ".join(f"nullif(CAST(s.{k} AS VARCHAR), 'null') AS {k}" for k in _PAYLOADS)}
+    FROM doc
+    WHERE s IS NOT NULL AND keys IS NOT NULL AND s.replay_of IS NULL
+      AND {" AND ".join(f"coalesce(left(CAST(s.{k} AS VARCHAR), 1) IN ('{{', 'n'), true)" for k in _PAYLOADS)}
+"""  # built from constants only
+
+
+@dataclass(slots=True)
+class _Item:
+    """A run the bulk path decided on: its scalars checked, its row's columns known."""
+
+    rn: int  # its row in the payload columns
+    line: int  # its line in the chunk
+    id: str
+    id_supplied: bool
+    flow_id: str
+    user_id: str
+    status: str
+    execution_time: int
+    created_at: datetime
+    version: str | None
+
+
+@dataclass(slots=True)
+class Timings:
+    """Seconds per stage of one batch, for the benchmark (BENCHMARKS.md)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    bulk: int = 0  # items the bulk path decided
+    per_item: int = 0  # items left to the per-item path
+    _lock: threading.Lock = field(default_factory=threading.Lock)  # chunks are prepared on two threads
+
+    def count(self, bulk: int, per_item: int) -> None:
+        with self._lock:
+            self.bulk += bulk
+            self.per_item += per_item
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t
+
+
+def ndjson_items(body: bytes) -> list[Any]:
+    """NDJSON as the per-item path reads it: blank lines skipped, a bad line is refused, not fatal."""
+    items: list[Any] = []
+    for number, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        items.append(_line_item(number, line))
+    return items
+
+
+def _line_item(number: int, line: bytes) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return InvalidInput(f"line {number} is not JSON: {exc.msg}")
+
+
+def ingest_ndjson(
+    ctx: Context, viewer: Viewer, body: bytes, timings: Timings | None = None
+) -> ingest.BatchResult:
+    """The batch endpoint for NDJSON: at most `batch_max_items` items (else nothing is stored)."""
+    timings = timings or Timings()
+    with timings.stage("split"):
+        numbered = [(n, line) for n, line in enumerate(body.splitlines(), start=1) if line.strip()]
+    cap = ctx.settings.batch_max_items
+    if len(numbered) > cap:
+        raise InvalidInput(f"a batch holds at most {cap} items; this one has {len(numbered)}", field="body")
+    try:
+        with timings.stage("split"):
+            lines = pa.array([line for _, line in numbered], pa.binary()).cast(pa.string())
+            # more brackets than orjson may nest (counting those in strings too: a needless fallback)
+            deep = pa.array([line.count(b"{") + line.count(b"[") > _MAX_BRACKETS for _, line in numbered])
+    except pa.ArrowInvalid:  # not UTF-8: orjson says which line, item by item
+        return ingest.BatchResult.of(
+            ingest.save_executions(ctx, viewer, [_line_item(n, b) for n, b in numbered])
+        )
+    return ingest.BatchResult.of(
+        _ingest_lines(ctx, viewer, lines, deep, lambda i: _line_item(*numbered[i]), timings)
+    )
+
+
+def ingest_json_array(
+    ctx: Context, viewer: Viewer, body: bytes, timings: Timings | None = None
+) -> ingest.BatchResult | None:
+    """The batch endpoint for a JSON array, or None where DuckDB cannot decide the whole body
+    (not UTF-8, not JSON, or text where DuckDB's JSON is not orjson's): the caller then reads
+    it as before, and refuses it whole when it is not JSON."""
+    timings = timings or Timings()
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return None
+    with timings.stage("split"):
+        con = duckdb.connect()
+        try:
+            con.execute("SET threads = 2")
+            row = con.execute(
+                f"SELECT CASE WHEN json_valid($b) AND NOT regexp_matches($b, '{_DIFFERS}')"
+                " THEN CAST(json_extract($b, '$[*]') AS VARCHAR[]) END",
+                {"b": text},
+            ).fetchone()
+        except duckdb.Error:  # e.g. nested past what DuckDB reads: orjson's verdict, the old way
+            return None
+        finally:
+            con.close()
+    elements: list[str] | None = row[0] if row else None
+    if elements is None:
+        return None
+    cap = ctx.settings.batch_max_items
+    if len(elements) > cap:
+        raise InvalidInput(f"a batch holds at most {cap} items; this one has {len(elements)}", field="body")
+    with timings.stage("split"):
+        deep = [e.count("{") + e.count("[") > _MAX_BRACKETS for e in elements]
+        if any(deep):  # orjson may refuse the whole array as too deep: it says so, the old way
+            return None
+        lines = pa.array(elements, pa.string())
+    return ingest.BatchResult.of(
+        _ingest_lines(ctx, viewer, lines, pa.array(deep), lambda i: orjson.loads(elements[i]), timings)
+    )
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """One chunk of the batch, decided: the rows to store (EXECUTIONS_SCHEMA, payloads typed as
+    JSON), each row's batch index and id, and the verdicts of the items refused already."""
+
+    table: pa.Table | None
+    indices: list[int]
+    ids: list[str]
+    supplied: list[bool]
+    refused: dict[int, ingest.ItemResult]
+    staged: list[ingest.Staged]  # the items the per-item path decided (their flow definitions)
+
+
+def _ingest_lines(
+    ctx: Context,
+    viewer: Viewer,
+    lines: pa.Array[Any],
+    deep: pa.Array[Any],
+    item_of: Callable[[int], Any],
+    timings: Timings,
+) -> list[ingest.ItemResult]:
+    """Chunks of the batch are prepared on two threads (DuckDB releases the GIL) while the writer
+    inserts the chunks before them; duplicates and ids already stored are judged in the batch's
+    order, chunk by chunk, as save_executions judges them."""
+    n = len(lines)
+    results: dict[int, ingest.ItemResult] = {}
+    seen: set[str] = set()
+    pending: list[tuple[Future[Any], list[tuple[int, str]]]] = []
+    prepared = [
+        _pool.submit(
+            _prepare,
+            ctx,
+            viewer,
+            lines.slice(start, CHUNK_LINES),
+            deep.slice(start, CHUNK_LINES),
+            start,
+            item_of,
+            timings,
+        )
+        for start in range(0, n, CHUNK_LINES)
+    ]
+    for start, future in zip(range(0, n, CHUNK_LINES), prepared, strict=True):
+        try:
+            chunk = future.result()
+        except Exception as exc:  # this chunk's items are refused; the chunks before are stored
+            why = _why(exc, "preparation")
+            for index in range(start, min(n, start + CHUNK_LINES)):
+                results[index] = ingest.ItemResult(index, "refused", detail=why)
+            continue
+        results.update(chunk.refused)
+        keep: list[int] = []
+        for pos, (index, run_id) in enumerate(zip(chunk.indices, chunk.ids, strict=True)):
+            if run_id in seen:
+                results[index] = ingest.ItemResult(
+                    index, "refused", detail=f"id {run_id} appears twice in this batch"
+                )
+                continue
+            seen.add(run_id)
+            keep.append(pos)
+        with timings.stage("existing ids"):
+            existing = ingest.existing_ids(ctx, [chunk.ids[p] for p in keep if chunk.supplied[p]])
+        fresh = []
+        for pos in keep:
+            index, run_id = chunk.indices[pos], chunk.ids[pos]
+            if run_id in existing:
+                results[index] = ingest.ItemResult(
+                    index, "refused", detail=f"an execution with id {run_id} already exists"
+                )
+            else:
+                fresh.append(pos)
+        if not fresh or chunk.table is None:
+            continue
+        table = chunk.table if len(fresh) == chunk.table.num_rows else chunk.table.take(fresh)
+        ids = {chunk.ids[p] for p in fresh}
+        try:
+            ingest.remember_definitions(ctx, [s for s in chunk.staged if s.execution.id in ids])
+            committed = ingest.submit_table(ctx, table)
+        except Exception as exc:  # the verdict says why, below
+            failed: Future[Any] = Future()
+            failed.set_exception(exc)
+            committed = failed
+        pending.append((committed, [(chunk.indices[p], chunk.ids[p]) for p in fresh]))
+    with timings.stage("insert (writer, commit)"):
+        for committed, stored in pending:
+            error = committed.exception()
+            if error is None:
+                for index, run_id in stored:
+                    results[index] = ingest.ItemResult(index, "stored", id=run_id)
+                continue
+            # as save_executions: nothing of this chunk was stored
+            for index, _ in stored:
+                results[index] = ingest.ItemResult(index, "refused", detail=_why(error, "commit"))
+    return [results[i] for i in sorted(results)]
+
+
+def _why(error: BaseException, step: str) -> str:
+    """A verdict for items a failure took: our own errors say why, never DuckDB's text or paths."""
+    if isinstance(error, FlowHistoryError):
+        return error.detail
+    log.error("a batch's %s failed", step, exc_info=error)
+    return "not stored (an internal error, logged), retry"
+
+
+def _prepare(
+    ctx: Context,
+    viewer: Viewer,
+    lines: pa.Array[Any],
+    deep: pa.Array[Any],
+    offset: int,
+    item_of: Callable[[int], Any],
+    timings: Timings,
+) -> _Prepared:
+    """Decide one chunk (items `offset`...): what DuckDB read and the scalars pass goes the bulk
+    way; the rest goes through the per-item path, item by item, for today's verdict and row."""
+    con = _connection()
+    try:
+        with timings.stage("read+check (DuckDB)"):
+            cols = _read(con, lines, deep)
+        with timings.stage("validate (scalars)"):
+            decided = _validate(ctx, viewer, cols)
+        with timings.stage("per-item fallback"):
+            refused: dict[int, ingest.ItemResult] = {}
+            staged: list[tuple[int, ingest.Staged]] = []
+            for rn in range(len(lines)):
+                if rn in decided:
+                    continue
+                index = offset + rn
+                item = item_of(index)
+                if isinstance(item, FlowHistoryError):
+                    refused[index] = ingest.ItemResult(index, "refused", detail=item.detail)
+                    continue
+                try:
+                    s = ingest.stage(ctx, viewer, ingest.parse_form(item, ingest.ExecutionImport))
+                except ValidationError as exc:
+                    refused[index] = ingest.ItemResult(index, "refused", detail=ingest.describe(exc))
+                    continue
+                except FlowHistoryError as exc:
+                    refused[index] = ingest.ItemResult(index, "refused", detail=exc.detail)
+                    continue
+                staged.append((index, s))
+        with timings.stage("node facts (columnar)"):
+            bulk = [decided[rn] for rn in sorted(decided)]
+            tables = [_bulk_table(con, ctx, cols, bulk)] if bulk else []
+            if staged:
+                tables.append(ingest.rows_table([s.row for _, s in staged]))
+            table = None
+            if tables:
+                table = _typed_json(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
+    except BaseException:
+        _local.con = None  # a connection that failed is not reused
+        con.close()
+        raise
+    con.execute(_DROP_FACTS)  # the chunk's rows are not kept between batches
+    timings.count(len(bulk), len(lines) - len(bulk))
+    return _Prepared(
+        table,
+        [offset + it.line for it in bulk] + [index for index, _ in staged],
+        [it.id for it in bulk] + [s.execution.id for _, s in staged],
+        [it.id_supplied for it in bulk] + [s.id_supplied for _, s in staged],
+        refused,
+        [s for _, s in staged],
+    )
+
+
+def _read(con: duckdb.DuckDBPyConnection, lines: pa.Array[Any], deep: pa.Array[Any]) -> pa.Table:
+    """The lines DuckDB can decide: rn, the scalars' JSON text, the payloads' JSON text."""
+    # Arrow's RE2 scan (GIL released) measured twice as fast as DuckDB's regexp_matches here
+    differs = pc.match_substring_regex(lines, _DIFFERS)
+    rn = pa.array(range(len(lines)), pa.int32())
+    con.register("lines", pa.table({"rn": rn, "line": lines, "deep": deep, "differs": differs}))
+    try:
+        table: pa.Table = con.sql(_SELECT).to_arrow_table()
+    finally:
+        con.unregister("lines")
+    return table
+
+
+def _validate(ctx: Context, viewer: Viewer, cols: pa.Table) -> dict[int, _Item]:
+    """The scalars of each line DuckDB read, checked as `stage` checks them; a line anything
+    refuses is left out (the per-item path then says why, in today's words)."""
+    now = utc_now()
+    grants: dict[str, Grant | None] = {}  # None: the caller may not write it (per item says why)
+    decided: dict[int, _Item] = {}
+    scalar_cols = [cast("list[str | None]", cols.column(k).to_pylist()) for k in _SCALARS]
+    keys = cast("list[list[str]]", cols.column("keys").to_pylist())
+    rns = cast("list[int]", cols.column("rn").to_pylist())
+    for pos, rn in enumerate(rns):
+        if len(set(keys[pos])) != len(keys[pos]):
+            continue  # a key given twice: orjson keeps the last value, DuckDB the first
+        texts = ((k, c[pos]) for k, c in zip(_SCALARS, scalar_cols, strict=True))
+        data = {k: orjson.loads(text) for k, text in texts if text is not None}
+        try:
+            form = ingest.ExecutionImport.model_validate(data)
+            if form.flow is not None:
+                continue  # a definition to keep in flow_versions: the per-item path stages it
+            if form.flow_id not in grants:
+                try:
+                    grants[form.flow_id] = require_flow_access(ctx.directory, viewer, form.flow_id)
+                except FlowHistoryError:
+                    grants[form.flow_id] = None
+            grant = grants[form.flow_id]
+            if grant is None:
+                continue
+            version = ingest.version_of(form, grant.flow.version or None)
+            created_at = ingest.checked_time(form.created_at) if form.created_at is not None else now
+            user_id = viewer.id
+            if form.user_id is not None and form.user_id != viewer.id:
+                if not viewer.is_admin:
+                    continue
+                user_id = form.user_id
+        except (ValidationError, FlowHistoryError, orjson.JSONDecodeError):
+            continue  # the per-item path gives the verdict
+        supplied = str(form.id) if form.id is not None else None
+        decided[rn] = _Item(
+            rn=pos,
+            line=rn,
+            id=supplied or ingest.new_execution_id(created_at),
+            id_supplied=supplied is not None,
+            flow_id=grant.flow.id,
+            user_id=user_id,
+            status=form.status,
+            execution_time=form.execution_time,
+            created_at=created_at,
+            version=version,
+        )
+    return decided
+
+
+def _bulk_table(con: duckdb.DuckDBPyConnection, ctx: Context, cols: pa.Table, items: list[_Item]) -> pa.Table:
+    """The decided runs' rows (EXECUTIONS_SCHEMA): payload text from DuckDB, facts in bulk."""
+    take = pa.array([it.rn for it in items], pa.int32())
+    pay = cols.select(list(_PAYLOADS)).take(take)
+    created = pa.array([it.created_at for it in items], pa.timestamp("us"))
+    runs = pa.table(
+        {
+            "rn": pa.array(range(len(items)), pa.int64()),
+            "node_results": pay.column("node_results"),
+            "errors": pay.column("errors"),
+            "inputs": pay.column("inputs"),
+            "day": pc.cast(created, pa.date32()),
+        }
+    )
+    con.register("nf_runs", runs)
+    try:
+        facts: pa.Table = con.sql(f"SELECT * FROM {facts_into(con, 'nf_runs', ctx.prices)} ORDER BY rn").to_arrow_table()
+    finally:
+        con.unregister("nf_runs")
+    outputs: pa.ChunkedArray[Any] = pay.column("outputs")
+    node_results: pa.ChunkedArray[Any] = pay.column("node_results")
+    same = pc.equal(outputs, node_results).fill_null(False)
+    meta = pay.column("meta").fill_null(pa.scalar("{}", pa.string()))
+    schema = ingest.EXECUTIONS_SCHEMA
+    columns: dict[str, Any] = {
+        "id": pa.array([it.id for it in items], pa.string()),
+        "flow_id": pa.array([it.flow_id for it in items], pa.string()),
+        "user_id": pa.array([it.user_id for it in items], pa.string()),
+        "status": pa.array([it.status for it in items], pa.string()),
+        "execution_time": pa.array([it.execution_time for it in items], pa.int64()),
+        "created_at": created,
+        "inputs": pay.column("inputs"),
+        "outputs": pc.if_else(same, pa.scalar(None, pa.string()), outputs),
+        "outputs_same": same,
+        "node_results": node_results,
+        "errors": pay.column("errors"),
+        "meta": meta,
+        "node_count": facts.column("node_count"),
+        "tokens_in": facts.column("tokens_in"),
+        "tokens_out": facts.column("tokens_out"),
+        "tokens_estimated": facts.column("tokens_estimated"),
+        "cost": facts.column("cost"),
+        "flow_version": pa.array([it.version for it in items], pa.string()),
+        "replay_of": pa.nulls(len(items), pa.string()),
+        "nodes": facts.column("nodes"),
+    }
+    return pa.table(
+        {name: pc.cast(columns[name], schema.field(name).type) for name in schema.names}, schema=schema
+    )
+
+
+def _typed_json(table: pa.Table) -> pa.Table:
+    """The payload columns typed as JSON (Arrow's json extension): the insert takes them as
+    they are instead of parsing every payload again to check it is JSON (it is: orjson wrote
+    it, or DuckDB, from text orjson would have read the same)."""
+    for name in _PAYLOADS:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, pa.field(name, pa.json_()), table.column(i).cast(pa.json_()))
+    return table
