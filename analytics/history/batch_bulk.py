@@ -85,6 +85,8 @@ def _connection() -> duckdb.DuckDBPyConnection:
     if con is None:
         con = _local.con = duckdb.connect()
         con.execute("SET threads = 1")  # two chunks are prepared at once, beside the writer
+        # a chunk is at most the 32 MB body; bounded so a hostile one cannot take the machine
+        con.execute("SET memory_limit = '2GB'")
     return con
 _MAX_BRACKETS = 200  # under orjson's depth limits (1024 to read, 255 to write), whatever is nested
 
