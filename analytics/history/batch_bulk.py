@@ -75,19 +75,40 @@ _DROP_FACTS = "".join(
     f"DROP TABLE IF EXISTS {t};"
     for t in ("nf_src", "nf_nodes", "nf_estimates", "nf_errors", "nf_facts", "nf_prices", "nf_result")
 )
-_pool = ThreadPoolExecutor(PREPARE_WORKERS, thread_name_prefix="batch-prepare")
-_local = threading.local()
 
 
-def _connection() -> duckdb.DuckDBPyConnection:
-    """This preparing thread's DuckDB, kept (a new one costs ~20 ms more a chunk)."""
-    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
-    if con is None:
-        con = _local.con = duckdb.connect()
-        con.execute("SET threads = 1")  # two chunks are prepared at once, beside the writer
-        # a chunk is at most the 32 MB body; bounded so a hostile one cannot take the machine
-        con.execute("SET memory_limit = '2GB'")
-    return con
+class _Preparers:
+    """Two threads for one batch, each with its own one-thread DuckDB reused for its chunks (a
+    new one costs ~20 ms more a chunk); threads and connections end with the batch. Kept
+    threads holding DuckDB made children forked with a `preexec_fn` (pyspark's launcher) die
+    of a segfault, so nothing of it outlives the request."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(PREPARE_WORKERS, thread_name_prefix="batch-prepare")
+        self._local = threading.local()
+        self._all: list[duckdb.DuckDBPyConnection] = []
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        con: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = duckdb.connect()
+            self._all.append(con)
+            con.execute("SET threads = 1")  # two chunks are prepared at once, beside the writer
+            # a chunk is at most the 32 MB body; bounded so a hostile one cannot take the machine
+            con.execute("SET memory_limit = '2GB'")
+        return con
+
+    def discard(self, con: duckdb.DuckDBPyConnection) -> None:
+        """A connection that failed is not reused."""
+        self._local.con = None
+        con.close()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        for con in self._all:
+            con.close()
+
+
 _MAX_BRACKETS = 200  # under orjson's depth limits (1024 to read, 255 to write), whatever is nested
 
 # where DuckDB's reading or writing of JSON is not orjson's (see the module's docstring)
@@ -262,14 +283,46 @@ def _ingest_lines(
     """Chunks of the batch are prepared on two threads (DuckDB releases the GIL) while the writer
     inserts the chunks before them; duplicates and ids already stored are judged in the batch's
     order, chunk by chunk, as save_executions judges them."""
-    n = len(lines)
     results: dict[int, ingest.ItemResult] = {}
     seen: set[str] = set()
     pending: list[tuple[Future[Any], list[tuple[int, str]]]] = []
+    preparers = _Preparers()
+    try:
+        _judge(ctx, preparers, viewer, lines, deep, item_of, timings, results, seen, pending)
+    finally:
+        preparers.close()
+    with timings.stage("insert (writer, commit)"):
+        for committed, stored in pending:
+            error = committed.exception()
+            if error is None:
+                for index, run_id in stored:
+                    results[index] = ingest.ItemResult(index, "stored", id=run_id)
+                continue
+            # as save_executions: nothing of this chunk was stored
+            for index, _ in stored:
+                results[index] = ingest.ItemResult(index, "refused", detail=_why(error, "commit"))
+    return [results[i] for i in sorted(results)]
+
+
+def _judge(
+    ctx: Context,
+    preparers: _Preparers,
+    viewer: Viewer,
+    lines: pa.Array[Any],
+    deep: pa.Array[Any],
+    item_of: Callable[[int], Any],
+    timings: Timings,
+    results: dict[int, ingest.ItemResult],
+    seen: set[str],
+    pending: list[tuple[Future[Any], list[tuple[int, str]]]],
+) -> None:
+    """Each chunk as it is prepared, in order: duplicates, ids already stored, then the writer."""
+    n = len(lines)
     prepared = [
-        _pool.submit(
+        preparers.pool.submit(
             _prepare,
             ctx,
+            preparers,
             viewer,
             lines.slice(start, CHUNK_LINES),
             deep.slice(start, CHUNK_LINES),
@@ -320,17 +373,6 @@ def _ingest_lines(
             failed.set_exception(exc)
             committed = failed
         pending.append((committed, [(chunk.indices[p], chunk.ids[p]) for p in fresh]))
-    with timings.stage("insert (writer, commit)"):
-        for committed, stored in pending:
-            error = committed.exception()
-            if error is None:
-                for index, run_id in stored:
-                    results[index] = ingest.ItemResult(index, "stored", id=run_id)
-                continue
-            # as save_executions: nothing of this chunk was stored
-            for index, _ in stored:
-                results[index] = ingest.ItemResult(index, "refused", detail=_why(error, "commit"))
-    return [results[i] for i in sorted(results)]
 
 
 def _why(error: BaseException, step: str) -> str:
@@ -343,6 +385,7 @@ def _why(error: BaseException, step: str) -> str:
 
 def _prepare(
     ctx: Context,
+    preparers: _Preparers,
     viewer: Viewer,
     lines: pa.Array[Any],
     deep: pa.Array[Any],
@@ -352,7 +395,7 @@ def _prepare(
 ) -> _Prepared:
     """Decide one chunk (items `offset`...): what DuckDB read and the scalars pass goes the bulk
     way; the rest goes through the per-item path, item by item, for today's verdict and row."""
-    con = _connection()
+    con = preparers.connection()
     try:
         with timings.stage("read+check (DuckDB)"):
             cols = _read(con, lines, deep)
@@ -387,8 +430,7 @@ def _prepare(
             if tables:
                 table = _typed_json(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
     except BaseException:
-        _local.con = None  # a connection that failed is not reused
-        con.close()
+        preparers.discard(con)
         raise
     con.execute(_DROP_FACTS)  # the chunk's rows are not kept between batches
     timings.count(len(bulk), len(lines) - len(bulk))

@@ -12,6 +12,9 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import signal
+import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -316,3 +319,17 @@ def test_a_chunk_that_fails_is_refused_and_the_others_are_stored(
     assert {i.detail for i in refused} == {"not stored (an internal error, logged), retry"}
     stored = _rows(new, [i.id for i in result.items if i.id])
     assert sorted(stored) == sorted(batch[i]["id"] for i in [*range(37), *range(74, 100)])
+
+
+def test_nothing_of_a_batch_outlives_it(stores: tuple[Context, Context, list[dict[str, Any]]]) -> None:
+    """Threads kept holding DuckDB made every child forked with a preexec_fn (pyspark's Java
+    launcher) die of a segfault; after a batch no preparing thread is left and such a child runs."""
+    _, new, runs = stores
+    body = b"\n".join(orjson.dumps(dict(r, id=str(uuid.uuid4()))) for r in runs[:80])
+    assert batch_bulk.ingest_ndjson(new, Viewer("bench-admin", "admin"), body).stored == 80
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("batch-prepare")]
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    assert subprocess.Popen(["true"], preexec_fn=ignore_sigint).wait() == 0
