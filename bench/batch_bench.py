@@ -26,11 +26,22 @@ from analytics.access import users
 from analytics.access.auth import create_token
 from analytics.access.permissions import Viewer
 from analytics.core.config import Settings
-from analytics.core.context import open_context
+from analytics.core.context import Context, open_context
 from analytics.flows import registry as flows
 from bench import generate
 from bench.import_bench import parse_ceiling
 from bench.openwebui_mode import SECRET, serve, stop
+
+
+def seed(ctx: Context) -> None:
+    """The benchmark's users (and `bench-admin`) and flows, for its runs to be posted to."""
+    users.create_user(ctx, "bench-admin", role="admin")
+    for u in generate.users():
+        users.create_user(ctx, u)
+    for f in generate.flows(42):
+        flows.create_flow(
+            ctx, Viewer(f["user_id"]), name=f["name"], nodes=f["nodes"], edges=f["edges"], flow_id=f["id"]
+        )
 
 
 def main() -> None:
@@ -48,13 +59,7 @@ def main() -> None:
     try:
         db = folder / "store.duckdb"
         with open_context(Settings(db_path=db)) as ctx:
-            users.create_user(ctx, "bench-admin", role="admin")
-            for u in generate.users():
-                users.create_user(ctx, u)
-            for f in generate.flows(42):
-                flows.create_flow(
-                    ctx, Viewer(f["user_id"]), name=f["name"], nodes=f["nodes"], edges=f["edges"], flow_id=f["id"]
-                )
+            seed(ctx)
         proc, url = serve(db, None)
         try:
             headers = {

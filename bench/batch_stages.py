@@ -18,24 +18,17 @@ from pathlib import Path
 
 import orjson
 
-from analytics.access import users
 from analytics.access.permissions import Viewer
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
-from analytics.flows import registry as flows
 from analytics.history import batch_bulk, ingest
 from bench import generate
+from bench.batch_bench import seed
 
 
 def _store(path: Path) -> Context:
     ctx = open_context(Settings(db_path=path))
-    users.create_user(ctx, "bench-admin", role="admin")
-    for u in generate.users():
-        users.create_user(ctx, u)
-    for f in generate.flows(42):
-        flows.create_flow(
-            ctx, Viewer(f["user_id"]), name=f["name"], nodes=f["nodes"], edges=f["edges"], flow_id=f["id"]
-        )
+    seed(ctx)
     return ctx
 
 

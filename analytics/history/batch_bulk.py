@@ -304,8 +304,63 @@ def _ingest_lines(
     seen: set[str] = set()
     pending: list[tuple[Future[Any], list[tuple[int, str]]]] = []
     preparers = _Preparers()
-    try:
-        _judge(ctx, preparers, viewer, lines, deep, item_of, timings, results, seen, pending)
+    try:  # each chunk as it is prepared, in order: duplicates, ids already stored, the writer
+        n = len(lines)
+        prepared = [
+            preparers.pool.submit(
+                _prepare,
+                ctx,
+                preparers,
+                viewer,
+                lines.slice(start, CHUNK_LINES),
+                deep.slice(start, CHUNK_LINES),
+                start,
+                item_of,
+                timings,
+            )
+            for start in range(0, n, CHUNK_LINES)
+        ]
+        for start, future in zip(range(0, n, CHUNK_LINES), prepared, strict=True):
+            try:
+                chunk = future.result()
+            except Exception as exc:  # this chunk's items are refused; the chunks before are stored
+                why = _why(exc, "preparation")
+                for index in range(start, min(n, start + CHUNK_LINES)):
+                    results[index] = ingest.ItemResult(index, "refused", detail=why)
+                continue
+            results.update(chunk.refused)
+            keep: list[int] = []
+            for pos, (index, run_id) in enumerate(zip(chunk.indices, chunk.ids, strict=True)):
+                if run_id in seen:
+                    results[index] = ingest.ItemResult(
+                        index, "refused", detail=f"id {run_id} appears twice in this batch"
+                    )
+                    continue
+                seen.add(run_id)
+                keep.append(pos)
+            with timings.stage("existing ids"):
+                existing = ingest.existing_ids(ctx, [chunk.ids[p] for p in keep if chunk.supplied[p]])
+            fresh = []
+            for pos in keep:
+                index, run_id = chunk.indices[pos], chunk.ids[pos]
+                if run_id in existing:
+                    results[index] = ingest.ItemResult(
+                        index, "refused", detail=f"an execution with id {run_id} already exists"
+                    )
+                else:
+                    fresh.append(pos)
+            if not fresh or chunk.table is None:
+                continue
+            table = chunk.table if len(fresh) == chunk.table.num_rows else chunk.table.take(fresh)
+            ids = {chunk.ids[p] for p in fresh}
+            try:
+                ingest.remember_definitions(ctx, [s for s in chunk.staged if s.execution.id in ids])
+                committed = ingest.submit_table(ctx, table)
+            except Exception as exc:  # the verdict says why, below
+                failed: Future[Any] = Future()
+                failed.set_exception(exc)
+                committed = failed
+            pending.append((committed, [(chunk.indices[p], chunk.ids[p]) for p in fresh]))
     finally:
         preparers.close()
     with timings.stage("insert (writer, commit)"):
@@ -319,77 +374,6 @@ def _ingest_lines(
             for index, _ in stored:
                 results[index] = ingest.ItemResult(index, "refused", detail=_why(error, "commit"))
     return [results[i] for i in sorted(results)]
-
-
-def _judge(
-    ctx: Context,
-    preparers: _Preparers,
-    viewer: Viewer,
-    lines: pa.Array[Any],
-    deep: pa.Array[Any],
-    item_of: Callable[[int], Any],
-    timings: Timings,
-    results: dict[int, ingest.ItemResult],
-    seen: set[str],
-    pending: list[tuple[Future[Any], list[tuple[int, str]]]],
-) -> None:
-    """Each chunk as it is prepared, in order: duplicates, ids already stored, then the writer."""
-    n = len(lines)
-    prepared = [
-        preparers.pool.submit(
-            _prepare,
-            ctx,
-            preparers,
-            viewer,
-            lines.slice(start, CHUNK_LINES),
-            deep.slice(start, CHUNK_LINES),
-            start,
-            item_of,
-            timings,
-        )
-        for start in range(0, n, CHUNK_LINES)
-    ]
-    for start, future in zip(range(0, n, CHUNK_LINES), prepared, strict=True):
-        try:
-            chunk = future.result()
-        except Exception as exc:  # this chunk's items are refused; the chunks before are stored
-            why = _why(exc, "preparation")
-            for index in range(start, min(n, start + CHUNK_LINES)):
-                results[index] = ingest.ItemResult(index, "refused", detail=why)
-            continue
-        results.update(chunk.refused)
-        keep: list[int] = []
-        for pos, (index, run_id) in enumerate(zip(chunk.indices, chunk.ids, strict=True)):
-            if run_id in seen:
-                results[index] = ingest.ItemResult(
-                    index, "refused", detail=f"id {run_id} appears twice in this batch"
-                )
-                continue
-            seen.add(run_id)
-            keep.append(pos)
-        with timings.stage("existing ids"):
-            existing = ingest.existing_ids(ctx, [chunk.ids[p] for p in keep if chunk.supplied[p]])
-        fresh = []
-        for pos in keep:
-            index, run_id = chunk.indices[pos], chunk.ids[pos]
-            if run_id in existing:
-                results[index] = ingest.ItemResult(
-                    index, "refused", detail=f"an execution with id {run_id} already exists"
-                )
-            else:
-                fresh.append(pos)
-        if not fresh or chunk.table is None:
-            continue
-        table = chunk.table if len(fresh) == chunk.table.num_rows else chunk.table.take(fresh)
-        ids = {chunk.ids[p] for p in fresh}
-        try:
-            ingest.remember_definitions(ctx, [s for s in chunk.staged if s.execution.id in ids])
-            committed = ingest.submit_table(ctx, table)
-        except Exception as exc:  # the verdict says why, below
-            failed: Future[Any] = Future()
-            failed.set_exception(exc)
-            committed = failed
-        pending.append((committed, [(chunk.indices[p], chunk.ids[p]) for p in fresh]))
 
 
 def _why(error: BaseException, step: str) -> str:
@@ -541,7 +525,9 @@ def _bulk_table(con: duckdb.DuckDBPyConnection, ctx: Context, cols: pa.Table, it
     )
     con.register("nf_runs", runs)
     try:
-        facts: pa.Table = con.sql(f"SELECT * FROM {facts_into(con, 'nf_runs', ctx.prices)} ORDER BY rn").to_arrow_table()
+        facts: pa.Table = con.sql(
+            f"SELECT * FROM {facts_into(con, 'nf_runs', ctx.prices)} ORDER BY rn"
+        ).to_arrow_table()
     finally:
         con.unregister("nf_runs")
     outputs: pa.ChunkedArray[Any] = pay.column("outputs")
