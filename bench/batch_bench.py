@@ -18,6 +18,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -31,6 +32,13 @@ from analytics.flows import registry as flows
 from bench import generate
 from bench.import_bench import parse_ceiling
 from bench.openwebui_mode import SECRET, serve, stop
+
+
+def ndjson_bodies(n: int, batch: int) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The benchmark's first `n` runs, and as NDJSON bodies of `batch` runs."""
+    runs = list(itertools.islice(generate.generate_runs(n, seed=42), n))
+    bodies = [b"\n".join(orjson.dumps(r) for r in runs[i : i + batch]) for i in range(0, n, batch)]
+    return runs, bodies
 
 
 def seed(ctx: Context) -> None:
@@ -50,11 +58,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=5_000)  # ~24 MB: under the 32 MB body limit
     p.add_argument("--clients", type=int, default=1)
     args = p.parse_args()
-    runs = list(itertools.islice(generate.generate_runs(args.runs, seed=42), args.runs))
-    bodies = [
-        b"\n".join(orjson.dumps(r) for r in runs[start : start + args.batch])
-        for start in range(0, len(runs), args.batch)
-    ]
+    runs, bodies = ndjson_bodies(args.runs, args.batch)
     folder = Path(tempfile.mkdtemp())
     try:
         db = folder / "store.duckdb"

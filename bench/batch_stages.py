@@ -10,20 +10,16 @@ the per-item path (`ingest.ingest_batch`), alternating batch by batch so machine
 from __future__ import annotations
 
 import argparse
-import itertools
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-import orjson
-
 from analytics.access.permissions import Viewer
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
 from analytics.history import batch_bulk, ingest
-from bench import generate
-from bench.batch_bench import seed
+from bench.batch_bench import ndjson_bodies, seed
 
 
 def _store(path: Path) -> Context:
@@ -37,11 +33,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=20_000)
     p.add_argument("--batch", type=int, default=5_000)
     args = p.parse_args()
-    runs = list(itertools.islice(generate.generate_runs(args.runs, seed=42), args.runs))
-    bodies = [
-        b"\n".join(orjson.dumps(r) for r in runs[start : start + args.batch])
-        for start in range(0, len(runs), args.batch)
-    ]
+    runs, bodies = ndjson_bodies(args.runs, args.batch)
     admin = Viewer("bench-admin", "admin")
     folder = Path(tempfile.mkdtemp())
     try:
