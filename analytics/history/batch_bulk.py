@@ -20,7 +20,8 @@ an object, anything pydantic or `stage` refuses (the per-item path then gives th
 `replay_of`, a `flow` definition (kept in flow_versions), and text where DuckDB's JSON differs
 from orjson's (`_DIFFERS`: NaN/Infinity and trailing commas DuckDB accepts and orjson refuses;
 numbers DuckDB writes differently: exponents, 16 or more digits, below 1e-4; control-character
-escapes, which DuckDB writes in upper case; deep nesting; a key repeated at the top level). A body that is not UTF-8 goes whole.
+escapes, which DuckDB writes in upper case; deep nesting; a key repeated at the top level). A
+body that is not UTF-8 goes whole.
 
 Known difference (as node_facts_columnar's, on bodies no JSON writer emits): a key repeated
 inside a payload's object is stored as sent, where orjson would keep its last value only.
@@ -49,8 +50,9 @@ from analytics.access.permissions import Grant, Viewer, require_flow_access
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput
+from analytics.core.json_scan import opening_brackets
 from analytics.history import ingest
-from analytics.history.node_facts_columnar import facts_into
+from analytics.history.node_facts_columnar import drop_facts, facts_into
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +74,6 @@ _PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
 # so chunks are not small: 5,000 runs in 1,000-run chunks ran at 5,500 runs/s, in 2,500 at 7,900
 CHUNK_LINES = 2_500
 PREPARE_WORKERS = 2
-_DROP_FACTS = "".join(
-    f"DROP TABLE IF EXISTS {t};"
-    for t in ("nf_src", "nf_nodes", "nf_estimates", "nf_errors", "nf_facts", "nf_prices", "nf_result")
-)
-
 
 _idle: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
 # at most two chunks are prepared at once in the whole server: two concurrent batches with two
@@ -222,20 +219,16 @@ def ingest_ndjson(
     timings = timings or Timings()
     with timings.stage("split"):
         numbered = [(n, line) for n, line in enumerate(body.splitlines(), start=1) if line.strip()]
-    cap = ctx.settings.batch_max_items
-    if len(numbered) > cap:
-        raise InvalidInput(f"a batch holds at most {cap} items; this one has {len(numbered)}", field="body")
+    ingest.check_batch_size(ctx, len(numbered))
     try:
         with timings.stage("split"):
             lines = pa.array([line for _, line in numbered], pa.binary()).cast(pa.string())
-            # more brackets than orjson may nest (counting those in strings too: a needless fallback)
-            deep = pa.array([line.count(b"{") + line.count(b"[") > _MAX_BRACKETS for _, line in numbered])
     except pa.ArrowInvalid:  # not UTF-8: orjson says which line, item by item
         return ingest.BatchResult.of(
             ingest.save_executions(ctx, viewer, [_line_item(n, b) for n, b in numbered])
         )
     return ingest.BatchResult.of(
-        _ingest_lines(ctx, viewer, lines, deep, lambda i: _line_item(*numbered[i]), timings)
+        _ingest_lines(ctx, viewer, lines, lambda i: _line_item(*numbered[i]), timings)
     )
 
 
@@ -266,16 +259,13 @@ def ingest_json_array(
     elements: list[str] | None = row[0] if row else None
     if elements is None:
         return None
-    cap = ctx.settings.batch_max_items
-    if len(elements) > cap:
-        raise InvalidInput(f"a batch holds at most {cap} items; this one has {len(elements)}", field="body")
+    ingest.check_batch_size(ctx, len(elements))
     with timings.stage("split"):
-        deep = [e.count("{") + e.count("[") > _MAX_BRACKETS for e in elements]
-        if any(deep):  # orjson may refuse the whole array as too deep: it says so, the old way
-            return None
         lines = pa.array(elements, pa.string())
+        if (opening_brackets(lines) > _MAX_BRACKETS).any():
+            return None  # orjson may refuse the whole array as too deep: it says so, the old way
     return ingest.BatchResult.of(
-        _ingest_lines(ctx, viewer, lines, pa.array(deep), lambda i: orjson.loads(elements[i]), timings)
+        _ingest_lines(ctx, viewer, lines, lambda i: orjson.loads(elements[i]), timings)
     )
 
 
@@ -296,7 +286,6 @@ def _ingest_lines(
     ctx: Context,
     viewer: Viewer,
     lines: pa.Array[Any],
-    deep: pa.Array[Any],
     item_of: Callable[[int], Any],
     timings: Timings,
 ) -> list[ingest.ItemResult]:
@@ -316,7 +305,6 @@ def _ingest_lines(
                 preparers,
                 viewer,
                 lines.slice(start, CHUNK_LINES),
-                deep.slice(start, CHUNK_LINES),
                 start,
                 item_of,
                 timings,
@@ -392,7 +380,6 @@ def _prepare(
     preparers: _Preparers,
     viewer: Viewer,
     lines: pa.Array[Any],
-    deep: pa.Array[Any],
     offset: int,
     item_of: Callable[[int], Any],
     timings: Timings,
@@ -403,7 +390,7 @@ def _prepare(
         con = preparers.connection()
         try:
             with timings.stage("read+check (DuckDB)"):
-                cols = _read(con, lines, deep)
+                cols = _read(con, lines)
             with timings.stage("validate (scalars)"):
                 decided = _validate(ctx, viewer, cols)
             with timings.stage("per-item fallback"):
@@ -437,7 +424,7 @@ def _prepare(
         except BaseException:
             preparers.discard(con)
             raise
-        con.execute(_DROP_FACTS)  # the chunk's rows are not kept between batches
+        drop_facts(con)  # the chunk's rows are not kept between batches
         timings.count(len(bulk), len(lines) - len(bulk))
         return _Prepared(
             table,
@@ -449,8 +436,10 @@ def _prepare(
         )
 
 
-def _read(con: duckdb.DuckDBPyConnection, lines: pa.Array[Any], deep: pa.Array[Any]) -> pa.Table:
+def _read(con: duckdb.DuckDBPyConnection, lines: pa.Array[Any]) -> pa.Table:
     """The lines DuckDB can decide: rn, the scalars' JSON text, the payloads' JSON text."""
+    # more brackets than orjson may nest (counting those in strings too: a needless fallback)
+    deep = pa.array(opening_brackets(lines) > _MAX_BRACKETS)
     # Arrow's RE2 scan (GIL released) measured twice as fast as DuckDB's regexp_matches here
     differs = pc.match_substring_regex(lines, _DIFFERS)
     rn = pa.array(range(len(lines)), pa.int32())

@@ -488,10 +488,15 @@ def remember_definitions(ctx: Context, staged: list[Staged]) -> None:
 
 def ingest_batch(ctx: Context, viewer: Viewer, items: list[Any]) -> BatchResult:
     """The batch endpoint: at most `batch_max_items` items (else nothing is stored), each judged."""
-    cap = ctx.settings.batch_max_items
-    if len(items) > cap:
-        raise InvalidInput(f"a batch holds at most {cap} items; this one has {len(items)}", field="body")
+    check_batch_size(ctx, len(items))
     return BatchResult.of(save_executions(ctx, viewer, items))
+
+
+def check_batch_size(ctx: Context, items: int) -> None:
+    """More than `batch_max_items` items: nothing of the batch is stored."""
+    cap = ctx.settings.batch_max_items
+    if items > cap:
+        raise InvalidInput(f"a batch holds at most {cap} items; this one has {items}", field="body")
 
 
 def existing_ids(ctx: Context, ids: list[str]) -> set[str]:

@@ -304,6 +304,10 @@ def _prices(con: duckdb.DuckDBPyConnection, prices: PriceLookup) -> None:
     con.unregister("nf_prices_arrow")
 
 
+# every temp table facts_into creates (drop_facts removes them)
+_TABLES = ("nf_src", "nf_nodes", "nf_estimates", "nf_errors", "nf_facts", "nf_prices", "nf_result")
+
+
 def facts_into(con: duckdb.DuckDBPyConnection, runs: str, prices: PriceLookup) -> str:
     """Compute the facts of the relation `runs` (rn, node_results, errors, inputs as text, day) on
     `con` into the temp table returned (rn, node_count, tokens_in, tokens_out, tokens_estimated,
@@ -317,6 +321,12 @@ def facts_into(con: duckdb.DuckDBPyConnection, runs: str, prices: PriceLookup) -
     _prices(con, prices)
     con.execute("CREATE OR REPLACE TEMP TABLE nf_result AS " + _RUNS.replace("{runs}", runs))
     return "nf_result"
+
+
+def drop_facts(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop what facts_into left on `con`, for a connection kept for the next chunks."""
+    for table in _TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def columnar_facts(runs: pa.Table, prices: PriceLookup) -> pa.Table:

@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.flow_version import flow_version
+from analytics.core.json_scan import opening_brackets
 from analytics.core.store import Connection
 from analytics.history.node_facts_columnar import facts_into
 
@@ -324,25 +325,6 @@ _ORJSON_DEPTH = 1024
 _PAYLOAD_BAD = "a payload (inputs, node_results or errors) is not JSON"
 
 
-def _opening_brackets(column: pa.ChunkedArray[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Per row, how many `[` and `{` its text holds: a bound on its nesting depth, one pass over
-    the bytes (numpy on Arrow's buffers, no per-row Python)."""
-    counts: list[np.ndarray[Any, np.dtype[np.int64]]] = []
-    for chunk in column.chunks:
-        arr = chunk if chunk.type == pa.string() else chunk.cast(pa.string())
-        offset_buffer, data = arr.buffers()[1], arr.buffers()[2]
-        if offset_buffer is None or data is None or len(arr) == 0:
-            counts.append(np.zeros(len(arr), np.int64))
-            continue
-        offsets = np.frombuffer(memoryview(offset_buffer), np.int32)[arr.offset : arr.offset + len(arr) + 1]
-        raw = np.frombuffer(memoryview(data), np.uint8)
-        opens = np.flatnonzero((raw == ord("[")) | (raw == ord("{")))
-        rows = np.searchsorted(offsets, opens, side="right") - 1  # the row each bracket is in
-        rows = rows[(rows >= 0) & (rows < len(arr))]
-        counts.append(np.bincount(rows, minlength=len(arr)))
-    return np.concatenate(counts) if counts else np.zeros(0, np.int64)
-
-
 def _orjson_verdicts(chunk: pa.Table) -> pa.Array[Any]:
     """Per row, why orjson would refuse a payload DuckDB accepts ('' when it would not): the rule
     the Python path had (outputs and meta refused only when they hold NaN or Infinity; node_results,
@@ -355,7 +337,7 @@ def _orjson_verdicts(chunk: pa.Table) -> pa.Array[Any]:
     for name in ("node_results", "errors", "inputs"):
         col = chunk.column(name)
         suspect |= pc.match_substring_regex(col, _ORJSON_REFUSES).to_numpy(zero_copy_only=False)
-        suspect |= _opening_brackets(col) > _ORJSON_DEPTH
+        suspect |= opening_brackets(col) > _ORJSON_DEPTH
     nan = re.compile("NaN|Infinity")
     for name in ("outputs", "meta"):
         suspect |= pc.match_substring_regex(chunk.column(name), nan.pattern).to_numpy(zero_copy_only=False)

@@ -302,11 +302,11 @@ def test_a_chunk_that_fails_is_refused_and_the_others_are_stored(
     real = batch_bulk._read
     calls: list[int] = []
 
-    def second_chunk_fails(con: Any, lines: Any, deep: Any) -> Any:
+    def second_chunk_fails(con: Any, lines: Any) -> Any:
         calls.append(len(lines))
         if lines[0].as_py() == fails_on:
             raise RuntimeError("/secret/path/store.duckdb: injected")
-        return real(con, lines, deep)
+        return real(con, lines)
 
     monkeypatch.setattr(batch_bulk, "_read", second_chunk_fails)
     batch = [dict(r, id=str(uuid.uuid4())) for r in runs[:100]]

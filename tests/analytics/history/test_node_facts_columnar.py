@@ -15,7 +15,7 @@ import pytest
 from analytics.cost.prices import PriceTable, replace_prices, shipped_prices
 from analytics.history.ingest import NODE_STRUCT
 from analytics.history.node_facts import node_facts
-from analytics.history.node_facts_columnar import columnar_facts
+from analytics.history.node_facts_columnar import columnar_facts, drop_facts, facts_into
 from bench import generate
 
 
@@ -175,3 +175,23 @@ def test_raw_texts_follow_the_same_rules(prices: PriceTable) -> None:
     for run, g in zip(runs, got, strict=True):
         g.pop("rn")
         assert g == _expected(run, date(2025, 6, 1), prices), run
+
+
+def test_drop_facts_leaves_no_table_of_facts_into(prices: PriceTable) -> None:
+    """A connection kept for the next chunks (the batch's bulk path) holds nothing of the last."""
+    runs = pa.table(
+        {
+            "rn": pa.array([0], pa.int64()),
+            "node_results": ['{"llm_1": {"model": "gpt-4o", "prompt": "hi"}}'],
+            "errors": ['{"llm_1": "boom"}'],
+            "inputs": [None],
+            "day": pa.array([date(2026, 11, 1)], pa.date32()),
+        }
+    )
+    con = duckdb.connect()
+    con.register("runs", runs)
+    facts_into(con, "runs", prices)
+    tables = "SELECT table_name FROM duckdb_tables() WHERE temporary"
+    assert len(con.execute(tables).fetchall()) >= 5
+    drop_facts(con)
+    assert con.execute(tables).fetchall() == []
