@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from analytics.alerts.rules import Duration
-from analytics.core.clock import utc_now
+from analytics.core.clock import naive_utc, utc_now
 from analytics.core.errors import InvalidInput
 
 MAX_SILENCE_S = 30 * 86_400  # longer than a month is a paused rule, not a silence
@@ -52,9 +52,7 @@ class SilenceCreate(BaseModel):
     @classmethod
     def _naive_utc(cls, value: datetime | None) -> datetime | None:
         """Stored naive UTC, as every time in the store; an aware time is converted."""
-        if value is not None and value.tzinfo is not None:
-            value = (value - value.utcoffset()).replace(tzinfo=None)  # type: ignore[operator]
-        return value
+        return naive_utc(value) if value is not None else None
 
     @field_validator("duration")
     @classmethod

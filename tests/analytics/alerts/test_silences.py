@@ -122,3 +122,11 @@ def test_expiring_a_silence_resumes_delivery(env: Env, receiver: Receiver) -> No
     env.evaluate(start + timedelta(minutes=10))
     settle(env)
     assert [p["event"] for p in receiver.payloads()] == ["firing"]
+
+
+def test_an_aware_time_is_stored_as_naive_utc() -> None:
+    form = SilenceCreate.model_validate(
+        {"flow_id": "f", "starts_at": "2030-01-01T12:00:00+02:00", "ends_at": "2030-01-01T13:30:00-01:00", "comment": "x"}
+    )
+    assert form.starts_at == datetime(2030, 1, 1, 10, 0)
+    assert form.ends_at == datetime(2030, 1, 1, 14, 30)
