@@ -41,10 +41,11 @@ from datetime import datetime
 from typing import Any, cast
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from analytics.access.permissions import Grant, Viewer, require_flow_access
 from analytics.core.clock import utc_now
@@ -139,20 +140,33 @@ _DIFFERS = (
     r"|\\u00[01]"  # control characters: \u001F against orjson's \u001f
 )
 
-_STRUCT = "{" + ", ".join(f'"{k}": "JSON"' for k in _SCALARS + _PAYLOADS) + "}"
+# a MAP, not a STRUCT: one parse of the line, and a key given twice makes it fail (orjson keeps
+# the last value; the per-item path decides); the scalars go to pydantic as one JSON object a run
+_VALIDATED = ("id", "flow_id", "status", "execution_time", "created_at", "user_id", "flow_version")
+_OBJECT_OR_NULL = " AND ".join(
+    f"(m['{k}'] IS NULL OR left(CAST(m['{k}'] AS VARCHAR), 1) IN ('{{', 'n'))" for k in _PAYLOADS
+)
+_SCALARS_OBJECT = " || ',' || ".join(
+    f"""'"{k}":' || coalesce(CAST(m['{k}'] AS VARCHAR), 'null')""" for k in _VALIDATED
+)
+_PAYLOAD_COLUMNS = ", ".join(f"nullif(CAST(m['{k}'] AS VARCHAR), 'null') AS {k}" for k in _PAYLOADS)
+# no filter on `m`: DuckDB would push it into the subquery and parse every line twice; a line
+# the bulk path does not take has no `scalars`
 _SELECT = f"""
-    WITH doc AS MATERIALIZED (
-        SELECT rn, try(json_keys(line)) AS keys, try(from_json(line, '{_STRUCT}')) AS s
+    SELECT rn,
+        CASE WHEN m IS NOT NULL AND coalesce(CAST(m['replay_of'] AS VARCHAR), 'null') = 'null'
+                  AND coalesce(CAST(m['flow'] AS VARCHAR), 'null') = 'null' AND {_OBJECT_OR_NULL}
+            THEN '{{' || {_SCALARS_OBJECT} || '}}' END AS scalars,
+        {_PAYLOAD_COLUMNS}
+    FROM (
+        SELECT rn, CASE WHEN NOT deep AND NOT differs AND left(line, 1) = '{{'
+            THEN try(from_json(line, '"MAP(VARCHAR, JSON)"')) END AS m
         FROM lines
-        WHERE NOT deep AND NOT differs AND left(ltrim(line), 1) = '{{'
     )
-    SELECT rn, keys,
-        {", ".join(f"CAST(s.{k} AS VARCHAR) AS {k}" for k in _SCALARS)},
-        {", ".join(f"nullif(CAST(s.{k} AS VARCHAR), 'null') AS {k}" for k in _PAYLOADS)}
-    FROM doc
-    WHERE s IS NOT NULL AND keys IS NOT NULL AND s.replay_of IS NULL
-      AND {" AND ".join(f"coalesce(left(CAST(s.{k} AS VARCHAR), 1) IN ('{{', 'n'), true)" for k in _PAYLOADS)}
 """  # built from constants only
+# the scalars of a chunk's runs, validated in one call (pydantic's JSON mode: the same rules as
+# the per-item path's, on the values orjson would read)
+_FORMS: TypeAdapter[list[ingest.ExecutionImport]] = TypeAdapter(list[ingest.ExecutionImport])
 
 
 @dataclass(slots=True)
@@ -212,24 +226,77 @@ def _line_item(number: int, line: bytes) -> Any:
         return InvalidInput(f"line {number} is not JSON: {exc.msg}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """The body's lines that are not blank, numbered as `splitlines()` numbers them: found with
+    numpy and handed to DuckDB as one Arrow array over the body's own bytes (no copy)."""
+
+    body: bytes  # without a carriage return (splitlines ends a line at one too)
+    starts: np.ndarray[Any, np.dtype[np.int64]]
+    ends: np.ndarray[Any, np.dtype[np.int64]]
+    numbers: np.ndarray[Any, np.dtype[np.int64]]
+
+    @classmethod
+    def of(cls, body: bytes) -> _Lines:
+        numbers: np.ndarray[Any, np.dtype[np.int64]] | None = None
+        if b"\r" in body:  # rare: split the usual way, and join the lines that are not blank
+            numbered = [(n, line) for n, line in enumerate(body.splitlines(), start=1) if line.strip()]
+            body = b"\n".join(line for _, line in numbered)
+            numbers = np.array([n for n, _ in numbered], np.int64)
+            if not numbered:
+                return cls(body, *(np.zeros(0, np.int64) for _ in range(3)))
+        breaks = np.flatnonzero(np.frombuffer(body, np.uint8) == ord("\n"))
+        starts = np.concatenate(([0], breaks + 1)).astype(np.int64)
+        ends = np.concatenate((breaks, [len(body)])).astype(np.int64)
+        if numbers is None:
+            numbers = np.arange(1, len(starts) + 1, dtype=np.int64)
+        # blank: empty, or only the ASCII whitespace bytes.strip() removes (\n and \r are not in a line)
+        keep = ends > starts
+        firsts = np.frombuffer(body, np.uint8)[starts[keep]]
+        maybe = np.flatnonzero(keep)[np.isin(firsts, np.frombuffer(b" \t\x0b\x0c", np.uint8))]
+        for j in maybe:
+            keep[j] = bool(body[starts[j] : ends[j]].strip())
+        return cls(body, starts[keep], ends[keep], numbers[keep])
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def item(self, i: int) -> Any:
+        """Line `i` as the per-item path reads it."""
+        return _line_item(int(self.numbers[i]), self.body[self.starts[i] : self.ends[i]])
+
+    def array(self) -> pa.Array[Any] | None:
+        """The lines as Arrow strings, each up to the next line's start (the newline, and any
+        blank lines: whitespace, which a JSON reader skips or refuses, and then the per-item path
+        reads the line itself), or None when the body is not UTF-8 or too big for 32-bit offsets."""
+        if len(self.body) >= 2**31:
+            return None
+        offsets = np.append(self.starts, len(self.body)).astype(np.int32)
+        values = pa.StringArray.from_buffers(
+            len(self.starts), pa.py_buffer(offsets.tobytes()), pa.py_buffer(self.body)
+        )
+        try:
+            values.validate(full=True)  # UTF-8 too
+        except pa.ArrowInvalid:
+            return None
+        return values
+
+
 def ingest_ndjson(
     ctx: Context, viewer: Viewer, body: bytes, timings: Timings | None = None
 ) -> ingest.BatchResult:
     """The batch endpoint for NDJSON: at most `batch_max_items` items (else nothing is stored)."""
     timings = timings or Timings()
     with timings.stage("split"):
-        numbered = [(n, line) for n, line in enumerate(body.splitlines(), start=1) if line.strip()]
-    ingest.check_batch_size(ctx, len(numbered))
-    try:
-        with timings.stage("split"):
-            lines = pa.array([line for _, line in numbered], pa.binary()).cast(pa.string())
-    except pa.ArrowInvalid:  # not UTF-8: orjson says which line, item by item
+        lines = _Lines.of(body)
+    ingest.check_batch_size(ctx, len(lines))
+    with timings.stage("split"):
+        values = lines.array()
+    if values is None:  # not UTF-8: orjson says which line, item by item
         return ingest.BatchResult.of(
-            ingest.save_executions(ctx, viewer, [_line_item(n, b) for n, b in numbered])
+            ingest.save_executions(ctx, viewer, [lines.item(i) for i in range(len(lines))])
         )
-    return ingest.BatchResult.of(
-        _ingest_lines(ctx, viewer, lines, lambda i: _line_item(*numbered[i]), timings)
-    )
+    return ingest.BatchResult.of(_ingest_lines(ctx, viewer, values, lines.item, timings))
 
 
 def ingest_json_array(
@@ -454,42 +521,35 @@ def _read(con: duckdb.DuckDBPyConnection, lines: pa.Array[Any]) -> pa.Table:
 def _validate(ctx: Context, viewer: Viewer, cols: pa.Table) -> dict[int, _Item]:
     """The scalars of each line DuckDB read, checked as `stage` checks them; a line anything
     refuses is left out (the per-item path then says why, in today's words)."""
+    rns = cast("list[int]", cols.column("rn").to_pylist())
+    texts = cast("list[str | None]", cols.column("scalars").to_pylist())
+    positions, forms = _forms(texts)
     now = utc_now()
     grants: dict[str, Grant | None] = {}  # None: the caller may not write it (per item says why)
     decided: dict[int, _Item] = {}
-    scalar_cols = [cast("list[str | None]", cols.column(k).to_pylist()) for k in _SCALARS]
-    keys = cast("list[list[str]]", cols.column("keys").to_pylist())
-    rns = cast("list[int]", cols.column("rn").to_pylist())
-    for pos, rn in enumerate(rns):
-        if len(set(keys[pos])) != len(keys[pos]):
-            continue  # a key given twice: orjson keeps the last value, DuckDB the first
-        texts = ((k, c[pos]) for k, c in zip(_SCALARS, scalar_cols, strict=True))
-        data = {k: orjson.loads(text) for k, text in texts if text is not None}
-        try:
-            form = ingest.ExecutionImport.model_validate(data)
-            if form.flow is not None:
-                continue  # a definition to keep in flow_versions: the per-item path stages it
-            if form.flow_id not in grants:
-                try:
-                    grants[form.flow_id] = require_flow_access(ctx.directory, viewer, form.flow_id)
-                except FlowHistoryError:
-                    grants[form.flow_id] = None
-            grant = grants[form.flow_id]
-            if grant is None:
+    for pos, form in zip(positions, forms, strict=True):
+        if form.flow_id not in grants:
+            try:
+                grants[form.flow_id] = require_flow_access(ctx.directory, viewer, form.flow_id)
+            except FlowHistoryError:
+                grants[form.flow_id] = None
+        grant = grants[form.flow_id]
+        if grant is None:
+            continue
+        user_id = viewer.id
+        if form.user_id is not None and form.user_id != viewer.id:
+            if not viewer.is_admin:
                 continue
+            user_id = form.user_id
+        try:
             version = ingest.version_of(form, grant.flow.version or None)
             created_at = ingest.checked_time(form.created_at) if form.created_at is not None else now
-            user_id = viewer.id
-            if form.user_id is not None and form.user_id != viewer.id:
-                if not viewer.is_admin:
-                    continue
-                user_id = form.user_id
-        except (ValidationError, FlowHistoryError, orjson.JSONDecodeError):
-            continue  # the per-item path gives the verdict
+        except FlowHistoryError:
+            continue
         supplied = str(form.id) if form.id is not None else None
-        decided[rn] = _Item(
+        decided[rns[pos]] = _Item(
             rn=pos,
-            line=rn,
+            line=rns[pos],
             id=supplied or ingest.new_execution_id(created_at),
             id_supplied=supplied is not None,
             flow_id=grant.flow.id,
@@ -500,6 +560,23 @@ def _validate(ctx: Context, viewer: Viewer, cols: pa.Table) -> dict[int, _Item]:
             version=version,
         )
     return decided
+
+
+def _forms(texts: list[str | None]) -> tuple[list[int], list[ingest.ExecutionImport]]:
+    """The scalar objects pydantic accepts (their positions) as forms, in one call a chunk; the
+    items it refuses, and those without scalars, go the per-item way, which says why."""
+    positions = [p for p, text in enumerate(texts) if text is not None]
+    for _ in range(2):
+        try:
+            return positions, _FORMS.validate_json(
+                "[" + ",".join(cast(str, texts[p]) for p in positions) + "]"
+            )
+        except ValidationError as exc:
+            refused = {
+                positions[e["loc"][0]] for e in exc.errors() if e["loc"] and isinstance(e["loc"][0], int)
+            }
+            positions = [p for p in positions if p not in refused] if refused else []
+    return [], []
 
 
 def _bulk_table(con: duckdb.DuckDBPyConnection, ctx: Context, cols: pa.Table, items: list[_Item]) -> pa.Table:

@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analytics.access import users
 from analytics.access.permissions import Viewer
@@ -304,7 +306,7 @@ def test_a_chunk_that_fails_is_refused_and_the_others_are_stored(
 
     def second_chunk_fails(con: Any, lines: Any) -> Any:
         calls.append(len(lines))
-        if lines[0].as_py() == fails_on:
+        if lines[0].as_py().rstrip() == fails_on:  # a line comes with its newline
             raise RuntimeError("/secret/path/store.duckdb: injected")
         return real(con, lines)
 
@@ -333,3 +335,27 @@ def test_nothing_of_a_batch_outlives_it(stores: tuple[Context, Context, list[dic
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     assert subprocess.Popen(["true"], preexec_fn=ignore_sigint).wait() == 0
+
+
+_PARTS = [b"\n", b"\r", b"\r\n", b" ", b"\t", b"\x0b", b"\x0c", b"{}", b'{"a": 1}', b"x", b"\xc3\xa9", b"\xff"]
+
+
+@given(st.lists(st.sampled_from(_PARTS), max_size=40))
+def test_lines_are_those_splitlines_gives_that_are_not_blank(parts: list[bytes]) -> None:
+    """The bulk path finds lines with numpy over the body's bytes; the per-item path (and its line
+    numbers in refusals) uses bytes.splitlines(): the same lines, the same numbers."""
+    body = b"".join(parts)
+    lines = batch_bulk._Lines.of(body)
+    expected = [(n, line) for n, line in enumerate(body.splitlines(), start=1) if line.strip()]
+    found = [(int(lines.numbers[i]), lines.body[lines.starts[i] : lines.ends[i]]) for i in range(len(lines))]
+    assert found == expected
+    values = lines.array()
+    try:
+        texts = [line.decode() for _, line in expected]
+    except UnicodeDecodeError:
+        assert values is None
+        return
+    assert values is not None and len(values) == len(texts)
+    for value, text in zip(values.to_pylist(), texts, strict=True):
+        # each value is its line, then only what a blank line or a line break holds
+        assert value.startswith(text) and not value[len(text) :].strip(" \t\n\x0b\x0c")

@@ -120,6 +120,9 @@ HOSTILE: list[dict[str, Any]] = [
             "_lead": None,
             "plain": {"status": "aborted"},
             "ünï_x": {"label": "unicode prefix"},
+            # identifiers to str.isidentifier beyond letters and digits: a combining mark, a
+            # middle dot, U+2118 (Other_ID_Start); and a superscript digit, which is not one
+            "e\u0301t_1": {}, "x\u00b7y_2": 1, "\u2118_3": None, "x\u00b2_4": {},
             "output_1": {"0": "a", "1": "b", "label": "Output"},
         },
         "errors": {"model_1_a": "Network error", "plain": {"code": 5, "why": ["x", 1.5]}, "input_9": None,
