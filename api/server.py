@@ -18,6 +18,7 @@ The cap is uvicorn's `limit_concurrency`: past it, requests answer 503.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import resource
 from typing import Any
@@ -106,9 +107,7 @@ class DeadlineProtocol(HttpToolsProtocol):
             return
         needed = max(1, int(self.body_min_rate * self.body_timeout_s))
         if self._window_bytes < needed and not self.flow.read_paused:
-            self._refuse(
-                f"the request body arrived slower than {needed} bytes in {self.body_timeout_s:g} s"
-            )
+            self._refuse(f"the request body arrived slower than {needed} bytes in {self.body_timeout_s:g} s")
             return
         self._window_bytes = 0
         self._body_timer = self.loop.call_later(self.body_timeout_s, self._check_body)
@@ -162,7 +161,9 @@ def ensure_fd_limit(connections: int) -> None:
             log.warning(
                 "open-file limit %d is below max_connections %d + %d spare: lower "
                 "FLOWHISTORY_MAX_CONNECTIONS or raise the hard limit (ulimit -Hn)",
-                new, connections, _SPARE_FDS,
+                new,
+                connections,
+                _SPARE_FDS,
             )
 
 
@@ -192,4 +193,9 @@ def config_for(app: Any, settings: Settings) -> uvicorn.Config:
 def run(app: Any, settings: Settings) -> None:
     """Serve `app` until stopped (one process, one worker: it owns the store)."""
     ensure_fd_limit(settings.max_connections)
+    # the ~120,000 objects of the app and its imports live as long as the process: frozen, the
+    # collector's full passes (a batch's new objects set one off every few batches) skip them,
+    # ~80 ms each, holding the GIL (BENCHMARKS.md, the batch endpoint)
+    gc.collect()
+    gc.freeze()
     uvicorn.Server(config_for(app, settings)).run()

@@ -38,6 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 import duckdb
@@ -118,8 +119,8 @@ class _Preparers:
         self._borrowed.remove(con)
         con.close()
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
+    def close(self, *, cancel: bool = False) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=cancel)
         for con in self._borrowed:
             if _idle.qsize() < PREPARE_WORKERS:
                 _idle.put(con)
@@ -227,9 +228,9 @@ def _line_item(number: int, line: bytes) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class _Lines:
-    """The body's lines that are not blank, numbered as `splitlines()` numbers them: found with
-    numpy and handed to DuckDB as one Arrow array over the body's own bytes (no copy)."""
+class Lines:
+    """NDJSON lines that are not blank, numbered as `splitlines()` numbers them: found with numpy
+    and handed to DuckDB as Arrow strings over the body's own bytes (no copy)."""
 
     body: bytes  # without a carriage return (splitlines ends a line at one too)
     starts: np.ndarray[Any, np.dtype[np.int64]]
@@ -237,10 +238,11 @@ class _Lines:
     numbers: np.ndarray[Any, np.dtype[np.int64]]
 
     @classmethod
-    def of(cls, body: bytes) -> _Lines:
+    def of(cls, body: bytes, first: int = 1) -> Lines:
+        """The lines of `body`, the first numbered `first`."""
         numbers: np.ndarray[Any, np.dtype[np.int64]] | None = None
         if b"\r" in body:  # rare: split the usual way, and join the lines that are not blank
-            numbered = [(n, line) for n, line in enumerate(body.splitlines(), start=1) if line.strip()]
+            numbered = [(n, line) for n, line in enumerate(body.splitlines(), start=first) if line.strip()]
             body = b"\n".join(line for _, line in numbered)
             numbers = np.array([n for n, _ in numbered], np.int64)
             if not numbered:
@@ -249,7 +251,7 @@ class _Lines:
         starts = np.concatenate(([0], breaks + 1)).astype(np.int64)
         ends = np.concatenate((breaks, [len(body)])).astype(np.int64)
         if numbers is None:
-            numbers = np.arange(1, len(starts) + 1, dtype=np.int64)
+            numbers = np.arange(first, first + len(starts), dtype=np.int64)
         # blank: empty, or only the ASCII whitespace bytes.strip() removes (\n and \r are not in a line)
         keep = ends > starts
         firsts = np.frombuffer(body, np.uint8)[starts[keep]]
@@ -265,15 +267,22 @@ class _Lines:
         """Line `i` as the per-item path reads it."""
         return _line_item(int(self.numbers[i]), self.body[self.starts[i] : self.ends[i]])
 
+    def chunks(self, size: int) -> list[Lines]:
+        """Runs of `size` lines, over the same bytes."""
+        return [
+            Lines(self.body, *(a[i : i + size] for a in (self.starts, self.ends, self.numbers)))
+            for i in range(0, len(self), size)
+        ]
+
     def array(self) -> pa.Array[Any] | None:
-        """The lines as Arrow strings, each up to the next line's start (the newline, and any
-        blank lines: whitespace, which a JSON reader skips or refuses, and then the per-item path
-        reads the line itself), or None when the body is not UTF-8 or too big for 32-bit offsets."""
-        if len(self.body) >= 2**31:
-            return None
-        offsets = np.append(self.starts, len(self.body)).astype(np.int32)
+        """The lines as Arrow strings, each up to the next one's start (the newline, and any blank
+        lines: whitespace, which a JSON reader skips or refuses, and then the per-item path reads
+        the line itself), or None when a line is not UTF-8 (or the body is past 32-bit offsets)."""
+        if len(self) == 0 or len(self.body) >= 2**31:
+            return pa.array([], pa.string()) if len(self) == 0 else None
+        offsets = np.append(self.starts, self.ends[-1]).astype(np.int32)
         values = pa.StringArray.from_buffers(
-            len(self.starts), pa.py_buffer(offsets.tobytes()), pa.py_buffer(self.body)
+            len(self), pa.py_buffer(offsets.tobytes()), pa.py_buffer(self.body)
         )
         try:
             values.validate(full=True)  # UTF-8 too
@@ -281,22 +290,87 @@ class _Lines:
             return None
         return values
 
+    def chunk(self) -> _Chunk:
+        return _Chunk(len(self), self.array(), self.item)
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Up to CHUNK_LINES items: as Arrow strings for DuckDB (None: not UTF-8, so item by item),
+    and each one as the per-item path reads it."""
+
+    n: int
+    values: pa.Array[Any] | None
+    item: Callable[[int], Any]
+
+
+class NdjsonFeed:
+    """An NDJSON body handed over piece by piece as it arrives (the route streams it): each run of
+    CHUNK_LINES lines is prepared while the rest still arrives. Nothing is stored before the
+    whole body is in and its item count checked (`finish`)."""
+
+    def __init__(self, ctx: Context, viewer: Viewer, timings: Timings | None = None) -> None:
+        self._ctx = ctx
+        self._batch = _Batch(ctx, viewer, timings or Timings())
+        self._pieces: list[memoryview] = []  # since the last cut
+        self._breaks = 0  # newlines in them
+        self._lines_before = 0  # lines in the chunks cut already
+        self._at_end = False  # a carriage return came: the rest is split at the end (splitlines' way)
+
+    def add(self, piece: bytes) -> None:
+        if not piece:
+            return
+        view = memoryview(piece)
+        if self._at_end or b"\r" in piece:
+            self._at_end = True
+            self._pieces.append(view)
+            return
+        # numpy, not bytes.count/index: ~5x faster, and this runs on the event loop
+        breaks = np.flatnonzero(np.frombuffer(piece, np.uint8) == ord("\n"))
+        at = 0  # where the uncut part of this piece starts
+        while self._breaks + len(breaks) >= CHUNK_LINES:
+            cut = int(breaks[CHUNK_LINES - self._breaks - 1]) + 1  # after the chunk's last newline
+            breaks = breaks[CHUNK_LINES - self._breaks :]
+            head = [*self._pieces, view[at:cut]]
+            self._pieces, self._breaks, at = [], 0, cut
+            first, self._lines_before = self._lines_before + 1, self._lines_before + CHUNK_LINES
+            self._batch.add(partial(_cut_chunk, head, first))
+        if at < len(piece):
+            self._pieces.append(view[at:])
+            self._breaks += len(breaks)
+
+    def finish(self) -> ingest.BatchResult:
+        """Store what the body holds: at most `batch_max_items` items (else nothing is stored)."""
+        try:
+            rest = Lines.of(b"".join(self._pieces), self._lines_before + 1)
+            self._pieces = []
+            for chunk in rest.chunks(CHUNK_LINES):
+                self._batch.add(chunk.chunk)
+            bound = self._lines_before + len(rest)  # lines, blank ones too, past the cut chunks
+            ingest.check_batch_size(
+                self._ctx, bound if bound <= self._ctx.settings.batch_max_items else self._batch.items()
+            )
+        except BaseException:
+            self.abandon()
+            raise
+        return ingest.BatchResult.of(self._batch.store())
+
+    def abandon(self) -> None:
+        """Nothing of the body is stored (it was too big, or the client went away)."""
+        self._batch.abandon()
+
+
+def _cut_chunk(pieces: list[memoryview], first: int) -> _Chunk:
+    return Lines.of(b"".join(pieces), first).chunk()
+
 
 def ingest_ndjson(
     ctx: Context, viewer: Viewer, body: bytes, timings: Timings | None = None
 ) -> ingest.BatchResult:
-    """The batch endpoint for NDJSON: at most `batch_max_items` items (else nothing is stored)."""
-    timings = timings or Timings()
-    with timings.stage("split"):
-        lines = _Lines.of(body)
-    ingest.check_batch_size(ctx, len(lines))
-    with timings.stage("split"):
-        values = lines.array()
-    if values is None:  # not UTF-8: orjson says which line, item by item
-        return ingest.BatchResult.of(
-            ingest.save_executions(ctx, viewer, [lines.item(i) for i in range(len(lines))])
-        )
-    return ingest.BatchResult.of(_ingest_lines(ctx, viewer, values, lines.item, timings))
+    """The batch endpoint for NDJSON given whole: at most `batch_max_items` items."""
+    feed = NdjsonFeed(ctx, viewer, timings)
+    feed.add(body)
+    return feed.finish()
 
 
 def ingest_json_array(
@@ -331,107 +405,122 @@ def ingest_json_array(
         lines = pa.array(elements, pa.string())
         if (opening_brackets(lines) > _MAX_BRACKETS).any():
             return None  # orjson may refuse the whole array as too deep: it says so, the old way
-    return ingest.BatchResult.of(
-        _ingest_lines(ctx, viewer, lines, lambda i: orjson.loads(elements[i]), timings)
-    )
+    batch = _Batch(ctx, viewer, timings)
+    for start in range(0, len(lines), CHUNK_LINES):
+        values = lines.slice(start, CHUNK_LINES)
+        batch.add(_Chunk(len(values), values, partial(_element, elements, start)))
+    return ingest.BatchResult.of(batch.store())
+
+
+def _element(elements: list[str], start: int, i: int) -> Any:
+    return orjson.loads(elements[start + i])
 
 
 @dataclass(slots=True)
 class _Prepared:
     """One chunk of the batch, decided: the rows to store (EXECUTIONS_SCHEMA, payloads typed as
-    JSON), each row's batch index and id, and the verdicts of the items refused already."""
+    JSON), each row's place in the chunk and id, and why the items refused already were; or the
+    error that kept the chunk from being prepared."""
 
-    table: pa.Table | None
-    indices: list[int]
-    ids: list[str]
-    supplied: list[bool]
-    refused: dict[int, ingest.ItemResult]
-    staged: list[ingest.Staged]  # the items the per-item path decided (their flow definitions)
+    n: int  # items in the chunk
+    table: pa.Table | None = None
+    places: list[int] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    supplied: list[bool] = field(default_factory=list)
+    refused: dict[int, str] = field(default_factory=dict)
+    staged: list[ingest.Staged] = field(default_factory=list)  # the per-item path's (their flow definitions)
+    failed: Exception | None = None
 
 
-def _ingest_lines(
-    ctx: Context,
-    viewer: Viewer,
-    lines: pa.Array[Any],
-    item_of: Callable[[int], Any],
-    timings: Timings,
-) -> list[ingest.ItemResult]:
-    """Chunks of the batch are prepared on two threads (DuckDB releases the GIL) while the writer
-    inserts the chunks before them; duplicates and ids already stored are judged in the batch's
-    order, chunk by chunk, as save_executions judges them."""
-    results: dict[int, ingest.ItemResult] = {}
-    seen: set[str] = set()
-    pending: list[tuple[Future[Any], list[tuple[int, str]]]] = []
-    preparers = _Preparers()
-    try:  # each chunk as it is prepared, in order: duplicates, ids already stored, the writer
-        n = len(lines)
-        prepared = [
-            preparers.pool.submit(
-                _prepare,
-                ctx,
-                preparers,
-                viewer,
-                lines.slice(start, CHUNK_LINES),
-                start,
-                item_of,
-                timings,
+class _Batch:
+    """A batch's chunks, each prepared on the two threads as soon as it is added; then, in the
+    batch's order, duplicates and ids already stored are judged (as save_executions judges them)
+    and each chunk goes to the writer while the chunks after it are still being prepared."""
+
+    def __init__(self, ctx: Context, viewer: Viewer, timings: Timings) -> None:
+        self._ctx, self._viewer, self._timings = ctx, viewer, timings
+        self._preparers = _Preparers()
+        self._chunks: list[Future[_Prepared]] = []
+
+    def add(self, chunk: _Chunk | Callable[[], _Chunk]) -> None:
+        """A chunk, or what makes one (run on a preparing thread: splitting the bytes too)."""
+        self._chunks.append(
+            self._preparers.pool.submit(
+                _prepare, self._ctx, self._preparers, self._viewer, chunk, self._timings
             )
-            for start in range(0, n, CHUNK_LINES)
-        ]
-        for start, future in zip(range(0, n, CHUNK_LINES), prepared, strict=True):
-            try:
+        )
+
+    def items(self) -> int:
+        """The batch's items (waits for every chunk to be prepared)."""
+        return sum(f.result().n for f in self._chunks)
+
+    def abandon(self) -> None:
+        self._preparers.close(cancel=True)
+
+    def store(self) -> list[ingest.ItemResult]:
+        ctx, timings = self._ctx, self._timings
+        results: list[ingest.ItemResult] = []
+        seen: set[str] = set()
+        pending: list[tuple[Future[Any], list[tuple[int, str]]]] = []
+        try:
+            for future in self._chunks:
                 chunk = future.result()
-            except Exception as exc:  # this chunk's items are refused; the chunks before are stored
-                why = _why(exc, "preparation")
-                for index in range(start, min(n, start + CHUNK_LINES)):
-                    results[index] = ingest.ItemResult(index, "refused", detail=why)
-                continue
-            results.update(chunk.refused)
-            keep: list[int] = []
-            for pos, (index, run_id) in enumerate(zip(chunk.indices, chunk.ids, strict=True)):
-                if run_id in seen:
-                    results[index] = ingest.ItemResult(
-                        index, "refused", detail=f"id {run_id} appears twice in this batch"
+                offset = len(results)
+                verdicts: list[ingest.ItemResult | None] = [None] * chunk.n
+                if chunk.failed is not None:  # this chunk's items are refused, the others go on
+                    why = _why(chunk.failed, "preparation")
+                    results.extend(
+                        ingest.ItemResult(offset + i, "refused", detail=why) for i in range(chunk.n)
                     )
                     continue
-                seen.add(run_id)
-                keep.append(pos)
-            with timings.stage("existing ids"):
-                existing = ingest.existing_ids(ctx, [chunk.ids[p] for p in keep if chunk.supplied[p]])
-            fresh = []
-            for pos in keep:
-                index, run_id = chunk.indices[pos], chunk.ids[pos]
-                if run_id in existing:
-                    results[index] = ingest.ItemResult(
-                        index, "refused", detail=f"an execution with id {run_id} already exists"
+                for place, detail in chunk.refused.items():
+                    verdicts[place] = ingest.ItemResult(offset + place, "refused", detail=detail)
+                keep: list[int] = []
+                for pos, (place, run_id) in enumerate(zip(chunk.places, chunk.ids, strict=True)):
+                    if run_id in seen:
+                        verdicts[place] = ingest.ItemResult(
+                            offset + place, "refused", detail=f"id {run_id} appears twice in this batch"
+                        )
+                        continue
+                    seen.add(run_id)
+                    keep.append(pos)
+                with timings.stage("existing ids"):
+                    existing = ingest.existing_ids(ctx, [chunk.ids[p] for p in keep if chunk.supplied[p]])
+                fresh = []
+                for pos in keep:
+                    place, run_id = chunk.places[pos], chunk.ids[pos]
+                    if run_id in existing:
+                        verdicts[place] = ingest.ItemResult(
+                            offset + place, "refused", detail=f"an execution with id {run_id} already exists"
+                        )
+                    else:
+                        fresh.append(pos)
+                stored = [(offset + chunk.places[p], chunk.ids[p]) for p in fresh]
+                results.extend(cast("list[ingest.ItemResult]", verdicts))  # the stored ones: below
+                if not fresh or chunk.table is None:
+                    continue
+                table = chunk.table if len(fresh) == chunk.table.num_rows else chunk.table.take(fresh)
+                ids = {run_id for _, run_id in stored}
+                try:
+                    ingest.remember_definitions(ctx, [s for s in chunk.staged if s.execution.id in ids])
+                    committed = ingest.submit_table(ctx, table)
+                except Exception as exc:  # the verdict says why, below
+                    failed: Future[Any] = Future()
+                    failed.set_exception(exc)
+                    committed = failed
+                pending.append((committed, stored))
+        finally:
+            self._preparers.close()
+        with timings.stage("insert (writer, commit)"):
+            for committed, stored in pending:
+                error = committed.exception()
+                for index, run_id in stored:  # a chunk that failed: nothing of it was stored
+                    results[index] = (
+                        ingest.ItemResult(index, "stored", id=run_id)
+                        if error is None
+                        else ingest.ItemResult(index, "refused", detail=_why(error, "commit"))
                     )
-                else:
-                    fresh.append(pos)
-            if not fresh or chunk.table is None:
-                continue
-            table = chunk.table if len(fresh) == chunk.table.num_rows else chunk.table.take(fresh)
-            ids = {chunk.ids[p] for p in fresh}
-            try:
-                ingest.remember_definitions(ctx, [s for s in chunk.staged if s.execution.id in ids])
-                committed = ingest.submit_table(ctx, table)
-            except Exception as exc:  # the verdict says why, below
-                failed: Future[Any] = Future()
-                failed.set_exception(exc)
-                committed = failed
-            pending.append((committed, [(chunk.indices[p], chunk.ids[p]) for p in fresh]))
-    finally:
-        preparers.close()
-    with timings.stage("insert (writer, commit)"):
-        for committed, stored in pending:
-            error = committed.exception()
-            if error is None:
-                for index, run_id in stored:
-                    results[index] = ingest.ItemResult(index, "stored", id=run_id)
-                continue
-            # as save_executions: nothing of this chunk was stored
-            for index, _ in stored:
-                results[index] = ingest.ItemResult(index, "refused", detail=_why(error, "commit"))
-    return [results[i] for i in sorted(results)]
+        return results
 
 
 def _why(error: BaseException, step: str) -> str:
@@ -446,56 +535,61 @@ def _prepare(
     ctx: Context,
     preparers: _Preparers,
     viewer: Viewer,
-    lines: pa.Array[Any],
-    offset: int,
-    item_of: Callable[[int], Any],
+    source: _Chunk | Callable[[], _Chunk],
     timings: Timings,
 ) -> _Prepared:
-    """Decide one chunk (items `offset`...): what DuckDB read and the scalars pass goes the bulk
-    way; the rest goes through the per-item path, item by item, for today's verdict and row."""
+    """Decide one chunk: what DuckDB read and the scalars pass goes the bulk way; the rest goes
+    through the per-item path, item by item, for today's verdict and row."""
+    with timings.stage("split"):
+        chunk = source if isinstance(source, _Chunk) else source()
     with _preparing:
         con = preparers.connection()
         try:
-            with timings.stage("read+check (DuckDB)"):
-                cols = _read(con, lines)
-            with timings.stage("validate (scalars)"):
-                decided = _validate(ctx, viewer, cols)
+            decided: dict[int, _Item] = {}
+            if chunk.values is not None:
+                with timings.stage("read+check (DuckDB)"):
+                    cols = _read(con, chunk.values)
+                with timings.stage("validate (scalars)"):
+                    decided = _validate(ctx, viewer, cols)
             with timings.stage("per-item fallback"):
-                refused: dict[int, ingest.ItemResult] = {}
+                refused: dict[int, str] = {}
                 staged: list[tuple[int, ingest.Staged]] = []
-                for rn in range(len(lines)):
-                    if rn in decided:
+                for place in range(chunk.n):
+                    if place in decided:
                         continue
-                    index = offset + rn
-                    item = item_of(index)
+                    item = chunk.item(place)
                     if isinstance(item, FlowHistoryError):
-                        refused[index] = ingest.ItemResult(index, "refused", detail=item.detail)
+                        refused[place] = item.detail
                         continue
                     try:
                         s = ingest.stage(ctx, viewer, ingest.parse_form(item, ingest.ExecutionImport))
                     except ValidationError as exc:
-                        refused[index] = ingest.ItemResult(index, "refused", detail=ingest.describe(exc))
+                        refused[place] = ingest.describe(exc)
                         continue
                     except FlowHistoryError as exc:
-                        refused[index] = ingest.ItemResult(index, "refused", detail=exc.detail)
+                        refused[place] = exc.detail
                         continue
-                    staged.append((index, s))
+                    staged.append((place, s))
             with timings.stage("node facts (columnar)"):
-                bulk = [decided[rn] for rn in sorted(decided)]
+                bulk = [decided[place] for place in sorted(decided)]
                 tables = [_bulk_table(con, ctx, cols, bulk)] if bulk else []
                 if staged:
                     tables.append(ingest.rows_table([s.row for _, s in staged]))
                 table = None
                 if tables:
                     table = _typed_json(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
+        except Exception as exc:  # the chunk's items are refused with the reason; the others go on
+            preparers.discard(con)
+            return _Prepared(chunk.n, failed=exc)
         except BaseException:
             preparers.discard(con)
             raise
         drop_facts(con)  # the chunk's rows are not kept between batches
-        timings.count(len(bulk), len(lines) - len(bulk))
+        timings.count(len(bulk), chunk.n - len(bulk))
         return _Prepared(
+            chunk.n,
             table,
-            [offset + it.line for it in bulk] + [index for index, _ in staged],
+            [it.line for it in bulk] + [place for place, _ in staged],
             [it.id for it in bulk] + [s.execution.id for _, s in staged],
             [it.id_supplied for it in bulk] + [s.id_supplied for _, s in staged],
             refused,

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from analytics.history import batch_bulk, ingest
 from analytics.openwebui import importer
 from api.dependencies import AdminUser, Ctx, CurrentUser
-from api.json_body import JsonRoute, decode_error
+from api.json_body import JsonRoute, decode_error, json_response
 from api.schemas.executions import BatchResultOut
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"], route_class=JsonRoute)
@@ -45,14 +46,37 @@ def _items(body: bytes) -> list[Any]:
 )
 async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Store many executions; each item is reported as stored or refused, with the reason."""
-    body = await request.body()
     content_type = request.headers.get("content-type", "")
-    if "ndjson" not in content_type and "jsonl" not in content_type and body.lstrip()[:1] == b"[":
-        result = await run_in_threadpool(batch_bulk.ingest_json_array, ctx, viewer, body)
-        if result is not None:
-            return result
-        return await run_in_threadpool(ingest.ingest_batch, ctx, viewer, _items(body))
-    return await run_in_threadpool(batch_bulk.ingest_ndjson, ctx, viewer, body)
+    pieces = request.stream()
+    start = b""
+    if "ndjson" not in content_type and "jsonl" not in content_type:
+        async for piece in pieces:  # a JSON array when its first byte past whitespace is `[`
+            start += piece
+            if start.lstrip():
+                break
+        if start.lstrip()[:1] == b"[":
+            body = start + b"".join([piece async for piece in pieces])
+            result = await run_in_threadpool(_answer, batch_bulk.ingest_json_array, ctx, viewer, body)
+            if result is not None:
+                return result
+            return await run_in_threadpool(_answer, ingest.ingest_batch, ctx, viewer, _items(body))
+    # NDJSON: its chunks are prepared while the rest of the body arrives
+    feed = batch_bulk.NdjsonFeed(ctx, viewer)
+    try:
+        feed.add(start)
+        async for piece in pieces:
+            feed.add(piece)
+    except BaseException:  # the client went away: nothing is stored
+        await run_in_threadpool(feed.abandon)
+        raise
+    return await run_in_threadpool(_answer, feed.finish)
+
+
+def _answer(ingest_fn: Callable[..., ingest.BatchResult | None], *args: Any) -> Response | None:
+    """The verdicts as JSON, written off the event loop by orjson (BatchResultOut's fields, in its
+    order): FastAPI validating and writing 5,000 items took ~35 ms of the loop a batch."""
+    result = ingest_fn(*args)
+    return None if result is None else json_response(result)
 
 
 class OpenWebUIImportIn(BaseModel):

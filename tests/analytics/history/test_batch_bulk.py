@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import re
 import signal
 import subprocess
@@ -29,6 +30,7 @@ from analytics.access import users
 from analytics.access.permissions import Viewer
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
+from analytics.core.errors import InvalidInput
 from analytics.flows import registry as flows
 from analytics.history import batch_bulk, ingest
 from bench import generate
@@ -204,6 +206,33 @@ def _check(
     return after
 
 
+def _pieces(body: bytes, seed: int) -> list[bytes]:
+    """The body as a server receives it: pieces of any size, cut anywhere (in a line, in a
+    character, between \r and \n)."""
+    rng = random.Random(seed)
+    pieces, at = [], 0
+    while at < len(body):
+        size = rng.choice([1, 2, 7, 100, 2_000, 20_000])
+        pieces.append(body[at : at + size])
+        at += size
+    return pieces
+
+
+def _check_fed(
+    old: Context, new: Context, viewer: Viewer, body: bytes, seed: int, cuts: int
+) -> ingest.BatchResult:
+    """The same, with the body fed piece by piece (the route streams it): chunks are cut and
+    prepared while pieces still arrive."""
+    before = ingest.ingest_batch(old, viewer, batch_bulk.ndjson_items(body))
+    feed = batch_bulk.NdjsonFeed(new, viewer)
+    for piece in _pieces(body, seed):
+        feed.add(piece)
+    assert feed._lines_before == cuts * batch_bulk.CHUNK_LINES  # chunks cut as the pieces came
+    after = feed.finish()
+    _compare(old, new, before, after)
+    return after
+
+
 def _compare(old: Context, new: Context, before: ingest.BatchResult, after: ingest.BatchResult) -> None:
     """Equal verdicts, and every stored column of every stored run equal."""
     assert (after.stored, after.refused) == (before.stored, before.refused)
@@ -337,7 +366,20 @@ def test_nothing_of_a_batch_outlives_it(stores: tuple[Context, Context, list[dic
     assert subprocess.Popen(["true"], preexec_fn=ignore_sigint).wait() == 0
 
 
-_PARTS = [b"\n", b"\r", b"\r\n", b" ", b"\t", b"\x0b", b"\x0c", b"{}", b'{"a": 1}', b"x", b"\xc3\xa9", b"\xff"]
+_PARTS = [
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b" ",
+    b"\t",
+    b"\x0b",
+    b"\x0c",
+    b"{}",
+    b'{"a": 1}',
+    b"x",
+    b"\xc3\xa9",
+    b"\xff",
+]
 
 
 @given(st.lists(st.sampled_from(_PARTS), max_size=40))
@@ -345,7 +387,7 @@ def test_lines_are_those_splitlines_gives_that_are_not_blank(parts: list[bytes])
     """The bulk path finds lines with numpy over the body's bytes; the per-item path (and its line
     numbers in refusals) uses bytes.splitlines(): the same lines, the same numbers."""
     body = b"".join(parts)
-    lines = batch_bulk._Lines.of(body)
+    lines = batch_bulk.Lines.of(body)
     expected = [(n, line) for n, line in enumerate(body.splitlines(), start=1) if line.strip()]
     found = [(int(lines.numbers[i]), lines.body[lines.starts[i] : lines.ends[i]]) for i in range(len(lines))]
     assert found == expected
@@ -359,3 +401,44 @@ def test_lines_are_those_splitlines_gives_that_are_not_blank(parts: list[bytes])
     for value, text in zip(values.to_pylist(), texts, strict=True):
         # each value is its line, then only what a blank line or a line break holds
         assert value.startswith(text) and not value[len(text) :].strip(" \t\n\x0b\x0c")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_body_fed_in_pieces_gets_the_same_verdicts_and_rows(
+    stores: tuple[Context, Context, list[dict[str, Any]]], seed: int
+) -> None:
+    old, new, runs = stores
+    fresh = [dict(r, id=str(uuid.uuid4())) for r in runs[:250]]
+    hostile = _hostile(runs, "bench-admin")
+    # LF only, so chunks are cut as pieces arrive; then CRLF from the middle on (the rest at the end)
+    lf = b"\n".join([orjson.dumps(r) for r in fresh[:150]] + hostile)
+    result = _check_fed(
+        old, new, Viewer("bench-admin", "admin"), lf + b"\n\n", seed, (150 + len(hostile)) // 37
+    )
+    assert result.stored > 150 and result.refused > 40
+    crlf = (
+        b"\n".join(orjson.dumps(r) for r in fresh[150:200])
+        + b"\r\n"
+        + b"\r\n".join(orjson.dumps(r) for r in fresh[200:])
+    )
+    assert _check_fed(old, new, Viewer("bench-admin", "admin"), crlf, seed, 1).stored == 100
+
+
+def test_a_fed_body_over_the_item_limit_stores_nothing(
+    stores: tuple[Context, Context, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, new, runs = stores
+    monkeypatch.setattr(new.settings, "batch_max_items", 60)
+    fresh = [dict(r, id=str(uuid.uuid4())) for r in runs[:61]]
+    feed = batch_bulk.NdjsonFeed(new, Viewer("bench-admin", "admin"))
+    for piece in _pieces(b"\n".join(orjson.dumps(r) for r in fresh), 3):
+        feed.add(piece)
+    with pytest.raises(InvalidInput):
+        feed.finish()
+    assert not _rows(new, [r["id"] for r in fresh])
+    # blank lines are not items: 60 runs among them pass
+    body = b"\n\n".join(orjson.dumps(r) for r in fresh[:60])
+    feed = batch_bulk.NdjsonFeed(new, Viewer("bench-admin", "admin"))
+    for piece in _pieces(body, 4):
+        feed.add(piece)
+    assert feed.finish().stored == 60
