@@ -115,6 +115,12 @@ HOSTILE: list[dict[str, Any]] = [
             "model_1_i": {"modelId": ["x"], "model": "gpt-4o", "output": "out", "status": "weird"},
             "model_1_j": {"modelId": "gpt-4o", "usage": {}, "status": "skipped", "type": "custom"},
             "model_1_k": {"modelId": "gpt-4o", "type": "", "01": "x", "0": "y", "2": "z"},
+            # the spread's fast way (its keys in order, read off the text) and where it must not decide
+            "model_1_l": {"0": "a", "1": "b", "label": "x", "2": "c", "modelId": "gpt-4o"},
+            "model_1_m": {"0": "a", "1": "b", "modelId": "gpt-4o", "x": {"2": 1}, "y": "\"2\":"},
+            "model_1_n": {**{str(i): "é" for i in range(10_050)}, "modelId": "gpt-4o"},
+            "model_1_o": {"0": "a", "1": "b\"c", "2": "d", "modelId": "gpt-4o", "prompt": "p"},
+            "model_1_p": {"0": "😀", "1": "", "2": "x y", "modelId": "gpt-4o", "content": "never read"},
             "input_9": "a string result",
             "9bad_x": 12,
             "_lead": None,
