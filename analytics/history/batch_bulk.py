@@ -2,17 +2,19 @@
 
 The per-item path (`ingest.save_executions`) parses every run into Python objects, validates it
 with pydantic and walks its payloads for node facts: about 3,800 runs/s, bound by building
-Python objects for payloads it only writes back as text. Here DuckDB parses each line in C++
-and hands back the payloads as minified JSON text, which is what the store keeps; only the few
-scalar fields (ids, status, times, versions) become Python values, validated by the same
-pydantic model (`ExecutionImport`, payloads left out) and checked by the same rules as `stage`;
-node facts come from `node_facts_columnar`; the good rows go in as Arrow inserts.
+Python objects for payloads it only writes back as text. Here DuckDB parses each line once in
+C++ (`from_json` into a MAP) and hands back the payloads as minified JSON text, which is what
+the store keeps; only the scalar fields (ids, status, times, versions) go to pydantic, as one
+JSON array a chunk validated by the same model (`ExecutionImport`) and checked by the same rules
+as `stage`; node facts come from `node_facts_columnar`; the good rows go in as Arrow inserts.
 
-A batch is cut into chunks of `CHUNK_LINES`, prepared on two kept threads (each with its own
-one-thread DuckDB; DuckDB and Arrow release the GIL) while the writer inserts the chunks before
-them; duplicates and ids already stored are judged in the batch's order. Each chunk commits on
-its own: a chunk that fails (preparing or committing) has its items refused with the reason,
-and the other chunks' items are stored and said so.
+NDJSON is cut into chunks of `CHUNK_LINES` lines as it arrives (`NdjsonFeed`: the route streams
+the body), each prepared on one of two threads (each with its own one-thread DuckDB; DuckDB and
+Arrow release the GIL) while the rest still arrives. Nothing is stored before the whole body is
+in and its item count checked; then, in the batch's order, duplicates and ids already stored are
+judged and each chunk goes to the writer while the chunks after it are still being prepared.
+Each chunk commits on its own: a chunk that fails (preparing or committing) has its items
+refused with the reason, and the other chunks' items are stored and said so.
 
 What the bulk path cannot decide goes to the per-item path, item by item, so its verdict and
 stored row are exactly today's: a line that is not JSON or not an object, a payload that is not
@@ -21,7 +23,7 @@ an object, anything pydantic or `stage` refuses (the per-item path then gives th
 from orjson's (`_DIFFERS`: NaN/Infinity and trailing commas DuckDB accepts and orjson refuses;
 numbers DuckDB writes differently: exponents, 16 or more digits, below 1e-4; control-character
 escapes, which DuckDB writes in upper case; deep nesting; a key repeated at the top level). A
-body that is not UTF-8 goes whole.
+chunk whose lines are not all UTF-8 goes item by item.
 
 Known difference (as node_facts_columnar's, on bodies no JSON writer emits): a key repeated
 inside a payload's object is stored as sent, where orjson would keep its last value only.
