@@ -330,7 +330,10 @@ class NdjsonFeed:
         # numpy, not bytes.count/index: ~5x faster, and this runs on the event loop
         breaks = np.flatnonzero(np.frombuffer(piece, np.uint8) == ord("\n"))
         at = 0  # where the uncut part of this piece starts
-        while self._breaks + len(breaks) >= CHUNK_LINES:
+        # past batch_max_items lines no chunk is cut: a body over the limit is refused at the end,
+        # and must not make the server prepare more than a batch's worth first
+        limit = self._ctx.settings.batch_max_items
+        while self._breaks + len(breaks) >= CHUNK_LINES and self._lines_before < limit:
             cut = int(breaks[CHUNK_LINES - self._breaks - 1]) + 1  # after the chunk's last newline
             breaks = breaks[CHUNK_LINES - self._breaks :]
             head = [*self._pieces, view[at:cut]]
@@ -346,12 +349,11 @@ class NdjsonFeed:
         try:
             rest = Lines.of(b"".join(self._pieces), self._lines_before + 1)
             self._pieces = []
+            limit = self._ctx.settings.batch_max_items
+            if self._lines_before + len(rest) > limit:  # lines, blank ones too: count the items
+                ingest.check_batch_size(self._ctx, self._batch.items() + len(rest))
             for chunk in rest.chunks(CHUNK_LINES):
                 self._batch.add(chunk.chunk)
-            bound = self._lines_before + len(rest)  # lines, blank ones too, past the cut chunks
-            ingest.check_batch_size(
-                self._ctx, bound if bound <= self._ctx.settings.batch_max_items else self._batch.items()
-            )
         except BaseException:
             self.abandon()
             raise

@@ -442,3 +442,19 @@ def test_a_fed_body_over_the_item_limit_stores_nothing(
     for piece in _pieces(body, 4):
         feed.add(piece)
     assert feed.finish().stored == 60
+
+
+def test_a_fed_body_far_over_the_limit_is_not_prepared_past_it(
+    stores: tuple[Context, Context, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile body of many small lines: chunks stop being prepared at the limit's worth of
+    lines, and the whole body is refused (nothing stored)."""
+    _, new, runs = stores
+    monkeypatch.setattr(new.settings, "batch_max_items", 100)
+    line = orjson.dumps({"flow_id": runs[0]["flow_id"], "status": "success", "execution_time": 1})
+    feed = batch_bulk.NdjsonFeed(new, Viewer("bench-admin", "admin"))
+    for piece in _pieces(b"\n".join([line] * 5_000), 5):
+        feed.add(piece)
+    assert len(feed._batch._chunks) == -(-100 // batch_bulk.CHUNK_LINES)  # 3 chunks of 37, not 136
+    with pytest.raises(InvalidInput, match="100"):
+        feed.finish()
