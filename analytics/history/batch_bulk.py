@@ -60,22 +60,12 @@ from analytics.history.node_facts_columnar import drop_facts, facts_into
 
 log = logging.getLogger(__name__)
 
-# the scalar fields, validated in Python; then the payloads, kept as DuckDB's JSON text
-_SCALARS = (
-    "id",
-    "flow_id",
-    "status",
-    "execution_time",
-    "created_at",
-    "user_id",
-    "flow_version",
-    "replay_of",
-    "flow",
-)
+# the payloads, kept as DuckDB's JSON text (the scalars: _VALIDATED, below)
 _PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
 # chunks of the batch prepared at once, each on its thread's own one-thread DuckDB (the writer
-# inserts the chunks before them meanwhile). A chunk pays a fixed ~55 ms (setting up the facts' SQL),
-# so chunks are not small: 5,000 runs in 1,000-run chunks ran at 5,500 runs/s, in 2,500 at 7,900
+# inserts the chunks before them meanwhile). A chunk pays a fixed ~35 ms (setting up the facts' SQL),
+# so chunks are not small: in process, 1,250-line chunks ran at 6,500-7,500 runs/s, 2,500 at
+# 8,700-9,000, 5,000 at 6,200 (BENCHMARKS.md)
 CHUNK_LINES = 2_500
 PREPARE_WORKERS = 2
 
