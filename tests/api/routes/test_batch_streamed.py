@@ -83,6 +83,7 @@ def test_a_client_gone_mid_body_stores_nothing(server: LiveServer) -> None:
             if "batch-prepare" not in _threads(server):
                 break
             time.sleep(0.2)
+        assert "batch-prepare" not in _threads(server)  # its preparing threads ended
         # the server goes on: the same runs, sent whole, are all stored
         r = client.post("/api/v1/executions/batch", content=body)
         assert r.status_code == 200 and r.json()["stored"] == len(lines), r.text[:300]
