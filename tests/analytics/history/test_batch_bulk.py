@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analytics.access import users
@@ -382,6 +382,7 @@ _PARTS = [
 ]
 
 
+@settings(deadline=None, max_examples=300)  # no per-example deadline: CI's cores are shared
 @given(st.lists(st.sampled_from(_PARTS), max_size=40))
 def test_lines_are_those_splitlines_gives_that_are_not_blank(parts: list[bytes]) -> None:
     """The bulk path finds lines with numpy over the body's bytes; the per-item path (and its line
