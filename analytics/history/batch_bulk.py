@@ -270,8 +270,10 @@ class Lines:
         """The lines as Arrow strings, each up to the next one's start (the newline, and any blank
         lines: whitespace, which a JSON reader skips or refuses, and then the per-item path reads
         the line itself), or None when a line is not UTF-8 (or the body is past 32-bit offsets)."""
-        if len(self) == 0 or len(self.body) >= 2**31:
-            return pa.array([], pa.string()) if len(self) == 0 else None
+        if len(self) == 0:
+            return pa.array([], pa.string())
+        if len(self.body) >= 2**31:
+            return None
         offsets = np.append(self.starts, self.ends[-1]).astype(np.int32)
         values = pa.StringArray.from_buffers(
             len(self), pa.py_buffer(offsets.tobytes()), pa.py_buffer(self.body)
