@@ -21,6 +21,7 @@ from analytics.core import backup as backups
 from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.core.errors import FlowHistoryError, StoreLocked
+from api.cli import remote
 from api.cli.common import DbOption, console, err, fail, settings_for
 
 BACKUP_TIMEOUT_S = 3600.0  # a large store takes a while to copy; the server answers when done
@@ -54,11 +55,6 @@ def backup_command(
     )
 
 
-def _server_url(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "", "::") else settings.host
-    return f"http://{host}:{settings.port}"
-
-
 def _through_server(settings: Settings, dest: Path) -> None:
     """The server holds the store: it takes the backup; the file then moves to DEST."""
     key_file = settings.admin_key_file
@@ -70,7 +66,7 @@ def _through_server(settings: Settings, dest: Path) -> None:
             ),
             2,
         )
-    url = _server_url(settings)
+    url = remote.server_url(settings)
     try:
         r = httpx.post(
             f"{url}/api/v1/admin/backup",

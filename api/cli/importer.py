@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from analytics.core.context import open_context
 from analytics.core.errors import FlowHistoryError, StoreLocked
 from analytics.openwebui import importer
+from api.cli import remote
 from api.cli.common import DbOption, Typer, console, err, fail, settings_for
 
 app = Typer(help="Move history in from another system.", no_args_is_help=True)
@@ -49,7 +50,7 @@ def openwebui(
     report: ReportOption = Path("openwebui-import-report.jsonl"),
     server: Annotated[
         str | None,
-        typer.Option(help="The running server's URL (default: http://HOST:PORT from the settings)"),
+        typer.Option(help="The running server's URL (default: where it says it answers, else HOST:PORT)"),
     ] = None,
 ) -> None:
     """Copy Open WebUI's users, groups, flows and runs; safe to rerun, resumes where it stopped."""
@@ -57,7 +58,7 @@ def openwebui(
     try:
         ctx = open_context(settings)
     except StoreLocked:
-        summary = _through_server(server or f"http://{settings.host}:{settings.port}", settings, source)
+        summary = _through_server(server or remote.server_url(settings), settings, source)
     except FlowHistoryError as exc:
         fail(exc, 2)
     else:

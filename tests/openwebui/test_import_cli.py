@@ -75,3 +75,17 @@ def test_through_a_running_server(tmp_path: Path) -> None:
         # not an admin: refused, nothing imported
         r = httpx.post(f"{server.url}/api/v1/executions/import/openwebui", json={"from": db.url})
         assert r.status_code == 401
+
+
+def test_through_a_running_server_on_any_port(tmp_path: Path) -> None:
+    """No `--server`: the command finds the server where it said it answers (its server.json),
+    not at the settings' default port."""
+    db, _, _ = _source(tmp_path)
+    store, report = tmp_path / "s" / "store.duckdb", tmp_path / "report.jsonl"
+    store.parent.mkdir()
+    with LiveServer(store, "import") as server:
+        assert not server.url.endswith(":8080")
+        done = _cli("import", "openwebui", "--from", db.url, "--db", str(store), "--report", str(report))
+        assert done.returncode == 0, done.stderr
+        out = " ".join(done.stdout.split())
+        assert f"held by the server at {server.url}" in out and "7 stored" in out

@@ -133,3 +133,18 @@ def test_sigterm_under_load_acknowledges_what_it_answered_and_exits_0(tmp_path: 
     assert not db.with_name(db.name + ".wal").exists() or not db.with_name(db.name + ".wal").stat().st_size, (
         "the shutdown did not checkpoint"
     )
+
+
+def test_backup_finds_the_server_on_any_port(tmp_path: Path) -> None:
+    """No FLOWHISTORY_PORT: the command finds the server by its server.json."""
+    db = tmp_path / "data" / "store.duckdb"
+    db.parent.mkdir()
+    dest = tmp_path / "backup.duckdb"
+    with LiveServer(db, "backup") as server:
+        create_flow(server.url)
+        made = subprocess.run(
+            [FLOWHISTORY, "backup", str(dest), "--db", str(db)],
+            env=server_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stdout + made.stderr
+        assert "through the server" in made.stdout and dest.is_file()
