@@ -10,6 +10,9 @@ The media types a route accepts are the ones its OpenAPI request body declares (
 its body itself declares them in `openapi_extra`), else JSON; `application/*+json` counts as
 JSON, parameters such as `charset` are ignored. A request without a body (no Content-Length, or
 0, and no Transfer-Encoding) passes whatever its headers say: there is nothing to misread.
+
+A body with a Content-Encoding (gzip, say) is refused too (415): nothing here decompresses a
+request, and read as it is, a compressed NDJSON batch came back as "line N is not JSON" per item.
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ def check(request: Request, accepted: frozenset[str] | None) -> None:
     """Refuse (415) a body of a type the route does not read; a route without a body ignores it."""
     if accepted is None or not has_body(request):
         return
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise HTTPException(415, f"Content-Encoding '{encoding}' is not supported: send the body uncompressed")
     header = request.headers.get("content-type")
     if is_accepted(header, accepted):
         return

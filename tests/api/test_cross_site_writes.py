@@ -7,6 +7,7 @@ the `token` cookie counts only on GET and HEAD.
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 
@@ -81,6 +82,33 @@ def test_batch_takes_json_and_ndjson(world: World, ctype: str) -> None:
     body = json.dumps(run) if "ndjson" in ctype else json.dumps([run])
     r = world.client.post(
         "/api/v1/executions/batch", content=body.encode(), headers={**bearer("owner"), "Content-Type": ctype}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["stored"] == 1
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "GZIP"])
+@pytest.mark.parametrize("ctype", ["application/json", "application/x-ndjson"])
+def test_compressed_bodies_are_415_not_read_as_json(world: World, encoding: str, ctype: str) -> None:
+    """Read as it was, a gzipped NDJSON batch came back 200 with "line N is not JSON" per item."""
+    before = _counts(world.ctx)
+    run = make_execution(world.private)
+    raw = (json.dumps(run) if "ndjson" in ctype else json.dumps([run])).encode()
+    r = world.client.post(
+        "/api/v1/executions/batch",
+        content=gzip.compress(raw),
+        headers={**bearer("owner"), "Content-Type": ctype, "Content-Encoding": encoding},
+    )
+    assert r.status_code == 415, r.text
+    assert r.json()["detail"] == (
+        f"Content-Encoding '{encoding.lower()}' is not supported: send the body uncompressed"
+    )
+    assert _counts(world.ctx) == before
+    # identity is no encoding at all
+    r = world.client.post(
+        "/api/v1/executions/batch",
+        content=raw,
+        headers={**bearer("owner"), "Content-Type": ctype, "Content-Encoding": "identity"},
     )
     assert r.status_code == 200, r.text
     assert r.json()["stored"] == 1
