@@ -457,7 +457,7 @@ class _Batch:
         ctx, timings = self._ctx, self._timings
         results: list[ingest.ItemResult] = []
         seen: set[str] = set()
-        pending: list[tuple[Future[Any], list[tuple[int, str]]]] = []
+        pending: list[tuple[Future[Any], list[tuple[int, str]], pa.Table]] = []
         try:
             for future in self._chunks:
                 chunk = future.result()
@@ -504,19 +504,28 @@ class _Batch:
                     failed: Future[Any] = Future()
                     failed.set_exception(exc)
                     committed = failed
-                pending.append((committed, stored))
+                pending.append((committed, stored, table))
         finally:
             self._preparers.close()
         with timings.stage("insert (writer, commit)"):
-            for committed, stored in pending:
-                error = committed.exception()
+            for committed, stored, table in pending:
+                taken, error = ingest.commit_new(
+                    ctx, [run_id for _, run_id in stored], partial(_submit_rows, ctx, table), first=committed
+                )
+                failure = None if error is None else _why(error, "commit")
                 for index, run_id in stored:  # a chunk that failed: nothing of it was stored
-                    results[index] = (
-                        ingest.ItemResult(index, "stored", id=run_id)
-                        if error is None
-                        else ingest.ItemResult(index, "refused", detail=_why(error, "commit"))
-                    )
+                    if run_id in taken:  # by a concurrent batch or import, since it was checked
+                        detail = f"an execution with id {run_id} already exists"
+                        results[index] = ingest.ItemResult(index, "refused", detail=detail)
+                    elif failure is not None:
+                        results[index] = ingest.ItemResult(index, "refused", detail=failure)
+                    else:
+                        results[index] = ingest.ItemResult(index, "stored", id=run_id)
         return results
+
+
+def _submit_rows(ctx: Context, table: pa.Table, keep: list[int]) -> Future[Any]:
+    return ingest.submit_table(ctx, table.take(keep))
 
 
 def _why(error: BaseException, step: str) -> str:

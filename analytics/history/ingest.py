@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -452,20 +453,21 @@ def save_executions(
         else:
             fresh.append((index, s))
     if fresh:
+        ids = [s.execution.id for _, s in fresh]
         try:
             remember_definitions(ctx, [s for _, s in fresh])
-            submit(ctx, [s for _, s in fresh]).result()
-        except Exception as exc:  # e.g. a concurrent import of the same id: nothing of it was stored
-            # a verdict is shown to the caller: our own errors say why, never DuckDB's text or paths
-            if isinstance(exc, FlowHistoryError):
-                why = exc.detail
-            else:
-                log.error("a batch's commit failed", exc_info=exc)
-                why = "not stored (an internal error, logged), retry"
-            for index, _ in fresh:
+            taken, error = commit_new(ctx, ids, lambda keep: submit(ctx, [fresh[i][1] for i in keep]))
+        except Exception as exc:
+            taken, error = set(), exc
+        why = None if error is None else commit_failure(error)
+        for index, s in fresh:
+            if s.execution.id in taken:
+                results[index] = ItemResult(
+                    index, "refused", detail=f"an execution with id {s.execution.id} already exists"
+                )
+            elif why is not None:  # nothing of it was stored
                 results[index] = ItemResult(index, "refused", detail=why)
-        else:
-            for index, s in fresh:
+            else:
                 results[index] = ItemResult(index, "stored", id=s.execution.id)
     return [results[i] for i in sorted(results)]
 
@@ -497,6 +499,41 @@ def check_batch_size(ctx: Context, items: int) -> None:
     cap = ctx.settings.batch_max_items
     if items > cap:
         raise InvalidInput(f"a batch holds at most {cap} items; this one has {items}", field="body")
+
+
+def commit_new(
+    ctx: Context,
+    ids: list[str],
+    submit_some: Callable[[list[int]], Future[Any]],
+    first: Future[Any] | None = None,
+) -> tuple[set[str], BaseException | None]:
+    """Commit the runs `ids` (`submit_some` queues those at the positions given), less any that
+    a concurrent batch or import stored since they were checked: the insert is then refused on
+    the id's key as a whole, so the ids are looked up again and the others submitted once more.
+    Answers the ids found stored meanwhile, and the error that kept the rest out (None: stored)."""
+    taken: set[str] = set()
+    keep = list(range(len(ids)))
+    future = first if first is not None else submit_some(keep)
+    while True:
+        error = future.exception()
+        if not isinstance(error, duckdb.ConstraintException):
+            return taken, error
+        now = existing_ids(ctx, [ids[i] for i in keep])
+        if not now:  # another constraint: not a race on ids
+            return taken, error
+        taken |= now
+        keep = [i for i in keep if ids[i] not in now]
+        if not keep:
+            return taken, None
+        future = submit_some(keep)
+
+
+def commit_failure(error: BaseException) -> str:
+    """A verdict for items a failed commit took: our own errors say why, never DuckDB's text or paths."""
+    if isinstance(error, FlowHistoryError):
+        return error.detail
+    log.error("a batch's commit failed", exc_info=error)
+    return "not stored (an internal error, logged), retry"
 
 
 def existing_ids(ctx: Context, ids: list[str]) -> set[str]:
