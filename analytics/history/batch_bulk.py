@@ -32,11 +32,12 @@ inside a payload's object is stored as sent, where orjson would keep its last va
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -70,9 +71,30 @@ CHUNK_LINES = 2_500
 PREPARE_WORKERS = 2
 
 _idle: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
-# at most two chunks are prepared at once in the whole server: two concurrent batches with two
-# threads each fought over the two cores (6,100 runs/s against one client's 7,200)
-_preparing = threading.BoundedSemaphore(PREPARE_WORKERS)
+# the preparing threads, the same two for every batch of the server's life, so at most two chunks
+# are prepared at once (two concurrent batches with two threads each fought over the two cores:
+# 6,100 runs/s against one client's 7,200). Two new threads a batch cost ~15 % more CPU a run
+# (BENCHMARKS.md). Between batches they hold nothing of DuckDB: threads that kept a connection
+# made every child forked with a `preexec_fn` (pyspark's launcher) die of a segfault.
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _threads() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(PREPARE_WORKERS, thread_name_prefix="batch-prepare")
+        return _pool
+
+
+def _forgotten_in_child() -> None:
+    """A forked child has none of the parent's threads: its first batch starts its own."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forgotten_in_child)
 
 
 def _new_connection() -> duckdb.DuckDBPyConnection:
@@ -84,15 +106,19 @@ def _new_connection() -> duckdb.DuckDBPyConnection:
 
 
 class _Preparers:
-    """Two threads for one batch; each borrows a one-thread DuckDB for its chunks. The threads
-    end with the batch (kept ones made children forked with a `preexec_fn`, pyspark's launcher,
-    die of a segfault); the connections are kept for the next batch (a new one costs ~15 % of
-    a 5,000-run batch's time: extension load, macros, first plans)."""
+    """One batch's chunks on the preparing threads; each thread borrows a one-thread DuckDB for
+    them, given back when the batch ends and kept for the next batch (a new one costs ~15 % of a
+    5,000-run batch's time: extension load, macros, first plans)."""
 
     def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(PREPARE_WORKERS, thread_name_prefix="batch-prepare")
         self._local = threading.local()
         self._borrowed: list[duckdb.DuckDBPyConnection] = []
+        self._futures: list[Future[Any]] = []
+
+    def submit(self, fn: Callable[..., _Prepared], *args: Any) -> Future[_Prepared]:
+        future = _threads().submit(fn, *args)
+        self._futures.append(future)
+        return future
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         con: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
@@ -112,12 +138,18 @@ class _Preparers:
         con.close()
 
     def close(self, *, cancel: bool = False) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=cancel)
+        """After this batch's chunks (those not started yet dropped when `cancel`), its
+        connections go back for the next batch."""
+        if cancel:
+            for future in self._futures:
+                future.cancel()
+        wait(self._futures)
         for con in self._borrowed:
             if _idle.qsize() < PREPARE_WORKERS:
                 _idle.put(con)
             else:
                 con.close()
+        self._borrowed.clear()
 
 
 _MAX_BRACKETS = 200  # under orjson's depth limits (1024 to read, 255 to write), whatever is nested
@@ -441,9 +473,7 @@ class _Batch:
     def add(self, chunk: _Chunk | Callable[[], _Chunk]) -> None:
         """A chunk, or what makes one (run on a preparing thread: splitting the bytes too)."""
         self._chunks.append(
-            self._preparers.pool.submit(
-                _prepare, self._ctx, self._preparers, self._viewer, chunk, self._timings
-            )
+            self._preparers.submit(_prepare, self._ctx, self._preparers, self._viewer, chunk, self._timings)
         )
 
     def items(self) -> int:
@@ -547,59 +577,58 @@ def _prepare(
     through the per-item path, item by item, for today's verdict and row."""
     with timings.stage("split"):
         chunk = source if isinstance(source, _Chunk) else source()
-    with _preparing:
-        con = preparers.connection()
-        try:
-            decided: dict[int, _Item] = {}
-            if chunk.values is not None:
-                with timings.stage("read+check (DuckDB)"):
-                    cols = _read(con, chunk.values)
-                with timings.stage("validate (scalars)"):
-                    decided = _validate(ctx, viewer, cols)
-            with timings.stage("per-item fallback"):
-                refused: dict[int, str] = {}
-                staged: list[tuple[int, ingest.Staged]] = []
-                for place in range(chunk.n):
-                    if place in decided:
-                        continue
-                    item = chunk.item(place)
-                    if isinstance(item, FlowHistoryError):
-                        refused[place] = item.detail
-                        continue
-                    try:
-                        s = ingest.stage(ctx, viewer, ingest.parse_form(item, ingest.ExecutionImport))
-                    except ValidationError as exc:
-                        refused[place] = ingest.describe(exc)
-                        continue
-                    except FlowHistoryError as exc:
-                        refused[place] = exc.detail
-                        continue
-                    staged.append((place, s))
-            with timings.stage("node facts (columnar)"):
-                bulk = [decided[place] for place in sorted(decided)]
-                tables = [_bulk_table(con, ctx, cols, bulk)] if bulk else []
-                if staged:
-                    tables.append(ingest.rows_table([s.row for _, s in staged]))
-                table = None
-                if tables:
-                    table = _typed_json(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
-        except Exception as exc:  # the chunk's items are refused with the reason; the others go on
-            preparers.discard(con)
-            return _Prepared(chunk.n, failed=exc)
-        except BaseException:
-            preparers.discard(con)
-            raise
-        drop_facts(con)  # the chunk's rows are not kept between batches
-        timings.count(len(bulk), chunk.n - len(bulk))
-        return _Prepared(
-            chunk.n,
-            table,
-            [it.line for it in bulk] + [place for place, _ in staged],
-            [it.id for it in bulk] + [s.execution.id for _, s in staged],
-            [it.id_supplied for it in bulk] + [s.id_supplied for _, s in staged],
-            refused,
-            [s for _, s in staged],
-        )
+    con = preparers.connection()
+    try:
+        decided: dict[int, _Item] = {}
+        if chunk.values is not None:
+            with timings.stage("read+check (DuckDB)"):
+                cols = _read(con, chunk.values)
+            with timings.stage("validate (scalars)"):
+                decided = _validate(ctx, viewer, cols)
+        with timings.stage("per-item fallback"):
+            refused: dict[int, str] = {}
+            staged: list[tuple[int, ingest.Staged]] = []
+            for place in range(chunk.n):
+                if place in decided:
+                    continue
+                item = chunk.item(place)
+                if isinstance(item, FlowHistoryError):
+                    refused[place] = item.detail
+                    continue
+                try:
+                    s = ingest.stage(ctx, viewer, ingest.parse_form(item, ingest.ExecutionImport))
+                except ValidationError as exc:
+                    refused[place] = ingest.describe(exc)
+                    continue
+                except FlowHistoryError as exc:
+                    refused[place] = exc.detail
+                    continue
+                staged.append((place, s))
+        with timings.stage("node facts (columnar)"):
+            bulk = [decided[place] for place in sorted(decided)]
+            tables = [_bulk_table(con, ctx, cols, bulk)] if bulk else []
+            if staged:
+                tables.append(ingest.rows_table([s.row for _, s in staged]))
+            table = None
+            if tables:
+                table = _typed_json(tables[0] if len(tables) == 1 else pa.concat_tables(tables))
+    except Exception as exc:  # the chunk's items are refused with the reason; the others go on
+        preparers.discard(con)
+        return _Prepared(chunk.n, failed=exc)
+    except BaseException:
+        preparers.discard(con)
+        raise
+    drop_facts(con)  # the chunk's rows are not kept between batches
+    timings.count(len(bulk), chunk.n - len(bulk))
+    return _Prepared(
+        chunk.n,
+        table,
+        [it.line for it in bulk] + [place for place, _ in staged],
+        [it.id for it in bulk] + [s.execution.id for _, s in staged],
+        [it.id_supplied for it in bulk] + [s.id_supplied for _, s in staged],
+        refused,
+        [s for _, s in staged],
+    )
 
 
 def _read(con: duckdb.DuckDBPyConnection, lines: pa.Array[Any]) -> pa.Table:
