@@ -539,9 +539,12 @@ class _Batch:
             self._preparers.close()
         with timings.stage("insert (writer, commit)"):
             for committed, stored, table in pending:
-                taken, error = ingest.commit_new(
-                    ctx, [run_id for _, run_id in stored], partial(_submit_rows, ctx, table), first=committed
-                )
+                try:
+                    taken, error = ingest.commit_new(
+                        ctx, [run_id for _, run_id in stored], partial(_submit_rows, ctx, table), first=committed
+                    )
+                except Exception as exc:  # looking the ids up again failed: the verdict says why
+                    taken, error = set(), exc
                 failure = None if error is None else _why(error, "commit")
                 for index, run_id in stored:  # a chunk that failed: nothing of it was stored
                     if run_id in taken:  # by a concurrent batch or import, since it was checked
