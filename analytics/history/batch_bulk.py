@@ -31,7 +31,6 @@ inside a payload's object is stored as sent, where orjson would keep its last va
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
@@ -58,8 +57,6 @@ from analytics.core.errors import FlowHistoryError, InvalidInput
 from analytics.core.json_scan import opening_brackets
 from analytics.history import ingest
 from analytics.history.node_facts_columnar import drop_facts, facts_into
-
-log = logging.getLogger(__name__)
 
 # the payloads, kept as DuckDB's JSON text (the scalars: _VALIDATED, below)
 _PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
@@ -494,7 +491,7 @@ class _Batch:
                 offset = len(results)
                 verdicts: list[ingest.ItemResult | None] = [None] * chunk.n
                 if chunk.failed is not None:  # this chunk's items are refused, the others go on
-                    why = _why(chunk.failed, "preparation")
+                    why = ingest.failure_verdict(chunk.failed, "preparation")
                     results.extend(
                         ingest.ItemResult(offset + i, "refused", detail=why) for i in range(chunk.n)
                     )
@@ -545,7 +542,7 @@ class _Batch:
                     )
                 except Exception as exc:  # looking the ids up again failed: the verdict says why
                     taken, error = set(), exc
-                failure = None if error is None else _why(error, "commit")
+                failure = None if error is None else ingest.failure_verdict(error)
                 for index, run_id in stored:  # a chunk that failed: nothing of it was stored
                     if run_id in taken:  # by a concurrent batch or import, since it was checked
                         detail = f"an execution with id {run_id} already exists"
@@ -559,14 +556,6 @@ class _Batch:
 
 def _submit_rows(ctx: Context, table: pa.Table, keep: list[int]) -> Future[Any]:
     return ingest.submit_table(ctx, table.take(keep))
-
-
-def _why(error: BaseException, step: str) -> str:
-    """A verdict for items a failure took: our own errors say why, never DuckDB's text or paths."""
-    if isinstance(error, FlowHistoryError):
-        return error.detail
-    log.error("a batch's %s failed", step, exc_info=error)
-    return "not stored (an internal error, logged), retry"
 
 
 def _prepare(

@@ -459,7 +459,7 @@ def save_executions(
             taken, error = commit_new(ctx, ids, lambda keep: submit(ctx, [fresh[i][1] for i in keep]))
         except Exception as exc:
             taken, error = set(), exc
-        why = None if error is None else commit_failure(error)
+        why = None if error is None else failure_verdict(error)
         for index, s in fresh:
             if s.execution.id in taken:
                 results[index] = ItemResult(
@@ -528,11 +528,12 @@ def commit_new(
         future = submit_some(keep)
 
 
-def commit_failure(error: BaseException) -> str:
-    """A verdict for items a failed commit took: our own errors say why, never DuckDB's text or paths."""
+def failure_verdict(error: BaseException, step: str = "commit") -> str:
+    """A verdict for items a failed step of a batch took: our own errors say why, never DuckDB's
+    text or paths (those are logged)."""
     if isinstance(error, FlowHistoryError):
         return error.detail
-    log.error("a batch's commit failed", exc_info=error)
+    log.error("a batch's %s failed", step, exc_info=error)
     return "not stored (an internal error, logged), retry"
 
 
