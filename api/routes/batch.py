@@ -50,10 +50,12 @@ async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     pieces = request.stream()
     start = b""
     if "ndjson" not in content_type and "jsonl" not in content_type:
+        head: list[bytes] = []  # up to the first piece that is not all whitespace (no re-joining)
         async for piece in pieces:  # a JSON array when its first byte past whitespace is `[`
-            start += piece
-            if start.lstrip():
+            head.append(piece)
+            if piece.strip():
                 break
+        start = b"".join(head)
         if start.lstrip()[:1] == b"[":
             body = start + b"".join([piece async for piece in pieces])
             result = await run_in_threadpool(_answer, batch_bulk.ingest_json_array, ctx, viewer, body)

@@ -84,3 +84,23 @@ def test_a_client_gone_mid_body_stores_nothing(server: LiveServer) -> None:
         assert r.status_code == 200 and r.json()["stored"] == len(lines), r.text[:300]
         assert stats(client, flow_id)["total_executions"] == len(lines)
 
+
+
+def test_a_json_body_is_told_apart_after_pieces_of_whitespace(server: LiveServer) -> None:
+    """With a JSON content type, the first byte past whitespace decides: `[` is an array, else
+    the body is read as NDJSON; whitespace may come in pieces of its own before it."""
+    flow_id = create_flow(server.url)
+    array, line = _lines(flow_id, 2)
+    json_type = {"Content-Type": "application/json"}
+
+    def pieces(body: bytes) -> Iterator[bytes]:
+        yield from (b"  ", b"\n", b"\t\r\n", body[:1], body[1:])
+
+    with httpx.Client(base_url=server.url, headers=OWNER | json_type, timeout=60) as client:
+        r = client.post("/api/v1/executions/batch", content=pieces(b"[" + array + b"]"))
+        assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+        r = client.post("/api/v1/executions/batch", content=pieces(line))
+        assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+        r = client.post("/api/v1/executions/batch", content=pieces(b"[" + array + b"]"))  # stored already
+        assert r.json()["items"][0]["detail"].endswith("already exists"), r.text
+        assert stats(client, flow_id)["total_executions"] == 2
