@@ -9,8 +9,8 @@ JSON array a chunk validated by the same model (`ExecutionImport`) and checked b
 as `stage`; node facts come from `node_facts_columnar`; the good rows go in as Arrow inserts.
 
 NDJSON is cut into chunks of `CHUNK_LINES` lines as it arrives (`NdjsonFeed`: the route streams
-the body), each prepared on one of two threads (each with its own one-thread DuckDB; DuckDB and
-Arrow release the GIL) while the rest still arrives. Nothing is stored before the whole body is
+the body), each prepared on one of the two preparing threads (`preparing.py`, each chunk on a
+one-thread DuckDB; DuckDB and Arrow release the GIL) while the rest still arrives. Nothing is stored before the whole body is
 in and its item count checked; then, in the batch's order, duplicates and ids already stored are
 judged and each chunk goes to the writer while the chunks after it are still being prepared.
 Each chunk commits on its own: a chunk that fails (preparing or committing) has its items
@@ -31,12 +31,10 @@ inside a payload's object is stored as sent, where orjson would keep its last va
 
 from __future__ import annotations
 
-import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,6 +55,7 @@ from analytics.core.errors import FlowHistoryError, InvalidInput
 from analytics.core.json_scan import opening_brackets
 from analytics.history import ingest
 from analytics.history.node_facts_columnar import drop_facts, facts_into
+from analytics.history.preparing import Preparers
 
 # the payloads, kept as DuckDB's JSON text (the scalars: _VALIDATED, below)
 _PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
@@ -65,89 +64,6 @@ _PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
 # so chunks are not small: in process, 1,250-line chunks ran at 6,500-7,500 runs/s, 2,500 at
 # 8,700-9,000, 5,000 at 6,200 (BENCHMARKS.md)
 CHUNK_LINES = 2_500
-PREPARE_WORKERS = 2
-
-_idle: queue.SimpleQueue[duckdb.DuckDBPyConnection] = queue.SimpleQueue()
-# the preparing threads, the same two for every batch of the server's life, so at most two chunks
-# are prepared at once (two concurrent batches with two threads each fought over the two cores:
-# 6,100 runs/s against one client's 7,200). Two new threads a batch cost ~15 % more CPU a run
-# (BENCHMARKS.md). Between batches they hold nothing of DuckDB: threads that kept a connection
-# made every child forked with a `preexec_fn` (pyspark's launcher) die of a segfault.
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _threads() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(PREPARE_WORKERS, thread_name_prefix="batch-prepare")
-        return _pool
-
-
-def _forgotten_in_child() -> None:
-    """A forked child has none of the parent's threads: its first batch starts its own."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forgotten_in_child)
-
-
-def _new_connection() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET threads = 1")  # two chunks are prepared at once, beside the writer
-    # a chunk is at most the 32 MB body; bounded so a hostile one cannot take the machine
-    con.execute("SET memory_limit = '2GB'")
-    return con
-
-
-class _Preparers:
-    """One batch's chunks on the preparing threads; each thread borrows a one-thread DuckDB for
-    them, given back when the batch ends and kept for the next batch (a new one costs ~15 % of a
-    5,000-run batch's time: extension load, macros, first plans)."""
-
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self._borrowed: list[duckdb.DuckDBPyConnection] = []
-        self._futures: list[Future[Any]] = []
-
-    def submit(self, fn: Callable[..., _Prepared], *args: Any) -> Future[_Prepared]:
-        future = _threads().submit(fn, *args)
-        self._futures.append(future)
-        return future
-
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        con: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
-        if con is None:
-            try:
-                con = _idle.get_nowait()
-            except queue.Empty:
-                con = _new_connection()
-            self._local.con = con
-            self._borrowed.append(con)
-        return con
-
-    def discard(self, con: duckdb.DuckDBPyConnection) -> None:
-        """A connection that failed is not reused."""
-        self._local.con = None
-        self._borrowed.remove(con)
-        con.close()
-
-    def close(self, *, cancel: bool = False) -> None:
-        """After this batch's chunks (those not started yet dropped when `cancel`), its
-        connections go back for the next batch."""
-        if cancel:
-            for future in self._futures:
-                future.cancel()
-        wait(self._futures)
-        for con in self._borrowed:
-            if _idle.qsize() < PREPARE_WORKERS:
-                _idle.put(con)
-            else:
-                con.close()
-        self._borrowed.clear()
-
 
 _MAX_BRACKETS = 200  # under orjson's depth limits (1024 to read, 255 to write), whatever is nested
 
@@ -464,7 +380,7 @@ class _Batch:
 
     def __init__(self, ctx: Context, viewer: Viewer, timings: Timings) -> None:
         self._ctx, self._viewer, self._timings = ctx, viewer, timings
-        self._preparers = _Preparers()
+        self._preparers = Preparers()
         self._chunks: list[Future[_Prepared]] = []
 
     def add(self, chunk: _Chunk | Callable[[], _Chunk]) -> None:
@@ -560,7 +476,7 @@ def _submit_rows(ctx: Context, table: pa.Table, keep: list[int]) -> Future[Any]:
 
 def _prepare(
     ctx: Context,
-    preparers: _Preparers,
+    preparers: Preparers,
     viewer: Viewer,
     source: _Chunk | Callable[[], _Chunk],
     timings: Timings,

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,13 +55,13 @@ from analytics.core.flow_version import flow_version
 from analytics.core.json_scan import opening_brackets
 from analytics.core.store import Connection
 from analytics.history.node_facts_columnar import facts_into
+from analytics.history.preparing import PREPARE_WORKERS, Preparers
 
 UNKNOWN_VERSION = "unknown"
 CHUNK_ROWS = 20_000  # A/B on 200k runs: faster than 50k (the pipeline fills and drains sooner)
 # the private DuckDB that prepares chunks: one thread (measured: two, beside the reader and the
 # writer on a 2-core machine, were slower)
 PREPARE_THREADS = 1
-PREPARE_WORKERS = 2  # chunks prepared at once: prep (58 us a run) was the pipeline's slowest stage
 _PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
 _MAX_MS = 2**53
 
@@ -569,32 +568,16 @@ def _read_ahead(chunks: Iterator[_Chunk]) -> Generator[_Chunk, None, None]:
             yield item
 
 
-class _ImportPreparers:
-    """Two threads preparing chunks at once, each on its own private DuckDB (one thread each:
-    with the reader and the writer, four busy threads share the two cores)."""
+def _private_duckdb() -> duckdb.DuckDBPyConnection:
+    """An import's own DuckDB for its thread: one thread (with the reader and the writer, four
+    busy threads share the two cores), no memory bound (a chunk is counted in runs, not bytes)."""
+    con = duckdb.connect()
+    con.execute(f"SET threads = {PREPARE_THREADS}")
+    return con
 
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
-        self._pool = ThreadPoolExecutor(PREPARE_WORKERS, thread_name_prefix="openwebui-prepare")
-        self._local = threading.local()
-        self._cons: list[duckdb.DuckDBPyConnection] = []
 
-    def submit(self, chunk: pa.Table) -> Future[pa.Table]:
-        return self._pool.submit(self._prepare, chunk)
-
-    def _prepare(self, chunk: pa.Table) -> pa.Table:
-        con: duckdb.DuckDBPyConnection | None = getattr(self._local, "con", None)
-        if con is None:
-            con = duckdb.connect()
-            con.execute(f"SET threads = {PREPARE_THREADS}")
-            self._local.con = con
-            self._cons.append(con)
-        return _prepare(con, self._ctx, chunk)
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        for con in self._cons:
-            con.close()
+def _prepare_on(preparers: Preparers, ctx: Context, chunk: pa.Table) -> pa.Table:
+    return _prepare(preparers.connection(), ctx, chunk)
 
 
 def import_openwebui(
@@ -631,11 +614,12 @@ def import_openwebui(
         touched: set[str] = set()
         summary.total_in_source = total
         summary.finished = True
-        # a pipeline: the next chunk is read while two are prepared (each on its own private
-        # DuckDB, on its own thread) and the writer inserts the one before them, each on a
-        # thread that releases the GIL; chunks are written in order (the progress key)
+        # a pipeline: the next chunk is read while two are prepared (on the preparing threads of
+        # history/preparing.py, each on a private DuckDB: prep, ~58 us a run, was the slowest
+        # stage) and the writer inserts the one before them, each on a thread that releases the
+        # GIL; chunks are written in order (the progress key)
         pending: tuple[Future[_ChunkResult], int] | None = None
-        preparers = _ImportPreparers(ctx)
+        preparers = Preparers(_private_duckdb)
         preparing: deque[tuple[Future[pa.Table], int, tuple[int, str]]] = deque()
         chunks = _read_ahead(_chunks(src, after, chunk_rows))
         written = 0
@@ -673,7 +657,7 @@ def import_openwebui(
                 if max_chunks is not None and taken >= max_chunks:
                     summary.finished = False
                     break
-                preparing.append((preparers.submit(chunk), chunk.num_rows, last))
+                preparing.append((preparers.submit(_prepare_on, preparers, ctx, chunk), chunk.num_rows, last))
                 if len(preparing) >= PREPARE_WORKERS:
                     write_next()
             while preparing:
@@ -681,7 +665,7 @@ def import_openwebui(
             settle()
         finally:
             chunks.close()  # waits for a read in flight, before the source closes
-            preparers.close()
+            preparers.close(cancel=True)
             if pending is not None:  # an error above: the chunk in flight commits or fails whole
                 pending[0].exception()
         summary.runs_already_there = summary.runs_read - summary.runs_stored - summary.runs_skipped

@@ -32,7 +32,7 @@ from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
 from analytics.core.errors import InvalidInput
 from analytics.flows import registry as flows
-from analytics.history import batch_bulk, ingest
+from analytics.history import batch_bulk, ingest, preparing
 from bench import generate
 
 SEED = 42
@@ -362,14 +362,14 @@ def test_preparing_threads_are_kept_and_a_forked_child_still_runs(
     for _ in range(3):
         body = b"\n".join(orjson.dumps(dict(r, id=str(uuid.uuid4()))) for r in runs[:80])
         assert batch_bulk.ingest_ndjson(new, Viewer("bench-admin", "admin"), body).stored == 80
-    preparing = [t for t in threading.enumerate() if t.name.startswith("batch-prepare")]
-    assert 1 <= len(preparing) <= batch_bulk.PREPARE_WORKERS
+    threads = [t for t in threading.enumerate() if t.name.startswith("prepare_")]
+    assert 1 <= len(threads) <= preparing.PREPARE_WORKERS
 
     def ignore_sigint() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     assert subprocess.Popen(["true"], preexec_fn=ignore_sigint).wait() == 0
-    assert [t for t in threading.enumerate() if t.name.startswith("batch-prepare")] == preparing
+    assert [t for t in threading.enumerate() if t.name.startswith("prepare_")] == threads
 
 
 _PARTS = [
