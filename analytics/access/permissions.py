@@ -49,12 +49,15 @@ class Grant:
 
 
 def _granted(ac: dict[str, Any], mode: str, user_id: str, groups: frozenset[str]) -> bool:
+    """Only well-formed grants count: Open WebUI stores any object it is sent, and a string where
+    a list belongs would otherwise grant by substring (`"al" in "alice"`)."""
     entry = ac.get(mode)
     if not isinstance(entry, dict):
         return False
-    users = entry.get("user_ids") or []
-    group_ids = entry.get("group_ids") or []
-    return user_id in users or any(g in groups for g in group_ids)
+    users, group_ids = entry.get("user_ids"), entry.get("group_ids")
+    return (isinstance(users, list) and user_id in users) or (
+        isinstance(group_ids, list) and any(isinstance(g, str) and g in groups for g in group_ids)
+    )
 
 
 def grant_for(directory: Directory, viewer: Viewer, flow: FlowAcl) -> Grant:
@@ -63,6 +66,8 @@ def grant_for(directory: Directory, viewer: Viewer, flow: FlowAcl) -> Grant:
     ac = flow.access_control
     if ac is None:
         return Grant(flow, True, False, viewer)
+    if not isinstance(ac, dict):  # not null, not grants: private, as `{}`
+        return Grant(flow, False, False, viewer)
     groups = directory.groups_of(viewer.id)
     write = _granted(ac, "write", viewer.id, groups)
     read = write or _granted(ac, "read", viewer.id, groups)

@@ -59,3 +59,30 @@ def json(value: Any) -> Any:
     if isinstance(value, str | bytes):
         return orjson.loads(value)
     return value
+
+
+_KINDS = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+}
+
+
+def json_as(value: Any, kind: type[list[Any]] | type[dict[str, Any]]) -> tuple[Any, str | None]:
+    """A JSON column read as a `kind` (list or dict) or None (null, ''); anything else, text that
+    is not JSON or JSON of another kind, as an empty `kind` and what was wrong with it.
+
+    Open WebUI's own read of such a row would fail; here one bad row must not stop the others
+    (the poller, the import), so it is read as the safe empty value and the caller says so."""
+    if value in ("", b""):
+        return None, None
+    try:
+        decoded = json(value)
+    except orjson.JSONDecodeError:
+        return kind(), "is not JSON"
+    if decoded is None or isinstance(decoded, kind):
+        return decoded, None
+    return kind(), f"is {_KINDS.get(type(decoded), 'JSON')}, not {_KINDS[kind]}"

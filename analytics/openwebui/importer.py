@@ -56,6 +56,7 @@ from analytics.core.json_scan import opening_brackets
 from analytics.core.store import Connection
 from analytics.history.node_facts_columnar import facts_into
 from analytics.history.preparing import PREPARE_WORKERS, Preparers
+from analytics.openwebui.db import json_as
 
 UNKNOWN_VERSION = "unknown"
 CHUNK_ROWS = 20_000  # A/B on 200k runs: faster than 50k (the pipeline fills and drains sooner)
@@ -230,8 +231,22 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
             "description": [g["description"] or None for g in groups],
         }
     )
+    altered: list[tuple[str, str]] = []  # (id, reason): rows read with a bad JSON value made empty
+
+    def column(
+        row: dict[str, Any], name: str, kind: type[list[Any]] | type[dict[str, Any]], what: str
+    ) -> Any:
+        value, wrong = json_as(row[name], kind)
+        if wrong is not None:
+            empty = "[]" if kind is list else "{}"
+            altered.append((row["id"], f"{what} {name} {wrong}: imported as {empty}"))
+        return value
+
     members = [
-        (g["id"], uid) for g in groups for uid in (_json_or_none(g["user_ids"]) or []) if isinstance(uid, str)
+        (g["id"], uid)
+        for g in groups
+        for uid in (column(g, "user_ids", list, "group") or [])
+        if isinstance(uid, str)
     ]
     member_rows = pa.table(
         {"group_id": [m[0] for m in members], "user_id": [m[1] for m in members]},
@@ -243,9 +258,10 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
                   "created_at", "updated_at", "version")
     }  # fmt: skip
     for f in flows:
-        nodes = _json_or_none(f["nodes"]) or []
-        edges = _json_or_none(f["edges"]) or []
-        meta = _json_or_none(f["meta"])
+        nodes = column(f, "nodes", list, "flow") or []
+        edges = column(f, "edges", list, "flow") or []
+        meta = column(f, "meta", dict, "flow")
+        access = column(f, "access_control", dict, "flow")  # `{}`, private, when bad
         for key, value in (
             ("id", f["id"]),
             ("user_id", f["user_id"]),
@@ -254,7 +270,7 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
             ("nodes", orjson.dumps(nodes).decode()),
             ("edges", orjson.dumps(edges).decode()),
             ("meta", orjson.dumps(meta if meta is not None else {}).decode()),
-            ("access_control", f["access_control"] if f["access_control"] not in ("", "null") else None),
+            ("access_control", None if access is None else orjson.dumps(access).decode()),
             ("created_at", _epoch(f["created_at"])),
             ("updated_at", _epoch(f["updated_at"] or f["created_at"])),
             ("version", flow_version(nodes, edges)),
@@ -289,6 +305,11 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
             c.execute(
                 "INSERT INTO group_members SELECT DISTINCT group_id, user_id FROM owui_members ON CONFLICT DO NOTHING"
             )
+            if altered:
+                c.executemany(
+                    "INSERT INTO openwebui_import_issues VALUES (?, ?, 'altered', ?) ON CONFLICT DO NOTHING",
+                    [(summary.source, row_id, reason) for row_id, reason in altered],
+                )
             c.execute(
                 "INSERT INTO flow_versions SELECT id, version, nodes, edges, updated_at FROM owui_flows"
                 " ON CONFLICT DO NOTHING"
@@ -459,6 +480,7 @@ _ISSUES = """
     ON CONFLICT DO NOTHING
     RETURNING id, action, reason
 """
+
 
 def _json_or_null(name: str) -> str:
     return f"CASE WHEN CAST(c.{name} AS VARCHAR) IN ('', 'null') THEN NULL ELSE c.{name} END"

@@ -8,7 +8,10 @@ changed or something was updated in the last seconds (`updated_at` has one-secon
 When anything changed, changed flows are copied into the store first (so a flow the directory
 shows has its row and its version), then the directory's mirror is replaced in one assignment.
 Request-time auth stays an in-memory lookup. A failed poll keeps the last mirror (logged):
-an unreachable Open WebUI never makes users or flows vanish.
+an unreachable Open WebUI never makes users or flows vanish; what it read is not taken as
+seen, so the next poll reads it again (a role change is never lost to a failed poll). A value
+that is not JSON, or not of its column's kind, is read as the safe empty value and logged once
+(a flow's grants as `{}`: private), so one bad row cannot stop every other change.
 
 Runs of flows gone from Open WebUI are invisible at once (the directory no longer has the flow,
 and every route reads flows from it); `purge_orphans`, a scheduled job, deletes them after the
@@ -30,7 +33,7 @@ from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, UpstreamFailed
 from analytics.core.flow_version import flow_version
 from analytics.flows.registry import Flow, mirror_flows, purge_flow
-from analytics.openwebui.db import WebUIDatabase, json
+from analytics.openwebui.db import WebUIDatabase, json_as
 
 log = logging.getLogger("flowhistory")
 
@@ -45,8 +48,16 @@ _FLOWS = (
 RECENT_S = 3  # updated_at within this many seconds of now: read flows in full (same-second edits)
 
 
+def _seconds(value: Any) -> int:
+    """An epoch-seconds column (SQLite keeps what it is given: text, a float), 0 when unreadable."""
+    try:
+        return max(0, min(int(float(value or 0)), 253402300799))  # up to 9999-12-31
+    except (TypeError, ValueError, OverflowError):
+        return 0
+
+
 def _epoch(value: Any) -> datetime:
-    return datetime.fromtimestamp(int(value or 0), UTC).replace(tzinfo=None)
+    return datetime.fromtimestamp(_seconds(value), UTC).replace(tzinfo=None)
 
 
 def _fingerprint(rows: list[tuple[Any, ...]]) -> str:
@@ -68,26 +79,42 @@ class OpenWebUISync:
         self._keys: dict[str, str] = {}
         self._groups_of: dict[str, frozenset[str]] = {}
         self._config_readable = True  # False once the `config` table proved missing: not asked again
+        self._stale = True  # what was read is not installed yet
+        self._warned: set[tuple[str, str]] = set()  # bad values already logged
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sync_once(self) -> bool:
         """Read Open WebUI; install a new mirror if anything changed. Answers whether it did."""
-        changed = self._read_users() | self._read_groups() | self._read_flows()
+        prints: dict[str, str] = {}  # taken as seen only once the mirror holds what they describe
+        self._read_users(prints)
+        self._read_groups(prints)
+        self._read_flows(prints)
+        changed = self._stale
         if changed or not self.ctx.directory.external:
             self.ctx.directory.install(
                 Mirror(dict(self._users), dict(self._groups_of), self._acls(), dict(self._keys))
             )
+            self._stale = False
         else:
             self.ctx.directory.synced_at = time.time()
+        self._prints.update(prints)
         return changed
 
-    def _changed(self, name: str, rows: list[tuple[Any, ...]]) -> bool:
+    def _changed(self, name: str, rows: list[tuple[Any, ...]], prints: dict[str, str]) -> bool:
         fp = _fingerprint(rows)
         if self._prints.get(name) == fp:
             return False
-        self._prints[name] = fp
+        prints[name] = fp
         return True
+
+    def _json(self, raw: Any, kind: type[list[Any]] | type[dict[str, Any]], what: str) -> Any:
+        """A JSON column as `json_as` reads it; a bad value logged once (the poll runs each second)."""
+        value, wrong = json_as(raw, kind)
+        if wrong is not None and (what, repr(raw)) not in self._warned:
+            self._warned.add((what, repr(raw)))
+            log.warning("Open WebUI's %s %s: read as %s", what, wrong, "[]" if kind is list else "{}")
+        return value
 
     def _api_keys_enabled(self) -> bool:
         """Open WebUI's `auth.api_key.enable`: its newest config row's value, else its env's,
@@ -101,44 +128,45 @@ class OpenWebUISync:
             log.warning("Open WebUI's database has no readable `config` table; API keys: %s", fallback)
             self._config_readable = False
             return fallback
-        value: Any = json(rows[0][0]) if rows else None
+        value: Any = self._json(rows[0][0], dict, "newest config row") if rows else None
         for part in ("auth", "api_key", "enable"):
             value = value.get(part) if isinstance(value, dict) else None
         return value if isinstance(value, bool) else fallback
 
-    def _read_users(self) -> bool:
+    def _read_users(self, prints: dict[str, str]) -> None:
         rows = self.db.rows(_USERS)
         enabled = self._api_keys_enabled()
-        if not self._changed("users", [*rows, ("api keys enabled", enabled)]):
-            return False
+        if not self._changed("users", [*rows, ("api keys enabled", enabled)], prints):
+            return
         self._users = {str(i): User(str(i), name, email, str(role)) for i, role, _, name, email in rows}
         # Open WebUI keeps keys in plain text; only their hashes are held here. With its API keys
         # off, Open WebUI refuses them, and so does flowhistory (its own keys stay)
         self._keys = {
             hash_key(key): str(i) for i, _, key, _, _ in rows if enabled and isinstance(key, str) and key
         }
-        return True
+        self._stale = True
 
-    def _read_groups(self) -> bool:
+    def _read_groups(self, prints: dict[str, str]) -> None:
         rows = self.db.rows(_GROUPS)
-        if not self._changed("groups", rows):
-            return False
+        if not self._changed("groups", rows, prints):
+            return
         groups: dict[str, set[str]] = {}
         for gid, members in rows:
-            for uid in json(members) or []:
+            for uid in self._json(members, list, f"group {gid}'s user_ids") or []:
                 if isinstance(uid, str):
                     groups.setdefault(uid, set()).add(str(gid))
         self._groups_of = {u: frozenset(g) for u, g in groups.items()}
-        return True
+        self._stale = True
 
-    def _read_flows(self) -> bool:
-        prints = self.db.rows(_FLOW_PRINT)
-        newest = max((int(u or 0) for _, u in prints), default=0)
-        if not self._changed("flows", prints) and newest < time.time() - RECENT_S:
-            return False
+    def _read_flows(self, prints: dict[str, str]) -> None:
+        stamps = self.db.rows(_FLOW_PRINT)
+        newest = max((_seconds(u) for _, u in stamps), default=0)
+        if not self._changed("flows", stamps, prints) and newest < time.time() - RECENT_S:
+            return
         flows: dict[str, Flow] = {}
         for fid, uid, name, desc, nodes, edges, meta, ac, created, updated in self.db.rows(_FLOWS):
-            nodes, edges = json(nodes) or [], json(edges) or []
+            nodes = self._json(nodes, list, f"flow {fid}'s nodes") or []
+            edges = self._json(edges, list, f"flow {fid}'s edges") or []
             flows[str(fid)] = Flow(
                 str(fid),
                 str(uid),
@@ -146,8 +174,8 @@ class OpenWebUISync:
                 desc,
                 nodes,
                 edges,
-                json(meta) or {},
-                json(ac),
+                self._json(meta, dict, f"flow {fid}'s meta") or {},
+                self._json(ac, dict, f"flow {fid}'s access_control"),  # `{}`, private, when bad
                 _epoch(created),
                 _epoch(updated),
                 flow_version(nodes, edges),
@@ -155,10 +183,10 @@ class OpenWebUISync:
         changed = [f for fid, f in flows.items() if self._flows.get(fid) != f]
         gone = self._flows.keys() - flows.keys()
         if not changed and not gone:
-            return False
+            return
         mirror_flows(self.ctx, changed)  # the store first: a flow the directory shows has its row
         self._flows = flows
-        return True
+        self._stale = True
 
     def _acls(self) -> dict[str, FlowAcl]:
         return {f.id: FlowAcl(f.id, f.user_id, f.access_control, f.version) for f in self._flows.values()}

@@ -209,6 +209,56 @@ def test_rule_breakers_follow_their_rule_and_are_reported(
     assert [json.loads(line) for line in report.read_text().splitlines()] == lines
 
 
+def test_flows_and_groups_with_bad_json_are_imported_empty_and_reported(
+    webui_db: WebUIDb, ctx: Context, tmp_path: Path
+) -> None:
+    """Values Open WebUI's own reads would fail on (SQLite keeps any text; PostgreSQL's `json`
+    keeps any JSON): read as empty, a flow's grants as private, and each listed in the report."""
+    webui_db.add_user("alice", "admin")
+    webui_db.add_user("bob", "user")
+    fid = webui_db.add_flow("alice", nodes=NODES, access_control={"read": {"user_ids": ["bob"]}})
+    odd = webui_db.add_flow("alice", nodes=NODES)
+    webui_db.add_group("g1", ["bob"])
+    if webui_db.postgres:  # JSON of the wrong kind
+        webui_db.execute(
+            "UPDATE flow SET nodes = '5', meta = '[]', access_control = '\"all\"' WHERE id = ?", (odd,)
+        )
+        webui_db.execute("""UPDATE "group" SET user_ids = '{"bob": 1}'""")
+        wrong = {
+            "nodes": "is a number, not a list",
+            "meta": "is a list, not an object",
+            "access_control": "is a string, not an object",
+        }
+    else:  # text that is not JSON
+        webui_db.execute(
+            "UPDATE flow SET nodes = '[{', meta = '{', access_control = 'x' WHERE id = ?", (odd,)
+        )
+        webui_db.execute("""UPDATE "group" SET user_ids = '["bob"'""")
+        wrong = {name: "is not JSON" for name in ("nodes", "meta", "access_control")}
+    run = webui_db.add_execution(odd, "alice", created_at=T0)
+    report = tmp_path / "r.jsonl"
+    summary = importer.import_openwebui(ctx, webui_db.url, report=report)
+    assert summary.runs_stored == 1 and summary.flows == 2 and summary.groups == 1
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert {(x["id"], x["action"]) for x in lines} == {(odd, "altered"), ("g1", "altered")}
+    reasons = sorted(x["reason"] for x in lines if x["id"] == odd)
+    assert reasons == sorted(
+        f"flow {name} {wrong[name]}: imported as {'[]' if name == 'nodes' else '{}'}" for name in wrong
+    )
+    stored = ctx.store.read(
+        lambda c: c.execute("SELECT nodes, meta, access_control FROM flows WHERE id = ?", [odd]).fetchone()
+    )
+    assert [json.loads(v) for v in stored] == [[], {}, {}]
+    assert runs.get_execution(ctx, ADMIN, odd, run).id == run
+    members = ctx.store.read(lambda c: c.execute("SELECT count(*) FROM group_members").fetchone())
+    assert members == (0,)
+    # the well-formed flow keeps its grants exactly
+    kept = ctx.store.read(
+        lambda c: c.execute("SELECT access_control FROM flows WHERE id = ?", [fid]).fetchone()
+    )
+    assert json.loads(kept[0]) == {"read": {"user_ids": ["bob"]}}
+
+
 def test_a_missing_source_is_a_clear_error(ctx: Context, tmp_path: Path) -> None:
     from analytics.core.errors import InvalidInput
 

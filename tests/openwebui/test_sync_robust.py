@@ -1,0 +1,156 @@
+"""The poller against a hostile or flaky Open WebUI database: a bad row, a failed poll.
+
+One row Open WebUI's own code could not read (text that is not JSON, a number where a list
+belongs) must not stop every other change from reaching flowhistory, and a poll that fails
+midway must not make the next one think it has seen the change already (a role taken away
+would then never take effect). Over both dialects where the value can exist: PostgreSQL's
+`json` type refuses text that is not JSON, so those rows are SQLite's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from analytics.core.config import Settings
+from analytics.core.context import Context, open_context
+from analytics.openwebui.sync import OpenWebUISync
+from api.app import create_app
+from tests.factories import SECRET, bearer
+from tests.openwebui.test_mode import BOUND_S, within
+from tests.openwebui.webui_db import WebUIDb
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Iterator[WebUIDb]:
+    db = WebUIDb.sqlite(tmp_path / "webui.db").create_schema()
+    db.add_user("boss", "admin")
+    db.add_user("alice", "user")
+    db.add_user("bob", "user")
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def poller(webui_db: WebUIDb, tmp_path: Path) -> Iterator[tuple[OpenWebUISync, Context, WebUIDb]]:
+    """A poller driven by hand (no thread), so each poll's outcome is the test's to decide."""
+    webui_db.add_user("boss", "admin")
+    webui_db.add_user("alice", "user")
+    with open_context(Settings(db_path=tmp_path / "store.duckdb", openwebui_db=webui_db.url)) as ctx:
+        sync = OpenWebUISync(ctx)
+        try:
+            yield sync, ctx, webui_db
+        finally:
+            sync.db.close()
+
+
+def test_a_failed_poll_does_not_lose_a_role_change(poller: tuple[OpenWebUISync, Context, WebUIDb]) -> None:
+    sync, ctx, db = poller
+    fid = db.add_flow("alice")
+    sync.sync_once()
+    assert ctx.directory.user("alice").role == "user"  # type: ignore[union-attr]
+    db.set_role("alice", "pending")
+    db.execute("ALTER TABLE flow RENAME TO flow_moved")  # Open WebUI mid-migration: users read, flows not
+    with pytest.raises(Exception):  # noqa: B017 (the driver's own error, which the thread logs)
+        sync.sync_once()
+    assert ctx.directory.user("alice").role == "user"  # the last mirror is kept meanwhile
+    db.execute("ALTER TABLE flow_moved RENAME TO flow")
+    sync.sync_once()
+    assert ctx.directory.user("alice").role == "pending"
+    assert ctx.directory.flow(fid) is not None
+
+
+def test_a_failed_poll_does_not_lose_a_new_flow(poller: tuple[OpenWebUISync, Context, WebUIDb]) -> None:
+    sync, ctx, db = poller
+    sync.sync_once()
+    fid = db.add_flow("alice", created_at=1_700_000_000)  # old stamps: not re-read as recent
+    db.execute(
+        "ALTER TABLE flow RENAME COLUMN nodes TO nodes_moved"
+    )  # the flows' stamps read, then a failure
+    with pytest.raises(Exception):  # noqa: B017
+        sync.sync_once()
+    db.execute("ALTER TABLE flow RENAME COLUMN nodes_moved TO nodes")
+    sync.sync_once()
+    assert ctx.directory.flow(fid) is not None
+
+
+def test_a_bad_row_stops_nothing_else(
+    sqlite_db: WebUIDb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = sqlite_db
+    good = db.add_flow("alice", name="good")
+    bad = db.add_flow("alice", name="bad")
+    db.execute("UPDATE flow SET nodes = ?, access_control = ? WHERE id = ?", ("[{oops", '{"read": ', bad))
+    numbered = db.add_flow("alice", name="numbered")
+    db.execute(
+        "UPDATE flow SET edges = '5', meta = '[1]', access_control = '\"public\"' WHERE id = ?", (numbered,)
+    )
+    db.add_group("g1", ["bob"])
+    db.add_group("g2", [])
+    db.execute("""UPDATE "group" SET user_ids = '{"bob": 1}' WHERE id = 'g2'""")
+    shared = db.add_flow(
+        "alice", name="shared", access_control={"read": {"group_ids": ["g1"], "user_ids": []}}
+    )
+    settings = Settings(
+        db_path=tmp_path / "store.duckdb", webui_secret_key=SECRET, port=0, openwebui_db=db.url
+    )
+    caplog.set_level(logging.WARNING, logger="flowhistory")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+
+        def status(path: str, user: str) -> int:
+            return client.get(path, headers=bearer(user)).status_code
+
+        # the bad flows are there, read as private with empty parts: their owner and admins only
+        for fid in (bad, numbered):
+            assert status(f"/api/v1/flows/{fid}/executions", "alice") == 200
+            assert status(f"/api/v1/flows/{fid}/executions", "boss") == 200
+            assert status(f"/api/v1/flows/{fid}/executions", "bob") == 403
+        flow = client.get(f"/api/v1/flows/{numbered}", headers=bearer("alice")).json()
+        assert (flow["nodes"], flow["edges"], flow["meta"], flow["access_control"]) == ([], [], {}, {})
+        assert status(f"/api/v1/flows/{good}/executions", "bob") == 200  # null: public
+        assert status(f"/api/v1/flows/{shared}/executions", "bob") == 200  # g1's grant resolves
+        warned = [r.getMessage() for r in caplog.records if "Open WebUI's" in r.getMessage()]
+        assert any(f"flow {bad}'s nodes is not JSON" in m for m in warned), warned
+        assert any(f"flow {numbered}'s edges is a number, not a list" in m for m in warned), warned
+        assert any("group g2's user_ids is an object, not a list" in m for m in warned), warned
+
+        # every other change still arrives within the bound, and a new bad value is logged once
+        db.set_role("bob", "pending")
+        later = db.add_flow("boss", name="later")
+        assert within(BOUND_S, lambda: status("/api/v1/flows/", "bob") == 401)
+        assert within(BOUND_S, lambda: status(f"/api/v1/flows/{later}/executions", "boss") == 200)
+        assert within(BOUND_S, lambda: status(f"/api/v1/flows/{good}/executions", "alice") == 200)
+        assert sum(f"flow {bad}'s nodes" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize(
+    "access_control",
+    [
+        {"read": {"user_ids": "bobby"}},  # a string: `in` would match a substring
+        {"read": {"group_ids": "g1"}},
+        {"read": {"user_ids": 7, "group_ids": None}},
+        {"read": None},
+        {"read": {"user_ids": [["bob"]], "group_ids": [{"id": "g1"}]}},
+    ],
+)
+def test_malformed_grants_grant_nothing(sqlite_db: WebUIDb, tmp_path: Path, access_control: object) -> None:
+    """Open WebUI stores any object its API is sent as access_control; only well-formed grants
+    count here (Open WebUI's own check would match `"bob" in "bobby"`, or fail)."""
+    db = sqlite_db
+    db.add_group("g1", ["bob"])
+    fid = db.add_flow("alice", access_control=access_control)  # type: ignore[arg-type]
+    settings = Settings(
+        db_path=tmp_path / "store.duckdb", webui_secret_key=SECRET, port=0, openwebui_db=db.url
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        path = f"/api/v1/flows/{fid}/executions/stats"
+        assert client.get(path, headers=bearer("bob")).status_code == 403
+        assert client.get(path, headers=bearer("alice")).status_code == 200
+        listed = client.get("/api/v1/flows/accessible", headers=bearer("bob"))
+        assert listed.status_code == 200 and fid not in [f["id"] for f in listed.json()]
