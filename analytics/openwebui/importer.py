@@ -25,7 +25,10 @@ report file):
   `meta.openwebui_import.status`;
 - negative or missing execution_time: stored as 0, the original in
   `meta.openwebui_import.execution_time`;
-- id not a UUID, no user, no created_at, a payload that is not JSON: skipped.
+- id not a UUID, no user, no created_at, a payload or meta that is not JSON, or is JSON but not an
+  object or null: skipped;
+- a flow's or group's JSON column that is not JSON of its kind: imported empty (a flow's bad
+  access_control as `{}`, private), reported as altered.
 A run's `flow_version` is the flow's current version when the run is newer than the flow's last
 change (that definition ran), else "unknown".
 """
@@ -388,6 +391,13 @@ def _text_or_null(name: str) -> str:
     return f"CASE WHEN c.{name} IN ('', 'null') THEN NULL ELSE c.{name} END"
 
 
+# valid JSON that is not an object or null (a list, a string, a number): the contract's payloads
+# and meta are objects, and a detail could not answer one (its first character tells, once valid)
+_NOT_OBJECTS = "\n".join(
+    f"WHEN left(ltrim(c.{name}, ' \t\n\r'), 1) NOT IN ('', '{{', 'n') THEN '{name} is not a JSON object or null'"
+    for name in _PAYLOADS
+)
+
 # the chunk reshaped into the stored row, all but what needs the store (the flow): payloads
 # checked once (node_results by the facts' own parse), kept as the source's text
 _PREPARE = f"""
@@ -422,6 +432,7 @@ _PREPARE = f"""
                 WHEN c.errors <> '' AND NOT json_valid(c.errors) THEN 'errors is not JSON'
                 WHEN c.meta <> '' AND NOT json_valid(c.meta) THEN 'meta is not JSON'
                 WHEN c.py_bad <> '' THEN c.py_bad
+                {_NOT_OBJECTS}
             END AS json_reason
         FROM owui_raw c JOIN nf_src s USING (rn)
     ) n USING (rn)

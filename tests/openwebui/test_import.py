@@ -209,6 +209,36 @@ def test_rule_breakers_follow_their_rule_and_are_reported(
     assert [json.loads(line) for line in report.read_text().splitlines()] == lines
 
 
+def test_payloads_that_are_not_objects_are_skipped_and_reported(
+    webui_db: WebUIDb, ctx: Context, tmp_path: Path
+) -> None:
+    """JSON of another kind where the contract has an object or null: a detail could not answer
+    it (it answered 500), so the run follows the not-JSON rule: skipped, and reported."""
+    webui_db.add_user("alice", "admin")
+    fid = webui_db.add_flow("alice", nodes=NODES)
+    bad = {}
+    for name, text in [
+        ("node_results", "[1, 2]"),
+        ("inputs", '"text"'),
+        ("outputs", "true"),
+        ("errors", "5"),
+        ("meta", ' ["x"]'),
+    ]:
+        eid = webui_db.add_execution(fid, "alice", created_at=T0)
+        webui_db.execute(f"UPDATE flow_execution SET {name} = ? WHERE id = ?", (text, eid))
+        bad[eid] = name
+    kept = webui_db.add_execution(fid, "alice", created_at=T0, errors={"n1": {"code": 1}}, meta=None)
+    report = tmp_path / "r.jsonl"
+    summary = importer.import_openwebui(ctx, webui_db.url, report=report)
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert {x["id"]: (x["action"], x["reason"]) for x in lines} == {
+        eid: ("skipped", f"{name} is not a JSON object or null") for eid, name in bad.items()
+    }
+    assert (summary.runs_stored, summary.runs_skipped) == (1, 5)
+    run = runs.get_execution(ctx, ADMIN, fid, kept)
+    assert run.errors == {"n1": {"code": 1}} and run.meta == {}
+
+
 def test_flows_and_groups_with_bad_json_are_imported_empty_and_reported(
     webui_db: WebUIDb, ctx: Context, tmp_path: Path
 ) -> None:
