@@ -407,7 +407,7 @@ def test_bad_cleanup_keep_is_4xx_and_deletes_nothing(bw: World, flow: str, keep:
 # --- execution ids and check order ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "%20", "x" * 300, str(uuid.uuid4())])
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "123", "%20", "x" * 300, str(uuid.UUID(int=410))])
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_unknown_execution_is_404(bw: World, flow: str, bad_id: str, method: str) -> None:
     before = everything(bw, flow)

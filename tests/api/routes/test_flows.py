@@ -494,8 +494,8 @@ FLOW_ROUTES = [
     ("GET", "/executions/stats", None),
     ("GET", "/executions/list", None),
     ("POST", "/executions/cleanup", None),
-    ("GET", f"/executions/{uuid.uuid4()}", None),
-    ("DELETE", f"/executions/{uuid.uuid4()}", None),
+    ("GET", f"/executions/{uuid.UUID(int=497)}", None),
+    ("DELETE", f"/executions/{uuid.UUID(int=498)}", None),
     ("DELETE", "/executions", None),
 ]
 
