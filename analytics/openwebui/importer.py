@@ -25,8 +25,10 @@ report file):
   `meta.openwebui_import.status`;
 - negative or missing execution_time: stored as 0, the original in
   `meta.openwebui_import.execution_time`;
-- id not a UUID, no user, no created_at, a payload or meta that is not JSON, or is JSON but not an
-  object or null: skipped;
+- id not a UUID, no user, no created_at or one before year 1 or more than a day ahead, a payload
+  or meta that is not JSON, or is JSON but not an object or null: skipped;
+- an id that is a UUID written another way (capitals, braces, no dashes): stored in the usual
+  spelling, reported as altered;
 - a flow's or group's JSON column that is not JSON of its kind: imported empty (a flow's bad
   access_control as `{}`, private), reported as altered.
 A run's `flow_version` is the flow's current version when the run is newer than the flow's last
@@ -387,6 +389,11 @@ def _orjson_verdicts(chunk: pa.Table) -> pa.Array[Any]:
     return pa.array(bad, pa.string())
 
 
+# a created_at a run may have: from year 1 (Python's first) to a day ahead, as a posted run's;
+# out of it, the run is skipped (make_timestamp would overflow, or a detail could not answer it)
+_TIME_OK = "{at} BETWEEN -62135596800 AND epoch(get_current_timestamp()) + 86400"
+
+
 def _text_or_null(name: str) -> str:
     return f"CASE WHEN c.{name} IN ('', 'null') THEN NULL ELSE c.{name} END"
 
@@ -420,6 +427,8 @@ _PREPARE = f"""
             CASE
                 WHEN TRY_CAST(c.id AS UUID) IS NULL THEN 'id is not a UUID'
                 WHEN c.created_at IS NULL THEN 'no created_at'
+                WHEN NOT {_TIME_OK.format(at="c.created_at")} THEN 'created_at ' || c.created_at
+                    || ' is not a time in epoch seconds up to a day ahead (the rule for a posted run)'
                 WHEN c.user_id = '' THEN 'no user_id'
             END AS early_reason,
             CASE
@@ -453,7 +462,8 @@ def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> p
     try:
         con.execute(
             "CREATE OR REPLACE TEMP VIEW owui_runs AS SELECT rn, node_results, errors, inputs,"
-            " coalesce(CAST(make_timestamp(created_at * 1000000) AS DATE), current_date) AS day FROM owui_raw"
+            " coalesce(CASE WHEN " + _TIME_OK.format(at="created_at") + " THEN"
+            " CAST(make_timestamp(created_at * 1000000) AS DATE) END, current_date) AS day FROM owui_raw"
         )
         facts_into(con, "owui_runs", ctx.prices)
         prepared: pa.Table = con.sql(_PREPARE).to_arrow_table()
@@ -488,6 +498,9 @@ _ISSUES = """
     SELECT ?, id, 'altered', 'execution_time ' || coalesce(execution_time::VARCHAR, 'null')
         || ' is not a duration in ms: stored as 0, the original in meta.openwebui_import.execution_time'
     FROM owui_classified WHERE skip_reason IS NULL AND time_bad
+    UNION ALL
+    SELECT ?, id, 'altered', 'id is a UUID written another way: stored as ' || CAST(CAST(id AS UUID) AS VARCHAR)
+    FROM owui_classified WHERE skip_reason IS NULL AND CAST(CAST(id AS UUID) AS VARCHAR) <> id
     ON CONFLICT DO NOTHING
     RETURNING id, action, reason
 """
@@ -539,7 +552,7 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
         c.register("owui_chunk", chunk)
         try:
             c.execute(_CLASSIFY)
-            issues = c.execute(_ISSUES, [source, source, source]).fetchall()
+            issues = c.execute(_ISSUES, [source] * 4).fetchall()
             row = c.execute(_INSERT).fetchone()
             stored = int(row[0]) if row else 0
             c.execute(_DIRTY)  # stored runs of already rolled days: those days are rebuilt

@@ -239,6 +239,50 @@ def test_payloads_that_are_not_objects_are_skipped_and_reported(
     assert run.errors == {"n1": {"code": 1}} and run.meta == {}
 
 
+def test_times_out_of_range_are_skipped_and_other_uuid_spellings_reported(
+    webui_db: WebUIDb, ctx: Context, tmp_path: Path
+) -> None:
+    """A created_at in milliseconds or nanoseconds stopped the whole import (make_timestamp
+    overflowed); past a day ahead it breaks the posted run's rule. An id in capitals, braces or
+    without dashes is a UUID: stored in its usual spelling, and the report says so."""
+    import time
+    import uuid
+
+    webui_db.add_user("alice", "admin")
+    fid = webui_db.add_flow("alice", nodes=NODES)
+    far = {
+        webui_db.add_execution(fid, "alice", created_at=at): at
+        for at in (T0 * 1000, T0 * 10**9, int(time.time()) + 3 * 86400, -70_000_000_000)
+    }
+    ok = [webui_db.add_execution(fid, "alice", created_at=at) for at in (-5, int(time.time()) + 3600)]
+    plain = uuid.uuid4()
+    spelled = {
+        str(plain).upper(): str(plain),
+        "{" + str(u := uuid.uuid4()) + "}": str(u),
+        (v := uuid.uuid4()).hex: str(v),
+    }
+    for eid in spelled:
+        webui_db.add_execution(fid, "alice", execution_id=eid, created_at=T0)
+    report = tmp_path / "r.jsonl"
+    summary = importer.import_openwebui(ctx, webui_db.url, report=report)
+    lines = {json.loads(line)["id"]: json.loads(line) for line in report.read_text().splitlines()}
+    assert set(lines) == set(far) | set(spelled)
+    for eid, at in far.items():
+        assert lines[eid]["action"] == "skipped" and lines[eid]["reason"].startswith(f"created_at {at} is not a time")
+    for eid, stored_as in spelled.items():
+        assert lines[eid] == {
+            "id": eid,
+            "action": "altered",
+            "reason": f"id is a UUID written another way: stored as {stored_as}",
+        }
+        assert epoch_seconds(runs.get_execution(ctx, ADMIN, fid, stored_as).created_at) == T0
+    assert (summary.runs_stored, summary.runs_skipped, summary.runs_altered) == (5, 4, 3)
+    assert [runs.get_execution(ctx, ADMIN, fid, eid).id for eid in ok] == ok
+    # a rerun stores nothing twice and reports the same
+    again = importer.import_openwebui(ctx, webui_db.url, report=report)
+    assert again.runs_stored == 0 and set(json.loads(x)["id"] for x in report.read_text().splitlines()) == set(lines)
+
+
 def test_flows_and_groups_with_bad_json_are_imported_empty_and_reported(
     webui_db: WebUIDb, ctx: Context, tmp_path: Path
 ) -> None:
