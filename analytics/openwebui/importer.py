@@ -65,6 +65,9 @@ from analytics.openwebui.db import json_as
 
 UNKNOWN_VERSION = "unknown"
 CHUNK_ROWS = 20_000  # A/B on 200k runs: faster than 50k (the pipeline fills and drains sooner)
+# and at most about this many bytes a chunk: five chunks are in memory at once (read ahead, two
+# prepared, one written), and at 20,000 of Open WebUI's usual 30-60 KB runs one took 6 GB
+CHUNK_BYTES = 128 * 2**20
 # the private DuckDB that prepares chunks: one thread (measured: two, beside the reader and the
 # writer on a 2-core machine, were slower)
 PREPARE_THREADS = 1
@@ -594,14 +597,19 @@ def _progress(ctx: Context, source: str) -> tuple[tuple[int, str] | None, int, i
 _Chunk = tuple[pa.Table, tuple[int, str]]
 
 
-def _chunks(src: Source, after: tuple[int, str] | None, size: int) -> Iterator[_Chunk]:
+def _chunks(src: Source, after: tuple[int, str] | None, size: int, budget: int) -> Iterator[_Chunk]:
+    """Chunks of at most `size` runs and about `budget` bytes: the first is a probe of up to
+    1,000 runs, each next one sized by the bytes a run took in the one before."""
     keys = src.keys(after)
     ids = keys.column("id")
     ats = keys.column("created_at")
-    for start in range(0, keys.num_rows, size):
-        chunk_ids = [str(i) for i in ids.slice(start, size).to_pylist()]
-        last_at: int = ats[start + len(chunk_ids) - 1].as_py()
-        yield src.runs(chunk_ids), (last_at, chunk_ids[-1])
+    start, rows = 0, min(size, 1_000)
+    while start < keys.num_rows:
+        chunk_ids = [str(i) for i in ids.slice(start, rows).to_pylist()]
+        start += len(chunk_ids)
+        table = src.runs(chunk_ids)
+        yield table, (ats[start - 1].as_py(), chunk_ids[-1])
+        rows = max(1, min(size, budget * table.num_rows // max(table.nbytes, 1)))
 
 
 def _read_ahead(chunks: Iterator[_Chunk]) -> Generator[_Chunk, None, None]:
@@ -616,7 +624,7 @@ def _read_ahead(chunks: Iterator[_Chunk]) -> Generator[_Chunk, None, None]:
 
 def _private_duckdb() -> duckdb.DuckDBPyConnection:
     """An import's own DuckDB for its thread: one thread (with the reader and the writer, four
-    busy threads share the two cores), no memory bound (a chunk is counted in runs, not bytes)."""
+    busy threads share the two cores), no memory bound of its own (a chunk is ~CHUNK_BYTES)."""
     con = duckdb.connect()
     con.execute(f"SET threads = {PREPARE_THREADS}")
     return con
@@ -632,6 +640,7 @@ def import_openwebui(
     *,
     report: Path | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    chunk_bytes: int = CHUNK_BYTES,
     on_progress: Callable[[int, int], None] | None = None,
     fail_after_chunks: int | None = None,
     max_chunks: int | None = None,
@@ -667,7 +676,7 @@ def import_openwebui(
         pending: tuple[Future[_ChunkResult], int] | None = None
         preparers = Preparers(_private_duckdb)
         preparing: deque[tuple[Future[pa.Table], int, tuple[int, str]]] = deque()
-        chunks = _read_ahead(_chunks(src, after, chunk_rows))
+        chunks = _read_ahead(_chunks(src, after, chunk_rows, chunk_bytes))
         written = 0
 
         def settle() -> None:

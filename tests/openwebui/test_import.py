@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,26 @@ def test_killed_midway_then_rerun_is_exactly_once(webui_db: WebUIDb, ctx: Contex
         r[0] for r in ctx.store.read(lambda c: c.execute("SELECT id::VARCHAR FROM executions").fetchall())
     }
     assert stored == {*ids, late}
+
+
+def test_chunks_are_cut_by_bytes_too_and_resume_exactly_once(webui_db: WebUIDb, ctx: Context) -> None:
+    """Open WebUI's usual runs are 30-60 KB: 20,000 a chunk took 6 GB. After a first chunk that
+    probes the runs' size (up to 1,000 runs, here `chunk_rows`), chunks hold about `chunk_bytes`;
+    a kill between them still resumes exactly once."""
+    _, _, ids = _fill(webui_db, n=20)
+    with pytest.raises(importer.InjectedFailure):
+        importer.import_openwebui(ctx, webui_db.url, chunk_rows=4, chunk_bytes=1, fail_after_chunks=3)
+    assert _count(ctx) == [(6, 6)]  # 4, then one run a chunk: each run is past the budget alone
+    done: list[int] = []
+    again = importer.import_openwebui(
+        ctx, webui_db.url, chunk_rows=4, chunk_bytes=1, on_progress=lambda d, _: done.append(d)
+    )
+    assert again.runs_stored == 14 and _count(ctx) == [(20, 20)]
+    assert [b - a for a, b in itertools.pairwise(done)] == [4] + [1] * 10
+    stored = {
+        r[0] for r in ctx.store.read(lambda c: c.execute("SELECT id::VARCHAR FROM executions").fetchall())
+    }
+    assert stored == set(ids)
 
 
 def test_rule_breakers_follow_their_rule_and_are_reported(
