@@ -5,7 +5,10 @@ benchmark's flows and runs (bench/generate.py), cached under bench/out/, then ti
 into a fresh store, next to the parse ceiling (`bench.parse_ceiling`: orjson and DuckDB parsing
 the same bodies, nothing else) measured in the same run.
 
-    python -m bench.import_bench [--runs 200000]
+    python -m bench.import_bench [--runs 200000] [--pad-kb 0]
+
+`--pad-kb N` adds a node with N KB of text to every run (in `outputs` too, as the editor copies
+it): Open WebUI's usual runs are 30-60 KB. The peak RSS of the process is printed beside.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import resource
 import shutil
 import sqlite3
 import tempfile
@@ -30,8 +34,9 @@ from bench import generate
 OUT = Path(__file__).parent / "out"
 
 
-def build(path: Path, n: int) -> None:
+def build(path: Path, n: int, pad_kb: int = 0) -> None:
     """Open WebUI's tables, filled as Open WebUI writes them (json.dumps text, epoch seconds)."""
+    pad = {"output_9_pad": {"content": ("lorem ipsum dolor sit amet " * (pad_kb * 40))[: pad_kb * 1000]}}
     tmp = path.with_suffix(".partial")
     tmp.unlink(missing_ok=True)
     con = sqlite3.connect(tmp)
@@ -76,8 +81,8 @@ def build(path: Path, n: int) -> None:
                     r["user_id"],
                     r["status"],
                     dump(r["inputs"]),
-                    dump(r["outputs"]),
-                    dump(r["node_results"]),
+                    dump({**(r["outputs"] or {}), **pad} if pad_kb else r["outputs"]),
+                    dump({**(r["node_results"] or {}), **pad} if pad_kb else r["node_results"]),
                     dump(r["errors"]),
                     r["execution_time"],
                     int(r["created_at"]),
@@ -114,12 +119,14 @@ def parse_ceiling(n: int) -> tuple[float, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=200_000)
-    n = p.parse_args().runs
+    p.add_argument("--pad-kb", type=int, default=0)
+    args = p.parse_args()
+    n, pad_kb = args.runs, args.pad_kb
     OUT.mkdir(exist_ok=True)
-    source = OUT / f"webui-{n}.db"
+    source = OUT / (f"webui-{n}.db" if not pad_kb else f"webui-{n}-pad{pad_kb}.db")
     if not source.exists():
         t = time.perf_counter()
-        build(source, n)
+        build(source, n, pad_kb)
         print(f"built {source} in {time.perf_counter() - t:.0f} s")
     print(f"{n:,} runs, {source.stat().st_size / 1e9:.2f} GB of SQLite")
     orjson_rate, duck_rate = parse_ceiling(min(n, 20_000))
@@ -138,6 +145,7 @@ def main() -> None:
     )
     print(f"parse ceiling: orjson.loads      {orjson_rate:>9,.0f} runs/s")
     print(f"parse ceiling: DuckDB read_json  {duck_rate:>9,.0f} runs/s")
+    print(f"peak RSS of the process          {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:>9.2f} GB")
 
 
 if __name__ == "__main__":
