@@ -230,13 +230,17 @@ def load_once(ctx: Context) -> None:
 
 def purge_orphans(ctx: Context) -> dict[str, Any]:
     """The scheduled job: delete the runs (and the copied row) of flows gone from Open WebUI for
-    longer than the grace. Only on a fresh mirror: a stale one could be missing flows."""
+    longer than the grace. Only on a fresh mirror (a stale one could be missing flows), and not
+    when Open WebUI has no flow at all: that is a new or wrong database far more often than a
+    deployment whose last flow was deleted."""
     directory = ctx.directory
     if not directory.external:
         return {"skipped": "not in Open WebUI mode"}
     if time.time() - directory.synced_at > max(10 * ctx.settings.openwebui_poll_s, 10):
         return {"skipped": "the Open WebUI mirror is stale"}
     known = {f.id for f in directory.flows()}
+    if not known:  # a fresh, empty Open WebUI database (a wrong URL) must not cost every run
+        return {"skipped": "Open WebUI has no flows at all: nothing is purged (is FLOWHISTORY_OPENWEBUI_DB right?)"}
     stored = ctx.store.read(
         lambda c: c.execute("SELECT id FROM flows UNION SELECT DISTINCT flow_id FROM executions").fetchall()
     )

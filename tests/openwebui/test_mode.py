@@ -231,6 +231,24 @@ class TestGoneFlows:
         assert run_count(mode, fid) == 0 and run_count(mode, keep) == 1
         assert mode.status("GET", f"/api/v1/flows/{keep}/executions/{eids[2]}", "alice") == 200
 
+    def test_an_open_webui_without_flows_purges_nothing(self, mode: Mode) -> None:
+        """Pointed at a fresh Open WebUI database by mistake, every flow looks gone: after the
+        grace the job would delete every run. It refuses, and says why."""
+        fid = mode.db.add_flow("alice")
+        assert within(BOUND_S, lambda: mode.ctx.directory.flow(fid) is not None)
+        r = mode.client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=bearer("alice"))
+        assert r.status_code == 200
+        mode.db.delete_flow(fid)
+        assert within(BOUND_S, lambda: mode.ctx.directory.flow(fid) is None)
+        mode.ctx.settings.openwebui_orphan_grace_s = 0
+        assert "no flows at all" in purge_orphans(mode.ctx)["skipped"]
+        assert run_count(mode, fid) == 1
+        # one flow back in Open WebUI: the gone one's runs go after the grace, as usual
+        mode.db.add_flow("alice")
+        assert within(BOUND_S, lambda: len(list(mode.ctx.directory.flows())) == 1)
+        assert purge_orphans(mode.ctx) == {"flows": 1, "runs": 1}
+        assert run_count(mode, fid) == 0
+
     def test_the_job_is_scheduled_in_this_mode(self, mode: Mode) -> None:
         names = [j["name"] for j in mode.client.get("/api/v1/jobs", headers=bearer("boss")).json()]
         assert "openwebui-orphans" in names
