@@ -46,8 +46,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
+import adbc_driver_manager
 import duckdb
 import numpy as np
 import orjson
@@ -55,7 +56,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics.core.context import Context
-from analytics.core.errors import InvalidInput
+from analytics.core.errors import InvalidInput, UpstreamFailed
 from analytics.core.flow_version import flow_version
 from analytics.core.json_scan import opening_brackets
 from analytics.core.store import Connection
@@ -122,27 +123,46 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+_SOURCE_TABLES = ('"user"', '"group"', "flow", "flow_execution")  # what the import reads
+
+
+def _first_line(exc: Exception) -> str:
+    """A driver's message without its detail lines (and the driver's own prefixes kept short)."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 class Source:
     """Open WebUI's database through ADBC: Arrow straight out of SQLite or PostgreSQL."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.postgres = url.startswith(("postgresql://", "postgres://"))
-        if self.postgres:
-            import adbc_driver_postgresql.dbapi as driver
+        try:
+            if self.postgres:
+                import adbc_driver_postgresql.dbapi as driver
 
-            self._conn: Any = driver.connect(url)
-        elif url.startswith("sqlite:///"):
-            import adbc_driver_sqlite.dbapi as sqlite_driver
+                self._conn: Any = driver.connect(url)
+            elif url.startswith("sqlite:///"):
+                import adbc_driver_sqlite.dbapi as sqlite_driver
 
-            path = url.removeprefix("sqlite:///")
-            if not Path(path).is_file():
-                raise InvalidInput(f"there is no SQLite database at {path}", field="from")
-            self._conn = sqlite_driver.connect(f"file:{path}?mode=ro")
-        else:
-            raise InvalidInput(
-                "the source must be sqlite:////path/webui.db or postgresql://user:pass@host/db", field="from"
-            )
+                path = url.removeprefix("sqlite:///")
+                if not Path(path).is_file():
+                    raise InvalidInput(f"there is no SQLite database at {path}", field="from")
+                self._conn = sqlite_driver.connect(f"file:{quote(path)}?mode=ro")
+            else:
+                raise InvalidInput(
+                    "the source must be sqlite:////path/webui.db or postgresql://user:pass@host/db", field="from"
+                )
+        except adbc_driver_manager.Error as exc:
+            raise UpstreamFailed(f"cannot open Open WebUI's database {redacted(url)}: {_first_line(exc)}") from exc
+        for table in _SOURCE_TABLES:  # a database that is not Open WebUI's is told so, not a 500
+            try:
+                self.table(f"SELECT * FROM {table} LIMIT 0")
+            except adbc_driver_manager.Error as exc:
+                self.close()
+                raise InvalidInput(
+                    f"{redacted(url)} is not an Open WebUI database ({table}: {_first_line(exc)})", field="from"
+                ) from exc
 
     def table(self, sql: str) -> pa.Table:
         cur = self._conn.cursor()

@@ -361,3 +361,23 @@ def test_a_missing_source_is_a_clear_error(ctx: Context, tmp_path: Path) -> None
         importer.import_openwebui(ctx, f"sqlite:///{tmp_path / 'nope.db'}")
     with pytest.raises(InvalidInput, match="sqlite:////"):
         importer.import_openwebui(ctx, "mysql://x")
+
+
+def test_a_source_that_is_not_open_webuis_is_a_clear_error(ctx: Context, tmp_path: Path) -> None:
+    """Each was an internal error (a 500 through the server, a traceback from the CLI)."""
+    import sqlite3
+
+    from analytics.core.errors import InvalidInput, UpstreamFailed
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n" * 100)
+    with pytest.raises(InvalidInput, match=r"notes.txt is not an Open WebUI database .*file is not a database"):
+        importer.import_openwebui(ctx, f"sqlite:///{text}")
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)")
+    with pytest.raises(InvalidInput, match=r"other.db is not an Open WebUI database .*no such table: user"):
+        importer.import_openwebui(ctx, f"sqlite:///{other}")
+    with pytest.raises(UpstreamFailed, match=r"cannot open Open WebUI's database postgresql://u:\*\*\*@") as caught:
+        importer.import_openwebui(ctx, "postgresql://u:s3cret@127.0.0.1:1/webui")
+    assert "s3cret" not in str(caught.value)
+    assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchone()) == (0,)

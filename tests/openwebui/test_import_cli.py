@@ -75,6 +75,11 @@ def test_through_a_running_server(tmp_path: Path) -> None:
         # not an admin: refused, nothing imported
         r = httpx.post(f"{server.url}/api/v1/executions/import/openwebui", json={"from": db.url})
         assert r.status_code == 401
+        # not Open WebUI's database (the store's own file, here): a 422 saying so, not a 500
+        r = httpx.post(
+            f"{server.url}/api/v1/executions/import/openwebui", json={"from": f"sqlite:///{store}"}, headers=h
+        )
+        assert r.status_code == 422 and "is not an Open WebUI database" in r.json()["detail"], r.text
 
 
 def test_through_a_running_server_on_any_port(tmp_path: Path) -> None:
