@@ -127,7 +127,7 @@ _SOURCE_TABLES = ('"user"', '"group"', "flow", "flow_execution")  # what the imp
 
 
 def _first_line(exc: Exception) -> str:
-    """A driver's message without its detail lines (and the driver's own prefixes kept short)."""
+    """A driver's message without its detail lines (libpq adds hints on lines of their own)."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
