@@ -17,6 +17,7 @@ from api.schemas.flows import (
     FlowExportOut,
     FlowForm,
     FlowImport,
+    FlowListItem,
     FlowOut,
     FlowUpdate,
 )
@@ -24,13 +25,13 @@ from api.schemas.flows import (
 router = APIRouter(prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute)
 
 
-@router.get("/", response_model=list[FlowOut])
+@router.get("/", response_model=list[FlowListItem])
 def list_flows(viewer: CurrentUser, ctx: Ctx) -> Any:
     """Flows the caller owns or may write."""
     return flows.list_flows(ctx, viewer)
 
 
-@router.get("/accessible", response_model=list[FlowOut])
+@router.get("/accessible", response_model=list[FlowListItem])
 def list_accessible_flows(viewer: CurrentUser, ctx: Ctx) -> Any:
     """Flows the caller owns or may read."""
     return flows.list_accessible_flows(ctx, viewer)

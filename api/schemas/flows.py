@@ -40,11 +40,12 @@ class FlowUpdate(BaseModel):
         return given
 
 
-class FlowOut(BaseModel):
+class FlowListItem(BaseModel):
+    """A row of `GET /` and `GET /accessible`: the flow without its owner, as the peer lists it."""
+
     model_config = ConfigDict(from_attributes=True)
 
     id: str
-    user_id: str
     name: str
     description: str | None
     nodes: list[Any]
@@ -53,6 +54,12 @@ class FlowOut(BaseModel):
     access_control: dict[str, Any] | None
     created_at: EpochSeconds
     updated_at: EpochSeconds
+
+
+class FlowOut(FlowListItem):
+    """The full flow (get, create, import, update, duplicate): with its owner."""
+
+    user_id: str
 
 
 class FlowImport(FlowForm):

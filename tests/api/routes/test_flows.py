@@ -127,12 +127,16 @@ def test_list_vs_accessible(world: World, user: str, owned_or_writable: set[str]
     assert mine in ids(world, "/api/v1/flows/accessible", user)
 
 
-def test_list_answers_full_flow_objects(world: World) -> None:
-    r = world.client.get("/api/v1/flows/", headers=bearer("owner"))
-    for flow in r.json():
-        assert set(flow) >= FLOW_FIELDS
+@pytest.mark.parametrize("path", ["/api/v1/flows/", "/api/v1/flows/accessible"])
+def test_list_rows_are_the_flow_without_its_owner(world: World, path: str) -> None:
+    """PEER_CONTRACT: list rows have the flow fields without `user_id`; the full flow has it."""
+    rows = world.client.get(path, headers=bearer("owner")).json()
+    assert rows
+    for flow in rows:
+        assert set(flow) == FLOW_FIELDS - {"user_id"}
         assert isinstance(flow["created_at"], int) and isinstance(flow["updated_at"], int)
-        assert flow == get(world, flow["id"])
+        full = get(world, flow["id"])
+        assert full["user_id"] == "owner" and flow == {k: v for k, v in full.items() if k != "user_id"}
 
 
 class TestUpdate:
