@@ -113,7 +113,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             try:
                 if metrics is not None:
                     metrics.stop()
-                app.state.runtime.stop(timeout=SHUTDOWN_JOBS_S)  # the one serving now (tests may start another)
+                app.state.runtime.stop(
+                    timeout=SHUTDOWN_JOBS_S
+                )  # the one serving now (tests may start another)
             finally:
                 ctx.close()
                 log.info("stopped: store closed")

@@ -63,7 +63,9 @@ def check(request: Request, accepted: frozenset[str] | None) -> None:
         return
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity"):
-        raise HTTPException(415, f"Content-Encoding '{encoding}' is not supported: send the body uncompressed")
+        raise HTTPException(
+            415, f"Content-Encoding '{encoding}' is not supported: send the body uncompressed"
+        )
     header = request.headers.get("content-type")
     if is_accepted(header, accepted):
         return

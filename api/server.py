@@ -107,9 +107,7 @@ class DeadlineProtocol(HttpToolsProtocol):
             return
         needed = max(1, int(self.body_min_rate * self.body_timeout_s))
         if self._window_bytes < needed and not self.flow.read_paused:
-            self._refuse(
-                f"the request body arrived slower than {needed} bytes in {self.body_timeout_s:g} s"
-            )
+            self._refuse(f"the request body arrived slower than {needed} bytes in {self.body_timeout_s:g} s")
             return
         self._window_bytes = 0
         self._body_timer = self.loop.call_later(self.body_timeout_s, self._check_body)
@@ -163,7 +161,9 @@ def ensure_fd_limit(connections: int) -> None:
             log.warning(
                 "open-file limit %d is below max_connections %d + %d spare: lower "
                 "FLOWHISTORY_MAX_CONNECTIONS or raise the hard limit (ulimit -Hn)",
-                new, connections, _SPARE_FDS,
+                new,
+                connections,
+                _SPARE_FDS,
             )
 
 

@@ -42,7 +42,9 @@ WINDOWS = ("15m", "1h", "1d", "7d", "30d")
 
 
 def default_store() -> Path:
-    found = sorted(OUT.glob("cache/r1000000-*std*/flowhistory-*/flowhistory.duckdb"), key=lambda p: p.stat().st_mtime)
+    found = sorted(
+        OUT.glob("cache/r1000000-*std*/flowhistory-*/flowhistory.duckdb"), key=lambda p: p.stat().st_mtime
+    )
     if not found:
         raise SystemExit("no cached 1M store: run `make bench` once, or pass --store")
     return found[-1]
@@ -62,16 +64,31 @@ def make_rules(ctx: Any, n: int) -> int:
             ).fetchall()
         )
     )
-    models = [m for (m,) in ctx.store.read(
-        lambda c: c.execute("SELECT DISTINCT model FROM execution_nodes WHERE model IS NOT NULL ORDER BY 1").fetchall()
-    )]
+    models = [
+        m
+        for (m,) in ctx.store.read(
+            lambda c: c.execute(
+                "SELECT DISTINCT model FROM execution_nodes WHERE model IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        )
+    ]
     for i in range(n):
         flow = flows[i % len(flows)]
         metric = METRICS[i % len(METRICS)]
-        threshold = {"failure_rate": 0.3, "error_count": 50, "run_count": 1000, "p95_duration": 20_000, "cost": 5}
+        threshold = {
+            "failure_rate": 0.3,
+            "error_count": 50,
+            "run_count": 1000,
+            "p95_duration": 20_000,
+            "cost": 5,
+        }
         body: dict[str, Any] = {
-            "name": f"bench-{i}", "metric": metric, "window": WINDOWS[(i // 5) % len(WINDOWS)],
-            "threshold": threshold[metric], "flow_id": flow.id, "min_runs": 5,
+            "name": f"bench-{i}",
+            "metric": metric,
+            "window": WINDOWS[(i // 5) % len(WINDOWS)],
+            "threshold": threshold[metric],
+            "flow_id": flow.id,
+            "min_runs": 5,
         }
         kind = i % 20
         if kind == 1 and flow.id in nodes:
@@ -142,8 +159,13 @@ def full_evaluation(ctx: Any, evals: int) -> dict[str, Any]:
     times = []
     for _ in range(evals):
         times.append(engine.evaluate(now)["duration_ms"])
-    return {"targets": first["targets"], "rules": first["rules"], "first_ms": first["duration_ms"],
-            "median_ms": statistics.median(times), "all_ms": times}
+    return {
+        "targets": first["targets"],
+        "rules": first["rules"],
+        "first_ms": first["duration_ms"],
+        "median_ms": statistics.median(times),
+        "all_ms": times,
+    }
 
 
 def _bodies(n: int, seed: int) -> list[dict[str, Any]]:
@@ -185,7 +207,7 @@ def ingest_batches(ctx: Any, bodies: list[dict[str, Any]], batch: int, seconds: 
     for start in itertools.cycle(range(0, len(bodies) - batch + 1, batch)):
         if time.perf_counter() - t >= seconds:
             break
-        results = ingest.save_executions(ctx, admin, bodies[start:start + batch])
+        results = ingest.save_executions(ctx, admin, bodies[start : start + batch])
         n += sum(r.status == "stored" for r in results)
     return n / (time.perf_counter() - t), n
 
@@ -222,8 +244,11 @@ def http_ingest(
     bodies = _bodies(4000, seed=42)
     requests = [
         loadgen.build_request(
-            "POST", f"/api/v1/flows/{b['flow_id']}/executions", host=HOST,
-            token=create_token(secret, owners[b["flow_id"]]), body=orjson.dumps(b),
+            "POST",
+            f"/api/v1/flows/{b['flow_id']}/executions",
+            host=HOST,
+            token=create_token(secret, owners[b["flow_id"]]),
+            body=orjson.dumps(b),
         )
         for b in bodies
     ]
@@ -241,8 +266,11 @@ def http_ingest(
                 time.sleep(1.5)  # let a triggered evaluation finish: its CPU is counted
                 out[f"http {s.name}"].append(res.ok / res.elapsed)
                 out[f"http {s.name} cpu_us"].append((s.cpu_seconds() - cpu) / max(res.ok, 1) * 1e6)
-                print(f"round {r + 1} http {s.name}: {res.ok / res.elapsed:,.0f} acked runs/s, "
-                      f"failed {res.failed}, server CPU {out[f'http {s.name} cpu_us'][-1]:,.0f} µs/run", flush=True)
+                print(
+                    f"round {r + 1} http {s.name}: {res.ok / res.elapsed:,.0f} acked runs/s, "
+                    f"failed {res.failed}, server CPU {out[f'http {s.name} cpu_us'][-1]:,.0f} µs/run",
+                    flush=True,
+                )
     finally:
         for s in servers:
             s.stop()
@@ -251,7 +279,9 @@ def http_ingest(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--store", type=Path, default=None, help="a flowhistory store to copy (default: cached 1M)")
+    p.add_argument(
+        "--store", type=Path, default=None, help="a flowhistory store to copy (default: cached 1M)"
+    )
     p.add_argument("--rules", type=int, default=1000)
     p.add_argument("--evals", type=int, default=5)
     p.add_argument("--threads", type=int, default=16)
@@ -290,7 +320,10 @@ def main() -> None:
     try:
         t = time.perf_counter()
         shutil.copy(source, db)
-        print(f"copied {source} ({source.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.1f} s", flush=True)
+        print(
+            f"copied {source} ({source.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
         ctx = open_context(Settings(db_path=db, seed_prices=False))
         try:
             runs = ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall()[0][0])
@@ -301,13 +334,18 @@ def main() -> None:
             ev = full_evaluation(ctx, a.evals)
             print(f"full evaluation: {ev}", flush=True)
             bodies = _bodies(max(20_000, a.batch * 4), seed=42)
-            results: dict[str, list[float]] = {"single off": [], "single on": [], "batch off": [], "batch on": []}
+            results: dict[str, list[float]] = {
+                "single off": [],
+                "single on": [],
+                "batch off": [],
+                "batch on": [],
+            }
             # process CPU (all threads: ingest, writer, alert evaluation) per run stored: what the
             # alerts cost, less sensitive than throughput to other work on a shared machine
             cpu_us: dict[str, list[float]] = {k: [] for k in results}
             triggers = []
             for r in range(a.rounds):
-                for mode in (("off", "on") if r % 2 == 0 else ("on", "off")):
+                for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
                     alerts = start_alerts(ctx) if mode == "on" else None
                     try:
                         for kind in ("single", "batch"):
@@ -321,11 +359,16 @@ def main() -> None:
                             results[f"{kind} {mode}"].append(rate)
                             cpu_us[f"{kind} {mode}"].append((time.process_time() - cpu) / max(n, 1) * 1e6)
                         if alerts is not None:
-                            triggers.append((alerts.engine.trigger_evaluations, round(alerts.engine.trigger_ms)))
+                            triggers.append(
+                                (alerts.engine.trigger_evaluations, round(alerts.engine.trigger_ms))
+                            )
                     finally:
                         stop_alerts(ctx)
-                    print(f"round {r + 1} {mode}: " + ", ".join(
-                        f"{k} {v[-1]:,.0f}/s" for k, v in results.items() if k.endswith(mode)), flush=True)
+                    print(
+                        f"round {r + 1} {mode}: "
+                        + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in results.items() if k.endswith(mode)),
+                        flush=True,
+                    )
             print("ingest runs/s (median of rounds):")
             for k, v in results.items():
                 print(f"  {k}: {statistics.median(v):,.0f}  (rounds: {', '.join(f'{x:,.0f}' for x in v)})")

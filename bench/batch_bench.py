@@ -70,6 +70,7 @@ def main() -> None:
                 "Authorization": f"Bearer {create_token(SECRET, 'bench-admin')}",
                 "Content-Type": "application/x-ndjson",
             }
+
             def post_all(share: list[bytes]) -> int:
                 stored = 0
                 with httpx.Client(base_url=url, headers=headers, timeout=600) as client:

@@ -49,6 +49,8 @@ new MutationObserver((_, obs) => {
   }
 }).observe(document, { childList: true, subtree: true });
 """
+
+
 def run_body(flow_id: str, i: int, now: datetime) -> dict[str, Any]:
     """A run like the editor's: three nodes, a model with usage; 1 in 8 fails, 1 in 40 aborts."""
     status = "error" if i % 8 == 3 else "aborted" if i % 40 == 7 else "success"
@@ -146,10 +148,14 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=30)
     print(f"history panel, {args.runs} runs, first rows visible ({args.repeat} runs after a warm-up):")
-    print(f"  from Python (goto → row visible): median {statistics.median(wall):.0f} ms, "
-          f"min {min(wall):.0f}, max {max(wall):.0f}")
-    print(f"  in the page (first row painted):   median {statistics.median(page_ms):.0f} ms, "
-          f"min {min(page_ms):.0f}, max {max(page_ms):.0f}")
+    print(
+        f"  from Python (goto → row visible): median {statistics.median(wall):.0f} ms, "
+        f"min {min(wall):.0f}, max {max(wall):.0f}"
+    )
+    print(
+        f"  in the page (first row painted):   median {statistics.median(page_ms):.0f} ms, "
+        f"min {min(page_ms):.0f}, max {max(page_ms):.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -88,7 +88,12 @@ def _trends(ctx: Context, root: Path) -> dict[str, Any]:
         sql = TREND.format(source="executions", start=start, end=end, flow=flow)
         live_ms, live = _median_ms(lambda sql=sql: ctx.store.read(lambda c: c.execute(sql).fetchall()))
         exp_ms, exp = _median_ms(lambda sql=sql: export.execute(sql).fetchall())
-        out[label] = {"live_store_ms": live_ms, "export_ms": exp_ms, "days": len(live), "identical": live == exp}
+        out[label] = {
+            "live_store_ms": live_ms,
+            "export_ms": exp_ms,
+            "days": len(live),
+            "identical": live == exp,
+        }
         log(f"  90-day trend, {label}: live store {live_ms} ms, export {exp_ms} ms, identical: {live == exp}")
     export.close()
     return out
@@ -103,7 +108,9 @@ def phase_export(store_dir: Path, work: Path) -> dict[str, Any]:
     res: dict[str, Any] = {}
     settings = Settings(db_path=db, export_url=str(root), export_max_files_per_partition=1, export_grace_s=0)
     with open_context(settings) as ctx:
-        runs, raw = ctx.store.read(lambda c: c.execute(f"SELECT count(*), ({RAW_JSON}) FROM executions").fetchone())
+        runs, raw = ctx.store.read(
+            lambda c: c.execute(f"SELECT count(*), ({RAW_JSON}) FROM executions").fetchone()
+        )
         # bytes as UTF-8: strlen counts bytes
         res["runs"], res["raw_json_bytes"] = runs, int(raw)
         res["store_bytes"] = db.stat().st_size
@@ -120,8 +127,10 @@ def phase_export(store_dir: Path, work: Path) -> dict[str, Any]:
             "export_bytes": size,
             "tables": full["tables"],
         }
-        log(f"  full export: {runs:,} runs in {seconds:.1f} s = {runs / seconds:,.0f} runs/s, "
-            f"{size / seconds / 1e6:.0f} MB/s written ({raw / seconds / 1e6:.0f} MB/s of raw JSON)")
+        log(
+            f"  full export: {runs:,} runs in {seconds:.1f} s = {runs / seconds:,.0f} runs/s, "
+            f"{size / seconds / 1e6:.0f} MB/s written ({raw / seconds / 1e6:.0f} MB/s of raw JSON)"
+        )
         res["size"] = {
             "export_mb": round(size / 1e6, 1),
             "executions_mb": round(full["tables"]["executions"]["bytes"] / 1e6, 1),
@@ -130,8 +139,10 @@ def phase_export(store_dir: Path, work: Path) -> dict[str, Any]:
             "store_mb": round(res["store_bytes"] / 1e6, 1),
             "export_over_raw_json": round(size / raw, 3),
         }
-        log(f"  size: export {size / 1e6:,.0f} MB, raw JSON {raw / 1e6:,.0f} MB ({size / raw:.1%}), "
-            f"store {res['store_bytes'] / 1e6:,.0f} MB")
+        log(
+            f"  size: export {size / 1e6:,.0f} MB, raw JSON {raw / 1e6:,.0f} MB ({size / raw:.1%}), "
+            f"store {res['store_bytes'] / 1e6:,.0f} MB"
+        )
 
         t = time.perf_counter()
         run_export(ctx)
@@ -139,7 +150,9 @@ def phase_export(store_dir: Path, work: Path) -> dict[str, Any]:
         log(f"  a cycle with nothing new: {res['unchanged_cycle_s']} s")
 
         # one day's worth of new runs (copies of the last day's, new ids, same day): appended
-        last_day = ctx.store.read(lambda c: c.execute("SELECT max(created_at)::DATE FROM executions").fetchone()[0])
+        last_day = ctx.store.read(
+            lambda c: c.execute("SELECT max(created_at)::DATE FROM executions").fetchone()[0]
+        )
         added = ctx.store.write(
             lambda c: c.execute(
                 "INSERT INTO executions SELECT * REPLACE (uuid() AS id, created_at + INTERVAL 1 MICROSECOND AS created_at)"
@@ -150,7 +163,11 @@ def phase_export(store_dir: Path, work: Path) -> dict[str, Any]:
         t = time.perf_counter()
         inc = run_export(ctx)
         seconds = time.perf_counter() - t
-        res["incremental_day"] = {"runs": len(added), "seconds": round(seconds, 2), "days_appended": inc["days_appended"]}
+        res["incremental_day"] = {
+            "runs": len(added),
+            "seconds": round(seconds, 2),
+            "days_appended": inc["days_appended"],
+        }
         log(f"  incremental: {len(added):,} new runs of one day in {seconds:.2f} s")
 
         # that day's partitions now hold two files: compact them (max one file a partition)
@@ -165,10 +182,12 @@ def phase_export(store_dir: Path, work: Path) -> dict[str, Any]:
         log(f"  compaction of one day ({2 * len(added):,} runs, both tables): {seconds:.2f} s")
 
         # a deleted run rewrites its day
-        ctx.store.write(lambda c: c.execute(
-            "DELETE FROM executions WHERE id = (SELECT id FROM executions WHERE created_at::DATE = ? LIMIT 1)",
-            [last_day],
-        ))
+        ctx.store.write(
+            lambda c: c.execute(
+                "DELETE FROM executions WHERE id = (SELECT id FROM executions WHERE created_at::DATE = ? LIMIT 1)",
+                [last_day],
+            )
+        )
         t = time.perf_counter()
         run_export(ctx)
         res["rewrite_day_after_delete_s"] = round(time.perf_counter() - t, 2)

@@ -145,7 +145,9 @@ def main() -> None:
     )
     print(f"parse ceiling: orjson.loads      {orjson_rate:>9,.0f} runs/s")
     print(f"parse ceiling: DuckDB read_json  {duck_rate:>9,.0f} runs/s")
-    print(f"peak RSS of the process          {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:>9.2f} GB")
+    print(
+        f"peak RSS of the process          {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:>9.2f} GB"
+    )
 
 
 if __name__ == "__main__":

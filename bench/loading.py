@@ -20,7 +20,11 @@ Loader = Callable[..., int]
 
 
 def load_chunks(
-    runs: Iterable[dict[str, Any]], write: Callable[[list[dict[str, Any]]], None], *, label: str, progress: bool
+    runs: Iterable[dict[str, Any]],
+    write: Callable[[list[dict[str, Any]]], None],
+    *,
+    label: str,
+    progress: bool,
 ) -> int:
     """Hand `write` the runs CHUNK at a time; the number of runs written."""
     n = 0

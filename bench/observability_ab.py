@@ -39,22 +39,33 @@ FH_JOBS_OFF = {"FLOWHISTORY_SCHEDULER_ENABLED": "false", "FLOWHISTORY_ALERT_INGE
 def body(flow_id: str, i: int) -> bytes:
     node = {"value": f"answer {i}", "label": "Model", "modelId": "gpt-4o-mini"}
     return orjson.dumps(
-        {"flow_id": flow_id, "status": "success" if i % 7 else "error", "inputs": {"prompt": f"q{i}"},
-         "outputs": {"model_1": node}, "node_results": {"model_1": node}, "errors": None,
-         "execution_time": 100 + i % 900}
+        {
+            "flow_id": flow_id,
+            "status": "success" if i % 7 else "error",
+            "inputs": {"prompt": f"q{i}"},
+            "outputs": {"model_1": node},
+            "node_results": {"model_1": node},
+            "errors": None,
+            "execution_time": 100 + i % 900,
+        }
     )
 
 
 def fill(server: Server, token: str, runs: int) -> tuple[str, list[str]]:
     create = loadgen.build_request(
-        "POST", "/api/v1/flows/create", host=HOST, token=token,
+        "POST",
+        "/api/v1/flows/create",
+        host=HOST,
+        token=token,
         body=orjson.dumps({"name": "bench", "nodes": [], "edges": []}),
     )
     status, out = loadgen.run(loadgen.fetch(server.addr, create))
     assert status == 200, out
     flow = orjson.loads(out)["id"]
     posts = [
-        loadgen.build_request("POST", f"/api/v1/flows/{flow}/executions", host=HOST, token=token, body=body(flow, i))
+        loadgen.build_request(
+            "POST", f"/api/v1/flows/{flow}/executions", host=HOST, token=token, body=body(flow, i)
+        )
         for i in range(runs)
     ]
     loadgen.run(loadgen.load(server.addr, posts, clients=8, count=runs))
@@ -80,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=6.0, help="single-run POST seconds per server")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--clients", type=int, default=32)
-    p.add_argument("--stored-runs", type=int, default=0, help="copies of bench.run's cached store of this size")
+    p.add_argument(
+        "--stored-runs", type=int, default=0, help="copies of bench.run's cached store of this size"
+    )
     a = p.parse_args(argv)
     token = jwt.encode({"id": ADMIN if a.stored_runs else "bench-user"}, SECRET, algorithm="HS256")
     source = ensure_stores(a.stored_runs, 42, False)["flowhistory"]["dir"] if a.stored_runs else None
@@ -90,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, on in (("off", "false"), ("on", "true")):
         (work / name).mkdir()
         db = copy_store(source, "flowhistory.duckdb", work / name) if source else work / name / "store.duckdb"
-        env = {"FLOWHISTORY_DB_PATH": str(db), "WEBUI_SECRET_KEY": SECRET,
-               "FLOWHISTORY_METRICS_ENABLED": on, "FLOWHISTORY_ACCESS_LOG": on, **FH_JOBS_OFF}
+        env = {
+            "FLOWHISTORY_DB_PATH": str(db),
+            "WEBUI_SECRET_KEY": SECRET,
+            "FLOWHISTORY_METRICS_ENABLED": on,
+            "FLOWHISTORY_ACCESS_LOG": on,
+            **FH_JOBS_OFF,
+        }
         servers.append(Server(name, "bench.observed_app:app", env, work / f"{name}.log"))
     rows: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
     try:
@@ -107,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             flow, ids = filled[s.name]
             get = lambda path: loadgen.build_request("GET", path, host=HOST, token=token)  # noqa: E731
             ops.setdefault("list page 1", {})[s.name] = [get(f"/api/v1/flows/{flow}/executions?page=1")]
-            ops.setdefault("detail", {})[s.name] = [get(f"/api/v1/flows/{flow}/executions/{i}") for i in rng.sample(ids, 50)]
+            ops.setdefault("detail", {})[s.name] = [
+                get(f"/api/v1/flows/{flow}/executions/{i}") for i in rng.sample(ids, 50)
+            ]
             ops.setdefault("stats", {})[s.name] = [get(f"/api/v1/flows/{flow}/executions/stats")]
         for op, reqs in ops.items():
             res = alternate(servers, reqs, rounds=a.rounds, count=a.read_n, seconds=None, warmup=20)
@@ -117,14 +137,24 @@ def main(argv: list[str] | None = None) -> int:
         for s in servers:
             flow, _ = filled[s.name]
             posts[s.name] = [
-                loadgen.build_request("POST", f"/api/v1/flows/{flow}/executions", host=HOST, token=token,
-                                      body=body(flow, i))
+                loadgen.build_request(
+                    "POST", f"/api/v1/flows/{flow}/executions", host=HOST, token=token, body=body(flow, i)
+                )
                 for i in range(2000)
             ]
-        res = alternate(servers, posts, rounds=a.rounds, count=None, seconds=a.seconds, clients=a.clients,
-                        warmup=a.clients * 2)
+        res = alternate(
+            servers,
+            posts,
+            rounds=a.rounds,
+            count=None,
+            seconds=a.seconds,
+            clients=a.clients,
+            warmup=a.clients * 2,
+        )
         rows.append((f"single-run POST ({a.clients} clients)", summarise(res["off"]), summarise(res["on"])))
-        access_lines = sum(1 for ln in (work / "on.log").read_text().splitlines() if "flowhistory.access" in ln)
+        access_lines = sum(
+            1 for ln in (work / "on.log").read_text().splitlines() if "flowhistory.access" in ln
+        )
     finally:
         for s in servers:
             s.stop()
@@ -140,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{on['server_cpu_ms_per_req'] / off['server_cpu_ms_per_req']:.2f} | {off['per_s']:,.0f} | {on['per_s']:,.0f} |"
         )
     size = f"copies of the cached {a.stored_runs:,}-run store" if a.stored_runs else f"{a.runs:,} runs posted"
-    lines.append(f"\naccess lines written by the 'on' server: {access_lines:,}; stores: {size}; rounds: {a.rounds}")
+    lines.append(
+        f"\naccess lines written by the 'on' server: {access_lines:,}; stores: {size}; rounds: {a.rounds}"
+    )
     md = "\n".join(lines)
     print(md)
     OUT.mkdir(parents=True, exist_ok=True)

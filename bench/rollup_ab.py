@@ -29,7 +29,9 @@ from bench.common import OUT, ROOT, log
 
 
 def _old_module(ref: str, path: str, name: str) -> types.ModuleType:
-    source = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True)
+    source = subprocess.run(
+        ["git", "show", f"{ref}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
+    )
     module = types.ModuleType(name)
     module.__file__ = f"{ref}:{path}"
     sys.modules[name] = module  # dataclasses look their module up while the class is built
@@ -67,7 +69,11 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=250_000)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--calls", type=int, default=200)
-    p.add_argument("--ref", default="main", help="the commit whose rollup trend path is 'old' (one with the analytics/trends/ package)")
+    p.add_argument(
+        "--ref",
+        default="main",
+        help="the commit whose rollup trend path is 'old' (one with the analytics/trends/ package)",
+    )
     a = p.parse_args()
 
     from analytics.access.permissions import Viewer

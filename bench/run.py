@@ -234,7 +234,14 @@ def sequential(
 
 
 def concurrent(
-    p: Params, servers: list[Server], reqs: list[bytes], *, seconds: float, clients: int, warmup: int, unit: str
+    p: Params,
+    servers: list[Server],
+    reqs: list[bytes],
+    *,
+    seconds: float,
+    clients: int,
+    warmup: int,
+    unit: str,
 ) -> dict[str, Any]:
     """The same requests from `clients` at once for `seconds` per server (mixed, ingest);
     logs each server's throughput, per `unit` (what one request is: a req, a run)."""
@@ -373,7 +380,11 @@ def prepare_rollups(server: Server, admin_token: str) -> dict[str, Any]:
     req = loadgen.build_request("POST", "/api/v1/jobs/rollups/run?wait=true", host=HOST, token=admin_token)
     t = time.perf_counter()
     status, body = loadgen.run(loadgen.fetch(server.addr, req, timeout=1800))
-    state = orjson.loads(body) if status == 200 else {"status": status, "body": body[:300].decode(errors="replace")}
+    state = (
+        orjson.loads(body)
+        if status == 200
+        else {"status": status, "body": body[:300].decode(errors="replace")}
+    )
     return {"seconds": round(time.perf_counter() - t, 2), "result": state.get("last_result", state)}
 
 
@@ -568,7 +579,13 @@ def phase_mixed(
             )
         )
     return concurrent(
-        p, servers, reqs, seconds=p.mixed_seconds, clients=p.mixed_clients, warmup=p.mixed_clients * 3, unit="req"
+        p,
+        servers,
+        reqs,
+        seconds=p.mixed_seconds,
+        clients=p.mixed_clients,
+        warmup=p.mixed_clients * 3,
+        unit="req",
     )
 
 
@@ -594,7 +611,9 @@ def phase_ingest(p: Params, servers: list[Server], token_of: dict[str, str]) -> 
         f"  {len(reqs):,} distinct POST requests, median {sizes[len(sizes) // 2]:,} bytes; "
         f"{p.clients} clients, {p.ingest_seconds:.0f} s per server in {p.rounds} rounds"
     )
-    return concurrent(p, servers, reqs, seconds=p.ingest_seconds, clients=p.clients, warmup=p.clients * 2, unit="run")
+    return concurrent(
+        p, servers, reqs, seconds=p.ingest_seconds, clients=p.clients, warmup=p.clients * 2, unit="run"
+    )
 
 
 def phase_batch(p: Params, servers: list[Server], admin_token: str) -> dict[str, Any]:

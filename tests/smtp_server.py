@@ -37,10 +37,14 @@ class Mailbox:
             self.got.append((str(envelope.mail_from), list(envelope.rcpt_tos), parsed))
         return "250 OK"
 
-    def authenticate(self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+    def authenticate(
+        self, server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
         assert isinstance(data, LoginPassword)
         self.logins.append((data.login, data.password))
-        return AuthResult(success=data.login == SMTP_USER.encode() and data.password == SMTP_PASSWORD.encode())
+        return AuthResult(
+            success=data.login == SMTP_USER.encode() and data.password == SMTP_PASSWORD.encode()
+        )
 
 
 @contextmanager

@@ -57,7 +57,9 @@ def _check_recipients(value: list[str] | None, kind: ChannelKind | None) -> list
     if not value:
         raise ValueError("an email channel needs at least one recipient")
     # the domain is case-insensitive, the local part may not be (RFC 5321): only the domain is folded
-    checked = [f"{local}@{domain.lower()}" for local, domain in (check_address(v).rsplit("@", 1) for v in value)]
+    checked = [
+        f"{local}@{domain.lower()}" for local, domain in (check_address(v).rsplit("@", 1) for v in value)
+    ]
     return list(dict.fromkeys(checked))
 
 
@@ -88,11 +90,17 @@ class ChannelCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     url: HttpUrl | None = Field(default=None, validate_default=True, description="webhook and slack")
     secret: str | None = Field(
-        default=None, min_length=16, max_length=512, validate_default=True,
+        default=None,
+        min_length=16,
+        max_length=512,
+        validate_default=True,
         description="webhook: the HMAC key, at least 16 characters",
     )
     recipients: list[str] | None = Field(
-        default=None, max_length=MAX_RECIPIENTS, validate_default=True, description="email: addresses to send to"
+        default=None,
+        max_length=MAX_RECIPIENTS,
+        validate_default=True,
+        description="email: addresses to send to",
     )
 
     @field_validator("url")

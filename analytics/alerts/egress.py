@@ -113,7 +113,9 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
-def resolve(url: str, allow: Sequence[str] | AllowList, *, getaddrinfo: Resolver = socket.getaddrinfo) -> Target:
+def resolve(
+    url: str, allow: Sequence[str] | AllowList, *, getaddrinfo: Resolver = socket.getaddrinfo
+) -> Target:
     """Vet `url`'s host and answer where to connect; EgressRefused says why not."""
     allowed = allow if isinstance(allow, AllowList) else AllowList.parse(allow)
     try:

@@ -232,15 +232,26 @@ class AlertEngine:
             if x.silence_id is not None:
                 held.extend(
                     repo.Delivery(
-                        str(uuid.uuid4()), nid, ch, t.rule.id, t.flow_id, tid, s.notify, 0, now, False, None,
-                        f"silenced by {x.silence_id}", None, False, body.decode(),
+                        str(uuid.uuid4()),
+                        nid,
+                        ch,
+                        t.rule.id,
+                        t.flow_id,
+                        tid,
+                        s.notify,
+                        0,
+                        now,
+                        False,
+                        None,
+                        f"silenced by {x.silence_id}",
+                        None,
+                        False,
+                        body.decode(),
                     )
                     for ch in channels
                 )
                 continue
-            out.extend(
-                Notification(nid, ch, s.notify, body, t.rule.id, t.flow_id, tid) for ch in channels
-            )
+            out.extend(Notification(nid, ch, s.notify, body, t.rule.id, t.flow_id, tid) for ch in channels)
         if held:
             self.ctx.store.write(lambda c: repo.record_suppressed(c, held))
         self.dispatcher.enqueue(out)
@@ -263,12 +274,24 @@ class AlertEngine:
                 if prev.state == target or (not paused and prev.state != State.PAUSED):
                     continue
                 reason = "paused" if paused else "resumed"
-                new_states[key] = RuleState(target, since=now, value=prev.value, runs=prev.runs, evaluated_at=now)
+                new_states[key] = RuleState(
+                    target, since=now, value=prev.value, runs=prev.runs, evaluated_at=now
+                )
                 transitions.append(
                     repo.StoredTransition(
-                        str(uuid.uuid4()), key[0], key[1], now,
-                        Transition(prev.state, target, event_for(prev.state, target), prev.value, prev.runs,
-                                   None, reason),
+                        str(uuid.uuid4()),
+                        key[0],
+                        key[1],
+                        now,
+                        Transition(
+                            prev.state,
+                            target,
+                            event_for(prev.state, target),
+                            prev.value,
+                            prev.runs,
+                            None,
+                            reason,
+                        ),
                     )
                 )
 
@@ -312,7 +335,9 @@ class AlertEngine:
         self.trigger_max_window_s = max_window_s
         self.refresh_watch()
         self._trigger = threading.Thread(
-            target=self._trigger_loop, args=(debounce_s, rest_factor), name="flowhistory-alerts-ingest",
+            target=self._trigger_loop,
+            args=(debounce_s, rest_factor),
+            name="flowhistory-alerts-ingest",
             daemon=True,
         )
         self._trigger.start()

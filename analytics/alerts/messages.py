@@ -24,9 +24,20 @@ _METRICS = {
     "p95_duration": "p95 duration",
     "cost": "cost",
 }
-_TITLES = {"firing": "FIRING", "resolved": "RESOLVED", "warning": "WARNING", "no_data": "NO DATA", "test": "TEST"}
-_ICONS = {"firing": ":red_circle:", "resolved": ":white_check_mark:", "warning": ":large_orange_circle:",
-          "no_data": ":white_circle:", "test": ":wave:"}
+_TITLES = {
+    "firing": "FIRING",
+    "resolved": "RESOLVED",
+    "warning": "WARNING",
+    "no_data": "NO DATA",
+    "test": "TEST",
+}
+_ICONS = {
+    "firing": ":red_circle:",
+    "resolved": ":white_check_mark:",
+    "warning": ":large_orange_circle:",
+    "no_data": ":white_circle:",
+    "test": ":wave:",
+}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
@@ -75,7 +86,9 @@ def render(payload: dict[str, Any], flow_name: str | None, public_url: str | Non
     if event == "test":
         channel = (payload.get("channel") or {}).get("name", "")
         return Message(
-            event, "TEST: flowhistory alerts", f"flowhistory test notification for channel {channel}",
+            event,
+            "TEST: flowhistory alerts",
+            f"flowhistory test notification for channel {channel}",
             [("Channel", channel), ("Sent", str(payload.get("occurred_at", "")))],
             public_url.rstrip("/") + "/" if public_url else None,
         )
@@ -120,8 +133,11 @@ def slack_payload(msg: Message) -> dict[str, Any]:
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{icon} *{_mrkdwn(msg.title)}*"}},
         {
             "type": "section",
-            "fields": [{"type": "mrkdwn", "text": f"*{label}*\n{_mrkdwn(value)}"} for label, value in msg.facts
-                       if label != "Why"],
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{label}*\n{_mrkdwn(value)}"}
+                for label, value in msg.facts
+                if label != "Why"
+            ],
         },
     ]
     why = [v for label, v in msg.facts if label == "Why"]

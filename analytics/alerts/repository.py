@@ -24,9 +24,28 @@ _RULE_COLUMNS = (
     " renotify_s, paused, created_at, updated_at"
 )
 _RULE_FIELDS = (
-    "id", "name", "created_by", "metric", "flow_id", "owned_by", "flow_version", "node_id", "model",
-    "window", "operator", "threshold", "warning_threshold", "recovery_threshold", "pending_for",
-    "keep_firing_for", "min_runs", "no_data", "renotify_every", "paused", "created_at", "updated_at",
+    "id",
+    "name",
+    "created_by",
+    "metric",
+    "flow_id",
+    "owned_by",
+    "flow_version",
+    "node_id",
+    "model",
+    "window",
+    "operator",
+    "threshold",
+    "warning_threshold",
+    "recovery_threshold",
+    "pending_for",
+    "keep_firing_for",
+    "min_runs",
+    "no_data",
+    "renotify_every",
+    "paused",
+    "created_at",
+    "updated_at",
 )
 
 STATES_SCHEMA = pa.schema(
@@ -150,10 +169,27 @@ def get_rule(conn: Connection, rule_id: str) -> Rule | None:
 
 def _rule_values(rule: Rule) -> list[Any]:
     return [
-        rule.id, rule.name, rule.created_by, rule.metric.value, rule.flow_id, rule.owned_by,
-        rule.flow_version, rule.node_id, rule.model, rule.window, rule.operator.value, rule.threshold,
-        rule.warning_threshold, rule.recovery_threshold, rule.pending_for, rule.keep_firing_for,
-        rule.min_runs, rule.no_data.value, rule.renotify_every, rule.paused, rule.created_at,
+        rule.id,
+        rule.name,
+        rule.created_by,
+        rule.metric.value,
+        rule.flow_id,
+        rule.owned_by,
+        rule.flow_version,
+        rule.node_id,
+        rule.model,
+        rule.window,
+        rule.operator.value,
+        rule.threshold,
+        rule.warning_threshold,
+        rule.recovery_threshold,
+        rule.pending_for,
+        rule.keep_firing_for,
+        rule.min_runs,
+        rule.no_data.value,
+        rule.renotify_every,
+        rule.paused,
+        rule.created_at,
         rule.updated_at,
     ]
 
@@ -293,7 +329,9 @@ def list_transitions(
         [*params, limit],
     ).fetchall()
     return [
-        StoredTransition(r[0], r[1], r[2], r[3], Transition(State(r[4]), State(r[5]), r[6], r[7], r[8], r[9], r[10], r[11]))
+        StoredTransition(
+            r[0], r[1], r[2], r[3], Transition(State(r[4]), State(r[5]), r[6], r[7], r[8], r[9], r[10], r[11])
+        )
         for r in rows
     ]
 
@@ -309,7 +347,17 @@ _CHANNEL_COLUMNS = (
 def _channel(row: tuple[Any, ...]) -> Channel:
     cid, name, created_by, url, secret, enabled, reason, failures, created_at, updated_at, kind, config = row
     return Channel(
-        cid, name, created_by, url, secret, enabled, reason, failures, created_at, updated_at, kind,
+        cid,
+        name,
+        created_by,
+        url,
+        secret,
+        enabled,
+        reason,
+        failures,
+        created_at,
+        updated_at,
+        kind,
         orjson.loads(config) if config is not None else None,
     )
 
@@ -335,8 +383,20 @@ def get_channel(conn: Connection, channel_id: str) -> Channel | None:
 def insert_channel(conn: Connection, ch: Channel) -> Channel:
     conn.execute(
         f"INSERT INTO alert_channels ({_CHANNEL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [ch.id, ch.name, ch.created_by, ch.url, ch.secret, ch.enabled, ch.disabled_reason,
-         ch.consecutive_failures, ch.created_at, ch.updated_at, ch.kind, _config(ch)],
+        [
+            ch.id,
+            ch.name,
+            ch.created_by,
+            ch.url,
+            ch.secret,
+            ch.enabled,
+            ch.disabled_reason,
+            ch.consecutive_failures,
+            ch.created_at,
+            ch.updated_at,
+            ch.kind,
+            _config(ch),
+        ],
     )
     return ch
 
@@ -345,8 +405,17 @@ def update_channel(conn: Connection, ch: Channel) -> Channel:
     conn.execute(
         "UPDATE alert_channels SET name = ?, url = ?, secret = ?, enabled = ?, disabled_reason = ?,"
         " consecutive_failures = ?, updated_at = ?, config = ? WHERE id = ?",
-        [ch.name, ch.url, ch.secret, ch.enabled, ch.disabled_reason, ch.consecutive_failures,
-         ch.updated_at, _config(ch), ch.id],
+        [
+            ch.name,
+            ch.url,
+            ch.secret,
+            ch.enabled,
+            ch.disabled_reason,
+            ch.consecutive_failures,
+            ch.updated_at,
+            _config(ch),
+            ch.id,
+        ],
     )
     return ch
 
@@ -367,8 +436,23 @@ def record_attempt(
     it, the `max_failures`-th failure in a row disables the channel and says why."""
     conn.execute(
         "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [d.id, d.notification_id, d.channel_id, d.rule_id, d.flow_id, d.transition_id, d.event,
-         d.attempt, d.at, d.ok, d.status_code, d.error, d.duration_ms, d.will_retry, d.body],
+        [
+            d.id,
+            d.notification_id,
+            d.channel_id,
+            d.rule_id,
+            d.flow_id,
+            d.transition_id,
+            d.event,
+            d.attempt,
+            d.at,
+            d.ok,
+            d.status_code,
+            d.error,
+            d.duration_ms,
+            d.will_retry,
+            d.body,
+        ],
     )
     if counts and d.ok:
         conn.execute(
@@ -383,9 +467,14 @@ def record_attempt(
             " disabled_reason = CASE WHEN enabled AND consecutive_failures + 1 >= ?"
             " THEN ? ELSE disabled_reason END,"
             " updated_at = ? WHERE id = ?",
-            [max_failures, max_failures,
-             f"disabled at {now.isoformat(timespec='seconds')}Z after {max_failures} failed deliveries"
-             f" in a row; last: {what}", now, d.channel_id],
+            [
+                max_failures,
+                max_failures,
+                f"disabled at {now.isoformat(timespec='seconds')}Z after {max_failures} failed deliveries"
+                f" in a row; last: {what}",
+                now,
+                d.channel_id,
+            ],
         )
     return get_channel(conn, d.channel_id)
 
@@ -412,8 +501,26 @@ def record_suppressed(conn: Connection, rows: list[Delivery]) -> None:
     if rows:
         conn.executemany(
             "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[d.id, d.notification_id, d.channel_id, d.rule_id, d.flow_id, d.transition_id, d.event,
-              d.attempt, d.at, d.ok, d.status_code, d.error, d.duration_ms, d.will_retry, d.body] for d in rows],
+            [
+                [
+                    d.id,
+                    d.notification_id,
+                    d.channel_id,
+                    d.rule_id,
+                    d.flow_id,
+                    d.transition_id,
+                    d.event,
+                    d.attempt,
+                    d.at,
+                    d.ok,
+                    d.status_code,
+                    d.error,
+                    d.duration_ms,
+                    d.will_retry,
+                    d.body,
+                ]
+                for d in rows
+            ],
         )
 
 
@@ -425,7 +532,17 @@ _SILENCE_COLUMNS = "id, rule_id, flow_id, starts_at, ends_at, comment, created_b
 def insert_silence(conn: Connection, s: Silence) -> Silence:
     conn.execute(
         f"INSERT INTO alert_silences ({_SILENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [s.id, s.rule_id, s.flow_id, s.starts_at, s.ends_at, s.comment, s.created_by, s.created_at, s.expired_by],
+        [
+            s.id,
+            s.rule_id,
+            s.flow_id,
+            s.starts_at,
+            s.ends_at,
+            s.comment,
+            s.created_by,
+            s.created_at,
+            s.expired_by,
+        ],
     )
     return s
 

@@ -215,7 +215,7 @@ class Rule(RuleCreate):
 
     @property
     def level(self) -> str:
-        """"node" when the rule looks at node runs (a node or a model), else "run"."""
+        """ "node" when the rule looks at node runs (a node or a model), else "run"."""
         return "node" if self.node_id is not None or self.model is not None else "run"
 
     @property

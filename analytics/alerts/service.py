@@ -111,7 +111,9 @@ def create_rule(ctx: Context, viewer: Viewer, form: RuleCreate) -> Rule:
     _require_manage(ctx, viewer, form)
     _check_channels(ctx, viewer, form.channel_ids)
     now = utc_now()
-    rule = Rule(**form.model_dump(), id=str(uuid.uuid4()), created_by=viewer.id, created_at=now, updated_at=now)
+    rule = Rule(
+        **form.model_dump(), id=str(uuid.uuid4()), created_by=viewer.id, created_at=now, updated_at=now
+    )
     ctx.store.write(lambda c: repo.insert_rule(c, rule))
     ctx.notify_rules_changed()
     return rule
@@ -145,8 +147,12 @@ def update_rule(ctx: Context, viewer: Viewer, rule_id: str, patch: RuleUpdate) -
     _require_manage(ctx, viewer, form)
     _check_channels(ctx, viewer, [c for c in form.channel_ids if c not in rule.channel_ids])
     updated = Rule(
-        **form.model_dump(), id=rule.id, created_by=rule.created_by, paused=rule.paused,
-        created_at=rule.created_at, updated_at=utc_now(),
+        **form.model_dump(),
+        id=rule.id,
+        created_by=rule.created_by,
+        paused=rule.paused,
+        created_at=rule.created_at,
+        updated_at=utc_now(),
     )
     judged = ("metric", "flow_id", "owned_by", "flow_version", "node_id", "model", "window")
     rescope = any(getattr(updated, k) != getattr(rule, k) for k in judged)
@@ -240,8 +246,15 @@ def create_channel(ctx: Context, viewer: Viewer, form: ChannelCreate) -> repo.Ch
     check_destination(form, ctx.settings)  # 422 naming url (and why) or kind (no SMTP server)
     now = utc_now()
     ch = repo.Channel(
-        str(uuid.uuid4()), form.name, viewer.id, enabled=True, disabled_reason=None, consecutive_failures=0,
-        created_at=now, updated_at=now, **stored_fields(form),
+        str(uuid.uuid4()),
+        form.name,
+        viewer.id,
+        enabled=True,
+        disabled_reason=None,
+        consecutive_failures=0,
+        created_at=now,
+        updated_at=now,
+        **stored_fields(form),
     )
     return ctx.store.write(lambda c: repo.insert_channel(c, ch))
 
@@ -261,7 +274,10 @@ def update_channel(ctx: Context, viewer: Viewer, channel_id: str, patch: Channel
     ch = _visible_channel(ctx, viewer, channel_id)
     changes = patch.model_dump(exclude_unset=True, exclude_none=True, exclude={"enabled"})
     merged: dict[str, Any] = {
-        "kind": ch.kind, "name": ch.name, "url": ch.url or None, "secret": ch.secret or None,
+        "kind": ch.kind,
+        "name": ch.name,
+        "url": ch.url or None,
+        "secret": ch.secret or None,
         "recipients": ch.recipients,
     }
     merged.update(changes)
@@ -297,7 +313,12 @@ def send_test(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Delivery:
 
 
 def list_deliveries(
-    ctx: Context, viewer: Viewer, *, channel_id: str | None = None, rule_id: str | None = None, limit: int = 100
+    ctx: Context,
+    viewer: Viewer,
+    *,
+    channel_id: str | None = None,
+    rule_id: str | None = None,
+    limit: int = 100,
 ) -> list[repo.Delivery]:
     if channel_id is not None:
         channel_ids = [_visible_channel(ctx, viewer, channel_id).id]
@@ -339,7 +360,9 @@ def _sees_silence(ctx: Context, viewer: Viewer, s: Silence, rules: dict[str, Rul
     return s.flow_id is not None and _sees_flow(ctx, viewer, s.flow_id)
 
 
-def create_silence(ctx: Context, viewer: Viewer, form: SilenceCreate, *, now: datetime | None = None) -> Silence:
+def create_silence(
+    ctx: Context, viewer: Viewer, form: SilenceCreate, *, now: datetime | None = None
+) -> Silence:
     """Mute the notifications of a rule, or of every rule judging a flow, from `starts_at`
     (default now) to `ends_at` (or for `duration`). `now` is for tests."""
     _require_silence_rights(ctx, viewer, form.rule_id, form.flow_id)

@@ -33,7 +33,10 @@ class SilenceCreate(BaseModel):
     starts_at: datetime | None = Field(default=None, description="default: now")
     ends_at: datetime | None = None
     duration: Duration | None = Field(
-        default=None, gt=0, le=MAX_SILENCE_S, validate_default=True,
+        default=None,
+        gt=0,
+        le=MAX_SILENCE_S,
+        validate_default=True,
         description="seconds, or '15m', '2h', '1d'; instead of ends_at",
     )
     comment: str = Field(min_length=1, max_length=1000, description="why, for whoever sees the silence")
@@ -106,7 +109,7 @@ class Silence:
         return self.status_at(utc_now())
 
     def status_at(self, now: datetime) -> str:
-        """"pending" (starts later), "active", or "expired"."""
+        """ "pending" (starts later), "active", or "expired"."""
         if now < self.starts_at:
             return "pending"
         return "active" if now < self.ends_at else "expired"

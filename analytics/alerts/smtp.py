@@ -39,8 +39,16 @@ class SmtpSettings:
             return None
         port = s.smtp_port or (465 if s.smtp_ssl else 587 if s.smtp_starttls else 25)
         sender = s.smtp_from or s.smtp_username or "flowhistory@localhost"
-        return cls(s.smtp_host, port, s.smtp_username, s.smtp_password, sender, s.smtp_starttls, s.smtp_ssl,
-                   s.smtp_timeout_s)
+        return cls(
+            s.smtp_host,
+            port,
+            s.smtp_username,
+            s.smtp_password,
+            sender,
+            s.smtp_starttls,
+            s.smtp_ssl,
+            s.smtp_timeout_s,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +76,9 @@ def send(cfg: SmtpSettings, msg: EmailMessage, recipients: list[str]) -> Outcome
     try:
         client: smtplib.SMTP
         if cfg.ssl:
-            client = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout_s, context=ssl.create_default_context())
+            client = smtplib.SMTP_SSL(
+                cfg.host, cfg.port, timeout=cfg.timeout_s, context=ssl.create_default_context()
+            )
         else:
             client = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_s)
         with client:
@@ -86,5 +96,7 @@ def send(cfg: SmtpSettings, msg: EmailMessage, recipients: list[str]) -> Outcome
         return Outcome(False, None, type(exc).__name__)
     if refused:  # some accepted it: a retry would mail those twice
         codes = sorted({c for c, _ in refused.values()})
-        return Outcome(True, OK_CODE, f"{len(refused)} of {len(recipients)} recipients refused (SMTP {codes[0]})")
+        return Outcome(
+            True, OK_CODE, f"{len(refused)} of {len(recipients)} recipients refused (SMTP {codes[0]})"
+        )
     return Outcome(True, OK_CODE, None)

@@ -115,7 +115,11 @@ def step(rule: Rule, prev: RuleState | None, m: Measurement, now: datetime) -> S
             return _stay(rule, replace(base, last_breach_at=now), now)
         healthy = _healthy_state(rule, v)
         return _leave(
-            rule, base, healthy, now, rule.recovery,
+            rule,
+            base,
+            healthy,
+            now,
+            rule.recovery,
             f"{rule.metric.value} {_fmt(v)} no longer {op.value} {_fmt(rule.recovery)}",
         )
     if op.holds(v, rule.threshold):
@@ -125,12 +129,20 @@ def step(rule: Rule, prev: RuleState | None, m: Measurement, now: datetime) -> S
         if base.state == State.PENDING and base.pending_since is not None:
             if now - base.pending_since >= timedelta(seconds=rule.pending_for):
                 return _move(
-                    rule, replace(base, last_breach_at=now), State.FIRING, now, rule.threshold,
+                    rule,
+                    replace(base, last_breach_at=now),
+                    State.FIRING,
+                    now,
+                    rule.threshold,
                     f"{why} for {rule.pending_for} s",
                 )
             return _stay(rule, base, now)
         return _move(
-            rule, replace(base, pending_since=now), State.PENDING, now, rule.threshold,
+            rule,
+            replace(base, pending_since=now),
+            State.PENDING,
+            now,
+            rule.threshold,
             f"{why}; firing if it holds for {rule.pending_for} s",
         )
     target = _healthy_state(rule, v)
@@ -138,7 +150,11 @@ def step(rule: Rule, prev: RuleState | None, m: Measurement, now: datetime) -> S
         why = f"{rule.metric.value} {_fmt(v)} {op.value} warning {_fmt(rule.warning_threshold)}"
         return _move(rule, base, target, now, rule.warning_threshold, why)
     return _move(
-        rule, base, State.OK, now, rule.threshold,
+        rule,
+        base,
+        State.OK,
+        now,
+        rule.threshold,
         f"{rule.metric.value} {_fmt(v)} not {op.value} {_fmt(rule.threshold)}",
     )
 

@@ -226,7 +226,9 @@ class WebhookDispatcher:
                     if not self._closed:
                         heapq.heappush(
                             self._heap,
-                            _Attempt(time.monotonic() + delay, next(self._seq), item.notification, item.attempt + 1),
+                            _Attempt(
+                                time.monotonic() + delay, next(self._seq), item.notification, item.attempt + 1
+                            ),
                         )
         except Exception:  # a recording failure (store closing) must not kill the pool
             log.exception("webhook attempt failed to run")
@@ -277,7 +279,9 @@ class WebhookDispatcher:
         public = self._ctx.settings.public_url
         return messages.render(payload, name, str(public) if public is not None else None)
 
-    def _send_slack(self, channel: repo.Channel, n: Notification) -> tuple[bool, int | None, str | None, bytes]:
+    def _send_slack(
+        self, channel: repo.Channel, n: Notification
+    ) -> tuple[bool, int | None, str | None, bytes]:
         """The notification in words, POSTed unsigned (Slack checks no signature) to the
         incoming-webhook URL, through the same egress guard; https unless the admin allows the host."""
         body = dumps(messages.slack_payload(self._message(n)))
@@ -289,7 +293,9 @@ class WebhookDispatcher:
         status, error = self._post(channel.url, body, headers)
         return error is None, status, error, body
 
-    def _send_email(self, channel: repo.Channel, n: Notification) -> tuple[bool, int | None, str | None, bytes]:
+    def _send_email(
+        self, channel: repo.Channel, n: Notification
+    ) -> tuple[bool, int | None, str | None, bytes]:
         """A plain-text and HTML mail to the channel's recipients through the admin's SMTP
         server; recorded as what was sent (addresses, subject, text), the SMTP code or error."""
         msg = self._message(n)
@@ -337,15 +343,30 @@ class WebhookDispatcher:
             status, error = self._post(channel.url, n.body, headers)
             ok = error is None
         skipped = counts and not channel.enabled
-        disables = counts and not ok and not skipped and (
-            channel.consecutive_failures + 1 >= self.settings.max_failures
+        disables = (
+            counts
+            and not ok
+            and not skipped
+            and (channel.consecutive_failures + 1 >= self.settings.max_failures)
         )
         will_retry = (
             retry_allowed and not ok and not skipped and not disables and attempt < self.settings.max_attempts
         )
         delivery = repo.Delivery(
-            delivery_id, n.id, n.channel_id, n.rule_id, n.flow_id, n.transition_id, n.event, attempt, at,
-            ok, status, error, round((time.perf_counter() - started) * 1000, 3), will_retry,
+            delivery_id,
+            n.id,
+            n.channel_id,
+            n.rule_id,
+            n.flow_id,
+            n.transition_id,
+            n.event,
+            attempt,
+            at,
+            ok,
+            status,
+            error,
+            round((time.perf_counter() - started) * 1000, 3),
+            will_retry,
             sent.decode(),
         )
         after = self._ctx.store.write(

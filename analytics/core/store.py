@@ -406,7 +406,11 @@ class Store:
 
     @overload
     def submit(
-        self, work: Callable[[Connection], T], *, after_commit: AfterCommit | None = None, frees_space: bool = False
+        self,
+        work: Callable[[Connection], T],
+        *,
+        after_commit: AfterCommit | None = None,
+        frees_space: bool = False,
     ) -> Future[T]: ...
     @overload
     def submit(
@@ -432,7 +436,11 @@ class Store:
     # typed per call: a write answers what its function returns (an Append answers None)
     @overload
     def write(
-        self, work: Callable[[Connection], T], *, after_commit: AfterCommit | None = None, frees_space: bool = False
+        self,
+        work: Callable[[Connection], T],
+        *,
+        after_commit: AfterCommit | None = None,
+        frees_space: bool = False,
     ) -> T: ...
     @overload
     def write(
@@ -591,7 +599,8 @@ class Store:
             self._reserve_path().unlink(missing_ok=True)
             log.error(
                 "the store's disk is full (%s): reserve released; writes are refused until runs "
-                "are deleted or the disk has room again", exc,
+                "are deleted or the disk has room again",
+                exc,
             )
         deletes = [t for t in batch if t.frees_space]
         for task in batch:
@@ -647,7 +656,10 @@ class Store:
             if not self._checkpoint_owed:
                 log.error(
                     "checkpoint %s skipped: the disk has %d bytes free, it may need %d (the WAL keeps "
-                    "every commit; it runs once there is room)", why, free, need,
+                    "every commit; it runs once there is room)",
+                    why,
+                    free,
+                    need,
                 )
             self._checkpoint_owed = True
             return False

@@ -70,7 +70,9 @@ def compact(ctx: Context) -> dict[str, Any]:
     t0 = time.perf_counter()
     target = open_target(ctx.settings)
     try:
-        summary = compact_target(target, ctx.settings.export_max_files_per_partition, ctx.settings.export_grace_s)
+        summary = compact_target(
+            target, ctx.settings.export_max_files_per_partition, ctx.settings.export_grace_s
+        )
     except BaseException as exc:
         record_cycle(ctx, target.url, "compaction", started, describe_error(exc), None)
         raise

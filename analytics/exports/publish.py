@@ -102,9 +102,7 @@ def staged_partitions(folder: Path) -> dict[date, list[Path]]:
     return found
 
 
-def publish_partitioned(
-    data: pa.Table | pa.RecordBatchReader, target: Target, table_name: str
-) -> list[str]:
+def publish_partitioned(data: pa.Table | pa.RecordBatchReader, target: Target, table_name: str) -> list[str]:
     """Append Arrow data to `<target>/<table_name>/date=YYYY-MM-DD/<uuid>.parquet` (zstd), and
     answer the published paths relative to the target's root.
 

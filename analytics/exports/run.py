@@ -184,7 +184,9 @@ class Cycle:
         days = sorted(plan.new + plan.changed)
         files = exported[EXECUTIONS.name]
         pool = _pool(max(1, self.ctx.settings.export_workers))
-        futures = [pool.submit(self._day, folder / d.isoformat(), d, files.get(d), recorded.get(d)) for d in days]
+        futures = [
+            pool.submit(self._day, folder / d.isoformat(), d, files.get(d), recorded.get(d)) for d in days
+        ]
         try:
             for future in as_completed(futures):
                 future.result()
@@ -202,7 +204,10 @@ class Cycle:
         return self._finish(plan)
 
     def _plan(
-        self, conn: Connection, exported: dict[str, dict[date, list[FileEntry]]], recorded: dict[date, DayPrint]
+        self,
+        conn: Connection,
+        exported: dict[str, dict[date, list[FileEntry]]],
+        recorded: dict[date, DayPrint],
     ) -> Plan:
         self.live_runs, self.live_flows = _live(self.ctx, conn)  # one decision for the whole cycle
         plan = Plan(_fingerprints(conn, self.live_runs))

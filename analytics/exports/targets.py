@@ -303,7 +303,9 @@ def open_target(settings: Settings) -> Target:
         path = Path(parsed.path if parsed.scheme == "file" else url)
         return LocalTarget(path, url)
     if parsed.scheme != "s3":
-        raise InvalidInput(f"export_url must be a folder or s3://bucket/prefix, not {url!r}", field="export_url")
+        raise InvalidInput(
+            f"export_url must be a folder or s3://bucket/prefix, not {url!r}", field="export_url"
+        )
     if not parsed.netloc:
         raise InvalidInput(f"export_url {url!r} names no bucket", field="export_url")
     endpoint = urlparse(settings.export_s3_endpoint) if settings.export_s3_endpoint else None

@@ -299,7 +299,10 @@ def mirror_flows(ctx: Context, changed: list[Flow]) -> None:
         return
     # one statement a table: a row at a time, Open WebUI's 2,000 flows held the first sync (and
     # so the server's start) for 8 s
-    texts = {k: [stored_text(getattr(f, k), k) for f in changed] for k in ("nodes", "edges", "meta", "access_control")}
+    texts = {
+        k: [stored_text(getattr(f, k), k) for f in changed]
+        for k in ("nodes", "edges", "meta", "access_control")
+    }
     rows = pa.table(
         {
             "id": [f.id for f in changed],

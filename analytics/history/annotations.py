@@ -142,9 +142,7 @@ def set_annotation(
     require_flow_access(ctx.directory, viewer, flow_id, write=True)
     exec_id = _uuid(execution_id)
     form = update if isinstance(update, AnnotationUpdate) else AnnotationUpdate.model_validate(update)
-    saved = Annotation(
-        exec_id, flow_id, form.note, form.tags, form.rating, viewer.id, utc_now()
-    )
+    saved = Annotation(exec_id, flow_id, form.note, form.tags, form.rating, viewer.id, utc_now())
 
     def upsert(c: Connection) -> bool:
         if not c.execute(

@@ -454,7 +454,10 @@ class _Batch:
             for committed, stored, table in pending:
                 try:
                     taken, error = ingest.commit_new(
-                        ctx, [run_id for _, run_id in stored], partial(_submit_rows, ctx, table), first=committed
+                        ctx,
+                        [run_id for _, run_id in stored],
+                        partial(_submit_rows, ctx, table),
+                        first=committed,
                     )
                 except Exception as exc:  # looking the ids up again failed: the verdict says why
                     taken, error = set(), exc

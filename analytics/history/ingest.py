@@ -484,7 +484,9 @@ def remember_definitions(ctx: Context, staged: list[Staged]) -> None:
     if first:
         rows = [[*d, at] for d, at in first.values()]
         ctx.store.write(
-            lambda c: c.executemany("INSERT INTO flow_versions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+            lambda c: c.executemany(
+                "INSERT INTO flow_versions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
+            )
         )
 
 

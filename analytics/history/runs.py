@@ -308,7 +308,9 @@ class Cleanup:
     kept: int
 
 
-def keep_last_executions(ctx: Context, viewer: Viewer, flow_id: str, keep: int = KEEP_LAST_DEFAULT) -> Cleanup:
+def keep_last_executions(
+    ctx: Context, viewer: Viewer, flow_id: str, keep: int = KEEP_LAST_DEFAULT
+) -> Cleanup:
     """Keep the flow's newest `keep` runs (owner, admin or write-grantee); says what is left."""
     require_flow_access(ctx.directory, viewer, flow_id, write=True)
     deleted = delete_old_executions_by_flow_id(ctx, flow_id, keep)

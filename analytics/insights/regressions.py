@@ -140,7 +140,11 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 
 def _compare(
-    prev: dict[str, Any], cur: dict[str, Any], ranks: tuple[int, int, float, float] | None, min_runs: int, alpha: float
+    prev: dict[str, Any],
+    cur: dict[str, Any],
+    ranks: tuple[int, int, float, float] | None,
+    min_runs: int,
+    alpha: float,
 ) -> dict[str, Any]:
     enough = prev["runs"] >= min_runs and cur["runs"] >= min_runs
     rate = two_proportion_z(prev["errors"], prev["runs"], cur["errors"], cur["runs"])
@@ -231,7 +235,5 @@ def version_regressions(
     versions = versions.append_column("regressed", pa.array(regressed, pa.bool_()))
     lo = naive_utc(start) if start is not None else None
     hi = naive_utc(end) if end is not None else None
-    listed = [
-        (lo is None or r["last_seen"] >= lo) and (hi is None or r["first_seen"] < hi) for r in rows
-    ]
+    listed = [(lo is None or r["last_seen"] >= lo) and (hi is None or r["first_seen"] < hi) for r in rows]
     return versions.filter(pa.array(listed, pa.bool_()))

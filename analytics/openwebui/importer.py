@@ -151,17 +151,21 @@ class Source:
                 self._conn = sqlite_driver.connect(f"file:{quote(path)}?mode=ro")
             else:
                 raise InvalidInput(
-                    "the source must be sqlite:////path/webui.db or postgresql://user:pass@host/db", field="from"
+                    "the source must be sqlite:////path/webui.db or postgresql://user:pass@host/db",
+                    field="from",
                 )
         except adbc_driver_manager.Error as exc:
-            raise UpstreamFailed(f"cannot open Open WebUI's database {redacted(url)}: {_first_line(exc)}") from exc
+            raise UpstreamFailed(
+                f"cannot open Open WebUI's database {redacted(url)}: {_first_line(exc)}"
+            ) from exc
         for table in _SOURCE_TABLES:  # a database that is not Open WebUI's is told so, not a 500
             try:
                 self.table(f"SELECT * FROM {table} LIMIT 0")
             except adbc_driver_manager.Error as exc:
                 self.close()
                 raise InvalidInput(
-                    f"{redacted(url)} is not an Open WebUI database ({table}: {_first_line(exc)})", field="from"
+                    f"{redacted(url)} is not an Open WebUI database ({table}: {_first_line(exc)})",
+                    field="from",
                 ) from exc
 
     def table(self, sql: str) -> pa.Table:

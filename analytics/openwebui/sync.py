@@ -240,7 +240,9 @@ def purge_orphans(ctx: Context) -> dict[str, Any]:
         return {"skipped": "the Open WebUI mirror is stale"}
     known = {f.id for f in directory.flows()}
     if not known:  # a fresh, empty Open WebUI database (a wrong URL) must not cost every run
-        return {"skipped": "Open WebUI has no flows at all: nothing is purged (is FLOWHISTORY_OPENWEBUI_DB right?)"}
+        return {
+            "skipped": "Open WebUI has no flows at all: nothing is purged (is FLOWHISTORY_OPENWEBUI_DB right?)"
+        }
     stored = ctx.store.read(
         lambda c: c.execute("SELECT id FROM flows UNION SELECT DISTINCT flow_id FROM executions").fetchall()
     )

@@ -65,7 +65,11 @@ def run_retention(
         run_id = summary["run_id"]
         deleted, before = summary["deleted"], summary["runs_before"]
         share = deleted / before if before else 0.0
-        wanted = compact if compact is not None else (deleted > 0 and share >= ctx.settings.retention_compact_fraction)
+        wanted = (
+            compact
+            if compact is not None
+            else (deleted > 0 and share >= ctx.settings.retention_compact_fraction)
+        )
         if wanted:
             report("compact", 0, 1)
             done = reclaim_space.compact(ctx)
@@ -93,7 +97,8 @@ def _archived_flows(conn: Connection, policies: dict[str, Policy]) -> list[str] 
     keep = [fid for fid, p in policies.items() if fid != GLOBAL and p.archive]
     # the global policy does not archive: every flow without its own archiving policy skips it
     rows = conn.execute(
-        "SELECT DISTINCT flow_id FROM retention_plan WHERE flow_id NOT IN (SELECT unnest(?::VARCHAR[]))", [keep]
+        "SELECT DISTINCT flow_id FROM retention_plan WHERE flow_id NOT IN (SELECT unnest(?::VARCHAR[]))",
+        [keep],
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -182,7 +187,9 @@ def compact_now(ctx: Context, *, trigger: str = "manual") -> dict[str, Any]:
             "checkpointed": done.checkpointed,
             "seconds": done.seconds,
         }
-        summary["run_id"] = ctx.store.write(lambda c: runs.record(c, "compact", trigger, started, utc_now(), summary))
+        summary["run_id"] = ctx.store.write(
+            lambda c: runs.record(c, "compact", trigger, started, utc_now(), summary)
+        )
         return summary
 
 

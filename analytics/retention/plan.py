@@ -164,7 +164,14 @@ def compute(
     total_delete = sum(c[DELETE] for c in per_flow.values())
     total_trim = sum(c[TRIM] for c in per_flow.values())
     flows = [
-        FlowPlan(fid, c[DELETE], c[TRIM], ids.get((fid, DELETE), []), ids.get((fid, TRIM), []), by_status.get(fid, {}))
+        FlowPlan(
+            fid,
+            c[DELETE],
+            c[TRIM],
+            ids.get((fid, DELETE), []),
+            ids.get((fid, TRIM), []),
+            by_status.get(fid, {}),
+        )
         for fid, c in per_flow.items()
     ]
     return Plan(now, total_delete, total_trim, flows, ids_limit, total_delete + total_trim > ids_limit)

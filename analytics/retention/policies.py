@@ -54,8 +54,11 @@ class Policy:
 
     @property
     def empty(self) -> bool:
-        return self.max_age_days is None and self.failed_max_age_days is None and self.keep_last is None and (
-            self.payload_ttl_days is None
+        return (
+            self.max_age_days is None
+            and self.failed_max_age_days is None
+            and self.keep_last is None
+            and (self.payload_ttl_days is None)
         )
 
     def as_dict(self) -> PolicyFields:
@@ -115,7 +118,9 @@ def validate(policy: Policy) -> Policy:
     return policy
 
 
-_COLUMNS = "flow_id, max_age_days, failed_max_age_days, keep_last, payload_ttl_days, archive, updated_by, updated_at"
+_COLUMNS = (
+    "flow_id, max_age_days, failed_max_age_days, keep_last, payload_ttl_days, archive, updated_by, updated_at"
+)
 
 
 def _row(r: tuple[object, ...]) -> StoredPolicy:
@@ -183,6 +188,8 @@ def delete_policy(ctx: Context, viewer: Viewer, flow_id: str | None = None) -> b
     key = _check_flow(ctx, viewer, flow_id, write=True)
     return bool(
         ctx.store.write(
-            lambda c: c.execute("DELETE FROM retention_policies WHERE flow_id = ? RETURNING 1", [key]).fetchall()
+            lambda c: c.execute(
+                "DELETE FROM retention_policies WHERE flow_id = ? RETURNING 1", [key]
+            ).fetchall()
         )
     )

@@ -113,7 +113,9 @@ def checkpoint(ctx: Context, *, wait_s: float = 30.0) -> bool:
     """
     free, need = ctx.store.checkpoint_room()
     if free < need:  # a CHECKPOINT that runs out of space makes DuckDB invalidate the database
-        log.warning("checkpoint after compaction skipped: the disk has %d bytes free, it may need %d", free, need)
+        log.warning(
+            "checkpoint after compaction skipped: the disk has %d bytes free, it may need %d", free, need
+        )
         return False
     deadline = time.monotonic() + wait_s
     delay = 0.01

@@ -56,16 +56,33 @@ def restore(
             raise
         summary.pop("flow_ids")
         summary.update(
-            start=iso_utc(start), end=iso_utc(end), flow_id=flow_id, seconds=round(time.monotonic() - clock, 3)
+            start=iso_utc(start),
+            end=iso_utc(end),
+            flow_id=flow_id,
+            seconds=round(time.monotonic() - clock, 3),
         )
-        summary["run_id"] = ctx.store.write(lambda c: runs.record(c, "restore", trigger, started, utc_now(), summary))
+        summary["run_id"] = ctx.store.write(
+            lambda c: runs.record(c, "restore", trigger, started, utc_now(), summary)
+        )
         return summary
 
 
 def _restore(
-    conn: Connection, files: list[str], start: datetime, end: datetime, flow_id: str | None, report: runs.Progress
+    conn: Connection,
+    files: list[str],
+    start: datetime,
+    end: datetime,
+    flow_id: str | None,
+    report: runs.Progress,
 ) -> dict[str, Any]:
-    empty = {"files": 0, "restored": 0, "refilled": 0, "already_present": 0, "unknown_flow": 0, "flow_ids": []}
+    empty = {
+        "files": 0,
+        "restored": 0,
+        "refilled": 0,
+        "already_present": 0,
+        "unknown_flow": 0,
+        "flow_ids": [],
+    }
     if not files:
         return empty
     report("read", 0, len(files))
@@ -112,7 +129,9 @@ def _restore(
         )
     cols = ", ".join(f's."{name}"' for name, _ in archive.executions_columns(conn))
     wanted = "s.id::UUID NOT IN (SELECT id FROM executions) AND s.flow_id IN (SELECT id FROM flows)"
-    flow_ids = [r[0] for r in conn.execute(f"SELECT DISTINCT flow_id FROM restore_src s WHERE {wanted}").fetchall()]
+    flow_ids = [
+        r[0] for r in conn.execute(f"SELECT DISTINCT flow_id FROM restore_src s WHERE {wanted}").fetchall()
+    ]
     inserted = conn.execute(
         f"INSERT INTO executions BY NAME SELECT {cols} FROM restore_src s WHERE {wanted}"
         " ORDER BY s.flow_id, s.created_at, s.id"

@@ -102,9 +102,7 @@ _QUANTILES: dict[Measure, str] = {
     Measure.P99_DURATION: "0.99",
 }
 # measures with no value over no runs (or, for durations, no timed runs): null, a gap on a chart
-NULLABLE = frozenset(
-    {Measure.FAILURE_RATE, Measure.AVG_DURATION, Measure.COST, *_QUANTILES}
-)
+NULLABLE = frozenset({Measure.FAILURE_RATE, Measure.AVG_DURATION, Measure.COST, *_QUANTILES})
 _INTEGER = frozenset(
     {Measure.RUNS, Measure.SUCCESS, Measure.ERROR, Measure.ABORTED, Measure.TOKENS_IN, Measure.TOKENS_OUT}
 )
@@ -366,10 +364,7 @@ def _aggregates(measures: tuple[Measure, ...]) -> str:
 def _pick(measures: tuple[Measure, ...], keys: str, source: str) -> str:
     """The keys, then each measure as a column, percentiles taken out of `_q` (null if none)."""
     quantiles = [m for m in measures if m in _QUANTILES]
-    cols = [
-        f"_q[{quantiles.index(m) + 1}] AS {m.value}" if m in _QUANTILES else m.value
-        for m in measures
-    ]
+    cols = [f"_q[{quantiles.index(m) + 1}] AS {m.value}" if m in _QUANTILES else m.value for m in measures]
     return f"SELECT {keys}, {', '.join(cols)} FROM ({source})"
 
 
@@ -392,9 +387,7 @@ def _scan(
     measures = tuple(query.measures)
     zone = query.zone()
     if zone is None:
-        keyed = (
-            f"SELECT *, created_at >= ? AS cur, time_bucket(?::INTERVAL, created_at) AS bucket FROM ({source})"
-        )
+        keyed = f"SELECT *, created_at >= ? AS cur, time_bucket(?::INTERVAL, created_at) AS bucket FROM ({source})"
         head: list[Any] = [query.start, step.interval]
         tail: list[Any] = []
     else:  # local midnights: each run takes the last bucket start at or before it
@@ -532,7 +525,12 @@ def _is_small(ctx: Context, query: MetricsQuery) -> bool:
 # scattered over the whole table too, and fetching them one by one through the flow_id index
 # (2k runs of 10M: ~20 ms) costs more than reading its rollups (~300 rows).
 ROLLUP_MIN_RUNS = 200_000
-_ROLLUP_GROUPS = {None: None, GroupBy.FLOW: "flow", GroupBy.STATUS: "status", GroupBy.FLOW_VERSION: "flow_version"}
+_ROLLUP_GROUPS = {
+    None: None,
+    GroupBy.FLOW: "flow",
+    GroupBy.STATUS: "status",
+    GroupBy.FLOW_VERSION: "flow_version",
+}
 _ROLLUP_STEPS = {"day", "week", "month"}
 
 
@@ -727,6 +725,7 @@ def metrics(ctx: Context, viewer: Viewer, query: MetricsQuery) -> MetricsResult:
     visible = visible_clause(ctx.directory, viewer)
     big = _rollup_scope(ctx, viewer, query)
     small = _is_small(ctx, query)
+
     def run(c: Connection) -> MetricsResult:
         return _run(c, query, visible, query.step(), small, big)
 

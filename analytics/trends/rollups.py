@@ -240,7 +240,9 @@ def read_cells(
     )
     sql = " UNION ALL ".join([rolled, *selects])
     dirty_params = [v for pair in dirty for v in pair]
-    table = conn.sql(sql, params=[lo.date(), rolled_end, *scope_params, *dirty_params, *params]).to_arrow_table()
+    table = conn.sql(
+        sql, params=[lo.date(), rolled_end, *scope_params, *dirty_params, *params]
+    ).to_arrow_table()
     return _aggregate(table, start.date(), bucket_of, quantiles)
 
 

@@ -144,7 +144,9 @@ def groups_set_members(group_id: str, user_ids: list[str], db: DbOption = None) 
     changed = on_store(
         db,
         lambda ctx: json_of(GroupOut, users.set_group_members(ctx, group_id, user_ids)),
-        lambda api: api.put(f"/api/v1/groups/{quote(group_id, safe='')}/members", json={"user_ids": user_ids}),
+        lambda api: api.put(
+            f"/api/v1/groups/{quote(group_id, safe='')}/members", json={"user_ids": user_ids}
+        ),
     )
     console.print(f"group {changed['id']}: {', '.join(changed['user_ids'])}")
 

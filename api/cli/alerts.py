@@ -92,10 +92,14 @@ def alerts_transitions(
 
     def remote(api: Remote) -> list[dict[str, Any]]:
         if rule is None:
-            answer: list[dict[str, Any]] = api.get("/api/v1/alerts/transitions", params={"limit": limit, **({"flow_id": flow} if flow else {})})
+            answer: list[dict[str, Any]] = api.get(
+                "/api/v1/alerts/transitions", params={"limit": limit, **({"flow_id": flow} if flow else {})}
+            )
             return answer
         if flow is None:
-            answer = api.get(f"/api/v1/alerts/rules/{quote(rule, safe='')}/transitions", params={"limit": limit})
+            answer = api.get(
+                f"/api/v1/alerts/rules/{quote(rule, safe='')}/transitions", params={"limit": limit}
+            )
             return answer
         # the API filters by rule or by flow: the rule's, then its flow's (at most 1000 read)
         rows = api.get(f"/api/v1/alerts/rules/{quote(rule, safe='')}/transitions", params={"limit": 1000})

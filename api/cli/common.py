@@ -61,9 +61,7 @@ class Typer(typer.Typer):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cls=_Group, **kwargs)
 
-    def command(
-        self, *args: Any, **kwargs: Any
-    ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[CommandFunctionType], CommandFunctionType]:
         kwargs.setdefault("cls", _Command)
         return super().command(*args, **kwargs)
 

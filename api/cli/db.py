@@ -20,7 +20,10 @@ def db_upgrade(
 ) -> None:
     """Apply migrations up to head (or --to); the server must be stopped."""
     applied, current = on_store(
-        db, lambda ctx: (migrations.upgrade(ctx.store, to), migrations.current(ctx.store)), _SERVING, migrate=False
+        db,
+        lambda ctx: (migrations.upgrade(ctx.store, to), migrations.current(ctx.store)),
+        _SERVING,
+        migrate=False,
     )
     for m in applied:
         console.print(f"applied {m.version:04d} {m.name}")

@@ -125,7 +125,9 @@ class Remote:
                 f"({_detail(response)}): set {KEY_ENV} to an admin's key, or stop the server"
             )
         if response.status_code >= 400:
-            raise RemoteError(f"{_detail(response)} (the server at {self.url} answered {response.status_code})")
+            raise RemoteError(
+                f"{_detail(response)} (the server at {self.url} answered {response.status_code})"
+            )
         return response.json()
 
     def get(self, path: str, **kwargs: Any) -> Any:

@@ -138,7 +138,9 @@ def retention_policy(
         if clear and flow:
             api.delete(_flow_path(flow, "policy"))
         elif clear:
-            refuse_while_serving(settings_for(db), "the API keeps a global policy: set one with --set instead")
+            refuse_while_serving(
+                settings_for(db), "the API keeps a global policy: set one with --set instead"
+            )
         answer = api.get(_flow_path(flow, "policy"))
         return answer
 
@@ -174,7 +176,9 @@ def retention_dry_run(
         return
     table = Table("flow", "delete", "trim", "first ids")
     for f in result["flows"]:
-        table.add_row(f["flow_id"], str(f["delete"]), str(f["trim"]), " ".join((f["delete_ids"] + f["trim_ids"])[:3]))
+        table.add_row(
+            f["flow_id"], str(f["delete"]), str(f["trim"]), " ".join((f["delete_ids"] + f["trim_ids"])[:3])
+        )
     console.print(table)
     console.print(f"would delete {result['delete']} and trim {result['trim']} runs (as of {result['now']})")
 
@@ -232,7 +236,9 @@ def retention_compact(
         try:
             done = reclaim_space.compact_offline(settings.db_path)
         except StoreLocked:
-            refuse_while_serving(settings, "--offline swaps the file: without it, compaction runs on the server")
+            refuse_while_serving(
+                settings, "--offline swaps the file: without it, compaction runs on the server"
+            )
         except FlowHistoryError as exc:
             err.print(f"[red]error:[/red] {escape(exc.detail)}")
             raise typer.Exit(1) from exc
@@ -241,7 +247,9 @@ def retention_compact(
         )
         return
     out = on_store(
-        db, lambda ctx: apply.compact_now(ctx, trigger="cli"), lambda api: api.post("/api/v1/retention/compact")
+        db,
+        lambda ctx: apply.compact_now(ctx, trigger="cli"),
+        lambda api: api.post("/api/v1/retention/compact"),
     )
     console.print(
         f"{out['rows']} runs; store {out['bytes_before'] / mb:.1f} MB -> {out['bytes_after'] / mb:.1f} MB"

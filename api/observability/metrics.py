@@ -72,7 +72,9 @@ class LibraryCollector(Collector):
         yield GaugeMetricFamily(
             "flowhistory_group_commit_last_size", "Writes in the last group commit", value=stats.last_batch
         )
-        sizes = GaugeMetricFamily("flowhistory_store_file_bytes", "Size of the store's files", labels=["file"])
+        sizes = GaugeMetricFamily(
+            "flowhistory_store_file_bytes", "Size of the store's files", labels=["file"]
+        )
         wal = store.path.with_name(store.path.name + ".wal")
         for label, path in (("db", store.path), ("wal", wal)):
             with contextlib.suppress(OSError):
@@ -112,7 +114,8 @@ class LibraryCollector(Collector):
             sent.add_metric([outcome], n)
         yield sent
         yield GaugeMetricFamily(
-            "flowhistory_alert_deliveries_pending", "Notifications queued or being sent",
+            "flowhistory_alert_deliveries_pending",
+            "Notifications queued or being sent",
             value=alerts.dispatcher.pending(),
         )
 
@@ -120,18 +123,21 @@ class LibraryCollector(Collector):
         status = exports.export_status(self.ctx)
         last_ok = status.get("last_ok_cycle")
         yield GaugeMetricFamily(
-            "flowhistory_export_failures_since_ok", "Export cycles failed since the last good one",
+            "flowhistory_export_failures_since_ok",
+            "Export cycles failed since the last good one",
             value=status.get("failures_since_ok") or 0,
         )
         if last_ok is None:
             return  # never exported: no lag to state (absent, so an alert on it can say so)
         finished = datetime.fromisoformat(last_ok["finished_at"]).timestamp()
         yield GaugeMetricFamily(
-            "flowhistory_export_last_success_timestamp_seconds", "When the last good export cycle ended",
+            "flowhistory_export_last_success_timestamp_seconds",
+            "When the last good export cycle ended",
             value=finished,
         )
         yield GaugeMetricFamily(
-            "flowhistory_export_lag_seconds", "Seconds since the last good export cycle ended",
+            "flowhistory_export_lag_seconds",
+            "Seconds since the last good export cycle ended",
             value=max(0.0, time.time() - finished),
         )
 
@@ -142,19 +148,28 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "flowhistory_http_requests", "HTTP requests by route template and status",
-            ["method", "route", "status"], registry=self.registry,
+            "flowhistory_http_requests",
+            "HTTP requests by route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "flowhistory_http_request_duration_seconds", "HTTP request latency by route template",
-            ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry,
+            "flowhistory_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.commit_size = Histogram(
-            "flowhistory_group_commit_size", "Writes per group commit", buckets=BATCH_BUCKETS,
+            "flowhistory_group_commit_size",
+            "Writes per group commit",
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.commit_latency = Histogram(
-            "flowhistory_group_commit_duration_seconds", "Time a group commit took", buckets=LATENCY_BUCKETS,
+            "flowhistory_group_commit_duration_seconds",
+            "Time a group commit took",
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         # label children cached: .labels() takes a lock and builds a key on every call

@@ -80,9 +80,19 @@ class Observability:
                 user = state.get("user_id")
                 ms = round(seconds * 1000, 3)
                 access_log.info(
-                    "%s %s %d %.3fms user=%s rid=%s", method, route, status, ms, user or "-", rid,
+                    "%s %s %d %.3fms user=%s rid=%s",
+                    method,
+                    route,
+                    status,
+                    ms,
+                    user or "-",
+                    rid,
                     extra={
-                        "request_id": rid, "method": method, "route": route, "status": status,
-                        "duration_ms": ms, "user_id": user,
+                        "request_id": rid,
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": ms,
+                        "user_id": user,
                     },
                 )

@@ -109,7 +109,9 @@ async def get_stats(
     ctx: Ctx,
     status: Annotated[list[str] | None, Query(description="any of success, error, aborted")] = None,
     flow_version: Annotated[list[str] | None, Query(description="any of these versions")] = None,
-    model: Annotated[list[str] | None, Query(description="runs with a node using any of these models")] = None,
+    model: Annotated[
+        list[str] | None, Query(description="runs with a node using any of these models")
+    ] = None,
     user_id: Annotated[list[str] | None, Query(description="runs by any of these users")] = None,
     start: Annotated[datetime | None, Query(description="runs created at or after (inclusive)")] = None,
     end: Annotated[datetime | None, Query(description="runs created before (exclusive)")] = None,

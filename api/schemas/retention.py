@@ -74,7 +74,9 @@ class FlowPlanOut(BaseModel):
     trim: int
     delete_ids: list[str]
     trim_ids: list[str]
-    delete_by_status: dict[str, int] = Field(description="runs to delete per status (success, error, aborted)")
+    delete_by_status: dict[str, int] = Field(
+        description="runs to delete per status (success, error, aborted)"
+    )
 
 
 class PlanOut(BaseModel):

@@ -18,7 +18,8 @@ class SearchQuery(BaseModel):
     cursor: str | None = Field(default=None, max_length=512)
     include_payloads: bool = False
     include_errors: bool = Field(
-        default=False, description="each hit's first error message (`error_message`) and its node (`error_node`)"
+        default=False,
+        description="each hit's first error message (`error_message`) and its node (`error_node`)",
     )
 
 

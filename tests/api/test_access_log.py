@@ -42,7 +42,9 @@ def exercise(server: LiveServer) -> tuple[str, str]:
     token = bearer("admin")["Authorization"].removeprefix("Bearer ")
     h = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=server.url, timeout=30) as c:
-        flow = c.post("/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=h).json()["id"]
+        flow = c.post("/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=h).json()[
+            "id"
+        ]
         r = c.post(
             f"/api/v1/flows/{flow}/executions",
             json=make_execution(flow, text="PAYLOAD-SHOULD-NOT-BE-LOGGED"),
@@ -50,7 +52,10 @@ def exercise(server: LiveServer) -> tuple[str, str]:
         )
         assert r.status_code == 200 and r.headers["x-request-id"] == "req-42"
         assert c.get("/api/v1/flows/?token=QUERY-SECRET-123", headers=h).status_code == 200
-        assert c.get(f"/api/v1/flows/{flow}/executions", headers={"Authorization": "Bearer bad"}).status_code == 401
+        assert (
+            c.get(f"/api/v1/flows/{flow}/executions", headers={"Authorization": "Bearer bad"}).status_code
+            == 401
+        )
         for _ in range(5):
             cost = c.get("/api/v1/cost?start=2000-01-01T00:00:00Z&end=2100-01-01T00:00:00Z", headers=h)
             assert cost.status_code == 200

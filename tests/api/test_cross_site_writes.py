@@ -31,7 +31,18 @@ def _counts(ctx: Context) -> tuple[Any, ...]:
     def read(c: Any) -> tuple[Any, ...]:
         return tuple(
             c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("executions", "flows", "alert_channels", "alert_rules", "execution_annotations", "users", "groups", "api_keys", "prices", "retention_policies")
+            for t in (
+                "executions",
+                "flows",
+                "alert_channels",
+                "alert_rules",
+                "execution_annotations",
+                "users",
+                "groups",
+                "api_keys",
+                "prices",
+                "retention_policies",
+            )
         )
 
     return ctx.store.read(read)
@@ -42,7 +53,9 @@ def test_save_run_refuses_form_bodies_and_stores_nothing(world: World, ctype: st
     before = _counts(world.ctx)
     body = json.dumps(make_execution(world.private)).encode()
     r = world.client.post(
-        f"/api/v1/flows/{world.private}/executions", content=body, headers={**bearer("owner"), "Content-Type": ctype}
+        f"/api/v1/flows/{world.private}/executions",
+        content=body,
+        headers={**bearer("owner"), "Content-Type": ctype},
     )
     assert r.status_code == 415, r.text
     assert r.json()["detail"].startswith("Content-Type must be application/json")
@@ -75,7 +88,8 @@ def test_batch_refuses_form_and_untyped_bodies(world: World, ctype: str | None) 
 
 
 @pytest.mark.parametrize(
-    "ctype", ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "application/x-ndjson"]
+    "ctype",
+    ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON", "application/x-ndjson"],
 )
 def test_batch_takes_json_and_ndjson(world: World, ctype: str) -> None:
     run = make_execution(world.private)
@@ -209,6 +223,8 @@ def test_cookie_still_reads_on_get_and_head(world: World) -> None:
     world.post_run("owner", world.private)
     r = world.client.get(f"/api/v1/flows/{world.private}/executions", headers=_cookie("owner"))
     assert r.status_code == 200 and len(r.json()) == 1
-    r = world.client.get(f"/api/v1/flows/{world.private}/executions/download?format=jsonl", headers=_cookie("owner"))
+    r = world.client.get(
+        f"/api/v1/flows/{world.private}/executions/download?format=jsonl", headers=_cookie("owner")
+    )
     assert r.status_code == 200 and len(r.text.splitlines()) == 1
     assert world.client.head("/api/v1/users/me", headers=_cookie("owner")).status_code in (200, 405)

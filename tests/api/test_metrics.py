@@ -44,40 +44,61 @@ def test_requests_by_route_template_and_acknowledged_runs(client: TestClient, wo
     route = "/api/v1/flows/{flow_id}/executions"
     before = scrape(client, world)
     posted_before = sum(
-        v for lab, v in before.get("flowhistory_http_requests_total", [])
+        v
+        for lab, v in before.get("flowhistory_http_requests_total", [])
         if lab["route"] == route and lab["method"] == "POST" and lab["status"] == "200"
     )
     ids = [world.post_run("owner", world.shared)["id"] for _ in range(7)]
     batch = [make_execution(world.shared) for _ in range(5)]
     assert client.post("/api/v1/executions/batch", json=batch, headers=world.h("owner")).json()["stored"] == 5
     for run_id in ids[:3]:
-        assert client.get(f"/api/v1/flows/{world.shared}/executions/{run_id}", headers=world.h("owner")).status_code == 200
+        assert (
+            client.get(
+                f"/api/v1/flows/{world.shared}/executions/{run_id}", headers=world.h("owner")
+            ).status_code
+            == 200
+        )
     missing = client.get(f"/api/v1/flows/{world.shared}/executions/nope", headers=world.h("owner"))
     assert missing.status_code == 404
     assert client.get("/no/such/path/" + ids[0]).status_code == 404
 
     after = scrape(client, world)
-    assert value(after, "flowhistory_http_requests_total", method="POST", route=route, status="200") == posted_before + 7
+    assert (
+        value(after, "flowhistory_http_requests_total", method="POST", route=route, status="200")
+        == posted_before + 7
+    )
     detail = "/api/v1/flows/{flow_id}/executions/{execution_id}"
     assert value(after, "flowhistory_http_requests_total", method="GET", route=detail, status="200") == 3
     assert value(after, "flowhistory_http_requests_total", method="GET", route=detail, status="404") == 1
-    assert value(after, "flowhistory_http_requests_total", method="GET", route="<unmatched>", status="404") == 1
+    assert (
+        value(after, "flowhistory_http_requests_total", method="GET", route="<unmatched>", status="404") == 1
+    )
     # labels are templates: no run or flow id, no raw path ever becomes a label
     text = client.get("/metrics", headers=world.h("admin")).text
     assert ids[0] not in text and world.shared not in text
-    buckets = [lab for lab, _ in after["flowhistory_http_request_duration_seconds_bucket"] if lab["route"] == detail]
+    buckets = [
+        lab for lab, _ in after["flowhistory_http_request_duration_seconds_bucket"] if lab["route"] == detail
+    ]
     assert {"0.005", "+Inf"} <= {lab["le"] for lab in buckets}
     assert value(after, "flowhistory_http_request_duration_seconds_count", method="GET", route=detail) == 4
     # every run the store holds was acknowledged through the writer (build_world's too)
     assert value(after, "flowhistory_acknowledged_runs_total") == count_runs(world)
-    assert value(after, "flowhistory_acknowledged_runs_total") - value(before, "flowhistory_acknowledged_runs_total") == 12
-    assert value(after, "flowhistory_group_commit_size_count") > value(before, "flowhistory_group_commit_size_count")
+    assert (
+        value(after, "flowhistory_acknowledged_runs_total")
+        - value(before, "flowhistory_acknowledged_runs_total")
+        == 12
+    )
+    assert value(after, "flowhistory_group_commit_size_count") > value(
+        before, "flowhistory_group_commit_size_count"
+    )
     assert value(after, "flowhistory_group_commit_duration_seconds_count") > 0
     assert value(after, "flowhistory_writer_queue_depth") >= 0
     db = world.ctx.settings.db_path
     assert value(after, "flowhistory_store_file_bytes", file="db") == db.stat().st_size > 0
     wal = db.with_name(db.name + ".wal")
-    assert value(after, "flowhistory_store_file_bytes", file="wal") == (wal.stat().st_size if wal.exists() else 0)
+    assert value(after, "flowhistory_store_file_bytes", file="wal") == (
+        wal.stat().st_size if wal.exists() else 0
+    )
 
 
 def test_jobs_alerts_and_export_lag(client: TestClient, world: World) -> None:
@@ -89,10 +110,16 @@ def test_jobs_alerts_and_export_lag(client: TestClient, world: World) -> None:
         assert r.status_code == 200, r.text
     after = scrape(client, world)
     for job in ("alerts", "export"):
-        assert value(after, "flowhistory_job_runs_total", job=job) == value(before, "flowhistory_job_runs_total", job=job) + 1
+        assert (
+            value(after, "flowhistory_job_runs_total", job=job)
+            == value(before, "flowhistory_job_runs_total", job=job) + 1
+        )
         assert value(after, "flowhistory_job_failures_total", job=job) == 0
         assert value(after, "flowhistory_job_last_duration_seconds", job=job) > 0
-    assert value(after, "flowhistory_alert_evaluations_total") >= value(before, "flowhistory_alert_evaluations_total") + 1
+    assert (
+        value(after, "flowhistory_alert_evaluations_total")
+        >= value(before, "flowhistory_alert_evaluations_total") + 1
+    )
     status = client.get("/api/v1/exports/status", headers=world.h("admin")).json()
     assert status["last_ok_cycle"] is not None
     assert 0 <= value(after, "flowhistory_export_lag_seconds") < 600
@@ -106,7 +133,10 @@ def test_only_admins_scrape(client: TestClient, world: World) -> None:
 
 
 def test_request_id_accepted_echoed_or_made(client: TestClient) -> None:
-    assert client.get("/health", headers={"X-Request-ID": "abc-123.x:y"}).headers["x-request-id"] == "abc-123.x:y"
+    assert (
+        client.get("/health", headers={"X-Request-ID": "abc-123.x:y"}).headers["x-request-id"]
+        == "abc-123.x:y"
+    )
     for bad in ("x" * 200, "a b", "<script>", "id\u00e9"):
         got = client.get("/health", headers={"X-Request-ID": bad.encode()}).headers["x-request-id"]
         assert got != bad and len(got) == 32
@@ -122,7 +152,10 @@ def test_separate_port_without_auth(tmp_path: Path) -> None:
         r = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
         assert r.status_code == 200
         samples = parse(r.text)
-        assert value(samples, "flowhistory_http_requests_total", method="GET", route="/health", status="200") == 1
+        assert (
+            value(samples, "flowhistory_http_requests_total", method="GET", route="/health", status="200")
+            == 1
+        )
         assert client.get("/metrics").status_code == 401  # the API's port still wants an admin
     with pytest.raises(httpx.HTTPError):  # stopped with the app
         httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)

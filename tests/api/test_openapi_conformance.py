@@ -108,7 +108,9 @@ def _ids(ctx: Context, tag: str) -> list[dict[str, str]]:
         ),
     )
     silence = alerts.create_silence(
-        ctx, admin, SilenceCreate(rule_id=rule.id, duration=3600, comment="seeded")  # type: ignore[arg-type]
+        ctx,
+        admin,
+        SilenceCreate(rule_id=rule.id, duration=3600, comment="seeded"),  # type: ignore[arg-type]
     )
     _, key = users.create_api_key(ctx, spare, name="conformance")
     group = users.create_group(ctx, f"readers {tag}", user_ids=[USER, spare])

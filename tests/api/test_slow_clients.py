@@ -37,7 +37,10 @@ class TunedServer(LiveServer):
         with open(self.stderr_path, "wb") as err, open(self.db.parent / "server.stdout", "ab") as out:
             self.proc = subprocess.Popen(
                 [FLOWHISTORY, "serve", "--db", str(self.db), "--port", str(self.port)],
-                env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                env=env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
             )
         return self.proc
 
@@ -94,9 +97,11 @@ def trickle(socks: list[socket.socket], payload: bytes, every_s: float, until: f
 
 
 def test_slow_headers_are_cut_off_while_others_are_served(server: TunedServer) -> None:
-    headers = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"".join(
-        b"X-Slow-%d: %s\r\n" % (i, b"a" * 20) for i in range(20)
-    ) + b"\r\n"  # ~600 bytes: at 5 bytes/s, two minutes
+    headers = (
+        b"GET /health HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-Slow-%d: %s\r\n" % (i, b"a" * 20) for i in range(20))
+        + b"\r\n"
+    )  # ~600 bytes: at 5 bytes/s, two minutes
     slow = [connect(server) for _ in range(50)]
     idle = [connect(server) for _ in range(5)]  # connect and send nothing at all
     try:

@@ -82,7 +82,11 @@ class Api:
         return r.json()
 
     def create_flow(self, name: str, access_control: dict[str, Any] | None = None) -> str:
-        body = {"name": name, "nodes": [{"id": "input_1"}, {"id": "model_1"}, {"id": "output_1"}], "edges": []}
+        body = {
+            "name": name,
+            "nodes": [{"id": "input_1"}, {"id": "model_1"}, {"id": "output_1"}],
+            "edges": [],
+        }
         body["access_control"] = access_control if access_control is not None else {}
         return str(self.ok(self.http.post("/api/v1/flows/create", json=body))["id"])
 
@@ -103,7 +107,11 @@ class Api:
 
 # The seeded history: 12 runs over the last 3.5 days. 8 ✓, 3 ✗ (two timeouts, one rate limit), 1 ⊘.
 DURATIONS = [850, 2500, 1200, 640, 3100, 980, 1500, 15000, 700, 400, 2200, 1300]
-ERRORS = {1: "upstream timeout after 30s", 4: "rate limit exceeded for gpt-4o-mini", 7: "upstream timeout after 30s"}
+ERRORS = {
+    1: "upstream timeout after 30s",
+    4: "rate limit exceeded for gpt-4o-mini",
+    7: "upstream timeout after 30s",
+}
 ABORTED = {9}
 LONG_TEXT = "The quick brown fox jumps over the lazy dog. " * 12  # 540 characters: truncated in the detail
 
@@ -150,9 +158,13 @@ def mailbox() -> Iterator[Mailbox]:
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory, mailbox: Mailbox) -> Iterator[LiveApp]:
     folder = tmp_path_factory.mktemp("e2e")
-    extra: dict[str, Any] = {"scheduler_enabled": False} if "scheduler_enabled" in Settings.model_fields else {}
+    extra: dict[str, Any] = (
+        {"scheduler_enabled": False} if "scheduler_enabled" in Settings.model_fields else {}
+    )
     extra["alert_webhook_allow"] = ["127.0.0.1"]  # the alerts test's receiver runs on loopback
-    extra.update(smtp_host="127.0.0.1", smtp_port=mailbox.port, smtp_username=SMTP_USER, smtp_password=SMTP_PASSWORD)
+    extra.update(
+        smtp_host="127.0.0.1", smtp_port=mailbox.port, smtp_username=SMTP_USER, smtp_password=SMTP_PASSWORD
+    )
     settings = Settings(db_path=folder / "store.duckdb", webui_secret_key=SECRET, port=free_port(), **extra)
     app = LiveApp(settings).start()
     yield app

@@ -61,8 +61,13 @@ def _visible_fields_do_not_overlap(page: Any, width: int) -> None:
 
 @pytest.mark.parametrize("width", [1280, 390], ids=["desktop", "phone"])
 def test_slack_and_email_channels_are_created_and_tested(
-    browser: Any, live: LiveApp, api: Api, mailbox: Mailbox, slack_hook: tuple[str, list[bytes]],
-    width: int, request: Any,
+    browser: Any,
+    live: LiveApp,
+    api: Api,
+    mailbox: Mailbox,
+    slack_hook: tuple[str, list[bytes]],
+    width: int,
+    request: Any,
 ) -> None:
     url, received = slack_hook
     flow_id = api.create_flow(f"channel kinds {width}")
@@ -126,7 +131,9 @@ def test_slack_and_email_channels_are_created_and_tested(
         assert to == [f"ops-{width}@example.com", "oncall@example.com"] and mail_name in str(msg["Subject"])
 
         assert page.evaluate("document.documentElement.scrollWidth") <= width
-        for button in page.locator("#channels-table tbody button").all():  # reachable, as tests/e2e/test_phone.py
+        for button in page.locator(
+            "#channels-table tbody button"
+        ).all():  # reachable, as tests/e2e/test_phone.py
             button.scroll_into_view_if_needed()
             box = button.bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width

@@ -120,7 +120,9 @@ def test_every_rule_option_percent_in_fraction_stored_why_in_words_and_silences(
         page.get_by_label("Alert threshold").fill("16.2")
         page.get_by_label("Warning threshold").fill("20")  # above the alert threshold: refused, in percent
         page.get_by_role("button", name="Create rule").click()
-        expect(page.locator("#r-warning_threshold-error")).to_have_text("must be below the alert threshold 16.2 %")
+        expect(page.locator("#r-warning_threshold-error")).to_have_text(
+            "must be below the alert threshold 16.2 %"
+        )
         page.get_by_label("Warning threshold").fill("10")
         page.get_by_label("Recovery threshold").fill("12.5")
         page.get_by_label("Window").fill("1d")
@@ -134,18 +136,44 @@ def test_every_rule_option_percent_in_fraction_stored_why_in_words_and_silences(
         row = page.locator("#rules-table tbody tr")
         expect(row).to_have_count(1)
         expect(row).to_contain_text("Failure rate > 16.2 % over 1 d")
-        expect(row).to_contain_text("warning > 10 % · recovers at ≤ 12.5 % · pending 15 min · keeps firing 30 min")
+        expect(row).to_contain_text(
+            "warning > 10 % · recovers at ≤ 12.5 % · pending 15 min · keeps firing 30 min"
+        )
         [rule] = api.get("/api/v1/alerts/rules", flow_id=flow_id)
-        stored = {k: rule[k] for k in ("threshold", "warning_threshold", "recovery_threshold", "window", "min_runs",
-                                       "pending_for", "keep_firing_for", "renotify_every", "no_data", "operator")}
-        assert stored == {"threshold": 0.162, "warning_threshold": 0.1, "recovery_threshold": 0.125, "window": 86400,
-                          "min_runs": 2, "pending_for": 900, "keep_firing_for": 1800, "renotify_every": 7200,
-                          "no_data": "keep_last", "operator": "gt"}
+        stored = {
+            k: rule[k]
+            for k in (
+                "threshold",
+                "warning_threshold",
+                "recovery_threshold",
+                "window",
+                "min_runs",
+                "pending_for",
+                "keep_firing_for",
+                "renotify_every",
+                "no_data",
+                "operator",
+            )
+        }
+        assert stored == {
+            "threshold": 0.162,
+            "warning_threshold": 0.1,
+            "recovery_threshold": 0.125,
+            "window": 86400,
+            "min_runs": 2,
+            "pending_for": 900,
+            "keep_firing_for": 1800,
+            "renotify_every": 7200,
+            "no_data": "keep_last",
+            "operator": "gt",
+        }
 
         row.get_by_role("button", name="Evaluate now").click()
         expect(page.locator('#rules-table [data-state="PENDING"]')).to_be_visible()
         why = page.locator("#transitions-table tbody tr").first.locator(".why")
-        expect(why).to_have_text("failure rate 25.0 % > 16.2 % over the last 1 d (4 runs); fires if it holds for 15 min")
+        expect(why).to_have_text(
+            "failure rate 25.0 % > 16.2 % over the last 1 d (4 runs); fires if it holds for 15 min"
+        )
 
         # a silence of this rule, from its row
         page.get_by_role("button", name="Silence rule failing too often").click()
@@ -159,7 +187,11 @@ def test_every_rule_option_percent_in_fraction_stored_why_in_words_and_silences(
         expect(page.locator("#rules-table [data-silenced]")).to_contain_text("silenced")
         expect(page.locator("#rules-table [data-silenced]")).to_contain_text("until ")
         [silence] = api.get("/api/v1/alerts/silences", flow_id=flow_id)
-        assert (silence["rule_id"], silence["ends_at"] - silence["starts_at"], silence["status"]) == (rule["id"], 5400, "active")
+        assert (silence["rule_id"], silence["ends_at"] - silence["starts_at"], silence["status"]) == (
+            rule["id"],
+            5400,
+            "active",
+        )
 
         # the edit form shows percent again; no pending period any more: it fires, silenced
         page.locator("#rules-table tbody tr").get_by_role("button", name="Edit").click()
@@ -173,7 +205,9 @@ def test_every_rule_option_percent_in_fraction_stored_why_in_words_and_silences(
         page.locator("#rules-table tbody tr").get_by_role("button", name="Evaluate now").click()
         expect(page.locator('#rules-table [data-state="FIRING"]')).to_be_visible()
         first = page.locator("#transitions-table tbody tr").first
-        expect(first.locator(".why")).to_contain_text("failure rate 25.0 % > 16.2 % over the last 1 d (4 runs)")
+        expect(first.locator(".why")).to_contain_text(
+            "failure rate 25.0 % > 16.2 % over the last 1 d (4 runs)"
+        )
         expect(first.locator("[data-silenced]")).to_have_text("not notified: silenced")
         assert api.get("/api/v1/alerts/transitions", flow_id=flow_id)[0]["silenced_by"] == silence["id"]
         shot("rule-firing-silenced")
@@ -194,7 +228,9 @@ def test_every_rule_option_percent_in_fraction_stored_why_in_words_and_silences(
         shot("silences")
         page.get_by_role("button", name="Expire silence of Rule “failing too often”").click()
         expect(page.locator('#silences-table tbody tr[data-status="expired"]')).to_have_count(1)
-        expect(page.locator('#silences-table tbody tr[data-status="expired"]')).to_contain_text("ended by admin")
+        expect(page.locator('#silences-table tbody tr[data-status="expired"]')).to_contain_text(
+            "ended by admin"
+        )
         # the flow's own silence still mutes the rule
         expect(page.locator("#rules-table [data-silenced]")).to_have_count(1)
         page.get_by_role("button", name="Expire silence of Every rule on this flow").click()
@@ -202,9 +238,19 @@ def test_every_rule_option_percent_in_fraction_stored_why_in_words_and_silences(
         expect(page.locator("#rules-table [data-silenced]")).to_have_count(0)
         assert api.get("/api/v1/alerts/silences", flow_id=flow_id, active=True) == []
         # a window with no runs reads as such, whatever the metric (a count is 0 then)
-        quiet = api.ok(api.http.post("/api/v1/alerts/rules", json={
-            "flow_id": flow_id, "name": "quiet", "metric": "run_count", "operator": "lt", "threshold": 1,
-            "window": "30m"}))
+        quiet = api.ok(
+            api.http.post(
+                "/api/v1/alerts/rules",
+                json={
+                    "flow_id": flow_id,
+                    "name": "quiet",
+                    "metric": "run_count",
+                    "operator": "lt",
+                    "threshold": 1,
+                    "window": "30m",
+                },
+            )
+        )
         api.ok(api.http.post(f"/api/v1/alerts/rules/{quiet['id']}/evaluate"))
         page.reload()
         quiet_row = page.locator("#transitions-table tbody tr", has_text="quiet")

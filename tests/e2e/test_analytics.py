@@ -11,7 +11,9 @@ from tests.e2e.conftest import Api, sign_in
 CHARTS = ("runs", "duration", "cost")
 
 
-def test_charts_have_one_point_per_bucket_and_follow_the_pickers(page: Any, shot: Any, api: Api, seeded: dict) -> None:
+def test_charts_have_one_point_per_bucket_and_follow_the_pickers(
+    page: Any, shot: Any, api: Api, seeded: dict
+) -> None:
     flow_id = seeded["flow_id"]
     sign_in(page, api.key)
     page.goto(f"/#/flows/{flow_id}/analytics")
@@ -51,7 +53,9 @@ def test_charts_have_one_point_per_bucket_and_follow_the_pickers(page: Any, shot
     shot("analytics-24h")
 
     page.get_by_label("Range", exact=True).select_option("90d")
-    page.get_by_label("Bucket", exact=True).select_option("hour")  # 2160 buckets: the API refuses, the page says why
+    page.get_by_label("Bucket", exact=True).select_option(
+        "hour"
+    )  # 2160 buckets: the API refuses, the page says why
     page.get_by_role("button", name="Show").click()
     expect(page.locator("#charts .error-panel")).to_contain_text("bucket")
     shot("analytics-refused")

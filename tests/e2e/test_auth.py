@@ -9,7 +9,9 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import Api, LiveApp, jwt, new_page, sign_in
 
 
-def test_sign_in_with_api_key_survives_reload_and_sign_out_clears_it(page: Any, shot: Any, api: Api, seeded: dict) -> None:
+def test_sign_in_with_api_key_survives_reload_and_sign_out_clears_it(
+    page: Any, shot: Any, api: Api, seeded: dict
+) -> None:
     page.goto("/")
     expect(page.get_by_role("heading", name="Sign in to flowhistory")).to_be_visible()
     shot("sign-in")
@@ -32,7 +34,9 @@ def test_sign_in_with_api_key_survives_reload_and_sign_out_clears_it(page: Any, 
     shot("signed-out")
 
 
-def test_sign_in_with_open_webui_token_sees_only_readable_flows(page: Any, shot: Any, api: Api, seeded: dict) -> None:
+def test_sign_in_with_open_webui_token_sees_only_readable_flows(
+    page: Any, shot: Any, api: Api, seeded: dict
+) -> None:
     sign_in(page, jwt("e2e-reader"))
     expect(page.locator("#who")).to_have_text("e2e-reader (user)")
     # support-bot is private to admin: a new user sees no flow and is told so
@@ -41,7 +45,9 @@ def test_sign_in_with_open_webui_token_sees_only_readable_flows(page: Any, shot:
     shot("reader-no-flows")
 
 
-def test_a_refused_key_stays_on_the_sign_in_screen_with_a_message(page: Any, shot: Any, live: LiveApp) -> None:
+def test_a_refused_key_stays_on_the_sign_in_screen_with_a_message(
+    page: Any, shot: Any, live: LiveApp
+) -> None:
     page.goto("/")
     page.get_by_label("API key or Open WebUI token").fill("sk-" + "0" * 32)
     page.get_by_role("button", name="Sign in").click()
@@ -50,7 +56,9 @@ def test_a_refused_key_stays_on_the_sign_in_screen_with_a_message(page: Any, sho
     shot("refused")
 
 
-def test_a_401_during_the_session_brings_back_the_sign_in_screen(browser: Any, live: LiveApp, api: Api, seeded: dict) -> None:
+def test_a_401_during_the_session_brings_back_the_sign_in_screen(
+    browser: Any, live: LiveApp, api: Api, seeded: dict
+) -> None:
     created = api.ok(api.http.post("/api/v1/keys", json={"user_id": "admin", "name": "e2e-revoked"}))
     page = new_page(browser, live)
     try:

@@ -20,7 +20,11 @@ def money(usd: float) -> str:
 
 def _runs_by_status(api: Api, flow_id: str) -> dict[str, list[float]]:
     """The seeded flow's run costs per status, read one run at a time: independent of the cost report."""
-    page = api.ok(api.http.post("/api/v1/executions/search", json={"filter": {"flow_id": {"any_": [flow_id]}}, "limit": 100}))
+    page = api.ok(
+        api.http.post(
+            "/api/v1/executions/search", json={"filter": {"flow_id": {"any_": [flow_id]}}, "limit": 100}
+        )
+    )
     out: dict[str, list[float]] = {"success": [], "error": [], "aborted": []}
     for item in page["items"]:
         out[item["status"]].append(item["cost"] or 0.0)

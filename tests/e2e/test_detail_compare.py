@@ -10,7 +10,9 @@ from playwright.sync_api import expect
 from tests.e2e.conftest import LONG_TEXT, Api, sign_in
 
 
-def test_detail_shows_nodes_tokens_cost_errors_and_truncated_json(page: Any, shot: Any, api: Api, seeded: dict) -> None:
+def test_detail_shows_nodes_tokens_cost_errors_and_truncated_json(
+    page: Any, shot: Any, api: Api, seeded: dict
+) -> None:
     flow_id, ids = seeded["flow_id"], seeded["ids"]
     sign_in(page, api.key)
     page.goto(f"/#/flows/{flow_id}/runs/{ids[1]}")  # an error run: timeout on model_1
@@ -32,7 +34,9 @@ def test_detail_shows_nodes_tokens_cost_errors_and_truncated_json(page: Any, sho
     node_cost = next(n["cost"] for n in run["nodes"] if n["node_id"] == "model_1")
     shown = model.locator("[data-node-cost]").inner_text().removeprefix("· $")
     assert node_cost > 0 and abs(float(shown) - node_cost) <= node_cost * 0.05, shown
-    expect(page.locator('#nodes article[data-node="input_1"] .badge')).to_have_attribute("data-status", "success")
+    expect(page.locator('#nodes article[data-node="input_1"] .badge')).to_have_attribute(
+        "data-status", "success"
+    )
     shot("detail-error")
 
     page.goto(f"/#/flows/{flow_id}/runs/{ids[0]}")  # a long model answer

@@ -27,7 +27,9 @@ def test_retention_says_what_a_pass_deletes_per_status(page: Any, shot: Any, api
     page.goto(f"/#/flows/{flow_id}/retention")
     field = page.get_by_label("Delete runs older than (days)", exact=False)
     expect(field).to_be_visible()
-    expect(page.locator('label[for="p-max_age_days"]')).to_contain_text("failed/aborted runs too when the next field is empty")
+    expect(page.locator('label[for="p-max_age_days"]')).to_contain_text(
+        "failed/aborted runs too when the next field is empty"
+    )
     field.fill("2")
     page.get_by_role("button", name="Dry run these values").click()
     for status, n in expected.items():
@@ -36,10 +38,14 @@ def test_retention_says_what_a_pass_deletes_per_status(page: Any, shot: Any, api
     page.get_by_label("Delete failed (error) and aborted runs older than", exact=False).fill("30")
     page.get_by_role("button", name="Dry run these values").click()
     expect(page.locator('#dry-run-by-status li[data-status="error"]')).to_contain_text("0 failed")
-    expect(page.locator('#dry-run-by-status li[data-status="success"]')).to_contain_text(f"{expected['success']} successful")
+    expect(page.locator('#dry-run-by-status li[data-status="success"]')).to_contain_text(
+        f"{expected['success']} successful"
+    )
 
 
-def test_unknown_route_offers_a_way_back_and_jobs_is_for_admins(browser: Any, live: LiveApp, api: Api, request: Any) -> None:
+def test_unknown_route_offers_a_way_back_and_jobs_is_for_admins(
+    browser: Any, live: LiveApp, api: Api, request: Any
+) -> None:
     for size, width in (("desktop", 1280), ("phone", 390)):
         page = new_page(browser, live, width=width, height=844)
         shot = Screens(page, f"{request.node.name}-{size}")

@@ -38,7 +38,9 @@ def _is_time(text: str) -> bool:
         return False
 
 
-def test_job_results_read_as_fields_with_one_date_format(browser: Any, live: LiveApp, api: Api, seeded: dict, request: Any) -> None:
+def test_job_results_read_as_fields_with_one_date_format(
+    browser: Any, live: LiveApp, api: Api, seeded: dict, request: Any
+) -> None:
     api.ok(api.http.post("/api/v1/jobs/export/run"))
     job = _finished(api, "export")
     result = job["last_result"]
@@ -63,7 +65,9 @@ def test_job_results_read_as_fields_with_one_date_format(browser: Any, live: Liv
                     expect(dd).to_have_text(f"{value:,}")  # thousands separators
                 elif isinstance(value, str):  # a time in the one date format, other text as it is
                     expect(dd).to_have_text(_date(value) if _is_time(value) else value)
-            retention_now = page.locator('#jobs-table tr[data-job="retention"] td[data-col="result"] dd[data-key="now"]')
+            retention_now = page.locator(
+                '#jobs-table tr[data-job="retention"] td[data-col="result"] dd[data-key="now"]'
+            )
             expect(retention_now).to_have_text(_date(retention["now"]))
             # the same format as every other screen, not the browser's toLocaleString()
             expect(row.locator('td[data-col="last-run"]')).to_have_text(_date(job["last_finished"]))
@@ -102,7 +106,9 @@ def test_sql_numbers_are_right_aligned_and_rounded(page: Any, shot: Any, api: Ap
     assert csv[1].startswith("1234567,3.14159265,0.000123456,2.5,")
 
 
-def test_replay_says_what_it_gives_and_offers_to_run_again(page: Any, shot: Any, api: Api, seeded: dict) -> None:
+def test_replay_says_what_it_gives_and_offers_to_run_again(
+    page: Any, shot: Any, api: Api, seeded: dict
+) -> None:
     flow_id, ids = seeded["flow_id"], seeded["ids"]
     replay = api.get(f"/api/v1/flows/{flow_id}/executions/{ids[1]}/replay")
     sign_in(page, api.key)

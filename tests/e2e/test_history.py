@@ -20,7 +20,9 @@ def rows(page: Any) -> Any:
     return page.locator("#runs-table tbody tr")
 
 
-def test_the_panel_shows_every_seeded_run_with_badges_durations_and_stats(page: Any, shot: Any, api: Api, seeded: dict) -> None:
+def test_the_panel_shows_every_seeded_run_with_badges_durations_and_stats(
+    page: Any, shot: Any, api: Api, seeded: dict
+) -> None:
     open_history(page, api, seeded["flow_id"])
     expect(page.locator("#runs-summary")).to_have_text("Showing 12 of 12 runs")
     expect(rows(page)).to_have_count(12)
@@ -39,7 +41,9 @@ def test_the_panel_shows_every_seeded_run_with_badges_durations_and_stats(page: 
     stats = api.stats(seeded["flow_id"])
     expect(page.locator('[data-stat="total"] .value')).to_have_text("12")
     expect(page.locator('[data-stat="success_rate"] .value')).to_have_text("66.7 %")
-    expect(page.locator('[data-stat="avg"] .value')).to_have_text(f"{stats['avg_execution_time'] / 1000:.2f} s")
+    expect(page.locator('[data-stat="avg"] .value')).to_have_text(
+        f"{stats['avg_execution_time'] / 1000:.2f} s"
+    )
     expect(page.locator('[data-stat="errors"] .value')).to_have_text("3 / 1")
     expect(page.locator('[data-stat="cost"] .value')).not_to_have_text("—")
     shot("history")
@@ -56,7 +60,9 @@ def test_filters_by_status_error_text_tags_and_time(page: Any, shot: Any, api: A
     page.get_by_label("Status").select_option("")
     page.get_by_label("Text in errors").fill("TIMEOUT")
     page.get_by_role("button", name="Apply").click()
-    expect(page.locator("#runs-summary")).to_have_text(f"Showing 2 of {sum('timeout' in e for e in ERRORS.values())} runs")
+    expect(page.locator("#runs-summary")).to_have_text(
+        f"Showing 2 of {sum('timeout' in e for e in ERRORS.values())} runs"
+    )
     shot("error-text")
 
     page.get_by_label("Text in errors").fill("")

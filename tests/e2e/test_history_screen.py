@@ -23,13 +23,22 @@ NODES = [
     {"id": "output_1739905520000_q1w2e3r4t", "type": "output", "data": {}},
 ]
 DRAFT, CHECK, OUT = NODES[1]["id"], NODES[2]["id"], NODES[3]["id"]
-LONG_ERROR = "the model provider answered 503 Service Unavailable: " + "upstream overloaded, retry later; " * 6
+LONG_ERROR = (
+    "the model provider answered 503 Service Unavailable: " + "upstream overloaded, retry later; " * 6
+)
 
 
 def _labelled_flow(api: Api, name: str) -> str:
-    body = {"name": name, "nodes": NODES, "edges": [
-        {"source": NODES[0]["id"], "target": DRAFT}, {"source": DRAFT, "target": CHECK}, {"source": CHECK, "target": OUT}],
-        "access_control": {}}
+    body = {
+        "name": name,
+        "nodes": NODES,
+        "edges": [
+            {"source": NODES[0]["id"], "target": DRAFT},
+            {"source": DRAFT, "target": CHECK},
+            {"source": CHECK, "target": OUT},
+        ],
+        "access_control": {},
+    }
     return str(api.ok(api.http.post("/api/v1/flows/create", json=body))["id"])
 
 
@@ -42,17 +51,36 @@ def _runs(flow_id: str) -> list[dict[str, Any]]:
         model = "gpt-4o" if i % 2 else "claude-3-5-sonnet"
         results = {
             NODES[0]["id"]: {"value": "hello"},
-            DRAFT: {"modelId": model, "content": f"answer {i}", "usage": {"prompt_tokens": 10, "completion_tokens": 5}},
+            DRAFT: {
+                "modelId": model,
+                "content": f"answer {i}",
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+            },
         }
         errors = None
         if status == "error":
-            errors = ({DRAFT: LONG_ERROR} if i == 1 else {CHECK: {"message": "fact check failed", "code": 422}} if i == 5
-                      else {"global": "flow aborted by the runner"} if i == 9 else {OUT: "output node crashed"})
-        runs.append({
-            "flow_id": flow_id, "status": status, "node_results": results, "outputs": results, "errors": errors,
-            "execution_time": 300 + 137 * i, "created_at": (now - timedelta(hours=2 * i + 1)).isoformat(),
-            "flow_version": "version-2" if i < 8 else "version-1", "user_id": "alice" if i % 3 else "bob",
-        })
+            errors = (
+                {DRAFT: LONG_ERROR}
+                if i == 1
+                else {CHECK: {"message": "fact check failed", "code": 422}}
+                if i == 5
+                else {"global": "flow aborted by the runner"}
+                if i == 9
+                else {OUT: "output node crashed"}
+            )
+        runs.append(
+            {
+                "flow_id": flow_id,
+                "status": status,
+                "node_results": results,
+                "outputs": results,
+                "errors": errors,
+                "execution_time": 300 + 137 * i,
+                "created_at": (now - timedelta(hours=2 * i + 1)).isoformat(),
+                "flow_version": "version-2" if i < 8 else "version-1",
+                "user_id": "alice" if i % 3 else "bob",
+            }
+        )
     return runs
 
 
@@ -76,7 +104,9 @@ def _expect_cards(page: Any, stats: dict[str, Any]) -> None:
     expect(_card(page, "success_rate")).to_have_text(rate)
     expect(_card(page, "errors")).to_have_text(f"{stats['error_count']} / {stats['aborted_count']}")
     avg = stats["avg_execution_time"]
-    expect(_card(page, "avg")).to_have_text((f"{avg:.0f} ms" if avg < 1000 else f"{avg / 1000:.2f} s") if total else "—")
+    expect(_card(page, "avg")).to_have_text(
+        (f"{avg:.0f} ms" if avg < 1000 else f"{avg / 1000:.2f} s") if total else "—"
+    )
 
 
 def _stats(api: Api, flow_id: str, **params: Any) -> dict[str, Any]:
@@ -87,7 +117,9 @@ def _hash_params(page: Any) -> dict[str, list[str]]:
     return parse_qs(urlsplit(page.url).fragment.partition("?")[2])
 
 
-def test_cards_follow_the_filters_and_the_choices_come_from_the_runs(page: Any, shot: Any, api: Api, labelled: dict) -> None:
+def test_cards_follow_the_filters_and_the_choices_come_from_the_runs(
+    page: Any, shot: Any, api: Api, labelled: dict
+) -> None:
     flow_id, runs = labelled["flow_id"], labelled["runs"]
     sign_in(page, api.key)
     page.goto(f"/#/flows/{flow_id}")
@@ -119,15 +151,28 @@ def test_cards_follow_the_filters_and_the_choices_come_from_the_runs(page: Any, 
     page.locator("#f-model").select_option("claude-3-5-sonnet")
     page.locator("#f-user").select_option("alice")
     page.get_by_role("button", name="Apply").click()
-    kept = [r for r in runs if r["flow_version"] == "version-1" and r["status"] == "success"
-            and r["node_results"][DRAFT]["modelId"] == "claude-3-5-sonnet" and r["user_id"] == "alice"]
-    both = _stats(api, flow_id, flow_version="version-1", status="success", model="claude-3-5-sonnet", user_id="alice")
+    kept = [
+        r
+        for r in runs
+        if r["flow_version"] == "version-1"
+        and r["status"] == "success"
+        and r["node_results"][DRAFT]["modelId"] == "claude-3-5-sonnet"
+        and r["user_id"] == "alice"
+    ]
+    both = _stats(
+        api, flow_id, flow_version="version-1", status="success", model="claude-3-5-sonnet", user_id="alice"
+    )
     assert both["total_executions"] == len(kept) > 0
     expect(page.locator("#runs-summary")).to_have_text(f"Showing {len(kept)} of {len(kept)} runs")
     _expect_cards(page, both)
     # p95 and cost follow too: the metrics API over the same filter
     expect(_card(page, "p95")).not_to_have_text("—")
-    assert _hash_params(page) == {"status": ["success"], "version": ["version-1"], "model": ["claude-3-5-sonnet"], "user": ["alice"]}
+    assert _hash_params(page) == {
+        "status": ["success"],
+        "version": ["version-1"],
+        "model": ["claude-3-5-sonnet"],
+        "user": ["alice"],
+    }
     shot("filtered-version-status-model-user")
 
     # the filters are in the URL: a reload keeps them and the cards
@@ -141,7 +186,9 @@ def test_cards_follow_the_filters_and_the_choices_come_from_the_runs(page: Any, 
     _expect_cards(page, everything)
 
 
-def test_error_column_shows_the_first_error_with_the_node_label(page: Any, shot: Any, api: Api, labelled: dict) -> None:
+def test_error_column_shows_the_first_error_with_the_node_label(
+    page: Any, shot: Any, api: Api, labelled: dict
+) -> None:
     flow_id, ids = labelled["flow_id"], labelled["ids"]
     sign_in(page, api.key)
     page.goto(f"/#/flows/{flow_id}")
@@ -151,7 +198,11 @@ def test_error_column_shows_the_first_error_with_the_node_label(page: Any, shot:
 
     long_cell = cell(1)  # shortened, the whole message (and the node's id) in its tooltip
     text = long_cell.inner_text()
-    assert text.startswith("Draft answer: the model provider answered 503") and text.endswith("…") and len(text) == 80
+    assert (
+        text.startswith("Draft answer: the model provider answered 503")
+        and text.endswith("…")
+        and len(text) == 80
+    )
     assert long_cell.get_attribute("title") == f"Draft answer ({DRAFT}): {LONG_ERROR}"
     expect(cell(5)).to_have_text("Fact checker: fact check failed")  # a message inside an object
     expect(cell(9)).to_have_text("flow aborted by the runner")  # a run-level error names no node
@@ -171,7 +222,9 @@ def test_run_detail_names_nodes_by_their_labels(page: Any, shot: Any, api: Api, 
     expect(header).to_have_attribute("title", DRAFT)
     expect(page.locator(f'#run-errors [data-error-key="{CHECK}"] .node-label')).to_have_text("Fact checker")
     expect(page.locator(f'#timeline .tl-row[data-node="{DRAFT}"]')).to_contain_text("Draft answer")
-    expect(page.locator(f'#timeline .tl-row[data-node="{OUT}"] .node-label')).to_have_text(OUT)  # no label: the id
+    expect(page.locator(f'#timeline .tl-row[data-node="{OUT}"] .node-label')).to_have_text(
+        OUT
+    )  # no label: the id
     expect(page.locator("#nodes")).not_to_contain_text(DRAFT)  # the id is in tooltips only
     shot("detail-labels")
 
@@ -187,7 +240,9 @@ def test_compare_names_nodes_by_their_labels(page: Any, shot: Any, api: Api, lab
     shot("compare-labels")
 
 
-def test_phone_cards_filters_error_column_and_reachable_buttons(browser: Any, live: LiveApp, api: Api, labelled: dict, request: Any) -> None:
+def test_phone_cards_filters_error_column_and_reachable_buttons(
+    browser: Any, live: LiveApp, api: Api, labelled: dict, request: Any
+) -> None:
     flow_id, ids = labelled["flow_id"], labelled["ids"]
     page = new_page(browser, live, width=PHONE, height=844)
     shot = Screens(page, request.node.name)
@@ -210,7 +265,9 @@ def test_phone_cards_filters_error_column_and_reachable_buttons(browser: Any, li
             b = buttons.nth(i)
             b.scroll_into_view_if_needed()
             box = b.bounding_box()
-            wrap = b.evaluate("b => { const r = b.closest('.table-wrap').getBoundingClientRect(); return [r.left, r.right]; }")
+            wrap = b.evaluate(
+                "b => { const r = b.closest('.table-wrap').getBoundingClientRect(); return [r.left, r.right]; }"
+            )
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE, box
             assert wrap[0] - 0.5 <= box["x"] and box["x"] + box["width"] <= wrap[1] + 0.5, (box, wrap)
         # at rest (not scrolled), the Delete buttons are on screen: their column is sticky
@@ -222,10 +279,15 @@ def test_phone_cards_filters_error_column_and_reachable_buttons(browser: Any, li
         page.locator(".table-wrap").evaluate("w => { w.scrollLeft = w.scrollWidth; }")
         cell_box, delete_box = error_cell.bounding_box(), buttons.first.bounding_box()
         assert cell_box is not None and delete_box is not None
-        assert cell_box["x"] >= 0 and cell_box["x"] + cell_box["width"] <= delete_box["x"] + 1, (cell_box, delete_box)
+        assert cell_box["x"] >= 0 and cell_box["x"] + cell_box["width"] <= delete_box["x"] + 1, (
+            cell_box,
+            delete_box,
+        )
         shot("phone-error-column", full_page=False)
         page.goto(f"/#/flows/{flow_id}/runs/{ids[1]}")
-        expect(page.locator(f'#nodes article[data-node="{DRAFT}"] header .node-label')).to_have_text("Draft answer")
+        expect(page.locator(f'#nodes article[data-node="{DRAFT}"] header .node-label')).to_have_text(
+            "Draft answer"
+        )
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE
         shot("phone-detail", full_page=True)
         assert not page.js_errors, page.js_errors

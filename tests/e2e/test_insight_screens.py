@@ -38,7 +38,12 @@ def no_sideways_scroll(page: Any, size: str) -> None:
 def graph_flow(api: Api) -> dict[str, Any]:
     """Nodes defined out of order, edges input -> model -> output and model -> tool; one run where
     output and tool never ran and the model failed."""
-    nodes = [{"id": "output_1"}, {"id": "tool_1", "data": {"name": "Search tool"}}, {"id": "model_1"}, {"id": "input_1"}]
+    nodes = [
+        {"id": "output_1"},
+        {"id": "tool_1", "data": {"name": "Search tool"}},
+        {"id": "model_1"},
+        {"id": "input_1"},
+    ]
     edges = [
         {"source": "model_1", "target": "output_1"},
         {"source": "input_1", "target": "model_1"},
@@ -48,7 +53,12 @@ def graph_flow(api: Api) -> dict[str, Any]:
     flow_id = api.ok(api.http.post("/api/v1/flows/create", json=body))["id"]
     results = {
         "input_1": {"value": "hi", "duration_ms": 5},
-        "model_1": {"modelId": "gpt-4o-mini", "content": "", "duration_ms": 1800, "usage": {"prompt_tokens": 120, "completion_tokens": 0}},
+        "model_1": {
+            "modelId": "gpt-4o-mini",
+            "content": "",
+            "duration_ms": 1800,
+            "usage": {"prompt_tokens": 120, "completion_tokens": 0},
+        },
     }
     run = {
         "flow_id": flow_id,
@@ -65,7 +75,9 @@ def graph_flow(api: Api) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-def test_run_timeline_in_graph_order(browser: Any, live: LiveApp, api: Api, graph_flow: dict, size: str, request: Any) -> None:
+def test_run_timeline_in_graph_order(
+    browser: Any, live: LiveApp, api: Api, graph_flow: dict, size: str, request: Any
+) -> None:
     page = open_page(browser, live, size)
     shot = Screens(page, request.node.name)
     try:
@@ -74,7 +86,12 @@ def test_run_timeline_in_graph_order(browser: Any, live: LiveApp, api: Api, grap
         rows = page.locator("#timeline li.tl-row")
         expect(rows).to_have_count(4)
         # topological: input before model before its two successors (definition order between those)
-        assert rows.evaluate_all("els => els.map(e => e.dataset.node)") == ["input_1", "model_1", "output_1", "tool_1"]
+        assert rows.evaluate_all("els => els.map(e => e.dataset.node)") == [
+            "input_1",
+            "model_1",
+            "output_1",
+            "tool_1",
+        ]
         assert rows.evaluate_all("els => els.map(e => e.dataset.ran)") == ["true", "true", "false", "false"]
         expect(page.locator('#timeline li[data-node="model_1"]')).to_have_attribute("data-status", "error")
         expect(page.locator('#timeline li[data-node="model_1"]')).to_contain_text("1.80 s")
@@ -85,7 +102,9 @@ def test_run_timeline_in_graph_order(browser: Any, live: LiveApp, api: Api, grap
         # the model's bar starts where the input's ends and is 1800/2000 of the track
         bars = page.locator("#timeline .tl-bar")
         expect(bars).to_have_count(2)
-        widths = bars.evaluate_all("els => els.map(e => e.getBoundingClientRect().width / e.parentElement.getBoundingClientRect().width)")
+        widths = bars.evaluate_all(
+            "els => els.map(e => e.getBoundingClientRect().width / e.parentElement.getBoundingClientRect().width)"
+        )
         assert widths[1] == pytest.approx(0.9, abs=0.02)
         no_sideways_scroll(page, size)
         shot("timeline")
@@ -109,11 +128,18 @@ def versioned(api: Api) -> dict[str, Any]:
                 continue  # an empty day: a gap
             failing = (i % 10 == 0) if version == 1 else (i % 3 == 0)
             ms = 60_000 if (version == 2 and i == 30) else 1000 + 10 * (i % 7)
-            out.append({
-                "flow_id": flow_id, "status": "error" if failing else "success", "inputs": {}, "outputs": {},
-                "node_results": {}, "errors": {"model_1": "boom"} if failing else None,
-                "execution_time": ms, "created_at": at.isoformat(),
-            })
+            out.append(
+                {
+                    "flow_id": flow_id,
+                    "status": "error" if failing else "success",
+                    "inputs": {},
+                    "outputs": {},
+                    "node_results": {},
+                    "errors": {"model_1": "boom"} if failing else None,
+                    "execution_time": ms,
+                    "created_at": at.isoformat(),
+                }
+            )
         return out
 
     api.batch(runs(1, 20, 45))
@@ -123,7 +149,9 @@ def versioned(api: Api) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-def test_analytics_gaps_markers_versions_anomalies(browser: Any, live: LiveApp, api: Api, versioned: dict, size: str, request: Any) -> None:
+def test_analytics_gaps_markers_versions_anomalies(
+    browser: Any, live: LiveApp, api: Api, versioned: dict, size: str, request: Any
+) -> None:
     flow_id = versioned["flow_id"]
     page = open_page(browser, live, size)
     shot = Screens(page, request.node.name)
@@ -134,7 +162,9 @@ def test_analytics_gaps_markers_versions_anomalies(browser: Any, live: LiveApp, 
         for key in CHARTS:
             expect(page.locator(f'figure[data-chart="{key}"]')).to_have_attribute("data-drawn", "true")
         start, end = charts.get_attribute("data-start"), charts.get_attribute("data-end")
-        trend = api.get(f"/api/v1/flows/{flow_id}/trend", start=start, end=end, bucket="day", measures="runs,failure_rate")
+        trend = api.get(
+            f"/api/v1/flows/{flow_id}/trend", start=start, end=end, bucket="day", measures="runs,failure_rate"
+        )
         first = next(i for i, r in enumerate(trend["rows"]) if r["runs"])
         assert first > 0  # weeks before the first run ...
         drawn = len(trend["rows"]) - first  # ... are not drawn
@@ -170,7 +200,9 @@ def test_analytics_gaps_markers_versions_anomalies(browser: Any, live: LiveApp, 
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-def test_local_time_zone_choice(browser: Any, live: LiveApp, api: Api, versioned: dict, size: str, request: Any) -> None:
+def test_local_time_zone_choice(
+    browser: Any, live: LiveApp, api: Api, versioned: dict, size: str, request: Any
+) -> None:
     flow_id = versioned["flow_id"]
     berlin = ZoneInfo("Europe/Berlin")
     page = open_page(browser, live, size, zone="Europe/Berlin")

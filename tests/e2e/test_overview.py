@@ -17,7 +17,9 @@ def _run(flow_id: str, status: str, hours: float, ms: int = 1000) -> dict[str, A
         "status": status,
         "inputs": {"prompt": "hi"},
         "outputs": {},
-        "node_results": {"model_1": {"modelId": "gpt-4o-mini", "usage": {"prompt_tokens": 10, "completion_tokens": 5}}},
+        "node_results": {
+            "model_1": {"modelId": "gpt-4o-mini", "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+        },
         "errors": {"model_1": "upstream timeout after 30s"} if status == "error" else None,
         "execution_time": ms,
         "created_at": (datetime.now(UTC) - timedelta(hours=hours)).isoformat(),
@@ -36,9 +38,18 @@ def overview_flows(api: Api) -> dict[str, Any]:
     api.ok(api.http.post(f"/api/v1/flows/{bad}", json={"nodes": nodes}))  # a new version
     new = [_run(bad, "error" if i % 2 else "success", 1 + i * 0.5) for i in range(40)]
     api.batch(new)
-    rule = api.ok(api.http.post("/api/v1/alerts/rules", json={
-        "name": "overview failure rate", "metric": "failure_rate", "flow_id": bad, "window": "1d", "threshold": 0.2,
-    }))
+    rule = api.ok(
+        api.http.post(
+            "/api/v1/alerts/rules",
+            json={
+                "name": "overview failure rate",
+                "metric": "failure_rate",
+                "flow_id": bad,
+                "window": "1d",
+                "threshold": 0.2,
+            },
+        )
+    )
     api.ok(api.http.post(f"/api/v1/alerts/rules/{rule['id']}/evaluate"))
     assert api.get(f"/api/v1/alerts/rules/{rule['id']}")["states"][0]["state"] == "FIRING"
     return {"calm": calm, "bad": bad, "runs": {calm: 10, bad: 80}, "errors": {calm: 0, bad: 20}}
@@ -76,7 +87,9 @@ def _check_overview(page: Any, shot: Screens, flows: dict[str, Any], size: str) 
     shot(f"overview-{size}")
 
 
-def test_overview_shows_each_flow_and_marks_problems(page: Any, shot: Any, api: Api, overview_flows: dict) -> None:
+def test_overview_shows_each_flow_and_marks_problems(
+    page: Any, shot: Any, api: Api, overview_flows: dict
+) -> None:
     sign_in(page, api.key)
     page.goto("/#/")
     _check_overview(page, shot, overview_flows, "desktop")
@@ -86,7 +99,10 @@ def test_overview_shows_each_flow_and_marks_problems(page: Any, shot: Any, api: 
     expect(page.locator('th[aria-sort="ascending"]')).to_contain_text("Runs")
     order = page.locator("#flows-table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.flow)")
     assert order.index(overview_flows["calm"]) < order.index(overview_flows["bad"])
-    runs = [int(t.split()[0].replace(",", "")) for t in page.locator('#flows-table [data-col="runs"]').all_inner_texts()]
+    runs = [
+        int(t.split()[0].replace(",", ""))
+        for t in page.locator('#flows-table [data-col="runs"]').all_inner_texts()
+    ]
     assert runs == sorted(runs)
     page.reload()
     expect(page.locator('th[aria-sort="ascending"]')).to_contain_text("Runs")
@@ -107,7 +123,9 @@ def test_overview_shows_each_flow_and_marks_problems(page: Any, shot: Any, api: 
     expect(page.locator("#flows-table")).to_be_visible()
 
 
-def test_overview_on_a_phone(browser: Any, live: LiveApp, api: Api, overview_flows: dict, request: Any) -> None:
+def test_overview_on_a_phone(
+    browser: Any, live: LiveApp, api: Api, overview_flows: dict, request: Any
+) -> None:
     page = new_page(browser, live, width=390, height=844)
     shot = Screens(page, request.node.name)
     try:

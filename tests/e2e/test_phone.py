@@ -24,8 +24,12 @@ def _reachable(page: Any, table: str) -> int:
         assert box is not None, f"{table} button {i} has no box"
         assert box["x"] >= 0 and box["x"] + box["width"] <= WIDTH, f"{table} button {i} off screen: {box}"
         # not clipped by its scrolling container either
-        wrap = button.evaluate("b => { const r = b.closest('.table-wrap').getBoundingClientRect(); return [r.left, r.right]; }")
-        assert wrap[0] - 0.5 <= box["x"] and box["x"] + box["width"] <= wrap[1] + 0.5, f"{table} button {i} clipped: {box} in {wrap}"
+        wrap = button.evaluate(
+            "b => { const r = b.closest('.table-wrap').getBoundingClientRect(); return [r.left, r.right]; }"
+        )
+        assert wrap[0] - 0.5 <= box["x"] and box["x"] + box["width"] <= wrap[1] + 0.5, (
+            f"{table} button {i} clipped: {box} in {wrap}"
+        )
     return n
 
 
@@ -39,12 +43,30 @@ def test_phone_tables_keep_their_buttons_reachable_and_forms_do_not_overlap(
 ) -> None:
     flow_id = api.create_flow("phone-width-flow-with-a-rather-long-name")
     api.batch(standard_runs(flow_id))
-    channel = api.ok(api.http.post("/api/v1/alerts/channels", json={
-        "name": "ops-phone", "url": "http://127.0.0.1:9/a/rather/long/webhook/path/that/does/not/wrap/easily",
-        "secret": "0123456789abcdef-secret"}))
-    api.ok(api.http.post("/api/v1/alerts/rules", json={
-        "flow_id": flow_id, "name": "failure rate on the phone", "metric": "failure_rate", "operator": "gt",
-        "threshold": 0.2, "window": "1d", "channel_ids": [channel["id"]]}))
+    channel = api.ok(
+        api.http.post(
+            "/api/v1/alerts/channels",
+            json={
+                "name": "ops-phone",
+                "url": "http://127.0.0.1:9/a/rather/long/webhook/path/that/does/not/wrap/easily",
+                "secret": "0123456789abcdef-secret",
+            },
+        )
+    )
+    api.ok(
+        api.http.post(
+            "/api/v1/alerts/rules",
+            json={
+                "flow_id": flow_id,
+                "name": "failure rate on the phone",
+                "metric": "failure_rate",
+                "operator": "gt",
+                "threshold": 0.2,
+                "window": "1d",
+                "channel_ids": [channel["id"]],
+            },
+        )
+    )
     page = new_page(browser, live, width=WIDTH, height=844)
     shot = Screens(page, request.node.name)
     try:

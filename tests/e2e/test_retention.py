@@ -36,7 +36,9 @@ def test_policy_dry_run_and_save(page: Any, shot: Any, api: Api) -> None:
 
     page.get_by_role("button", name="Save as this flow's policy").click()
     expect(page.locator("#policy-in-force")).to_contain_text("This flow's own policy")
-    expect(page.locator("#policy-in-force")).to_contain_text("every run (successful, failed and aborted) kept 2 days")
+    expect(page.locator("#policy-in-force")).to_contain_text(
+        "every run (successful, failed and aborted) kept 2 days"
+    )
     assert api.get(f"/api/v1/flows/{flow_id}/retention/policy")["max_age_days"] == 2
     page.get_by_role("button", name="Dry run (policy in force)").click()
     expect(page.locator("#dry-run .panel")).to_have_attribute("data-delete", str(mine["delete"]))

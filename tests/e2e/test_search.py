@@ -16,7 +16,9 @@ def _search(page: Any, seeded: dict) -> None:
     page.get_by_role("button", name="Search").click()
 
 
-def test_search_filters_are_in_the_url_and_rows_link_to_runs(page: Any, shot: Any, api: Api, seeded: dict) -> None:
+def test_search_filters_are_in_the_url_and_rows_link_to_runs(
+    page: Any, shot: Any, api: Api, seeded: dict
+) -> None:
     ids = seeded["ids"]
     timeouts = {ids[i] for i, msg in ERRORS.items() if "timeout" in msg}  # independent: what was seeded
     assert len(timeouts) == 2

@@ -47,7 +47,9 @@ def test_server_errors_are_shown_not_swallowed(page: Any, shot: Any, api: Api, s
     expect(page.locator("#runs-summary")).to_have_text("Showing 12 of 12 runs")
 
 
-def test_phone_width_has_no_horizontal_overflow(browser: Any, live: LiveApp, api: Api, seeded: dict, request: Any) -> None:
+def test_phone_width_has_no_horizontal_overflow(
+    browser: Any, live: LiveApp, api: Api, seeded: dict, request: Any
+) -> None:
     page = new_page(browser, live, width=390, height=844)
     shot = Screens(page, request.node.name)
     flow_id, ids = seeded["flow_id"], seeded["ids"]

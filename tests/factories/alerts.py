@@ -59,8 +59,12 @@ def setup_flows(ctx: Context) -> Setup:
 
 
 def body(r: Run) -> dict[str, Any]:
-    llm = {"model": r.model, "duration_ms": r.node_ms, "status": r.node_status, "usage": {
-        "prompt_tokens": 1000, "completion_tokens": 500}}
+    llm = {
+        "model": r.model,
+        "duration_ms": r.node_ms,
+        "status": r.node_status,
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 500},
+    }
     return {
         "flow_id": r.flow_id,
         "status": r.status,
@@ -102,8 +106,15 @@ def generate(s: Setup, start: datetime, n: int, *, seed: int = 7, span_s: int = 
         status = rng.choices(["success", "error", "aborted"], [0.7, 0.25, 0.05])[0]
         node_status = "error" if status == "error" and rng.random() < 0.8 else "success"
         run = Run(
-            s.flows[label], start + timedelta(seconds=rng.uniform(0, span_s)), status, rng.randint(10, 5000),
-            versions[label], rng.choice(["llm_1", "llm_2"]), rng.choice(MODELS), node_status, rng.randint(5, 900),
+            s.flows[label],
+            start + timedelta(seconds=rng.uniform(0, span_s)),
+            status,
+            rng.randint(10, 5000),
+            versions[label],
+            rng.choice(["llm_1", "llm_2"]),
+            rng.choice(MODELS),
+            node_status,
+            rng.randint(5, 900),
         )
         (first if i < n // 2 else second).append(run)
     save(s.ctx, first)

@@ -289,7 +289,9 @@ def test_times_out_of_range_are_skipped_and_other_uuid_spellings_reported(
     lines = {json.loads(line)["id"]: json.loads(line) for line in report.read_text().splitlines()}
     assert set(lines) == set(far) | set(spelled)
     for eid, at in far.items():
-        assert lines[eid]["action"] == "skipped" and lines[eid]["reason"].startswith(f"created_at {at} is not a time")
+        assert lines[eid]["action"] == "skipped" and lines[eid]["reason"].startswith(
+            f"created_at {at} is not a time"
+        )
     for eid, stored_as in spelled.items():
         assert lines[eid] == {
             "id": eid,
@@ -301,7 +303,9 @@ def test_times_out_of_range_are_skipped_and_other_uuid_spellings_reported(
     assert [runs.get_execution(ctx, ADMIN, fid, eid).id for eid in ok] == ok
     # a rerun stores nothing twice and reports the same
     again = importer.import_openwebui(ctx, webui_db.url, report=report)
-    assert again.runs_stored == 0 and set(json.loads(x)["id"] for x in report.read_text().splitlines()) == set(lines)
+    assert again.runs_stored == 0 and set(
+        json.loads(x)["id"] for x in report.read_text().splitlines()
+    ) == set(lines)
 
 
 def test_flows_and_groups_with_bad_json_are_imported_empty_and_reported(
@@ -371,13 +375,17 @@ def test_a_source_that_is_not_open_webuis_is_a_clear_error(ctx: Context, tmp_pat
 
     text = tmp_path / "notes.txt"
     text.write_text("not a database\n" * 100)
-    with pytest.raises(InvalidInput, match=r"notes.txt is not an Open WebUI database .*file is not a database"):
+    with pytest.raises(
+        InvalidInput, match=r"notes.txt is not an Open WebUI database .*file is not a database"
+    ):
         importer.import_openwebui(ctx, f"sqlite:///{text}")
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE t (x)")
     with pytest.raises(InvalidInput, match=r"other.db is not an Open WebUI database .*no such table: user"):
         importer.import_openwebui(ctx, f"sqlite:///{other}")
-    with pytest.raises(UpstreamFailed, match=r"cannot open Open WebUI's database postgresql://u:\*\*\*@") as caught:
+    with pytest.raises(
+        UpstreamFailed, match=r"cannot open Open WebUI's database postgresql://u:\*\*\*@"
+    ) as caught:
         importer.import_openwebui(ctx, "postgresql://u:s3cret@127.0.0.1:1/webui")
     assert "s3cret" not in str(caught.value)
     assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchone()) == (0,)

@@ -236,7 +236,9 @@ class TestGoneFlows:
         grace the job would delete every run. It refuses, and says why."""
         fid = mode.db.add_flow("alice")
         assert within(BOUND_S, lambda: mode.ctx.directory.flow(fid) is not None)
-        r = mode.client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=bearer("alice"))
+        r = mode.client.post(
+            f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=bearer("alice")
+        )
         assert r.status_code == 200
         mode.db.delete_flow(fid)
         assert within(BOUND_S, lambda: mode.ctx.directory.flow(fid) is None)

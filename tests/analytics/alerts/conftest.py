@@ -15,4 +15,6 @@ LOOPBACK = ["127.0.0.1"]
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(db_path=tmp_path / "store.duckdb", webui_secret_key=SECRET, port=0, alert_webhook_allow=LOOPBACK)
+    return Settings(
+        db_path=tmp_path / "store.duckdb", webui_secret_key=SECRET, port=0, alert_webhook_allow=LOOPBACK
+    )

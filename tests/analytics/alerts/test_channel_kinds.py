@@ -44,9 +44,17 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
 @pytest.fixture
 def settings(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Settings:
     return Settings(
-        db_path=tmp_path / "store.duckdb", webui_secret_key=SECRET, port=0, alert_webhook_allow=["127.0.0.1"],
-        smtp_host="127.0.0.1", smtp_port=mailbox[1], smtp_username=SMTP_USER, smtp_password=SMTP_PASSWORD,
-        smtp_from="flowhistory <alerts@example.com>", smtp_timeout_s=5, public_url=PUBLIC_URL,
+        db_path=tmp_path / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        alert_webhook_allow=["127.0.0.1"],
+        smtp_host="127.0.0.1",
+        smtp_port=mailbox[1],
+        smtp_username=SMTP_USER,
+        smtp_password=SMTP_PASSWORD,
+        smtp_from="flowhistory <alerts@example.com>",
+        smtp_timeout_s=5,
+        public_url=PUBLIC_URL,
     )
 
 
@@ -90,7 +98,9 @@ def slack(ctx: Context, url: str) -> repo.Channel:
 
 
 def email(ctx: Context, *recipients: str) -> repo.Channel:
-    return service.create_channel(ctx, OWNER, ChannelCreate(kind="email", name="on-call", recipients=list(recipients)))
+    return service.create_channel(
+        ctx, OWNER, ChannelCreate(kind="email", name="on-call", recipients=list(recipients))
+    )
 
 
 # -- Slack -------------------------------------------------------------------------------------
@@ -112,12 +122,17 @@ def test_slack_gets_a_readable_unsigned_message(env: Env, receiver: Receiver) ->
     assert title["type"] == "section" and "FIRING" in title["text"]["text"]
     fields = {f["text"].split("\n")[0]: f["text"].split("\n")[1] for f in facts["fields"]}
     assert fields == {
-        "*Flow*": "a", "*Change*": "OK → FIRING", "*Value*": "100.0 % (3 runs)", "*Threshold*": "failure rate &gt; 50.0 % over 15m",
+        "*Flow*": "a",
+        "*Change*": "OK → FIRING",
+        "*Value*": "100.0 % (3 runs)",
+        "*Threshold*": "failure rate &gt; 50.0 % over 15m",
     }
     link = f"<{PUBLIC_URL}/#/flows/{env.s.flows['a']}/alerts|Open in flowhistory>"
     assert context["type"] == "context" and context["elements"][-1]["text"] == link
     [d] = env.deliveries(channel)
-    assert d.ok and d.status_code == 200 and d.body == receiver.got[0].body.decode()  # the log keeps what was sent
+    assert (
+        d.ok and d.status_code == 200 and d.body == receiver.got[0].body.decode()
+    )  # the log keeps what was sent
 
 
 def test_slack_is_retried_logged_and_disabled_like_a_webhook(env: Env, receiver: Receiver) -> None:
@@ -125,7 +140,8 @@ def test_slack_is_retried_logged_and_disabled_like_a_webhook(env: Env, receiver:
     channel = slack(env.s.ctx, receiver.url)
     env.fire(channel)
     assert [(d.attempt, d.ok, d.status_code, d.will_retry) for d in env.deliveries(channel)] == [
-        (1, False, 500, True), (2, True, 200, False)
+        (1, False, 500, True),
+        (2, True, 200, False),
     ]
     assert receiver.got[0].body == receiver.got[1].body
     receiver.default = 500  # five failures in a row (the env's limit) disable it
@@ -164,7 +180,10 @@ def test_slack_url_must_be_https_unless_allowed(ctx: Context) -> None:
 def test_email_is_delivered_with_text_and_html(env: Env, mailbox: tuple[Mailbox, int]) -> None:
     box, _ = mailbox
     channel = email(env.s.ctx, "ops@Example.COM", "oncall@example.org", "ops@example.com")
-    assert channel.recipients == ["ops@example.com", "oncall@example.org"]  # the domain folded, duplicates gone
+    assert channel.recipients == [
+        "ops@example.com",
+        "oncall@example.org",
+    ]  # the domain folded, duplicates gone
     env.fire(channel, name="errors <b>up</b>\nBcc: x@evil.example")
     [(sender, to, msg)] = box.got
     assert box.logins == [(SMTP_USER.encode(), SMTP_PASSWORD.encode())]
@@ -198,11 +217,16 @@ def test_failing_smtp_server_is_a_failed_delivery_then_a_retry(
     with caplog.at_level(logging.DEBUG):
         env.fire(channel)
     rows = env.deliveries(channel)
-    assert [(d.attempt, d.ok, d.status_code, d.will_retry) for d in rows] == [(1, False, 451, True), (2, True, 250, False)]
+    assert [(d.attempt, d.ok, d.status_code, d.will_retry) for d in rows] == [
+        (1, False, 451, True),
+        (2, True, 250, False),
+    ]
     assert rows[0].error == "SMTPDataError: SMTP 451"  # the code, not the server's words
     assert len(box.got) == 1
     handler = logging.Formatter()
-    ours = "\n".join(handler.format(r) for r in caplog.records if not r.name.startswith("mail"))  # not the server's
+    ours = "\n".join(
+        handler.format(r) for r in caplog.records if not r.name.startswith("mail")
+    )  # not the server's
     assert SMTP_PASSWORD not in ours and "secret-server-text" not in ours
     assert any(r.name.startswith("mail") for r in caplog.records)  # the capture did see the exchange
 
@@ -228,7 +252,9 @@ def test_email_test_mail(env: Env, mailbox: tuple[Mailbox, int]) -> None:
 def test_refused_recipient_is_a_failed_delivery(env: Env, mailbox: tuple[Mailbox, int]) -> None:
     box, _ = mailbox
 
-    async def refuse(server: Any, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+    async def refuse(
+        server: Any, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
         return "550 5.1.1 no such user"
 
     box.handle_RCPT = refuse  # type: ignore[attr-defined]
@@ -250,10 +276,16 @@ def test_refused_recipient_is_a_failed_delivery(env: Env, mailbox: tuple[Mailbox
         ({"kind": "email", "name": "x", "recipients": ["a@b.c\nBcc: x@y.z"]}, "recipients"),
         ({"kind": "email", "name": "x", "recipients": ["Ops <ops@example.com>"]}, "recipients"),
         ({"kind": "email", "name": "x", "recipients": ["ops@localhost"]}, "recipients"),
-        ({"kind": "email", "name": "x", "recipients": ["ops@example.com"], "url": "https://a.example"}, "url"),
+        (
+            {"kind": "email", "name": "x", "recipients": ["ops@example.com"], "url": "https://a.example"},
+            "url",
+        ),
         ({"kind": "slack", "name": "x"}, "url"),
         ({"kind": "slack", "name": "x", "url": "https://hooks.example.com/x", "secret": "s" * 16}, "secret"),
-        ({"kind": "slack", "name": "x", "url": "https://hooks.example.com/x", "recipients": ["a@b.co"]}, "recipients"),
+        (
+            {"kind": "slack", "name": "x", "url": "https://hooks.example.com/x", "recipients": ["a@b.co"]},
+            "recipients",
+        ),
         ({"name": "x", "url": "https://hooks.example.com/x"}, "secret"),  # webhook: the default kind
         ({"kind": "pager", "name": "x"}, "kind"),
     ],
@@ -275,11 +307,15 @@ def test_email_without_an_smtp_server_is_refused(tmp_path: Path) -> None:
 
 def test_one_tls_mode(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="not both"):
-        Settings(db_path=tmp_path / "s.duckdb", smtp_host="mail.example.com", smtp_ssl=True, smtp_starttls=True)
+        Settings(
+            db_path=tmp_path / "s.duckdb", smtp_host="mail.example.com", smtp_ssl=True, smtp_starttls=True
+        )
 
 
 def test_a_from_address_that_cannot_be_used_is_a_failed_delivery(settings: Settings) -> None:
-    with open_context(settings.model_copy(update={"smtp_from": "alerts@example.com\r\nBcc: x@evil.example"})) as ctx:
+    with open_context(
+        settings.model_copy(update={"smtp_from": "alerts@example.com\r\nBcc: x@evil.example"})
+    ) as ctx:
         setup_flows(ctx)
         d = service.send_test(ctx, OWNER, email(ctx, "ops@example.com").id)
     assert (d.ok, d.error) == (False, "not sent: the mail could not be built (ValueError)")
@@ -288,22 +324,32 @@ def test_a_from_address_that_cannot_be_used_is_a_failed_delivery(settings: Setti
 def test_update_is_checked_against_the_kind(ctx: Context) -> None:
     setup_flows(ctx)
     channel = email(ctx, "ops@example.com")
-    for patch, field_name in (({"url": "https://a.example/x"}, "url"), ({"secret": "s" * 16}, "secret"),
-                              ({"recipients": []}, "recipients"), ({"recipients": ["nope"]}, "recipients")):
+    for patch, field_name in (
+        ({"url": "https://a.example/x"}, "url"),
+        ({"secret": "s" * 16}, "secret"),
+        ({"recipients": []}, "recipients"),
+        ({"recipients": ["nope"]}, "recipients"),
+    ):
         with pytest.raises(InvalidInput) as err:
             service.update_channel(ctx, OWNER, channel.id, ChannelUpdate.model_validate(patch))
         assert err.value.field == field_name
-    changed = service.update_channel(ctx, OWNER, channel.id, ChannelUpdate(recipients=["b@example.com"], name="n"))
+    changed = service.update_channel(
+        ctx, OWNER, channel.id, ChannelUpdate(recipients=["b@example.com"], name="n")
+    )
     assert (changed.recipients, changed.name, changed.kind) == (["b@example.com"], "n", "email")
     assert service.get_channel(ctx, OWNER, channel.id) == changed
-    hook = service.create_channel(ctx, OWNER, ChannelCreate(name="h", url="http://127.0.0.1:9/h", secret="s" * 16))
+    hook = service.create_channel(
+        ctx, OWNER, ChannelCreate(name="h", url="http://127.0.0.1:9/h", secret="s" * 16)
+    )
     with pytest.raises(InvalidInput) as err:
         service.update_channel(ctx, OWNER, hook.id, ChannelUpdate(recipients=["b@example.com"]))
     assert err.value.field == "recipients"
     kept = service.update_channel(ctx, OWNER, hook.id, ChannelUpdate(name="renamed"))
     assert (kept.kind, kept.secret, kept.url) == ("webhook", "s" * 16, "http://127.0.0.1:9/h")
     # a null is "unchanged", as before kinds
-    same = service.update_channel(ctx, OWNER, hook.id, ChannelUpdate.model_validate({"url": None, "secret": None}))
+    same = service.update_channel(
+        ctx, OWNER, hook.id, ChannelUpdate.model_validate({"url": None, "secret": None})
+    )
     assert (same.url, same.secret) == (kept.url, kept.secret)
 
 
@@ -313,9 +359,14 @@ def test_update_is_checked_against_the_kind(ctx: Context) -> None:
 @pytest.mark.parametrize(
     ("metric", "value", "text"),
     [
-        ("failure_rate", 0.25, "25.0 %"), ("p95_duration", 850, "850 ms"), ("p95_duration", 12_340, "12.34 s"),
-        ("p95_duration", 150_000, "2.5 min"), ("cost", 0.01234, "$0.0123"), ("cost", 1234.5, "$1,234.50"),
-        ("error_count", 1234, "1,234"), ("run_count", None, "no data"),
+        ("failure_rate", 0.25, "25.0 %"),
+        ("p95_duration", 850, "850 ms"),
+        ("p95_duration", 12_340, "12.34 s"),
+        ("p95_duration", 150_000, "2.5 min"),
+        ("cost", 0.01234, "$0.0123"),
+        ("cost", 1234.5, "$1,234.50"),
+        ("error_count", 1234, "1,234"),
+        ("run_count", None, "no data"),
     ],
 )
 def test_values_in_the_rules_units(metric: str, value: float | None, text: str) -> None:
@@ -327,15 +378,23 @@ def test_values_in_the_rules_units(metric: str, value: float | None, text: str) 
 
 def test_migration_9_keeps_webhooks_and_disables_other_kinds_on_downgrade(ctx: Context) -> None:
     setup_flows(ctx)
-    hook = service.create_channel(ctx, OWNER, ChannelCreate(name="h", url="http://127.0.0.1:9/h", secret="s" * 16))
+    hook = service.create_channel(
+        ctx, OWNER, ChannelCreate(name="h", url="http://127.0.0.1:9/h", secret="s" * 16)
+    )
     mail = email(ctx, "ops@example.com")
     assert [m.version for m in migrations.downgrade(ctx.store)] == [9]
-    rows = dict(ctx.store.read(lambda c: c.execute(
-        "SELECT id, (enabled, disabled_reason) FROM alert_channels").fetchall()))
+    rows = dict(
+        ctx.store.read(
+            lambda c: c.execute("SELECT id, (enabled, disabled_reason) FROM alert_channels").fetchall()
+        )
+    )
     assert rows[hook.id] == (True, None)
     assert rows[mail.id] == (False, "email channel: disabled by a schema downgrade (webhooks only)")
-    cols = ctx.store.read(lambda c: c.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'alert_channels'").fetchall())
+    cols = ctx.store.read(
+        lambda c: c.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'alert_channels'"
+        ).fetchall()
+    )
     assert {"kind", "config"}.isdisjoint({c[0] for c in cols})
     migrations.upgrade(ctx.store)
     again = {c.id: c for c in ctx.store.read(repo.load_channels)}

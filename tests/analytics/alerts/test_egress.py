@@ -83,8 +83,12 @@ def receiver() -> Iterator[Receiver]:
 
 def _client(tmp_path: Path, allow: list[str]) -> TestClient:
     settings = Settings(
-        db_path=tmp_path / "store.duckdb", webui_secret_key=SECRET, port=0, alert_webhook_allow=allow,
-        scheduler_enabled=False, alert_ingest_trigger=False,
+        db_path=tmp_path / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        alert_webhook_allow=allow,
+        scheduler_enabled=False,
+        alert_ingest_trigger=False,
     )
     return TestClient(create_app(settings))
 
@@ -126,14 +130,18 @@ def _refused_urls(port: int) -> list[str]:
     ]
 
 
-def test_creating_a_channel_to_a_refused_address_is_422_naming_url(strict: TestClient, receiver: Receiver) -> None:
+def test_creating_a_channel_to_a_refused_address_is_422_naming_url(
+    strict: TestClient, receiver: Receiver
+) -> None:
     for url in _refused_urls(receiver.port):
         r = strict.post(CHANNELS, json=_channel(url), headers=bearer("owner"))
         assert r.status_code == 422, (url, r.status_code, r.text)
         detail = r.json()["detail"]
         assert detail.startswith("url: ") and "FLOWHISTORY_ALERT_WEBHOOK_ALLOW" in detail, detail
-        assert any(w in detail for w in ("loopback", "private", "link-local", "shared", "unspecified",
-                                         "multicast", "reserved")), detail
+        assert any(
+            w in detail
+            for w in ("loopback", "private", "link-local", "shared", "unspecified", "multicast", "reserved")
+        ), detail
     assert strict.get(CHANNELS, headers=bearer("owner")).json() == []
     assert receiver.got == []
 
@@ -149,7 +157,9 @@ def test_an_admin_may_not_bypass_it_either(strict: TestClient, receiver: Receive
     assert r.status_code == 422 and r.json()["detail"].startswith("url: 127.0.0.1 is a loopback address")
 
 
-def test_changing_a_channel_to_a_refused_address_is_422_and_keeps_it(tmp_path: Path, receiver: Receiver) -> None:
+def test_changing_a_channel_to_a_refused_address_is_422_and_keeps_it(
+    tmp_path: Path, receiver: Receiver
+) -> None:
     with _client(tmp_path, ["127.0.0.1"]) as c:
         ch = c.post(CHANNELS, json=_channel(receiver.url), headers=bearer("owner")).json()
         for url in ("http://169.254.169.254/latest/meta-data/", "http://[::1]/", "http://10.1.1.1/"):
@@ -210,8 +220,11 @@ def test_redirects_are_not_followed(tmp_path: Path, receiver: Receiver) -> None:
     try:
         with _client(tmp_path, ["127.0.0.1"]) as c:
             ch = c.post(CHANNELS, json=_channel(receiver.url), headers=bearer("owner")).json()
-            for status, location in ((302, "http://169.254.169.254/latest/meta-data/"), (307, second.url),
-                                     (301, f"http://localhost:{second.port}/")):
+            for status, location in (
+                (302, "http://169.254.169.254/latest/meta-data/"),
+                (307, second.url),
+                (301, f"http://localhost:{second.port}/"),
+            ):
                 receiver.status, receiver.headers = status, {"Location": location}
                 out = c.post(f"{CHANNELS}/{ch['id']}/test", headers=bearer("owner")).json()
                 assert out["ok"] is False and out["status_code"] == status
@@ -270,8 +283,10 @@ def test_the_allow_list(allow: list[str], url: str, ok: bool) -> None:
 
 def _resolver(*addresses: str) -> Any:
     def getaddrinfo(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
-        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
-                for a in addresses]
+        return [
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
+        ]
 
     return getaddrinfo
 
@@ -282,7 +297,9 @@ def test_every_address_a_name_resolves_to_must_pass() -> None:
         egress.resolve("http://hooks.example/", [], getaddrinfo=_resolver("8.8.8.8", "10.0.0.7"))
     with pytest.raises(egress.EgressRefused, match="fe80::1 is a link-local"):
         egress.resolve("http://hooks.example/", [], getaddrinfo=_resolver("fe80::1%eth0"))
-    target = egress.resolve("https://Hooks.Example:8443/x?y=1", [], getaddrinfo=_resolver("8.8.4.4", "8.8.8.8"))
+    target = egress.resolve(
+        "https://Hooks.Example:8443/x?y=1", [], getaddrinfo=_resolver("8.8.4.4", "8.8.8.8")
+    )
     assert str(target.url) == "https://8.8.4.4:8443/x?y=1"
     assert (target.host, target.host_header) == ("hooks.example", "hooks.example:8443")
 
@@ -303,9 +320,24 @@ def test_https_to_the_pinned_address_still_sends_the_host_name_as_sni(tmp_path: 
         pytest.skip("localhost does not resolve to 127.0.0.1 first here")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=localhost"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     offered: list[str | None] = []
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

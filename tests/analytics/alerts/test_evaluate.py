@@ -47,8 +47,10 @@ def expected(rule: Rule, flow_id: str, runs: list[Run], now: datetime) -> tuple[
     node_level = rule.node_id is not None or rule.model is not None
     if node_level:
         inside = [
-            r for r in inside
-            if (rule.node_id is None or r.node_id == rule.node_id) and (rule.model is None or r.model == rule.model)
+            r
+            for r in inside
+            if (rule.node_id is None or r.node_id == rule.node_id)
+            and (rule.model is None or r.model == rule.model)
         ]
         errors = sum(r.node_status == "error" for r in inside)
         durations = [float(r.node_ms) for r in inside]
@@ -86,24 +88,81 @@ def test_every_metric_scope_and_window_matches_python(s: Setup) -> None:
     rules = []
     for metric in ("failure_rate", "error_count", "run_count", "p95_duration", "cost"):
         for window in ("15m", "1h", "1d"):
-            rules.append(make_rule(s.ctx, name=f"{metric}-{window}", metric=metric, window=window, flow_id=a,
-                                   threshold=0.9 if metric == "failure_rate" else 1e9))
-            rules.append(make_rule(s.ctx, name="v", metric=metric, window=window, flow_id=a, flow_version=version_b,
-                                   threshold=0.9 if metric == "failure_rate" else 1e9))
-            rules.append(make_rule(s.ctx, name="owned", metric=metric, window=window, owned_by="owner",
-                                   threshold=0.9 if metric == "failure_rate" else 1e9))
+            rules.append(
+                make_rule(
+                    s.ctx,
+                    name=f"{metric}-{window}",
+                    metric=metric,
+                    window=window,
+                    flow_id=a,
+                    threshold=0.9 if metric == "failure_rate" else 1e9,
+                )
+            )
+            rules.append(
+                make_rule(
+                    s.ctx,
+                    name="v",
+                    metric=metric,
+                    window=window,
+                    flow_id=a,
+                    flow_version=version_b,
+                    threshold=0.9 if metric == "failure_rate" else 1e9,
+                )
+            )
+            rules.append(
+                make_rule(
+                    s.ctx,
+                    name="owned",
+                    metric=metric,
+                    window=window,
+                    owned_by="owner",
+                    threshold=0.9 if metric == "failure_rate" else 1e9,
+                )
+            )
             if metric != "cost":
-                rules.append(make_rule(s.ctx, name="node", metric=metric, window=window, flow_id=a,
-                                       node_id="llm_2", threshold=0.9 if metric == "failure_rate" else 1e9))
-                rules.append(make_rule(s.ctx, OTHER, name="model", metric=metric, window=window, flow_id=c,
-                                       model=MODELS[1], threshold=0.9 if metric == "failure_rate" else 1e9))
-                rules.append(make_rule(s.ctx, name="node+model", metric=metric, window=window, owned_by="owner",
-                                       node_id="llm_1", model=MODELS[0],
-                                       threshold=0.9 if metric == "failure_rate" else 1e9))
+                rules.append(
+                    make_rule(
+                        s.ctx,
+                        name="node",
+                        metric=metric,
+                        window=window,
+                        flow_id=a,
+                        node_id="llm_2",
+                        threshold=0.9 if metric == "failure_rate" else 1e9,
+                    )
+                )
+                rules.append(
+                    make_rule(
+                        s.ctx,
+                        OTHER,
+                        name="model",
+                        metric=metric,
+                        window=window,
+                        flow_id=c,
+                        model=MODELS[1],
+                        threshold=0.9 if metric == "failure_rate" else 1e9,
+                    )
+                )
+                rules.append(
+                    make_rule(
+                        s.ctx,
+                        name="node+model",
+                        metric=metric,
+                        window=window,
+                        owned_by="owner",
+                        node_id="llm_1",
+                        model=MODELS[0],
+                        threshold=0.9 if metric == "failure_rate" else 1e9,
+                    )
+                )
     targets = resolve_targets(s.ctx, rules)
     assert len(targets) == 5 * 3 * 2 + 5 * 3 * 2 + 4 * 3 * (1 + 1 + 2)  # owned_by: flows a and b
     checked = 0
-    for now in (start + timedelta(minutes=40), start + timedelta(hours=2, minutes=7), start + timedelta(hours=5)):
+    for now in (
+        start + timedelta(minutes=40),
+        start + timedelta(hours=2, minutes=7),
+        start + timedelta(hours=5),
+    ):
         got = measure(s.ctx, targets, now)
         for t in targets:
             value, n = expected(t.rule, t.flow_id, runs, now)
@@ -123,9 +182,15 @@ def test_one_scan_per_window_and_level(s: Setup) -> None:
     """1,000 rules over 3 windows cost at most 6 queries, not 1,000."""
     generate(s, hour_ago_base(), 200)
     rules = [
-        make_rule(s.ctx, name=f"r{i}", metric=("failure_rate", "p95_duration", "run_count")[i % 3],
-                  window=("15m", "1h", "1d")[i % 3], flow_id=s.flows["a"],
-                  node_id="llm_1" if i % 2 else None, threshold=0.5 if i % 3 == 0 else 100)
+        make_rule(
+            s.ctx,
+            name=f"r{i}",
+            metric=("failure_rate", "p95_duration", "run_count")[i % 3],
+            window=("15m", "1h", "1d")[i % 3],
+            flow_id=s.flows["a"],
+            node_id="llm_1" if i % 2 else None,
+            threshold=0.5 if i % 3 == 0 else 100,
+        )
         for i in range(60)
     ]
     seen: list[str] = []
@@ -145,15 +210,23 @@ def test_one_scan_per_window_and_level(s: Setup) -> None:
 
 def transitions_of(ctx: Context, rule_id: str) -> list[tuple[str, str, str]]:
     rows = ctx.store.read(lambda c: repo.list_transitions(c, rule_ids=[rule_id], flow_ids=None, limit=100))
-    return [(t.transition.from_state.value, t.transition.to_state.value, t.transition.event) for t in reversed(rows)]
+    return [
+        (t.transition.from_state.value, t.transition.to_state.value, t.transition.event)
+        for t in reversed(rows)
+    ]
 
 
 def test_engine_stores_states_and_transitions_with_values(s: Setup) -> None:
     start = hour_ago_base()
     a = s.flows["a"]
-    ok = [Run(a, start + timedelta(minutes=i), "success", 100, "", "llm_1", "model-a", "success", 5) for i in range(10)]
-    bad = [Run(a, start + timedelta(minutes=20 + i), "error", 100, "", "llm_1", "model-a", "error", 5)
-           for i in range(10)]
+    ok = [
+        Run(a, start + timedelta(minutes=i), "success", 100, "", "llm_1", "model-a", "success", 5)
+        for i in range(10)
+    ]
+    bad = [
+        Run(a, start + timedelta(minutes=20 + i), "error", 100, "", "llm_1", "model-a", "error", 5)
+        for i in range(10)
+    ]
     save(s.ctx, ok + bad)
     rule = make_rule(s.ctx, flow_id=a, window="15m", threshold=0.5, recovery_threshold=0.2, min_runs=3)
     engine = AlertEngine(s.ctx)
@@ -176,8 +249,14 @@ def test_engine_stores_states_and_transitions_with_values(s: Setup) -> None:
 def test_owned_by_rule_is_judged_per_flow(s: Setup) -> None:
     start = hour_ago_base()
     a, b = s.flows["a"], s.flows["b"]
-    save(s.ctx, [Run(a, start + timedelta(minutes=i), "error", 100, "", "n", "m", "error", 1) for i in range(5)])
-    save(s.ctx, [Run(b, start + timedelta(minutes=i), "success", 100, "", "n", "m", "success", 1) for i in range(5)])
+    save(
+        s.ctx,
+        [Run(a, start + timedelta(minutes=i), "error", 100, "", "n", "m", "error", 1) for i in range(5)],
+    )
+    save(
+        s.ctx,
+        [Run(b, start + timedelta(minutes=i), "success", 100, "", "n", "m", "success", 1) for i in range(5)],
+    )
     rule = make_rule(s.ctx, owned_by="owner", window="1h")
     AlertEngine(s.ctx).evaluate(start + timedelta(minutes=10))
     states = s.ctx.store.read(lambda c: repo.load_states(c, [rule.id]))
@@ -190,7 +269,10 @@ def test_pause_and_resume_are_transitions(s: Setup) -> None:
 
     start = hour_ago_base()
     a = s.flows["a"]
-    save(s.ctx, [Run(a, start + timedelta(minutes=i), "error", 100, "", "n", "m", "error", 1) for i in range(5)])
+    save(
+        s.ctx,
+        [Run(a, start + timedelta(minutes=i), "error", 100, "", "n", "m", "error", 1) for i in range(5)],
+    )
     rule = make_rule(s.ctx, flow_id=a, window="1h")
     clock = {"now": start + timedelta(minutes=10)}
     alerts = start_alerts(s.ctx, clock=lambda: clock["now"], ingest_trigger=False)
@@ -223,7 +305,10 @@ def test_ingest_triggers_an_evaluation_of_the_touched_flows(s: Setup) -> None:
     alerts = start_alerts(s.ctx, clock=lambda: clock["now"], ingest_trigger=True)
     try:
         assert s.ctx.ingest_listeners == [alerts.engine.on_ingest]
-        save(s.ctx, [Run(a, start + timedelta(minutes=i), "error", 100, "", "n", "m", "error", 1) for i in range(4)])
+        save(
+            s.ctx,
+            [Run(a, start + timedelta(minutes=i), "error", 100, "", "n", "m", "error", 1) for i in range(4)],
+        )
         assert alerts.engine.wait_trigger_idle(30)
         assert transitions_of(s.ctx, rule_a.id) == [("OK", "FIRING", "firing")]
         assert alerts.engine.last_trigger is not None and alerts.engine.last_trigger["targets"] == 1

@@ -25,11 +25,18 @@ def settle(env: Env) -> None:
 
 
 def successes(env: Env, at: datetime, n: int, flow: str = "a") -> None:
-    save(env.s.ctx, [Run(env.s.flows[flow], at + timedelta(seconds=i), "success", 1, "", "n", "m", "success", 1)
-                     for i in range(n)])
+    save(
+        env.s.ctx,
+        [
+            Run(env.s.flows[flow], at + timedelta(seconds=i), "success", 1, "", "n", "m", "success", 1)
+            for i in range(n)
+        ],
+    )
 
 
-def test_a_silenced_firing_is_recorded_not_sent_then_sent_when_the_silence_ends(env: Env, receiver: Receiver) -> None:
+def test_a_silenced_firing_is_recorded_not_sent_then_sent_when_the_silence_ends(
+    env: Env, receiver: Receiver
+) -> None:
     start = env.clock["now"]
     errors(env.s, start, 6)
     rule = make_rule(env.s.ctx, flow_id=env.s.flows["a"], window="1h", channel_ids=[env.channel.id])
@@ -43,7 +50,11 @@ def test_a_silenced_firing_is_recorded_not_sent_then_sent_when_the_silence_ends(
     assert (t.transition.to_state.value, t.transition.silenced_by) == ("FIRING", sid)  # evaluation went on
     [held] = env.deliveries()
     assert (held.ok, held.attempt, held.error, held.event, held.transition_id) == (
-        False, 0, f"silenced by {sid}", "firing", t.id
+        False,
+        0,
+        f"silenced by {sid}",
+        "firing",
+        t.id,
     )
     assert env.channel_now().consecutive_failures == 0  # a held-back notification is no failure
 
@@ -72,7 +83,10 @@ def test_a_flow_silence_mutes_every_rule_on_that_flow_only(env: Env, receiver: R
     settle(env)
     assert (out["transitions"], out["notifications"], out["silenced"]) == (2, 1, 1)
     assert [p["flow_id"] for p in receiver.payloads()] == [env.s.flows["b"]]
-    by_flow = {t.flow_id: t.transition.silenced_by for t in service.list_transitions(env.s.ctx, OWNER, rule_id=rule.id)}
+    by_flow = {
+        t.flow_id: t.transition.silenced_by
+        for t in service.list_transitions(env.s.ctx, OWNER, rule_id=rule.id)
+    }
     assert by_flow == {env.s.flows["a"]: sid, env.s.flows["b"]: None}
 
 
@@ -80,7 +94,9 @@ def test_fired_and_recovered_inside_a_silence_tells_nothing_after(env: Env, rece
     start = env.clock["now"]
     errors(env.s, start, 3)
     successes(env, start + timedelta(minutes=20), 10)
-    rule = make_rule(env.s.ctx, flow_id=env.s.flows["a"], window="15m", no_data="ok", channel_ids=[env.channel.id])
+    rule = make_rule(
+        env.s.ctx, flow_id=env.s.flows["a"], window="15m", no_data="ok", channel_ids=[env.channel.id]
+    )
     silence(env, 30, now=start, rule_id=rule.id)
     env.evaluate(start + timedelta(minutes=5))  # FIRING, held back
     env.evaluate(start + timedelta(minutes=25))  # OK again, held back
@@ -89,14 +105,19 @@ def test_fired_and_recovered_inside_a_silence_tells_nothing_after(env: Env, rece
     assert receiver.got == []
     events = [t.transition.event for t in service.list_transitions(env.s.ctx, OWNER, rule_id=rule.id)]
     assert events == ["resolved", "firing"]  # the history still shows what happened
-    assert [d.error is not None and d.error.startswith("silenced by") for d in env.deliveries()] == [True, True]
+    assert [d.error is not None and d.error.startswith("silenced by") for d in env.deliveries()] == [
+        True,
+        True,
+    ]
 
 
 def test_a_resolution_held_back_is_sent_when_the_silence_ends(env: Env, receiver: Receiver) -> None:
     start = env.clock["now"]
     errors(env.s, start, 3)
     successes(env, start + timedelta(minutes=20), 10)
-    rule = make_rule(env.s.ctx, flow_id=env.s.flows["a"], window="15m", no_data="ok", channel_ids=[env.channel.id])
+    rule = make_rule(
+        env.s.ctx, flow_id=env.s.flows["a"], window="15m", no_data="ok", channel_ids=[env.channel.id]
+    )
     env.evaluate(start + timedelta(minutes=5))  # FIRING, sent
     silence(env, 20, now=start + timedelta(minutes=10), rule_id=rule.id)
     env.evaluate(start + timedelta(minutes=25))  # OK, held back
@@ -105,7 +126,9 @@ def test_a_resolution_held_back_is_sent_when_the_silence_ends(env: Env, receiver
     env.evaluate(start + timedelta(minutes=35))  # after the silence: they last heard "firing"
     settle(env)
     got = sorted(receiver.payloads(), key=lambda p: p["occurred_at"])
-    assert [(p["event"], p["state"], p["reason"]) for p in got][1:] == [("resolved", "OK", "OK when the silence ended")]
+    assert [(p["event"], p["state"], p["reason"]) for p in got][1:] == [
+        ("resolved", "OK", "OK when the silence ended")
+    ]
 
 
 def test_expiring_a_silence_resumes_delivery(env: Env, receiver: Receiver) -> None:
@@ -126,7 +149,12 @@ def test_expiring_a_silence_resumes_delivery(env: Env, receiver: Receiver) -> No
 
 def test_an_aware_time_is_stored_as_naive_utc() -> None:
     form = SilenceCreate.model_validate(
-        {"flow_id": "f", "starts_at": "2030-01-01T12:00:00+02:00", "ends_at": "2030-01-01T13:30:00-01:00", "comment": "x"}
+        {
+            "flow_id": "f",
+            "starts_at": "2030-01-01T12:00:00+02:00",
+            "ends_at": "2030-01-01T13:30:00-01:00",
+            "comment": "x",
+        }
     )
     assert form.starts_at == datetime(2030, 1, 1, 10, 0)
     assert form.ends_at == datetime(2030, 1, 1, 14, 30)

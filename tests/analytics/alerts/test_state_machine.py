@@ -128,9 +128,18 @@ def test_every_change_is_a_transition_with_its_values() -> None:
     [t0, t1, t2] = [s.transition for s in steps]
     assert t0 is not None and (t0.from_state, t0.to_state, t0.event) == (State.OK, State.PENDING, "pending")
     assert (t0.value, t0.runs, t0.threshold) == (0.6, 10, 0.5)
-    assert t1 is not None and (t1.from_state, t1.to_state, t1.event) == (State.PENDING, State.FIRING, "firing")
+    assert t1 is not None and (t1.from_state, t1.to_state, t1.event) == (
+        State.PENDING,
+        State.FIRING,
+        "firing",
+    )
     assert (t1.value, t1.runs) == (0.7, 12)
-    assert t2 is not None and (t2.to_state, t2.event, t2.value, t2.threshold) == (State.OK, "resolved", 0.1, 0.2)
+    assert t2 is not None and (t2.to_state, t2.event, t2.value, t2.threshold) == (
+        State.OK,
+        "resolved",
+        0.1,
+        0.2,
+    )
     assert [s.notify for s in steps] == [None, "firing", "resolved"]
 
 
@@ -142,8 +151,10 @@ def test_no_transition_when_nothing_changes() -> None:
 
 
 def test_renotify_while_firing() -> None:
-    steps = run(rule(renotify_every=600), [(0, 0.6, 10), (300, 0.6, 10), (600, 0.6, 10), (900, 0.6, 10),
-                                          (1200, 0.6, 10)])
+    steps = run(
+        rule(renotify_every=600),
+        [(0, 0.6, 10), (300, 0.6, 10), (600, 0.6, 10), (900, 0.6, 10), (1200, 0.6, 10)],
+    )
     assert [s.notify for s in steps] == ["firing", None, "firing", None, "firing"]
     assert [s.renotify for s in steps] == [False, False, True, False, True]
     assert all(s.transition is None for s in steps[1:])

@@ -97,10 +97,13 @@ class Env:
 def make_env(ctx: Context, receiver: Receiver, **dispatch: Any) -> Env:
     s = setup_flows(ctx)
     clock = {"now": hour_ago_base()}
-    settings = DispatchSettings(**{"backoff_s": 0.05, "max_attempts": 5, "max_failures": 3, "timeout_s": 5,
-                                   **dispatch})
+    settings = DispatchSettings(
+        **{"backoff_s": 0.05, "max_attempts": 5, "max_failures": 3, "timeout_s": 5, **dispatch}
+    )
     alerts = start_alerts(ctx, clock=lambda: clock["now"], dispatch=settings, ingest_trigger=False)
-    channel = service.create_channel(ctx, OWNER, service.ChannelCreate(name="hook", url=receiver.url, secret=SECRET))
+    channel = service.create_channel(
+        ctx, OWNER, service.ChannelCreate(name="hook", url=receiver.url, secret=SECRET)
+    )
     return Env(s, alerts, clock, channel)
 
 
@@ -114,8 +117,13 @@ def env(ctx: Context, receiver: Receiver) -> Iterator[Env]:
 
 
 def errors(s: Setup, start: datetime, n: int, flow: str = "a") -> None:
-    save(s.ctx, [Run(s.flows[flow], start + timedelta(seconds=i), "error", 100, "", "n", "m", "error", 1)
-                 for i in range(n)])
+    save(
+        s.ctx,
+        [
+            Run(s.flows[flow], start + timedelta(seconds=i), "error", 100, "", "n", "m", "error", 1)
+            for i in range(n)
+        ],
+    )
 
 
 def test_firing_and_resolved_are_signed_json(env: Env, receiver: Receiver) -> None:
@@ -139,7 +147,11 @@ def test_firing_and_resolved_are_signed_json(env: Env, receiver: Receiver) -> No
     assert fired["flow_id"] == env.s.flows["a"] and fired["rule"]["id"] == rule.id
     assert fired["rule"]["metric"] == "failure_rate" and fired["rule"]["window_s"] == 900
     assert fired["occurred_at"] == (start + timedelta(minutes=5)).isoformat() + "Z"
-    [stored] = [t for t in service.list_transitions(env.s.ctx, OWNER, rule_id=rule.id) if t.transition.event == "firing"]
+    [stored] = [
+        t
+        for t in service.list_transitions(env.s.ctx, OWNER, rule_id=rule.id)
+        if t.transition.event == "firing"
+    ]
     assert fired["transition_id"] == stored.id
     assert no_data["event"] == "no_data" and no_data["previous_state"] == "FIRING" and no_data["runs"] == 0
     assert [(d.attempt, d.ok, d.status_code) for d in env.deliveries()] == [(1, True, 200), (1, True, 200)]
@@ -148,8 +160,23 @@ def test_firing_and_resolved_are_signed_json(env: Env, receiver: Receiver) -> No
 def test_resolved_is_sent(env: Env, receiver: Receiver) -> None:
     start = env.clock["now"]
     errors(env.s, start, 3)
-    save(env.s.ctx, [Run(env.s.flows["a"], start + timedelta(minutes=20, seconds=i), "success", 1, "", "n", "m",
-                         "success", 1) for i in range(5)])
+    save(
+        env.s.ctx,
+        [
+            Run(
+                env.s.flows["a"],
+                start + timedelta(minutes=20, seconds=i),
+                "success",
+                1,
+                "",
+                "n",
+                "m",
+                "success",
+                1,
+            )
+            for i in range(5)
+        ],
+    )
     make_rule(env.s.ctx, flow_id=env.s.flows["a"], window="15m", channel_ids=[env.channel.id])
     env.evaluate(start + timedelta(minutes=5))
     env.evaluate(start + timedelta(minutes=25))
@@ -173,7 +200,9 @@ def test_retries_with_backoff_until_accepted(env: Env, receiver: Receiver) -> No
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # backoff 0.05 s, doubled
     rows = env.deliveries()
     assert [(d.attempt, d.ok, d.status_code, d.will_retry) for d in rows] == [
-        (1, False, 500, True), (2, False, 500, True), (3, True, 200, False)
+        (1, False, 500, True),
+        (2, False, 500, True),
+        (3, True, 200, False),
     ]
     assert len({d.notification_id for d in rows}) == 1
     ch = env.channel_now()
@@ -189,7 +218,10 @@ def test_gives_up_after_max_attempts(ctx: Context, receiver: Receiver) -> None:
         make_rule(e.s.ctx, flow_id=e.s.flows["a"], window="15m", channel_ids=[e.channel.id])
         e.evaluate(start + timedelta(minutes=5))
         assert e.alerts.dispatcher.wait_idle(30)
-        assert [(d.attempt, d.status_code, d.will_retry) for d in e.deliveries()] == [(1, 503, True), (2, 503, False)]
+        assert [(d.attempt, d.status_code, d.will_retry) for d in e.deliveries()] == [
+            (1, 503, True),
+            (2, 503, False),
+        ]
         assert e.channel_now().consecutive_failures == 2 and e.channel_now().enabled
     finally:
         stop_alerts(ctx)
@@ -252,7 +284,9 @@ def test_evaluate_now_sends_the_webhooks_before_it_returns(ctx: Context, receive
     s = setup_flows(ctx)
     now = ctx.store.read(lambda c: c.execute("SELECT now()::TIMESTAMP").fetchall()[0][0])
     errors(s, now - timedelta(minutes=5), 4)
-    channel = service.create_channel(ctx, OWNER, service.ChannelCreate(name="hook", url=receiver.url, secret=SECRET))
+    channel = service.create_channel(
+        ctx, OWNER, service.ChannelCreate(name="hook", url=receiver.url, secret=SECRET)
+    )
     make_rule(ctx, flow_id=s.flows["a"], window="1h", channel_ids=[channel.id])
     listeners = list(ctx.ingest_listeners)
     out = evaluate_now(ctx)

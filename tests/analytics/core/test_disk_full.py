@@ -252,7 +252,9 @@ def test_a_read_right_after_the_database_is_invalidated_waits_for_the_reopen(
         caplog.set_level(logging.ERROR)
         with pytest.raises(Exception, match=r"(?i)fatal|invalidated"):
             store.read(fatal_checkpoint)
-        assert store.read(lambda c: c.execute("SELECT count(*), sum(i) FROM t").fetchall()) == [(100, sum(range(100)))]
+        assert store.read(lambda c: c.execute("SELECT count(*), sum(i) FROM t").fetchall()) == [
+            (100, sum(range(100)))
+        ]
         store.write(lambda c: c.execute("INSERT INTO t VALUES (100)"))
         assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(101,)]
     finally:

@@ -49,7 +49,11 @@ class MotoServer:
         import boto3
 
         s3 = boto3.client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id=KEY, aws_secret_access_key=KEY, region_name="us-east-1"
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=KEY,
+            aws_secret_access_key=KEY,
+            region_name="us-east-1",
         )
         s3.create_bucket(Bucket=name)
 

@@ -35,7 +35,9 @@ def nothing_found(root: Path, flow: str | None) -> None:
         assert search.search_executions(ctx, EXPORT_READER, limit=10).total == 0
         if flow is None:
             return
-        assert sum(r["runs"] for r in trends.flow_trend(ctx, EXPORT_READER, flow, QUERY).rows.to_pylist()) == 0
+        assert (
+            sum(r["runs"] for r in trends.flow_trend(ctx, EXPORT_READER, flow, QUERY).rows.to_pylist()) == 0
+        )
         assert history.get_stats(ctx, EXPORT_READER, flow).total_executions == 0
 
 

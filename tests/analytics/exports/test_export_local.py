@@ -214,6 +214,6 @@ def test_trimmed_payloads_reach_the_export(ctx: Context, root: Path) -> None:
         )
     )
     assert run_export(ctx)["days_rewritten"] == 1
-    assert read(root, f"SELECT inputs, outputs, node_results, execution_time FROM t WHERE id = '{ids[1]}'") == [
-        (None, None, None, 101)
-    ]
+    assert read(
+        root, f"SELECT inputs, outputs, node_results, execution_time FROM t WHERE id = '{ids[1]}'"
+    ) == [(None, None, None, 101)]

@@ -56,20 +56,31 @@ def s3ctx(tmp_path: Path, moto: MotoServer, bucket: str) -> Iterator[Context]:
 
 def s3fs(endpoint: str) -> pafs.S3FileSystem:
     return pafs.S3FileSystem(
-        access_key=KEY, secret_key=KEY, endpoint_override=endpoint.removeprefix("http://"), scheme="http",
+        access_key=KEY,
+        secret_key=KEY,
+        endpoint_override=endpoint.removeprefix("http://"),
+        scheme="http",
         region="us-east-1",
     )
 
 
 def exported_ids(endpoint: str, bucket: str, table: str = "executions", column: str = "id") -> list[str]:
     dataset = ds.dataset(
-        f"{bucket}/flowhistory/exports/{table}", filesystem=s3fs(endpoint), format="parquet", partitioning="hive"
+        f"{bucket}/flowhistory/exports/{table}",
+        filesystem=s3fs(endpoint),
+        format="parquet",
+        partitioning="hive",
     )
     return sorted(dataset.to_table(columns=[column]).column(column).to_pylist())
 
 
 def store_ids(ctx: Context) -> list[str]:
-    return [r[0] for r in ctx.store.read(lambda c: c.execute("SELECT id::VARCHAR FROM executions ORDER BY 1").fetchall())]
+    return [
+        r[0]
+        for r in ctx.store.read(
+            lambda c: c.execute("SELECT id::VARCHAR FROM executions ORDER BY 1").fetchall()
+        )
+    ]
 
 
 def keys(endpoint: str, bucket: str) -> list[str]:
@@ -77,7 +88,9 @@ def keys(endpoint: str, bucket: str) -> list[str]:
     return sorted(i.path for i in s3fs(endpoint).get_file_info(selector) if i.type == pafs.FileType.File)
 
 
-def test_export_to_s3_incremental_deletes_and_compaction(s3ctx: Context, moto: MotoServer, bucket: str) -> None:
+def test_export_to_s3_incremental_deletes_and_compaction(
+    s3ctx: Context, moto: MotoServer, bucket: str
+) -> None:
     ctx = s3ctx
     flow = seed_flow(ctx)
     ids = add_runs(ctx, flow, DAYS, 5)
@@ -109,7 +122,9 @@ def test_export_to_s3_incremental_deletes_and_compaction(s3ctx: Context, moto: M
     assert status["tables"]["executions"]["rows"] == len(store_ids(ctx))
 
 
-def test_s3_down_is_reported_and_the_next_cycle_catches_up(s3ctx: Context, moto: MotoServer, bucket: str) -> None:
+def test_s3_down_is_reported_and_the_next_cycle_catches_up(
+    s3ctx: Context, moto: MotoServer, bucket: str
+) -> None:
     ctx = s3ctx
     flow = seed_flow(ctx)
     ids = add_runs(ctx, flow, DAYS, 3)
@@ -128,7 +143,9 @@ def test_s3_down_is_reported_and_the_next_cycle_catches_up(s3ctx: Context, moto:
     assert status["ok"] is True and status["error"] is None and status["failures_since_ok"] == 0
 
 
-def test_a_server_failing_mid_cycle_publishes_only_whole_files(s3ctx: Context, moto: MotoServer, bucket: str) -> None:
+def test_a_server_failing_mid_cycle_publishes_only_whole_files(
+    s3ctx: Context, moto: MotoServer, bucket: str
+) -> None:
     ctx = s3ctx
     proxy = FailingProxy(moto.port)
     try:

@@ -52,7 +52,9 @@ def test_an_empty_export_answers_zero_rows(empty_export: Path) -> None:
     assert r.row_count == 0 and [c.name for c in r.columns] == ["status", "n"]
 
 
-def test_empty_views_have_the_columns_and_types_of_the_real_ones(empty_export: Path, exported: Exported) -> None:
+def test_empty_views_have_the_columns_and_types_of_the_real_ones(
+    empty_export: Path, exported: Exported
+) -> None:
     declared = json.loads((exported.root / "_schema.json").read_text())["tables"]
     for table in TABLES:
         real = describe(exported.root, table)

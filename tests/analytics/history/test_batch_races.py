@@ -97,7 +97,9 @@ def test_ids_stored_meanwhile_are_refused_as_existing_and_the_rest_stored(
         for r in refused[name]:
             assert r.detail is not None and r.detail.endswith("already exists"), r.detail
     assert sorted(len(refused[name]) for name in batches) == [0, 10]
-    rows = ctx.store.read(lambda c: c.execute("SELECT count(*), count(DISTINCT id) FROM executions").fetchone())
+    rows = ctx.store.read(
+        lambda c: c.execute("SELECT count(*), count(DISTINCT id) FROM executions").fetchone()
+    )
     assert rows == (30, 30)
     # the counters the stats answer from count each run once
     assert ctx.counters.stats("flow-1").total_executions == 30

@@ -63,7 +63,9 @@ def test_one_error_of_a_node_is_one_signature_whatever_its_model(ctx: Context, f
         message = f"Rate limit reached for {model} after {ms} ms (request req_{i}x9a)"
         nodes = {"llm_1": {"modelId": model, "content": ""}}
         runs.append(
-            _run(flow_id, end - timedelta(hours=i + 1), status="error", nodes=nodes, errors={"llm_1": message})
+            _run(
+                flow_id, end - timedelta(hours=i + 1), status="error", nodes=nodes, errors={"llm_1": message}
+            )
         )
     # a run-level error: the models of the run's nodes are folded, any other name is kept
     down = {"global": "gpt-4o-mini is down"}

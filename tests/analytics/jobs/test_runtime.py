@@ -104,7 +104,13 @@ def test_one_alert_engine_per_context(qctx: Context) -> None:
 def _errors(ctx: Context, flow_id: str, n: int) -> None:
     """n failed runs in the last minutes: inside a 1h window of the real clock."""
     start = ingest.utc_now() - timedelta(minutes=10)
-    save(ctx, [Run(flow_id, start + timedelta(seconds=i), "error", 100, "", "n", "m", "error", 1) for i in range(n)])
+    save(
+        ctx,
+        [
+            Run(flow_id, start + timedelta(seconds=i), "error", 100, "", "n", "m", "error", 1)
+            for i in range(n)
+        ],
+    )
 
 
 def _transitions(ctx: Context, rule_id: str) -> list[tuple[str, str]]:

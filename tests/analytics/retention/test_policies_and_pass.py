@@ -80,7 +80,9 @@ def test_every_rule_matches_an_independent_computation(world: tuple[Context, dic
     )
     names = [c[0] for c in cols if c[0] != "id"]
     heavy = {"inputs", "outputs", "node_results", "outputs_same"}
-    order = [n for n in names if n not in {"inputs", "outputs", "node_results", "errors", "meta", "replay_of"}]
+    order = [
+        n for n in names if n not in {"inputs", "outputs", "node_results", "errors", "meta", "replay_of"}
+    ]
     order += ["inputs", "outputs", "node_results", "errors", "meta", "replay_of"]
     for i in want_trim:
         for name, old, new in zip(order, before[i], after[i], strict=True):
@@ -94,14 +96,20 @@ def test_every_rule_matches_an_independent_computation(world: tuple[Context, dic
             assert after[r.id] == before[r.id]
     # archived: every removed run of flows whose policy archives, none of flow c's
     archived_flows = {f["flow_id"] for f in summary["flows"] if f["deleted"] or f["trimmed"]} - {ids["c"]}
-    n_archived = sum(1 for r in made if r.flow_id in archived_flows and (r.id in want_delete or r.id in want_trim))
+    n_archived = sum(
+        1 for r in made if r.flow_id in archived_flows and (r.id in want_delete or r.id in want_trim)
+    )
     assert summary["archived"] == n_archived
     # counters equal the table, for every flow and for a reader who sees only their own runs
     for fid in ids.values():
         s = history.get_stats(ctx, OWNER, fid)
-        assert (s.total_executions, s.success_count, s.error_count, s.aborted_count, s.avg_execution_time) == (
-            _counts(ctx, fid)
-        )
+        assert (
+            s.total_executions,
+            s.success_count,
+            s.error_count,
+            s.aborted_count,
+            s.avg_execution_time,
+        ) == (_counts(ctx, fid))
     other = ctx.counters.stats(ids["a"], only_user="other").total_executions
     assert other == sum(1 for i in after if before[i][0] == ids["a"] and before[i][1] == "other")
     # a second pass at the same moment has nothing left to do
@@ -191,7 +199,9 @@ def test_one_pass_at_a_time(ctx: Context) -> None:
             apply.run_retention(ctx, now=NOW)
 
 
-def test_archive_lands_in_the_export_layout(world: tuple[Context, dict[str, str], list], tmp_path: Path) -> None:
+def test_archive_lands_in_the_export_layout(
+    world: tuple[Context, dict[str, str], list], tmp_path: Path
+) -> None:
     ctx, _, _ = world
     _set(ctx, {"*": Policy(max_age_days=50)})
     summary = apply.run_retention(ctx, now=NOW, compact=False)

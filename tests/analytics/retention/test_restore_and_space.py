@@ -128,7 +128,9 @@ def test_deleting_most_runs_shrinks_the_file(ctx: Context) -> None:
     made = generate(ctx, list(ids.values()), 8000, days=100, pad=6000)
     ctx.store.read(lambda c: c.execute("CHECKPOINT").fetchall())
     nodes_before = ctx.store.read(
-        lambda c: c.execute("SELECT count(*) FROM execution_nodes WHERE created_at >= ?", [NOW - timedelta(days=10)])
+        lambda c: c.execute(
+            "SELECT count(*) FROM execution_nodes WHERE created_at >= ?", [NOW - timedelta(days=10)]
+        )
     ).fetchall()[0][0]
     size_before = reclaim_space.store_bytes(ctx.store.path)
     policies.set_policy(ctx, ADMIN, Policy(max_age_days=10))
@@ -144,12 +146,18 @@ def test_deleting_most_runs_shrinks_the_file(ctx: Context) -> None:
         return ctx.store.read(lambda c: c.execute(sql).fetchall())
 
     assert q("SELECT count(*) FROM execution_nodes")[0][0] == nodes_before
-    assert q("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'executions'") == [("executions_flow_id",)]
-    kinds = {r[0] for r in q("SELECT constraint_type FROM duckdb_constraints() WHERE table_name = 'executions'")}
+    assert q("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'executions'") == [
+        ("executions_flow_id",)
+    ]
+    kinds = {
+        r[0] for r in q("SELECT constraint_type FROM duckdb_constraints() WHERE table_name = 'executions'")
+    }
     assert {"PRIMARY KEY", "CHECK", "NOT NULL"} <= kinds
     some = q("SELECT id::VARCHAR FROM executions LIMIT 1")[0][0]
     with pytest.raises(duckdb.ConstraintException):
-        ctx.store.write(lambda c: c.execute("INSERT INTO executions SELECT * FROM executions WHERE id = ?", [some]))
+        ctx.store.write(
+            lambda c: c.execute("INSERT INTO executions SELECT * FROM executions WHERE id = ?", [some])
+        )
     with pytest.raises(duckdb.ConstraintException):
         ctx.store.write(lambda c: c.execute("UPDATE executions SET status = 'nope' WHERE id = ?", [some]))
     from analytics.history import ingest

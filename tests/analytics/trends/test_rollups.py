@@ -36,7 +36,9 @@ def _runs(fid: str, rng: random.Random, days: range, per_day: int) -> list[dict[
                     "status": status,
                     "execution_time": int(rng.lognormvariate(7, 1.2)) if i % 17 else 0,
                     "created_at": (DAY0 + timedelta(days=d, seconds=rng.randrange(86400))).isoformat(),
-                    "node_results": {"model_1739905519876_k3j9x2abq": {"modelId": "gpt-4o-mini", "text": "x" * i}},
+                    "node_results": {
+                        "model_1739905519876_k3j9x2abq": {"modelId": "gpt-4o-mini", "text": "x" * i}
+                    },
                 }
             )
     return out
@@ -59,7 +61,13 @@ def big(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def _query(**kw: Any) -> MetricsQuery:
     return MetricsQuery.model_validate(
-        {"measures": list(trends.Measure), "start": DAY0 + timedelta(days=11), "end": END, "bucket": "day", **kw}
+        {
+            "measures": list(trends.Measure),
+            "start": DAY0 + timedelta(days=11),
+            "end": END,
+            "bucket": "day",
+            **kw,
+        }
     )
 
 
@@ -184,7 +192,9 @@ def test_a_write_that_bypasses_invalidation_is_caught_by_the_refresh(
     ctx: Context, big: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx.store.write(
-        lambda c: c.execute("DELETE FROM executions WHERE flow_id = ? AND created_at::DATE = '2026-04-14'", [big])
+        lambda c: c.execute(
+            "DELETE FROM executions WHERE flow_id = ? AND created_at::DATE = '2026-04-14'", [big]
+        )
     )
     result = rollups.refresh(ctx, today=TODAY)
     assert result["disagreeing_rebuilt"] == 1
@@ -198,14 +208,22 @@ def test_small_scopes_partial_days_and_hour_buckets_stay_exact(
     monkeypatch.setattr(trends, "ROLLUP_MIN_RUNS", 10**9)
     assert not trends.metrics(ctx, ADMIN, _query(filter={"flow_id": {"any_": [big]}})).percentiles_approximate
     monkeypatch.setattr(trends, "ROLLUP_MIN_RUNS", 1)
-    assert not trends.metrics(ctx, ADMIN, _query(start=DAY0 + timedelta(days=3, hours=5))).percentiles_approximate
-    assert not trends.metrics(ctx, ADMIN, _query(bucket="hour", start=END - timedelta(days=3))).percentiles_approximate
-    assert not trends.metrics(ctx, ADMIN, _query(filter={"execution_time": {"ge_": 10}})).percentiles_approximate
+    assert not trends.metrics(
+        ctx, ADMIN, _query(start=DAY0 + timedelta(days=3, hours=5))
+    ).percentiles_approximate
+    assert not trends.metrics(
+        ctx, ADMIN, _query(bucket="hour", start=END - timedelta(days=3))
+    ).percentiles_approximate
+    assert not trends.metrics(
+        ctx, ADMIN, _query(filter={"execution_time": {"ge_": 10}})
+    ).percentiles_approximate
     # an admin's query over every flow may use them
     assert trends.metrics(ctx, ADMIN, _query()).percentiles_approximate
 
 
-def test_a_reader_who_sees_only_own_runs_gets_the_exact_path(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_reader_who_sees_only_own_runs_gets_the_exact_path(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
     owner = Viewer("owner", "user")
     from analytics.access import users
 
@@ -236,7 +254,9 @@ def test_refresh_on_an_empty_store_starts_today(ctx: Context) -> None:
     assert ctx.rollup_state.until == TODAY
 
 
-def test_a_zoned_trend_never_reads_the_utc_rollups(ctx: Context, big: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_zoned_trend_never_reads_the_utc_rollups(
+    ctx: Context, big: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rollups are per UTC day: a day bucket at Berlin's midnights must come from the runs."""
     monkeypatch.setattr(trends, "ROLLUP_MIN_RUNS", 1)
     assert trends.metrics(ctx, ADMIN, _query()).percentiles_approximate  # UTC: the rollups answer

@@ -28,7 +28,15 @@ START = datetime(2025, 3, 10)  # a Monday
 END = datetime(2025, 3, 20)
 GAP = (datetime(2025, 3, 14), datetime(2025, 3, 17))  # no runs: empty buckets in the middle
 MODELS = ("gpt-4o-mini", "gpt-4o")
-NULLABLE = {"failure_rate", "avg_duration", "p50_duration", "p90_duration", "p95_duration", "p99_duration", "cost"}
+NULLABLE = {
+    "failure_rate",
+    "avg_duration",
+    "p50_duration",
+    "p90_duration",
+    "p95_duration",
+    "p99_duration",
+    "cost",
+}
 
 
 @dataclass

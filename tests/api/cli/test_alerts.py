@@ -26,8 +26,13 @@ def test_list_evaluate_transitions(tmp_path: Path) -> None:
         s = setup_flows(ctx)
         now = ctx.store.read(lambda c: c.execute("SELECT now()::TIMESTAMP").fetchall()[0][0])
         a = s.flows["a"]
-        save(ctx, [Run(a, now - timedelta(minutes=5, seconds=i), "error", 10, "", "n", "m", "error", 1)
-                   for i in range(4)])
+        save(
+            ctx,
+            [
+                Run(a, now - timedelta(minutes=5, seconds=i), "error", 10, "", "n", "m", "error", 1)
+                for i in range(4)
+            ],
+        )
         rule = make_rule(ctx, name="cli-rule", flow_id=a, window="1h")
     runner = CliRunner()
     out = runner.invoke(app, ["alerts", "evaluate", "--db", str(db)], env=ENV)
@@ -36,4 +41,9 @@ def test_list_evaluate_transitions(tmp_path: Path) -> None:
     out = runner.invoke(app, ["alerts", "list", "--db", str(db)], env=ENV)
     assert out.exit_code == 0 and "cli-rule" in out.output and "FIRING" in out.output
     out = runner.invoke(app, ["alerts", "transitions", "--rule", rule.id, "--db", str(db)], env=ENV)
-    assert out.exit_code == 0 and "OK" in out.output and "FIRING" in out.output and "failure_rate 1" in out.output
+    assert (
+        out.exit_code == 0
+        and "OK" in out.output
+        and "FIRING" in out.output
+        and "failure_rate 1" in out.output
+    )

@@ -112,7 +112,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     base = tmp_path_factory.mktemp("base")
     with Server(base / "store.duckdb", "setup") as server:
         h = bearer("owner")
-        r = httpx.post(f"{server.url}/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=h)
+        r = httpx.post(
+            f"{server.url}/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=h
+        )
         assert r.status_code == 200, r.text
         flow = r.json()["id"]
         for i in range(4):
@@ -120,7 +122,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
             body = make_execution(flow, **({"created_at": at, "updated_at": at} if at else {}))
             r = httpx.post(f"{server.url}/api/v1/flows/{flow}/executions", json=body, headers=h)
             assert r.status_code == 200, r.text
-        rule = {"name": "errors", "metric": "failure_rate", "flow_id": flow, "window": "15m", "threshold": 0.5}
+        rule = {
+            "name": "errors",
+            "metric": "failure_rate",
+            "flow_id": flow,
+            "window": "15m",
+            "threshold": 0.5,
+        }
         r = httpx.post(f"{server.url}/api/v1/alerts/rules", json=rule, headers=h)
         assert r.status_code == 201, r.text
         rule_id = r.json()["id"]
@@ -200,9 +208,14 @@ def test_a_missing_or_wrong_admin_key_is_one_line(serving: Server, tmp_path: Pat
 def test_a_store_held_by_no_server_is_one_line(world: dict[str, object], tmp_path: Path) -> None:
     db = copy_of(world, tmp_path / "held")
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         f"import duckdb, sys; c = duckdb.connect({str(db)!r}); print('held', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({str(db)!r}); print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

@@ -61,7 +61,9 @@ def test_offline_compaction_gives_every_free_block_back(tmp_path: Path) -> None:
     assert reclaim_space.store_bytes(db) < big / 1.8
     with open_context(Settings(db_path=db, webui_secret_key=SECRET)) as ctx:  # the same store, working
         assert ctx.counters.stats(ids["f"]).total_executions == 300
-        assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM execution_nodes").fetchall())[0][0] > 0
+        assert (
+            ctx.store.read(lambda c: c.execute("SELECT count(*) FROM execution_nodes").fetchall())[0][0] > 0
+        )
         kinds = ctx.store.read(
             lambda c: c.execute(
                 "SELECT DISTINCT constraint_type FROM duckdb_constraints() WHERE table_name = 'executions'"

@@ -24,8 +24,14 @@ HOOK_SECRET = "webhook-secret-0123456789"
 @pytest.fixture
 def settings(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Settings:
     return Settings(
-        db_path=tmp_path / "store.duckdb", webui_secret_key=SECRET, port=0, alert_webhook_allow=["127.0.0.1"],
-        smtp_host="127.0.0.1", smtp_port=mailbox[1], smtp_username=SMTP_USER, smtp_password=SMTP_PASSWORD,
+        db_path=tmp_path / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        alert_webhook_allow=["127.0.0.1"],
+        smtp_host="127.0.0.1",
+        smtp_port=mailbox[1],
+        smtp_username=SMTP_USER,
+        smtp_password=SMTP_PASSWORD,
     )
 
 
@@ -57,11 +63,19 @@ def test_kinds_are_created_listed_and_never_show_secrets(world: World, mailbox: 
     assert test.json()["body"]["to"] == ["ops@example.com"]
     box, _ = mailbox
     assert [to for _, to, _ in box.got] == [["ops@example.com"]]
-    patched = client.patch(f"{CHANNELS}/{mail.json()['id']}", json={"recipients": ["b@example.com"]},
-                           headers=bearer("owner"))
+    patched = client.patch(
+        f"{CHANNELS}/{mail.json()['id']}", json={"recipients": ["b@example.com"]}, headers=bearer("owner")
+    )
     assert patched.status_code == 200 and patched.json()["recipients"] == ["b@example.com"]
-    everything = [listed.text, test.text, patched.text, hook.text, chat.text, mail.text,
-                  client.get("/api/v1/alerts/deliveries", headers=bearer("owner")).text]
+    everything = [
+        listed.text,
+        test.text,
+        patched.text,
+        hook.text,
+        chat.text,
+        mail.text,
+        client.get("/api/v1/alerts/deliveries", headers=bearer("owner")).text,
+    ]
     for text in everything:
         assert HOOK_SECRET not in text and SMTP_PASSWORD not in text and '"secret"' not in text
 
@@ -87,8 +101,12 @@ def test_bad_channels_are_422_naming_the_field(world: World, body: dict[str, Any
 def test_patch_checks_the_kind(world: World) -> None:
     client = world.client
     chat = post(client, {"kind": "slack", "name": "chat", "url": "http://127.0.0.1:9/x"}).json()
-    for patch, field in (({"secret": "s" * 16}, "secret"), ({"recipients": ["a@b.co"]}, "recipients"),
-                         ({"url": "http://hooks.example.com/x"}, "url"), ({"kind": "email"}, "kind")):
+    for patch, field in (
+        ({"secret": "s" * 16}, "secret"),
+        ({"recipients": ["a@b.co"]}, "recipients"),
+        ({"url": "http://hooks.example.com/x"}, "url"),
+        ({"kind": "email"}, "kind"),
+    ):
         r = client.patch(f"{CHANNELS}/{chat['id']}", json=patch, headers=bearer("owner"))
         assert detail_field(r) == field
     assert client.get(f"{CHANNELS}/{chat['id']}", headers=bearer("owner")).json() == chat  # unchanged

@@ -20,7 +20,11 @@ CHANNELS = "/api/v1/alerts/channels"
 
 def rule_body(flow_id: str, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "name": "errors", "metric": "failure_rate", "flow_id": flow_id, "window": "15m", "threshold": 0.5,
+        "name": "errors",
+        "metric": "failure_rate",
+        "flow_id": flow_id,
+        "window": "15m",
+        "threshold": 0.5,
     }
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not None}
@@ -78,7 +82,9 @@ def test_patch_validates_the_merged_rule(world: World) -> None:
     assert r.status_code == 422 and r.json()["detail"].startswith("recovery_threshold")
     r = world.client.patch(f"{RULES}/{rule['id']}", json={"window": -1}, headers=bearer("owner"))
     assert r.status_code == 422 and r.json()["detail"].startswith("window")
-    r = world.client.patch(f"{RULES}/{rule['id']}", json={"threshold": 0.3, "name": "x"}, headers=bearer("owner"))
+    r = world.client.patch(
+        f"{RULES}/{rule['id']}", json={"threshold": 0.3, "name": "x"}, headers=bearer("owner")
+    )
     assert r.status_code == 200 and (r.json()["threshold"], r.json()["name"]) == (0.3, "x")
 
 
@@ -98,8 +104,12 @@ def test_who_manages_and_who_sees(world: World) -> None:
     # the flow's owner and admins manage; a write-grantee sees; a reader or stranger does not
     assert world.client.post(RULES, json=rule_body(world.shared), headers=bearer("writer")).status_code == 403
     assert world.client.post(RULES, json=rule_body(world.shared), headers=bearer("reader")).status_code == 403
-    assert world.client.post(RULES, json=rule_body(world.private), headers=bearer("stranger")).status_code == 403
-    assert world.client.post(RULES, json=rule_body("no-such-flow"), headers=bearer("owner")).status_code == 404
+    assert (
+        world.client.post(RULES, json=rule_body(world.private), headers=bearer("stranger")).status_code == 403
+    )
+    assert (
+        world.client.post(RULES, json=rule_body("no-such-flow"), headers=bearer("owner")).status_code == 404
+    )
     rule = create(world, "owner")
     admin_rule = create(world, "admin", name="by admin")
     path = f"{RULES}/{rule['id']}"
@@ -111,9 +121,12 @@ def test_who_manages_and_who_sees(world: World) -> None:
         assert world.client.get(f"{path}/transitions", headers=bearer(user)).status_code == 404
     ids = {r["id"] for r in world.client.get(RULES, headers=bearer("owner")).json()}
     assert ids == {rule["id"], admin_rule["id"]}
-    assert world.client.patch(
-        f"{RULES}/{admin_rule['id']}", json={"name": "mine"}, headers=bearer("owner")
-    ).status_code == 200
+    assert (
+        world.client.patch(
+            f"{RULES}/{admin_rule['id']}", json={"name": "mine"}, headers=bearer("owner")
+        ).status_code
+        == 200
+    )
 
 
 def test_owned_by_rules(world: World) -> None:
@@ -137,16 +150,29 @@ def test_evaluate_pause_resume_and_transitions(world: World) -> None:
     r = world.client.post(f"{path}/evaluate", headers=bearer("owner"))
     assert r.status_code == 200 and r.json()["transitions"] == 1
     [state] = world.client.get(path, headers=bearer("owner")).json()["states"]
-    assert (state["flow_id"], state["state"], state["value"], state["runs"]) == (world.shared, "FIRING", 1.0, 3)
+    assert (state["flow_id"], state["state"], state["value"], state["runs"]) == (
+        world.shared,
+        "FIRING",
+        1.0,
+        3,
+    )
     assert world.client.post(f"{path}/pause", headers=bearer("owner")).json()["paused"] is True
     assert world.client.post(f"{path}/resume", headers=bearer("owner")).json()["paused"] is False
     ts = world.client.get(f"{path}/transitions", headers=bearer("owner")).json()
-    assert [(t["from_state"], t["to_state"]) for t in ts] == [("PAUSED", "OK"), ("FIRING", "PAUSED"), ("OK", "FIRING")]
+    assert [(t["from_state"], t["to_state"]) for t in ts] == [
+        ("PAUSED", "OK"),
+        ("FIRING", "PAUSED"),
+        ("OK", "FIRING"),
+    ]
     assert (ts[2]["value"], ts[2]["runs"], ts[2]["threshold"]) == (1.0, 3, 0.5)
-    by_flow = world.client.get("/api/v1/alerts/transitions", params={"flow_id": world.shared}, headers=bearer("writer"))
+    by_flow = world.client.get(
+        "/api/v1/alerts/transitions", params={"flow_id": world.shared}, headers=bearer("writer")
+    )
     assert len(by_flow.json()) == 3
     assert world.client.get("/api/v1/alerts/transitions", headers=bearer("reader")).json() == []
-    r = world.client.get("/api/v1/alerts/transitions", params={"flow_id": world.private}, headers=bearer("reader"))
+    r = world.client.get(
+        "/api/v1/alerts/transitions", params={"flow_id": world.private}, headers=bearer("reader")
+    )
     assert r.status_code == 403
     assert world.client.post("/api/v1/alerts/evaluate", headers=bearer("admin")).status_code == 200
 
@@ -157,8 +183,13 @@ def test_channels(world: World, client: TestClient) -> None:
     assert r.status_code == 201
     ch = r.json()
     assert "secret" not in ch and ch["enabled"] is True and ch["url"] == "http://127.0.0.1:9/hook"
-    assert loc_of(client.post(CHANNELS, json={**body, "url": "not a url"}, headers=bearer("owner")))[-1] == "url"
-    assert loc_of(client.post(CHANNELS, json={**body, "secret": "short"}, headers=bearer("owner")))[-1] == "secret"
+    assert (
+        loc_of(client.post(CHANNELS, json={**body, "url": "not a url"}, headers=bearer("owner")))[-1] == "url"
+    )
+    assert (
+        loc_of(client.post(CHANNELS, json={**body, "secret": "short"}, headers=bearer("owner")))[-1]
+        == "secret"
+    )
     assert client.get(f"{CHANNELS}/{ch['id']}", headers=bearer("stranger")).status_code == 404
     assert client.get(CHANNELS, headers=bearer("stranger")).json() == []
     # a rule links only the caller's own channels
@@ -212,7 +243,10 @@ def field_of(r: Any) -> str:
 
 SOON = datetime.now(UTC) + timedelta(days=1)
 BAD_SILENCES = [
-    ({"starts_at": SOON.isoformat(), "ends_at": (SOON - timedelta(hours=1)).isoformat(), "duration": None}, "ends_at"),
+    (
+        {"starts_at": SOON.isoformat(), "ends_at": (SOON - timedelta(hours=1)).isoformat(), "duration": None},
+        "ends_at",
+    ),
     ({"ends_at": "2001-01-01T00:00:00Z", "duration": None}, "ends_at"),  # over before it begins
     ({"starts_at": 946684800, "duration": "2h"}, "ends_at"),  # 2000-01-01 for 2 h: in the past
     ({"duration": "60d"}, "duration"),
@@ -233,11 +267,15 @@ BAD_SILENCES = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "field"), BAD_SILENCES, ids=[f"{f}-{i}" for i, (_, f) in enumerate(BAD_SILENCES)])
+@pytest.mark.parametrize(
+    ("overrides", "field"), BAD_SILENCES, ids=[f"{f}-{i}" for i, (_, f) in enumerate(BAD_SILENCES)]
+)
 def test_silence_validation_names_the_field(world: World, overrides: dict[str, Any], field: str) -> None:
     rule = create(world, "owner")
     body = {"rule_id": rule["id"], "duration": "2h", "comment": "deploy", **overrides}
-    r = world.client.post(SILENCES, json={k: v for k, v in body.items() if v is not None}, headers=bearer("owner"))
+    r = world.client.post(
+        SILENCES, json={k: v for k, v in body.items() if v is not None}, headers=bearer("owner")
+    )
     assert field_of(r) == field
     assert world.client.get(SILENCES, headers=bearer("owner")).json() == []  # nothing stored
 
@@ -253,27 +291,39 @@ def test_unknown_flow_is_422_and_an_unreadable_one_404(world: World) -> None:
 def test_silences_who_may_make_see_and_end_them(world: World) -> None:
     rule = create(world, "owner")
     for user, status in (("writer", 403), ("reader", 422), ("stranger", 422)):  # sees it / does not
-        r = world.client.post(SILENCES, json={"rule_id": rule["id"], "duration": "1h", "comment": "x"},
-                              headers=bearer(user))
+        r = world.client.post(
+            SILENCES, json={"rule_id": rule["id"], "duration": "1h", "comment": "x"}, headers=bearer(user)
+        )
         assert r.status_code == status, (user, r.text)
     for user in ("writer", "reader", "grouped"):  # may read the flow, but its alerts are its owner's
-        r = world.client.post(SILENCES, json={"flow_id": world.shared, "duration": "1h", "comment": "x"},
-                              headers=bearer(user))
+        r = world.client.post(
+            SILENCES, json={"flow_id": world.shared, "duration": "1h", "comment": "x"}, headers=bearer(user)
+        )
         assert r.status_code == 403, (user, r.text)
 
-    r = world.client.post(SILENCES, json={"rule_id": rule["id"], "duration": "2h", "comment": "deploy"},
-                          headers=bearer("owner"))
+    r = world.client.post(
+        SILENCES, json={"rule_id": rule["id"], "duration": "2h", "comment": "deploy"}, headers=bearer("owner")
+    )
     assert r.status_code == 201, r.text
     by_rule = r.json()
     assert by_rule["ends_at"] - by_rule["starts_at"] == 7200
     assert (by_rule["status"], by_rule["created_by"], by_rule["comment"]) == ("active", "owner", "deploy")
     by_flow = world.client.post(
-        SILENCES, json={"flow_id": world.shared, "ends_at": "2100-01-01T00:00:00Z",
-                        "starts_at": "2099-12-25T00:00:00Z", "comment": "holidays"}, headers=bearer("admin")
+        SILENCES,
+        json={
+            "flow_id": world.shared,
+            "ends_at": "2100-01-01T00:00:00Z",
+            "starts_at": "2099-12-25T00:00:00Z",
+            "comment": "holidays",
+        },
+        headers=bearer("admin"),
     )
     assert by_flow.status_code == 422  # 2099 is more than 30 days away
-    by_flow = world.client.post(SILENCES, json={"flow_id": world.shared, "duration": "1d", "comment": "holidays"},
-                                headers=bearer("admin")).json()
+    by_flow = world.client.post(
+        SILENCES,
+        json={"flow_id": world.shared, "duration": "1d", "comment": "holidays"},
+        headers=bearer("admin"),
+    ).json()
 
     def ids(user: str, **params: Any) -> set[str]:
         r = world.client.get(SILENCES, params=params, headers=bearer(user))
@@ -297,7 +347,9 @@ def test_silences_who_may_make_see_and_end_them(world: World) -> None:
     assert (ended["status"], ended["expired_by"]) == ("expired", "owner")
     assert ended["starts_at"] == by_rule["starts_at"] and ended["ends_at"] <= by_rule["ends_at"]
     assert ids("owner", active="false") == {by_rule["id"]} and ids("owner", active="true") == {by_flow["id"]}
-    assert world.client.delete(path, headers=bearer("owner")).json() == ended  # ending it again changes nothing
+    assert (
+        world.client.delete(path, headers=bearer("owner")).json() == ended
+    )  # ending it again changes nothing
     # deleting the rule deletes its silences with it
     assert world.client.delete(f"{RULES}/{rule['id']}", headers=bearer("owner")).status_code == 200
     assert ids("owner") == {by_flow["id"]}
@@ -307,8 +359,9 @@ def test_a_silenced_rule_still_changes_state_and_says_so(world: World) -> None:
     for _ in range(3):
         save_run(world, world.shared, status="error")
     rule = create(world, "owner", window="1h")
-    silence = world.client.post(SILENCES, json={"rule_id": rule["id"], "duration": "1h", "comment": "known"},
-                                headers=bearer("owner")).json()
+    silence = world.client.post(
+        SILENCES, json={"rule_id": rule["id"], "duration": "1h", "comment": "known"}, headers=bearer("owner")
+    ).json()
     r = world.client.post(f"{RULES}/{rule['id']}/evaluate", headers=bearer("owner"))
     assert r.status_code == 200 and r.json()["transitions"] == 1
     [t] = world.client.get(f"{RULES}/{rule['id']}/transitions", headers=bearer("owner")).json()

@@ -85,7 +85,6 @@ def test_a_client_gone_mid_body_stores_nothing(server: LiveServer) -> None:
         assert stats(client, flow_id)["total_executions"] == len(lines)
 
 
-
 def test_a_json_body_is_told_apart_after_pieces_of_whitespace(server: LiveServer) -> None:
     """With a JSON content type, the first byte past whitespace decides: `[` is an array, else
     the body is read as NDJSON; whitespace may come in pieces of its own before it."""

@@ -100,7 +100,9 @@ def test_a_runs_definition_is_kept_for_its_replay(w: World) -> None:
     twice = _run(fid, flow={"nodes": old_nodes, "edges": old_edges}, created_at=1_650_000_000)
     out = _post(w, [older, newer, twice])
     assert [i["status"] for i in out["items"]] == ["stored"] * 3
-    ran = w.client.get(f"/api/v1/flows/{fid}/executions/{out['items'][0]['id']}/replay", headers=bearer("owner"))
+    ran = w.client.get(
+        f"/api/v1/flows/{fid}/executions/{out['items'][0]['id']}/replay", headers=bearer("owner")
+    )
     assert ran.status_code == 200, ran.text
     replay = ran.json()
     assert replay["definition_is_current"] is False
@@ -113,7 +115,9 @@ def test_a_runs_definition_is_kept_for_its_replay(w: World) -> None:
         ).fetchall()
     )
     assert rows == [(1_600_000_000,)]  # once, dated by its earliest run
-    current = w.client.get(f"/api/v1/flows/{fid}/executions/{out['items'][1]['id']}/replay", headers=bearer("owner"))
+    current = w.client.get(
+        f"/api/v1/flows/{fid}/executions/{out['items'][1]['id']}/replay", headers=bearer("owner")
+    )
     assert current.json()["definition"]["version"] == today
 
 

@@ -25,7 +25,10 @@ def test_admin_runs_an_export_and_reads_its_status(world: World) -> None:
 
     status = world.client.get("/api/v1/exports/status", headers=world.h("admin")).json()
     assert status["tables"]["executions"] == {
-        "partitions": 2, "files": 2, "bytes": status["tables"]["executions"]["bytes"], "rows": 6,
+        "partitions": 2,
+        "files": 2,
+        "bytes": status["tables"]["executions"]["bytes"],
+        "rows": 6,
         "max_files_per_partition": 1,
     }
     assert status["tables"]["executions"]["bytes"] > 0
@@ -51,7 +54,9 @@ def test_a_running_export_is_a_409(world: World) -> None:
         assert r.status_code == 409 and "already running" in r.json()["detail"]
 
 
-def test_a_failing_target_is_a_502_and_shows_in_the_status(client: TestClient, world: World, tmp_path: Path) -> None:
+def test_a_failing_target_is_a_502_and_shows_in_the_status(
+    client: TestClient, world: World, tmp_path: Path
+) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the export folder should be")
     world.ctx.settings.export_url = str(blocker / "exports")

@@ -22,7 +22,7 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 VERSIONS = ["v1", "v2", "v3"]
 MODELS = ["gpt-4o", "gpt-4o-mini", "claude-3-5"]
 USERS = ["owner", "reader", "writer"]
-MESSAGES = ["upstream timeout after 30s", "rate limit exceeded", "Bad \"quoted\" input"]
+MESSAGES = ["upstream timeout after 30s", "rate limit exceeded", 'Bad "quoted" input']
 
 
 def _run(flow_id: str, i: int, rnd: random.Random) -> dict[str, Any]:
@@ -104,16 +104,28 @@ def _stats(w: World, user: str, params: Any) -> Any:
 
 
 CASES: list[tuple[str, list[tuple[str, str]], Any]] = [
-    ("status+version", [("status", "error"), ("flow_version", "v2")],
-     lambda r: r["status"] == "error" and r["flow_version"] == "v2"),
+    (
+        "status+version",
+        [("status", "error"), ("flow_version", "v2")],
+        lambda r: r["status"] == "error" and r["flow_version"] == "v2",
+    ),
     ("two statuses", [("status", "success"), ("status", "aborted")], lambda r: r["status"] != "error"),
     ("model", [("model", "gpt-4o")], lambda r: "gpt-4o" in _models(r)),
-    ("user+version", [("user_id", "reader"), ("flow_version", "v1"), ("flow_version", "v3")],
-     lambda r: r["user_id"] == "reader" and r["flow_version"] in {"v1", "v3"}),
-    ("time range", [("start", "2026-03-02T00:00:00Z"), ("end", "2026-03-04T12:00:00+02:00")],
-     lambda r: datetime(2026, 3, 2, tzinfo=UTC) <= _created(r) < datetime(2026, 3, 4, 10, tzinfo=UTC)),
-    ("error text", [("error", "TIMEOUT")],
-     lambda r: any("timeout" in t.lower() for t in _texts(r["errors"] or {}))),
+    (
+        "user+version",
+        [("user_id", "reader"), ("flow_version", "v1"), ("flow_version", "v3")],
+        lambda r: r["user_id"] == "reader" and r["flow_version"] in {"v1", "v3"},
+    ),
+    (
+        "time range",
+        [("start", "2026-03-02T00:00:00Z"), ("end", "2026-03-04T12:00:00+02:00")],
+        lambda r: datetime(2026, 3, 2, tzinfo=UTC) <= _created(r) < datetime(2026, 3, 4, 10, tzinfo=UTC),
+    ),
+    (
+        "error text",
+        [("error", "TIMEOUT")],
+        lambda r: any("timeout" in t.lower() for t in _texts(r["errors"] or {})),
+    ),
     ("matches nothing", [("model", "no-such-model")], lambda r: False),
 ]
 
@@ -158,7 +170,9 @@ def test_a_reader_gets_stats_of_their_own_filtered_runs_only(seeded: Any) -> Non
         ([("error", "x" * 501)], "error", "at most 500"),
     ],
 )
-def test_bad_filter_values_are_a_422_naming_the_parameter(seeded: Any, params: Any, where: str, needle: str) -> None:
+def test_bad_filter_values_are_a_422_naming_the_parameter(
+    seeded: Any, params: Any, where: str, needle: str
+) -> None:
     w, _ = seeded
     before = _stats(w, "owner", {}).json()
     r = _stats(w, "owner", params)
@@ -171,7 +185,9 @@ def test_bad_filter_values_are_a_422_naming_the_parameter(seeded: Any, params: A
 def test_filters_keep_the_contract_check_order(seeded: Any) -> None:
     w, _ = seeded
     assert _stats(w, "stranger", [("status", "error")]).status_code == 403
-    r = w.client.get("/api/v1/flows/no-such-flow/executions/stats", params={"status": "error"}, headers=bearer("owner"))
+    r = w.client.get(
+        "/api/v1/flows/no-such-flow/executions/stats", params={"status": "error"}, headers=bearer("owner")
+    )
     assert r.status_code == 404
 
 
@@ -179,8 +195,12 @@ def test_a_time_range_mixing_an_offset_and_none_is_answered_not_a_500(seeded: An
     w, runs = seeded
     r = w.client.post(
         "/api/v1/executions/search",
-        json={"filter": {"flow_id": {"any_": [w.shared]},
-                         "created_at": {"after_": "2026-03-02T00:00:00Z", "before_": "2026-03-03T00:00:00"}}},
+        json={
+            "filter": {
+                "flow_id": {"any_": [w.shared]},
+                "created_at": {"after_": "2026-03-02T00:00:00Z", "before_": "2026-03-03T00:00:00"},
+            }
+        },
         headers=bearer("owner"),
     )
     assert r.status_code == 200, r.text
@@ -210,7 +230,10 @@ def test_facets_are_the_values_the_visible_runs_have(seeded: Any, user: str) -> 
 
 def test_facets_check_access(seeded: Any) -> None:
     w, _ = seeded
-    assert w.client.get(f"/api/v1/flows/{w.shared}/executions/facets", headers=bearer("stranger")).status_code == 403
+    assert (
+        w.client.get(f"/api/v1/flows/{w.shared}/executions/facets", headers=bearer("stranger")).status_code
+        == 403
+    )
     assert w.client.get("/api/v1/flows/nope/executions/facets", headers=bearer("owner")).status_code == 404
 
 
@@ -228,16 +251,22 @@ def test_search_hits_carry_their_first_error_when_asked(seeded: Any) -> None:
     body = {"filter": {"flow_id": {"any_": [w.shared]}}, "limit": 500}
     plain = w.client.post("/api/v1/executions/search", json=body, headers=bearer("owner")).json()
     assert all(item["error_message"] is None and item["error_node"] is None for item in plain["items"])
-    asked = w.client.post("/api/v1/executions/search", json={**body, "include_errors": True}, headers=bearer("owner"))
+    asked = w.client.post(
+        "/api/v1/executions/search", json={**body, "include_errors": True}, headers=bearer("owner")
+    )
     assert asked.status_code == 200
     items = asked.json()["items"]
     assert len(items) == len(runs)
     for item in items:
         assert (item["error_node"], item["error_message"]) == _first(by_id[item["id"]]["errors"]), item["id"]
-    assert sum(item["error_message"] is not None for item in items) == sum(r["status"] == "error" for r in runs)
+    assert sum(item["error_message"] is not None for item in items) == sum(
+        r["status"] == "error" for r in runs
+    )
 
 
-def test_facets_answer_the_same_past_the_model_list_limit(seeded: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_facets_answer_the_same_past_the_model_list_limit(
+    seeded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Many distinct per-run model lists take the unnesting query: the same answer."""
     w, _ = seeded
     url = f"/api/v1/flows/{w.shared}/executions/facets"

@@ -25,7 +25,9 @@ def test_policy_access(world: World) -> None:
     assert c.put(POLICY, json={"max_age_days": 30}, headers=world.h("owner")).status_code == 403
     r = c.put(POLICY, json={"max_age_days": 30, "keep_last": 1000}, headers=world.h("admin"))
     assert r.status_code == 200, r.text
-    assert r.json()["max_age_days"] == 30 and r.json()["updated_by"] == "admin" and r.json()["flow_id"] is None
+    assert (
+        r.json()["max_age_days"] == 30 and r.json()["updated_by"] == "admin" and r.json()["flow_id"] is None
+    )
     assert c.get(POLICY, headers=world.h("admin")).json()["keep_last"] == 1000
 
     # a flow's policy: owner or admin writes; readers (incl. write-grantees) read
@@ -55,7 +57,9 @@ def test_policy_access(world: World) -> None:
         ({"max_age": 30}, "max_age"),
     ],
 )
-def test_bad_policy_is_a_4xx_naming_the_field_and_changes_nothing(world: World, body: dict, field: str) -> None:
+def test_bad_policy_is_a_4xx_naming_the_field_and_changes_nothing(
+    world: World, body: dict, field: str
+) -> None:
     c = world.client
     assert c.put(POLICY, json={"max_age_days": 90}, headers=world.h("admin")).status_code == 200
     for url in (POLICY, flow_policy(world.shared)):
@@ -70,12 +74,18 @@ def test_bad_policy_is_a_4xx_naming_the_field_and_changes_nothing(world: World, 
 
 def test_dry_run_then_run_through_the_scheduler_job(world: World) -> None:
     c, ctx = world.client, world.ctx
-    old = [save_run(world, world.shared, created_at=(utc_now() - timedelta(days=40 + i)).isoformat()) for i in range(5)]
+    old = [
+        save_run(world, world.shared, created_at=(utc_now() - timedelta(days=40 + i)).isoformat())
+        for i in range(5)
+    ]
     fresh = [save_run(world, world.shared) for _ in range(3)]
     assert c.put(POLICY, json={"max_age_days": 30}, headers=world.h("admin")).status_code == 200
 
     assert c.post("/api/v1/retention/dry-run", headers=world.h("owner")).status_code == 403
-    assert c.post(f"/api/v1/flows/{world.shared}/retention/dry-run", headers=world.h("writer")).status_code == 403
+    assert (
+        c.post(f"/api/v1/flows/{world.shared}/retention/dry-run", headers=world.h("writer")).status_code
+        == 403
+    )
     r = c.post(f"/api/v1/flows/{world.shared}/retention/dry-run", headers=world.h("owner"))
     assert r.status_code == 200, r.text
     dry = r.json()
@@ -101,13 +111,25 @@ def test_dry_run_then_run_through_the_scheduler_job(world: World) -> None:
     assert c.get("/api/v1/retention/runs?kind=nope", headers=world.h("admin")).status_code == 422
 
     # restore (admin): the deleted runs come back
-    assert c.post("/api/v1/retention/restore", json={"start": "2000-01-01", "end": "2100-01-01"},
-                  headers=world.h("owner")).status_code == 403
-    bad = c.post("/api/v1/retention/restore", json={"start": "2026-01-02", "end": "2026-01-01"},
-                 headers=world.h("admin"))
+    assert (
+        c.post(
+            "/api/v1/retention/restore",
+            json={"start": "2000-01-01", "end": "2100-01-01"},
+            headers=world.h("owner"),
+        ).status_code
+        == 403
+    )
+    bad = c.post(
+        "/api/v1/retention/restore",
+        json={"start": "2026-01-02", "end": "2026-01-01"},
+        headers=world.h("admin"),
+    )
     assert bad.status_code == 422 and "end" in bad.json()["detail"]
-    r = c.post("/api/v1/retention/restore", json={"start": "2000-01-01", "end": "2100-01-01"},
-               headers=world.h("admin"))
+    r = c.post(
+        "/api/v1/retention/restore",
+        json={"start": "2000-01-01", "end": "2100-01-01"},
+        headers=world.h("admin"),
+    )
     assert r.status_code == 200 and r.json()["restored"] == 5
     assert all_rows(ctx) == before
 
@@ -118,4 +140,3 @@ def test_run_is_409_while_one_runs(world: World) -> None:
     with runs.exclusive("retention"):
         r = world.client.post("/api/v1/retention/compact", headers=world.h("admin"))
         assert r.status_code == 409 and "already running" in r.json()["detail"]
-

@@ -33,11 +33,15 @@ def _seed(w: World) -> list[tuple[datetime, int]]:
         for _ in range(150):
             t = lo + timedelta(seconds=rng.randrange(span))
             if rng.random() < 0.4:  # near a local midnight, on either side
-                t = t.replace(hour=0, minute=0, second=0) + timedelta(minutes=rng.choice([-61, -30, -1, 0, 1, 59]))
+                t = t.replace(hour=0, minute=0, second=0) + timedelta(
+                    minutes=rng.choice([-61, -30, -1, 0, 1, 59])
+                )
             at = t.astimezone(UTC).replace(tzinfo=None)
             ms = rng.randrange(10, 5000)
             made.append((at, ms))
-            items.append(make_execution(w.shared, execution_time=ms, created_at=at.isoformat(), user_id="owner"))
+            items.append(
+                make_execution(w.shared, execution_time=ms, created_at=at.isoformat(), user_id="owner")
+            )
     saved = ingest.save_executions(w.ctx, Viewer("root", "admin"), items)
     assert all(r.status == "stored" for r in saved)
     return made
@@ -83,7 +87,9 @@ def test_buckets_start_at_local_midnight_across_dst(world: World, path: str, buc
         else:
             params = {"start": lo.isoformat(), "end": hi.isoformat(), "bucket": bucket, "tz": "Europe/Berlin"}
             params["measures"] = "runs,avg_duration"
-            r = world.client.get(f"/api/v1/flows/{world.shared}/trend", params=params, headers=bearer("owner"))
+            r = world.client.get(
+                f"/api/v1/flows/{world.shared}/trend", params=params, headers=bearer("owner")
+            )
         assert r.status_code == 200, r.text
         answer = r.json()
         assert answer["tz"] == "Europe/Berlin"
@@ -105,7 +111,12 @@ def test_buckets_start_at_local_midnight_across_dst(world: World, path: str, buc
 
 def test_utc_is_the_default_and_named_the_same(world: World) -> None:
     _seed(world)
-    body = {"measures": ["runs"], "start": "2025-03-24T00:00:00Z", "end": "2025-04-03T00:00:00Z", "bucket": "day"}
+    body = {
+        "measures": ["runs"],
+        "start": "2025-03-24T00:00:00Z",
+        "end": "2025-04-03T00:00:00Z",
+        "bucket": "day",
+    }
     plain = world.client.post("/api/v1/metrics", json=body, headers=bearer("owner")).json()
     utc = world.client.post("/api/v1/metrics", json={**body, "tz": "UTC"}, headers=bearer("owner")).json()
     assert plain["tz"] == "UTC" and plain["rows"] == utc["rows"]
