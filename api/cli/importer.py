@@ -88,7 +88,16 @@ def _through_server(base: str, settings: Any, source: str) -> dict[str, Any]:
     with _bar() as bar, httpx.Client(base_url=base, headers=headers, timeout=600) as client:
         task = bar.add_task("runs", total=None)
         while True:
-            resp = client.post("/api/v1/executions/import/openwebui", json={"from": source, "max_chunks": 2})
+            try:
+                resp = client.post(
+                    "/api/v1/executions/import/openwebui", json={"from": source, "max_chunks": 2}
+                )
+            except httpx.TransportError as exc:  # it stopped, or was never there: each step commits
+                err.print(
+                    f"[red]error:[/red] no answer from the server at {escape(base)} ({escape(str(exc))}); what"
+                    " it imported is kept: run the command again to resume"
+                )
+                raise typer.Exit(1) from exc
             if resp.status_code != 200:
                 err.print(f"[red]error:[/red] the server answered {resp.status_code}: {escape(resp.text)}")
                 raise typer.Exit(1)

@@ -94,3 +94,19 @@ def test_through_a_running_server_on_any_port(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         out = " ".join(done.stdout.split())
         assert f"held by the server at {server.url}" in out and "7 stored" in out
+
+
+def test_no_answer_from_the_server_is_a_clear_error(tmp_path: Path) -> None:
+    """The server holding the store stops answering (killed mid-import, or a wrong `--server`):
+    one line saying what is kept and what to do, not a traceback."""
+    db, _, _ = _source(tmp_path)
+    store = tmp_path / "s" / "store.duckdb"
+    store.parent.mkdir()
+    with LiveServer(store, "import"):
+        done = _cli(
+            "import", "openwebui", "--from", db.url, "--db", str(store), "--server", "http://127.0.0.1:1"
+        )
+    assert done.returncode == 1
+    err = " ".join(done.stderr.split())
+    assert "error: no answer from the server at http://127.0.0.1:1" in err and "run the command again" in err
+    assert "Traceback" not in done.stderr
