@@ -6,7 +6,7 @@ functions take a read cursor (`ctx.store.read`). Values are always `?` parameter
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -429,31 +429,20 @@ def channel_ids_of_rules(conn: Connection, rule_ids: list[str]) -> dict[str, lis
     return _channel_links(conn, rule_ids)
 
 
+_INSERT_DELIVERY = f"INSERT INTO alert_deliveries VALUES ({', '.join('?' * len(fields(Delivery)))})"
+
+
+def _delivery_values(d: Delivery) -> list[Any]:
+    """The row's values in the table's order (Delivery's fields are its columns)."""
+    return [getattr(d, f.name) for f in fields(Delivery)]
+
+
 def record_attempt(
     conn: Connection, d: Delivery, *, counts: bool, max_failures: int, now: datetime
 ) -> Channel | None:
     """Store one attempt and, when it `counts`, the channel's failure streak: a success resets
     it, the `max_failures`-th failure in a row disables the channel and says why."""
-    conn.execute(
-        "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            d.id,
-            d.notification_id,
-            d.channel_id,
-            d.rule_id,
-            d.flow_id,
-            d.transition_id,
-            d.event,
-            d.attempt,
-            d.at,
-            d.ok,
-            d.status_code,
-            d.error,
-            d.duration_ms,
-            d.will_retry,
-            d.body,
-        ],
-    )
+    conn.execute(_INSERT_DELIVERY, _delivery_values(d))
     if counts and d.ok:
         conn.execute(
             "UPDATE alert_channels SET consecutive_failures = 0 WHERE id = ? AND consecutive_failures <> 0",
@@ -499,29 +488,7 @@ def list_deliveries(
 def record_suppressed(conn: Connection, rows: list[Delivery]) -> None:
     """Notifications a silence held back: logged beside the attempts, never sent, no streak."""
     if rows:
-        conn.executemany(
-            "INSERT INTO alert_deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                [
-                    d.id,
-                    d.notification_id,
-                    d.channel_id,
-                    d.rule_id,
-                    d.flow_id,
-                    d.transition_id,
-                    d.event,
-                    d.attempt,
-                    d.at,
-                    d.ok,
-                    d.status_code,
-                    d.error,
-                    d.duration_ms,
-                    d.will_retry,
-                    d.body,
-                ]
-                for d in rows
-            ],
-        )
+        conn.executemany(_INSERT_DELIVERY, [_delivery_values(d) for d in rows])
 
 
 # -- silences ----------------------------------------------------------------------------------
