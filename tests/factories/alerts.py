@@ -5,18 +5,37 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from analytics.access import users
 from analytics.access.permissions import Viewer
 from analytics.alerts import service
 from analytics.alerts.rules import Rule, RuleCreate
+from analytics.core.config import Settings
 from analytics.core.context import Context
 from analytics.flows import registry as flows
 from analytics.history import ingest
-from tests.factories import ADMIN, OTHER, OWNER
+from tests.factories import ADMIN, OTHER, OWNER, SECRET
+from tests.smtp_server import SMTP_PASSWORD, SMTP_USER
 
 MODELS = ("model-a", "model-b")
+
+
+def channel_settings(tmp_path: Path, smtp_port: int, **more: Any) -> Settings:
+    """A store whose alert channels reach the tests' own receivers on 127.0.0.1: the webhook
+    receiver and the SMTP server on `smtp_port`."""
+    return Settings(
+        db_path=tmp_path / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        alert_webhook_allow=["127.0.0.1"],
+        smtp_host="127.0.0.1",
+        smtp_port=smtp_port,
+        smtp_username=SMTP_USER,
+        smtp_password=SMTP_PASSWORD,
+        **more,
+    )
 
 
 def hour_ago_base() -> datetime:

@@ -26,7 +26,7 @@ from analytics.core.context import Context, open_context
 from analytics.core.errors import InvalidInput
 from tests.analytics.alerts.test_webhooks import Receiver, errors, receiver
 from tests.factories import SECRET
-from tests.factories.alerts import OWNER, Setup, hour_ago_base, make_rule, setup_flows
+from tests.factories.alerts import OWNER, Setup, channel_settings, hour_ago_base, make_rule, setup_flows
 from tests.live_server import free_port
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, Mailbox, smtp_server
 
@@ -43,15 +43,9 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
 
 @pytest.fixture
 def settings(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Settings:
-    return Settings(
-        db_path=tmp_path / "store.duckdb",
-        webui_secret_key=SECRET,
-        port=0,
-        alert_webhook_allow=["127.0.0.1"],
-        smtp_host="127.0.0.1",
-        smtp_port=mailbox[1],
-        smtp_username=SMTP_USER,
-        smtp_password=SMTP_PASSWORD,
+    return channel_settings(
+        tmp_path,
+        mailbox[1],
         smtp_from="flowhistory <alerts@example.com>",
         smtp_timeout_s=5,
         public_url=PUBLIC_URL,

@@ -13,7 +13,8 @@ from analytics.core.config import Settings
 from api.app import create_app
 from tests.analytics.alerts.test_channel_kinds import mailbox
 from tests.factories import SECRET, World, bearer, build_world
-from tests.smtp_server import SMTP_PASSWORD, SMTP_USER, Mailbox
+from tests.factories.alerts import channel_settings
+from tests.smtp_server import SMTP_PASSWORD, Mailbox
 
 __all__ = ["mailbox"]  # the SMTP server fixture
 
@@ -23,16 +24,7 @@ HOOK_SECRET = "webhook-secret-0123456789"
 
 @pytest.fixture
 def settings(tmp_path: Path, mailbox: tuple[Mailbox, int]) -> Settings:
-    return Settings(
-        db_path=tmp_path / "store.duckdb",
-        webui_secret_key=SECRET,
-        port=0,
-        alert_webhook_allow=["127.0.0.1"],
-        smtp_host="127.0.0.1",
-        smtp_port=mailbox[1],
-        smtp_username=SMTP_USER,
-        smtp_password=SMTP_PASSWORD,
-    )
+    return channel_settings(tmp_path, mailbox[1])
 
 
 def post(client: TestClient, body: dict[str, Any], user: str = "owner") -> Any:
