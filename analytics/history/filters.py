@@ -13,11 +13,12 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from analytics.access.directory import Directory
 from analytics.access.permissions import Viewer, grant_for
 from analytics.core.clock import naive_utc
+from analytics.core.errors import InvalidInput
 
 Clause = tuple[str, list[Any]]
 _META_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -38,27 +39,16 @@ class AnyOf(_Leaf):
     any_: list[str] = Field(min_length=1, max_length=1000)
 
 
+# A range whose ends are in the wrong order fits the schema: `ExecutionFilter.check` refuses it
+# with a message (InvalidInput), as every other range ending before it starts is refused.
 class TimeRange(_Leaf):
     after_: datetime | None = None
     before_: datetime | None = None
-
-    @model_validator(mode="after")
-    def _ordered(self) -> TimeRange:
-        # compared as UTC: one side with an offset and one without (UTC) must not be a TypeError
-        if self.after_ and self.before_ and naive_utc(self.after_) >= naive_utc(self.before_):
-            raise ValueError("after_ must be earlier than before_")
-        return self
 
 
 class MsRange(_Leaf):
     ge_: int | None = Field(default=None, ge=0)
     le_: int | None = Field(default=None, ge=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> MsRange:
-        if self.ge_ is not None and self.le_ is not None and self.ge_ > self.le_:
-            raise ValueError("ge_ must not be greater than le_")
-        return self
 
 
 class Contains(_Leaf):
@@ -110,7 +100,20 @@ class ExecutionFilter(BaseModel):
                 raise ValueError(f"meta key {key!r} must be 1-64 of A-Z a-z 0-9 _ . -")
         return v
 
+    def check(self) -> None:
+        """Refuse ranges whose ends are in the wrong order (a message, not a schema issue)."""
+        span = self.created_at
+        # compared as UTC: one side with an offset and one without (UTC) must not be a TypeError
+        if span and span.after_ and span.before_ and naive_utc(span.after_) >= naive_utc(span.before_):
+            raise InvalidInput("filter.created_at: after_ must be earlier than before_", field="created_at")
+        ms = self.execution_time
+        if ms and ms.ge_ is not None and ms.le_ is not None and ms.ge_ > ms.le_:
+            raise InvalidInput(
+                "filter.execution_time: ge_ must not be greater than le_", field="execution_time"
+            )
+
     def clauses(self) -> list[Clause]:
+        self.check()
         out: list[Clause] = []
 
         def any_of(column: str, leaf: AnyOf | None) -> None:

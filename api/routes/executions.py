@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from analytics.history import facets, ingest
 from analytics.history import runs as history
 from analytics.history.filters import ExecutionFilter
+from analytics.history.scope import check_range
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute, body_schema, read_json, validate
 from api.schemas.executions import (
@@ -74,6 +75,7 @@ def _stats_filter(
     tag: list[str] | None,
 ) -> ExecutionFilter | None:
     """The query's filters as the search's filter schema; None when none was given."""
+    check_range(start, end)  # a message, as every range ending before it starts
     raw: dict[str, Any] = {
         name: {"any_": values}
         for name, values in (

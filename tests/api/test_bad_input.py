@@ -746,3 +746,59 @@ def test_lone_surrogates_are_refused_on_every_json_route(world: World) -> None:
         r = world.client.post(path, content=body, headers={**admin, "content-type": "application/json"})
         assert r.status_code == 422, (path, r.text)
         assert r.json()["detail"][0]["type"] == "json_invalid"
+
+
+LATE, EARLY = "2026-11-02T00:00:00Z", "2026-11-01T00:00:00Z"
+_REVERSED_FILTER = {"created_at": {"after_": LATE, "before_": EARLY}}
+
+
+def _reversed_requests(fid: str, start: str, end: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """Every route taking a time range, asked for [start, end)."""
+    span = {"start": start, "end": end}
+    flow_filter = {"created_at": {"after_": start, "before_": end}}
+    metrics = {"measures": ["runs"], **span}
+    return {
+        "stats": ("GET", f"/api/v1/flows/{fid}/executions/stats", {"params": span}),
+        "trend": ("GET", f"/api/v1/flows/{fid}/trend", {"params": {"measures": "runs", **span}}),
+        "metrics": ("POST", "/api/v1/metrics", {"json": metrics}),
+        "nodes": ("GET", f"/api/v1/flows/{fid}/nodes", {"params": span}),
+        "failures": ("GET", f"/api/v1/flows/{fid}/failures", {"params": span}),
+        "reliability": ("GET", f"/api/v1/flows/{fid}/reliability", {"params": span}),
+        "cost": ("GET", "/api/v1/cost", {"params": span}),
+        "search": ("POST", "/api/v1/executions/search", {"json": {"filter": flow_filter}}),
+        "count": ("POST", "/api/v1/executions/count", {"json": {"filter": flow_filter}}),
+        "metrics filter": (
+            "POST",
+            "/api/v1/metrics",
+            {"json": {"measures": ["runs"], "start": EARLY, "end": LATE, "filter": flow_filter}},
+        ),
+        "download": (
+            "GET",
+            f"/api/v1/flows/{fid}/executions/download",
+            {"params": {"filter": json.dumps(flow_filter)}},
+        ),
+    }
+
+
+@pytest.mark.parametrize("order", ["reversed", "empty"])
+@pytest.mark.parametrize("route", list(_reversed_requests("f", LATE, EARLY)))
+def test_a_range_ending_before_it_starts_is_a_message(bw: World, flow: str, route: str, order: str) -> None:
+    """README: a 422 for a request that fits but means something impossible, such as a range
+    ending before it starts, is a message (not FastAPI's list), naming the request's own fields."""
+    start, end = (LATE, EARLY) if order == "reversed" else (LATE, LATE)
+    method, path, kwargs = _reversed_requests(flow, start, end)[route]
+    r = bw.client.request(method, path, headers=bearer("owner"), **kwargs)
+    assert r.status_code == 422, (r.status_code, r.text)
+    detail = r.json()["detail"]
+    assert isinstance(detail, str), detail
+    if route in ("search", "count", "metrics filter", "download"):
+        assert "after_ must be earlier than before_" in detail and "created_at" in detail, detail
+    else:
+        assert "start" in detail and "end" in detail and "after_" not in detail, detail
+
+
+def test_an_execution_time_range_in_the_wrong_order_is_a_message(bw: World, flow: str) -> None:
+    body = {"filter": {"execution_time": {"ge_": 10, "le_": 5}}}
+    r = bw.client.post("/api/v1/executions/search", json=body, headers=bearer("owner"))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == "filter.execution_time: ge_ must not be greater than le_"

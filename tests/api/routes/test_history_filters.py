@@ -178,7 +178,10 @@ def test_bad_filter_values_are_a_422_naming_the_parameter(
     r = _stats(w, "owner", params)
     assert r.status_code == 422, r.text
     detail = r.json()["detail"]
-    assert any(d["loc"] == ["query", where] and needle in d["msg"] for d in detail), detail
+    if isinstance(detail, str):  # a range ending before it starts fits the schema: a message
+        assert where in detail and needle in detail, detail
+    else:
+        assert any(d["loc"] == ["query", where] and needle in d["msg"] for d in detail), detail
     assert _stats(w, "owner", {}).json() == before
 
 
