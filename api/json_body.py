@@ -4,6 +4,10 @@ orjson is faster than the stdlib's json and stricter: it refuses lone UTF-16 sur
 ("\\ud800"), which json lets through to fail later as a 500 in pydantic's error rendering or in
 DuckDB. `JsonRoute` makes FastAPI's own body parsing use it; a body that is not JSON, not
 UTF-8 or nested past orjson's depth limit is a 422 in FastAPI's list form.
+
+Runs and flows are read by `PayloadRoute` and `read_json(mend=True)`: there a lone surrogate
+escape is read as U+FFFD (analytics/core/json_text.py: the editor splits an emoji in halves when
+it spreads a text result). Names and ids elsewhere stay strict.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from analytics.core.json_text import loads_mended
 from analytics.core.jsonio import dumps
 from api import content_type
 
@@ -40,9 +45,11 @@ def decode_error(exc: orjson.JSONDecodeError) -> RequestValidationError:
     )
 
 
-async def read_json(request: Request) -> Any:
+async def read_json(request: Request, *, mend: bool = False) -> Any:
+    """The body as JSON; `mend`: lone surrogate escapes read as U+FFFD (a run's or flow's body)."""
+    body = await request.body()
     try:
-        return orjson.loads(await request.body())
+        return loads_mended(body) if mend else orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise decode_error(exc) from exc
 
@@ -88,17 +95,34 @@ class _JsonRequest(Request):
         return self._json
 
 
+class _PayloadRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads_mended(await self.body())
+        return self._json
+
+
 class JsonRoute(APIRoute):
     """FastAPI calls `request.json()` to parse bodies; this request parses with orjson
     (whose JSONDecodeError is the stdlib's, so FastAPI's 422 handling applies unchanged).
     A body of a type the route does not read is refused first (415, api/content_type.py)."""
 
+    request_class: type[Request] = _JsonRequest
+
     def get_route_handler(self) -> Any:
         handler = super().get_route_handler()
         accepted = content_type.accepted_types(self)
+        request_class = self.request_class
 
         async def with_orjson(request: Request) -> Response:
             content_type.check(request, accepted)
-            return await handler(_JsonRequest(request.scope, request.receive))
+            return await handler(request_class(request.scope, request.receive))
 
         return with_orjson
+
+
+class PayloadRoute(JsonRoute):
+    """JsonRoute for bodies holding what the editor wrote (flows): lone surrogate escapes are
+    read as U+FFFD."""
+
+    request_class = _PayloadRequest

@@ -53,6 +53,7 @@ from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput
 from analytics.core.json_scan import opening_brackets
+from analytics.core.json_text import loads_mended
 from analytics.history import ingest
 from analytics.history.node_facts_columnar import drop_facts, facts_into
 from analytics.history.preparing import Preparers
@@ -159,7 +160,7 @@ def ndjson_items(body: bytes) -> list[Any]:
 
 def _line_item(number: int, line: bytes) -> Any:
     try:
-        return orjson.loads(line)
+        return loads_mended(line)
     except orjson.JSONDecodeError as exc:
         return InvalidInput(f"line {number} is not JSON: {exc.msg}")
 
@@ -354,7 +355,7 @@ def ingest_json_array(
 
 
 def _element(elements: list[str], start: int, i: int) -> Any:
-    return orjson.loads(elements[start + i])
+    return loads_mended(elements[start + i])
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import orjson
 
 from analytics.core.errors import InvalidInput
+from analytics.core.json_text import loads_mended
 
 
 class WebUIDatabase:
@@ -57,7 +58,7 @@ class WebUIDatabase:
 def json(value: Any) -> Any:
     """A JSON column's value: text in SQLite, already decoded by psycopg in PostgreSQL."""
     if isinstance(value, str | bytes):
-        return orjson.loads(value)
+        return loads_mended(value)
     return value
 
 

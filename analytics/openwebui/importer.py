@@ -59,6 +59,7 @@ from analytics.core.context import Context
 from analytics.core.errors import InvalidInput, UpstreamFailed
 from analytics.core.flow_version import flow_version
 from analytics.core.json_scan import opening_brackets
+from analytics.core.json_text import mend_column
 from analytics.core.store import Connection
 from analytics.history.node_facts_columnar import facts_into
 from analytics.history.preparing import PREPARE_WORKERS, Preparers
@@ -435,7 +436,7 @@ _NOT_OBJECTS = "\n".join(
 # the chunk reshaped into the stored row, all but what needs the store (the flow): payloads
 # checked once (node_results by the facts' own parse), kept as the source's text
 _PREPARE = f"""
-    SELECT c.rn, c.id, c.flow_id, c.user_id, c.status, c.execution_time, c.created_at, n.early_reason,
+    SELECT c.rn, c.id, c.flow_id, c.user_id, c.status, c.execution_time, c.created_at, c.mended, n.early_reason,
         n.json_reason, n.status_bad, n.time_bad,
         n.same AS outputs_same,
         CASE WHEN n.json_reason IS NULL AND (n.status_bad OR n.time_bad) THEN CAST(json_merge_patch(
@@ -506,7 +507,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> p
 
 _CLASSIFY = """
     CREATE OR REPLACE TEMP TABLE owui_classified AS
-    SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_bad, c.time_bad,
+    SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_bad, c.time_bad, c.mended,
         f.version AS f_version, f.updated_at AS f_updated,
         coalesce(c.early_reason,
                  CASE WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI' END,
@@ -528,6 +529,10 @@ _ISSUES = """
     UNION ALL
     SELECT ?, id, 'altered', 'id is a UUID written another way: stored as ' || CAST(CAST(id AS UUID) AS VARCHAR)
     FROM owui_classified WHERE skip_reason IS NULL AND CAST(CAST(id AS UUID) AS VARCHAR) <> id
+    UNION ALL
+    SELECT ?, id, 'altered', 'a payload held half of a character (a lone UTF-16 surrogate escape, as the'
+        || ' editor writes an emoji it spreads): stored as U+FFFD'
+    FROM owui_classified WHERE skip_reason IS NULL AND mended
     ON CONFLICT DO NOTHING
     RETURNING id, action, reason
 """
@@ -579,7 +584,7 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
         c.register("owui_chunk", chunk)
         try:
             c.execute(_CLASSIFY)
-            issues = c.execute(_ISSUES, [source] * 4).fetchall()
+            issues = c.execute(_ISSUES, [source] * 5).fetchall()
             row = c.execute(_INSERT).fetchone()
             stored = int(row[0]) if row else 0
             c.execute(_DIRTY)  # stored runs of already rolled days: those days are rebuilt
@@ -621,6 +626,17 @@ def _progress(ctx: Context, source: str) -> tuple[tuple[int, str] | None, int, i
 _Chunk = tuple[pa.Table, tuple[int, str]]
 
 
+def _mended(chunk: pa.Table) -> pa.Table:
+    """The payloads with lone surrogate escapes read as U+FFFD (core/json_text.py: the editor's
+    spread of an emoji), and `mended`, which rows that changed (reported as altered)."""
+    mended = np.zeros(chunk.num_rows, np.bool_)
+    for name in _PAYLOADS:
+        column, changed = mend_column(chunk.column(name))
+        chunk = chunk.set_column(chunk.schema.get_field_index(name), name, column)
+        mended |= changed
+    return chunk.append_column("mended", pa.array(mended))
+
+
 def _chunks(src: Source, after: tuple[int, str] | None, size: int, budget: int) -> Iterator[_Chunk]:
     """Chunks of at most `size` runs and about `budget` bytes: the first is a probe of up to
     1,000 runs, each next one sized by the bytes a run took in the one before."""
@@ -631,7 +647,7 @@ def _chunks(src: Source, after: tuple[int, str] | None, size: int, budget: int) 
     while start < keys.num_rows:
         chunk_ids = [str(i) for i in ids.slice(start, rows).to_pylist()]
         start += len(chunk_ids)
-        table = src.runs(chunk_ids)
+        table = _mended(src.runs(chunk_ids))
         yield table, (ats[start - 1].as_py(), chunk_ids[-1])
         rows = max(1, min(size, budget * table.num_rows // max(table.nbytes, 1)))
 

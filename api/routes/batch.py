@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from analytics.core.json_text import loads_mended
 from analytics.history import batch_bulk, ingest
 from analytics.openwebui import importer
 from api.dependencies import AdminUser, Ctx, CurrentUser
@@ -23,7 +24,7 @@ router = APIRouter(prefix="/api/v1/executions", tags=["executions"], route_class
 def _items(body: bytes) -> list[Any]:
     """A JSON array the bulk path left (it starts with `[`): refused whole when it is not JSON."""
     try:
-        data: list[Any] = orjson.loads(body)
+        data: list[Any] = loads_mended(body)
     except orjson.JSONDecodeError as exc:
         raise decode_error(exc) from exc
     return data

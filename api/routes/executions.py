@@ -40,7 +40,7 @@ router = APIRouter(prefix="/api/v1/flows", tags=["executions"], route_class=Json
 )
 async def save_execution(flow_id: str, request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Save one execution; answered after it is committed."""
-    form = validate(ingest.ExecutionCreate, await read_json(request))
+    form = validate(ingest.ExecutionCreate, await read_json(request, mend=True))
     return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
 
 

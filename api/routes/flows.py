@@ -10,7 +10,7 @@ from fastapi import APIRouter
 
 from analytics.flows import registry as flows
 from api.dependencies import Ctx, CurrentUser
-from api.json_body import JsonRoute
+from api.json_body import PayloadRoute
 from api.schemas.flows import (
     DuplicateForm,
     ExecuteOut,
@@ -22,7 +22,7 @@ from api.schemas.flows import (
     FlowUpdate,
 )
 
-router = APIRouter(prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute)
+router = APIRouter(prefix="/api/v1/flows", tags=["flows"], route_class=PayloadRoute)
 
 
 @router.get("/", response_model=list[FlowListItem])

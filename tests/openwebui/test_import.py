@@ -389,3 +389,32 @@ def test_a_source_that_is_not_open_webuis_is_a_clear_error(ctx: Context, tmp_pat
         importer.import_openwebui(ctx, "postgresql://u:s3cret@127.0.0.1:1/webui")
     assert "s3cret" not in str(caught.value)
     assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchone()) == (0,)
+
+
+def test_runs_holding_halves_of_characters_are_stored_and_reported(
+    webui_db: WebUIDb, ctx: Context, tmp_path: Path
+) -> None:
+    """Open WebUI keeps the editor's spread of an emoji as it came: two keys holding one UTF-16
+    half each, written as escapes. The run is stored, each lone half as U+FFFD, and reported as
+    altered; a pair of halves in one string is the character, kept."""
+    webui_db.add_user("alice", "admin")
+    fid = webui_db.add_flow("alice", nodes=NODES)
+    spread = {"0": "H", "1": "i", "2": "\ud83d", "3": "\ude00", "modelId": "gpt-4o"}
+    halves = webui_db.add_execution(
+        fid, "alice", created_at=T0, node_results={"model_1": spread}, outputs={"model_1": spread}
+    )
+    in_errors = webui_db.add_execution(fid, "alice", created_at=T0, errors={"model_1": "bad \udc00"})
+    whole = webui_db.add_execution(fid, "alice", created_at=T0, inputs={"prompt": "hi \U0001f600"})
+    report = tmp_path / "r.jsonl"
+    summary = importer.import_openwebui(ctx, webui_db.url, report=report)
+    assert (summary.runs_stored, summary.runs_skipped) == (3, 0)
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert sorted((x["id"], x["action"]) for x in lines) == sorted(
+        [(halves, "altered"), (in_errors, "altered")]
+    )
+    assert all("U+FFFD" in x["reason"] for x in lines)
+    run = runs.get_execution(ctx, ADMIN, fid, halves)
+    mended = {"0": "H", "1": "i", "2": "\ufffd", "3": "\ufffd", "modelId": "gpt-4o"}
+    assert run.node_results == {"model_1": mended} and run.outputs == {"model_1": mended}
+    assert runs.get_execution(ctx, ADMIN, fid, in_errors).errors == {"model_1": "bad \ufffd"}
+    assert runs.get_execution(ctx, ADMIN, fid, whole).inputs == {"prompt": "hi \U0001f600"}
