@@ -11,7 +11,7 @@ escaped pairs and everything else are read exactly. Bytes that are not UTF-8 sta
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -69,7 +69,7 @@ def mend_column(texts: pa.Array[Any] | pa.ChunkedArray[Any]) -> tuple[pa.Array[A
     )
     if not rows.size:
         return column, changed
-    old = column.take(pa.array(rows)).to_pylist()
+    old = cast("list[str]", column.take(rows).to_pylist())  # texts that match: never null
     new = [mend_surrogates(t.encode()).decode() for t in old]
     changed[rows] = [a != b for a, b in zip(old, new, strict=True)]
     mask = pa.array(np.isin(np.arange(len(column)), rows[changed[rows]]))
