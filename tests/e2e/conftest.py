@@ -220,9 +220,17 @@ class Screens:
         return path
 
 
-def new_page(browser: Any, live: LiveApp, *, width: int = 1280, height: int = 900) -> Any:
+def new_page(
+    browser: Any,
+    live: LiveApp,
+    *,
+    width: int = 1280,
+    height: int = 900,
+    timezone_id: str = "UTC",
+    locale: str = "en-GB",
+) -> Any:
     context = browser.new_context(
-        viewport={"width": width, "height": height}, timezone_id="UTC", locale="en-GB", base_url=live.url
+        viewport={"width": width, "height": height}, timezone_id=timezone_id, locale=locale, base_url=live.url
     )
     context.set_default_timeout(15_000)
     page = context.new_page()

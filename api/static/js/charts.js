@@ -29,14 +29,43 @@ window.addEventListener("resize", () => {
   }
 });
 
+const HOUR = 3600;
+const DAY = 86400;
+// Tick steps uPlot may pick from (seconds). A chart of day buckets starts at a day: uPlot's own
+// list would put ticks 8 h apart between daily points, labelled with times of day.
+const STEPS = [HOUR, 2 * HOUR, 3 * HOUR, 4 * HOUR, 6 * HOUR, 8 * HOUR, 12 * HOUR,
+  DAY, 2 * DAY, 3 * DAY, 4 * DAY, 5 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 60 * DAY, 90 * DAY, 180 * DAY, 365 * DAY];
+const AXIS_FONT = "12px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
+
 // Tick labels in the chosen zone and locale: a time of day where ticks are less than a day
 // apart, else the date (ticks a day or more apart fall on that zone's midnights).
-function timeTicks(_u, ticks, _space, _incr, foundIncr) {
+function tickFormat(step) {
   const zone = timeZone();
-  const opts = foundIncr < 86400
+  return step < DAY
     ? { hour: "2-digit", minute: "2-digit", timeZone: zone }
     : { month: "short", day: "numeric", timeZone: zone };
+}
+
+function tickLabels(ticks, step) {
+  const opts = tickFormat(step);
   return ticks.map((t) => new Date(t * 1000).toLocaleString(LOCALE, opts));
+}
+
+// The widest label a format can give (every month, a two-digit day; every hour), measured in
+// the axis font: ticks are at least that far apart plus a gap, so labels never overlap.
+let measure = null;
+function widestLabel(step) {
+  measure = measure || document.createElement("canvas").getContext("2d");
+  measure.font = AXIS_FONT;
+  const samples = step < DAY
+    ? Array.from({ length: 24 }, (_, hr) => Date.UTC(2026, 0, 1, hr, 0) / 1000)
+    : Array.from({ length: 12 }, (_, mo) => Date.UTC(2026, mo, 28, 12) / 1000);
+  return Math.max(...tickLabels(samples, step).map((t) => measure.measureText(t).width));
+}
+
+function tickSpace(minStep) {
+  const widest = Math.max(...(minStep < DAY ? [HOUR, DAY] : [DAY]).map(widestLabel));
+  return Math.ceil(widest * 1.15) + 12; // month ticks vary (28-31 days): keep a margin
 }
 
 function drawMarkers(u, markers) {
@@ -61,8 +90,8 @@ function drawMarkers(u, markers) {
 }
 
 // series: [{label, values, axis: "left"|"right", format, points: true (points only, no line)}]
-// markers: [{x (epoch seconds), label}]
-export function lineChart(key, title, xs, series, { leftFormat, rightFormat, markers = [] } = {}) {
+// markers: [{x (epoch seconds), label}]; minStep: the smallest tick step (seconds), the bucket's
+export function lineChart(key, title, xs, series, { leftFormat, rightFormat, markers = [], minStep = HOUR } = {}) {
   const figure = h("figure", { class: "chart", "data-chart": key, "data-points": "0" },
     h("figcaption", { id: `chart-${key}-title` }, title));
   const holder = h("div", { role: "img", "aria-labelledby": `chart-${key}-title`, "aria-describedby": `chart-${key}-desc` });
@@ -74,6 +103,7 @@ export function lineChart(key, title, xs, series, { leftFormat, rightFormat, mar
   figure.dataset.markers = String(shown.length);
   figure.dataset.gaps = String(series.reduce((n, s) => n + s.values.filter((v) => v === null).length, 0));
   const hasRight = series.some((s) => s.axis === "right");
+  let drawnTicks = []; // [epoch seconds, label] of the x axis, as last laid out
   const zone = timeZone();
   const opts = {
     width: 600,
@@ -81,9 +111,19 @@ export function lineChart(key, title, xs, series, { leftFormat, rightFormat, mar
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), zone),
     legend: { show: true },
     cursor: { points: { size: 6 } },
-    scales: { x: { time: true }, y: { auto: true, range: (_u, min, max) => [Math.min(0, min ?? 0), max > 0 ? max * 1.1 : 1] }, r: { auto: true, range: (_u, _min, max) => [0, Math.max((max ?? 0) * 1.1, 0.01)] } },
+    // the right (rate) axis spans at least 5 points: a flat 0 % gets ticks 0 %, 1 % ... 5 %,
+    // not rounded repeats ("1% 1% 0%") of a hair-thin range
+    scales: { x: { time: true }, y: { auto: true, range: (_u, min, max) => [Math.min(0, min ?? 0), max > 0 ? max * 1.1 : 1] }, r: { auto: true, range: (_u, _min, max) => [0, Math.max((max ?? 0) * 1.1, 0.05)] } },
     axes: [
-      { stroke: "#57606a", grid: { stroke: "#eaeef2" }, values: timeTicks },
+      {
+        stroke: "#57606a", grid: { stroke: "#eaeef2" }, font: AXIS_FONT,
+        incrs: STEPS.filter((s) => s >= minStep), space: tickSpace(minStep),
+        values: (_u, ticks, _space, _incr, foundIncr) => {
+          const labels = tickLabels(ticks, foundIncr);
+          drawnTicks = ticks.map((t, i) => [t, labels[i]]);
+          return labels;
+        },
+      },
       { stroke: "#57606a", grid: { stroke: "#eaeef2" }, values: leftFormat ? (_u, ticks) => ticks.map(leftFormat) : undefined, size: 84 },
       hasRight ? { scale: "r", side: 1, stroke: "#a40e26", grid: { show: false }, values: rightFormat ? (_u, ticks) => ticks.map(rightFormat) : undefined, size: 56 } : null,
     ].filter(Boolean),
@@ -106,6 +146,8 @@ export function lineChart(key, title, xs, series, { leftFormat, rightFormat, mar
       draw: [(u) => {
         if (shown.length) drawMarkers(u, shown);
         figure.dataset.points = String(u.data[0].length);
+        // the x ticks as drawn, [css px, label], for tests and people checking the axis
+        figure.dataset.xTicks = JSON.stringify(drawnTicks.map(([t, label]) => [Math.round(u.valToPos(t, "x")), label]));
         figure.dataset.drawn = "true";
       }],
     },

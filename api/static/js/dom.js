@@ -36,14 +36,33 @@ export function empty(title, text, ...extra) {
   return h("div", { class: "empty panel", "data-state": "empty" }, h("strong", {}, title), text, ...extra);
 }
 
-export function errorPanel(err, retry) {
+// What happened, in words; the API's `detail` says why underneath.
+function errorTitle(err) {
+  const status = err && err.status;
+  if (status === 0) return "The server could not be reached";
+  if (status >= 500) return "The server could not answer";
+  if (status === 404) return "Not found";
+  if (status === 403) return "No access";
+  return "This could not be loaded";
+}
+
+// Only failures that can pass (the server's, the network's) are worth another try: a 404 or a
+// 403 gives the same answer again.
+export function canRetry(err) {
+  const status = err && err.status;
+  return !status || status >= 500 || status === 408 || status === 429;
+}
+
+// ways: [[href, text], ...] links out of a page that could not be shown.
+export function errorPanel(err, retry, ways = []) {
   const status = err && err.status ? `${err.status}: ` : "";
   return h(
     "div",
-    { class: "error-panel", role: "alert", "data-state": "error" },
-    h("strong", {}, err && err.status >= 500 ? "The server could not answer" : "This could not be loaded"),
+    { class: "error-panel", role: "alert", "data-state": "error", "data-status": err && err.status != null ? String(err.status) : null },
+    h("strong", {}, errorTitle(err)),
     h("span", { class: "error-detail" }, status + (err && err.message ? err.message : String(err))),
-    retry ? h("div", {}, h("button", { type: "button", class: "btn btn-small", onclick: retry, style: "margin-top:.5rem" }, "Try again")) : null,
+    retry && canRetry(err) ? h("div", {}, h("button", { type: "button", class: "btn btn-small", onclick: retry, style: "margin-top:.5rem" }, "Try again")) : null,
+    ways.length ? h("p", { class: "toolbar", style: "margin:.5rem 0 0" }, ways.map(([href, text]) => h("a", { class: "btn btn-small", href }, text))) : null,
   );
 }
 

@@ -73,6 +73,37 @@ export function timestamp(epochSeconds) {
   });
 }
 
+// The zone the screens show times in, as a suffix for a time or a column header that has none:
+// "12 Mar 2026, 10:00:00 UTC", "Started (UTC)". Without it a UTC time reads as local.
+export function zoned(epochSeconds) {
+  return epochSeconds === null || epochSeconds === undefined ? "—" : `${timestamp(epochSeconds)} ${timeZone()}`;
+}
+
+export function inZone(label) {
+  return `${label} (${timeZone()})`;
+}
+
+// A datetime-local field's value ("2026-03-01T12:00" or with seconds) read in the zone the
+// screens show times in, so a time copied from a list finds that run. null when it is no time.
+const FIELD_TIME = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?$/;
+export function fieldToIso(value) {
+  const m = FIELD_TIME.exec(String(value || "").trim());
+  if (!m) return null;
+  const [y, mo, d, hh, mm, ss] = m.slice(1).map((x) => Number(x || 0));
+  const ms = zoneChoice() === "local"
+    ? new Date(y, mo - 1, d, hh, mm, ss).getTime() // the browser's own zone: Date's local fields
+    : Date.UTC(y, mo - 1, d, hh, mm, ss);
+  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
+}
+
+// The other way: an instant as a datetime-local value (to the second) in the same zone.
+export function fieldValue(epochSeconds) {
+  const d = new Date(Math.floor(epochSeconds) * 1000);
+  if (zoneChoice() !== "local") return d.toISOString().slice(0, 19);
+  const p = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
 // An ISO 8601 time from the API (`2026-03-01T12:00:00Z`), in the same one format.
 export function isoTimestamp(iso) {
   if (!iso) return "—";

@@ -101,7 +101,7 @@ async function route() {
     await module.render(view, args, ctx);
   } catch (err) {
     if (seq !== navigation || err.status === 401) return;
-    mount(view, errorPanel(err, route));
+    mount(view, errorPanel(err, route, [...(err.back || []), ["#/", "Back to the flows list"]]));
   }
 }
 

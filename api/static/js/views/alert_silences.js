@@ -3,7 +3,7 @@
 import { del, enc, post } from "../api.js";
 import { h } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
-import { timestamp } from "../format.js";
+import { zoned } from "../format.js";
 
 const STATUS_CLASS = { active: "badge-other", pending: "badge-other", expired: "badge-aborted" };
 
@@ -14,7 +14,7 @@ export function silenceOf(silences, rule, flowId) {
 
 export function silencedBadge(silence) {
   return h("div", { "data-silenced": silence.id, title: silence.comment },
-    h("span", { class: "badge badge-aborted" }, "silenced"), h("div", { class: "muted" }, `until ${timestamp(silence.ends_at)}`));
+    h("span", { class: "badge badge-aborted" }, "silenced"), h("div", { class: "muted" }, `until ${zoned(silence.ends_at)}`));
 }
 
 export function silencesSection(flowId, rules, silences, reload, message) {
@@ -62,7 +62,7 @@ export function silencesSection(flowId, rules, silences, reload, message) {
         h("thead", {}, h("tr", {}, ["Mutes", "When", "Why", "Status", ""].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, rows.map((s) => h("tr", { "data-silence": s.id, "data-status": s.status },
           h("td", {}, name(s)),
-          h("td", {}, h("div", {}, `from ${timestamp(s.starts_at)}`), h("div", {}, `until ${timestamp(s.ends_at)}`)),
+          h("td", {}, h("div", {}, `from ${zoned(s.starts_at)}`), h("div", {}, `until ${zoned(s.ends_at)}`)),
           h("td", { style: "overflow-wrap:break-word" }, s.comment, h("div", { class: "muted" }, `by ${s.created_by}`),
             s.expired_by ? h("div", { class: "muted" }, `ended by ${s.expired_by}`) : null),
           h("td", {}, h("span", { class: `badge ${STATUS_CLASS[s.status]}` }, s.status)),

@@ -4,7 +4,7 @@
 import { api, del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, mount } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
-import { count, duration, timestamp } from "../format.js";
+import { count, duration, inZone, timestamp } from "../format.js";
 import { silenceOf, silencedBadge, silencesSection } from "./alert_silences.js";
 import {
   condition, durationInput, measured, METRICS, OPERATORS, options, thresholdInput, thresholdProblems, thresholdValue, UNITS, why,
@@ -79,7 +79,7 @@ export async function render(root, [flowId], ctx) {
     h("h2", {}, "History"),
     transitions.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "transitions-table" },
-        h("thead", {}, h("tr", {}, ["When", "Rule", "Change", "Why"].map((t) => h("th", { scope: "col" }, t)))),
+        h("thead", {}, h("tr", {}, [inZone("When"), "Rule", "Change", "Why"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, transitions.map((t) => {
           const rule = rules.find((r) => r.id === t.rule_id);
           return h("tr", { "data-transition": t.id },
@@ -206,7 +206,7 @@ function channelsSection(channels, reload, message) {
       const rows = await get(`/api/v1/alerts/channels/${enc(c.id)}/deliveries${query({ limit: 20 })}`);
       mount(log, h("h3", {}, `Delivery log of ${c.name}`), rows.length
         ? h("div", { class: "table-wrap" }, h("table", { id: "deliveries-table" },
-          h("thead", {}, h("tr", {}, ["When", "Event", "Attempt", "Result", "Took"].map((t) => h("th", { scope: "col" }, t)))),
+          h("thead", {}, h("tr", {}, [inZone("When"), "Event", "Attempt", "Result", "Took"].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, rows.map((d) => h("tr", { class: d.ok ? "" : "row-error" },
             h("td", {}, timestamp(d.at)), h("td", {}, d.event), h("td", { class: "num" }, String(d.attempt)),
             h("td", {}, d.ok ? h("span", { class: "badge badge-success" }, `✓ ${d.status_code}`) : h("span", { class: "badge badge-error" }, `✗ ${d.status_code ?? ""} ${d.error ?? ""}`)),

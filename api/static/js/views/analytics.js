@@ -78,6 +78,14 @@ function table(id, head, rows) {
 
 const td = (v, num) => h("td", { class: num ? "num" : null }, v);
 
+// The trend's bucket width ("day", "6 hours", "1 week") in seconds: the charts' smallest tick
+// step, so day buckets get date ticks, never times of day between them.
+const UNIT = { minute: 60, hour: HOUR, day: DAY, week: 7 * DAY, month: 28 * DAY, year: 365 * DAY };
+export function bucketSeconds(name) {
+  const m = /^\s*(\d+)?\s*(minute|hour|day|week|month|year)s?\b/i.exec(String(name || ""));
+  return m ? Number(m[1] || 1) * UNIT[m[2].toLowerCase()] : HOUR;
+}
+
 export async function render(root, [flowId], ctx) {
   const range = RANGES[ctx.params.get("range")] ? ctx.params.get("range") : "7d";
   const bucket = BUCKETS[ctx.params.get("bucket")] ? ctx.params.get("bucket") : (range === "24h" ? "hour" : "day");
@@ -133,7 +141,9 @@ export async function render(root, [flowId], ctx) {
     const total = t.totals[0].measures.runs.value;
     charts.dataset.totalRuns = String(total);
     charts.dataset.firstBucket = String(xs[0] ?? "");
-    const marks = { markers };
+    // no runs: charts of nothing would only draw made-up axes ("1% 1% 0%") and "— failed"
+    if (!total) return empty("No runs in this range", "Pick a longer range to see this flow's history.");
+    const marks = { markers, minStep: bucketSeconds(t.bucket) };
     const figures = [
       lineChart("runs", "Runs and failure rate", xs, [
         { label: "Runs", values: rows.map((r) => r.runs), format: count },
@@ -145,10 +155,9 @@ export async function render(root, [flowId], ctx) {
       ], { leftFormat: duration, ...marks }),
       lineChart("cost", "Cost (USD)", xs, [{ label: "Cost", values: rows.map((r) => r.cost), format: money }], { leftFormat: money, ...marks }),
     ];
-    const note = total === 0 ? empty("No runs in this range", "Pick a longer range to see this flow's history.") : null;
     const skipped = rows.length < t.rows.length ? `; drawn from the first bucket with runs (${timestamp(xs[0])})` : "";
     const legend = markers.some((m) => xs.length && m.x >= xs[0] && m.x <= xs[xs.length - 1]) ? "; dashed lines mark version changes (▲ a significant regression)" : "";
-    return [note, h("p", { class: "muted" }, `${count(total)} runs, ${percent(t.totals[0].measures.failure_rate.value)} failed, bucket ${t.bucket}; empty buckets are gaps${skipped}${legend}`), ...figures];
+    return [h("p", { class: "muted" }, `${count(total)} runs, ${percent(t.totals[0].measures.failure_rate.value)} failed, bucket ${t.bucket}; empty buckets are gaps${skipped}${legend}`), ...figures];
   });
 
   fill(kpis, get(`${base}/reliability${query(span)}`), (r) => [
@@ -187,7 +196,8 @@ export async function render(root, [flowId], ctx) {
   const anomaliesP = get(`${base}/anomalies${query({ ...span, limit: 100 })}`);
   fill(anomalies, Promise.all([anomaliesP, trendP, markersP]), ([rows, t, markers]) => {
     const buckets = fromFirstRun(t.rows);
-    const chart = anomalyChart(buckets, rows, markers);
+    const runs = t.totals[0].measures.runs.value;
+    const chart = runs || rows.length ? anomalyChart(buckets, rows, markers, bucketSeconds(t.bucket)) : null;
     const list = rows.length
       ? table("anomalies-table", [["Run"], ["When"], ["Duration", 1], ["Baseline median", 1], ["Robust z", 1]],
         rows.slice(0, 20).map((a) => h("tr", {}, td(h("a", { href: `#/flows/${enc(flowId)}/runs/${enc(a.execution_id)}` }, shortId(a.execution_id))),
@@ -200,7 +210,7 @@ export async function render(root, [flowId], ctx) {
 // Duration over time (p50 and p95 per bucket) with each flagged run as a red point at its own
 // time and duration. Bucket times and run times are merged on one x axis: a line has no value
 // at a run's time (undefined: joined across), a point none at a bucket's.
-function anomalyChart(buckets, flagged, markers) {
+function anomalyChart(buckets, flagged, markers, minStep) {
   const xs = [...new Set([...buckets.map((r) => r.bucket), ...flagged.map((a) => a.created_at)])].sort((a, b) => a - b);
   const byBucket = new Map(buckets.map((r) => [r.bucket, r]));
   const byRun = new Map(flagged.map((a) => [a.created_at, a.value]));
@@ -209,7 +219,7 @@ function anomalyChart(buckets, flagged, markers) {
     { label: "p50", values: line("p50_duration"), format: duration },
     { label: "p95", values: line("p95_duration"), format: duration },
     { label: "Anomalous run", values: xs.map((x) => byRun.get(x)), format: duration, points: true, colour: "#cf222e" },
-  ], { leftFormat: duration, markers });
+  ], { leftFormat: duration, markers, minStep });
   figure.dataset.flagged = String(flagged.length);
   return figure;
 }

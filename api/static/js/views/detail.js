@@ -3,9 +3,9 @@
 import { del, enc, get, post, put } from "../api.js";
 import { confirmAction, h, mount } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
-import { badge, count, duration, money, shortId, timestamp, tokens } from "../format.js";
+import { badge, count, duration, money, shortId, tokens, zoned } from "../format.js";
 import { jsonView, spreadText } from "../json_view.js";
-import { nodeName } from "../node_labels.js";
+import { definitionThatRan, graphOrder, nodeName } from "../node_labels.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 
 // What the server recorded per node at ingest (status, duration, tokens, estimated or not,
@@ -17,31 +17,6 @@ function factsOf(run, errors) {
     if (n) return { status: n.status || "success", ms: n.duration_ms ?? undefined, tin: n.tokens_in, tout: n.tokens_out, estimated: n.tokens_estimated, model: n.model, cost: n.cost };
     return { status: errors[id] !== undefined ? "error" : "success", ms: undefined, tin: null, tout: null, estimated: false, model: null, cost: null };
   };
-}
-
-// The flow's nodes in graph order: a topological order of its edges (Kahn's; ties, and any
-// nodes left in a cycle, in definition order), then nodes the run has but the definition lacks.
-export function graphOrder(flow, runNodeIds) {
-  const defined = (flow.nodes || []).map((n) => String(n.id));
-  const known = new Set(defined);
-  const indegree = new Map(defined.map((id) => [id, 0]));
-  const next = new Map(defined.map((id) => [id, []]));
-  for (const e of flow.edges || []) {
-    const [a, b] = [String(e.source), String(e.target)];
-    if (!known.has(a) || !known.has(b) || a === b) continue;
-    next.get(a).push(b);
-    indegree.set(b, indegree.get(b) + 1);
-  }
-  const order = [];
-  const done = new Set();
-  while (order.length < defined.length) {
-    const ready = defined.find((id) => !done.has(id) && indegree.get(id) === 0)
-      ?? defined.find((id) => !done.has(id)); // a cycle: take the first left
-    done.add(ready);
-    order.push(ready);
-    for (const b of next.get(ready)) indegree.set(b, indegree.get(b) - 1);
-  }
-  return [...order, ...runNodeIds.filter((id) => !known.has(id))];
 }
 
 // A waterfall of the run's nodes in graph order: each bar starts where the one before ended
@@ -76,7 +51,10 @@ function timeline(flow, run, ran, facts) {
   const notRun = order.filter((id) => !ran.has(id)).length;
   return h("section", { class: "panel", id: "timeline", "aria-label": "Timeline" },
     h("h2", { style: "margin-top:0" }, "Timeline"),
-    h("p", { class: "muted" }, `Nodes in the flow's order, laid end to end by duration (the run records durations, not start times)${notRun ? `; ${notRun} never ran` : ""}.`),
+    h("p", { class: "muted", id: "timeline-caption" }, flow.ranVersion
+      ? `Nodes in the order of the flow version that ran (${shortId(flow.ranVersion)}), not today's`
+      : "Nodes in the flow's order",
+    `, laid end to end by duration (the run records durations, not start times)${notRun ? `; ${notRun} never ran` : ""}.`),
     h("ol", { style: "list-style:none;margin:0;padding:0" }, items));
 }
 
@@ -90,8 +68,18 @@ function errorText(value) {
 
 export async function render(root, [flowId, runId], ctx) {
   const base = `/api/v1/flows/${enc(flowId)}/executions`;
-  const [flow, run] = await Promise.all([loadFlow(flowId), get(`${base}/${enc(runId)}`)]);
+  const flowP = loadFlow(flowId);
+  const runP = get(`${base}/${enc(runId)}`).catch(async (err) => {
+    // the flow may still be readable though this run is not (deleted): offer its runs
+    const readable = await flowP.catch(() => null);
+    if (readable) err.back = [[`#/flows/${enc(flowId)}`, `Back to the runs of “${readable.name}”`]];
+    throw err;
+  });
+  // the definition that ran labels and orders this run's nodes (the flow may have changed since)
+  const replayP = get(`${base}/${enc(runId)}/replay`);
+  const [current, run, replay] = await Promise.all([flowP, runP, replayP.catch(() => null)]);
   if (ctx.stale()) return;
+  const flow = definitionThatRan(current, replay);
   const errors = run.errors || {};
   const errorEntries = Object.entries(errors);
   const nodeResults = run.node_results || {};
@@ -121,15 +109,15 @@ export async function render(root, [flowId, runId], ctx) {
 
   const deleteBtn = h("button", { type: "button", class: "btn btn-danger", id: "delete-run" }, "Delete run");
   deleteBtn.addEventListener("click", async () => {
-    if (!(await confirmAction("Delete this run?", `The run of ${timestamp(run.created_at)} will be deleted. This cannot be undone.`))) return;
+    if (!(await confirmAction("Delete this run?", `The run of ${zoned(run.created_at)} will be deleted. This cannot be undone.`))) return;
     await del(`${base}/${enc(run.id)}`);
     ctx.navigate(`#/flows/${enc(flowId)}`);
   });
 
   mount(root,
-    ...flowHeader(flow, "history", `Run ${shortId(run.id)}`),
+    ...flowHeader(current, "history", `Run ${shortId(run.id)}`),
     h("section", { class: "panel", id: "run-summary", "aria-label": "Summary" },
-      h("div", { class: "toolbar" }, badge(run.status), h("strong", {}, timestamp(run.created_at)), h("span", { class: "spacer" }), deleteBtn),
+      h("div", { class: "toolbar" }, badge(run.status), h("strong", { id: "run-time" }, zoned(run.created_at)), h("span", { class: "spacer" }), deleteBtn),
       kv([
         ["Duration", h("span", { id: "run-duration" }, duration(run.execution_time))],
         ["Tokens", h("span", { id: "run-tokens" }, tokens(run.tokens_in, run.tokens_out, run.tokens_estimated))],
@@ -156,7 +144,7 @@ export async function render(root, [flowId, runId], ctx) {
     h("h2", {}, "Outputs"),
     h("div", { class: "panel" }, jsonView(run.outputs, { open: false })),
     compareWith(flowId, run, ctx),
-    replayBox(base, run),
+    replayBox(run, replayP),
   );
 }
 
@@ -168,7 +156,7 @@ function annotationEditor(base, run) {
   const tagsError = h("div", { class: "field-error", id: "a-tags-error", role: "alert" });
   const noteError = h("div", { class: "field-error", id: "a-note-error", role: "alert" });
   const status = h("span", { id: "a-status", role: "status", class: "muted" },
-    run.annotation ? `Saved by ${run.annotation.updated_by} on ${timestamp(run.annotation.updated_at)}` : "");
+    run.annotation ? `Saved by ${run.annotation.updated_by} on ${zoned(run.annotation.updated_at)}` : "");
   const radio = (value, label) => h("label", { style: "display:inline-flex;gap:.3rem;margin-right:1rem;font-weight:400" },
     h("input", { type: "radio", name: "rating", value: String(value), checked: a.rating === value }), label);
   const form = h("form", { class: "panel", id: "annotation", "aria-labelledby": "a-title" },
@@ -193,7 +181,7 @@ function annotationEditor(base, run) {
     status.textContent = "Saving…";
     try {
       const saved = await put(`${base}/${enc(run.id)}/annotation`, body);
-      status.textContent = `Saved ✓ (${timestamp(saved.updated_at)})`;
+      status.textContent = `Saved ✓ (${zoned(saved.updated_at)})`;
       status.dataset.saved = "true";
     } catch (err) {
       status.textContent = showFieldErrors(form, err, "a-") ? "Not saved." : `Not saved: ${err.message}`;
@@ -211,7 +199,7 @@ function compareWith(flowId, run, ctx) {
   post("/api/v1/executions/search", { filter: { flow_id: { any_: [flowId] } }, limit: 50 }).then((page) => {
     const others = page.items.filter((r) => r.id !== run.id);
     select.replaceChildren(h("option", { value: "" }, others.length ? "Choose a run" : "No other runs"),
-      ...others.map((r) => h("option", { value: r.id }, `${r.status === "success" ? "✓" : r.status === "error" ? "✗" : "⊘"} ${timestamp(r.created_at)} · ${duration(r.execution_time)}`)));
+      ...others.map((r) => h("option", { value: r.id }, `${r.status === "success" ? "✓" : r.status === "error" ? "✗" : "⊘"} ${zoned(r.created_at)} · ${duration(r.execution_time)}`)));
   }, () => select.replaceChildren(h("option", { value: "" }, "Runs could not be loaded")));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -220,7 +208,7 @@ function compareWith(flowId, run, ctx) {
   return form;
 }
 
-function replayBox(base, run) {
+function replayBox(run, replayP) {
   const out = h("div", {});
   const copy = h("button", { type: "button", class: "btn", id: "copy-replay" }, "Copy replay payload");
   const status = h("span", { role: "status", class: "muted", id: "copy-status" });
@@ -265,7 +253,7 @@ function replayBox(base, run) {
       h("p", { class: "muted", id: "run-again-help" }, "Checks that you may run this flow, copies this run's inputs and tells you to run the flow in Open WebUI (execution happens in the browser, not on this server)."),
       note);
   };
-  get(`${base}/${enc(run.id)}/replay`).then((p) => {
+  replayP.then((p) => {
     payload = p;
     offerRunAgain();
     mount(out, h("p", {}, "POST to ", h("code", {}, p.post_to)), jsonView(p.body, { open: false }));

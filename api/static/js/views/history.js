@@ -2,7 +2,7 @@
 // each run's first error, paging, deletes.
 import { ApiError, del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, count, duration, money, percent, shortId, timestamp, tokens } from "../format.js";
+import { badge, count, duration, fieldToIso, inZone, money, percent, shortId, timestamp, tokens } from "../format.js";
 import { nodeLabel } from "../node_labels.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 
@@ -17,10 +17,12 @@ function filtersFrom(params) {
   return Object.fromEntries(FILTER_KEYS.map((k) => [k, params.get(k) || ""]));
 }
 
-function localToIso(value) {
-  const d = new Date(value); // datetime-local values are local time
-  if (Number.isNaN(d.getTime())) throw new ApiError(422, `not a date: ${value}`);
-  return d.toISOString();
+// From/Until are read in the zone the list shows times in (format.js), not the browser's: a
+// Started time copied from a row finds that run.
+function fieldTime(value) {
+  const iso = fieldToIso(value);
+  if (!iso) throw new ApiError(422, `not a date: ${value}`);
+  return iso;
 }
 
 export function searchFilter(flowId, f) {
@@ -34,8 +36,8 @@ export function searchFilter(flowId, f) {
   if (tags.length) filter.tags = { all_: tags };
   if (f.from || f.to) {
     filter.created_at = {};
-    if (f.from) filter.created_at.after_ = localToIso(f.from);
-    if (f.to) filter.created_at.before_ = localToIso(f.to);
+    if (f.from) filter.created_at.after_ = fieldTime(f.from);
+    if (f.to) filter.created_at.before_ = fieldTime(f.to);
   }
   return filter;
 }
@@ -104,8 +106,8 @@ function filterForm(f, facets, onApply, onClear) {
     field("f-user", "User", choiceSelect("f-user", "user", f.user, facets?.user_id)),
     field("f-error", "Text in errors", h("input", { id: "f-error", name: "error", type: "search", value: f.error, placeholder: "timeout" })),
     field("f-tags", "Tags (all of)", h("input", { id: "f-tags", name: "tags", value: f.tags, placeholder: "regression, slow" })),
-    field("f-from", "From", h("input", { id: "f-from", name: "from", type: "datetime-local", value: f.from })),
-    field("f-to", "Until", h("input", { id: "f-to", name: "to", type: "datetime-local", value: f.to })),
+    field("f-from", inZone("From"), h("input", { id: "f-from", name: "from", type: "datetime-local", step: 1, value: f.from })),
+    field("f-to", inZone("Until"), h("input", { id: "f-to", name: "to", type: "datetime-local", step: 1, value: f.to })),
     h("div", { class: "field" },
       h("button", { type: "submit", class: "btn btn-primary" }, "Apply"), " ",
       h("button", { type: "button", class: "btn", onclick: onClear }, "Clear")),
@@ -296,7 +298,7 @@ function renderList(listBox, first, { flowId, filter, base, ctx, flow }) {
         h("thead", {}, h("tr", {},
           h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Select")),
           h("th", { scope: "col" }, "Status"),
-          h("th", { scope: "col" }, "Started"),
+          h("th", { scope: "col" }, inZone("Started")),
           h("th", { scope: "col", class: "num" }, "Duration"),
           h("th", { scope: "col" }, "Error"),
           h("th", { scope: "col", class: "num hide-narrow" }, "Tokens"),

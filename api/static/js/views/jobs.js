@@ -1,7 +1,7 @@
 // The scheduler's jobs (admins): last run, duration, result or error, next run, and "run now".
 import { enc, get, post } from "../api.js";
 import { empty, errorPanel, h, mount } from "../dom.js";
-import { count, duration, isoTimestamp } from "../format.js";
+import { count, duration, inZone, isoTimestamp } from "../format.js";
 import { jsonView } from "../json_view.js";
 import { numberText } from "./sql.js";
 
@@ -56,16 +56,16 @@ function every(seconds) {
 export function jobsTable(jobs, onRun) {
   return h("div", { class: "table-wrap" },
     h("table", { id: "jobs-table" },
-      h("thead", {}, h("tr", {}, ["Job", "Schedule", "Last run", "Took", "Result", "Next run", ""].map((t) => h("th", { scope: "col" }, t)))),
+      h("thead", {}, h("tr", {}, ["Job", "Schedule", inZone("Last run"), "Took", "Result", inZone("Next run"), ""].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, jobs.map((j) => h("tr", { "data-job": j.name, class: j.last_ok === false ? "row-error" : "" },
         h("td", { "data-label": "Job" }, h("strong", {}, j.name), h("div", { class: "muted" }, `${count(j.runs)} runs, ${count(j.failures)} failed`)),
         h("td", { "data-label": "Schedule" }, every(j.every_s)),
-        h("td", { "data-label": "Last run", "data-col": "last-run" }, j.running ? "running now…" : when(j.last_finished || j.last_started)),
+        h("td", { "data-label": inZone("Last run"), "data-col": "last-run" }, j.running ? "running now…" : when(j.last_finished || j.last_started)),
         h("td", { class: "num", "data-label": "Took" }, j.last_duration_s == null ? "—" : duration(j.last_duration_s * 1000)),
         h("td", { "data-label": "Result", "data-col": "result" }, j.last_error
           ? h("div", { class: "errors-box" }, h("pre", {}, j.last_error))
           : j.last_result == null ? h("span", { class: "muted" }, j.last_ok === null ? "not run yet" : "—") : resultList(j.last_result)),
-        h("td", { "data-label": "Next run", "data-col": "next-run" }, when(j.next_run)),
+        h("td", { "data-label": inZone("Next run"), "data-col": "next-run" }, when(j.next_run)),
         h("td", { "data-label": "" }, onRun ? h("button", { type: "button", class: "btn btn-small", disabled: j.running, "aria-label": `Run ${j.name} now`,
           onclick: () => onRun(j.name) }, "Run now") : null),
       ))),

@@ -3,7 +3,7 @@
 // regressions, failure rate up sharply) marked with a symbol and a word, never colour alone.
 import { enc, get, post, query } from "../api.js";
 import { empty, h, mount } from "../dom.js";
-import { count, duration, money, percent, timestamp } from "../format.js";
+import { count, duration, fieldValue, money, percent, timestamp } from "../format.js";
 
 const PERIODS = { "24h": [86400, "hour", "24 hours"], "7d": [7 * 86400, "day", "7 days"], "30d": [30 * 86400, "day", "30 days"] };
 // "Failure rate up sharply": at least this many percentage points more than the period before,
@@ -26,7 +26,7 @@ export async function render(root, _args, ctx) {
   const sort = ctx.params.get("sort") || "problem";
   const dir = ctx.params.get("dir") === "asc" ? "asc" : "desc";
   const [seconds, bucket, label] = PERIODS[period];
-  const end = new Date();
+  const end = new Date(Math.floor(Date.now() / 1000) * 1000); // whole seconds: links to Search carry the same span
   const start = new Date(end.getTime() - seconds * 1000);
   const [flows, metrics, rules] = await Promise.all([
     get("/api/v1/flows/accessible"),
@@ -149,11 +149,20 @@ export async function render(root, _args, ctx) {
       ? table("signatures-table", ["Flow", "Node", "Signature", "Count", "Trend"], signatures.map(({ flow, s }) => h("tr", {},
         h("td", {}, flow.name),
         h("td", { class: "mono" }, s.node_id),
-        h("td", {}, h("a", { href: `#/search${query({ flow: flow.id, error: s.example.slice(0, 200), status: "error" })}` }, s.signature)),
+        h("td", {}, h("a", { href: signatureSearch(flow, s, start, end) }, s.signature)),
         h("td", { class: "num" }, count(s.count)),
         h("td", {}, s.trend))))
       : empty("No failures", `No run failed in the last ${label}.`),
   );
+}
+
+// The runs behind a signature's count: same flow, error text and period (Search's From/Until,
+// in the zone its fields are read in), so Search finds as many as the count says.
+function signatureSearch(flow, s, start, end) {
+  return `#/search${query({
+    flow: flow.id, error: s.example.slice(0, 200), status: "error",
+    after: fieldValue(start.getTime() / 1000), before: fieldValue(end.getTime() / 1000),
+  })}`;
 }
 
 function flowRow(r, bucket) {

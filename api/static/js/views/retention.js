@@ -1,9 +1,9 @@
 // Retention of a flow: the policy in force, a dry run of what it would remove (with the
 // stored or an edited policy), and for admins the scheduler's jobs and the recent passes.
 import { del, enc, get, post, put } from "../api.js";
-import { empty, errorPanel, h, mount } from "../dom.js";
+import { confirmAction, empty, errorPanel, h, mount } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
-import { count, isoTimestamp, shortId } from "../format.js";
+import { count, inZone, isoTimestamp, shortId } from "../format.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 import { jobsTable } from "./jobs.js";
 
@@ -15,6 +15,22 @@ const FIELDS = [
   ["keep_last", "Keep at most the newest (runs)"],
   ["payload_ttl_days", "Drop payloads older than (days)"],
 ];
+
+// A field's text as the policy's value: "" is no limit (null); anything that is not a number
+// is refused next to the field, never sent (Number("thirty") is NaN, which JSON turns into
+// null: "keep everything"). Days may be fractional (0.5) and take a decimal comma; keep_last
+// is a count. Negative values go to the API, which says why they are refused.
+const DAYS = /^-?\d+(?:[.,]\d+)?$/;
+const WHOLE = /^-?\d+$/;
+function fieldValue(key, text) {
+  const v = text.trim();
+  if (v === "") return { value: null };
+  if (key === "keep_last") return WHOLE.test(v) ? { value: Number(v) } : { problem: "enter a whole number" };
+  return DAYS.test(v) ? { value: Number(v.replace(",", ".")) } : { problem: "enter a number of days, like 30" };
+}
+
+const LIMITS = FIELDS.map(([k]) => k);
+const noLimits = (body) => LIMITS.every((k) => body[k] === null);
 
 function describe(p) {
   const parts = [];
@@ -28,6 +44,16 @@ function describe(p) {
   if (p.payload_ttl_days != null) parts.push(`payloads dropped after ${p.payload_ttl_days} days`);
   if (!parts.length) return "No limits: every run is kept.";
   return `${parts.join("; ")}${p.archive ? " (archived to Parquet before removal)" : ""}.`;
+}
+
+// What the fields hold, when that is not this flow's own policy: empty fields would otherwise
+// read as "no limits" where the hidden global policy applies.
+function fieldsNote(own, global) {
+  if (!own.inherited) return null;
+  return h("p", { class: "notice", id: "policy-fields-note" }, global
+    ? "The fields below show the global policy. Saving makes them this flow's own policy, which no longer follows the global one."
+    : "The fields below are empty because the global policy is not shown to you: they are not the policy in force. "
+      + "Saving gives this flow its own policy, which no longer follows the global one.");
 }
 
 export async function render(root, [flowId], ctx) {
@@ -48,13 +74,21 @@ export async function render(root, [flowId], ctx) {
     id: `p-${k}`, name: k, inputmode: "decimal", value: inForce[k] ?? "", "aria-describedby": `p-${k}-error`,
   })]));
   const archive = h("input", { type: "checkbox", id: "p-archive", checked: inForce.archive !== false });
+  // The edited policy, or null when a field is refused (its message is shown next to it).
   const policyBody = () => {
+    clearErrors();
     const body = { archive: archive.checked };
+    let ok = true;
     for (const [k] of FIELDS) {
-      const v = inputs[k].value.trim();
-      body[k] = v === "" ? null : Number(v);
+      const { value, problem } = fieldValue(k, inputs[k].value);
+      if (problem) {
+        root.querySelector(`#p-${k}-error`).textContent = problem;
+        ok = false;
+      }
+      body[k] = value ?? null;
     }
-    return body;
+    if (!ok) status.textContent = "Nothing was sent: correct the marked fields.";
+    return ok ? body : null;
   };
   const showErrors = (err) => {
     if (!showFieldErrors(root, err, "p-")) status.textContent = err.message;
@@ -62,7 +96,6 @@ export async function render(root, [flowId], ctx) {
   const clearErrors = () => { clearFieldErrors(root); status.textContent = ""; };
 
   const dryRun = async (policy) => {
-    clearErrors();
     mount(planBox, h("p", { class: "loading" }, "Planning…"));
     try {
       const plan = await post(`${base}/dry-run`, policy ? { policy, ids_limit: 50 } : { ids_limit: 50 });
@@ -84,20 +117,31 @@ export async function render(root, [flowId], ctx) {
     h("h2", { id: "policy-title", style: "margin-top:0" }, "Policy"),
     h("p", { id: "policy-in-force" }, own.inherited ? h("strong", {}, "Follows the global policy: ") : h("strong", {}, "This flow's own policy: "),
       own.inherited && !global ? "only admins can see the global policy." : describe(inForce)),
+    fieldsNote(own, global),
     h("div", { class: "form-row" }, FIELDS.map(([k, label]) => h("div", { class: "field" },
       h("label", { for: `p-${k}` }, label), inputs[k], h("div", { class: "field-error", id: `p-${k}-error`, role: "alert" })))),
     h("label", { style: "font-weight:400;display:inline-flex;gap:.4rem;margin:.5rem 0" }, archive, "Archive removed runs to Parquet first"),
     h("div", { class: "toolbar" },
-      h("button", { type: "button", class: "btn", id: "dry-run-stored", onclick: () => dryRun(null) }, "Dry run (policy in force)"),
-      h("button", { type: "button", class: "btn", id: "dry-run-edited", onclick: () => dryRun(policyBody()) }, "Dry run these values"),
+      h("button", { type: "button", class: "btn", id: "dry-run-stored", onclick: () => { clearErrors(); dryRun(null); } }, "Dry run (policy in force)"),
+      h("button", { type: "button", class: "btn", id: "dry-run-edited", onclick: () => { const body = policyBody(); if (body) dryRun(body); } }, "Dry run these values"),
       h("button", { type: "submit", class: "btn btn-primary" }, "Save as this flow's policy"),
       own.inherited ? null : h("button", { type: "button", class: "btn", onclick: async () => { await del(`${base}/policy`); reload(); } }, "Use the global policy")),
     status);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    clearErrors();
+    const body = policyBody();
+    if (!body) return;
+    // Every limit empty is a policy too: "keep everything", which exempts the flow from the
+    // global one. Only on purpose.
+    if (noLimits(body) && !(await confirmAction("Keep every run of this flow?",
+      "Every limit is empty: this flow will keep every run, forever, and no longer follow the global policy. "
+      + (own.inherited ? "Cancel to keep following the global policy." : "Cancel, then “Use the global policy”, to follow it instead."),
+      "Keep every run"))) {
+      status.textContent = "Not saved.";
+      return;
+    }
     try {
-      await put(`${base}/policy`, policyBody());
+      await put(`${base}/policy`, body);
       reload();
     } catch (err) {
       showErrors(err);
@@ -115,7 +159,7 @@ export async function render(root, [flowId], ctx) {
       h("h2", {}, "Recent passes"),
       passes.length
         ? h("div", { class: "table-wrap" }, h("table", { id: "passes-table" },
-          h("thead", {}, h("tr", {}, ["When", "Kind", "Trigger", "Result"].map((t) => h("th", { scope: "col" }, t)))),
+          h("thead", {}, h("tr", {}, [inZone("When"), "Kind", "Trigger", "Result"].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, passes.map((p) => h("tr", { class: p.ok ? "" : "row-error" },
             h("td", { "data-started": p.started_at }, isoTimestamp(p.started_at)), h("td", {}, p.kind), h("td", {}, p.trigger),
             h("td", { class: "mono", style: "overflow-wrap:anywhere" }, p.ok ? JSON.stringify(p.summary) : p.error))))))

@@ -3,15 +3,15 @@
 // same results.
 import { enc, get, post } from "../api.js";
 import { empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, count, duration, money, shortId, timestamp, tokens } from "../format.js";
+import { badge, count, duration, fieldToIso, inZone, money, shortId, timestamp, tokens } from "../format.js";
 
 const PAGE = 50;
 // URL parameter -> [label, input type]
 const FIELDS = [
   ["flow", "Flow"],
   ["status", "Status"],
-  ["after", "From (UTC)", "datetime-local"],
-  ["before", "Until (UTC)", "datetime-local"],
+  ["after", "From", "datetime-local"],
+  ["before", "Until", "datetime-local"],
   ["min_ms", "Min duration (ms)", "number"],
   ["max_ms", "Max duration (ms)", "number"],
   ["error", "Error text contains", "search"],
@@ -25,7 +25,14 @@ const FIELDS = [
 ];
 
 const list = (v) => v.split(",").map((s) => s.trim()).filter(Boolean);
-const utc = (v) => (v ? `${v}${v.length === 16 ? ":00" : ""}Z` : null);
+// From/Until are read in the zone the results show times in (UTC unless the user chose local).
+const TIME_FIELDS = new Set(["after", "before"]);
+function fieldTime(label, v) {
+  if (!v) return null;
+  const iso = fieldToIso(v);
+  if (!iso) throw new Error(`${label}: "${v}" is not a date and time`);
+  return iso;
+}
 
 // The API filter for the URL's parameters; throws a message naming the field that is wrong.
 export function filterFrom(params) {
@@ -33,7 +40,7 @@ export function filterFrom(params) {
   const p = (k) => (params.get(k) || "").trim();
   if (p("flow")) f.flow_id = { any_: [p("flow")] };
   if (p("status")) f.status = { any_: [p("status")] };
-  if (p("after") || p("before")) f.created_at = { after_: utc(p("after")), before_: utc(p("before")) };
+  if (p("after") || p("before")) f.created_at = { after_: fieldTime("From", p("after")), before_: fieldTime("Until", p("before")) };
   if (p("min_ms") || p("max_ms")) {
     f.execution_time = { ge_: p("min_ms") ? Number(p("min_ms")) : null, le_: p("max_ms") ? Number(p("max_ms")) : null };
   }
@@ -76,9 +83,9 @@ export async function render(root, _args, ctx) {
       input = h("select", { id, name: key }, [["-created_at", "Newest first"], ["created_at", "Oldest first"], ["-execution_time", "Slowest first"], ["execution_time", "Fastest first"]]
         .map(([v, t]) => h("option", { value: v, selected: v === (value(key) || "-created_at") }, t)));
     } else {
-      input = h("input", { id, name: key, type, value: value(key), min: type === "number" ? 0 : null });
+      input = h("input", { id, name: key, type, value: value(key), min: type === "number" ? 0 : null, step: TIME_FIELDS.has(key) ? 1 : null });
     }
-    return h("div", { class: "field" }, h("label", { for: id }, text), input);
+    return h("div", { class: "field" }, h("label", { for: id }, TIME_FIELDS.has(key) ? inZone(text) : text), input);
   };
   const form = h("form", { class: "panel search-form", id: "search-form", role: "search" },
     h("div", { class: "form-row" }, FIELDS.map(control)),
@@ -130,7 +137,7 @@ export async function render(root, _args, ctx) {
   };
   mount(results, summary,
     h("div", { class: "table-wrap" }, h("table", { id: "search-table" },
-      h("thead", {}, h("tr", {}, ["Run", "Flow", "Status", "Time", "Duration", "Tokens", "Cost", "Version", "User"]
+      h("thead", {}, h("tr", {}, ["Run", "Flow", "Status", inZone("Time"), "Duration", "Tokens", "Cost", "Version", "User"]
         .map((t, i) => h("th", { scope: "col", class: i >= 4 && i <= 6 ? "num" : null }, t)))),
       rows)),
     more);
