@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     )
     auto_create_users: bool = True
     admin_user_ids: list[str] = Field(default_factory=list)
-    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # the contract: an image model's base64 data URI, spread one key a character and copied into
+    # outputs, makes a single POST tens of MB (a 1.4 MiB image: 54 MB, ~1 GB of RAM while read)
+    max_body_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
     # slow clients (api/server.py): seconds to finish a request's headers; in every window of
     # body_timeout_s a body must bring body_min_rate * body_timeout_s bytes (at least 1), else
     # 408; idle kept-alive connections close after keep_alive_timeout_s; past max_connections

@@ -49,7 +49,7 @@ os.register_at_fork(after_in_child=_forgotten_in_child)
 
 def bounded_duckdb() -> duckdb.DuckDBPyConnection:
     """The batch's: one thread (two chunks are prepared at once, beside the writer) and a memory
-    bound (a chunk is at most the 32 MB body; a hostile one cannot take the machine)."""
+    bound (a chunk is at most the body, `max_body_bytes`; a hostile one cannot take the machine)."""
     con = duckdb.connect()
     con.execute("SET threads = 1")
     con.execute("SET memory_limit = '2GB'")
