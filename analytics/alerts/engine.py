@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from analytics.alerts import repository as repo
-from analytics.alerts.evaluate import Target, measure, resolve_targets
+from analytics.alerts.evaluate import Target, error_text, measure, resolve_targets
 from analytics.alerts.rules import Rule, State
 from analytics.alerts.silences import Silencer
 from analytics.alerts.state_machine import RENOTIFIED_EVENTS, RuleState, Step, Transition, event_for, step
@@ -145,34 +145,49 @@ class AlertEngine:
         max_window_s: float | None = None,
     ) -> dict[str, Any]:
         """Judge every active rule (or these rules, or only these flows, or only windows up to
-        `max_window_s`) at `now`."""
+        `max_window_s`) at `now`.
+
+        Each (rule, flow) is judged on its own: one that cannot be read, measured or judged keeps
+        its state, is logged, and is listed in the summary's `errors` (rule_id, flow_id, error);
+        the others are judged, stored and notified as usual."""
         started = time.perf_counter()
         with self.lock:
             now = now or self.clock()
+            unreadable: list[tuple[str, str]] = []
             if rule_ids is None and flow_ids is not None and self._rules is not None:
                 rules = self._rules  # ingest-triggered: the cached rules (kept fresh by refresh_watch)
             else:
-                rules = self.ctx.store.read(lambda c: repo.load_rules(c, rule_ids))
+                rules = self.ctx.store.read(lambda c: repo.load_rules(c, rule_ids, unreadable=unreadable))
             if rule_ids is None:
                 self._watch(rules)
             active = [r for r in rules if not r.paused and (max_window_s is None or r.window <= max_window_s)]
             targets = resolve_targets(self.ctx, active, flow_ids)
             ids = sorted({t.rule.id for t in targets})
             states = self.ctx.store.read(lambda c: repo.load_states(c, ids)) if ids else {}
-            values = measure(self.ctx, targets, now)
+            failed: dict[tuple[str, str], str] = {}
+            values = measure(self.ctx, targets, now, errors=failed)
             silencer = Silencer(self.ctx.store.read(lambda c: repo.load_silences(c, ending_after=now)), now)
             new_states: dict[tuple[str, str], RuleState] = {}
             transitions: list[repo.StoredTransition] = []
             sends: list[_Send] = []
             for t in targets:
-                s = step(t.rule, states.get(t.key), values[t.key], now)
-                send = _silence(t, s, silencer.silence_of(*t.key), now)
+                if t.key not in values:
+                    continue  # could not be measured (in `failed`): its state stays as it was
+                try:
+                    s = step(t.rule, states.get(t.key), values[t.key], now)
+                    send = _silence(t, s, silencer.silence_of(*t.key), now)
+                    transition = None
+                    if s.transition is not None:
+                        transition = send.step.transition if send is not None else s.transition
+                        assert transition is not None
+                except Exception as exc:  # a bug judging this target: the others are still judged
+                    log.exception("alert rule %s could not be judged for flow %s", *t.key)
+                    failed[t.key] = error_text(exc)
+                    continue
                 new_states[t.key] = send.step.state if send is not None else s.state
                 tid = None
-                if s.transition is not None:
+                if transition is not None:
                     tid = str(uuid.uuid4())
-                    transition = send.step.transition if send is not None else s.transition
-                    assert transition is not None
                     transitions.append(repo.StoredTransition(tid, t.rule.id, t.flow_id, now, transition))
                 if send is not None and send.step.notify is not None:
                     sends.append(replace(send, transition_id=tid))
@@ -183,20 +198,26 @@ class AlertEngine:
 
             if new_states:
                 self.ctx.store.write(save)
-            notified, held = self._notify(sends, now)
+            notified, held = self._notify(sends, now, failed)
             self.evaluations += 1
+        errors = [{"rule_id": rid, "flow_id": None, "error": e} for rid, e in unreadable]
+        errors += [{"rule_id": k[0], "flow_id": k[1], "error": e} for k, e in sorted(failed.items())]
         return {
             "rules": len(active),
             "targets": len(targets),
             "transitions": len(transitions),
             "notifications": notified,
             "silenced": held,
+            "errors": errors,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 
-    def _notify(self, sends: list[_Send], now: datetime) -> tuple[int, int]:
+    def _notify(
+        self, sends: list[_Send], now: datetime, failed: dict[tuple[str, str], str]
+    ) -> tuple[int, int]:
         """Hand the notifications to the dispatcher; log the silenced ones as held back.
-        Answers (notifications queued, notifications silenced), one per channel each."""
+        Answers (notifications queued, notifications silenced), one per channel each; a
+        notification that cannot be made is logged and its error put in `failed`."""
         if not sends or self.dispatcher is None:
             return 0, 0
         links = self.ctx.store.read(
@@ -205,57 +226,69 @@ class AlertEngine:
         out: list[Notification] = []
         held: list[repo.Delivery] = []
         for x in sends:
-            t, s, tid = x.target, x.step, x.transition_id
-            assert s.notify is not None
-            channels = links.get(t.rule.id, [])
-            if not channels:
+            try:
+                queued, suppressed = self._notification(x, links.get(x.target.rule.id, []), now)
+            except Exception as exc:  # a bug making this one: the others are still sent
+                log.exception("alert notification of rule %s for flow %s could not be made", *x.target.key)
+                failed[x.target.key] = error_text(exc)
                 continue
-            transition = s.transition
-            body = dumps(
-                {
-                    "id": str(uuid.uuid4()),
-                    "event": s.notify,
-                    "renotify": s.renotify,
-                    "state": s.state.state.value,
-                    "previous_state": transition.from_state.value if transition else s.state.state.value,
-                    "occurred_at": iso_utc(now),
-                    "value": s.state.value,
-                    "runs": s.state.runs,
-                    "threshold": transition.threshold if transition else None,
-                    "reason": transition.reason if transition else x.note or f"still {s.state.state.value}",
-                    "transition_id": tid,
-                    "flow_id": t.flow_id,
-                    "rule": rule_summary(t.rule),
-                }
-            )
-            nid = orjson.loads(body)["id"]
-            if x.silence_id is not None:
-                held.extend(
-                    repo.Delivery(
-                        str(uuid.uuid4()),
-                        nid,
-                        ch,
-                        t.rule.id,
-                        t.flow_id,
-                        tid,
-                        s.notify,
-                        0,
-                        now,
-                        False,
-                        None,
-                        f"silenced by {x.silence_id}",
-                        None,
-                        False,
-                        body.decode(),
-                    )
-                    for ch in channels
-                )
-                continue
-            out.extend(Notification(nid, ch, s.notify, body, t.rule.id, t.flow_id, tid) for ch in channels)
+            out.extend(queued)
+            held.extend(suppressed)
         if held:
             self.ctx.store.write(lambda c: repo.record_suppressed(c, held))
         self.dispatcher.enqueue(out)
         return len(out), len(held)
+
+    def _notification(
+        self, x: _Send, channels: list[str], now: datetime
+    ) -> tuple[list[Notification], list[repo.Delivery]]:
+        """One notification, per channel: to send, or (silenced) to log as held back."""
+        t, s, tid = x.target, x.step, x.transition_id
+        assert s.notify is not None
+        if not channels:
+            return [], []
+        transition = s.transition
+        body = dumps(
+            {
+                "id": str(uuid.uuid4()),
+                "event": s.notify,
+                "renotify": s.renotify,
+                "state": s.state.state.value,
+                "previous_state": transition.from_state.value if transition else s.state.state.value,
+                "occurred_at": iso_utc(now),
+                "value": s.state.value,
+                "runs": s.state.runs,
+                "threshold": transition.threshold if transition else None,
+                "reason": transition.reason if transition else x.note or f"still {s.state.state.value}",
+                "transition_id": tid,
+                "flow_id": t.flow_id,
+                "rule": rule_summary(t.rule),
+            }
+        )
+        nid = orjson.loads(body)["id"]
+        if x.silence_id is not None:
+            held = [
+                repo.Delivery(
+                    str(uuid.uuid4()),
+                    nid,
+                    ch,
+                    t.rule.id,
+                    t.flow_id,
+                    tid,
+                    s.notify,
+                    0,
+                    now,
+                    False,
+                    None,
+                    f"silenced by {x.silence_id}",
+                    None,
+                    False,
+                    body.decode(),
+                )
+                for ch in channels
+            ]
+            return [], held
+        return [Notification(nid, ch, s.notify, body, t.rule.id, t.flow_id, tid) for ch in channels], []
 
     # -- pause and resume --------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+from pydantic import ValidationError
 
 from analytics.alerts.rules import Rule, State
 from analytics.alerts.silences import Silence
@@ -151,7 +152,12 @@ def _channel_links(conn: Connection, rule_ids: list[str] | None) -> dict[str, li
     return links
 
 
-def load_rules(conn: Connection, rule_ids: list[str] | None = None) -> list[Rule]:
+def load_rules(
+    conn: Connection, rule_ids: list[str] | None = None, *, unreadable: list[tuple[str, str]] | None = None
+) -> list[Rule]:
+    """The stored rules (these ones), oldest first. With `unreadable`, a row that is no valid
+    rule (stored by an older version, or by hand) is left out and listed there as (id, error)
+    instead of failing the whole load: evaluation judges the other rules."""
     sql = f"SELECT {_RULE_COLUMNS} FROM alert_rules"
     params: list[Any] = []
     if rule_ids is not None:
@@ -159,7 +165,15 @@ def load_rules(conn: Connection, rule_ids: list[str] | None = None) -> list[Rule
         params.append(rule_ids)
     rows = conn.execute(sql + " ORDER BY created_at, id", params).fetchall()
     links = _channel_links(conn, rule_ids)
-    return [_rule(r, links) for r in rows]
+    if unreadable is None:
+        return [_rule(r, links) for r in rows]
+    rules: list[Rule] = []
+    for r in rows:
+        try:
+            rules.append(_rule(r, links))
+        except ValidationError as exc:
+            unreadable.append((str(r[0]), f"not a valid rule: {exc}"[:500]))
+    return rules
 
 
 def get_rule(conn: Connection, rule_id: str) -> Rule | None:

@@ -192,13 +192,20 @@ def rule_states(ctx: Context, viewer: Viewer, rules: list[Rule]) -> dict[tuple[s
 
 
 def evaluate_now(ctx: Context, viewer: Viewer, rule_id: str | None = None) -> dict[str, Any]:
-    """One rule (its managers) or every rule (admins), judged at once; notifications are sent."""
+    """One rule (its managers) or every rule (admins), judged at once; notifications are sent.
+
+    Every rule is judged on its own: one that fails is in the summary's `errors` and the others
+    are judged all the same. Asked for one rule that failed (for any of its flows, the others
+    judged), the call fails: its caller asked for that judgement and did not get it."""
     if rule_id is None:
         if not viewer.is_admin:
             raise AccessDenied("Only admins may evaluate every rule")
         return evaluator(ctx).evaluate()
     _managed_rule(ctx, viewer, rule_id)
-    return evaluator(ctx).evaluate(rule_ids=[rule_id])
+    out = evaluator(ctx).evaluate(rule_ids=[rule_id])
+    if out.get("errors"):
+        raise RuntimeError(f"alert rule {rule_id} could not be evaluated: {out['errors'][0]['error']}")
+    return out
 
 
 # -- transitions ---------------------------------------------------------------------------------

@@ -217,6 +217,75 @@ def test_scheduler_has_the_alerts_job(world: World) -> None:
     assert state["last_ok"] is True and state["last_result"]["rules"] == 0
 
 
+MODEL_NODE = "model_1739905519876_k3j9x2abq"  # make_execution's model node (gpt-4o-mini)
+
+
+def save_versioned_runs(w: World) -> None:
+    """Version v1: 3 runs whose model node failed; version v2: 1 failed, 1 fine (rate 0.5)."""
+    for version, node_failed in (("v1", True), ("v1", True), ("v1", True), ("v2", True), ("v2", False)):
+        errors = {MODEL_NODE: "boom"} if node_failed else None
+        save_run(
+            w, w.shared, status="error" if node_failed else "success", errors=errors, flow_version=version
+        )
+
+
+@pytest.mark.parametrize(
+    "narrowing", [{"model": "gpt-4o-mini"}, {"node_id": MODEL_NODE}], ids=["model", "node"]
+)
+def test_rule_narrowed_to_a_version_and_a_node_or_model_is_evaluated(
+    world: World, narrowing: dict[str, str]
+) -> None:
+    """It counts the node runs of that version's runs; it used to answer 500 (execution_nodes has
+    no flow_version) and to fail every evaluation including it: evaluate-all and the job."""
+    save_versioned_runs(world)
+    plain = create(world, "owner", window="1h")
+    rule = create(world, "owner", window="1h", threshold=0.4, flow_version="v2", **narrowing)
+    r = world.client.post(f"{RULES}/{rule['id']}/evaluate", headers=bearer("owner"))
+    assert r.status_code == 200, r.text
+    [state] = world.client.get(f"{RULES}/{rule['id']}", headers=bearer("owner")).json()["states"]
+    assert (state["state"], state["value"], state["runs"]) == ("FIRING", 0.5, 2)
+    other = create(
+        world, "owner", window="1h", flow_version="v1", **narrowing, metric="error_count", threshold=2
+    )
+    assert world.client.post("/api/v1/alerts/evaluate", headers=bearer("admin")).status_code == 200
+    [state] = world.client.get(f"{RULES}/{other['id']}", headers=bearer("owner")).json()["states"]
+    assert (state["state"], state["value"], state["runs"]) == ("FIRING", 3.0, 3)
+    [state] = world.client.get(f"{RULES}/{plain['id']}", headers=bearer("owner")).json()["states"]
+    assert (state["state"], state["value"], state["runs"]) == ("FIRING", 0.8, 5)
+    job = world.client.app.state.runtime.run_job("alerts", wait=True)  # type: ignore[attr-defined]
+    assert job["last_ok"] is True and job["last_result"]["errors"] == [], job
+    assert job["last_result"]["targets"] == 3
+
+
+def test_one_failing_rule_stops_neither_evaluate_all_nor_the_job(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analytics.alerts import engine, state_machine
+
+    for _ in range(3):
+        save_run(world, world.shared, status="error")
+    good = create(world, "owner", window="1h")
+    bad = create(world, "owner", window="1h", metric="run_count", threshold=1)
+    real_step = state_machine.step
+
+    def step(rule: Any, *args: Any) -> Any:
+        if rule.id == bad["id"]:
+            raise ZeroDivisionError("judging went wrong")
+        return real_step(rule, *args)
+
+    monkeypatch.setattr(engine, "step", step)
+    assert world.client.post("/api/v1/alerts/evaluate", headers=bearer("admin")).status_code == 200
+    [state] = world.client.get(f"{RULES}/{good['id']}", headers=bearer("owner")).json()["states"]
+    assert state["state"] == "FIRING"
+    assert world.client.get(f"{RULES}/{bad['id']}", headers=bearer("owner")).json()["states"] == []
+    # asked for that rule alone, the call says it failed; the good one still answers
+    assert world.client.post(f"{RULES}/{bad['id']}/evaluate", headers=bearer("owner")).status_code == 500
+    assert world.client.post(f"{RULES}/{good['id']}/evaluate", headers=bearer("owner")).status_code == 200
+    job = world.client.app.state.runtime.run_job("alerts", wait=True)  # type: ignore[attr-defined]
+    assert job["last_ok"] is True and job["last_result"]["targets"] == 2
+    assert [(e["rule_id"], e["flow_id"]) for e in job["last_result"]["errors"]] == [(bad["id"], world.shared)]
+
+
 def test_rule_of_a_deleted_flow_can_be_deleted(world: World) -> None:
     flow = world.client.post(
         "/api/v1/flows/create", json={"name": "gone", "nodes": [], "edges": []}, headers=bearer("owner")
