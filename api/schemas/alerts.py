@@ -130,6 +130,12 @@ class DeliveryOut(BaseModel):
     body: Annotated[Any, BeforeValidator(orjson.loads)] = Field(description="the JSON sent (stored as text)")
 
 
+class EvaluationErrorOut(BaseModel):
+    rule_id: str
+    flow_id: str | None = Field(description="null: the stored rule could not be read")
+    error: str
+
+
 class EvaluationOut(BaseModel):
     rules: int
     targets: int
@@ -137,6 +143,10 @@ class EvaluationOut(BaseModel):
     notifications: int
     silenced: int = Field(description="notifications a silence held back (logged as deliveries, not sent)")
     duration_ms: float
+    errors: list[EvaluationErrorOut] = Field(
+        default_factory=list,
+        description="rules (on a flow) that could not be judged: they keep their state, the others were judged",
+    )
 
 
 class SilenceOut(BaseModel):

@@ -247,7 +247,8 @@ def test_rule_narrowed_to_a_version_and_a_node_or_model_is_evaluated(
     other = create(
         world, "owner", window="1h", flow_version="v1", **narrowing, metric="error_count", threshold=2
     )
-    assert world.client.post("/api/v1/alerts/evaluate", headers=bearer("admin")).status_code == 200
+    everything = world.client.post("/api/v1/alerts/evaluate", headers=bearer("admin"))
+    assert everything.status_code == 200 and everything.json()["errors"] == [], everything.text
     [state] = world.client.get(f"{RULES}/{other['id']}", headers=bearer("owner")).json()["states"]
     assert (state["state"], state["value"], state["runs"]) == ("FIRING", 3.0, 3)
     [state] = world.client.get(f"{RULES}/{plain['id']}", headers=bearer("owner")).json()["states"]
@@ -274,7 +275,11 @@ def test_one_failing_rule_stops_neither_evaluate_all_nor_the_job(
         return real_step(rule, *args)
 
     monkeypatch.setattr(engine, "step", step)
-    assert world.client.post("/api/v1/alerts/evaluate", headers=bearer("admin")).status_code == 200
+    everything = world.client.post("/api/v1/alerts/evaluate", headers=bearer("admin"))
+    assert everything.status_code == 200
+    [error] = everything.json()["errors"]
+    assert (error["rule_id"], error["flow_id"]) == (bad["id"], world.shared)
+    assert "judging went wrong" in error["error"]
     [state] = world.client.get(f"{RULES}/{good['id']}", headers=bearer("owner")).json()["states"]
     assert state["state"] == "FIRING"
     assert world.client.get(f"{RULES}/{bad['id']}", headers=bearer("owner")).json()["states"] == []
