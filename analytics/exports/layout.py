@@ -5,6 +5,7 @@ Root (local folder or S3 prefix):
     executions/date=YYYY-MM-DD/<uuid>.parquet        every run, zstd
     execution_nodes/date=YYYY-MM-DD/<uuid>.parquet   one row per node of a run
     flows/flows.parquet                              the flows (no access control), rewritten each cycle
+    annotations/annotations.parquet                  notes, tags, ratings of runs, rewritten each cycle
     _schema.json                                     EXPORT_SCHEMA_VERSION and the columns
     _manifest.json                                   the files of the last published snapshot
     _staging/                                        (local only) files and folders being prepared
@@ -14,7 +15,8 @@ migrates it). Nothing but published `.parquet` files is ever inside a table fold
 
 `date` is the UTC date of `created_at`, a hive partition column: it is in the path, not in
 the files. The column lists here are the single source of the export's shape; bumping
-EXPORT_SCHEMA_VERSION is how a reader learns it changed.
+EXPORT_SCHEMA_VERSION is how a reader learns it changed. Version 2 added `annotations` (the
+other tables are as in version 1).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
-EXPORT_SCHEMA_VERSION = 1
+EXPORT_SCHEMA_VERSION = 2
 
 STAGING = "_staging"
 VERSIONS = "_versions"  # the old layout's version folders, removed by the migration
@@ -51,6 +54,16 @@ class Table:
     source: str  # the store table or view read
     columns: tuple[Column, ...]
     partitioned: bool
+    since: int = 1  # the export schema version that added the table
+
+    @property
+    def path(self) -> str:
+        """Where its files are, relative to the root (one file for a table not partitioned)."""
+        return (
+            f"{self.name}/date=YYYY-MM-DD/<uuid>.parquet"
+            if self.partitioned
+            else f"{self.name}/{self.name}.parquet"
+        )
 
     def select_sql(self, where: str = "TRUE", *, with_date: bool = True) -> str:
         """The export's rows from the store; partitioned tables get the `date` column last
@@ -142,9 +155,31 @@ FLOWS = Table(
     partitioned=False,
 )
 
+# the store keeps at most one annotation per run; every delete of runs deletes theirs. Only
+# annotations of runs the store has (same id and flow, as the API shows them) are exported.
+ANNOTATIONS = Table(
+    "annotations",
+    "execution_annotations AS a",
+    (
+        Column("execution_id", "VARCHAR", "CAST(execution_id AS VARCHAR)", "UUID of the run"),
+        Column("flow_id", "VARCHAR", "flow_id", "the run's flow"),
+        Column("note", "VARCHAR", "note", "NULL: no note (a blank note is stored as none)"),
+        Column("tags", "VARCHAR[]", "tags", "distinct, in the order given; [] for none"),
+        Column("rating", "SMALLINT", "rating", "1 up, -1 down, NULL none"),
+        Column("updated_by", "VARCHAR", "updated_by", "user id of whoever set it last"),
+        Column("updated_at", TS, _utc("updated_at"), "UTC"),
+    ),
+    partitioned=False,
+    since=2,
+)
+ANNOTATED_RUN_EXISTS = (
+    "EXISTS (SELECT 1 FROM executions e WHERE e.id = a.execution_id AND e.flow_id = a.flow_id)"
+)
+
 PARTITIONED = (EXECUTIONS, EXECUTION_NODES)
-TABLES = (EXECUTIONS, EXECUTION_NODES, FLOWS)
-FLOWS_FILE = "flows/flows.parquet"
+TABLES = (EXECUTIONS, EXECUTION_NODES, FLOWS, ANNOTATIONS)
+FLOWS_FILE = FLOWS.path
+ANNOTATIONS_FILE = ANNOTATIONS.path
 
 _PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
@@ -167,9 +202,29 @@ def schema_document() -> dict[str, object]:
         "compression": "zstd",
         "tables": {
             t.name: {
-                "path": f"{t.name}/date=YYYY-MM-DD/<uuid>.parquet" if t.partitioned else FLOWS_FILE,
+                "path": t.path,
+                "since_version": t.since,
                 "columns": [{"name": c.name, "type": c.type, "doc": c.doc} for c in t.columns],
             }
             for t in TABLES
         },
     }
+
+
+def absent_table_error(root: Path, table: Table) -> str | None:
+    """Why a local export lacks `table`'s file, for a table added after version 1 that every
+    cycle writes, even empty (`annotations`); None when an empty table is the right answer (the
+    file is there, the table is older, or nothing is published yet: a first cycle running).
+
+    A reader must not answer "none" from an export written before the table existed: the store
+    may well have rows. It raises this instead."""
+    if table.since <= 1 or table.partitioned or (root / table.path).exists():
+        return None
+    if not (root / SCHEMA_FILE).exists() and not any((root / EXECUTIONS.name).glob("date=*/*.parquet")):
+        return None
+    return (
+        f"the export at {root} has no {table.path}, so it cannot answer about {table.name}: it was "
+        f"written before {table.name} were exported (since export schema version {table.since}), or its "
+        "cycle has not finished. Run an export cycle (`flowhistory export run`, or "
+        "POST /api/v1/exports/run while the server runs), then read it again"
+    )

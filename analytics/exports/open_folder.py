@@ -2,9 +2,14 @@
 
 The same trend, breakdown, search and stats functions then run over the export, with no
 store and no server: an in-memory DuckDB holds empty registry tables (migrations at head) and
-views named like the store's (`executions`, `execution_nodes`) that read the export's files
-and give its columns back the store's types. Whoever can read the folder can read all of it,
-so use an admin viewer (`EXPORT_READER`).
+views named like the store's (`executions`, `execution_nodes`, and `execution_annotations`
+over the export's `annotations`, which search's tags, has_note and rating filters read) that
+read the export's files and give its columns back the store's types. Whoever can read the
+folder can read all of it, so use an admin viewer (`EXPORT_READER`).
+
+An export written before annotations were exported (no `annotations/annotations.parquet`)
+still opens, but anything reading annotations fails with DuckDB's "Invalid Input Error"
+saying to run an export cycle: answering "no annotated runs" would be wrong.
 """
 
 from __future__ import annotations
@@ -18,7 +23,16 @@ from analytics.core.context import Context, open_context
 from analytics.core.errors import NotFound
 from analytics.core.migrations.v0002_executions import NODE_STRUCT
 from analytics.core.store import Connection
-from analytics.exports.layout import EXECUTION_NODES, EXECUTIONS, FLOWS_FILE, SCHEMA_FILE, STAGING, Table
+from analytics.exports.layout import (
+    ANNOTATIONS,
+    EXECUTION_NODES,
+    EXECUTIONS,
+    FLOWS_FILE,
+    SCHEMA_FILE,
+    STAGING,
+    Table,
+    absent_table_error,
+)
 
 EXPORT_READER = Viewer("export-reader", "admin")
 
@@ -34,31 +48,50 @@ _STORE_TYPES = {
     "errors": "JSON",
     "meta": "JSON",
     "nodes": f"{NODE_STRUCT}[]",
+    "updated_at": "TIMESTAMP",
 }
+# the export's name of a table whose store name differs
+_STORE_NAMES = {ANNOTATIONS.name: "execution_annotations"}
 
 
 def _files(root: Path, table: Table) -> str:
-    return str(root / table.name / "date=*" / "*.parquet").replace("'", "''")
+    pattern = table.name + "/date=*/*.parquet" if table.partitioned else table.path
+    return str(root / pattern).replace("'", "''")
 
 
 def _view(root: Path, table: Table) -> str:
-    """`table` over the export, with the store's types; an empty table when it has no files."""
+    """`table` over the export, with the store's types (and name); an empty table when it has
+    no files, or one failing when read if the export should have it (`absent_table_error`)."""
+    name = _STORE_NAMES.get(table.name, table.name)
     cols = []
     for c in table.columns:
         kind = _STORE_TYPES.get(c.name)
         cols.append(f"CAST({c.name} AS {kind}) AS {c.name}" if kind else c.name)
-    if any((root / table.name).glob("date=*/*.parquet")):
+    if table.partitioned and any((root / table.name).glob("date=*/*.parquet")):
         source = f"read_parquet('{_files(root, table)}', hive_partitioning = true, union_by_name = true)"
-        return f"CREATE VIEW {table.name} AS SELECT {', '.join(cols)} FROM {source}"
+        return f"CREATE VIEW {name} AS SELECT {', '.join(cols)} FROM {source}"
+    if not table.partitioned and (root / table.path).is_file():
+        return f"CREATE VIEW {name} AS SELECT {', '.join(cols)} FROM read_parquet('{_files(root, table)}')"
+    missing = absent_table_error(root, table)
+    if missing is not None:
+        # every column depends on error(): no query reading the view can answer without it
+        fail = "error('{}')".format(missing.replace("'", "''"))
+        failing = ", ".join(f"CAST(x AS {c.type}) AS {c.name}" for c in table.columns)
+        return (
+            f"CREATE VIEW {name} AS SELECT {', '.join(cols)} FROM"
+            f" (SELECT {failing} FROM (SELECT {fail} AS x) WHERE x IS NULL)"
+        )
     empty = ", ".join(f"CAST(NULL AS {c.type}) AS {c.name}" for c in table.columns)
-    return f"CREATE VIEW {table.name} AS SELECT {', '.join(cols)} FROM (SELECT {empty}) WHERE false"
+    return f"CREATE VIEW {name} AS SELECT {', '.join(cols)} FROM (SELECT {empty}) WHERE false"
 
 
 def _mount(conn: Connection, root: Path) -> None:
     conn.execute("DROP VIEW execution_nodes")
     conn.execute("DROP TABLE executions")
+    conn.execute("DROP TABLE execution_annotations")
     conn.execute(_view(root, EXECUTIONS))
     conn.execute(_view(root, EXECUTION_NODES))
+    conn.execute(_view(root, ANNOTATIONS))
     flows = root / FLOWS_FILE
     if flows.exists():
         conn.execute(
@@ -90,6 +123,13 @@ def open_export(folder: str | Path) -> Context:
         ctx.store.write(lambda c: _mount(c, root))
         ctx.directory.reload(ctx.store)
         ctx.store.read(ctx.counters.load)
+        if (root / ANNOTATIONS.path).is_file():  # runs whose detail shows an annotation
+            ctx.annotated.update(
+                r[0]
+                for r in ctx.store.read(
+                    lambda c: c.execute("SELECT execution_id::VARCHAR FROM execution_annotations").fetchall()
+                )
+            )
     except BaseException:
         ctx.close()
         raise

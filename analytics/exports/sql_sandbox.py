@@ -1,8 +1,9 @@
 """Ad-hoc SQL over the Parquet export, in a throwaway DuckDB that can read only the export.
 
 Every query gets a FRESH in-memory connection (nothing one query does is seen by the next)
-with views `executions`, `execution_nodes` and `flows` over the export folder (empty, with the
-export's declared columns, while a table has no file yet). Then it is
+with views `executions`, `execution_nodes`, `flows` and `annotations` over the export folder
+(empty, with the export's declared columns, while a table has no file yet; `annotations` of
+an export written before they were exported fails when read, saying to run a cycle). Then it is
 locked down, in this order because DuckDB needs it: `allowed_directories` = the export's real
 path (it must be set while external access is still on), `enable_external_access = false`, no
 extension autoload/autoinstall, no community extensions, no Python replacement scans, no
@@ -166,7 +167,8 @@ def _lock_down(conn: duckdb.DuckDBPyConnection, root: Path, limits: Limits) -> N
 def _view(root: Path, table: layout.Table) -> str:
     """The view of `table` over its files; with no file yet (an empty or unfinished export) an
     empty view with the columns the export declares (layout.py, written to `_schema.json`), so a
-    query answers zero rows instead of 'Table ... does not exist'."""
+    query answers zero rows instead of 'Table ... does not exist'; but a table the export
+    should hold and does not (`annotations` in an export older than them) fails when read."""
     pattern = TABLES[table.name]
     if any(root.glob(pattern)):
         path = str(root / pattern).replace("'", "''")
@@ -175,6 +177,13 @@ def _view(root: Path, table: layout.Table) -> str:
     columns = [f"CAST(NULL AS {c.type}) AS {c.name}" for c in table.columns]
     if table.partitioned:
         columns.append("CAST(NULL AS DATE) AS date")  # the hive column readers get from the path
+    missing = layout.absent_table_error(root, table)
+    if missing is not None:
+        # an export written before the table existed: reading it fails, saying so, rather than
+        # answering no rows (every column depends on error(), so no query can skip it)
+        fail = "error('{}')".format(missing.replace("'", "''"))
+        columns = [f"CAST(x AS {c.type}) AS {c.name}" for c in table.columns]
+        return f"CREATE VIEW {table.name} AS SELECT {', '.join(columns)} FROM (SELECT {fail} AS x) WHERE x IS NULL"
     return f"CREATE VIEW {table.name} AS SELECT {', '.join(columns)} WHERE false"
 
 

@@ -26,7 +26,7 @@ def describe(root: Path) -> dict[str, list[tuple[str, str]]]:
     with open_export(root) as ctx:
         return {
             t: ctx.store.read(lambda c, t=t: [(r[0], r[1]) for r in c.execute(f"DESCRIBE {t}").fetchall()])
-            for t in ("executions", "execution_nodes")
+            for t in ("executions", "execution_nodes", "execution_annotations")
         }
 
 

@@ -17,7 +17,7 @@ from api.cli import app
 from tests.analytics.exports.conftest import Exported
 from tests.factories import headers
 
-EXPORT_TABLES = "executions, execution_nodes, flows"
+EXPORT_TABLES = "executions, execution_nodes, flows, annotations"
 CATALOG = ("pg_", "duckdb_", "sqlite_", "information_schema")
 # each of these made DuckDB 2.0 suggest one of its catalog tables
 MISSPELT = ["nodes", "runs", "users", "penum", "tables", "main.nodes"]
