@@ -36,15 +36,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
 import duckdb
 import pyarrow as pa
+from duckdb.sqltypes import DuckDBPyType
 
 from analytics.core.batch_formats import JSON_LINE, Format, encode
 from analytics.core.config import Settings
 from analytics.core.errors import InvalidInput
 from analytics.exports import layout
+from analytics.exports.sql_values import json_lines_batch
 from analytics.exports.sql_worker import (
     KILL_GRACE_S,
     Header,
@@ -174,9 +177,6 @@ def _view(root: Path, table: layout.Table) -> str:
         path = str(root / pattern).replace("'", "''")
         hive = ", hive_partitioning = true, hive_types = {'date': DATE}" if table.partitioned else ""
         return f"CREATE VIEW {table.name} AS SELECT * FROM read_parquet('{path}', union_by_name = true{hive})"
-    columns = [f"CAST(NULL AS {c.type}) AS {c.name}" for c in table.columns]
-    if table.partitioned:
-        columns.append("CAST(NULL AS DATE) AS date")  # the hive column readers get from the path
     missing = layout.absent_table_error(root, table)
     if missing is not None:
         # an export written before the table existed: reading it fails, saying so, rather than
@@ -184,6 +184,9 @@ def _view(root: Path, table: layout.Table) -> str:
         fail = "error('{}')".format(missing.replace("'", "''"))
         columns = [f"CAST(x AS {c.type}) AS {c.name}" for c in table.columns]
         return f"CREATE VIEW {table.name} AS SELECT {', '.join(columns)} FROM (SELECT {fail} AS x) WHERE x IS NULL"
+    columns = [f"CAST(NULL AS {c.type}) AS {c.name}" for c in table.columns]
+    if table.partitioned:
+        columns.append("CAST(NULL AS DATE) AS date")  # the hive column readers get from the path
     return f"CREATE VIEW {table.name} AS SELECT {', '.join(columns)} WHERE false"
 
 
@@ -257,14 +260,104 @@ def _out_of_memory(exc: Exception, limits: Limits) -> SqlOutOfMemory:
     )
 
 
+_OOM_TEXT = ("Out of Memory Error", "std::bad_alloc", "failed to allocate", "Cannot allocate memory")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Every form running out of memory takes: DuckDB's OutOfMemoryException, Python's (and
+    pyarrow's) MemoryError, and DuckDB's error crossing Arrow's C stream, which pyarrow raises
+    as an OSError or ArrowException ("Out of Memory Error: ArrowBuffer: failed to allocate ...")."""
+    if isinstance(exc, duckdb.OutOfMemoryException | MemoryError):
+        return True
+    if isinstance(exc, duckdb.Error):
+        return str(exc).startswith(_OOM_TEXT[0])
+    return isinstance(exc, OSError | pa.ArrowException | RuntimeError) and any(
+        t in str(exc) for t in _OOM_TEXT
+    )
+
+
 def _refusal(
     conn: duckdb.DuckDBPyConnection, exc: Exception, fired: threading.Event, timeout_s: float, limits: Limits
 ) -> SqlRefused | SqlLimitExceeded:
     if fired.is_set() or isinstance(exc, duckdb.InterruptException):
         return timed_out(timeout_s)
-    if isinstance(exc, duckdb.OutOfMemoryException | MemoryError):
+    if is_out_of_memory(exc):
         return _out_of_memory(exc, limits)
     return _explained(conn, exc)
+
+
+# What the query's columns become before they leave DuckDB, by where they go (a column is cast to
+# VARCHAR, i.e. DuckDB's own text, when its type or a type nested in it is named here):
+# - everywhere: types Arrow carries wrongly or as DuckDB's internal bytes: UHUGEINT (above 2^127 it
+#   wraps negative in Arrow's decimal128), TIMETZ (the offset is lost), BIT and BIGNUM (bytes);
+# - CSV: every type pyarrow's CSV writer refuses (nested, unions, intervals, non-UTF-8 blobs) or
+#   writes as "<value out of range>" (dates, timestamps, times past Python's range);
+# - CSV and Parquet: ENUMs (Arrow dictionaries, which the batch-by-batch stream cannot carry);
+# - Parquet: the types pyarrow's Parquet writer refuses (intervals, unions); and a TIMESTAMP_S
+#   becomes a TIMESTAMP (Parquet has no seconds: 'infinity' overflowed the writer's cast to ms).
+Target = Literal["arrow", "csv", "parquet"]
+_TEXT_ALWAYS = frozenset({"uhugeint", "time with time zone", "bit", "bignum", "varint"})
+_AS_TEXT: dict[str, frozenset[str]] = {
+    "arrow": _TEXT_ALWAYS,
+    "parquet": _TEXT_ALWAYS | {"interval", "union", "enum"},
+    "csv": _TEXT_ALWAYS
+    | {"enum", "interval", "union", "list", "array", "struct", "map", "blob", "date", "time"}
+    | {"timestamp", "timestamp with time zone", "timestamp_s", "timestamp_ms", "timestamp_ns"},
+}
+_NESTED = frozenset({"list", "array", "struct", "map", "union"})
+
+
+def _type_ids(t: DuckDBPyType) -> set[str]:
+    ids = {str(t.id)}
+    if ids & _NESTED:
+        for _, child in t.children:
+            if isinstance(child, DuckDBPyType):
+                ids |= _type_ids(child)
+    return ids
+
+
+def _cast_to(t: DuckDBPyType, target: Target) -> str | None:
+    ids = _type_ids(t)
+    if ids & _AS_TEXT[target] or (
+        target == "parquet" and "timestamp_s" in ids and str(t.id) != "timestamp_s"
+    ):
+        return "VARCHAR"
+    if target == "parquet" and str(t.id) == "timestamp_s":
+        return "TIMESTAMP"
+    return None
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Repeated names made unique as DuckDB's to_json does (a, a_1): a Parquet file needs it."""
+    seen: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        unique, n = name, 0
+        while unique.lower() in seen:
+            n += 1
+            unique = f"{name}_{n}"
+        seen.add(unique.lower())
+        out.append(unique)
+    return out
+
+
+def _rendered(rel: duckdb.DuckDBPyRelation, target: Target) -> duckdb.DuckDBPyRelation:
+    """`rel` with the columns `target` cannot carry cast (by position: names may repeat)."""
+    casts = [_cast_to(t, target) for t in rel.dtypes]
+    names = _unique(rel.columns) if target == "parquet" else rel.columns
+    if not any(casts) and names == rel.columns:
+        return rel
+    columns = ", ".join(
+        f"CAST(#{i} AS {cast}) AS {_quoted(name)}" if cast else f"#{i} AS {_quoted(name)}"
+        for i, (name, cast) in enumerate(zip(names, casts, strict=True), start=1)
+    )
+    rendered = rel.query("q", f"SELECT {columns} FROM q")
+    assert rendered is not None  # a SELECT always answers a relation
+    return rendered
 
 
 @contextmanager
@@ -275,12 +368,15 @@ def local_reader(
     timeout_s: float,
     limit: int | None = None,
     json_lines: bool = False,
+    target: Target = "arrow",
     batch_rows: int = BATCH_ROWS,
     limits: Limits | None = None,
 ) -> Iterator[pa.RecordBatchReader]:
     """A reader of one SELECT on a `local_sandbox` connection, stopped `timeout_s` after it starts;
-    with `json_lines` each row comes rendered by DuckDB as one JSON object in a column `line`.
-    DuckDB's errors inside the block come out as SqlRefused (or SqlTimedOut, SqlOutOfMemory)."""
+    with `json_lines` each row comes rendered by DuckDB as one JSON object in a column `line`
+    (NaN and infinities as strings), else the columns `target` (arrow, csv, parquet) cannot carry
+    come as DuckDB's text. DuckDB's errors inside the block come out as SqlRefused (or
+    SqlTimedOut, SqlOutOfMemory)."""
     limits = limits or Limits()
     query = _statement(conn, sql)
     with _deadline(conn, timeout_s) as fired:
@@ -291,9 +387,13 @@ def local_reader(
             if json_lines:
                 rendered = rel.query("q", f"SELECT to_json(q)::VARCHAR AS {JSON_LINE} FROM q")
                 assert rendered is not None  # a SELECT always answers a relation
-                rel = rendered
-            yield rel.to_arrow_reader(batch_rows)
-        except (duckdb.Error, pa.ArrowException, MemoryError) as exc:
+                reader = rendered.to_arrow_reader(batch_rows)
+                yield pa.RecordBatchReader.from_batches(reader.schema, map(json_lines_batch, reader))
+            else:
+                yield _rendered(rel, target).to_arrow_reader(batch_rows)
+        except (duckdb.Error, pa.ArrowException, MemoryError, OSError) as exc:
+            if isinstance(exc, OSError) and not is_out_of_memory(exc):
+                raise
             raise _refusal(conn, exc, fired, timeout_s, limits) from exc
 
 
@@ -356,7 +456,12 @@ def write_sql(
         with (
             sandbox(root, limits) as conn,
             query_reader(
-                conn, sql, timeout_s=timeout_s, limit=limit, json_lines=fmt is Format.JSONL
+                conn,
+                sql,
+                timeout_s=timeout_s,
+                limit=limit,
+                json_lines=fmt is Format.JSONL,
+                target="csv" if fmt is Format.CSV else "parquet",
             ) as reader,
             partial.open("wb") as out,
         ):
@@ -382,10 +487,8 @@ def _relation(conn: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> duck
     """The query bound but not run: its column names and DuckDB types."""
     try:
         return conn.sql(_statement(conn, sql))
-    except (duckdb.OutOfMemoryException, MemoryError) as exc:
-        raise _out_of_memory(exc, limits) from exc
-    except duckdb.Error as exc:
-        raise _explained(conn, exc) from exc
+    except (duckdb.Error, MemoryError) as exc:
+        raise (_out_of_memory(exc, limits) if is_out_of_memory(exc) else _explained(conn, exc)) from exc
 
 
 # -- through a worker process (sql_worker.py): what callers use ----------------------------------------
@@ -460,11 +563,13 @@ def query_reader(
     timeout_s: float,
     limit: int | None = None,
     json_lines: bool = False,
+    target: Target = "arrow",
     batch_rows: int = BATCH_ROWS,
 ) -> Iterator[pa.RecordBatchReader]:
     """Every row of one SELECT (or `limit`), streamed from a worker batch by batch (the pipe
     holds back the worker while the reader is not read); stopped `timeout_s` after it starts.
-    With `json_lines` each row comes rendered by DuckDB as one JSON object in a column `line`.
+    With `json_lines` each row comes rendered by DuckDB as one JSON object in a column `line`,
+    else the columns `target` (arrow, csv, parquet) cannot carry as DuckDB's text (`local_reader`).
     Leaving the block before the end kills that worker (a new one takes its place)."""
     request = _request(
         "stream",
@@ -474,6 +579,7 @@ def query_reader(
         session.limits,
         limit=limit,
         json_lines=json_lines,
+        target=target,
         batch_rows=batch_rows,
     )
     with _pool(session.limits).worker(timeout_s) as worker:
@@ -504,8 +610,16 @@ def serve_in_worker(request: Header, send: Send) -> None:
     )
     try:
         _serve(request, send, limits)
-    except (duckdb.OutOfMemoryException, MemoryError) as exc:  # wherever it struck
-        raise _out_of_memory(exc, limits) from exc
+    except Exception as exc:  # out of memory wherever it struck (in any form) is a 413
+        if is_out_of_memory(exc):
+            raise _out_of_memory(exc, limits) from exc
+        raise
+
+
+def _target(value: object) -> Target:
+    if value == "csv":
+        return "csv"
+    return "parquet" if value == "parquet" else "arrow"
 
 
 def _serve(request: Header, send: Send, limits: Limits) -> None:
@@ -523,6 +637,7 @@ def _serve(request: Header, send: Send, limits: Limits) -> None:
             timeout_s=timeout_s,
             limit=request["limit"],
             json_lines=bool(request["json_lines"]),
+            target=_target(request.get("target")),
             batch_rows=int(request["batch_rows"]),
             limits=limits,
         ) as reader,

@@ -33,6 +33,7 @@ def sql_command(
     """Run SQL over the Parquet export in a read-only sandbox; no server or store needed."""
     from analytics.core.batch_formats import Format
     from analytics.exports import sql_sandbox
+    from analytics.exports.sql_values import python_columns
 
     settings = Settings()
     limits = sql_sandbox.limits_from(settings)
@@ -41,7 +42,7 @@ def sql_command(
         if output is None:
             result = sql_sandbox.run_sql(root, query, limit=limit or 1000, timeout_s=timeout, limits=limits)
             table = Table(*(f"{c.name}\n[dim]{c.type}[/dim]" for c in result.columns))
-            for row in zip(*(col.to_pylist() for col in result.table.columns), strict=True):
+            for row in zip(*python_columns(result.table), strict=True):
                 table.add_row(*("" if v is None else str(v) for v in row))
             console.print(table)
             more = f", truncated at --limit {limit or 1000}" if result.truncated else ""

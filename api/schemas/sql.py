@@ -14,6 +14,7 @@ from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.exports.sql_sandbox import SqlResult
+from analytics.exports.sql_values import python_columns
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
@@ -57,8 +58,9 @@ def _plain(value: Any) -> Any:
 
 
 def sql_result_json(result: SqlResult) -> bytes:
-    """Rows as lists (column names may repeat), built column-wise from Arrow."""
-    columns = [col.to_pylist() for col in result.table.columns]
+    """Rows as lists (column names may repeat), built column-wise from Arrow; what Python cannot
+    hold (a date past year 9999, 'infinity', NaN...) as text (analytics/exports/sql_values.py)."""
+    columns = python_columns(result.table)
     rows = [list(r) for r in zip(*columns, strict=True)] if columns else []
     body = {
         "columns": [{"name": c.name, "type": c.type} for c in result.columns],

@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
+import pyarrow as pa
 import pytest
 
 from analytics.exports import sql_sandbox
@@ -162,3 +164,46 @@ def test_missing_export_still_a_refusal_from_the_worker(tmp_path: Path) -> None:
     with pytest.raises(sql_sandbox.SqlRefused) as info:
         run_sql(tmp_path / "none", "SELECT 1", limits=SMALL)
     assert "no export" in info.value.detail
+
+
+def test_out_of_memory_in_duckdbs_arrow_conversion_is_out_of_memory(exported: Exported) -> None:
+    """DuckDB's "Out of Memory Error: ArrowBuffer ..." reaches Python as an OSError from
+    pyarrow's stream reader: SqlOutOfMemory (the 413) too, not a worker failure (a 500)."""
+    with pytest.raises(SqlOutOfMemory) as info:
+        run_sql(
+            exported.root,
+            "SELECT repeat('x', 5000) AS s FROM range(100000)",
+            limit=100_000,
+            limits=SMALL,
+            timeout_s=60,
+        )
+    assert "needed more memory" in info.value.detail
+    assert _count(exported, SMALL) == exported.runs
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError("Out of Memory Error: ArrowBuffer: failed to allocate 16777216 bytes"),
+        pa.ArrowInvalid("Out of Memory Error: failed to allocate data of size 1.0 GiB"),
+        pa.ArrowMemoryError("malloc of size 64 failed"),
+        MemoryError(),
+        duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block"),
+        RuntimeError("std::bad_alloc"),
+    ],
+    ids=repr,
+)
+def test_every_form_of_out_of_memory_is_recognised(exc: Exception) -> None:
+    assert sql_sandbox.is_out_of_memory(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError("No such file or directory"),
+        duckdb.InvalidInputException("Invalid Input Error: Out of Memory Error"),
+    ],
+    ids=repr,
+)
+def test_other_errors_are_not_out_of_memory(exc: Exception) -> None:
+    assert not sql_sandbox.is_out_of_memory(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
@@ -13,6 +14,7 @@ import pytest
 
 from analytics.core.batch_formats import Format
 from analytics.exports import sql_sandbox
+from tests.analytics.exports.awkward_values import AWKWARD_PARAMS
 from tests.analytics.exports.conftest import Exported
 
 
@@ -52,3 +54,47 @@ def test_a_refused_query_leaves_the_old_file_and_no_partial(exported: Exported, 
         sql_sandbox.write_sql(exported.root, "SELECT nope FROM executions", target, Format.CSV)
     assert target.read_text() == "before\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def _refuse(token: str) -> None:
+    raise AssertionError(f"not JSON: {token}")
+
+
+@pytest.mark.parametrize(("sql", "row"), AWKWARD_PARAMS)
+def test_values_python_cannot_hold_are_written(
+    exported: Exported, tmp_path: Path, sql: str, row: list[Any]
+) -> None:
+    """Every value of tests/analytics/exports/awkward_values.py in every format `flowhistory sql
+    --output` writes: CSV as DuckDB's text, Parquet natively (intervals, unions, enums as text),
+    JSON Lines as strict JSON (NaN and infinities as strings)."""
+    for fmt in Format:
+        target = tmp_path / f"out.{fmt.value}"
+        assert sql_sandbox.write_sql(exported.root, sql, target, fmt, timeout_s=60) == 1, fmt
+        if fmt is Format.PARQUET:
+            assert pq.read_table(target).num_rows == 1
+        elif fmt is Format.CSV:
+            assert pacsv.read_csv(target).num_rows == 1
+            text = target.read_text()
+            assert "out of range" not in text
+            for value in row:  # DuckDB's text, as in the JSON answer (but blobs, NaN: DuckDB's own)
+                if (
+                    isinstance(value, str)
+                    and "BLOB" not in sql
+                    and value not in ("NaN", "Infinity", "-Infinity")
+                ):
+                    assert value in text
+        else:
+            [line] = target.read_text().splitlines()
+            assert isinstance(json.loads(line, parse_constant=_refuse), dict)
+
+
+def test_csv_holds_duckdbs_text(exported: Exported, tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    sql = (
+        "SELECT 'infinity'::DATE AS d, TIMESTAMP '294247-01-01' AS t, INTERVAL 1 DAY AS i,"
+        " '\\xFF'::BLOB AS b, [1, 2] AS l, '0101'::BIT AS bits"
+    )
+    sql_sandbox.write_sql(exported.root, sql, target, Format.CSV, timeout_s=60)
+    assert target.read_text().splitlines()[1] == (
+        '"infinity","294247-01-01 00:00:00","1 day","\\xFF","[1, 2]","0101"'
+    )

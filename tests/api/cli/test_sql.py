@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from api.cli import app
 from tests.analytics.exports import conftest as _exports_fixtures
+from tests.analytics.exports.awkward_values import AWKWARD_PARAMS
 from tests.analytics.exports.conftest import Exported
 
 # the fixtures of the folder this file came from (conftests are per folder)
@@ -69,3 +71,13 @@ def test_refusal_exits_nonzero_and_writes_nothing(exported: Exported, tmp_path: 
     assert list(tmp_path.iterdir()) == []
     code, _, err = _sql("SELECT 1", "--export", str(exported.root), "--output", str(tmp_path / "x.txt"))
     assert code != 0 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("sql", "row"), AWKWARD_PARAMS)
+def test_prints_values_python_cannot_hold(exported: Exported, sql: str, row: list[object]) -> None:
+    code, out, err = _sql(sql, "--export", str(exported.root))
+    assert code == 0, err
+    assert "1 rows" in err
+    for value in row:
+        if isinstance(value, str) and "BLOB" not in sql:  # base64 is the JSON answer's, not the table's
+            assert value in out

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pyarrow as pa
 import pytest
 
+from analytics.exports import sql_sandbox
+from analytics.exports.sql_sandbox import Limits
 from tests.analytics.exports import conftest as _exports_fixtures
+from tests.analytics.exports.awkward_values import AWKWARD_PARAMS
 from tests.analytics.exports.conftest import Exported
 from tests.factories import headers
 
@@ -107,3 +113,43 @@ def test_bad_requests_are_422(exported: Exported, body: dict[str, object]) -> No
     r = exported.world.client.post("/api/v1/sql", json=body, headers=headers("admin"))
     assert r.status_code == 422, r.text
     assert r.json()["detail"]
+
+
+def _strict_json(text: bytes) -> Any:
+    def refuse(token: str) -> None:
+        raise AssertionError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.mark.parametrize(("sql", "row"), AWKWARD_PARAMS)
+def test_values_python_cannot_hold_are_answered_in_json_and_arrow(
+    exported: Exported, sql: str, row: list[Any]
+) -> None:
+    """Dates past year 9999 or before year 1, infinities, 128-bit integers, NaN, nested and odd
+    types: a 200 in both formats (these were 500s, or wrong values), as DuckDB writes them."""
+    client = exported.world.client
+    r = client.post("/api/v1/sql", json={"sql": sql, "limit": 5}, headers=headers("admin"))
+    assert r.status_code == 200, r.text
+    assert _strict_json(r.content)["rows"] == [row]
+    a = client.post("/api/v1/sql", json={"sql": sql, "format": "arrow"}, headers=headers("admin"))
+    assert a.status_code == 200, a.text
+    assert pa.ipc.open_stream(a.content).read_all().num_rows == 1
+
+
+def test_out_of_memory_while_building_the_arrow_answer_is_a_413(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a 512 MiB worker DuckDB's Arrow conversion fails as OSError("Out of Memory Error:
+    ArrowBuffer ..."): the documented 413 (it was a 500), and the next query runs."""
+    small = Limits(worker_memory=512 * 1024**2, workers=1)
+    monkeypatch.setattr(sql_sandbox, "limits_from", lambda settings: small)
+    client = exported.world.client
+    body = {"sql": "SELECT repeat('x', 5000) AS s FROM range(100000)", "limit": 100_000, "timeout_s": 60}
+    r = client.post("/api/v1/sql", json=body, headers=headers("admin"))
+    assert r.status_code == 413, r.text
+    assert "needed more memory" in r.json()["detail"]
+    again = client.post(
+        "/api/v1/sql", json={"sql": "SELECT count(*) FROM executions"}, headers=headers("admin")
+    )
+    assert again.status_code == 200 and again.json()["rows"] == [[exported.runs]]
