@@ -7,7 +7,7 @@ stable; the cursor names the sort it belongs to, and another sort's cursor is re
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -93,11 +93,14 @@ def search_executions(
         ctx.store.read,
         lambda c: c.execute(f"SELECT count(*) FROM executions WHERE {base_sql}", base_params).fetchall(),
     )
-    rows = ctx.store.read(
-        lambda c: c.execute(
-            f"SELECT {ROW_COLUMNS} FROM executions WHERE {sql} {order} LIMIT ?", [*params, limit + 1]
-        ).fetchall()
-    )
+    try:
+        rows = ctx.store.read(
+            lambda c: c.execute(
+                f"SELECT {ROW_COLUMNS} FROM executions WHERE {sql} {order} LIMIT ?", [*params, limit + 1]
+            ).fetchall()
+        )
+    finally:
+        wait([counting])  # when the page fails too: a caller may close the store right after
     total = int(counting.result()[0][0])
     found = [ExecutionRow(*r) for r in rows[:limit]]
     errors = first_errors(ctx, found) if include_errors else {}
