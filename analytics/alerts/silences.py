@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from analytics.alerts.rules import Duration
-from analytics.core.clock import naive_utc, utc_now
+from analytics.core.clock import UtcTime, utc_now
 from analytics.core.errors import InvalidInput
 
 MAX_SILENCE_S = 30 * 86_400  # longer than a month is a paused rule, not a silence
@@ -30,8 +30,8 @@ class SilenceCreate(BaseModel):
     flow_id: str | None = Field(
         default=None, min_length=1, validate_default=True, description="every rule judging this flow"
     )
-    starts_at: datetime | None = Field(default=None, description="default: now")
-    ends_at: datetime | None = None
+    starts_at: UtcTime | None = Field(default=None, description="default: now")
+    ends_at: UtcTime | None = None
     duration: Duration | None = Field(
         default=None,
         gt=0,
@@ -50,12 +50,6 @@ class SilenceCreate(BaseModel):
         if not has_rule and value is None and "rule_id" in info.data:
             raise ValueError("a silence needs a rule_id or a flow_id")
         return value
-
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _naive_utc(cls, value: datetime | None) -> datetime | None:
-        """Stored naive UTC, as every time in the store; an aware time is converted."""
-        return naive_utc(value) if value is not None else None
 
     @field_validator("duration")
     @classmethod

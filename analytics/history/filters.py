@@ -10,14 +10,13 @@ all flows the caller may read).
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from analytics.access.directory import Directory
 from analytics.access.permissions import Viewer, grant_for
-from analytics.core.clock import naive_utc
+from analytics.core.clock import UtcTime, naive_utc
 from analytics.core.errors import InvalidInput
 
 Clause = tuple[str, list[Any]]
@@ -42,8 +41,8 @@ class AnyOf(_Leaf):
 # A range whose ends are in the wrong order fits the schema: `ExecutionFilter.check` refuses it
 # with a message (InvalidInput), as every other range ending before it starts is refused.
 class TimeRange(_Leaf):
-    after_: datetime | None = None
-    before_: datetime | None = None
+    after_: UtcTime | None = None
+    before_: UtcTime | None = None
 
 
 class MsRange(_Leaf):

@@ -24,7 +24,7 @@ import pyarrow as pa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from analytics.access.permissions import Grant, Viewer, require_flow_access
-from analytics.core.clock import epoch_micros, naive_utc, utc_now
+from analytics.core.clock import UtcTime, epoch_micros, naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput
 from analytics.core.flow_version import flow_version
@@ -109,8 +109,10 @@ class ExecutionImport(ExecutionCreate):
     version of the flow that ran (else today's version is stamped on history it never ran)."""
 
     id: uuid.UUID | None = None
-    created_at: datetime | None = Field(
-        default=None, description="epoch seconds or ISO 8601; UTC when no offset is given"
+    created_at: UtcTime | None = Field(
+        default=None,
+        description="epoch seconds (a number, never milliseconds) or ISO 8601 (a string; UTC when no"
+        " offset is given)",
     )
     user_id: str | None = Field(default=None, min_length=1, max_length=255)
     flow_version: str | None = Field(

@@ -36,7 +36,7 @@ from itertools import pairwise
 import pyarrow as pa
 
 from analytics.access.permissions import Viewer
-from analytics.core.clock import naive_utc, utc_now
+from analytics.core.clock import naive_utc, shifted, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection, in_snapshot
@@ -180,7 +180,8 @@ def failure_signatures(
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
     as_of = naive_utc(end) if end is not None else utc_now()
-    day, week, fortnight = (as_of - timedelta(days=d) for d in (1, 7, 14))
+    # held at year 1 for an `end` in its first fortnight (a 500: OverflowError)
+    day, week, fortnight = (shifted(as_of, timedelta(days=-d)) for d in (1, 7, 14))
     # read back far enough for both the range and the trend's 14 days
     reach = None if start is None else min(naive_utc(start), fortnight)
     sql_scope, params = flow_scope(scope.grant, reach, end)

@@ -49,7 +49,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from analytics.access.permissions import Viewer, require_flow_access
-from analytics.core.clock import naive_utc
+from analytics.core.clock import UtcTime, naive_utc
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError
 from analytics.core.store import Connection, in_snapshot
@@ -238,8 +238,8 @@ class MetricsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     measures: list[Measure] = Field(min_length=1, max_length=len(Measure))
-    start: datetime = Field(description="inclusive; ISO 8601 or epoch seconds, UTC when no offset")
-    end: datetime = Field(description="exclusive; later than start")
+    start: UtcTime = Field(description="inclusive; ISO 8601 or epoch seconds, UTC when no offset")
+    end: UtcTime = Field(description="exclusive; later than start")
     bucket: Bucket = Field(default=Bucket.AUTO, validate_default=True)
     group_by: GroupBy | None = None
     filter: ExecutionFilter | None = None

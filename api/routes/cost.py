@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from analytics.core.clock import QueryTime
 from analytics.cost import report as cost_report
 from analytics.cost.report import CostGroup
 from api.dependencies import AdminUser, Ctx, CurrentUser
@@ -30,7 +30,7 @@ def replace_prices(body: PricesIn, _: AdminUser, ctx: Ctx) -> list[PriceOut]:
 
 
 @router.post("/prices/recompute", response_model=RecomputeOut)
-def recompute_costs(start: datetime, end: datetime, _: AdminUser, ctx: Ctx) -> RecomputeOut:
+def recompute_costs(start: QueryTime, end: QueryTime, _: AdminUser, ctx: Ctx) -> RecomputeOut:
     """Re-price the runs created in [start, end) with the current table."""
     return RecomputeOut(repriced_runs=cost_report.recompute_costs(ctx, start=start, end=end))
 
@@ -39,8 +39,8 @@ def recompute_costs(start: datetime, end: datetime, _: AdminUser, ctx: Ctx) -> R
 def cost(
     viewer: CurrentUser,
     ctx: Ctx,
-    start: datetime,
-    end: datetime,
+    start: QueryTime,
+    end: QueryTime,
     group_by: CostGroup = CostGroup.FLOW,
     flow_id: Annotated[str | None, Query(max_length=255)] = None,
 ) -> list[CostRowOut]:

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from analytics.core.clock import QueryTime
 from analytics.history import facets, ingest
 from analytics.history import runs as history
 from analytics.history.filters import ExecutionFilter
@@ -115,8 +116,8 @@ async def get_stats(
         list[str] | None, Query(description="runs with a node using any of these models")
     ] = None,
     user_id: Annotated[list[str] | None, Query(description="runs by any of these users")] = None,
-    start: Annotated[datetime | None, Query(description="runs created at or after (inclusive)")] = None,
-    end: Annotated[datetime | None, Query(description="runs created before (exclusive)")] = None,
+    start: Annotated[QueryTime | None, Query(description="runs created at or after (inclusive)")] = None,
+    end: Annotated[QueryTime | None, Query(description="runs created before (exclusive)")] = None,
     error: Annotated[str | None, Query(description="text in an error message, case-insensitive")] = None,
     tag: Annotated[list[str] | None, Query(description="runs carrying all of these tags")] = None,
 ) -> Any:

@@ -7,11 +7,11 @@ end) is checked in analytics (422 with a `detail` naming the field).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from analytics.core.clock import QueryTime
 from analytics.insights import anomalies, breakdown, regressions, reliability, signatures
 from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute
@@ -27,8 +27,8 @@ from api.schemas.insights import (
 router = APIRouter(prefix="/api/v1", tags=["insights"], route_class=JsonRoute)
 
 _FLOW = "/flows/{flow_id}"
-Start = Annotated[datetime | None, Query(description="runs created at or after (inclusive)")]
-End = Annotated[datetime | None, Query(description="runs created before (exclusive); also 'now' for trends")]
+Start = Annotated[QueryTime | None, Query(description="runs created at or after (inclusive)")]
+End = Annotated[QueryTime | None, Query(description="runs created before (exclusive); also 'now' for trends")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 

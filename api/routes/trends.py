@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from analytics.core.clock import query_time_value
 from analytics.trends import metrics as trends
 from analytics.trends.metrics import MetricsQuery
 from api.dependencies import Ctx, CurrentUser
@@ -41,6 +42,15 @@ def get_flow_trend(
 ) -> Any:
     """One flow's trend: measures per time bucket, with the previous period."""
     names = [name.strip() for value in measures for name in value.split(",") if name.strip()]
-    params = {"start": start, "end": end, "bucket": bucket, "measures": names, "group_by": group_by, "tz": tz}
+    # digits in a query are epoch seconds: the number JSON would carry (a string of them is not)
+    start_at, end_at = query_time_value(start), query_time_value(end)
+    params = {
+        "start": start_at,
+        "end": end_at,
+        "bucket": bucket,
+        "measures": names,
+        "group_by": group_by,
+        "tz": tz,
+    }
     query = validate_query(MetricsQuery, {k: v for k, v in params.items() if v is not None})
     return trends.flow_trend(ctx, viewer, flow_id, query)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from analytics.core.clock import UtcTime
 from analytics.retention.policies import MAX_DAYS, MAX_KEEP, Policy
 from api.schemas.jobs import JobOut
 from api.schemas.timestamps import UtcDateTime
@@ -63,7 +63,9 @@ class DryRunIn(BaseModel):
         default=None, description="plan with this policy instead of the stored one"
     )
     ids_limit: int = Field(default=1000, ge=0, le=100_000, description="ids listed at most, in all")
-    now: datetime | None = Field(default=None, description="plan as of this time (default: now)")
+    now: UtcTime | None = Field(
+        default=None, description="plan as of this time (default: now); ISO 8601 or epoch seconds (a number)"
+    )
 
 
 class FlowPlanOut(BaseModel):
@@ -101,8 +103,8 @@ class RunStarted(BaseModel):
 class RestoreIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: datetime = Field(description="inclusive, UTC when no offset is given")
-    end: datetime = Field(description="exclusive")
+    start: UtcTime = Field(description="inclusive; ISO 8601 (UTC when no offset is given) or epoch seconds")
+    end: UtcTime = Field(description="exclusive")
     flow_id: str | None = Field(default=None, min_length=1, max_length=255)
 
 

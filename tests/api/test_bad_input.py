@@ -628,6 +628,9 @@ def test_batch_user_id_only_for_admins(bw: World, flow: str) -> None:
         ("2024-01-02T03:04:05Z", 1_704_164_645),
         ("2024-01-02T03:04:05+02:00", 1_704_157_445),
         ("2024-01-02T03:04:05.123456", 1_704_164_645),
+        (-62_135_596_800, -62_135_596_800),  # 0001-01-01: was read as milliseconds (1968)
+        ("0001-01-01T01:00:00+01:00", -62_135_596_800),
+        (-1.5, -2),
     ],
 )
 def test_batch_created_at_is_kept(bw: World, flow: str, created_at: Any, epoch: int) -> None:
@@ -818,3 +821,217 @@ def test_an_execution_time_range_in_the_wrong_order_is_a_message(bw: World, flow
     r = bw.client.post("/api/v1/executions/search", json=body, headers=bearer("owner"))
     assert r.status_code == 422, r.text
     assert r.json()["detail"] == "filter.execution_time: ge_ must not be greater than le_"
+
+
+# --- times outside datetime's range (years 1-9999) ----------------------------------------------
+
+# each in years 1-9999 as written, outside them once converted to UTC
+OFF_THE_CALENDAR = [
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:30:00-01:00",
+    "0001-01-01T00:00:00+23:59",
+    "9999-12-31T23:59:59-23:59",
+]
+
+
+def _time_requests(fid: str, t: str) -> dict[str, tuple[str, str, dict[str, Any], tuple[str, ...]]]:
+    """Every request taking a time, with `t` as that time: (method, path, kwargs, the error's loc)."""
+    later = "2027-01-01T00:00:00Z"
+    before = {"filter": {"created_at": {"before_": t}}}
+    after = {"filter": {"created_at": {"after_": t}}}
+    out: dict[str, tuple[str, str, dict[str, Any], tuple[str, ...]]] = {}
+    for name, path in (
+        ("stats", f"/api/v1/flows/{fid}/executions/stats"),
+        ("nodes", f"/api/v1/flows/{fid}/nodes"),
+        ("failures", f"/api/v1/flows/{fid}/failures"),
+        ("reliability", f"/api/v1/flows/{fid}/reliability"),
+        ("versions", f"/api/v1/flows/{fid}/versions"),
+        ("anomalies", f"/api/v1/flows/{fid}/anomalies"),
+    ):
+        out[f"{name} start"] = ("GET", path, {"params": {"start": t}}, ("query", "start"))
+        out[f"{name} end"] = ("GET", path, {"params": {"end": t}}, ("query", "end"))
+    for name, method, path in (
+        ("cost", "GET", "/api/v1/cost"),
+        ("recompute", "POST", "/api/v1/prices/recompute"),
+    ):
+        out[f"{name} start"] = (method, path, {"params": {"start": t, "end": later}}, ("query", "start"))
+        out[f"{name} end"] = (method, path, {"params": {"start": "2020-01-01", "end": t}}, ("query", "end"))
+    trend = f"/api/v1/flows/{fid}/trend"
+    out["trend start"] = ("GET", trend, {"params": {"start": t, "end": later}}, ("query", "start"))
+    out["trend end"] = ("GET", trend, {"params": {"start": "2026-01-01", "end": t}}, ("query", "end"))
+    metrics = {"measures": ["runs"], "start": "2026-01-01", "end": later}
+    out["metrics start"] = ("POST", "/api/v1/metrics", {"json": {**metrics, "start": t}}, ("body", "start"))
+    out["metrics filter"] = ("POST", "/api/v1/metrics", {"json": {**metrics, **after}}, ("body", "filter"))
+    for name, path in (("search", "/api/v1/executions/search"), ("count", "/api/v1/executions/count")):
+        out[f"{name} after_"] = ("POST", path, {"json": after}, ("body", "filter", "created_at", "after_"))
+        out[f"{name} before_"] = ("POST", path, {"json": before}, ("body", "filter", "created_at", "before_"))
+    for name, path in (
+        ("download", "/api/v1/executions/download"),
+        ("flow download", f"/api/v1/flows/{fid}/executions/download"),
+    ):
+        for side, f in (("after_", after), ("before_", before)):
+            params = {"filter": json.dumps(f["filter"])}
+            out[f"{name} {side}"] = ("GET", path, {"params": params}, ("query", "filter", "created_at", side))
+    silence = {"flow_id": fid, "comment": "x"}
+    out["silence starts_at"] = (
+        "POST",
+        "/api/v1/alerts/silences",
+        {"json": {**silence, "starts_at": t, "duration": "1h"}},
+        ("body", "starts_at"),
+    )
+    out["silence ends_at"] = (
+        "POST",
+        "/api/v1/alerts/silences",
+        {"json": {**silence, "ends_at": t}},
+        ("body", "ends_at"),
+    )
+    out["dry-run now"] = ("POST", "/api/v1/retention/dry-run", {"json": {"now": t}}, ("body", "now"))
+    out["flow dry-run now"] = (
+        "POST",
+        f"/api/v1/flows/{fid}/retention/dry-run",
+        {"json": {"now": t}},
+        ("body", "now"),
+    )
+    out["restore start"] = (
+        "POST",
+        "/api/v1/retention/restore",
+        {"json": {"start": t, "end": later}},
+        ("body", "start"),
+    )
+    out["restore end"] = (
+        "POST",
+        "/api/v1/retention/restore",
+        {"json": {"start": "2020-01-01", "end": t}},
+        ("body", "end"),
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs_flow(bw: World) -> str:
+    """A flow holding three runs, shared by the tests that only read."""
+    fid = bw.new_flow(name="times")
+    for status in ("success", "error", "aborted"):
+        bw.post_run("owner", fid, status=status)
+    return fid
+
+
+@pytest.mark.parametrize("route", list(_time_requests("f", "t")))
+def test_a_time_off_the_calendar_in_utc_is_a_422_naming_it(bw: World, runs_flow: str, route: str) -> None:
+    """A time whose offset takes it out of years 1-9999 does not fit: FastAPI's list, located at
+    the parameter (it was a 500: OverflowError converting it to UTC)."""
+    for t in OFF_THE_CALENDAR:
+        method, path, kwargs, loc = _time_requests(runs_flow, t)[route]
+        r = bw.client.request(method, path, headers=bearer("admin"), **kwargs)
+        detail = assert_refused(r)
+        assert isinstance(detail, list), (t, detail)
+        assert any(tuple(e["loc"][: len(loc)]) == loc for e in detail), (t, detail)
+        assert any("UTC" in e["msg"] for e in detail), (t, detail)
+
+
+# times at datetime's ends, in range as written and in UTC: an answer or a 422, never a 500
+EDGES = ["0001-01-01T00:00:00Z", "0001-01-01", "9999-12-31T23:59:59.999999", "9999-12-31T23:59:59Z"]
+EDGES += ["0001-01-08T12:00:00", "0001-01-14T23:59:59+00:00"]  # the failures' trend reaches 14 days back
+
+
+@pytest.mark.parametrize("route", list(_time_requests("f", "t")))
+def test_a_time_at_the_calendars_ends_is_never_a_500(bw: World, runs_flow: str, route: str) -> None:
+    """Windows, previous periods and the like computed from it stay in range (the failures'
+    trend went 14 days back from `end`: a 500 for an end in year 1's first fortnight)."""
+    for t in EDGES:
+        method, path, kwargs, _ = _time_requests(runs_flow, t)[route]
+        r = bw.client.request(method, path, headers=bearer("admin"), **kwargs)
+        assert r.status_code < 500, (t, r.status_code, r.text)
+        if r.status_code >= 400:
+            assert_refused(r, r.status_code)
+
+
+@pytest.mark.parametrize(
+    "created_at",
+    [
+        *OFF_THE_CALENDAR,
+        "0001-01-01 00:00:00+01:00",
+        "0001-01-01T00:00+01:00",
+        -62_135_596_801,
+        253_402_300_800,
+    ],
+)
+@pytest.mark.parametrize("ndjson", [False, True], ids=["array", "ndjson"])
+def test_batch_created_at_off_the_calendar_refuses_that_item_alone(
+    bw: World, runs_flow: str, created_at: Any, ndjson: bool
+) -> None:
+    """README: a bad item never loses the good ones (all four were refused as an internal error)."""
+    items = [make_execution(runs_flow, text=f"good {i}") for i in range(4)]
+    items[1]["created_at"] = created_at
+    content = b"\n".join(orjson.dumps(i) for i in items) if ndjson else items
+    out = batch(bw, "owner", content, ndjson=ndjson)
+    assert [i["status"] for i in out["items"]] == ["stored", "refused", "stored", "stored"], out
+    assert "created_at" in out["items"][1]["detail"], out
+    assert "internal error" not in out["items"][1]["detail"], out
+    for item in (out["items"][0], *out["items"][2:]):
+        assert detail(bw, runs_flow, item["id"]).status_code == 200
+
+
+@pytest.mark.parametrize("created_at", [*OFF_THE_CALENDAR, 1_796_573_794_000, "20261201"])
+def test_single_post_ignores_created_at(bw: World, runs_flow: str, created_at: Any) -> None:
+    """The contract's POST stamps its own time: a created_at in the body is an unknown key."""
+    body = make_execution(runs_flow, created_at=created_at)
+    r = bw.client.post(f"/api/v1/flows/{runs_flow}/executions", json=body, headers=bearer("owner"))
+    assert r.status_code == 200, r.text
+    assert abs(r.json()["created_at"] - datetime.now(UTC).timestamp()) < 600
+
+
+@pytest.mark.parametrize(
+    ("created_at", "reason"),
+    [
+        (1_796_573_794_000, "epoch seconds"),  # milliseconds: was stored as 2026-12-06
+        (253_402_300_799, "in the future"),  # 9999-12-31 in seconds: was stored as 1978
+        ("20261201", "string of digits"),  # was stored as epoch 20261201 (1970-08-23)
+        ("1796573794", "string of digits"),
+    ],
+)
+def test_batch_created_at_is_never_read_as_another_time(
+    bw: World, flow: str, created_at: Any, reason: str
+) -> None:
+    """A number is epoch seconds (never milliseconds); a string is ISO 8601, not digits."""
+    before = everything(bw, flow)
+    out = batch(bw, "owner", [make_execution(flow, created_at=created_at)])
+    assert out["items"][0]["status"] == "refused", out
+    assert "created_at" in out["items"][0]["detail"] and reason in out["items"][0]["detail"], out
+    assert everything(bw, flow) == before
+
+
+@pytest.mark.parametrize("route", ["stats start", "nodes end", "failures end", "cost start", "trend start"])
+def test_a_time_in_the_query_is_epoch_seconds_never_milliseconds(
+    bw: World, runs_flow: str, route: str
+) -> None:
+    """Digits in a query string are epoch seconds (milliseconds were taken for 2e10 and above)."""
+    now = int(datetime.now(UTC).timestamp())
+    method, path, kwargs, loc = _time_requests(runs_flow, str(now * 1000))[route]
+    detail = assert_refused(bw.client.request(method, path, headers=bearer("admin"), **kwargs))
+    assert isinstance(detail, list) and [tuple(e["loc"]) for e in detail] == [loc], detail
+    assert "epoch seconds" in detail[0]["msg"], detail
+    for seconds in (str(now - 86_400), f"{now - 86_400}.5"):
+        method, path, kwargs, loc = _time_requests(runs_flow, seconds)[route]
+        r = bw.client.request(method, path, headers=bearer("admin"), **kwargs)
+        assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("route", ["search after_", "count before_", "download after_", "metrics start"])
+def test_a_time_in_json_is_a_number_of_epoch_seconds_or_iso_8601(
+    bw: World, runs_flow: str, route: str
+) -> None:
+    """In JSON, epoch seconds are a number: a string of digits is refused (it was read as epoch
+    seconds, or milliseconds from 2e10; "20261201" may be meant as an ISO 8601 basic date)."""
+    now = int(datetime.now(UTC).timestamp())
+    for digits in ("20261201", str(now)):
+        method, path, kwargs, loc = _time_requests(runs_flow, digits)[route]
+        detail = assert_refused(bw.client.request(method, path, headers=bearer("admin"), **kwargs))
+        assert isinstance(detail, list) and any(tuple(e["loc"][: len(loc)]) == loc for e in detail), detail
+        assert "string of digits" in str(detail), detail
+    method, path, kwargs, _ = _time_requests(runs_flow, "NOW")[route]
+    numeric = json.loads(
+        json.dumps(kwargs).replace('"NOW"', str(now - 86_400)).replace('\\"NOW\\"', str(now - 86_400))
+    )
+    r = bw.client.request(method, path, headers=bearer("admin"), **numeric)
+    assert r.status_code == 200, r.text

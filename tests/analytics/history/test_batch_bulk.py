@@ -18,6 +18,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -465,3 +466,73 @@ def test_a_fed_body_far_over_the_limit_is_not_prepared_past_it(
     assert len(feed._batch._chunks) == -(-100 // batch_bulk.CHUNK_LINES)  # 3 chunks of 37, not 136
     with pytest.raises(InvalidInput, match="100"):
         feed.finish()
+
+
+# created_at values and the verdict each gets: a number is epoch seconds (never milliseconds), a
+# string is ISO 8601 (a string of digits is refused: "20261201" could be either); a time is
+# stored when it is in years 1-9999 once converted to UTC and at most a day ahead
+CREATED_AT: list[tuple[Any, datetime | str]] = [
+    (1_700_000_000, datetime(2023, 11, 14, 22, 13, 20)),
+    (1_700_000_000.25, datetime(2023, 11, 14, 22, 13, 20, 250000)),
+    (-5, datetime(1969, 12, 31, 23, 59, 55)),
+    (-62_135_596_800, datetime(1, 1, 1)),
+    (-62_135_596_800.0, datetime(1, 1, 1)),
+    ("0001-01-01T01:00:00+01:00", datetime(1, 1, 1)),
+    ("9999-12-31T23:59:59-00:00", "more than a day in the future"),
+    (253_402_300_799, "more than a day in the future"),  # 9999-12-31 in seconds (1978 as milliseconds)
+    (1_796_573_794_000, "epoch seconds"),  # milliseconds: as seconds, past year 9999
+    (4_102_444_800, "more than a day in the future"),  # 2100
+    (-62_135_596_801, "epoch seconds"),
+    (253_402_300_800, "epoch seconds"),
+    (10**20, "epoch seconds"),
+    (-(10**20), "epoch seconds"),
+    (2**64, "epoch seconds"),
+    (1e300, "epoch seconds"),
+    ("20261201", "string of digits"),  # an ISO 8601 basic date, or epoch seconds? neither
+    ("1700000000", "string of digits"),
+    ("-62135596800", "string of digits"),
+    ("1700000000.5", "string of digits"),
+    ("0001-01-01T00:00:00+01:00", "UTC"),
+    ("9999-12-31T23:30:00-01:00", "UTC"),
+    ("0001-01-01T00:00:00+23:59", "UTC"),
+    ("9999-12-31T23:59:59-23:59", "UTC"),
+    ("0001-01-01 00:00:00+01:00", "UTC"),
+    ("0001-01-01T00:00+01:00", "UTC"),
+    ("0001-01-01T00:00:00.5+0100", "UTC"),
+    (True, "created_at"),
+]
+
+
+@pytest.mark.parametrize(("created_at", "expected"), CREATED_AT, ids=[repr(c[0]) for c in CREATED_AT])
+@pytest.mark.parametrize("shape", ["ndjson", "array"])
+def test_created_at_gets_the_same_verdict_both_ways_and_the_good_items_are_stored(
+    stores: tuple[Context, Context, list[dict[str, Any]]],
+    created_at: Any,
+    expected: datetime | str,
+    shape: str,
+) -> None:
+    """Between three good items, per item (`ingest.ingest_batch`) and in bulk: the item alone is
+    refused with a reason naming created_at (a time off the calendar in UTC failed the whole
+    chunk as an internal error), or stored at the time it means; the good ones are stored."""
+    old, new, runs = stores
+    viewer = Viewer("bench-admin", "admin")
+    good = {"flow_id": runs[0]["flow_id"], "status": "success", "execution_time": 5}
+    items = [good, {**good, "created_at": created_at}, good, good]
+    lines = [json.dumps(i).encode() for i in items]  # orjson writes no integer past 64 bits
+    before = ingest.ingest_batch(old, viewer, [json.loads(line) for line in lines])
+    if shape == "ndjson":
+        after = batch_bulk.ingest_ndjson(new, viewer, b"\n".join(lines))
+    else:
+        body = b"[" + b",".join(lines) + b"]"
+        array = batch_bulk.ingest_json_array(new, viewer, body)
+        # None: DuckDB would read the body differently (an exponent): the route goes item by item
+        after = array if array is not None else ingest.ingest_batch(new, viewer, json.loads(body))
+    _compare(old, new, before, after)
+    assert [i.status for i in (before.items[0], *before.items[2:])] == ["stored"] * 3, before
+    verdict = before.items[1]
+    if isinstance(expected, datetime):
+        assert verdict.status == "stored", verdict
+        assert _rows(old, [verdict.id or ""])[verdict.id or ""]["created_at"] == expected
+    else:
+        assert verdict.status == "refused", verdict
+        assert "created_at" in (verdict.detail or "") and expected in (verdict.detail or ""), verdict

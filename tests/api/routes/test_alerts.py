@@ -329,6 +329,15 @@ BAD_SILENCES = [
     ({"duration": "soon"}, "duration"),
     ({"ends_at": "9999-12-31T00:00:00Z", "duration": None}, "ends_at"),  # huge: more than 30 days
     ({"ends_at": 10**15, "duration": None}, "ends_at"),  # not a time at all
+    # a number is epoch seconds, never milliseconds (these were read as ms: a silence from now)
+    ({"starts_at": int(SOON.timestamp() * 1000)}, "starts_at"),
+    ({"ends_at": int(SOON.timestamp() * 1000), "duration": None}, "ends_at"),
+    # a string is ISO 8601: digits are not (they were read as epoch seconds, or ms)
+    ({"ends_at": str(int(SOON.timestamp())), "duration": None}, "ends_at"),
+    ({"starts_at": str(int(SOON.timestamp()))}, "starts_at"),
+    # in years 1-9999 as written, not once in UTC (a 500: OverflowError)
+    ({"starts_at": "0001-01-01T00:00:00+01:00"}, "starts_at"),
+    ({"ends_at": "9999-12-31T23:30:00-01:00", "duration": None}, "ends_at"),
     ({"starts_at": "2999-01-01T00:00:00Z"}, "starts_at"),
     ({"ends_at": "2100-01-01T00:00:00Z"}, "duration"),  # both ends
     ({"duration": None}, "duration"),  # no end

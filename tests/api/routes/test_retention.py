@@ -3,7 +3,7 @@ scheduler's job, status and run log, restore."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -140,3 +140,45 @@ def test_run_is_409_while_one_runs(world: World) -> None:
     with runs.exclusive("retention"):
         r = world.client.post("/api/v1/retention/compact", headers=world.h("admin"))
         assert r.status_code == 409 and "already running" in r.json()["detail"]
+
+
+SOON_S = int((utc_now() + timedelta(hours=1)).timestamp())
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "loc"),
+    [
+        # a number is epoch seconds, never milliseconds (these were read as ms)
+        ("/api/v1/retention/dry-run", {"now": SOON_S * 1000}, ["body", "now"]),
+        ("/api/v1/retention/restore", {"start": 0, "end": SOON_S * 1000}, ["body", "end"]),
+        # a string is ISO 8601, not digits (they were read as epoch seconds, or ms)
+        ("/api/v1/retention/dry-run", {"now": str(SOON_S)}, ["body", "now"]),
+        ("/api/v1/retention/restore", {"start": "0", "end": "2100-01-01"}, ["body", "start"]),
+        # in years 1-9999 as written, not in UTC (a 500: OverflowError)
+        ("/api/v1/retention/dry-run", {"now": "0001-01-01T00:00:00+01:00"}, ["body", "now"]),
+        ("/api/v1/retention/restore", {"start": "0001-01-01T00:00:00+01:00", "end": 0}, ["body", "start"]),
+    ],
+)
+def test_times_are_epoch_seconds_or_iso_8601(
+    world: World, path: str, body: dict[str, object], loc: list[str]
+) -> None:
+    r = world.client.post(path, json=body, headers=world.h("admin"))
+    assert r.status_code == 422, r.text
+    assert [e["loc"] for e in r.json()["detail"]] == [loc], r.text
+
+
+def test_a_dry_run_at_epoch_seconds_and_at_the_calendars_ends(world: World) -> None:
+    assert (
+        world.client.put(POLICY, json={"max_age_days": 365_000}, headers=world.h("admin")).status_code == 200
+    )
+    try:
+        for now, answered in (
+            (SOON_S, datetime.fromtimestamp(SOON_S, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")),
+            (-62_135_596_800, "0001-01-01T00:00:00Z"),
+            ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"),
+        ):
+            r = world.client.post("/api/v1/retention/dry-run", json={"now": now}, headers=world.h("admin"))
+            assert r.status_code == 200, r.text
+            assert r.json()["now"] == answered
+    finally:
+        world.client.put(POLICY, json={}, headers=world.h("admin"))
