@@ -265,3 +265,33 @@ def test_a_zoned_trend_never_reads_the_utc_rollups(
     exact = _exact(ctx, _query(tz="Europe/Berlin"), monkeypatch)
     assert zoned.rows.to_pylist() == exact.rows.to_pylist()
     assert all(r["bucket"].hour in (22, 23) for r in zoned.rows.to_pylist())  # Berlin midnights in UTC
+
+
+def test_days_without_runs_are_rolled_in_one_step(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One backfilled run of year 1 made the first refresh walk 740,000 empty days 31 at a time
+    (~24,000 writer transactions, minutes); spans without runs are now one step each."""
+    fid = flows.create_flow(ctx, ADMIN, name="ancient", nodes=[], edges=[]).id
+    times = ["0001-01-05T10:00:00Z", "1999-12-31T23:00:00Z", "2026-04-02T08:00:00Z", "2026-04-19T08:00:00Z"]
+    items = [{"flow_id": fid, "status": "success", "execution_time": 10, "created_at": t} for t in times]
+    assert all(r.status == "stored" for r in ingest.save_executions(ctx, ADMIN, items))
+    writes = 0
+    real_write = ctx.store.write
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal writes
+        writes += 1
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(ctx.store, "write", counted)
+    result = rollups.refresh(ctx, today=TODAY)
+    assert result["rolled_until"] == TODAY.isoformat()
+    assert writes <= 10, writes  # a step a run (and its next 31 days) and a step a gap, not per 31 days
+    rows = ctx.store.read(
+        lambda c: c.execute("SELECT day, sum(runs) FROM trend_rollups GROUP BY day ORDER BY day").fetchall()
+    )
+    assert rows == [
+        (date(1, 1, 5), 1),
+        (date(1999, 12, 31), 1),
+        (date(2026, 4, 2), 1),
+        (date(2026, 4, 19), 1),
+    ]
