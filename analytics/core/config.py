@@ -14,7 +14,8 @@ class Settings(BaseSettings):
 
     db_path: Path = Path("data/flowhistory.duckdb")
     host: str = "127.0.0.1"
-    port: int = 8080
+    # 0: any free port, for servers run in process (tests); `flowhistory serve` needs 1-65535
+    port: int = Field(default=8080, ge=0, le=65535)
     # Open WebUI signs its JWTs with this; unset means a random one kept beside the store.
     webui_secret_key: str | None = Field(
         default=None,

@@ -12,7 +12,7 @@ from rich.table import Table
 from analytics.access import users
 from analytics.access.auth import create_token, load_secret
 from analytics.core.context import Context
-from api.cli.common import DbOption, Typer, console, err, json_of, on_store, settings_for
+from api.cli.common import DbOption, Typer, console, err, error, json_of, on_store, settings_for
 from api.schemas.admin import GroupOut, KeyOut, UserOut
 
 users_app = Typer(help="Users and roles.", no_args_is_help=True)
@@ -51,6 +51,7 @@ def users_create(
         db,
         lambda ctx: json_of(UserOut, users.create_user(ctx, user_id, role=role, name=name)),
         lambda api: api.post("/api/v1/users", json={"id": user_id, "role": role, "name": name}),
+        create=True,  # the first admin may be made before the first start
     )
     console.print(f"created {made['id']} ({made['role']})")
 
@@ -119,6 +120,7 @@ def groups_create(
         db,
         lambda ctx: json_of(GroupOut, users.create_group(ctx, name, user_ids=member or [])),
         lambda api: api.post("/api/v1/groups", json={"name": name, "user_ids": member or []}),
+        create=True,
     )
     console.print(f"created group {made['id']} ({made['name']})")
 
@@ -167,8 +169,8 @@ def token(
     create an API key (`flowhistory keys create USER`), which `keys revoke` can withdraw.
     """
     if expires_in <= 0:
-        err.print(
-            f"[red]error:[/red] --expires-in must be a positive number of seconds (got {expires_in}); "
+        error(
+            f"--expires-in must be a positive number of seconds (got {expires_in}); "
             "for a credential that does not expire create an API key: `flowhistory keys create USER`"
         )
         raise typer.Exit(2)

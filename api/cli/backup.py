@@ -22,7 +22,7 @@ from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.core.errors import FlowHistoryError, StoreLocked
 from api.cli import remote
-from api.cli.common import DbOption, console, err, fail, settings_for
+from api.cli.common import DbOption, console, error, fail, settings_for
 
 BACKUP_TIMEOUT_S = 3600.0  # a large store takes a while to copy; the server answers when done
 
@@ -102,9 +102,7 @@ def _through_server(settings: Settings, dest: Path) -> None:
     try:
         shutil.move(made, dest)
     except OSError as exc:
-        err.print(
-            f"[red]error:[/red] the backup is at {escape(str(made))}; moving it failed: {escape(str(exc))}"
-        )
+        error(f"the backup is at {made}; moving it failed: {exc}")
         raise typer.Exit(1) from exc
     console.print(f"backed up {summary} through the server at {url} to {escape(str(dest))}")
 

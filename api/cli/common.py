@@ -1,18 +1,21 @@
-"""What every command module shares: the `--db` option, opening the store, the consoles, and the
-Typer subclass that shows flags without a type placeholder."""
+"""What every command module shares: the `--db` option, opening the store, the consoles, one-line
+errors, and the Typer subclass that shows flags without a type placeholder and usage errors in
+one line."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.exceptions import TyperException
 from typer.models import CommandFunctionType
 
 from analytics.core.config import Settings
@@ -25,7 +28,9 @@ from api.cli.remote import Remote, RemoteError
 T = TypeVar("T")
 
 console = Console()
-err = Console(stderr=True)
+# stderr carries errors and one-line notes that scripts parse: never wrapped at the terminal's
+# (or, in a pipe, 80 columns') width, whatever its length
+err = Console(stderr=True, soft_wrap=True)
 
 CLI_ADMIN = "cli"  # the CLI runs as the store's operator: an admin
 
@@ -47,11 +52,53 @@ class _FlagsTakeNoValue:
         return params
 
 
-class _Command(_FlagsTakeNoValue, TyperCommand):
+class UsageError(TyperException):
+    """A command line that asks for something contradictory: one line, exit 2 (as a bad value)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, ctx: typer.Context | None = None) -> None:
+        super().__init__(message)
+        self.ctx = ctx
+
+
+class _OneLineUsageErrors:
+    """Click's usage errors (a bad value, an unknown option, rules without --set ...) as one line,
+    `error: MESSAGE (see `COMMAND --help`)`, exit 2, instead of Typer's boxed panel, which wraps
+    a long message over several lines."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        main = super().main  # type: ignore[misc]
+        if not standalone_mode:
+            return main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:
+            # not standalone: click errors come here; `typer.Exit(n)` comes back as n
+            code = main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except TyperException as exc:  # click's (Typer's own copy) and UsageError above
+            if type(exc).__name__ != "NoArgsIsHelpError":  # (its help is already printed)
+                ctx = getattr(exc, "ctx", None)
+                see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+                error(exc.format_message() + see)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            error("aborted")
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class _Command(_OneLineUsageErrors, _FlagsTakeNoValue, TyperCommand):
     pass
 
 
-class _Group(_FlagsTakeNoValue, TyperGroup):
+class _Group(_OneLineUsageErrors, _FlagsTakeNoValue, TyperGroup):
     pass
 
 
@@ -66,6 +113,35 @@ class Typer(typer.Typer):
         return super().command(*args, **kwargs)
 
 
+def one_line(text: str) -> str:
+    """`text` with its line breaks (a DuckDB message, a server's answer) turned into spaces."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def error(message: str, label: str = "error") -> None:
+    """`LABEL: MESSAGE` on stderr in one line, as text (not markup): scripts parse it."""
+    err.print(f"[red]{escape(label)}:[/red] {escape(one_line(message))}")
+
+
+def _env_name(field: str) -> str:
+    alias = Settings.model_fields[field].validation_alias if field in Settings.model_fields else None
+    return "WEBUI_SECRET_KEY" if alias is not None else f"FLOWHISTORY_{field.upper()}"
+
+
+def check_environment() -> None:
+    """Refuse (one line, exit 2) before any command runs when a FLOWHISTORY_ variable is invalid,
+    e.g. FLOWHISTORY_PORT=83986, rather than with pydantic's traceback."""
+    try:
+        Settings()
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            name = _env_name(str(e["loc"][0])) if e["loc"] else "settings"
+            problems.append(f"{name}={e.get('input')!s}: {e['msg']}")
+        error("; ".join(problems))
+        raise typer.Exit(2) from None
+
+
 def settings_for(db: Path | None) -> Settings:
     """The environment's settings, with `--db` in place of the store path when given."""
     settings = Settings()
@@ -73,9 +149,25 @@ def settings_for(db: Path | None) -> Settings:
 
 
 def fail(exc: FlowHistoryError, code: int) -> NoReturn:
-    """Print the library's message (as text, not markup) and exit with `code`."""
-    err.print(f"[red]error:[/red] {escape(exc.detail)}")
+    """Print the library's message (as text, not markup) in one line and exit with `code`."""
+    error(exc.detail)
     raise typer.Exit(code) from exc
+
+
+def refuse_missing_store(settings: Settings) -> None:
+    """Exit 1 with one line when there is no store at the path: a command that only reads, or
+    changes what a store already holds, never creates one (a mistyped --db or FLOWHISTORY_DB_PATH
+    would else get an empty store and its reserve file, and an answer as if it were the real one).
+
+    In Open WebUI mode users, groups and flows come from Open WebUI, so a new store is a valid
+    mirror: there any command may start one."""
+    if settings.openwebui_db or settings.db_path.exists():
+        return
+    error(
+        f"there is no store at {settings.db_path} (check --db or FLOWHISTORY_DB_PATH; "
+        "`flowhistory db upgrade` or `flowhistory serve` creates one)"
+    )
+    raise typer.Exit(1)
 
 
 def _open_context(settings: Settings, *, migrate: bool) -> Context:
@@ -108,16 +200,13 @@ def open_store(db: Path | None, *, migrate: bool = True) -> Iterator[Context]:
 
 
 def fail_remote(exc: RemoteError) -> NoReturn:
-    err.print(f"[red]error:[/red] {escape(str(exc))}")
+    error(str(exc))
     raise typer.Exit(1) from exc
 
 
 def refuse_while_serving(settings: Settings, why: str) -> NoReturn:
     """One line for a command the API has no counterpart for, and exit 1."""
-    err.print(
-        f"[red]error:[/red] the server at {escape(remote_api.server_url(settings))} holds the store; "
-        f"stop it first ({escape(why)})"
-    )
+    error(f"the server at {remote_api.server_url(settings)} holds the store; stop it first ({why})")
     raise typer.Exit(1)
 
 
@@ -127,13 +216,18 @@ def on_store(
     remote: Callable[[Remote], T] | str,
     *,
     migrate: bool = True,
+    create: bool = False,
 ) -> T:
     """Run `local` on the store, or, when a server holds it, `remote` on that server's API.
 
     Both answer the same shape (the API's JSON) for one printer to show. `remote` as a string
     says why the command cannot go through the API: it is then refused with that reason.
+    Without `create` (commands that only read, or change what is there) a path with no store is
+    refused (refuse_missing_store); with it (commands that add) a new store is made.
     """
     settings = settings_for(db)
+    if not create:
+        refuse_missing_store(settings)
     try:
         ctx = _open_context(settings, migrate=migrate)
     except StoreLocked:

@@ -24,6 +24,7 @@ def db_upgrade(
         lambda ctx: (migrations.upgrade(ctx.store, to), migrations.current(ctx.store)),
         _SERVING,
         migrate=False,
+        create=True,  # a new store starts here (or with `serve`)
     )
     for m in applied:
         console.print(f"applied {m.version:04d} {m.name}")

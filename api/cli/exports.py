@@ -11,7 +11,7 @@ from rich.table import Table
 
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError
-from api.cli.common import DbOption, Typer, console, err, json_of, on_store
+from api.cli.common import DbOption, Typer, console, err, error, json_of, on_store, one_line
 from api.cli.remote import Remote, RemoteError
 from api.schemas.exports import ExportStatusOut
 
@@ -34,7 +34,7 @@ def _export_status_table(status: dict[str, Any]) -> None:
 
 
 def _failed(label: str, detail: str) -> NoReturn:
-    err.print(f"[red]{label} failed:[/red] {escape(detail)}")
+    error(detail, f"{label} failed")
     err.print("the store is untouched; the next cycle retries (see `flowhistory export status`)")
     raise typer.Exit(1)
 
@@ -134,7 +134,8 @@ def export_status_command(
         else:
             err.print(
                 f"[red]last export failed[/red] at {last['finished_at']} "
-                f"({status['failures_since_ok']} failures since the last success): {status['error']}"
+                f"({status['failures_since_ok']} failures since the last success): "
+                f"{escape(one_line(str(status['error'])))}"
             )
             console.print(f"last successful export: {ok['finished_at'] if ok else 'never'}")
         if status["last_compaction"]:

@@ -19,7 +19,7 @@ from analytics.core.context import open_context
 from analytics.core.errors import FlowHistoryError, StoreLocked
 from analytics.openwebui import importer
 from api.cli import remote
-from api.cli.common import DbOption, Typer, console, err, fail, settings_for
+from api.cli.common import DbOption, Typer, console, err, error, fail, settings_for
 
 app = Typer(help="Move history in from another system.", no_args_is_help=True)
 
@@ -80,7 +80,7 @@ def openwebui(
 def _through_server(base: str, settings: Any, source: str) -> dict[str, Any]:
     key_file: Path = settings.admin_key_file
     if not key_file.is_file():
-        err.print(f"[red]error:[/red] the store is held by a server and there is no admin key at {key_file}")
+        error(f"the store is held by a server and there is no admin key at {key_file}")
         raise typer.Exit(2)
     headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
     totals = {"runs_read": 0, "runs_stored": 0, "runs_already_there": 0, "runs_skipped": 0, "runs_altered": 0}
@@ -93,13 +93,13 @@ def _through_server(base: str, settings: Any, source: str) -> dict[str, Any]:
                     "/api/v1/executions/import/openwebui", json={"from": source, "max_chunks": 2}
                 )
             except httpx.TransportError as exc:  # it stopped, or was never there: each step commits
-                err.print(
-                    f"[red]error:[/red] no answer from the server at {escape(base)} ({escape(str(exc))}); what"
-                    " it imported is kept: run the command again to resume"
+                error(
+                    f"no answer from the server at {base} ({exc}); what it imported is kept: "
+                    "run the command again to resume"
                 )
                 raise typer.Exit(1) from exc
             if resp.status_code != 200:
-                err.print(f"[red]error:[/red] the server answered {resp.status_code}: {escape(resp.text)}")
+                error(f"the server answered {resp.status_code}: {resp.text}")
                 raise typer.Exit(1)
             step = resp.json()
             for k in totals:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from analytics.core.context import Context
 from analytics.jobs.registry import default_jobs
 from analytics.jobs.scheduler import Scheduler, read_status_file
-from api.cli.common import DbOption, Typer, console, err, json_of, on_store, settings_for
+from api.cli.common import (
+    DbOption,
+    Typer,
+    console,
+    error,
+    json_of,
+    on_store,
+    refuse_missing_store,
+    settings_for,
+)
 from api.schemas.jobs import JobOut
 
 app = Typer(help="The scheduler's jobs (exports, compaction, retention, alerts).")
@@ -47,9 +55,23 @@ def jobs_list(typer_ctx: typer.Context, db: DbOption = None) -> None:
     console.print(f"(as of {saved['written_at']}, from {settings.jobs_status_file})")
 
 
+class _SettingsOnly:
+    """What default_jobs reads of a context: its settings (to name the jobs without a store)."""
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+
 @app.command("run")
 def jobs_run(name: str, db: DbOption = None) -> None:
     """Run one job now and wait for it (the running server's job, through its API, when one serves)."""
+    settings = settings_for(db)
+    if not settings.db_path.exists():  # an unknown name first, as with a store; then the missing store
+        known = sorted(job.name for job in default_jobs(cast(Context, _SettingsOnly(settings))))
+        if name not in known:
+            error(f"no job named {name!r}; jobs: {', '.join(known)}")
+            raise typer.Exit(1)
+        refuse_missing_store(settings)
 
     def local(ctx: Context) -> dict[str, Any]:
         scheduler = Scheduler(ctx, default_jobs(ctx), status_file=ctx.settings.jobs_status_file)
@@ -62,5 +84,5 @@ def jobs_run(name: str, db: DbOption = None) -> None:
     if state["last_ok"]:
         console.print(f"{name}: done in {state['last_duration_s']:.2f}s: {json.dumps(state['last_result'])}")
     else:
-        err.print(f"[red]{name} failed:[/red] {escape(str(state['last_error']))}")
+        error(str(state["last_error"]), f"{name} failed")
         raise typer.Exit(1)

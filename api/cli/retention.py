@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from analytics.access.permissions import Viewer
@@ -18,10 +17,14 @@ from api.cli.common import (
     CLI_ADMIN,
     DbOption,
     Typer,
+    UsageError,
     console,
     err,
+    error,
+    fail,
     json_of,
     on_store,
+    refuse_missing_store,
     refuse_while_serving,
     settings_for,
 )
@@ -79,7 +82,10 @@ KeepLast = Annotated[int | None, typer.Option(help="Keep at most the newest N ru
 PayloadTtl = Annotated[
     float | None, typer.Option(help="Drop inputs/outputs/node_results after this many days")
 ]
-Archive = Annotated[bool, typer.Option(help="Archive to Parquet before deleting or trimming")]
+Archive = Annotated[
+    bool | None,
+    typer.Option("--archive/--no-archive", help="Archive to Parquet before deleting or trimming (default)"),
+]
 FlowOpt = Annotated[str | None, typer.Option("--flow", help="A flow id (default: the global policy)")]
 
 
@@ -89,6 +95,7 @@ def _flow_path(flow: str | None, tail: str) -> str:
 
 @app.command("policy")
 def retention_policy(
+    typer_ctx: typer.Context,
     db: DbOption = None,
     flow: FlowOpt = None,
     set_: Annotated[bool, typer.Option("--set", help="Replace the policy with the rules given")] = False,
@@ -99,7 +106,7 @@ def retention_policy(
     failed_max_age_days: FailedAge = None,
     keep_last: KeepLast = None,
     payload_ttl_days: PayloadTtl = None,
-    archive: Archive = True,
+    archive: Archive = None,
 ) -> None:
     """Show a policy, or replace it with --set (rules not given mean no limit), or --clear it."""
     from analytics.retention import policies
@@ -110,8 +117,30 @@ def retention_policy(
         "failed_max_age_days": failed_max_age_days,
         "keep_last": keep_last,
         "payload_ttl_days": payload_ttl_days,
-        "archive": archive,
+        "archive": True if archive is None else archive,
     }
+    # rules without --set were once ignored (the policy shown, exit 0): a usage error instead
+    given = [
+        f"--{flag.replace('_', '-')}"
+        for flag, value in (
+            ("max_age_days", max_age_days),
+            ("failed_max_age_days", failed_max_age_days),
+            ("keep_last", keep_last),
+            ("payload_ttl_days", payload_ttl_days),
+        )
+        if value is not None
+    ] + ([] if archive is None else ["--archive" if archive else "--no-archive"])
+    if set_ and clear:
+        raise UsageError("--set and --clear cannot go together", typer_ctx)
+    if clear and given:
+        raise UsageError(
+            f"--clear takes no rules ({', '.join(given)}): to replace the policy use --set", typer_ctx
+        )
+    if given and not set_:
+        raise UsageError(
+            f"rules need --set ({', '.join(given)} given without it; with no rules the policy is shown)",
+            typer_ctx,
+        )
 
     def local(ctx: Context) -> dict[str, Any]:
         if set_:
@@ -144,7 +173,7 @@ def retention_policy(
         answer = api.get(_flow_path(flow, "policy"))
         return answer
 
-    stored = on_store(db, local, remote)
+    stored = on_store(db, local, remote, create=set_)  # setting a policy may start a store
     scope = f"flow {flow}" if flow else "global"
     if stored["updated_at"] is None:
         console.print(f"{scope}: no policy" + (" (the global one applies)" if flow else " (keep everything)"))
@@ -206,7 +235,7 @@ def retention_run(
         started = api.post("/api/v1/retention/run", params={"wait": "true"})
         job = started.get("job") or {}
         if started["result"] is None:
-            err.print(f"[red]retention failed:[/red] {escape(str(job.get('last_error')))}")
+            error(str(job.get("last_error")), "retention failed")
             raise typer.Exit(1)
         answer: dict[str, Any] = started["result"]
         return answer
@@ -233,6 +262,7 @@ def retention_compact(
     mb = 1024 * 1024
     if offline:
         settings = settings_for(db)
+        refuse_missing_store(settings)
         try:
             done = reclaim_space.compact_offline(settings.db_path)
         except StoreLocked:
@@ -240,8 +270,7 @@ def retention_compact(
                 settings, "--offline swaps the file: without it, compaction runs on the server"
             )
         except FlowHistoryError as exc:
-            err.print(f"[red]error:[/red] {escape(exc.detail)}")
-            raise typer.Exit(1) from exc
+            fail(exc, 1)
         console.print(
             f"{done.rows} runs; store {done.bytes_before / mb:.1f} MB -> {done.bytes_after / mb:.1f} MB"
         )

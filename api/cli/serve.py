@@ -21,7 +21,12 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
 def serve(
     db: DbOption = None,
     host: Annotated[str | None, typer.Option(help="Address to bind")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
+    # 1-65535, checked as the command line (or FLOWHISTORY_PORT) is read: uvicorn would bind the
+    # port modulo 65536 while server.json announced the one given; 0 ("any free port") is refused
+    # too, as server.json and the start line name the port before it is bound
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, envvar="FLOWHISTORY_PORT", help="Port to bind")
+    ] = None,
 ) -> None:
     """Start the server (one process, one worker: it owns the store)."""
     from api import server

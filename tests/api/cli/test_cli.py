@@ -90,6 +90,9 @@ def table_names(db: Path) -> set[str]:
 
 def test_db_current_upgrade_downgrade(db: Path) -> None:
     head = migrations.head()
+    assert "there is no store at" in refused(db, "db", "current")  # it reads: it creates none
+    assert not db.exists()
+    Store(db).close()  # an empty store, at version 0
     assert ok(db, "db", "current").stdout.strip() == f"current: 0 (head: {head})"
 
     out = ok(db, "db", "upgrade").stdout
@@ -449,5 +452,6 @@ def test_the_mention_checker_itself(command: str, ok_: bool) -> None:
 @pytest.mark.parametrize("odd", ["[/bold]", "[red]x[/red]", "a[/b]c"])
 def test_messages_print_ids_as_given_not_as_markup(db: Path, odd: str) -> None:
     """Rich reads `[...]` in a message as markup: `[/x]` crashed the print, `[red]` vanished."""
+    ok(db, "db", "upgrade")  # (cleanup and set-role need a store)
     assert f"unknown flow {odd}:" in refused(db, "cleanup", odd, "--keep", "1")
     assert f"user {odd} not found" in refused(db, "users", "set-role", odd, "user")
