@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from analytics.access.auth import load_secret
 from analytics.access.users import bootstrap_admin
+from analytics.core.backup import remove_stale_partials
 from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.core.errors import StoreLocked
@@ -21,8 +22,8 @@ from analytics.jobs.runtime import Runtime
 from api import openapi
 from api.body_limit import BodyLimit
 from api.errors import CatchAll, add_exception_handlers
-from api.observability import install as install_observability
 from api.head_requests import HeadAsGet
+from api.observability import install as install_observability
 from api.routes import admin, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import alerts as alerts_routes
 from api.routes import annotations as annotations_routes
@@ -94,6 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # switch interval it waits behind the busy event loop each time (a 16-run commit took
         # ~20 ms instead of ~5). A shorter interval hands the GIL over sooner.
         sys.setswitchinterval(0.0001)
+        # half-written copies a backup killed mid-way left (they can be as large as the store)
+        remove_stale_partials(settings.backups_dir)
         app.state.ctx = ctx
         app.state.secret = load_secret(settings)
         _banner(settings, bootstrap_admin(ctx))
@@ -128,10 +131,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(HeadAsGet)  # innermost: routed as the GET it asks about
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAll)  # outside BodyLimit, so it also catches BodyLimit's
     add_exception_handlers(app)
-    app.add_middleware(HeadAsGet)  # innermost: routed as the GET it asks about
     for router in ROUTERS:
         app.include_router(router)
     # request id, timing and access line around everything (CatchAll's 500s too), and /metrics

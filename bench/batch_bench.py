@@ -55,7 +55,7 @@ def seed(ctx: Context) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=50_000)
-    p.add_argument("--batch", type=int, default=5_000)  # ~24 MB: well under the body limit (FLOWHISTORY_MAX_BODY_BYTES)
+    p.add_argument("--batch", type=int, default=5_000)  # ~24 MB a request
     p.add_argument("--clients", type=int, default=1)
     args = p.parse_args()
     runs, bodies = ndjson_bodies(args.runs, args.batch)

@@ -20,7 +20,9 @@ keep writing to the old one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -32,15 +34,24 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from analytics.core import migrations
-from analytics.core.errors import Conflict, InvalidInput
-from analytics.core.store import Connection, copy_database, open_alone, prepare_connection
+from analytics.core.errors import Conflict, FolderFull, InvalidInput
+from analytics.core.store import Connection, copy_database, is_disk_full, open_alone, prepare_connection
 
 MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 SUFFIX = ".duckdb"
 if TYPE_CHECKING:
     from analytics.core.context import Context
 
+log = logging.getLogger(__name__)
+
 _ALIAS = "flowhistory_backup"
+# `.<name>.partial-<pid>-<hex>` (and its `.wal`): a backup being written, or left by a crash
+_PARTIAL = re.compile(r"^\..+\.partial-(\d+)-[0-9a-f]+(\.wal)?$")
+FULL_DETAIL = (
+    "the backup folder's disk is full (FLOWHISTORY_BACKUP_DIR): no backup was made and nothing "
+    "was left there; the store is untouched. Free space there, or point the setting at a disk "
+    "with room, and try again"
+)
 _RUNNING = threading.Lock()  # one backup at a time per process
 
 
@@ -92,6 +103,45 @@ def _discard(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Remove the half-written copies (`.<name>.partial-<pid>-<hex>` and their `.wal`) a backup
+    killed mid-way left in `folder`: those of processes that no longer run, and this process's
+    own (a container's server often has the same pid at each start). Only when no backup of this
+    process runs: at server start, and in `backup` before it copies. Answers what was removed;
+    never raises (logged)."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        found = _PARTIAL.match(entry.name)
+        if not found or not entry.is_file(follow_symlinks=False):
+            continue
+        pid = int(found.group(1))
+        if pid != os.getpid() and _pid_alive(pid):
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError as exc:
+            log.warning("could not remove the stale partial backup %s: %s", entry.path, exc)
+            continue
+        removed.append(Path(entry.path))
+    if removed:
+        log.warning("removed %d partial backup file(s) a stopped backup left in %s", len(removed), folder)
+    return removed
+
+
 def backup_name() -> str:
     """A name for a backup in the backup folder: sortable by time, never reused."""
     return f"flowhistory-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}{SUFFIX}"
@@ -122,6 +172,7 @@ def backup(ctx: Context, dest: Path) -> Backup:
     started = time.monotonic()
     partial = _scratch(dest, "partial")
     try:
+        remove_stale_partials(dest.parent)
         tables = ctx.store.on_writer(lambda conn: _copy_out(conn, partial))
         with duckdb.connect(str(partial)) as check:  # reopens as a store would, then checkpoints
             version = _schema_version(check, check.execute("SELECT current_database()").fetchall()[0][0])
@@ -132,8 +183,11 @@ def backup(ctx: Context, dest: Path) -> Backup:
             raise Conflict(f"{dest} appeared while the backup ran; the backup was discarded")
         os.replace(partial, dest)
         _fsync(dest)
-    except BaseException:
+    except BaseException as exc:
         _discard(partial)
+        if isinstance(exc, Exception) and is_disk_full(exc):
+            log.error("the backup folder %s has no room: %s", dest.parent, exc)
+            raise FolderFull(FULL_DETAIL) from None
         raise
     finally:
         _RUNNING.release()

@@ -58,6 +58,13 @@ class StorageFull(FlowHistoryError, RuntimeError):
     The detail never names paths or quotes DuckDB: it is shown to any caller."""
 
 
+class FolderFull(StorageFull):
+    """A folder beside the store (the backup folder, the retention archive) has no room: that
+    job failed and left nothing behind, the store and its own disk-full mode are untouched.
+
+    Answered 507 like StorageFull; the detail names the folder by its role, never its path."""
+
+
 class NotReady(StoreClosed):
     """The store cannot do its work now (closed, schema behind, writer stopped): answered 503."""
 

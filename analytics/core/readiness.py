@@ -1,5 +1,5 @@
 """Readiness: can this process do its work? The store is open, its schema is at this code's head,
-and the writer thread runs (liveness, `/health`, only says the process answers)."""
+and the writer thread runs and can commit (liveness, `/health`, only says the process answers)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class Ready(TypedDict):
 def parts(ctx: Context) -> Ready:
     """Each part's state; ready when they read open, current, alive."""
     store = ctx.store
-    writer = "alive" if store.writer_alive else "stopped"
+    writer = store.writer_state  # "alive", "stopped", or "cannot commit (why)"
     if store.closed:
         return Ready(ready=False, store="closed", migrations="unknown", writer=writer)
     try:

@@ -19,10 +19,17 @@ WAL needs room too), leaving no way to free space. So a writable store keeps a r
 (`<store>.reserve`, `reserve_bytes`) beside it. The first write that fails for want of space
 releases it and puts the store in "full" mode: writes are refused with StorageFull (no DuckDB
 text, no path) without being tried, except those submitted with `frees_space` (deletes,
-retention), which run in the released room. Full mode ends, with the reserve made again when
-the disk allows, once such a write has committed (its rows' blocks are free for new data after
-the checkpoint that follows it) or once the disk has twice the reserve free again (space freed
-outside). Reads never need the disk and keep working.
+retention), which run in the released room (once: a delete that finds it used up is refused).
+Full mode ends once such a write has committed, the checkpoint after it has run (its rows'
+blocks are then free for new data) and the reserve could be made again, or once the disk has
+twice the reserve free again (space freed outside). A reserve still missing after that is made
+again by a later commit once the disk has twice its size free. Reads never need the disk and
+keep working.
+
+Only the store's own disk puts it in full mode: a task that writes files elsewhere (the
+retention archive, a backup) and runs out of room there fails alone, and the writer's
+connection is cleaned after any failure (a rollback, or a fresh connection when a task left a
+result open), so the next write commits as before.
 
 A checkpoint that runs out of room is worse than a refused write: DuckDB raises a FATAL error and
 invalidates the database, every later read and write fails until it is reopened. So DuckDB never
@@ -41,6 +48,7 @@ import errno
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -121,7 +129,8 @@ class WriteStats:
 
     commits: int = 0  # group commits that succeeded
     committed_tasks: int = 0  # writes acknowledged by them
-    failed_tasks: int = 0  # writes answered with an error
+    failed_tasks: int = 0  # writes answered with an error (refusals on a full disk included)
+    refused_full: int = 0  # of those, refused because the store's disk is full (StorageFull)
     rows: dict[str, int] = field(default_factory=dict)  # rows appended per table, committed
     last_batch: int = 0  # writes in the last group commit
     commit_seconds: float = 0.0  # total time spent in group commits
@@ -165,6 +174,17 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
         return True
     return isinstance(exc, duckdb.Error) and any(t in str(exc).lower() for t in _DISK_FULL_TEXT)
+
+
+# an absolute path DuckDB quotes: "/x/y", also \"/x/y\" inside the JSON some of its errors carry
+_QUOTED_PATH = re.compile(r"[\"'](/[^\"'\\]+)")
+
+
+def named_paths(exc: BaseException) -> list[str]:
+    """The files an error names: an OSError's, or those DuckDB quotes in its message."""
+    if isinstance(exc, OSError):
+        return [os.fsdecode(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return _QUOTED_PATH.findall(str(exc))
 
 
 def is_invalidated(exc: BaseException) -> bool:
@@ -262,6 +282,8 @@ def file_bytes(path: Path) -> int:
 class Store:
     """Owns one DuckDB file. `submit` queues a write; `read` runs a function on a cursor."""
 
+    RESERVE_CHECK_S = 1.0  # a missing reserve: how often a commit looks for room to make it
+
     def __init__(
         self,
         path: str | Path,
@@ -279,6 +301,9 @@ class Store:
         self.read_only = read_only
         self.reserve_bytes = 0 if read_only or str(path) == ":memory:" else reserve_bytes
         self._full = False
+        self._reserve_missing = False  # released or never made: made again when the disk allows
+        self._reserve_checked = 0.0  # monotonic time of the last look for room for it
+        self._writer_error: str | None = None  # why the writer cannot commit (readiness)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {"checkpoint_threshold": _NO_AUTO_CHECKPOINT}
@@ -462,7 +487,8 @@ class Store:
         try:
             result = fn(conn)
         except BaseException:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(Exception):  # the hook's caller cleans the connection
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         return result
@@ -504,11 +530,23 @@ class Store:
             if stop:
                 return
 
-    def _commit(self, conn: Connection, batch: list[_Task], *, retried: bool = False) -> None:
-        if self._full and not self._space_back():
+    def _fail(self, task: _Task, exc: BaseException) -> None:
+        """Answer a write with an error (counted: refusals on a full disk too)."""
+        if not task.future.done():
+            self.stats.failed_tasks += 1
+            if isinstance(exc, StorageFull):
+                self.stats.refused_full += 1
+            task.future.set_exception(exc)
+
+    def _commit(
+        self, conn: Connection, batch: list[_Task], *, retried: bool = False, in_reserve: bool = False
+    ) -> None:
+        """`in_reserve`: deletes retried in the room the reserve released (never looks for room
+        again, so a second disk-full error refuses them instead of releasing anything)."""
+        if self._full and not in_reserve and not self._space_back():
             for task in batch:
                 if not task.frees_space:
-                    task.future.set_exception(StorageFull(FULL_DETAIL))
+                    self._fail(task, StorageFull(FULL_DETAIL))
             batch = [t for t in batch if t.frees_space]
             if not batch:
                 return
@@ -526,44 +564,49 @@ class Store:
                 results = self._apply(conn, batch, rows)
                 conn.execute("COMMIT")
         except BaseException as exc:
-            with contextlib.suppress(Exception):
-                conn.execute("ROLLBACK")
+            # whatever the task raised (a result it left open, a transaction), the writer's
+            # connection is clean again before anything else runs on it
+            self._clean_writer()
             if is_invalidated(exc):
                 # invalidated before this commit began (nothing of it stored): reopen, try again;
                 # a fatal error in the commit itself is not retried (it may be in the WAL)
                 if "previous fatal error" in str(exc) and not retried and self._recover(str(exc)):
-                    self._commit(self._writer_conn, batch, retried=True)
+                    self._commit(self._writer_conn, batch, retried=True, in_reserve=in_reserve)
                     return
-                failed = StorageFull(FULL_DETAIL) if is_disk_full(exc) else exc
+                failed = StorageFull(FULL_DETAIL) if self._store_disk_full(exc) else exc
                 for task in batch:
-                    if not task.future.done():
-                        self.stats.failed_tasks += 1
-                        task.future.set_exception(failed)
+                    self._fail(task, failed)
                 return
-            if is_disk_full(exc):
-                self._disk_full(conn, batch, exc)
+            if self._store_disk_full(exc):
+                self._disk_full(batch, exc)
                 return
             if len(batch) == 1:
-                self.stats.failed_tasks += 1
-                if not batch[0].future.done():
-                    batch[0].future.set_exception(exc)
+                self._fail(batch[0], exc)
                 return
             for task in batch:  # find the bad one: each alone, the good ones still commit
-                self._commit(conn, [task])
+                self._commit(self._writer_conn, [task], in_reserve=in_reserve)
             return
+        self._writer_error = None
         self._count(len(batch), rows, time.perf_counter() - started)
+        hook_failed = False
         for task, result in zip(batch, results, strict=True):
             if task.after_commit is not None:
                 try:
                     task.after_commit(result)
                 except Exception:  # a hook must never stop the writer or lose the ack
                     log.exception("after-commit hook failed")
+                    hook_failed = True
             if not task.future.done():
                 task.future.set_result(result)
+        if hook_failed:
+            self._clean_writer()
+        conn = self._writer_conn
         if self._full and any(t.frees_space for t in batch):
             self._freed(conn)
-        elif self._checkpoint_owed or self._wal_bytes() >= self.checkpoint_bytes:
+            return
+        if self._checkpoint_owed or self._wal_bytes() >= self.checkpoint_bytes:
             self._checkpoint(conn, "at the WAL threshold")
+        self._keep_reserve()
 
     # -- a full disk -------------------------------------------------------------------------
 
@@ -575,6 +618,11 @@ class Store:
     def _reserve_path(self) -> Path:
         return self.path.with_name(self.path.name + ".reserve")
 
+    @property
+    def has_reserve(self) -> bool:
+        """The reserve is in place (always, without one configured)."""
+        return not self.reserve_bytes or self._reserve_path().exists()
+
     def _make_reserve(self) -> bool:
         """Take `reserve_bytes` on the store's disk (again); False if the disk has no room."""
         if not self.reserve_bytes:
@@ -584,19 +632,83 @@ class Store:
             with open(reserve, "ab") as f:
                 if os.fstat(f.fileno()).st_size < self.reserve_bytes:
                     os.posix_fallocate(f.fileno(), 0, self.reserve_bytes)
+            self._reserve_missing = False
             return True
         except OSError as exc:
             reserve.unlink(missing_ok=True)
+            self._reserve_missing = True
             log.error("cannot keep %d bytes in reserve beside the store: %s", self.reserve_bytes, exc)
             return False
 
-    def _disk_full(self, conn: Connection, batch: list[_Task], exc: BaseException) -> None:
-        """A commit failed for want of space: release the reserve, retry the deletes in its room,
-        refuse the rest with StorageFull (nothing of them was stored)."""
+    def _keep_reserve(self) -> None:
+        """After a commit: a reserve that is missing (never made, or released) is made again
+        once the disk has twice its size free; looked for at most once every RESERVE_CHECK_S."""
+        if not self._reserve_missing or self._full:
+            return
+        now = time.monotonic()
+        if now - self._reserve_checked < self.RESERVE_CHECK_S:
+            return
+        self._reserve_checked = now
+        st = os.statvfs(self.path.parent)
+        if st.f_bavail * st.f_frsize >= 2 * self.reserve_bytes and self._make_reserve():
+            log.warning("the reserve beside the store is made again: the disk has room")
+
+    def _store_disk_full(self, exc: BaseException) -> bool:
+        """A write failed for want of room on the store's own disk. DuckDB writes the store (its
+        file, WAL, temporary files): an OSError is a task's own file elsewhere, and so is a
+        DuckDB error naming only files that are not the store's (an archive or backup folder on
+        a disk of its own, written from within a task). That is the task's failure, never the
+        store's full mode."""
+        if not isinstance(exc, duckdb.Error) or not is_disk_full(exc):
+            return False
+        paths = named_paths(exc)
+        if not paths:
+            return True
+        mine = os.path.abspath(self.path)
+        return any(os.path.abspath(p).startswith(mine) for p in paths)
+
+    def _clean_writer(self) -> None:
+        """After a failure: no transaction left open and no result left unread on the writer's
+        connection (a task's exception can keep a streaming result of it alive, and then every
+        later statement fails with "connection has an open result"). If a rollback does not
+        make it usable, the writer takes a fresh connection (closing the old one rolls back)."""
+        conn = self._writer_conn
+        with contextlib.suppress(Exception):
+            conn.execute("ROLLBACK")
+        try:
+            conn.execute("BEGIN TRANSACTION")
+            conn.execute("ROLLBACK")
+            return
+        except Exception as exc:
+            if is_invalidated(exc):
+                return  # the writer's check after this step reopens the database
+            why = exc
+        try:
+            with self._cursor_lock:
+                with contextlib.suppress(Exception):
+                    conn.close()
+                with contextlib.suppress(ValueError):
+                    self._cursors.remove(conn)
+                fresh = self._root.cursor()
+                self._cursors.append(fresh)
+                self._writer_conn = fresh
+            prepare_connection(fresh)
+            fresh.execute("BEGIN TRANSACTION")
+            fresh.execute("ROLLBACK")
+        except Exception as exc:
+            self._writer_error = f"its connection is unusable: {type(exc).__name__}"
+            log.exception("the writer's connection is unusable and could not be replaced (%s)", why)
+            return
+        log.warning("a failed write left the writer's connection unusable (%s); it has a fresh one", why)
+
+    def _disk_full(self, batch: list[_Task], exc: BaseException) -> None:
+        """A commit failed for want of space: release the reserve, retry the deletes in its room
+        (once), refuse the rest with StorageFull (nothing of them was stored)."""
         first = not self._full
         if first:
             self._full = True
             self._reserve_path().unlink(missing_ok=True)
+            self._reserve_missing = bool(self.reserve_bytes)
             log.error(
                 "the store's disk is full (%s): reserve released; writes are refused until runs "
                 "are deleted or the disk has room again",
@@ -604,28 +716,40 @@ class Store:
             )
         deletes = [t for t in batch if t.frees_space]
         for task in batch:
-            if not task.frees_space and not task.future.done():
-                task.future.set_exception(StorageFull(FULL_DETAIL))
+            if not task.frees_space:
+                self._fail(task, StorageFull(FULL_DETAIL))
         if first and deletes:
             for task in deletes:
-                self._commit(conn, [task])
+                self._commit(self._writer_conn, [task], in_reserve=True)
             return
         for task in deletes:
-            if not task.future.done():
-                task.future.set_exception(
-                    StorageFull(
-                        "the store's disk is full and its reserve is used up: the delete was not "
-                        "stored. Free space on the disk itself (the store then resumes on its own)"
-                    )
-                )
+            self._fail(
+                task,
+                StorageFull(
+                    "the store's disk is full and its reserve is used up: the delete was not "
+                    "stored. Free space on the disk itself (the store then resumes on its own)"
+                ),
+            )
 
     def _freed(self, conn: Connection) -> None:
-        """A delete committed while full: fold the WAL into the file so its blocks are free for
-        new rows, make the reserve again if the disk allows, and take writes again."""
-        self._checkpoint(conn, "after a delete on a full disk")
-        self._full = False
+        """A delete committed while full: fold the WAL into the file so its rows' blocks are free
+        for new rows. Writes resume once that checkpoint has run and the reserve could be made
+        again: with less room a write would fill the disk at once, and the next full disk would
+        find no room for deletes. Until then writes stay refused and deletes still run; the
+        disk's own room (twice the reserve free) ends full mode too."""
+        if not self._checkpoint(conn, "after a delete on a full disk"):
+            log.error(
+                "a delete committed on the full disk, but the checkpoint that frees its room did "
+                "not run: writes stay refused until the disk has room"
+            )
+            return
         if not self._make_reserve():
-            log.error("writes resume without a reserve: the next full disk may refuse deletes too")
+            log.error(
+                "a delete committed on the full disk, but there is no room to make the reserve "
+                "again: writes stay refused until the disk has room (deletes still run)"
+            )
+            return
+        self._full = False
         log.warning("the store takes writes again: a delete freed room")
 
     def _wal_bytes(self) -> int:
@@ -701,6 +825,7 @@ class Store:
                 self._reopen()
             self._writer_conn.execute("SELECT 1").fetchall()
         except Exception:
+            self._writer_error = "the database was invalidated and could not be reopened"
             log.exception("the store was invalidated by DuckDB (%s) and could not be reopened", why)
             return False
         finally:
@@ -708,6 +833,7 @@ class Store:
                 self._swapping = False
                 self._gate.notify_all()
         self._checkpoint_owed = True
+        self._writer_error = None
         log.error("the store was invalidated by DuckDB (%s); reopened from its file and WAL", why)
         return True
 
@@ -809,6 +935,7 @@ class Store:
                 task.future.set_result(task.fn(self._writer_conn))
         except BaseException as exc:
             task.future.set_exception(exc)
+            self._clean_writer()
 
     def _rebuild(self, drain_s: float) -> Rebuilt:
         started = time.monotonic()
@@ -935,6 +1062,17 @@ class Store:
     def writer_alive(self) -> bool:
         """The writer thread runs: writes are taken and committed (readiness, /ready)."""
         return self._writer.is_alive()
+
+    @property
+    def writer_state(self) -> str:
+        """For readiness: "alive" (takes and commits writes), "stopped" (its thread ended), or
+        "cannot commit (why)" (its connection is unusable or the database could not be
+        reopened). A full disk is not in it: writes are refused then, but reads and deletes work."""
+        if not self._writer.is_alive():
+            return "stopped"
+        if self._writer_error:
+            return f"cannot commit ({self._writer_error})"
+        return "alive"
 
     def close(self) -> None:
         """Finish queued writes, then close every connection; safe to call twice."""

@@ -6,19 +6,24 @@ day; each `date=` entry a real folder, an older archive's symlinks are migrated 
 write), JSON as VARCHAR, timestamps UTC, plus `archived_at` and `archive_reason` (`delete` or
 `trim`). Files are staged
 and renamed into place, so a reader never sees half a file, and only ever added: a run trimmed
-and later deleted is in the archive twice (restore keeps the copy with its payload).
+and later deleted is in the archive twice (restore keeps the copy with its payload). No room in
+the archive folder fails the pass with FolderFull (nothing deleted); the store is untouched.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from analytics.core.config import Settings
-from analytics.core.store import Connection
+from analytics.core.errors import FolderFull
+from analytics.core.store import Connection, is_disk_full
 from analytics.exports.publish import publish_partitioned
 from analytics.exports.targets import LocalTarget
+
+log = logging.getLogger(__name__)
 
 TABLE = "executions"
 _TEXT_TYPES = {"JSON", "UUID"}
@@ -62,8 +67,21 @@ def write(conn: Connection, root: Path, source: str, archived_at: datetime) -> W
     if not rows:
         return Written(0, [])
     reader = conn.sql(select, params=[archived_at]).to_arrow_reader()
-    target = LocalTarget(root, str(root))
-    files = publish_partitioned(reader, target, TABLE)
+    try:
+        target = LocalTarget(root, str(root))
+        files = publish_partitioned(reader, target, TABLE)
+    except Exception as exc:
+        if is_disk_full(exc):
+            log.error("the archive folder %s has no room: %s", root, exc)
+            raise FolderFull(
+                "the archive folder's disk is full (FLOWHISTORY_ARCHIVE_DIR): the retention pass "
+                "deleted nothing. Free space there, or point the setting at a disk with room, and "
+                "run the pass again"
+            ) from None
+        log.error("writing the archive folder %s failed: %s", root, exc)
+        raise
+    finally:
+        reader.close()  # a result left open on the writer's connection would block it
     return Written(rows, [str(root / f) for f in files])
 
 

@@ -64,7 +64,19 @@ class LibraryCollector(Collector):
             "flowhistory_store_writes", "Writes the store's writer committed", value=stats.committed_tasks
         )
         yield CounterMetricFamily(
-            "flowhistory_store_write_failures", "Writes answered with an error", value=stats.failed_tasks
+            "flowhistory_store_write_failures",
+            "Writes answered with an error (refusals on a full disk included)",
+            value=stats.failed_tasks,
+        )
+        refusals = CounterMetricFamily(
+            "flowhistory_store_write_refusals", "Writes refused without being stored", labels=["reason"]
+        )
+        refusals.add_metric(["disk_full"], stats.refused_full)
+        yield refusals
+        yield GaugeMetricFamily(
+            "flowhistory_store_disk_full",
+            "1 while the store's disk is full (writes refused, deletes run), else 0",
+            value=int(store.full),
         )
         yield GaugeMetricFamily(
             "flowhistory_writer_queue_depth", "Writes waiting for the writer", value=store.queue_depth()

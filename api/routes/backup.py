@@ -15,7 +15,10 @@ router = APIRouter(prefix="/api/v1/admin", tags=["admin"], route_class=JsonRoute
 @router.post(
     "/backup",
     response_model=BackupOut,
-    responses={409: {"description": "A backup is running"}},
+    responses={
+        409: {"description": "A backup is running"},
+        507: {"description": "The backup folder's disk is full: no backup was made"},
+    },
 )
 def take_backup(_: AdminUser, ctx: Ctx) -> BackupOut:
     """Copy the store, consistent while it serves and ingests, to a new file under a generated

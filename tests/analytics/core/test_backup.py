@@ -4,17 +4,27 @@ store table by table, and what a restore refuses (the store left byte for byte a
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from analytics.core import backup, migrations
 from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.core.errors import Conflict, InvalidInput
 from analytics.core.store import Store
-from tests.factories import SECRET, World, save_run, store_contents
+from api.app import create_app
+from api.cli import app as cli
+from tests.factories import SECRET, World, bearer, make_execution, save_run, store_contents
+from tests.factories.disk import fill, no_internals
+
+ADMIN = bearer("admin")
+CLI_ENV = {"WEBUI_SECRET_KEY": SECRET, "COLUMNS": "200", "NO_COLOR": "1"}
 
 
 def dump_file(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -118,3 +128,91 @@ def test_a_failed_checkpoint_at_close_is_logged(tmp_path: Path, caplog: pytest.L
     assert any("checkpoint at close failed" in r.getMessage() for r in caplog.records), caplog.text
     with Store(path) as again:
         assert again.read(lambda c: c.execute("SELECT x FROM t").fetchall()) == [(41,)]
+
+
+def test_a_backup_folder_on_a_full_disk_answers_507_and_leaves_nothing(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """The backup folder on a disk of its own, full: 507 saying so (no path, no DuckDB text), no
+    partial file left, the store untouched (not in its full mode), writes and a later backup work;
+    the CLI says the same in one line."""
+    folder = small_disk / "backups"
+    settings = Settings(
+        db_path=tmp_path / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        scheduler_enabled=False,
+        backup_dir=folder,
+        disk_reserve="1MiB",
+    )
+    with TestClient(create_app(settings)) as client:
+        fid = client.post("/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=ADMIN)
+        fid = fid.json()["id"]
+        for _ in range(20):
+            r = client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=ADMIN)
+            assert r.status_code == 200
+        folder.mkdir()
+        filler = fill(small_disk)
+        r = client.post("/api/v1/admin/backup", headers=ADMIN)
+        assert r.status_code == 507, r.text
+        assert r.json()["detail"].startswith("the backup folder's disk is full")
+        no_internals(r.text, small_disk)
+        assert os.listdir(folder) == []
+        store = client.app.state.ctx.store  # type: ignore[attr-defined]
+        assert not store.full and (tmp_path / "store.duckdb.reserve").exists()
+        r = client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=ADMIN)
+        assert r.status_code == 200, r.text
+        filler.unlink()
+        r = client.post("/api/v1/admin/backup", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        assert r.json()["runs"] == 21
+    # the CLI, without a server, into a folder on the full disk
+    filler = fill(small_disk)
+    out = CliRunner().invoke(
+        cli, ["backup", str(small_disk / "copy.duckdb"), "--db", str(settings.db_path)], env=CLI_ENV
+    )
+    assert out.exit_code == 1, out.output
+    assert out.output.count("\n") == 1 and "the backup folder's disk is full" in out.output
+    assert "Traceback" not in out.output and "duckdb" not in out.output.lower()
+    filler.unlink()
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    return int(subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout)
+
+
+def test_partials_a_killed_backup_left_are_removed_at_start_and_before_a_backup(tmp_path: Path) -> None:
+    """kill -9 during a backup leaves `.flowhistory-….duckdb.partial-<pid>-<hex>` (and its WAL,
+    store-sized): those of processes that are gone go at server start and before each backup;
+    a running process's (another server's backup in a shared folder) stay, as do other files."""
+    settings = Settings(
+        db_path=tmp_path / "store.duckdb", webui_secret_key=SECRET, port=0, scheduler_enabled=False
+    )
+    folder = settings.backups_dir
+    folder.mkdir(parents=True)
+    dead = _dead_pid()
+    alive = os.getppid()
+
+    def leftovers(pid: int, tag: str) -> list[Path]:
+        made = [
+            folder / f".flowhistory-{tag}.duckdb.partial-{pid}-0a1b2c3d",
+            folder / f".flowhistory-{tag}.duckdb.partial-{pid}-0a1b2c3d.wal",
+        ]
+        for p in made:
+            p.write_bytes(b"x" * 1000)
+        return made
+
+    stale = leftovers(dead, "1")
+    own = leftovers(os.getpid(), "2")  # a container's server has the same pid at each start
+    running = leftovers(alive, "3")
+    mine = folder / "flowhistory-20240101T000000Z-abcdef.duckdb"
+    mine.write_bytes(b"a finished backup")
+    with TestClient(create_app(settings)) as client:
+        assert not any(p.exists() for p in stale + own)
+        assert all(p.exists() for p in running) and mine.exists()
+        stale = leftovers(dead, "4")  # a crash of another process while this one serves
+        r = client.post("/api/v1/admin/backup", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        assert not any(p.exists() for p in stale)
+        assert all(p.exists() for p in running) and mine.exists()

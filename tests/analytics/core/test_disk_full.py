@@ -7,58 +7,26 @@ restart, and every acknowledged run is still there.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 from fastapi.testclient import TestClient
 
+from analytics.core import readiness
 from analytics.core.config import Settings
 from analytics.core.context import open_context
-from analytics.core.errors import StorageFull
+from analytics.core.errors import NotReady, StorageFull
 from analytics.core.store import Connection, Store
 from analytics.retention import reclaim_space
 from api.app import create_app
 from tests.factories import SECRET, bearer, make_execution
+from tests.factories.disk import fill, leave_free, no_internals
 
 ADMIN = bearer("admin")
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 24 MiB tmpfs, unmounted and removed at the end whatever happens."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
-    try:
-        yield mnt
-    finally:
-        if subprocess.run(["umount", str(mnt)]).returncode:
-            subprocess.run(["umount", "-l", str(mnt)], check=True)
-        mnt.rmdir()
-
-
-def fill(folder: Path) -> Path:
-    """Write a file until the disk refuses another byte."""
-    filler = folder / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        for chunk in (1 << 20, 4096, 1):
-            try:
-                while True:
-                    f.write(b"\0" * chunk)
-            except OSError:
-                pass
-    return filler
-
-
-def no_internals(text: str, disk: Path) -> None:
-    assert str(disk) not in text and "/tmp" not in text
-    assert "duckdb" not in text.lower() and "No space left" not in text and "wal" not in text.lower()
 
 
 def test_full_disk_answers_507_keeps_reads_and_lets_admins_delete(
@@ -257,5 +225,161 @@ def test_a_read_right_after_the_database_is_invalidated_waits_for_the_reopen(
         ]
         store.write(lambda c: c.execute("INSERT INTO t VALUES (100)"))
         assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(101,)]
+    finally:
+        store.close()
+
+
+ELSEWHERE_FULL = (
+    'IO Error: Could not write file "/elsewhere/arch/_staging/x.parquet": No space left on device'
+)
+
+
+def test_no_room_for_a_file_a_task_writes_elsewhere_is_that_tasks_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A retention pass streams its runs to an archive folder on a disk of its own: that disk being
+    full is the pass's failure. Never the store's full mode (reserve released, the delete
+    retried in its room, over and over), and the result it left open does not block the writer."""
+    store = Store(tmp_path / "s.duckdb", reserve_bytes=1 << 20)
+    kept: list[object] = []
+    calls = 0
+
+    def archive_then_delete(c: Connection) -> None:
+        nonlocal calls
+        calls += 1
+        reader = c.sql("SELECT range AS i FROM range(100000)").to_arrow_reader()
+        kept.append(reader)  # held, as an exception's traceback holds the frame that opened it
+        raise duckdb.IOException(ELSEWHERE_FULL)
+
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t AS SELECT range AS i FROM range(10)"))
+        caplog.set_level(logging.WARNING)
+        for frees_space in (True, False):
+            with pytest.raises(duckdb.IOException, match="elsewhere"):
+                store.write(archive_then_delete, frees_space=frees_space)
+        assert calls == 2  # each tried once, no retries
+        assert not store.full
+        assert (tmp_path / "s.duckdb.reserve").stat().st_size == 1 << 20
+        assert not any("store's disk is full" in m for m in caplog.messages), caplog.messages
+        assert store.stats.refused_full == 0 and store.stats.failed_tasks == 2
+        # the writer's connection is clean: writes, deletes and exclusive tasks go on
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (10)"))
+        store.write(lambda c: c.execute("DELETE FROM t WHERE i = 0"), frees_space=True)
+        assert store.on_writer(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(10,)]
+        assert store.writer_state == "alive"
+    finally:
+        store.close()
+
+
+def test_a_result_a_failed_task_left_open_never_blocks_the_writer(tmp_path: Path) -> None:
+    """Whatever a write, an after-commit hook or an exclusive task raised, the next write commits
+    (before, every later statement failed with "connection has an open result")."""
+    store = Store(tmp_path / "s.duckdb")
+    kept: list[object] = []
+
+    def leave_open(c: Connection) -> None:
+        kept.append(c.sql("SELECT range FROM range(100000)").to_arrow_reader())
+        raise ValueError("the task failed")
+
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t (i INT)"))
+        with pytest.raises(ValueError):
+            store.write(leave_open)
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+        with pytest.raises(ValueError):
+            store.on_writer(leave_open)
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (2)"))
+        # a hook that fails with a result open on the writer's connection (write_now's)
+        store.write(
+            lambda c: c.execute("INSERT INTO t VALUES (3)"),
+            after_commit=lambda _: store.write_now(leave_open),
+        )
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (4)"))
+        assert store.read(lambda c: c.execute("SELECT sum(i) FROM t").fetchall()) == [(10,)]
+        assert store.writer_state == "alive"
+    finally:
+        store.close()
+
+
+def test_refusals_on_a_full_disk_are_counted(small_disk: Path) -> None:
+    """`flowhistory_store_write_failures_total` counted none of the 507s: the first write that
+    finds the disk full and those refused after it are failures, and refusals by reason."""
+    store = Store(small_disk / "s.duckdb", reserve_bytes=1 << 20)
+    rows = "SELECT range, md5(range::VARCHAR) || md5((range + 1)::VARCHAR) FROM range"
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t (i BIGINT, s VARCHAR)"))
+        fill(small_disk)
+        with pytest.raises(StorageFull):
+            store.write(lambda c: c.execute(f"INSERT INTO t {rows}(0, 100000)"))
+        assert store.full
+        for _ in range(2):
+            with pytest.raises(StorageFull):
+                store.write(lambda c: c.execute("INSERT INTO t VALUES (1, 'x')"))
+        assert store.stats.failed_tasks == 3 and store.stats.refused_full == 3
+    finally:
+        store.close()
+
+
+def test_the_writer_says_when_it_cannot_commit(tmp_path: Path) -> None:
+    """/ready said "writer alive" while every write failed: it says the writer cannot commit."""
+    settings = Settings(db_path=tmp_path / "s.duckdb", scheduler_enabled=False, disk_reserve="0")
+    ctx = open_context(settings)
+    try:
+        assert readiness.parts(ctx)["ready"]
+        ctx.store._root.close()  # the connection under the writer is gone, and no new one comes
+        with pytest.raises(duckdb.Error):
+            ctx.store.write(lambda c: c.execute("SELECT 1"))
+        assert ctx.store.writer_state.startswith("cannot commit")
+        with pytest.raises(NotReady, match="writer cannot commit"):
+            readiness.check(ctx)
+    finally:
+        with contextlib.suppress(Exception):
+            ctx.close()
+
+
+def test_a_reserve_missing_at_start_is_made_once_the_disk_has_room(small_disk: Path) -> None:
+    Store(small_disk / "s.duckdb").close()
+    filler = leave_free(small_disk, 1 << 20)  # no room for a 2 MiB reserve
+    store = Store(small_disk / "s.duckdb", reserve_bytes=2 << 20)
+    try:
+        store.RESERVE_CHECK_S = 0.0
+        assert not (small_disk / "s.duckdb.reserve").exists()
+        filler.unlink()
+        store.write(lambda c: c.execute("CREATE TABLE t (i INT)"))
+        assert (small_disk / "s.duckdb.reserve").stat().st_size == 2 << 20
+    finally:
+        store.close()
+
+
+def test_a_delete_ends_full_mode_only_with_room_for_the_reserve_again(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The tester saw writes resume ("a delete freed room") with 57 KB free and no reserve. Writes
+    resume after a delete once its checkpoint ran and the reserve is made again, else when the
+    disk has twice the reserve free; and the reserve is then there for the next full disk."""
+    path = small_disk / "s.duckdb"
+    rows = "SELECT range, md5(range::VARCHAR) || md5((range + 1)::VARCHAR) FROM range"
+    store = Store(path, reserve_bytes=2 << 20)
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t (i BIGINT, s VARCHAR)"))
+        store.write(lambda c: c.execute(f"INSERT INTO t {rows}(0, 20000)"))
+        filler = fill(small_disk)
+        with pytest.raises(StorageFull):
+            store.write(lambda c: c.execute(f"INSERT INTO t {rows}(20000, 40000)"))
+        assert store.full and not (path.with_name("s.duckdb.reserve")).exists()
+        # the released reserve is nearly all taken again (outside the store): 256 KiB left
+        more = leave_free(small_disk, 256 << 10, "more")
+        caplog.set_level(logging.WARNING)
+        store.write(lambda c: c.execute("DELETE FROM t WHERE i < 100"), frees_space=True)  # runs
+        assert store.full, "writes resumed with no room for the reserve"
+        assert not any("a delete freed room" in m for m in caplog.messages)
+        with pytest.raises(StorageFull):
+            store.write(lambda c: c.execute("INSERT INTO t VALUES (-1, 'x')"))
+        filler.unlink()
+        more.unlink()
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (-1, 'x')"))  # room again: resumes
+        assert not store.full
+        assert path.with_name("s.duckdb.reserve").stat().st_size == 2 << 20
+        assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(19901,)]
     finally:
         store.close()

@@ -3,17 +3,21 @@ counters after the pass, nothing changed on bad input."""
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from analytics.access.permissions import Viewer
 from analytics.core.context import Context
-from analytics.core.errors import AccessDenied, InvalidInput
+from analytics.core.errors import AccessDenied, FolderFull, InvalidInput
 from analytics.history import runs as history
-from analytics.retention import apply, plan, policies, runs
+from analytics.retention import apply, archive, plan, policies, runs
 from analytics.retention.policies import Policy
+from tests.factories.disk import fill
 from tests.factories.retention import ADMIN, NOW, OWNER, all_rows, annotate, expected, generate, make_flows
 
 
@@ -219,3 +223,65 @@ def test_archive_lands_in_the_export_layout(
         [[str(f) for f in files]],
     ).fetchall()[0]
     assert (n, bad) == (summary["archived"], 0)
+
+
+def _archive_disk_full_fails_the_pass_alone(
+    ctx: Context, ids: dict[str, str], made: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The pass fails at once with the archive folder named; nothing deleted; the store is not
+    in its full mode and keeps its reserve; writes go on; the pass is logged as failed."""
+    table = {"*": Policy(max_age_days=30)}
+    _set(ctx, table)
+    before = all_rows(ctx)
+    caplog.set_level(logging.WARNING)
+    started = time.monotonic()
+    with pytest.raises(FolderFull, match=r"^the archive folder's disk is full"):
+        apply.run_retention(ctx, now=NOW, compact=False)
+    assert time.monotonic() - started < 30
+    assert all_rows(ctx) == before
+    assert not ctx.store.full and ctx.store.has_reserve
+    assert not any("store's disk is full" in m for m in caplog.messages), caplog.messages
+    [last] = runs.list_runs(ctx, limit=1)
+    assert not last.ok and last.error is not None and "archive folder's disk is full" in last.error
+    more = generate(ctx, [ids["a"]], 5, seed=99, days=1)  # ingest goes on
+    assert len(all_rows(ctx)) == len(before) + len(more)
+    assert ctx.store.writer_state == "alive"
+
+
+def test_an_archive_folder_on_a_full_disk_fails_the_pass_alone(
+    world: tuple[Context, dict[str, str], list],
+    small_disk: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The archive folder on a disk of its own, full (the tester's pass took 175 s, ended in a
+    RecursionError, and left the writer failing every write until a restart)."""
+    ctx, ids, made = world
+    monkeypatch.setattr(ctx.settings, "archive_dir", small_disk / "arch")
+    filler = fill(small_disk)
+    _archive_disk_full_fails_the_pass_alone(ctx, ids, made, caplog)
+    filler.unlink()  # room again: the pass runs
+    want_delete, _ = expected(made, {"*": Policy(max_age_days=30)}, NOW)
+    summary = apply.run_retention(ctx, now=NOW, compact=False)
+    assert summary["deleted"] == len(want_delete) > 0 and summary["archived"] == summary["deleted"]
+
+
+def test_no_room_while_archiving_is_the_passs_failure_not_the_stores(
+    world: tuple[Context, dict[str, str], list],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same without a tmpfs: the archive's writer reports no room (DuckDB's error, naming a
+    file in the archive folder) while the pass's rows are still streaming from the store."""
+    ctx, ids, made = world
+
+    def no_room(reader: object, *_: object) -> list[str]:
+        raise duckdb.IOException(
+            'IO Error: Could not write file "/archive/_staging/x.parquet": No space left on device'
+        )
+
+    with monkeypatch.context() as m:
+        m.setattr(archive, "publish_partitioned", no_room)
+        _archive_disk_full_fails_the_pass_alone(ctx, ids, made, caplog)
+    summary = apply.run_retention(ctx, now=NOW, compact=False)
+    assert summary["deleted"] > 0
