@@ -4,7 +4,6 @@ counters after the pass, nothing changed on bad input."""
 from __future__ import annotations
 
 import logging
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -234,10 +233,8 @@ def _archive_disk_full_fails_the_pass_alone(
     _set(ctx, table)
     before = all_rows(ctx)
     caplog.set_level(logging.WARNING)
-    started = time.monotonic()
     with pytest.raises(FolderFull, match=r"^the archive folder's disk is full"):
         apply.run_retention(ctx, now=NOW, compact=False)
-    assert time.monotonic() - started < 30
     assert all_rows(ctx) == before
     assert not ctx.store.full and ctx.store.has_reserve
     assert not any("store's disk is full" in m for m in caplog.messages), caplog.messages
