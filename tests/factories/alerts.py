@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +21,17 @@ from tests.factories import ADMIN, OTHER, OWNER, SECRET
 from tests.smtp_server import SMTP_PASSWORD, SMTP_USER
 
 MODELS = ("model-a", "model-b")
+
+
+def quantile_cont(xs: list[float], q: float) -> float | None:
+    """The reference percentile: linear interpolation between closest ranks, DuckDB's quantile_cont."""
+    if not xs:
+        return None
+    xs = sorted(xs)
+    pos = q * (len(xs) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
 
 
 def channel_settings(tmp_path: Path, smtp_port: int, **more: Any) -> Settings:

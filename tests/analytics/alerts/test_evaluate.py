@@ -3,7 +3,6 @@ and the engine end to end: states, transitions, pause/resume, the ingest trigger
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,20 +22,10 @@ from tests.factories.alerts import (
     generate,
     hour_ago_base,
     make_rule,
+    quantile_cont,
     save,
     setup_flows,
 )
-
-
-def quantile_cont(xs: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks, DuckDB's quantile_cont."""
-    if not xs:
-        return None
-    xs = sorted(xs)
-    pos = q * (len(xs) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
 
 
 def expected(rule: Rule, flow_id: str, runs: list[Run], now: datetime) -> tuple[float | None, int]:

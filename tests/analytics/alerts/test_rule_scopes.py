@@ -14,7 +14,6 @@ cost (sum; the nodes' costs for node scopes).
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from analytics.core.context import Context, open_context
 from analytics.flows import registry as flows
 from analytics.history import ingest
 from tests.factories import ADMIN, OTHER, OWNER, SECRET
-from tests.factories.alerts import hour_ago_base, make_rule
+from tests.factories.alerts import hour_ago_base, make_rule, quantile_cont
 
 METRICS = ("failure_rate", "error_count", "run_count", "p95_duration", "cost")
 LLM_NODES = ("llm_1", "llm_2")
@@ -157,17 +156,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Data]:
 
 
 # -- the reference -----------------------------------------------------------------------------
-
-
-def quantile_cont(xs: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks, DuckDB's quantile_cont."""
-    if not xs:
-        return None
-    xs = sorted(xs)
-    pos = q * (len(xs) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
 
 
 def expected(rule: Rule, flow_id: str, rows: list[RunRow], now: datetime) -> tuple[float | None, int]:
