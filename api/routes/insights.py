@@ -28,7 +28,12 @@ router = APIRouter(prefix="/api/v1", tags=["insights"], route_class=JsonRoute)
 
 _FLOW = "/flows/{flow_id}"
 Start = Annotated[QueryTime | None, Query(description="runs created at or after (inclusive)")]
-End = Annotated[QueryTime | None, Query(description="runs created before (exclusive); also 'now' for trends")]
+End = Annotated[
+    QueryTime | None,
+    Query(
+        description="runs created before (exclusive); unset: now, which the failures' trend windows count back from"
+    ),
+]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
