@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 import uuid
@@ -41,8 +42,9 @@ import pyarrow.parquet as pq
 
 from analytics.core.clock import naive_utc, utc_now, utc_now_aware
 from analytics.core.context import Context
+from analytics.core.errors import FolderFull
 from analytics.core.jsonio import dumps_text
-from analytics.core.store import Connection, in_snapshot
+from analytics.core.store import Connection, in_snapshot, is_disk_full
 from analytics.exports.layout import (
     ANNOTATED_RUN_EXISTS,
     ANNOTATIONS,
@@ -60,6 +62,8 @@ from analytics.exports.layout import (
 )
 from analytics.exports.publish import ExportBusy, clear_staging, copy_file, staging, target_lock
 from analytics.exports.targets import FileEntry, Target, open_target
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
@@ -409,7 +413,29 @@ def record_cycle(
     ctx.store.write(write)
 
 
+EXPORT_FOLDER_FULL = (
+    "the export folder's disk is full (FLOWHISTORY_EXPORT_URL): the days published before it are"
+    " kept and the next cycle writes the rest once there is room"
+)
+
+
+def _out_of_room(exc: BaseException) -> bool:
+    """The error, or one it came from (a day's copy failing leaves its transaction aborted, and
+    that follow-on error is what surfaces), is a disk without room."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if is_disk_full(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def describe_error(exc: BaseException) -> str:
+    """The error as the export's status and the API say it: a full disk in words, no paths."""
+    if _out_of_room(exc):
+        return EXPORT_FOLDER_FULL
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -436,6 +462,9 @@ def run_export(ctx: Context, progress: Progress | None = None, *, wait: bool = T
             with contextlib.suppress(Exception):  # the error being reported matters more
                 cycle.record()
         record_cycle(ctx, target.url, "export", started, describe_error(exc), None)
+        if isinstance(exc, Exception) and _out_of_room(exc):
+            log.error("the export folder %s has no room: %s", target.url, exc)
+            raise FolderFull(EXPORT_FOLDER_FULL) from None
         raise
     summary["duration_s"] = round(time.perf_counter() - t0, 3)
     record_cycle(ctx, target.url, "export", started, None, summary)
