@@ -34,6 +34,24 @@ def quantile_cont(xs: list[float], q: float) -> float | None:
     return xs[lo] + (pos - lo) * (xs[hi] - xs[lo])
 
 
+def metric_value(
+    metric: str, runs: int, errors: int, durations: list[float], costs: list[float]
+) -> float | None:
+    """A rule metric's reference value from what it counts (runs or node runs), as docs/alerts.md
+    defines it: p95 is quantile_cont of the durations, cost the sum."""
+    match metric:
+        case "run_count":
+            return float(runs)
+        case "error_count":
+            return float(errors)
+        case "failure_rate":
+            return errors / runs if runs else None
+        case "p95_duration":
+            return quantile_cont(durations, 0.95)
+        case _:
+            return sum(costs)
+
+
 def channel_settings(tmp_path: Path, smtp_port: int, **more: Any) -> Settings:
     """A store whose alert channels reach the tests' own receivers on 127.0.0.1: the webhook
     receiver and the SMTP server on `smtp_port`."""

@@ -22,7 +22,7 @@ from tests.factories.alerts import (
     generate,
     hour_ago_base,
     make_rule,
-    quantile_cont,
+    metric_value,
     save,
     setup_flows,
 )
@@ -48,18 +48,7 @@ def expected(rule: Rule, flow_id: str, runs: list[Run], now: datetime) -> tuple[
         durations = [float(r.execution_time) for r in inside]
     n = len(inside)
     costs = [0.0 if r.cost is None else r.cost for r in inside]
-    value: float | None
-    match rule.metric.value:
-        case "run_count":
-            value = float(n)
-        case "error_count":
-            value = float(errors)
-        case "failure_rate":
-            value = errors / n if n else None
-        case "p95_duration":
-            value = quantile_cont(durations, 0.95)
-        case _:
-            value = sum(costs)
+    value = metric_value(rule.metric.value, n, errors, durations, costs)
     return value, n
 
 

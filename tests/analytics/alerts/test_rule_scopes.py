@@ -33,7 +33,7 @@ from analytics.core.context import Context, open_context
 from analytics.flows import registry as flows
 from analytics.history import ingest
 from tests.factories import ADMIN, OTHER, OWNER, SECRET
-from tests.factories.alerts import hour_ago_base, make_rule, quantile_cont
+from tests.factories.alerts import hour_ago_base, make_rule, metric_value
 
 METRICS = ("failure_rate", "error_count", "run_count", "p95_duration", "cost")
 LLM_NODES = ("llm_1", "llm_2")
@@ -178,19 +178,9 @@ def expected(rule: Rule, flow_id: str, rows: list[RunRow], now: datetime) -> tup
         ]
     n = len(facts)
     errors = sum(status == "error" for status, _, _ in facts)
-    value: float | None
-    match rule.metric.value:
-        case "run_count":
-            value = float(n)
-        case "error_count":
-            value = float(errors)
-        case "failure_rate":
-            value = errors / n if n else None
-        case "p95_duration":
-            value = quantile_cont([d for _, d, _ in facts if d is not None], 0.95)
-        case _:
-            value = sum(c for _, _, c in facts if c is not None)
-    return value, n
+    durations = [d for _, d, _ in facts if d is not None]
+    costs = [c for _, _, c in facts if c is not None]
+    return metric_value(rule.metric.value, n, errors, durations, costs), n
 
 
 # -- the cases -----------------------------------------------------------------------------------
