@@ -260,13 +260,22 @@ def _out_of_memory(exc: Exception, limits: Limits) -> SqlOutOfMemory:
     )
 
 
-_OOM_TEXT = ("Out of Memory Error", "std::bad_alloc", "failed to allocate", "Cannot allocate memory")
+# the last: the worker's address space (RLIMIT_AS) is used up, so no thread stack fits (DuckDB
+# or pyarrow starting a thread for the answer); seen once in CI in place of DuckDB's own error
+_OOM_TEXT = (
+    "Out of Memory Error",
+    "std::bad_alloc",
+    "failed to allocate",
+    "Cannot allocate memory",
+    "can't start new thread",
+)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     """Every form running out of memory takes: DuckDB's OutOfMemoryException, Python's (and
     pyarrow's) MemoryError, and DuckDB's error crossing Arrow's C stream, which pyarrow raises
-    as an OSError or ArrowException ("Out of Memory Error: ArrowBuffer: failed to allocate ...")."""
+    as an OSError or ArrowException ("Out of Memory Error: ArrowBuffer: failed to allocate ..."),
+    or a thread that cannot start for want of address space."""
     if isinstance(exc, duckdb.OutOfMemoryException | MemoryError):
         return True
     if isinstance(exc, duckdb.Error):
