@@ -166,21 +166,6 @@ def test_missing_export_still_a_refusal_from_the_worker(tmp_path: Path) -> None:
     assert "no export" in info.value.detail
 
 
-def test_out_of_memory_in_duckdbs_arrow_conversion_is_out_of_memory(exported: Exported) -> None:
-    """DuckDB's "Out of Memory Error: ArrowBuffer ..." reaches Python as an OSError from
-    pyarrow's stream reader: SqlOutOfMemory (the 413) too, not a worker failure (a 500)."""
-    with pytest.raises(SqlOutOfMemory) as info:
-        run_sql(
-            exported.root,
-            "SELECT repeat('x', 5000) AS s FROM range(100000)",
-            limit=100_000,
-            limits=SMALL,
-            timeout_s=60,
-        )
-    assert "needed more memory" in info.value.detail
-    assert _count(exported, SMALL) == exported.runs
-
-
 @pytest.mark.parametrize(
     "exc",
     [
