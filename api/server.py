@@ -13,6 +13,10 @@ its connection (and a file descriptor) forever. The protocol here adds both:
   reading (the app has not taken the body yet) do not count against the client.
 
 The cap is uvicorn's `limit_concurrency`: past it, requests answer 503.
+
+A request uvicorn cannot parse (a malformed request line or header, a URL past what httptools
+can split) is answered here too, as every other error: JSON with a `detail` (uvicorn's own
+answer is plain text), 414 for a URL that is too long.
 """
 
 from __future__ import annotations
@@ -35,13 +39,22 @@ log = logging.getLogger(__name__)
 _SPARE_FDS = 256
 
 
-def _timeout_response(detail: str) -> bytes:
+# httptools splits a URL into its parts with 16-bit offsets: a longer one fails to parse
+MAX_URL_BYTES = 65_535
+
+
+def _error_response(status: str, detail: str) -> bytes:
+    """A whole answer written by the protocol itself (the app never saw the request)."""
     body = dumps({"detail": detail})
     head = (
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
+
+
+class _UrlTooLong(Exception):
+    """Raised in the parser's URL callback: httptools stops, and uvicorn calls send_400_response."""
 
 
 class DeadlineProtocol(HttpToolsProtocol):
@@ -57,6 +70,27 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._request_begun = False
         self._window_bytes = 0
+        self._url_too_long = False
+
+    # -- requests uvicorn cannot parse -------------------------------------------------------
+
+    def on_url(self, url: bytes) -> None:
+        if len(self.url) + len(url) > MAX_URL_BYTES:
+            self._url_too_long = True
+            raise _UrlTooLong
+        super().on_url(url)
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to what it cannot parse (`msg`: "Invalid HTTP request received."), as JSON."""
+        if self._url_too_long:
+            status, detail = "414 URI Too Long", f"the request's URL is longer than {MAX_URL_BYTES} bytes"
+        else:
+            status, detail = (
+                "400 Bad Request",
+                f"{msg.rstrip('.')}: its request line or headers are not HTTP/1.1",
+            )
+        self.transport.write(_error_response(status, detail))
+        self.transport.close()
 
     # -- headers -----------------------------------------------------------------------------
 
@@ -120,7 +154,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         log.warning("closing a slow client %s: %s", self.client, detail)
         cycle = self.cycle
         if cycle is None or not cycle.response_started:
-            self.transport.write(_timeout_response(detail))
+            self.transport.write(_error_response("408 Request Timeout", detail))
         if cycle is not None:
             cycle.keep_alive = False
         self.transport.close()
