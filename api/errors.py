@@ -10,6 +10,8 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analytics.core.errors import (
@@ -81,8 +83,26 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "internal error"}, status_code=500)  # no internals: they are logged
 
 
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+    """A 405 whose Allow names every method the path takes: the router answers with the first
+    route that fits the path only (`POST /api/v1/prices` was told `Allow: GET`, not `GET, PUT`)."""
+    assert isinstance(exc, HTTPException)
+    routes = request.app.router.routes
+    allowed = [
+        m for m in _METHODS if any(r.matches({**request.scope, "method": m})[0] == Match.FULL for r in routes)
+    ]
+    if "GET" in allowed:
+        allowed.insert(1, "HEAD")  # answered as the GET (api/head_requests.py)
+    detail = f"{request.method} is not allowed here; this path takes {', '.join(allowed)}"
+    return JSONResponse({"detail": detail}, status_code=405, headers={"Allow": ", ".join(allowed)})
+
+
 def add_exception_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FlowHistoryError, _flowhistory_error)
+    app.add_exception_handler(405, _method_not_allowed)
     app.add_exception_handler(Exception, _unexpected)
 
 

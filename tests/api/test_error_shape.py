@@ -150,3 +150,26 @@ def test_every_error_is_json_with_detail(small_world: World) -> None:
     r = w.client.get(f"{flows}/{w.shared}/executions/stats", headers=bearer("owner"))
     assert r.json()["total_executions"] == 1
     assert len(w.ctx.directory.flows()) == 3
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/api/v1/prices", "GET, HEAD, PUT"),
+        ("PUT", "/api/v1/flows/{flow}/executions", "GET, HEAD, POST, DELETE"),
+        ("PATCH", "/api/v1/flows/{flow}/executions/{run}/annotation", "GET, HEAD, PUT, DELETE"),
+        ("PUT", "/api/v1/alerts/rules", "GET, HEAD, POST"),
+        ("POST", "/health", "GET, HEAD"),
+    ],
+)
+def test_a_405_names_every_method_the_path_takes(
+    small_world: World, method: str, path: str, allowed: str
+) -> None:
+    """The router answered with the first route that fits the path: `Allow: GET` for a path that
+    also takes PUT."""
+    w = small_world
+    run = w.post_run("owner", w.shared)["id"]
+    r = w.client.request(method, path.format(flow=w.shared, run=run), headers=bearer("admin"))
+    assert r.status_code == 405
+    assert r.headers["allow"] == allowed
+    assert r.json() == {"detail": f"{method} is not allowed here; this path takes {allowed}"}
