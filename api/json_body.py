@@ -31,12 +31,14 @@ def json_response(content: Any, status_code: int = 200) -> Response:
     return Response(dumps(content), status_code=status_code, media_type="application/json")
 
 
-def decode_error(exc: orjson.JSONDecodeError) -> RequestValidationError:
+def decode_error(
+    exc: orjson.JSONDecodeError, *, prefix: tuple[str, ...] = ("body",)
+) -> RequestValidationError:
     return RequestValidationError(
         [
             {
                 "type": "json_invalid",
-                "loc": ("body", exc.pos),
+                "loc": (*prefix, exc.pos),
                 "msg": "JSON decode error",
                 "input": {},
                 "ctx": {"error": exc.msg},

@@ -1035,3 +1035,15 @@ def test_a_time_in_json_is_a_number_of_epoch_seconds_or_iso_8601(
     )
     r = bw.client.request(method, path, headers=bearer("admin"), **numeric)
     assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", '{"execution_time": {"ge_": NaN}}', "1e309"])
+@pytest.mark.parametrize("scope", ["all", "flow"])
+def test_a_download_filter_that_is_not_json_is_a_422(bw: World, flow: str, raw: str, scope: str) -> None:
+    """pydantic's JSON reader takes NaN and Infinity; its 422 then held a float no JSON answer can
+    carry, and the download answered 500 to anyone."""
+    path = "/api/v1/executions/download" if scope == "all" else f"/api/v1/flows/{flow}/executions/download"
+    r = bw.client.get(path, params={"filter": raw}, headers=bearer("reader"))
+    assert r.status_code == 422, (r.status_code, r.text)
+    detail = r.json()["detail"]
+    assert detail[0]["loc"][:2] == ["query", "filter"]
