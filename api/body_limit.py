@@ -9,6 +9,7 @@ Content-Length in plain text, and the client parses every error as JSON.)
 
 from __future__ import annotations
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analytics.core.jsonio import dumps
@@ -45,7 +46,7 @@ class BodyLimit:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return  # the client went away
+                raise ClientDisconnect  # the client went away (CatchAll records it)
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:

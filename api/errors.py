@@ -11,6 +11,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,6 +31,8 @@ from analytics.core.errors import (
 from analytics.exports.sql_worker import SqlOutOfMemory
 
 log = logging.getLogger(__name__)
+
+CLIENT_GONE = "client_gone"  # set in the request's state when it ended that way (status 499)
 
 STATUS: dict[type[FlowHistoryError], int] = {
     Refused: 400,  # before its base InvalidInput: the nearest class in the MRO wins
@@ -132,6 +135,13 @@ class CatchAll:
 
         try:
             await self.app(scope, receive, send_and_note)
+        except ClientDisconnect:
+            # the client left (or the server cut off a malformed or too slow body, answering it
+            # itself): there is no one to answer, and it is not the server's error
+            log.info(
+                "the client went away before its request was read: %s %s", scope["method"], scope["path"]
+            )
+            scope.setdefault("state", {})[CLIENT_GONE] = True
         except Exception as exc:
             if started:
                 raise

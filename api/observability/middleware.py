@@ -16,12 +16,16 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import CLIENT_GONE
 from api.observability.logs import ACCESS_LOGGER
 
 REQUEST_ID_HEADER = b"x-request-id"
 # an incoming id is kept only when short and plain: it is echoed and written to the logs
 _SAFE_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED = "<unmatched>"  # a path no route knows (404s): one label for all of them
+# nginx's code for a request whose client went away before it could be answered: recorded (never
+# sent), so a client that hangs up mid-body is not counted as a server error
+CLIENT_CLOSED_REQUEST = 499
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 Observe = Callable[[str, str, int, float], None]  # (method, route, status, seconds)
@@ -71,6 +75,8 @@ class Observability:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if state.get(CLIENT_GONE) and status == 500:
+                status = CLIENT_CLOSED_REQUEST
             seconds = time.perf_counter() - started
             route = route_of(scope)
             method = scope["method"]

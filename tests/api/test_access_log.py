@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -108,3 +110,48 @@ def test_access_log_off(serve: Callable[..., LiveServer]) -> None:
     exercise(server)
     assert server.stop() in (0, -15)  # uvicorn re-raises SIGTERM after its clean shutdown
     assert "flowhistory.access" not in server.stderr()
+
+
+def _requests_by_status(server: LiveServer, route: str) -> dict[str, float]:
+    text = httpx.get(f"{server.url}/metrics", headers=bearer("admin"), timeout=30).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("flowhistory_http_requests_total{") and f'route="{route}"' in line:
+            status = line.split('status="', 1)[1].split('"', 1)[0]
+            out[status] = out.get(status, 0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def test_a_client_gone_mid_body_is_a_499_not_a_server_error(serve: Callable[..., LiveServer]) -> None:
+    """A client that announces a body and hangs up, or whose body the server cuts off as
+    malformed, was logged as an unhandled error and counted as a 500: anyone could raise the
+    server-error rate (and its alerts) without a credential."""
+    server = serve(FLOWHISTORY_LOG_FORMAT="json")
+    h = bearer("admin")
+    flow = httpx.post(
+        f"{server.url}/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=h
+    ).json()["id"]
+    head = (
+        f"POST /api/v1/flows/{flow}/executions HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: {h['Authorization']}\r\nContent-Type: application/json\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:  # hangs up mid-body
+        sock.sendall(head + b'Content-Length: 1000\r\n\r\n{"status": "succ')
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:  # a malformed chunk
+        sock.sendall(head + b'Transfer-Encoding: chunked\r\n\r\n5\r\n{"sta\r\nzz\r\n')
+        assert sock.recv(65536).startswith(b"HTTP/1.1 400")
+    deadline = time.monotonic() + 20
+    while (
+        sum(_requests_by_status(server, "<unmatched>").values())
+        + sum(_requests_by_status(server, "/api/v1/flows/{flow_id}/executions").values())
+        < 2
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    for route in ("<unmatched>", "/api/v1/flows/{flow_id}/executions"):
+        assert "500" not in _requests_by_status(server, route)
+    assert server.stop() in (0, -15)
+    records = [json.loads(line) for line in server.stderr().splitlines() if line.strip()]
+    posts = [r for r in records if r["logger"] == "flowhistory.access" and r.get("method") == "POST"]
+    assert sorted(r["status"] for r in posts) == [200, 499, 499]  # the flow's create, then the two
+    assert not [r for r in records if r["level"] == "ERROR"], [r["message"] for r in records]
