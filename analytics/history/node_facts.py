@@ -139,7 +139,7 @@ def node_facts(
             tokens_in = tokens_out = duration = None
         if error is not None:
             status = "error"
-        elif status not in _STATUSES:
+        elif not isinstance(status, str) or status not in _STATUSES:  # an object or a list too
             status = "success"
         facts.append(
             NodeFact(

@@ -1047,3 +1047,30 @@ def test_a_download_filter_that_is_not_json_is_a_422(bw: World, flow: str, raw: 
     assert r.status_code == 422, (r.status_code, r.text)
     detail = r.json()["detail"]
     assert detail[0]["loc"][:2] == ["query", "filter"]
+
+
+def test_a_node_status_that_is_not_a_string_is_stored_as_success(bw: World, flow: str) -> None:
+    """`{"status": {}}` in a node made the node facts raise (an unhashable status): the single
+    POST answered 500, and in a batch every item of its chunk was refused with it."""
+    odd = {"n_1": {"status": {}}, "n_2": {"status": [1]}}
+    single = bw.client.post(
+        f"/api/v1/flows/{flow}/executions",
+        json=make_execution(flow, node_results=odd, outputs=None),
+        headers=bearer("owner"),
+    )
+    assert single.status_code == 200, single.text
+    # NDJSON: one line the bulk path reads, one it leaves to the per-item path (an exponent), one good
+    lines = [
+        orjson.dumps(make_execution(flow, node_results=odd, outputs=None)),
+        orjson.dumps(make_execution(flow, node_results=odd, outputs=None))[:-1] + b', "extra": 1e0}',
+        orjson.dumps(make_execution(flow)),
+    ]
+    r = bw.client.post(
+        "/api/v1/executions/batch",
+        content=b"\n".join(lines),
+        headers={**bearer("owner"), "Content-Type": "application/x-ndjson"},
+    )
+    assert r.status_code == 200 and r.json()["stored"] == 3, r.text
+    nodes = bw.client.get(f"/api/v1/flows/{flow}/nodes", headers=bearer("owner")).json()
+    odd_nodes = {n["node_id"]: (n["runs"], n["errors"]) for n in nodes if n["node_id"] in odd}
+    assert odd_nodes == {"n_1": (3, 0), "n_2": (3, 0)}  # three runs each, none failed

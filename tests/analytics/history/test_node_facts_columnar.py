@@ -125,6 +125,8 @@ HOSTILE: list[dict[str, Any]] = [
             "9bad_x": 12,
             "_lead": None,
             "plain": {"status": "aborted"},
+            # a status that is not a string (an object, a list: unhashable): success
+            "odd_1": {"status": {}}, "odd_2": {"status": [1]}, "odd_3": {"status": 1},
             "ünï_x": {"label": "unicode prefix"},
             # identifiers to str.isidentifier beyond letters and digits: a combining mark, a
             # middle dot, U+2118 (Other_ID_Start); and a superscript digit, which is not one
