@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, cast
 
@@ -231,7 +231,7 @@ class Lines:
         return values
 
     def chunk(self) -> _Chunk:
-        return _Chunk(len(self), self.array(), self.item)
+        return _Chunk(len(self), self.array(), self.item, int(self.numbers[0]) - 1 if len(self) else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +242,7 @@ class _Chunk:
     n: int
     values: pa.Array[Any] | None
     item: Callable[[int], Any]
+    first: int = 0  # its first item's place in the batch, or a number below it (lines, blank ones too)
 
 
 class NdjsonFeed:
@@ -350,7 +351,7 @@ def ingest_json_array(
     batch = _Batch(ctx, viewer, timings)
     for start in range(0, len(lines), CHUNK_LINES):
         values = lines.slice(start, CHUNK_LINES)
-        batch.add(_Chunk(len(values), values, partial(_element, elements, start)))
+        batch.add(_Chunk(len(values), values, partial(_element, elements, start), start))
     return ingest.BatchResult.of(batch.store())
 
 
@@ -383,11 +384,14 @@ class _Batch:
         self._ctx, self._viewer, self._timings = ctx, viewer, timings
         self._preparers = Preparers()
         self._chunks: list[Future[_Prepared]] = []
+        self._now = utc_now()  # created_at of the items without one (a microsecond apart, in order)
 
     def add(self, chunk: _Chunk | Callable[[], _Chunk]) -> None:
         """A chunk, or what makes one (run on a preparing thread: splitting the bytes too)."""
         self._chunks.append(
-            self._preparers.submit(_prepare, self._ctx, self._preparers, self._viewer, chunk, self._timings)
+            self._preparers.submit(
+                _prepare, self._ctx, self._preparers, self._viewer, chunk, self._timings, self._now
+            )
         )
 
     def items(self) -> int:
@@ -416,7 +420,10 @@ class _Batch:
                 for place, detail in chunk.refused.items():
                     verdicts[place] = ingest.ItemResult(offset + place, "refused", detail=detail)
                 keep: list[int] = []
-                for pos, (place, run_id) in enumerate(zip(chunk.places, chunk.ids, strict=True)):
+                # in the batch's order (bulk items come first in the chunk's lists): of an id given
+                # twice the first item is stored, as the per-item path does
+                for pos in sorted(range(len(chunk.places)), key=chunk.places.__getitem__):
+                    place, run_id = chunk.places[pos], chunk.ids[pos]
                     if run_id in seen:
                         verdicts[place] = ingest.ItemResult(
                             offset + place, "refused", detail=f"id {run_id} appears twice in this batch"
@@ -439,7 +446,9 @@ class _Batch:
                 results.extend(cast("list[ingest.ItemResult]", verdicts))  # the stored ones: below
                 if not fresh or chunk.table is None:
                     continue
-                table = chunk.table if len(fresh) == chunk.table.num_rows else chunk.table.take(fresh)
+                # its rows in the order of `stored` (commit_new's positions are theirs)
+                in_order = fresh == list(range(chunk.table.num_rows))
+                table = chunk.table if in_order else chunk.table.take(fresh)
                 ids = {run_id for _, run_id in stored}
                 try:
                     ingest.remember_definitions(ctx, [s for s in chunk.staged if s.execution.id in ids])
@@ -484,6 +493,7 @@ def _prepare(
     viewer: Viewer,
     source: _Chunk | Callable[[], _Chunk],
     timings: Timings,
+    now: datetime,
 ) -> _Prepared:
     """Decide one chunk: what DuckDB read and the scalars pass goes the bulk way; the rest goes
     through the per-item path, item by item, for today's verdict and row."""
@@ -496,7 +506,7 @@ def _prepare(
             with timings.stage("read+check (DuckDB)"):
                 cols = _read(con, chunk.values)
             with timings.stage("validate (scalars)"):
-                decided = _validate(ctx, viewer, cols)
+                decided = _validate(ctx, viewer, cols, now + timedelta(microseconds=chunk.first))
         with timings.stage("per-item fallback"):
             refused: dict[int, str] = {}
             staged: list[tuple[int, ingest.Staged]] = []
@@ -558,13 +568,14 @@ def _read(con: duckdb.DuckDBPyConnection, lines: pa.Array[Any]) -> pa.Table:
     return table
 
 
-def _validate(ctx: Context, viewer: Viewer, cols: pa.Table) -> dict[int, _Item]:
+def _validate(ctx: Context, viewer: Viewer, cols: pa.Table, now: datetime) -> dict[int, _Item]:
     """The scalars of each line DuckDB read, checked as `stage` checks them; a line anything
-    refuses is left out (the per-item path then says why, in today's words)."""
+    refuses is left out (the per-item path then says why, in today's words). An item without
+    `created_at` gets `now` plus its line in the chunk in microseconds: one by one, each got the
+    clock's time, so the list (newest first) answers them in the batch's order, reversed."""
     rns = cast("list[int]", cols.column("rn").to_pylist())
     texts = cast("list[str | None]", cols.column("scalars").to_pylist())
     positions, forms = _forms(texts)
-    now = utc_now()
     grants: dict[str, Grant | None] = {}  # None: the caller may not write it (per item says why)
     decided: dict[int, _Item] = {}
     for pos, form in zip(positions, forms, strict=True):
@@ -583,7 +594,10 @@ def _validate(ctx: Context, viewer: Viewer, cols: pa.Table) -> dict[int, _Item]:
             user_id = form.user_id
         try:
             version = ingest.version_of(form, grant.flow.version or None)
-            created_at = ingest.checked_time(form.created_at) if form.created_at is not None else now
+            if form.created_at is not None:
+                created_at = ingest.checked_time(form.created_at)
+            else:
+                created_at = now + timedelta(microseconds=rns[pos])
         except FlowHistoryError:
             continue
         supplied = str(form.id) if form.id is not None else None

@@ -536,3 +536,38 @@ def test_created_at_gets_the_same_verdict_both_ways_and_the_good_items_are_store
     else:
         assert verdict.status == "refused", verdict
         assert "created_at" in (verdict.detail or "") and expected in (verdict.detail or ""), verdict
+
+
+@pytest.mark.parametrize("first", ["per item", "bulk"])
+def test_of_an_id_given_twice_the_first_item_is_stored_whichever_path_reads_it(
+    stores: tuple[Context, Context, list[dict[str, Any]]], first: str
+) -> None:
+    """A chunk lists its bulk items before the ones left to the per-item path: when the first of
+    two items with one id went the per-item way, the second was stored and the first refused."""
+    old, new, runs = stores
+    viewer = Viewer("bench-admin", "admin")
+    run_id = str(uuid.uuid4())
+    item = {"id": run_id, "flow_id": runs[0]["flow_id"], "status": "success", "execution_time": 5}
+    item["created_at"] = "2026-12-01T10:00:00Z"
+    per_item = orjson.dumps({**item, "meta": {"copy": "per item"}})[:-1] + b', "x": 1e0}'  # an exponent
+    bulk = orjson.dumps({**item, "meta": {"copy": "bulk"}})
+    lines = [per_item, bulk] if first == "per item" else [bulk, per_item]
+    after = _check(old, new, viewer, b"\n".join(lines))
+    assert [i.status for i in after.items] == ["stored", "refused"]
+    assert orjson.loads(_rows(new, [run_id])[run_id]["meta"]) == {"copy": first}
+
+
+def test_items_without_created_at_keep_the_batchs_order(
+    stores: tuple[Context, Context, list[dict[str, Any]]],
+) -> None:
+    """One by one each item got the clock's time; in bulk a chunk's items shared one, so the
+    list (newest first, then by id: random within a millisecond) answered them shuffled."""
+    _, new, runs = stores
+    viewer = Viewer("bench-admin", "admin")
+    item = {"flow_id": runs[0]["flow_id"], "status": "success", "execution_time": 5}
+    lines = [orjson.dumps({**item, "meta": {"n": n}}) for n in range(100)]  # three chunks of 37
+    result = batch_bulk.ingest_ndjson(new, viewer, b"\n".join(lines))
+    ids = [i.id or "" for i in result.items]
+    rows = _rows(new, ids)
+    times = [rows[run_id]["created_at"] for run_id in ids]
+    assert times == sorted(times) and len(set(times)) == len(times)
