@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ from datetime import datetime
 from analytics.access.directory import User
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
-from analytics.core.errors import Conflict, InvalidInput, ManagedByOpenWebUI, NotFound
+from analytics.core.errors import Conflict, InvalidInput, ManagedByOpenWebUI, NotAuthenticated, NotFound
 from analytics.core.store import Connection
 
 ROLES = ("admin", "user", "pending")
+# a user id is written into logs and answers: no control characters (a forged log line)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ def create_user(
     _check_role(role)
     if not user_id or len(user_id) > 255:
         raise InvalidInput("user id must be 1 to 255 characters", field="id")
+    if _CONTROL.search(user_id):
+        raise InvalidInput("user id must not hold control characters", field="id")
     if ctx.directory.user(user_id) is not None:
         raise Conflict(f"user {user_id} already exists")
     ctx.write_registry(
@@ -79,6 +84,8 @@ def ensure_user(ctx: Context, user_id: str, *, role: str = "user") -> User:
     found = ctx.directory.user(user_id)
     if found is not None:
         return found
+    if _CONTROL.search(user_id):
+        raise NotAuthenticated("the token's user id holds control characters")
     _ours(ctx, "users")
     ctx.write_registry(
         lambda c: c.execute(

@@ -9,6 +9,7 @@ be printed on every request that runs it.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import warnings
 from datetime import UTC, datetime
@@ -22,6 +23,23 @@ ACCESS_LOGGER = "flowhistory.access"
 # what an access record carries (set by api/observability/middleware.py as `extra`)
 ACCESS_FIELDS = ("request_id", "method", "route", "status", "duration_ms", "user_id")
 _MAX_DISTINCT_WARNINGS = 1000
+# control characters (C0, DEL, C1) and the Unicode line separators: a user id or a path that
+# holds one must not start a forged line in a text log
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class TextFormatter(logging.Formatter):
+    """One line per record: control characters in the message are written as escapes (a
+    record's traceback, after it, keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _CONTROL.sub(_escaped, record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -66,7 +84,7 @@ def configure_logging(settings: Settings) -> None:
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.set_name("flowhistory")
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "flowhistory"]:

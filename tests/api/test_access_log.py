@@ -4,6 +4,7 @@ lines on request, library warnings once."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.observability.logs import TextFormatter
 from tests import live_server
 from tests.factories import SECRET, bearer, make_execution
 from tests.live_server import LiveServer
@@ -155,3 +157,26 @@ def test_a_client_gone_mid_body_is_a_499_not_a_server_error(serve: Callable[...,
     posts = [r for r in records if r["logger"] == "flowhistory.access" and r.get("method") == "POST"]
     assert sorted(r["status"] for r in posts) == [200, 499, 499]  # the flow's create, then the two
     assert not [r for r in records if r["level"] == "ERROR"], [r["message"] for r in records]
+
+
+def test_no_request_can_start_a_line_of_the_text_log(serve: Callable[..., LiveServer]) -> None:
+    """A user id or a path holding a newline was written as it came: a token for `x\\n<forged
+    access line>` (accepted, the user created on first sight) or an admin-made user forged lines."""
+    server = serve(FLOWHISTORY_ADMIN_USER_IDS='["admin"]')
+    forged = "2026-12-06 10:00:00,000 INFO flowhistory.access: GET /api/v1/users 200 1.0ms user=admin"
+    made = httpx.post(f"{server.url}/api/v1/users", json={"id": f"x\n{forged}"}, headers=bearer("admin"))
+    assert made.status_code == 422 and "control characters" in made.text
+    me = httpx.get(f"{server.url}/api/v1/users/me", headers=bearer(f"x\n{forged}"))
+    assert me.status_code == 401 and "control characters" in me.text
+    assert server.stop() in (0, -15)
+    err = server.stderr()
+    assert not [line for line in err.splitlines() if line.startswith(forged[:23]) and "user=admin" in line]
+
+
+def test_the_text_format_writes_control_characters_as_escapes() -> None:
+    """Whatever a message holds (a path, an id, a library's text), it stays on its line."""
+    record = logging.LogRecord(
+        "x", logging.INFO, "p", 1, "user=%s path=%s", ("a\nb\r\x1b", "/x\u2028y"), None
+    )
+    line = TextFormatter("%(levelname)s %(message)s").format(record)
+    assert line == "INFO user=a\\x0ab\\x0d\\x1b path=/x\\u2028y"
