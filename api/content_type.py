@@ -11,8 +11,9 @@ its body itself declares them in `openapi_extra`), else JSON; `application/*+jso
 JSON, parameters such as `charset` are ignored. A request without a body (no Content-Length, or
 0, and no Transfer-Encoding) passes whatever its headers say: there is nothing to misread.
 
-A body with a Content-Encoding (gzip, say) is refused too (415): nothing here decompresses a
-request, and read as it is, a compressed NDJSON batch came back as "line N is not JSON" per item.
+A body with a Content-Encoding (gzip, say), or a Transfer-Encoding coding other than `chunked`,
+is refused too (415): nothing here decompresses a request, and read as it is, a compressed NDJSON
+batch came back as "line N is not JSON" per item.
 """
 
 from __future__ import annotations
@@ -61,6 +62,14 @@ def check(request: Request, accepted: frozenset[str] | None) -> None:
     """Refuse (415) a body of a type the route does not read; a route without a body ignores it."""
     if accepted is None or not has_body(request):
         return
+    # codings past `chunked` (`gzip, chunked`): uvicorn undoes only the chunking, so the body
+    # would be read compressed, as with a Content-Encoding
+    codings = [c.strip().lower() for c in request.headers.get("transfer-encoding", "").split(",")]
+    others = [c for c in codings if c not in ("", "chunked", "identity")]
+    if others:
+        raise HTTPException(
+            415, f"Transfer-Encoding '{', '.join(others)}' is not supported: send the body uncompressed"
+        )
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding not in ("", "identity"):
         raise HTTPException(

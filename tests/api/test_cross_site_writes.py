@@ -128,6 +128,22 @@ def test_compressed_bodies_are_415_not_read_as_json(world: World, encoding: str,
     assert r.json()["stored"] == 1
 
 
+@pytest.mark.parametrize("coding", ["gzip, chunked", "deflate,chunked", "br , chunked"])
+def test_a_transfer_coding_other_than_chunked_is_415(world: World, coding: str) -> None:
+    """uvicorn undoes only the chunking: `Transfer-Encoding: gzip, chunked` was read as JSON and
+    answered "JSON decode error", or stored a body the client meant compressed."""
+    before = _counts(world.ctx)
+    r = world.client.post(
+        "/api/v1/executions/batch",
+        content=json.dumps([make_execution(world.private)]).encode(),
+        headers={**bearer("owner"), "Content-Type": "application/json", "Transfer-Encoding": coding},
+    )
+    assert r.status_code == 415, r.text
+    other = coding.split(",")[0].strip()
+    assert r.json()["detail"] == f"Transfer-Encoding '{other}' is not supported: send the body uncompressed"
+    assert _counts(world.ctx) == before
+
+
 def test_json_suffix_types_and_charset_are_json(world: World) -> None:
     for ctype in ("application/vnd.flowhistory+json", "application/json;charset=UTF-8"):
         r = world.client.post(
