@@ -78,3 +78,15 @@ def test_the_dashboard_files_are_still_served(anon: TestClient) -> None:
         r = anon.get(f"/static/{rel}")
         assert r.status_code == 200, rel
         assert r.content == Path(f).read_bytes(), rel
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [("/api/v1/flows", "/api/v1/flows/"), ("/api/v1/jobs/?x=1", "/api/v1/jobs?x=1")],
+)
+def test_a_slash_redirect_names_only_the_path(anon: TestClient, path: str, location: str) -> None:
+    """Starlette built the Location from the Host header the client sent: `Host: evil.example`
+    was sent on to http://evil.example/..., an answer a cache in front could keep for others."""
+    r = anon.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+    assert r.status_code == 307
+    assert r.headers["location"] == location
