@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -11,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from analytics.core.errors import InvalidInput, UpstreamFailed
 from analytics.core.json_text import loads_mended
 from analytics.history import batch_bulk, ingest
 from analytics.openwebui import importer
@@ -19,6 +22,7 @@ from api.json_body import JsonRoute, decode_error, json_response
 from api.schemas.executions import BatchResultOut
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"], route_class=JsonRoute)
+log = logging.getLogger(__name__)
 
 
 def _items(body: bytes) -> list[Any]:
@@ -93,10 +97,43 @@ class OpenWebUIImportIn(BaseModel):
     max_chunks: int = Field(default=4, ge=1, le=100)
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_SYSTEM_DIRS = ("/proc", "/sys", "/dev")
+
+
+def _checked_source(source: str) -> None:
+    """The server opens a path from a request only when it is a SQLite file (its header), outside
+    /proc, /sys and /dev; and it answers the same for a path that is missing, unreadable or
+    something else, so an admin's request cannot tell which files exist (the CLI, importing
+    locally, says more)."""
+    if not source.startswith("sqlite:///"):
+        return  # PostgreSQL, or a form the importer refuses by name
+    path = source.removeprefix("sqlite:///")
+    try:
+        real = os.path.realpath(path)
+        ok = os.path.isabs(path) and os.path.isfile(real)
+        ok = ok and not any(real == d or real.startswith(d + "/") for d in _SYSTEM_DIRS)
+        if ok:
+            with open(real, "rb") as fh:
+                ok = fh.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        ok = False
+    if not ok:
+        raise InvalidInput(
+            f"{source} is not an Open WebUI database: no readable SQLite file there", field="from"
+        )
+
+
 @router.post("/import/openwebui")
 async def import_openwebui_step(body: OpenWebUIImportIn, viewer: AdminUser, ctx: Ctx) -> dict[str, Any]:
     """Admins: import the next chunks of Open WebUI's history (resumable; call until finished)."""
-    summary = await run_in_threadpool(importer.import_step, ctx, body.source, max_chunks=body.max_chunks)
+    _checked_source(body.source)
+    try:
+        summary = await run_in_threadpool(importer.import_step, ctx, body.source, max_chunks=body.max_chunks)
+    except UpstreamFailed as exc:  # the driver's words (a remote's answer) go to the log, not back
+        log.warning("import step: %s", exc.detail)
+        where = importer.redacted(body.source)
+        raise UpstreamFailed(f"cannot read Open WebUI's database {where}: the server's log says why") from exc
     out = asdict(summary)
     out["report"] = None
     return out

@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -1074,3 +1075,20 @@ def test_a_node_status_that_is_not_a_string_is_stored_as_success(bw: World, flow
     nodes = bw.client.get(f"/api/v1/flows/{flow}/nodes", headers=bearer("owner")).json()
     odd_nodes = {n["node_id"]: (n["runs"], n["errors"]) for n in nodes if n["node_id"] in odd}
     assert odd_nodes == {"n_1": (3, 0), "n_2": (3, 0)}  # three runs each, none failed
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/etc/passwd", "/proc/self/environ", "/dev/zero", "{tmp}/missing.db", "{tmp}", "relative.db",
+     "{tmp}/webui.db?mode=rwc", "/tmp/\x00x"],
+)  # fmt: skip
+def test_the_import_step_answers_alike_for_any_path_that_is_not_a_sqlite_file(
+    bw: World, tmp_path: Path, path: str
+) -> None:
+    """An admin's request told a missing file ("no SQLite database at"), an unreadable or other
+    file ("file is not a database") and a SQLite file apart: it could probe which files exist."""
+    source = "sqlite:///" + path.format(tmp=tmp_path)
+    r = bw.client.post("/api/v1/executions/import/openwebui", json={"from": source}, headers=bearer("admin"))
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"] == f"{source} is not an Open WebUI database: no readable SQLite file there"
+    assert not (tmp_path / "webui.db").exists()
