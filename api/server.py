@@ -71,6 +71,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._request_begun = False
         self._window_bytes = 0
         self._url_too_long = False
+        self._unparsable_answer: bytes | None = None  # waits for the answers to requests before it
 
     # -- requests uvicorn cannot parse -------------------------------------------------------
 
@@ -89,8 +90,23 @@ class DeadlineProtocol(HttpToolsProtocol):
                 "400 Bad Request",
                 f"{msg.rstrip('.')}: its request line or headers are not HTTP/1.1",
             )
-        self.transport.write(_error_response(status, detail))
+        answer = _error_response(status, detail)
+        cycle = self.cycle
+        if self.pipeline or (cycle is not None and not cycle.response_complete):
+            # requests parsed before it from the same bytes are answered first: a pipelining
+            # client matches answers to requests in order, and took this one for the first's
+            self._unparsable_answer = self._unparsable_answer or answer
+            return
+        self.transport.write(answer)
         self.transport.close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        cycle = self.cycle
+        done = not self.pipeline and (cycle is None or cycle.response_complete)
+        if self._unparsable_answer is not None and done and not self.transport.is_closing():
+            self.transport.write(self._unparsable_answer)
+            self.transport.close()
 
     # -- headers -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ to send these).
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 
@@ -85,3 +86,16 @@ def test_nothing_is_stored_from_an_unparsable_post(server: LiveServer) -> None:
     )
     assert exchange(server, request)[0] == 400
     assert httpx.get(f"{server.url}/api/v1/flows/", headers=auth, timeout=TIMEOUT).json() == flows
+
+
+def test_requests_before_an_unparsable_one_are_answered_first(server: LiveServer) -> None:
+    """A valid request and a malformed one in the same packet: only the 400 came back, and a
+    pipelining client took it for the valid request's answer."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 2 + b"GARBAGE\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)  # each answer's status line, in order
+    assert statuses == [b"200", b"200", b"400"]
+    assert data.endswith(b'not HTTP/1.1"}')
