@@ -92,9 +92,10 @@ class DeadlineProtocol(HttpToolsProtocol):
             )
         answer = _error_response(status, detail)
         cycle = self.cycle
-        if self.pipeline or (cycle is not None and not cycle.response_complete):
-            # requests parsed before it from the same bytes are answered first: a pipelining
-            # client matches answers to requests in order, and took this one for the first's
+        if self.pipeline or (cycle is not None and not cycle.more_body and not cycle.response_complete):
+            # whole requests parsed before it from the same bytes are answered first: a pipelining
+            # client matches answers to requests in order, and took this one for the first's (a
+            # request whose own body is malformed is answered now: the app never gets its body)
             self._unparsable_answer = self._unparsable_answer or answer
             return
         self.transport.write(answer)
