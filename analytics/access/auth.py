@@ -6,6 +6,8 @@ algorithm, a wrong secret, an expired or malformed token, an unknown key and a `
 are all NotAuthenticated (401); 403 is only for a verified user without access to a flow.
 In Open WebUI mode a token for a user Open WebUI does not have is 401 (no auto-creation), and
 Open WebUI's own `sk-` keys (user.api_key, hashed into the directory at sync) are accepted.
+There only `admin` and `user` pass, whatever the credential: Open WebUI's get_verified_user
+admits nothing else, so a role it does not know (NULL, '', 'guest') must not let anyone in.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from analytics.core.context import Context
 from analytics.core.errors import NotAuthenticated
 
 _ALGORITHMS = ["HS256"]
+_OPEN_WEBUI_ROLES = frozenset({"admin", "user"})  # Open WebUI's get_verified_user: nothing else
 
 
 def load_secret(settings: Settings) -> str:
@@ -50,6 +53,8 @@ def create_token(secret: str, user_id: str, *, expires_in: int | None = None) ->
 
 
 def authenticate(ctx: Context, secret: str, credential: str | None) -> Viewer:
+    """The caller of a request, or NotAuthenticated: the role is checked last, for every kind
+    of credential (a JWT, an Open WebUI key, one of ours), so none can get around it."""
     if not credential:
         raise NotAuthenticated("Not authenticated")
     if credential.startswith("sk-"):
@@ -68,6 +73,8 @@ def authenticate(ctx: Context, secret: str, credential: str | None) -> Viewer:
         raise NotAuthenticated("Unknown user")
     if user.role == "pending":
         raise NotAuthenticated("Your account is pending activation")
+    if ctx.directory.external and user.role not in _OPEN_WEBUI_ROLES:
+        raise NotAuthenticated("Your account has no role Open WebUI admits")
     return Viewer(user.id, user.role)
 
 

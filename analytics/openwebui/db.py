@@ -2,10 +2,15 @@
 
 flowhistory never writes there: SQLite is opened with the `mode=ro` URI, PostgreSQL with
 `default_transaction_read_only=on`, so even a bug here cannot change Open WebUI's data.
+
+A SQLite connection stays on the file it opened, also once another file takes its path (a
+restore from backup, an atomic replace): every read first compares the path's (st_dev, st_ino)
+with the opened file's (a stat, microseconds) and opens the new file when they differ.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import Any
 from urllib.parse import quote
@@ -23,6 +28,7 @@ class WebUIDatabase:
         self.url = url
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         self._conn: Any = None
+        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the SQLite file opened
 
     def _connect(self) -> Any:
         if self.postgres:
@@ -33,18 +39,33 @@ class WebUIDatabase:
             raise InvalidInput(
                 "openwebui_db must be sqlite:////path/webui.db or postgresql://...", field="openwebui_db"
             )
-        path = self.url.removeprefix("sqlite:///")
+        path = self._path()
+        # stat before opening: a replace in between then shows as a change at the next read,
+        # never as the old file's identity recorded for the new one's connection
+        self._file = _identity(path)
         return sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, check_same_thread=False)
 
-    def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        """Run one read; a broken connection is dropped and opened again on the next call."""
+    def _path(self) -> str:
+        return self.url.removeprefix("sqlite:///")
+
+    def _replaced(self) -> bool:
+        """The SQLite path names another file than the one opened (or none: deleted)."""
+        return not self.postgres and _identity(self._path()) != self._file
+
+    def rows(self, sql: str, *, keep_connection: bool = False) -> list[tuple[Any, ...]]:
+        """Run one read; a broken connection is dropped and opened again on the next call.
+        `keep_connection`: a failure of this read says nothing about the connection (a table
+        that may be missing), so PostgreSQL is not reconnected every poll for it."""
+        if self._conn is not None and self._replaced():
+            self.close()
         if self._conn is None:
             self._conn = self._connect()
         try:
             cur = self._conn.execute(sql)
             return list(cur.fetchall())
         except Exception:
-            self.close()
+            if not keep_connection:
+                self.close()
             raise
 
     def close(self) -> None:
@@ -53,6 +74,14 @@ class WebUIDatabase:
                 self._conn.close()
             finally:
                 self._conn = None
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def json(value: Any) -> Any:

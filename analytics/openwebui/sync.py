@@ -15,7 +15,14 @@ that is not JSON, or not of its column's kind, is read as the safe empty value a
 
 Runs of flows gone from Open WebUI are invisible at once (the directory no longer has the flow,
 and every route reads flows from it); `purge_orphans`, a scheduled job, deletes them after the
-grace to free the space.
+grace to free the space. A flow id that comes (back) with another owner than the one flowhistory
+had for it is another flow (an owner changed in place counts the same: a deletion and a
+re-creation between two polls look just like it): the runs stored under that id are deleted
+before the new flow is shown, so they never reach its owner. Back with the same owner (a
+restore) its runs come back with it, as they were.
+
+The newest `config` row is read every poll; when that read fails (the table renamed away by a
+migration) the last value read stands, and the next poll reads it again.
 """
 
 from __future__ import annotations
@@ -78,7 +85,8 @@ class OpenWebUISync:
         self._users: dict[str, User] = {}
         self._keys: dict[str, str] = {}
         self._groups_of: dict[str, frozenset[str]] = {}
-        self._config_readable = True  # False once the `config` table proved missing: not asked again
+        self._api_keys: bool | None = None  # the last `auth.api_key.enable` read (None: never read)
+        self._config_failed = False  # the last config read failed (logged once per outage)
         self._stale = True  # what was read is not installed yet
         self._warned: set[tuple[str, str]] = set()  # bad values already logged
         self._stop = threading.Event()
@@ -120,25 +128,33 @@ class OpenWebUISync:
         """Open WebUI's `auth.api_key.enable`: its newest config row's value, else its env's,
         which flowhistory cannot see (the `openwebui_api_keys` setting stands in for it)."""
         fallback = self.ctx.settings.openwebui_api_keys
-        if not self._config_readable:
-            return fallback
         try:
-            rows = self.db.rows(_CONFIG)
-        except Exception:  # an Open WebUI without the table: its env decides
-            log.warning("Open WebUI's database has no readable `config` table; API keys: %s", fallback)
-            self._config_readable = False
-            return fallback
+            rows = self.db.rows(_CONFIG, keep_connection=True)  # a missing table is no broken link
+        except Exception:
+            # mid-migration, or an Open WebUI without the table: the last value read stands (a
+            # brief outage must not turn keys Open WebUI refuses on), and the next poll asks again
+            known = fallback if self._api_keys is None else self._api_keys
+            if not self._config_failed:
+                log.warning("Open WebUI's `config` table cannot be read; API keys stay: %s", known)
+                self._config_failed = True
+            return known
+        self._config_failed = False
         value: Any = self._json(rows[0][0], dict, "newest config row") if rows else None
         for part in ("auth", "api_key", "enable"):
             value = value.get(part) if isinstance(value, dict) else None
-        return value if isinstance(value, bool) else fallback
+        self._api_keys = value if isinstance(value, bool) else fallback
+        return self._api_keys
 
     def _read_users(self, prints: dict[str, str]) -> None:
         rows = self.db.rows(_USERS)
         enabled = self._api_keys_enabled()
         if not self._changed("users", [*rows, ("api keys enabled", enabled)], prints):
             return
-        self._users = {str(i): User(str(i), name, email, str(role)) for i, role, _, name, email in rows}
+        # a NULL role stays no role ('', refused), never the text "None"
+        self._users = {
+            str(i): User(str(i), name, email, role if isinstance(role, str) else "")
+            for i, role, _, name, email in rows
+        }
         # Open WebUI keeps keys in plain text; only their hashes are held here. With its API keys
         # off, Open WebUI refuses them, and so does flowhistory (its own keys stay)
         self._keys = {
@@ -184,9 +200,34 @@ class OpenWebUISync:
         gone = self._flows.keys() - flows.keys()
         if not changed and not gone:
             return
+        for fid, (before, now) in self._reowned(changed).items():
+            runs = purge_flow(self.ctx, fid)  # before the new owner's flow is shown
+            log.warning(
+                "flow %s is in Open WebUI again, owned by %s (was %s): another flow; its %d earlier runs deleted",
+                fid,
+                now,
+                before,
+                runs,
+            )
         mirror_flows(self.ctx, changed)  # the store first: a flow the directory shows has its row
         self._flows = flows
         self._stale = True
+
+    def _reowned(self, changed: list[Flow]) -> dict[str, tuple[str, str]]:
+        """Flows whose owner is not the one flowhistory had for the id (the mirror's, else the
+        store's copy, which a gone flow keeps until purged): id -> (old owner, new owner).
+        Such an id names a new flow, and the old one's runs must not become the new owner's."""
+        owners = {fid: f.user_id for fid, f in self._flows.items()}
+        if any(f.id not in owners for f in changed):  # new to this process: ask the store
+            stored = self.ctx.store.read(lambda c: c.execute("SELECT id, user_id FROM flows").fetchall())
+            owners = {**dict(stored), **owners}
+        # only a real user taking it over: an owner read as NULL (a row mid-migration) or one
+        # Open WebUI does not have deletes nothing
+        return {
+            f.id: (owners[f.id], f.user_id)
+            for f in changed
+            if f.id in owners and owners[f.id] != f.user_id and f.user_id in self._users
+        }
 
     def _acls(self) -> dict[str, FlowAcl]:
         return {f.id: FlowAcl(f.id, f.user_id, f.access_control, f.version) for f in self._flows.values()}

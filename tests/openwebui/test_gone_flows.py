@@ -1,5 +1,6 @@
 """Runs of a flow gone from Open WebUI count as deleted at once in the Parquet export and in
-rollup-based trends too (as in search), until the orphan job frees them.
+rollup-based trends too (as in search), until the orphan job frees them. A flow id that comes
+back owned by someone else is another flow: the gone flow's runs never reach its owner.
 
 Expected answers are computed here from the runs the test stored, not read back from the store.
 """
@@ -15,15 +16,19 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+from fastapi.testclient import TestClient
 
 from analytics.access.permissions import Viewer
+from analytics.core.config import Settings
 from analytics.history import ingest
 from analytics.openwebui.sync import purge_orphans
 from analytics.trends import metrics as trends
 from analytics.trends import rollups
 from analytics.trends.metrics import MetricsQuery
-from tests.factories import World, bearer, make_execution, open_world
+from api.app import create_app
+from tests.factories import SECRET, World, bearer, make_execution, open_world
 from tests.factories.exports import read
+from tests.openwebui.webui_db import WebUIDb
 
 ADMIN = Viewer("admin", "admin")
 DAY0 = datetime(2026, 4, 1)
@@ -113,6 +118,80 @@ def test_a_flow_back_in_open_webui_is_exported_again(world: World) -> None:
     world.webui.add_flow("owner", flow_id=gone, name="gone")
     world.sync()
     assert exported(export(world))[0] == Counter({keep: len(kept), gone: len(lost)})
+
+
+def stored_runs(w: World, fid: str) -> int:
+    [(n,)] = w.ctx.store.read(
+        lambda c: c.execute("SELECT count(*) FROM executions WHERE flow_id = ?", [fid]).fetchall()
+    )
+    return int(n)
+
+
+def assert_none_visible(w: World, fid: str, lost: list[dict[str, Any]]) -> None:
+    """No route shows the old runs: not to the new owner, not to an admin, not in the export."""
+    for user in ("stranger", "admin"):
+        listed = w.client.get(f"/api/v1/flows/{fid}/executions", headers=bearer(user))
+        assert listed.status_code == 200 and listed.json() == [], (user, listed.text[:300])
+        for run in lost[:3]:
+            r = w.client.get(f"/api/v1/flows/{fid}/executions/{run['id']}", headers=bearer(user))
+            assert r.status_code == 404, (user, r.status_code, r.text[:200])
+        stats = w.client.get(f"/api/v1/flows/{fid}/executions/stats", headers=bearer(user))
+        assert stats.status_code == 200 and stats.json()["total_executions"] == 0, stats.text[:300]
+    hits = w.client.post("/api/v1/executions/search", json={}, headers=bearer("admin")).json()
+    assert not {h["id"] for h in hits["items"]} & {r["id"] for r in lost}
+    assert fid not in exported(export(w))[0]
+    assert stored_runs(w, fid) == 0  # deleted, not hidden: nothing can bring them back
+
+
+@pytest.mark.parametrize("seen_gone", [True, False], ids=["after-a-poll", "within-one-poll"])
+def test_an_id_back_with_another_owner_does_not_bring_the_runs_back(world: World, seen_gone: bool) -> None:
+    """Within the grace the gone flow's runs are still stored; `stranger` makes a flow with its
+    id in Open WebUI (also between two polls, so flowhistory never sees the id missing): the
+    runs are deleted before his flow is shown, on every route."""
+    _, gone, _, lost = two_flows(world)
+    assert world.webui is not None
+    if seen_gone:
+        delete_in_open_webui(world, gone)
+    else:
+        world.webui.delete_flow(gone)
+    world.webui.add_flow("stranger", flow_id=gone, name="mine now", access_control={})
+    world.sync()
+    acl = world.ctx.directory.flow(gone)
+    assert acl is not None and acl.owner_id == "stranger"
+    assert_none_visible(world, gone, lost)
+    # his own runs of his flow are his as usual
+    mine = world.post_run("stranger", gone)
+    listed = world.client.get(f"/api/v1/flows/{gone}/executions", headers=bearer("stranger")).json()
+    assert [r["id"] for r in listed] == [mine["id"]]
+
+
+def test_an_id_back_with_another_owner_after_a_restart(tmp_path: Path) -> None:
+    """A server that was down while the flow was deleted and its id taken by someone else has
+    only its store's copy of the flow to compare with: that is enough."""
+    first = open_world(tmp_path, "sqlite", openwebui_orphan_grace_s=3600)
+    w = next(first)
+    _, gone, _, lost = two_flows(w)
+    assert w.webui is not None
+    url = w.webui.url
+    w.webui.delete_flow(gone)
+    w.webui.add_flow("stranger", flow_id=gone, name="mine now", access_control={})
+    first.close()  # the server stops without having polled
+    settings = Settings(
+        db_path=tmp_path / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        openwebui_db=url,
+        openwebui_poll_s=3600.0,
+        openwebui_orphan_grace_s=3600,
+    )
+    webui = WebUIDb(url)
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            again = World(client, client.app.state.ctx, "", "", "", webui)  # type: ignore[attr-defined]
+            assert again.ctx.directory.flow(gone).owner_id == "stranger"  # type: ignore[union-attr]
+            assert_none_visible(again, gone, lost)
+    finally:
+        webui.close()
 
 
 def _query(**kw: Any) -> MetricsQuery:

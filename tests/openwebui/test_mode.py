@@ -79,6 +79,39 @@ class TestIdentity:
         assert mode.status("GET", "/api/v1/users", "boss") == 200
         assert mode.status("GET", "/api/v1/users", "alice") == 403
 
+    @pytest.mark.parametrize(
+        "role", [None, "", "guest", "Admin", "None"], ids=["null", "empty", "guest", "Admin", "None-text"]
+    )
+    def test_a_role_open_webui_does_not_admit_is_401(self, mode: Mode, role: str | None) -> None:
+        """Open WebUI's get_verified_user admits `user` and `admin` only: any other role (NULL,
+        '', one it does not know) is refused like `pending`, with every kind of credential."""
+        fid = mode.db.add_flow("alice", access_control=None)  # public: anyone admitted sees it
+        mode.db.add_user("odd", "user", api_key="sk-" + "c3" * 16)
+        # setup, not the point: a worker's first poll can take longer than the bound under load
+        assert within(60, lambda: mode.status("GET", f"/api/v1/flows/{fid}", "odd") == 200)
+        r = mode.client.post("/api/v1/keys", json={"user_id": "odd", "name": "svc"}, headers=bearer("boss"))
+        assert r.status_code == 200, r.text
+        credentials = {
+            "jwt": bearer("odd"),
+            "open webui key": {"Authorization": "Bearer sk-" + "c3" * 16},
+            "our key": {"Authorization": f"Bearer {r.json()['key']}"},
+        }
+        for headers in credentials.values():
+            assert mode.client.get("/api/v1/users/me", headers=headers).status_code == 200
+        mode.db.execute('UPDATE "user" SET role = ? WHERE id = ?', (role, "odd"))
+        for kind, headers in credentials.items():
+
+            def refused(h: dict[str, str] = headers) -> bool:
+                return mode.client.get("/api/v1/users/me", headers=h).status_code == 401
+
+            assert within(BOUND_S, refused), kind
+            assert mode.client.get("/api/v1/flows/accessible", headers=headers).status_code == 401, kind
+            run = mode.client.post(
+                f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=headers
+            )
+            assert run.status_code == 401, (kind, run.text)
+        assert run_count(mode, fid) == 0
+
     def test_unknown_user_is_401_and_not_created(self, mode: Mode) -> None:
         before = stored_users(mode)
         r = mode.client.get("/api/v1/flows/", headers=bearer("nobody"))

@@ -10,18 +10,22 @@ would then never take effect). Over both dialects where the value can exist: Pos
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from analytics.access.users import hash_key
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
 from analytics.openwebui.sync import OpenWebUISync
 from api.app import create_app
 from tests.factories import SECRET, bearer
-from tests.openwebui.test_mode import BOUND_S, within
+from tests.openwebui.test_mode import API_KEY, BOUND_S, within
 from tests.openwebui.webui_db import WebUIDb
 
 
@@ -154,3 +158,57 @@ def test_malformed_grants_grant_nothing(sqlite_db: WebUIDb, tmp_path: Path, acce
         assert client.get(path, headers=bearer("alice")).status_code == 200
         listed = client.get("/api/v1/flows/accessible", headers=bearer("bob"))
         assert listed.status_code == 200 and fid not in [f["id"] for f in listed.json()]
+
+
+def test_an_unreadable_config_keeps_the_last_value_and_is_read_again(
+    poller: tuple[OpenWebUISync, Context, WebUIDb],
+) -> None:
+    """A migration moving `config` away for a moment must not turn Open WebUI's `auth.api_key
+    .enable` into the setting's default (keys Open WebUI refuses accepted), nor stop it from
+    being read once the table is back."""
+    sync, ctx, db = poller
+    assert ctx.settings.openwebui_api_keys  # the default: true
+    db.execute('UPDATE "user" SET api_key = ? WHERE id = ?', (API_KEY, "alice"))
+    db.save_config({"auth": {"api_key": {"enable": False}}})
+    sync.sync_once()
+    assert ctx.directory.user_for_key(hash_key(API_KEY)) is None
+    db.execute("ALTER TABLE config RENAME TO config_moved")
+    sync.sync_once()
+    assert ctx.directory.user_for_key(hash_key(API_KEY)) is None  # the last value read stands
+    db.execute("ALTER TABLE config_moved RENAME TO config")
+    db.save_config({"auth": {"api_key": {"enable": True}}})
+    sync.sync_once()
+    assert ctx.directory.user_for_key(hash_key(API_KEY)) == "alice"
+    db.save_config({"auth": {"api_key": {"enable": False}}})
+    sync.sync_once()
+    assert ctx.directory.user_for_key(hash_key(API_KEY)) is None
+
+
+def test_a_sqlite_file_replaced_at_its_path_is_read(sqlite_db: WebUIDb, tmp_path: Path) -> None:
+    """A restore from backup or an atomic write puts another file at webui.db's path: the
+    poller reads that one from its next poll, not the old unlinked file for ever."""
+    path = Path(sqlite_db.url.removeprefix("sqlite:///"))
+    with open_context(Settings(db_path=tmp_path / "store.duckdb", openwebui_db=sqlite_db.url)) as ctx:
+        sync = OpenWebUISync(ctx)
+        try:
+            sync.sync_once()
+            assert ctx.directory.user("bob").role == "user"  # type: ignore[union-attr]
+            new = path.with_name("webui.db.new")
+            shutil.copy(path, new)
+            with sqlite3.connect(new) as c:
+                c.execute("""UPDATE "user" SET role = 'pending' WHERE id = 'bob'""")
+            c.close()
+            os.replace(new, path)
+            sync.sync_once()
+            assert ctx.directory.user("bob").role == "pending"  # type: ignore[union-attr]
+            with sqlite3.connect(path) as c:  # and that file's later changes too
+                c.execute("""DELETE FROM "user" WHERE id = 'bob'""")
+            c.close()
+            sync.sync_once()
+            assert ctx.directory.user("bob") is None
+            path.unlink()  # no file at all: a failed poll, the last mirror kept
+            with pytest.raises(Exception):  # noqa: B017 (sqlite3's own error, which the thread logs)
+                sync.sync_once()
+            assert ctx.directory.user("alice") is not None
+        finally:
+            sync.db.close()
