@@ -10,8 +10,8 @@ equal a posted run's), meta merged; the payloads are handed to the writer typed 
 insert does not parse them again. The writer joins the flows and inserts, one transaction a
 chunk. Reading, preparing and writing overlap (the next chunk is read and prepared while the
 writer inserts the previous one). orjson parses only the texts it might refuse where DuckDB
-accepts them (NaN, Infinity, trailing commas, deep nesting: `_orjson_verdicts`), so a run the
-detail could not read is skipped as before. Users, groups and flows go in with one statement a
+accepts them (NaN, Infinity, trailing commas, deep nesting: `_orjson_verdicts`), in all five
+columns, so a run the detail could not answer is skipped. Users, groups and flows go in with one statement a
 table.
 
 Idempotent and resumable: the chunk's last key is stored in the same transaction as its rows
@@ -21,14 +21,18 @@ one rule each, and every such id is kept in `openwebui_import_issues` (and writt
 report file):
 - orphan run (its flow is not in Open WebUI's `flow` table): skipped, as Open WebUI should have
   deleted it with its flow;
-- status outside success/error/aborted: stored as `error`, the original in
-  `meta.openwebui_import.status`;
-- negative or missing execution_time: stored as 0, the original in
-  `meta.openwebui_import.execution_time`;
-- id not a UUID, no user, no created_at or one before year 1 or more than a day ahead, a payload
-  or meta that is not JSON, or is JSON but not an object or null: skipped;
+- status outside success/error/aborted (NULL too): stored as `error`, the original in
+  `meta.openwebui_import.status` (null for NULL; bytes that are not UTF-8 as hex, in `status_hex`);
+- execution_time negative, missing, text or past 2^53: stored as 0; with a fraction: rounded; the
+  original in `meta.openwebui_import.execution_time` either way;
+- id not a UUID, no user (or a user_id or flow_id that is not UTF-8), no created_at (NULL or
+  text) or one before year 1 or more than a day ahead, a payload or meta that is not JSON as
+  orjson reads and writes it (a posted run's rule: no NaN, Infinity, trailing comma, at most 254
+  levels), or is JSON but not an object or null: skipped;
 - an id that is a UUID written another way (capitals, braces, no dashes): stored in the usual
   spelling, reported as altered;
+- two rows with one UUID written two ways: the first (earliest created_at, at a tie the usual
+  spelling) is imported, the other skipped as "the same id as" it (`_duplicates`);
 - a flow's or group's JSON column that is not JSON of its kind: imported empty (a flow's bad
   access_control as `{}`, private), reported as altered.
 A run's `flow_version` is the flow's current version when the run is newer than the flow's last
@@ -38,7 +42,6 @@ change (that definition ran), else "unknown".
 from __future__ import annotations
 
 import json
-import re
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -211,12 +214,36 @@ class Source:
             + [
                 f"CASE WHEN {copy} THEN '' ELSE coalesce(CAST(outputs AS TEXT), '') END AS outputs",
                 f"CASE WHEN {copy} THEN 1 ELSE 0 END AS outputs_copy",
-                "CAST(execution_time AS BIGINT) AS execution_time",
-                "CAST(created_at AS BIGINT) AS created_at",
+                "CASE WHEN status IS NULL THEN 1 ELSE 0 END AS status_null",
+                *self._times(),
             ]
         )
         listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
         return self.table(f"SELECT {cols} FROM flow_execution WHERE id IN ({listed})")
+
+    def _times(self) -> list[str]:
+        """execution_time and created_at as integers, and execution_time's original as JSON text
+        ('' when it is an integer). SQLite keeps any value in any column, and its CAST read
+        'abc' and 'yesterday' as 0 and 12.7 as 12: they were stored silently. Here a fraction is
+        rounded (the original kept), and text is no number (a created_at that is text: none)."""
+        if self.postgres:  # BIGINT columns: an integer or NULL
+            return [
+                "CAST(execution_time AS BIGINT) AS execution_time",
+                "CASE WHEN execution_time IS NULL THEN 'null' ELSE '' END AS execution_time_raw",
+                "CAST(created_at AS BIGINT) AS created_at",
+            ]
+        et = "execution_time"
+        finite = (
+            f"CASE WHEN abs({et}) < 1e308 THEN CAST({et} AS TEXT) ELSE json_quote(CAST({et} AS TEXT)) END"
+        )
+        return [
+            f"CAST(CASE typeof({et}) WHEN 'integer' THEN {et} WHEN 'real' THEN round({et}) END AS BIGINT)"
+            " AS execution_time",
+            f"coalesce(CASE typeof({et}) WHEN 'integer' THEN '' WHEN 'real' THEN {finite}"
+            f" WHEN 'text' THEN json_quote({et}) WHEN 'blob' THEN json_quote('x''' || hex({et}) || '''') END,"
+            " 'null') AS execution_time_raw",
+            "CAST(CASE WHEN typeof(created_at) IN ('integer', 'real') THEN created_at END AS BIGINT) AS created_at",
+        ]
 
     def close(self) -> None:
         self._conn.close()
@@ -373,47 +400,50 @@ def _changed(cursor: Connection) -> int:
 
 # Text that DuckDB's JSON reader accepts and orjson (the detail's reader) refuses: NaN and
 # Infinity in any case, numbers past a double (>= 200 integer digits or a 3-digit exponent),
-# trailing commas, and nesting deeper than orjson's 1,024 levels. Only texts that match are parsed
-# by orjson, to confirm; a match inside a string costs that parse and nothing else. (A token
-# starts after `[`, `:`, `,` or a space: the editor's node ids hold runs like `3e706`.)
+# trailing commas, and nesting deeper than a posted run may have (orjson writes 254 levels at
+# most: a posted run nested deeper is refused, and an imported one's detail answered 500). Only
+# texts that match are parsed by orjson, to confirm; a match inside a string costs that parse and
+# nothing else. (A token starts after `[`, `:`, `,` or a space: the editor's node ids hold runs
+# like `3e706`.) The same rule for all five columns.
 _ORJSON_REFUSES = r"(?i)(?:^|[\[:,\s])[-+]?(?:nan|inf|[0-9][0-9.]*e[-+]?[0-9]{3})|[0-9]{200}|,\s*[\]}]"
-_ORJSON_DEPTH = 1024
-_PAYLOAD_BAD = "a payload (inputs, node_results or errors) is not JSON"
+_MAX_DEPTH = 254  # what orjson.dumps writes (jsonio.stored_text refuses a posted run past it)
+
+
+def _orjson_reason(name: str, text: str) -> str:
+    """Why a posted run could not hold this text as `name` ('' when it could): orjson must read
+    it, and write it back (the depth a posted run's payload may have)."""
+    try:
+        value = _json_or_none(text)
+    except orjson.JSONDecodeError as exc:
+        if "depth" in exc.msg:
+            return f"{name} is nested more than {_MAX_DEPTH} levels deep"
+        return f"{name} is not JSON"
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return f"{name} is nested more than {_MAX_DEPTH} levels deep"
+    return ""
 
 
 def _orjson_verdicts(chunk: pa.Table) -> pa.Array[Any]:
-    """Per row, why orjson would refuse a payload DuckDB accepts ('' when it would not): the rule
-    the Python path had (outputs and meta refused only when they hold NaN or Infinity; node_results,
-    errors and inputs whenever orjson refuses them), parsing only the rows that could fail.
+    """Per row, why orjson would refuse a payload or meta DuckDB accepts ('' when it would not),
+    the first such column named; only the rows that could fail are parsed.
 
-    An output that copies node_results comes as '' (Source.runs): if orjson refuses it, node_results
-    is a suspect, and it is checked as the text it is."""
+    An output that copies node_results comes as '' (Source.runs): it is checked as the text it
+    is, node_results'."""
     n = chunk.num_rows
     suspect = np.zeros(n, np.bool_)
-    for name in ("node_results", "errors", "inputs"):
+    for name in _PAYLOADS:
         col = chunk.column(name)
         suspect |= pc.match_substring_regex(col, _ORJSON_REFUSES).to_numpy(zero_copy_only=False)
-        suspect |= opening_brackets(col) > _ORJSON_DEPTH
-    nan = re.compile("NaN|Infinity")
-    for name in ("outputs", "meta"):
-        suspect |= pc.match_substring_regex(chunk.column(name), nan.pattern).to_numpy(zero_copy_only=False)
+        suspect |= opening_brackets(col) > _MAX_DEPTH
     copies = chunk.column("outputs_copy")
     bad: list[str] = [""] * n
     for i in np.flatnonzero(suspect).tolist():
         texts = {name: chunk.column(name)[i].as_py() for name in _PAYLOADS}
         if copies[i].as_py():
             texts["outputs"] = texts["node_results"]
-        for name in ("outputs", "meta"):
-            if nan.search(texts[name]):
-                try:
-                    orjson.loads(texts[name])
-                except orjson.JSONDecodeError:
-                    bad[i] = f"{name} is not JSON"
-        try:
-            for name in ("node_results", "errors", "inputs"):
-                _json_or_none(texts[name])
-        except orjson.JSONDecodeError:
-            bad[i] = bad[i] or _PAYLOAD_BAD
+        bad[i] = next((r for name in _PAYLOADS if (r := _orjson_reason(name, texts[name]))), "")
     return pa.array(bad, pa.string())
 
 
@@ -433,31 +463,72 @@ _NOT_OBJECTS = "\n".join(
     for name in _PAYLOADS
 )
 
+# a rule-breaking status and execution_time, as the report says them and as meta keeps the
+# original: a status that is NULL is kept as null, one that is not UTF-8 as its bytes in hex
+# (`status_hex`); an execution_time as read (a number, null, or the text it was)
+_STATUS_KEPT = (
+    "CASE WHEN c.status_hex <> '' THEN '\"status_hex\":\"' || c.status_hex || '\"'"
+    " WHEN c.status_null = 1 THEN '\"status\":null'"
+    " ELSE '\"status\":' || CAST(to_json(c.status) AS VARCHAR) END"
+)
+_STATUS_SAID = (
+    "CASE WHEN c.status_hex <> '' THEN 'x''' || c.status_hex || ''' (bytes that are not UTF-8 text)'"
+    " WHEN c.status_null = 1 THEN 'null' ELSE CAST(to_json(c.status) AS VARCHAR) END"
+)
+_TIME_KEPT = "CASE WHEN c.execution_time_raw <> '' THEN c.execution_time_raw ELSE CAST(c.execution_time AS VARCHAR) END"
+_TIME_BAD = f"c.execution_time IS NULL OR c.execution_time < 0 OR c.execution_time > {_MAX_MS}"
+
 # the chunk reshaped into the stored row, all but what needs the store (the flow): payloads
-# checked once (node_results by the facts' own parse), kept as the source's text
+# checked once (node_results by the facts' own parse), kept as the source's text. meta gets
+# `openwebui_import` (the originals) as text: json_merge_patch would drop an original null.
 _PREPARE = f"""
     SELECT c.rn, c.id, c.flow_id, c.user_id, c.status, c.execution_time, c.created_at, c.mended, n.early_reason,
-        n.json_reason, n.status_bad, n.time_bad,
+        n.json_reason, n.status_bad, n.time_bad, n.status_note, n.time_note,
         n.same AS outputs_same,
-        CASE WHEN n.json_reason IS NULL AND (n.status_bad OR n.time_bad) THEN CAST(json_merge_patch(
-                coalesce({_text_or_null("meta")}, '{{}}'),
-                json_object('openwebui_import', json_object(
-                    'status', CASE WHEN n.status_bad THEN c.status END,
-                    'execution_time', CASE WHEN n.time_bad THEN c.execution_time END))) AS VARCHAR)
+        CASE WHEN n.kept_meta = '{{}}' THEN '{{"openwebui_import":' || n.originals || '}}'
+             ELSE substr(n.kept_meta, 1, length(n.kept_meta) - 1) || ',"openwebui_import":' || n.originals || '}}'
         END AS meta_merged,
         f.node_count, f.tokens_in, f.tokens_out, f.tokens_estimated, f.cost, f.nodes
     FROM owui_raw c
     JOIN (
+        SELECT *,
+            CASE WHEN json_reason IS NULL AND (status_note IS NOT NULL OR time_note IS NOT NULL) THEN
+                '{{' || concat_ws(',', CASE WHEN status_note IS NOT NULL THEN status_kept END,
+                                   CASE WHEN time_note IS NOT NULL THEN '"execution_time":' || time_kept END) || '}}'
+            END AS originals,
+            CASE WHEN json_reason IS NULL AND (status_note IS NOT NULL OR time_note IS NOT NULL) THEN
+                CAST(json_merge_patch(meta_text, '{{"openwebui_import":null}}') AS VARCHAR)
+            END AS kept_meta
+        FROM (
         SELECT c.rn,
             c.outputs_copy = 1 AND c.node_results NOT IN ('', 'null') AS same,
             c.status NOT IN ('success', 'error', 'aborted') AS status_bad,
-            c.execution_time IS NULL OR c.execution_time < 0 OR c.execution_time > {_MAX_MS} AS time_bad,
+            {_TIME_BAD} AS time_bad,
+            CASE WHEN c.status NOT IN ('success', 'error', 'aborted') THEN 'status ' || {_STATUS_SAID}
+                || ' is not success, error or aborted: stored as error, the original in meta.openwebui_import.'
+                || CASE WHEN c.status_hex <> '' THEN 'status_hex (its bytes in hex)' ELSE 'status' END
+            END AS status_note,
+            CASE WHEN {_TIME_BAD} THEN 'execution_time ' || {_TIME_KEPT}
+                    || ' is not a duration in ms: stored as 0, the original in meta.openwebui_import.execution_time'
+                WHEN c.execution_time_raw <> '' THEN 'execution_time ' || c.execution_time_raw
+                    || ' is not a whole number of ms: stored rounded, as ' || c.execution_time
+                    || ', the original in meta.openwebui_import.execution_time'
+            END AS time_note,
+            CASE WHEN c.status NOT IN ('success', 'error', 'aborted') THEN {_STATUS_KEPT} END AS status_kept,
+            CASE WHEN c.execution_time_raw <> '' OR {_TIME_BAD} THEN {_TIME_KEPT} END AS time_kept,
+            -- only for the rows whose meta gets the originals (most rows have none)
+            CASE WHEN c.status NOT IN ('success', 'error', 'aborted') OR c.execution_time_raw <> '' OR {_TIME_BAD}
+                THEN coalesce({_text_or_null("meta")}, '{{}}') END AS meta_text,
             CASE
                 WHEN TRY_CAST(c.id AS UUID) IS NULL THEN 'id is not a UUID'
+                WHEN c.dup_of <> '' THEN 'the same id as ' || c.dup_of
+                    || ' (one UUID written two ways): that row is the one imported'
                 WHEN c.created_at IS NULL THEN 'no created_at'
                 WHEN NOT {_TIME_OK.format(at="c.created_at")} THEN 'created_at ' || c.created_at
                     || ' is not a time in epoch seconds up to a day ahead (the rule for a posted run)'
+                WHEN c.user_id_hex <> '' THEN 'user_id x''' || c.user_id_hex || ''' is not text (not UTF-8)'
                 WHEN c.user_id = '' THEN 'no user_id'
+                WHEN c.flow_id_hex <> '' THEN 'flow_id x''' || c.flow_id_hex || ''' is not text (not UTF-8)'
             END AS early_reason,
             CASE
                 WHEN c.inputs <> '' AND NOT json_valid(c.inputs) THEN 'inputs is not JSON'
@@ -472,6 +543,7 @@ _PREPARE = f"""
                 {_NOT_OBJECTS}
             END AS json_reason
         FROM owui_raw c JOIN nf_src s USING (rn)
+        )
     ) n USING (rn)
     JOIN nf_result f USING (rn)
     ORDER BY c.rn
@@ -507,7 +579,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> p
 
 _CLASSIFY = """
     CREATE OR REPLACE TEMP TABLE owui_classified AS
-    SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_bad, c.time_bad, c.mended,
+    SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_note, c.time_note, c.mended,
         f.version AS f_version, f.updated_at AS f_updated,
         coalesce(c.early_reason,
                  CASE WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI' END,
@@ -519,13 +591,9 @@ _ISSUES = """
     INSERT INTO openwebui_import_issues
     SELECT ?, id, 'skipped', skip_reason FROM owui_classified WHERE skip_reason IS NOT NULL
     UNION ALL
-    SELECT ?, id, 'altered', 'status ' || to_json(status)::VARCHAR || ' is not success, error or aborted:'
-        || ' stored as error, the original in meta.openwebui_import.status'
-    FROM owui_classified WHERE skip_reason IS NULL AND status_bad
+    SELECT ?, id, 'altered', status_note FROM owui_classified WHERE skip_reason IS NULL AND status_note IS NOT NULL
     UNION ALL
-    SELECT ?, id, 'altered', 'execution_time ' || coalesce(execution_time::VARCHAR, 'null')
-        || ' is not a duration in ms: stored as 0, the original in meta.openwebui_import.execution_time'
-    FROM owui_classified WHERE skip_reason IS NULL AND time_bad
+    SELECT ?, id, 'altered', time_note FROM owui_classified WHERE skip_reason IS NULL AND time_note IS NOT NULL
     UNION ALL
     SELECT ?, id, 'altered', 'id is a UUID written another way: stored as ' || CAST(CAST(id AS UUID) AS VARCHAR)
     FROM owui_classified WHERE skip_reason IS NULL AND CAST(CAST(id AS UUID) AS VARCHAR) <> id
@@ -637,17 +705,72 @@ def _mended(chunk: pa.Table) -> pa.Table:
     return chunk.append_column("mended", pa.array(mended))
 
 
+def _duplicates(keys: pa.Table) -> pa.Table:
+    """The rows whose id is a UUID another row of the source has too, written another way
+    (capitals, no dashes), each with the id of the one imported (`first`): the earliest
+    created_at, at a tie the usual spelling, then the id's bytes. Computed over the whole source
+    (`keys` from the start), so a rerun or a resume picks the same one, whatever the chunks."""
+    con = duckdb.connect()
+    try:
+        con.register("owui_keys", keys)
+        found: pa.Table = con.sql(
+            """WITH k AS (SELECT id, created_at, TRY_CAST(id AS UUID) AS u FROM owui_keys),
+               twice AS (SELECT u FROM k WHERE u IS NOT NULL GROUP BY u HAVING count(*) > 1)
+            SELECT id, first FROM (
+                SELECT id, first_value(id) OVER w AS first, row_number() OVER w AS n FROM k JOIN twice USING (u)
+                WINDOW w AS (PARTITION BY u ORDER BY created_at, CAST(u AS VARCHAR) <> id, id))
+            WHERE n > 1"""
+        ).to_arrow_table()
+    finally:
+        con.close()
+    return found
+
+
+_NOT_UTF8_CHECKED = ("flow_id", "user_id", "status")
+
+
+def _utf8_checked(chunk: pa.Table) -> pa.Table:
+    """The chunk with text that is not UTF-8 (SQLite keeps any bytes in a TEXT column) made ''
+    in flow_id, user_id and status, its bytes in hex in `<name>_hex` (the rules then skip the run,
+    or keep a bad status's bytes in meta); one such value aborted the whole import. Each column is
+    validated in one pass; only a column that fails is looked at row by row."""
+    n = chunk.num_rows
+    for name in (*_NOT_UTF8_CHECKED, "execution_time_raw"):
+        index = chunk.schema.get_field_index(name)
+        column = chunk.column(index)
+        hexes = [""] * n
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            texts: list[str] = []
+            for i, value in enumerate(column.combine_chunks().view(pa.binary()).to_pylist()):
+                value = value or b""  # never NULL (Source.text)
+                try:
+                    texts.append(value.decode())
+                except UnicodeDecodeError:
+                    hexes[i] = value.hex() if name != "execution_time_raw" else value[1:-1].hex()
+                    # an execution_time that is text, not UTF-8: kept as the string "x'<hex>'"
+                    texts.append("" if name != "execution_time_raw" else f"\"x'{hexes[i]}'\"")
+            chunk = chunk.set_column(index, name, pa.array(texts, pa.string()))
+        if name != "execution_time_raw":
+            chunk = chunk.append_column(f"{name}_hex", pa.array(hexes, pa.string()))
+    return chunk
+
+
 def _chunks(src: Source, after: tuple[int, str] | None, size: int, budget: int) -> Iterator[_Chunk]:
     """Chunks of at most `size` runs and about `budget` bytes: the first is a probe of up to
     1,000 runs, each next one sized by the bytes a run took in the one before."""
     keys = src.keys(after)
+    dups = _duplicates(keys if after is None else src.keys(None))
     ids = keys.column("id")
     ats = keys.column("created_at")
     start, rows = 0, min(size, 1_000)
     while start < keys.num_rows:
         chunk_ids = [str(i) for i in ids.slice(start, rows).to_pylist()]
         start += len(chunk_ids)
-        table = _mended(src.runs(chunk_ids))
+        table = _mended(_utf8_checked(src.runs(chunk_ids)))
+        first = pc.take(dups.column("first"), pc.index_in(table.column("id"), value_set=dups.column("id")))
+        table = table.append_column("dup_of", first.fill_null(pa.scalar("")))
         yield table, (ats[start - 1].as_py(), chunk_ids[-1])
         rows = max(1, min(size, budget * table.num_rows // max(table.nbytes, 1)))
 

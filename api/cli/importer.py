@@ -6,6 +6,8 @@ the server, a few chunks per request (admin key from the data folder), so the ba
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -57,7 +59,13 @@ def openwebui(
     settings = settings_for(db)
     try:
         ctx = open_context(settings)
-    except StoreLocked:
+    except StoreLocked as exc:
+        if server is None and not _server_running(settings):
+            error(
+                f"another process holds the store (another import, or a command still running), "
+                f"and no server is running for it: wait for it to finish, then run this again ({exc})"
+            )
+            raise typer.Exit(2) from exc
         summary = _through_server(server or remote.server_url(settings), settings, source)
     except FlowHistoryError as exc:
         fail(exc, 2)
@@ -66,7 +74,9 @@ def openwebui(
             with _bar() as bar:
                 task = bar.add_task("runs", total=None)
                 summary_obj = importer.import_openwebui(
-                    ctx, source, on_progress=lambda done, total: bar.update(task, completed=done, total=total)
+                    ctx,
+                    source,
+                    on_progress=lambda done, total: bar.update(task, completed=min(done, total), total=total),
                 )
             summary = asdict(summary_obj)
         except FlowHistoryError as exc:
@@ -77,13 +87,38 @@ def openwebui(
     _print(summary, report)
 
 
+def _server_running(settings: Any) -> bool:
+    """A server wrote its address beside the store and is alive: it, not another import or
+    command, is what holds the store (serve writes server.json once it binds)."""
+    try:
+        found = json.loads(remote.server_file(settings).read_text())
+        os.kill(int(found["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return True
+
+
+_SUMMED = ("users", "groups", "flows", "runs_read", "runs_stored", "runs_already_there", "runs_skipped",
+           "runs_altered")  # fmt: skip
+
+
+def add_step(totals: dict[str, int], step: dict[str, Any]) -> tuple[int, int]:
+    """Add one server step's counts to `totals` (each step reports only its own: the users,
+    groups and flows come in the first one), and the bar's (done, total): what the source holds
+    read so far, never past the total (two imports at once both count the rows they read)."""
+    for k in _SUMMED:
+        totals[k] = totals.get(k, 0) + int(step[k])
+    total = int(step["total_in_source"])
+    return min(int(step["total_read"]), total), total
+
+
 def _through_server(base: str, settings: Any, source: str) -> dict[str, Any]:
     key_file: Path = settings.admin_key_file
     if not key_file.is_file():
         error(f"the store is held by a server and there is no admin key at {key_file}")
         raise typer.Exit(2)
     headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
-    totals = {"runs_read": 0, "runs_stored": 0, "runs_already_there": 0, "runs_skipped": 0, "runs_altered": 0}
+    totals: dict[str, int] = {}
     console.print(f"the store is held by the server at {escape(base)}: importing through it")
     with _bar() as bar, httpx.Client(base_url=base, headers=headers, timeout=600) as client:
         task = bar.add_task("runs", total=None)
@@ -102,9 +137,8 @@ def _through_server(base: str, settings: Any, source: str) -> dict[str, Any]:
                 error(f"the server answered {resp.status_code}: {resp.text}")
                 raise typer.Exit(1)
             step = resp.json()
-            for k in totals:
-                totals[k] += step[k]
-            bar.update(task, completed=step["total_read"], total=step["total_in_source"])
+            done, total = add_step(totals, step)
+            bar.update(task, completed=done, total=total)
             if step["finished"]:
                 return {**step, **totals}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -110,3 +111,59 @@ def test_no_answer_from_the_server_is_a_clear_error(tmp_path: Path) -> None:
     err = " ".join(done.stderr.split())
     assert "error: no answer from the server at http://127.0.0.1:1" in err and "run the command again" in err
     assert "Traceback" not in done.stderr
+
+
+def test_store_held_by_another_process_is_said_so(tmp_path: Path) -> None:
+    """Another import (or any process) holding the store, no server running: the command said
+    "held by a server and there is no admin key"; it says another process holds it."""
+    db, _, _ = _source(tmp_path)
+    store = tmp_path / "s" / "store.duckdb"
+    store.parent.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(store)!r}); print('held', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        done = _cli("import", "openwebui", "--from", db.url, "--db", str(store))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert done.returncode == 2
+    err = " ".join(done.stderr.split())
+    assert "another process holds the store" in err and "held by a server" not in err, err
+
+
+def test_counts_through_a_running_server_are_the_whole_imports(tmp_path: Path) -> None:
+    """Through a server the import runs in steps; the counts printed were the last step's
+    (users 0, groups 0, flows 0 new after the first step brought them in)."""
+    db = WebUIDb.sqlite(tmp_path / "webui.db").create_schema()
+    db.add_user("alice", "admin")
+    fid = db.add_flow("alice", nodes=[{"id": "n"}])
+    n = 21_500  # two steps: a step is two chunks, the first of 1,000 runs, the next up to 20,000
+    db.execute("BEGIN")
+    for i in range(n):
+        db.add_execution(fid, "alice", created_at=T0 + i, meta={"i": i})
+    db.execute("COMMIT")
+    store, report = tmp_path / "s" / "store.duckdb", tmp_path / "report.jsonl"
+    store.parent.mkdir()
+    with LiveServer(store, "import") as server:
+        done = _cli("import", "openwebui", "--from", db.url, "--db", str(store), "--report", str(report),
+                    "--server", server.url)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    assert f"users 1, groups 0, flows 1 new; runs: {n} stored, 0 already there" in out, out
+
+
+def test_the_bar_never_passes_the_total() -> None:
+    """Two imports through one server both count the runs they read: the bar stops at the total."""
+    from api.cli.importer import add_step
+
+    totals: dict[str, int] = {}
+    step = {"users": 1, "groups": 2, "flows": 3, "runs_read": 10, "runs_stored": 8, "runs_already_there": 2,
+            "runs_skipped": 0, "runs_altered": 0, "total_read": 10, "total_in_source": 12}  # fmt: skip
+    assert add_step(totals, step) == (10, 12)
+    assert add_step(totals, {**step, "users": 0, "groups": 0, "flows": 0, "total_read": 20}) == (12, 12)
+    assert totals == {"users": 1, "groups": 2, "flows": 3, "runs_read": 20, "runs_stored": 16,
+                      "runs_already_there": 4, "runs_skipped": 0, "runs_altered": 0}  # fmt: skip

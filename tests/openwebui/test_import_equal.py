@@ -2,7 +2,8 @@
 
 The source holds the benchmark's generated runs and hostile bodies written as raw text (what
 Open WebUI's SQLite may hold): payloads orjson refuses though DuckDB accepts them (NaN,
-Infinity, 1e400, trailing commas, deep nesting), text that only looks like those, pretty-printed
+Infinity, 1e400, trailing commas, nesting past 254 levels) in any of the five columns, text that
+only looks like those, pretty-printed
 JSON, repeated keys, non-object payloads. The expected row is built in Python from the source
 text: node facts by node_facts.py (what ingest stores), payloads as the source's text.
 """
@@ -26,23 +27,56 @@ from tests.analytics.history.test_node_facts_columnar import HOSTILE, _expected
 
 N_GENERATED = 1_200
 T0 = 1_750_000_000  # mid 2025: the shipped prices cover it
-PAYLOAD_REASON = "a payload (inputs, node_results or errors) is not JSON"
 DEEP = "[" * 1100 + "]" * 1100
+TOO_DEEP = "[" * 254 + "]" * 254  # in an object: 255 levels, one more than orjson writes
+DEEP_ENOUGH = "[" * 253 + "]" * 253  # 254 levels: a posted run may have them
 
 # (inputs, outputs, node_results, errors, meta) as raw text; the reason it is skipped, or None
 RAW: list[tuple[tuple[str | None, ...], str | None]] = [
-    ((None, None, '{"model_1_a": {"modelId": "gpt-4o", "x": NaN}}', None, None), PAYLOAD_REASON),
-    ((None, None, '{"model_1_a": {"modelId": "gpt-4o", "x": -inf}}', None, None), PAYLOAD_REASON),
-    ((None, None, '{"model_1_a": {"modelId": "gpt-4o", "x": 1e400}}', None, None), PAYLOAD_REASON),
-    ((None, None, '{"model_1_a": {"0": "a",}}', None, None), PAYLOAD_REASON),
-    ((None, None, '{"model_1_a": 5}', '{"model_1_a": "boom" , }', None), PAYLOAD_REASON),
-    (('{"prompt": "p", "deep": ' + DEEP + "}", None, '{"model_1_a": 5}', None, None), PAYLOAD_REASON),
+    ((None, None, '{"model_1_a": {"modelId": "gpt-4o", "x": NaN}}', None, None), "node_results is not JSON"),
+    ((None, None, '{"model_1_a": {"modelId": "gpt-4o", "x": -inf}}', None, None), "node_results is not JSON"),
+    (
+        (None, None, '{"model_1_a": {"modelId": "gpt-4o", "x": 1e400}}', None, None),
+        "node_results is not JSON",
+    ),
+    ((None, None, '{"model_1_a": {"0": "a",}}', None, None), "node_results is not JSON"),
+    ((None, None, '{"model_1_a": 5}', '{"model_1_a": "boom" , }', None), "errors is not JSON"),
+    (
+        ('{"prompt": "p", "deep": ' + DEEP + "}", None, '{"model_1_a": 5}', None, None),
+        "inputs is nested more than 254 levels deep",
+    ),
     ((None, '{"x": Infinity}', '{"model_1_a": 5}', None, None), "outputs is not JSON"),
     ((None, None, '{"model_1_a": 5}', None, '{"m": NaN}'), "meta is not JSON"),
+    # outputs and meta by the same rule as the others (they were checked for NaN and Infinity only,
+    # case-sensitively: these were stored, and their detail answered 500)
+    ((None, '{"x": nan}', None, None, None), "outputs is not JSON"),
+    ((None, '{"x": inf}', None, None, None), "outputs is not JSON"),
+    ((None, '{"x": 1e400}', None, None, None), "outputs is not JSON"),
+    ((None, '{"x": 1,}', None, None, None), "outputs is not JSON"),
+    ((None, None, None, None, '{"x": nan}'), "meta is not JSON"),
+    ((None, None, None, None, '{"x": -Infinity}'), "meta is not JSON"),
+    ((None, None, None, None, '{"x": 1, }'), "meta is not JSON"),
+    # nested past what a posted run may have, in each column (refused only past 1,024, and
+    # only in some); one level less is kept
+    (('{"d": ' + TOO_DEEP + "}", None, None, None, None), "inputs is nested more than 254 levels deep"),
+    ((None, '{"d": ' + TOO_DEEP + "}", None, None, None), "outputs is nested more than 254 levels deep"),
+    ((None, None, '{"d": ' + TOO_DEEP + "}", None, None), "node_results is nested more than 254 levels deep"),
+    ((None, None, None, '{"d": ' + TOO_DEEP + "}", None), "errors is nested more than 254 levels deep"),
+    ((None, None, None, None, '{"d": ' + TOO_DEEP + "}"), "meta is nested more than 254 levels deep"),
+    (
+        (
+            '{"d": ' + DEEP_ENOUGH + "}",
+            '{"d": ' + DEEP_ENOUGH + "}",
+            '{"d": ' + DEEP_ENOUGH + "}",
+            '{"d": ' + DEEP_ENOUGH + "}",
+            '{"d": ' + DEEP_ENOUGH + "}",
+        ),
+        None,
+    ),
     # outputs a copy of node_results: the outputs' rule and reason come first
     ((None, '{"a": "NaN", }', '{"a": "NaN", }', None, None), "outputs is not JSON"),
     ((None, '{"a": 1', '{"a": 1', None, None), "outputs is not JSON"),
-    ((None, '{"a": 1e999}', '{"a": 1e999}', None, None), PAYLOAD_REASON),
+    ((None, '{"a": 1e999}', '{"a": 1e999}', None, None), "outputs is not JSON"),
     ((None, None, '{"model_1_a": {"modelId": "gpt-4o"', None, None), "node_results is not JSON"),
     (("{bad", None, "{}", None, None), "inputs is not JSON"),
     # looks like the above, is not: words in strings, a 2-digit exponent, commas in text
