@@ -757,11 +757,26 @@ def _utf8_checked(chunk: pa.Table) -> pa.Table:
     return chunk
 
 
+def _after(keys: pa.Table, after: tuple[int, str]) -> pa.Table | None:
+    """The keys past `after`, a row of them (the last one imported), in the source's own order
+    (a PostgreSQL collation may not be byte order); None when that row is not among them."""
+    at, last_id = after
+    hit = pc.and_(
+        pc.equal(keys.column("created_at"), pa.scalar(at, pa.int64())),
+        pc.equal(keys.column("id"), pa.scalar(last_id, pa.string())),
+    )
+    rows = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
+    return keys.slice(int(rows[-1]) + 1) if len(rows) else None
+
+
 def _chunks(src: Source, after: tuple[int, str] | None, size: int, budget: int) -> Iterator[_Chunk]:
     """Chunks of at most `size` runs and about `budget` bytes: the first is a probe of up to
     1,000 runs, each next one sized by the bytes a run took in the one before."""
-    keys = src.keys(after)
-    dups = _duplicates(keys if after is None else src.keys(None))
+    every = src.keys(None)  # read once: the duplicates are judged over the whole source
+    keys = every if after is None else _after(every, after)
+    if keys is None:  # the last row imported is gone from the source since: ask for what follows it
+        keys = src.keys(after)
+    dups = _duplicates(every)
     ids = keys.column("id")
     ats = keys.column("created_at")
     start, rows = 0, min(size, 1_000)
