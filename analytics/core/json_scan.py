@@ -11,6 +11,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+# bytes scanned at a time: numpy's temporaries stay small. Over a whole 13 MB chunk they were
+# fresh huge pages (numpy asks for them past 4 MB) that the kernel zeroes on every chunk: ~5 % of
+# the batch endpoint's CPU in `perf record` of the server
+WINDOW = 1 << 20
+
 
 def opening_brackets(column: pa.Array[Any] | pa.ChunkedArray[Any]) -> np.ndarray[Any, np.dtype[np.int64]]:
     """Per row, how many `[` and `{` its text holds (those inside strings too): a bound on its
@@ -24,9 +29,24 @@ def opening_brackets(column: pa.Array[Any] | pa.ChunkedArray[Any]) -> np.ndarray
             counts.append(np.zeros(len(arr), np.int64))
             continue
         offsets = np.frombuffer(memoryview(offset_buffer), np.int32)[arr.offset : arr.offset + len(arr) + 1]
-        raw = np.frombuffer(memoryview(data), np.uint8)
-        opens = np.flatnonzero((raw == ord("[")) | (raw == ord("{")))
-        rows = np.searchsorted(offsets, opens, side="right") - 1  # the row each bracket is in
-        rows = rows[(rows >= 0) & (rows < len(arr))]
-        counts.append(np.bincount(rows, minlength=len(arr)))
+        raw = np.frombuffer(memoryview(data), np.uint8)[offsets[0] : offsets[-1]]
+        count = np.zeros(len(arr), np.int64)
+        for at in range(0, len(raw), WINDOW):
+            window = raw[at : at + WINDOW]
+            opens = np.flatnonzero((window == ord("[")) | (window == ord("{"))) + (offsets[0] + at)
+            rows = np.searchsorted(offsets, opens, side="right") - 1  # the row each bracket is in
+            count += np.bincount(rows, minlength=len(arr))
+        counts.append(count)
     return np.concatenate(counts) if counts else np.zeros(0, np.int64)
+
+
+def newlines(body: bytes) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Where `body`'s newlines are: `bytes.find` (memchr) from one to the next, which allocates
+    nothing the size of the body and took 0.6 ms for a 13 MB chunk against numpy's 2.2."""
+    found: list[int] = []
+    find = body.find
+    at = find(b"\n")
+    while at >= 0:
+        found.append(at)
+        at = find(b"\n", at + 1)
+    return np.array(found, np.int64)

@@ -52,7 +52,7 @@ from analytics.access.permissions import Grant, Viewer, require_flow_access
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput
-from analytics.core.json_scan import opening_brackets
+from analytics.core.json_scan import newlines, opening_brackets
 from analytics.core.json_text import loads_mended
 from analytics.history import ingest
 from analytics.history.node_facts_columnar import drop_facts, facts_into
@@ -185,7 +185,7 @@ class Lines:
             numbers = np.array([n for n, _ in numbered], np.int64)
             if not numbered:
                 return cls(body, *(np.zeros(0, np.int64) for _ in range(3)))
-        breaks = np.flatnonzero(np.frombuffer(body, np.uint8) == ord("\n"))
+        breaks = newlines(body)
         starts = np.concatenate(([0], breaks + 1)).astype(np.int64)
         ends = np.concatenate((breaks, [len(body)])).astype(np.int64)
         if numbers is None:
