@@ -18,8 +18,10 @@ Decisions, so every consumer reads the numbers the same way:
 - Gaps, not zeros: a bucket (or bucket x group) without runs has 0 for its counts (runs,
   success, error, aborted, tokens) and null for its rates, averages, percentiles and cost
   (`NULLABLE`): "nothing happened" is not "0 % failed in 0 ms for $0". Averages and
-  percentiles are also null where runs exist but none reported a duration (nodes). Totals
-  follow the same rule, and a change against a null is null.
+  percentiles are also null where runs exist but none reported a duration (nodes), and cost
+  where runs exist but none has a known cost (no price matches their models: a run's own cost
+  is then null, not 0, and /cost says the same); else cost sums the known ones. Totals follow
+  the same rule, and a change against a null is null.
 - Buckets are calendar-aligned in UTC (`time_bucket`): hours, days, ISO weeks from Monday,
   months from the 1st. With `tz` (an IANA zone, e.g. Europe/Berlin), day, week and month
   buckets start at that zone's local midnight instead, DST included (a day is then 23 or 25
@@ -92,7 +94,7 @@ _MEASURES: dict[Measure, str] = {
     Measure.AVG_DURATION: "avg(duration)",
     Measure.TOKENS_IN: "coalesce(sum(tokens_in), 0)::BIGINT",
     Measure.TOKENS_OUT: "coalesce(sum(tokens_out), 0)::BIGINT",
-    Measure.COST: "coalesce(sum(cost), 0::DOUBLE)",
+    Measure.COST: "sum(cost)",  # null when no run has a known cost (no price for its models)
 }
 # All percentiles asked for come from one quantile_cont over a list: one sort, not one each
 # (1.5x faster on 100k runs).
@@ -438,7 +440,7 @@ def _measure_cell(
     timed: int,
     tokens_in: int,
     tokens_out: int,
-    cost: float,
+    cost: float | None,
     quantile: Callable[[Measure], float | None],
 ) -> dict[str, Any]:
     """One cell of `_aggregates`' measures from its sums: what the fetched rows and the rollups
@@ -477,7 +479,7 @@ def _cell(rows: list[tuple[Any, ...]], measures: tuple[Measure, ...]) -> dict[st
         timed=len(durations),
         tokens_in=sum(r[4] for r in rows if r[4] is not None),
         tokens_out=sum(r[5] for r in rows if r[5] is not None),
-        cost=math.fsum(r[6] for r in rows if r[6] is not None),
+        cost=math.fsum(known) if (known := [r[6] for r in rows if r[6] is not None]) else None,
         quantile=lambda m: _quantile_cont(durations, float(_QUANTILES[m])) if durations else None,
     )
 

@@ -57,7 +57,7 @@ def _build(conn: Connection, where: str, params: list[Any]) -> None:
         " FROM (SELECT flow_id, CAST(created_at AS DATE) AS day, status, flow_version,"
         f" {BIN_SQL} AS bin, count(*) AS n, sum(execution_time) AS duration_sum,"
         " coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,"
-        " coalesce(sum(cost), 0) AS cost, bool_or(tokens_estimated) AS estimated"
+        " sum(cost) AS cost, bool_or(tokens_estimated) AS estimated"
         f" FROM executions WHERE {where} GROUP BY ALL)"
         # a flow's rows together: its trend reads a few runs of the column, not every flow's
         " GROUP BY flow_id, day, status, flow_version ORDER BY flow_id, day",
@@ -235,7 +235,7 @@ def read_cells(
             " sum(tokens_out)::BIGINT, sum(cost), bool_or(estimated), list(bin ORDER BY bin), list(n ORDER BY bin)"
             f" FROM (SELECT CAST(created_at AS DATE) AS day, {grp} AS grp, status, {BIN_SQL} AS bin,"
             " count(*) AS n, sum(execution_time) AS duration_sum, coalesce(sum(tokens_in), 0) AS tokens_in,"
-            " coalesce(sum(tokens_out), 0) AS tokens_out, coalesce(sum(cost), 0) AS cost,"
+            " coalesce(sum(tokens_out), 0) AS tokens_out, sum(cost) AS cost,"
             " bool_or(tokens_estimated) AS estimated FROM executions"
             f" WHERE created_at >= ? AND created_at < ? AND {flows_clause} AND {status_clause} AND {one}"
             " GROUP BY ALL) GROUP BY day, grp, status"
@@ -284,7 +284,7 @@ def _aggregate(
                     duration_sum=0.0,
                     tokens_in=0,
                     tokens_out=0,
-                    cost=0.0,
+                    cost=None,  # until a row has a known cost (null: none priced)
                 )
             c = cells[idx]
             c["_n"] += runs
@@ -292,7 +292,8 @@ def _aggregate(
             c["duration_sum"] += dsum
             c["tokens_in"] += tin
             c["tokens_out"] += tout
-            c["cost"] += cost
+            if cost is not None:
+                c["cost"] = cost if c["cost"] is None else c["cost"] + cost
             c["_est"] = c["_est"] or bool(est)
             if total:
                 total_of[i] = idx

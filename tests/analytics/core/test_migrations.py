@@ -85,13 +85,26 @@ def columns(store: Store) -> set[tuple[str, str]]:
     return {(r[0], r[1]) for r in rows}
 
 
+def nullable(store: Store) -> set[tuple[str, str]]:
+    rows = store.read(
+        lambda c: c.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+            " AND is_nullable = 'YES'"
+        ).fetchall()
+    )
+    return {(r[0], r[1]) for r in rows}
+
+
 def test_downgrade_one_step_at_a_time_to_zero_and_back(store: Store) -> None:
     created: dict[int, set[tuple[str, str]]] = {}
+    loosened: dict[int, set[tuple[str, str]]] = {}
     for m in migrations.all_migrations():  # up one at a time, noting the columns each adds
-        before = columns(store)
+        before, was_nullable = columns(store), nullable(store)
         assert [x.version for x in migrations.upgrade(store, m.version)] == [m.version]
         created[m.version] = columns(store) - before
-        assert created[m.version], f"migration {m.version} changed nothing"
+        loosened[m.version] = nullable(store) - was_nullable - created[m.version]
+        assert created[m.version] or loosened[m.version], f"migration {m.version} changed nothing"
+    assert loosened[10] == {("trend_rollups", "cost")}  # an unknown cost is null, not 0
     assert {t for t, _ in created[2]} == {"executions", "execution_nodes"}
     assert {t for t, _ in created[3]} == {"prices", "execution_annotations"}
     assert created[9] == {("alert_channels", "kind"), ("alert_channels", "config")}
@@ -103,6 +116,7 @@ def test_downgrade_one_step_at_a_time_to_zero_and_back(store: Store) -> None:
         assert [x.version for x in migrations.downgrade(store)] == [m.version]
         assert migrations.current(store) == (below[-1] if below else 0)
         assert before - columns(store) == created[m.version]
+        assert not loosened[m.version] & nullable(store)
         assert [v for v, _ in ledger(store)] == below
     assert migrations.current(store) == 0
     assert tables(store) == set()

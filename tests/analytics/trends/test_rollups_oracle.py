@@ -35,6 +35,7 @@ TODAY = date(2026, 4, 6)  # the refresh rolls the days before this one: DAY0 + 3
 LAST = 42  # runs until DAY0 + 41 (live days after TODAY)
 STATUSES = ("success", "error", "aborted")
 EDGE = timedelta(days=1) - timedelta(microseconds=1)
+MODEL = {False: "gpt-4o-mini", True: "zeta-unpriced-model"}  # True: no price matches it
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class Run:
     version: str | None
     tokens_in: int
     tokens_out: int
-    cost: float
+    cost: float | None
     estimated: bool
 
 
@@ -71,7 +72,8 @@ def _items(fid: str, rng: random.Random, days: range, per_day: tuple[int, int]) 
                     "execution_time": 0 if i % 13 == 5 else int(rng.lognormvariate(7, 1.5)),
                     "created_at": (base + offset).isoformat(),
                     "node_results": {
-                        "model_1739905519876_k3j9x2abq": {"modelId": "gpt-4o-mini", "text": "x" * i}
+                        # every third day a model no price matches: whole days of unknown cost (null)
+                        "model_1739905519876_k3j9x2abq": {"modelId": MODEL[d % 3 == 0], "text": "x" * i}
                     },
                 }
             )
@@ -103,7 +105,7 @@ def _store(world: World, items: list[dict[str, Any]]) -> None:
             version,
             tin or 0,
             tout or 0,
-            cost or 0.0,
+            cost,
             est,
         )
 
@@ -190,7 +192,8 @@ def _measures(runs: list[Run]) -> dict[str, Any]:
         out[f"{name}_duration"] = _quantile_cont(ms, q) if ms else None
     out["tokens_in"] = sum(r.tokens_in for r in runs)
     out["tokens_out"] = sum(r.tokens_out for r in runs)
-    out["cost"] = math.fsum(r.cost for r in runs) if n else None
+    known = [r.cost for r in runs if r.cost is not None]  # null when none is known (no price)
+    out["cost"] = math.fsum(known) if known else None
     return out
 
 

@@ -28,6 +28,7 @@ START = datetime(2025, 3, 10)  # a Monday
 END = datetime(2025, 3, 20)
 GAP = (datetime(2025, 3, 14), datetime(2025, 3, 17))  # no runs: empty buckets in the middle
 MODELS = ("gpt-4o-mini", "gpt-4o")
+UNPRICED = "zeta-unpriced-model"  # no price matches it
 NULLABLE = {
     "failure_rate",
     "avg_duration",
@@ -108,9 +109,10 @@ def expected(measure: Measure, rows: list[Row]) -> float | None:
     if measure.value.startswith("p"):
         q = int(measure.value[1:3]) / 100
         return quantile(durations, q) if durations else None
-    if measure is Measure.COST and not n:
-        return None
-    index = {"tokens_in": 2, "tokens_out": 3, "cost": 4}[measure.value]
+    if measure is Measure.COST:  # the known costs summed; null when none is known (or no runs)
+        known = [r[4] for r in rows if r[4] is not None]
+        return math.fsum(known) if known else None
+    index = {"tokens_in": 2, "tokens_out": 3}[measure.value]
     return sum(r[index] for r in rows if r[index] is not None)  # type: ignore[misc]
 
 
@@ -149,12 +151,12 @@ def assert_measures(got: dict[str, Any], rows: list[Row], measures: list[Measure
 
 
 def _node_results(
-    rng: random.Random, prices: Any, day: date, errored: bool
+    rng: random.Random, prices: Any, day: date, errored: bool, models: tuple[str, ...] = MODELS
 ) -> tuple[dict, dict | None, list]:
     results: dict[str, Any] = {"input_1": {"value": "hello"}}
     nodes = [Node("input_1", None, "success", None, None, None, None)]
     errors = None
-    for i, model in enumerate(MODELS):
+    for i, model in enumerate(models):
         if i == 1 and rng.random() < 0.4:
             continue  # the second model node is not in every run
         node_id = f"llm_{i}"
@@ -182,13 +184,15 @@ def _node_results(
     return results, errors, nodes
 
 
-def import_runs(ctx: Context, runs_spec: list[tuple[str, str, datetime]], seed: int = 1) -> list[Run]:
+def import_runs(
+    ctx: Context, runs_spec: list[tuple[str, str, datetime]], seed: int = 1, models: tuple[str, ...] = MODELS
+) -> list[Run]:
     """Runs of (flow, user, created_at) with random status, duration, nodes; saved as an admin."""
     rng = random.Random(seed)
     items, runs = [], []
     for flow_id, user_id, t in runs_spec:
         status = rng.choice(["success"] * 5 + ["error"] * 3 + ["aborted"] * 2)
-        results, errors, nodes = _node_results(rng, ctx.prices, t.date(), status == "error")
+        results, errors, nodes = _node_results(rng, ctx.prices, t.date(), status == "error", models)
         ms = rng.randrange(0, 60_000)
         items.append(
             make_execution(
@@ -224,6 +228,7 @@ class Data:
     public: str
     private: str
     runs: list[Run]
+    unpriced: str  # a private flow of the owner's whose model has no price
 
     def select(self, pred: Callable[[Run], bool] = lambda r: True) -> list[Run]:
         return [r for r in self.runs if pred(r)]
@@ -257,10 +262,14 @@ def data(ctx: Context) -> Data:
     spec += [(private, "owner", t) for t in random_times(rng, 60, lo, hi)]
     spec += [(public, "owner", START), (public, "reader", END)]  # start counts, end does not
     runs = import_runs(ctx, spec)
+    # a flow whose models no price matches: its runs' cost is unknown (null), not 0
+    unpriced = flows.create_flow(ctx, OWNER, name="unpriced", nodes=[], edges=[], access_control={}).id
+    times = random_times(rng, 25, START, END)
+    runs += import_runs(ctx, [(unpriced, "owner", t) for t in times], seed=3, models=(UNPRICED,))
     # a new version of the public flow, and runs of it
     flows.update_flow(ctx, OWNER, public, {"nodes": [{"id": "a"}, {"id": "b"}]})
     runs += import_runs(ctx, [(public, "owner", t) for t in random_times(rng, 30, START, END)], seed=2)
-    return Data(public, private, runs)
+    return Data(public, private, runs, unpriced)
 
 
 def in_range(r: Run, lo: datetime = START, hi: datetime = END) -> bool:
@@ -314,7 +323,7 @@ def test_previous_zero_gives_null_relative_change(ctx: Context, data: Data) -> N
     (total,) = trends.metrics(ctx, OWNER, q).totals.to_pylist()
     assert (total["runs"], total["runs_previous"], total["runs_change"]) == (1, 0, 1)
     assert total["runs_change_rel"] is None and total["cost_change_rel"] is None
-    assert close(total["cost"], only[0].cost or 0.0)
+    assert close(total["cost"], only[0].cost)
     no_prev = trends.metrics(ctx, OWNER, query(previous=False, measures=["runs"]))
     (total,) = no_prev.totals.to_pylist()
     assert total["runs_previous"] is None and total["runs_change"] is None
@@ -406,7 +415,8 @@ def test_group_by_node(ctx: Context, data: Data) -> None:
 def test_group_by_model_counts_node_runs_and_skips_nodes_without_model(ctx: Context, data: Data) -> None:
     result = trends.metrics(ctx, OWNER, query(bucket="week", group_by="model"))
     totals = {t["group"]: t for t in result.totals.to_pylist()}
-    assert set(totals) == set(MODELS)
+    assert set(totals) == {*MODELS, UNPRICED}
+    assert totals[UNPRICED]["runs"] > 0 and totals[UNPRICED]["cost"] is None  # unknown, not $0
     for model, t in totals.items():
         rows = [
             (n.status, n.duration_ms, n.tokens_in, n.tokens_out, n.cost)
@@ -494,7 +504,7 @@ def test_stranger_sees_nothing_of_a_private_flow(ctx: Context, data: Data) -> No
         assert data.private not in labels and "owner" not in labels, group_by
         assert sum(t["runs"] for t in result.totals.to_pylist()) == 0
     admin = trends.metrics(ctx, ADMIN, query(group_by="flow", measures=["runs"]))
-    assert {t["group"] for t in admin.totals.to_pylist()} == {data.public, data.private}
+    assert {t["group"] for t in admin.totals.to_pylist()} == {data.public, data.private, data.unpriced}
 
 
 def test_flow_trend_checks_the_flow_first_and_narrows_to_it(ctx: Context, data: Data) -> None:

@@ -92,7 +92,7 @@ export async function render(root, _args, ctx) {
     runs: (r) => r.m?.runs.value ?? -1,
     failure_rate: (r) => (r.m?.runs.value ? r.m.failure_rate.value : -1),
     p95: (r) => (r.m?.runs.value ? r.m.p95_duration.value : -1),
-    cost: (r) => (r.m?.runs.value ? r.m.cost.value : -1),
+    cost: (r) => (r.m?.runs.value ? (r.m.cost.value ?? -1) : -1), // unknown (no price) sorts with none
   }[sort] || ((r) => r.flow.name);
   rows.sort((a, b) => {
     const ka = key(a), kb = key(b);
