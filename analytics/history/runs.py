@@ -16,7 +16,7 @@ import orjson
 
 from analytics.access.permissions import Viewer, require_flow_access
 from analytics.core.context import Context
-from analytics.core.errors import InvalidInput, NotFound
+from analytics.core.errors import FlowHistoryError, InvalidInput, NotFound
 from analytics.core.store import Connection
 from analytics.history import changes
 from analytics.history.counters import Stats
@@ -169,6 +169,19 @@ def _loads(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
+def _elsewhere(ctx: Context, viewer: Viewer, flow_id: str, user_id: str) -> str:
+    """The 404 detail for a run that is under another flow: the peer's "not found for this
+    flow" only to a caller who may read the run where it is; to anyone else it does not exist
+    (else its id would tell of a flow the caller cannot see)."""
+    try:
+        grant = require_flow_access(ctx.directory, viewer, flow_id)
+    except FlowHistoryError:
+        return EXECUTION_NOT_FOUND
+    if grant.only_user is not None and user_id != grant.only_user:
+        return EXECUTION_NOT_FOUND
+    return EXECUTION_NOT_IN_FLOW
+
+
 def get_execution(ctx: Context, viewer: Viewer, flow_id: str, execution_id: str) -> Execution:
     grant = require_flow_access(ctx.directory, viewer, flow_id)
     exec_id = _uuid_or_none(execution_id)
@@ -187,7 +200,7 @@ def get_execution(ctx: Context, viewer: Viewer, flow_id: str, execution_id: str)
     eid, fid, uid, status, inputs, outputs, same, node_results, errors, ms, created, meta, *rest = rows[0]
     tokens_in, tokens_out, estimated, cost, version, replay_of, node_facts = rest
     if fid != flow_id:
-        raise NotFound(EXECUTION_NOT_IN_FLOW)
+        raise NotFound(_elsewhere(ctx, viewer, fid, uid))
     if grant.only_user is not None and uid != grant.only_user:
         raise NotFound(EXECUTION_NOT_FOUND)  # another user's run: its existence is not ours to tell
     annotation = _annotation(ctx, eid, fid) if eid in ctx.annotated else None
@@ -276,18 +289,21 @@ def delete_execution(ctx: Context, viewer: Viewer, flow_id: str, execution_id: s
     if exec_id is None:
         raise NotFound(EXECUTION_NOT_FOUND)
 
-    def delete(c: Connection) -> str | None:
-        found = c.execute("SELECT flow_id FROM executions WHERE id = ?", [exec_id]).fetchall()
+    def delete(c: Connection) -> tuple[str, str] | None:
+        """None when deleted, else where the run is: ("", "") when nowhere."""
+        found = c.execute("SELECT flow_id, user_id FROM executions WHERE id = ?", [exec_id]).fetchall()
         if not found:
-            return EXECUTION_NOT_FOUND
+            return ("", "")
         if found[0][0] != flow_id:
-            return EXECUTION_NOT_IN_FLOW
+            return found[0]
         _delete_ids(c, [exec_id])
         return None
 
-    problem = _write_flow(ctx, flow_id, delete)
-    if problem is not None:
-        raise NotFound(problem)
+    elsewhere = _write_flow(ctx, flow_id, delete)
+    if elsewhere == ("", ""):
+        raise NotFound(EXECUTION_NOT_FOUND)
+    if elsewhere is not None:
+        raise NotFound(_elsewhere(ctx, viewer, *elsewhere))
 
 
 def delete_executions(ctx: Context, viewer: Viewer, flow_id: str) -> int:

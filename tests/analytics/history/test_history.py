@@ -13,7 +13,7 @@ from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 from analytics.flows import registry as flows
 from analytics.history import ingest
 from analytics.history import runs as history
-from tests.factories import OWNER, READER, make_execution
+from tests.factories import OWNER, READER, STRANGER, make_execution
 
 BASE = datetime(2026, 1, 1, 12, 0, 0)
 
@@ -158,6 +158,27 @@ def test_execution_of_another_flow(ctx: Context, flow_id: str) -> None:
     with pytest.raises(NotFound, match="Execution not found for this flow"):
         history.delete_execution(ctx, OWNER, flow_id, eid)
     assert history.get_execution(ctx, OWNER, other, eid).id == eid
+
+
+def test_a_run_of_a_flow_the_caller_cannot_read_is_not_found_from_their_own(
+    ctx: Context, flow_id: str
+) -> None:
+    """The peer's "for this flow" tells that the id exists elsewhere: only to who may read it."""
+    users.create_user(ctx, "stranger")
+    hidden = flows.create_flow(ctx, OWNER, name="hidden", nodes=[], edges=[], access_control={}).id
+    (eid,) = _import(ctx, hidden, [BASE])
+    theirs = flows.create_flow(ctx, STRANGER, name="theirs", nodes=[], edges=[]).id
+    for call in (history.get_execution, history.delete_execution):
+        with pytest.raises(NotFound) as refused:
+            call(ctx, STRANGER, theirs, eid)
+        assert refused.value.detail == "Execution not found"
+    # a reader of a public flow sees only their own runs there: another user's run is not theirs
+    public = flows.create_flow(ctx, OWNER, name="public", nodes=[], edges=[], access_control=None).id
+    (owners,) = _import(ctx, public, [BASE])
+    with pytest.raises(NotFound) as refused:
+        history.get_execution(ctx, STRANGER, theirs, owners)
+    assert refused.value.detail == "Execution not found"
+    assert history.get_execution(ctx, OWNER, hidden, eid).id == eid  # still there
 
 
 def test_outputs_copy_is_stored_once_and_restored(ctx: Context, flow_id: str) -> None:
