@@ -11,7 +11,8 @@ Who sees and manages what:
 - A silence of a rule is made and ended by those who manage the rule, and seen by those who see
   it; a silence of a flow (every rule judging it) by the flow's owner and admins, seen by those
   who see every run of the flow. An unknown rule or flow in a silence is a 422 naming the field;
-  a flow the caller cannot read is "not found" (a rule the caller cannot see is unknown).
+  a flow the caller cannot read is a 403, as every flow route answers it (a rule the caller
+  cannot see is unknown).
 A rule the caller may not see is "not found", never "forbidden": its existence is not told.
 
 Nothing here reaches into the server's runtime: a rule change is announced on the Context
@@ -29,7 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from analytics.access.permissions import FLOW_NOT_FOUND, Viewer, grant_for, require_flow_access
+from analytics.access.permissions import Viewer, grant_for, require_flow_access
 from analytics.alerts import repository as repo
 from analytics.alerts.channels import ChannelCreate, ChannelUpdate, check_destination, stored_fields
 from analytics.alerts.lifecycle import evaluator
@@ -353,9 +354,7 @@ def _require_silence_rights(ctx: Context, viewer: Viewer, rule_id: str | None, f
     flow = ctx.directory.flow(flow_id)
     if flow is None:
         raise InvalidInput(f"flow_id: there is no flow {flow_id!r}", field="flow_id")
-    if not grant_for(ctx.directory, viewer, flow).read:
-        raise NotFound(FLOW_NOT_FOUND)
-    require_flow_access(ctx.directory, viewer, flow_id, owner=True)
+    require_flow_access(ctx.directory, viewer, flow_id, owner=True)  # 403, as GET /flows/{id} answers
 
 
 def _sees_silence(ctx: Context, viewer: Viewer, s: Silence, rules: dict[str, Rule]) -> bool:

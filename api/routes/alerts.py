@@ -30,6 +30,7 @@ from api.schemas.alerts import (
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], route_class=JsonRoute)
 Limit = Annotated[int, Query(ge=1, le=1000)]
+OptionalId = Annotated[str | None, Query(min_length=1, max_length=255)]  # `?flow_id=` (empty) is a 422
 
 
 def _rule(ctx: Ctx, viewer: CurrentUser, rule: Rule) -> RuleOut:
@@ -37,7 +38,7 @@ def _rule(ctx: Ctx, viewer: CurrentUser, rule: Rule) -> RuleOut:
 
 
 @router.get("/rules", response_model=list[RuleOut])
-def list_rules(viewer: CurrentUser, ctx: Ctx, flow_id: str | None = None) -> list[RuleOut]:
+def list_rules(viewer: CurrentUser, ctx: Ctx, flow_id: OptionalId = None) -> list[RuleOut]:
     """Rules the caller sees, with their state per flow; `flow_id` narrows to one flow's."""
     rules = service.list_rules(ctx, viewer, flow_id=flow_id)
     states = service.rule_states(ctx, viewer, rules)
@@ -100,7 +101,7 @@ def rule_transitions(rule_id: str, viewer: CurrentUser, ctx: Ctx, limit: Limit =
 
 
 @router.get("/transitions", response_model=list[TransitionOut])
-def transitions(viewer: CurrentUser, ctx: Ctx, flow_id: str | None = None, limit: Limit = 100) -> Any:
+def transitions(viewer: CurrentUser, ctx: Ctx, flow_id: OptionalId = None, limit: Limit = 100) -> Any:
     """Transitions of every rule the caller sees (or of one flow), newest first."""
     return service.list_transitions(ctx, viewer, flow_id=flow_id, limit=limit)
 
@@ -109,8 +110,8 @@ def transitions(viewer: CurrentUser, ctx: Ctx, flow_id: str | None = None, limit
 def list_silences(
     viewer: CurrentUser,
     ctx: Ctx,
-    flow_id: str | None = None,
-    rule_id: str | None = None,
+    flow_id: OptionalId = None,
+    rule_id: OptionalId = None,
     active: Annotated[bool | None, Query(description="true: in force or to come; false: over")] = None,
 ) -> Any:
     """Silences the caller sees, newest first; `flow_id` narrows to the flow's and its rules'."""
@@ -179,6 +180,6 @@ def channel_deliveries(channel_id: str, viewer: CurrentUser, ctx: Ctx, limit: Li
 
 
 @router.get("/deliveries", response_model=list[DeliveryOut])
-def deliveries(viewer: CurrentUser, ctx: Ctx, rule_id: str | None = None, limit: Limit = 100) -> Any:
+def deliveries(viewer: CurrentUser, ctx: Ctx, rule_id: OptionalId = None, limit: Limit = 100) -> Any:
     """Attempts to the caller's channels (admins: all), optionally of one rule, newest first."""
     return service.list_deliveries(ctx, viewer, rule_id=rule_id, limit=limit)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from analytics.access.permissions import ACCESS_DENIED
 from tests.analytics.alerts import conftest as _alerts_fixtures
 from tests.factories import World, bearer, save_run
 
@@ -363,12 +364,12 @@ def test_silence_validation_names_the_field(world: World, overrides: dict[str, A
     assert world.client.get(SILENCES, headers=bearer("owner")).json() == []  # nothing stored
 
 
-def test_unknown_flow_is_422_and_an_unreadable_one_404(world: World) -> None:
+def test_unknown_flow_is_422_and_an_unreadable_one_403(world: World) -> None:
     body = {"duration": "1h", "comment": "x"}
     r = world.client.post(SILENCES, json={**body, "flow_id": "no-such-flow"}, headers=bearer("owner"))
     assert field_of(r) == "flow_id"
     r = world.client.post(SILENCES, json={**body, "flow_id": world.private}, headers=bearer("stranger"))
-    assert r.status_code == 404 and r.json()["detail"] == "Flow not found"
+    assert r.status_code == 403 and r.json()["detail"] == ACCESS_DENIED
 
 
 def test_silences_who_may_make_see_and_end_them(world: World) -> None:
@@ -383,6 +384,10 @@ def test_silences_who_may_make_see_and_end_them(world: World) -> None:
             SILENCES, json={"flow_id": world.shared, "duration": "1h", "comment": "x"}, headers=bearer(user)
         )
         assert r.status_code == 403, (user, r.text)
+    # an empty filter is a 422 naming it
+    for params in ({"flow_id": ""}, {"rule_id": ""}):
+        r = world.client.get(SILENCES, params=params, headers=bearer("owner"))
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", *params], r.text
 
     r = world.client.post(
         SILENCES, json={"rule_id": rule["id"], "duration": "2h", "comment": "deploy"}, headers=bearer("owner")
