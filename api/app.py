@@ -24,6 +24,7 @@ from api.body_limit import BodyLimit
 from api.errors import CatchAll, add_exception_handlers
 from api.head_requests import HeadAsGet
 from api.observability import install as install_observability
+from api.path_guard import ControlCharacterPaths
 from api.redirects import RelativeRedirects
 from api.routes import admin, batch, cost, executions, flows, health, insights, search, trends
 from api.routes import alerts as alerts_routes
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(HeadAsGet)  # innermost: routed as the GET it asks about
+    app.add_middleware(ControlCharacterPaths)
     app.add_middleware(RelativeRedirects)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAll)  # outside BodyLimit, so it also catches BodyLimit's

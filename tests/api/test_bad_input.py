@@ -435,6 +435,22 @@ def test_unknown_execution_is_404(bw: World, flow: str, bad_id: str, method: str
     assert everything(bw, flow) == before
 
 
+@pytest.mark.parametrize("tail", ["%0A", "%0D", "%00", "%09", "%7F"])
+def test_a_path_with_a_control_character_matches_no_route(bw: World, flow: str, tail: str) -> None:
+    """Python's `$` matches before a final newline: `executions%0A` reached the delete route."""
+    before = everything(bw, flow)
+    for method, path in (
+        ("DELETE", f"/api/v1/flows/{flow}/executions{tail}"),
+        ("GET", f"/api/v1/flows/{tail}"),
+        ("GET", f"/api/v1/flows/accessible{tail}"),
+        ("GET", f"/api/v1/flows/{flow}/executions/stats{tail}"),
+        ("GET", f"/api/v1/flows/{flow}{tail}/export"),
+    ):
+        r = bw.client.request(method, path, headers=bearer("owner"))
+        assert assert_refused(r, 404) == "Not Found", (method, path)
+    assert everything(bw, flow) == before
+
+
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_execution_of_another_flow_is_404_for_this_flow(bw: World, flow: str, method: str) -> None:
     elsewhere = bw.post_run("owner", bw.public)
