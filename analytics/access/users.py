@@ -161,13 +161,32 @@ def revoke_api_key(ctx: Context, key_id: str) -> None:
         raise NotFound(f"API key {key_id} not found")
 
 
+def _members(user_ids: list[str]) -> tuple[str, ...]:
+    """Members are user ids by the rule a user's id follows. One no user has yet is kept: an
+    Open WebUI user who has not signed in here gets the group's grants when they do."""
+    members = tuple(dict.fromkeys(user_ids))
+    for uid in members:
+        if not uid or len(uid) > 255 or _CONTROL.search(uid):
+            raise InvalidInput(
+                f"user_ids: {uid!r} is not a user id (1 to 255 characters, no control characters)",
+                field="user_ids",
+            )
+    return members
+
+
+def _check_group_name(name: str) -> None:
+    if not name.strip():
+        raise InvalidInput("group name must not be empty", field="name")
+    if _CONTROL.search(name):
+        raise InvalidInput("group name must not hold control characters", field="name")
+
+
 def create_group(
     ctx: Context, name: str, *, user_ids: list[str] | None = None, description: str | None = None
 ) -> Group:
     _ours(ctx, "groups")
-    if not name.strip():
-        raise InvalidInput("group name must not be empty", field="name")
-    group = Group(uuid.uuid4().hex, name, description, tuple(dict.fromkeys(user_ids or [])))
+    _check_group_name(name)
+    group = Group(uuid.uuid4().hex, name, description, _members(user_ids or []))
 
     def insert(c: Connection) -> None:
         c.execute(
@@ -187,7 +206,7 @@ def set_group_members(ctx: Context, group_id: str, user_ids: list[str]) -> Group
     )
     if not rows:
         raise NotFound(f"group {group_id} not found")
-    members = tuple(dict.fromkeys(user_ids))
+    members = _members(user_ids)
 
     def replace(c: Connection) -> None:
         c.execute("DELETE FROM group_members WHERE group_id = ?", [group_id])
