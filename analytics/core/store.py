@@ -86,6 +86,25 @@ class Rows:
         return pa.table(self.columns, schema=self.schema)
 
 
+@dataclass(frozen=True, slots=True)
+class Requires:
+    """Keys the rows refer to, which must still be in `table.column` when they go in: a foreign
+    key checked on the writer, so a row staged before a concurrent delete of its parent (a run
+    of a flow deleted meanwhile) is refused instead of outliving it."""
+
+    table: str
+    column: str
+    keys: frozenset[str]
+
+
+class MissingKeys(LookupError):
+    """An append's required keys that are gone: nothing of that append was stored."""
+
+    def __init__(self, keys: frozenset[str]) -> None:
+        super().__init__(f"gone before the commit: {sorted(keys)}")
+        self.keys = keys
+
+
 @dataclass(slots=True)
 class Append:
     """Rows to append, per table in the order given; merged with neighbours into one insert.
@@ -94,6 +113,7 @@ class Append:
     """
 
     tables: dict[str, Rows | pa.Table]
+    requires: Requires | None = None
 
 
 @dataclass(slots=True)
@@ -550,6 +570,9 @@ class Store:
             batch = [t for t in batch if t.frees_space]
             if not batch:
                 return
+        batch = self._without_missing_keys(conn, batch)
+        if not batch:
+            return
         started = time.perf_counter()
         rows: dict[str, int] = {}
         try:
@@ -875,6 +898,38 @@ class Store:
             results.append(task.work(conn))
         self._insert(conn, pending, rows)
         return results
+
+    def _without_missing_keys(self, conn: Connection, batch: list[_Task]) -> list[_Task]:
+        """Fail the appends whose required keys are gone (MissingKeys); the rest go on. Nothing
+        can delete a key between this look and the insert: deletes are writes, on this thread."""
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for task in batch:
+            if isinstance(task.work, Append) and task.work.requires is not None:
+                wanted.setdefault((task.work.requires.table, task.work.requires.column), set()).update(
+                    task.work.requires.keys
+                )
+        if not wanted:
+            return batch
+        gone: dict[tuple[str, str], set[str]] = {}
+        try:
+            for (table, column), keys in wanted.items():
+                found = conn.execute(
+                    f"SELECT {column} FROM {table} WHERE {column} IN (SELECT unnest(?::VARCHAR[]))",
+                    [sorted(keys)],
+                ).fetchall()
+                gone[(table, column)] = keys - {k for (k,) in found}
+        except BaseException:
+            self._clean_writer()
+            return batch  # the insert meets the same trouble and says so
+        kept = []
+        for task in batch:
+            need = task.work.requires if isinstance(task.work, Append) else None
+            missing = need.keys & gone[(need.table, need.column)] if need is not None else frozenset()
+            if missing:
+                self._fail(task, MissingKeys(frozenset(missing)))
+            else:
+                kept.append(task)
+        return kept
 
     @staticmethod
     def _insert(conn: Connection, appends: list[Append], counted: dict[str, int]) -> None:

@@ -48,7 +48,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import TypeAdapter, ValidationError
 
-from analytics.access.permissions import Grant, Viewer, require_flow_access
+from analytics.access.permissions import FLOW_NOT_FOUND, Grant, Viewer, require_flow_access
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput
@@ -462,20 +462,24 @@ class _Batch:
             self._preparers.close()
         with timings.stage("insert (writer, commit)"):
             for committed, stored, table in pending:
+                flows = cast("list[str]", table.column("flow_id").to_pylist())
                 try:
-                    taken, error = ingest.commit_new(
+                    taken, gone, error = ingest.commit_new(
                         ctx,
                         [run_id for _, run_id in stored],
+                        flows,
                         partial(_submit_rows, ctx, table),
                         first=committed,
                     )
                 except Exception as exc:  # looking the ids up again failed: the verdict says why
-                    taken, error = set(), exc
+                    taken, gone, error = set(), set(), exc
                 failure = None if error is None else ingest.failure_verdict(error)
-                for index, run_id in stored:  # a chunk that failed: nothing of it was stored
+                for (index, run_id), flow in zip(stored, flows, strict=True):  # failed: none stored
                     if run_id in taken:  # by a concurrent batch or import, since it was checked
                         detail = f"an execution with id {run_id} already exists"
                         results[index] = ingest.ItemResult(index, "refused", detail=detail)
+                    elif flow in gone:  # deleted since it was checked: the run does not outlive it
+                        results[index] = ingest.ItemResult(index, "refused", detail=FLOW_NOT_FOUND)
                     elif failure is not None:
                         results[index] = ingest.ItemResult(index, "refused", detail=failure)
                     else:

@@ -17,19 +17,19 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import duckdb
 import pyarrow as pa
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from analytics.access.permissions import Grant, Viewer, require_flow_access
+from analytics.access.permissions import FLOW_NOT_FOUND, Grant, Viewer, require_flow_access
 from analytics.core.clock import UtcTime, epoch_micros, naive_utc, utc_now
 from analytics.core.context import Context
-from analytics.core.errors import FlowHistoryError, InvalidInput
+from analytics.core.errors import FlowHistoryError, InvalidInput, NotFound
 from analytics.core.flow_version import flow_version
 from analytics.core.jsonio import stored_text
-from analytics.core.store import Append, Rows
+from analytics.core.store import Append, MissingKeys, Requires, Rows
 from analytics.history.node_facts import NodeFact, node_facts
 from analytics.history.runs import Execution
 
@@ -341,10 +341,17 @@ def _columns(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> Rows:
     return Rows(schema, {name: list(col) for name, col in zip(schema.names, cols, strict=True)})
 
 
+def _of_flows(flow_ids: Iterable[str]) -> Requires:
+    """A run goes in only while its flow is there: one staged before a concurrent delete of the
+    flow is refused (MissingKeys) instead of outliving it."""
+    return Requires("flows", "id", frozenset(flow_ids))
+
+
 def submit(ctx: Context, staged: list[Staged]) -> Future[Any]:
-    """Queue staged runs for the writer; the future resolves after the commit."""
+    """Queue staged runs for the writer; the future resolves after the commit (MissingKeys:
+    their flow was deleted meanwhile, nothing stored)."""
     rows = [s.row for s in staged]
-    append = Append({"executions": _columns(EXECUTIONS_SCHEMA, rows)})
+    append = Append({"executions": _columns(EXECUTIONS_SCHEMA, rows)}, _of_flows(r[1] for r in rows))
     return ctx.store.submit(append, after_commit=_counted(ctx, *([r[i] for r in rows] for i in range(1, 6))))
 
 
@@ -352,8 +359,13 @@ def submit_table(ctx: Context, table: pa.Table) -> Future[Any]:
     """Queue runs already in columns (EXECUTIONS_SCHEMA), as the batch's bulk path builds them."""
     names = ("flow_id", "user_id", "status", "execution_time", "created_at")
     flows, users, statuses, times, created = (table.column(n).to_pylist() for n in names)
-    append = Append({"executions": table})
+    append = Append({"executions": table}, _of_flows(cast("list[str]", flows)))
     return ctx.store.submit(append, after_commit=_counted(ctx, flows, users, statuses, times, created))
+
+
+def flow_gone(exc: BaseException) -> BaseException:
+    """A commit's error as the caller should see it: a flow deleted meanwhile is a 404."""
+    return NotFound(FLOW_NOT_FOUND) if isinstance(exc, MissingKeys) else exc
 
 
 def rows_table(rows: list[tuple[Any, ...]]) -> pa.Table:
@@ -391,7 +403,7 @@ def save(
         if exc is None:
             saved.set_result(staged.execution)
         else:
-            saved.set_exception(exc)
+            saved.set_exception(flow_gone(exc))
 
     submit(ctx, [staged]).add_done_callback(answer)
     return saved
@@ -407,7 +419,9 @@ def parse_form(data: Any, model: type[ExecutionCreate] = ExecutionCreate) -> Exe
 def save_execution(ctx: Context, viewer: Viewer, data: Any, *, flow_id: str) -> Execution:
     """Store one run of `flow_id` and return it once committed (the library's E1)."""
     staged = stage(ctx, viewer, parse_form(data), flow_id=flow_id)
-    submit(ctx, [staged]).result()
+    error = submit(ctx, [staged]).exception()
+    if error is not None:
+        raise flow_gone(error)
     return staged.execution
 
 
@@ -458,15 +472,20 @@ def save_executions(
         ids = [s.execution.id for _, s in fresh]
         try:
             remember_definitions(ctx, [s for _, s in fresh])
-            taken, error = commit_new(ctx, ids, lambda keep: submit(ctx, [fresh[i][1] for i in keep]))
+            flows = [s.execution.flow_id for _, s in fresh]
+            taken, gone, error = commit_new(
+                ctx, ids, flows, lambda keep: submit(ctx, [fresh[i][1] for i in keep])
+            )
         except Exception as exc:
-            taken, error = set(), exc
+            taken, gone, error = set(), set(), exc
         why = None if error is None else failure_verdict(error)
         for index, s in fresh:
             if s.execution.id in taken:
                 results[index] = ItemResult(
                     index, "refused", detail=f"an execution with id {s.execution.id} already exists"
                 )
+            elif s.execution.flow_id in gone:
+                results[index] = ItemResult(index, "refused", detail=FLOW_NOT_FOUND)
             elif why is not None:  # nothing of it was stored
                 results[index] = ItemResult(index, "refused", detail=why)
             else:
@@ -508,27 +527,34 @@ def check_batch_size(ctx: Context, items: int) -> None:
 def commit_new(
     ctx: Context,
     ids: list[str],
+    flows: list[str],
     submit_some: Callable[[list[int]], Future[Any]],
     first: Future[Any] | None = None,
-) -> tuple[set[str], BaseException | None]:
-    """Commit the runs `ids` (`submit_some` queues those at the positions given), less any that
-    a concurrent batch or import stored since they were checked: the insert is then refused on
-    the id's key as a whole, so the ids are looked up again and the others submitted once more.
-    Answers the ids found stored meanwhile, and the error that kept the rest out (None: stored)."""
+) -> tuple[set[str], set[str], BaseException | None]:
+    """Commit the runs `ids` of `flows` (`submit_some` queues those at the positions given), less
+    any that a concurrent batch or import stored since they were checked (the insert is then
+    refused on the id's key as a whole, so the ids are looked up again) and those of a flow
+    deleted meanwhile (MissingKeys); the others are submitted once more. Answers the ids found
+    stored meanwhile, the flows found gone, and the error that kept the rest out (None: stored)."""
     taken: set[str] = set()
+    gone: set[str] = set()
     keep = list(range(len(ids)))
     future = first if first is not None else submit_some(keep)
     while True:
         error = future.exception()
-        if not isinstance(error, duckdb.ConstraintException):
-            return taken, error
-        now = existing_ids(ctx, [ids[i] for i in keep])
-        if not now:  # another constraint: not a race on ids
-            return taken, error
-        taken |= now
-        keep = [i for i in keep if ids[i] not in now]
+        if isinstance(error, MissingKeys):
+            gone |= error.keys
+            keep = [i for i in keep if flows[i] not in gone]
+        elif isinstance(error, duckdb.ConstraintException):
+            now = existing_ids(ctx, [ids[i] for i in keep])
+            if not now:  # another constraint: not a race on ids
+                return taken, gone, error
+            taken |= now
+            keep = [i for i in keep if ids[i] not in now]
+        else:
+            return taken, gone, error
         if not keep:
-            return taken, None
+            return taken, gone, None
         future = submit_some(keep)
 
 
