@@ -12,7 +12,8 @@ and retention archives (separate folders, see the README).
 
 A restore copies the backup into a fresh file beside the store (reading every block, so a
 damaged or truncated backup fails there, with the store untouched), checks it, keeps the old
-store as `<db>.before-restore-<UTC time>` and renames the copy into place. It refuses while a
+store as `<db>.before-restore-<UTC time>` (a hard link: the store never leaves its path) and
+renames the copy into place. It refuses while a
 process holds the store (StoreLocked): DuckDB allows one process per file, and a server would
 keep writing to the old one.
 """
@@ -24,6 +25,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -262,8 +264,8 @@ def restore(src: Path, db_path: Path) -> Restored:
             previous = db_path.with_name(
                 f"{db_path.name}.before-restore-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
             )
-            os.replace(db_path, previous)
-        os.replace(fresh, db_path)
+            _keep_as(db_path, previous)
+        os.replace(fresh, db_path)  # one step from the old store to the restored one
         _fsync(db_path)
     finally:
         if holder is not None:
@@ -276,6 +278,44 @@ def restore(src: Path, db_path: Path) -> Restored:
         version,
         round(time.monotonic() - started, 3),
     )
+
+
+def _keep_as(db_path: Path, previous: Path) -> None:
+    """The current store also under `previous`, while it stays at `db_path`: a hard link, so a
+    restore killed before the copy is renamed in leaves the store where it was (two renames left
+    no store at the path between them, and the next `serve` started an empty one)."""
+    try:
+        os.link(db_path, previous)
+    except OSError:  # a filesystem without hard links: the old two renames
+        os.replace(db_path, previous)
+
+
+def place_backup(made: Path, dest: Path) -> None:
+    """Move a finished backup to `dest`, where no partial file ever sits: to another filesystem
+    it is copied under a temporary name beside `dest`, fsynced, then renamed (a copy cut short
+    by a full disk is removed); an existing `dest` is never overwritten (Conflict)."""
+    if dest.exists():
+        raise Conflict(f"{dest} exists; a backup never overwrites a file")
+    try:
+        os.link(made, dest)  # the same filesystem: atomic, and refuses an existing file
+        made.unlink()
+        return
+    except FileExistsError:
+        raise Conflict(f"{dest} exists; a backup never overwrites a file") from None
+    except OSError:
+        pass  # another filesystem (or no hard links there): copy it
+    partial = _scratch(dest, "partial")
+    try:
+        shutil.copyfile(made, partial)
+        _fsync(partial)
+        if dest.exists():
+            raise Conflict(f"{dest} appeared while the backup was copied there")
+        os.replace(partial, dest)
+        _fsync(dest)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    made.unlink()
 
 
 def _hold(db_path: Path) -> duckdb.DuckDBPyConnection | None:

@@ -9,7 +9,6 @@ stopped: DuckDB allows one process per store, and a running server would keep it
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -100,9 +99,10 @@ def _through_server(settings: Settings, dest: Path) -> None:
         )
         return
     try:
-        shutil.move(made, dest)
-    except OSError as exc:
-        error(f"the backup is at {made}; moving it failed: {exc}")
+        backups.place_backup(made, dest)
+    except (OSError, FlowHistoryError) as exc:
+        why = exc.detail if isinstance(exc, FlowHistoryError) else exc
+        error(f"the backup is at {made}; moving it to {dest} failed (nothing was left there): {why}")
         raise typer.Exit(1) from exc
     console.print(f"backed up {summary} through the server at {url} to {escape(str(dest))}")
 

@@ -216,3 +216,50 @@ def test_partials_a_killed_backup_left_are_removed_at_start_and_before_a_backup(
         assert r.status_code == 200, r.text
         assert not any(p.exists() for p in stale)
         assert all(p.exists() for p in running) and mine.exists()
+
+
+def test_a_restore_cut_short_before_the_copy_is_renamed_in_leaves_the_store_where_it_was(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old store was renamed away first, then the copy in: killed between the two, there was
+    no store at the path, and the next `serve` made an empty one (a new admin key with it)."""
+    save_run(world, world.public, text="in the backup")
+    bak = tmp_path / "b.duckdb"
+    backup.backup(world.ctx, bak)
+    db = tmp_path / "other" / "store.duckdb"
+    with open_context(Settings(db_path=db, webui_secret_key=SECRET)) as other:
+        before = other.store.read(store_contents)
+    replace = os.replace
+
+    def killed(src: Any, dst: Any) -> None:
+        if Path(dst) == db:
+            raise KeyboardInterrupt  # the process dies here
+        replace(src, dst)
+
+    monkeypatch.setattr(backup.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        backup.restore(bak, db)
+    monkeypatch.undo()
+    assert dump_file(db) == before  # the old store, still at its path
+    done = backup.restore(bak, db)  # and the restore, run again, goes through
+    assert dump_file(db) != before and dump_file(done.previous) == before  # type: ignore[arg-type]
+
+
+def test_a_backup_moved_to_another_full_disk_leaves_no_partial_file(tmp_path: Path, small_disk: Path) -> None:
+    """The CLI's backup through a server is written in the server's folder, then moved to DEST:
+    to another filesystem that was a copy straight under DEST, left truncated by a full disk."""
+    made = tmp_path / "made.duckdb"
+    made.write_bytes(os.urandom(32 << 20))  # more than the 24 MiB disk holds
+    dest = small_disk / "copy.duckdb"
+    with pytest.raises(OSError):
+        backup.place_backup(made, dest)
+    assert os.listdir(small_disk) == [] and made.exists()  # nothing under DEST, the backup kept
+    made.write_bytes(b"x" * 1000)
+    backup.place_backup(made, dest)
+    assert dest.read_bytes() == b"x" * 1000 and not made.exists()
+    made.write_bytes(b"y")
+    with pytest.raises(Conflict):  # never over an existing file
+        backup.place_backup(made, dest)
+    same = tmp_path / "same-disk.duckdb"
+    backup.place_backup(made, same)
+    assert same.read_bytes() == b"y" and not made.exists()
