@@ -17,7 +17,10 @@ from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
 from api.app import create_app
 from tests.factories import SECRET, World, build_world
+from tests.factories.disk import small_disk
 from tests.openwebui.pg_server import PostgresServer, postgres_server
+
+__all__ = ["small_disk"]  # a fixture for every folder: a tmpfs of its own
 
 # Every store keeps a disk reserve beside it (64 MiB by default, for admins to delete on a full
 # disk): thousands of test stores would take tens of GB. Tests keep 1 MiB; the disk-full tests

@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 from analytics import exports
 from analytics.alerts.lifecycle import Alerts
 from analytics.core.context import Context
-from analytics.core.errors import UpstreamFailed
+from analytics.core.errors import FlowHistoryError, UpstreamFailed
 from analytics.jobs.registry import default_jobs
 from analytics.jobs.scheduler import Job, Scheduler
 from analytics.openwebui.sync import OpenWebUISync
@@ -134,6 +134,11 @@ class Runtime:
         answered at once with the job's state), else here."""
         if self.scheduler.has(RETENTION_JOB):
             state = self.scheduler.run_now(RETENTION_JOB, wait=wait)
+            failed = self.scheduler.last_error(RETENTION_JOB) if wait else None
+            if isinstance(failed, FlowHistoryError):  # a full archive disk: its 507, not a 200
+                raise failed
+            if failed is not None:
+                raise RuntimeError(f"the retention pass failed: {state['last_error']}") from failed
             return RetentionRun(ran=not state["running"], result=state.get("last_result"), job=state)
         return RetentionRun(ran=True, result=apply.run_retention(self.ctx, trigger="api"), job=None)
 

@@ -90,6 +90,7 @@ class Scheduler:
         self._ctx = ctx
         self._jobs = {j.name: j for j in jobs}
         self._states = {j.name: JobState(j.name, j.every_s) for j in jobs}
+        self._errors: dict[str, Exception] = {}  # each job's last failure, for a caller that waited
         self._status_file = status_file
         self._clock = clock
         self._lock = threading.Condition()
@@ -136,6 +137,11 @@ class Scheduler:
     def job_status(self, name: str) -> dict[str, Any]:
         with self._lock:
             return self._state(name).public()
+
+    def last_error(self, name: str) -> Exception | None:
+        """What the job's last run raised (None: it succeeded), for a caller to answer as its own."""
+        with self._lock:
+            return self._errors.get(name) if self._state(name).last_ok is False else None
 
     def run_now(self, name: str, *, wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
         """Run a job at once (Conflict if it is running); with `wait`, answer its new state."""
@@ -189,12 +195,18 @@ class Scheduler:
         started = time.monotonic()
         result: Any = None
         error: str | None = None
+        raised: Exception | None = None
         try:
             result = _jsonable(self._jobs[name].run(self._ctx))
         except Exception as exc:  # a failing job must never stop the others or the server
             log.exception("job %s failed", name)
             error = f"{type(exc).__name__}: {getattr(exc, 'detail', None) or exc}"
+            raised = exc.with_traceback(None)
         with self._lock:
+            if raised is None:
+                self._errors.pop(name, None)
+            else:
+                self._errors[name] = raised
             state = self._states[name]
             state.running = False
             state.runs += 1

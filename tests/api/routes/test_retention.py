@@ -3,12 +3,15 @@ scheduler's job, status and run log, restore."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from analytics.history.ingest import utc_now
-from tests.factories import World, save_run
+from tests.factories import World, open_world, save_run
+from tests.factories.disk import fill
 from tests.factories.retention import all_rows
 
 POLICY = "/api/v1/retention/policy"
@@ -182,3 +185,29 @@ def test_a_dry_run_at_epoch_seconds_and_at_the_calendars_ends(world: World) -> N
             assert r.json()["now"] == answered
     finally:
         world.client.put(POLICY, json={}, headers=world.h("admin"))
+
+
+def test_a_pass_that_fails_on_a_full_archive_disk_is_a_507_not_a_200(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """`POST /retention/run` waited for the job and answered 200 `{"ran": true, "result": null}`
+    when the pass failed: a script checking the status saw success."""
+    with contextmanager(open_world)(
+        tmp_path, archive_dir=small_disk / "archive", disk_reserve="1MiB"
+    ) as world:
+        old = [
+            save_run(world, world.shared, created_at=(utc_now() - timedelta(days=90)).isoformat())
+            for _ in range(3)
+        ]
+        assert (
+            world.client.put(POLICY, json={"max_age_days": 30}, headers=world.h("admin")).status_code == 200
+        )
+        before = all_rows(world.ctx)
+        filler = fill(small_disk)
+        r = world.client.post("/api/v1/retention/run", headers=world.h("admin"))
+        assert r.status_code == 507, r.text
+        assert r.json()["detail"].startswith("the archive folder's disk is full")
+        assert all_rows(world.ctx) == before  # nothing deleted
+        filler.unlink()
+        r = world.client.post("/api/v1/retention/run", headers=world.h("admin"))
+        assert r.status_code == 200 and r.json()["result"]["deleted"] == len(old), r.text
