@@ -47,7 +47,7 @@ async def save_execution(flow_id: str, request: Request, viewer: CurrentUser, ct
 
 @router.get("/{flow_id}/executions", response_model=list[ExecutionSummaryOut])
 def list_executions(
-    flow_id: str, viewer: CurrentUser, ctx: Ctx, page: Annotated[int, Query(ge=1)] = 1
+    flow_id: str, viewer: CurrentUser, ctx: Ctx, page: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = 1
 ) -> Any:
     """List executions, 60 per page, newest first (a bare array, as the client expects)."""
     return history.list_executions_page(ctx, viewer, flow_id, page=page)

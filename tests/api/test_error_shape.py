@@ -82,6 +82,7 @@ def test_every_error_is_json_with_detail(small_world: World) -> None:
         (413, "POST", "/api/v1/executions/batch", {"headers": {**bearer("owner"), **json_h}, "content": big}),
         (413, "POST", f"{flows}/create", {"headers": bearer("owner"), "content": _chunked(big)}),
         (422, "GET", f"{flows}/{w.shared}/executions?page=0", {"headers": bearer("owner")}),
+        (422, "GET", f"{flows}/{w.shared}/executions?page=10000001", {"headers": bearer("owner")}),
         (422, "GET", f"{flows}/{w.shared}/executions?page=abc", {"headers": bearer("owner")}),
         (422, "GET", f"{flows}/{w.shared}/executions/list?cursor=abc", {"headers": bearer("owner")}),
         (422, "GET", f"{flows}/{w.shared}/executions/list?limit=0", {"headers": bearer("owner")}),
@@ -173,3 +174,21 @@ def test_a_405_names_every_method_the_path_takes(
     assert r.status_code == 405
     assert r.headers["allow"] == allowed
     assert r.json() == {"detail": f"{method} is not allowed here; this path takes {allowed}"}
+
+
+def test_the_page_range_is_in_the_schema_and_refused_in_one_shape(small_world: World) -> None:
+    """`page` past the last page the store can reach was a plain-string 422, `page=0` FastAPI's
+    list; both are now the list naming `query.page`, and the bound is in the OpenAPI schema."""
+    w = small_world
+    url = f"/api/v1/flows/{w.shared}/executions"
+    for page in (0, 10_000_001):
+        r = w.client.get(url, params={"page": page}, headers=bearer("owner"))
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "page"], r.text
+    assert w.client.get(url, params={"page": 10_000_000}, headers=bearer("owner")).json() == []
+    spec = w.client.get("/openapi.json").json()
+    [param] = [
+        p
+        for p in spec["paths"]["/api/v1/flows/{flow_id}/executions"]["get"]["parameters"]
+        if p["name"] == "page"
+    ]
+    assert (param["schema"]["minimum"], param["schema"]["maximum"]) == (1, 10_000_000)
