@@ -167,3 +167,34 @@ def test_metrics_off(tmp_path: Path) -> None:
         r = client.get("/health", headers={"X-Request-ID": "still-echoed"})
         assert r.headers["x-request-id"] == "still-echoed"
         assert client.get("/metrics").status_code == 404
+
+
+def test_a_head_request_carries_its_routes_template(client: TestClient, world: World) -> None:
+    """A HEAD is routed as its GET in a scope of its own: it was counted under `<unmatched>`,
+    which is for paths no route knows (and requests refused before routing, as a 413)."""
+    before = scrape(client, world)
+    limit = client.app.state.settings.max_body_bytes  # type: ignore[attr-defined]
+    big = b'{"x": "' + b"a" * limit + b'"}'
+    r = client.post(
+        f"/api/v1/flows/{world.shared}/executions",
+        content=big,
+        headers={**world.h("owner"), "content-type": "application/json"},
+    )
+    assert r.status_code == 413
+    assert client.head("/health").status_code == 200
+    assert (
+        client.head(f"/api/v1/flows/{world.shared}/executions", headers=world.h("owner")).status_code == 200
+    )
+    after = scrape(client, world)
+
+    def grew(**labels: str) -> float:
+        def count(samples: dict[str, list[tuple[dict[str, str], float]]]) -> float:
+            found = samples.get("flowhistory_http_requests_total", [])
+            return sum(v for lab, v in found if all(lab.get(k) == x for k, x in labels.items()))
+
+        return count(after) - count(before)
+
+    assert grew(method="POST", route="<unmatched>", status="413") == 1  # refused before routing
+    assert grew(method="HEAD", route="/health", status="200") == 1
+    assert grew(method="HEAD", route="/api/v1/flows/{flow_id}/executions", status="200") == 1
+    assert grew(method="HEAD", route="<unmatched>") == 0
