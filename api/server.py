@@ -25,6 +25,7 @@ import asyncio
 import gc
 import logging
 import resource
+import uuid
 from typing import Any
 
 import uvicorn
@@ -32,6 +33,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from analytics.core.config import Settings
 from analytics.core.jsonio import dumps
+from api.observability.middleware import UNMATCHED, Observe, answered
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class DeadlineProtocol(HttpToolsProtocol):
     header_timeout_s: float = 10.0
     body_timeout_s: float = 10.0
     body_min_rate: int = 0
+    observe: Observe | None = None  # the app's metrics, for the answers written here
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -92,6 +95,8 @@ class DeadlineProtocol(HttpToolsProtocol):
             )
         answer = _error_response(status, detail)
         cycle = self.cycle
+        if cycle is None or cycle.response_complete or not cycle.more_body:
+            self._answered(int(status[:3]))  # else the app has it: its own body was malformed (499 there)
         if self.pipeline or (cycle is not None and not cycle.more_body and not cycle.response_complete):
             # whole requests parsed before it from the same bytes are answered first: a pipelining
             # client matches answers to requests in order, and took this one for the first's (a
@@ -172,6 +177,8 @@ class DeadlineProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is None or not cycle.response_started:
             self.transport.write(_error_response("408 Request Timeout", detail))
+            if cycle is None:  # headers too slow: the app never had it (a slow body: its 499)
+                self._answered(408)
         if cycle is not None:
             cycle.keep_alive = False
         self.transport.close()
@@ -182,13 +189,21 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._header_timer = self._body_timer = None
         super().connection_lost(exc)
 
+    def _answered(self, status: int) -> None:
+        """The access line and count of an answer the app never saw (no route: `<unmatched>`)."""
+        try:
+            method = self.parser.get_method().decode("ascii", "replace")
+        except Exception:  # the request line itself was not read
+            method = "-"
+        answered(self.observe, method, UNMATCHED, status, 0.0, None, uuid.uuid4().hex)
+
     @staticmethod
     def _cancel(timer: asyncio.TimerHandle | None) -> None:
         if timer is not None:
             timer.cancel()
 
 
-def protocol_for(settings: Settings) -> type[DeadlineProtocol]:
+def protocol_for(settings: Settings, observe: Observe | None = None) -> type[DeadlineProtocol]:
     """The protocol class with this server's deadlines (uvicorn instantiates it per connection)."""
     return type(
         "FlowhistoryProtocol",
@@ -197,6 +212,7 @@ def protocol_for(settings: Settings) -> type[DeadlineProtocol]:
             "header_timeout_s": settings.header_timeout_s,
             "body_timeout_s": settings.body_timeout_s,
             "body_min_rate": settings.body_min_rate,
+            "observe": staticmethod(observe) if observe is not None else None,
         },
     )
 
@@ -224,6 +240,12 @@ def ensure_fd_limit(connections: int) -> None:
 GRACEFUL_S = 3
 
 
+def _observer(app: Any) -> Observe | None:
+    metrics = getattr(getattr(app, "state", None), "metrics", None)
+    observe: Observe | None = getattr(metrics, "observe", None)
+    return observe
+
+
 def config_for(app: Any, settings: Settings) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -234,7 +256,7 @@ def config_for(app: Any, settings: Settings) -> uvicorn.Config:
         # uvicorn's logging config and access log off: ours (api/observability) has the route and user
         log_config=None,
         access_log=False,
-        http=protocol_for(settings),
+        http=protocol_for(settings, _observer(app)),
         limit_concurrency=settings.max_connections,
         timeout_keep_alive=settings.keep_alive_timeout_s,
         timeout_graceful_shutdown=GRACEFUL_S,

@@ -80,25 +80,32 @@ class Observability:
             seconds = time.perf_counter() - started
             route = route_of(scope)
             method = scope["method"]
-            if self.observe is not None:
-                self.observe(method, route, status, seconds)
-            if access_log.isEnabledFor(logging.INFO):
-                user = state.get("user_id")
-                ms = round(seconds * 1000, 3)
-                access_log.info(
-                    "%s %s %d %.3fms user=%s rid=%s",
-                    method,
-                    route,
-                    status,
-                    ms,
-                    user or "-",
-                    rid,
-                    extra={
-                        "request_id": rid,
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": ms,
-                        "user_id": user,
-                    },
-                )
+            answered(self.observe, method, route, status, seconds, state.get("user_id"), rid)
+
+
+def answered(
+    observe: Observe | None, method: str, route: str, status: int, seconds: float, user: str | None, rid: str
+) -> None:
+    """Count a request and write its access line: for the app's requests, and for those the
+    server answers before the app sees them (api/server.py: 400, 408, 414)."""
+    if observe is not None:
+        observe(method, route, status, seconds)
+    if access_log.isEnabledFor(logging.INFO):
+        ms = round(seconds * 1000, 3)
+        access_log.info(
+            "%s %s %d %.3fms user=%s rid=%s",
+            method,
+            route,
+            status,
+            ms,
+            user or "-",
+            rid,
+            extra={
+                "request_id": rid,
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": ms,
+                "user_id": user,
+            },
+        )

@@ -180,3 +180,25 @@ def test_the_text_format_writes_control_characters_as_escapes() -> None:
     )
     line = TextFormatter("%(levelname)s %(message)s").format(record)
     assert line == "INFO user=a\\x0ab\\x0d\\x1b path=/x\\u2028y"
+
+
+def test_answers_the_server_writes_itself_are_logged_and_counted(serve: Callable[..., LiveServer]) -> None:
+    """400 (not HTTP), 414 (URL too long) and 408 (headers too slow) are written by the protocol
+    before the app sees the request: they had no access line and no count."""
+    server = serve(FLOWHISTORY_ADMIN_USER_IDS='["admin"]', FLOWHISTORY_HEADER_TIMEOUT_S="1")
+    sent = [
+        b"GET /api/v1/flows/ HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/flows/?q=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /api/v1/flows/ HTTP/1.1\r\nHost: x\r\n",  # the headers never end
+    ]
+    for raw in sent:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
+            sock.sendall(raw)
+            answer = sock.recv(65536)
+            assert answer.split(b" ", 2)[1] in (b"400", b"414", b"408"), answer[:80]
+    counted = _requests_by_status(server, "<unmatched>")
+    assert (counted.get("400"), counted.get("414"), counted.get("408")) == (1.0, 1.0, 1.0), counted
+    assert server.stop() in (0, -15)
+    lines = [line for line in server.stderr().splitlines() if "flowhistory.access" in line]
+    for status in (400, 414, 408):
+        assert [line for line in lines if f"<unmatched> {status} " in line], (status, lines)
