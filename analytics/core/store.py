@@ -566,7 +566,7 @@ class Store:
         if self._full and not in_reserve and not self._space_back():
             for task in batch:
                 if not task.frees_space:
-                    self._fail(task, StorageFull(FULL_DETAIL))
+                    self._fail(task, StorageFull(self._full_detail()))
             batch = [t for t in batch if t.frees_space]
             if not batch:
                 return
@@ -782,6 +782,21 @@ class Store:
             return self.path.with_name(self.path.name + ".wal").stat().st_size
         except FileNotFoundError:
             return 0
+
+    def _full_detail(self) -> str:
+        """Why a write is refused in full mode: deletes help, unless the WAL holds what they would
+        free and there is no room to fold it (then only room on the disk itself does)."""
+        if not self._checkpoint_owed:
+            return FULL_DETAIL
+        free, need = self.checkpoint_room()
+        if free >= need:
+            return FULL_DETAIL
+        return (
+            "the store's disk is full: this write was not stored. Reads still work. Deleting runs "
+            "cannot free room now: the write-ahead log holds them until a checkpoint folds it into "
+            f"the store file, which needs about {need >> 20} MiB free on the disk ({free >> 20} MiB "
+            "are); free room on the disk itself, and writes resume without a restart"
+        )
 
     def checkpoint_room(self) -> tuple[int, int]:
         """(free bytes on the store's disk, bytes a CHECKPOINT may need: twice the WAL plus a margin)."""

@@ -386,3 +386,27 @@ def test_a_delete_ends_full_mode_only_with_room_for_the_reserve_again(
         assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(19901,)]
     finally:
         store.close()
+
+
+def test_a_full_disk_whose_wal_cannot_be_folded_says_deletes_will_not_help(small_disk: Path) -> None:
+    """Checkpoints skipped for room let the WAL grow until it filled the disk; deleting runs then
+    adds to the WAL and frees nothing, yet the 507 said deletes would bring writes back."""
+    path = small_disk / "s.duckdb"
+    rows = "SELECT range, repeat(md5(range::VARCHAR), 8) FROM range"
+    store = Store(path, reserve_bytes=4 << 20, checkpoint_threshold="4MB")
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t (i BIGINT, s VARCHAR)"))
+        start = 0
+        with pytest.raises(StorageFull):
+            for _ in range(200):  # until the disk is full: the WAL took it, checkpoints skipped
+                store.write(lambda c, a=start: c.execute(f"INSERT INTO t {rows}({a}, {a + 5000})"))
+                start += 5000
+        store.write(lambda c: c.execute("DELETE FROM t"), frees_space=True)  # every row
+        assert store.full  # the checkpoint that would free their room needs twice the WAL
+        with pytest.raises(StorageFull) as refused:
+            store.write(lambda c: c.execute("INSERT INTO t VALUES (-1, 'x')"))
+        assert "Deleting runs cannot free room now" in refused.value.detail
+        assert "free room on the disk itself" in refused.value.detail
+        assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(0,)]
+    finally:
+        store.close()
