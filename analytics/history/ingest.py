@@ -29,6 +29,7 @@ from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput, NotFound
 from analytics.core.flow_version import flow_version
 from analytics.core.jsonio import stored_text
+from analytics.core.saturating import capped
 from analytics.core.store import Append, MissingKeys, Requires, Rows
 from analytics.history.node_facts import NodeFact, node_facts
 from analytics.history.runs import Execution
@@ -333,7 +334,7 @@ def node_rows(facts: list[NodeFact], costs: list[float | None]) -> list[tuple[An
 def _sum(values: Iterable[int | None]) -> int | None:
     """Sum of what was reported, clamped so a run of absurd counts cannot overflow int64."""
     present = [v for v in values if v is not None]
-    return min(sum(present), 2**62) if present else None
+    return capped(sum(present)) if present else None
 
 
 def _columns(schema: pa.Schema, rows: list[tuple[Any, ...]]) -> Rows:

@@ -8,9 +8,8 @@ import pyarrow as pa
 
 from analytics.access.permissions import Viewer
 from analytics.core.context import Context
+from analytics.core.saturating import capped_sum
 from analytics.history.scope import open_scope
-
-_CAP = 2**62  # sums of values up to 2**53 each: clamped, so absurd reports cannot overflow BIGINT
 
 _BREAKDOWN = """
 SELECT
@@ -21,13 +20,13 @@ SELECT
     count(*) FILTER (WHERE n.status = 'error') AS errors,
     count(*) FILTER (WHERE n.status = 'error') / count(*) AS failure_rate,
     count(n.duration_ms) AS timed_runs,
-    if(sum(n.duration_ms) > {cap}, {cap}, sum(n.duration_ms))::BIGINT AS total_ms,
+    {total_ms} AS total_ms,
     quantile_cont(n.duration_ms, 0.5) AS p50_ms,
     quantile_cont(n.duration_ms, 0.95) AS p95_ms,
     quantile_cont(share, 0.5) AS share_p50,
     quantile_cont(share, 0.95) AS share_p95,
-    if(sum(n.tokens_in) > {cap}, {cap}, sum(n.tokens_in))::BIGINT AS tokens_in,
-    if(sum(n.tokens_out) > {cap}, {cap}, sum(n.tokens_out))::BIGINT AS tokens_out,
+    {tokens_in} AS tokens_in,
+    {tokens_out} AS tokens_out,
     coalesce(bool_or(n.tokens_estimated), false) AS tokens_estimated,
     sum(n.cost) AS cost,
     avg(n.cost) AS cost_per_run
@@ -66,6 +65,11 @@ def node_breakdown(
       `cost_per_run` its mean over runs where the node was priced (null when never priced).
     """
     scope = open_scope(ctx, viewer, flow_id, start, end)
-    sql = _BREAKDOWN.format(scope=scope.sql, cap=_CAP)
+    sql = _BREAKDOWN.format(
+        scope=scope.sql,
+        total_ms=capped_sum("n.duration_ms"),
+        tokens_in=capped_sum("n.tokens_in"),
+        tokens_out=capped_sum("n.tokens_out"),
+    )
     table: pa.Table = ctx.store.read(lambda c: c.sql(sql, params=scope.params).to_arrow_table())
     return table

@@ -54,6 +54,7 @@ from analytics.access.permissions import Viewer, require_flow_access
 from analytics.core.clock import UtcTime, naive_utc
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError
+from analytics.core.saturating import capped, capped_sum
 from analytics.core.store import Connection, in_snapshot
 from analytics.history import changes
 from analytics.history.filters import AnyOf, Clause, ExecutionFilter, visible_clause, where
@@ -92,8 +93,8 @@ _MEASURES: dict[Measure, str] = {
     Measure.ABORTED: "count(*) FILTER (WHERE status = 'aborted')",
     Measure.FAILURE_RATE: "count(*) FILTER (WHERE status = 'error') / count(*)",
     Measure.AVG_DURATION: "avg(duration)",
-    Measure.TOKENS_IN: "coalesce(sum(tokens_in), 0)::BIGINT",
-    Measure.TOKENS_OUT: "coalesce(sum(tokens_out), 0)::BIGINT",
+    Measure.TOKENS_IN: f"coalesce({capped_sum('tokens_in')}, 0)",
+    Measure.TOKENS_OUT: f"coalesce({capped_sum('tokens_out')}, 0)",
     Measure.COST: "sum(cost)",  # null when no run has a known cost (no price for its models)
 }
 # All percentiles asked for come from one quantile_cont over a list: one sort, not one each
@@ -458,9 +459,9 @@ def _measure_cell(
         elif m in _QUANTILES:
             out[m.value] = quantile(m)
         elif m is Measure.TOKENS_IN:
-            out[m.value] = tokens_in
+            out[m.value] = capped(tokens_in)
         elif m is Measure.TOKENS_OUT:
-            out[m.value] = tokens_out
+            out[m.value] = capped(tokens_out)
         elif m is Measure.COST:
             out[m.value] = cost
     return out

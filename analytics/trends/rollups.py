@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics.core.clock import utc_now
+from analytics.core.saturating import capped_sum
 from analytics.core.store import Connection
 from analytics.history.changes import mark_dirty, rolled_until
 
@@ -43,6 +44,14 @@ BIN_SQL = (
 )
 CHUNK_DAYS = 31  # days rolled per writer transaction, so ingest never waits long
 
+# a cell's sums over its runs, then over cells: capped (analytics/core/saturating.py), so a day of
+# absurd reports is rolled up instead of failing the refresh job on every pass
+_SUMS_OF_RUNS = (
+    f"{capped_sum('execution_time')} AS duration_sum, coalesce({capped_sum('tokens_in')}, 0) AS tokens_in,"
+    f" coalesce({capped_sum('tokens_out')}, 0) AS tokens_out"
+)
+_SUMS_OF_CELLS = ", ".join(capped_sum(c) for c in ("duration_sum", "tokens_in", "tokens_out"))
+
 
 def _day(ts: datetime) -> date:
     return ts.date()
@@ -52,11 +61,9 @@ def _build(conn: Connection, where: str, params: list[Any]) -> None:
     """Roll up the runs matching `where` (whole (flow, day) pairs only)."""
     conn.execute(
         "INSERT INTO trend_rollups SELECT flow_id, day, status, flow_version, sum(n)::BIGINT,"
-        " sum(duration_sum)::BIGINT, sum(tokens_in)::BIGINT, sum(tokens_out)::BIGINT, sum(cost),"
-        " bool_or(estimated), list(bin ORDER BY bin), list(n ORDER BY bin)"
+        f" {_SUMS_OF_CELLS}, sum(cost), bool_or(estimated), list(bin ORDER BY bin), list(n ORDER BY bin)"
         " FROM (SELECT flow_id, CAST(created_at AS DATE) AS day, status, flow_version,"
-        f" {BIN_SQL} AS bin, count(*) AS n, sum(execution_time) AS duration_sum,"
-        " coalesce(sum(tokens_in), 0) AS tokens_in, coalesce(sum(tokens_out), 0) AS tokens_out,"
+        f" {BIN_SQL} AS bin, count(*) AS n, {_SUMS_OF_RUNS},"
         " sum(cost) AS cost, bool_or(tokens_estimated) AS estimated"
         f" FROM executions WHERE {where} GROUP BY ALL)"
         # a flow's rows together: its trend reads a few runs of the column, not every flow's
@@ -231,11 +238,10 @@ def read_cells(
     for fid, a, b in windows:
         one = "TRUE" if fid is None else "list_contains(?::VARCHAR[], flow_id)"
         selects.append(
-            "SELECT day, grp, status, sum(n)::BIGINT, sum(duration_sum)::BIGINT, sum(tokens_in)::BIGINT,"
-            " sum(tokens_out)::BIGINT, sum(cost), bool_or(estimated), list(bin ORDER BY bin), list(n ORDER BY bin)"
+            f"SELECT day, grp, status, sum(n)::BIGINT, {_SUMS_OF_CELLS}, sum(cost), bool_or(estimated),"
+            " list(bin ORDER BY bin), list(n ORDER BY bin)"
             f" FROM (SELECT CAST(created_at AS DATE) AS day, {grp} AS grp, status, {BIN_SQL} AS bin,"
-            " count(*) AS n, sum(execution_time) AS duration_sum, coalesce(sum(tokens_in), 0) AS tokens_in,"
-            " coalesce(sum(tokens_out), 0) AS tokens_out, sum(cost) AS cost,"
+            f" count(*) AS n, {_SUMS_OF_RUNS}, sum(cost) AS cost,"
             " bool_or(tokens_estimated) AS estimated FROM executions"
             f" WHERE created_at >= ? AND created_at < ? AND {flows_clause} AND {status_clause} AND {one}"
             " GROUP BY ALL) GROUP BY day, grp, status"
