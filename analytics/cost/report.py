@@ -18,6 +18,7 @@ import pyarrow as pa
 from analytics.access.permissions import Viewer, require_flow_access
 from analytics.core.clock import naive_utc
 from analytics.core.context import Context
+from analytics.core.saturating import capped_sum
 from analytics.core.store import Connection
 from analytics.cost.prices import Price, replace_prices
 from analytics.history import changes
@@ -28,6 +29,7 @@ from analytics.history.scope import check_range
 
 class CostGroup(StrEnum):
     FLOW = "flow"
+    USER = "user"
     MODEL = "model"
     NODE = "node"
 
@@ -47,15 +49,16 @@ def _sums(cost: str, tokens: str) -> str:
         ]
     parts += [
         f"sum({cost}) AS cost",
-        f"sum({tokens}tokens_in)::BIGINT AS tokens_in, sum({tokens}tokens_out)::BIGINT AS tokens_out",
+        f"{capped_sum(tokens + 'tokens_in')} AS tokens_in, {capped_sum(tokens + 'tokens_out')} AS tokens_out",
         f"coalesce(bool_or({tokens}tokens_estimated), false) AS tokens_estimated",
         f"count(*) FILTER (WHERE {cost} IS NULL) AS unpriced_runs",
+        f"count(*) FILTER (WHERE status = 'success' AND {cost} IS NOT NULL) AS _priced_successes",
     ]
     return ",\n    ".join(parts)
 
 
 _RUN_LEVEL = f"""
-SELECT flow_id AS "group", {_sums("cost", "")}
+SELECT {{key}} AS "group", {_sums("cost", "")}
 FROM executions WHERE {{where}} GROUP BY ALL
 """
 # a row is a node run; `status` is the status of the run it belongs to
@@ -64,6 +67,9 @@ SELECT {{key}} AS "group", {_sums("n.cost", "n.")}
 FROM (SELECT status, unnest(nodes) AS n FROM executions WHERE {{where}})
 WHERE {{key}} IS NOT NULL GROUP BY ALL
 """
+
+
+_NODE_KEYS = {CostGroup.MODEL: "model", CostGroup.NODE: "node_id"}
 
 
 def cost_report(
@@ -76,7 +82,10 @@ def cost_report(
     flow_id: str | None = None,
 ) -> pa.Table:
     """One row per group, most expensive first, with `cost_per_run` and `cost_per_success`
-    (all the group's cost divided by its successful runs: what one success really costs).
+    (all the group's cost divided by its successful runs: what one success really costs), both
+    over the rows whose cost is known: a row no price matches is left out of both sides, as
+    /nodes and /versions leave it (counted as free it would make the group look cheaper); null
+    when no such row is known. By user, a reader sees only the users whose runs they may see.
 
     Runs split by status: `successful_runs`, `error_runs` (failed: status `error`, as in
     `failure_rate`) and `aborted_runs` (cancelled, not failed), with `error_cost` and
@@ -91,16 +100,19 @@ def cost_report(
         require_flow_access(ctx.directory, viewer, flow_id)
         clauses.append(("flow_id = ?", [flow_id]))
     sql, params = where(*clauses)
-    key = {CostGroup.MODEL: "n.model", CostGroup.NODE: "n.node_id"}.get(group_by)
-    inner = _RUN_LEVEL.format(where=sql) if key is None else _NODE_LEVEL.format(key=key, where=sql)
+    if group_by in (CostGroup.FLOW, CostGroup.USER):
+        inner = _RUN_LEVEL.format(key=f"{group_by.value}_id", where=sql)
+    else:
+        inner = _NODE_LEVEL.format(key=f"n.{_NODE_KEYS[group_by]}", where=sql)
     query = f"""
-        SELECT *, cost / runs AS cost_per_run,
-            CASE WHEN successful_runs > 0 THEN cost / successful_runs END AS cost_per_success
+        SELECT * EXCLUDE (_priced_successes),
+            CASE WHEN runs > unpriced_runs THEN cost / (runs - unpriced_runs) END AS cost_per_run,
+            CASE WHEN _priced_successes > 0 THEN cost / _priced_successes END AS cost_per_success
         FROM ({inner}) ORDER BY cost DESC NULLS LAST, runs DESC, "group"
     """
 
     def fetch(c: Connection) -> pa.Table:
-        table = c.execute(query, params).to_arrow_table()
+        table = c.sql(query, params=params).to_arrow_table()
         assert table is not None  # None only when no statement ran
         return table
 

@@ -79,7 +79,7 @@ def test_cost_by_flow_per_success_and_burned_by_failures(priced: World) -> None:
     assert shared["error_cost"] == pytest.approx(failed) and shared["aborted_cost"] == 0
     assert shared["error_runs"] == 1 and shared["aborted_runs"] == 0
     assert "failed_cost" not in shared  # renamed: "failed" said error but counted aborted too
-    assert shared["cost_per_run"] == pytest.approx((ok + failed) / 2)
+    assert shared["cost_per_run"] == pytest.approx((ok + failed) / 2)  # both runs are priced
     assert shared["cost_per_success"] == pytest.approx(ok + failed)
     private = rows[priced.private]
     assert private["cost"] == pytest.approx(cost(1000, 1000, 0.5, 1))  # the unpriced node adds nothing...
@@ -128,13 +128,13 @@ def _expected(runs: list[dict[str, Any]], group_by: str) -> dict[str, dict[str, 
             rate = RATES.get(n["modelId"])
             tin, tout = n["usage"]["prompt_tokens"], n["usage"]["completion_tokens"]
             node_costs[node_id] = cost(tin, tout, *rate) if rate else None
-            if group_by != "flow":
+            if group_by in ("model", "node"):
                 rows.append(
                     (n["modelId"] if group_by == "model" else node_id, run["status"], node_costs[node_id])
                 )
-        if group_by == "flow":
+        if group_by in ("flow", "user"):
             known = [c for c in node_costs.values() if c is not None]
-            rows.append((run["flow_id"], run["status"], sum(known) if known else None))
+            rows.append((run[f"{group_by}_id"], run["status"], sum(known) if known else None))
     out: dict[str, dict[str, Any]] = {}
     for group in {g for g, _, _ in rows}:
         mine = [(s, c) for g, s, c in rows if g == group]
@@ -147,11 +147,18 @@ def _expected(runs: list[dict[str, Any]], group_by: str) -> dict[str, dict[str, 
             "cost": _known_sum([c for _, c in mine], len(mine)),
             "error_cost": _known_sum(by["error"], len(by["error"])),
             "aborted_cost": _known_sum(by["aborted"], len(by["aborted"])),
+            "unpriced_runs": sum(c is None for _, c in mine),
         }
+        # per run and per success over the rows whose cost is known: an unpriced one is not free
+        priced = [(s, c) for s, c in mine if c is not None]
+        spent = sum(c for _, c in priced)
+        successes = sum(s == "success" for s, _ in priced)
+        out[group]["cost_per_run"] = spent / len(priced) if priced else None
+        out[group]["cost_per_success"] = spent / successes if successes else None
     return out
 
 
-@pytest.mark.parametrize("group_by", ["flow", "model", "node"])
+@pytest.mark.parametrize("group_by", ["flow", "user", "model", "node"])
 def test_error_and_aborted_cost_match_a_python_sum_per_status(world: World, group_by: str) -> None:
     """ "Failed" is status error (as failure_rate says); aborted runs' cost is reported apart."""
     assert world.client.put("/api/v1/prices", json=PRICES, headers=bearer("admin")).status_code == 200
@@ -167,6 +174,7 @@ def test_error_and_aborted_cost_match_a_python_sum_per_status(world: World, grou
         runs.append(
             {
                 "flow_id": rng.choice([world.shared, world.public, world.private]),
+                "user_id": rng.choice(["admin", "owner", "reader"]),
                 "status": rng.choice(STATUSES),
                 "execution_time": 10,
                 "node_results": nodes,
@@ -196,8 +204,11 @@ def test_error_and_aborted_cost_match_a_python_sum_per_status(world: World, grou
 
 
 def test_a_caller_sees_only_the_cost_of_flows_they_may_read(priced: World) -> None:
-    rows = priced.client.get("/api/v1/cost", params=RANGE, headers=bearer("stranger")).json()
-    assert rows == []
+    for group_by in ("flow", "user", "model"):
+        rows = priced.client.get(
+            "/api/v1/cost", params={**RANGE, "group_by": group_by}, headers=bearer("stranger")
+        ).json()
+        assert rows == [], group_by
     r = priced.client.get(
         "/api/v1/cost", params={**RANGE, "flow_id": priced.private}, headers=bearer("stranger")
     )

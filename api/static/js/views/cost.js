@@ -1,4 +1,5 @@
-// Spend across the flows the user may read: over time, and by flow, model, node and user, with
+// Spend across the flows the user may read: over time, and by flow, model, node and user (each
+// table one /api/v1/cost call), with
 // cost per successful run and the money burned by failed (status error) and aborted runs apart.
 import { get, post, query } from "../api.js";
 import { lineChart } from "../charts.js";
@@ -6,7 +7,7 @@ import { empty, errorPanel, h, loading, mount } from "../dom.js";
 import { count, money } from "../format.js";
 
 const RANGES = { "7d": [7, "7 days"], "30d": [30, "30 days"], "90d": [90, "90 days"] };
-const GROUPS = [["flow", "By flow"], ["model", "By model"], ["node", "By node"]];
+const GROUPS = [["flow", "By flow"], ["model", "By model"], ["node", "By node"], ["user", "By user"]];
 
 export async function render(root, _args, ctx) {
   const range = RANGES[ctx.params.get("range")] ? ctx.params.get("range") : "30d";
@@ -18,17 +19,17 @@ export async function render(root, _args, ctx) {
   const flows = await get("/api/v1/flows/accessible");
   if (ctx.stale()) return;
   const names = new Map(flows.map((f) => [f.id, f.name]));
-  const sections = Object.fromEntries([...GROUPS.map(([g]) => g), "user", "time"].map((g) => [g, h("div", { id: `cost-${g}` }, loading())]));
+  const sections = Object.fromEntries([...GROUPS.map(([g]) => g), "time"].map((g) => [g, h("div", { id: `cost-${g}` }, loading())]));
   mount(root,
     h("h1", {}, "Cost"),
     h("p", { class: "muted" }, `Spend over the last ${label} (whole UTC days) in the flows you may read. `
       + "“Failed” means runs with status error; aborted runs are counted apart. "
-      + "Costs marked “est.” come from token counts estimated from text length."),
+      + "Costs marked “est.” come from token counts estimated from text length. "
+      + "Per run and per successful run count only runs with a known cost (a model with no price is not free)."),
     h("nav", { class: "toolbar", "aria-label": "Range" }, h("span", { class: "muted" }, "Range:"),
       Object.entries(RANGES).map(([r, [, text]]) => h("a", { class: "btn btn-small", href: `#/cost?range=${r}`, "aria-current": r === range ? "true" : null }, text))),
     h("h2", {}, "Spend per day"), sections.time,
     ...GROUPS.flatMap(([g, title]) => [h("h2", {}, title), sections[g]]),
-    h("h2", {}, "By user"), sections.user,
   );
   const fill = async (el, promise, build) => {
     try {
@@ -53,28 +54,6 @@ export async function render(root, _args, ctx) {
       return [lineChart("cost-by-flow", "Spend per day by flow (USD)", xs, series, { leftFormat: money }), note];
     }),
     ...GROUPS.map(([g]) => fill(sections[g], get(`/api/v1/cost${query({ ...span, group_by: g })}`), (rows) => costTable(g, rows, names))),
-    fill(sections.user, Promise.all([
-      metrics({ measures: ["runs", "success", "error", "aborted", "cost"], group_by: "user", max_groups: 100, bucket: "auto" }),
-      metrics({ measures: ["cost"], group_by: "user", max_groups: 100, bucket: "auto", filter: { status: { any_: ["error"] } } }),
-      metrics({ measures: ["cost"], group_by: "user", max_groups: 100, bucket: "auto", filter: { status: { any_: ["aborted"] } } }),
-    ]), ([all, errors, aborted]) => {
-      const errBy = new Map(errors.totals.map((t) => [t.group, t.measures.cost.value]));
-      const abBy = new Map(aborted.totals.map((t) => [t.group, t.measures.cost.value]));
-      const rows = all.totals.map((t) => ({
-        group: t.group,
-        runs: t.measures.runs.value,
-        successful_runs: t.measures.success.value,
-        error_runs: t.measures.error.value,
-        aborted_runs: t.measures.aborted.value,
-        cost: t.measures.cost.value,
-        cost_per_run: t.measures.runs.value ? t.measures.cost.value / t.measures.runs.value : null,
-        cost_per_success: t.measures.success.value ? t.measures.cost.value / t.measures.success.value : null,
-        error_cost: errBy.get(t.group) ?? 0,
-        aborted_cost: abBy.get(t.group) ?? 0,
-        tokens_estimated: all.tokens_estimated,
-      }));
-      return costTable("user", rows, names);
-    }),
   ]);
 }
 
