@@ -54,7 +54,9 @@ _DATE = re.compile(r"(?:19|20)\d{6}")
 _HEX = re.compile(r"(?i)[0-9a-f]{8,}")
 _FOLDS = (
     (re.compile(r"(?i)\b0x[0-9a-f]+\b"), "<hex>"),
-    (re.compile(r"(?i)\b[0-9a-f]{8,}\b"), "<hex>"),
+    # a hex id holds a letter: 8 digits and more are a number, as 7 are (else "after 9999999 ms"
+    # and "after 10000000 ms" were two signatures)
+    (re.compile(r"(?i)\b(?=[0-9]*[a-f])[0-9a-f]{8,}\b"), "<hex>"),
     (re.compile(r"\b\d+(?:\.\d+)?"), "<n>"),
     (re.compile(r"\b\w*\d\w*\b"), "<id>"),
 )

@@ -27,6 +27,10 @@ TABLE = [
     ("order-12345 not found", "order-<n> not found"),
     ("retry in 2.31s (attempt 3 of 5)", "retry in <n>s (attempt <n> of <n>)"),
     ("trace 0xdeadbeef, span 9f86d081884c7d65", "trace <hex>, span <hex>"),
+    # eight digits and more are a number like fewer: one error whatever its count's length
+    ("Timeout after 10000000 ms", "Timeout after <n> ms"),
+    ("Queue full: 12345678 items", "Queue full: <n> items"),
+    ("commit deadbeef12 missing", "commit <hex> missing"),
     ("id 123e4567-e89b-12d3-a456-426614174000 missing", "id <uuid> missing"),
     ("at 2026-01-02T10:11:12.5Z on gpt-4o", "at <ts> on gpt-4o"),
     ("user 'alice' can't log in", "user <str> can't log in"),
