@@ -9,7 +9,8 @@ streak's first failure's. MTTR is the mean over recovered streaks; the current s
 after the last success) has not recovered and is not in it.
 
 With a time range, only runs inside it count: a streak that began before `start` is counted
-from its first failure in range, and "now" is `end` when given.
+from its first failure in range, and "now" is `end` when given. A success stamped after "now"
+(a client's clock ahead: a day is accepted) is 0 seconds ago.
 """
 
 from __future__ import annotations
@@ -116,7 +117,10 @@ def reliability(
         error_count=errors,
         aborted_count=aborted,
         last_success_at=last_success,
-        seconds_since_last_success=None if last_success is None else (as_of - last_success).total_seconds(),
+        # a run stamped ahead of the clock (a day is accepted) succeeded just now, not in -12 h
+        seconds_since_last_success=None
+        if last_success is None
+        else max(0.0, (as_of - last_success).total_seconds()),
         last_failure_at=last_failure,
         current_failure_streak=current or 0,
         current_streak_started_at=current_started if current else None,

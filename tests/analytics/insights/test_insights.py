@@ -12,7 +12,7 @@ import random
 import statistics
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -404,6 +404,14 @@ def test_reliability_without_runs(ctx: Context, flow_id: str) -> None:
     r = reliability.reliability(ctx, OWNER, flow_id)
     assert (r.runs, r.longest_failure_streak, r.current_failure_streak, r.mttr_seconds) == (0, 0, 0, None)
     assert r.last_success_at is None and r.seconds_since_last_success is None
+
+
+def test_a_success_stamped_ahead_of_the_clock_is_just_now(ctx: Context, flow_id: str) -> None:
+    """A run may be stamped up to a day ahead (a client's clock): it is 0 s ago, never less."""
+    ahead = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=12)
+    _store(ctx, [_run(flow_id, ahead, status="success")])
+    r = reliability.reliability(ctx, OWNER, flow_id)
+    assert r.last_success_at == ahead and r.seconds_since_last_success == 0.0
 
 
 # -- version regressions ------------------------------------------------------------------------
