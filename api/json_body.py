@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from analytics.core.json_text import loads_mended
 from analytics.core.jsonio import dumps
-from api import content_type
+from api import content_type, query_params
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -107,17 +107,20 @@ class _PayloadRequest(Request):
 class JsonRoute(APIRoute):
     """FastAPI calls `request.json()` to parse bodies; this request parses with orjson
     (whose JSONDecodeError is the stdlib's, so FastAPI's 422 handling applies unchanged).
-    A body of a type the route does not read is refused first (415, api/content_type.py)."""
+    A body of a type the route does not read is refused first (415, api/content_type.py), then
+    a query parameter it does not read (422, api/query_params.py)."""
 
     request_class: type[Request] = _JsonRequest
 
     def get_route_handler(self) -> Any:
         handler = super().get_route_handler()
         accepted = content_type.accepted_types(self)
+        reads = query_params.declared(self.dependant)
         request_class = self.request_class
 
         async def with_orjson(request: Request) -> Response:
             content_type.check(request, accepted)
+            query_params.check(request, reads)
             return await handler(request_class(request.scope, request.receive))
 
         return with_orjson

@@ -11,9 +11,10 @@ from analytics.core.batch_formats import Format
 from analytics.history import download
 from analytics.history.search import ExecutionSort
 from api.dependencies import Ctx, CurrentUser
+from api.json_body import JsonRoute
 from api.schemas.download import FilterParam, FormatParam, SortParam, parse_filter
 
-router = APIRouter(prefix="/api/v1", tags=["download"])
+router = APIRouter(prefix="/api/v1", tags=["download"], route_class=JsonRoute)
 
 _FILE: dict[int | str, dict[str, Any]] = {
     200: {"content": {f.media_type: {} for f in Format}, "description": "the file, streamed"}

@@ -412,6 +412,38 @@ def test_limit_at_the_max_is_fine(bw: World, flow: str) -> None:
     assert r.json()["total"] == 3
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/flows/{flow}/executions/stats?from=2030-01-01&start=2020-01-01",  # `from` for `start`
+        "/api/v1/flows/{flow}/executions?page=1&from=2030-01-01",  # the peer's list
+        "/api/v1/flows/{flow}/reliability?from=2030-01-01",
+        "/api/v1/cost?from=2030-01-01&start=2026-01-01&end=2026-02-01",
+        "/api/v1/flows/{flow}/executions/download?from=2030-01-01",
+        "/api/v1/flows/accessible?from=2030-01-01",
+    ],
+)
+def test_a_query_parameter_the_route_does_not_read_is_422_naming_it(bw: World, flow: str, path: str) -> None:
+    """A misspelled filter must not answer unfiltered numbers as if it were applied."""
+    r = bw.client.get(path.format(flow=flow), headers=bearer("owner"))
+    detail = assert_refused(r)
+    assert names(detail, "from"), detail
+    assert "Unknown query parameter 'from'" in detail[0]["msg"]
+    assert r.headers["content-type"].startswith("application/json")
+    # the same request without it is answered
+    ok = bw.client.get(
+        path.format(flow=flow).replace("from=2030-01-01", "").replace("?&", "?"), headers=bearer("owner")
+    )
+    assert ok.status_code == 200, ok.text
+
+
+def test_unknown_query_parameters_change_nothing(bw: World, flow: str) -> None:
+    before = everything(bw, flow)
+    r = bw.client.delete(f"/api/v1/flows/{flow}/executions?dry_run=true", headers=bearer("owner"))
+    assert names(assert_refused(r), "dry_run")
+    assert everything(bw, flow) == before  # nothing was deleted
+
+
 @pytest.mark.parametrize("keep", ["-1", "abc", str(10**20), str(2**63)])
 def test_bad_cleanup_keep_is_4xx_and_deletes_nothing(bw: World, flow: str, keep: str) -> None:
     before = everything(bw, flow)

@@ -1,0 +1,54 @@
+"""A query parameter the route does not read is a 422 naming it, not ignored.
+
+Why: `GET .../executions/stats?from=2030-01-01` (the route reads `start`) answered the all-time
+totals as if they were the year's, and a misspelled filter looked applied. Search already
+refuses an unknown filter field in its body; the query string now says the same. The names a
+route reads are its declared query parameters and those of its dependencies, by alias.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import AliasChoices, BaseModel
+from starlette.requests import Request
+
+
+def declared(dependant: Any) -> frozenset[str]:
+    """The query parameter names `dependant` (a route's, with its dependencies') reads."""
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        for field in current.query_params:
+            names.add(field.alias)
+            choices = field.field_info.validation_alias
+            if isinstance(choices, AliasChoices):
+                names.update(c for c in choices.choices if isinstance(c, str))
+            model = field.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):  # a query parameter model
+                names.update(f.alias or name for name, f in model.model_fields.items())
+        pending.extend(current.dependencies)
+    return frozenset(names)
+
+
+def check(request: Request, names: frozenset[str]) -> None:
+    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in names]
+    if unknown:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ("query", name),
+                    "msg": f"Unknown query parameter {name!r}"
+                    + (
+                        f"; this route reads {', '.join(sorted(names))}"
+                        if names
+                        else "; this route reads none"
+                    ),
+                    "input": request.query_params.getlist(name)[0],
+                }
+                for name in unknown
+            ]
+        )
