@@ -212,6 +212,22 @@ def is_invalidated(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.FatalException) or "database has been invalidated" in str(exc)
 
 
+def _keys_checked_apart(batch: list[_Task]) -> list[list[_Task]]:
+    """The batch cut so that no append with required keys follows a write function in one
+    commit: that function may delete the keys (a flow deleted just before a run of it is
+    stored), and the keys are looked up once per commit, before it. Rare: one part mostly."""
+    parts: list[list[_Task]] = [[]]
+    wrote = False
+    for task in batch:
+        if not isinstance(task.work, Append):
+            wrote = True
+        elif task.work.requires is not None and wrote:
+            parts.append([])
+            wrote = False
+        parts[-1].append(task)
+    return parts
+
+
 def _merge(parts: list[Rows | pa.Table]) -> pa.Table:
     tables = [p for p in parts if isinstance(p, pa.Table)]
     lists = [p for p in parts if isinstance(p, Rows)]
@@ -570,6 +586,11 @@ class Store:
             batch = [t for t in batch if t.frees_space]
             if not batch:
                 return
+        parts = _keys_checked_apart(batch)
+        if len(parts) > 1:
+            for part in parts:
+                self._commit(self._writer_conn, part, retried=retried, in_reserve=in_reserve)
+            return
         batch = self._without_missing_keys(conn, batch)
         if not batch:
             return
@@ -916,7 +937,8 @@ class Store:
 
     def _without_missing_keys(self, conn: Connection, batch: list[_Task]) -> list[_Task]:
         """Fail the appends whose required keys are gone (MissingKeys); the rest go on. Nothing
-        can delete a key between this look and the insert: deletes are writes, on this thread."""
+        can delete a key between this look and the insert: deletes are writes, on this thread,
+        and none comes before such an append in one commit (`_keys_checked_apart`)."""
         wanted: dict[tuple[str, str], set[str]] = {}
         for task in batch:
             if isinstance(task.work, Append) and task.work.requires is not None:

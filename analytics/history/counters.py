@@ -5,18 +5,25 @@ The peer computes stats with six queries that are not one snapshot; even one Duc
 updated by the writer after each commit are exact: appends add, deletes recompute the flows
 they touched from the table. Stats for a flow sum its users' counters (a reader who may not
 see every execution gets only their own entry).
+
+A recount reads the table inside the write that changed it (`write_recounting`), and is
+installed by that write's after-commit hook: the writer commits several writes together and
+runs their hooks after, in order, so a recount read after the commit would already hold the
+appends queued behind it in the group, which their own hooks then add a second time.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from analytics.core.store import Connection, Store
 
 _STATUS_INDEX = {"success": 0, "error": 1, "aborted": 2}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +34,14 @@ class Stats:
     aborted_count: int
     avg_execution_time: float
     last_execution_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Recount:
+    """Counters read from the table: of `flow_ids` (None: of every flow), to install."""
+
+    flow_ids: frozenset[str] | None
+    cells: dict[str, dict[str, _Cell]]
 
 
 class _Cell:
@@ -60,36 +75,75 @@ class Counters:
             self._versions[fid] = self._versions.get(fid, 0) + 1
 
     def load(self, conn: Connection, flow_ids: Iterable[str] | None = None) -> None:
-        """(Re)build from the table: all flows, or only those given (after a delete)."""
+        """(Re)build from the table: all flows, or only those given. Only where no write can
+        commit meanwhile (at start); else `write_recounting` or `recount`."""
+        self.install(self.count(conn, flow_ids))
+
+    @staticmethod
+    def count(conn: Connection, flow_ids: Iterable[str] | None = None) -> Recount:
+        """The table's counters as `conn` sees it: all flows, or only those given."""
         sql = (
             "SELECT flow_id, user_id, status, count(*), sum(execution_time), max(created_at) FROM executions"
         )
         params: list[object] = []
-        if flow_ids is not None:
-            ids = list(set(flow_ids))
+        ids = None if flow_ids is None else frozenset(flow_ids)
+        if ids is not None:
             if not ids:
-                return
+                return Recount(ids, {})
             sql += " WHERE flow_id IN (SELECT unnest(?::VARCHAR[]))"
-            params.append(ids)
-        rows = conn.execute(sql + " GROUP BY ALL", params).fetchall()
+            params.append(sorted(ids))
         fresh: dict[str, dict[str, _Cell]] = {}
-        for flow_id, user_id, status, n, time_sum, last in rows:
+        for flow_id, user_id, status, n, time_sum, last in conn.execute(
+            sql + " GROUP BY ALL", params
+        ).fetchall():
             cell = fresh.setdefault(flow_id, {}).setdefault(user_id, _Cell())
             cell.add(status, int(time_sum), last, n)
-        with self._lock:
-            self._bump(fresh if flow_ids is None else set(flow_ids))
-            if flow_ids is None:
-                self._flows = fresh
-            else:
-                for fid in set(flow_ids):
-                    if fid in fresh:
-                        self._flows[fid] = fresh[fid]
-                    else:
-                        self._flows.pop(fid, None)
+        return Recount(ids, fresh)
 
-    def reload_flows(self, store: Store, flow_ids: Iterable[str]) -> None:
-        ids = list(flow_ids)
-        store.read(lambda c: self.load(c, ids))
+    def install(self, recount: Recount) -> None:
+        with self._lock:
+            if recount.flow_ids is None:
+                self._bump(recount.cells)
+                self._flows = recount.cells
+                return
+            self._bump(recount.flow_ids)
+            for fid in recount.flow_ids:
+                if fid in recount.cells:
+                    self._flows[fid] = recount.cells[fid]
+                else:
+                    self._flows.pop(fid, None)
+
+    def recount(self, store: Store, flow_ids: Iterable[str]) -> None:
+        """Rebuild the flows given from the table, read on the writer (between two commits, so
+        no append's own count is in flight)."""
+        ids = frozenset(flow_ids)
+        if ids:
+            store.write(lambda c: self.count(c, ids), after_commit=self.install)
+
+    def write_recounting(
+        self,
+        store: Store,
+        work: Callable[[Connection], T],
+        flow_ids: Callable[[T], Iterable[str]],
+        *,
+        after_commit: Callable[[T], None] | None = None,
+        frees_space: bool = False,
+    ) -> T:
+        """`store.write(work)`, then the flows `flow_ids(result)` recounted as the write left
+        them: read in its transaction, installed after its commit (see the module docstring)."""
+        counted: list[Recount] = []
+
+        def work_then_count(c: Connection) -> T:
+            result = work(c)
+            counted[:] = [self.count(c, flow_ids(result))]
+            return result
+
+        def installed(result: T) -> None:
+            if after_commit is not None:
+                after_commit(result)
+            self.install(counted[0])
+
+        return store.write(work_then_count, after_commit=installed, frees_space=frees_space)
 
     def add(
         self,

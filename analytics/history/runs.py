@@ -277,10 +277,8 @@ def _delete_ids(conn: Connection, ids: list[str]) -> int:
 
 
 def _write_flow(ctx: Context, flow_id: str, fn: Any) -> Any:
-    """A delete in one flow; the flow's counters are rebuilt from the table after it commits."""
-    return ctx.store.write(
-        fn, after_commit=lambda _: ctx.counters.reload_flows(ctx.store, [flow_id]), frees_space=True
-    )
+    """A delete in one flow; the flow's counters are rebuilt from the table as it left them."""
+    return ctx.counters.write_recounting(ctx.store, fn, lambda _: [flow_id], frees_space=True)
 
 
 def delete_execution(ctx: Context, viewer: Viewer, flow_id: str, execution_id: str) -> None:

@@ -904,7 +904,7 @@ def import_openwebui(
         summary.runs_already_there = summary.runs_read - summary.runs_stored - summary.runs_skipped
         _, summary.total_read, summary.total_stored = _progress(ctx, source)
         if touched:
-            ctx.store.read(lambda c: ctx.counters.load(c, touched))
+            ctx.counters.recount(ctx.store, touched)
             ctx.notify_ingest(touched)
         summary.issues = _issues(ctx, source) if summary.finished else []
         if report is not None and summary.finished:

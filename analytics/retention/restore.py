@@ -47,9 +47,10 @@ def restore(
         started = utc_now()
         clock = time.monotonic()
         try:
-            summary: dict[str, Any] = ctx.store.write(
+            summary: dict[str, Any] = ctx.counters.write_recounting(
+                ctx.store,
                 lambda c: _restore(c, files, start, end, flow_id, report),
-                after_commit=lambda s: ctx.counters.reload_flows(ctx.store, s["flow_ids"]),
+                lambda s: s["flow_ids"],
             )
         except Exception as exc:
             runs.log_failure(ctx, "restore", trigger, started, exc)

@@ -9,8 +9,11 @@ a 404 for the single POST, "Flow not found" for a batch's items of that flow.
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from analytics.core.context import Context, open_context
 from analytics.core.errors import NotFound
 from analytics.flows import registry as flows
 from analytics.history import batch_bulk, ingest
+from analytics.history import runs as history
 
 ADMIN = Viewer("admin", "admin")
 
@@ -114,3 +118,97 @@ def test_a_batch_refuses_the_deleted_flows_items_and_stores_the_others(
     assert _stored(ctx) == {"kept": 20}
     assert ctx.directory.flow("doomed") is None
     assert ctx.counters.stats("kept").total_executions == 20
+
+
+# -- in one group commit ------------------------------------------------------------------
+# The writer commits the writes queued while it was busy together and runs their after-commit
+# hooks after the commit. A delete queued just before a run of the same flow lands in the same
+# group: the flow check must see the delete, and the counters behind /stats must count the run
+# once (a recount read after the commit already held it, and its own hook added it again).
+
+WAIT = 30.0
+
+
+def _in_one_commit(ctx: Context, *calls: Any) -> list[BaseException | None]:
+    """Run `calls` (each blocking until its write commits) queued in this order behind a held
+    writer, so they commit together; their exceptions (None: answered)."""
+    started, release = threading.Event(), threading.Event()
+    held = ctx.store.submit(lambda _: started.set() or release.wait(WAIT))
+    assert started.wait(WAIT)  # the writer runs `held`: what is queued now waits for the next commit
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = []
+        for n, call in enumerate(calls, start=1):
+            futures.append(pool.submit(call))
+            deadline = time.monotonic() + WAIT
+            while ctx.store.queue_depth() < n and time.monotonic() < deadline:
+                assert not futures[-1].done(), futures[-1].exception()  # it must wait to commit
+                time.sleep(0.005)  # queued behind `held`, in order
+            assert ctx.store.queue_depth() >= n
+        release.set()
+        held.result()
+        return [f.exception(timeout=WAIT) for f in futures]
+
+
+def test_a_run_queued_after_its_flows_delete_in_one_commit_is_refused(ctx: Context) -> None:
+    delete, post = _in_one_commit(
+        ctx,
+        lambda: flows.delete_flow(ctx, ADMIN, "doomed"),
+        lambda: ingest.save_execution(ctx, ADMIN, _run("doomed", 1), flow_id="doomed"),
+    )
+    assert delete is None
+    assert isinstance(post, NotFound) and post.detail == FLOW_NOT_FOUND
+    assert _stored(ctx) == {}
+
+
+@pytest.mark.parametrize("delete", ["one run", "every run of the flow", "keep the newest"])
+def test_stats_count_a_run_queued_after_a_delete_in_one_commit_once(ctx: Context, delete: str) -> None:
+    first, second = (ingest.save_execution(ctx, ADMIN, _run("kept", i), flow_id="kept").id for i in (0, 1))
+    deleting = {
+        "one run": lambda: history.delete_execution(ctx, ADMIN, "kept", first),
+        "every run of the flow": lambda: history.delete_executions(ctx, ADMIN, "kept"),
+        "keep the newest": lambda: history.keep_last_executions(ctx, ADMIN, "kept", keep=1),
+    }[delete]
+    outcomes = _in_one_commit(
+        ctx, deleting, lambda: ingest.save_execution(ctx, ADMIN, _run("kept", 2), flow_id="kept")
+    )
+    assert outcomes == [None, None]
+    stored = _stored(ctx)["kept"]
+    assert stored == {"one run": 2, "every run of the flow": 1, "keep the newest": 2}[delete]
+    assert history.get_stats(ctx, ADMIN, "kept").total_executions == stored
+    assert second  # the newest before the delete
+
+
+def test_an_update_queued_after_the_flows_delete_is_a_404_and_brings_nothing_back(ctx: Context) -> None:
+    """The update read the flow before the delete committed: its write finds no row, writes no
+    version, and the flow stays gone (it came back in the directory, and every route of it
+    answered 500 until a restart)."""
+    delete, update = _in_one_commit(
+        ctx,
+        lambda: flows.delete_flow(ctx, ADMIN, "doomed"),
+        lambda: flows.update_flow(ctx, ADMIN, "doomed", {"name": "renamed", "nodes": [{"id": "n"}]}),
+    )
+    assert delete is None
+    assert isinstance(update, NotFound) and update.detail == FLOW_NOT_FOUND
+    assert ctx.directory.flow("doomed") is None
+    left = ctx.store.read(
+        lambda c: c.execute(
+            "SELECT (SELECT count(*) FROM flows WHERE id = 'doomed'),"
+            " (SELECT count(*) FROM flow_versions WHERE flow_id = 'doomed')"
+        ).fetchall()
+    )
+    assert left == [(0, 0)]
+    with pytest.raises(NotFound):
+        flows.get_flow(ctx, ADMIN, "doomed")
+
+
+def test_reading_a_flow_whose_delete_committed_but_is_not_yet_published_is_a_404(ctx: Context) -> None:
+    """Between a delete's commit and its after-commit hook the directory still holds the flow:
+    the row is gone there, and the read answers 404 (it was an IndexError, a 500)."""
+    ctx.store.write(lambda c: c.execute("DELETE FROM flows WHERE id = 'doomed'"))
+    assert ctx.directory.flow("doomed") is not None  # the hook has not run: the window
+    for read in (flows.get_flow, flows.export_flow):
+        with pytest.raises(NotFound) as refused:
+            read(ctx, ADMIN, "doomed")
+        assert refused.value.detail == FLOW_NOT_FOUND
+    with pytest.raises(NotFound):
+        flows.update_flow(ctx, ADMIN, "doomed", {"name": "x"})
