@@ -21,10 +21,16 @@ import orjson
 import pyarrow as pa
 
 from analytics.access.directory import FlowAcl
-from analytics.access.permissions import Viewer, readable_flow_ids, require_flow_access, writable_flow_ids
+from analytics.access.permissions import (
+    FLOW_NOT_FOUND,
+    Viewer,
+    readable_flow_ids,
+    require_flow_access,
+    writable_flow_ids,
+)
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
-from analytics.core.errors import AccessDenied, InvalidInput, ManagedByOpenWebUI
+from analytics.core.errors import AccessDenied, InvalidInput, ManagedByOpenWebUI, NotFound
 from analytics.core.flow_version import flow_version
 from analytics.core.jsonio import stored_text
 from analytics.core.store import Connection
@@ -202,7 +208,16 @@ def _insert_row(conn: Connection, f: Flow) -> None:
 
 def get_flow(ctx: Context, viewer: Viewer, flow_id: str) -> Flow:
     require_flow_access(ctx.directory, viewer, flow_id)
-    return _read(ctx, [flow_id])[0]
+    return _read_one(ctx, flow_id)
+
+
+def _read_one(ctx: Context, flow_id: str) -> Flow:
+    """The flow's row; a 404 when a delete committed after the access check (the directory
+    forgets the flow only in that delete's after-commit hook)."""
+    found = _read(ctx, [flow_id])
+    if not found:
+        raise NotFound(FLOW_NOT_FOUND)
+    return found[0]
 
 
 def list_flows(ctx: Context, viewer: Viewer) -> list[Flow]:
@@ -226,7 +241,7 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
         changes["access_control"] = validate_access_control(changes["access_control"])
     if "meta" in changes and changes["meta"] is None:
         changes["meta"] = {}
-    current = _read(ctx, [flow_id])[0]
+    current = _read_one(ctx, flow_id)
     merged = {**{k: getattr(current, k) for k in _EDITABLE}, **changes}
     updated = Flow(
         current.id,
@@ -238,11 +253,11 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
     )
     _check_json(updated)
 
-    def write(c: Connection) -> None:
-        _remember_version(c, updated)
-        c.execute(
+    def write(c: Connection) -> bool:
+        """False when the flow was deleted since it was read: nothing is written."""
+        found = c.execute(
             "UPDATE flows SET name = ?, description = ?, nodes = ?, edges = ?, meta = ?,"
-            " access_control = ?, updated_at = ?, version = ? WHERE id = ?",
+            " access_control = ?, updated_at = ?, version = ? WHERE id = ? RETURNING 1",
             [
                 updated.name,
                 updated.description,
@@ -254,9 +269,17 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
                 updated.version,
                 flow_id,
             ],
-        )
+        ).fetchall()
+        if found:
+            _remember_version(c, updated)
+        return bool(found)
 
-    ctx.store.write(write, after_commit=lambda _: _publish(ctx, updated))
+    def published(done: bool) -> None:
+        if done:  # a flow deleted meanwhile is not put back in the directory
+            _publish(ctx, updated)
+
+    if not ctx.store.write(write, after_commit=published):
+        raise NotFound(FLOW_NOT_FOUND)
     return updated
 
 
@@ -282,11 +305,13 @@ def purge_flow(ctx: Context, flow_id: str) -> int:
         c.execute("DELETE FROM flows WHERE id = ?", [flow_id])
         return count
 
-    def after(_: object) -> None:
-        ctx.directory.drop_flow(flow_id)
-        ctx.counters.reload_flows(ctx.store, [flow_id])
-
-    deleted: int = ctx.store.write(delete, after_commit=after, frees_space=True)
+    deleted: int = ctx.counters.write_recounting(
+        ctx.store,
+        delete,
+        lambda _: [flow_id],
+        after_commit=lambda _: ctx.directory.drop_flow(flow_id),
+        frees_space=True,
+    )
     return deleted
 
 
