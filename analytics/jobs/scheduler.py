@@ -47,6 +47,10 @@ class JobState:
     running: bool = False
     runs: int = 0
     failures: int = 0
+    # runs that did not start their work: another operation held what they need (a Conflict,
+    # e.g. retention while a compaction runs); neither a run nor a failure
+    skipped: int = 0
+    last_skipped: str | None = None
     last_started: datetime | None = None
     last_finished: datetime | None = None
     last_duration_s: float | None = None
@@ -141,7 +145,8 @@ class Scheduler:
     def last_error(self, name: str) -> Exception | None:
         """What the job's last run raised (None: it succeeded), for a caller to answer as its own."""
         with self._lock:
-            return self._errors.get(name) if self._state(name).last_ok is False else None
+            self._state(name)
+            return self._errors.get(name)
 
     def run_now(self, name: str, *, wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
         """Run a job at once (Conflict if it is running); with `wait`, answer its new state."""
@@ -198,6 +203,10 @@ class Scheduler:
         raised: Exception | None = None
         try:
             result = _jsonable(self._jobs[name].run(self._ctx))
+        except Conflict as exc:  # another operation holds what it needs: skipped, not failed
+            log.info("job %s skipped: %s", name, exc.detail)
+            self._skipped(name, exc)
+            return
         except Exception as exc:  # a failing job must never stop the others or the server
             log.exception("job %s failed", name)
             error = f"{type(exc).__name__}: {getattr(exc, 'detail', None) or exc}"
@@ -217,6 +226,17 @@ class Scheduler:
             state.last_error = error
             if error is not None:
                 state.failures += 1
+            self._workers.pop(name, None)
+            self._lock.notify_all()
+        self._save()
+
+    def _skipped(self, name: str, exc: Conflict) -> None:
+        with self._lock:
+            self._errors[name] = exc.with_traceback(None)  # for a caller that waited: its 409
+            state = self._states[name]
+            state.running = False
+            state.skipped += 1
+            state.last_skipped = f"{self._clock().isoformat()}: {exc.detail}"
             self._workers.pop(name, None)
             self._lock.notify_all()
         self._save()

@@ -99,6 +99,11 @@ class LibraryCollector(Collector):
         states = self.runtime.jobs()
         runs = CounterMetricFamily("flowhistory_job_runs", "Finished runs of each job", labels=["job"])
         failures = CounterMetricFamily("flowhistory_job_failures", "Failed runs of each job", labels=["job"])
+        skipped = CounterMetricFamily(
+            "flowhistory_job_skipped",
+            "Runs skipped: another operation held what the job needs",
+            labels=["job"],
+        )
         running = GaugeMetricFamily("flowhistory_job_running", "1 while the job runs", labels=["job"])
         last = GaugeMetricFamily(
             "flowhistory_job_last_duration_seconds", "How long the job's last run took", labels=["job"]
@@ -107,10 +112,11 @@ class LibraryCollector(Collector):
             name = [s["name"]]
             runs.add_metric(name, s["runs"])
             failures.add_metric(name, s["failures"])
+            skipped.add_metric(name, s["skipped"])
             running.add_metric(name, 1 if s["running"] else 0)
             if s["last_duration_s"] is not None:
                 last.add_metric(name, s["last_duration_s"])
-        yield from (runs, failures, running, last)
+        yield from (runs, failures, skipped, running, last)
 
     def _alerts(self) -> Iterator[Metric]:
         alerts = self.runtime.alerts if self.runtime is not None else None

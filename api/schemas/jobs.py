@@ -15,6 +15,8 @@ class JobOut(BaseModel):
     running: bool
     runs: int
     failures: int
+    skipped: int
+    last_skipped: str | None
     last_started: UtcDateTime | None
     last_finished: UtcDateTime | None
     last_duration_s: float | None

@@ -177,3 +177,27 @@ def test_cli_shows_the_status_file(settings: Settings) -> None:
     assert "export" in shown.output and "target unreachable" in shown.output and "300s" in shown.output
     unknown = runner.invoke(cli_app, ["jobs", "run", "nope", "--db", str(settings.db_path)], env=env)
     assert unknown.exit_code == 1 and "no job named 'nope'" in unknown.output
+
+
+def test_a_job_refused_by_a_conflict_is_skipped_not_failed(scheduler_factory: Any) -> None:
+    """Retention refused while a compaction runs (a Conflict) did not fail: it is counted as
+    skipped, its last good state stays, and a caller that waited gets the Conflict (a 409)."""
+    busy = True
+
+    def retention(ctx: Context) -> dict[str, int]:
+        if busy:
+            raise Conflict("a retention compaction is already running")
+        return {"deleted": 0}
+
+    s = scheduler_factory([Job("retention", 0, retention)])
+    busy = False
+    assert s.run_now("retention", wait=True)["last_ok"] is True
+    busy = True
+    state = s.run_now("retention", wait=True)
+    assert isinstance(s.last_error("retention"), Conflict)
+    assert (state["runs"], state["failures"], state["skipped"]) == (1, 0, 1)
+    assert state["last_ok"] is True and state["last_result"] == {"deleted": 0}
+    assert "compaction is already running" in state["last_skipped"]
+    busy = False
+    assert s.run_now("retention", wait=True)["runs"] == 2
+    assert s.last_error("retention") is None
