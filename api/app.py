@@ -19,6 +19,7 @@ from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.core.errors import StoreLocked
 from analytics.jobs.runtime import Runtime
+from analytics.retention.apply import discard_unfinished_pass
 from api import openapi
 from api.body_limit import BodyLimit
 from api.errors import CatchAll, add_exception_handlers
@@ -97,8 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # switch interval it waits behind the busy event loop each time (a 16-run commit took
         # ~20 ms instead of ~5). A shorter interval hands the GIL over sooner.
         sys.setswitchinterval(0.0001)
-        # half-written copies a backup killed mid-way left (they can be as large as the store)
+        # half-written copies a backup or a restore killed mid-way left (as large as the store)
         remove_stale_partials(settings.backups_dir)
+        if str(settings.db_path) != ":memory:" and settings.db_path.parent != settings.backups_dir:
+            remove_stale_partials(settings.db_path.parent)
+        discard_unfinished_pass(ctx)  # archive files of a retention pass killed before its commit
         app.state.ctx = ctx
         app.state.secret = load_secret(settings)
         _banner(settings, bootstrap_admin(ctx))

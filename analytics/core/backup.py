@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ALIAS = "flowhistory_backup"
-# `.<name>.partial-<pid>-<hex>` (and its `.wal`): a backup being written, or left by a crash
-_PARTIAL = re.compile(r"^\..+\.partial-(\d+)-[0-9a-f]+(\.wal)?$")
+# `.<name>.partial-<pid>-<hex>` (and its `.wal`): a backup being written, or left by a crash;
+# `.<db>.restoring-<pid>-<hex>`: a restore's copy of the backup, beside the store
+_PARTIAL = re.compile(r"^\..+\.(?:partial|restoring)-(\d+)-[0-9a-f]+(\.wal)?$")
 FULL_DETAIL = (
     "the backup folder's disk is full (FLOWHISTORY_BACKUP_DIR): no backup was made and nothing "
     "was left there; the store is untouched. Free space there, or point the setting at a disk "
@@ -117,10 +118,12 @@ def _pid_alive(pid: int) -> bool:
 
 def remove_stale_partials(folder: Path) -> list[Path]:
     """Remove the half-written copies (`.<name>.partial-<pid>-<hex>` and their `.wal`) a backup
-    killed mid-way left in `folder`: those of processes that no longer run, and this process's
-    own (a container's server often has the same pid at each start). Only when no backup of this
-    process runs: at server start, and in `backup` before it copies. Answers what was removed;
-    never raises (logged)."""
+    killed mid-way left in `folder`, and the copies a killed restore left beside the store
+    (`.<db>.restoring-<pid>-<hex>`, as large as the store and its WAL): those of processes that
+    no longer run, and this process's own (a container's server often has the same pid at each
+    start). Only when no backup or restore of this process runs: at server start (the backup
+    folder and the store's), in `backup` before it copies and in `restore` before it does.
+    Answers what was removed; never raises (logged)."""
     removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
@@ -244,6 +247,7 @@ def restore(src: Path, db_path: Path) -> Restored:
         raise InvalidInput("the backup is the store itself", field="src")
     db_path.parent.mkdir(parents=True, exist_ok=True)
     holder = _hold(db_path)  # keeps any server from opening the store while we swap it
+    remove_stale_partials(db_path.parent)  # an earlier restore's copy, killed mid-way
     fresh = _scratch(db_path, "restoring")
     previous: Path | None = None
     try:

@@ -241,8 +241,28 @@ def test_a_restore_cut_short_before_the_copy_is_renamed_in_leaves_the_store_wher
         backup.restore(bak, db)
     monkeypatch.undo()
     assert dump_file(db) == before  # the old store, still at its path
+    copies = list(db.parent.glob(".store.duckdb.restoring-*"))
+    assert copies  # the killed restore's copy of the backup, as large as the store
     done = backup.restore(bak, db)  # and the restore, run again, goes through
     assert dump_file(db) != before and dump_file(done.previous) == before  # type: ignore[arg-type]
+    assert not list(db.parent.glob(".store.duckdb.restoring-*"))  # the killed one's copy went too
+
+
+def test_a_killed_restores_copy_beside_the_store_is_removed_when_the_server_starts(tmp_path: Path) -> None:
+    settings = Settings(
+        db_path=tmp_path / "data" / "store.duckdb", webui_secret_key=SECRET, port=0, scheduler_enabled=False
+    )
+    settings.db_path.parent.mkdir()
+    dead, alive = _dead_pid(), os.getppid()
+    stale = [
+        settings.db_path.with_name(f".store.duckdb.restoring-{dead}-0a1b2c3d{wal}") for wal in ("", ".wal")
+    ]
+    running = settings.db_path.with_name(f".store.duckdb.restoring-{alive}-0a1b2c3d")  # a restore at work
+    for p in (*stale, running):
+        p.write_bytes(b"x" * 1000)
+    with TestClient(create_app(settings)):
+        assert not any(p.exists() for p in stale)
+        assert running.exists() and settings.db_path.exists()
 
 
 def test_a_backup_moved_to_another_full_disk_leaves_no_partial_file(tmp_path: Path, small_disk: Path) -> None:
