@@ -102,9 +102,11 @@ def staged_partitions(folder: Path) -> dict[date, list[Path]]:
     return found
 
 
-def publish_partitioned(data: pa.Table | pa.RecordBatchReader, target: Target, table_name: str) -> list[str]:
-    """Append Arrow data to `<target>/<table_name>/date=YYYY-MM-DD/<uuid>.parquet` (zstd), and
-    answer the published paths relative to the target's root.
+def publish_partitioned(
+    data: pa.Table | pa.RecordBatchReader, target: Target, table_name: str, *, prefix: str = ""
+) -> list[str]:
+    """Append Arrow data to `<target>/<table_name>/date=YYYY-MM-DD/<prefix><uuid>.parquet` (zstd),
+    and answer the published paths relative to the target's root.
 
     `date` is the data's `date` column if it has one, else the UTC date of `created_at`; files
     are staged and published whole, so readers never see half a file. Used by the export and by
@@ -127,7 +129,7 @@ def publish_partitioned(data: pa.Table | pa.RecordBatchReader, target: Target, t
             copy_partitioned(conn, select, folder / "out")
             published: list[str] = []
             for day, files in sorted(staged_partitions(folder / "out").items()):
-                published += target.append_partition(table_name, day, files)
+                published += target.append_partition(table_name, day, files, prefix)
             return published
     finally:
         conn.close()

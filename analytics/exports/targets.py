@@ -62,7 +62,9 @@ class Target(Protocol):
         answers their paths relative to the root."""
         ...
 
-    def append_partition(self, table: str, day: date, staged: list[Path]) -> list[str]: ...
+    def append_partition(self, table: str, day: date, staged: list[Path], prefix: str = "") -> list[str]:
+        """Add `staged` to the partition under new unique names starting with `prefix`."""
+        ...
 
     def drop_partition(self, table: str, day: date) -> None: ...
 
@@ -119,32 +121,32 @@ class LocalTarget:
             )
         return found
 
-    def replace_partition(self, table: str, day: date, staged: list[Path]) -> list[str]:
+    def replace_partition(self, table: str, day: date, staged: list[Path], prefix: str = "") -> list[str]:
         """The new files go into a prepared folder, which then takes the partition's place in one
         exchange; the old folder is deleted at once (no reader can reach it by its old path)."""
         entry = self._entry(table, day)
         prepared = self._prepared()
-        names = self._move(staged, prepared)
+        names = self._move(staged, prepared, prefix)
         entry.parent.mkdir(parents=True, exist_ok=True)
         _remove(swap_in(prepared, entry))
         return [f"{table}/{entry.name}/{n}" for n in names]
 
-    def _move(self, staged: list[Path], folder: Path) -> list[str]:
+    def _move(self, staged: list[Path], folder: Path, prefix: str = "") -> list[str]:
         """Rename each staged file into `folder` under a new unique name (atomic: whole or absent)."""
         names = []
         for f in staged:
-            name = f"{_uuid()}.parquet"
+            name = f"{prefix}{_uuid()}.parquet"
             os.rename(f, folder / name)
             names.append(name)
         return names
 
-    def append_partition(self, table: str, day: date, staged: list[Path]) -> list[str]:
+    def append_partition(self, table: str, day: date, staged: list[Path], prefix: str = "") -> list[str]:
         entry = self._entry(table, day)
         if entry.is_symlink():
             self._migrate(entry)
         if not entry.is_dir():
-            return self.replace_partition(table, day, staged)
-        return [f"{table}/{entry.name}/{n}" for n in self._move(staged, entry)]
+            return self.replace_partition(table, day, staged, prefix)
+        return [f"{table}/{entry.name}/{n}" for n in self._move(staged, entry, prefix)]
 
     def drop_partition(self, table: str, day: date) -> None:
         entry = self._entry(table, day)
@@ -278,8 +280,8 @@ class ObjectStoreTarget:
             if i.type == pafs.FileType.File and i.path.endswith(".parquet")
         ]
 
-    def append_partition(self, table: str, day: date, staged: list[Path]) -> list[str]:
-        return [self._upload(f, f"{table}/{partition_name(day)}/{_uuid()}.parquet") for f in staged]
+    def append_partition(self, table: str, day: date, staged: list[Path], prefix: str = "") -> list[str]:
+        return [self._upload(f, f"{table}/{partition_name(day)}/{prefix}{_uuid()}.parquet") for f in staged]
 
     def drop_partition(self, table: str, day: date) -> None:
         for entry in self.partitions_of(table, day):

@@ -8,6 +8,12 @@ write), JSON as VARCHAR, timestamps UTC, plus `archived_at` and `archive_reason`
 and renamed into place, so a reader never sees half a file, and only ever added: a run trimmed
 and later deleted is in the archive twice (restore keeps the copy with its payload). No room in
 the archive folder fails the pass with FolderFull (nothing deleted); the store is untouched.
+
+The files are published before the pass's transaction commits (a run is never deleted before its
+copy is on disk), so a pass that does not commit (killed, or rolled back and run again) leaves
+files of runs it did not delete, which the next pass would archive again. Each pass's files are
+named `<pass id>-<uuid>.parquet`, and the pass id is noted beside the store before they are
+written (apply.py): files of a noted pass that never committed are removed (`discard_pass`).
 """
 
 from __future__ import annotations
@@ -50,11 +56,11 @@ def executions_columns(conn: Connection) -> list[tuple[str, str]]:
     ]
 
 
-def write(conn: Connection, root: Path, source: str, archived_at: datetime) -> Written:
+def write(conn: Connection, root: Path, source: str, archived_at: datetime, *, pass_id: str) -> Written:
     """Archive the rows of `source` (a query over executions columns plus an `action` column)
     before they are removed. Runs on the writer inside the pass's transaction, streaming the rows
-    to the exports' publisher (staged files, renamed into place): if this fails, nothing is
-    deleted."""
+    to the exports' publisher (staged files, renamed into place, named after `pass_id`): if this
+    fails, nothing is deleted."""
     cols = ", ".join(
         f'"{name}"::VARCHAR AS "{name}"' if kind in _TEXT_TYPES else f'"{name}"'
         for name, kind in executions_columns(conn)
@@ -69,7 +75,7 @@ def write(conn: Connection, root: Path, source: str, archived_at: datetime) -> W
     reader = conn.sql(select, params=[archived_at]).to_arrow_reader()
     try:
         target = LocalTarget(root, str(root))
-        files = publish_partitioned(reader, target, TABLE)
+        files = publish_partitioned(reader, target, TABLE, prefix=f"{pass_id}-")
     except Exception as exc:
         if is_disk_full(exc):
             log.error("the archive folder %s has no room: %s", root, exc)
@@ -83,6 +89,18 @@ def write(conn: Connection, root: Path, source: str, archived_at: datetime) -> W
     finally:
         reader.close()  # a result left open on the writer's connection would block it
     return Written(rows, [str(root / f) for f in files])
+
+
+def discard_pass(root: Path, pass_id: str) -> int:
+    """Remove the files a pass that never committed published (its runs are still in the store);
+    answers how many."""
+    removed = 0
+    for path in (root / TABLE).glob(f"date=*/{pass_id}-*.parquet"):
+        path.unlink(missing_ok=True)
+        removed += 1
+    if removed:
+        log.warning("removed %d archive files of retention pass %s, which did not commit", removed, pass_id)
+    return removed
 
 
 def files_between(root: Path, start: datetime, end: datetime) -> list[Path]:

@@ -272,7 +272,7 @@ def test_no_room_while_archiving_is_the_passs_failure_not_the_stores(
     file in the archive folder) while the pass's rows are still streaming from the store."""
     ctx, ids, made = world
 
-    def no_room(reader: object, *_: object) -> list[str]:
+    def no_room(reader: object, *_: object, **__: object) -> list[str]:
         raise duckdb.IOException(
             'IO Error: Could not write file "/archive/_staging/x.parquet": No space left on device'
         )
