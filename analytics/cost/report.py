@@ -112,8 +112,7 @@ def cost_report(
     """
 
     def fetch(c: Connection) -> pa.Table:
-        table = c.sql(query, params=params).to_arrow_table()
-        assert table is not None  # None only when no statement ran
+        table: pa.Table = c.sql(query, params=params).to_arrow_table()
         return table
 
     return ctx.store.read(fetch)
