@@ -165,19 +165,25 @@ class Source:
         for table in _SOURCE_TABLES:  # a database that is not Open WebUI's is told so, not a 500
             try:
                 self.table(f"SELECT * FROM {table} LIMIT 0")
-            except adbc_driver_manager.Error as exc:
+            except UpstreamFailed as exc:
                 self.close()
                 raise InvalidInput(
-                    f"{redacted(url)} is not an Open WebUI database ({table}: {_first_line(exc)})",
+                    f"{redacted(url)} is not an Open WebUI database ({table}: {_first_line(exc.__cause__ or exc)})",
                     field="from",
                 ) from exc
 
     def table(self, sql: str) -> pa.Table:
+        """UpstreamFailed when the driver fails: a source damaged, replaced or gone mid-import
+        (a PostgreSQL restart) is the source's failure (502), not an internal error."""
         cur = self._conn.cursor()
         try:
             cur.execute(sql)
             table: pa.Table = cur.fetch_arrow_table()
             return table
+        except adbc_driver_manager.Error as exc:
+            raise UpstreamFailed(
+                f"reading Open WebUI's database {redacted(self.url)} failed: {_first_line(exc)}"
+            ) from exc
         finally:
             cur.close()
 
@@ -899,13 +905,13 @@ def import_openwebui(
         finally:
             chunks.close()  # waits for a read in flight, before the source closes
             preparers.close(cancel=True)
-            if pending is not None:  # an error above: the chunk in flight commits or fails whole
-                pending[0].exception()
+            if pending is not None and pending[0].exception() is None:  # an error above: the
+                touched |= pending[0].result().flow_ids  # chunk in flight committed (or failed whole)
+            if touched:  # the runs committed are counted, whatever stopped the import
+                ctx.counters.recount(ctx.store, touched)
+                ctx.notify_ingest(touched)
         summary.runs_already_there = summary.runs_read - summary.runs_stored - summary.runs_skipped
         _, summary.total_read, summary.total_stored = _progress(ctx, source)
-        if touched:
-            ctx.counters.recount(ctx.store, touched)
-            ctx.notify_ingest(touched)
         summary.issues = _issues(ctx, source) if summary.finished else []
         if report is not None and summary.finished:
             write_report(report, summary.issues)

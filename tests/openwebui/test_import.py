@@ -358,6 +358,43 @@ def test_flows_and_groups_with_bad_json_are_imported_empty_and_reported(
     assert json.loads(kept[0]) == {"read": {"user_ids": ["bob"]}}
 
 
+def test_a_source_failing_midway_is_its_error_and_what_committed_is_counted(
+    webui_db: WebUIDb, ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open WebUI's database damaged or restarted mid-import: the import fails as the source's
+    failure (a 502 through the server, not an internal error), and the chunks that committed
+    are in the flows' stats (they read 0 until a restart: the recount was skipped)."""
+    from analytics.core.errors import UpstreamFailed
+    from analytics.history import runs as history
+    from tests.factories import ROOT
+
+    _fill(webui_db, n=20)
+    runs = importer.Source.runs
+    calls = 0
+
+    def damaged_after_two(self: importer.Source, ids: list[str]) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            return self.table("SELECT * FROM flow_execution_gone")  # the driver's own error
+        return runs(self, ids)
+
+    monkeypatch.setattr(importer.Source, "runs", damaged_after_two)
+    with pytest.raises(
+        UpstreamFailed, match=r"reading Open WebUI's database .* failed: .*flow_execution_gone"
+    ):
+        importer.import_openwebui(ctx, webui_db.url, chunk_rows=3)
+    stored = ctx.store.read(
+        lambda c: c.execute("SELECT flow_id, count(*) FROM executions GROUP BY ALL").fetchall()
+    )
+    committed = sum(n for _, n in stored)
+    assert 0 < committed <= 6  # chunks read before the damage (the one being prepared may not be)
+    for flow_id, n in stored:
+        assert history.get_stats(ctx, ROOT, flow_id).total_executions == n
+    monkeypatch.undo()
+    assert importer.import_openwebui(ctx, webui_db.url, chunk_rows=3).runs_stored == 20 - committed
+
+
 def test_a_missing_source_is_a_clear_error(ctx: Context, tmp_path: Path) -> None:
     from analytics.core.errors import InvalidInput
 
