@@ -70,10 +70,14 @@ class FlowExport:
     version: str = EXPORT_VERSION
 
 
-def _check_json(flow: Flow) -> None:
+_JSON_FIELDS = ("nodes", "edges", "meta", "access_control")
+
+
+def _check_json(fields: dict[str, Any]) -> None:
     """Serialise in the caller's thread, so a bad payload is a 422, not a failed write."""
-    for field in ("nodes", "edges", "meta", "access_control"):
-        stored_text(getattr(flow, field), field)
+    for field in _JSON_FIELDS:
+        if field in fields:
+            stored_text(fields[field], field)
 
 
 def _loads(text: str | None) -> Any:
@@ -161,7 +165,7 @@ def create_flow(
     )
     if ctx.directory.flow(flow.id) is not None:
         raise InvalidInput(f"flow {flow.id} already exists", field="id")
-    _check_json(flow)
+    _check_json({f: getattr(flow, f) for f in _JSON_FIELDS})
     ctx.store.write(lambda c: _insert(c, flow), after_commit=lambda _: _publish(ctx, flow))
     return flow
 
@@ -241,23 +245,28 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
         changes["access_control"] = validate_access_control(changes["access_control"])
     if "meta" in changes and changes["meta"] is None:
         changes["meta"] = {}
-    current = _read_one(ctx, flow_id)
-    merged = {**{k: getattr(current, k) for k in _EDITABLE}, **changes}
-    updated = Flow(
-        current.id,
-        current.user_id,
-        created_at=current.created_at,
-        updated_at=utc_now(),
-        version=flow_version(merged["nodes"], merged["edges"]),
-        **merged,
-    )
-    _check_json(updated)
+    _check_json(changes)
 
-    def write(c: Connection) -> bool:
-        """False when the flow was deleted since it was read: nothing is written."""
-        found = c.execute(
+    def write(c: Connection) -> Flow | None:
+        """The changes merged into the row as it is now, on the writer: two updates of other
+        fields both hold (read before the queue, the second wrote the first's fields back as
+        they were). None when the flow was deleted meanwhile: nothing is written."""
+        rows = c.execute(f"SELECT {_COLUMNS} FROM flows WHERE id = ?", [flow_id]).fetchall()
+        if not rows:
+            return None
+        current = _row_to_flow(rows[0])
+        merged = {**{k: getattr(current, k) for k in _EDITABLE}, **changes}
+        updated = Flow(
+            current.id,
+            current.user_id,
+            created_at=current.created_at,
+            updated_at=utc_now(),
+            version=flow_version(merged["nodes"], merged["edges"]),
+            **merged,
+        )
+        c.execute(
             "UPDATE flows SET name = ?, description = ?, nodes = ?, edges = ?, meta = ?,"
-            " access_control = ?, updated_at = ?, version = ? WHERE id = ? RETURNING 1",
+            " access_control = ?, updated_at = ?, version = ? WHERE id = ?",
             [
                 updated.name,
                 updated.description,
@@ -269,16 +278,16 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
                 updated.version,
                 flow_id,
             ],
-        ).fetchall()
-        if found:
-            _remember_version(c, updated)
-        return bool(found)
+        )
+        _remember_version(c, updated)
+        return updated
 
-    def published(done: bool) -> None:
-        if done:  # a flow deleted meanwhile is not put back in the directory
+    def published(updated: Flow | None) -> None:
+        if updated is not None:  # a flow deleted meanwhile is not put back in the directory
             _publish(ctx, updated)
 
-    if not ctx.store.write(write, after_commit=published):
+    updated = ctx.store.write(write, after_commit=published)
+    if updated is None:
         raise NotFound(FLOW_NOT_FOUND)
     return updated
 
@@ -302,6 +311,7 @@ def purge_flow(ctx: Context, flow_id: str) -> int:
         count: int = runs
         c.execute("DELETE FROM executions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flow_versions WHERE flow_id = ?", [flow_id])
+        c.execute("DELETE FROM retention_policies WHERE flow_id = ?", [flow_id])  # it outlived the flow
         c.execute("DELETE FROM flows WHERE id = ?", [flow_id])
         return count
 

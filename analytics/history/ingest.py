@@ -496,7 +496,8 @@ def save_executions(
 
 def remember_definitions(ctx: Context, staged: list[Staged]) -> None:
     """The definitions backfilled runs carried, each once, dated by its earliest run (when the
-    flow had it at the latest); one already known is kept as it is."""
+    flow had it at the latest); one already known is kept as it is, and none of a flow deleted
+    since its runs were checked (those runs are refused at their commit)."""
     first: dict[tuple[str, str], tuple[tuple[str, str, str, str], datetime]] = {}
     for s in staged:
         if s.definition is not None:
@@ -504,10 +505,12 @@ def remember_definitions(ctx: Context, staged: list[Staged]) -> None:
             if key not in first or at < first[key][1]:
                 first[key] = (s.definition, at)
     if first:
-        rows = [[*d, at] for d, at in first.values()]
+        rows = [[*d, at, d[0]] for d, at in first.values()]
         ctx.store.write(
             lambda c: c.executemany(
-                "INSERT INTO flow_versions VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows
+                "INSERT INTO flow_versions SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM flows WHERE id = ?)"
+                " ON CONFLICT DO NOTHING",
+                rows,
             )
         )
 

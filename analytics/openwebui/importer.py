@@ -130,7 +130,7 @@ def redacted(url: str) -> str:
 _SOURCE_TABLES = ('"user"', '"group"', "flow", "flow_execution")  # what the import reads
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     """A driver's message without its detail lines (libpq adds hints on lines of their own)."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict
 
-from analytics.access.permissions import Viewer, require_flow_access
+from analytics.access.permissions import FLOW_NOT_FOUND, Viewer, require_flow_access
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
-from analytics.core.errors import AccessDenied, InvalidInput
+from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 from analytics.core.store import Connection
 
 GLOBAL = "*"
@@ -164,7 +164,10 @@ def set_policy(ctx: Context, viewer: Viewer, policy: Policy, flow_id: str | None
     validate(policy)
     stored = StoredPolicy(key, policy, viewer.id, utc_now())
 
-    def upsert(c: Connection) -> None:
+    def upsert(c: Connection) -> bool:
+        """False when the flow was deleted since it was checked: nothing is written."""
+        if key != GLOBAL and not c.execute("SELECT 1 FROM flows WHERE id = ?", [key]).fetchall():
+            return False
         c.execute(
             f"INSERT OR REPLACE INTO retention_policies ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
@@ -178,8 +181,10 @@ def set_policy(ctx: Context, viewer: Viewer, policy: Policy, flow_id: str | None
                 stored.updated_at,
             ],
         )
+        return True
 
-    ctx.store.write(upsert)
+    if not ctx.store.write(upsert):
+        raise NotFound(FLOW_NOT_FOUND)
     return stored
 
 

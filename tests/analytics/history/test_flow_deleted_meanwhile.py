@@ -9,11 +9,8 @@ a 404 for the single POST, "Flow not found" for a batch's items of that flow.
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from analytics.core.errors import NotFound
 from analytics.flows import registry as flows
 from analytics.history import batch_bulk, ingest
 from analytics.history import runs as history
+from tests.factories.writer import in_one_commit
 
 ADMIN = Viewer("admin", "admin")
 
@@ -126,31 +124,9 @@ def test_a_batch_refuses_the_deleted_flows_items_and_stores_the_others(
 # group: the flow check must see the delete, and the counters behind /stats must count the run
 # once (a recount read after the commit already held it, and its own hook added it again).
 
-WAIT = 30.0
-
-
-def _in_one_commit(ctx: Context, *calls: Any) -> list[BaseException | None]:
-    """Run `calls` (each blocking until its write commits) queued in this order behind a held
-    writer, so they commit together; their exceptions (None: answered)."""
-    started, release = threading.Event(), threading.Event()
-    held = ctx.store.submit(lambda _: started.set() or release.wait(WAIT))
-    assert started.wait(WAIT)  # the writer runs `held`: what is queued now waits for the next commit
-    with ThreadPoolExecutor(len(calls)) as pool:
-        futures = []
-        for n, call in enumerate(calls, start=1):
-            futures.append(pool.submit(call))
-            deadline = time.monotonic() + WAIT
-            while ctx.store.queue_depth() < n and time.monotonic() < deadline:
-                assert not futures[-1].done(), futures[-1].exception()  # it must wait to commit
-                time.sleep(0.005)  # queued behind `held`, in order
-            assert ctx.store.queue_depth() >= n
-        release.set()
-        held.result()
-        return [f.exception(timeout=WAIT) for f in futures]
-
 
 def test_a_run_queued_after_its_flows_delete_in_one_commit_is_refused(ctx: Context) -> None:
-    delete, post = _in_one_commit(
+    delete, post = in_one_commit(
         ctx,
         lambda: flows.delete_flow(ctx, ADMIN, "doomed"),
         lambda: ingest.save_execution(ctx, ADMIN, _run("doomed", 1), flow_id="doomed"),
@@ -168,7 +144,7 @@ def test_stats_count_a_run_queued_after_a_delete_in_one_commit_once(ctx: Context
         "every run of the flow": lambda: history.delete_executions(ctx, ADMIN, "kept"),
         "keep the newest": lambda: history.keep_last_executions(ctx, ADMIN, "kept", keep=1),
     }[delete]
-    outcomes = _in_one_commit(
+    outcomes = in_one_commit(
         ctx, deleting, lambda: ingest.save_execution(ctx, ADMIN, _run("kept", 2), flow_id="kept")
     )
     assert outcomes == [None, None]
@@ -182,7 +158,7 @@ def test_an_update_queued_after_the_flows_delete_is_a_404_and_brings_nothing_bac
     """The update read the flow before the delete committed: its write finds no row, writes no
     version, and the flow stays gone (it came back in the directory, and every route of it
     answered 500 until a restart)."""
-    delete, update = _in_one_commit(
+    delete, update = in_one_commit(
         ctx,
         lambda: flows.delete_flow(ctx, ADMIN, "doomed"),
         lambda: flows.update_flow(ctx, ADMIN, "doomed", {"name": "renamed", "nodes": [{"id": "n"}]}),
@@ -212,3 +188,57 @@ def test_reading_a_flow_whose_delete_committed_but_is_not_yet_published_is_a_404
         assert refused.value.detail == FLOW_NOT_FOUND
     with pytest.raises(NotFound):
         flows.update_flow(ctx, ADMIN, "doomed", {"name": "x"})
+
+
+def test_two_updates_of_other_fields_in_one_commit_both_hold(ctx: Context) -> None:
+    """Each update read the flow before the queue and wrote every field back: the second put
+    the first's field back as it was."""
+    outcomes = in_one_commit(
+        ctx,
+        lambda: flows.update_flow(ctx, ADMIN, "kept", {"name": "renamed"}),
+        lambda: flows.update_flow(ctx, ADMIN, "kept", {"description": "described"}),
+    )
+    assert outcomes == [None, None]
+    flow = flows.get_flow(ctx, ADMIN, "kept")
+    assert (flow.name, flow.description) == ("renamed", "described")
+
+
+def test_a_definition_carried_by_a_run_of_a_flow_deleted_meanwhile_is_not_kept(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remember = ingest.remember_definitions
+
+    def deleted_first(c: Context, staged: list[ingest.Staged]) -> None:
+        if c.directory.flow("doomed") is not None:
+            flows.delete_flow(c, ADMIN, "doomed")
+        remember(c, staged)
+
+    monkeypatch.setattr(ingest, "remember_definitions", deleted_first)
+    item = {**_run("doomed", 0), "flow": {"nodes": [{"id": "n1", "type": "model"}], "edges": []}}
+    [result] = ingest.save_executions(ctx, ADMIN, [item])
+    assert (result.status, result.detail) == ("refused", FLOW_NOT_FOUND)
+    versions = ctx.store.read(
+        lambda c: c.execute("SELECT count(*) FROM flow_versions WHERE flow_id = 'doomed'").fetchall()
+    )
+    assert versions == [(0,)]
+
+
+def test_a_flows_retention_policy_goes_with_it_and_is_not_set_after_its_delete(ctx: Context) -> None:
+    from analytics.retention import policies
+    from analytics.retention.policies import Policy
+
+    def rows() -> list[tuple[str]]:
+        return ctx.store.read(
+            lambda c: c.execute("SELECT flow_id FROM retention_policies ORDER BY 1").fetchall()
+        )
+
+    policies.set_policy(ctx, ADMIN, Policy(keep_last=5), "kept")
+    delete, policy = in_one_commit(
+        ctx,
+        lambda: flows.delete_flow(ctx, ADMIN, "doomed"),
+        lambda: policies.set_policy(ctx, ADMIN, Policy(keep_last=3), "doomed"),
+    )
+    assert delete is None and isinstance(policy, NotFound) and policy.detail == FLOW_NOT_FOUND
+    assert rows() == [("kept",)]
+    flows.delete_flow(ctx, ADMIN, "kept")
+    assert rows() == []  # the policy of a deleted flow stayed forever
