@@ -223,13 +223,32 @@ def insert_rule(conn: Connection, rule: Rule) -> Rule:
     return rule
 
 
-def replace_rule(conn: Connection, rule: Rule) -> Rule:
-    """Every column but the id, and the rule's channel links."""
+def replace_rule(conn: Connection, rule: Rule) -> bool:
+    """Every column but the id, and the rule's channel links; False (nothing written) when the
+    rule is gone."""
     columns = [c.strip() for c in _RULE_COLUMNS.split(",")][1:]
     sets = ", ".join(f"{c} = ?" for c in columns)
-    conn.execute(f"UPDATE alert_rules SET {sets} WHERE id = ?", [*_rule_values(rule)[1:], rule.id])
-    _set_links(conn, rule)
-    return rule
+    found = conn.execute(
+        f"UPDATE alert_rules SET {sets} WHERE id = ? RETURNING 1", [*_rule_values(rule)[1:], rule.id]
+    ).fetchall()
+    if found:
+        _set_links(conn, rule)
+    return bool(found)
+
+
+def rule_exists(conn: Connection, rule_id: str) -> bool:
+    return bool(conn.execute("SELECT 1 FROM alert_rules WHERE id = ?", [rule_id]).fetchall())
+
+
+def missing_channels(conn: Connection, channel_ids: list[str]) -> list[str]:
+    """Of `channel_ids`, those no channel has (deleted since they were checked), in order."""
+    if not channel_ids:
+        return []
+    found = conn.execute(
+        "SELECT id FROM alert_channels WHERE id IN (SELECT unnest(?::VARCHAR[]))", [channel_ids]
+    ).fetchall()
+    there = {r[0] for r in found}
+    return [c for c in channel_ids if c not in there]
 
 
 def delete_rule(conn: Connection, rule_id: str) -> None:
@@ -415,10 +434,11 @@ def insert_channel(conn: Connection, ch: Channel) -> Channel:
     return ch
 
 
-def update_channel(conn: Connection, ch: Channel) -> Channel:
-    conn.execute(
+def update_channel(conn: Connection, ch: Channel) -> Channel | None:
+    """None (nothing written) when the channel is gone."""
+    found = conn.execute(
         "UPDATE alert_channels SET name = ?, url = ?, secret = ?, enabled = ?, disabled_reason = ?,"
-        " consecutive_failures = ?, updated_at = ?, config = ? WHERE id = ?",
+        " consecutive_failures = ?, updated_at = ?, config = ? WHERE id = ? RETURNING 1",
         [
             ch.name,
             ch.url,
@@ -430,8 +450,8 @@ def update_channel(conn: Connection, ch: Channel) -> Channel:
             _config(ch),
             ch.id,
         ],
-    )
-    return ch
+    ).fetchall()
+    return ch if found else None
 
 
 def delete_channel(conn: Connection, channel_id: str) -> None:

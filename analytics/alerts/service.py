@@ -41,6 +41,7 @@ from analytics.alerts.webhooks import WebhookDispatcher
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput, NotFound
+from analytics.core.store import Connection
 
 RULE_NOT_FOUND = "Alert rule not found"
 CHANNEL_NOT_FOUND = "Channel not found"
@@ -90,6 +91,14 @@ def _check_channels(ctx: Context, viewer: Viewer, channel_ids: list[str]) -> Non
             raise InvalidInput(f"channel_ids: no channel {cid!r} of yours", field="channel_ids")
 
 
+def _channels_still_there(c: Connection, channel_ids: list[str]) -> None:
+    """On the writer: a channel deleted since `_check_channels` is refused as an unknown one
+    (the rule kept a link to it, and its notices failed with a traceback)."""
+    gone = repo.missing_channels(c, channel_ids)
+    if gone:
+        raise InvalidInput(f"channel_ids: no channel {gone[0]!r} of yours", field="channel_ids")
+
+
 def _visible_rule(ctx: Context, viewer: Viewer, rule_id: str) -> Rule:
     rule = ctx.store.read(lambda c: repo.get_rule(c, rule_id))
     if rule is None or not can_see_rule(ctx, viewer, rule):
@@ -115,7 +124,12 @@ def create_rule(ctx: Context, viewer: Viewer, form: RuleCreate) -> Rule:
     rule = Rule(
         **form.model_dump(), id=str(uuid.uuid4()), created_by=viewer.id, created_at=now, updated_at=now
     )
-    ctx.store.write(lambda c: repo.insert_rule(c, rule))
+
+    def insert(c: Connection) -> None:
+        _channels_still_there(c, rule.channel_ids)
+        repo.insert_rule(c, rule)
+
+    ctx.store.write(insert)
     ctx.notify_rules_changed()
     return rule
 
@@ -158,8 +172,10 @@ def update_rule(ctx: Context, viewer: Viewer, rule_id: str, patch: RuleUpdate) -
     judged = ("metric", "flow_id", "owned_by", "flow_version", "node_id", "model", "window")
     rescope = any(getattr(updated, k) != getattr(rule, k) for k in judged)
 
-    def save(c: Any) -> Rule:
-        repo.replace_rule(c, updated)
+    def save(c: Connection) -> Rule:
+        _channels_still_there(c, updated.channel_ids)
+        if not repo.replace_rule(c, updated):  # deleted since it was read
+            raise NotFound(RULE_NOT_FOUND)
         if rescope:  # it measures something else now: judged afresh
             repo.clear_states(c, rule.id)
         return updated
@@ -300,7 +316,10 @@ def update_channel(ctx: Context, viewer: Viewer, channel_id: str, patch: Channel
         new = replace(new, enabled=True, disabled_reason=None, consecutive_failures=0)
     elif patch.enabled is False:
         new = replace(new, enabled=False, disabled_reason=f"disabled by {viewer.id}")
-    return ctx.store.write(lambda c: repo.update_channel(c, new))
+    saved = ctx.store.write(lambda c: repo.update_channel(c, new))
+    if saved is None:  # deleted since it was read
+        raise NotFound(CHANNEL_NOT_FOUND)
+    return saved
 
 
 def delete_channel(ctx: Context, viewer: Viewer, channel_id: str) -> None:
@@ -377,7 +396,17 @@ def create_silence(
     silence = Silence(
         str(uuid.uuid4()), form.rule_id, form.flow_id, starts, ends, form.comment, viewer.id, now
     )
-    return ctx.store.write(lambda c: repo.insert_silence(c, silence))
+
+    def insert(c: Connection) -> Silence:
+        """On the writer: a rule or flow deleted since the checks is unknown, as it would be
+        before them (a silence outliving its rule was never deleted with it)."""
+        if silence.rule_id is not None and not repo.rule_exists(c, silence.rule_id):
+            raise InvalidInput(f"rule_id: there is no rule {silence.rule_id!r}", field="rule_id")
+        if silence.flow_id is not None and repo.flow_name(c, silence.flow_id) is None:
+            raise InvalidInput(f"flow_id: there is no flow {silence.flow_id!r}", field="flow_id")
+        return repo.insert_silence(c, silence)
+
+    return ctx.store.write(insert)
 
 
 def list_silences(
