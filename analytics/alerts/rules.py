@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
+from analytics.core.numbers import Count, Number, not_bool
+
 MAX_WINDOW_S = 90 * 86_400
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*$")
 _UNIT_S = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -67,6 +69,7 @@ class State(StrEnum):
 
 def parse_duration(value: Any) -> Any:
     """Seconds as a number, or text such as "90s", "15m", "1h", "1d", "2w"."""
+    not_bool(value)  # true read as 1 s
     if isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
@@ -97,12 +100,12 @@ class RuleCreate(BaseModel):
     model: str | None = Field(default=None, min_length=1)
     window: Duration = Field(gt=0, le=MAX_WINDOW_S, description="seconds, or '15m', '1h', '1d'")
     operator: Operator = Operator.GT
-    threshold: float
-    warning_threshold: float | None = None
-    recovery_threshold: float | None = None
+    threshold: Number
+    warning_threshold: Number | None = None
+    recovery_threshold: Number | None = None
     pending_for: Duration = Field(default=0, ge=0, le=MAX_WINDOW_S)
     keep_firing_for: Duration = Field(default=0, ge=0, le=MAX_WINDOW_S)
-    min_runs: int = Field(default=1, ge=0)
+    min_runs: Count = Field(default=1, ge=0)
     no_data: NoDataMode = NoDataMode.NO_DATA
     renotify_every: Duration | None = Field(default=None, gt=0, le=MAX_WINDOW_S)
     channel_ids: list[str] = Field(default_factory=list, max_length=20)
@@ -193,12 +196,12 @@ class RuleUpdate(BaseModel):
     model: str | None = None
     window: Duration | None = None
     operator: Operator | None = None
-    threshold: float | None = None
-    warning_threshold: float | None = None
-    recovery_threshold: float | None = None
+    threshold: Number | None = None
+    warning_threshold: Number | None = None
+    recovery_threshold: Number | None = None
     pending_for: Duration | None = None
     keep_firing_for: Duration | None = None
-    min_runs: int | None = None
+    min_runs: Count | None = None
     no_data: NoDataMode | None = None
     renotify_every: Duration | None = None
     channel_ids: list[str] | None = None

@@ -54,6 +54,7 @@ from analytics.access.permissions import Viewer, require_flow_access
 from analytics.core.clock import UtcTime, naive_utc
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError
+from analytics.core.numbers import Count
 from analytics.core.saturating import capped, capped_sum
 from analytics.core.store import Connection, in_snapshot
 from analytics.history import changes
@@ -246,7 +247,7 @@ class MetricsQuery(BaseModel):
     bucket: Bucket = Field(default=Bucket.AUTO, validate_default=True)
     group_by: GroupBy | None = None
     filter: ExecutionFilter | None = None
-    max_groups: int = Field(default=20, ge=1, le=100, description="the groups with most runs")
+    max_groups: Count = Field(default=20, ge=1, le=100, description="the groups with most runs")
     previous: bool = Field(default=True, description="also the same-length range before start")
     tz: str = Field(
         default="UTC",

@@ -6,6 +6,7 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from analytics.core.numbers import Number
 from analytics.cost.prices import Price
 
 
@@ -13,8 +14,8 @@ class PriceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_pattern: str = Field(min_length=1, max_length=200, description="glob, e.g. gpt-4o-mini*")
-    input_per_million: float = Field(ge=0, description="USD per million input tokens")
-    output_per_million: float = Field(ge=0, description="USD per million output tokens")
+    input_per_million: Number = Field(ge=0, description="USD per million input tokens")
+    output_per_million: Number = Field(ge=0, description="USD per million output tokens")
     valid_from: date
 
     def to_price(self) -> Price:

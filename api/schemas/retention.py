@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.core.clock import UtcTime
+from analytics.core.numbers import Count, Number
 from analytics.retention.policies import MAX_DAYS, MAX_KEEP, Policy
 from api.schemas.jobs import JobOut
 from api.schemas.timestamps import UtcDateTime
@@ -17,24 +18,24 @@ class PolicyIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_age_days: float | None = Field(
+    max_age_days: Number | None = Field(
         default=None,
         gt=0,
         le=MAX_DAYS,
         allow_inf_nan=False,
         description="delete successful runs older than this",
     )
-    failed_max_age_days: float | None = Field(
+    failed_max_age_days: Number | None = Field(
         default=None,
         gt=0,
         le=MAX_DAYS,
         allow_inf_nan=False,
         description="error/aborted runs: at least max_age_days (default: max_age_days)",
     )
-    keep_last: int | None = Field(
+    keep_last: Count | None = Field(
         default=None, ge=1, le=MAX_KEEP, description="keep at most the newest N runs"
     )
-    payload_ttl_days: float | None = Field(
+    payload_ttl_days: Number | None = Field(
         default=None,
         gt=0,
         le=MAX_DAYS,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from analytics.core.numbers import Count
 from analytics.history.filters import ExecutionFilter
 from analytics.history.search import ExecutionSort
 from api.schemas.executions import ExecutionOut, ExecutionRowOut
@@ -14,7 +15,7 @@ class SearchQuery(BaseModel):
 
     filter: ExecutionFilter = Field(default_factory=ExecutionFilter)
     sort: ExecutionSort = ExecutionSort.NEWEST
-    limit: int | None = Field(default=None, ge=1)
+    limit: Count | None = Field(default=None, ge=1)
     cursor: str | None = Field(default=None, max_length=512)
     include_payloads: bool = False
     include_errors: bool = Field(

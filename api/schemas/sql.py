@@ -13,6 +13,7 @@ import pyarrow as pa
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from analytics.core.numbers import Count, Number
 from analytics.exports.sql_sandbox import SqlResult
 from analytics.exports.sql_values import python_columns
 
@@ -23,8 +24,8 @@ class SqlQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sql: str = Field(min_length=1, max_length=100_000, description="one DuckDB SELECT over the export")
-    limit: int = Field(default=1000, ge=1, description="rows returned at most; capped by the server")
-    timeout_s: float = Field(default=10.0, gt=0, description="the query is stopped past this")
+    limit: Count = Field(default=1000, ge=1, description="rows returned at most; capped by the server")
+    timeout_s: Number = Field(default=10.0, gt=0, description="the query is stopped past this")
     format: Literal["json", "arrow"] | None = Field(
         default=None, description=f"json, or arrow for an Arrow IPC stream (also: Accept: {ARROW_STREAM})"
     )

@@ -1140,3 +1140,42 @@ def test_the_import_step_answers_alike_for_any_path_that_is_not_a_sqlite_file(
     assert r.status_code == 422, r.text
     assert r.json()["detail"] == f"{source} is not an Open WebUI database: no readable SQLite file there"
     assert not (tmp_path / "webui.db").exists()
+
+
+def _boolean_for_a_number(fid: str) -> dict[str, tuple[str, str, dict[str, Any], str]]:
+    """(method, path, body, field) with `true` where a number goes: pydantic's lax mode read
+    it as 1 (a rule stored with a one-second window)."""
+    rule = {"name": "r", "metric": "failure_rate", "flow_id": fid, "window": 60, "threshold": 0.5}
+    price = {
+        "model_pattern": "x*",
+        "input_per_million": 1,
+        "output_per_million": 1,
+        "valid_from": "2026-01-01",
+    }
+    return {
+        **{
+            f"rule {f}": ("POST", "/api/v1/alerts/rules", {**rule, f: True}, f)
+            for f in ("window", "threshold", "min_runs", "pending_for", "warning_threshold")
+        },
+        "price": (
+            "PUT",
+            "/api/v1/prices",
+            {"prices": [{**price, "input_per_million": True}]},
+            "input_per_million",
+        ),
+        "policy": ("PUT", f"/api/v1/flows/{fid}/retention/policy", {"keep_last": True}, "keep_last"),
+        "search limit": ("POST", "/api/v1/executions/search", {"limit": True}, "limit"),
+        "metrics max_groups": (
+            "POST",
+            "/api/v1/metrics",
+            {"measures": ["runs"], "start": "2026-01-01", "end": "2026-01-02", "max_groups": True},
+            "max_groups",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_boolean_for_a_number("f")))
+def test_a_boolean_where_a_number_goes_is_a_422_naming_it(bw: World, flow: str, case: str) -> None:
+    method, path, body, field = _boolean_for_a_number(flow)[case]
+    r = bw.client.request(method, path, json=body, headers=bearer("admin"))
+    assert names(assert_refused(r), field), r.text

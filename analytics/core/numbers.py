@@ -1,0 +1,22 @@
+"""Numbers in request bodies, where a JSON boolean is not one.
+
+pydantic's lax mode reads `true` as 1 for an int or float field: an alert rule posted with
+`"window": true` was stored with a one-second window, a price with `true` USD. Fields a caller
+types as numbers use these instead of plain `int` / `float`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+
+def not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(not_bool)]
+Count = Annotated[int, BeforeValidator(not_bool)]
