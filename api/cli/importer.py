@@ -113,11 +113,14 @@ def add_step(totals: dict[str, int], step: dict[str, Any]) -> tuple[int, int]:
 
 
 def _through_server(base: str, settings: Any, source: str) -> dict[str, Any]:
-    key_file: Path = settings.admin_key_file
-    if not key_file.is_file():
-        error(f"the store is held by a server and there is no admin key at {key_file}")
-        raise typer.Exit(2)
-    headers = {"Authorization": f"Bearer {key_file.read_text().strip()}"}
+    """With the admin key every remote command uses: FLOWHISTORY_API_KEY, else the key file (in
+    Open WebUI mode there is no key file: an Open WebUI admin's API key, or a flowhistory key)."""
+    try:
+        key = remote.admin_key(settings)
+    except remote.RemoteError as exc:
+        error(str(exc))
+        raise typer.Exit(2) from exc
+    headers = {"Authorization": f"Bearer {key}"}
     totals: dict[str, int] = {}
     console.print(f"the store is held by the server at {escape(base)}: importing through it")
     with _bar() as bar, httpx.Client(base_url=base, headers=headers, timeout=600) as client:

@@ -83,6 +83,40 @@ def test_through_a_running_server(tmp_path: Path) -> None:
         assert r.status_code == 422 and "is not an Open WebUI database" in r.json()["detail"], r.text
 
 
+def test_through_a_server_in_open_webui_mode_with_an_admins_key(tmp_path: Path) -> None:
+    """Open WebUI mode writes no admin key file: the command takes FLOWHISTORY_API_KEY (it read
+    only the file, so the README's import through a running server could not work in this mode)."""
+    db, _, _ = _source(tmp_path)
+    key = "sk-" + "b2" * 16
+    db.add_user("root", "admin", api_key=key)
+    db.save_config({"version": 0, "ui": {}, "auth": {"api_key": {"enable": True}}})
+    store = tmp_path / "s" / "store.duckdb"
+    store.parent.mkdir()
+    args = [
+        "import",
+        "openwebui",
+        "--from",
+        db.url,
+        "--db",
+        str(store),
+        "--report",
+        str(tmp_path / "r.jsonl"),
+    ]
+    with LiveServer(store, "import", env={"FLOWHISTORY_OPENWEBUI_DB": db.url}) as server:
+        assert not (store.parent / "admin_api_key").exists()
+        without = _cli(*args, "--server", server.url)
+        assert without.returncode == 2 and "FLOWHISTORY_API_KEY" in without.stderr, without.stderr
+        done = subprocess.run(
+            [FLOWHISTORY, *args, "--server", server.url],
+            env={**server_env(), "FLOWHISTORY_API_KEY": key},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "7 stored" in " ".join(done.stdout.split())
+
+
 def test_through_a_running_server_on_any_port(tmp_path: Path) -> None:
     """No `--server`: the command finds the server where it said it answers (its server.json),
     not at the settings' default port."""
