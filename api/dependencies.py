@@ -63,7 +63,7 @@ def _credential(request: Request) -> str | None:
 
 async def current_user(request: Request) -> Viewer:
     ctx = context_of(request)
-    viewer = authenticate(ctx, request.app.state.secret, _credential(request))
+    viewer = authenticate(ctx, request.app.state.secret, _credential(request), request.url.path)
     request.state.user_id = viewer.id  # for the access line (api/observability/middleware.py)
     return viewer
 

@@ -21,7 +21,7 @@ from analytics.access.permissions import Viewer
 from analytics.access.users import ensure_user, hash_key
 from analytics.core.config import Settings
 from analytics.core.context import Context
-from analytics.core.errors import NotAuthenticated
+from analytics.core.errors import AccessDenied, NotAuthenticated
 
 _ALGORITHMS = ["HS256"]
 _OPEN_WEBUI_ROLES = frozenset({"admin", "user"})  # Open WebUI's get_verified_user: nothing else
@@ -52,15 +52,24 @@ def create_token(secret: str, user_id: str, *, expires_in: int | None = None) ->
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def authenticate(ctx: Context, secret: str, credential: str | None) -> Viewer:
-    """The caller of a request, or NotAuthenticated: the role is checked last, for every kind
-    of credential (a JWT, an Open WebUI key, one of ours), so none can get around it."""
+def authenticate(ctx: Context, secret: str, credential: str | None, path: str | None = None) -> Viewer:
+    """The caller of a request to `path`, or NotAuthenticated: the role is checked last, for
+    every kind of credential (a JWT, an Open WebUI key, one of ours), so none can get around
+    it. An Open WebUI key that Open WebUI restricts to other endpoints is AccessDenied (403, as
+    Open WebUI answers it)."""
     if not credential:
         raise NotAuthenticated("Not authenticated")
     if credential.startswith("sk-"):
-        user_id = ctx.directory.user_for_key(hash_key(credential))
+        key_hash = hash_key(credential)
+        user_id = ctx.directory.user_for_key(key_hash)
         if user_id is None:
             raise NotAuthenticated("Invalid API key")
+        allowed = ctx.directory.key_paths(key_hash)
+        if allowed is not None and path is not None and not _allowed(path, allowed):
+            raise AccessDenied(
+                "This Open WebUI API key may not call this endpoint (Open WebUI restricts its API"
+                " keys to the endpoints its admin allowed)"
+            )
         user = ctx.directory.user(user_id)
     else:
         user_id = _verify_jwt(secret, credential)
@@ -76,6 +85,12 @@ def authenticate(ctx: Context, secret: str, credential: str | None) -> Viewer:
     if ctx.directory.external and user.role not in _OPEN_WEBUI_ROLES:
         raise NotAuthenticated("Your account has no role Open WebUI admits")
     return Viewer(user.id, user.role)
+
+
+def _allowed(path: str, allowed: tuple[str, ...]) -> bool:
+    """Open WebUI's rule, as it is: the path is an allowed endpoint or below one (so an empty
+    entry, as an empty setting gives, allows every path)."""
+    return any(path == p or path.startswith(p + "/") for p in allowed)
 
 
 def _verify_jwt(secret: str, token: str) -> str:

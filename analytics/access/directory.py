@@ -54,6 +54,8 @@ class Mirror:
     groups_of: dict[str, frozenset[str]]
     flows: dict[str, FlowAcl]
     keys: dict[str, str]  # sha256 hex of an Open WebUI API key -> user id (never the key itself)
+    # Open WebUI's API key endpoint restrictions: the paths its keys may call (None: any)
+    key_paths: tuple[str, ...] | None = None
 
 
 class Directory:
@@ -140,3 +142,11 @@ class Directory:
 
     def user_for_key(self, key_hash: str) -> str | None:
         return self._snap.keys.get(key_hash)
+
+    def key_paths(self, key_hash: str) -> tuple[str, ...] | None:
+        """The paths an Open WebUI key may call, when Open WebUI restricts its keys to some
+        endpoints; None for any path (and for flowhistory's own keys)."""
+        mirror = self._mirror
+        if mirror is None or mirror.key_paths is None or key_hash not in mirror.keys:
+            return None
+        return mirror.key_paths

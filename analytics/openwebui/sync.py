@@ -1,7 +1,8 @@
 """The poller: Open WebUI's users, groups and flows mirrored into the directory within ~2 s.
 
 Every `openwebui_poll_s` it reads users (id, role, api_key), whether API keys are enabled (the
-newest `config` row's `auth.api_key.enable`) and groups (id, user_ids) in full
+newest `config` row's `auth.api_key.enable`, and the endpoints its keys are restricted to when
+`auth.api_key.endpoint_restrictions` is on) and groups (id, user_ids) in full
 (small tables; a role change does not touch `updated_at` in Open WebUI, so no cheaper check is
 exact) and the flows' `(id, updated_at)` fingerprint; flows are read in full only when that
 changed or something was updated in the last seconds (`updated_at` has one-second resolution).
@@ -45,6 +46,8 @@ from analytics.openwebui.db import WebUIDatabase, json_as
 log = logging.getLogger("flowhistory")
 
 _USERS = 'SELECT id, role, api_key, name, email FROM "user"'
+# an Open WebUI whose `user` table has no `api_key` (versions that moved keys out of it)
+_USERS_WITHOUT_KEYS = 'SELECT id, role, NULL AS api_key, name, email FROM "user"'
 _GROUPS = 'SELECT id, user_ids FROM "group"'
 _CONFIG = "SELECT data FROM config ORDER BY id DESC LIMIT 1"  # Open WebUI reads the newest row
 _FLOW_PRINT = "SELECT id, updated_at FROM flow"
@@ -53,6 +56,16 @@ _FLOWS = (
     " FROM flow"
 )
 RECENT_S = 3  # updated_at within this many seconds of now: read flows in full (same-second edits)
+
+
+def _key_paths(api_key: dict[str, Any]) -> tuple[str, ...]:
+    """`auth.api_key.allowed_endpoints` as Open WebUI splits it: a comma-separated text (some
+    versions keep a list), each entry stripped."""
+    allowed = api_key.get("allowed_endpoints")
+    entries = (
+        allowed.split(",") if isinstance(allowed, str) else allowed if isinstance(allowed, list) else [""]
+    )
+    return tuple(str(e).strip() for e in entries)
 
 
 def _seconds(value: Any) -> int:
@@ -86,6 +99,7 @@ class OpenWebUISync:
         self._keys: dict[str, str] = {}
         self._groups_of: dict[str, frozenset[str]] = {}
         self._api_keys: bool | None = None  # the last `auth.api_key.enable` read (None: never read)
+        self._key_paths: tuple[str, ...] | None = None  # endpoint restrictions' paths (None: off)
         self._config_failed = False  # the last config read failed (logged once per outage)
         self._stale = True  # what was read is not installed yet
         self._warned: set[tuple[str, str]] = set()  # bad values already logged
@@ -101,7 +115,9 @@ class OpenWebUISync:
         changed = self._stale
         if changed or not self.ctx.directory.external:
             self.ctx.directory.install(
-                Mirror(dict(self._users), dict(self._groups_of), self._acls(), dict(self._keys))
+                Mirror(
+                    dict(self._users), dict(self._groups_of), self._acls(), dict(self._keys), self._key_paths
+                )
             )
             self._stale = False
         else:
@@ -139,16 +155,31 @@ class OpenWebUISync:
                 self._config_failed = True
             return known
         self._config_failed = False
-        value: Any = self._json(rows[0][0], dict, "newest config row") if rows else None
-        for part in ("auth", "api_key", "enable"):
-            value = value.get(part) if isinstance(value, dict) else None
-        self._api_keys = value if isinstance(value, bool) else fallback
+        config: Any = self._json(rows[0][0], dict, "newest config row") if rows else None
+        keys: Any = config
+        for part in ("auth", "api_key"):
+            keys = keys.get(part) if isinstance(keys, dict) else None
+        keys = keys if isinstance(keys, dict) else {}
+        enabled = keys.get("enable")
+        self._api_keys = enabled if isinstance(enabled, bool) else fallback
+        self._key_paths = _key_paths(keys) if keys.get("endpoint_restrictions") is True else None
         return self._api_keys
 
     def _read_users(self, prints: dict[str, str]) -> None:
-        rows = self.db.rows(_USERS)
+        try:
+            rows = self.db.rows(_USERS, keep_connection=True)
+        except Exception as exc:
+            # without the optional column, the users (roles, deletions) are still read: one
+            # query failing kept the whole mirror, a pending user in, for as long as it lasted
+            rows = self.db.rows(_USERS_WITHOUT_KEYS)
+            if ("user.api_key", "") not in self._warned:
+                self._warned.add(("user.api_key", ""))
+                log.warning(
+                    "Open WebUI's user table cannot be read with api_key (%s): its API keys are not accepted",
+                    exc,
+                )
         enabled = self._api_keys_enabled()
-        if not self._changed("users", [*rows, ("api keys enabled", enabled)], prints):
+        if not self._changed("users", [*rows, ("api keys enabled", enabled, self._key_paths)], prints):
             return
         # a NULL role stays no role ('', refused), never the text "None"
         self._users = {
@@ -185,7 +216,7 @@ class OpenWebUISync:
             edges = self._json(edges, list, f"flow {fid}'s edges") or []
             flows[str(fid)] = Flow(
                 str(fid),
-                str(uid),
+                "" if uid is None else str(uid),  # NULL: no owner (never the text "None", a user id)
                 name or "",
                 desc,
                 nodes,

@@ -318,6 +318,36 @@ class TestApiKeysSetting:
         mode.db.save_config({"version": 0, "ui": {}, "auth": {"api_key": {"enable": True}}})
         assert within(BOUND_S, lambda: mode.client.get("/api/v1/users/me", headers=theirs).status_code == 200)
 
+    def test_endpoint_restrictions_in_open_webuis_config(self, mode: Mode) -> None:
+        """With `auth.api_key.endpoint_restrictions` on, an Open WebUI key may call only the
+        endpoints listed (and below them), as Open WebUI answers: 403 elsewhere; our keys and
+        tokens are not restricted."""
+        theirs = {"Authorization": f"Bearer {API_KEY}"}
+        r = mode.client.post("/api/v1/keys", json={"user_id": "alice"}, headers=bearer("boss"))
+        ours = {"Authorization": f"Bearer {r.json()['key']}"}
+        restricted = {
+            "enable": True,
+            "endpoint_restrictions": True,
+            "allowed_endpoints": "/api/v1/models, /api/v1/users",
+        }
+        mode.db.save_config({"version": 0, "ui": {}, "auth": {"api_key": restricted}})
+
+        def refused() -> bool:
+            return mode.client.get("/api/v1/flows/", headers=theirs).status_code == 403
+
+        assert within(BOUND_S, refused)
+        r = mode.client.get("/api/v1/flows/", headers=theirs)
+        assert "may not call this endpoint" in r.json()["detail"]
+        assert (
+            mode.client.get("/api/v1/users/me", headers=theirs).json()["id"] == "alice"
+        )  # below /api/v1/users
+        assert mode.client.get("/api/v1/flows/", headers=ours).status_code == 200
+        assert mode.client.get("/api/v1/flows/", headers=bearer("alice")).status_code == 200
+        mode.db.save_config(
+            {"version": 0, "ui": {}, "auth": {"api_key": {**restricted, "endpoint_restrictions": False}}}
+        )
+        assert within(BOUND_S, lambda: mode.client.get("/api/v1/flows/", headers=theirs).status_code == 200)
+
     def test_the_setting_when_the_config_says_nothing(self, webui_db: WebUIDb, tmp_path: Path) -> None:
         webui_db.add_user("alice", "user", api_key=API_KEY)
         webui_db.save_config({"version": 0, "ui": {}})  # no auth.api_key.enable: Open WebUI's env decides

@@ -212,3 +212,27 @@ def test_a_sqlite_file_replaced_at_its_path_is_read(sqlite_db: WebUIDb, tmp_path
             assert ctx.directory.user("alice") is not None
         finally:
             sync.db.close()
+
+
+def test_users_without_an_api_key_column_are_still_read(
+    poller: tuple[OpenWebUISync, Context, WebUIDb],
+) -> None:
+    """Some Open WebUI versions keep keys out of `user`: roles and deletions must still reach the
+    mirror (the failing query kept the last one, a pending user in, for as long as it lasted)."""
+    sync, ctx, db = poller
+    sync.sync_once()
+    db.execute('ALTER TABLE "user" RENAME COLUMN api_key TO api_key_elsewhere')  # no api_key column
+    db.set_role("alice", "pending")
+    sync.sync_once()
+    assert ctx.directory.user("alice").role == "pending"  # type: ignore[union-attr]
+
+
+def test_a_flow_without_an_owner_is_owned_by_nobody(poller: tuple[OpenWebUISync, Context, WebUIDb]) -> None:
+    """A NULL owner was read as the text "None": a user whose id is "None" owned the flow."""
+    sync, ctx, db = poller
+    db.add_user("None", "user")
+    fid = db.add_flow("alice")
+    db.execute("UPDATE flow SET user_id = NULL WHERE id = ?", (fid,))
+    sync.sync_once()
+    flow = ctx.directory.flow(fid)
+    assert flow is not None and flow.owner_id == ""
