@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -72,3 +73,18 @@ def test_cost_on_a_phone(browser: Any, live: LiveApp, api: Api, seeded: dict, re
         assert not page.js_errors, page.js_errors
     finally:
         page.context.close()
+
+
+def test_a_long_flow_name_wraps_and_leaves_the_numbers_in_view(page: Any, api: Api) -> None:
+    """Row labels did not wrap: a long flow name pushed the cost columns out of the table's view."""
+    name = "a flow with a rather long descriptive name " * 3
+    flow_id = api.create_flow(name.strip())
+    api.batch([{"flow_id": flow_id, "status": "success", "execution_time": 5, "created_at": int(time.time()) - 7200}])
+    sign_in(page, api.key)
+    page.goto("/#/cost")
+    row = page.locator(f'#cost-flow-table tr[data-group="{flow_id}"]')
+    expect(row.locator('[data-col="aborted_cost"]')).to_be_visible()
+    label, last = row.locator("th").bounding_box(), row.locator('[data-col="aborted_cost"]').bounding_box()
+    assert label is not None and last is not None
+    assert label["height"] > 30  # wrapped onto more than one line
+    assert last["x"] + last["width"] <= 1280  # the last cost column is on screen

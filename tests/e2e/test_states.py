@@ -87,6 +87,13 @@ def test_keyboard_only_sign_in_and_visible_focus(page: Any, shot: Any, api: Api,
     expect(page.locator("#flows-table")).to_be_visible()
     page.keyboard.press("Tab")  # the skip link first
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")  # to the content, on the same page (it opened "Page not found")
+    expect(page.locator("#view")).to_be_focused()
+    expect(page.locator("#flows-table")).to_be_visible()
+    assert "#view" not in page.url
+    page.reload()
+    expect(page.locator("#flows-table")).to_be_visible()
+    page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="flowhistory")).to_be_focused()
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")

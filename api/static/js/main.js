@@ -121,4 +121,9 @@ export function navigate(hash) {
 }
 
 window.addEventListener("hashchange", route);
+// the skip link moves focus to the content; its href (#view) would be read as a page by the router
+document.querySelector(".skip-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  document.getElementById("view").focus();
+});
 route();

@@ -210,7 +210,8 @@ export async function render(root, [flowId], ctx) {
     mount(listBox, filtered
       ? empty("No runs match these filters", "Change or clear the filters to see more runs. ",
         h("button", { type: "button", class: "linklike", onclick: () => applyFilters({}) }, "Clear filters"))
-      : empty("No runs yet", "Runs appear here once the flow has been executed and its history saved."));
+      : empty("No runs yet", "Runs appear here once the flow has been executed and its history saved. "
+        + "If you may only read this flow, you see the runs you saved yourself."));
     return;
   }
   renderList(listBox, page, { flowId, filter, base, ctx, flow });
