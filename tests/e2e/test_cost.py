@@ -79,7 +79,16 @@ def test_a_long_flow_name_wraps_and_leaves_the_numbers_in_view(page: Any, api: A
     """Row labels did not wrap: a long flow name pushed the cost columns out of the table's view."""
     name = "a flow with a rather long descriptive name " * 3
     flow_id = api.create_flow(name.strip())
-    api.batch([{"flow_id": flow_id, "status": "success", "execution_time": 5, "created_at": int(time.time()) - 7200}])
+    api.batch(
+        [
+            {
+                "flow_id": flow_id,
+                "status": "success",
+                "execution_time": 5,
+                "created_at": int(time.time()) - 7200,
+            }
+        ]
+    )
     sign_in(page, api.key)
     page.goto("/#/cost")
     row = page.locator(f'#cost-flow-table tr[data-group="{flow_id}"]')

@@ -7,7 +7,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import DURATIONS, ERRORS, Api, sign_in, standard_runs
+from tests.e2e.conftest import DURATIONS, ERRORS, Api, LiveApp, jwt, new_page, sign_in, standard_runs
 
 
 def open_history(page: Any, api: Api, flow_id: str) -> None:
@@ -142,3 +142,37 @@ def test_delete_a_run_with_confirmation_then_delete_all(page: Any, shot: Any, ap
     expect(page.get_by_role("button", name="Delete all runs")).to_be_disabled()
     assert api.stats(flow_id)["total_executions"] == 0
     shot("after-delete-all")
+
+
+def test_a_reader_is_not_offered_what_only_writers_may_do(browser: Any, live: LiveApp, api: Api) -> None:
+    """Delete, annotate and the retention policy answer a reader 403: they are not offered (the
+    buttons were there, each failing with 'You do not have permission')."""
+    flow_id = api.create_flow("read-only here", access_control={"read": {"user_ids": ["e2e-ro"]}})
+    [run_id] = api.batch(
+        [{"flow_id": flow_id, "status": "success", "execution_time": 5, "user_id": "e2e-ro"}]
+    )
+    page = new_page(browser, live)
+    try:
+        sign_in(page, jwt("e2e-ro"))
+        page.goto(f"/#/flows/{flow_id}")
+        expect(page.locator(f'#runs tr[data-id="{run_id}"]')).to_be_visible()
+        expect(page.locator('[data-action="delete"]')).to_have_count(0)
+        expect(page.locator("#delete-all")).to_have_count(0)
+        page.goto(f"/#/flows/{flow_id}/runs/{run_id}")
+        expect(page.locator("#a-note")).to_be_disabled()
+        expect(page.locator("#a-status")).to_contain_text("You may read this flow, not change it")
+        page.goto(f"/#/flows/{flow_id}/retention")
+        expect(page.locator("#dry-run-stored")).to_be_disabled()
+        expect(page.locator("#retention-status")).to_contain_text("You may read this flow")
+        assert not page.js_errors, page.js_errors
+    finally:
+        page.context.close()
+    admin = new_page(browser, live)  # the same screens offer them to a writer
+    try:
+        sign_in(admin, api.key)
+        admin.goto(f"/#/flows/{flow_id}")
+        expect(admin.locator('[data-action="delete"]')).to_have_count(1)
+        admin.goto(f"/#/flows/{flow_id}/runs/{run_id}")
+        expect(admin.locator("#a-note")).to_be_enabled()
+    finally:
+        admin.context.close()

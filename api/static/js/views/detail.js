@@ -6,7 +6,7 @@ import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
 import { badge, count, duration, money, shortId, tokens, zoned } from "../format.js";
 import { jsonView, spreadText } from "../json_view.js";
 import { definitionThatRan, graphOrder, nodeName } from "../node_labels.js";
-import { flowHeader, loadFlow } from "./flow_header.js";
+import { flowHeader, loadFlow, mayWrite } from "./flow_header.js";
 
 // What the server recorded per node at ingest (status, duration, tokens, estimated or not,
 // cost, error): the run's `nodes`. A node named only in `errors` may have none.
@@ -77,7 +77,7 @@ export async function render(root, [flowId, runId], ctx) {
   });
   // the definition that ran labels and orders this run's nodes (the flow may have changed since)
   const replayP = get(`${base}/${enc(runId)}/replay`);
-  const [current, run, replay] = await Promise.all([flowP, runP, replayP.catch(() => null)]);
+  const [current, run, replay, canWrite] = await Promise.all([flowP, runP, replayP.catch(() => null), mayWrite(flowId)]);
   if (ctx.stale()) return;
   const flow = definitionThatRan(current, replay);
   const errors = run.errors || {};
@@ -136,7 +136,7 @@ export async function render(root, [flowId, runId], ctx) {
           h("pre", {}, errorText(v)))))
       : null,
     timeline(flow, run, ran, nodeFacts),
-    annotationEditor(base, run),
+    annotationEditor(base, run, canWrite),
     h("h2", {}, `Nodes (${nodeIds.length})`),
     h("section", { id: "nodes" }, nodes.length ? nodes : h("p", { class: "muted" }, "This run recorded no node results.")),
     h("h2", {}, "Inputs"),
@@ -148,7 +148,8 @@ export async function render(root, [flowId, runId], ctx) {
   );
 }
 
-function annotationEditor(base, run) {
+// A reader sees the annotation, disabled, with why: saving it could only answer 403.
+function annotationEditor(base, run, canWrite) {
   const a = run.annotation || { note: null, tags: [], rating: null };
   const note = h("textarea", { id: "a-note", name: "note" });
   note.value = a.note || "";
@@ -169,6 +170,10 @@ function annotationEditor(base, run) {
     h("div", { class: "toolbar" }, h("button", { type: "submit", class: "btn btn-primary" }, "Save"), status),
   );
   form.querySelector('input[name=rating][value=""]').checked = a.rating === null;
+  if (!canWrite) {
+    for (const field of form.querySelectorAll("textarea, input, button")) field.disabled = true;
+    status.textContent = "You may read this flow, not change it: notes, tags and ratings are its writers'.";
+  }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     clearFieldErrors(form);

@@ -13,6 +13,24 @@ export async function loadFlow(flowId) {
   return cache.get(flowId);
 }
 
+// The flows the user may change (GET /api/v1/flows/: owned or granted write, every flow for an
+// admin), asked again after a minute: a reader is not offered buttons that can only answer 403.
+let writable = null;
+let writableAt = 0;
+
+export async function mayWrite(flowId) {
+  if (!writable || Date.now() - writableAt > 60_000) {
+    writableAt = Date.now();
+    writable = get("/api/v1/flows/").then((flows) => new Set(flows.map((f) => f.id)));
+    writable.catch(() => { writable = null; });
+  }
+  try {
+    return (await writable).has(flowId);
+  } catch {
+    return true; // unknown: offer the action, whose answer then says why
+  }
+}
+
 const TABS = [
   ["history", "History", ""],
   ["analytics", "Analytics", "/analytics"],

@@ -4,7 +4,7 @@ import { ApiError, del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, loading, mount } from "../dom.js";
 import { badge, count, duration, fieldToIso, inZone, money, percent, shortId, timestamp, tokens } from "../format.js";
 import { nodeLabel } from "../node_labels.js";
-import { flowHeader, loadFlow } from "./flow_header.js";
+import { flowHeader, loadFlow, mayWrite } from "./flow_header.js";
 
 const PAGE = 50;
 const SINCE = "2000-01-01T00:00:00Z";
@@ -150,7 +150,7 @@ export async function render(root, [flowId], ctx) {
     : Promise.reject(new ApiError(422, f.error_message));
   pageP.catch(() => {});
 
-  const [flow, facets] = await Promise.all([flowP, facetsP]);
+  const [flow, facets, canWrite] = await Promise.all([flowP, facetsP, mayWrite(flowId)]);
   if (ctx.stale()) return;
   const statsBox = h("section", { class: "cards", id: "stats", "aria-label": filtered ? "Statistics of the filtered runs" : "Statistics",
     "data-filtered": String(filtered) }, loading("Loading statistics…"));
@@ -167,7 +167,7 @@ export async function render(root, [flowId], ctx) {
     statsBox,
     filterForm(f, facets, applyFilters, () => applyFilters({})),
     listBox,
-    h("div", { class: "toolbar" }, h("span", { class: "spacer" }), deleteAll),
+    canWrite ? h("div", { class: "toolbar" }, h("span", { class: "spacer" }), deleteAll) : null,
   );
 
   Promise.all([statsP, metricsP]).then(([stats, metrics]) => {
@@ -214,10 +214,10 @@ export async function render(root, [flowId], ctx) {
         + "If you may only read this flow, you see the runs you saved yourself."));
     return;
   }
-  renderList(listBox, page, { flowId, filter, base, ctx, flow });
+  renderList(listBox, page, { flowId, filter, base, ctx, flow, canWrite });
 }
 
-function renderList(listBox, first, { flowId, filter, base, ctx, flow }) {
+function renderList(listBox, first, { flowId, filter, base, ctx, flow, canWrite }) {
   const selected = new Set();
   const tbody = h("tbody", {});
   const summary = h("p", { class: "muted", id: "runs-summary", role: "status" });
@@ -270,7 +270,7 @@ function renderList(listBox, first, { flowId, filter, base, ctx, flow }) {
         h("td", { class: "num hide-narrow" }, tokens(run.tokens_in, run.tokens_out, run.tokens_estimated)),
         h("td", { class: "num hide-narrow" }, money(run.cost)),
         h("td", { class: "hide-narrow" }, run.user_id),
-        h("td", { class: "col-actions" }, remove),
+        h("td", { class: "col-actions" }, canWrite ? remove : null),
       ));
     }
     shown += items.length;

@@ -4,7 +4,7 @@ import { del, enc, get, post, put } from "../api.js";
 import { confirmAction, empty, errorPanel, h, mount } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
 import { count, inZone, isoTimestamp, shortId } from "../format.js";
-import { flowHeader, loadFlow } from "./flow_header.js";
+import { flowHeader, loadFlow, mayWrite } from "./flow_header.js";
 import { jobsTable } from "./jobs.js";
 
 // A pass deletes success runs by max_age_days, and error and aborted runs by failed_max_age_days,
@@ -59,10 +59,11 @@ function fieldsNote(own, global) {
 export async function render(root, [flowId], ctx) {
   const base = `/api/v1/flows/${enc(flowId)}/retention`;
   const admin = ctx.user.role === "admin";
-  const [flow, own, global] = await Promise.all([
+  const [flow, own, global, canWrite] = await Promise.all([
     loadFlow(flowId),
     get(`${base}/policy`),
     admin ? get("/api/v1/retention/policy").catch(() => null) : Promise.resolve(null),
+    mayWrite(flowId),
   ]);
   if (ctx.stale()) return;
   const inForce = own.inherited && global ? global : own;
@@ -127,6 +128,10 @@ export async function render(root, [flowId], ctx) {
       h("button", { type: "submit", class: "btn btn-primary" }, "Save as this flow's policy"),
       own.inherited ? null : h("button", { type: "button", class: "btn", onclick: async () => { await del(`${base}/policy`); reload(); } }, "Use the global policy")),
     status);
+  if (!canWrite) { // a reader sees the policy; its dry run and saving could only answer 403
+    for (const field of form.querySelectorAll("input, button")) field.disabled = true;
+    status.textContent = "You may read this flow, not change it: its writers set and try its retention policy.";
+  }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const body = policyBody();
