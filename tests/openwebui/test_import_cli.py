@@ -26,8 +26,10 @@ def _source(tmp_path: Path) -> tuple[WebUIDb, str, list[str]]:
     return db, fid, ids
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([FLOWHISTORY, *args], env=server_env(), capture_output=True, text=True, timeout=120)
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FLOWHISTORY, *args], env={**server_env(), **(env or {})}, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_store_free_then_rerun(tmp_path: Path) -> None:
@@ -106,13 +108,7 @@ def test_through_a_server_in_open_webui_mode_with_an_admins_key(tmp_path: Path) 
         assert not (store.parent / "admin_api_key").exists()
         without = _cli(*args, "--server", server.url)
         assert without.returncode == 2 and "FLOWHISTORY_API_KEY" in without.stderr, without.stderr
-        done = subprocess.run(
-            [FLOWHISTORY, *args, "--server", server.url],
-            env={**server_env(), "FLOWHISTORY_API_KEY": key},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = _cli(*args, "--server", server.url, env={"FLOWHISTORY_API_KEY": key})
         assert done.returncode == 0, done.stderr
         assert "7 stored" in " ".join(done.stdout.split())
 
