@@ -19,7 +19,7 @@ from analytics.core.config import Settings
 from analytics.core.context import open_context
 from analytics.core.errors import StoreLocked
 from analytics.jobs.runtime import Runtime
-from analytics.retention.apply import discard_unfinished_pass
+from analytics.retention.unfinished import discard_unfinished_pass
 from api import openapi
 from api.body_limit import BodyLimit
 from api.errors import CatchAll, add_exception_handlers

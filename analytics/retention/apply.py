@@ -12,22 +12,15 @@ plan, so `ctx.annotated` stays right.
 When a pass deleted at least `retention_compact_fraction` of the runs, the table is rewritten
 (reclaim_space.py) so the file shrinks.
 
-The archive files are on disk before the transaction commits, so a pass that does not commit
-(killed, failed, or rolled back with the writes grouped with it and run again alone) leaves
-files of runs it did not delete. Before it writes, the pass notes its id beside the store
-(`<db>.retention-pass`); the note goes after the commit. A note found later (at start, before
-the next pass, or by the same pass run again) whose pass is not in `retention_runs` means those
-files' runs are all still stored: the files are removed, so the archive holds each run once.
+The archive files are on disk before the transaction commits: a pass notes its id first and the
+note goes after the commit, so the files of a pass that did not commit are removed
+(unfinished.py).
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import secrets
 import time
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,64 +29,11 @@ from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.store import Connection
 from analytics.history import changes
-from analytics.retention import archive, reclaim_space, runs
+from analytics.retention import archive, reclaim_space, runs, unfinished
 from analytics.retention.plan import DELETE, TRIM, plan_query, policies_in_force
 from analytics.retention.policies import GLOBAL, Policy
 
 MAX_FLOWS_LOGGED = 1000
-log = logging.getLogger(__name__)
-
-
-def _note_path(ctx: Context) -> Path | None:
-    path = Path(ctx.store.path)
-    return None if str(path) == ":memory:" else path.with_name(path.name + ".retention-pass")
-
-
-def _committed(conn: Connection, pass_id: str) -> bool:
-    found = conn.execute(
-        "SELECT count(*) FROM retention_runs WHERE json_extract_string(summary, '$.archive_pass') = ?",
-        [pass_id],
-    ).fetchall()
-    return bool(found[0][0])
-
-
-def _settle_note(note: Path | None, committed: Callable[[str], bool]) -> int:
-    """Act on a pass noted beside the store: its files go unless it committed; then the note
-    goes. Answers how many files were removed."""
-    if note is None or not note.exists():
-        return 0
-    try:
-        noted = json.loads(note.read_text())
-        pass_id, root = str(noted["pass_id"]), Path(noted["root"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # cut short while written: no files yet
-        log.warning("ignoring the unreadable retention note %s: %s", note, exc)
-        note.unlink(missing_ok=True)
-        return 0
-    removed = 0 if committed(pass_id) else archive.discard_pass(root, pass_id)
-    note.unlink(missing_ok=True)
-    return removed
-
-
-def _note(note: Path | None, pass_id: str, root: Path) -> None:
-    """Durably, before any file of the pass is written."""
-    if note is None:
-        return
-    scratch = note.with_name(note.name + ".tmp")
-    with open(scratch, "w") as f:
-        json.dump({"pass_id": pass_id, "root": str(root)}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(scratch, note)
-    dir_fd = os.open(note.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def discard_unfinished_pass(ctx: Context) -> int:
-    """At start: remove the archive files of a pass killed before its commit."""
-    return _settle_note(_note_path(ctx), lambda p: bool(ctx.store.read(lambda c: _committed(c, p))))
 
 
 def run_retention(
@@ -116,7 +56,7 @@ def run_retention(
         at = now or started
         bytes_before = reclaim_space.store_bytes(ctx.store.path)
         root = archive.archive_root(ctx.settings)
-        note = _note_path(ctx)
+        note = unfinished.note_path(ctx)
         try:
             summary: dict[str, Any] = ctx.counters.write_recounting(
                 ctx.store,
@@ -126,7 +66,7 @@ def run_retention(
                 frees_space=True,  # runs even on a full disk (analytics/core/store.py)
             )
         except Exception as exc:
-            _settle_note(note, lambda _: False)  # it did not commit: its files go now
+            unfinished.settle(note, lambda _: False)  # it did not commit: its files go now
             runs.log_failure(ctx, "retention", trigger, started, exc)
             raise
         summary.pop("flows_all")
@@ -205,9 +145,9 @@ def _apply(
     pass_id = None
     if deleted + trimmed:
         # this pass, run before and rolled back (it shared a commit that failed), left files
-        _settle_note(note, lambda p: _committed(conn, p))
+        unfinished.settle(note, lambda p: unfinished.committed(conn, p))
         pass_id = f"r{secrets.token_hex(8)}"
-        _note(note, pass_id, Path(root))
+        unfinished.note(note, pass_id, Path(root))
         written = archive.write(
             conn,
             root,

@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from analytics.core.context import Context
-from analytics.retention import apply, policies, runs
+from analytics.retention import apply, policies, runs, unfinished
 from analytics.retention.policies import Policy
 from tests.factories.retention import ADMIN, NOW, all_rows, generate, make_flows
 
@@ -76,7 +76,7 @@ def test_a_pass_killed_before_its_commit_leaves_no_duplicate(
     assert all_rows(ctx) == before  # nothing deleted
     rows, ids = _archive(ctx)
     assert rows == ids > 0 and _note(ctx).exists()  # what the kill left: files of undeleted runs
-    assert apply.discard_unfinished_pass(ctx) > 0  # at the next start
+    assert unfinished.discard_unfinished_pass(ctx) > 0  # at the next start
     assert _archive(ctx) == (0, 0) and not _note(ctx).exists()
     summary = apply.run_retention(ctx, now=NOW, compact=False)
     assert summary["deleted"] > 0
@@ -110,7 +110,7 @@ def test_a_committed_pass_keeps_its_files_when_its_note_outlived_it(world: Conte
     ctx = world
     summary = apply.run_retention(ctx, now=NOW, compact=False)
     _note(ctx).write_text(f'{{"pass_id": "{summary["archive_pass"]}", "root": "{summary["archive_root"]}"}}')
-    assert apply.discard_unfinished_pass(ctx) == 0
+    assert unfinished.discard_unfinished_pass(ctx) == 0
     assert _archive(ctx) == (summary["deleted"], summary["deleted"]) != (0, 0)
     assert not _note(ctx).exists()
 
