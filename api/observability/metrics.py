@@ -46,11 +46,23 @@ class LibraryCollector(Collector):
         self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
-        for part in (self._store, self._jobs, self._alerts, self._export):
+        for part in (self._store, self._jobs, self._alerts, self._export, self._openwebui):
             try:
                 yield from part()
             except Exception:  # a scrape must not fail because one part could not be read
                 log.exception("metrics: %s could not be read", part.__name__)
+
+    def _openwebui(self) -> Iterator[Metric]:
+        """In Open WebUI mode: how old the mirror of its users, groups and flows is. Requests are
+        served from it while Open WebUI cannot be read (by design), so an operator alerts on its
+        age: past a few seconds, role changes and deletions are not taking effect."""
+        directory = self.ctx.directory
+        if directory.external and directory.synced_at:
+            yield GaugeMetricFamily(
+                "flowhistory_openwebui_mirror_age_seconds",
+                "Seconds since Open WebUI's users, groups and flows were last read",
+                value=max(0.0, time.time() - directory.synced_at),
+            )
 
     def _store(self) -> Iterator[Metric]:
         store = self.ctx.store

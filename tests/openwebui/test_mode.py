@@ -362,3 +362,14 @@ class TestApiKeysSetting:
             r = client.get("/api/v1/users/me", headers={"Authorization": f"Bearer {API_KEY}"})
             assert r.status_code == 401, r.text
             assert client.get("/api/v1/users/me", headers=bearer("alice")).status_code == 200
+
+
+def test_the_mirrors_age_is_a_metric(mode: Mode) -> None:
+    """Requests are served from the mirror while Open WebUI cannot be read: its age tells the
+    operator when role changes and deletions stop taking effect."""
+    import re
+
+    text = mode.client.get("/metrics", headers=bearer("boss")).text
+    found = re.search(r"^flowhistory_openwebui_mirror_age_seconds (\S+)$", text, re.M)
+    assert found is not None, text
+    assert 0 <= float(found.group(1)) < 30  # polled each second
