@@ -59,3 +59,31 @@ def test_charts_have_one_point_per_bucket_and_follow_the_pickers(
     page.get_by_role("button", name="Show").click()
     expect(page.locator("#charts .error-panel")).to_contain_text("bucket")
     shot("analytics-refused")
+
+
+def test_nodes_are_named_by_their_label(page: Any, api: Api) -> None:
+    """The per-node and signature tables showed editor ids (`model_1739905519876_k3j9x2abq`)
+    where the run page shows the node's label."""
+    body = {
+        "name": "labelled",
+        "nodes": [{"id": "llm_9", "data": {"label": "Answer model"}}],
+        "edges": [],
+        "access_control": {},
+    }
+    flow_id = str(api.ok(api.http.post("/api/v1/flows/create", json=body))["id"])
+    api.batch(
+        [
+            {
+                "flow_id": flow_id,
+                "status": "error",
+                "execution_time": 9,
+                "node_results": {"llm_9": {"modelId": "gpt-4o-mini", "content": ""}},
+                "errors": {"llm_9": "upstream timeout after 30s"},
+            }
+        ]
+    )
+    sign_in(page, api.key)
+    page.goto(f"/#/flows/{flow_id}/analytics")
+    expect(page.locator('#nodes-table tr[data-node="llm_9"] .node-label')).to_have_text("Answer model")
+    expect(page.locator('#failures-table tr[data-node="llm_9"] .node-label')).to_have_text("Answer model")
+    expect(page.locator('#nodes-table tr[data-node="llm_9"] .node-label')).to_have_attribute("title", "llm_9")

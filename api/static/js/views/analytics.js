@@ -6,6 +6,7 @@ import { empty, errorPanel, h, loading, mount } from "../dom.js";
 import { LOCAL_ZONE, count, decimal, duration, money, percent, setZoneChoice, shortId, timeZone, timestamp, zoneChoice } from "../format.js";
 import { lineChart } from "../charts.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
+import { nodeName } from "../node_labels.js";
 
 const HOUR = 3600;
 const DAY = 86400;
@@ -170,14 +171,14 @@ export async function render(root, [flowId], ctx) {
 
   fill(nodes, get(`${base}/nodes${query(span)}`), (rows) => rows.length
     ? table("nodes-table", [["Node"], ["Model"], ["Runs", 1], ["Failure rate", 1], ["p50", 1], ["p95", 1], ["Tokens in / out", 1], ["Cost / run", 1]],
-      rows.map((n) => h("tr", { "data-node": n.node_id }, td(h("span", { class: "mono" }, n.node_id)), td(n.model || "—"), td(count(n.runs), 1),
+      rows.map((n) => h("tr", { "data-node": n.node_id }, td(nodeName(flow, n.node_id)), td(n.model || "—"), td(count(n.runs), 1),
         td(percent(n.failure_rate), 1), td(duration(n.p50_ms), 1), td(duration(n.p95_ms), 1),
         td(`${count(n.tokens_in)} / ${count(n.tokens_out)}${n.tokens_estimated ? " (est.)" : ""}`, 1), td(money(n.cost_per_run), 1))))
     : empty("No node results in this range", ""));
 
   fill(failures, get(`${base}/failures${query({ ...span, limit: 20 })}`), (rows) => rows.length
     ? table("failures-table", [["Node"], ["Signature"], ["Count", 1], ["Last seen"], ["Trend"]],
-      rows.map((f) => h("tr", {}, td(h("span", { class: "mono" }, f.node_id)), td(h("span", { class: "mono", title: f.example }, f.signature)),
+      rows.map((f) => h("tr", { "data-node": f.node_id }, td(nodeName(flow, f.node_id)), td(h("span", { class: "mono", title: f.example }, f.signature)),
         td(count(f.count), 1), td(timestamp(f.last_seen)), td(f.trend))))
     : empty("No failures in this range", "Every run in this range succeeded or was aborted."));
 
