@@ -82,6 +82,7 @@ def _check_overview(page: Any, shot: Screens, flows: dict[str, Any], size: str) 
     first = page.locator("#flows-table tbody tr").first
     expect(first).to_have_attribute("data-flow", bad)
     expect(page.locator("#alerts-table")).to_contain_text("overview failure rate")
+    expect(page.locator("#alerts-table thead")).to_contain_text("Since (UTC)")  # the zone the time is in
     expect(page.locator("#regressions-table")).to_contain_text("overview-regressed")
     expect(page.locator("#signatures-table")).to_contain_text("upstream timeout")
     shot(f"overview-{size}")

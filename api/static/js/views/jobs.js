@@ -58,7 +58,7 @@ export function jobsTable(jobs, onRun) {
     h("table", { id: "jobs-table" },
       h("thead", {}, h("tr", {}, ["Job", "Schedule", inZone("Last run"), "Took", "Result", inZone("Next run"), ""].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, jobs.map((j) => h("tr", { "data-job": j.name, class: j.last_ok === false ? "row-error" : "" },
-        h("td", { "data-label": "Job" }, h("strong", {}, j.name), h("div", { class: "muted" }, `${count(j.runs)} runs, ${count(j.failures)} failed`)),
+        h("td", { "data-label": "Job" }, h("strong", {}, j.name), h("div", { class: "muted" }, `${count(j.runs)} ${j.runs === 1 ? "run" : "runs"}, ${count(j.failures)} failed`)),
         h("td", { "data-label": "Schedule" }, every(j.every_s)),
         h("td", { "data-label": inZone("Last run"), "data-col": "last-run" }, j.running ? "running now…" : when(j.last_finished || j.last_started)),
         h("td", { class: "num", "data-label": "Took" }, j.last_duration_s == null ? "—" : duration(j.last_duration_s * 1000)),

@@ -3,7 +3,7 @@
 // regressions, failure rate up sharply) marked with a symbol and a word, never colour alone.
 import { enc, get, post, query } from "../api.js";
 import { empty, h, mount } from "../dom.js";
-import { count, duration, fieldValue, money, percent, timestamp } from "../format.js";
+import { count, duration, fieldValue, inZone, money, percent, timestamp } from "../format.js";
 
 const PERIODS = { "24h": [86400, "hour", "24 hours"], "7d": [7 * 86400, "day", "7 days"], "30d": [30 * 86400, "day", "30 days"] };
 // "Failure rate up sharply": at least this many percentage points more than the period before,
@@ -129,7 +129,7 @@ export async function render(root, _args, ctx) {
     ),
     h("h2", {}, "Firing alerts"),
     firing.length
-      ? table("alerts-table", ["Rule", "Flow", "Value", "Since"], firing.map(({ rule, state }) => h("tr", {},
+      ? table("alerts-table", ["Rule", "Flow", "Value", inZone("Since")], firing.map(({ rule, state }) => h("tr", {},
         h("td", {}, h("a", { href: `#/flows/${enc(state.flow_id)}/alerts` }, rule.name)),
         h("td", {}, names.get(state.flow_id)),
         h("td", { class: "num" }, state.value === null ? "—" : `${fmtMetric(rule.metric, state.value)} (${rule.operator} ${fmtMetric(rule.metric, rule.threshold)})`),
