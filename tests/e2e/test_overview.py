@@ -134,6 +134,11 @@ def test_overview_on_a_phone(
         page.goto("/#/")
         _check_overview(page, shot, overview_flows, "phone")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # the key numbers are on screen without scrolling the table (the sparkline gave way)
+        bad = page.locator(f'#flows-table tr[data-flow="{overview_flows["bad"]}"]')
+        for col in ("failure_rate", "p95", "cost"):
+            box = bad.locator(f'[data-col="{col}"]').bounding_box()
+            assert box is not None and box["x"] + box["width"] <= 390, (col, box)
         assert not page.js_errors, page.js_errors
     finally:
         page.context.close()

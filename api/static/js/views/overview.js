@@ -123,7 +123,8 @@ export async function render(root, _args, ctx) {
     periodPicker,
     h("div", { class: "table-wrap" },
       h("table", { id: "flows-table", "data-period": period, "data-start": Math.floor(start.getTime() / 1000), "data-end": Math.floor(end.getTime() / 1000) },
-        h("thead", {}, h("tr", {}, head, h("th", { scope: "col" }, `Runs per ${bucket}`))),
+        // on a phone the sparkline gives its width to the numbers (failure rate, p95, cost)
+        h("thead", {}, h("tr", {}, head, h("th", { scope: "col", class: "hide-narrow" }, `Runs per ${bucket}`))),
         h("tbody", {}, rows.map((r) => flowRow(r, bucket))),
       ),
     ),
@@ -176,11 +177,12 @@ function flowRow(r, bucket) {
   return h("tr", { "data-flow": flow.id, "data-problem": problems.map((p) => p[0]).join(" ") || null, class: problems.length ? "row-problem" : null },
     h("td", {}, h("a", { href: `#/flows/${enc(flow.id)}` }, flow.name)),
     h("td", { class: "attention" }, attention),
-    h("td", { class: "num", "data-col": "runs" }, count(runs), change(m?.runs, count, false)),
-    h("td", { class: "num", "data-col": "failure_rate" }, runs ? percent(m.failure_rate.value) : "—", compared ? change(m.failure_rate, signedPoints, true) : null),
-    h("td", { class: "num", "data-col": "p95" }, runs ? duration(m.p95_duration.value) : "—", compared ? change(m.p95_duration, (d) => duration(Math.abs(d)), true) : null),
-    h("td", { class: "num", "data-col": "cost" }, runs ? money(m.cost.value) : "—", compared ? change(m.cost, (d) => money(Math.abs(d)), true) : null),
-    h("td", {}, sparkline(r.spark, bucket)),
+    // data-label: on a phone each row is a card of labelled numbers (app.css)
+    h("td", { class: "num", "data-col": "runs", "data-label": "Runs" }, count(runs), change(m?.runs, count, false)),
+    h("td", { class: "num", "data-col": "failure_rate", "data-label": "Failure rate" }, runs ? percent(m.failure_rate.value) : "—", compared ? change(m.failure_rate, signedPoints, true) : null),
+    h("td", { class: "num", "data-col": "p95", "data-label": "p95" }, runs ? duration(m.p95_duration.value) : "—", compared ? change(m.p95_duration, (d) => duration(Math.abs(d)), true) : null),
+    h("td", { class: "num", "data-col": "cost", "data-label": "Cost" }, runs ? money(m.cost.value) : "—", compared ? change(m.cost, (d) => money(Math.abs(d)), true) : null),
+    h("td", { class: "hide-narrow" }, sparkline(r.spark, bucket)),
   );
 }
 
