@@ -14,7 +14,7 @@ from typing import Any
 
 from analytics.access.permissions import Viewer
 from analytics.core.context import Context
-from analytics.core.errors import InvalidInput
+from analytics.core.errors import AccessDenied, InvalidInput, NotFound
 from analytics.history.filters import ExecutionFilter, visible_clause, where
 from analytics.history.first_error import first_errors
 from analytics.history.pagination import Page, decode_key, encode_key, from_micros, micros
@@ -104,14 +104,16 @@ def search_executions(
     total = int(counting.result()[0][0])
     found = [ExecutionRow(*r) for r in rows[:limit]]
     errors = first_errors(ctx, found) if include_errors else {}
-    items = [
-        SearchHit(
-            r,
-            get_execution(ctx, viewer, r.flow_id, r.id) if include_payloads else None,
-            *((errors[r.id].node_id, errors[r.id].message) if r.id in errors else (None, None)),
-        )
-        for r in found
-    ]
+    items = []
+    for r in found:
+        detail = None
+        if include_payloads:
+            try:
+                detail = get_execution(ctx, viewer, r.flow_id, r.id)
+            except (NotFound, AccessDenied):  # deleted (or its access changed) since the page was read:
+                continue  # left out, as a page read a moment later would; the page is not a 404
+        first = errors.get(r.id)
+        items.append(SearchHit(r, detail, *((first.node_id, first.message) if first else (None, None))))
     next_cursor = None
     if len(rows) > limit:
         last = found[-1]

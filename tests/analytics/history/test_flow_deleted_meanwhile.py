@@ -242,3 +242,24 @@ def test_a_flows_retention_policy_goes_with_it_and_is_not_set_after_its_delete(c
     assert rows() == [("kept",)]
     flows.delete_flow(ctx, ADMIN, "kept")
     assert rows() == []  # the policy of a deleted flow stayed forever
+
+
+def test_a_run_deleted_while_a_search_reads_its_payloads_is_left_out(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page's rows are read first, each run's detail next: a run deleted in between made the
+    whole search a 404 "Execution not found"."""
+    from analytics.history import search
+
+    ids = [ingest.save_execution(ctx, ADMIN, _run("kept", i), flow_id="kept").id for i in range(3)]
+    detail = search.get_execution
+
+    def deleted_first(c: Context, viewer: Viewer, flow_id: str, run_id: str) -> Any:
+        if run_id == ids[1]:
+            history.delete_execution(c, ADMIN, flow_id, run_id)
+        return detail(c, viewer, flow_id, run_id)
+
+    monkeypatch.setattr(search, "get_execution", deleted_first)
+    page = search.search_executions(ctx, ADMIN, include_payloads=True)
+    assert [hit.row.id for hit in page.items] == [ids[2], ids[0]]  # newest first, the deleted one out
+    assert all(hit.execution is not None for hit in page.items)
