@@ -10,14 +10,15 @@ all flows the caller may read).
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
 
 from analytics.access.directory import Directory
 from analytics.access.permissions import Viewer, grant_for
 from analytics.core.clock import UtcTime, naive_utc
 from analytics.core.errors import InvalidInput
+from analytics.core.numbers import Count, not_bool
 
 Clause = tuple[str, list[Any]]
 _META_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -46,8 +47,8 @@ class TimeRange(_Leaf):
 
 
 class MsRange(_Leaf):
-    ge_: int | None = Field(default=None, ge=0)
-    le_: int | None = Field(default=None, ge=0)
+    ge_: Count | None = Field(default=None, ge=0)
+    le_: Count | None = Field(default=None, ge=0)
 
 
 class Contains(_Leaf):
@@ -80,8 +81,8 @@ class ExecutionFilter(BaseModel):
     model: AnyOf | None = Field(default=None, description="runs with a node using any of these models")
     error: Contains | None = None
     tags: AllOf | None = Field(default=None, description="runs carrying all of these tags")
-    has_note: bool | None = None
-    rating: Literal[-1, 1] | None = None
+    has_note: StrictBool | None = None  # "yes" is not true
+    rating: Annotated[Literal[-1, 1], BeforeValidator(not_bool)] | None = None  # true is not 1
     meta: dict[str, str] | None = Field(default=None, description="meta key = value, all must match")
 
     @field_validator("status")
