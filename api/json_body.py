@@ -116,11 +116,12 @@ class JsonRoute(APIRoute):
         handler = super().get_route_handler()
         accepted = content_type.accepted_types(self)
         reads = query_params.declared(self.dependant)
+        needs_credential = query_params.authenticates(self.dependant)
         request_class = self.request_class
 
         async def with_orjson(request: Request) -> Response:
             content_type.check(request, accepted)
-            query_params.check(request, reads)
+            await query_params.check(request, reads, authenticate_first=needs_credential)
             return await handler(request_class(request.scope, request.receive))
 
         return with_orjson

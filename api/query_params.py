@@ -3,7 +3,9 @@
 Why: `GET .../executions/stats?from=2030-01-01` (the route reads `start`) answered the all-time
 totals as if they were the year's, and a misspelled filter looked applied. Search already
 refuses an unknown filter field in its body; the query string now says the same. The names a
-route reads are its declared query parameters and those of its dependencies, by alias.
+route reads are its declared query parameters and those of its dependencies, by alias. A route
+that needs a credential checks it first: a caller without one gets the 401 every route answers,
+not the list of parameters the route reads.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from pydantic import AliasChoices, BaseModel
 from starlette.requests import Request
+
+from api.dependencies import current_user
 
 
 def declared(dependant: Any) -> frozenset[str]:
@@ -33,9 +37,22 @@ def declared(dependant: Any) -> frozenset[str]:
     return frozenset(names)
 
 
-def check(request: Request, names: frozenset[str]) -> None:
+def authenticates(dependant: Any) -> bool:
+    """Whether the route (or a dependency of it) reads the caller's credential."""
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        if current.call is current_user:
+            return True
+        pending.extend(current.dependencies)
+    return False
+
+
+async def check(request: Request, names: frozenset[str], *, authenticate_first: bool) -> None:
     unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in names]
     if unknown:
+        if authenticate_first:
+            await current_user(request)  # NotAuthenticated: the 401, before anything else
         raise RequestValidationError(
             [
                 {

@@ -437,6 +437,12 @@ def test_a_query_parameter_the_route_does_not_read_is_422_naming_it(bw: World, f
     assert ok.status_code == 200, ok.text
 
 
+def test_an_unknown_query_parameter_without_a_credential_is_the_401(bw: World, flow: str) -> None:
+    """Not a 422 that tells an anonymous caller what the route reads."""
+    r = bw.client.get(f"/api/v1/flows/{flow}/executions?page=1&_=1700000000000")
+    assert r.status_code == 401 and "reads" not in r.text, r.text
+
+
 def test_unknown_query_parameters_change_nothing(bw: World, flow: str) -> None:
     before = everything(bw, flow)
     r = bw.client.delete(f"/api/v1/flows/{flow}/executions?dry_run=true", headers=bearer("owner"))
