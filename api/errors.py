@@ -66,6 +66,7 @@ DESCRIPTIONS: dict[int, str] = {
     404: "No such thing, or not one the caller may see",
     409: "Conflicts with what is stored or running now",
     413: "The request body is larger than the server's limit (or an SQL query needed more memory than its)",
+    414: "The request's URL is longer than the server reads (65,535 bytes)",
     415: "The request body is not of a type the operation reads (JSON; NDJSON where declared), or is compressed",
     422: "The request does not fit its schema (a list of issues), or means something impossible (a message)",
     502: "A system the server writes to failed (the export target): the detail says how",

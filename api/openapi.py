@@ -50,7 +50,9 @@ def _params(dependant: Dependant, kind: str) -> Iterator[str]:
 
 
 def error_statuses(route: Any) -> set[int]:
-    """The error statuses this route can answer besides what it declares itself."""
+    """The error statuses this route can answer besides what it declares itself: every route a
+    422 (a query parameter it does not read, api/query_params.py) and a 414 (a URL past the
+    server's limit), a write a 507 (the store's disk full)."""
     calls = set(_calls(route.dependant))
     path = list(_params(route.dependant, "path_params"))
     query = list(_params(route.dependant, "query_params"))
@@ -65,10 +67,11 @@ def error_statuses(route: Any) -> set[int]:
         codes.add(404)
     if has_body:
         codes |= {413, 415}
-    if takes_input:
-        codes.add(422)
+    codes |= {414, 422}
     if get_ctx in calls:
         codes.add(503)
+        if set(route.methods or ()) & {"POST", "PUT", "PATCH", "DELETE"}:
+            codes.add(507)
     return codes
 
 

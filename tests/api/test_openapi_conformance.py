@@ -314,6 +314,10 @@ def test_every_error_answer_is_declared_with_the_shared_models() -> None:
             )
         if operation.path not in ("/health", "/ready"):  # no auth: liveness and readiness
             assert {"401", "503"} <= set(errors), operation.label
+        # every route refuses an unknown query parameter and a URL past the parser's limit
+        assert {"414", "422"} <= set(errors), operation.label
+        writes = operation.method.upper() in ("POST", "PUT", "PATCH", "DELETE") and "503" in errors
+        assert ("507" in errors) == writes, operation.label  # a full store disk refuses writes
     assert "HTTPValidationError" not in SCHEMA.raw_schema["components"]["schemas"]
 
 
