@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +70,8 @@ class Directory:
         # flows that were in the mirror and left it: id -> when it was first seen missing
         self.gone_since: dict[str, float] = {}
         self.synced_at: float = 0.0  # the last successful poll of the external source
+        # reads the external source now and waits (at most the timeout given): the poller's
+        self.refresher: Callable[[float], bool] | None = None
 
     @property
     def external(self) -> bool:
@@ -136,6 +139,15 @@ class Directory:
 
     def flow(self, flow_id: str) -> FlowAcl | None:
         return self._snap.flows.get(flow_id)
+
+    def refresh_for_miss(self, flow_id: str, timeout: float = 2.0) -> bool:
+        """A flow the mirror lacks may have been created in Open WebUI since its last read: read
+        it now (blocking, off the event loop) and say whether the flow is there then."""
+        refresher = self.refresher
+        if refresher is None:
+            return False
+        refresher(timeout)
+        return self.flow(flow_id) is not None
 
     def flows(self) -> list[FlowAcl]:
         return list(self._snap.flows.values())

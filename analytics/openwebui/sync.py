@@ -55,6 +55,7 @@ _FLOWS = (
     "SELECT id, user_id, name, description, nodes, edges, meta, access_control, created_at, updated_at"
     " FROM flow"
 )
+MIN_READ_GAP_S = 0.2  # between two reads: reads asked for by requests never run back to back
 RECENT_S = 3  # updated_at within this many seconds of now: read flows in full (same-second edits)
 
 
@@ -104,6 +105,9 @@ class OpenWebUISync:
         self._stale = True  # what was read is not installed yet
         self._warned: set[tuple[str, str]] = set()  # bad values already logged
         self._stop = threading.Event()
+        self._wake = threading.Event()  # a read asked for now (a flow missing from the mirror)
+        self._polled = threading.Condition()
+        self._last_started = 0.0  # when the last finished poll began (time.time())
         self._thread: threading.Thread | None = None
 
     def sync_once(self) -> bool:
@@ -269,17 +273,40 @@ class OpenWebUISync:
         self.sync_once()
         self._thread = threading.Thread(target=self._run, name="openwebui-sync", daemon=True)
         self._thread.start()
+        self.ctx.directory.refresher = self.refresh
         return self
 
+    def refresh(self, timeout: float) -> bool:
+        """Read Open WebUI now rather than at the next poll, and wait for it (at most `timeout`
+        s): a flow created there a moment ago is not mirrored yet, and its first run, saved by
+        the client at once, was refused 404 and lost. Callers share one read; True once a read
+        that began after the call has finished."""
+        asked = time.time()
+        with self._polled:
+            self._wake.set()
+            return self._polled.wait_for(lambda: self._last_started >= asked, timeout)
+
     def _run(self) -> None:
-        while not self._stop.wait(self.ctx.settings.openwebui_poll_s):
+        poll_s = self.ctx.settings.openwebui_poll_s
+        while not self._stop.is_set():
+            self._wake.wait(poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            started = time.time()
             try:
                 self.sync_once()
             except Exception:  # Open WebUI down or mid-migration: keep the last mirror, try again
                 log.exception("reading Open WebUI's database failed; keeping the last mirror")
+            with self._polled:
+                self._last_started = started
+                self._polled.notify_all()
+            self._stop.wait(MIN_READ_GAP_S)  # asked reads never run back to back
 
     def stop(self) -> None:
+        self.ctx.directory.refresher = None
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.db.close()

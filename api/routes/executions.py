@@ -15,7 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from analytics.access.permissions import FLOW_NOT_FOUND
 from analytics.core.clock import QueryTime
+from analytics.core.errors import NotFound
 from analytics.history import facets, ingest
 from analytics.history import runs as history
 from analytics.history.filters import ExecutionFilter
@@ -42,7 +44,16 @@ router = APIRouter(prefix="/api/v1/flows", tags=["executions"], route_class=Json
 async def save_execution(flow_id: str, request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Save one execution; answered after it is committed."""
     form = validate(ingest.ExecutionCreate, await read_json(request, mend=True))
-    return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
+    try:
+        return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
+    except NotFound as exc:
+        # Open WebUI mode: a flow created there since the last read, whose first run the client
+        # saves at once (and never again): read Open WebUI now, off the event loop, and retry once
+        if exc.detail != FLOW_NOT_FOUND or not await run_in_threadpool(
+            ctx.directory.refresh_for_miss, flow_id
+        ):
+            raise
+        return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
 
 
 @router.get("/{flow_id}/executions", response_model=list[ExecutionSummaryOut])

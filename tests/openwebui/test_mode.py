@@ -373,3 +373,29 @@ def test_the_mirrors_age_is_a_metric(mode: Mode) -> None:
     found = re.search(r"^flowhistory_openwebui_mirror_age_seconds (\S+)$", text, re.M)
     assert found is not None, text
     assert 0 <= float(found.group(1)) < 30  # polled each second
+
+
+def test_a_flows_first_run_saved_right_after_its_creation_in_open_webui_is_stored(
+    webui_db: WebUIDb, tmp_path: Path
+) -> None:
+    """The client saves a run the moment its flow runs, which can be before the next poll: the
+    run was a 404 and lost. A miss now reads Open WebUI at once (the poll here is 30 s)."""
+    webui_db.add_user("alice", "user")
+    settings = Settings(
+        db_path=tmp_path / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        openwebui_db=webui_db.url,
+        openwebui_poll_s=30,
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        fid = webui_db.add_flow("alice")  # created in Open WebUI after the server's first read
+        r = client.post(f"/api/v1/flows/{fid}/executions", json=make_execution(fid), headers=bearer("alice"))
+        assert r.status_code == 200, r.text
+        assert (
+            client.get(f"/api/v1/flows/{fid}/executions", headers=bearer("alice")).json()[0]["id"]
+            == r.json()["id"]
+        )
+        # a flow Open WebUI does not have is still a 404, after that read
+        r = client.post("/api/v1/flows/nope/executions", json=make_execution("nope"), headers=bearer("alice"))
+        assert r.status_code == 404 and r.json()["detail"] == "Flow not found"
