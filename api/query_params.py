@@ -64,7 +64,7 @@ async def check(request: Request, names: frozenset[str], *, authenticate_first: 
                         if names
                         else "; this route reads none"
                     ),
-                    "input": request.query_params.getlist(name)[0],
+                    "input": None,  # not echoed: a parameter sent by mistake may hold a secret
                 }
                 for name in unknown
             ]

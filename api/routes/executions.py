@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from analytics.access.permissions import FLOW_NOT_FOUND
 from analytics.core.clock import QueryTime
 from analytics.core.errors import NotFound
 from analytics.history import facets, ingest
@@ -46,12 +45,10 @@ async def save_execution(flow_id: str, request: Request, viewer: CurrentUser, ct
     form = validate(ingest.ExecutionCreate, await read_json(request, mend=True))
     try:
         return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
-    except NotFound as exc:
+    except NotFound:  # for a new run, only its flow can be missing
         # Open WebUI mode: a flow created there since the last read, whose first run the client
         # saves at once (and never again): read Open WebUI now, off the event loop, and retry once
-        if exc.detail != FLOW_NOT_FOUND or not await run_in_threadpool(
-            ctx.directory.refresh_for_miss, flow_id
-        ):
+        if not await run_in_threadpool(ctx.directory.refresh_for_miss, flow_id):
             raise
         return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
 
