@@ -94,14 +94,21 @@ def out_of_memory(memory: int, why: str = "") -> SqlOutOfMemory:
 
 
 def _child_env() -> dict[str, str]:
-    """The worker imports this very checkout, whatever PYTHONPATH the parent had. Two malloc
-    arenas: glibc reserves 64 MB of address space per arena, up to 8 per core, one per thread
-    that ever ran; under RLIMIT_AS those reservations alone made 15 in 100 benign queries fail
-    in a 512 MiB worker (the tests' cap), and none with two."""
+    """The worker imports this very checkout, whatever PYTHONPATH the parent had. Its address
+    space is capped (RLIMIT_AS), so what merely reserves it is turned down, each measured in a
+    512 MiB worker running `count(*)`, whose peak was within 7 MB of the cap (in CI, two benign
+    queries failed: "can't start new thread", "malloc of size 1024 failed"; now ~95 MB under):
+    - one malloc arena: glibc reserves 64 MB per arena, up to 8 per core, one per thread that
+      ever ran (the worker's own allocations go through DuckDB's jemalloc);
+    - Arrow's buffers from glibc malloc, not mimalloc, which reserves ~90 MB up front;
+    - one OpenBLAS thread (numpy comes with pyarrow; the worker does no linear algebra): each of
+      its threads holds a stack and buffers, ~40 MB on two cores."""
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env["MALLOC_ARENA_MAX"] = "2"
+    env["MALLOC_ARENA_MAX"] = "1"
+    env["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+    env["OPENBLAS_NUM_THREADS"] = "1"
     return env
 
 

@@ -6,12 +6,21 @@ import os
 from pathlib import Path
 
 
+def _status_bytes(field: str, pid: int | None) -> int:
+    for line in Path(f"/proc/{pid or os.getpid()}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no {field} for {pid}")
+
+
 def rss(pid: int | None = None) -> int:
     """Resident set size in bytes."""
-    for line in Path(f"/proc/{pid or os.getpid()}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
+    return _status_bytes("VmRSS", pid)
+
+
+def vm_peak(pid: int) -> int:
+    """The most address space the process ever held, in bytes: what RLIMIT_AS caps."""
+    return _status_bytes("VmPeak", pid)
 
 
 def _stat(pid: int) -> list[str]:
