@@ -3,8 +3,9 @@
 Written by the exports' own publisher (analytics/exports/publish.py), so the layout is the
 exports': `<archive>/executions/date=YYYY-MM-DD/<uuid>.parquet` (zstd; `date` is the run's UTC
 day; each `date=` entry a real folder, an older archive's symlinks are migrated at its next
-write), JSON as VARCHAR, timestamps UTC, plus `archived_at` and `archive_reason` (`delete` or
-`trim`). Files are staged
+write), JSON as VARCHAR (`outputs` always the run's, as in the export), timestamps UTC, plus
+`archived_at`, `archive_reason` (`delete` or `trim`) and `flow_owner` (the flow's owner then:
+restore gives a run back only to that owner's flow). Files are staged
 and renamed into place, so a reader never sees half a file, and only ever added: a run trimmed
 and later deleted is in the archive twice (restore keeps the copy with its payload). No room in
 the archive folder fails the pass with FolderFull (nothing deleted); the store is untouched.
@@ -56,18 +57,25 @@ def executions_columns(conn: Connection) -> list[tuple[str, str]]:
     ]
 
 
+def _archived(name: str, kind: str) -> str:
+    """A column as the archive holds it: text for JSON and UUIDs, and `outputs` always the run's
+    outputs (the store's shared copy of node_results undone, as in the export), so a reader of
+    the Parquet sees the run whole; restore shares it again by `outputs_same`."""
+    if name == "outputs":
+        return 'CAST(CASE WHEN outputs_same THEN node_results ELSE outputs END AS VARCHAR) AS "outputs"'
+    return f'"{name}"::VARCHAR AS "{name}"' if kind in _TEXT_TYPES else f'"{name}"'
+
+
 def write(conn: Connection, root: Path, source: str, archived_at: datetime, *, pass_id: str) -> Written:
     """Archive the rows of `source` (a query over executions columns plus an `action` column)
     before they are removed. Runs on the writer inside the pass's transaction, streaming the rows
     to the exports' publisher (staged files, renamed into place, named after `pass_id`): if this
     fails, nothing is deleted."""
-    cols = ", ".join(
-        f'"{name}"::VARCHAR AS "{name}"' if kind in _TEXT_TYPES else f'"{name}"'
-        for name, kind in executions_columns(conn)
-    )
+    cols = ", ".join(_archived(name, kind) for name, kind in executions_columns(conn))
     select = (
         f"SELECT {cols}, CAST(created_at AS DATE) AS date, ?::TIMESTAMP AS archived_at,"
-        f" action AS archive_reason FROM ({source})"
+        " action AS archive_reason, (SELECT f.user_id FROM flows f WHERE f.id = src.flow_id) AS flow_owner"
+        f" FROM ({source}) src"
     )
     rows = int(conn.execute(f"SELECT count(*) FROM ({source})").fetchall()[0][0])
     if not rows:

@@ -2,7 +2,7 @@
 
 Runs whose id is already in the store are skipped; a stored run whose payload was trimmed gets
 it back from the archive (its row is otherwise left as it is). Runs of flows that no longer
-exist are skipped and counted. An id archived twice (trimmed, later deleted) comes back as the
+exist, or whose id now names another owner's flow, are skipped and counted. An id archived twice (trimmed, later deleted) comes back as the
 copy that still has its payload. Everything happens in one writer transaction; afterwards the
 counters of the flows that got runs back are rebuilt.
 
@@ -25,6 +25,20 @@ from analytics.history import changes
 from analytics.retention import archive, runs
 
 _HAS_PAYLOAD = "(s.inputs IS NOT NULL OR s.outputs IS NOT NULL OR s.node_results IS NOT NULL)"
+# the archived run's flow is the flow `f` that has its id now: the same owner as when it was
+# archived (Open WebUI re-created the id for another user, or changed its owner: another flow,
+# whose owner must never get the old runs). An archive written before `flow_owner` was kept
+# has none: there the flow must have existed when the run was made.
+_SAME_FLOW = "coalesce(s.flow_owner = f.user_id, f.created_at <= s.created_at)"
+
+
+def _with_owner_and_shared_outputs(conn: Connection) -> None:
+    """`restore_src` as the store keeps runs: `outputs` NULL where it is node_results' copy (the
+    archive writes it out), and a `flow_owner` column even when no file read has one."""
+    have = {r[0] for r in conn.execute("SELECT name FROM pragma_table_info('restore_src')").fetchall()}
+    if "flow_owner" not in have:
+        conn.execute("ALTER TABLE restore_src ADD COLUMN flow_owner VARCHAR")
+    conn.execute("UPDATE restore_src SET outputs = NULL WHERE outputs_same")
 
 
 def restore(
@@ -82,6 +96,7 @@ def _restore(
         "refilled": 0,
         "already_present": 0,
         "unknown_flow": 0,
+        "other_owner": 0,
         "flow_ids": [],
     }
     if not files:
@@ -106,10 +121,12 @@ def _restore(
         params,
     )
     report("read", len(files), len(files))
-    present, unknown, refill = conn.execute(
+    _with_owner_and_shared_outputs(conn)
+    present, unknown, reused, refill = conn.execute(
         f"""
         SELECT count(*) FILTER (WHERE e.id IS NOT NULL),
                count(*) FILTER (WHERE e.id IS NULL AND f.id IS NULL),
+               count(*) FILTER (WHERE e.id IS NULL AND f.id IS NOT NULL AND NOT ({_SAME_FLOW})),
                count(*) FILTER (WHERE e.id IS NOT NULL AND {_HAS_PAYLOAD} AND e.inputs IS NULL
                                 AND e.outputs IS NULL AND e.node_results IS NULL)
         FROM restore_src s
@@ -129,7 +146,10 @@ def _restore(
             """
         )
     cols = ", ".join(f's."{name}"' for name, _ in archive.executions_columns(conn))
-    wanted = "s.id::UUID NOT IN (SELECT id FROM executions) AND s.flow_id IN (SELECT id FROM flows)"
+    wanted = (
+        "s.id::UUID NOT IN (SELECT id FROM executions)"
+        f" AND EXISTS (SELECT 1 FROM flows f WHERE f.id = s.flow_id AND {_SAME_FLOW})"
+    )
     flow_ids = [
         r[0] for r in conn.execute(f"SELECT DISTINCT flow_id FROM restore_src s WHERE {wanted}").fetchall()
     ]
@@ -148,5 +168,6 @@ def _restore(
         "refilled": int(refill),
         "already_present": int(present),
         "unknown_flow": int(unknown),
+        "other_owner": int(reused),
         "flow_ids": sorted(flow_ids),
     }

@@ -305,5 +305,6 @@ def retention_restore(
     out = on_store(db, local, lambda api: api.post("/api/v1/retention/restore", json=body))
     console.print(
         f"restored {out['restored']} runs, refilled {out['refilled']} trimmed payloads from {out['files']} files;"
-        f" skipped {out['already_present']} present and {out['unknown_flow']} of deleted flows"
+        f" skipped {out['already_present']} present, {out['unknown_flow']} of deleted flows and"
+        f" {out.get('other_owner', 0)} whose flow id now names another owner's flow"
     )

@@ -73,6 +73,82 @@ def test_restore_skips_runs_of_deleted_flows_and_checks_its_range(ctx: Context) 
     assert err.value.field == "end"
 
 
+def _archived_away(ctx: Context, name: str, runs: int) -> tuple[str, list[str]]:
+    """A flow of OWNER's whose `runs` runs a pass deleted into the archive, and the flow purged."""
+    from analytics.flows import registry as flows
+
+    fid = make_flows(ctx, [name])[name]
+    ids = [r.id for r in generate(ctx, [fid], runs)]
+    policies.set_policy(ctx, ADMIN, Policy(max_age_days=1))
+    assert apply.run_retention(ctx, now=NOW, compact=False)["deleted"] == runs
+    policies.delete_policy(ctx, ADMIN, None)
+    flows.purge_flow(ctx, fid)
+    return fid, ids
+
+
+def _mirror(ctx: Context, fid: str, owner: str, created: datetime) -> None:
+    """The flow id back, as Open WebUI's sync writes it (analytics/openwebui/sync.py)."""
+    from analytics.flows import registry as flows
+
+    flows.mirror_flows(ctx, [flows.Flow(fid, owner, "back", None, [], [], {}, None, created, created, "v")])
+
+
+@pytest.mark.parametrize("owner", ["other", "owner"])
+def test_archived_runs_go_back_only_to_their_flows_owner(ctx: Context, owner: str) -> None:
+    """Open WebUI re-created the id for another user: another flow, which must never get the old
+    runs (restore once checked only that the id existed). Back with its owner: they come back."""
+    fid, ids = _archived_away(ctx, "x", 30)
+    _mirror(ctx, fid, owner, NOW)
+    out = restore.restore(ctx, start=datetime(2000, 1, 1), end=NOW + timedelta(days=1))
+    stored = set(all_rows(ctx))
+    if owner == "other":
+        assert (out["restored"], out["other_owner"], out["unknown_flow"]) == (0, 30, 0)
+        assert not stored & set(ids)
+    else:
+        assert (out["restored"], out["other_owner"]) == (30, 0)
+        assert set(ids) <= stored
+
+
+def test_an_archive_without_owners_gives_runs_only_to_a_flow_older_than_them(ctx: Context) -> None:
+    """Archives written before `flow_owner` was kept: the flow that has the id now must have
+    existed when the run was made."""
+    from analytics.retention import archive
+
+    fid, ids = _archived_away(ctx, "y", 30)
+    for path in (archive.archive_root(ctx.settings) / "executions").glob("date=*/*.parquet"):
+        duckdb.sql(
+            f"COPY (SELECT * EXCLUDE (flow_owner) FROM read_parquet('{path}')) TO '{path}.old' (FORMAT parquet)"
+        )
+        path.with_name(path.name + ".old").replace(path)
+    _mirror(ctx, fid, "other", NOW)  # made after every one of its runs: another flow
+    out = restore.restore(ctx, start=datetime(2000, 1, 1), end=NOW + timedelta(days=1))
+    assert (out["restored"], out["other_owner"]) == (0, 30)
+    _mirror(ctx, fid, "other", datetime(2000, 1, 1))  # older than them: theirs
+    out = restore.restore(ctx, start=datetime(2000, 1, 1), end=NOW + timedelta(days=1))
+    assert (out["restored"], out["other_owner"]) == (30, 0)
+    assert set(ids) <= set(all_rows(ctx))
+
+
+def test_the_archive_holds_each_runs_own_outputs(ctx: Context) -> None:
+    """The store keeps `outputs` NULL where it equals node_results (the editor's runs); the
+    archive once did too, so a reader of its Parquet saw no outputs. Restore shares it again."""
+    from analytics.retention import archive
+
+    fid = make_flows(ctx, ["o"])["o"]
+    generate(ctx, [fid], 20)
+    original = all_rows(ctx)
+    policies.set_policy(ctx, ADMIN, Policy(max_age_days=1))
+    apply.run_retention(ctx, now=NOW, compact=False)
+    files = [str(p) for p in (archive.archive_root(ctx.settings) / "executions").glob("date=*/*.parquet")]
+    rows = duckdb.sql(
+        f"SELECT outputs, node_results, outputs_same FROM read_parquet({files!r})"
+        " WHERE node_results IS NOT NULL"
+    ).fetchall()
+    assert rows and all(same and out == nodes for out, nodes, same in rows)
+    restore.restore(ctx, start=datetime(2000, 1, 1), end=NOW + timedelta(days=1))
+    assert all_rows(ctx) == original  # outputs NULL again where shared
+
+
 def _close(got: object, want: object) -> bool:
     if isinstance(want, float):
         assert got == pytest.approx(want, rel=1e-12)
