@@ -91,7 +91,11 @@ def _days_filter(days: Iterable[date]) -> str:
 
 # what can change in a stored run: its cost and per-node facts (re-pricing), its payloads
 # (retention trims them to NULL, a restore brings them back)
-_ROW_HASH = "hash(id, cost, nodes, inputs IS NULL, node_results IS NULL)"
+# a trim (or a restore's refill) changes whether a run has payloads: `inputs IS NULL` and the
+# pair below see it whichever payloads the run had (`outputs` alone: once missed). The pair is
+# true exactly when node_results alone was, for every run but those, so a store exported
+# before keeps its fingerprints: no day is rewritten for the change
+_ROW_HASH = "hash(id, cost, nodes, inputs IS NULL, node_results IS NULL AND outputs IS NULL)"
 
 
 def _fingerprints(conn: Connection, where: str = "TRUE") -> dict[date, DayPrint]:

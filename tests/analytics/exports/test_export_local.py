@@ -201,6 +201,26 @@ def test_a_rewritten_day_is_a_real_folder_of_new_files_only(ctx: Context, root: 
     )
 
 
+def test_a_trim_of_a_run_with_only_outputs_reaches_the_export(ctx: Context, root: Path) -> None:
+    """The day's fingerprint once saw only inputs and node_results: a run whose one payload is
+    `outputs` kept it in the export after retention took it from the store."""
+    flow = seed_flow(ctx)
+    [only_outputs] = add_runs(ctx, flow, DAYS[:1], 1, inputs=None, node_results=None, outputs={"secret": 1})
+    run_export(ctx)
+    assert read(root, f"SELECT outputs FROM t WHERE id = '{only_outputs}'") == [('{"secret":1}',)]
+    ctx.store.write(
+        lambda c: c.execute(
+            "UPDATE executions SET inputs = NULL, outputs = NULL, node_results = NULL, outputs_same = false"
+            " WHERE id = ?",
+            [only_outputs],
+        )
+    )
+    assert run_export(ctx)["days_rewritten"] == 1
+    assert read(root, f"SELECT inputs, outputs, node_results FROM t WHERE id = '{only_outputs}'") == [
+        (None, None, None)
+    ]
+
+
 def test_trimmed_payloads_reach_the_export(ctx: Context, root: Path) -> None:
     flow = seed_flow(ctx)
     ids = add_runs(ctx, flow, DAYS[:1], 3)
