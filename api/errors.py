@@ -28,7 +28,7 @@ from analytics.core.errors import (
     StoreLocked,
     UpstreamFailed,
 )
-from analytics.exports.sql_worker import SqlOutOfMemory
+from analytics.exports.sql_worker import SqlAnswerTooLarge, SqlOutOfMemory
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ STATUS: dict[type[FlowHistoryError], int] = {
     Conflict: 409,
     InvalidInput: 422,
     SqlOutOfMemory: 413,  # an ad-hoc SQL query past its memory cap (a time limit is a 422)
+    SqlAnswerTooLarge: 413,  # or its answer past the size the server takes back
     StoreClosed: 503,
     StoreLocked: 503,
     UpstreamFailed: 502,
@@ -65,7 +66,7 @@ DESCRIPTIONS: dict[int, str] = {
     403: "A verified user without access (to this flow, or not an admin)",
     404: "No such thing, or not one the caller may see",
     409: "Conflicts with what is stored or running now",
-    413: "The request body is larger than the server's limit (or an SQL query needed more memory than its)",
+    413: "The request body is larger than the server's limit (or an SQL query needed more memory, or answered more, than it may)",
     414: "The request's URL is longer than the server reads (65,535 bytes)",
     415: "The request body is not of a type the operation reads (JSON; NDJSON where declared), or is compressed",
     422: "The request does not fit its schema (a list of issues), or means something impossible (a message)",

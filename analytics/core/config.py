@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     # machine), its address space capped (RLIMIT_AS: "2GiB", "512MB"; DuckDB and Python take about
     # 0.4 GB of it), killed and replaced past the query's time limit (analytics/exports/sql_worker.py)
     sql_worker_memory: ByteSize = ByteSize(2 * 1024**3)
+    # the most an ad-hoc query's answer may hold (as Arrow) to come back through the server,
+    # which holds it about three times over while it becomes JSON; `flowhistory sql --output`
+    # streams any size
+    sql_max_answer_bytes: ByteSize = Field(default=ByteSize(64 * 1024**2), ge=1024)
     sql_workers: int | None = Field(default=None, ge=1)
     # where `POST /api/v1/admin/backup` (and `flowhistory backup` while a server runs) writes
     # backups (default <data>/backups; analytics/core/backup.py)

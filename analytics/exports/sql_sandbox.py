@@ -52,6 +52,7 @@ from analytics.exports.sql_worker import (
     KILL_GRACE_S,
     Header,
     Send,
+    SqlAnswerTooLarge,
     SqlLimitExceeded,
     SqlOutOfMemory,
     SqlRefused,
@@ -69,7 +70,7 @@ TABLES: dict[str, str] = {
 }
 BATCH_ROWS = 10_000
 HANDLER = "analytics.exports.sql_sandbox:serve_in_worker"
-__all__ = ["SqlLimitExceeded", "SqlOutOfMemory", "SqlRefused", "SqlTimedOut"]
+__all__ = ["SqlAnswerTooLarge", "SqlLimitExceeded", "SqlOutOfMemory", "SqlRefused", "SqlTimedOut"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,7 @@ class Limits:
     threads: int = 1
     worker_memory: int = 2 * 1024**3  # the worker's address space (RLIMIT_AS), in bytes
     workers: int = field(default_factory=default_workers)
+    answer_bytes: int = 64 * 1024**2  # the most an answer (`run_sql`'s rows, as Arrow) may hold
 
 
 def export_root(settings: Settings) -> Path:
@@ -117,6 +119,7 @@ def limits_from(settings: Settings) -> Limits:
         threads=settings.sql_threads,
         worker_memory=int(settings.sql_worker_memory),
         workers=settings.sql_workers or default_workers(),
+        answer_bytes=int(settings.sql_max_answer_bytes),
     )
 
 
@@ -416,11 +419,12 @@ def run_local(
 ) -> SqlResult:
     """`run_sql` in this process (the worker's end of it)."""
     started = time.perf_counter()
+    limits = limits or Limits()
     with local_sandbox(root, limits) as conn:
-        rel = _relation(conn, sql, limits or Limits())
+        rel = _relation(conn, sql, limits)
         columns = [SqlColumn(n, str(t)) for n, t in zip(rel.columns, rel.dtypes, strict=True)]
         batches: list[pa.RecordBatch] = []
-        rows = 0
+        rows = size = 0
         with local_reader(
             conn,
             sql,
@@ -431,12 +435,22 @@ def run_local(
         ) as reader:
             for batch in reader:
                 batches.append(batch)
-                rows += batch.num_rows
+                rows, size = rows + batch.num_rows, size + batch.nbytes
+                if size > limits.answer_bytes:
+                    raise _too_large(limits, rows)
                 if rows > limit:
                     break
             table = pa.Table.from_batches(batches, schema=reader.schema)
     truncated = table.num_rows > limit
     return SqlResult(columns, table.slice(0, limit), truncated, (time.perf_counter() - started) * 1000)
+
+
+def _too_large(limits: Limits, rows: int) -> SqlAnswerTooLarge:
+    return SqlAnswerTooLarge(
+        f"the answer grew past {size_text(limits.answer_bytes)} (FLOWHISTORY_SQL_MAX_ANSWER_BYTES) by its "
+        f"first {rows} rows and was stopped: ask for fewer rows (`limit`) or columns, or write it to "
+        "a file with `flowhistory sql --output` (streamed, any size)"
+    )
 
 
 def write_sql(
@@ -516,6 +530,7 @@ def _request(op: str, root: Path, sql: str, timeout_s: float, limits: Limits, **
         "memory_limit": limits.memory_limit,
         "threads": limits.threads,
         "worker_memory": limits.worker_memory,
+        "answer_bytes": limits.answer_bytes,
         **more,
     }
 
@@ -616,6 +631,7 @@ def serve_in_worker(request: Header, send: Send) -> None:
         threads=int(request["threads"]),
         worker_memory=int(request["worker_memory"]),
         workers=1,
+        answer_bytes=int(request["answer_bytes"]),
     )
     try:
         _serve(request, send, limits)

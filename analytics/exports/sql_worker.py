@@ -72,6 +72,18 @@ class SqlOutOfMemory(SqlLimitExceeded):
     pass
 
 
+class SqlAnswerTooLarge(SqlLimitExceeded):
+    """An answer larger than the server takes back from a worker (it is held whole, several
+    times over, while it becomes JSON): the worker is fine and is kept."""
+
+
+_KINDS: dict[str, type[SqlLimitExceeded]] = {
+    "timeout": SqlTimedOut,
+    "memory": SqlOutOfMemory,
+    "too_large": SqlAnswerTooLarge,
+}
+
+
 def size_text(n: int) -> str:
     for unit, scale in (("GB", 1024**3), ("MB", 1024**2)):
         if n >= scale:
@@ -202,7 +214,7 @@ class Worker:
 def _error(header: Header) -> Exception:
     if header.get("error") == "internal":  # a bug, not the query's fault: the server logs it
         return RuntimeError(f"the SQL worker failed: {header['detail']}")
-    kind = {"timeout": SqlTimedOut, "memory": SqlOutOfMemory}.get(header.get("error", ""), SqlRefused)
+    kind: type[FlowHistoryError] = _KINDS.get(header.get("error", ""), SqlRefused)
     return kind(header["detail"])
 
 
@@ -254,7 +266,7 @@ class WorkerPool:
             keep = worker.idle
         except SqlOutOfMemory:
             raise  # never reused: its heap may be in pieces
-        except (SqlRefused, SqlTimedOut):
+        except (SqlRefused, SqlTimedOut, SqlAnswerTooLarge):
             keep = worker.idle and worker.proc.poll() is None
             raise
         finally:
@@ -354,7 +366,7 @@ def serve(argv: list[str]) -> None:
             send(
                 {
                     "kind": "error",
-                    "error": "memory" if isinstance(exc, SqlOutOfMemory) else "timeout",
+                    "error": next(k for k, kind in _KINDS.items() if isinstance(exc, kind)),
                     "detail": exc.detail,
                 }
             )

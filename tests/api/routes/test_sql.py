@@ -142,7 +142,7 @@ def test_out_of_memory_while_building_the_arrow_answer_is_a_413(
 ) -> None:
     """In a 512 MiB worker DuckDB's Arrow conversion fails as OSError("Out of Memory Error:
     ArrowBuffer ..."): the documented 413 (it was a 500), and the next query runs."""
-    small = Limits(worker_memory=512 * 1024**2, workers=1)
+    small = Limits(worker_memory=512 * 1024**2, workers=1, answer_bytes=2**40)
     monkeypatch.setattr(sql_sandbox, "limits_from", lambda settings: small)
     client = exported.world.client
     body = {"sql": "SELECT repeat('x', 5000) AS s FROM range(100000)", "limit": 100_000, "timeout_s": 60}
@@ -153,3 +153,27 @@ def test_out_of_memory_while_building_the_arrow_answer_is_a_413(
         "/api/v1/sql", json={"sql": "SELECT count(*) FROM executions"}, headers=headers("admin")
     )
     assert again.status_code == 200 and again.json()["rows"] == [[exported.runs]]
+
+
+def test_an_answer_past_the_size_the_server_takes_back_is_a_413(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`limit` caps rows, not bytes: 80 rows of 5 MB came back whole, and the server held them
+    about three times over (+1.2 GB) while they became JSON. Now the worker stops at the cap
+    (FLOWHISTORY_SQL_MAX_ANSWER_BYTES), and is kept: its heap is fine."""
+    settings = exported.world.ctx.settings.model_copy(
+        update={"sql_max_answer_bytes": 1024**2, "sql_workers": 1}
+    )
+    capped = sql_sandbox.limits_from(settings)
+    assert capped.answer_bytes == 1024**2
+    monkeypatch.setattr(sql_sandbox, "limits_from", lambda _: capped)
+    client = exported.world.client
+    body = {"sql": "SELECT repeat('x', 100000) AS s FROM range(100)", "limit": 100}
+    r = client.post("/api/v1/sql", json=body, headers=headers("admin"))
+    assert r.status_code == 413, r.text
+    assert "1 MB (FLOWHISTORY_SQL_MAX_ANSWER_BYTES)" in r.json()["detail"]
+    [worker] = sql_sandbox._pool(capped).pids()
+    small = {"sql": "SELECT repeat('x', 100000) AS s FROM range(10)", "limit": 100}
+    ok = client.post("/api/v1/sql", json=small, headers=headers("admin"))  # 1,000,000 bytes: under
+    assert ok.status_code == 200 and len(ok.json()["rows"]) == 10
+    assert sql_sandbox._pool(capped).pids() == [worker]
