@@ -26,6 +26,7 @@ import gc
 import logging
 import resource
 import uuid
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -72,6 +73,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._request_begun = False
+        self._url_seen = False  # the request line got past its method (else get_method() says DELETE)
         self._window_bytes = 0
         self._url_too_long = False
         self._unparsable_answer: bytes | None = None  # waits for the answers to requests before it
@@ -79,6 +81,7 @@ class DeadlineProtocol(HttpToolsProtocol):
     # -- requests uvicorn cannot parse -------------------------------------------------------
 
     def on_url(self, url: bytes) -> None:
+        self._url_seen = True
         if len(self.url) + len(url) > MAX_URL_BYTES:
             self._url_too_long = True
             raise _UrlTooLong
@@ -123,6 +126,7 @@ class DeadlineProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._request_begun = True
+        self._url_seen = False
         self._arm_header_timer()  # a new request on a kept-alive connection
 
     def on_headers_complete(self) -> None:
@@ -191,10 +195,8 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def _answered(self, status: int) -> None:
         """The access line and count of an answer the app never saw (no route: `<unmatched>`)."""
-        try:
-            method = self.parser.get_method().decode("ascii", "replace")
-        except Exception:  # the request line itself was not read
-            method = "-"
+        # "-": the request line was not read (httptools then says DELETE, its first method)
+        method = self.parser.get_method().decode("ascii", "replace") if self._url_seen else "-"
         answered(self.observe, method, UNMATCHED, status, 0.0, None, uuid.uuid4().hex)
 
     @staticmethod
@@ -271,4 +273,16 @@ def run(app: Any, settings: Settings) -> None:
     # ~80 ms each, holding the GIL (BENCHMARKS.md, the batch endpoint)
     gc.collect()
     gc.freeze()
-    uvicorn.Server(config_for(app, settings)).run()
+    _Server(config_for(app, settings)).run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also tells the app it is stopping the moment the signal comes:
+    uvicorn then gives requests in flight GRACEFUL_S and cancels the rest, and a batch cancelled
+    part-stored answered 500 with no word of what it had stored (Context.stopping)."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        ctx = getattr(getattr(self.config.app, "state", None), "ctx", None)
+        if ctx is not None:
+            ctx.stopping.set()
+        super().handle_exit(sig, frame)

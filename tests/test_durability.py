@@ -10,6 +10,7 @@ with `==` against the rows actually stored.
 from __future__ import annotations
 
 import random
+import signal
 import threading
 import time
 import uuid
@@ -289,5 +290,74 @@ def test_batches_survive_sigkill_whole_or_not_at_all(tmp_path: Path) -> None:
         server.stop()  # graceful: uvicorn shuts down, then re-raises SIGTERM
         runs = [Sent(i, body) for b in acked for i, body in zip(b.ids, b.bodies, strict=True)]
         check_store(db, flow_id, s["total_executions"], runs)
+    finally:
+        server.kill()
+
+
+BIG_BATCH = 60_000  # several seconds of work, past the 3 s uvicorn gives requests in flight
+
+
+def test_a_batch_cut_short_by_sigterm_says_which_items_it_stored(tmp_path: Path) -> None:
+    """SIGTERM while a long batch was being stored: uvicorn cancelled it after its 3 s, the client
+    got a 500, and 17,500 of 30,000 runs were stored with no word of which (a retry duplicated
+    them). Now no chunk is stored once the server is stopping: the answer comes in time and says
+    exactly which items were stored."""
+    from analytics.history.batch_bulk import STOPPING
+
+    db = tmp_path / "store.duckdb"
+    server = LiveServer(db, "sigterm-batch").start()
+    try:
+        flow_id = create_flow(server.url)
+        ids = [str(uuid.uuid4()) for _ in range(BIG_BATCH)]
+        lines = [
+            orjson.dumps(
+                {
+                    "id": run_id,
+                    "flow_id": flow_id,
+                    "status": "success",
+                    "inputs": {"q": i},
+                    "node_results": {"n1": {"status": "success", "text": "ok"}},
+                    "execution_time": 5,
+                    "created_at": 1_767_225_600 + i,
+                }
+            )
+            for i, run_id in enumerate(ids)
+        ]
+        body = b"\n".join(lines)
+        sent = threading.Event()
+
+        def pieces() -> Any:
+            for at in range(0, len(body), 1 << 20):
+                yield body[at : at + (1 << 20)]
+            sent.set()
+
+        answer: list[httpx.Response] = []
+
+        def post() -> None:
+            headers = {**OWNER, "Content-Type": "application/x-ndjson"}
+            answer.append(
+                httpx.post(
+                    f"{server.url}/api/v1/executions/batch", content=pieces(), headers=headers, timeout=120
+                )
+            )
+
+        client = threading.Thread(target=post)
+        client.start()
+        assert sent.wait(60)
+        time.sleep(0.3)  # the server has the whole body: it is storing chunks
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        client.join(120)
+        assert server.proc.wait(timeout=30) in (0, -15)
+        [r] = answer
+        assert r.status_code == 200, r.text[:300]
+        items = r.json()["items"]
+        assert len(items) == BIG_BATCH
+        stored = {ids[i["index"]] for i in items if i["status"] == "stored"}
+        refused = [i for i in items if i["status"] != "stored"]
+        assert all(i["detail"] == STOPPING for i in refused), refused[:3]
+        with open_context(Settings(db_path=db, webui_secret_key=SECRET)) as ctx:
+            rows = ctx.store.cursor().execute("SELECT id::VARCHAR FROM executions").fetchall()
+        assert {r[0] for r in rows} == stored
     finally:
         server.kill()

@@ -10,6 +10,7 @@ port below and unhooks when it stops; the CLI and notebooks have none.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -61,6 +62,9 @@ class Context:
     rules_changed_listeners: list[RulesChangedListener] = field(default_factory=list)
     # registered by a running alert engine (analytics.alerts.lifecycle.Alerts); None without one
     alert_evaluator: AlertEvaluator | None = None
+    # set when the server is told to stop (SIGTERM), before it gives requests in flight their
+    # last seconds: a long batch stores no further chunk, so it is answered in time
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def notify_ingest(self, flow_ids: set[str]) -> None:
         for listener in list(self.ingest_listeners):

@@ -14,7 +14,10 @@ one-thread DuckDB; DuckDB and Arrow release the GIL) while the rest still arrive
 in and its item count checked; then, in the batch's order, duplicates and ids already stored are
 judged and each chunk goes to the writer while the chunks after it are still being prepared.
 Each chunk commits on its own: a chunk that fails (preparing or committing) has its items
-refused with the reason, and the other chunks' items are stored and said so.
+refused with the reason, and the other chunks' items are stored and said so. Once the server is
+told to stop, no further chunk is stored (its items are refused, "send it again"), so a long
+batch is answered within the seconds the server gives requests in flight, never cut off with
+part of it stored and no word of which.
 
 What the bulk path cannot decide goes to the per-item path, item by item, so its verdict and
 stored row are exactly today's: a line that is not JSON or not an object, a payload that is not
@@ -51,7 +54,7 @@ from pydantic import TypeAdapter, ValidationError
 from analytics.access.permissions import FLOW_NOT_FOUND, Grant, Viewer, require_flow_access
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
-from analytics.core.errors import FlowHistoryError, InvalidInput
+from analytics.core.errors import FlowHistoryError, InvalidInput, StoreClosed
 from analytics.core.json_scan import newlines, opening_brackets
 from analytics.core.json_text import loads_mended
 from analytics.history import ingest
@@ -65,6 +68,8 @@ _PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
 # so chunks are not small: in process, 1,250-line chunks ran at 6,500-7,500 runs/s, 2,500 at
 # 8,700-9,000, 5,000 at 6,200 (BENCHMARKS.md)
 CHUNK_LINES = 2_500
+# the verdict of a chunk not stored because the server was told to stop (Context.stopping)
+STOPPING = "not stored: the server is stopping; send it again"
 
 _MAX_BRACKETS = 200  # under orjson's depth limits (1024 to read, 255 to write), whatever is nested
 
@@ -383,20 +388,20 @@ class _Batch:
     def __init__(self, ctx: Context, viewer: Viewer, timings: Timings) -> None:
         self._ctx, self._viewer, self._timings = ctx, viewer, timings
         self._preparers = Preparers()
-        self._chunks: list[Future[_Prepared]] = []
+        # each chunk's preparation, and what it prepares (to count a chunk never prepared)
+        self._chunks: list[tuple[Future[_Prepared], _Chunk | Callable[[], _Chunk]]] = []
         self._now = utc_now()  # created_at of the items without one (a microsecond apart, in order)
 
     def add(self, chunk: _Chunk | Callable[[], _Chunk]) -> None:
         """A chunk, or what makes one (run on a preparing thread: splitting the bytes too)."""
-        self._chunks.append(
-            self._preparers.submit(
-                _prepare, self._ctx, self._preparers, self._viewer, chunk, self._timings, self._now
-            )
+        future = self._preparers.submit(
+            _prepare, self._ctx, self._preparers, self._viewer, chunk, self._timings, self._now
         )
+        self._chunks.append((future, chunk))
 
     def items(self) -> int:
         """The batch's items (waits for every chunk to be prepared)."""
-        return sum(f.result().n for f in self._chunks)
+        return sum(f.result().n for f, _ in self._chunks)
 
     def abandon(self) -> None:
         self._preparers.close(cancel=True)
@@ -407,12 +412,23 @@ class _Batch:
         seen: set[str] = set()
         pending: list[tuple[Future[Any], list[tuple[int, str]], pa.Table]] = []
         try:
-            for future in self._chunks:
-                chunk = future.result()
+            for future, source in self._chunks:
                 offset = len(results)
+                if ctx.stopping.is_set():  # the chunks not started yet never will be
+                    self._preparers.close(cancel=True)
+                if future.cancelled():  # never prepared: only counted
+                    n = (source if isinstance(source, _Chunk) else source()).n
+                    results.extend(
+                        ingest.ItemResult(offset + i, "refused", detail=STOPPING) for i in range(n)
+                    )
+                    continue
+                chunk = future.result()
                 verdicts: list[ingest.ItemResult | None] = [None] * chunk.n
-                if chunk.failed is not None:  # this chunk's items are refused, the others go on
-                    why = ingest.failure_verdict(chunk.failed, "preparation")
+                failed = chunk.failed
+                if failed is None and ctx.stopping.is_set():
+                    failed = StoreClosed(STOPPING)
+                if failed is not None:  # this chunk's items are refused, the others go on
+                    why = ingest.failure_verdict(failed, "preparation")
                     results.extend(
                         ingest.ItemResult(offset + i, "refused", detail=why) for i in range(chunk.n)
                     )
@@ -454,9 +470,8 @@ class _Batch:
                     ingest.remember_definitions(ctx, [s for s in chunk.staged if s.execution.id in ids])
                     committed = ingest.submit_table(ctx, table)
                 except Exception as exc:  # the verdict says why, below
-                    failed: Future[Any] = Future()
-                    failed.set_exception(exc)
-                    committed = failed
+                    committed = Future()
+                    committed.set_exception(exc)
                 pending.append((committed, stored, table))
         finally:
             self._preparers.close()

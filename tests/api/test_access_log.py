@@ -191,6 +191,7 @@ def test_answers_the_server_writes_itself_are_logged_and_counted(serve: Callable
         b"GET /api/v1/flows/ HTTP/9.9\r\nHost: x\r\n\r\n",
         b"GET /api/v1/flows/?q=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET /api/v1/flows/ HTTP/1.1\r\nHost: x\r\n",  # the headers never end
+        b"GARBAGE\r\n\r\n",  # no method: was logged and counted as DELETE (httptools' default)
     ]
     for raw in sent:
         with socket.create_connection(("127.0.0.1", server.port), timeout=20) as sock:
@@ -198,8 +199,13 @@ def test_answers_the_server_writes_itself_are_logged_and_counted(serve: Callable
             answer = sock.recv(65536)
             assert answer.split(b" ", 2)[1] in (b"400", b"414", b"408"), answer[:80]
     counted = _requests_by_status(server, "<unmatched>")
-    assert (counted.get("400"), counted.get("414"), counted.get("408")) == (1.0, 1.0, 1.0), counted
+    assert (counted.get("400"), counted.get("414"), counted.get("408")) == (2.0, 1.0, 1.0), counted
+    metrics = httpx.get(f"{server.url}/metrics", headers=bearer("admin"), timeout=30).text
+    assert 'method="-",route="<unmatched>",status="400"' in metrics
+    assert 'method="DELETE"' not in metrics
     assert server.stop() in (0, -15)
     lines = [line for line in server.stderr().splitlines() if "flowhistory.access" in line]
     for status in (400, 414, 408):
         assert [line for line in lines if f"<unmatched> {status} " in line], (status, lines)
+    assert [line for line in lines if "- <unmatched> 400 " in line], lines
+    assert not [line for line in lines if "DELETE" in line], lines
