@@ -42,6 +42,7 @@ change (that definition ran), else "unknown".
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -119,12 +120,23 @@ class ImportSummary:
 
 
 def redacted(url: str) -> str:
-    """The URL without its password: the key the progress is kept under, and what is printed."""
+    """The URL without its password (`user:pw@`, or libpq's `?password=` / `sslpassword=`): the
+    key the progress is kept under, and what is printed."""
     parts = urlsplit(url)
-    if parts.password is None:
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    query = "&".join(
+        f"{name}=***" if _SECRET_PARAM.search(name) else piece
+        for piece in parts.query.split("&")
+        for name in [piece.partition("=")[0]]
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+_SECRET_PARAM = re.compile(r"pass|secret|token|key", re.IGNORECASE)  # libpq: password, sslpassword
 
 
 _SOURCE_TABLES = ('"user"', '"group"', "flow", "flow_execution")  # what the import reads

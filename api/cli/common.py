@@ -4,6 +4,7 @@ one line."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -136,10 +137,20 @@ def check_environment() -> None:
     except ValidationError as exc:
         problems = []
         for e in exc.errors():
-            name = _env_name(str(e["loc"][0])) if e["loc"] else "settings"
-            problems.append(f"{name}={e.get('input')!s}: {e['msg']}")
+            field = str(e["loc"][0]) if e["loc"] else ""
+            if not field:  # a check across settings: its input is every setting, secrets too
+                problems.append(e["msg"])
+            elif _SECRET.search(field):
+                problems.append(f"{_env_name(field)}: {e['msg']}")
+            else:
+                problems.append(f"{_env_name(field)}={e.get('input')!s}: {e['msg']}")
         error("; ".join(problems))
         raise typer.Exit(2) from None
+
+
+# settings whose value is never echoed back in an error (WEBUI_SECRET_KEY, the SMTP password,
+# the S3 keys, an Open WebUI database URL that may hold a password)
+_SECRET = re.compile(r"secret|password|key|openwebui_db|export_url", re.IGNORECASE)
 
 
 def settings_for(db: Path | None) -> Settings:

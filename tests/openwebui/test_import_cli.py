@@ -197,3 +197,18 @@ def test_the_bar_never_passes_the_total() -> None:
     assert add_step(totals, {**step, "users": 0, "groups": 0, "flows": 0, "total_read": 20}) == (12, 12)
     assert totals == {"users": 1, "groups": 2, "flows": 3, "runs_read": 20, "runs_stored": 16,
                       "runs_already_there": 4, "runs_skipped": 0, "runs_altered": 0}  # fmt: skip
+
+
+def test_a_password_in_the_sources_query_string_is_never_printed(tmp_path: Path) -> None:
+    """libpq takes the password as `?password=` too: `user:pw@` was masked, that form was printed
+    in the error line (and, through a server, in its 502 and its log)."""
+    from analytics.openwebui.importer import redacted
+
+    assert redacted("postgresql://u@h/db?sslmode=require&password=PW&sslpassword=K") == (
+        "postgresql://u@h/db?sslmode=require&password=***&sslpassword=***"
+    )
+    assert redacted("postgresql://u:PW@h/db") == "postgresql://u:***@h/db"
+    url = "postgresql://user@127.0.0.1:1/webui?password=PGQSECRET"
+    done = _cli("import", "openwebui", "--from", url, "--db", str(tmp_path / "store.duckdb"))
+    assert done.returncode != 0 and "cannot open Open WebUI's database" in done.stderr, done.stderr
+    assert "PGQSECRET" not in done.stdout + done.stderr and "password=***" in done.stderr
