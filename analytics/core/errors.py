@@ -31,6 +31,10 @@ class InvalidInput(FlowHistoryError, ValueError):
         self.field = field
 
 
+class NotAStore(InvalidInput):
+    """The file given as the store is some other DuckDB database: it is left as it is."""
+
+
 class Refused(InvalidInput):
     """Input that was read and handed to an engine that refused it (the SQL console's DuckDB):
     `detail` is the engine's reason. The API answers 400, apart from InvalidInput's 422."""

@@ -205,3 +205,23 @@ def test_a_failing_migration_leaves_the_previous_version(store: Store) -> None:
     assert migrations.current(store) == 1
     assert "executions" not in tables(store), "the failed migration was applied in part"
     assert [v for v, _ in ledger(store)] == [1]
+
+
+def test_a_duckdb_file_of_someone_elses_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    """A mistyped --db naming another DuckDB database: `users list` added flowhistory's tables
+    to it, and a 64 MiB reserve file beside it. An empty DuckDB file still becomes a store."""
+    from analytics.core.errors import NotAStore
+
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as c:
+        c.execute("CREATE TABLE t (x INTEGER)")
+    for read_only in (False, True):
+        with pytest.raises(NotAStore, match="not a flowhistory store"):
+            open_context(Settings(db_path=other, disk_reserve=1024**2), read_only=read_only)
+    with duckdb.connect(str(other)) as c:
+        assert c.execute("SELECT table_name FROM duckdb_tables()").fetchall() == [("t",)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.duckdb"]
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    with open_context(Settings(db_path=empty, disk_reserve=1024**2)) as ctx:
+        assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall()) == [(0,)]
