@@ -91,11 +91,16 @@ def _days_filter(days: Iterable[date]) -> str:
 
 # what can change in a stored run: its cost and per-node facts (re-pricing), its payloads
 # (retention trims them to NULL, a restore brings them back)
-# a trim (or a restore's refill) changes whether a run has payloads: `inputs IS NULL` and the
-# pair below see it whichever payloads the run had (`outputs` alone: once missed). The pair is
-# true exactly when node_results alone was, for every run but those, so a store exported
-# before keeps its fingerprints: no day is rewritten for the change
-_ROW_HASH = "hash(id, cost, nodes, inputs IS NULL, node_results IS NULL AND outputs IS NULL)"
+# Every column a run can come back with changed: a re-price (cost), a trim or a restore's refill
+# (whether it has payloads: `inputs IS NULL`, and the pair, `outputs` alone once missed), and
+# a delete and re-import of the same id on the same day, which can change anything (its status,
+# time, user, flow, meta, errors and node facts were once missed: the export kept the old run).
+# Payload text is left out (reading it every cycle would read most of the store): a re-import
+# that changes only its inputs, outputs or node_results text is not seen.
+_ROW_HASH = (
+    "hash(id, cost, nodes, inputs IS NULL, node_results IS NULL AND outputs IS NULL, status,"
+    " execution_time, created_at, user_id, flow_id, flow_version, replay_of, meta, errors)"
+)
 
 
 def _fingerprints(conn: Connection, where: str = "TRUE") -> dict[date, DayPrint]:

@@ -15,6 +15,7 @@ from analytics.exports import EXPORT_SCHEMA_VERSION, export_status, run_export
 from analytics.exports.layout import EXECUTION_NODES, EXECUTIONS, FLOWS
 from analytics.flows import registry as flows
 from analytics.history import runs as history
+from tests.factories import make_execution
 from tests.factories.exports import ADMIN, add_runs, parquet_files, read, seed_flow
 
 DAYS = ["2026-11-01", "2026-11-02", "2026-11-03"]
@@ -149,6 +150,32 @@ def test_a_run_changed_in_place_is_rewritten(ctx: Context, root: Path) -> None:
     assert summary["days_rewritten"] == 1 and summary["days_appended"] == 0
     assert read(root, f"SELECT cost FROM t WHERE id = '{ids[4]}'") == [(42.5,)]
     assert read(root, "SELECT count(*), count(DISTINCT id) FROM t") == [(9, 9)]
+
+
+def test_a_run_deleted_and_imported_again_on_its_day_is_rewritten(ctx: Context, root: Path) -> None:
+    """The same id, the same day, the same node facts and cost: the day's fingerprint did not
+    change, and the export kept the old status, time, user and meta."""
+    from analytics.history import ingest
+
+    flow = seed_flow(ctx)
+    [run_id] = add_runs(ctx, flow, DAYS[:1], 1)
+    run_export(ctx)
+    [old] = read(root, f"SELECT created_at, node_count, cost FROM t WHERE id = '{run_id}'")
+    history.delete_execution(ctx, ADMIN, flow, run_id)
+    again = make_execution(
+        flow,
+        id=run_id,
+        user_id="someone",
+        status="error",
+        execution_time=99_999,
+        created_at=old[0].replace(hour=(old[0].hour + 1) % 24).isoformat(),
+        meta={"retry": True},
+    )
+    assert ingest.save_executions(ctx, ADMIN, [again])[0].status == "stored"
+    assert run_export(ctx)["days_rewritten"] == 1
+    assert read(root, f"SELECT status, execution_time, user_id, meta FROM t WHERE id = '{run_id}'") == [
+        ("error", 99_999, "someone", '{"retry":true}')
+    ]
 
 
 def test_a_lost_record_or_a_half_finished_cycle_is_repaired(ctx: Context, root: Path) -> None:
