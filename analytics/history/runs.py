@@ -19,7 +19,7 @@ from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput, NotFound
 from analytics.core.store import Connection
 from analytics.history import changes
-from analytics.history.counters import Stats
+from analytics.history.counters import Stats, whole_ms_mean
 from analytics.history.filters import ExecutionFilter, where
 from analytics.history.pagination import Page, Position, decode_cursor, encode_cursor
 from analytics.history.scope import flow_scope
@@ -263,7 +263,7 @@ def get_stats(ctx: Context, viewer: Viewer, flow_id: str, filter: ExecutionFilte
             params,
         ).fetchall()
     )[0]
-    avg = float(round(int(time_sum) / total)) if total else 0.0
+    avg = whole_ms_mean(int(time_sum), int(total))
     return Stats(int(total), int(success), int(error), int(aborted), avg, last)
 
 

@@ -234,3 +234,15 @@ def test_keep_last_checks_write_access_and_says_what_is_left(ctx: Context, flow_
     done = history.keep_last_executions(ctx, OWNER, flow_id, 2)
     assert (done.deleted, done.kept) == (5, 2)
     assert {r.id for r in history.list_executions_page(ctx, OWNER, flow_id)} == set(ids[-2:])
+
+
+def test_the_mean_duration_rounds_halves_up_from_the_exact_sum() -> None:
+    """`round(sum / n)` gave 2 for 2.5 (halves to even) and, past 2**53, rounded the float
+    division's error: an exact mean of ...249.4 answered ...250."""
+    from analytics.history.counters import whole_ms_mean
+
+    assert whole_ms_mean(5, 2) == 3.0
+    assert whole_ms_mean(821, 2) == 411.0
+    big = 4 * 2251799813685249 + 2251799813685251
+    assert whole_ms_mean(big, 5) == 2251799813685249.0
+    assert whole_ms_mean(0, 0) == 0.0
