@@ -137,7 +137,7 @@ def node_facts(
         else:
             node_type = model = status = None
             tokens_in = tokens_out = duration = None
-        if error is not None:
+        if node_id in errors:  # named, whatever its message (null too: no message)
             status = "error"
         elif not isinstance(status, str) or status not in _STATUSES:  # an object or a list too
             status = "success"

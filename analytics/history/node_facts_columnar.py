@@ -220,7 +220,7 @@ _ERRORS = """
 _FACTS = """
     CREATE OR REPLACE TEMP TABLE nf_facts AS
     WITH est AS (
-        SELECT n.*, s.spread_len, s.prompt_text, s.text_field, er.error,
+        SELECT n.*, s.spread_len, s.prompt_text, s.text_field, er.error, er.node_id IS NOT NULL AS named,
             n.model IS NOT NULL AND n.usage_in IS NULL AND n.usage_out IS NULL AS estimate
         FROM nf_nodes n
         LEFT JOIN nf_estimates s USING (rn, ord)
@@ -230,7 +230,7 @@ _FACTS = """
         SELECT rn, day, ord, node_id,
             coalesce(nullif(own_type, ''), nf_type(node_id, $identifiers)) AS node_type,
             model,
-            CASE WHEN error IS NOT NULL THEN 'error' ELSE coalesce(own_status, 'success') END AS status,
+            CASE WHEN named THEN 'error' ELSE coalesce(own_status, 'success') END AS status,
             duration_ms,
             CASE WHEN estimate THEN nf_estimate(length(prompt_text)) ELSE usage_in END AS tokens_in,
             CASE WHEN estimate THEN nf_estimate(

@@ -51,3 +51,13 @@ def test_odd_values_are_ignored_not_fatal() -> None:
     )
     (f,) = facts
     assert (f.node_type, f.model, f.tokens_in, f.tokens_out) == (None, None, None, None)
+
+
+def test_a_node_named_in_errors_is_an_error_whatever_its_message() -> None:
+    """`{"model_1": null}`: a node in node_results was a success and one only in errors an error;
+    the README's rule (`error` when `errors` names the node) holds for both, with no message."""
+    facts = {
+        f.node_id: (f.status, f.error)
+        for f in node_facts({"model_1": {"status": "success"}}, {"model_1": None, "model_2": None})
+    }
+    assert facts == {"model_1": ("error", None), "model_2": ("error", None)}
