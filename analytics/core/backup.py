@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from analytics.core import migrations
-from analytics.core.errors import Conflict, FolderFull, InvalidInput
+from analytics.core.errors import Conflict, FolderFull, FolderUnwritable, InvalidInput
 from analytics.core.store import Connection, copy_database, is_disk_full, open_alone, prepare_connection
 
 MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
@@ -210,7 +211,16 @@ def backup_to_folder(ctx: Context) -> Backup:
     """A backup under a generated name in the configured backup folder (`backups_dir`): what the
     admin endpoint does, so no path ever comes from a request."""
     folder = ctx.settings.backups_dir
-    folder.mkdir(parents=True, exist_ok=True)
+    try:  # a file made and removed: /proc, /sys or a read-only mount refuse only a real write
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".flowhistory-probe-"):
+            pass
+    except OSError as exc:
+        log.error("the backup folder %s cannot be written: %s", folder, exc)
+        raise FolderUnwritable(
+            f"the backup folder (FLOWHISTORY_BACKUP_DIR) cannot be written ({exc.strerror or exc}): "
+            "no backup was made. Point the setting at a folder the server may write"
+        ) from None
     return backup(ctx, folder / backup_name())
 
 

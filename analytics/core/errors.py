@@ -62,6 +62,12 @@ class StorageFull(FlowHistoryError, RuntimeError):
     The detail never names paths or quotes DuckDB: it is shown to any caller."""
 
 
+class FolderUnwritable(StorageFull):
+    """A folder beside the store (the backup folder) cannot be made or written (a read-only or
+    pseudo file system, no permission): an operator's setting to fix, answered 507 like a full
+    one, the detail naming the setting, never the path (that is logged)."""
+
+
 class FolderFull(StorageFull):
     """A folder beside the store (the backup folder, the retention archive) has no room: that
     job failed and left nothing behind, the store and its own disk-full mode are untouched.

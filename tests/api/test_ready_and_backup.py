@@ -62,3 +62,17 @@ def test_backup_endpoint_is_admin_only_and_writes_into_the_backup_folder(tmp_pat
             r[0] for r in ctx.store.read(lambda c: c.execute("SELECT id::VARCHAR FROM executions").fetchall())
         }
     assert stored == set(ids)
+
+
+def test_a_backup_folder_the_server_cannot_write_is_a_clear_507(tmp_path: Path) -> None:
+    """FLOWHISTORY_BACKUP_DIR under /sys (mkdir: EACCES even for root) or /proc (an existing
+    folder nothing can be written to): a 500 "internal error", the operator left guessing."""
+    for folder in (Path("/sys/flowhistory-backups"), Path("/proc")):
+        store = tmp_path / folder.name / "store.duckdb"
+        settings = Settings(db_path=store, webui_secret_key=SECRET, port=0, backup_dir=folder)
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            build_world(client)
+            r = client.post("/api/v1/admin/backup", headers=bearer("admin"))
+            assert r.status_code == 507, (folder, r.text)
+            assert "FLOWHISTORY_BACKUP_DIR" in r.json()["detail"] and str(folder) not in r.text
+            assert "no backup was made" in r.json()["detail"]
