@@ -345,16 +345,27 @@ def _copy_in(src: Path, target: Path) -> tuple[dict[str, int], int]:
         try:
             conn.execute(f"ATTACH '{_quote(src)}' AS src (READ_ONLY)")
             version = _schema_version(conn, "src")
-            if version > migrations.head():
-                raise InvalidInput(
-                    f"the backup is at schema version {version}, newer than this flowhistory"
-                    f" ({migrations.head()})",
-                    field="src",
-                )
+        except duckdb.Error as exc:
+            raise InvalidInput(f"{src} is damaged or not a whole store: {exc}", field="src") from exc
+        if version > migrations.head():
+            raise InvalidInput(
+                f"the backup is at schema version {version}, newer than this flowhistory ({migrations.head()})",
+                field="src",
+            )
+        try:  # the store's side: the backup is fine (a folder that cannot be written, a full disk)
             conn.execute(f"ATTACH '{_quote(target)}' AS dst")
+        except duckdb.Error as exc:
+            raise InvalidInput(
+                f"cannot write the restored store in {target.parent} (the backup is fine): {exc}", field="db"
+            ) from exc
+        try:
             tables = copy_database(conn, "src", "dst")
             conn.execute("DETACH dst")
             conn.execute("DETACH src")
         except duckdb.Error as exc:
+            if is_disk_full(exc):
+                raise InvalidInput(
+                    f"no room in {target.parent} for the restored store (the backup is fine)", field="db"
+                ) from exc
             raise InvalidInput(f"{src} is damaged or not a whole store: {exc}", field="src") from exc
     return tables, version

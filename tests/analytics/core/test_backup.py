@@ -87,6 +87,19 @@ def test_restore_puts_the_backup_in_place_and_keeps_the_old_store(world: World, 
     assert fresh.previous is None and dump_file(fresh.db_path) == source
 
 
+def test_a_store_path_that_cannot_be_written_is_not_blamed_on_the_backup(
+    world: World, tmp_path: Path
+) -> None:
+    """`restore good.duckdb --db /proc/fh.duckdb` said the backup "is damaged or not a whole
+    store": an operator could throw a good backup away."""
+    good = tmp_path / "good.duckdb"
+    backup.backup(world.ctx, good)
+    with pytest.raises(InvalidInput) as err:
+        backup.restore(good, Path("/proc/fh.duckdb"))
+    assert "the backup is fine" in err.value.detail and "damaged" not in err.value.detail
+    assert err.value.field == "db"
+
+
 @pytest.mark.parametrize("kind", ["missing", "empty", "junk", "truncated", "not-flowhistory"])
 def test_restore_refuses_what_is_not_a_whole_store(world: World, tmp_path: Path, kind: str) -> None:
     save_run(world, world.public)
