@@ -9,6 +9,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -83,6 +84,11 @@ def _banner(settings: Settings, key: str | None) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
+def _announce(settings: Settings, key: str | None) -> None:
+    _banner(settings, key)
+    log.info("started: serving http://%s:%d, store %s", settings.host, settings.port, settings.db_path)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -105,7 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         discard_unfinished_pass(ctx)  # archive files of a retention pass killed before its commit
         app.state.ctx = ctx
         app.state.secret = load_secret(settings)
-        _banner(settings, bootstrap_admin(ctx))
+        # said once the port is bound (api/server.py): a server that cannot bind never ran
+        app.state.announce = partial(_announce, settings, bootstrap_admin(ctx))
         try:
             app.state.runtime = Runtime.start(ctx)  # scheduler, alert engine, webhooks
             if metrics is not None:
@@ -115,7 +122,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 metrics.stop()
             ctx.close()
             raise
-        log.info("started: serving http://%s:%d, store %s", settings.host, settings.port, settings.db_path)
         try:
             yield
         finally:

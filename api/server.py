@@ -25,6 +25,7 @@ import asyncio
 import gc
 import logging
 import resource
+import socket
 import uuid
 from types import FrameType
 from typing import Any
@@ -280,6 +281,15 @@ class _Server(uvicorn.Server):
     """uvicorn's server, which also tells the app it is stopping the moment the signal comes:
     uvicorn then gives requests in flight GRACEFUL_S and cancels the rest, and a batch cancelled
     part-stored answered 500 with no word of what it had stored (Context.stopping)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """The start line and banner once the port is bound: they came from the app's startup,
+        before the bind, so a port in use logged "started" (and a first start's key) for a
+        server that never ran."""
+        await super().startup(sockets)
+        announce = getattr(getattr(self.config.app, "state", None), "announce", None)
+        if self.started and announce is not None:
+            announce()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         ctx = getattr(getattr(self.config.app, "state", None), "ctx", None)

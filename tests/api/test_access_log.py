@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from api.observability.logs import TextFormatter
 from tests import live_server
 from tests.factories import SECRET, bearer, make_execution
-from tests.live_server import LiveServer
+from tests.live_server import FLOWHISTORY, LiveServer
 
 WARNING_TEXT = "Arrow output on a DB-API result"  # DuckDB's, raised by every /cost request
 
@@ -209,3 +210,22 @@ def test_answers_the_server_writes_itself_are_logged_and_counted(serve: Callable
         assert [line for line in lines if f"<unmatched> {status} " in line], (status, lines)
     assert [line for line in lines if "- <unmatched> 400 " in line], lines
     assert not [line for line in lines if "DELETE" in line], lines
+
+
+def test_a_server_that_cannot_bind_never_says_it_started(tmp_path: Path) -> None:
+    """The start line and banner came from the app's startup, before uvicorn binds: a port in use
+    logged "started: serving" (and a first start's key) for a server that never ran."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [FLOWHISTORY, "serve", "--db", str(tmp_path / "store.duckdb"), "--port", str(port)],
+            env={k: v for k, v in live_server.server_env().items() if k != "FLOWHISTORY_PORT"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert "address already in use" in done.stderr.lower(), done.stderr
+    assert "started: serving" not in done.stderr and "is serving" not in done.stderr, done.stderr
