@@ -130,7 +130,12 @@ def _check_tree(root: Path) -> None:
         for name in [*dirs, *files]:
             path = Path(folder, name)
             if path.is_symlink():
-                target = Path(os.path.realpath(path))
+                try:
+                    target = Path(os.path.realpath(path))
+                except OSError as exc:  # a link that cannot be followed (/proc's): it leaves too
+                    raise SqlRefused(
+                        f"the export holds a symlink that cannot be followed: {path} ({exc})"
+                    ) from exc
                 if not target.is_relative_to(root):
                     raise SqlRefused(f"the export holds a symlink leaving it: {path} -> {target}")
 

@@ -104,6 +104,13 @@ def test_symlink_leaving_the_export_is_refused(exported: Exported, tmp_path: Pat
     assert "symlink leaving it" in detail and "leak.parquet" in detail
 
 
+def test_a_symlink_that_cannot_be_followed_is_refused_not_a_crash() -> None:
+    """`flowhistory sql --export /proc/1`: realpath of a link it may not read raised
+    PermissionError, printed as a traceback."""
+    detail = _refused(Path("/proc/1"), "SELECT 1 AS x")
+    assert "cannot be followed" in detail or "symlink leaving it" in detail  # where PID 1's are readable
+
+
 @pytest.mark.parametrize(
     ("sql", "reason"),
     [
