@@ -354,9 +354,14 @@ class Store:
         if threads:
             config["threads"] = threads
         self._config = config
+        new = str(path) != ":memory:" and not self.path.exists()
         try:
             self._root = duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
+            if new and self.path.is_file() and self.path.stat().st_size == 0:
+                # a first start on a full disk left an empty file, which every later start
+                # refused as "not a valid DuckDB database file" until removed by hand
+                self.path.unlink()
             if "lock" in str(exc).lower():
                 raise StoreLocked(
                     f"the store {self.path} is in use by another process ({exc}). One process "

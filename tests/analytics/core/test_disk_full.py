@@ -410,3 +410,15 @@ def test_a_full_disk_whose_wal_cannot_be_folded_says_deletes_will_not_help(small
         assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(0,)]
     finally:
         store.close()
+
+
+def test_a_first_start_on_a_full_disk_leaves_no_empty_file_behind(small_disk: Path) -> None:
+    """The empty file a failed first start left was refused by every later start ("not a valid
+    DuckDB database file") until an operator removed it by hand."""
+    path = small_disk / "s.duckdb"
+    filler = fill(small_disk)
+    with pytest.raises(duckdb.IOException):
+        Store(path)
+    assert not path.exists()
+    filler.unlink()
+    Store(path).close()  # space back: a store starts
