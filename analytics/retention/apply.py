@@ -19,6 +19,7 @@ note goes after the commit, so the files of a pass that did not commit are remov
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from datetime import datetime
@@ -27,11 +28,14 @@ from typing import Any
 
 from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
+from analytics.core.errors import StorageFull
 from analytics.core.store import Connection
 from analytics.history import changes
 from analytics.retention import archive, reclaim_space, runs, unfinished
 from analytics.retention.plan import DELETE, TRIM, plan_query, policies_in_force
 from analytics.retention.policies import GLOBAL, Policy
+
+log = logging.getLogger(__name__)
 
 MAX_FLOWS_LOGGED = 1000
 
@@ -80,19 +84,27 @@ def run_retention(
         )
         if wanted:
             report("compact", 0, 1)
-            done = reclaim_space.compact(ctx)
-            summary["compaction"] = {
-                "rows": done.rows,
-                "seconds": done.seconds,
-                "checkpointed": done.checkpointed,
-            }
+            try:
+                done = reclaim_space.compact(ctx)
+            except StorageFull as exc:  # the pass committed: its answer says so, and why not this
+                log.warning("retention pass %s: the compaction after it failed: %s", run_id, exc.detail)
+                summary["compaction"] = {"error": exc.detail}
+            else:
+                summary["compaction"] = {
+                    "rows": done.rows,
+                    "seconds": done.seconds,
+                    "checkpointed": done.checkpointed,
+                }
             report("compact", 1, 1)
         else:
             summary["compaction"] = None
         summary["bytes_before"] = bytes_before
         summary["bytes_after"] = reclaim_space.store_bytes(ctx.store.path)
         summary["seconds"] = round(time.monotonic() - clock, 3)
-        ctx.store.write(lambda c: runs.update_summary(c, run_id, summary, utc_now()))
+        try:
+            ctx.store.write(lambda c: runs.update_summary(c, run_id, summary, utc_now()))
+        except StorageFull:  # the record the pass made in its own transaction stays, less these
+            log.warning("retention pass %s: no room to record its compaction and sizes", run_id)
         return summary
 
 

@@ -422,3 +422,27 @@ def test_a_first_start_on_a_full_disk_leaves_no_empty_file_behind(small_disk: Pa
     assert not path.exists()
     filler.unlink()
     Store(path).close()  # space back: a store starts
+
+
+def test_a_retention_pass_on_a_full_disk_says_what_it_did_when_its_compaction_cannot(
+    small_disk: Path,
+) -> None:
+    """The pass committed (600 runs deleted and archived), then its compaction found no room:
+    the caller got a 507 "this write was not stored", as if nothing had been deleted."""
+    from analytics.history import ingest
+    from analytics.retention import apply, policies
+    from analytics.retention.policies import Policy
+    from tests.factories.retention import ADMIN, NOW, generate, make_flows
+
+    settings = Settings(db_path=small_disk / "s.duckdb", scheduler_enabled=False, disk_reserve="1MiB")
+    with open_context(settings) as ctx:
+        flow = make_flows(ctx, ["f"])["f"]
+        generate(ctx, [flow], 300)
+        policies.set_policy(ctx, ADMIN, Policy(max_age_days=50))
+        fill(small_disk)
+        refused = ingest.save_executions(ctx, ADMIN, [make_execution(flow) for _ in range(50)])
+        assert {r.status for r in refused} == {"refused"} and ctx.store.full
+        out = apply.run_retention(ctx, now=NOW, compact=True)
+        assert out["deleted"] > 0 and "error" in out["compaction"], out["compaction"]
+        left = ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall())[0][0]
+        assert left == 300 - out["deleted"]
