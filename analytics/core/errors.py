@@ -48,6 +48,11 @@ class StoreClosed(FlowHistoryError, RuntimeError):
     pass
 
 
+class StoreLost(StoreClosed):
+    """The store's file was removed, replaced or truncated under the running server: no write
+    is taken any more (answered 503); an operator restores the rescued copy and restarts."""
+
+
 class StoreLocked(FlowHistoryError, RuntimeError):
     """Another process holds the DuckDB file; DuckDB allows one writer process per file."""
 

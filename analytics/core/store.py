@@ -61,7 +61,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import ByteSize, TypeAdapter
 
-from analytics.core.errors import NotFound, StorageFull, StoreClosed, StoreLocked
+from analytics.core.errors import NotFound, StorageFull, StoreClosed, StoreLocked, StoreLost
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,12 @@ FULL_DETAIL = (
     "the store's disk is full: this write was not stored. Reads still work; an admin can free "
     "space by deleting runs (a flow's or one run's DELETE, cleanup, a retention pass) or on the "
     "disk itself, and writes resume without a restart"
+)
+_DUCKDB_HEADERS = 3 * 4096  # a DuckDB file starts with its main header and two database headers
+LOST_DETAIL = (
+    "the store's file was removed or replaced while the server ran: this write was not stored, "
+    "and no write is taken until an operator restores the store (the server copied what it "
+    "held beside it) and restarts the server"
 )
 
 
@@ -371,6 +377,8 @@ class Store:
                 raise NotFound(f"there is no store at {self.path}") from exc
             raise
         prepare_connection(self._root)
+        self._lost: str | None = None  # why the file is not the one open any more (StoreLost)
+        self._note_file()
         self._cursor_lock = threading.Lock()
         self._cursors: list[Connection] = []
         self._local = threading.local()
@@ -571,6 +579,56 @@ class Store:
             if stop:
                 return
 
+    # -- the file under the store -------------------------------------------------------------
+    def _note_file(self) -> None:
+        """The file the store has open, as the path names it now."""
+        self._file: tuple[int, int] | None = None
+        if not self.read_only and str(self.path) != ":memory:":
+            with contextlib.suppress(OSError):
+                st = os.stat(self.path)
+                self._file = (st.st_dev, st.st_ino)
+
+    def _file_changed(self) -> str | None:
+        """Why the path no longer names the file the store has open (None: it does, or no way
+        to tell). A store file deleted or truncated under the server went unseen: every write
+        was acknowledged into a file no later start could open, and lost."""
+        if self._file is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return "was removed"
+        except OSError:
+            return None
+        if (st.st_dev, st.st_ino) != self._file:
+            return "was replaced by another file"
+        # a checkpoint may give trailing blocks back, so only a file shorter than DuckDB's
+        # headers is surely cut (a truncate to 0 made the next start refuse the file)
+        if st.st_size < _DUCKDB_HEADERS:
+            return f"was truncated ({st.st_size} bytes)"
+        return None
+
+    def _lose(self, conn: Connection, why: str) -> None:
+        """Refuse every write from now on (StoreLost; /ready says why), after copying what the
+        open file holds, every acknowledged write, beside the path (`<store>.rescued-<time>`)."""
+        self._lost = why
+        self._writer_error = f"the store file {why} while the server ran"
+        rescued = self.path.with_name(
+            f"{self.path.name}.rescued-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        )
+        try:
+            conn.execute(f"ATTACH '{str(rescued).replace(chr(39), chr(39) * 2)}' AS rescued")
+            try:
+                copy_database(conn, conn.execute("SELECT current_database()").fetchall()[0][0], "rescued")
+            finally:
+                conn.execute("DETACH rescued")
+            saved = f"every write acknowledged before was copied to {rescued} (`flowhistory restore` it)"
+        except Exception as exc:
+            saved = f"copying what it held to {rescued} failed ({exc}); restore the latest backup"
+        log.critical(
+            "the store file %s %s while the server ran: writes are refused; %s", self.path, why, saved
+        )
+
     def _fail(self, task: _Task, exc: BaseException) -> None:
         """Answer a write with an error (counted: refusals on a full disk too)."""
         if not task.future.done():
@@ -584,6 +642,12 @@ class Store:
     ) -> None:
         """`in_reserve`: deletes retried in the room the reserve released (never looks for room
         again, so a second disk-full error refuses them instead of releasing anything)."""
+        if self._lost is None and (why := self._file_changed()) is not None:
+            self._lose(conn, why)
+        if self._lost is not None:
+            for task in batch:
+                self._fail(task, StoreLost(LOST_DETAIL))
+            return
         if self._full and not in_reserve and not self._space_back():
             for task in batch:
                 if not task.frees_space:
@@ -1144,6 +1208,7 @@ class Store:
         the cursor lock held."""
         self._root = duckdb.connect(str(self.path), config=self._config)
         prepare_connection(self._root)
+        self._note_file()
         writer = self._root.cursor()
         prepare_connection(writer)
         self._cursors.append(writer)
@@ -1193,7 +1258,7 @@ class Store:
             self._cursors.clear()
             # fold the WAL into the file, so the next start replays nothing; without room (or
             # after a failure) DuckDB must not try again on its own when it closes
-            if not self._checkpoint(self._root, "at close"):
+            if self._lost is not None or not self._checkpoint(self._root, "at close"):
                 with contextlib.suppress(Exception):
                     self._root.execute("PRAGMA disable_checkpoint_on_shutdown")
             self._root.close()

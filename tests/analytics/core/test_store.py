@@ -7,6 +7,7 @@ others are queued; releasing it lets the writer drain everything waiting at once
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -369,3 +370,39 @@ def test_a_notebook_opens_a_store_read_only(tmp_path) -> None:  # type: ignore[n
     Store(tmp_path / "bare.duckdb").close()
     with pytest.raises(InvalidInput, match="schema version"):
         open_context(Settings(db_path=tmp_path / "bare.duckdb"), read_only=True)
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced", "truncated"])
+def test_a_store_file_gone_from_under_the_store_refuses_writes_and_rescues_what_it_held(
+    tmp_path: Path, how: str
+) -> None:
+    """`rm store.duckdb` (or a truncate) under the running server went unseen: 300 writes were
+    acknowledged into a file no later start could open, the close folded the WAL into the dead
+    file, and the next start made an empty store. Now the next write is refused, and what the
+    open file held (every acknowledged write) is copied beside it first."""
+    from analytics.core.errors import StoreLost
+
+    path = tmp_path / "s.duckdb"
+    store = Store(path)
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t AS SELECT range AS i FROM range(1000)"))
+        store.write(lambda c: c.execute("CHECKPOINT"))
+        store.write(lambda c: c.execute("INSERT INTO t SELECT range FROM range(1000, 1500)"))  # in the WAL
+        if how == "removed":
+            path.unlink()
+        elif how == "replaced":
+            path.rename(tmp_path / "moved.duckdb")
+            path.write_bytes(b"")
+        else:
+            os.truncate(path, 0)
+        with pytest.raises(StoreLost):
+            store.write(lambda c: c.execute("INSERT INTO t VALUES (-1)"))
+        with pytest.raises(StoreLost):  # and every write after it
+            store.write(lambda c: c.execute("INSERT INTO t VALUES (-2)"))
+        assert "cannot commit (the store file" in store.writer_state
+    finally:
+        store.close()
+    [rescued] = tmp_path.glob("s.duckdb.rescued-*")
+    if how != "truncated":  # the truncated file lost the blocks the copy needed
+        with duckdb.connect(str(rescued), read_only=True) as c:
+            assert c.execute("SELECT count(*), max(i) FROM t").fetchall() == [(1500, 1499)]
