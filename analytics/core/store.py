@@ -1262,6 +1262,10 @@ class Store:
                 with contextlib.suppress(Exception):
                     self._root.execute("PRAGMA disable_checkpoint_on_shutdown")
             self._root.close()
+            if self._lost is not None:  # the dead file's WAL: never replayed onto a new or restored store
+                wal = self.path.with_name(self.path.name + ".wal")
+                with contextlib.suppress(OSError):
+                    wal.rename(wal.with_name(f"{wal.name}.of-the-lost-file-{time.time_ns()}"))
 
     def __enter__(self) -> Store:
         return self

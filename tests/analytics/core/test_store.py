@@ -402,6 +402,7 @@ def test_a_store_file_gone_from_under_the_store_refuses_writes_and_rescues_what_
         assert "cannot commit (the store file" in store.writer_state
     finally:
         store.close()
+    assert not (tmp_path / "s.duckdb.wal").exists()  # never replayed onto the store restored there
     [rescued] = tmp_path.glob("s.duckdb.rescued-*")
     if how != "truncated":  # the truncated file lost the blocks the copy needed
         with duckdb.connect(str(rescued), read_only=True) as c:
