@@ -70,3 +70,18 @@ def test_a_failing_target_is_a_502_and_shows_in_the_status(
     r = world.client.post("/api/v1/exports/run", headers=world.h("admin"))
     assert r.status_code == 200
     assert world.client.get("/api/v1/exports/status", headers=world.h("admin")).json()["error"] is None
+
+
+def test_an_export_with_no_room_is_a_507_not_a_failing_target(world: World, small_disk: Path) -> None:
+    """No room (the export folder's disk here; the store's own disk likewise) answered 502
+    "export failed: StorageFull: ..." as if the target had failed, a class name in the text."""
+    from analytics.exports.run import EXPORT_FOLDER_FULL
+    from tests.factories.disk import leave_free
+
+    ctx = world.ctx
+    add_runs(ctx, seed_flow(ctx), [f"2026-03-{d:02d}" for d in range(1, 20)], 20, inputs={"p": "x" * 4000})
+    ctx.settings.export_url = str(small_disk / "exports")
+    leave_free(small_disk, 64 << 10)
+    r = world.client.post("/api/v1/exports/run", headers=world.h("admin"))
+    assert r.status_code == 507, r.text
+    assert r.json()["detail"] == EXPORT_FOLDER_FULL
