@@ -22,8 +22,8 @@ text, no path) without being tried, except those submitted with `frees_space` (d
 retention), which run in the released room (once: a delete that finds it used up is refused).
 Full mode ends once such a write has committed, the checkpoint after it has run (its rows'
 blocks are then free for new data) and the reserve could be made again, or once the disk has
-twice the reserve free again (space freed outside). A reserve still missing after that is made
-again by a later commit once the disk has twice its size free. Reads never need the disk and
+room for the reserve and 4 MiB beside it (space freed outside). A reserve still missing after
+that is made again by a later commit once the disk has that room. Reads never need the disk and
 keep working.
 
 Only the store's own disk puts it in full mode: a task that writes files elsewhere (the
@@ -753,9 +753,15 @@ class Store:
             log.error("cannot keep %d bytes in reserve beside the store: %s", self.reserve_bytes, exc)
             return False
 
+    def _room_to_resume(self) -> int:
+        """Free bytes that let writes resume (or a missing reserve be made): the reserve, and
+        room for a checkpoint's margin beside it."""
+        return self.reserve_bytes + max(_CHECKPOINT_MARGIN, 1 << 20)
+
     def _keep_reserve(self) -> None:
         """After a commit: a reserve that is missing (never made, or released) is made again
-        once the disk has twice its size free; looked for at most once every RESERVE_CHECK_S."""
+        once the disk has room for it (`_room_to_resume`); looked for at most once every
+        RESERVE_CHECK_S."""
         if not self._reserve_missing or self._full:
             return
         now = time.monotonic()
@@ -763,7 +769,7 @@ class Store:
             return
         self._reserve_checked = now
         st = os.statvfs(self.path.parent)
-        if st.f_bavail * st.f_frsize >= 2 * self.reserve_bytes and self._make_reserve():
+        if st.f_bavail * st.f_frsize >= self._room_to_resume() and self._make_reserve():
             log.warning("the reserve beside the store is made again: the disk has room")
 
     def _store_disk_full(self, exc: BaseException) -> bool:
@@ -849,7 +855,7 @@ class Store:
         for new rows. Writes resume once that checkpoint has run and the reserve could be made
         again: with less room a write would fill the disk at once, and the next full disk would
         find no room for deletes. Until then writes stay refused and deletes still run; the
-        disk's own room (twice the reserve free) ends full mode too."""
+        disk's own room (the reserve and 4 MiB beside it) ends full mode too."""
         if not self._checkpoint(conn, "after a delete on a full disk"):
             log.error(
                 "a delete committed on the full disk, but the checkpoint that frees its room did "
@@ -966,9 +972,11 @@ class Store:
         return True
 
     def _space_back(self) -> bool:
-        """Full mode ends if the disk has twice the reserve free (or 1 MiB without one)."""
+        """Full mode ends once the reserve can be made again with room to spare (what a start
+        asks: twice the reserve kept a 120 MiB disk with 117 MiB free refusing every write until
+        a restart, which then took writes with 51 MiB free)."""
         st = os.statvfs(self.path.parent)
-        if st.f_bavail * st.f_frsize < max(2 * self.reserve_bytes, 1 << 20):
+        if st.f_bavail * st.f_frsize < self._room_to_resume():
             return False
         if not self._make_reserve():
             return False

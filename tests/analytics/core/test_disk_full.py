@@ -446,3 +446,25 @@ def test_a_retention_pass_on_a_full_disk_says_what_it_did_when_its_compaction_ca
         assert out["deleted"] > 0 and "error" in out["compaction"], out["compaction"]
         left = ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall())[0][0]
         assert left == 300 - out["deleted"]
+
+
+def test_writes_resume_once_the_reserve_fits_again_as_at_a_start(small_disk: Path) -> None:
+    """Writes resumed only with twice the reserve free: a 120 MiB disk with 117 MiB free (a 64
+    MiB reserve) refused every write until a restart, which then took writes with 51 MiB free."""
+    path = small_disk / "s.duckdb"
+    store = Store(path, reserve_bytes=8 << 20)
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t (i BIGINT, s VARCHAR)"))
+        filler = fill(small_disk)
+        with pytest.raises(StorageFull):
+            store.write(
+                lambda c: c.execute("INSERT INTO t SELECT range, repeat('x', 500) FROM range(100000)")
+            )
+        assert store.full
+        filler.unlink()
+        # 14 MiB free: the reserve (8) and its margin (4) fit, twice the reserve (16) does not
+        leave_free(small_disk, 14 << 20)
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (1, 'x')"))
+        assert not store.full and path.with_name("s.duckdb.reserve").stat().st_size == 8 << 20
+    finally:
+        store.close()
