@@ -53,6 +53,11 @@ class StoreLost(StoreClosed):
     is taken any more (answered 503); an operator restores the rescued copy and restarts."""
 
 
+class StoreUnwritable(StoreClosed):
+    """The store's folder cannot be written (read-only, no permission): writes are refused
+    (503) while reads go on, and resume once it can be written."""
+
+
 class StoreLocked(FlowHistoryError, RuntimeError):
     """Another process holds the DuckDB file; DuckDB allows one writer process per file."""
 

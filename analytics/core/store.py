@@ -61,7 +61,7 @@ import duckdb
 import pyarrow as pa
 from pydantic import ByteSize, TypeAdapter
 
-from analytics.core.errors import NotFound, StorageFull, StoreClosed, StoreLocked, StoreLost
+from analytics.core.errors import NotFound, StorageFull, StoreClosed, StoreLocked, StoreLost, StoreUnwritable
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,11 @@ FULL_DETAIL = (
     "the store's disk is full: this write was not stored. Reads still work; an admin can free "
     "space by deleting runs (a flow's or one run's DELETE, cleanup, a retention pass) or on the "
     "disk itself, and writes resume without a restart"
+)
+_UNWRITABLE_TEXT = ("read-only file system", "permission denied")
+UNWRITABLE_DETAIL = (
+    "the store's folder cannot be written (a read-only file system, or no permission): this write "
+    "was not stored. Reads still work, and writes resume once the folder can be written"
 )
 _DUCKDB_HEADERS = 3 * 4096  # a DuckDB file starts with its main header and two database headers
 LOST_DETAIL = (
@@ -378,6 +383,8 @@ class Store:
             raise
         prepare_connection(self._root)
         self._lost: str | None = None  # why the file is not the one open any more (StoreLost)
+        self._unopened = False  # a reopen failed: tried again before a later commit
+        self._reopen_tried = 0.0  # monotonic time of the last try
         self._note_file()
         self._cursor_lock = threading.Lock()
         self._cursors: list[Connection] = []
@@ -648,6 +655,11 @@ class Store:
             for task in batch:
                 self._fail(task, StoreLost(LOST_DETAIL))
             return
+        if self._unopened and not self._reopened_now():
+            for task in batch:
+                self._fail(task, StoreUnwritable(UNWRITABLE_DETAIL))
+            return
+        conn = self._writer_conn
         if self._full and not in_reserve and not self._space_back():
             for task in batch:
                 if not task.frees_space:
@@ -692,6 +704,10 @@ class Store:
                 return
             if self._store_disk_full(exc):
                 self._disk_full(batch, exc)
+                return
+            if self._store_unwritable(exc):
+                for task in batch:
+                    self._fail(task, StoreUnwritable(UNWRITABLE_DETAIL))
                 return
             if len(batch) == 1:
                 self._fail(batch[0], exc)
@@ -771,6 +787,23 @@ class Store:
         st = os.statvfs(self.path.parent)
         if st.f_bavail * st.f_frsize >= self._room_to_resume() and self._make_reserve():
             log.warning("the reserve beside the store is made again: the disk has room")
+
+    def _reopened_now(self) -> bool:
+        """A store DuckDB gave up on and that could not be reopened (its folder read-only, say)
+        is tried again, at most once every RESERVE_CHECK_S: it stayed dead until a restart."""
+        now = time.monotonic()
+        if now - self._reopen_tried < self.RESERVE_CHECK_S:
+            return False
+        self._reopen_tried = now
+        return self._recover("trying again")
+
+    def _store_unwritable(self, exc: BaseException) -> bool:
+        """The store's own files cannot be written (a read-only file system, no permission)."""
+        text = str(exc).lower()
+        if not isinstance(exc, duckdb.Error) or not any(t in text for t in _UNWRITABLE_TEXT):
+            return False
+        mine = os.path.abspath(self.path)
+        return any(os.path.abspath(p).startswith(mine) for p in named_paths(exc)) or not named_paths(exc)
 
     def _store_disk_full(self, exc: BaseException) -> bool:
         """A write failed for want of room on the store's own disk. DuckDB writes the store (its
@@ -960,6 +993,7 @@ class Store:
             self._writer_conn.execute("SELECT 1").fetchall()
         except Exception:
             self._writer_error = "the database was invalidated and could not be reopened"
+            self._unopened = True
             log.exception("the store was invalidated by DuckDB (%s) and could not be reopened", why)
             return False
         finally:
@@ -968,6 +1002,7 @@ class Store:
                 self._gate.notify_all()
         self._checkpoint_owed = True
         self._writer_error = None
+        self._unopened = False
         log.error("the store was invalidated by DuckDB (%s); reopened from its file and WAL", why)
         return True
 

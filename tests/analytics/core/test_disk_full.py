@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import subprocess
+import time
 from pathlib import Path
 
 import duckdb
@@ -466,5 +468,44 @@ def test_writes_resume_once_the_reserve_fits_again_as_at_a_start(small_disk: Pat
         leave_free(small_disk, 14 << 20)
         store.write(lambda c: c.execute("INSERT INTO t VALUES (1, 'x')"))
         assert not store.full and path.with_name("s.duckdb.reserve").stat().st_size == 8 << 20
+    finally:
+        store.close()
+
+
+def test_a_read_only_store_folder_refuses_writes_in_words_and_they_resume(small_disk: Path) -> None:
+    """The data folder remounted read-only: every write was a 500 "internal error", and once a
+    checkpoint failed the store was dead for good (its reopen failed, never tried again) even
+    after the folder could be written again."""
+    from analytics.core.errors import StoreUnwritable
+
+    data = small_disk / "data"
+    data.mkdir()
+    path = data / "s.duckdb"
+    store = Store(path, checkpoint_threshold="64KB")
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t (i BIGINT, s VARCHAR)"))
+        store.write(lambda c: c.execute("INSERT INTO t SELECT range, repeat('x', 100) FROM range(100)"))
+        # a read-only mount over the folder (the files open already are written through it)
+        subprocess.run(["mount", "--bind", str(data), str(data)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(data)], check=True)
+        try:
+            stored, refused = 0, 0
+            for i in range(3):  # one goes to the WAL; its checkpoint fails and DuckDB gives up
+                try:
+                    store.write(
+                        lambda c, i=i: c.execute(
+                            f"INSERT INTO t SELECT {i}, repeat('y', 1000) FROM range(1000)"
+                        )
+                    )
+                    stored += 1000
+                except StoreUnwritable:
+                    refused += 1
+            assert refused >= 2, (stored, refused)
+        finally:
+            subprocess.run(["umount", str(data)], check=True)
+        time.sleep(Store.RESERVE_CHECK_S)  # the next reopen is tried at most this often
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (-1, 'back')"))
+        assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(100 + stored + 1,)]
+        assert store.writer_state == "alive"
     finally:
         store.close()
