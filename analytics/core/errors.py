@@ -58,6 +58,11 @@ class StoreUnwritable(StoreClosed):
     (503) while reads go on, and resume once it can be written."""
 
 
+class StoreUnopenable(FlowHistoryError, RuntimeError):
+    """The path given as the store cannot be opened as one (a folder, a file that is not a
+    DuckDB database, a place no file can be made): the detail names the path and the reason."""
+
+
 class StoreLocked(FlowHistoryError, RuntimeError):
     """Another process holds the DuckDB file; DuckDB allows one writer process per file."""
 

@@ -61,7 +61,15 @@ import duckdb
 import pyarrow as pa
 from pydantic import ByteSize, TypeAdapter
 
-from analytics.core.errors import NotFound, StorageFull, StoreClosed, StoreLocked, StoreLost, StoreUnwritable
+from analytics.core.errors import (
+    NotFound,
+    StorageFull,
+    StoreClosed,
+    StoreLocked,
+    StoreLost,
+    StoreUnopenable,
+    StoreUnwritable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -270,9 +278,16 @@ def open_alone(path: Path, then: str) -> Connection:
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise StoreLocked(f"the store {path} is in use by another process: {then}") from exc
-        raise
+        raise cannot_open(path, exc) from exc
     conn.execute("CHECKPOINT")
     return conn
+
+
+def cannot_open(path: Path, exc: BaseException) -> StoreUnopenable:
+    """DuckDB's refusal to open `path` (a folder, not a DuckDB file, no file can be made there),
+    in one line naming it: it reached the CLI as a traceback."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return StoreUnopenable(f"cannot open the store at {path}: {reason}")
 
 
 def prepare_connection(conn: Connection) -> None:
@@ -380,7 +395,7 @@ class Store:
                 ) from exc
             if read_only and "does not exist" in str(exc):
                 raise NotFound(f"there is no store at {self.path}") from exc
-            raise
+            raise cannot_open(self.path, exc) from exc
         prepare_connection(self._root)
         self._lost: str | None = None  # why the file is not the one open any more (StoreLost)
         self._unopened = False  # a reopen failed: tried again before a later commit

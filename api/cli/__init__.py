@@ -11,14 +11,49 @@ or put one in place). Every other command that opens the store only reads it or 
 holds: on a path with no store it says so in one line and exits 1, creating nothing
 (common.refuse_missing_store; in Open WebUI mode any command may). `sql`, `token`, `jobs` and
 `backup` do not open it for writing (`backup` refuses a missing store itself).
+
+A file the operating system refuses (an output in a folder that does not exist or may not be
+written, a store path under a file) is one line naming the path and the reason, exit 1, whichever
+command met it (_OneLineFileErrors).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import typer
+from typer._click.core import Context as ClickContext
+
 from api.cli import admin, alerts, backup, db, executions, exports, importer, jobs, retention, serve, sql
-from api.cli.common import Typer, check_environment
+from api.cli.common import Typer, _Group, check_environment, error
+
+
+def file_error(exc: OSError) -> str:
+    """`PATH: REASON` as the shell says it (`a -> b: REASON` for a rename), not Python's repr."""
+    if exc.filename is None:
+        return str(exc)
+    path = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+    return f"{path}: {exc.strerror or exc}"
+
+
+class _OneLineFileErrors(_Group):
+    """Every command opens or writes a file somewhere: rather than each guarding every open, the
+    root group turns what the OS refuses into one line, exit 1 (it was a traceback: `restore
+    --db FILE/x.duckdb`, `sql -o /no/such/dir/x.csv`, an archive folder that cannot be made).
+
+    DuckDB's own IOException (a --db that is a folder or not a DuckDB file) is the library's to
+    turn into a FlowHistoryError: this layer does not import duckdb (tests/test_architecture.py)."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            error(file_error(exc))
+            raise typer.Exit(1) from exc
+
 
 app = Typer(help="flowhistory: execution history and analytics for AI flows.", no_args_is_help=True)
+app.info.cls = _OneLineFileErrors
 # before every command: an invalid FLOWHISTORY_ variable (FLOWHISTORY_PORT=83986) is one line, exit 2
 app.callback()(check_environment)
 

@@ -2,28 +2,58 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from analytics.access import users
 from analytics.access.auth import create_token, load_secret
 from analytics.core.context import Context
-from api.cli.common import DbOption, Typer, console, err, error, json_of, on_store, settings_for
+from api.cli.common import (
+    DbOption,
+    Typer,
+    UsageError,
+    console,
+    err,
+    error,
+    json_of,
+    on_store,
+    settings_for,
+)
 from api.schemas.admin import GroupOut, KeyOut, UserOut
 
 users_app = Typer(help="Users and roles.", no_args_is_help=True)
 keys_app = Typer(help="API keys.", no_args_is_help=True)
 groups_app = Typer(help="Groups for flow access grants.", no_args_is_help=True)
 
+# as the library refuses in a user id (analytics/access/users.py): a forged line in a log
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _plain_id(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str:
+    """Refuse an empty id, or one with control characters, before it goes anywhere: in an API
+    path `/users/{id}` it became `/users/`, which the server redirects (a traceback here), and a
+    token carried it into every log line its requests write."""
+    name = param.metavar or (param.name or "id").upper()
+    if not value:
+        raise UsageError(f"{name} must not be empty", ctx)
+    if _CONTROL.search(value):
+        raise UsageError(f"{name} must not hold control characters (got {value!r})", ctx)
+    return value
+
+
+UserId = Annotated[str, typer.Argument(metavar="USER", callback=_plain_id)]
+
 
 def _users(rows: list[dict[str, Any]]) -> None:
     table = Table("id", "role", "name", "email")
     for u in rows:
-        table.add_row(u["id"], u["role"], u["name"] or "", u["email"] or "")
+        table.add_row(*map(Text, (u["id"], u["role"], u["name"] or "", u["email"] or "")))
     console.print(table)
 
 
@@ -41,7 +71,7 @@ def users_list(db: DbOption = None) -> None:
 
 @users_app.command("create")
 def users_create(
-    user_id: str,
+    user_id: UserId,
     db: DbOption = None,
     role: Annotated[str, typer.Option(help="admin, user or pending")] = "user",
     name: str | None = None,
@@ -53,23 +83,23 @@ def users_create(
         lambda api: api.post("/api/v1/users", json={"id": user_id, "role": role, "name": name}),
         create=True,  # the first admin may be made before the first start
     )
-    console.print(f"created {made['id']} ({made['role']})")
+    console.print(Text(f"created {made['id']} ({made['role']})"))
 
 
 @users_app.command("set-role")
-def users_set_role(user_id: str, role: str, db: DbOption = None) -> None:
+def users_set_role(user_id: UserId, role: str, db: DbOption = None) -> None:
     """Make a user admin, user or pending."""
     changed = on_store(
         db,
         lambda ctx: json_of(UserOut, users.set_role(ctx, user_id, role)),
         lambda api: api.patch(f"/api/v1/users/{quote(user_id, safe='')}", json={"role": role}),
     )
-    console.print(f"{changed['id']} is now {changed['role']}")
+    console.print(Text(f"{changed['id']} is now {changed['role']}"))
 
 
 @keys_app.command("create")
 def keys_create(
-    user_id: str, db: DbOption = None, name: Annotated[str | None, typer.Option(help="A label")] = None
+    user_id: UserId, db: DbOption = None, name: Annotated[str | None, typer.Option(help="A label")] = None
 ) -> None:
     """Create an API key for a user; it is printed once and stored only as a hash."""
 
@@ -78,7 +108,7 @@ def keys_create(
         return {**json_of(KeyOut, record), "key": key}
 
     made = on_store(db, local, lambda api: api.post("/api/v1/keys", json={"user_id": user_id, "name": name}))
-    err.print(f"API key {made['id']} for {made['user_id']} (shown once):")
+    err.print(Text(f"API key {made['id']} for {made['user_id']} (shown once):"))
     typer.echo(made["key"])
 
 
@@ -94,19 +124,19 @@ def keys_list(db: DbOption = None) -> None:
     table.add_column("id", no_wrap=True, min_width=32)
     for k in rows:
         created = datetime.fromtimestamp(k["created_at"], UTC).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(k["user_id"], k["prefix"] + "…", k["name"] or "", created, k["id"])
+        table.add_row(*map(Text, (k["user_id"], k["prefix"] + "…", k["name"] or "", created, k["id"])))
     console.print(table)
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str, db: DbOption = None) -> None:
+def keys_revoke(key_id: Annotated[str, typer.Argument(callback=_plain_id)], db: DbOption = None) -> None:
     """Revoke an API key."""
     on_store(
         db,
         lambda ctx: users.revoke_api_key(ctx, key_id),
         lambda api: api.delete(f"/api/v1/keys/{quote(key_id, safe='')}"),
     )
-    console.print(f"revoked {key_id}")
+    console.print(Text(f"revoked {key_id}"))
 
 
 @groups_app.command("create")
@@ -122,7 +152,7 @@ def groups_create(
         lambda api: api.post("/api/v1/groups", json={"name": name, "user_ids": member or []}),
         create=True,
     )
-    console.print(f"created group {made['id']} ({made['name']})")
+    console.print(Text(f"created group {made['id']} ({made['name']})"))
 
 
 @groups_app.command("list")
@@ -136,12 +166,14 @@ def groups_list(db: DbOption = None) -> None:
     table = Table("name", "members")
     table.add_column("id", no_wrap=True, min_width=32)
     for g in rows:
-        table.add_row(g["name"], ", ".join(g["user_ids"]), g["id"])
+        table.add_row(*map(Text, (g["name"], ", ".join(g["user_ids"]), g["id"])))
     console.print(table)
 
 
 @groups_app.command("set-members")
-def groups_set_members(group_id: str, user_ids: list[str], db: DbOption = None) -> None:
+def groups_set_members(
+    group_id: Annotated[str, typer.Argument(callback=_plain_id)], user_ids: list[str], db: DbOption = None
+) -> None:
     """Replace a group's members."""
     changed = on_store(
         db,
@@ -150,28 +182,32 @@ def groups_set_members(group_id: str, user_ids: list[str], db: DbOption = None) 
             f"/api/v1/groups/{quote(group_id, safe='')}/members", json={"user_ids": user_ids}
         ),
     )
-    console.print(f"group {changed['id']}: {', '.join(changed['user_ids'])}")
+    console.print(Text(f"group {changed['id']}: {', '.join(changed['user_ids'])}"))
 
 
 TOKEN_LIFETIME_S = 30 * 86_400  # a JWT cannot be revoked: it should not outlive its purpose
+TOKEN_MAX_LIFETIME_S = 365 * 86_400  # past a year a token is as good as never-expiring: an API key
 
 
 def token(
-    user_id: str,
+    user_id: UserId,
     db: DbOption = None,
     expires_in: Annotated[
-        int, typer.Option(help="Seconds until it expires (default 30 days); must be positive")
+        int,
+        typer.Option(help="Seconds until it expires (default 30 days); at most 31536000 (365 days)"),
     ] = TOKEN_LIFETIME_S,
 ) -> None:
     """Mint an Open WebUI-style JWT for a user, signed with WEBUI_SECRET_KEY; it expires.
 
-    A JWT cannot be revoked, so there are no never-expiring ones: for a lasting credential
-    create an API key (`flowhistory keys create USER`), which `keys revoke` can withdraw.
+    A JWT cannot be revoked, so there are no never-expiring ones (nor any living longer than 365
+    days): for a lasting credential create an API key (`flowhistory keys create USER`), which
+    `keys revoke` can withdraw.
     """
-    if expires_in <= 0:
+    if not 0 < expires_in <= TOKEN_MAX_LIFETIME_S:
         error(
-            f"--expires-in must be a positive number of seconds (got {expires_in}); "
-            "for a credential that does not expire create an API key: `flowhistory keys create USER`"
+            f"--expires-in must be a positive number of seconds, at most {TOKEN_MAX_LIFETIME_S} "
+            f"(365 days) (got {expires_in}); for a credential that does not expire create an API "
+            "key: `flowhistory keys create USER`"
         )
         raise typer.Exit(2)
     typer.echo(create_token(load_secret(settings_for(db)), user_id, expires_in=expires_in))

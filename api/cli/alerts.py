@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from analytics.access.permissions import Viewer
 from analytics.core.context import Context
@@ -39,7 +40,7 @@ def alerts_list(db: DbOption = None) -> None:
     table = Table("rule", "name", "metric", "op", "threshold", "window s", "flow", "state", "value", "runs")
     for rule in rules:
         for st in rule["states"] or [None]:
-            table.add_row(
+            cells = (
                 rule["id"][:8],
                 rule["name"],
                 rule["metric"],
@@ -51,6 +52,7 @@ def alerts_list(db: DbOption = None) -> None:
                 "-" if st is None or st["value"] is None else f"{st['value']:g}",
                 "-" if st is None else str(st["runs"]),
             )
+            table.add_row(*map(Text, cells))
     console.print(table)
 
 
@@ -108,7 +110,7 @@ def alerts_transitions(
     rows = on_store(db, local, remote)
     table = Table("at (UTC)", "rule", "flow", "from", "to", "value", "runs", "reason")
     for t in rows:
-        table.add_row(
+        cells = (
             _when(t["at"]),
             t["rule_id"][:8],
             t["flow_id"][:8],
@@ -118,4 +120,5 @@ def alerts_transitions(
             str(t["runs"]),
             t["reason"],
         )
+        table.add_row(*map(Text, cells))
     console.print(table)

@@ -7,6 +7,9 @@ from typing import Annotated
 import typer
 
 from analytics.core import migrations
+from analytics.core.context import Context
+from analytics.core.errors import InvalidInput
+from analytics.core.migrations import Migration
 from api.cli.common import DbOption, Typer, console, on_store
 
 _SERVING = "migrations change the schema under it: `flowhistory db current` works while it serves"
@@ -36,12 +39,20 @@ def db_downgrade(
     db: DbOption = None, steps: Annotated[int, typer.Option(help="How many to undo")] = 1
 ) -> None:
     """Undo the newest migration(s); the server must be stopped. Dropping a table drops its data."""
-    reverted, current = on_store(
-        db,
-        lambda ctx: (migrations.downgrade(ctx.store, steps), migrations.current(ctx.store)),
-        _SERVING,
-        migrate=False,
-    )
+
+    def local(ctx: Context) -> tuple[list[Migration], int]:
+        # a mistyped count (99999999999999999999) undid every migration, dropping every table
+        version = migrations.current(ctx.store)
+        applied = sum(1 for m in migrations.all_migrations() if m.version <= version)
+        if steps > applied:
+            raise InvalidInput(
+                f"--steps {steps} is more than the {applied} migrations applied; undoing all of them "
+                f"drops every table with its data: to do that, give --steps {applied}",
+                field="steps",
+            )
+        return migrations.downgrade(ctx.store, steps), migrations.current(ctx.store)
+
+    reverted, current = on_store(db, local, _SERVING, migrate=False)
     for m in reverted:
         console.print(f"reverted {m.version:04d} {m.name}")
     console.print(f"current: {current}")

@@ -6,7 +6,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from analytics.history import runs as history
 from api.cli.common import DbOption, console, on_store
@@ -25,4 +25,4 @@ def cleanup(
             f"/api/v1/flows/{quote(flow_id, safe='')}/executions/cleanup", params={"keep": keep}
         )["deleted"],
     )
-    console.print(f"deleted {deleted} executions of {escape(flow_id)}")
+    console.print(Text(f"deleted {deleted} executions of {flow_id}"))

@@ -8,6 +8,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError
@@ -22,7 +23,7 @@ def _export_status_table(status: dict[str, Any]) -> None:
     table = Table("table", "partitions", "files", "rows", "bytes", "most files in a partition")
     for name, t in sorted(status["tables"].items()):
         rows = t.get("rows")
-        table.add_row(
+        cells = (
             name,
             str(t.get("partitions", "")),
             str(t.get("files", "")),
@@ -30,6 +31,7 @@ def _export_status_table(status: dict[str, Any]) -> None:
             f"{t.get('bytes', 0):,}",
             str(t.get("max_files_per_partition", "")),
         )
+        table.add_row(*map(Text, cells))
     console.print(table)
 
 
@@ -78,10 +80,12 @@ def export_run(db: DbOption = None) -> None:
     out = on_store(db, local, remote)
     summary, written = out["result"], out["result"]["rows_written"]
     console.print(
-        f"exported to {summary['target']} in {summary['duration_s']:.2f}s: "
-        f"{written['executions']:,} runs and {written['execution_nodes']:,} node rows written; days "
-        f"new {summary['days_written']}, appended {summary['days_appended']}, "
-        f"rewritten {summary['days_rewritten']}, dropped {summary['days_dropped']}"
+        Text(
+            f"exported to {summary['target']} in {summary['duration_s']:.2f}s: "
+            f"{written['executions']:,} runs and {written['execution_nodes']:,} node rows written; days "
+            f"new {summary['days_written']}, appended {summary['days_appended']}, "
+            f"rewritten {summary['days_rewritten']}, dropped {summary['days_dropped']}"
+        )
     )
     _export_status_table(out["status"])
 
@@ -117,15 +121,21 @@ def export_status_command(
     """The last export (exit 1 when it failed, with its error), compaction and per-table totals."""
     from analytics import exports
 
-    status = on_store(
-        db,
-        lambda ctx: json_of(ExportStatusOut, exports.export_status(ctx)),
-        lambda api: api.get("/api/v1/exports/status"),
-    )
+    def local(ctx: Context) -> dict[str, Any]:
+        try:
+            found: dict[str, Any] = json_of(ExportStatusOut, exports.export_status(ctx))
+            return found
+        except FlowHistoryError:
+            raise
+        except Exception as exc:  # the target cannot be opened (S3 keys half given: pyarrow's ValueError)
+            error(f"cannot read the export's status: {exports.describe_error(exc)}")
+            raise typer.Exit(1) from exc
+
+    status = on_store(db, local, lambda api: api.get("/api/v1/exports/status"))
     if as_json:
         typer.echo(json.dumps(status, indent=2))
     else:
-        console.print(f"target: {status['target']} (export schema version {status['schema_version']})")
+        console.print(Text(f"target: {status['target']} (export schema version {status['schema_version']})"))
         last, ok = status["last_cycle"], status["last_ok_cycle"]
         if last is None:
             console.print("no export has run yet")
@@ -141,7 +151,9 @@ def export_status_command(
         if status["last_compaction"]:
             c = status["last_compaction"]
             console.print(
-                f"last compaction: {'ok' if c['ok'] else 'failed: ' + str(c['error'])}, {c['finished_at']}"
+                Text(
+                    f"last compaction: {'ok' if c['ok'] else 'failed: ' + str(c['error'])}, {c['finished_at']}"
+                )
             )
         _export_status_table(status)
     if status["ok"] is False:

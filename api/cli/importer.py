@@ -1,7 +1,8 @@
 """`flowhistory import openwebui --from URL`: move Open WebUI's history in, with a progress bar.
 
 With the store free it imports directly; while a server holds it, the same import runs inside
-the server, a few chunks per request (admin key from the data folder), so the bar still moves.
+the server, a few chunks per request (asked as every remote command asks: api/cli/remote.py),
+so the bar still moves.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from analytics.core.context import open_context
 from analytics.core.errors import FlowHistoryError, StoreLocked
@@ -113,37 +114,34 @@ def add_step(totals: dict[str, int], step: dict[str, Any]) -> tuple[int, int]:
 
 
 def _through_server(base: str, settings: Any, source: str) -> dict[str, Any]:
-    """With the admin key every remote command uses: FLOWHISTORY_API_KEY, else the key file (in
-    Open WebUI mode there is no key file: an Open WebUI admin's API key, or a flowhistory key)."""
+    """With the admin key and the client every remote command uses (api/cli/remote.py):
+    FLOWHISTORY_API_KEY, else the key file (in Open WebUI mode there is no key file: an Open
+    WebUI admin's API key, or a flowhistory key)."""
     try:
-        key = remote.admin_key(settings)
+        remote.admin_key(settings)  # none to ask with: exit 2, before anything is sent
     except remote.RemoteError as exc:
         error(str(exc))
         raise typer.Exit(2) from exc
-    headers = {"Authorization": f"Bearer {key}"}
     totals: dict[str, int] = {}
-    console.print(f"the store is held by the server at {escape(base)}: importing through it")
-    with _bar() as bar, httpx.Client(base_url=base, headers=headers, timeout=600) as client:
-        task = bar.add_task("runs", total=None)
-        while True:
-            try:
-                resp = client.post(
-                    "/api/v1/executions/import/openwebui", json={"from": source, "max_chunks": 2}
-                )
-            except httpx.TransportError as exc:  # it stopped, or was never there: each step commits
-                error(
-                    f"no answer from the server at {base} ({exc}); what it imported is kept: "
-                    "run the command again to resume"
-                )
-                raise typer.Exit(1) from exc
-            if resp.status_code != 200:
-                error(f"the server answered {resp.status_code}: {resp.text}")
-                raise typer.Exit(1)
-            step = resp.json()
-            done, total = add_step(totals, step)
-            bar.update(task, completed=done, total=total)
-            if step["finished"]:
-                return {**step, **totals}
+    console.print(Text(f"the store is held by the server at {base}: importing through it"))
+    try:
+        with remote.connect(settings, base) as api, _bar() as bar:
+            task = bar.add_task("runs", total=None)
+            while True:
+                step = api.post("/api/v1/executions/import/openwebui", json={"from": source, "max_chunks": 2})
+                done, total = add_step(totals, step)
+                bar.update(task, completed=done, total=total)
+                if step["finished"]:
+                    return {**step, **totals}
+    except remote.RemoteError as exc:
+        if isinstance(exc.__cause__, httpx.TransportError):  # it stopped, or was never there
+            error(
+                f"no answer from the server at {base} ({exc.__cause__}); what it imported is kept "
+                "(each step commits): run the command again to resume"
+            )
+        else:  # the server's reason, readable: `from: String should have at least 1 character`
+            error(str(exc))
+        raise typer.Exit(1) from exc
 
 
 def _print(summary: dict[str, Any], report: Path) -> None:
@@ -153,4 +151,4 @@ def _print(summary: dict[str, Any], report: Path) -> None:
         f"{summary['runs_skipped']} skipped, {summary['runs_altered']} altered "
         f"({summary['total_stored']} of {summary['total_in_source']} in Open WebUI stored so far)"
     )
-    console.print(f"{len(summary['issues'])} skipped or altered ids listed in {escape(str(report))}")
+    console.print(Text(f"{len(summary['issues'])} skipped or altered ids listed in {report}"))

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from analytics.core.context import Context
 from analytics.jobs.registry import default_jobs
@@ -33,26 +34,38 @@ def jobs_list(typer_ctx: typer.Context, db: DbOption = None) -> None:
     if typer_ctx.invoked_subcommand is not None:
         return
     settings = settings_for(db)
-    saved = read_status_file(settings.jobs_status_file)
-    if saved is None:
-        console.print(f"no job has run yet ({settings.jobs_status_file} does not exist)")
-        return
-    table = Table("job", "every", "running", "last run", "took", "result", "next run")
-    for job in saved["jobs"]:
-        outcome = job["last_error"] or json.dumps(job["last_result"])
-        if job["last_ok"] is False:
-            outcome = f"[red]{outcome}[/red]"
-        table.add_row(
-            job["name"],
-            f"{job['every_s']:g}s" if job["every_s"] > 0 else "on demand",
-            "yes" if job["running"] else "",
-            job["last_finished"] or "never",
-            f"{job['last_duration_s']:.2f}s" if job["last_duration_s"] is not None else "",
-            outcome,
-            job["next_run"] or "",
+    try:
+        saved = read_status_file(settings.jobs_status_file)
+        if saved is None:
+            console.print(Text(f"no job has run yet ({settings.jobs_status_file} does not exist)"))
+            return
+        rows = [_row(job) for job in saved["jobs"]]
+        written_at = str(saved["written_at"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # not what a server writes
+        error(
+            f"{settings.jobs_status_file} is not a job status a server wrote ({type(exc).__name__}: "
+            f"{exc}); the server rewrites it when it starts"
         )
+        raise typer.Exit(1) from exc
+    table = Table("job", "every", "running", "last run", "took", "result", "next run")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
-    console.print(f"(as of {saved['written_at']}, from {settings.jobs_status_file})")
+    console.print(Text(f"(as of {written_at}, from {settings.jobs_status_file})"))
+
+
+def _row(job: dict[str, Any]) -> list[Text]:
+    """One job's cells, as text: an error's `[...]` is not markup."""
+    failed = job["last_ok"] is False
+    return [
+        Text(job["name"]),
+        Text(f"{job['every_s']:g}s" if job["every_s"] > 0 else "on demand"),
+        Text("yes" if job["running"] else ""),
+        Text(job["last_finished"] or "never"),
+        Text(f"{job['last_duration_s']:.2f}s" if job["last_duration_s"] is not None else ""),
+        Text(job["last_error"] or json.dumps(job["last_result"]), style="red" if failed else ""),
+        Text(job["next_run"] or ""),
+    ]
 
 
 class _SettingsOnly:
@@ -82,7 +95,9 @@ def jobs_run(name: str, db: DbOption = None) -> None:
         db, local, lambda api: api.post(f"/api/v1/jobs/{quote(name, safe='')}/run", params={"wait": "true"})
     )
     if state["last_ok"]:
-        console.print(f"{name}: done in {state['last_duration_s']:.2f}s: {json.dumps(state['last_result'])}")
+        console.print(
+            Text(f"{name}: done in {state['last_duration_s']:.2f}s: {json.dumps(state['last_result'])}")
+        )
     else:
         error(str(state["last_error"]), f"{name} failed")
         raise typer.Exit(1)

@@ -124,11 +124,18 @@ class Remote:
                 f"the server at {self.url} refused the admin API key from {self.key_source} "
                 f"({_detail(response)}): set {KEY_ENV} to an admin's key, or stop the server"
             )
-        if response.status_code >= 400:
+        # a redirect too: an empty id makes `/users/` of `/users/{id}`, which the server redirects
+        if response.status_code >= 300:
             raise RemoteError(
                 f"{_detail(response)} (the server at {self.url} answered {response.status_code})"
             )
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:  # not JSON: something other than flowhistory answers there
+            raise RemoteError(
+                f"the server at {self.url} answered {response.status_code} but not with JSON: "
+                "is it a flowhistory server?"
+            ) from None
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.call("GET", path, **kwargs)
@@ -147,9 +154,11 @@ class Remote:
 
 
 @contextmanager
-def connect(settings: Settings) -> Iterator[Remote]:
-    """The running server's API, as the admin (RemoteError when there is no key to use)."""
-    url = server_url(settings)
+def connect(settings: Settings, url: str | None = None) -> Iterator[Remote]:
+    """The running server's API (at `url`, else where it said it answers), as the admin
+    (RemoteError when there is no key to use). Every command's way to a server, so each sends
+    the admin key only there: never to an HTTP(S)_PROXY from the environment (trust_env=False)."""
+    url = url or server_url(settings)
     key = admin_key(settings)
     source = KEY_ENV if os.environ.get(KEY_ENV, "").strip() else str(settings.admin_key_file)
     headers = {"Authorization": f"Bearer {key}"}

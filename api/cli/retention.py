@@ -3,12 +3,14 @@ docs/retention.md)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from analytics.access.permissions import Viewer
 from analytics.core.context import Context
@@ -74,13 +76,23 @@ def _policy_from(
     return Policy(max_age_days, failed_max_age_days, keep_last, payload_ttl_days, archive)
 
 
-MaxAge = Annotated[float | None, typer.Option(help="Delete successful runs older than this many days")]
+def _days(value: float | None) -> float | None:
+    """A number of days must be finite: nan or inf was refused on the store, but through a server
+    it could not even be sent (JSON has neither), a traceback."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of days")
+    return value
+
+
+MaxAge = Annotated[
+    float | None, typer.Option(help="Delete successful runs older than this many days", callback=_days)
+]
 FailedAge = Annotated[
-    float | None, typer.Option(help="Delete error/aborted runs older than this (>= max-age)")
+    float | None, typer.Option(help="Delete error/aborted runs older than this (>= max-age)", callback=_days)
 ]
 KeepLast = Annotated[int | None, typer.Option(help="Keep at most the newest N runs of each flow")]
 PayloadTtl = Annotated[
-    float | None, typer.Option(help="Drop inputs/outputs/node_results after this many days")
+    float | None, typer.Option(help="Drop inputs/outputs/node_results after this many days", callback=_days)
 ]
 Archive = Annotated[
     bool | None,
@@ -176,10 +188,12 @@ def retention_policy(
     stored = on_store(db, local, remote, create=set_)  # setting a policy may start a store
     scope = f"flow {flow}" if flow else "global"
     if stored["updated_at"] is None:
-        console.print(f"{scope}: no policy" + (" (the global one applies)" if flow else " (keep everything)"))
+        console.print(
+            Text(f"{scope}: no policy" + (" (the global one applies)" if flow else " (keep everything)"))
+        )
         return
     rules = ", ".join(f"{k}={stored[k]}" for k in rules_given if stored[k] is not None)
-    console.print(f"{scope}: {rules} (by {stored['updated_by']}, {stored['updated_at']})")
+    console.print(Text(f"{scope}: {rules} (by {stored['updated_by']}, {stored['updated_at']})"))
 
 
 @app.command("dry-run")
@@ -205,9 +219,8 @@ def retention_dry_run(
         return
     table = Table("flow", "delete", "trim", "first ids")
     for f in result["flows"]:
-        table.add_row(
-            f["flow_id"], str(f["delete"]), str(f["trim"]), " ".join((f["delete_ids"] + f["trim_ids"])[:3])
-        )
+        first = " ".join((f["delete_ids"] + f["trim_ids"])[:3])
+        table.add_row(*map(Text, (f["flow_id"], str(f["delete"]), str(f["trim"]), first)))
     console.print(table)
     console.print(f"would delete {result['delete']} and trim {result['trim']} runs (as of {result['now']})")
 

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from analytics.core import readiness
 from analytics.core.config import Settings
 from analytics.core.context import open_context
-from analytics.core.errors import NotReady, StorageFull
+from analytics.core.errors import NotReady, StorageFull, StoreUnopenable
 from analytics.core.store import Connection, Store
 from analytics.retention import reclaim_space
 from api.app import create_app
@@ -419,7 +419,7 @@ def test_a_first_start_on_a_full_disk_leaves_no_empty_file_behind(small_disk: Pa
     DuckDB database file") until an operator removed it by hand."""
     path = small_disk / "s.duckdb"
     filler = fill(small_disk)
-    with pytest.raises(duckdb.IOException):
+    with pytest.raises(StoreUnopenable, match="No space left"):
         Store(path)
     assert not path.exists()
     filler.unlink()

@@ -81,3 +81,60 @@ def test_prints_values_python_cannot_hold(exported: Exported, sql: str, row: lis
     for value in row:
         if isinstance(value, str) and "BLOB" not in sql:  # base64 is the JSON answer's, not the table's
             assert value in out
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("no/such/folder/x.csv", "the folder {folder}/no/such/folder does not exist"),
+        ("a-folder.csv", "{folder}/a-folder.csv is a folder"),
+        ("/proc/x.csv", "/proc/.x.csv.partial: No such file or directory"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_one_line(
+    exported: Exported, tmp_path: Path, name: str, says: str
+) -> None:
+    if name.startswith("/proc") and not Path("/proc/self").is_dir():
+        pytest.skip("needs /proc")
+    (tmp_path / "a-folder.csv").mkdir()
+    code, out, err = _sql("SELECT 1", "--export", str(exported.root), "--output", str(tmp_path / name))
+    assert code == 1 and out == ""
+    assert says.format(folder=tmp_path) in _one_error_line(err)
+    assert [p.name for p in tmp_path.iterdir()] == ["a-folder.csv"]
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(exported: Exported, tmp_path: Path) -> None:
+    target = tmp_path / "x.csv"
+    target.write_text("kept\n")
+    code, _, err = _sql("SELECT 1 AS n", "--export", str(exported.root), "--output", str(target))
+    assert code == 1 and f"{target} exists; --overwrite replaces it" in _one_error_line(err)
+    assert target.read_text() == "kept\n"
+    code, _, err = _sql(
+        "SELECT 1 AS n", "--export", str(exported.root), "--output", str(target), "--overwrite"
+    )
+    assert code == 0, err
+    assert target.read_text().split() == ['"n"', "1"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--timeout", "inf"), ("--timeout", "1e308"), ("--timeout", "nan"), ("--limit", "99999999999999999999")],
+)
+def test_a_timeout_or_limit_past_any_sense_is_an_option_error(
+    exported: Exported, option: str, value: str
+) -> None:
+    code, out, err = _sql("SELECT 1", "--export", str(exported.root), option, value)
+    assert code == 2 and out == ""
+    assert _one_error_line(err).startswith(f"error: Invalid value for '{option}'"), err
+
+
+def test_names_and_values_are_printed_as_given(exported: Exported) -> None:
+    code, out, err = _sql("""SELECT ':smile: [b]y' AS "[red]x[/red]" """, "--export", str(exported.root))
+    assert code == 0, err
+    assert "[red]x[/red]" in out and ":smile: [b]y" in out
