@@ -200,6 +200,10 @@ UNWRITABLE_DETAIL = (
     "the store's folder cannot be written (a read-only file system, or no permission): this write "
     "was not stored. Reads still work, and writes resume once the folder can be written"
 )
+UNOPENED_DETAIL = (
+    "the store could not be reopened after DuckDB gave up on its file (its folder cannot be "
+    "written?): nothing can be read or written now; it is tried again about once a second"
+)
 _DUCKDB_HEADERS = 3 * 4096  # a DuckDB file starts with its main header and two database headers
 LOST_DETAIL = (
     "the store's file was removed or replaced while the server ran: this write was not stored, "
@@ -452,6 +456,9 @@ class Store:
         try:
             return self._read(fn)
         except duckdb.Error as exc:
+            if self._unopened:  # its reopen failed: the writer tries again (at most once a second)
+                self._queue.put(_RECOVER)
+                raise StoreUnwritable(UNOPENED_DETAIL) from exc
             if not is_invalidated(exc) or self.read_only:
                 raise
         # DuckDB invalidated the database (a fatal checkpoint just after a commit was
@@ -570,7 +577,10 @@ class Store:
             if first is _SHUTDOWN:
                 return
             if first is _RECOVER:
-                self._recover_if_invalidated("a read found the database invalidated")
+                if self._unopened:
+                    self._reopened_now()
+                else:
+                    self._recover_if_invalidated("a read found the database invalidated")
                 continue
             if isinstance(first, _Rebuild | _Exclusive):
                 self._run_alone(first)

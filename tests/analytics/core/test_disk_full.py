@@ -501,9 +501,19 @@ def test_a_read_only_store_folder_refuses_writes_in_words_and_they_resume(small_
                 except StoreUnwritable:
                     refused += 1
             assert refused >= 2, (stored, refused)
+            with pytest.raises(StoreUnwritable):  # reads too, in words: the file is closed
+                store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall())
         finally:
             subprocess.run(["umount", str(data)], check=True)
         time.sleep(Store.RESERVE_CHECK_S)  # the next reopen is tried at most this often
+        for _ in range(50):  # a read asks the writer to try (a safety net, never what is asserted)
+            try:
+                store.read(lambda c: c.execute("SELECT 1").fetchall())
+                break
+            except StoreUnwritable:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("reads never came back without a write")
         store.write(lambda c: c.execute("INSERT INTO t VALUES (-1, 'back')"))
         assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(100 + stored + 1,)]
         assert store.writer_state == "alive"
