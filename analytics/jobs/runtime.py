@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 from analytics import exports
 from analytics.alerts.lifecycle import Alerts
 from analytics.core.context import Context
-from analytics.core.errors import FlowHistoryError, StorageFull, UpstreamFailed
+from analytics.core.errors import FlowHistoryError, StorageFull, StoreClosed, UpstreamFailed
 from analytics.jobs.registry import default_jobs
 from analytics.jobs.scheduler import Job, Scheduler
 from analytics.openwebui.sync import OpenWebUISync
@@ -116,14 +116,14 @@ class Runtime:
         if self.scheduler.has(EXPORT_JOB):
             state = self.scheduler.run_now(EXPORT_JOB, wait=True)
             if not state["last_ok"]:
-                if isinstance(error := self.scheduler.last_error(EXPORT_JOB), StorageFull):
-                    raise error  # the store's disk (or the export folder's): a 507, not the target's fault
+                if isinstance(error := self.scheduler.last_error(EXPORT_JOB), StorageFull | StoreClosed):
+                    raise error  # no room, or a store that takes no writes: not the target's fault
                 raise UpstreamFailed(f"export failed: {state['last_error']}")
             result = state["last_result"]
         else:
             try:
                 result = exports.run_export(ctx, wait=False)
-            except (exports.ExportBusy, StorageFull):
+            except (exports.ExportBusy, StorageFull, StoreClosed):
                 raise
             except Exception as exc:
                 raise UpstreamFailed(f"export failed: {exports.describe_error(exc)}") from exc
