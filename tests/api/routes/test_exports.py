@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from analytics.core.config import Settings
 from analytics.exports.publish import target_lock
 from analytics.exports.targets import open_target
-from tests.factories import World
+from api.app import create_app
+from tests.factories import SECRET, World, build_world, make_execution, save_run
 from tests.factories.exports import add_runs, read, seed_flow
 
 
@@ -85,3 +88,39 @@ def test_an_export_with_no_room_is_a_507_not_a_failing_target(world: World, smal
     r = world.client.post("/api/v1/exports/run", headers=world.h("admin"))
     assert r.status_code == 507, r.text
     assert r.json()["detail"] == EXPORT_FOLDER_FULL
+
+
+def test_an_export_on_a_store_that_takes_no_writes_is_its_503(tmp_path: Path) -> None:
+    """The store's folder remounted read-only, DuckDB gave up on the file at a checkpoint and it
+    could not be reopened: the export answered 502 "export failed: StoreUnwritable: ...", as if
+    its target had failed."""
+    data = tmp_path / "data"
+    data.mkdir()
+    settings = Settings(
+        db_path=data / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        scheduler_enabled=False,
+        checkpoint_threshold="64KB",
+        export_url=str(tmp_path / "exports"),
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        world = build_world(client)
+        save_run(world, world.public)
+        subprocess.run(["mount", "--bind", str(data), str(data)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,bind,ro", str(data)], check=True)
+            answers = [
+                client.post(
+                    f"/api/v1/flows/{world.public}/executions",
+                    json=make_execution(world.public, text="y" * 30_000),
+                    headers=world.h("owner"),
+                ).status_code
+                for _ in range(4)
+            ]
+            assert 503 in answers, answers  # the checkpoint failed and the reopen too
+            r = client.post("/api/v1/exports/run", headers=world.h("admin"))
+            assert r.status_code == 503, r.text
+            assert "export failed" not in r.json()["detail"]
+        finally:
+            subprocess.run(["umount", str(data)], check=True)
