@@ -38,7 +38,15 @@ import duckdb
 
 from analytics.core import migrations
 from analytics.core.errors import Conflict, FolderFull, FolderUnwritable, InvalidInput
-from analytics.core.store import Connection, copy_database, is_disk_full, open_alone, prepare_connection
+from analytics.core.store import (
+    Connection,
+    copy_database,
+    copy_out,
+    is_disk_full,
+    open_alone,
+    prepare_connection,
+    sql_path,
+)
 
 MAGIC = b"DUCK"  # bytes 8-11 of every DuckDB database file
 SUFFIX = ".duckdb"
@@ -81,10 +89,6 @@ class Restored:
     tables: dict[str, int]
     schema_version: int
     seconds: float
-
-
-def _quote(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def _fsync(path: Path) -> None:
@@ -169,17 +173,14 @@ def _schema_version(conn: Connection, database: str) -> int:
 def backup(ctx: Context, dest: Path) -> Backup:
     """Copy the open store to `dest` (which must not exist), consistent while it serves."""
     dest = Path(dest)
-    if dest.exists():
-        raise Conflict(f"{dest} exists; a backup never overwrites a file")
-    if not dest.parent.is_dir():
-        raise InvalidInput(f"the folder {dest.parent} does not exist", field="dest")
+    check_dest(dest)
     if not _RUNNING.acquire(blocking=False):
         raise Conflict("a backup is running; try again when it has finished")
     started = time.monotonic()
     partial = _scratch(dest, "partial")
     try:
         remove_stale_partials(dest.parent)
-        tables = ctx.store.on_writer(lambda conn: _copy_out(conn, partial))
+        tables = ctx.store.on_writer(lambda conn: copy_out(conn, partial, _ALIAS))
         with duckdb.connect(str(partial)) as check:  # reopens as a store would, then checkpoints
             version = _schema_version(check, check.execute("SELECT current_database()").fetchall()[0][0])
         if version != migrations.head() or partial.with_name(partial.name + ".wal").exists():
@@ -207,14 +208,35 @@ def backup(ctx: Context, dest: Path) -> Backup:
     )
 
 
+def check_dest(dest: Path) -> None:
+    """What a backup to `dest` needs, checked before anything is copied (the CLI checks it before
+    asking a server too): no file there, and a folder a file can be written in."""
+    if dest.exists():
+        raise Conflict(f"{dest} exists; a backup never overwrites a file")
+    if not dest.parent.is_dir():
+        raise InvalidInput(f"the folder {dest.parent} does not exist", field="dest")
+    try:
+        _probe(dest.parent)
+    except OSError as exc:
+        raise InvalidInput(
+            f"no file can be written in {dest.parent}: {exc.strerror or exc}", field="dest"
+        ) from None
+
+
+def _probe(folder: Path) -> None:
+    """A file made and removed in `folder` (made first): /proc, /sys or a read-only mount refuse
+    only a real write, even to root."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".flowhistory-probe-"):
+        pass
+
+
 def backup_to_folder(ctx: Context) -> Backup:
     """A backup under a generated name in the configured backup folder (`backups_dir`): what the
     admin endpoint does, so no path ever comes from a request."""
     folder = ctx.settings.backups_dir
-    try:  # a file made and removed: /proc, /sys or a read-only mount refuse only a real write
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".flowhistory-probe-"):
-            pass
+    try:
+        _probe(folder)
     except OSError as exc:
         log.error("the backup folder %s cannot be written: %s", folder, exc)
         raise FolderUnwritable(
@@ -222,16 +244,6 @@ def backup_to_folder(ctx: Context) -> Backup:
             "no backup was made. Point the setting at a folder the server may write"
         ) from None
     return backup(ctx, folder / backup_name())
-
-
-def _copy_out(conn: Connection, target: Path) -> dict[str, int]:
-    """On the writer, between commits: the whole store into a new file, checked table by table."""
-    main = conn.execute("SELECT current_database()").fetchall()[0][0]
-    conn.execute(f"ATTACH '{_quote(target)}' AS {_ALIAS}")
-    try:
-        return copy_database(conn, main, _ALIAS)
-    finally:
-        conn.execute(f"DETACH {_ALIAS}")
 
 
 def check_backup(src: Path) -> None:
@@ -343,7 +355,7 @@ def _copy_in(src: Path, target: Path) -> tuple[dict[str, int], int]:
     with duckdb.connect() as conn:
         prepare_connection(conn)
         try:
-            conn.execute(f"ATTACH '{_quote(src)}' AS src (READ_ONLY)")
+            conn.execute(f"ATTACH '{sql_path(src)}' AS src (READ_ONLY)")
             version = _schema_version(conn, "src")
         except duckdb.Error as exc:
             raise InvalidInput(f"{src} is damaged or not a whole store: {exc}", field="src") from exc
@@ -353,7 +365,7 @@ def _copy_in(src: Path, target: Path) -> tuple[dict[str, int], int]:
                 field="src",
             )
         try:  # the store's side: the backup is fine (a folder that cannot be written, a full disk)
-            conn.execute(f"ATTACH '{_quote(target)}' AS dst")
+            conn.execute(f"ATTACH '{sql_path(target)}' AS dst")
         except duckdb.Error as exc:
             raise InvalidInput(
                 f"cannot write the restored store in {target.parent} (the backup is fine): {exc}", field="db"

@@ -274,6 +274,22 @@ def in_snapshot(fn: Callable[[Connection], T]) -> Callable[[Connection], T]:
     return read
 
 
+def sql_path(path: Path) -> str:
+    """A path as an SQL string literal's text (quotes doubled)."""
+    return str(path).replace("'", "''")
+
+
+def copy_out(conn: Connection, target: Path, alias: str = "flowhistory_copy") -> dict[str, int]:
+    """The whole database of `conn` into a new file at `target`, checked table by table (a
+    backup, a rescued copy); nothing may write it meanwhile (the caller is the writer)."""
+    main = conn.execute("SELECT current_database()").fetchall()[0][0]
+    conn.execute(f"ATTACH '{sql_path(target)}' AS {alias}")
+    try:
+        return copy_database(conn, main, alias)
+    finally:
+        conn.execute(f"DETACH {alias}")
+
+
 def open_alone(path: Path, then: str) -> Connection:
     """Open a store file no process may hold (offline restore, compaction) with its WAL folded
     in; StoreLocked, saying `then` (what to do), when a server holds it."""
@@ -649,11 +665,7 @@ class Store:
             f"{self.path.name}.rescued-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
         )
         try:
-            conn.execute(f"ATTACH '{str(rescued).replace(chr(39), chr(39) * 2)}' AS rescued")
-            try:
-                copy_database(conn, conn.execute("SELECT current_database()").fetchall()[0][0], "rescued")
-            finally:
-                conn.execute("DETACH rescued")
+            copy_out(conn, rescued)
             saved = f"every write acknowledged before was copied to {rescued} (`flowhistory restore` it)"
         except Exception as exc:
             saved = f"copying what it held to {rescued} failed ({exc}); restore the latest backup"
@@ -827,8 +839,13 @@ class Store:
         text = str(exc).lower()
         if not isinstance(exc, duckdb.Error) or not any(t in text for t in _UNWRITABLE_TEXT):
             return False
+        return self._names_store(exc)
+
+    def _names_store(self, exc: BaseException) -> bool:
+        """The error names one of the store's own files (file, WAL, temporary files), or none."""
+        paths = named_paths(exc)
         mine = os.path.abspath(self.path)
-        return any(os.path.abspath(p).startswith(mine) for p in named_paths(exc)) or not named_paths(exc)
+        return not paths or any(os.path.abspath(p).startswith(mine) for p in paths)
 
     def _store_disk_full(self, exc: BaseException) -> bool:
         """A write failed for want of room on the store's own disk. DuckDB writes the store (its
@@ -836,13 +853,7 @@ class Store:
         DuckDB error naming only files that are not the store's (an archive or backup folder on
         a disk of its own, written from within a task). That is the task's failure, never the
         store's full mode."""
-        if not isinstance(exc, duckdb.Error) or not is_disk_full(exc):
-            return False
-        paths = named_paths(exc)
-        if not paths:
-            return True
-        mine = os.path.abspath(self.path)
-        return any(os.path.abspath(p).startswith(mine) for p in paths)
+        return isinstance(exc, duckdb.Error) and is_disk_full(exc) and self._names_store(exc)
 
     def _clean_writer(self) -> None:
         """After a failure: no transaction left open and no result left unread on the writer's
@@ -1178,8 +1189,7 @@ class Store:
         attached = False
         try:
             main = conn.execute("SELECT current_database()").fetchall()[0][0]
-            target = str(fresh).replace("'", "''")
-            conn.execute(f"ATTACH '{target}' AS flowhistory_fresh")
+            conn.execute(f"ATTACH '{sql_path(fresh)}' AS flowhistory_fresh")
             attached = True
             tables = copy_database(conn, main, "flowhistory_fresh")
             conn.execute("DETACH flowhistory_fresh")

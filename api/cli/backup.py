@@ -9,7 +9,6 @@ stopped: DuckDB allows one process per store, and a running server would keep it
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,28 +23,16 @@ from api.cli import remote
 from api.cli.common import DbOption, console, error, fail, fail_remote, settings_for
 
 
-def _refuse_dest(dest: Path) -> None:
-    """What the library's backup refuses about DEST, and a folder no file can be written in,
-    checked before anything is copied: through a server it was found only once the server had
-    made its copy, which then stayed in the server's backup folder, a full copy each time."""
-    if dest.exists():
-        fail(FlowHistoryError(f"{dest} exists; a backup never overwrites a file"), 1)
-    if not dest.parent.is_dir():
-        fail(FlowHistoryError(f"the folder {dest.parent} does not exist"), 1)
-    try:  # (/proc, a read-only mount, a folder of someone else's: even root finds out only so)
-        with tempfile.NamedTemporaryFile(dir=dest.parent, prefix=".flowhistory-probe-"):
-            pass
-    except OSError as exc:
-        fail(FlowHistoryError(f"no file can be written in {dest.parent}: {exc.strerror or exc}"), 1)
-
-
 def backup_command(
     dest: Annotated[Path, typer.Argument(help="The backup file to write (must not exist)")],
     db: DbOption = None,
 ) -> None:
     """Copy the store to DEST, consistent even while a server serves and ingests."""
     settings = settings_for(db)
-    _refuse_dest(dest)
+    try:  # before a server is asked: a refused DEST left a full copy in its folder each time
+        backups.check_dest(dest)
+    except FlowHistoryError as exc:
+        fail(exc, 1)
     if not settings.db_path.exists():
         fail(FlowHistoryError(f"there is no store at {settings.db_path}"), 2)
     try:
