@@ -13,15 +13,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
-
-import duckdb
 
 from analytics.access.directory import Directory
 from analytics.core import migrations
 from analytics.core.config import Settings
-from analytics.core.errors import InvalidInput, NotAStore
+from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection, Store
 from analytics.cost.prices import PriceTable, replace_prices, shipped_prices
 from analytics.history.changes import RollupState
@@ -97,34 +94,6 @@ class Context:
         self.close()
 
 
-def refuse_foreign(path: Path) -> None:
-    """A DuckDB file with tables of its own and no flowhistory schema is someone else's: a
-    mistyped --db made read-only commands add flowhistory's tables (and a 64 MiB reserve file)
-    to it. Looked at read-only before the store opens it; an empty file, a store of any
-    version, or a file another process holds (the store says so) goes on."""
-    if not path.is_file():
-        return
-    try:
-        conn = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error:
-        return  # held by a server, or not DuckDB: opening the store reports it
-    try:
-        names = {
-            r[0]
-            for r in conn.execute(
-                "SELECT table_name FROM duckdb_tables() UNION ALL"
-                " SELECT view_name FROM duckdb_views() WHERE NOT internal"
-            ).fetchall()
-        }
-    finally:
-        conn.close()
-    if names and "schema_migrations" not in names:
-        raise NotAStore(
-            f"{path} is a DuckDB database but not a flowhistory store (it holds tables of its own, "
-            "and flowhistory adds none to it): check --db or FLOWHISTORY_DB_PATH"
-        )
-
-
 def open_context(
     settings: Settings | None = None, *, migrate: bool = True, read_only: bool = False
 ) -> Context:
@@ -133,7 +102,6 @@ def open_context(
     `read_only` (notebooks) neither migrates nor writes: the store must already be at head.
     """
     settings = settings or Settings()
-    refuse_foreign(settings.db_path)
     store = Store(
         settings.db_path,
         checkpoint_threshold=settings.checkpoint_threshold,
@@ -141,6 +109,7 @@ def open_context(
         threads=settings.threads,
         read_only=read_only,
         reserve_bytes=int(settings.disk_reserve),
+        ours_only=True,
     )
     try:
         if migrate and not read_only:

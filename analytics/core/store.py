@@ -62,6 +62,7 @@ import pyarrow as pa
 from pydantic import ByteSize, TypeAdapter
 
 from analytics.core.errors import (
+    NotAStore,
     NotFound,
     StorageFull,
     StoreClosed,
@@ -274,6 +275,24 @@ def in_snapshot(fn: Callable[[Connection], T]) -> Callable[[Connection], T]:
     return read
 
 
+def _refuse_foreign(root: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Someone else's DuckDB file: a mistyped --db made read-only commands add flowhistory's
+    tables (and a 64 MiB reserve file) to it. An empty file, or a store of any version, opens."""
+    names = {
+        r[0]
+        for r in root.execute(
+            "SELECT table_name FROM duckdb_tables() UNION ALL"
+            " SELECT view_name FROM duckdb_views() WHERE NOT internal"
+        ).fetchall()
+    }
+    if names and "schema_migrations" not in names:
+        root.close()
+        raise NotAStore(
+            f"{path} is a DuckDB database but not a flowhistory store (it holds tables of its own, "
+            "and flowhistory adds none to it): check --db or FLOWHISTORY_DB_PATH"
+        )
+
+
 def sql_path(path: Path) -> str:
     """A path as an SQL string literal's text (quotes doubled)."""
     return str(path).replace("'", "''")
@@ -375,10 +394,13 @@ class Store:
         threads: int | None = None,
         read_only: bool = False,
         reserve_bytes: int = 0,
+        ours_only: bool = False,
     ) -> None:
         """`read_only` opens the file for reading only (notebooks, while no server holds it):
         several such processes may share a file, and every write is refused. `reserve_bytes`
-        is the room kept for deletes when the disk fills (see the module's docstring)."""
+        is the room kept for deletes when the disk fills (see the module's docstring).
+        `ours_only` (flowhistory's stores) refuses a DuckDB file with tables of its own and no
+        flowhistory schema (NotAStore), before anything is written to it or beside it."""
         self.path = Path(path)
         self.read_only = read_only
         self.reserve_bytes = 0 if read_only or str(path) == ":memory:" else reserve_bytes
@@ -416,6 +438,8 @@ class Store:
             if read_only and "does not exist" in str(exc):
                 raise NotFound(f"there is no store at {self.path}") from exc
             raise cannot_open(self.path, exc) from exc
+        if ours_only:
+            _refuse_foreign(self._root, self.path)
         prepare_connection(self._root)
         self._lost: str | None = None  # why the file is not the one open any more (StoreLost)
         self._unopened = False  # a reopen failed: tried again before a later commit
