@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
+from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
@@ -74,8 +75,11 @@ def parse_duration(value: Any) -> Any:
         match = _DURATION.match(value)
         if not match:
             raise ValueError("a duration is seconds or a number with s, m, h, d or w (e.g. '15m')")
-        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
-        if seconds != int(seconds):
+        if len(match.group(1)) > 30:  # past any bound a field sets, and int()'s digit limit
+            raise ValueError("a duration is at most 30 digits long")
+        # exact: a float turns 309 digits into infinity (a 500) and rounds 17 digits
+        seconds = Fraction(match.group(1)) * _UNIT_S[match.group(2)]
+        if seconds.denominator != 1:
             raise ValueError("a duration is a whole number of seconds")
         return int(seconds)
     return value

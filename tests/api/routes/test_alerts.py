@@ -47,6 +47,10 @@ BAD_FIELDS = [
     ({"window": -60}, "window"),
     ({"window": 0}, "window"),
     ({"window": "soon"}, "window"),
+    # past a float's range (a 500: OverflowError), past int()'s digit limit, and one second over
+    ({"window": "9" * 309 + "s"}, "window"),
+    ({"pending_for": "9" * 5000 + "s"}, "pending_for"),
+    ({"renotify_every": "1.0000000000000001s"}, "renotify_every"),
     ({"threshold": 1.5}, "threshold"),
     ({"operator": "between"}, "operator"),
     ({"recovery_threshold": 0.7}, "recovery_threshold"),  # gt 0.5: recovery must not be above
@@ -342,6 +346,7 @@ BAD_SILENCES = [
     ({"starts_at": "2999-01-01T00:00:00Z"}, "starts_at"),
     ({"ends_at": "2100-01-01T00:00:00Z"}, "duration"),  # both ends
     ({"duration": None}, "duration"),  # no end
+    ({"duration": "9" * 309 + "s"}, "duration"),
     ({"comment": ""}, "comment"),
     ({"comment": None}, "comment"),
     ({"rule_id": "no-such-rule"}, "rule_id"),
