@@ -97,6 +97,10 @@ def configure_logging(settings: Settings) -> None:
         logger.propagate = True
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its startup chatter: ours says it
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request's whole URL at INFO: a channel's URL is its credential (a Slack
+    # webhook) or carries one (?token=); deliveries are logged by the alerts code, without it
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger(ACCESS_LOGGER).disabled = not settings.access_log
     logging.captureWarnings(True)
     py_warnings = logging.getLogger("py.warnings")

@@ -3,11 +3,13 @@ lines on request, library warnings once."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import logging
 import os
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -229,3 +231,44 @@ def test_a_server_that_cannot_bind_never_says_it_started(tmp_path: Path) -> None
     assert done.returncode != 0
     assert "address already in use" in done.stderr.lower(), done.stderr
     assert "started: serving" not in done.stderr and "is serving" not in done.stderr, done.stderr
+
+
+def test_a_channel_url_is_never_logged(serve: Callable[..., LiveServer]) -> None:
+    """A Slack URL is the channel's credential and a webhook URL may carry a token: httpx logged
+    each delivery's whole URL at INFO ("HTTP Request: POST http://...")."""
+    received: list[bytes] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(self.rfile.read(int(self.headers["content-length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        server = serve(
+            FLOWHISTORY_ADMIN_USER_IDS='["admin"]',
+            FLOWHISTORY_ALERT_WEBHOOK_ALLOW='["127.0.0.1"]',
+            FLOWHISTORY_LOG_LEVEL="DEBUG",
+        )
+        base = f"http://127.0.0.1:{receiver.server_port}"
+        channels = [
+            {"name": "hook", "url": f"{base}/hook?token=HOOK-SECRET-7", "secret": "s" * 20},
+            {"name": "slack", "kind": "slack", "url": f"{base}/services/T0/B0/SLACK-SECRET-8"},
+        ]
+        with httpx.Client(base_url=server.url, headers=bearer("admin"), timeout=30) as c:
+            for body in channels:
+                channel = c.post("/api/v1/alerts/channels", json=body)
+                assert channel.status_code == 201, channel.text
+                sent = c.post(f"/api/v1/alerts/channels/{channel.json()['id']}/test")
+                assert sent.status_code == 200 and sent.json()["ok"] is True, sent.text
+        assert len(received) == 2
+        assert server.stop() in (0, -15)
+        log = server.stderr()
+        assert "/hook" not in log and "HOOK-SECRET-7" not in log and "SLACK-SECRET-8" not in log, log
+    finally:
+        receiver.shutdown()
