@@ -88,6 +88,7 @@ class _Attempt:
     seq: int
     notification: Notification = field(compare=False)
     attempt: int = field(compare=False, default=1)
+    order: int = field(compare=False, default=0)  # when first queued: kept by its retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +147,8 @@ class WebhookDispatcher:
                 return
             now = time.monotonic()
             for n in notifications:
-                heapq.heappush(self._heap, _Attempt(now, next(self._seq), n))
+                seq = next(self._seq)
+                heapq.heappush(self._heap, _Attempt(now, seq, n, order=seq))
             self._cond.notify()
 
     def send_test(self, channel_id: str) -> repo.Delivery:
@@ -201,10 +203,13 @@ class WebhookDispatcher:
             while not self._closed:
                 now = time.monotonic()
                 deferred = []
+                first = self._first_queued()
                 while self._heap and self._heap[0].due <= now:
                     item = heapq.heappop(self._heap)
                     channel = item.notification.channel_id
-                    if channel in self._busy:  # one attempt per channel at a time, in order
+                    # one attempt per channel at a time, in the order queued: a notification
+                    # waits for a retry of an earlier one (a RESOLVED must not overtake its FIRING)
+                    if channel in self._busy or first[channel] < item.order:
                         deferred.append(item)
                         continue
                     self._busy.add(channel)
@@ -227,7 +232,11 @@ class WebhookDispatcher:
                         heapq.heappush(
                             self._heap,
                             _Attempt(
-                                time.monotonic() + delay, next(self._seq), item.notification, item.attempt + 1
+                                time.monotonic() + delay,
+                                next(self._seq),
+                                item.notification,
+                                item.attempt + 1,
+                                item.order,
                             ),
                         )
         except Exception:  # a recording failure (store closing) must not kill the pool
@@ -238,6 +247,14 @@ class WebhookDispatcher:
                 self._in_flight -= 1
                 self._busy.discard(item.notification.channel_id)
                 self._cond.notify_all()
+
+    def _first_queued(self) -> dict[str, int]:
+        """Each channel's oldest queued notification (by first queueing), due or not."""
+        first: dict[str, int] = {}
+        for item in self._heap:
+            channel = item.notification.channel_id
+            first[channel] = min(first.get(channel, item.order), item.order)
+        return first
 
     def _client(self) -> httpx.Client:
         client = getattr(self._local, "client", None)

@@ -116,11 +116,11 @@ def env(ctx: Context, receiver: Receiver) -> Iterator[Env]:
         stop_alerts(ctx)
 
 
-def errors(s: Setup, start: datetime, n: int, flow: str = "a") -> None:
+def errors(s: Setup, start: datetime, n: int, flow: str = "a", status: str = "error") -> None:
     save(
         s.ctx,
         [
-            Run(s.flows[flow], start + timedelta(seconds=i), "error", 100, "", "n", "m", "error", 1)
+            Run(s.flows[flow], start + timedelta(seconds=i), status, 100, "", "n", "m", status, 1)
             for i in range(n)
         ],
     )
@@ -207,6 +207,27 @@ def test_retries_with_backoff_until_accepted(env: Env, receiver: Receiver) -> No
     assert len({d.notification_id for d in rows}) == 1
     ch = env.channel_now()
     assert ch.enabled and ch.consecutive_failures == 0  # a success resets the streak
+
+
+def test_a_retry_is_not_overtaken_by_a_later_notification(ctx: Context, receiver: Receiver) -> None:
+    """The FIRING failed once; the rule resolved before its retry was due. The RESOLVED was sent
+    first and the FIRING retry after it, leaving the receiver showing an alert long resolved."""
+    receiver.statuses = [500]
+    e = make_env(ctx, receiver, backoff_s=1.0)
+    try:
+        start = e.clock["now"]
+        errors(e.s, start, 3)
+        make_rule(e.s.ctx, flow_id=e.s.flows["a"], window="15m", channel_ids=[e.channel.id])
+        e.evaluate(start + timedelta(minutes=5))
+        deadline = time.monotonic() + 30
+        while not receiver.got and time.monotonic() < deadline:
+            time.sleep(0.01)
+        errors(e.s, start + timedelta(minutes=40), 3, status="success")
+        e.evaluate(start + timedelta(minutes=45))  # resolved while the FIRING waits for its retry
+        assert e.alerts.dispatcher.wait_idle(30)
+        assert [p["event"] for p in receiver.payloads()] == ["firing", "firing", "resolved"]
+    finally:
+        stop_alerts(ctx)
 
 
 def test_gives_up_after_max_attempts(ctx: Context, receiver: Receiver) -> None:
