@@ -60,6 +60,13 @@ def rule_summary(rule: Rule) -> dict[str, Any]:
     }
 
 
+def _level(rule: Rule, state: State) -> float | None:
+    """The threshold a state is judged by: a reminder (no transition) says which it still breaks."""
+    if state == State.WARNING:
+        return rule.warning_threshold
+    return rule.threshold if state == State.FIRING else None
+
+
 @dataclass(frozen=True, slots=True)
 class _Send:
     """A notification to send (or, with `silence_id`, to log as held back by that silence)."""
@@ -258,7 +265,7 @@ class AlertEngine:
                 "occurred_at": iso_utc(now),
                 "value": s.state.value,
                 "runs": s.state.runs,
-                "threshold": transition.threshold if transition else None,
+                "threshold": transition.threshold if transition else _level(t.rule, s.state.state),
                 "reason": transition.reason if transition else x.note or f"still {s.state.state.value}",
                 "transition_id": tid,
                 "flow_id": t.flow_id,

@@ -11,6 +11,7 @@ Everything a user typed (rule and flow names) is escaped for where it lands: Sla
 from __future__ import annotations
 
 import html
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -62,8 +63,10 @@ def format_value(metric: str, value: float | None) -> str:
         if value < 60_000:
             return f"{value / 1000:.2f} s"
         return f"{value / 60_000:.1f} min"
-    if metric == "cost":
-        return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+    if metric == "cost":  # two significant digits at least: $0.000020 is not "$0.0000"
+        if value == 0 or abs(value) >= 1:
+            return f"${value:,.2f}"
+        return f"${value:,.{min(12, max(4, 1 - math.floor(math.log10(abs(value)))))}f}"
     return f"{value:,.0f}"
 
 
@@ -97,13 +100,13 @@ def render(payload: dict[str, Any], flow_name: str | None, public_url: str | Non
     flow_id = payload.get("flow_id")
     flow = flow_name or flow_id or "?"
     title = f"{_TITLES.get(event, event.upper())}: {rule.get('name', '?')}"
-    threshold = payload.get("threshold")
-    if threshold is None:
-        threshold = rule.get("threshold")
+    # "alert at" is the rule's threshold; the level this change crossed (recovery, warning) is a
+    # fact of its own, not the alert's threshold
     condition = (
         f"{_METRICS.get(metric, metric)} {_OPERATORS.get(str(rule.get('operator')), rule.get('operator'))}"
-        f" {format_value(metric, threshold)} over {window_text(int(rule.get('window_s') or 0))}"
+        f" {format_value(metric, rule.get('threshold'))} over {window_text(int(rule.get('window_s') or 0))}"
     )
+    crossed = payload.get("threshold")
     runs = payload.get("runs")
     value = format_value(metric, payload.get("value"))
     if runs is not None:
@@ -112,6 +115,13 @@ def render(payload: dict[str, Any], flow_name: str | None, public_url: str | Non
     if payload.get("renotify"):
         change = f"still {payload.get('state')} (reminder)"
     facts = [("Flow", flow), ("Change", change), ("Value", value), ("Threshold", condition)]
+    for level in ("warning", "recovery"):
+        if (
+            crossed is not None
+            and crossed != rule.get("threshold")
+            and crossed == rule.get(f"{level}_threshold")
+        ):
+            facts.append((f"{level.capitalize()} level", format_value(metric, crossed)))
     if payload.get("reason"):
         facts.append(("Why", str(payload["reason"])))
     summary = f"{title} on {flow}: {_METRICS.get(metric, metric)} {value}, alert at {condition}"

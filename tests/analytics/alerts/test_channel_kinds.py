@@ -358,6 +358,10 @@ def test_update_is_checked_against_the_kind(ctx: Context) -> None:
         ("p95_duration", 12_340, "12.34 s"),
         ("p95_duration", 150_000, "2.5 min"),
         ("cost", 0.01234, "$0.0123"),
+        # two significant digits at least (a $0.00002 threshold read "$0.0000")
+        ("cost", 0.00002, "$0.000020"),
+        ("cost", -0.000051, "$-0.000051"),
+        ("cost", 0, "$0.00"),
         ("cost", 1234.5, "$1,234.50"),
         ("error_count", 1234, "1,234"),
         ("run_count", None, "no data"),
@@ -365,6 +369,22 @@ def test_update_is_checked_against_the_kind(ctx: Context) -> None:
 )
 def test_values_in_the_rules_units(metric: str, value: float | None, text: str) -> None:
     assert messages.format_value(metric, value) == text
+
+
+def test_a_change_names_the_alert_threshold_and_the_level_it_crossed_apart() -> None:
+    """A RESOLVED said "alert at failure rate > 20.0 %" for a rule alerting at 50 %: 20 % is
+    where it recovers."""
+    rule = {"name": "r", "metric": "failure_rate", "operator": "gt", "threshold": 0.5, "window_s": 3600}
+    rule |= {"recovery_threshold": 0.2, "warning_threshold": 0.3}
+    base = {"rule": rule, "value": 0.15, "runs": 40, "flow_id": "f"}
+    resolved = messages.render({**base, "event": "resolved", "threshold": 0.2}, "flow", None)
+    assert "alert at failure rate > 50.0 % over 1h" in resolved.summary
+    assert ("Threshold", "failure rate > 50.0 % over 1h") in resolved.facts
+    assert ("Recovery level", "20.0 %") in resolved.facts
+    warning = messages.render({**base, "event": "warning", "threshold": 0.3}, "flow", None)
+    assert ("Warning level", "30.0 %") in warning.facts and "> 50.0 %" in warning.summary
+    firing = messages.render({**base, "event": "firing", "threshold": 0.5}, "flow", None)
+    assert [label for label, _ in firing.facts if label.endswith("level")] == []
 
 
 # -- migration 9 -------------------------------------------------------------------------------

@@ -230,6 +230,19 @@ def test_a_retry_is_not_overtaken_by_a_later_notification(ctx: Context, receiver
         stop_alerts(ctx)
 
 
+def test_a_reminder_carries_the_threshold_it_still_breaks(env: Env, receiver: Receiver) -> None:
+    start = env.clock["now"]
+    errors(env.s, start, 3)
+    rule = make_rule(
+        env.s.ctx, flow_id=env.s.flows["a"], window="1h", renotify_every="10m", channel_ids=[env.channel.id]
+    )
+    env.evaluate(start + timedelta(minutes=5))
+    env.evaluate(start + timedelta(minutes=16))
+    assert env.alerts.dispatcher.wait_idle(30)
+    sent = [(p["event"], p["renotify"], p["threshold"]) for p in receiver.payloads()]
+    assert sent == [("firing", False, rule.threshold), ("firing", True, rule.threshold)]  # was None
+
+
 def test_gives_up_after_max_attempts(ctx: Context, receiver: Receiver) -> None:
     receiver.default = 503
     e = make_env(ctx, receiver, max_attempts=2, max_failures=10)
