@@ -1,7 +1,7 @@
 """The flow registry: the flows the client creates, their owner and their access control.
 
 A flow's `access_control` may only be changed by its owner or an admin; write-grantees may
-edit everything else. Deleting a flow deletes its executions in the same transaction (a peer
+edit everything else (and send `access_control` back unchanged, as the editor's save does). Deleting a flow deletes its executions in the same transaction (a peer
 bug on SQLite left them behind). A duplicate is owned by the caller and starts private, named as asked or "<name> (copy)".
 A flow's `meta` is always an object (`{}` when nothing was set), as the contract says.
 
@@ -39,6 +39,8 @@ from analytics.history import changes
 _COLUMNS = (
     "id, user_id, name, description, nodes, edges, meta, access_control, created_at, updated_at, version"
 )
+NAME_MAX = 255  # characters in a flow's name (create, update, import and duplicate alike)
+_COPY = " (copy)"
 _EDITABLE = ("name", "description", "nodes", "edges", "meta", "access_control")
 
 
@@ -240,9 +242,13 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
     grant = require_flow_access(ctx.directory, viewer, flow_id, write=True)
     changes = {k: v for k, v in changes.items() if k in _EDITABLE}
     if "access_control" in changes:
-        if not (viewer.is_admin or grant.flow.owner_id == viewer.id):
-            raise AccessDenied("Only the flow's owner or an admin may change its access control")
         changes["access_control"] = validate_access_control(changes["access_control"])
+        if viewer.is_admin or grant.flow.owner_id == viewer.id:
+            pass
+        elif changes["access_control"] == grant.flow.access_control:
+            del changes["access_control"]  # the editor sends the flow back whole: not a change
+        else:
+            raise AccessDenied("Only the flow's owner or an admin may change its access control")
     if "meta" in changes and changes["meta"] is None:
         changes["meta"] = {}
     _check_json(changes)
@@ -366,6 +372,11 @@ def mirror_flows(ctx: Context, changed: list[Flow]) -> None:
     ctx.store.write(write)
 
 
+def copy_name(name: str) -> str:
+    """ "<name> (copy)", within the name's limit: a longer one could not be saved back or imported."""
+    return f"{name[: NAME_MAX - len(_COPY)]}{_COPY}"
+
+
 def duplicate_flow(ctx: Context, viewer: Viewer, flow_id: str, name: str | None = None) -> Flow:
     """A private copy owned by the caller (the peer ignored `name` and made the copy public)."""
     _ours(ctx)
@@ -373,7 +384,7 @@ def duplicate_flow(ctx: Context, viewer: Viewer, flow_id: str, name: str | None 
     return create_flow(
         ctx,
         viewer,
-        name=name or f"{source.name} (copy)",
+        name=name or copy_name(source.name),
         description=source.description,
         nodes=source.nodes,
         edges=source.edges,

@@ -6,13 +6,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from analytics.flows.registry import NAME_MAX
 from api.schemas.timestamps import EpochSeconds
 
 
 class FlowForm(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    name: str = Field(min_length=1, max_length=255)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
     description: str | None = None
     nodes: list[Any] = Field(default_factory=list)
     edges: list[Any] = Field(default_factory=list)
@@ -25,7 +26,7 @@ class FlowUpdate(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    name: str | None = Field(default=None, min_length=1, max_length=255)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
     description: str | None = None
     nodes: list[Any] | None = None
     edges: list[Any] | None = None
@@ -78,7 +79,7 @@ class FlowImport(FlowForm):
 class DuplicateForm(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    name: str | None = Field(default=None, min_length=1, max_length=255)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
 
 
 class FlowDefinitionOut(BaseModel):

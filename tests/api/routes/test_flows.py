@@ -249,6 +249,17 @@ class TestUpdate:
             world.client.get(f"/api/v1/flows/{world.shared}", headers=bearer("stranger")).status_code == 403
         )
 
+    def test_write_grantee_may_send_access_control_back_unchanged(self, world: World) -> None:
+        """The editor saves the flow whole: a 403 for an unchanged `access_control` refused
+        every save by a write-grantee (the peer lets them change it)."""
+        flow = get(world, world.shared)
+        body = {k: flow[k] for k in ("name", "nodes", "edges", "meta", "access_control")}
+        r = world.client.post(
+            f"/api/v1/flows/{world.shared}", json={**body, "description": "saved"}, headers=bearer("writer")
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["description"] == "saved" and r.json()["access_control"] == flow["access_control"]
+
     @pytest.mark.parametrize("user", ["reader", "grouped", "stranger"])
     def test_readers_may_not_update(self, world: World, user: str) -> None:
         before = get(world, world.shared)
@@ -325,6 +336,24 @@ class TestDelete:
 
 
 class TestDuplicate:
+    def test_the_default_name_of_a_long_named_flow_can_be_saved_and_imported(self, world: World) -> None:
+        """ "<name> (copy)" of a 250-character name was 257: the copy could not be saved back,
+        nor its export imported (422 on name)."""
+        long = world.client.post(
+            "/api/v1/flows/create",
+            json={"name": "n" * 250, "nodes": [], "edges": []},
+            headers=bearer("owner"),
+        ).json()
+        copy = world.client.post(f"/api/v1/flows/{long['id']}/duplicate", headers=bearer("owner")).json()
+        assert copy["name"] == "n" * 248 + " (copy)"
+        again = world.client.post(f"/api/v1/flows/{copy['id']}/duplicate", headers=bearer("owner")).json()
+        assert again["name"] == "n" * 248 + " (copy)"
+        saved = world.client.post(f"/api/v1/flows/{copy['id']}", json=copy, headers=bearer("owner"))
+        assert saved.status_code == 200, saved.text
+        exported = world.client.get(f"/api/v1/flows/{copy['id']}/export", headers=bearer("owner")).json()
+        imported = world.client.post("/api/v1/flows/import", json=exported, headers=bearer("owner"))
+        assert imported.status_code == 200 and imported.json()["name"] == copy["name"], imported.text
+
     def test_copy_is_owned_by_the_caller_and_private(self, world: World) -> None:
         world.client.post(
             f"/api/v1/flows/{world.shared}",
