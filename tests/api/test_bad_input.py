@@ -223,6 +223,16 @@ def test_body_flow_id_must_match_the_path(bw: World, flow: str, target: str) -> 
         assert r.status_code == 200
 
 
+def test_posting_a_run_checks_the_path_flow_before_the_body(bw: World, flow: str) -> None:
+    """The contract's order on every execution route: the flow exists (404), may be read (403),
+    then the rest; a body naming another flow was a 422 before either."""
+    body = make_execution(flow)
+    r = bw.client.post(f"/api/v1/flows/{uuid.uuid4()}/executions", json=body, headers=bearer("reader"))
+    assert assert_refused(r, 404) == "Flow not found"
+    r = bw.client.post(f"/api/v1/flows/{bw.private}/executions", json=body, headers=bearer("stranger"))
+    assert assert_refused(r, 403) == "You do not have permission to access this flow"
+
+
 def test_unknown_keys_are_ignored_and_cannot_spoof(bw: World, flow: str) -> None:
     spoof_id = str(uuid.uuid4())
     body = make_execution(
