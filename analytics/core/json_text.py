@@ -10,6 +10,8 @@ escaped pairs and everything else are read exactly. Bytes that are not UTF-8 sta
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 from typing import Any, cast
 
@@ -52,7 +54,33 @@ def loads_mended(data: bytes | str) -> Any:
         if not has_lone_surrogate(exc):
             raise
         raw = data.encode() if isinstance(data, str) else data
-        return orjson.loads(mend_surrogates(raw))
+        value = orjson.loads(mend_surrogates(raw))
+        if _HALF_IN_KEY.search(raw):
+            _refuse_merged_keys(raw)
+        return value
+
+
+# a half, then the rest of a string and a colon: maybe in a key (a false hit costs a slower check)
+_HALF_IN_KEY = re.compile(rb'\\u[dD][89a-fA-F][0-9a-fA-F]{2}(?:[^"\\]|\\.)*"\s*:')
+
+
+def _refuse_merged_keys(raw: bytes) -> None:
+    """Two keys of one object that differ only in their lone halves both read as U+FFFD: one
+    value would be dropped without a word. Such a text is refused instead."""
+
+    def distinct(pairs: list[tuple[str, Any]]) -> None:
+        seen: dict[str, str] = {}
+        for key, _ in pairs:
+            mended = key.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+            if seen.setdefault(mended, key) != key:
+                raise orjson.JSONDecodeError(
+                    "two keys of one object differ only in lone UTF-16 surrogates, which both read as U+FFFD",
+                    raw.decode(errors="replace"),
+                    0,
+                )
+
+    with contextlib.suppress(RecursionError):  # deeper than the stdlib reads: refused later anyway
+        json.loads(raw, object_pairs_hook=distinct)
 
 
 # any escaped half (a whole pair too: mending leaves it as it is); only texts holding one are read

@@ -53,6 +53,28 @@ def test_a_posted_run_with_halves_is_stored(sw: World) -> None:
     assert stats["total_executions"] == 1
 
 
+def test_keys_that_differ_only_in_halves_are_refused_not_merged(sw: World) -> None:
+    """Two keys holding different lone halves both read as U+FFFD: one value was dropped with a
+    200. A key holding one half, or the same key twice (the last wins), is still stored."""
+    fid = sw.new_flow(name="half keys")
+    results = rb'{"\ud83d":"first","\ud83e":"second","ok":1}'
+    body = b'{"flow_id":"%s","status":"success","execution_time":1,"node_results":%s}' % (
+        fid.encode(),
+        results,
+    )
+    r = sw.client.post(f"/api/v1/flows/{fid}/executions", content=body, headers={**bearer("owner"), **JSON})
+    assert r.status_code == 422, r.text
+    assert "U+FFFD" in r.json()["detail"][0]["ctx"]["error"]
+    assert sw.client.get(f"/api/v1/flows/{fid}/executions", headers=bearer("owner")).json() == []
+    nodes = rb'{"name":"n","nodes":[{"\ud800":1,"\udc00":2}],"edges":[]}'
+    r = sw.client.post("/api/v1/flows/create", content=nodes, headers={**bearer("owner"), **JSON})
+    assert r.status_code == 422, r.text
+    one = body.replace(rb'"\ud83e":"second",', b"").replace(b'"ok":1', rb'"ok":1,"\ud83d":"again"')
+    r = sw.client.post(f"/api/v1/flows/{fid}/executions", content=one, headers={**bearer("owner"), **JSON})
+    assert r.status_code == 200, r.text
+    assert r.json()["node_results"] == {"\ufffd": "again", "ok": 1}
+
+
 @pytest.mark.parametrize("ndjson", [False, True], ids=["json", "ndjson"])
 def test_batch_items_with_halves_are_stored_beside_the_others(sw: World, ndjson: bool) -> None:
     fid = sw.new_flow(name="halves-batch")
