@@ -1,16 +1,18 @@
 """What routes declare: the store context, the server's runtime, and the caller (`CurrentUser`,
 `AdminUser`).
 
-The credential is `Authorization: Bearer <token>`; the `token` cookie Open WebUI sets is taken
-only on GET and HEAD. A browser sends that cookie with requests other sites make, so taking it on
-a write would let any page write here; the Open WebUI front end sends the bearer header on every
-call, and the cookie is only for what a browser opens itself (a download link). Checking it touches only the in-memory directory, so it is cheap enough for the
-ingest path and runs on the event loop.
+The credential is `Authorization: Bearer <token>`, or the `token` cookie Open WebUI sets (the
+peer takes it too). A browser sends that cookie with requests other sites make, so on a write it
+counts only when the request is not cross-site: `Sec-Fetch-Site` (what the browser itself says)
+`same-origin` or `none`, or without it no `Origin` but this host's. A script sends neither header
+and a page on another site cannot leave them out. Checking it touches only the in-memory
+directory, so it is cheap enough for the ingest path and runs on the event loop.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
@@ -56,9 +58,18 @@ def _credential(request: Request) -> str | None:
     if header:
         scheme, _, value = header.partition(" ")
         return value.strip() if scheme.lower() == "bearer" else None
-    if request.method in COOKIE_METHODS:
+    if request.method in COOKIE_METHODS or not _cross_site(request):
         return request.cookies.get("token")
     return None
+
+
+def _cross_site(request: Request) -> bool:
+    """A request a page of another site may have made (cookies attached)."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:  # the browser's own word (no page can set it): trusted behind a proxy
+        return fetch_site not in ("same-origin", "none")
+    origin = request.headers.get("origin")  # older browsers: compared with the Host asked for
+    return origin is not None and urlsplit(origin).netloc != request.headers.get("host")
 
 
 async def current_user(request: Request) -> Viewer:

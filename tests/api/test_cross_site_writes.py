@@ -2,7 +2,7 @@
 
 A form posts `text/plain`, `multipart/form-data` or `application/x-www-form-urlencoded` with
 the user's cookies and no preflight. Bodies must be JSON (NDJSON for batch: 415 otherwise), and
-the `token` cookie counts only on GET and HEAD.
+on a write the `token` cookie counts only when the request is not cross-site.
 """
 
 from __future__ import annotations
@@ -217,22 +217,55 @@ def _cookie(user: str) -> dict[str, str]:
     return {"Cookie": f"token={create_token(SECRET, user)}"}
 
 
-def test_cookie_only_writes_are_401_and_store_nothing(world: World) -> None:
-    before = _counts(world.ctx)
-    cases = [
+def _cookie_writes(world: World) -> list[tuple[str, str, Any]]:
+    return [
         ("POST", f"/api/v1/flows/{world.private}/executions", make_execution(world.private)),
         ("POST", "/api/v1/executions/batch", [make_execution(world.private)]),
         ("POST", "/api/v1/flows/create", {"name": "csrf", "nodes": [], "edges": []}),
         ("POST", f"/api/v1/flows/{world.private}", {"name": "renamed"}),
+        ("POST", f"/api/v1/flows/{world.private}/duplicate", None),
         ("DELETE", f"/api/v1/flows/{world.private}/executions", None),
         ("DELETE", f"/api/v1/flows/{world.private}", None),
-        ("POST", f"/api/v1/flows/{world.private}/duplicate", None),
     ]
-    for method, path, body in cases:
-        r = world.client.request(method, path, json=body, headers=_cookie("owner"))
+
+
+CROSS_SITE = [
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},  # another subdomain's page
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},  # a sandboxed frame, a data: URL
+]
+
+
+@pytest.mark.parametrize("headers", CROSS_SITE, ids=[str(h) for h in CROSS_SITE])
+def test_cross_site_cookie_writes_are_401_and_store_nothing(world: World, headers: dict[str, str]) -> None:
+    before = _counts(world.ctx)
+    for method, path, body in _cookie_writes(world):
+        r = world.client.request(method, path, json=body, headers={**_cookie("owner"), **headers})
         assert r.status_code == 401, (method, path, r.status_code, r.text)
     assert _counts(world.ctx) == before
     assert world.ctx.directory.flow(world.private) is not None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Origin": "http://testserver"},
+        {"Sec-Fetch-Site": "same-origin", "Origin": "https://behind.a.proxy"},
+        {"Sec-Fetch-Site": "none"},
+    ],
+    ids=["a script", "the same origin", "same origin behind a proxy", "typed by the user"],
+)
+def test_cookie_writes_that_are_not_cross_site_work(world: World, headers: dict[str, str]) -> None:
+    """The peer takes the cookie on every call (the contract): a client with only the cookie
+    was refused every write."""
+    answers = []
+    for method, path, body in _cookie_writes(world):
+        r = world.client.request(method, path, json=body, headers={**_cookie("owner"), **headers})
+        answers.append((method, path, r.status_code))
+    assert {status for *_, status in answers} == {200}, answers
+    assert world.ctx.directory.flow(world.private) is None  # the last one deleted it
 
 
 def test_cookie_still_reads_on_get_and_head(world: World) -> None:
