@@ -67,7 +67,7 @@ def test_head_of_a_route_without_get_is_405(server: LiveServer) -> None:
 
 
 def test_the_token_cookie_counts_on_head_as_on_get(server: LiveServer) -> None:
-    """README: Open WebUI's `token` cookie counts only on GET and HEAD."""
+    """README: Open WebUI's `token` cookie counts on HEAD as on GET."""
     cookie = {"Cookie": f"token={create_token(SECRET, 'admin')}"}
     assert httpx.get(server.url + "/api/v1/users/me", headers=cookie).status_code == 200
     assert httpx.head(server.url + "/api/v1/users/me", headers=cookie).status_code == 200
