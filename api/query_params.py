@@ -48,8 +48,13 @@ def authenticates(dependant: Any) -> bool:
     return False
 
 
+# the cache-buster jQuery and others add (`?_=1733550000000`): no route reads it, and it cannot be
+# a misspelled filter, so it is ignored, as the peer ignores every parameter it does not read
+CACHE_BUSTER = "_"
+
+
 async def check(request: Request, names: frozenset[str], *, authenticate_first: bool) -> None:
-    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in names]
+    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in names and k != CACHE_BUSTER]
     if unknown:
         if authenticate_first:
             await current_user(request)  # NotAuthenticated: the 401, before anything else
