@@ -455,6 +455,7 @@ def update_channel(conn: Connection, ch: Channel) -> Channel | None:
 
 
 def delete_channel(conn: Connection, channel_id: str) -> None:
+    conn.execute("DELETE FROM alert_outbox WHERE channel_id = ?", [channel_id])
     conn.execute("DELETE FROM alert_rule_channels WHERE channel_id = ?", [channel_id])
     conn.execute("DELETE FROM alert_channels WHERE id = ?", [channel_id])
 
@@ -477,6 +478,13 @@ def record_attempt(
     """Store one attempt and, when it `counts`, the channel's failure streak: a success resets
     it, the `max_failures`-th failure in a row disables the channel and says why."""
     conn.execute(_INSERT_DELIVERY, _delivery_values(d))
+    if d.will_retry:
+        conn.execute(
+            "UPDATE alert_outbox SET attempt = ? WHERE notification_id = ? AND channel_id = ?",
+            [d.attempt + 1, d.notification_id, d.channel_id],
+        )
+    else:
+        drop_queued(conn, d.notification_id, d.channel_id)
     if counts and d.ok:
         conn.execute(
             "UPDATE alert_channels SET consecutive_failures = 0 WHERE id = ? AND consecutive_failures <> 0",
@@ -577,3 +585,31 @@ def flow_name(conn: Connection, flow_id: str) -> str | None:
     """A flow's name for a human-readable alert (Slack, email); None when it is gone."""
     row = conn.execute("SELECT name FROM flows WHERE id = ?", [flow_id]).fetchone()
     return None if row is None else str(row[0])
+
+
+# -- the outbox: notifications not yet delivered, resumed at the next start (migration 11) -----
+
+OUTBOX_COLUMNS = (
+    "notification_id, channel_id, event, body, rule_id, flow_id, transition_id, attempt, queued_at"
+)
+
+
+def queue_notifications(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Rows of OUTBOX_COLUMNS, numbered after those already queued."""
+    found = conn.execute("SELECT coalesce(max(seq), 0) FROM alert_outbox").fetchone()
+    start = int(found[0]) if found else 0
+    conn.executemany(
+        f"INSERT INTO alert_outbox (seq, {OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(start + i, *row) for i, row in enumerate(rows, 1)],
+    )
+
+
+def queued_notifications(conn: Connection) -> list[tuple[Any, ...]]:
+    """What waits to be sent, in the order it was queued."""
+    return conn.execute(f"SELECT {OUTBOX_COLUMNS} FROM alert_outbox ORDER BY seq").fetchall()
+
+
+def drop_queued(conn: Connection, notification_id: str, channel_id: str) -> None:
+    conn.execute(
+        "DELETE FROM alert_outbox WHERE notification_id = ? AND channel_id = ?", [notification_id, channel_id]
+    )

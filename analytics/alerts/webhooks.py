@@ -14,6 +14,11 @@ will be retried) through the writer, in the same transaction as the channel's fa
 a 2xx resets it, and the `max_failures`-th failed attempt in a row disables the channel with
 the reason stored on it. Attempts still queued for a disabled channel are dropped.
 
+A notification is kept in the store's outbox (`alert_outbox`) from when it is queued until its
+last attempt, so a retry still waiting when the server stops is made after the next start (a
+notification may then be sent twice, if the stop came between a send and its record: receivers
+de-duplicate by `id`).
+
 Signature: `X-Flowhistory-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the
 channel's secret>`; `X-Flowhistory-Timestamp` is the send time (epoch seconds) and
 `X-Flowhistory-Delivery` the attempt's id. The body carries `id` (the notification, the same on
@@ -137,18 +142,56 @@ class WebhookDispatcher:
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="flowhistory-webhook")
         self._thread = threading.Thread(target=self._loop, name="flowhistory-webhooks", daemon=True)
         self._thread.start()
+        self._resume()
 
     # -- public ------------------------------------------------------------------------------
 
     def enqueue(self, notifications: list[Notification]) -> None:
-        """Queue first attempts now; returns at once."""
+        """Queue first attempts now, kept in the outbox until their last attempt (a restart
+        resumes them); returns once they are written, without waiting for a send."""
+        if not notifications or self._closed:
+            return
+        queued_at = utc_now()
+        rows = [
+            (
+                n.id,
+                n.channel_id,
+                n.event,
+                n.body.decode(),
+                n.rule_id,
+                n.flow_id,
+                n.transition_id,
+                1,
+                queued_at,
+            )
+            for n in notifications
+        ]
+        try:
+            self._ctx.store.write(lambda c: repo.queue_notifications(c, rows))
+        except Exception:  # the store cannot take it (full, closing): still sent, not resumed
+            log.exception("alert notifications could not be kept for a restart; sending them anyway")
+        self._push([(n, 1) for n in notifications])
+
+    def _resume(self) -> None:
+        """What a previous run queued and did not finish: each at its next attempt, now."""
+        rows = self._ctx.store.read(repo.queued_notifications)
+        if rows:
+            log.info("resuming %d alert notification(s) queued before the restart", len(rows))
+        self._push(
+            [
+                (Notification(nid, channel, event, body.encode(), rule, flow, transition), attempt)
+                for nid, channel, event, body, rule, flow, transition, attempt, _ in rows
+            ]
+        )
+
+    def _push(self, attempts: list[tuple[Notification, int]]) -> None:
         with self._cond:
             if self._closed:
                 return
             now = time.monotonic()
-            for n in notifications:
+            for n, attempt in attempts:
                 seq = next(self._seq)
-                heapq.heappush(self._heap, _Attempt(now, seq, n, order=seq))
+                heapq.heappush(self._heap, _Attempt(now, seq, n, attempt, order=seq))
             self._cond.notify()
 
     def send_test(self, channel_id: str) -> repo.Delivery:
@@ -239,6 +282,8 @@ class WebhookDispatcher:
                                 item.order,
                             ),
                         )
+        except NotFound:  # the channel was deleted meanwhile (its outbox rows with it)
+            pass
         except Exception:  # a recording failure (store closing) must not kill the pool
             log.exception("webhook attempt failed to run")
         finally:
@@ -393,4 +438,5 @@ class WebhookDispatcher:
         )
         if will_retry and after is not None and not after.enabled:
             will_retry = False  # the failure that disabled it: nothing more is sent
+            self._ctx.store.write(lambda c: repo.drop_queued(c, n.id, n.channel_id))
         return delivery, will_retry

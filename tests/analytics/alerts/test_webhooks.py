@@ -243,6 +243,37 @@ def test_a_reminder_carries_the_threshold_it_still_breaks(env: Env, receiver: Re
     assert sent == [("firing", False, rule.threshold), ("firing", True, rule.threshold)]  # was None
 
 
+def test_a_retry_waiting_at_a_stop_is_made_after_the_next_start(ctx: Context, receiver: Receiver) -> None:
+    """The queue was in memory only: a retry waiting when the server stopped was never made,
+    and the delivery log said `will_retry` for ever."""
+    receiver.statuses = [500]
+    e = make_env(ctx, receiver, backoff_s=30.0)  # the retry is not due before the stop
+    start = e.clock["now"]
+    errors(e.s, start, 3)
+    make_rule(e.s.ctx, flow_id=e.s.flows["a"], window="15m", channel_ids=[e.channel.id])
+    e.evaluate(start + timedelta(minutes=5))
+    deadline = time.monotonic() + 30
+    while not e.deliveries() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop_alerts(ctx)
+    assert [(d.attempt, d.will_retry) for d in e.deliveries()] == [(1, True)]
+    again = start_alerts(ctx, clock=lambda: e.clock["now"], dispatch=DispatchSettings(backoff_s=30.0))
+    try:
+        assert again.dispatcher.wait_idle(30)
+        assert [(d.attempt, d.ok, d.will_retry) for d in e.deliveries()] == [
+            (1, False, True),
+            (2, True, False),
+        ]
+        first, second = receiver.payloads()
+        assert first == second and first["event"] == "firing"  # the same notification, resumed
+        assert ctx.store.read(repo.queued_notifications) == []  # delivered: nothing left to resume
+    finally:
+        stop_alerts(ctx)
+    start_alerts(ctx, dispatch=DispatchSettings(backoff_s=30.0))  # nothing is sent twice
+    stop_alerts(ctx)
+    assert len(receiver.got) == 2
+
+
 def test_gives_up_after_max_attempts(ctx: Context, receiver: Receiver) -> None:
     receiver.default = 503
     e = make_env(ctx, receiver, max_attempts=2, max_failures=10)
