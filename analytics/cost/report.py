@@ -31,7 +31,8 @@ class CostGroup(StrEnum):
     FLOW = "flow"
     USER = "user"
     MODEL = "model"
-    NODE = "node"
+    NODE = "node"  # by node id across flows (ids the editor makes are unique to a flow)
+    FLOW_NODE = "flow_node"  # by (flow, node id): a `flow_id` column beside `group`
 
 
 def _sums(cost: str, tokens: str) -> str:
@@ -57,14 +58,20 @@ def _sums(cost: str, tokens: str) -> str:
     return ",\n    ".join(parts)
 
 
+# a run's cost is the sum of its nodes' known costs: with a model no price matches beside priced
+# ones it is known but low, counted in `partly_unpriced_runs`
+_PARTLY_UNPRICED = (
+    "cost IS NOT NULL AND list_bool_or([n.model IS NOT NULL AND n.cost IS NULL FOR n IN nodes])"
+)
 _RUN_LEVEL = f"""
-SELECT {{key}} AS "group", {_sums("cost", "")}
+SELECT {{key}} AS "group", {_sums("cost", "")},
+    count(*) FILTER (WHERE {_PARTLY_UNPRICED}) AS partly_unpriced_runs
 FROM executions WHERE {{where}} GROUP BY ALL
 """
 # a row is a node run; `status` is the status of the run it belongs to
 _NODE_LEVEL = f"""
-SELECT {{key}} AS "group", {_sums("n.cost", "n.")}
-FROM (SELECT status, unnest(nodes) AS n FROM executions WHERE {{where}})
+SELECT {{flow}}{{key}} AS "group", {_sums("n.cost", "n.")}
+FROM (SELECT flow_id, status, unnest(nodes) AS n FROM executions WHERE {{where}})
 WHERE {{key}} IS NOT NULL GROUP BY ALL
 """
 
@@ -91,7 +98,8 @@ def cost_report(
     `failure_rate`) and `aborted_runs` (cancelled, not failed), with `error_cost` and
     `aborted_cost` the cost each burned. At model or node level a row is a node run and its
     status is the status of the run it belongs to. `unpriced_runs` counts rows whose model no
-    price matches (their cost is unknown, not 0).
+    price matches (their cost is unknown, not 0); by flow or user, `partly_unpriced_runs` counts
+    runs whose cost is known but leaves out a model no price matches (a lower bound).
     """
     check_range(start, end)
     start, end = naive_utc(start), naive_utc(end)
@@ -100,15 +108,19 @@ def cost_report(
         require_flow_access(ctx.directory, viewer, flow_id)
         clauses.append(("flow_id = ?", [flow_id]))
     sql, params = where(*clauses)
+    order = 'cost DESC NULLS LAST, runs DESC, "group"'
     if group_by in (CostGroup.FLOW, CostGroup.USER):
         inner = _RUN_LEVEL.format(key=f"{group_by.value}_id", where=sql)
+    elif group_by is CostGroup.FLOW_NODE:
+        inner = _NODE_LEVEL.format(flow="flow_id, ", key="n.node_id", where=sql)
+        order += ", flow_id"
     else:
-        inner = _NODE_LEVEL.format(key=f"n.{_NODE_KEYS[group_by]}", where=sql)
+        inner = _NODE_LEVEL.format(flow="", key=f"n.{_NODE_KEYS[group_by]}", where=sql)
     query = f"""
         SELECT * EXCLUDE (_priced_successes),
             CASE WHEN runs > unpriced_runs THEN cost / (runs - unpriced_runs) END AS cost_per_run,
             CASE WHEN _priced_successes > 0 THEN cost / _priced_successes END AS cost_per_success
-        FROM ({inner}) ORDER BY cost DESC NULLS LAST, runs DESC, "group"
+        FROM ({inner}) ORDER BY {order}
     """
 
     def fetch(c: Connection) -> pa.Table:

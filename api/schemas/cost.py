@@ -57,3 +57,9 @@ class CostRowOut(BaseModel):
     tokens_out: int | None
     tokens_estimated: bool
     unpriced_runs: int
+    partly_unpriced_runs: int | None = Field(
+        default=None,
+        description="by flow or user: runs whose cost is known but leaves out a model no price"
+        " matches (their cost is a lower bound); null at model and node level",
+    )
+    flow_id: str | None = Field(default=None, description="group_by=flow_node: the node's flow; else null")

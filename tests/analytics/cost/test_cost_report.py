@@ -83,7 +83,9 @@ def test_cost_by_flow_per_success_and_burned_by_failures(priced: World) -> None:
     assert shared["cost_per_success"] == pytest.approx(ok + failed)
     private = rows[priced.private]
     assert private["cost"] == pytest.approx(cost(1000, 1000, 0.5, 1))  # the unpriced node adds nothing...
-    assert private["unpriced_runs"] == 0  # ...but the run as a whole has a cost
+    assert private["unpriced_runs"] == 0  # ...but the run as a whole has a cost...
+    assert private["partly_unpriced_runs"] == 1  # ...a lower bound, and said so
+    assert shared["partly_unpriced_runs"] == 0
 
 
 def test_cost_by_model_and_node(priced: World) -> None:
@@ -119,23 +121,26 @@ def _known_sum(costs: list[float | None], rows: int) -> float | None:
     return sum(known) if known else (0.0 if rows == 0 else None)
 
 
-def _expected(runs: list[dict[str, Any]], group_by: str) -> dict[str, dict[str, Any]]:
-    """The cost report computed in plain Python from the runs as sent."""
-    rows: list[tuple[str, str, float | None]] = []  # (group, the run's status, cost)
+def _expected(runs: list[dict[str, Any]], group_by: str) -> dict[Any, dict[str, Any]]:
+    """The cost report computed in plain Python from the runs as sent (by flow_node, keyed by
+    (flow, node))."""
+    rows: list[tuple[Any, str, float | None]] = []  # (group, the run's status, cost)
+    partly: dict[Any, int] = {}  # by flow or user: runs with a known cost and an unpriced node
     for run in runs:
         node_costs = {}
         for node_id, n in run["node_results"].items():
             rate = RATES.get(n["modelId"])
             tin, tout = n["usage"]["prompt_tokens"], n["usage"]["completion_tokens"]
             node_costs[node_id] = cost(tin, tout, *rate) if rate else None
-            if group_by in ("model", "node"):
-                rows.append(
-                    (n["modelId"] if group_by == "model" else node_id, run["status"], node_costs[node_id])
-                )
+            key = {"model": n["modelId"], "node": node_id, "flow_node": (run["flow_id"], node_id)}
+            if group_by in key:
+                rows.append((key[group_by], run["status"], node_costs[node_id]))
         if group_by in ("flow", "user"):
             known = [c for c in node_costs.values() if c is not None]
             rows.append((run[f"{group_by}_id"], run["status"], sum(known) if known else None))
-    out: dict[str, dict[str, Any]] = {}
+            group = run[f"{group_by}_id"]
+            partly[group] = partly.get(group, 0) + (bool(known) and len(known) < len(node_costs))
+    out: dict[Any, dict[str, Any]] = {}
     for group in {g for g, _, _ in rows}:
         mine = [(s, c) for g, s, c in rows if g == group]
         by = {st: [c for s, c in mine if s == st] for st in STATUSES}
@@ -155,10 +160,11 @@ def _expected(runs: list[dict[str, Any]], group_by: str) -> dict[str, dict[str, 
         successes = sum(s == "success" for s, _ in priced)
         out[group]["cost_per_run"] = spent / len(priced) if priced else None
         out[group]["cost_per_success"] = spent / successes if successes else None
+        out[group]["partly_unpriced_runs"] = partly.get(group)
     return out
 
 
-@pytest.mark.parametrize("group_by", ["flow", "user", "model", "node"])
+@pytest.mark.parametrize("group_by", ["flow", "user", "model", "node", "flow_node"])
 def test_error_and_aborted_cost_match_a_python_sum_per_status(world: World, group_by: str) -> None:
     """ "Failed" is status error (as failure_rate says); aborted runs' cost is reported apart."""
     assert world.client.put("/api/v1/prices", json=PRICES, headers=bearer("admin")).status_code == 200
@@ -193,7 +199,9 @@ def test_error_and_aborted_cost_match_a_python_sum_per_status(world: World, grou
     assert all(x.status == "stored" for x in stored)
     r = world.client.get("/api/v1/cost", params={**RANGE, "group_by": group_by}, headers=bearer("admin"))
     assert r.status_code == 200, r.text
-    got = {row["group"]: row for row in r.json()}
+    got = {
+        (row["flow_id"], row["group"]) if group_by == "flow_node" else row["group"]: row for row in r.json()
+    }
     want = _expected(runs, group_by)
     assert set(got) == set(want)
     for group, w in want.items():
