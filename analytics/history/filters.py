@@ -78,6 +78,10 @@ class ExecutionFilter(BaseModel):
     user_id: AnyOf | None = None
     flow_version: AnyOf | None = None
     node_id: AnyOf | None = Field(default=None, description="runs having any of these nodes")
+    error_node: AnyOf | None = Field(
+        default=None,
+        description="runs where any of these nodes reported an error (as the failure signatures count)",
+    )
     model: AnyOf | None = Field(default=None, description="runs with a node using any of these models")
     error: Contains | None = None
     tags: AllOf | None = Field(default=None, description="runs carrying all of these tags")
@@ -141,6 +145,13 @@ class ExecutionFilter(BaseModel):
                 out.append(("execution_time <= ?", [self.execution_time.le_]))
         if self.node_id is not None:
             out.append(("list_has_any([n.node_id FOR n IN nodes], ?::VARCHAR[])", [self.node_id.any_]))
+        if self.error_node is not None:
+            out.append(
+                (
+                    "list_has_any([n.node_id FOR n IN nodes IF n.error IS NOT NULL], ?::VARCHAR[])",
+                    [self.error_node.any_],
+                )
+            )
         if self.model is not None:
             out.append(("list_has_any([n.model FOR n IN nodes], ?::VARCHAR[])", [self.model.any_]))
         if self.error is not None:

@@ -13,10 +13,13 @@ from tests.e2e.conftest import Api, LiveApp, Screens, new_page, sign_in
 
 
 def money(usd: float) -> str:
-    """format.js's money()."""
+    """format.js's money(): 2 significant digits under $0.10 (trailing zero kept: "$0.010"), else cents."""
     if usd == 0:
         return "$0"
-    return f"${Decimal(f'{usd:.2g}'):f}" if abs(usd) < 0.01 else f"${usd:.2f}"
+    if abs(usd) >= 0.0995:
+        return f"${usd:.2f}"
+    digits = 1 - Decimal(f"{usd:.1e}").adjusted()
+    return f"${usd:.{digits}f}"
 
 
 def _runs_by_status(api: Api, flow_id: str) -> dict[str, list[float]]:
@@ -44,7 +47,7 @@ def _check(page: Any, shot: Screens, api: Api, flow_id: str, size: str) -> None:
     expect(row.locator('[data-col="error_cost"]')).to_have_text(f"{money(sum(costs['error']))}3 failed")
     expect(row.locator('[data-col="aborted_cost"]')).to_have_text(f"{money(sum(costs['aborted']))}1 aborted")
     expect(page.locator('#cost-model-table tr[data-group="gpt-4o-mini"]')).to_be_visible()
-    expect(page.locator('#cost-node-table tr[data-group="model_1"]')).to_be_visible()
+    expect(page.locator(f'#cost-node-table tr[data-group="model_1"][data-flow="{flow_id}"]')).to_be_visible()
     expect(page.locator("#cost-user-table tbody tr").first).to_be_visible()
     expect(page.locator('figure[data-chart="cost-by-flow"]')).to_have_attribute("data-points", "30")
     shot(f"cost-{size}")

@@ -89,18 +89,44 @@ function drawMarkers(u, markers) {
   ctx.restore();
 }
 
+// The bucket that holds `now` is still filling: its x when it is the last one drawn, else null.
+export function partialBucket(xs, step, nowSeconds) {
+  const last = xs[xs.length - 1];
+  return last !== undefined && last <= nowSeconds && nowSeconds < last + step ? last : null;
+}
+
+// The bucket still filling (the last, holding now), shaded from halfway to the point before it to
+// the right edge and labelled, so its low numbers do not read as a collapse.
+function drawPartial(u, x, step) {
+  const { ctx } = u;
+  const { left, top, width, height } = u.bbox;
+  const from = Math.max(left, Math.round(u.valToPos(x - step / 2, "x", true)));
+  const right = left + width;
+  if (from >= right) return;
+  ctx.save();
+  ctx.fillStyle = "rgba(87, 96, 106, 0.12)";
+  ctx.fillRect(from, top, right - from, height);
+  ctx.fillStyle = "#57606a";
+  ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+  ctx.textAlign = "right";
+  ctx.fillText("partial", right - 3 * devicePixelRatio, top + height - 4 * devicePixelRatio);
+  ctx.restore();
+}
+
 // series: [{label, values, axis: "left"|"right", format, points: true (points only, no line)}]
-// markers: [{x (epoch seconds), label}]; minStep: the smallest tick step (seconds), the bucket's
-export function lineChart(key, title, xs, series, { leftFormat, rightFormat, markers = [], minStep = HOUR } = {}) {
+// markers: [{x (epoch seconds), label}]; minStep: the smallest tick step (seconds), the bucket's;
+// partial: the x of a bucket not over yet (shaded, data-partial), or null
+export function lineChart(key, title, xs, series, { leftFormat, rightFormat, markers = [], minStep = HOUR, partial = null } = {}) {
   const figure = h("figure", { class: "chart", "data-chart": key, "data-points": "0" },
     h("figcaption", { id: `chart-${key}-title` }, title));
   const holder = h("div", { role: "img", "aria-labelledby": `chart-${key}-title`, "aria-describedby": `chart-${key}-desc` });
   const shown = markers.filter((m) => xs.length && m.x >= xs[0] && m.x <= xs[xs.length - 1]);
   const desc = h("p", { class: "visually-hidden", id: `chart-${key}-desc` },
     [...series.map((s) => `${s.label}: ${s.values.filter((v) => v != null).length} points`),
-      ...shown.map((m) => `marker: ${m.label}`)].join("; "));
+      ...shown.map((m) => `marker: ${m.label}`), partial !== null ? "the last point is partial: its bucket is not over" : null].filter(Boolean).join("; "));
   figure.append(holder, desc);
   figure.dataset.markers = String(shown.length);
+  if (partial !== null) figure.dataset.partial = String(partial);
   figure.dataset.gaps = String(series.reduce((n, s) => n + s.values.filter((v) => v === null).length, 0));
   const hasRight = series.some((s) => s.axis === "right");
   let drawnTicks = []; // [epoch seconds, label] of the x axis, as last laid out
@@ -144,6 +170,7 @@ export function lineChart(key, title, xs, series, { leftFormat, rightFormat, mar
     ],
     hooks: {
       draw: [(u) => {
+        if (partial !== null) drawPartial(u, partial, minStep);
         if (shown.length) drawMarkers(u, shown);
         figure.dataset.points = String(u.data[0].length);
         // the x ticks as drawn, [css px, label], for tests and people checking the axis

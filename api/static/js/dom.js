@@ -53,14 +53,21 @@ export function canRetry(err) {
   return !status || status >= 500 || status === 408 || status === 429;
 }
 
+// Why, under the title: the API's detail with its status; for the network, what to check
+// (the title already says the server could not be reached: not the same sentence twice).
+function errorDetail(err) {
+  if (err && err.status === 0) return "Check the connection; the server may be stopped or restarting.";
+  const status = err && err.status ? `${err.status}: ` : "";
+  return status + (err && err.message ? err.message : String(err));
+}
+
 // ways: [[href, text], ...] links out of a page that could not be shown.
 export function errorPanel(err, retry, ways = []) {
-  const status = err && err.status ? `${err.status}: ` : "";
   return h(
     "div",
     { class: "error-panel", role: "alert", "data-state": "error", "data-status": err && err.status != null ? String(err.status) : null },
     h("strong", {}, errorTitle(err)),
-    h("span", { class: "error-detail" }, status + (err && err.message ? err.message : String(err))),
+    h("span", { class: "error-detail" }, errorDetail(err)),
     retry && canRetry(err) ? h("div", {}, h("button", { type: "button", class: "btn btn-small", onclick: retry, style: "margin-top:.5rem" }, "Try again")) : null,
     ways.length ? h("p", { class: "toolbar", style: "margin:.5rem 0 0" }, ways.map(([href, text]) => h("a", { class: "btn btn-small", href }, text))) : null,
   );

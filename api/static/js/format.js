@@ -48,20 +48,21 @@ export function badge(status) {
   return h("span", { class: cls, "data-status": status }, h("span", { "aria-hidden": "true" }, icon), label);
 }
 
-// Under a second in ms, then seconds with sensible precision, then minutes.
+// Under a second in ms, then seconds with sensible precision, then minutes and seconds, then
+// hours and minutes. Rounded to the shown precision first, then split into units: 59.99 s reads
+// "1 min 0 s", never "60.0 s" or "59 min 60 s".
 export function duration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
-  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 0) return `-${duration(-ms)}`;
+  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
-  if (s < 10) return `${fixed(s, 2)} s`;
-  if (s < 60) return `${fixed(s, 1)} s`;
-  if (s < 3600) {
-    const m = Math.floor(s / 60);
-    return `${m} min ${Math.round(s - m * 60)} s`;
-  }
-  const hours = Math.floor(s / 3600);
-  if (hours < 48) return `${hours} h ${Math.round((s - hours * 3600) / 60)} min`;
-  return `${fixed(hours / 24, 1)} d`;
+  if (Number(s.toFixed(2)) < 10) return `${fixed(s, 2)} s`;
+  if (Number(s.toFixed(1)) < 60) return `${fixed(s, 1)} s`;
+  const seconds = Math.round(s);
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+  const minutes = Math.round(s / 60);
+  if (minutes < 48 * 60) return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+  return `${fixed(s / 86400, 1)} d`;
 }
 
 export function timestamp(epochSeconds) {
@@ -121,10 +122,13 @@ export function isoTime(epochSeconds) {
   return new Date(epochSeconds * 1000).toISOString();
 }
 
+// Dollars to the cent, except under $0.10, where cents would hide what a run costs ($0.0115
+// and $0.0149 both "$0.01"): there 2 significant digits ("$0.012", "$0.0073", "$0.010").
+const SIGNIFICANT = new Intl.NumberFormat(LOCALE, { minimumSignificantDigits: 2, maximumSignificantDigits: 2 });
 export function money(usd) {
   if (usd === null || usd === undefined) return "—";
   if (usd === 0) return "$0";
-  if (Math.abs(usd) < 0.01) return `$${new Intl.NumberFormat(LOCALE, { maximumSignificantDigits: 2 }).format(usd)}`;
+  if (Math.abs(usd) < 0.0995) return `$${SIGNIFICANT.format(usd)}`;
   return `$${fixed(usd, 2)}`;
 }
 
@@ -144,8 +148,27 @@ export function tokens(tin, tout, estimated) {
   return estimated ? `${text} (est.)` : text;
 }
 
+// A run's short id: its last 8 hex digits. A UUIDv7 starts with its time (the first 8 change
+// only every ~65 s), so its end is what tells runs apart.
 export function shortId(id) {
-  return id ? id.slice(0, 8) : "";
+  return id ? String(id).replace(/-/g, "").slice(-8) : "";
+}
+
+// A flow version (a hash) in short: its first 12 characters.
+export function shortVersion(version) {
+  return version ? String(version).slice(0, 12) : "";
+}
+
+// The first `max` characters of a text, counted in code points: an emoji is never split.
+export function cut(text, max) {
+  return Array.from(String(text ?? "")).slice(0, max).join("");
+}
+
+// Text shortened to `max` characters, ending in "…" when cut.
+export function clip(text, max) {
+  const full = String(text ?? "");
+  const short = cut(full, max);
+  return short.length < full.length ? `${cut(short, max - 1)}…` : full;
 }
 
 export function decimal(x, digits = 1) {

@@ -1,5 +1,5 @@
 // Boot, sign-in gate and the hash router. Views live in views/ and render into <main>.
-import { auth, get } from "./api.js";
+import { ApiError, auth, get } from "./api.js";
 import { errorPanel, h, loading, mount } from "./dom.js";
 import { renderSignIn } from "./views/signin.js";
 
@@ -94,15 +94,21 @@ async function route() {
     else a.removeAttribute("aria-current");
   }
   const args = path.match(re).slice(1).map(decodeURIComponent);
-  const module = await modulePromise;
-  if (seq !== navigation) return;
   const ctx = { user: session.user, params, stale: () => seq !== navigation, navigate };
   try {
+    const module = await modulePromise.catch(unreachable);
+    if (seq !== navigation) return;
     await module.render(view, args, ctx);
   } catch (err) {
     if (seq !== navigation || err.status === 401) return;
     mount(view, errorPanel(err, route, [...(err.back || []), ["#/", "Back to the flows list"]]));
   }
+}
+
+// A screen's code that could not be fetched (the server is down): the network's error, so the
+// page says the server could not be reached and offers "Try again".
+function unreachable(err) {
+  throw new ApiError(0, `The server could not be reached (${err.message})`);
 }
 
 // An unknown address: say so and offer the way back, not a bare error.

@@ -95,6 +95,8 @@ CASES: list[tuple[str, dict[str, Any], Callable[[Row], bool]]] = [
     ),
     ("user", {"user_id": {"any_": ["reader"]}}, lambda r: r["user_id"] == "reader"),
     ("node", {"node_id": {"any_": ["model_2_b"]}}, lambda r: "model_2_b" in r["node_results"]),
+    # the runs a failure signature counts (overview's links): an error at the node, not its presence
+    ("error node", {"error_node": {"any_": ["model_2_b"]}}, lambda r: "model_2_b" in (r["errors"] or {})),
     (
         "model",
         {"model": {"any_": ["llama3"]}},

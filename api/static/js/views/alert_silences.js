@@ -4,6 +4,7 @@ import { del, enc, post } from "../api.js";
 import { h } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
 import { zoned } from "../format.js";
+import { alertErrorText } from "./alert_words.js";
 
 const STATUS_CLASS = { active: "badge-other", pending: "badge-other", expired: "badge-aborted" };
 
@@ -17,7 +18,8 @@ export function silencedBadge(silence) {
     h("span", { class: "badge badge-aborted" }, "silenced"), h("div", { class: "muted" }, `until ${zoned(silence.ends_at)}`));
 }
 
-export function silencesSection(flowId, rules, silences, reload, message) {
+// manage: whether the user may make and end silences here (else the table alone, no form).
+export function silencesSection(flowId, rules, silences, reload, message, manage = true) {
   const target = h("select", { id: "s-target", name: "target", "aria-describedby": "s-target-error" },
     h("option", { value: "" }, "Every rule on this flow"),
     rules.map((r) => h("option", { value: r.id }, `Rule “${r.name}”`)));
@@ -47,7 +49,7 @@ export function silencesSection(flowId, rules, silences, reload, message) {
       await post("/api/v1/alerts/silences", body);
       reload();
     } catch (e) {
-      if (!showFieldErrors(form, e, "s-")) form.querySelector("#s-form-error").textContent = e.message;
+      if (!showFieldErrors(form, e, "s-")) form.querySelector("#s-form-error").textContent = alertErrorText(e);
     }
   });
 
@@ -66,19 +68,19 @@ export function silencesSection(flowId, rules, silences, reload, message) {
           h("td", { style: "overflow-wrap:break-word" }, s.comment, h("div", { class: "muted" }, `by ${s.created_by}`),
             s.expired_by ? h("div", { class: "muted" }, `ended by ${s.expired_by}`) : null),
           h("td", {}, h("span", { class: `badge ${STATUS_CLASS[s.status]}` }, s.status)),
-          h("td", {}, s.status === "expired" ? null : h("button", {
+          h("td", {}, s.status === "expired" || !manage ? null : h("button", {
             type: "button", class: "btn btn-small", "aria-label": `Expire silence of ${name(s)}`,
             onclick: async () => {
               try {
                 await del(`/api/v1/alerts/silences/${enc(s.id)}`);
                 reload();
               } catch (e) {
-                message.textContent = e.message;
+                message.textContent = alertErrorText(e);
               }
             },
           }, "Expire")))))))
       : h("p", { class: "muted" }, "No silences: every notification is sent."),
-    form);
+    manage ? form : null);
   // "Silence" on a rule's row: this form, that rule chosen
   section.silence = (rule) => {
     target.value = rule ? rule.id : "";

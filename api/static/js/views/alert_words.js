@@ -136,3 +136,15 @@ export function thresholdProblems(metric, operator, threshold, warning, recovery
   }
   return problems;
 }
+
+// Flow-scoped rules and silences are managed by the flow's owner and admins only (a reader or a
+// write-grantee is refused with 403): others are not offered the forms and buttons.
+export function mayManageAlerts(user, flow) {
+  return Boolean(user) && (user.role === "admin" || user.id === flow.user_id);
+}
+
+// What a refusal means here: the rights to manage alerts, not to read the flow (the 403's
+// detail, "You do not have permission to access this flow", is the flow routes' wording).
+export function alertErrorText(err) {
+  return err && err.status === 403 ? "You may not manage alerts on this flow: only its owner and admins may." : err.message;
+}

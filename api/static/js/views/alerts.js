@@ -7,7 +7,7 @@ import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
 import { count, duration, inZone, timestamp } from "../format.js";
 import { silenceOf, silencedBadge, silencesSection } from "./alert_silences.js";
 import {
-  condition, durationInput, measured, METRICS, OPERATORS, options, thresholdInput, thresholdProblems, thresholdValue, UNITS, why,
+  alertErrorText, condition, durationInput, mayManageAlerts, measured, METRICS, OPERATORS, options, thresholdInput, thresholdProblems, thresholdValue, UNITS, why,
 } from "./alert_words.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 
@@ -29,6 +29,7 @@ export async function render(root, [flowId], ctx) {
   ]);
   if (ctx.stale()) return;
   const reload = () => ctx.navigate(location.hash);
+  const manage = mayManageAlerts(ctx.user, flow);
   const message = h("p", { role: "status", id: "alerts-status", class: "muted" });
   const formBox = h("section", { id: "rule-form-box" });
   const act = async (fn, done) => {
@@ -36,11 +37,11 @@ export async function render(root, [flowId], ctx) {
       await fn();
       reload();
     } catch (err) {
-      message.textContent = err.message;
+      message.textContent = alertErrorText(err);
       if (done) done(err);
     }
   };
-  const silencing = silencesSection(flowId, rules, silences, reload, message);
+  const silencing = silencesSection(flowId, rules, silences, reload, message, manage);
 
   const ruleRows = rules.map((r) => {
     const current = r.states.find((s) => s.flow_id === flowId);
@@ -53,14 +54,13 @@ export async function render(root, [flowId], ctx) {
       h("td", {}, stateBadge(state),
         current && current.value !== null ? h("div", { class: "muted" }, `now ${measured(r.metric, current.value)}${current.runs === null ? "" : ` (${count(current.runs)} runs)`}`) : null,
         muted ? silencedBadge(muted) : null),
-      h("td", {},
-        h("div", { class: "toolbar" },
+      h("td", {}, manage ? h("div", { class: "toolbar" },
           h("button", { type: "button", class: "btn btn-small", onclick: () => showForm(r) }, "Edit"),
           h("button", { type: "button", class: "btn btn-small", onclick: () => act(() => post(`/api/v1/alerts/rules/${enc(r.id)}/evaluate`)) }, "Evaluate now"),
           h("button", { type: "button", class: "btn btn-small", onclick: () => act(() => post(`/api/v1/alerts/rules/${enc(r.id)}/${r.paused ? "resume" : "pause"}`)) }, r.paused ? "Resume" : "Pause"),
           h("button", { type: "button", class: "btn btn-small", "aria-label": `Silence rule ${r.name}`, onclick: () => silencing.silence(r) }, "Silence"),
           h("button", { type: "button", class: "btn btn-small btn-danger", "aria-label": `Delete rule ${r.name}`,
-            onclick: async () => { if (await confirmAction("Delete this rule?", `“${r.name}” and its history will be deleted.`)) act(() => del(`/api/v1/alerts/rules/${enc(r.id)}`)); } }, "Delete"))));
+            onclick: async () => { if (await confirmAction("Delete this rule?", `“${r.name}” and its history will be deleted.`)) act(() => del(`/api/v1/alerts/rules/${enc(r.id)}`)); } }, "Delete")) : null));
   });
 
   function showForm(rule) {
@@ -70,7 +70,9 @@ export async function render(root, [flowId], ctx) {
 
   mount(root, ...flowHeader(flow, "alerts"), message,
     h("div", { class: "toolbar" }, h("h2", { style: "margin:0" }, `Rules (${rules.length})`), h("span", { class: "spacer" }),
-      h("button", { type: "button", class: "btn btn-primary", id: "new-rule", onclick: () => showForm(null) }, "New rule")),
+      manage ? h("button", { type: "button", class: "btn btn-primary", id: "new-rule", onclick: () => showForm(null) }, "New rule") : null),
+    manage ? null : h("p", { class: "muted", id: "alerts-readonly" },
+      `Only the flow's owner (${flow.user_id}) and admins may create, change or silence its alert rules.`),
     formBox,
     rules.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "rules-table" },
@@ -191,7 +193,7 @@ function ruleForm(flow, rule, channels, saved, cancel) {
       else await post("/api/v1/alerts/rules", body);
       saved();
     } catch (err) {
-      if (!showFieldErrors(form, err, "r-")) form.querySelector("#r-form-error").textContent = err.message;
+      if (!showFieldErrors(form, err, "r-")) form.querySelector("#r-form-error").textContent = alertErrorText(err);
     }
   });
   return form;

@@ -2,9 +2,10 @@
 // bucket and time-zone pickers) with version changes marked on every chart, reliability,
 // per-node breakdown, failure signatures, versions, and duration anomalies as a chart.
 import { enc, get, query } from "../api.js";
-import { empty, errorPanel, h, loading, mount } from "../dom.js";
-import { LOCAL_ZONE, count, decimal, duration, money, percent, setZoneChoice, shortId, timeZone, timestamp, zoneChoice } from "../format.js";
-import { lineChart } from "../charts.js";
+import { empty, h, loading, mount } from "../dom.js";
+import { LOCAL_ZONE, count, decimal, duration, money, percent, setZoneChoice, shortId, shortVersion, timeZone, timestamp, zoneChoice } from "../format.js";
+import { lineChart, partialBucket } from "../charts.js";
+import { fillSection, shared } from "../sections.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 import { nodeName } from "../node_labels.js";
 
@@ -44,17 +45,24 @@ function floorTo(t, bucket, local = false) {
   return t;
 }
 
+const STEP = { hour: HOUR, day: DAY, week: 7 * DAY };
+
+function addBucket(t, bucket, n, local) {
+  return local ? addLocal(t, bucket, n) : t + n * STEP[bucket];
+}
+
+// The range for a fixed bucket ends with the bucket now is in (partial: the charts mark it).
+// Hour buckets stay on the UTC grid in every zone, as the API keeps them (in a half-hour zone a
+// range of local whole hours would start mid-bucket); day and week buckets follow the zone.
+// Days and hours: exactly range / bucket buckets (7 days by day is 7). Weeks: the whole weeks
+// that hold the last N days, so none of them is left out.
 export function rangeFor(range, bucket, nowSeconds, local = false) {
   const span = RANGES[range][1];
   if (bucket === "auto") return [nowSeconds - span, nowSeconds];
-  if (local) {
-    const end = addLocal(floorLocal(nowSeconds, bucket), bucket, 1);
-    const n = Math.round(span / { hour: HOUR, day: DAY, week: 7 * DAY }[bucket]);
-    return [addLocal(end, bucket, -n), end];
-  }
-  const step = { hour: HOUR, day: DAY, week: 7 * DAY }[bucket];
-  const end = floorTo(nowSeconds, bucket) + step;
-  return [floorTo(end - span, bucket), end];
+  const zoned = local && bucket !== "hour";
+  const end = addBucket(floorTo(nowSeconds, bucket, zoned), bucket, 1, zoned);
+  if (bucket === "week") return [floorTo(nowSeconds - span, bucket, zoned), end];
+  return [addBucket(end, bucket, -Math.round(span / STEP[bucket]), zoned), end];
 }
 
 // Leading buckets without runs are not drawn: weeks of nothing before a flow's first run
@@ -67,7 +75,7 @@ export function fromFirstRun(rows) {
 // A version change is marked where the new version was first seen (its predecessor named).
 function versionMarkers(versions) {
   return (versions || []).filter((v) => v.previous_version).map((v) => ({
-    x: v.first_seen, label: `${shortId(v.flow_version)}${v.regressed ? " ▲" : ""}`,
+    x: v.first_seen, label: `${shortVersion(v.flow_version)}${v.regressed ? " ▲" : ""}`,
   }));
 }
 
@@ -129,14 +137,13 @@ export async function render(root, [flowId], ctx) {
 
   // Versions over their whole lives (the API compares each with its predecessor whatever the
   // range); charts wait for them to mark version changes, and draw without markers if they fail.
-  const versionsP = get(`${base}/versions${query(span)}`);
-  const trendP = get(`${base}/trend${query({ ...span, bucket, tz: timeZone(), measures: "runs,error,failure_rate,p50_duration,p95_duration,cost" })}`);
-  const markersP = versionsP.then(versionMarkers, () => []);
+  const versionsP = shared(() => get(`${base}/versions${query(span)}`));
+  const trendP = shared(() => get(`${base}/trend${query({ ...span, bucket, tz: timeZone(), measures: "runs,error,failure_rate,p50_duration,p95_duration,cost" })}`));
+  const markersP = () => versionsP().then(versionMarkers, () => []);
+  const fill = (box, load, draw) => fillSection(ctx, box, load, draw);
+  const now = Math.floor(Date.now() / 1000);
 
-  const fill = (box, promise, draw) => promise.then((data) => { if (!ctx.stale()) mount(box, draw(data)); },
-    (err) => { if (!ctx.stale()) mount(box, errorPanel(err)); });
-
-  fill(charts, Promise.all([trendP, markersP]), ([t, markers]) => {
+  fill(charts, () => Promise.all([trendP(), markersP()]), ([t, markers]) => {
     const rows = fromFirstRun(t.rows);
     const xs = rows.map((r) => r.bucket);
     const total = t.totals[0].measures.runs.value;
@@ -144,7 +151,9 @@ export async function render(root, [flowId], ctx) {
     charts.dataset.firstBucket = String(xs[0] ?? "");
     // no runs: charts of nothing would only draw made-up axes ("1% 1% 0%") and "— failed"
     if (!total) return empty("No runs in this range", "Pick a longer range to see this flow's history.");
-    const marks = { markers, minStep: bucketSeconds(t.bucket) };
+    const partial = partialBucket(xs, bucketSeconds(t.bucket), now);
+    charts.dataset.partial = partial === null ? "" : String(partial);
+    const marks = { markers, minStep: bucketSeconds(t.bucket), partial };
     const figures = [
       lineChart("runs", "Runs and failure rate", xs, [
         { label: "Runs", values: rows.map((r) => r.runs), format: count },
@@ -158,10 +167,11 @@ export async function render(root, [flowId], ctx) {
     ];
     const skipped = rows.length < t.rows.length ? `; drawn from the first bucket with runs (${timestamp(xs[0])})` : "";
     const legend = markers.some((m) => xs.length && m.x >= xs[0] && m.x <= xs[xs.length - 1]) ? "; dashed lines mark version changes (▲ a significant regression)" : "";
-    return [h("p", { class: "muted" }, `${count(total)} runs, ${percent(t.totals[0].measures.failure_rate.value)} failed, bucket ${t.bucket}; empty buckets are gaps${skipped}${legend}`), ...figures];
+    const still = partial === null ? "" : `; the last bucket (from ${timestamp(partial)}) is not over yet: its numbers are partial (shaded)`;
+    return [h("p", { class: "muted" }, `${count(total)} runs, ${percent(t.totals[0].measures.failure_rate.value)} failed, bucket ${t.bucket}; empty buckets are gaps${skipped}${legend}${still}`), ...figures];
   });
 
-  fill(kpis, get(`${base}/reliability${query(span)}`), (r) => [
+  fill(kpis, () => get(`${base}/reliability${query(span)}`), (r) => [
     ["Runs", count(r.runs)],
     ["Last success", r.last_success_at ? timestamp(r.last_success_at) : "never"],
     ["Current failure streak", count(r.current_failure_streak)],
@@ -169,14 +179,14 @@ export async function render(root, [flowId], ctx) {
     ["Mean time to recovery", r.mttr_seconds == null ? "—" : duration(r.mttr_seconds * 1000)],
   ].map(([label, value]) => h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value))));
 
-  fill(nodes, get(`${base}/nodes${query(span)}`), (rows) => rows.length
+  fill(nodes, () => get(`${base}/nodes${query(span)}`), (rows) => rows.length
     ? table("nodes-table", [["Node"], ["Model"], ["Runs", 1], ["Failure rate", 1], ["p50", 1], ["p95", 1], ["Tokens in / out", 1], ["Cost / run", 1]],
       rows.map((n) => h("tr", { "data-node": n.node_id }, td(nodeName(flow, n.node_id)), td(n.model || "—"), td(count(n.runs), 1),
         td(percent(n.failure_rate), 1), td(duration(n.p50_ms), 1), td(duration(n.p95_ms), 1),
         td(`${count(n.tokens_in)} / ${count(n.tokens_out)}${n.tokens_estimated ? " (est.)" : ""}`, 1), td(money(n.cost_per_run), 1))))
     : empty("No node results in this range", ""));
 
-  fill(failures, get(`${base}/failures${query({ ...span, limit: 20 })}`), (rows) => rows.length
+  fill(failures, () => get(`${base}/failures${query({ ...span, limit: 20 })}`), (rows) => rows.length
     ? table("failures-table", [["Node"], ["Signature"], ["Count", 1], ["Last seen"], ["Trend"]],
       rows.map((f) => h("tr", { "data-node": f.node_id }, td(nodeName(flow, f.node_id)), td(h("span", { class: "mono", title: f.example }, f.signature)),
         td(count(f.count), 1), td(timestamp(f.last_seen)), td(f.trend))))
@@ -186,7 +196,7 @@ export async function render(root, [flowId], ctx) {
     ? table("versions-table", [["Version"], ["First seen"], ["Runs", 1], ["Failure rate", 1], ["Δ failure", 1], ["p95", 1], ["Δ p95", 1], ["Regression?"]],
       rows.map((v) => {
         const regression = v.regressed;
-        return h("tr", { class: regression ? "row-error" : "", "data-version": v.flow_version }, td(h("code", {}, shortId(v.flow_version))), td(timestamp(v.first_seen)), td(count(v.runs), 1),
+        return h("tr", { class: regression ? "row-error" : "", "data-version": v.flow_version }, td(h("code", {}, shortVersion(v.flow_version))), td(timestamp(v.first_seen)), td(count(v.runs), 1),
           td(percent(v.failure_rate), 1), td(v.failure_rate_change == null ? "—" : percent(v.failure_rate_change), 1),
           td(duration(v.p95_ms), 1), td(v.p95_change_ms == null ? "—" : duration(v.p95_change_ms), 1),
           td(v.enough_runs === false ? "too few runs" : regression ? "yes (significant)" : v.previous_version ? "no" : "first version"));
@@ -194,11 +204,13 @@ export async function render(root, [flowId], ctx) {
     : empty("No versions in this range", ""));
   versions.after(h("p", { class: "muted" }, "Each version against the one before it, over all their runs (not only this range)."));
 
-  const anomaliesP = get(`${base}/anomalies${query({ ...span, limit: 100 })}`);
-  fill(anomalies, Promise.all([anomaliesP, trendP, markersP]), ([rows, t, markers]) => {
+  const anomaliesP = () => get(`${base}/anomalies${query({ ...span, limit: 100 })}`);
+  fill(anomalies, () => Promise.all([anomaliesP(), trendP(), markersP()]), ([rows, t, markers]) => {
     const buckets = fromFirstRun(t.rows);
     const runs = t.totals[0].measures.runs.value;
-    const chart = runs || rows.length ? anomalyChart(buckets, rows, markers, bucketSeconds(t.bucket)) : null;
+    const step = bucketSeconds(t.bucket);
+    const partial = partialBucket(buckets.map((b) => b.bucket), step, now);
+    const chart = runs || rows.length ? anomalyChart(buckets, rows, markers, step, partial) : null;
     const list = rows.length
       ? table("anomalies-table", [["Run"], ["When"], ["Duration", 1], ["Baseline median", 1], ["Robust z", 1]],
         rows.slice(0, 20).map((a) => h("tr", {}, td(h("a", { href: `#/flows/${enc(flowId)}/runs/${enc(a.execution_id)}` }, shortId(a.execution_id))),
@@ -211,7 +223,7 @@ export async function render(root, [flowId], ctx) {
 // Duration over time (p50 and p95 per bucket) with each flagged run as a red point at its own
 // time and duration. Bucket times and run times are merged on one x axis: a line has no value
 // at a run's time (undefined: joined across), a point none at a bucket's.
-function anomalyChart(buckets, flagged, markers, minStep) {
+function anomalyChart(buckets, flagged, markers, minStep, partial) {
   const xs = [...new Set([...buckets.map((r) => r.bucket), ...flagged.map((a) => a.created_at)])].sort((a, b) => a - b);
   const byBucket = new Map(buckets.map((r) => [r.bucket, r]));
   const byRun = new Map(flagged.map((a) => [a.created_at, a.value]));
@@ -220,7 +232,7 @@ function anomalyChart(buckets, flagged, markers, minStep) {
     { label: "p50", values: line("p50_duration"), format: duration },
     { label: "p95", values: line("p95_duration"), format: duration },
     { label: "Anomalous run", values: xs.map((x) => byRun.get(x)), format: duration, points: true, colour: "#cf222e" },
-  ], { leftFormat: duration, markers, minStep });
+  ], { leftFormat: duration, markers, minStep, partial });
   figure.dataset.flagged = String(flagged.length);
   return figure;
 }

@@ -2,14 +2,14 @@
 // by their labels in the flow's definition.
 import { enc, get, post } from "../api.js";
 import { h, mount } from "../dom.js";
-import { badge, duration, money, shortId, tokens, zoned } from "../format.js";
+import { badge, clip, duration, money, shortId, tokens, zoned } from "../format.js";
 import { definitionThatRan, graphOrder, nodeName } from "../node_labels.js";
 import { loadFlow } from "./flow_header.js";
 
 function preview(value) {
   const text = typeof value === "string" ? value : JSON.stringify(value);
   if (text === undefined) return "—";
-  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
+  return clip(text, 121);
 }
 
 function diffList(diff) {

@@ -3,7 +3,7 @@
 import { del, enc, get, post, put } from "../api.js";
 import { confirmAction, h, mount } from "../dom.js";
 import { clearFieldErrors, showFieldErrors } from "../field_errors.js";
-import { badge, count, duration, money, shortId, tokens, zoned } from "../format.js";
+import { badge, clip, count, duration, money, shortId, shortVersion, tokens, zoned } from "../format.js";
 import { jsonView, spreadText } from "../json_view.js";
 import { definitionThatRan, graphOrder, nodeName } from "../node_labels.js";
 import { flowHeader, loadFlow, mayWrite } from "./flow_header.js";
@@ -52,7 +52,7 @@ function timeline(flow, run, ran, facts) {
   return h("section", { class: "panel", id: "timeline", "aria-label": "Timeline" },
     h("h2", { style: "margin-top:0" }, "Timeline"),
     h("p", { class: "muted", id: "timeline-caption" }, flow.ranVersion
-      ? `Nodes in the order of the flow version that ran (${shortId(flow.ranVersion)}), not today's`
+      ? `Nodes in the order of the flow version that ran (${shortVersion(flow.ranVersion)}), not today's`
       : "Nodes in the flow's order",
     `, laid end to end by duration (the run records durations, not start times)${notRun ? `; ${notRun} never ran` : ""}.`),
     h("ol", { style: "list-style:none;margin:0;padding:0" }, items));
@@ -101,7 +101,7 @@ export async function render(root, [flowId, runId], ctx) {
       ),
       h("div", { class: "body" },
         errors[id] !== undefined ? h("div", { class: "errors-box" }, h("pre", {}, errorText(errors[id]))) : null,
-        text ? h("p", {}, h("strong", {}, "Text: "), text.length > 300 ? `${text.slice(0, 300)}…` : text) : null,
+        text ? h("p", {}, h("strong", {}, "Text: "), clip(text, 301)) : null,
         id in nodeResults ? jsonView(nodeResults[id], { open: false }) : h("p", { class: "muted" }, "No result recorded."),
       ),
     );

@@ -2,7 +2,7 @@
 // each run's first error, paging, deletes.
 import { ApiError, del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, count, duration, fieldToIso, inZone, money, percent, shortId, timestamp, tokens } from "../format.js";
+import { badge, clip, count, duration, fieldToIso, inZone, money, percent, shortId, shortVersion, timestamp, tokens } from "../format.js";
 import { nodeLabel } from "../node_labels.js";
 import { flowHeader, loadFlow, mayWrite } from "./flow_header.js";
 
@@ -61,9 +61,8 @@ function errorCell(run, flow) {
   if (!run.error_message) return h("td", { class: "err-cell", "data-col": "error" });
   const where = run.error_node ? nodeLabel(flow, run.error_node) : "";
   const text = where ? `${where}: ${run.error_message}` : run.error_message;
-  const short = text.length > ERROR_CHARS ? `${text.slice(0, ERROR_CHARS - 1)}…` : text;
   const full = run.error_node ? `${where} (${run.error_node}): ${run.error_message}` : run.error_message;
-  return h("td", { class: "err-cell", "data-col": "error", title: full, "data-node-id": run.error_node || null }, short);
+  return h("td", { class: "err-cell", "data-col": "error", title: full, "data-node-id": run.error_node || null }, clip(text, ERROR_CHARS));
 }
 
 // A select of the values the flow's runs have (facets), "Any" first; the URL's value stays
@@ -95,13 +94,13 @@ function statsCards(stats, metrics) {
 
 function filterForm(f, facets, onApply, onClear) {
   const field = (id, label, input) => h("div", { class: "field" }, h("label", { for: id }, label), input);
-  const shortVersion = (v) => (v.length > 12 ? `${v.slice(0, 12)}…` : v);
+  const versionLabel = (v) => (v.length > 12 ? `${shortVersion(v)}…` : v);
   const form = h("form", { class: "panel form-row", id: "filters", role: "search", "aria-label": "Filter runs" },
     field("f-status", "Status",
       h("select", { id: "f-status", name: "status" },
         [["", "Any"], ["success", "✓ success"], ["error", "✗ error"], ["aborted", "⊘ aborted"]].map(([v, l]) =>
           h("option", { value: v, selected: v === f.status }, l)))),
-    field("f-version", "Flow version", choiceSelect("f-version", "version", f.version, facets?.flow_version, shortVersion)),
+    field("f-version", "Flow version", choiceSelect("f-version", "version", f.version, facets?.flow_version, versionLabel)),
     field("f-model", "Model", choiceSelect("f-model", "model", f.model, facets?.model)),
     field("f-user", "User", choiceSelect("f-user", "user", f.user, facets?.user_id)),
     field("f-error", "Text in errors", h("input", { id: "f-error", name: "error", type: "search", value: f.error, placeholder: "timeout" })),
@@ -134,16 +133,20 @@ export async function render(root, [flowId], ctx) {
   // Start every request at once; each part of the screen fills in as its answer comes.
   const flowP = loadFlow(flowId);
   // the cards follow the filters: the same filter as the table's, as the stats' parameters
-  const statsP = filter ? get(`${base}/stats${statsQuery(filter)}`) : Promise.reject(new ApiError(422, f.error_message));
-  statsP.catch(() => {}); // shown where the stats go; unhandled only if the flow itself failed
-  const metricsP = filter ? post("/api/v1/metrics", {
-    measures: ["p95_duration", "cost"],
-    start: SINCE,
-    end: new Date(Date.now() + 60_000).toISOString(),
-    bucket: "month",
-    filter,
-    previous: false,
-  }).catch(() => null) : Promise.resolve(null);
+  const loadStats = () => {
+    const stats = filter ? get(`${base}/stats${statsQuery(filter)}`) : Promise.reject(new ApiError(422, f.error_message));
+    stats.catch(() => {}); // shown where the stats go; unhandled only if the flow itself failed
+    const metrics = filter ? post("/api/v1/metrics", {
+      measures: ["p95_duration", "cost"],
+      start: SINCE,
+      end: new Date(Date.now() + 60_000).toISOString(),
+      bucket: "month",
+      filter,
+      previous: false,
+    }).catch(() => null) : Promise.resolve(null);
+    return [stats, metrics];
+  };
+  const [statsP, metricsP] = loadStats();
   const facetsP = get(`${base}/facets`).catch(() => null); // without them the choices list only "Any"
   const pageP = filter
     ? post("/api/v1/executions/search", { filter, limit: PAGE, include_errors: true })
@@ -170,13 +173,14 @@ export async function render(root, [flowId], ctx) {
     canWrite ? h("div", { class: "toolbar" }, h("span", { class: "spacer" }), deleteAll) : null,
   );
 
-  Promise.all([statsP, metricsP]).then(([stats, metrics]) => {
+  const showStats = (parts) => Promise.all(parts).then(([stats, metrics]) => {
     if (ctx.stale()) return;
     mount(statsBox, ...statsCards(stats, metrics));
     statsBox.dataset.total = String(stats.total_executions);
   }, (err) => {
-    if (!ctx.stale()) mount(statsBox, errorPanel(err));
+    if (!ctx.stale()) mount(statsBox, errorPanel(err, () => showStats(loadStats())));
   });
+  showStats([statsP, metricsP]);
   // "Delete all" deletes every run of the flow, whatever the filters: it says how many from the
   // unfiltered stats
   (filtered ? get(`${base}/stats`) : statsP).then((all) => {
@@ -277,19 +281,23 @@ function renderList(listBox, first, { flowId, filter, base, ctx, flow, canWrite 
     updateSummary();
   };
 
-  more.addEventListener("click", async () => {
+  // a page that failed says why under the list, with "Try again" for that page
+  const failure = h("div", { id: "load-more-error" });
+  const loadMore = async () => {
     more.disabled = true;
+    mount(failure);
     try {
       const next = await post("/api/v1/executions/search", { filter, limit: PAGE, cursor, include_errors: true });
       if (ctx.stale()) return;
       cursor = next.next_cursor;
       addRows(next.items);
     } catch (err) {
-      listBox.append(errorPanel(err));
+      if (!ctx.stale()) mount(failure, errorPanel(err, loadMore));
     } finally {
       more.disabled = false;
     }
-  });
+  };
+  more.addEventListener("click", loadMore);
 
   mount(listBox,
     h("div", { class: "toolbar" }, summary, h("span", { class: "spacer" }), compareBtn),
@@ -310,6 +318,7 @@ function renderList(listBox, first, { flowId, filter, base, ctx, flow, canWrite 
         tbody,
       ),
     ),
+    failure,
     h("div", { class: "toolbar" }, more),
   );
   addRows(first.items);

@@ -3,7 +3,8 @@
 // regressions, failure rate up sharply) marked with a symbol and a word, never colour alone.
 import { enc, get, post, query } from "../api.js";
 import { empty, h, mount } from "../dom.js";
-import { count, duration, fieldValue, inZone, money, percent, timestamp } from "../format.js";
+import { count, cut, duration, fieldValue, inZone, money, percent, shortVersion, timestamp } from "../format.js";
+import { OPERATORS } from "./alert_words.js";
 
 const PERIODS = { "24h": [86400, "hour", "24 hours"], "7d": [7 * 86400, "day", "7 days"], "30d": [30 * 86400, "day", "30 days"] };
 // "Failure rate up sharply": at least this many percentage points more than the period before,
@@ -133,14 +134,14 @@ export async function render(root, _args, ctx) {
       ? table("alerts-table", ["Rule", "Flow", "Value", inZone("Since")], firing.map(({ rule, state }) => h("tr", {},
         h("td", {}, h("a", { href: `#/flows/${enc(state.flow_id)}/alerts` }, rule.name)),
         h("td", {}, names.get(state.flow_id)),
-        h("td", { class: "num" }, state.value === null ? "—" : `${fmtMetric(rule.metric, state.value)} (${rule.operator} ${fmtMetric(rule.metric, rule.threshold)})`),
+        h("td", { class: "num" }, state.value === null ? "—" : `${fmtMetric(rule.metric, state.value)} (${OPERATORS[rule.operator] || rule.operator} ${fmtMetric(rule.metric, rule.threshold)})`),
         h("td", {}, timestamp(state.since)))))
       : empty("No alert is firing", "Rules of your flows that fire appear here."),
     h("h2", {}, "Version regressions"),
     regressions.length
       ? table("regressions-table", ["Flow", "Version", "Failure rate", "Change", "p-value"], regressions.map(({ flow, v }) => h("tr", {},
         h("td", {}, flow.name),
-        h("td", { class: "mono" }, h("a", { href: `#/flows/${enc(flow.id)}/analytics` }, `${v.flow_version.slice(0, 12)} vs ${(v.previous_version || "").slice(0, 12)}`)),
+        h("td", { class: "mono" }, h("a", { href: `#/flows/${enc(flow.id)}/analytics` }, `${shortVersion(v.flow_version)} vs ${shortVersion(v.previous_version)}`)),
         h("td", { class: "num" }, percent(v.failure_rate)),
         h("td", { class: "num" }, signedPoints(v.failure_rate_change)),
         h("td", { class: "num" }, v.failure_rate_p_value === null ? "—" : v.failure_rate_p_value.toPrecision(2)))))
@@ -157,11 +158,12 @@ export async function render(root, _args, ctx) {
   );
 }
 
-// The runs behind a signature's count: same flow, error text and period (Search's From/Until,
-// in the zone its fields are read in), so Search finds as many as the count says.
+// The runs behind a signature's count: same flow, the node that failed, error text and period
+// (Search's From/Until, in the zone its fields are read in), so Search finds the runs the count
+// counts. A run-level error's signature is under node "global", which no run has as a node.
 function signatureSearch(flow, s, start, end) {
   return `#/search${query({
-    flow: flow.id, error: s.example.slice(0, 200), status: "error",
+    flow: flow.id, failed_node: s.node_id === "global" ? null : s.node_id, error: cut(s.example, 200), status: "error",
     after: fieldValue(start.getTime() / 1000), before: fieldValue(end.getTime() / 1000),
   })}`;
 }

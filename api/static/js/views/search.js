@@ -3,12 +3,15 @@
 // same results.
 import { enc, get, post } from "../api.js";
 import { empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, count, duration, fieldToIso, inZone, money, shortId, timestamp, tokens } from "../format.js";
+import { badge, clip, count, duration, fieldToIso, inZone, money, shortId, shortVersion, timestamp, tokens } from "../format.js";
 
 const PAGE = 50;
+const ERROR_CHARS = 80; // the list shows this much of a message; its tooltip has all of it
 // URL parameter -> [label, input type]
 const FIELDS = [
   ["flow", "Flow"],
+  ["node", "Node id (runs that have it)", "text"],
+  ["failed_node", "Failed at node (id)", "text"],
   ["status", "Status"],
   ["after", "From", "datetime-local"],
   ["before", "Until", "datetime-local"],
@@ -39,6 +42,8 @@ export function filterFrom(params) {
   const f = {};
   const p = (k) => (params.get(k) || "").trim();
   if (p("flow")) f.flow_id = { any_: [p("flow")] };
+  if (p("node")) f.node_id = { any_: list(p("node")) };
+  if (p("failed_node")) f.error_node = { any_: list(p("failed_node")) };
   if (p("status")) f.status = { any_: [p("status")] };
   if (p("after") || p("before")) f.created_at = { after_: fieldTime("From", p("after")), before_: fieldTime("Until", p("before")) };
   if (p("min_ms") || p("max_ms")) {
@@ -59,6 +64,13 @@ export function filterFrom(params) {
     }
   }
   return f;
+}
+
+// A run's first error, "node: message", shortened; the whole text in the tooltip.
+function errorCell(run) {
+  if (!run.error_message) return h("td", { class: "err-cell", "data-col": "error" });
+  const text = run.error_node ? `${run.error_node}: ${run.error_message}` : run.error_message;
+  return h("td", { class: "err-cell", "data-col": "error", title: text, "data-node-id": run.error_node || null }, clip(text, ERROR_CHARS));
 }
 
 export async function render(root, _args, ctx) {
@@ -116,7 +128,7 @@ export async function render(root, _args, ctx) {
   const more = h("div", { class: "toolbar" });
   let shown = 0;
   const load = async (cursor) => {
-    const page = await post("/api/v1/executions/search", { filter, sort: value("sort") || "-created_at", limit: PAGE, cursor });
+    const page = await post("/api/v1/executions/search", { filter, sort: value("sort") || "-created_at", limit: PAGE, cursor, include_errors: true });
     if (ctx.stale()) return;
     shown += page.items.length;
     rows.append(...page.items.map((r) => h("tr", { "data-run": r.id, class: r.status === "error" ? "row-error" : null },
@@ -125,20 +137,25 @@ export async function render(root, _args, ctx) {
       h("td", {}, badge(r.status)),
       h("td", { class: "nowrap" }, timestamp(r.created_at)),
       h("td", { class: "num" }, duration(r.execution_time)),
+      errorCell(r),
       h("td", { class: "num" }, tokens(r.tokens_in, r.tokens_out, r.tokens_estimated)),
       h("td", { class: "num" }, money(r.cost)),
-      h("td", { class: "mono" }, r.flow_version ? r.flow_version.slice(0, 8) : "—"),
+      h("td", { class: "mono" }, r.flow_version ? shortVersion(r.flow_version) : "—"),
       h("td", {}, r.user_id))));
     summary.textContent = `Showing ${count(shown)} of ${count(page.total)} runs`;
     mount(more, page.next_cursor
-      ? h("button", { type: "button", class: "btn", onclick: () => load(page.next_cursor).catch((err) => mount(more, errorPanel(err))) }, "Load more")
+      ? h("button", { type: "button", class: "btn", onclick: () => loadMore(page.next_cursor) }, "Load more")
       : null);
     if (!page.total) mount(results, summary, empty("No runs match these filters", "Change or clear the filters.", h("div", {}, h("a", { href: "#/search" }, "Clear the filters"))));
   };
+  // a page that failed says why where its button was, with "Try again" for that page
+  const loadMore = (cursor) => load(cursor).catch((err) => {
+    if (!ctx.stale()) mount(more, errorPanel(err, () => loadMore(cursor)));
+  });
+  const headers = [["Run"], ["Flow"], ["Status"], [inZone("Time")], ["Duration", true], ["Error"], ["Tokens", true], ["Cost", true], ["Version"], ["User"]];
   mount(results, summary,
     h("div", { class: "table-wrap" }, h("table", { id: "search-table" },
-      h("thead", {}, h("tr", {}, ["Run", "Flow", "Status", inZone("Time"), "Duration", "Tokens", "Cost", "Version", "User"]
-        .map((t, i) => h("th", { scope: "col", class: i >= 4 && i <= 6 ? "num" : null }, t)))),
+      h("thead", {}, h("tr", {}, headers.map(([t, num]) => h("th", { scope: "col", class: num ? "num" : null }, t)))),
       rows)),
     more);
   try {
