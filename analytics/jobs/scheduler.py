@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,11 @@ class Job:
     every_s: float
     run: Callable[[Context], Any]
     first_after_s: float | None = None
+
+
+# why the job running on this thread runs: "schedule", or "api" when asked for (run_now); a job
+# that keeps a record of its runs says so (retention_runs.trigger)
+JOB_TRIGGER: ContextVar[str] = ContextVar("job_trigger", default="schedule")
 
 
 @dataclass
@@ -156,7 +162,7 @@ class Scheduler:
                 raise Conflict("the scheduler is stopping")
             if state.running:
                 raise Conflict(f"job {name!r} is already running (since {state.last_started})")
-            worker = self._launch(name)
+            worker = self._launch(name, "api")
         if wait:
             worker.join(timeout)
         return self.job_status(name)
@@ -186,17 +192,18 @@ class Scheduler:
                 dues = [s._due for s in self._states.values() if s._due is not None]
                 self._lock.wait(timeout=(min(dues) - now) if dues else None)
 
-    def _launch(self, name: str) -> threading.Thread:
+    def _launch(self, name: str, trigger: str = "schedule") -> threading.Thread:
         """Mark running and start the job's thread; caller holds the lock."""
         state = self._states[name]
         state.running = True
         state.last_started = self._clock()
-        worker = threading.Thread(target=self._execute, args=(name,), name=f"job-{name}", daemon=True)
+        worker = threading.Thread(target=self._execute, args=(name, trigger), name=f"job-{name}", daemon=True)
         self._workers[name] = worker
         worker.start()
         return worker
 
-    def _execute(self, name: str) -> None:
+    def _execute(self, name: str, trigger: str = "schedule") -> None:
+        JOB_TRIGGER.set(trigger)  # this thread's own context
         started = time.monotonic()
         result: Any = None
         error: str | None = None

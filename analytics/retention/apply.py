@@ -31,6 +31,7 @@ from analytics.core.context import Context
 from analytics.core.errors import StorageFull
 from analytics.core.store import Connection
 from analytics.history import changes
+from analytics.jobs.scheduler import JOB_TRIGGER
 from analytics.retention import archive, reclaim_space, runs, unfinished
 from analytics.retention.plan import DELETE, TRIM, plan_query, policies_in_force
 from analytics.retention.policies import GLOBAL, Policy
@@ -227,5 +228,5 @@ def compact_now(ctx: Context, *, trigger: str = "manual") -> dict[str, Any]:
 
 
 def scheduled_pass(ctx: Context) -> dict[str, Any]:
-    """The scheduler's `retention` job."""
-    return run_retention(ctx, trigger="schedule")
+    """The scheduler's `retention` job, on its schedule or asked for (its trigger says which)."""
+    return run_retention(ctx, trigger=JOB_TRIGGER.get())

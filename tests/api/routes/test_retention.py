@@ -111,6 +111,7 @@ def test_dry_run_then_run_through_the_scheduler_job(world: World) -> None:
     assert status["last"]["summary"]["deleted"] == 5 and status["job"]["runs"] == 1
     runs = c.get("/api/v1/retention/runs?kind=retention", headers=world.h("admin")).json()
     assert runs[0]["ok"] is True
+    assert runs[0]["trigger"] == "api"  # asked for, not the schedule's (it said "schedule")
     assert c.get("/api/v1/retention/runs?kind=nope", headers=world.h("admin")).status_code == 422
 
     # restore (admin): the deleted runs come back
