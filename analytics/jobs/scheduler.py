@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from analytics.core.clock import utc_now_aware
 from analytics.core.errors import Conflict, NotFound
+from analytics.core.job_trigger import JOB_TRIGGER
 
 if TYPE_CHECKING:
     from analytics.core.context import Context
@@ -39,11 +39,6 @@ class Job:
     every_s: float
     run: Callable[[Context], Any]
     first_after_s: float | None = None
-
-
-# why the job running on this thread runs: "schedule", or "api" when asked for (run_now); a job
-# that keeps a record of its runs says so (retention_runs.trigger)
-JOB_TRIGGER: ContextVar[str] = ContextVar("job_trigger", default="schedule")
 
 
 @dataclass

@@ -29,9 +29,9 @@ from typing import Any
 from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import StorageFull
+from analytics.core.job_trigger import JOB_TRIGGER
 from analytics.core.store import Connection
 from analytics.history import changes
-from analytics.jobs.scheduler import JOB_TRIGGER
 from analytics.retention import archive, reclaim_space, runs, unfinished
 from analytics.retention.plan import DELETE, TRIM, plan_query, policies_in_force
 from analytics.retention.policies import GLOBAL, Policy
