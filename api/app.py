@@ -76,7 +76,8 @@ def _banner(settings: Settings, key: str | None) -> None:
         ]
     elif settings.admin_key_file.exists():
         lines.append(f"Admin API key: in {settings.admin_key_file}")
-    lines.append(f"Try: curl -H 'Authorization: Bearer <key>' {url}/api/v1/flows/  (or an Open WebUI token)")
+    lines.append(f"Dashboard: {url}/  (sign in with that key, or an Open WebUI token)")
+    lines.append(f"Try: curl -H 'Authorization: Bearer <key>' {url}/api/v1/flows/")
     if settings.log_format == "json":  # one JSON object a line, and a key never goes to a log shipper
         if key is not None:
             log.warning("first start: created user 'admin'; its API key is in %s", settings.admin_key_file)

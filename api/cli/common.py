@@ -28,7 +28,9 @@ from api.cli.remote import Remote, RemoteError
 
 T = TypeVar("T")
 
-console = Console()
+# in a pipe, rich would fit tables to 80 columns and cut ids short ("01a1821b-0749-…"): there a
+# table is as wide as its contents, so what is printed can be copied whole
+console = Console() if sys.stdout.isatty() else Console(width=100_000)
 # stderr carries errors and one-line notes that scripts parse: never wrapped at the terminal's
 # (or, in a pipe, 80 columns') width, whatever its length
 err = Console(stderr=True, soft_wrap=True)

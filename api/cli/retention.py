@@ -85,7 +85,11 @@ def _days(value: float | None) -> float | None:
 
 
 MaxAge = Annotated[
-    float | None, typer.Option(help="Delete successful runs older than this many days", callback=_days)
+    float | None,
+    typer.Option(
+        help="Delete runs older than this many days (every status, unless --failed-max-age-days is set)",
+        callback=_days,
+    ),
 ]
 FailedAge = Annotated[
     float | None, typer.Option(help="Delete error/aborted runs older than this (>= max-age)", callback=_days)

@@ -35,7 +35,9 @@ def _refuse_output(output: Path, overwrite: bool) -> None:
 
 
 def sql_command(
-    query: Annotated[str, typer.Argument(help="one DuckDB SELECT; views executions, execution_nodes, flows")],
+    query: Annotated[
+        str, typer.Argument(help="one DuckDB SELECT; views executions, execution_nodes, flows, annotations")
+    ],
     export: Annotated[
         Path | None,
         typer.Option("--export", help="export folder (default: FLOWHISTORY_EXPORT_URL or data/exports)"),

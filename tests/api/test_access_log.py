@@ -272,3 +272,11 @@ def test_a_channel_url_is_never_logged(serve: Callable[..., LiveServer]) -> None
         assert "/hook" not in log and "HOOK-SECRET-7" not in log and "SLACK-SECRET-8" not in log, log
     finally:
         receiver.shutdown()
+
+
+def test_the_start_banner_says_where_the_dashboard_is(serve: Callable[..., LiveServer]) -> None:
+    """A new user after `make run` saw the key and a curl line, nothing of the dashboard."""
+    server = serve()
+    assert server.stop() in (0, -15)
+    banner = server.stderr()
+    assert f"Dashboard: http://127.0.0.1:{server.port}/  (sign in with that key" in banner, banner

@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from api.cli import app
 from tests.api.cli import test_cli_errors as _errors
 from tests.factories import SECRET
 from tests.factories.retention import generate, make_flows
-from tests.live_server import LiveServer
+from tests.live_server import FLOWHISTORY, LiveServer
 
 ENV = {"WEBUI_SECRET_KEY": SECRET, "COLUMNS": "80", "NO_COLOR": "1", "FLOWHISTORY_DISK_RESERVE": "1MiB"}
 LINUX_PROC = pytest.mark.skipif(
@@ -231,6 +232,20 @@ def test_an_answer_that_is_a_redirect_or_not_json_is_one_line(held: Path, status
 
 
 # -- markup: ids and names are printed as given -----------------------------------------------------
+
+
+def test_tables_in_a_pipe_print_ids_whole(store: Path) -> None:
+    """rich fitted a table to 80 columns in a pipe and cut ids short ("01a1821b-0749-…")."""
+    long_id = "user-" + "0123456789abcdef" * 5
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    made = subprocess.run(
+        [FLOWHISTORY, "users", "create", long_id, "--db", str(store)], capture_output=True, text=True, env=env
+    )
+    assert made.returncode == 0, made.stderr
+    listed = subprocess.run(
+        [FLOWHISTORY, "users", "list", "--db", str(store)], capture_output=True, text=True, env=env
+    )
+    assert long_id in listed.stdout, listed.stdout
 
 
 @pytest.mark.parametrize("odd", ["[red]markup[/red]", ":smile:", "a[/b]c"])
