@@ -8,12 +8,20 @@ In Open WebUI mode a token for a user Open WebUI does not have is 401 (no auto-c
 Open WebUI's own `sk-` keys (user.api_key, hashed into the directory at sync) are accepted.
 There only `admin` and `user` pass, whatever the credential: Open WebUI's get_verified_user
 admits nothing else, so a role it does not know (NULL, '', 'guest') must not let anyone in.
+
+In Open WebUI mode the directory is a mirror its poller refreshes every `openwebui_poll_s`;
+while Open WebUI's database cannot be read the mirror stays as last read. Then a credential the
+mirror lacks may belong to a user created since: it is OpenWebUIUnreadable (503, retry), not 401,
+once the mirror is behind (`openwebui_behind_s`: no successful poll for three polls). Past
+`openwebui_max_stale_s` every request is 503: a user deleted or demoted in Open WebUI must not
+keep access for as long as an outage lasts.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import time
 
 import jwt
 
@@ -21,10 +29,28 @@ from analytics.access.permissions import Viewer
 from analytics.access.users import ensure_user, hash_key
 from analytics.core.config import Settings
 from analytics.core.context import Context
-from analytics.core.errors import AccessDenied, NotAuthenticated
+from analytics.core.errors import AccessDenied, NotAuthenticated, NotReady
 
 _ALGORITHMS = ["HS256"]
 _OPEN_WEBUI_ROLES = frozenset({"admin", "user"})  # Open WebUI's get_verified_user: nothing else
+
+
+class OpenWebUIUnreadable(NotReady):
+    """Open WebUI's database cannot be read now, and the answer depends on what it holds: 503,
+    the client is to retry (a NotReady: this process cannot do that work now)."""
+
+
+def unreadable(age: float) -> OpenWebUIUnreadable:
+    return OpenWebUIUnreadable(
+        f"Open WebUI's database cannot be read (last read {int(age)} s ago), so flowhistory cannot"
+        " check this now: retry in a few seconds"
+    )
+
+
+def mirror_age(ctx: Context) -> float | None:
+    """Seconds since Open WebUI was last read in Open WebUI mode (None outside it)."""
+    directory = ctx.directory
+    return max(0.0, time.time() - directory.synced_at) if directory.external else None
 
 
 def load_secret(settings: Settings) -> str:
@@ -59,10 +85,16 @@ def authenticate(ctx: Context, secret: str, credential: str | None, path: str | 
     Open WebUI answers it)."""
     if not credential:
         raise NotAuthenticated("Not authenticated")
+    age = mirror_age(ctx)
+    if age is not None and age > ctx.settings.openwebui_stale_s:
+        raise unreadable(age)  # whoever it is: a role or a deletion since may not have reached us
+    behind = age is not None and age > ctx.settings.openwebui_behind_s
     if credential.startswith("sk-"):
         key_hash = hash_key(credential)
         user_id = ctx.directory.user_for_key(key_hash)
         if user_id is None:
+            if behind:  # a key made in Open WebUI since its last read: cannot be told now
+                raise unreadable(age or 0.0)
             raise NotAuthenticated("Invalid API key")
         allowed = ctx.directory.key_paths(key_hash)
         if allowed is not None and path is not None and not _allowed(path, allowed):
@@ -75,6 +107,8 @@ def authenticate(ctx: Context, secret: str, credential: str | None, path: str | 
         user_id = _verify_jwt(secret, credential)
         user = ctx.directory.user(user_id)
         if user is None:
+            if behind:  # a user Open WebUI made since its last read: cannot be told now
+                raise unreadable(age or 0.0)
             if not ctx.settings.auto_create_users or ctx.directory.external:
                 raise NotAuthenticated("Unknown user")
             user = ensure_user(ctx, user_id)

@@ -72,6 +72,8 @@ class Directory:
         self.synced_at: float = 0.0  # the last successful poll of the external source
         # reads the external source now and waits (at most the timeout given): the poller's
         self.refresher: Callable[[float], bool] | None = None
+        # raises (OpenWebUIUnreadable, 503) when a miss cannot be told from a lag: the poller's
+        self.miss_check: Callable[[], None] | None = None
 
     @property
     def external(self) -> bool:
@@ -148,6 +150,11 @@ class Directory:
             return False
         refresher(timeout)
         return self.flow(flow_id) is not None
+
+    def check_missing(self) -> None:
+        """Before a flow the mirror lacks is answered as missing: the external source's check."""
+        if self.miss_check is not None:
+            self.miss_check()
 
     def flows(self) -> list[FlowAcl]:
         return list(self._snap.flows.values())

@@ -80,6 +80,7 @@ def require_flow_access(
     """Check in the contract's order: the flow exists (NotFound), then access (AccessDenied)."""
     flow = directory.flow(flow_id)
     if flow is None:
+        directory.check_missing()  # Open WebUI mode, its database unreadable: 503, not 404
         raise NotFound(FLOW_NOT_FOUND)
     grant = grant_for(directory, viewer, flow)
     is_owner = viewer.is_admin or flow.owner_id == viewer.id

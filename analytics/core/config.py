@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     openwebui_poll_s: float = Field(default=1.0, gt=0)
     openwebui_orphan_grace_s: float = Field(default=86400.0, ge=0)
     openwebui_orphan_interval_s: float = Field(default=300.0, ge=0)
+    # how old (seconds since the last successful poll) the mirror of Open WebUI's users, groups
+    # and flows may get while Open WebUI cannot be read before every authenticated request
+    # answers 503 rather than trusting it (a user deleted or demoted there keeps no access
+    # for longer); never less than three polls (analytics/access/auth.py)
+    openwebui_max_stale_s: float = Field(default=300.0, gt=0)
     # Whether Open WebUI's API keys (`user.api_key`) are accepted when Open WebUI's saved config
     # has no `auth.api_key.enable` (it then follows its ENABLE_API_KEY, default true): set it
     # to the same value as Open WebUI's ENABLE_API_KEY. flowhistory's own keys are not affected.
@@ -156,6 +161,18 @@ class Settings(BaseSettings):
         if self.smtp_ssl and self.smtp_starttls:
             raise ValueError("FLOWHISTORY_SMTP_SSL and FLOWHISTORY_SMTP_STARTTLS: set one of them, not both")
         return self
+
+    @property
+    def openwebui_behind_s(self) -> float:
+        """Open WebUI mode: the mirror is behind once no poll has succeeded for this long (three
+        polls, at least 3 s); what it lacks is then answered 503, not as missing."""
+        return max(3 * self.openwebui_poll_s, 3.0)
+
+    @property
+    def openwebui_stale_s(self) -> float:
+        """Open WebUI mode: the oldest mirror requests are answered from (`openwebui_max_stale_s`,
+        never less than `openwebui_behind_s`)."""
+        return max(self.openwebui_max_stale_s, self.openwebui_behind_s)
 
     @property
     def data_dir(self) -> Path:

@@ -3,6 +3,7 @@ and the writer thread runs and can commit (liveness, `/health`, only says the pr
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, TypedDict
 
 from analytics.core import migrations
@@ -17,6 +18,18 @@ class Ready(TypedDict):
     store: str
     migrations: str
     writer: str
+    openwebui: str  # "not used", "read", or "cannot be read (last read N s ago)"
+
+
+def _openwebui(ctx: Context) -> str:
+    """Open WebUI mode: whether its poller reads its database (the mirror is not behind)."""
+    directory = ctx.directory
+    if not directory.external:
+        return "not used"
+    age = max(0.0, time.time() - directory.synced_at)
+    if age > ctx.settings.openwebui_behind_s:
+        return f"cannot be read (last read {int(age)} s ago)"
+    return "read"
 
 
 def parts(ctx: Context) -> Ready:
@@ -24,17 +37,28 @@ def parts(ctx: Context) -> Ready:
     store = ctx.store
     writer = store.writer_state  # "alive", "stopped", or "cannot commit (why)"
     if store.closed:
-        return Ready(ready=False, store="closed", migrations="unknown", writer=writer)
+        return Ready(
+            ready=False, store="closed", migrations="unknown", writer=writer, openwebui=_openwebui(ctx)
+        )
     try:
         version = store.read(migrations.version)
     except Exception as exc:  # a store that cannot answer is not ready; say which part
         return Ready(
-            ready=False, store=f"unreadable ({type(exc).__name__})", migrations="unknown", writer=writer
+            ready=False,
+            store=f"unreadable ({type(exc).__name__})",
+            migrations="unknown",
+            writer=writer,
+            openwebui=_openwebui(ctx),
         )
     head = migrations.head()
     schema = "current" if version == head else f"at {version}, head is {head}"
+    openwebui = _openwebui(ctx)
     return Ready(
-        ready=schema == "current" and writer == "alive", store="open", migrations=schema, writer=writer
+        ready=schema == "current" and writer == "alive" and openwebui in ("not used", "read"),
+        store="open",
+        migrations=schema,
+        writer=writer,
+        openwebui=openwebui,
     )
 
 
@@ -43,7 +67,9 @@ def check(ctx: Context) -> Ready:
     state = parts(ctx)
     if not state["ready"]:
         wrong = [
-            f"{k} {v}" for k, v in state.items() if k != "ready" and v not in ("open", "current", "alive")
+            f"{k} {v}"
+            for k, v in state.items()
+            if k != "ready" and v not in ("open", "current", "alive", "read", "not used")
         ]
         raise NotReady("not ready: " + "; ".join(wrong))
     return state

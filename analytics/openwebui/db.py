@@ -43,7 +43,9 @@ class WebUIDatabase:
         # stat before opening: a replace in between then shows as a change at the next read,
         # never as the old file's identity recorded for the new one's connection
         self._file = _identity(path)
-        return sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, check_same_thread=False)
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, check_same_thread=False)
+        conn.text_factory = _text  # one value that is not UTF-8 must not fail every poll
+        return conn
 
     def _path(self) -> str:
         return self.url.removeprefix("sqlite:///")
@@ -74,6 +76,11 @@ class WebUIDatabase:
                 self._conn.close()
             finally:
                 self._conn = None
+
+
+def _text(raw: bytes) -> str:
+    """SQLite keeps any bytes in a TEXT column; those that are not UTF-8 read with U+FFFD."""
+    return raw.decode("utf-8", "replace")
 
 
 def _identity(path: str) -> tuple[int, int] | None:

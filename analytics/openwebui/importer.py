@@ -14,9 +14,12 @@ accepts them (NaN, Infinity, trailing commas, deep nesting: `_orjson_verdicts`),
 columns, so a run the detail could not answer is skipped. Users, groups and flows go in with one statement a
 table.
 
-Idempotent and resumable: the chunk's last key is stored in the same transaction as its rows
-(`openwebui_import_progress`), so a rerun starts after the last committed chunk, and the insert
-skips ids already stored (ON CONFLICT DO NOTHING). Rows that break flowhistory's rules follow
+Idempotent and resumable: the ids a chunk read are recorded in the same transaction as its rows
+(`openwebui_import_ids`), and a run reads only the source's rows whose ids are not there (an
+anti-join in the store, `_plan`): a rerun, or one after a kill, reads what no import read, also
+runs Open WebUI saved meanwhile with a created_at at or before the last one imported, and the
+insert skips ids already stored (ON CONFLICT DO NOTHING). A row read once is never read again
+(a run deleted here since does not come back). `openwebui_import_progress` keeps the counts. Rows that break flowhistory's rules follow
 one rule each, and every such id is kept in `openwebui_import_issues` (and written to the
 report file):
 - orphan run (its flow is not in Open WebUI's `flow` table): skipped, as Open WebUI should have
@@ -25,6 +28,13 @@ report file):
   `meta.openwebui_import.status` (null for NULL; bytes that are not UTF-8 as hex, in `status_hex`);
 - execution_time negative, missing, text or past 2^53: stored as 0; with a fraction: rounded; the
   original in `meta.openwebui_import.execution_time` either way;
+- id that is not UTF-8 (or NULL, or ''): skipped unread, reported as x'<hex>' (`_plan`);
+- created_at with a fraction of a second: rounded down to the second, reported as altered;
+- a payload or meta that is '' (empty text, not JSON): stored as no value, reported as altered;
+- a payload integer past u64/i64 (the detail answers the nearest float): reported as altered;
+- meta holding `openwebui_import` already, when the import adds its note: the source's value is
+  kept under `meta.openwebui_import.source_value`, reported as altered;
+- a user's, group's or flow's text that is not UTF-8: read with U+FFFD, reported as altered;
 - id not a UUID, no user (or a user_id or flow_id that is not UTF-8), no created_at (NULL or
   text) or one before year 1 or more than a day ahead, a payload or meta that is not JSON as
   orjson reads and writes it (a posted run's rule: no NaN, Infinity, trailing comma, at most 254
@@ -42,6 +52,7 @@ change (that definition ran), else "unknown".
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
@@ -69,6 +80,8 @@ from analytics.history.node_facts_columnar import facts_into
 from analytics.history.preparing import PREPARE_WORKERS, Preparers
 from analytics.openwebui.db import json_as
 
+log = logging.getLogger("flowhistory")
+
 UNKNOWN_VERSION = "unknown"
 CHUNK_ROWS = 20_000  # A/B on 200k runs: faster than 50k (the pipeline fills and drains sooner)
 # and at most about this many bytes a chunk: five chunks are in memory at once (read ahead, two
@@ -87,6 +100,9 @@ _STATE_DDL = [
     """CREATE TABLE IF NOT EXISTS openwebui_import_issues (
         source VARCHAR NOT NULL, id VARCHAR NOT NULL, action VARCHAR NOT NULL, reason VARCHAR NOT NULL,
         PRIMARY KEY (source, id, reason))""",
+    # every source row an import has read (its id as read; one that is not UTF-8 as x'<hex>'),
+    # committed with its chunk: a rerun reads what is not here (no key: appends stay cheap)
+    """CREATE TABLE IF NOT EXISTS openwebui_import_ids (source VARCHAR NOT NULL, id VARCHAR NOT NULL)""",
 ]
 
 
@@ -179,8 +195,14 @@ class Source:
                 self.table(f"SELECT * FROM {table} LIMIT 0")
             except UpstreamFailed as exc:
                 self.close()
+                # the driver's words go to the log, not into the answer (the server's import
+                # step answers an admin's request with this; the CLI shows the log line too)
+                log.warning(
+                    "%s: reading %s failed: %s", redacted(url), table, _first_line(exc.__cause__ or exc)
+                )
                 raise InvalidInput(
-                    f"{redacted(url)} is not an Open WebUI database ({table}: {_first_line(exc.__cause__ or exc)})",
+                    f"{redacted(url)} is not an Open WebUI database: it has no {table} table that can be read"
+                    " (the log says why)",
                     field="from",
                 ) from exc
 
@@ -204,23 +226,16 @@ class Source:
         from the first rows, so a column NULL there and text later would fail mid-chunk."""
         return f"coalesce(CAST({column} AS TEXT), '') AS {column}"
 
-    def count_runs(self) -> int:
-        return int(self.table("SELECT count(*) AS n FROM flow_execution").column(0)[0].as_py())
-
-    def keys(self, after: tuple[int, str] | None) -> pa.Table:
-        """Every run's (created_at, id) after `after`, in that order: small, sorted once. Open
-        WebUI has no index on created_at alone, so paging the full rows by it would sort the
-        whole table for every chunk; the chunks fetch their rows by id instead."""
+    def keys(self) -> pa.Table:
+        """Every run's (created_at, id), in that order: small, sorted once. Open WebUI has no
+        index on created_at alone, so paging the full rows by it would sort the whole table for
+        every chunk; the chunks fetch their rows by id instead. The id column comes as binary:
+        SQLite keeps any bytes in a TEXT column, and one id that is not UTF-8 aborted the import."""
         at_col = "coalesce(CAST(created_at AS BIGINT), -1)"
-        where = ""
-        if after is not None:
-            at, last_id = after
-            escaped = last_id.replace("'", "''")
-            where = f"WHERE {at_col} > {int(at)} OR ({at_col} = {int(at)} AND id > '{escaped}')"
-        return self.table(
-            f"SELECT {self.text('id')}, {at_col} AS created_at FROM flow_execution {where}"
-            f" ORDER BY {at_col}, id"
+        keys = self.table(
+            f"SELECT {self.text('id')}, {at_col} AS created_at FROM flow_execution ORDER BY {at_col}, id"
         )
+        return keys.set_column(0, "id", keys.column(0).cast(pa.binary()))
 
     def runs(self, ids: list[str]) -> pa.Table:
         """The chunk's rows. `outputs` that is a copy of `node_results` (the editor's runs) comes as
@@ -233,6 +248,12 @@ class Source:
                 f"CASE WHEN {copy} THEN '' ELSE coalesce(CAST(outputs AS TEXT), '') END AS outputs",
                 f"CASE WHEN {copy} THEN 1 ELSE 0 END AS outputs_copy",
                 "CASE WHEN status IS NULL THEN 1 ELSE 0 END AS status_null",
+                # which payloads are '' (empty text, not JSON; NULL reads as '' too): a bit each
+                " + ".join(
+                    f"CASE WHEN CAST({c} AS TEXT) = '' THEN {1 << i} ELSE 0 END"
+                    for i, c in enumerate(_PAYLOADS)
+                )
+                + " AS empty_mask",
                 *self._times(),
             ]
         )
@@ -243,12 +264,15 @@ class Source:
         """execution_time and created_at as integers, and execution_time's original as JSON text
         ('' when it is an integer). SQLite keeps any value in any column, and its CAST read
         'abc' and 'yesterday' as 0 and 12.7 as 12: they were stored silently. Here a fraction is
-        rounded (the original kept), and text is no number (a created_at that is text: none)."""
+        rounded (the original kept), and text is no number (a created_at that is text: none). A
+        created_at with a fraction of a second is rounded down to the second (as epoch seconds are
+        everywhere here), its original in `created_at_raw` for the report ('' when whole)."""
         if self.postgres:  # BIGINT columns: an integer or NULL
             return [
                 "CAST(execution_time AS BIGINT) AS execution_time",
                 "CASE WHEN execution_time IS NULL THEN 'null' ELSE '' END AS execution_time_raw",
                 "CAST(created_at AS BIGINT) AS created_at",
+                "'' AS created_at_raw",
             ]
         et = "execution_time"
         finite = (
@@ -260,7 +284,10 @@ class Source:
             f"coalesce(CASE typeof({et}) WHEN 'integer' THEN '' WHEN 'real' THEN {finite}"
             f" WHEN 'text' THEN json_quote({et}) WHEN 'blob' THEN json_quote('x''' || hex({et}) || '''') END,"
             " 'null') AS execution_time_raw",
-            "CAST(CASE WHEN typeof(created_at) IN ('integer', 'real') THEN created_at END AS BIGINT) AS created_at",
+            "CAST(CASE typeof(created_at) WHEN 'integer' THEN created_at WHEN 'real' THEN"
+            " CAST(created_at AS INTEGER) - (created_at < CAST(created_at AS INTEGER)) END AS BIGINT) AS created_at",
+            "CASE WHEN typeof(created_at) = 'real' AND created_at <> CAST(created_at AS INTEGER)"
+            " AND abs(created_at) < 1e18 THEN CAST(created_at AS TEXT) ELSE '' END AS created_at_raw",
         ]
 
     def close(self) -> None:
@@ -278,20 +305,69 @@ def _json_or_none(text: str | None) -> Any:
     return None if text is None or text in ("", "null") else orjson.loads(text)
 
 
+def _readable(table: pa.Table, what: str, altered: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The rows as dicts, text that is not UTF-8 (SQLite keeps any bytes in a TEXT column)
+    read with U+FFFD for its bad bytes and reported as altered: one such name stopped the import.
+    Each column is validated in one pass; only one that fails is looked at value by value."""
+    bad: dict[str, list[int]] = {}
+    for index, name in enumerate(table.column_names):
+        column = table.column(index)
+        if not pa.types.is_string(column.type):
+            continue
+        try:
+            column.validate(full=True)
+        except pa.ArrowInvalid:
+            raw = column.cast(pa.binary()).to_pylist()
+            texts: list[str | None] = []
+            for i, value in enumerate(raw):
+                if value is None:
+                    texts.append(None)
+                    continue
+                try:
+                    texts.append(value.decode())
+                except UnicodeDecodeError:
+                    texts.append(value.decode("utf-8", "replace"))
+                    bad.setdefault(name, []).append(i)
+            table = table.set_column(index, name, pa.array(texts, pa.string()))
+    rows: list[dict[str, Any]] = table.to_pylist()
+    for name, indexes in bad.items():
+        for i in indexes:
+            altered.append(
+                (
+                    rows[i]["id"],
+                    f"{what} {name} is not UTF-8 text: imported with U+FFFD for the bytes that are not",
+                )
+            )
+    return rows
+
+
 def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
-    users = src.table(
-        f"SELECT {src.text('id')}, {src.text('name')}, {src.text('email')}, {src.text('role')},"
-        ' CAST(created_at AS BIGINT) AS created_at FROM "user"'
-    ).to_pylist()
-    groups = src.table(
-        f"SELECT {src.text('id')}, {src.text('name')}, {src.text('description')}, {src.text('user_ids')}"
-        ' FROM "group"'
-    ).to_pylist()
-    flows = src.table(
-        f"SELECT {src.text('id')}, {src.text('user_id')}, {src.text('name')}, {src.text('description')},"
-        f" {src.text('nodes')}, {src.text('edges')}, {src.text('meta')}, {src.text('access_control')},"
-        " CAST(created_at AS BIGINT) AS created_at, CAST(updated_at AS BIGINT) AS updated_at FROM flow"
-    ).to_pylist()
+    altered: list[tuple[str, str]] = []  # (id, reason): rows read with a bad value made readable or empty
+    users = _readable(
+        src.table(
+            f"SELECT {src.text('id')}, {src.text('name')}, {src.text('email')}, {src.text('role')},"
+            ' CAST(created_at AS BIGINT) AS created_at FROM "user"'
+        ),
+        "user",
+        altered,
+    )
+    groups = _readable(
+        src.table(
+            f"SELECT {src.text('id')}, {src.text('name')}, {src.text('description')}, {src.text('user_ids')}"
+            ' FROM "group"'
+        ),
+        "group",
+        altered,
+    )
+    flows = _readable(
+        src.table(
+            f"SELECT {src.text('id')}, {src.text('user_id')}, {src.text('name')}, {src.text('description')},"
+            f" {src.text('nodes')}, {src.text('edges')}, {src.text('meta')}, {src.text('access_control')},"
+            " CAST(created_at AS BIGINT) AS created_at, CAST(updated_at AS BIGINT) AS updated_at FROM flow"
+        ),
+        "flow",
+        altered,
+    )
 
     user_rows = pa.table(
         {
@@ -309,7 +385,6 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
             "description": [g["description"] or None for g in groups],
         }
     )
-    altered: list[tuple[str, str]] = []  # (id, reason): rows read with a bad JSON value made empty
 
     def column(
         row: dict[str, Any], name: str, kind: type[list[Any]] | type[dict[str, Any]], what: str
@@ -423,7 +498,13 @@ def _changed(cursor: Connection) -> int:
 # texts that match are parsed by orjson, to confirm; a match inside a string costs that parse and
 # nothing else. (A token starts after `[`, `:`, `,` or a space: the editor's node ids hold runs
 # like `3e706`.) The same rule for all five columns.
-_ORJSON_REFUSES = r"(?i)(?:^|[\[:,\s])[-+]?(?:nan|inf|[0-9][0-9.]*e[-+]?[0-9]{3})|[0-9]{200}|,\s*[\]}]"
+_ORJSON_REFUSES = (
+    r"(?i)(?:^|[\[:,\s])(?:[-+]?(?:nan|inf|[0-9][0-9.]*e[-+]?[0-9]{3}|[0-9]{20})|-[0-9]{19})"
+    r"|[0-9]{200}|,\s*[\]}]"
+)
+# the integers orjson reads exactly (u64 and i64); past them, the nearest float (20 digits, or a
+# negative one of 19, and more: such a token makes a row suspect, parsed to confirm)
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 _MAX_DEPTH = 254  # what orjson.dumps writes (jsonio.stored_text refuses a posted run past it)
 
 
@@ -443,9 +524,29 @@ def _orjson_reason(name: str, text: str) -> str:
     return ""
 
 
-def _orjson_verdicts(chunk: pa.Table) -> pa.Array[Any]:
+def _big_integers(text: str) -> bool:
+    """The JSON text holds an integer of 64 bits or more (a 20-digit token started the suspicion;
+    Python's json, which reads integers exactly, confirms it is a number, not inside a string)."""
+    found = False
+
+    def integer(token: str) -> int:
+        nonlocal found
+        value = int(token)
+        found = found or not _INT_MIN <= value <= _INT_MAX
+        return 0
+
+    try:
+        json.loads(text, parse_int=integer)
+    except (ValueError, RecursionError):
+        return False
+    return found
+
+
+def _orjson_verdicts(chunk: pa.Table) -> tuple[pa.Array[Any], pa.Array[Any]]:
     """Per row, why orjson would refuse a payload or meta DuckDB accepts ('' when it would not),
-    the first such column named; only the rows that could fail are parsed.
+    the first such column named; only the rows that could fail are parsed. And per row the
+    payloads (stored) holding an integer past 64 bits, which a run's detail answers as the
+    nearest float, as orjson reads it ('' for none).
 
     An output that copies node_results comes as '' (Source.runs): it is checked as the text it
     is, node_results'."""
@@ -457,12 +558,15 @@ def _orjson_verdicts(chunk: pa.Table) -> pa.Array[Any]:
         suspect |= opening_brackets(col) > _MAX_DEPTH
     copies = chunk.column("outputs_copy")
     bad: list[str] = [""] * n
+    big: list[str] = [""] * n
     for i in np.flatnonzero(suspect).tolist():
         texts = {name: chunk.column(name)[i].as_py() for name in _PAYLOADS}
         if copies[i].as_py():
             texts["outputs"] = texts["node_results"]
         bad[i] = next((r for name in _PAYLOADS if (r := _orjson_reason(name, texts[name]))), "")
-    return pa.array(bad, pa.string())
+        if not bad[i]:
+            big[i] = ", ".join(name for name in _PAYLOADS if _big_integers(texts[name] or "null"))
+    return pa.array(bad, pa.string()), pa.array(big, pa.string())
 
 
 # a created_at a run may have: from year 1 (Python's first) to a day ahead, as a posted run's;
@@ -496,12 +600,25 @@ _STATUS_SAID = (
 _TIME_KEPT = "CASE WHEN c.execution_time_raw <> '' THEN c.execution_time_raw ELSE CAST(c.execution_time AS VARCHAR) END"
 _TIME_BAD = f"c.execution_time IS NULL OR c.execution_time < 0 OR c.execution_time > {_MAX_MS}"
 
+# the payloads that were '' in Open WebUI (`empty_mask`, a bit each), named
+_EMPTY_NAMES = ", ".join(
+    f"CASE WHEN c.empty_mask & {1 << i} <> 0 THEN '{name}' END" for i, name in enumerate(_PAYLOADS)
+)
+
 # the chunk reshaped into the stored row, all but what needs the store (the flow): payloads
 # checked once (node_results by the facts' own parse), kept as the source's text. meta gets
 # `openwebui_import` (the originals) as text: json_merge_patch would drop an original null.
 _PREPARE = f"""
     SELECT c.rn, c.id, c.flow_id, c.user_id, c.status, c.execution_time, c.created_at, c.mended, n.early_reason,
         n.json_reason, n.status_bad, n.time_bad, n.status_note, n.time_note,
+        CASE WHEN c.created_at_raw <> '' THEN 'created_at ' || c.created_at_raw
+            || ' has a fraction of a second: stored rounded down to the second, as ' || c.created_at END AS at_note,
+        CASE WHEN c.empty_mask <> 0 THEN concat_ws(', ', {_EMPTY_NAMES})
+            || ' held empty text, which is not JSON: stored as no value (null; meta as {{}})' END AS empty_note,
+        CASE WHEN c.big_ints <> '' THEN c.big_ints || ' holds an integer past 64 bits: a run''s detail answers'
+            || ' it as the nearest float (as for a posted run)' END AS big_note,
+        CASE WHEN n.source_value IS NOT NULL THEN 'meta.openwebui_import was in Open WebUI already: kept under'
+            || ' meta.openwebui_import.source_value (the import''s note on the run took its place)' END AS meta_note,
         n.same AS outputs_same,
         CASE WHEN n.kept_meta = '{{}}' THEN '{{"openwebui_import":' || n.originals || '}}'
              ELSE substr(n.kept_meta, 1, length(n.kept_meta) - 1) || ',"openwebui_import":' || n.originals || '}}'
@@ -512,8 +629,13 @@ _PREPARE = f"""
         SELECT *,
             CASE WHEN json_reason IS NULL AND (status_note IS NOT NULL OR time_note IS NOT NULL) THEN
                 '{{' || concat_ws(',', CASE WHEN status_note IS NOT NULL THEN status_kept END,
-                                   CASE WHEN time_note IS NOT NULL THEN '"execution_time":' || time_kept END) || '}}'
+                                   CASE WHEN time_note IS NOT NULL THEN '"execution_time":' || time_kept END,
+                                   CASE WHEN json_reason IS NULL AND meta_text IS NOT NULL
+                                       THEN '"source_value":' || CAST(json_extract(meta_text, '$.openwebui_import') AS VARCHAR)
+                                   END) || '}}'
             END AS originals,
+            CASE WHEN json_reason IS NULL AND (status_note IS NOT NULL OR time_note IS NOT NULL) AND meta_text IS NOT NULL
+                THEN json_extract(meta_text, '$.openwebui_import') END AS source_value,
             CASE WHEN json_reason IS NULL AND (status_note IS NOT NULL OR time_note IS NOT NULL) THEN
                 CAST(json_merge_patch(meta_text, '{{"openwebui_import":null}}') AS VARCHAR)
             END AS kept_meta
@@ -573,8 +695,11 @@ def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> p
     JSON checked, node facts computed in bulk (node_facts_columnar, ingest's rules), meta merged.
     The payload columns come out typed as JSON (Arrow's json extension), so the insert does not
     parse them again."""
-    raw = chunk.append_column("rn", pa.array(range(chunk.num_rows), pa.int64())).append_column(
-        "py_bad", _orjson_verdicts(chunk)
+    py_bad, big = _orjson_verdicts(chunk)
+    raw = (
+        chunk.append_column("rn", pa.array(range(chunk.num_rows), pa.int64()))
+        .append_column("py_bad", py_bad)
+        .append_column("big_ints", big)
     )
     con.register("owui_raw", raw)
     try:
@@ -598,7 +723,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> p
 _CLASSIFY = """
     CREATE OR REPLACE TEMP TABLE owui_classified AS
     SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_note, c.time_note, c.mended,
-        f.version AS f_version, f.updated_at AS f_updated,
+        c.at_note, c.empty_note, c.big_note, c.meta_note, f.version AS f_version, f.updated_at AS f_updated,
         coalesce(c.early_reason,
                  CASE WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI' END,
                  c.json_reason) AS skip_reason
@@ -619,6 +744,14 @@ _ISSUES = """
     SELECT ?, id, 'altered', 'a payload held half of a character (a lone UTF-16 surrogate escape, as the'
         || ' editor writes an emoji it spreads): stored as U+FFFD'
     FROM owui_classified WHERE skip_reason IS NULL AND mended
+    UNION ALL
+    SELECT ?, id, 'altered', at_note FROM owui_classified WHERE skip_reason IS NULL AND at_note IS NOT NULL
+    UNION ALL
+    SELECT ?, id, 'altered', empty_note FROM owui_classified WHERE skip_reason IS NULL AND empty_note IS NOT NULL
+    UNION ALL
+    SELECT ?, id, 'altered', big_note FROM owui_classified WHERE skip_reason IS NULL AND big_note IS NOT NULL
+    UNION ALL
+    SELECT ?, id, 'altered', meta_note FROM owui_classified WHERE skip_reason IS NULL AND meta_note IS NOT NULL
     ON CONFLICT DO NOTHING
     RETURNING id, action, reason
 """
@@ -670,7 +803,7 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
         c.register("owui_chunk", chunk)
         try:
             c.execute(_CLASSIFY)
-            issues = c.execute(_ISSUES, [source] * 5).fetchall()
+            issues = c.execute(_ISSUES, [source] * _ISSUES.count("?")).fetchall()
             row = c.execute(_INSERT).fetchone()
             stored = int(row[0]) if row else 0
             c.execute(_DIRTY)  # stored runs of already rolled days: those days are rebuilt
@@ -687,6 +820,7 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
                 " runs_stored = runs_stored + excluded.runs_stored, updated_at = excluded.updated_at",
                 [source, last[0], last[1], chunk.num_rows, stored],
             )
+            c.execute("INSERT INTO openwebui_import_ids SELECT ?, id FROM owui_chunk", [source])
             c.execute("DROP TABLE owui_classified")
         finally:
             c.unregister("owui_chunk")
@@ -695,18 +829,13 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
     return write
 
 
-def _progress(ctx: Context, source: str) -> tuple[tuple[int, str] | None, int, int]:
+def _stored_so_far(ctx: Context, source: str) -> int:
     rows = ctx.store.read(
         lambda c: c.execute(
-            "SELECT last_created_at, last_id, runs_read, runs_stored FROM openwebui_import_progress"
-            " WHERE source = ?",
-            [source],
+            "SELECT runs_stored FROM openwebui_import_progress WHERE source = ?", [source]
         ).fetchall()
     )
-    if not rows:
-        return None, 0, 0
-    at, last_id, read, stored = rows[0]
-    return ((int(at), last_id) if last_id is not None else None), int(read), int(stored)
+    return int(rows[0][0]) if rows else 0
 
 
 _Chunk = tuple[pa.Table, tuple[int, str]]
@@ -775,26 +904,113 @@ def _utf8_checked(chunk: pa.Table) -> pa.Table:
     return chunk
 
 
-def _after(keys: pa.Table, after: tuple[int, str]) -> pa.Table | None:
-    """The keys past `after`, a row of them (the last one imported), in the source's own order
-    (a PostgreSQL collation may not be byte order); None when that row is not among them."""
-    at, last_id = after
-    hit = pc.and_(
-        pc.equal(keys.column("created_at"), pa.scalar(at, pa.int64())),
-        pc.equal(keys.column("id"), pa.scalar(last_id, pa.string())),
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What this import reads: `todo`, the source's rows no import of it has read yet (their
+    (id, created_at), in the source's order), and `dups`; `unreadable`, the labels of the rows
+    among them whose id is no text (they are skipped without being read); `done`, the source's
+    rows read before."""
+
+    todo: pa.Table
+    dups: pa.Table
+    unreadable: list[str]
+    done: int
+    total: int
+
+
+_NO_ID = "no id (NULL or empty)"
+
+
+def _labelled(keys: pa.Table) -> tuple[pa.Table, np.ndarray[Any, Any]]:
+    """The keys with each id as text: an id that is not UTF-8 as `x'<hex>'`, the label its
+    report line and the ledger know it by. And which rows have no readable id (those, and ''
+    ids, which `Source.runs` cannot fetch). Validated in one pass; only a failing column is
+    looked at row by row."""
+    ids = keys.column("id")
+    try:
+        text = ids.cast(pa.string())
+        text.validate(full=True)
+    except pa.ArrowInvalid:
+        labels = []
+        for raw in ids.to_pylist():
+            raw = raw or b""
+            try:
+                labels.append(raw.decode())
+            except UnicodeDecodeError:
+                labels.append(f"x'{raw.hex()}'")
+        text = pa.chunked_array([pa.array(labels, pa.string())])
+    bad = pc.or_(pc.equal(text, pa.scalar("")), pc.not_equal(text.cast(pa.binary()), ids)).to_numpy(
+        zero_copy_only=False
     )
-    rows = np.flatnonzero(hit.to_numpy(zero_copy_only=False))
-    return keys.slice(int(rows[-1]) + 1) if len(rows) else None
+    return keys.set_column(0, "id", text), bad
 
 
-def _chunks(src: Source, after: tuple[int, str] | None, size: int, budget: int) -> Iterator[_Chunk]:
+def _plan(ctx: Context, src: Source, source: str) -> _Plan:
+    """The rows of the source no import of it has read yet: all of the source's keys (read at
+    once: the duplicates are judged over the whole source, so a rerun picks the same first) less
+    the ids in the ledger, an anti-join in the store. A run Open WebUI saved after the last
+    import, whatever its created_at (a clock stepped back, a row committed late), is read by the
+    next one; a run read once is never read again (one deleted here since, by retention or by
+    hand, does not come back)."""
+    keys, bad = _labelled(src.keys())
+    keys = keys.append_column("bad", pa.array(bad)).append_column("rn", pa.array(np.arange(keys.num_rows)))
+
+    def unread(c: Connection) -> pa.Table:
+        c.register("owui_keys", keys)
+        try:
+            found: pa.Table = c.sql(
+                "SELECT id, created_at, bad FROM owui_keys k WHERE NOT EXISTS (SELECT 1 FROM"
+                " openwebui_import_ids l WHERE l.source = $source AND l.id = k.id) ORDER BY rn",
+                params={"source": source},
+            ).to_arrow_table()
+        finally:
+            c.unregister("owui_keys")
+        return found
+
+    todo = ctx.store.read(unread)
+    flagged = todo.column("bad").to_numpy(zero_copy_only=False)
+    unreadable = [str(i) for i in todo.filter(pa.array(flagged)).column("id").to_pylist()]
+    todo = todo.filter(pa.array(~flagged)).drop_columns(["bad"])
+    return _Plan(
+        todo,
+        _duplicates(keys.filter(pa.array(~bad))),
+        unreadable,
+        keys.num_rows - todo.num_rows - len(unreadable),
+        keys.num_rows,
+    )
+
+
+def _skip_unreadable(source: str, labels: list[str]) -> Callable[[Connection], int]:
+    """The rows whose id is no text skipped, each with its report line, and into the ledger."""
+    rows = pa.table(
+        {
+            "id": pa.array(labels, pa.string()),
+            "reason": [
+                _NO_ID if label == "" else f"id {label} is not UTF-8 text (not a UUID)" for label in labels
+            ],
+        }
+    )
+
+    def write(c: Connection) -> int:
+        c.register("owui_unreadable", rows)
+        try:
+            new = c.execute(
+                "INSERT INTO openwebui_import_issues SELECT ?, id, 'skipped', reason FROM owui_unreadable"
+                " ON CONFLICT DO NOTHING RETURNING id",
+                [source],
+            ).fetchall()
+            c.execute("INSERT INTO openwebui_import_ids SELECT ?, id FROM owui_unreadable", [source])
+        finally:
+            c.unregister("owui_unreadable")
+        return len(new)
+
+    return write
+
+
+def _chunks(src: Source, plan: _Plan, size: int, budget: int) -> Iterator[_Chunk]:
     """Chunks of at most `size` runs and about `budget` bytes: the first is a probe of up to
     1,000 runs, each next one sized by the bytes a run took in the one before."""
-    every = src.keys(None)  # read once: the duplicates are judged over the whole source
-    keys = every if after is None else _after(every, after)
-    if keys is None:  # the last row imported is gone from the source since: ask for what follows it
-        keys = src.keys(after)
-    dups = _duplicates(every)
+    keys, dups = plan.todo, plan.dups
     ids = keys.column("id")
     ats = keys.column("created_at")
     start, rows = 0, min(size, 1_000)
@@ -857,9 +1073,12 @@ def import_openwebui(
     try:
         ctx.store.write(lambda c: [c.execute(ddl) for ddl in _STATE_DDL])
         _import_identity(ctx, src, summary)
-        after, done_before, _ = _progress(ctx, source)
-        total = src.count_runs()
-        done = done_before
+        plan = _plan(ctx, src, source)
+        total, done = plan.total, plan.done
+        if plan.unreadable:  # skipped unread: their ids cannot even be asked for
+            summary.runs_skipped += ctx.store.write(_skip_unreadable(source, plan.unreadable))
+            summary.runs_read += len(plan.unreadable)
+            done += len(plan.unreadable)
         if on_progress:
             on_progress(done, total)
         touched: set[str] = set()
@@ -872,7 +1091,7 @@ def import_openwebui(
         pending: tuple[Future[_ChunkResult], int] | None = None
         preparers = Preparers(_private_duckdb)
         preparing: deque[tuple[Future[pa.Table], int, tuple[int, str]]] = deque()
-        chunks = _read_ahead(_chunks(src, after, chunk_rows, chunk_bytes))
+        chunks = _read_ahead(_chunks(src, plan, chunk_rows, chunk_bytes))
         written = 0
 
         def settle() -> None:
@@ -885,9 +1104,9 @@ def import_openwebui(
             summary.runs_read += rows
             summary.runs_stored += result.stored
             touched |= result.flow_ids
-            actions = [issue[1] for issue in result.issues]
-            summary.runs_skipped += actions.count("skipped")
-            summary.runs_altered += actions.count("altered")
+            # runs, not lines: a run may be altered for more than one reason
+            summary.runs_skipped += len({i[0] for i in result.issues if i[1] == "skipped"})
+            summary.runs_altered += len({i[0] for i in result.issues if i[1] == "altered"})
             done += rows
             if on_progress:
                 on_progress(done, total)
@@ -923,7 +1142,8 @@ def import_openwebui(
                 ctx.counters.recount(ctx.store, touched)
                 ctx.notify_ingest(touched)
         summary.runs_already_there = summary.runs_read - summary.runs_stored - summary.runs_skipped
-        _, summary.total_read, summary.total_stored = _progress(ctx, source)
+        summary.total_read = done
+        summary.total_stored = _stored_so_far(ctx, source)
         summary.issues = _issues(ctx, source) if summary.finished else []
         if report is not None and summary.finished:
             write_report(report, summary.issues)

@@ -16,11 +16,18 @@ that is not JSON, or not of its column's kind, is read as the safe empty value a
 
 Runs of flows gone from Open WebUI are invisible at once (the directory no longer has the flow,
 and every route reads flows from it); `purge_orphans`, a scheduled job, deletes them after the
-grace to free the space. A flow id that comes (back) with another owner than the one flowhistory
-had for it is another flow (an owner changed in place counts the same: a deletion and a
-re-creation between two polls look just like it): the runs stored under that id are deleted
-before the new flow is shown, so they never reach its owner. Back with the same owner (a
-restore) its runs come back with it, as they were.
+grace to free the space. A flow id that comes (back) with another owner than the last one
+flowhistory had for it is another flow (an owner changed in place counts the same: a deletion
+and a re-creation between two polls look just like it), whether or not Open WebUI has that user
+yet: the runs stored under that id are deleted before the new flow is shown, so they never reach
+its owner. An owner read as NULL changes nothing of that: it is not remembered as an owner, so
+back with the same owner (or a restore) the flow's runs come back with it, as they were.
+
+While Open WebUI cannot be read, what the mirror lacks cannot be told from what does not exist:
+a read asked for by a request (`refresh`: a flow missing from the mirror) that fails or does not
+finish in time raises OpenWebUIUnreadable (503, retry) rather than letting the request answer
+404; analytics/access/auth.py does the same for a credential the mirror lacks, and answers 503
+to every request once the mirror is older than `openwebui_max_stale_s`.
 
 The newest `config` row is read every poll; when that read fails (the table renamed away by a
 migration) the last value read stands, and the next poll reads it again.
@@ -32,9 +39,11 @@ import hashlib
 import logging
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from analytics.access.auth import OpenWebUIUnreadable, unreadable
 from analytics.access.directory import FlowAcl, Mirror, User
 from analytics.access.users import hash_key
 from analytics.core.context import Context
@@ -50,7 +59,9 @@ _USERS = 'SELECT id, role, api_key, name, email FROM "user"'
 _USERS_WITHOUT_KEYS = 'SELECT id, role, NULL AS api_key, name, email FROM "user"'
 _GROUPS = 'SELECT id, user_ids FROM "group"'
 _CONFIG = "SELECT data FROM config ORDER BY id DESC LIMIT 1"  # Open WebUI reads the newest row
-_FLOW_PRINT = "SELECT id, updated_at FROM flow"
+# the flows' fingerprint: their stamps, and the owner and grants (a change made with plain SQL, a
+# migration or a hand edit, may leave updated_at as it was: access must follow it all the same)
+_FLOW_PRINT = "SELECT id, updated_at, user_id, access_control FROM flow"
 _FLOWS = (
     "SELECT id, user_id, name, description, nodes, edges, meta, access_control, created_at, updated_at"
     " FROM flow"
@@ -96,6 +107,8 @@ class OpenWebUISync:
         self.db = WebUIDatabase(url or ctx.settings.openwebui_db or "")
         self._prints: dict[str, str] = {}
         self._flows: dict[str, Flow] = {}
+        # each flow id's last owner other than NULL, gone flows' too (what a new owner is compared with)
+        self._owners: dict[str, str] = {}
         self._users: dict[str, User] = {}
         self._keys: dict[str, str] = {}
         self._groups_of: dict[str, frozenset[str]] = {}
@@ -108,6 +121,7 @@ class OpenWebUISync:
         self._wake = threading.Event()  # a read asked for now (a flow missing from the mirror)
         self._polled = threading.Condition()
         self._last_started = 0.0  # when the last finished poll began (time.time())
+        self.failure: str | None = None  # why the last finished poll failed (None: it did not)
         self._thread: threading.Thread | None = None
 
     def sync_once(self) -> bool:
@@ -211,7 +225,7 @@ class OpenWebUISync:
 
     def _read_flows(self, prints: dict[str, str]) -> None:
         stamps = self.db.rows(_FLOW_PRINT)
-        newest = max((_seconds(u) for _, u in stamps), default=0)
+        newest = max((_seconds(row[1]) for row in stamps), default=0)
         if not self._changed("flows", stamps, prints) and newest < time.time() - RECENT_S:
             return
         flows: dict[str, Flow] = {}
@@ -235,34 +249,46 @@ class OpenWebUISync:
         gone = self._flows.keys() - flows.keys()
         if not changed and not gone:
             return
-        for fid, (before, now) in self._reowned(changed).items():
-            runs = purge_flow(self.ctx, fid)  # before the new owner's flow is shown
-            log.warning(
-                "flow %s is in Open WebUI again, owned by %s (was %s): another flow; its %d earlier runs deleted",
-                fid,
-                now,
-                before,
-                runs,
-            )
-        mirror_flows(self.ctx, changed)  # the store first: a flow the directory shows has its row
+        owners = self._known_owners(changed)
+        for f in changed:
+            before = owners.get(f.id, "")
+            if before and f.user_id and before != f.user_id:
+                runs = purge_flow(self.ctx, f.id)  # before the new owner's flow is shown
+                log.warning(
+                    "flow %s is in Open WebUI again, owned by %s (was %s): another flow; its %d earlier runs deleted",
+                    f.id,
+                    f.user_id,
+                    before,
+                    runs,
+                )
+        # the store first: a flow the directory shows has its row. While its owner reads NULL the
+        # stored copy keeps the last owner known (the directory shows none): after a restart
+        # that copy is what a new owner is compared with
+        mirror_flows(
+            self.ctx, [replace(f, user_id=owners.get(f.id, "")) if not f.user_id else f for f in changed]
+        )
+        for f in changed:
+            if f.user_id:
+                self._owners[f.id] = f.user_id
         self._flows = flows
         self._stale = True
 
-    def _reowned(self, changed: list[Flow]) -> dict[str, tuple[str, str]]:
-        """Flows whose owner is not the one flowhistory had for the id (the mirror's, else the
-        store's copy, which a gone flow keeps until purged): id -> (old owner, new owner).
-        Such an id names a new flow, and the old one's runs must not become the new owner's."""
-        owners = {fid: f.user_id for fid, f in self._flows.items()}
-        if any(f.id not in owners for f in changed):  # new to this process: ask the store
+    def _known_owners(self, changed: list[Flow]) -> dict[str, str]:
+        """The last owner other than NULL flowhistory knew for each changed flow's id (this
+        process's, else the store's copy, which a gone flow keeps until purged); none for an id
+        never seen with one.
+
+        The rule: an id whose owner changes from one user id to another (any other, whether
+        Open WebUI has that user yet or not) names a new flow, and the runs stored under it are
+        deleted before it is shown, so the old flow's runs never reach the new owner, now or
+        when that user appears later. An owner read as NULL (a row mid-migration) deletes
+        nothing and is not remembered: back with the same owner, nothing changed."""
+        if any(f.id not in self._owners for f in changed):  # new to this process: ask the store
             stored = self.ctx.store.read(lambda c: c.execute("SELECT id, user_id FROM flows").fetchall())
-            owners = {**dict(stored), **owners}
-        # only a real user taking it over: an owner read as NULL (a row mid-migration) or one
-        # Open WebUI does not have deletes nothing
-        return {
-            f.id: (owners[f.id], f.user_id)
-            for f in changed
-            if f.id in owners and owners[f.id] != f.user_id and f.user_id in self._users
-        }
+            for fid, uid in stored:
+                if uid and fid not in self._owners:
+                    self._owners[fid] = uid
+        return {f.id: self._owners[f.id] for f in changed if f.id in self._owners}
 
     def _acls(self) -> dict[str, FlowAcl]:
         return {f.id: FlowAcl(f.id, f.user_id, f.access_control, f.version) for f in self._flows.values()}
@@ -274,17 +300,33 @@ class OpenWebUISync:
         self._thread = threading.Thread(target=self._run, name="openwebui-sync", daemon=True)
         self._thread.start()
         self.ctx.directory.refresher = self.refresh
+        self.ctx.directory.miss_check = self.check_missing
         return self
+
+    def check_missing(self) -> None:
+        """A flow the mirror lacks while Open WebUI cannot be read may have been made there since:
+        OpenWebUIUnreadable (503, retry), not "Flow not found" (a client drops what is missing)."""
+        age = max(0.0, time.time() - self.ctx.directory.synced_at)
+        if self.failure is not None or age > self.ctx.settings.openwebui_behind_s:
+            raise unreadable(age)
 
     def refresh(self, timeout: float) -> bool:
         """Read Open WebUI now rather than at the next poll, and wait for it (at most `timeout`
         s): a flow created there a moment ago is not mirrored yet, and its first run, saved by
         the client at once, was refused 404 and lost. Callers share one read; True once a read
-        that began after the call has finished."""
+        that began after the call has finished. OpenWebUIUnreadable (503) when that read failed
+        or did not finish in time: the flow may well be there, and the client is to retry."""
         asked = time.time()
         with self._polled:
             self._wake.set()
-            return self._polled.wait_for(lambda: self._last_started >= asked, timeout)
+            done = self._polled.wait_for(lambda: self._last_started >= asked, timeout)
+            failure = self.failure
+        if not done or failure is not None:
+            raise OpenWebUIUnreadable(
+                "Open WebUI's database cannot be read now, so whether this exists cannot be"
+                " checked: retry in a few seconds"
+            )
+        return True
 
     def _run(self) -> None:
         poll_s = self.ctx.settings.openwebui_poll_s
@@ -294,17 +336,25 @@ class OpenWebUISync:
             if self._stop.is_set():
                 return
             started = time.time()
+            failure: str | None = None
             try:
                 self.sync_once()
-            except Exception:  # Open WebUI down or mid-migration: keep the last mirror, try again
-                log.exception("reading Open WebUI's database failed; keeping the last mirror")
+            except Exception as exc:  # Open WebUI down or mid-migration: keep the last mirror, try again
+                failure = f"{type(exc).__name__}: {exc}"
+                if self.failure is None:  # once an outage, not every second
+                    log.exception("reading Open WebUI's database failed; keeping the last mirror")
+            else:
+                if self.failure is not None:
+                    log.warning("Open WebUI's database can be read again")
             with self._polled:
                 self._last_started = started
+                self.failure = failure
                 self._polled.notify_all()
             self._stop.wait(MIN_READ_GAP_S)  # asked reads never run back to back
 
     def stop(self) -> None:
         self.ctx.directory.refresher = None
+        self.ctx.directory.miss_check = None
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

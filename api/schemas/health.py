@@ -10,3 +10,4 @@ class ReadyOut(BaseModel):
     store: str
     migrations: str
     writer: str
+    openwebui: str = "not used"

@@ -13,7 +13,7 @@ from analytics.core.context import open_context
 from api.app import create_app
 from tests.factories import SECRET, World, bearer, build_world, save_run
 
-READY = {"ready": True, "store": "open", "migrations": "current", "writer": "alive"}
+READY = {"ready": True, "store": "open", "migrations": "current", "writer": "alive", "openwebui": "not used"}
 
 
 def test_ready_when_store_migrations_and_writer_are(client: TestClient) -> None:

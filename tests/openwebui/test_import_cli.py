@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,14 @@ def test_through_a_running_server(tmp_path: Path) -> None:
             f"{server.url}/api/v1/executions/import/openwebui", json={"from": f"sqlite:///{store}"}, headers=h
         )
         assert r.status_code == 422 and "is not an Open WebUI database" in r.json()["detail"], r.text
+        # a SQLite file without Open WebUI's tables: words, the driver's own go to the server's log
+        other = tmp_path / "other.db"
+        sqlite3.connect(other).execute("CREATE TABLE t (x)")
+        r = httpx.post(
+            f"{server.url}/api/v1/executions/import/openwebui", json={"from": f"sqlite:///{other}"}, headers=h
+        )
+        assert r.status_code == 422 and "is not an Open WebUI database" in r.json()["detail"], r.text
+        assert "no such table" not in r.text, r.text
 
 
 def test_through_a_server_in_open_webui_mode_with_an_admins_key(tmp_path: Path) -> None:
