@@ -536,8 +536,12 @@ def _prepare(
                 if isinstance(item, FlowHistoryError):
                     refused[place] = item.detail
                     continue
+                # without created_at: the time the bulk items get, by line, so the list keeps the
+                # batch's order whichever path an item took
+                arrived = now + timedelta(microseconds=chunk.first + place)
                 try:
-                    s = ingest.stage(ctx, viewer, ingest.parse_form(item, ingest.ExecutionImport))
+                    form = ingest.parse_form(item, ingest.ExecutionImport)
+                    s = ingest.stage(ctx, viewer, form, arrived_at=arrived)
                 except ValidationError as exc:
                     refused[place] = ingest.describe(exc)
                     continue

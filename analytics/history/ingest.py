@@ -170,8 +170,16 @@ def new_execution_id(created_at: datetime) -> str:
     return str(uuid.UUID(int=value))
 
 
-def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str | None = None) -> Staged:
-    """Check meaning and build the stored row. `flow_id` is the path's, when there is one."""
+def stage(
+    ctx: Context,
+    viewer: Viewer,
+    form: ExecutionCreate,
+    *,
+    flow_id: str | None = None,
+    arrived_at: datetime | None = None,
+) -> Staged:
+    """Check meaning and build the stored row. `flow_id` is the path's, when there is one;
+    `arrived_at` the time a run without `created_at` gets (default: now)."""
     if flow_id is not None:  # the contract's order: the path's flow exists, may be read, then the body
         require_flow_access(ctx.directory, viewer, flow_id)
         if form.flow_id != flow_id:
@@ -182,7 +190,7 @@ def stage(ctx: Context, viewer: Viewer, form: ExecutionCreate, *, flow_id: str |
     grant = require_flow_access(ctx.directory, viewer, form.flow_id)
     user_id = viewer.id
     supplied_id: str | None = None
-    created_at = utc_now()
+    created_at = arrived_at if arrived_at is not None else utc_now()
     version = grant.flow.version or None
     if isinstance(form, ExecutionImport):
         version = version_of(form, version)

@@ -568,6 +568,9 @@ def test_items_without_created_at_keep_the_batchs_order(
     viewer = Viewer("bench-admin", "admin")
     item = {"flow_id": runs[0]["flow_id"], "status": "success", "execution_time": 5}
     lines = [orjson.dumps({**item, "meta": {"n": n}}) for n in range(100)]  # three chunks of 37
+    # every 7th goes the per-item way (an exponent): it was stamped when its chunk was prepared,
+    # after every bulk item of the batch
+    lines = [line[:-1] + b', "x": 1e0}' if n % 7 == 3 else line for n, line in enumerate(lines)]
     result = batch_bulk.ingest_ndjson(new, viewer, b"\n".join(lines))
     ids = [i.id or "" for i in result.items]
     rows = _rows(new, ids)
