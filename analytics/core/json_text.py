@@ -10,7 +10,6 @@ escaped pairs and everything else are read exactly. Bytes that are not UTF-8 sta
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from typing import Any, cast
@@ -55,8 +54,12 @@ def loads_mended(data: bytes | str) -> Any:
             raise
         raw = data.encode() if isinstance(data, str) else data
         value = orjson.loads(mend_surrogates(raw))
-        if _HALF_IN_KEY.search(raw):
-            _refuse_merged_keys(raw)
+        if merges_keys(raw):
+            raise orjson.JSONDecodeError(
+                "two keys of one object differ only in lone UTF-16 surrogates, which both read as U+FFFD",
+                raw.decode(errors="replace"),
+                0,
+            ) from exc
         return value
 
 
@@ -64,42 +67,54 @@ def loads_mended(data: bytes | str) -> Any:
 _HALF_IN_KEY = re.compile(rb'\\u[dD][89a-fA-F][0-9a-fA-F]{2}(?:[^"\\]|\\.)*"\s*:')
 
 
-def _refuse_merged_keys(raw: bytes) -> None:
-    """Two keys of one object that differ only in their lone halves both read as U+FFFD: one
-    value would be dropped without a word. Such a text is refused instead."""
+class _Merged(Exception):
+    pass
+
+
+def merges_keys(raw: bytes) -> bool:
+    """Whether two keys of one object differ only in their lone halves: both read as U+FFFD,
+    and one value would be dropped without a word (a body is refused; an import says so)."""
+    if not _HALF_IN_KEY.search(raw):
+        return False
 
     def distinct(pairs: list[tuple[str, Any]]) -> None:
         seen: dict[str, str] = {}
         for key, _ in pairs:
             mended = key.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
             if seen.setdefault(mended, key) != key:
-                raise orjson.JSONDecodeError(
-                    "two keys of one object differ only in lone UTF-16 surrogates, which both read as U+FFFD",
-                    raw.decode(errors="replace"),
-                    0,
-                )
+                raise _Merged
 
-    with contextlib.suppress(RecursionError):  # deeper than the stdlib reads: refused later anyway
+    try:
         json.loads(raw, object_pairs_hook=distinct)
+    except _Merged:
+        return True
+    except (RecursionError, ValueError):  # deeper than the stdlib reads, or not JSON: said elsewhere
+        return False
+    return False
 
 
 # any escaped half (a whole pair too: mending leaves it as it is); only texts holding one are read
 _ANY_HALF = r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
 
 
-def mend_column(texts: pa.Array[Any] | pa.ChunkedArray[Any]) -> tuple[pa.Array[Any], np.ndarray[Any, Any]]:
-    """A column of JSON texts (the import's payloads) with lone surrogate escapes mended, and
-    per row whether its text changed. Texts without an escaped half are not touched."""
+def mend_column(
+    texts: pa.Array[Any] | pa.ChunkedArray[Any],
+) -> tuple[pa.Array[Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """A column of JSON texts (the import's payloads) with lone surrogate escapes mended, per
+    row whether its text changed, and per row whether two of its keys then read the same (only
+    the last one's value is read back). Texts without an escaped half are not touched."""
     column = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
     changed = np.zeros(len(column), np.bool_)
+    merged = np.zeros(len(column), np.bool_)
     rows = np.flatnonzero(
         pc.match_substring_regex(column, _ANY_HALF).fill_null(False).to_numpy(zero_copy_only=False)
     )
     if not rows.size:
-        return column, changed
+        return column, changed, merged
     old = cast("list[str]", column.take(rows).to_pylist())  # texts that match: never null
     new = [mend_surrogates(t.encode()).decode() for t in old]
     changed[rows] = [a != b for a, b in zip(old, new, strict=True)]
+    merged[rows] = [a != b and merges_keys(a.encode()) for a, b in zip(old, new, strict=True)]
     mask = pa.array(np.isin(np.arange(len(column)), rows[changed[rows]]))
     replacements = pa.array([b for a, b in zip(old, new, strict=True) if a != b], column.type)
-    return pc.replace_with_mask(column, mask, replacements), changed
+    return pc.replace_with_mask(column, mask, replacements), changed, merged

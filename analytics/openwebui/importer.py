@@ -609,7 +609,8 @@ _EMPTY_NAMES = ", ".join(
 # checked once (node_results by the facts' own parse), kept as the source's text. meta gets
 # `openwebui_import` (the originals) as text: json_merge_patch would drop an original null.
 _PREPARE = f"""
-    SELECT c.rn, c.id, c.flow_id, c.user_id, c.status, c.execution_time, c.created_at, c.mended, n.early_reason,
+    SELECT c.rn, c.id, c.flow_id, c.user_id, c.status, c.execution_time, c.created_at, c.mended, c.merged,
+        n.early_reason,
         n.json_reason, n.status_bad, n.time_bad, n.status_note, n.time_note,
         CASE WHEN c.created_at_raw <> '' THEN 'created_at ' || c.created_at_raw
             || ' has a fraction of a second: stored rounded down to the second, as ' || c.created_at END AS at_note,
@@ -722,7 +723,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> p
 
 _CLASSIFY = """
     CREATE OR REPLACE TEMP TABLE owui_classified AS
-    SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_note, c.time_note, c.mended,
+    SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_note, c.time_note, c.mended, c.merged,
         c.at_note, c.empty_note, c.big_note, c.meta_note, f.version AS f_version, f.updated_at AS f_updated,
         coalesce(c.early_reason,
                  CASE WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI' END,
@@ -743,6 +744,8 @@ _ISSUES = """
     UNION ALL
     SELECT ?, id, 'altered', 'a payload held half of a character (a lone UTF-16 surrogate escape, as the'
         || ' editor writes an emoji it spreads): stored as U+FFFD'
+        || CASE WHEN merged THEN '; two keys of one object differed only in such halves, so they read'
+            || ' as one key and only the last one''s value is answered' ELSE '' END
     FROM owui_classified WHERE skip_reason IS NULL AND mended
     UNION ALL
     SELECT ?, id, 'altered', at_note FROM owui_classified WHERE skip_reason IS NULL AND at_note IS NOT NULL
@@ -843,13 +846,16 @@ _Chunk = tuple[pa.Table, tuple[int, str]]
 
 def _mended(chunk: pa.Table) -> pa.Table:
     """The payloads with lone surrogate escapes read as U+FFFD (core/json_text.py: the editor's
-    spread of an emoji), and `mended`, which rows that changed (reported as altered)."""
+    spread of an emoji), `mended`, which rows that changed (reported as altered), and `merged`,
+    which of those then have two keys that read the same (reported: one value is not read)."""
     mended = np.zeros(chunk.num_rows, np.bool_)
+    merged = np.zeros(chunk.num_rows, np.bool_)
     for name in _PAYLOADS:
-        column, changed = mend_column(chunk.column(name))
+        column, changed, keys_merged = mend_column(chunk.column(name))
         chunk = chunk.set_column(chunk.schema.get_field_index(name), name, column)
         mended |= changed
-    return chunk.append_column("mended", pa.array(mended))
+        merged |= keys_merged
+    return chunk.append_column("mended", pa.array(mended)).append_column("merged", pa.array(merged))
 
 
 def _duplicates(keys: pa.Table) -> pa.Table:

@@ -463,3 +463,24 @@ def test_runs_holding_halves_of_characters_are_stored_and_reported(
     assert run.node_results == {"model_1": mended} and run.outputs == {"model_1": mended}
     assert runs.get_execution(ctx, ADMIN, fid, in_errors).errors == {"model_1": "bad \ufffd"}
     assert runs.get_execution(ctx, ADMIN, fid, whole).inputs == {"prompt": "hi \U0001f600"}
+
+
+def test_keys_that_differ_only_in_halves_are_reported_as_read_as_one(
+    webui_db: WebUIDb, ctx: Context, tmp_path: Path
+) -> None:
+    """Two keys holding different lone halves both read as U+FFFD: the run said only "stored as
+    U+FFFD" while one of the two values can no longer be read (a posted body is refused)."""
+    webui_db.add_user("alice", "admin")
+    fid = webui_db.add_flow("alice", nodes=NODES)
+    merged = webui_db.add_execution(
+        fid,
+        "alice",
+        created_at=T0,
+        node_results={"model_1": {"\ud83d": "first", "\ud83e": "second"}},  # noqa: F601 (two keys: ruff reads both halves as one)
+    )
+    one = webui_db.add_execution(fid, "alice", created_at=T0, node_results={"model_1": {"\ud83d": "only"}})
+    report = tmp_path / "r.jsonl"
+    assert importer.import_openwebui(ctx, webui_db.url, report=report).runs_stored == 2
+    reasons = {x["id"]: x["reason"] for x in map(json.loads, report.read_text().splitlines())}
+    assert "only the last one's value is answered" in reasons[merged], reasons
+    assert "U+FFFD" in reasons[one] and "two keys" not in reasons[one], reasons
