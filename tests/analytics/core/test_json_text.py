@@ -77,16 +77,21 @@ def test_the_error_position_is_the_one_in_the_text_sent() -> None:
 
 def test_a_column_is_mended_where_it_holds_halves_only() -> None:
     column = pa.chunked_array(
-        [['{"a":"\\ud83d"}', "plain", None], ['"\\ud83d\\ude00"', '{"b":"\\ude00","c":"\\\\ud800"}']]
+        [
+            ['{"a":"\\ud83d"}', "plain", None],
+            ['"\\ud83d\\ude00"', '{"b":"\\ude00","c":"\\\\ud800"}', '{"\\ud83d":1,"\\ud83e":2}'],
+        ]
     )
-    mended, changed = mend_column(column)
+    mended, changed, merged = mend_column(column)
     assert mended.to_pylist() == [
         '{"a":"\\ufffd"}',
         "plain",
         None,
         '"\\ud83d\\ude00"',
         '{"b":"\\ufffd","c":"\\\\ud800"}',
+        '{"\\ufffd":1,"\\ufffd":2}',
     ]
-    assert changed.tolist() == [True, False, False, False, True]
-    untouched, none = mend_column(pa.array(["x", None]))
-    assert untouched.to_pylist() == ["x", None] and not none.any()
+    assert changed.tolist() == [True, False, False, False, True, True]
+    assert merged.tolist() == [False, False, False, False, False, True]  # two keys now read as one
+    untouched, none, no_merge = mend_column(pa.array(["x", None]))
+    assert untouched.to_pylist() == ["x", None] and not none.any() and not no_merge.any()
