@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 
 import jwt
 
@@ -45,12 +44,6 @@ def unreadable(age: float) -> OpenWebUIUnreadable:
         f"Open WebUI's database cannot be read (last read {int(age)} s ago), so flowhistory cannot"
         " check this now: retry in a few seconds"
     )
-
-
-def mirror_age(ctx: Context) -> float | None:
-    """Seconds since Open WebUI was last read in Open WebUI mode (None outside it)."""
-    directory = ctx.directory
-    return max(0.0, time.time() - directory.synced_at) if directory.external else None
 
 
 def load_secret(settings: Settings) -> str:
@@ -85,7 +78,7 @@ def authenticate(ctx: Context, secret: str, credential: str | None, path: str | 
     Open WebUI answers it)."""
     if not credential:
         raise NotAuthenticated("Not authenticated")
-    age = mirror_age(ctx)
+    age = ctx.directory.mirror_age
     if age is not None and age > ctx.settings.openwebui_stale_s:
         raise unreadable(age)  # whoever it is: a role or a deletion since may not have reached us
     behind = age is not None and age > ctx.settings.openwebui_behind_s

@@ -93,6 +93,11 @@ class Directory:
             self._snap = self._from_mirror(mirror)
             self.synced_at = now
 
+    @property
+    def mirror_age(self) -> float | None:
+        """Seconds since the external source was last read (None outside Open WebUI mode)."""
+        return max(0.0, time.time() - self.synced_at) if self.external else None
+
     def _from_mirror(self, mirror: Mirror) -> _Snapshot:
         keys = {**self._own_keys, **mirror.keys}
         return _Snapshot(dict(mirror.users), dict(mirror.groups_of), dict(mirror.flows), keys)

@@ -3,7 +3,6 @@ and the writer thread runs and can commit (liveness, `/health`, only says the pr
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, TypedDict
 
 from analytics.core import migrations
@@ -23,10 +22,9 @@ class Ready(TypedDict):
 
 def _openwebui(ctx: Context) -> str:
     """Open WebUI mode: whether its poller reads its database (the mirror is not behind)."""
-    directory = ctx.directory
-    if not directory.external:
+    age = ctx.directory.mirror_age
+    if age is None:
         return "not used"
-    age = max(0.0, time.time() - directory.synced_at)
     if age > ctx.settings.openwebui_behind_s:
         return f"cannot be read (last read {int(age)} s ago)"
     return "read"

@@ -306,7 +306,7 @@ class OpenWebUISync:
     def check_missing(self) -> None:
         """A flow the mirror lacks while Open WebUI cannot be read may have been made there since:
         OpenWebUIUnreadable (503, retry), not "Flow not found" (a client drops what is missing)."""
-        age = max(0.0, time.time() - self.ctx.directory.synced_at)
+        age = self.ctx.directory.mirror_age or 0.0
         if self.failure is not None or age > self.ctx.settings.openwebui_behind_s:
             raise unreadable(age)
 
