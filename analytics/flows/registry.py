@@ -1,8 +1,9 @@
 """The flow registry: the flows the client creates, their owner and their access control.
 
 A flow's `access_control` may only be changed by its owner or an admin; write-grantees may
-edit everything else (and send `access_control` back unchanged, as the editor's save does). Deleting a flow deletes its executions in the same transaction (a peer
-bug on SQLite left them behind). A duplicate is owned by the caller and starts private, named as asked or "<name> (copy)".
+edit everything else (and send `access_control` back unchanged, as the editor's save does).
+Deleting a flow deletes its executions in the same transaction (a peer bug on SQLite left them
+behind). A duplicate is owned by the caller and starts private, named as asked or "<name> (copy)".
 A flow's `meta` is always an object (`{}` when nothing was set), as the contract says.
 
 In Open WebUI mode flows are Open WebUI's: its poller copies them in (`mirror_flows`, so each
@@ -243,12 +244,10 @@ def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, A
     changes = {k: v for k, v in changes.items() if k in _EDITABLE}
     if "access_control" in changes:
         changes["access_control"] = validate_access_control(changes["access_control"])
-        if viewer.is_admin or grant.flow.owner_id == viewer.id:
-            pass
-        elif changes["access_control"] == grant.flow.access_control:
+        if not (viewer.is_admin or grant.flow.owner_id == viewer.id):
+            if changes["access_control"] != grant.flow.access_control:
+                raise AccessDenied("Only the flow's owner or an admin may change its access control")
             del changes["access_control"]  # the editor sends the flow back whole: not a change
-        else:
-            raise AccessDenied("Only the flow's owner or an admin may change its access control")
     if "meta" in changes and changes["meta"] is None:
         changes["meta"] = {}
     _check_json(changes)

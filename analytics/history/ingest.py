@@ -180,14 +180,13 @@ def stage(
 ) -> Staged:
     """Check meaning and build the stored row. `flow_id` is the path's, when there is one;
     `arrived_at` the time a run without `created_at` gets (default: now)."""
-    if flow_id is not None:  # the contract's order: the path's flow exists, may be read, then the body
-        require_flow_access(ctx.directory, viewer, flow_id)
-        if form.flow_id != flow_id:
-            raise InvalidInput(
-                f"body flow_id {form.flow_id!r} does not match the flow in the path {flow_id!r}",
-                field="flow_id",
-            )
-    grant = require_flow_access(ctx.directory, viewer, form.flow_id)
+    # the contract's order: the path's flow exists, may be read, then the body names it too
+    grant = require_flow_access(ctx.directory, viewer, form.flow_id if flow_id is None else flow_id)
+    if flow_id is not None and form.flow_id != flow_id:
+        raise InvalidInput(
+            f"body flow_id {form.flow_id!r} does not match the flow in the path {flow_id!r}",
+            field="flow_id",
+        )
     user_id = viewer.id
     supplied_id: str | None = None
     created_at = arrived_at if arrived_at is not None else utc_now()
