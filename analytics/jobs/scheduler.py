@@ -149,15 +149,18 @@ class Scheduler:
             self._state(name)
             return self._errors.get(name)
 
-    def run_now(self, name: str, *, wait: bool = True, timeout: float | None = None) -> dict[str, Any]:
-        """Run a job at once (Conflict if it is running); with `wait`, answer its new state."""
+    def run_now(
+        self, name: str, *, wait: bool = True, timeout: float | None = None, trigger: str = "api"
+    ) -> dict[str, Any]:
+        """Run a job at once (Conflict if it is running); with `wait`, answer its new state.
+        `trigger`: who asked (a job that records its runs says so)."""
         with self._lock:
             state = self._state(name)
             if self._stopping:
                 raise Conflict("the scheduler is stopping")
             if state.running:
                 raise Conflict(f"job {name!r} is already running (since {state.last_started})")
-            worker = self._launch(name, "api")
+            worker = self._launch(name, trigger)
         if wait:
             worker.join(timeout)
         return self.job_status(name)

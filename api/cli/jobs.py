@@ -88,7 +88,7 @@ def jobs_run(name: str, db: DbOption = None) -> None:
 
     def local(ctx: Context) -> dict[str, Any]:
         scheduler = Scheduler(ctx, default_jobs(ctx), status_file=ctx.settings.jobs_status_file)
-        state: dict[str, Any] = json_of(JobOut, scheduler.run_now(name, wait=True))
+        state: dict[str, Any] = json_of(JobOut, scheduler.run_now(name, wait=True, trigger="cli"))
         return state
 
     state = on_store(

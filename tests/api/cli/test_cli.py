@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import jwt
 import pytest
 import typer
@@ -455,3 +456,11 @@ def test_messages_print_ids_as_given_not_as_markup(db: Path, odd: str) -> None:
     ok(db, "db", "upgrade")  # (cleanup and set-role need a store)
     assert f"unknown flow {odd}:" in refused(db, "cleanup", odd, "--keep", "1")
     assert f"user {odd} not found" in refused(db, "users", "set-role", odd, "user")
+
+
+def test_a_retention_pass_run_from_the_cli_is_recorded_as_the_clis(db: Path) -> None:
+    """`jobs run retention` runs the scheduler's job: its record said `api`, as the API's."""
+    ok(db, "users", "create", "admin", "--role", "admin")
+    ok(db, "jobs", "run", "retention")
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT trigger FROM retention_runs").fetchall() == [("cli",)]
