@@ -143,8 +143,13 @@ def exported_ids(target: Target, files: list[FileEntry]) -> pa.Table:
     parts = []
     for f in files:
         with target.fs.open_input_file(f"{target.root}/{f.path}") as handle:
-            parts.append(pq.read_table(handle, columns=["id"]))
-    return pa.concat_tables(parts) if parts else pa.table({"id": pa.array([], pa.string())})
+            # nullable: DuckDB marks a column `not null` in a file from the data's statistics,
+            # so files of one day may differ there (after a store compaction, say)
+            parts.append(pq.read_table(handle, columns=["id"]).cast(_IDS))
+    return pa.concat_tables(parts) if parts else _IDS.empty_table()
+
+
+_IDS = pa.schema([pa.field("id", pa.string())])
 
 
 @dataclass

@@ -294,3 +294,23 @@ def test_a_crash_after_publishing_is_repaired_even_when_the_store_goes_back(
         ctx, "SELECT id::VARCHAR FROM executions ORDER BY 1"
     )
     assert read(root, "SELECT count(*) FROM t") == [(9,)]
+
+
+def test_a_day_whose_files_differ_in_nullability_is_still_appended_to(ctx: Context, root: Path) -> None:
+    """DuckDB writes `id` as `not null` or not from the data's statistics (a store compaction
+    changed it): the day's ids were read as one table, which refused the two schemas, and
+    every later cycle failed."""
+    import pyarrow as pa
+
+    flow = seed_flow(ctx)
+    add_runs(ctx, flow, DAYS[:1], 2)
+    run_export(ctx)
+    [first] = parquet_files(root, "executions")
+    table = pq.read_table(first)
+    written = table.schema.field("id").nullable  # what DuckDB writes for these runs
+    other = pa.schema([f.with_nullable(not written) if f.name == "id" else f for f in table.schema])
+    pq.write_table(table.cast(other), first)  # as a file written before a compaction
+    for _ in range(2):
+        add_runs(ctx, flow, DAYS[:1], 1)
+        assert run_export(ctx)["days_appended"] == 1
+    assert read(root, "SELECT count(*), count(DISTINCT id) FROM t") == [(4, 4)]
