@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from analytics.core.errors import InvalidInput, UpstreamFailed
 from analytics.core.json_text import loads_mended
+from analytics.core.store import locked_here
 from analytics.history import batch_bulk, ingest
 from analytics.openwebui import importer
 from api.dependencies import AdminUser, Ctx, CurrentUser
@@ -103,7 +104,7 @@ _SYSTEM_DIRS = ("/proc", "/sys", "/dev")
 
 def _checked_source(source: str) -> None:
     """The server opens a path from a request only when it is a SQLite file (its header), outside
-    /proc, /sys and /dev; and it answers the same for a path that is missing, unreadable or
+    /proc, /sys and /dev, and not a file it holds a lock on (its store); and it answers the same for a path that is missing, unreadable or
     something else, so an admin's request cannot tell which files exist (the CLI, importing
     locally, says more)."""
     if not source.startswith("sqlite:///"):
@@ -113,6 +114,7 @@ def _checked_source(source: str) -> None:
         real = os.path.realpath(path)
         ok = os.path.isabs(path) and os.path.isfile(real)
         ok = ok and not any(real == d or real.startswith(d + "/") for d in _SYSTEM_DIRS)
+        ok = ok and not locked_here(real)  # the store itself: reading it here would unlock it
         if ok:
             with open(real, "rb") as fh:
                 ok = fh.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER

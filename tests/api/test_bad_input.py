@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -1134,10 +1136,13 @@ def test_a_node_status_that_is_not_a_string_is_stored_as_success(bw: World, flow
         headers=bearer("owner"),
     )
     assert single.status_code == 200, single.text
-    # NDJSON: one line the bulk path reads, one it leaves to the per-item path (an exponent), one good
+    # NDJSON: one line the bulk path reads, one it leaves to the per-item path (an exponent in a
+    # payload), one good
     lines = [
         orjson.dumps(make_execution(flow, node_results=odd, outputs=None)),
-        orjson.dumps(make_execution(flow, node_results=odd, outputs=None))[:-1] + b', "extra": 1e0}',
+        orjson.dumps({**make_execution(flow, node_results=odd, outputs=None), "meta": {"x": 1}}).replace(
+            b'"x":1}', b'"x":1e0}'
+        ),
         orjson.dumps(make_execution(flow)),
     ]
     r = bw.client.post(
@@ -1166,6 +1171,29 @@ def test_the_import_step_answers_alike_for_any_path_that_is_not_a_sqlite_file(
     assert r.status_code == 422, r.text
     assert r.json()["detail"] == f"{source} is not an Open WebUI database: no readable SQLite file there"
     assert not (tmp_path / "webui.db").exists()
+
+
+def test_the_import_step_given_the_store_itself_keeps_the_stores_lock(bw: World) -> None:
+    """Reading the header of the store's own file opened and closed it in the server's process,
+    which drops every POSIX lock the process holds on it: another process could then open the
+    store beside the server (a backup did, and wrote to it)."""
+    store = bw.ctx.settings.db_path
+    for path in (store, Path(f"{store}.wal")):
+        if not path.exists():
+            continue
+        source = f"sqlite:///{path}"
+        r = bw.client.post(
+            "/api/v1/executions/import/openwebui", json={"from": source}, headers=bearer("admin")
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"] == f"{source} is not an Open WebUI database: no readable SQLite file there"
+    other = subprocess.run(
+        [sys.executable, "-c", f"import duckdb; duckdb.connect({str(store)!r}, read_only=True)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert other.returncode != 0 and "lock" in other.stderr.lower(), other.stderr
 
 
 def _boolean_for_a_number(fid: str) -> dict[str, tuple[str, str, dict[str, Any], str]]:
