@@ -80,7 +80,8 @@ class ExecutionFilter(BaseModel):
     node_id: AnyOf | None = Field(default=None, description="runs having any of these nodes")
     error_node: AnyOf | None = Field(
         default=None,
-        description="runs where any of these nodes reported an error (as the failure signatures count)",
+        description="runs where any of these nodes failed (named in `errors`, with a message or null,"
+        " or its own status `error`): what /nodes counts as its errors",
     )
     model: AnyOf | None = Field(default=None, description="runs with a node using any of these models")
     error: Contains | None = None
@@ -148,7 +149,7 @@ class ExecutionFilter(BaseModel):
         if self.error_node is not None:
             out.append(
                 (
-                    "list_has_any([n.node_id FOR n IN nodes IF n.error IS NOT NULL], ?::VARCHAR[])",
+                    "list_has_any([n.node_id FOR n IN nodes IF n.status = 'error'], ?::VARCHAR[])",
                     [self.error_node.any_],
                 )
             )
