@@ -126,7 +126,9 @@ def node_facts(
         estimated = False
         if isinstance(result, dict):
             node_type = result.get("type") if isinstance(result.get("type"), str) else None
-            model = result.get("modelId") or result.get("model")
+            # `modelId` when it is a (non-empty) string, else `model`: a number in modelId lost it
+            model_id = result.get("modelId")
+            model = model_id if isinstance(model_id, str) and model_id else result.get("model")
             status = result.get("status")
             tokens_in, tokens_out = _usage(result)
             duration = _first_int(result, _DURATION_KEYS)

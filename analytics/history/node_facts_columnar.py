@@ -138,8 +138,8 @@ _NODES = f"""
     typed AS (
         SELECT rn, day, ord, pos, node_id,
             nf_str(s.type) AS own_type,
-            -- model = result.get("modelId") or result.get("model"), kept when a string
-            CASE WHEN nf_truthy(s.modelId) THEN nf_str(s.modelId) ELSE nf_str(s.model) END AS model,
+            -- model: modelId when a non-empty string, else model, kept when a string
+            CASE WHEN nf_str(s.modelId) <> '' THEN nf_str(s.modelId) ELSE nf_str(s.model) END AS model,
             CASE WHEN nf_str(s.status) IN {_STATUSES} THEN nf_str(s.status) END AS own_status,
             -- _usage: the first of usage, usage_details, tokens that is an object; `tokens` may be a count
             CASE WHEN nf_is_obj(s.usage) THEN s.usage WHEN nf_is_obj(s.usage_details) THEN s.usage_details

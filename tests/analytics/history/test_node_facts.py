@@ -61,3 +61,15 @@ def test_a_node_named_in_errors_is_an_error_whatever_its_message() -> None:
         for f in node_facts({"model_1": {"status": "success"}}, {"model_1": None, "model_2": None})
     }
     assert facts == {"model_1": ("error", None), "model_2": ("error", None)}
+
+
+def test_model_is_model_id_when_a_string_else_model() -> None:
+    """A number (or list, or empty text) in modelId lost a `model` that names one."""
+    nodes = {
+        "a": {"modelId": 7, "model": "gpt-4o-mini"},
+        "b": {"modelId": ["x"], "model": "gpt-4o"},
+        "c": {"modelId": "", "model": "llama3"},
+        "d": {"modelId": "claude", "model": "gpt-4o"},
+        "e": {"modelId": 7, "model": 8},
+    }
+    assert [f.model for f in node_facts(nodes, None)] == ["gpt-4o-mini", "gpt-4o", "llama3", "claude", None]
