@@ -2,13 +2,11 @@
 
 The per-item path (`ingest.save_executions`) parses every run into Python objects, validates it
 with pydantic and walks its payloads for node facts: about 3,800 runs/s, bound by building
-Python objects for payloads it only writes back as text. Here a line whose payloads are
-already in orjson's form (what the store keeps) has them sliced out as sent, and its common
-scalars checked, by `batch_sliced`; DuckDB parses each other line once in C++ (`from_json` into
-a MAP) and hands back the payloads as minified JSON text. The scalar fields (ids, status, times,
-versions) not checked already go to pydantic, as one JSON array a chunk validated by the same
-model (`ExecutionImport`), and all are checked by the same rules as `stage`; node facts come
-from `node_facts_columnar`; the good rows go in as Arrow inserts.
+Python objects for payloads it only writes back as text. Here DuckDB parses each line once in
+C++ (`from_json` into a MAP) and hands back the payloads as minified JSON text, which is what
+the store keeps; only the scalar fields (ids, status, times, versions) go to pydantic, as one
+JSON array a chunk validated by the same model (`ExecutionImport`) and checked by the same rules
+as `stage`; node facts come from `node_facts_columnar`; the good rows go in as Arrow inserts.
 
 NDJSON is cut into chunks of `CHUNK_LINES` lines as it arrives (`NdjsonFeed`: the route streams
 the body), each prepared on one of the two preparing threads (`preparing.py`, each chunk on a
@@ -59,12 +57,12 @@ from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput, StoreClosed
 from analytics.core.json_scan import newlines, opening_brackets
 from analytics.core.json_text import loads_mended
-from analytics.history import batch_sliced, ingest
+from analytics.history import ingest
 from analytics.history.node_facts_columnar import drop_facts, facts_into
 from analytics.history.preparing import Preparers
 
 # the payloads, kept as DuckDB's JSON text (the scalars: _VALIDATED, below)
-_PAYLOADS = batch_sliced.PAYLOADS
+_PAYLOADS = ("inputs", "outputs", "node_results", "errors", "meta")
 # chunks of the batch prepared at once, each on its thread's own one-thread DuckDB (the writer
 # inserts the chunks before them meanwhile). A chunk pays a fixed ~35 ms (setting up the facts' SQL),
 # so chunks are not small: in process, 1,250-line chunks ran at 6,500-7,500 runs/s, 2,500 at
@@ -88,7 +86,7 @@ _DIFFERS = (
 
 # a MAP, not a STRUCT: one parse of the line, and a key given twice makes it fail (orjson keeps
 # the last value; the per-item path decides); the scalars go to pydantic as one JSON object a run
-_VALIDATED = batch_sliced.SCALARS
+_VALIDATED = ("id", "flow_id", "status", "execution_time", "created_at", "user_id", "flow_version")
 _OBJECT_OR_NULL = " AND ".join(
     f"(m['{k}'] IS NULL OR left(CAST(m['{k}'] AS VARCHAR), 1) IN ('{{', 'n'))" for k in _PAYLOADS
 )
@@ -525,9 +523,9 @@ def _prepare(
         decided: dict[int, _Item] = {}
         if chunk.values is not None:
             with timings.stage("read+check (DuckDB)"):
-                cols, checked = _read(con, chunk.values)
+                cols = _read(con, chunk.values)
             with timings.stage("validate (scalars)"):
-                decided = _validate(ctx, viewer, cols, checked, now + timedelta(microseconds=chunk.first))
+                decided = _validate(ctx, viewer, cols, now + timedelta(microseconds=chunk.first))
         with timings.stage("per-item fallback"):
             refused: dict[int, str] = {}
             staged: list[tuple[int, ingest.Staged]] = []
@@ -578,27 +576,13 @@ def _prepare(
     )
 
 
-def _read(
-    con: duckdb.DuckDBPyConnection, lines: pa.Array[Any]
-) -> tuple[pa.Table, dict[int, batch_sliced.Scalars]]:
-    """The lines the bulk path can decide (batch_sliced.READ_SCHEMA), and the scalars checked
-    already, by line. Payloads already in orjson's form are sliced out of the line
-    (`batch_sliced`); the other lines are read by DuckDB (`_rewritten`)."""
-    taken, checked, rest = batch_sliced.sliced(lines, _MAX_BRACKETS)
-    if len(rest) == 0:
-        return taken, checked
-    rewritten = _rewritten(con, lines.take(pa.array(rest, pa.int64())), rest)
-    return pa.concat_tables([taken, rewritten.cast(batch_sliced.READ_SCHEMA)]), checked
-
-
-def _rewritten(con: duckdb.DuckDBPyConnection, lines: pa.Array[Any], rns: list[int]) -> pa.Table:
-    """DuckDB's read of `lines` (rows `rns` of the chunk): it parses each line and writes its
-    payloads back as JSON text."""
+def _read(con: duckdb.DuckDBPyConnection, lines: pa.Array[Any]) -> pa.Table:
+    """The lines DuckDB can decide: rn, the scalars' JSON text, the payloads' JSON text."""
     # more brackets than orjson may nest (counting those in strings too: a needless fallback)
     deep = pa.array(opening_brackets(lines) > _MAX_BRACKETS)
     # Arrow's RE2 scan (GIL released) measured twice as fast as DuckDB's regexp_matches here
     differs = pc.match_substring_regex(lines, _DIFFERS)
-    rn = pa.array(rns, pa.int32())
+    rn = pa.array(range(len(lines)), pa.int32())
     con.register("lines", pa.table({"rn": rn, "line": lines, "deep": deep, "differs": differs}))
     try:
         table: pa.Table = con.sql(_SELECT).to_arrow_table()
@@ -607,23 +591,17 @@ def _rewritten(con: duckdb.DuckDBPyConnection, lines: pa.Array[Any], rns: list[i
     return table
 
 
-def _validate(
-    ctx: Context, viewer: Viewer, cols: pa.Table, checked: dict[int, batch_sliced.Scalars], now: datetime
-) -> dict[int, _Item]:
-    """The scalars of each line read (checked already, or by pydantic here), checked as `stage`
-    checks them; a line anything refuses is left out (the per-item path then says why, in
-    today's words). An item without `created_at` gets `now` plus its line in the chunk in
-    microseconds: one by one, each got the clock's time, so the list (newest first) answers them
-    in the batch's order, reversed."""
+def _validate(ctx: Context, viewer: Viewer, cols: pa.Table, now: datetime) -> dict[int, _Item]:
+    """The scalars of each line DuckDB read, checked as `stage` checks them; a line anything
+    refuses is left out (the per-item path then says why, in today's words). An item without
+    `created_at` gets `now` plus its line in the chunk in microseconds: one by one, each got the
+    clock's time, so the list (newest first) answers them in the batch's order, reversed."""
     rns = cast("list[int]", cols.column("rn").to_pylist())
     texts = cast("list[str | None]", cols.column("scalars").to_pylist())
     positions, forms = _forms(texts)
-    # a line read has no `flow` (nor `replay_of`): its version is its own, else the flow's
-    candidates = [(pos, _scalars(form)) for pos, form in zip(positions, forms, strict=True)]
-    candidates += [(pos, checked[rn]) for pos, rn in enumerate(rns) if rn in checked]
     grants: dict[str, Grant | None] = {}  # None: the caller may not write it (per item says why)
     decided: dict[int, _Item] = {}
-    for pos, form in candidates:
+    for pos, form in zip(positions, forms, strict=True):
         if form.flow_id not in grants:
             try:
                 grants[form.flow_id] = require_flow_access(ctx.directory, viewer, form.flow_id)
@@ -638,37 +616,27 @@ def _validate(
                 continue
             user_id = form.user_id
         try:
+            version = ingest.version_of(form, grant.flow.version or None)
             if form.created_at is not None:
                 created_at = ingest.checked_time(form.created_at)
             else:
                 created_at = now + timedelta(microseconds=rns[pos])
         except FlowHistoryError:
             continue
+        supplied = str(form.id) if form.id is not None else None
         decided[rns[pos]] = _Item(
             rn=pos,
             line=rns[pos],
-            id=form.id or ingest.new_execution_id(created_at),
-            id_supplied=form.id is not None,
+            id=supplied or ingest.new_execution_id(created_at),
+            id_supplied=supplied is not None,
             flow_id=grant.flow.id,
             user_id=user_id,
             status=form.status,
             execution_time=form.execution_time,
             created_at=created_at,
-            version=form.flow_version if form.flow_version is not None else grant.flow.version or None,
+            version=version,
         )
     return decided
-
-
-def _scalars(form: ingest.ExecutionImport) -> batch_sliced.Scalars:
-    return batch_sliced.Scalars(
-        id=str(form.id) if form.id is not None else None,
-        flow_id=form.flow_id,
-        status=form.status,
-        execution_time=form.execution_time,
-        created_at=form.created_at,
-        user_id=form.user_id,
-        flow_version=form.flow_version,
-    )
 
 
 def _forms(texts: list[str | None]) -> tuple[list[int], list[ingest.ExecutionImport]]:
