@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 # bytes scanned at a time: numpy's temporaries stay small. Over a whole 13 MB chunk they were
 # fresh huge pages (numpy asks for them past 4 MB) that the kernel zeroes on every chunk: ~5 % of
@@ -51,31 +50,3 @@ def newlines(body: bytes) -> np.ndarray[Any, np.dtype[np.int64]]:
         found.append(at)
         at = find(b"\n", at + 1)
     return np.array(found, np.int64)
-
-
-def _orjson_form_pattern() -> str:
-    """JSON text written as orjson writes it back (`orjson.dumps(orjson.loads(t)) == t`): no
-    whitespace between tokens, strings with only the escapes orjson writes, numbers as orjson
-    writes them. Numbers are kept to what is provably written back unchanged: integers of up to
-    15 digits (not `-0`), and decimals of up to 15 significant digits (two distinct ones are two
-    distinct doubles, so a double's shortest form is the one given) between 1e-4 and 1e15,
-    without trailing zeros (but `1.0`). A number takes the byte after it (`,` `]` `}` or the end)
-    so `1.50` is not read as `1.5` then `0`. The structure is the JSON reader's job: this looks
-    at tokens only."""
-    string = r'"(?:[^"\\\x00-\x1f]|\\["\\bfnrt]|\\u00(?:0[0-7bef]|1[0-9a-f]))*"'
-    whole = [rf"[1-9][0-9]{{{k - 1}}}\.(?:0|[0-9]{{0,{14 - k}}}[1-9])" for k in range(1, 15)]
-    whole.append(r"[1-9][0-9]{14}\.0")
-    fraction = r"0\.(?:0|0{0,3}[1-9](?:[0-9]{0,13}[1-9])?)"
-    number = rf"(?:0|-?[1-9][0-9]{{0,14}}|-?(?:{'|'.join(whole)}|{fraction}))(?:[,\]}}]|$)"
-    return rf"^(?:{string}|{number}|[\[\]{{}}:,]|true|false|null)*$"
-
-
-ORJSON_FORM = _orjson_form_pattern()
-
-
-def in_orjson_form(column: pa.Array[Any] | pa.ChunkedArray[Any]) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """Per row, whether its text is JSON as orjson writes it (null rows: true), scanned by
-    Arrow's RE2 with the GIL released; a row that is not valid JSON may pass (the reader
-    decides that)."""
-    matched = pc.match_substring_regex(column, ORJSON_FORM).fill_null(True)
-    return np.asarray(matched.to_numpy(zero_copy_only=False), dtype=np.bool_)
