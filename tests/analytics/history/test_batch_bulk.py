@@ -161,7 +161,16 @@ def _hostile(runs: list[dict[str, Any]], owner: str) -> list[bytes]:
         # unknown fields are ignored
         item(extra=1, another={"deep": [1, 2]}), item(Status="bogus", FLOW_ID="x", Inputs=[1]),
     ]  # fmt: skip
-    return lines
+    # the same without spaces, as orjson and JSON.stringify write them
+    return lines + [c for c in map(_compact, lines) if c is not None]
+
+
+def _compact(line: bytes) -> bytes | None:
+    try:
+        value = json.loads(line)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except (ValueError, UnicodeEncodeError, RecursionError):  # not JSON; a lone surrogate half
+        return None
 
 
 class _Drop:
