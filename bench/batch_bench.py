@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import shutil
 import tempfile
 import time
@@ -39,6 +40,13 @@ def ndjson_bodies(n: int, batch: int) -> tuple[list[dict[str, Any]], list[bytes]
     runs = list(itertools.islice(generate.generate_runs(n, seed=42), n))
     bodies = [b"\n".join(orjson.dumps(r) for r in runs[i : i + batch]) for i in range(0, n, batch)]
     return runs, bodies
+
+
+def server_cpu(pid: int) -> float:
+    """Seconds of CPU the server process has used (all its threads): steadier than runs/s on a
+    shared machine, where other tenants' load moves the wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def seed(ctx: Context) -> None:
@@ -82,9 +90,11 @@ def main() -> None:
 
             shares = [bodies[k :: args.clients] for k in range(args.clients)]
             with ThreadPoolExecutor(args.clients) as pool:
+                cpu = server_cpu(proc.pid)
                 t = time.perf_counter()
                 stored = sum(pool.map(post_all, shares))
                 seconds = time.perf_counter() - t
+                cpu = server_cpu(proc.pid) - cpu
         finally:
             stop(proc)
     finally:
@@ -95,6 +105,7 @@ def main() -> None:
         f" {stored / seconds:>9,.0f} runs/s"
         f" ({stored:,} of {len(runs):,} stored, {seconds:.1f} s)"
     )
+    print(f"server CPU (user + system)       {cpu / max(stored, 1) * 1e6:>9,.1f} us a run")
     print(f"parse ceiling: orjson.loads      {orjson_rate:>9,.0f} runs/s")
     print(f"parse ceiling: DuckDB read_json  {duck_rate:>9,.0f} runs/s")
 
