@@ -35,11 +35,13 @@ class CostGroup(StrEnum):
     FLOW_NODE = "flow_node"  # by (flow, node id): a `flow_id` column beside `group`
 
 
-def _sums(cost: str, tokens: str) -> str:
-    """The report's aggregates over rows with the run's `status`, a cost and token columns.
+def _sums(cost: str, tokens: str, has_model: str) -> str:
+    """The report's aggregates over rows with the run's `status`, a cost and token columns, and
+    `has_model`: whether a model is in the row (without one no cost is due: not unpriced).
 
     Per status the rows and the cost they burned: 0 when there are none, NULL when none of them
     has a known cost (as `cost` itself)."""
+    unpriced = f"{cost} IS NULL AND {has_model}"
     parts = ["count(*) AS runs", "count(*) FILTER (WHERE status = 'success') AS successful_runs"]
     for status in ("error", "aborted"):
         rows = f"count(*) FILTER (WHERE status = '{status}')"
@@ -52,8 +54,8 @@ def _sums(cost: str, tokens: str) -> str:
         f"sum({cost}) AS cost",
         f"{capped_sum(tokens + 'tokens_in')} AS tokens_in, {capped_sum(tokens + 'tokens_out')} AS tokens_out",
         f"coalesce(bool_or({tokens}tokens_estimated), false) AS tokens_estimated",
-        f"count(*) FILTER (WHERE {cost} IS NULL) AS unpriced_runs",
-        f"count(*) FILTER (WHERE status = 'success' AND {cost} IS NOT NULL) AS _priced_successes",
+        f"count(*) FILTER (WHERE {unpriced}) AS unpriced_runs",
+        f"count(*) FILTER (WHERE status = 'success' AND NOT ({unpriced})) AS _priced_successes",
     ]
     return ",\n    ".join(parts)
 
@@ -64,13 +66,13 @@ _PARTLY_UNPRICED = (
     "cost IS NOT NULL AND list_bool_or([n.model IS NOT NULL AND n.cost IS NULL FOR n IN nodes])"
 )
 _RUN_LEVEL = f"""
-SELECT {{key}} AS "group", {_sums("cost", "")},
+SELECT {{key}} AS "group", {_sums("cost", "", "list_bool_or([n.model IS NOT NULL FOR n IN nodes])")},
     count(*) FILTER (WHERE {_PARTLY_UNPRICED}) AS partly_unpriced_runs
 FROM executions WHERE {{where}} GROUP BY ALL
 """
 # a row is a node run; `status` is the status of the run it belongs to
 _NODE_LEVEL = f"""
-SELECT {{flow}}{{key}} AS "group", {_sums("n.cost", "n.")}
+SELECT {{flow}}{{key}} AS "group", {_sums("n.cost", "n.", "n.model IS NOT NULL")}
 FROM (SELECT flow_id, status, unnest(nodes) AS n FROM executions WHERE {{where}})
 WHERE {{key}} IS NOT NULL GROUP BY ALL
 """
@@ -97,9 +99,11 @@ def cost_report(
     Runs split by status: `successful_runs`, `error_runs` (failed: status `error`, as in
     `failure_rate`) and `aborted_runs` (cancelled, not failed), with `error_cost` and
     `aborted_cost` the cost each burned. At model or node level a row is a node run and its
-    status is the status of the run it belongs to. `unpriced_runs` counts rows whose model no
-    price matches (their cost is unknown, not 0); by flow or user, `partly_unpriced_runs` counts
-    runs whose cost is known but leaves out a model no price matches (a lower bound).
+    status is the status of the run it belongs to. `unpriced_runs` counts rows with a model whose
+    cost is unknown, not 0 (no price matches the model, or it has no token counts); a row
+    without a model (an input node, a run of none) owes nothing and is not one of them. By flow
+    or user, `partly_unpriced_runs` counts runs whose cost is known but leaves out such a model
+    node (a lower bound).
     """
     check_range(start, end)
     start, end = naive_utc(start), naive_utc(end)

@@ -56,10 +56,13 @@ class CostRowOut(BaseModel):
     tokens_in: int | None
     tokens_out: int | None
     tokens_estimated: bool
-    unpriced_runs: int
+    unpriced_runs: int = Field(
+        description="rows with a model whose cost is unknown (no price matches it, or no token counts);"
+        " a row without a model owes nothing and is not counted"
+    )
     partly_unpriced_runs: int | None = Field(
         default=None,
-        description="by flow or user: runs whose cost is known but leaves out a model no price"
-        " matches (their cost is a lower bound); null at model and node level",
+        description="by flow or user: runs whose cost is known but leaves out a model node whose cost"
+        " is unknown (their cost is a lower bound); null at model and node level",
     )
     flow_id: str | None = Field(default=None, description="group_by=flow_node: the node's flow; else null")

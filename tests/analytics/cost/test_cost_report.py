@@ -124,25 +124,35 @@ def _known_sum(costs: list[float | None], rows: int) -> float | None:
 def _expected(runs: list[dict[str, Any]], group_by: str) -> dict[Any, dict[str, Any]]:
     """The cost report computed in plain Python from the runs as sent (by flow_node, keyed by
     (flow, node))."""
-    rows: list[tuple[Any, str, float | None]] = []  # (group, the run's status, cost)
-    partly: dict[Any, int] = {}  # by flow or user: runs with a known cost and an unpriced node
+    # (group, the run's status, cost, whether a model is in it: without one, no cost is due)
+    rows: list[tuple[Any, str, float | None, bool]] = []
+    partly: dict[Any, int] = {}  # by flow or user: runs with a known cost and an unpriced model node
     for run in runs:
-        node_costs = {}
+        node_costs: dict[str, float | None] = {}
+        models: dict[str, str | None] = {}
         for node_id, n in run["node_results"].items():
-            rate = RATES.get(n["modelId"])
-            tin, tout = n["usage"]["prompt_tokens"], n["usage"]["completion_tokens"]
-            node_costs[node_id] = cost(tin, tout, *rate) if rate else None
-            key = {"model": n["modelId"], "node": node_id, "flow_node": (run["flow_id"], node_id)}
+            models[node_id] = n.get("modelId")
+            rate = RATES.get(n.get("modelId") or "")
+            usage = n.get("usage")  # none, and no text to estimate from: no tokens, no cost
+            node_costs[node_id] = (
+                cost(usage["prompt_tokens"], usage["completion_tokens"], *rate) if rate and usage else None
+            )
+            key = {"node": node_id, "flow_node": (run["flow_id"], node_id)}
+            if models[node_id] is not None:
+                key["model"] = models[node_id]
             if group_by in key:
-                rows.append((key[group_by], run["status"], node_costs[node_id]))
+                rows.append((key[group_by], run["status"], node_costs[node_id], models[node_id] is not None))
         if group_by in ("flow", "user"):
             known = [c for c in node_costs.values() if c is not None]
-            rows.append((run[f"{group_by}_id"], run["status"], sum(known) if known else None))
+            has_model = any(m is not None for m in models.values())
+            rows.append((run[f"{group_by}_id"], run["status"], sum(known) if known else None, has_model))
             group = run[f"{group_by}_id"]
-            partly[group] = partly.get(group, 0) + (bool(known) and len(known) < len(node_costs))
+            left_out = any(models[k] is not None and node_costs[k] is None for k in node_costs)
+            partly[group] = partly.get(group, 0) + (bool(known) and left_out)
     out: dict[Any, dict[str, Any]] = {}
-    for group in {g for g, _, _ in rows}:
-        mine = [(s, c) for g, s, c in rows if g == group]
+    for group in {g for g, _, _, _ in rows}:
+        mine = [(s, c) for g, s, c, _ in rows if g == group]
+        unpriced = sum(c is None and m for g, _, c, m in rows if g == group)
         by = {st: [c for s, c in mine if s == st] for st in STATUSES}
         out[group] = {
             "runs": len(mine),
@@ -152,14 +162,16 @@ def _expected(runs: list[dict[str, Any]], group_by: str) -> dict[Any, dict[str, 
             "cost": _known_sum([c for _, c in mine], len(mine)),
             "error_cost": _known_sum(by["error"], len(by["error"])),
             "aborted_cost": _known_sum(by["aborted"], len(by["aborted"])),
-            "unpriced_runs": sum(c is None for _, c in mine),
+            "unpriced_runs": unpriced,
         }
-        # per run and per success over the rows whose cost is known: an unpriced one is not free
-        priced = [(s, c) for s, c in mine if c is not None]
-        spent = sum(c for _, c in priced)
+        # per run and per success over the rows whose cost is known (none is due without a
+        # model): an unpriced one is not free
+        priced = [(s, c) for g, s, c, m in rows if g == group and (c is not None or not m)]
+        spent = sum(c or 0.0 for _, c in priced)
         successes = sum(s == "success" for s, _ in priced)
-        out[group]["cost_per_run"] = spent / len(priced) if priced else None
-        out[group]["cost_per_success"] = spent / successes if successes else None
+        known = any(c is not None for _, c in priced)  # a sum of no known cost is unknown
+        out[group]["cost_per_run"] = spent / len(priced) if priced and known else None
+        out[group]["cost_per_success"] = spent / successes if successes and known else None
         out[group]["partly_unpriced_runs"] = partly.get(group)
     return out
 
@@ -177,6 +189,13 @@ def test_error_and_aborted_cost_match_a_python_sum_per_status(world: World, grou
             )
             for k in range(rng.randrange(1, 4))
         }
+        extra = rng.random()
+        if extra < 0.2:  # a node without a model: nothing to price
+            nodes = {"input_0_x": {"label": "Input", "0": "h", "1": "i"}, **nodes}
+        elif extra < 0.3:  # a priced model that reported no tokens, with no text to estimate from
+            nodes["model_9_t"] = {"modelId": "gpt-4o"}
+        elif extra < 0.4:  # no nodes at all, or only an input
+            nodes = rng.choice([{}, {"input_0_x": {"label": "Input"}}])
         runs.append(
             {
                 "flow_id": rng.choice([world.shared, world.public, world.private]),
