@@ -78,6 +78,10 @@ def check(request: Request, accepted: frozenset[str] | None) -> None:
     header = request.headers.get("content-type")
     if is_accepted(header, accepted):
         return
+    refuse(header, accepted)
+
+
+def refuse(header: str | None, accepted: frozenset[str]) -> None:
     names = " or ".join(sorted(accepted))
     given = f"'{media_type(header)}'" if header else "none"
     raise HTTPException(415, f"Content-Type must be {names} (given: {given})")

@@ -18,6 +18,7 @@ from analytics.core.json_text import loads_mended
 from analytics.core.store import locked_here
 from analytics.history import batch_bulk, ingest
 from analytics.openwebui import importer
+from api.content_type import refuse
 from api.dependencies import AdminUser, Ctx, CurrentUser
 from api.json_body import JsonRoute, decode_error, json_response
 from api.schemas.executions import BatchResultOut
@@ -33,6 +34,9 @@ def _items(body: bytes) -> list[Any]:
     except orjson.JSONDecodeError as exc:
         raise decode_error(exc) from exc
     return data
+
+
+_BATCH_TYPES = frozenset({"application/json", "application/x-ndjson"})
 
 
 @router.post(
@@ -53,6 +57,8 @@ def _items(body: bytes) -> list[Any]:
 async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Store many executions; each item is reported as stored or refused, with the reason."""
     content_type = request.headers.get("content-type", "")
+    if not content_type:  # without a body too: which of the two shapes is an empty body?
+        refuse(None, _BATCH_TYPES)
     pieces = request.stream()
     start = b""
     if "ndjson" not in content_type and "jsonl" not in content_type:
@@ -62,6 +68,8 @@ async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
             if piece.strip():
                 break
         start = b"".join(head)
+        if not start.strip():  # JSON, and nothing in it
+            raise InvalidInput("the body is empty: send a JSON array of executions, or NDJSON")
         if start.lstrip()[:1] == b"[":
             body = start + b"".join([piece async for piece in pieces])
             result = await run_in_threadpool(_answer, batch_bulk.ingest_json_array, ctx, viewer, body)

@@ -165,6 +165,26 @@ def test_ndjson_is_only_for_batch(world: World) -> None:
     assert _counts(world.ctx) == before
 
 
+@pytest.mark.parametrize(
+    ("ctype", "status", "detail"),
+    [
+        (None, 415, "Content-Type must be application/json or application/x-ndjson (given: none)"),
+        ("application/json", 422, "the body is empty: send a JSON array of executions, or NDJSON"),
+        ("application/x-ndjson", 200, None),  # NDJSON of no lines: a batch of nothing
+    ],
+)
+def test_a_batch_without_a_body(world: World, ctype: str | None, status: int, detail: str | None) -> None:
+    """Without a body and a type the batch answered 200, "stored 0", where its README says a body
+    without a type is a 415; an empty body said to be JSON is not JSON."""
+    before = _counts(world.ctx)
+    headers = bearer("owner") | ({"Content-Type": ctype} if ctype else {})
+    for body in (b"", b" \n "):
+        r = world.client.post("/api/v1/executions/batch", content=body, headers=headers)
+        assert r.status_code == status, r.text
+        assert (r.json()["stored"] == 0) if detail is None else (r.json()["detail"] == detail), r.text
+    assert _counts(world.ctx) == before
+
+
 def test_no_body_and_no_type_is_not_a_415(world: World) -> None:
     """Nothing to misread: the route answers as it would (duplicate takes an optional body)."""
     r = world.client.post(f"/api/v1/flows/{world.private}/duplicate", headers=bearer("owner"))
