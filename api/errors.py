@@ -1,14 +1,19 @@
 """One table from analytics' error classes to HTTP status codes, and JSON for every error.
 
 The client parses every error body as JSON, so even an unexpected failure answers
-`{"detail": ...}`, never HTML. FastAPI's own 422 list form for validation stays as it is.
+`{"detail": ...}`, never HTML. FastAPI's own 422 list form for validation stays as it is, but
+an issue's `input` is cut at INPUT_MAX characters: a 20 MB value came back whole.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -105,7 +110,28 @@ async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=405, headers={"Allow": ", ".join(allowed)})
 
 
+INPUT_MAX = 1_000  # characters of a refused value echoed in a 422's `input`
+
+
+def _cut(value: Any) -> Any:
+    """A refused input as the 422 echoes it: whole when short, else its first INPUT_MAX
+    characters (as JSON text when it is not a string) and "…"."""
+    if isinstance(value, str):
+        return value if len(value) <= INPUT_MAX else value[:INPUT_MAX] + "…"
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    text = orjson.dumps(jsonable_encoder(value)).decode()
+    return value if len(text) <= INPUT_MAX else text[:INPUT_MAX] + "…"
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    issues = [{**e, "input": _cut(e["input"])} if "input" in e else e for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(issues)}, status_code=422)
+
+
 def add_exception_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(FlowHistoryError, _flowhistory_error)
     app.add_exception_handler(405, _method_not_allowed)
     app.add_exception_handler(Exception, _unexpected)
