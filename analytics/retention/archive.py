@@ -7,7 +7,7 @@ write), JSON as VARCHAR (`outputs` always the run's, as in the export), timestam
 `archived_at`, `archive_reason` (`delete` or `trim`) and `flow_owner` (the flow's owner then:
 restore gives a run back only to that owner's flow). Files are staged
 and renamed into place, so a reader never sees half a file, and only ever added: a run trimmed
-and later deleted is in the archive twice (restore keeps the copy with its payload). No room in
+and later deleted is in the archive twice (restore takes its payload from the copy that has it, the rest from the newest). No room in
 the archive folder fails the pass with FolderFull (nothing deleted); the store is untouched.
 
 The files are published before the pass's transaction commits (a run is never deleted before its

@@ -2,9 +2,12 @@
 
 Runs whose id is already in the store are skipped; a stored run whose payload was trimmed gets
 it back from the archive (its row is otherwise left as it is). Runs of flows that no longer
-exist, or whose id now names another owner's flow, are skipped and counted. An id archived twice (trimmed, later deleted) comes back as the
-copy that still has its payload. Everything happens in one writer transaction; afterwards the
-counters of the flows that got runs back are rebuilt.
+exist, or whose id now names another owner's flow, are skipped and counted. An id archived more
+than once (trimmed, later deleted; or restored and archived again) comes back as it was when last
+archived, with its payload: the columns a trim empties (`_PAYLOAD`) from the newest copy that
+has them, every other column (cost, nodes, tokens, errors, meta, the owner) from the newest copy,
+so a cost recomputed after the trim is not lost. Everything happens in one writer transaction;
+afterwards the counters of the flows that got runs back are rebuilt.
 
 A restored run is judged by the policies like any other: if it is older than its flow's
 policy allows, the next pass removes it again (and archives it again). Give the flow a policy
@@ -25,6 +28,11 @@ from analytics.history import changes
 from analytics.retention import archive, runs
 
 _HAS_PAYLOAD = "(s.inputs IS NOT NULL OR s.outputs IS NOT NULL OR s.node_results IS NOT NULL)"
+# what a trim empties (apply.py: NULL, and `outputs_same` false): a copy's payload goes as a whole
+_PAYLOAD = ("inputs", "outputs", "outputs_same", "node_results")
+# the copies of one id, newest first: by the pass's time; a delete before a trim of the same time
+# (a run is trimmed, then deleted; only a restore brings it back to be trimmed again)
+_NEWEST = "archived_at DESC, coalesce(archive_reason = 'delete', false) DESC"
 # the archived run's flow is the flow `f` that has its id now: the same owner as when it was
 # archived (Open WebUI re-created the id for another user, or changed its owner: another flow,
 # whose owner must never get the old runs). An archive written before `flow_owner` was kept
@@ -107,16 +115,23 @@ def _restore(
     if flow_id is not None:
         where += " AND flow_id = $flow"
         params["flow"] = flow_id
+    payload = ", ".join(f'p."{name}"' for name in _PAYLOAD)
     conn.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE restore_src AS
-        SELECT * EXCLUDE (pick) FROM (
-            SELECT *, row_number() OVER (
-                PARTITION BY id ORDER BY (inputs IS NOT NULL OR outputs IS NOT NULL OR node_results IS NOT NULL) DESC,
-                archived_at DESC) AS pick
+        WITH copies AS (
+            SELECT *, (inputs IS NOT NULL OR outputs IS NOT NULL OR node_results IS NOT NULL) AS _full
             FROM read_parquet($files, hive_partitioning = true, union_by_name = true)
             WHERE {where}
-        ) WHERE pick = 1
+        ), ranked AS (
+            SELECT *,
+                   row_number() OVER (PARTITION BY id ORDER BY {_NEWEST}, _full DESC) AS _newest,
+                   row_number() OVER (PARTITION BY id ORDER BY _full DESC, {_NEWEST}) AS _fullest
+            FROM copies
+        )
+        SELECT n.* EXCLUDE (_full, _newest, _fullest, {", ".join(_PAYLOAD)}), {payload}
+        FROM ranked n JOIN ranked p ON p.id = n.id AND p._fullest = 1
+        WHERE n._newest = 1
         """,
         params,
     )
