@@ -49,6 +49,7 @@ import logging
 import os
 import queue
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -425,6 +426,7 @@ class Store:
         self._reserve_missing = False  # released or never made: made again when the disk allows
         self._reserve_checked = 0.0  # monotonic time of the last look for room for it
         self._writer_error: str | None = None  # why the writer cannot commit (readiness)
+        self._unwritable = False  # the last write found the store's folder unwritable
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {"checkpoint_threshold": _NO_AUTO_CHECKPOINT}
@@ -784,6 +786,7 @@ class Store:
                 self._disk_full(batch, exc)
                 return
             if self._store_unwritable(exc):
+                self._unwritable = True
                 for task in batch:
                     self._fail(task, StoreUnwritable(UNWRITABLE_DETAIL))
                 return
@@ -794,6 +797,7 @@ class Store:
                 self._commit(self._writer_conn, [task], in_reserve=in_reserve)
             return
         self._writer_error = None
+        self._unwritable = False
         self._count(len(batch), rows, time.perf_counter() - started)
         hook_failed = False
         for task, result in zip(batch, results, strict=True):
@@ -821,6 +825,23 @@ class Store:
     def full(self) -> bool:
         """The last write found the disk full, and neither a delete nor the disk has freed room."""
         return self._full
+
+    @property
+    def unwritable(self) -> bool:
+        """The last write found the store's folder unwritable (or it could not be reopened), and
+        a file still cannot be made there: every write is refused meanwhile (readiness, metrics).
+        Looked at again here, so an idle server does not say so after the folder is fixed."""
+        if self._unopened:
+            return True
+        if not self._unwritable:
+            return False
+        try:  # never the store's own file: closing a descriptor of it would drop DuckDB's lock
+            with tempfile.TemporaryFile(dir=self.path.parent):
+                pass
+        except OSError:
+            return True
+        self._unwritable = False
+        return False
 
     def _reserve_path(self) -> Path:
         return self.path.with_name(self.path.name + ".reserve")
@@ -1353,6 +1374,8 @@ class Store:
             return "stopped"
         if self._writer_error:
             return f"cannot commit ({self._writer_error})"
+        if self.unwritable:
+            return "cannot commit (the store's folder cannot be written: a read-only file system, or no permission)"
         return "alive"
 
     def close(self) -> None:

@@ -91,6 +91,11 @@ class LibraryCollector(Collector):
             value=int(store.full),
         )
         yield GaugeMetricFamily(
+            "flowhistory_store_unwritable",
+            "1 while the store's folder cannot be written (every write refused, 503), else 0",
+            value=int(store.unwritable),
+        )
+        yield GaugeMetricFamily(
             "flowhistory_writer_queue_depth", "Writes waiting for the writer", value=store.queue_depth()
         )
         yield GaugeMetricFamily(

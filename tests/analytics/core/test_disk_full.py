@@ -268,7 +268,7 @@ def test_no_room_for_a_file_a_task_writes_elsewhere_is_that_tasks_failure(
         store.write(lambda c: c.execute("INSERT INTO t VALUES (10)"))
         store.write(lambda c: c.execute("DELETE FROM t WHERE i = 0"), frees_space=True)
         assert store.on_writer(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(10,)]
-        assert store.writer_state == "alive"
+        assert store.writer_state == "alive" and not store.unwritable
     finally:
         store.close()
 
@@ -501,6 +501,8 @@ def test_a_read_only_store_folder_refuses_writes_in_words_and_they_resume(small_
                 except StoreUnwritable:
                     refused += 1
             assert refused >= 2, (stored, refused)
+            # readiness and metrics say so (/ready said "writer: alive" while every write was a 503)
+            assert store.unwritable and store.writer_state.startswith("cannot commit"), store.writer_state
             with pytest.raises(StoreUnwritable):  # reads too, in words: the file is closed
                 store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall())
         finally:
@@ -517,5 +519,34 @@ def test_a_read_only_store_folder_refuses_writes_in_words_and_they_resume(small_
         store.write(lambda c: c.execute("INSERT INTO t VALUES (-1, 'back')"))
         assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(100 + stored + 1,)]
         assert store.writer_state == "alive"
+    finally:
+        store.close()
+
+
+def test_an_unwritable_store_folder_shows_in_readiness_until_it_can_be_written(small_disk: Path) -> None:
+    """The folder read-only with no WAL open (DuckDB cannot make one): every write was refused
+    while /ready said "writer: alive" and no gauge moved. And once it can be written again, an
+    idle server must not keep saying otherwise."""
+    from analytics.core.errors import StoreUnwritable
+
+    data = small_disk / "quiet"
+    data.mkdir()
+    store = Store(data / "s.duckdb")
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t (i BIGINT)"))
+        store.write(lambda c: c.execute("CHECKPOINT"))  # no WAL left: the next write makes one
+        assert not (data / "s.duckdb.wal").exists()
+        subprocess.run(["mount", "--bind", str(data), str(data)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(data)], check=True)
+        try:
+            with pytest.raises(StoreUnwritable):
+                store.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+            assert store.unwritable
+            assert store.writer_state.startswith("cannot commit (the store's folder cannot be written")
+        finally:
+            subprocess.run(["umount", str(data)], check=True)
+        assert not store.unwritable and store.writer_state == "alive"  # no write needed to see it
+        store.write(lambda c: c.execute("INSERT INTO t VALUES (2)"))
+        assert store.read(lambda c: c.execute("SELECT list(i) FROM t").fetchall()) == [([2],)]
     finally:
         store.close()
