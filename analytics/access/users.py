@@ -17,6 +17,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from analytics.access.directory import User
 from analytics.core.clock import utc_now
@@ -154,10 +155,26 @@ def list_api_keys(ctx: Context, *, user_id: str | None = None) -> list[ApiKey]:
 
 
 def revoke_api_key(ctx: Context, key_id: str) -> None:
-    deleted = ctx.write_registry(
-        lambda c: c.execute("DELETE FROM api_keys WHERE id = ? RETURNING id", [key_id]).fetchall()
-    )
-    if not deleted:
+    """Conflict for the last key any admin holds: revoked, no admin could call the API (nor the
+    CLI through a running server, which uses an admin's key) until a token was minted. Checked
+    on the writer, in the transaction of the revoke, so two revokes racing leave one key."""
+    admins = [u.id for u in ctx.directory.users() if u.role == "admin"]
+
+    def revoke(c: Connection) -> list[tuple[Any, ...]]:
+        row = c.execute("SELECT user_id FROM api_keys WHERE id = ?", [key_id]).fetchone()
+        if row is not None and row[0] in admins:
+            others = c.execute(
+                "SELECT 1 FROM api_keys WHERE id <> ? AND list_contains(?::VARCHAR[], user_id) LIMIT 1",
+                [key_id, admins],
+            ).fetchall()
+            if not others:
+                raise Conflict(
+                    f"API key {key_id} is the last key an admin holds: create another admin key first,"
+                    " then revoke this one"
+                )
+        return c.execute("DELETE FROM api_keys WHERE id = ? RETURNING id", [key_id]).fetchall()
+
+    if not ctx.write_registry(revoke):
         raise NotFound(f"API key {key_id} not found")
 
 

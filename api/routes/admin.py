@@ -61,9 +61,13 @@ def create_key(form: KeyCreate, _: AdminUser, ctx: Ctx) -> KeyCreated:
     return KeyCreated(key=key, **KeyOut.model_validate(record).model_dump())
 
 
-@router.delete("/keys/{key_id}", response_model=bool)
+@router.delete(
+    "/keys/{key_id}",
+    response_model=bool,
+    responses={409: {"description": "The last key any admin holds: create another admin key first"}},
+)
 def revoke_key(key_id: str, _: AdminUser, ctx: Ctx) -> bool:
-    """Revoke an API key."""
+    """Revoke an API key (not the last one an admin holds)."""
     users.revoke_api_key(ctx, key_id)
     return True
 

@@ -97,3 +97,20 @@ def test_the_cli_refuses_too(tmp_path: Path) -> None:
         assert admins(ctx) == {"alice"}
         with pytest.raises(Conflict):
             users.set_role(ctx, "alice", "user")
+
+
+def test_the_last_key_an_admin_holds_cannot_be_revoked(world: World) -> None:
+    """Revoked, no admin could call the API, nor the CLI through the running server (which uses
+    the admin's key): schemathesis did it, and every later request was a 401."""
+    ctx = world.ctx
+    [bootstrap] = users.list_api_keys(ctx, user_id="admin")  # the key made at the first start
+    r = world.client.delete(f"/api/v1/keys/{bootstrap.id}", headers=bearer("admin"))
+    assert r.status_code == 409, r.text
+    assert "last key an admin holds" in r.json()["detail"]
+    assert users.list_api_keys(ctx, user_id="admin") == [bootstrap]
+    _, second = users.create_api_key(ctx, "admin", name="second")
+    r = world.client.delete(f"/api/v1/keys/{bootstrap.id}", headers=bearer("admin"))
+    assert r.status_code in (200, 204), r.text  # another key is there now
+    assert users.list_api_keys(ctx, user_id="admin") == [second]
+    _, mine = users.create_api_key(ctx, "owner")  # a plain user's last key goes as before
+    assert world.client.delete(f"/api/v1/keys/{mine.id}", headers=bearer("admin")).status_code in (200, 204)
