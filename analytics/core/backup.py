@@ -6,6 +6,22 @@ is in it. `copy_database` checks both sides hold the same tables with the same r
 copy is written under a temporary name, reopened to check its schema version, fsynced and only
 then renamed to its final name, so a half backup never sits under the name asked for.
 
+Room: a backup needs about the store's data (its used blocks, plus its WAL) free in the folder it
+is written to, once. The store runs with DuckDB's automatic checkpoint off (the writer checkpoints
+when there is room), and with it off the copy's one commit went to the copy's WAL whole (as large
+as the data, uncompressed) and was then checkpointed into the file beside it, with the blocks
+written ahead of the commit: about 4x the store at the peak. The copy is therefore made with
+the automatic checkpoint on (`_copy_without_wal`): its commit is written straight into the file,
+and no WAL is written. A folder without that room answers FolderFull saying how much it needs
+and has.
+
+A backup the CLI asks a server for (`flowhistory backup DEST` while a server holds the store) is
+collected: the CLI moves it to DEST. It is written under a hidden name,
+`.flowhistory-<time>.duckdb.uncollected-<token>`, when the CLI holds a lock on the marker
+`.flowhistory-collect-<token>` in the same folder (`collecting`): one whose marker nobody holds
+(the CLI was killed before it took the file) is removed at the next backup or server start, with
+the partial files. An admin's backup (no marker) keeps its plain name and stays.
+
 What is not in it, on purpose: the admin key file and the Open WebUI secret beside the store
 (secrets, kept by the operator), `jobs.json` (status, rebuilt at start), and the Parquet exports
 and retention archives (separate folders, see the README).
@@ -21,6 +37,8 @@ keep writing to the old one.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import logging
 import os
 import re
@@ -29,6 +47,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +58,7 @@ import duckdb
 from analytics.core import migrations
 from analytics.core.errors import Conflict, FolderFull, FolderUnwritable, InvalidInput
 from analytics.core.store import (
+    NO_AUTO_CHECKPOINT,
     Connection,
     copy_database,
     copy_out,
@@ -59,10 +79,18 @@ _ALIAS = "flowhistory_backup"
 # `.<name>.partial-<pid>-<hex>` (and its `.wal`): a backup being written, or left by a crash;
 # `.<db>.restoring-<pid>-<hex>`: a restore's copy of the backup, beside the store
 _PARTIAL = re.compile(r"^\..+\.(?:partial|restoring)-(\d+)-[0-9a-f]+(\.wal)?$")
+# a backup made for the CLI to collect, and the marker the collecting CLI holds a lock on
+_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+_UNCOLLECTED = re.compile(r"^\.(flowhistory-.+\.duckdb)\.uncollected-([0-9a-f]{32})$")
+_MARKER = re.compile(r"^\.flowhistory-collect-([0-9a-f]{32})$")
+_MIB = 1 << 20
+_MARGIN = 1 << 20  # the copy's headers and partly filled blocks, beside the store's data
+_EAGER_CHECKPOINT = "0B"  # the copy's commit checkpointed at once: written to the file, no WAL
 FULL_DETAIL = (
-    "the backup folder's disk is full (FLOWHISTORY_BACKUP_DIR): no backup was made and nothing "
-    "was left there; the store is untouched. Free space there, or point the setting at a disk "
-    "with room, and try again"
+    "the backup folder's disk is full (FLOWHISTORY_BACKUP_DIR): a backup needs about {need} MiB "
+    "free there (about the store's size) and it has {free} MiB. No backup was made and nothing "
+    "was left there; the store is untouched. Free at least {more} MiB more there, or point the "
+    "setting at a disk with room, and try again"
 )
 _RUNNING = threading.Lock()  # one backup at a time per process
 
@@ -121,6 +149,25 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _marker(token: str) -> str:
+    return f".flowhistory-collect-{token}"
+
+
+def _collector_alive(folder: Path, token: str) -> bool:
+    """A CLI still holds the lock on the marker of `token` (it is collecting that backup)."""
+    try:
+        fd = os.open(folder / _marker(token), os.O_RDONLY)
+    except OSError:
+        return False  # no marker: the CLI ended (or never made one)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(fd)  # also releases a lock just taken
+    return False
+
+
 def remove_stale_partials(folder: Path) -> list[Path]:
     """Remove the half-written copies (`.<name>.partial-<pid>-<hex>` and their `.wal`) a backup
     killed mid-way left in `folder`, and the copies a killed restore left beside the store
@@ -128,19 +175,33 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     no longer run, and this process's own (a container's server often has the same pid at each
     start). Only when no backup or restore of this process runs: at server start (the backup
     folder and the store's), in `backup` before it copies and in `restore` before it does.
+    Also the backups made for a CLI that never took them (`.flowhistory-….duckdb.uncollected-
+    <token>`, a whole copy of the store) and their markers, when no process holds the marker's
+    lock: the CLI was killed between the server's answer and the move to DEST.
     Answers what was removed; never raises (logged)."""
     removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
+    collecting: dict[str, bool] = {}
     for entry in entries:
+        if not entry.is_file(follow_symlinks=False):
+            continue
         found = _PARTIAL.match(entry.name)
-        if not found or not entry.is_file(follow_symlinks=False):
-            continue
-        pid = int(found.group(1))
-        if pid != os.getpid() and _pid_alive(pid):
-            continue
+        if found:
+            pid = int(found.group(1))
+            if pid != os.getpid() and _pid_alive(pid):
+                continue
+        else:
+            left = _UNCOLLECTED.match(entry.name)
+            token = left.group(2) if left else (m.group(1) if (m := _MARKER.match(entry.name)) else None)
+            if token is None:
+                continue
+            if token not in collecting:
+                collecting[token] = _collector_alive(folder, token)
+            if collecting[token]:
+                continue
         try:
             os.unlink(entry.path)
         except OSError as exc:
@@ -148,8 +209,69 @@ def remove_stale_partials(folder: Path) -> list[Path]:
             continue
         removed.append(Path(entry.path))
     if removed:
-        log.warning("removed %d partial backup file(s) a stopped backup left in %s", len(removed), folder)
+        log.warning(
+            "removed %d partial or uncollected backup file(s) a stopped backup left in %s",
+            len(removed),
+            folder,
+        )
     return removed
+
+
+class Collect:
+    """The CLI's claim on the backup a server makes for it: a marker file in the backup folder
+    it holds a lock on (released by the kernel when the CLI ends, however it ends)."""
+
+    def __init__(self, folder: Path, token: str, fd: int) -> None:
+        self.folder = folder
+        self.token = token
+        self._fd = fd
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            (self.folder / _marker(self.token)).unlink()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+@contextlib.contextmanager
+def collecting(folder: Path) -> Iterator[Collect | None]:
+    """A marker in `folder` (the server's backup folder as this machine sees it) that tells the
+    server the CLI will take the backup from there, locked while the CLI runs; None when no file
+    can be made there (the backup then gets a plain name, as an admin's does)."""
+    token = secrets.token_hex(16)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / _marker(token), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        yield None
+        return
+    claim = Collect(folder, token, fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield claim
+    finally:
+        claim.close()
+
+
+def kept_name(made: Path) -> Path:
+    """The plain name of a backup made for the CLI (`flowhistory-<time>.duckdb`), or `made`."""
+    found = _UNCOLLECTED.match(made.name)
+    return made.with_name(found.group(1)) if found else made
+
+
+def keep(made: Path) -> Path:
+    """A backup made for the CLI that the CLI could not move: renamed to its plain name, so it
+    stays as an admin's backup does (the next backup would remove it otherwise). Answers where
+    it is; never raises."""
+    kept = kept_name(made)
+    if kept == made:
+        return made
+    try:
+        os.replace(made, kept)
+    except OSError as exc:
+        log.warning("could not give the backup %s its plain name: %s", made, exc)
+        return made
+    return kept
 
 
 def backup_name() -> str:
@@ -170,6 +292,63 @@ def _schema_version(conn: Connection, database: str) -> int:
     return int(row[0][0])
 
 
+def room_needed(conn: Connection, db_path: Path) -> int:
+    """About the room a backup of the store takes: its used blocks (a DuckDB file keeps the
+    blocks deletes freed; the copy does not), its WAL (folded into the copy) and a margin."""
+    row = conn.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = current_database()"
+    ).fetchall()
+    used = int(row[0][0]) * int(row[0][1]) if row else 0
+    try:
+        wal = db_path.with_name(db_path.name + ".wal").stat().st_size
+    except (OSError, ValueError):
+        wal = 0
+    return used + wal + _MARGIN
+
+
+def _copy_without_wal(conn: Connection, target: Path) -> dict[str, int]:
+    """`copy_out` with DuckDB's automatic checkpoint on for its commit (the store runs with it
+    off): the copy is written once, into its file, instead of into its WAL first and then the
+    file (with the blocks written ahead of the commit, about 4x the store at the peak). Only the
+    copy is written in that commit (the store is read), so only the copy is checkpointed; the
+    store's setting is put back whatever happens. A copy that runs out of room fails its
+    commit's checkpoint: DuckDB then gives up on the copy's database alone (detached, removed)."""
+    conn.execute(f"SET checkpoint_threshold = '{_EAGER_CHECKPOINT}'")
+    try:
+        tables = copy_out(conn, target, _ALIAS)
+    except BaseException:
+        _store_checkpoint_back(conn)
+        raise
+    if not _store_checkpoint_back(conn):
+        raise RuntimeError("the store's checkpoint setting could not be put back after the backup")
+    return tables
+
+
+def _store_checkpoint_back(conn: Connection) -> bool:
+    """The store's own setting again (its automatic checkpoint off); False (logged) if refused."""
+    try:
+        conn.execute(f"SET checkpoint_threshold = '{NO_AUTO_CHECKPOINT}'")
+    except Exception:
+        log.exception("the store's checkpoint setting could not be put back after a backup")
+        return False
+    return True
+
+
+def _free_bytes(folder: Path) -> int:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+def full_detail(need: int, free: int) -> str:
+    """The 507's text: what a backup needs and what the folder has, in MiB (rounded up/down)."""
+    need_mib = -(-need // _MIB)
+    free_mib = free // _MIB
+    return FULL_DETAIL.format(need=need_mib, free=free_mib, more=max(need_mib - free_mib, 1))
+
+
 def backup(ctx: Context, dest: Path) -> Backup:
     """Copy the open store to `dest` (which must not exist), consistent while it serves."""
     dest = Path(dest)
@@ -178,9 +357,16 @@ def backup(ctx: Context, dest: Path) -> Backup:
         raise Conflict("a backup is running; try again when it has finished")
     started = time.monotonic()
     partial = _scratch(dest, "partial")
+    need = 0
+
+    def copy(conn: Connection) -> dict[str, int]:
+        nonlocal need
+        need = room_needed(conn, ctx.store.path)
+        return _copy_without_wal(conn, partial)
+
     try:
         remove_stale_partials(dest.parent)
-        tables = ctx.store.on_writer(lambda conn: copy_out(conn, partial, _ALIAS))
+        tables = ctx.store.on_writer(copy)
         with duckdb.connect(str(partial)) as check:  # reopens as a store would, then checkpoints
             version = _schema_version(check, check.execute("SELECT current_database()").fetchall()[0][0])
         if version != migrations.head() or partial.with_name(partial.name + ".wal").exists():
@@ -193,8 +379,15 @@ def backup(ctx: Context, dest: Path) -> Backup:
     except BaseException as exc:
         _discard(partial)
         if isinstance(exc, Exception) and is_disk_full(exc):
-            log.error("the backup folder %s has no room: %s", dest.parent, exc)
-            raise FolderFull(FULL_DETAIL) from None
+            free = _free_bytes(dest.parent)
+            log.error(
+                "the backup folder %s has no room (needs about %d bytes, has %d): %s",
+                dest.parent,
+                need,
+                free,
+                exc,
+            )
+            raise FolderFull(full_detail(need, free)) from None
         raise
     finally:
         _RUNNING.release()
@@ -231,9 +424,12 @@ def _probe(folder: Path) -> None:
         pass
 
 
-def backup_to_folder(ctx: Context) -> Backup:
+def backup_to_folder(ctx: Context, collect: str | None = None) -> Backup:
     """A backup under a generated name in the configured backup folder (`backups_dir`): what the
-    admin endpoint does, so no path ever comes from a request."""
+    admin endpoint does, so no path ever comes from a request. `collect` is the token of a CLI
+    that will take the file: when its locked marker is in the folder (the CLI sees the same
+    folder), the backup gets the hidden name `.flowhistory-….duckdb.uncollected-<token>`,
+    removed at the next backup or start if the CLI never took it; else the plain name."""
     folder = ctx.settings.backups_dir
     try:
         _probe(folder)
@@ -243,7 +439,10 @@ def backup_to_folder(ctx: Context) -> Backup:
             f"the backup folder (FLOWHISTORY_BACKUP_DIR) cannot be written ({exc.strerror or exc}): "
             "no backup was made. Point the setting at a folder the server may write"
         ) from None
-    return backup(ctx, folder / backup_name())
+    name = backup_name()
+    if collect is not None and _TOKEN.match(collect) and _collector_alive(folder, collect):
+        name = f".{name}.uncollected-{collect}"
+    return backup(ctx, folder / name)
 
 
 def check_backup(src: Path) -> None:
@@ -322,6 +521,7 @@ def place_backup(made: Path, dest: Path) -> None:
     by a full disk is removed); an existing `dest` is never overwritten (Conflict)."""
     if dest.exists():
         raise Conflict(f"{dest} exists; a backup never overwrites a file")
+    remove_stale_partials(dest.parent)  # an earlier move killed mid-way: its copy beside DEST
     try:
         os.link(made, dest)  # the same filesystem: atomic, and refuses an existing file
         made.unlink()

@@ -188,7 +188,7 @@ _DISK_FULL_TEXT = ("no space left on device", "file too large", "disk quota exce
 _DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _RECOVER = object()
 # DuckDB's own automatic checkpoint, out of reach: the writer checkpoints when there is room
-_NO_AUTO_CHECKPOINT = "1TB"
+NO_AUTO_CHECKPOINT = "1TB"
 _DEFAULT_CHECKPOINT_AT = 16 << 20  # DuckDB's default checkpoint_threshold
 # room a checkpoint needs beside the WAL's size: metadata and partly filled blocks
 _CHECKPOINT_MARGIN = 4 << 20
@@ -429,7 +429,7 @@ class Store:
         self._unwritable = False  # the last write found the store's folder unwritable
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        config: dict[str, Any] = {"checkpoint_threshold": _NO_AUTO_CHECKPOINT}
+        config: dict[str, Any] = {"checkpoint_threshold": NO_AUTO_CHECKPOINT}
         self.checkpoint_bytes = (
             int(TypeAdapter(ByteSize).validate_python(checkpoint_threshold))
             if checkpoint_threshold

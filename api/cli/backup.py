@@ -3,7 +3,10 @@ putting one back (analytics/core/backup.py).
 
 While a server holds the store, `backup` asks it over HTTP (`POST /api/v1/admin/backup`, as every
 remote command asks: api/cli/remote.py): the server copies on its writer into its backup folder,
-and the file is then moved to DEST when that folder is on this machine. `restore` needs the server
+and the file is then moved to DEST when that folder is on this machine. The CLI holds a locked
+marker in that folder while it runs (`backups.collecting`), so the server names the copy as one
+to collect (`.flowhistory-….duckdb.uncollected-<token>`): killed before it took the file, the CLI
+leaves a copy the next backup or server start removes, not a backup that stays. `restore` needs the server
 stopped: DuckDB allows one process per store, and a running server would keep its old file.
 """
 
@@ -56,28 +59,31 @@ def backup_command(
 def _through_server(settings: Settings, dest: Path) -> None:
     """The server holds the store: it takes the backup (asked as every remote command asks, with
     the same key); the file then moves to DEST."""
-    try:
-        with remote.connect(settings) as api:
-            body: dict[str, Any] = api.post("/api/v1/admin/backup")
-            url = api.url
-    except remote.RemoteError as exc:
-        fail_remote(exc)
-    made = settings.backups_dir / body["name"]
-    summary = f"{body['runs']} runs ({body['bytes']} bytes, schema {body['schema_version']})"
-    if not made.is_file():
-        console.print(
-            Text(
-                f"the server backed up {summary} to {body['name']} in its backup folder "
-                "(FLOWHISTORY_BACKUP_DIR), which is not on this machine: copy it from there"
+    with backups.collecting(settings.backups_dir) as claim:
+        try:
+            with remote.connect(settings) as api:
+                params = {"collect": claim.token} if claim is not None else {}
+                body: dict[str, Any] = api.post("/api/v1/admin/backup", params=params)
+                url = api.url
+        except remote.RemoteError as exc:
+            fail_remote(exc)
+        made = settings.backups_dir / body["name"]
+        summary = f"{body['runs']} runs ({body['bytes']} bytes, schema {body['schema_version']})"
+        if not made.is_file():
+            console.print(
+                Text(
+                    f"the server backed up {summary} to {body['name']} in its backup folder "
+                    "(FLOWHISTORY_BACKUP_DIR), which is not on this machine: copy it from there"
+                )
             )
-        )
-        return
-    try:
-        backups.place_backup(made, dest)
-    except (OSError, FlowHistoryError) as exc:
-        why = exc.detail if isinstance(exc, FlowHistoryError) else exc
-        error(f"the backup is at {made}; moving it to {dest} failed (nothing was left there): {why}")
-        raise typer.Exit(1) from exc
+            return
+        try:
+            backups.place_backup(made, dest)
+        except (OSError, FlowHistoryError) as exc:
+            why = exc.detail if isinstance(exc, FlowHistoryError) else exc
+            made = backups.keep(made)  # its plain name: a copy never collected would be removed
+            error(f"the backup is at {made}; moving it to {dest} failed (nothing was left there): {why}")
+            raise typer.Exit(1) from exc
     console.print(Text(f"backed up {summary} through the server at {url} to {dest}"))
 
 
