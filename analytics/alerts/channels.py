@@ -70,6 +70,8 @@ def _check_url(value: HttpUrl | None, kind: ChannelKind | None) -> HttpUrl | Non
         return None
     if value is None and kind is not None:
         raise ValueError(f"a {kind} channel needs a URL")
+    if value is not None and value.port == 0:  # read as "no port": sent to 80 or 443 instead
+        raise ValueError("port 0 is not a port a receiver listens on: give 1-65535, or none")
     return value
 
 

@@ -124,6 +124,8 @@ def resolve(
         raise EgressRefused(f"not a usable URL ({exc})") from exc
     if parsed.scheme not in ("http", "https") or not parsed.raw_host:
         raise EgressRefused("a webhook URL is http:// or https:// with a host")
+    if parsed.port == 0:  # `or` below would send it to 80 or 443
+        raise EgressRefused("port 0 is not a port a receiver listens on")
     host = parsed.raw_host.decode("ascii").strip("[]").lower().rstrip(".")
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     addresses = _addresses(host, port, getaddrinfo)

@@ -366,3 +366,14 @@ def test_https_to_the_pinned_address_still_sends_the_host_name_as_sni(tmp_path: 
         assert (out["ok"], out["status_code"], out["error"]) == (False, None, "ConnectError")
     finally:
         listener.close()
+
+
+def test_port_0_is_refused_not_sent_to_the_default_port(strict: TestClient) -> None:
+    """`:0` read as "no port" sent the notification to 80 or 443, not where the URL said."""
+    for url in ("https://hooks.example.com:0/h", "http://8.8.8.8:0/h"):
+        r = strict.post(CHANNELS, json=_channel(url), headers=bearer("owner"))
+        assert r.status_code == 422, r.text
+        assert "port 0" in str(r.json()["detail"]), r.text
+    assert strict.get(CHANNELS, headers=bearer("owner")).json() == []
+    with pytest.raises(egress.EgressRefused, match="port 0"):
+        egress.resolve("http://hooks.example:0/", [], getaddrinfo=_resolver("8.8.8.8"))
