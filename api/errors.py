@@ -124,9 +124,22 @@ def _cut(value: Any) -> Any:
     return value if len(text) <= INPUT_MAX else text[:INPUT_MAX] + "…"
 
 
+NOT_UTF8 = "the body is not UTF-8: JSON is read as UTF-8, whatever charset the Content-Type names"
+
+
+def _issue(issue: dict[str, Any]) -> dict[str, Any]:
+    """An issue as answered: its input cut; a body in another encoding (latin-1, UTF-16) said so
+    in words, where orjson's "str is not valid UTF-8: surrogates not allowed" misled."""
+    out = {**issue, "input": _cut(issue["input"])} if "input" in issue else dict(issue)
+    error = (out.get("ctx") or {}).get("error")
+    if out.get("type") == "json_invalid" and isinstance(error, str) and "not valid UTF-8" in error:
+        out["ctx"] = {**out["ctx"], "error": NOT_UTF8}
+    return out
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    issues = [{**e, "input": _cut(e["input"])} if "input" in e else e for e in exc.errors()]
+    issues = [_issue(e) for e in exc.errors()]
     return JSONResponse({"detail": jsonable_encoder(issues)}, status_code=422)
 
 

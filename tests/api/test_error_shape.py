@@ -214,3 +214,17 @@ def test_a_huge_refused_value_is_not_echoed_whole(client: TestClient) -> None:
         assert cut, (path, r.text[:500])
     small = client.post("/api/v1/alerts/channels", json={"name": 5}, headers=bearer("admin"))
     assert any(i.get("input") == 5 for i in small.json()["detail"])  # a short one whole
+
+
+@pytest.mark.parametrize(("charset", "encoding"), [("latin-1", "latin-1"), ("utf-16", "utf-16")])
+def test_a_body_in_another_encoding_is_told_so(client: TestClient, charset: str, encoding: str) -> None:
+    """orjson's "str is not valid UTF-8: surrogates not allowed" sent a caller looking for
+    surrogates in a latin-1 or UTF-16 body."""
+    from api.errors import NOT_UTF8
+
+    body = '{"name": "café", "nodes": [], "edges": []}'.encode(encoding)
+    headers = {**bearer("admin"), "Content-Type": f"application/json; charset={charset}"}
+    r = client.post("/api/v1/flows/create", content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["ctx"]["error"] == NOT_UTF8
+    assert client.get("/api/v1/flows/", headers=bearer("admin")).json() == []
