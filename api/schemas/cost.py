@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from analytics.core.numbers import Number
 from analytics.cost.prices import Price
+
+
+def _a_date_not_a_number(value: Any) -> Any:
+    """pydantic read 0 as 1970-01-01 (a number of seconds): a date is written as a date."""
+    if isinstance(value, int | float):
+        raise ValueError("a date is written YYYY-MM-DD (2026-01-01), not as a number")
+    return value
 
 
 class PriceIn(BaseModel):
@@ -16,7 +24,9 @@ class PriceIn(BaseModel):
     model_pattern: str = Field(min_length=1, max_length=200, description="glob, e.g. gpt-4o-mini*")
     input_per_million: Number = Field(ge=0, description="USD per million input tokens")
     output_per_million: Number = Field(ge=0, description="USD per million output tokens")
-    valid_from: date
+    valid_from: Annotated[date, BeforeValidator(_a_date_not_a_number)] = Field(
+        description="the first day the price applies, ISO 8601 (2026-01-01)"
+    )
 
     def to_price(self) -> Price:
         return Price(self.model_pattern, self.input_per_million, self.output_per_million, self.valid_from)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from analytics.core.clock import UtcTime
 from analytics.core.numbers import Count, Number
@@ -42,7 +42,9 @@ class PolicyIn(BaseModel):
         allow_inf_nan=False,
         description="drop inputs, outputs and node_results of older runs; metrics, nodes, errors stay",
     )
-    archive: bool = Field(default=True, description="write removed runs to the Parquet archive first")
+    archive: StrictBool = Field(  # 0 was read as false
+        default=True, description="write removed runs to the Parquet archive first"
+    )
 
     def to_policy(self) -> Policy:
         return Policy(**self.model_dump())

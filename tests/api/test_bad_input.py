@@ -1227,6 +1227,9 @@ def _boolean_for_a_number(fid: str) -> dict[str, tuple[str, str, dict[str, Any],
             "ge_",
         ),
         "search has_note": ("POST", "/api/v1/executions/search", {"filter": {"has_note": "yes"}}, "has_note"),
+        # and the other way round: a number where a boolean or a date goes (0 read as false, 1970-01-01)
+        "policy archive": ("PUT", f"/api/v1/flows/{fid}/retention/policy", {"archive": 0}, "archive"),
+        "price valid_from": ("PUT", "/api/v1/prices", {"prices": [{**price, "valid_from": 0}]}, "valid_from"),
         "metrics max_groups": (
             "POST",
             "/api/v1/metrics",
