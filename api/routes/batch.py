@@ -18,7 +18,7 @@ from analytics.core.json_text import loads_mended
 from analytics.core.store import locked_here
 from analytics.history import batch_bulk, ingest
 from analytics.openwebui import importer
-from api.content_type import refuse
+from api.content_type import is_accepted, refuse
 from api.dependencies import AdminUser, Ctx, CurrentUser
 from api.json_body import JsonRoute, decode_error, json_response
 from api.schemas.executions import BatchResultOut
@@ -57,8 +57,8 @@ _BATCH_TYPES = frozenset({"application/json", "application/x-ndjson"})
 async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Store many executions; each item is reported as stored or refused, with the reason."""
     content_type = request.headers.get("content-type", "")
-    if not content_type:  # without a body too: which of the two shapes is an empty body?
-        refuse(None, _BATCH_TYPES)
+    if not is_accepted(content_type, _BATCH_TYPES):  # without a body too: which shape is it?
+        refuse(content_type, _BATCH_TYPES)
     pieces = request.stream()
     start = b""
     if "ndjson" not in content_type and "jsonl" not in content_type:

@@ -169,6 +169,11 @@ def test_ndjson_is_only_for_batch(world: World) -> None:
     ("ctype", "status", "detail"),
     [
         (None, 415, "Content-Type must be application/json or application/x-ndjson (given: none)"),
+        (
+            "text/plain",
+            415,
+            "Content-Type must be application/json or application/x-ndjson (given: 'text/plain')",
+        ),
         ("application/json", 422, "the body is empty: send a JSON array of executions, or NDJSON"),
         ("application/x-ndjson", 200, None),  # NDJSON of no lines: a batch of nothing
     ],
