@@ -40,18 +40,19 @@ def _sums(cost: str, tokens: str, has_model: str) -> str:
     `has_model`: whether a model is in the row (without one no cost is due: not unpriced).
 
     Per status the rows and the cost they burned: 0 when there are none, NULL when none of them
-    has a known cost (as `cost` itself)."""
+    has a known cost (as `cost` itself); a row without a model counts as a known 0."""
     unpriced = f"{cost} IS NULL AND {has_model}"
+    owed = f"coalesce({cost}, 0)"  # a row without a model owes nothing: 0, not unknown
     parts = ["count(*) AS runs", "count(*) FILTER (WHERE status = 'success') AS successful_runs"]
     for status in ("error", "aborted"):
         rows = f"count(*) FILTER (WHERE status = '{status}')"
-        burned = f"sum({cost}) FILTER (WHERE status = '{status}')"
+        burned = f"sum({owed}) FILTER (WHERE status = '{status}' AND NOT ({unpriced}))"
         parts += [
             f"{rows} AS {status}_runs",
             f"CASE WHEN {rows} = 0 THEN 0.0 ELSE {burned} END AS {status}_cost",
         ]
     parts += [
-        f"sum({cost}) AS cost",
+        f"sum({owed}) FILTER (WHERE NOT ({unpriced})) AS cost",
         f"{capped_sum(tokens + 'tokens_in')} AS tokens_in, {capped_sum(tokens + 'tokens_out')} AS tokens_out",
         f"coalesce(bool_or({tokens}tokens_estimated), false) AS tokens_estimated",
         f"count(*) FILTER (WHERE {unpriced}) AS unpriced_runs",
@@ -66,7 +67,7 @@ _PARTLY_UNPRICED = (
     "cost IS NOT NULL AND list_bool_or([n.model IS NOT NULL AND n.cost IS NULL FOR n IN nodes])"
 )
 _RUN_LEVEL = f"""
-SELECT {{key}} AS "group", {_sums("cost", "", "list_bool_or([n.model IS NOT NULL FOR n IN nodes])")},
+SELECT {{key}} AS "group", {_sums("cost", "", "coalesce(list_bool_or([n.model IS NOT NULL FOR n IN nodes]), false)")},
     count(*) FILTER (WHERE {_PARTLY_UNPRICED}) AS partly_unpriced_runs
 FROM executions WHERE {{where}} GROUP BY ALL
 """

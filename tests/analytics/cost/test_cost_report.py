@@ -151,7 +151,8 @@ def _expected(runs: list[dict[str, Any]], group_by: str) -> dict[Any, dict[str, 
             partly[group] = partly.get(group, 0) + (bool(known) and left_out)
     out: dict[Any, dict[str, Any]] = {}
     for group in {g for g, _, _, _ in rows}:
-        mine = [(s, c) for g, s, c, _ in rows if g == group]
+        # a row without a model owes nothing: a known 0
+        mine = [(s, c if c is not None or m else 0.0) for g, s, c, m in rows if g == group]
         unpriced = sum(c is None and m for g, _, c, m in rows if g == group)
         by = {st: [c for s, c in mine if s == st] for st in STATUSES}
         out[group] = {
@@ -164,14 +165,12 @@ def _expected(runs: list[dict[str, Any]], group_by: str) -> dict[Any, dict[str, 
             "aborted_cost": _known_sum(by["aborted"], len(by["aborted"])),
             "unpriced_runs": unpriced,
         }
-        # per run and per success over the rows whose cost is known (none is due without a
-        # model): an unpriced one is not free
-        priced = [(s, c) for g, s, c, m in rows if g == group and (c is not None or not m)]
-        spent = sum(c or 0.0 for _, c in priced)
+        # per run and per success over the rows whose cost is known: an unpriced one is not free
+        priced = [(s, c) for s, c in mine if c is not None]
+        spent = sum(c for _, c in priced)
         successes = sum(s == "success" for s, _ in priced)
-        known = any(c is not None for _, c in priced)  # a sum of no known cost is unknown
-        out[group]["cost_per_run"] = spent / len(priced) if priced and known else None
-        out[group]["cost_per_success"] = spent / successes if successes and known else None
+        out[group]["cost_per_run"] = spent / len(priced) if priced else None
+        out[group]["cost_per_success"] = spent / successes if successes else None
         out[group]["partly_unpriced_runs"] = partly.get(group)
     return out
 
@@ -206,6 +205,8 @@ def test_error_and_aborted_cost_match_a_python_sum_per_status(world: World, grou
                 "created_at": (DAY + timedelta(minutes=i)).isoformat(),
             }
         )
+    for nodes in ({}, {}, {"input_0_x": {"label": "Input"}}):  # successes that owe nothing
+        runs.append({**runs[0], "status": "success", "node_results": nodes})
     runs.append(  # an aborted run that no price covers: its cost is unknown, not 0
         {
             **runs[0],

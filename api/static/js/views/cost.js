@@ -29,7 +29,7 @@ export async function render(root, _args, ctx) {
     h("p", { class: "muted" }, `Spend over the last ${label} (whole UTC days; today's is not over yet) in the flows you may read. `
       + "“Failed” means runs with status error; aborted runs are counted apart. "
       + "Costs marked “est.” come from token counts estimated from text length. "
-      + "Per run and per successful run count only runs with a known cost (a model with no price is not free)."),
+      + "Per run and per successful run count only runs with a known cost: a model with no price, or without token counts, is not free; a run without a model costs nothing."),
     h("nav", { class: "toolbar", "aria-label": "Range" }, h("span", { class: "muted" }, "Range:"),
       Object.entries(RANGES).map(([r, [, text]]) => h("a", { class: "btn btn-small", href: `#/cost?range=${r}`, "aria-current": r === range ? "true" : null }, text))),
     h("h2", {}, "Spend per day"), sections.time,
@@ -68,7 +68,7 @@ function costTable(group, rows, label) {
   if (!rows.length) return empty("No runs in this range", "Nothing ran in the flows you may read.");
   rows.sort((a, b) => (b.cost ?? 0) - (a.cost ?? 0));
   const est = (r, text) => (r.tokens_estimated ? h("span", { class: "estimated", title: "from estimated token counts" }, `${text} (est.)`) : text);
-  const perFlow = group === "flow";
+  const perRun = group === "flow" || group === "user";  // partly_unpriced_runs: by flow and by user
   // a flow with runs whose cost leaves out an unpriced model cost at least this much: "≥"
   const atLeast = (r) => (r.partly_unpriced_runs ? "≥ " : "");
   return h("div", { class: "table-wrap" },
@@ -82,8 +82,8 @@ function costTable(group, rows, label) {
         h("th", { scope: "col", class: "num" }, "On failed runs"),
         h("th", { scope: "col", class: "num" }, "On aborted runs"),
         h("th", { scope: "col", class: "num" }, "Tokens in / out"),
-        h("th", { scope: "col", class: "num", title: perFlow ? "runs with at least one model node without a price" : "rows without a price" },
-          perFlow ? "Runs with an unpriced model" : "Unpriced"),
+        h("th", { scope: "col", class: "num", title: perRun ? "runs with at least one model node whose cost is unknown (no price, or no token counts)" : "rows with a model whose cost is unknown (no price, or no token counts)" },
+          perRun ? "Runs with an unpriced model" : "Unpriced"),
       )),
       h("tbody", {}, rows.map((r) => h("tr", { "data-group": r.group, "data-flow": r.flow_id ?? null },
         h("th", { scope: "row" }, label(r)),
@@ -94,6 +94,6 @@ function costTable(group, rows, label) {
         h("td", { class: "num", "data-col": "error_cost" }, money(r.error_cost), h("span", { class: "delta" }, `${count(r.error_runs)} failed`)),
         h("td", { class: "num", "data-col": "aborted_cost" }, money(r.aborted_cost), h("span", { class: "delta" }, `${count(r.aborted_runs)} aborted`)),
         h("td", { class: "num", "data-col": "tokens" }, est(r, `${count(r.tokens_in)} / ${count(r.tokens_out)}`)),
-        h("td", { class: "num", "data-col": "unpriced" }, count(perFlow ? r.unpriced_runs + r.partly_unpriced_runs : r.unpriced_runs)),
+        h("td", { class: "num", "data-col": "unpriced" }, count(perRun ? r.unpriced_runs + r.partly_unpriced_runs : r.unpriced_runs)),
       )))));
 }
