@@ -117,6 +117,11 @@ def set_role(ctx: Context, user_id: str, role: str) -> User:
                 raise Conflict(
                     f"{user_id} is the last admin: make another user admin first, then change this one"
                 )
+            if _holds_the_last_admin_keys(c, user_id):
+                raise Conflict(
+                    f"{user_id} holds the last API key an admin holds: create a key for another admin"
+                    " first, then change this one"
+                )
         c.execute("UPDATE users SET role = ? WHERE id = ?", [role, user_id])
         return User(row[0], row[1], row[2], role)
 
@@ -158,9 +163,10 @@ def revoke_api_key(ctx: Context, key_id: str) -> None:
     """Conflict for the last key any admin holds: revoked, no admin could call the API (nor the
     CLI through a running server, which uses an admin's key) until a token was minted. Checked
     on the writer, in the transaction of the revoke, so two revokes racing leave one key."""
-    admins = [u.id for u in ctx.directory.users() if u.role == "admin"]
+    managed = [u.id for u in ctx.directory.users() if u.role == "admin"]  # Open WebUI's admins
 
     def revoke(c: Connection) -> list[tuple[Any, ...]]:
+        admins = _admins(c, managed)
         row = c.execute("SELECT user_id FROM api_keys WHERE id = ?", [key_id]).fetchone()
         if row is not None and row[0] in admins:
             others = c.execute(
@@ -176,6 +182,24 @@ def revoke_api_key(ctx: Context, key_id: str) -> None:
 
     if not ctx.write_registry(revoke):
         raise NotFound(f"API key {key_id} not found")
+
+
+def _admins(c: Connection, managed: list[str]) -> list[str]:
+    """The admins as the transaction sees them (a demotion committed just before counts), and
+    those Open WebUI has (`managed`, from the directory: not in this store)."""
+    stored = [r[0] for r in c.execute("SELECT id FROM users WHERE role = 'admin'").fetchall()]
+    return list(dict.fromkeys([*stored, *managed]))
+
+
+def _holds_the_last_admin_keys(c: Connection, user_id: str) -> bool:
+    """`user_id` holds a key and no other admin does: demoted, no admin could use the API with a
+    key (nor the CLI through a running server)."""
+    holds = c.execute("SELECT 1 FROM api_keys WHERE user_id = ? LIMIT 1", [user_id]).fetchall()
+    others = c.execute(
+        "SELECT 1 FROM api_keys k JOIN users u ON u.id = k.user_id WHERE u.role = 'admin' AND u.id <> ? LIMIT 1",
+        [user_id],
+    ).fetchall()
+    return bool(holds) and not others
 
 
 def _members(user_ids: list[str]) -> tuple[str, ...]:

@@ -48,6 +48,7 @@ def test_the_only_admin_cannot_demote_itself(world: World, role: str) -> None:
 def test_an_admin_may_step_down_while_another_remains(world: World) -> None:
     h = bearer("admin")
     assert world.client.patch("/api/v1/users/owner", json={"role": "admin"}, headers=h).status_code == 200
+    users.create_api_key(world.ctx, "owner")  # else admin holds the last admin key: see below
     r = world.client.patch("/api/v1/users/admin", json={"role": "user"}, headers=h)
     assert r.status_code == 200 and r.json()["role"] == "user"
     assert admins(world.ctx) == {"owner"}
@@ -114,3 +115,21 @@ def test_the_last_key_an_admin_holds_cannot_be_revoked(world: World) -> None:
     assert users.list_api_keys(ctx, user_id="admin") == [second]
     _, mine = users.create_api_key(ctx, "owner")  # a plain user's last key goes as before
     assert world.client.delete(f"/api/v1/keys/{mine.id}", headers=bearer("admin")).status_code in (200, 204)
+
+
+def test_demoting_the_admin_who_holds_the_last_admin_key_is_refused(world: World) -> None:
+    """The key guard was passed by the side door: revoke the first admin's key while a second
+    admin held one, then demote that second admin: no admin held a key."""
+    ctx = world.ctx
+    [bootstrap] = users.list_api_keys(ctx, user_id="admin")
+    users.create_user(ctx, "carol", role="admin")
+    _, carols = users.create_api_key(ctx, "carol")
+    assert world.client.delete(f"/api/v1/keys/{bootstrap.id}", headers=bearer("admin")).status_code == 200
+    r = world.client.patch("/api/v1/users/carol", json={"role": "user"}, headers=bearer("admin"))
+    assert r.status_code == 409, r.text
+    assert "last API key an admin holds" in r.json()["detail"]
+    assert admins(ctx) == {"admin", "carol"}
+    users.create_api_key(ctx, "admin")  # with another admin's key, carol may go
+    r = world.client.patch("/api/v1/users/carol", json={"role": "user"}, headers=bearer("admin"))
+    assert r.status_code == 200, r.text
+    assert [k.id for k in users.list_api_keys(ctx, user_id="carol")] == [carols.id]
