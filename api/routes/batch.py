@@ -18,7 +18,7 @@ from analytics.core.json_text import loads_mended
 from analytics.core.store import locked_here
 from analytics.history import batch_bulk, ingest
 from analytics.openwebui import importer
-from api.content_type import is_accepted, refuse
+from api.content_type import is_accepted, media_type, refuse
 from api.dependencies import AdminUser, Ctx, CurrentUser
 from api.json_body import JsonRoute, decode_error, json_response
 from api.schemas.executions import BatchResultOut
@@ -36,7 +36,8 @@ def _items(body: bytes) -> list[Any]:
     return data
 
 
-_BATCH_TYPES = frozenset({"application/json", "application/x-ndjson"})
+NDJSON = "application/x-ndjson"
+_BATCH_TYPES = frozenset({"application/json", NDJSON})
 
 
 @router.post(
@@ -61,7 +62,7 @@ async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
         refuse(content_type, _BATCH_TYPES)
     pieces = request.stream()
     start = b""
-    if "ndjson" not in content_type and "jsonl" not in content_type:
+    if media_type(content_type) != NDJSON:  # JSON, or a `+json` type: an array, read whole
         head: list[bytes] = []  # up to the first piece that is not all whitespace (no re-joining)
         async for piece in pieces:  # a JSON array when its first byte past whitespace is `[`
             head.append(piece)

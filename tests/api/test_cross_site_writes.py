@@ -176,6 +176,7 @@ def test_ndjson_is_only_for_batch(world: World) -> None:
         ),
         ("application/json", 422, "the body is empty: send a JSON array of executions, or NDJSON"),
         ("application/x-ndjson", 200, None),  # NDJSON of no lines: a batch of nothing
+        ("Application/X-NDJSON; charset=utf-8", 200, None),  # a media type is not case-sensitive
     ],
 )
 def test_a_batch_without_a_body(world: World, ctype: str | None, status: int, detail: str | None) -> None:
