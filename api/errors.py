@@ -128,9 +128,13 @@ NOT_UTF8 = "the body is not UTF-8: JSON is read as UTF-8, whatever charset the C
 
 
 def _issue(issue: dict[str, Any]) -> dict[str, Any]:
-    """An issue as answered: its input cut; a body in another encoding (latin-1, UTF-16) said so
+    """An issue as answered: its input, location and message cut; a body in another encoding (latin-1, UTF-16) said so
     in words, where orjson's "str is not valid UTF-8: surrogates not allowed" misled."""
     out = {**issue, "input": _cut(issue["input"])} if "input" in issue else dict(issue)
+    # an unknown key is named in `loc` (and a query's in `msg`): a 2 MB key came back whole
+    out["loc"] = [_cut(part) if isinstance(part, str) else part for part in out.get("loc", ())]
+    if isinstance(out.get("msg"), str):
+        out["msg"] = _cut(out["msg"])
     error = (out.get("ctx") or {}).get("error")
     if out.get("type") == "json_invalid" and isinstance(error, str) and "not valid UTF-8" in error:
         out["ctx"] = {**out["ctx"], "error": NOT_UTF8}

@@ -212,6 +212,11 @@ def test_a_huge_refused_value_is_not_echoed_whole(client: TestClient) -> None:
         assert len(r.content) < 3 * INPUT_MAX, (path, len(r.content))
         cut = [i for i in r.json()["detail"] if isinstance(i.get("input"), str) and i["input"].endswith("…")]
         assert cut, (path, r.text[:500])
+    # an unknown key is named in the location; a query parameter in its message too
+    r = client.post("/api/v1/executions/search", json={"filter": {huge: 1}}, headers=bearer("admin"))
+    assert r.status_code == 422 and len(r.content) < 4 * INPUT_MAX, len(r.content)
+    r = client.get("/api/v1/flows/", params={"x" * 60_000: "1"}, headers=bearer("admin"))
+    assert r.status_code == 422 and len(r.content) < 4 * INPUT_MAX, len(r.content)
     small = client.post("/api/v1/alerts/channels", json={"name": 5}, headers=bearer("admin"))
     assert any(i.get("input") == 5 for i in small.json()["detail"])  # a short one whole
 
