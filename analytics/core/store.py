@@ -526,7 +526,13 @@ class Store:
         self._queue.put(_RECOVER)
         with self._gate:
             self._gate.wait_for(lambda: self._generation != generation and not self._swapping, timeout=10.0)
-        return self._read(fn)
+        try:
+            return self._read(fn)
+        except duckdb.Error as exc:  # the reopen failed (its folder read-only, say): in words
+            if self._unopened:
+                self._queue.put(_RECOVER)
+                raise StoreUnwritable(UNOPENED_DETAIL) from exc
+            raise
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
         local = self._local

@@ -550,3 +550,33 @@ def test_an_unwritable_store_folder_shows_in_readiness_until_it_can_be_written(s
         assert store.read(lambda c: c.execute("SELECT list(i) FROM t").fetchall()) == [([2],)]
     finally:
         store.close()
+
+
+def test_a_compaction_on_a_read_only_store_folder_is_refused_in_words(small_disk: Path) -> None:
+    """Its checkpoint made DuckDB give up on the file, the reopen failed, and the read that
+    tried again on the closed connection was a 500 "internal error"."""
+    from analytics.core.errors import StoreUnwritable
+
+    data = small_disk / "compact"
+    data.mkdir()
+    ctx = open_context(Settings(db_path=data / "s.duckdb", webui_secret_key=SECRET, port=0))
+    try:
+        ctx.store.write(lambda c: c.execute("CREATE TABLE t (i BIGINT)"))
+        ctx.store.write(lambda c: c.execute("INSERT INTO t SELECT range FROM range(1000)"))  # in the WAL
+        subprocess.run(["mount", "--bind", str(data), str(data)], check=True)
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(data)], check=True)
+        try:
+            with pytest.raises(StoreUnwritable, match="could not be reopened"):
+                reclaim_space.compact(ctx)
+        finally:
+            subprocess.run(["umount", str(data)], check=True)
+        for _ in range(50):  # reopened once the folder can be written (a safety net, not asserted)
+            try:
+                assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(1000,)]
+                break
+            except StoreUnwritable:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the store never came back")
+    finally:
+        ctx.close()
