@@ -42,7 +42,13 @@ def create_user(form: UserCreate, _: AdminUser, ctx: Ctx) -> UserOut:
     )
 
 
-@router.patch("/users/{user_id}", response_model=UserOut)
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserOut,
+    responses={
+        409: {"description": "Would leave no admin, or no admin holding an API key: change another first"}
+    },
+)
 def update_user(user_id: str, form: UserUpdate, _: AdminUser, ctx: Ctx) -> UserOut:
     """Change a user's role (admin, user, pending)."""
     return UserOut.model_validate(users.set_role(ctx, user_id, form.role))
