@@ -18,7 +18,7 @@ from analytics.core.json_text import loads_mended
 from analytics.core.store import locked_here
 from analytics.history import batch_bulk, ingest
 from analytics.openwebui import importer
-from api.content_type import is_accepted, media_type, refuse
+from api.content_type import JSON, is_accepted, media_type, refuse
 from api.dependencies import AdminUser, Ctx, CurrentUser
 from api.json_body import JsonRoute, decode_error, json_response
 from api.schemas.executions import BatchResultOut
@@ -37,7 +37,7 @@ def _items(body: bytes) -> list[Any]:
 
 
 NDJSON = "application/x-ndjson"
-_BATCH_TYPES = frozenset({"application/json", NDJSON})
+_BATCH_TYPES = frozenset({JSON, NDJSON})  # as the request body below declares them
 
 
 @router.post(
@@ -47,10 +47,8 @@ _BATCH_TYPES = frozenset({"application/json", NDJSON})
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {"type": "array", "items": ingest.ExecutionImport.model_json_schema()}
-                },
-                "application/x-ndjson": {"schema": {"type": "string"}},
+                JSON: {"schema": {"type": "array", "items": ingest.ExecutionImport.model_json_schema()}},
+                NDJSON: {"schema": {"type": "string"}},
             },
         }
     },

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from analytics.core.config import Settings
+from tests.factories import SECRET
+
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
@@ -53,3 +56,16 @@ def no_internals(text: str, disk: Path) -> None:
     """An answer that names no path and quotes no DuckDB or OS text."""
     assert str(disk) not in text and "/tmp" not in text
     assert "duckdb" not in text.lower() and "No space left" not in text and "wal" not in text.lower()
+
+
+def backups_on(folder: Path, store_dir: Path) -> Settings:
+    """An app whose backup folder is `folder` (a small disk, say), its store in `store_dir`; no
+    scheduler, a 1 MiB reserve."""
+    return Settings(
+        db_path=store_dir / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        scheduler_enabled=False,
+        backup_dir=folder,
+        disk_reserve="1MiB",
+    )

@@ -21,7 +21,7 @@ from analytics.core.store import Store
 from api.app import create_app
 from api.cli import app as cli
 from tests.factories import SECRET, World, bearer, make_execution, save_run, store_contents
-from tests.factories.disk import fill, no_internals
+from tests.factories.disk import backups_on, fill, no_internals
 
 ADMIN = bearer("admin")
 CLI_ENV = {"WEBUI_SECRET_KEY": SECRET, "COLUMNS": "200", "NO_COLOR": "1"}
@@ -150,14 +150,7 @@ def test_a_backup_folder_on_a_full_disk_answers_507_and_leaves_nothing(
     partial file left, the store untouched (not in its full mode), writes and a later backup work;
     the CLI says the same in one line."""
     folder = small_disk / "backups"
-    settings = Settings(
-        db_path=tmp_path / "store.duckdb",
-        webui_secret_key=SECRET,
-        port=0,
-        scheduler_enabled=False,
-        backup_dir=folder,
-        disk_reserve="1MiB",
-    )
+    settings = backups_on(folder, tmp_path)
     with TestClient(create_app(settings)) as client:
         fid = client.post("/api/v1/flows/create", json={"name": "f", "nodes": [], "edges": []}, headers=ADMIN)
         fid = fid.json()["id"]

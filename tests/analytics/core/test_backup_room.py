@@ -23,10 +23,9 @@ import httpx
 from fastapi.testclient import TestClient
 
 from analytics.core import backup
-from analytics.core.config import Settings
 from api.app import create_app
-from tests.factories import SECRET, bearer, make_execution
-from tests.factories.disk import leave_free, no_internals
+from tests.factories import bearer, make_execution
+from tests.factories.disk import backups_on, leave_free, no_internals
 from tests.live_server import FLOWHISTORY, LiveServer, server_env
 from tests.test_durability import create_flow
 
@@ -34,17 +33,6 @@ ADMIN = bearer("admin")
 MIB = 1 << 20
 RUNS = 120
 NEEDS = re.compile(r"needs about (\d+) MiB free there .* it has (\d+) MiB")
-
-
-def _settings(tmp_path: Path, folder: Path) -> Settings:
-    return Settings(
-        db_path=tmp_path / "store.duckdb",
-        webui_secret_key=SECRET,
-        port=0,
-        scheduler_enabled=False,
-        backup_dir=folder,
-        disk_reserve="1MiB",
-    )
 
 
 def _fill_store(client: TestClient) -> str:
@@ -90,7 +78,7 @@ def test_a_backup_takes_about_the_stores_size_once(tmp_path: Path, small_disk: P
     full with more than the store's size free); the disk's peak stays near the backup's size."""
     folder = small_disk / "backups"
     folder.mkdir()
-    settings = _settings(tmp_path, folder)
+    settings = backups_on(folder, tmp_path)
     with TestClient(create_app(settings)) as client:
         _fill_store(client)
         size = settings.db_path.stat().st_size
@@ -110,7 +98,7 @@ def test_a_full_backup_folder_says_how_much_room_the_backup_needs(tmp_path: Path
     operator who frees that much gets the backup, the store untouched and writing meanwhile."""
     folder = small_disk / "backups"
     folder.mkdir()
-    settings = _settings(tmp_path, folder)
+    settings = backups_on(folder, tmp_path)
     with TestClient(create_app(settings)) as client:
         fid = _fill_store(client)
         size = settings.db_path.stat().st_size
@@ -173,7 +161,7 @@ def test_a_cli_backup_killed_before_the_move_leaves_no_backup_behind(tmp_path: P
             plain = [p for p in os.listdir(folder) if p.startswith("flowhistory-")]
             assert plain == [], f"the killed CLI's copy stays as a backup: {plain}"
             assert any(".uncollected-" in p for p in os.listdir(folder))
-        admins = httpx_backup(server)  # an admin's backup: plain name, kept
+        admins = _backup_by_admin(server)  # an admin's backup: plain name, kept
         done = _cli(server, str(tmp_path / "taken.duckdb"))
         assert done.returncode == 0, done.stdout + done.stderr
         assert (tmp_path / "taken.duckdb").is_file()
@@ -187,7 +175,7 @@ def test_a_cli_backup_killed_before_the_move_leaves_no_backup_behind(tmp_path: P
         server.kill()
 
 
-def httpx_backup(server: LiveServer) -> str:
+def _backup_by_admin(server: LiveServer) -> str:
     key = (server.db.parent / "admin_api_key").read_text().strip()
     r = httpx.post(
         f"{server.url}/api/v1/admin/backup", headers={"Authorization": f"Bearer {key}"}, timeout=120
@@ -202,7 +190,7 @@ def test_a_copy_is_hidden_only_while_a_cli_holds_its_marker(tmp_path: Path) -> N
     """A token whose marker is not in the folder (a CLI on another machine) gets a plain name,
     kept; one held gets the hidden name, kept while held (a CLI at work), removed once released;
     a copy the CLI could not move is given its plain name (then kept)."""
-    settings = _settings(tmp_path, tmp_path / "backups")
+    settings = backups_on(tmp_path / "backups", tmp_path)
     with TestClient(create_app(settings)) as client:
         r = client.post("/api/v1/admin/backup", params={"collect": "ab" * 16}, headers=ADMIN)
         assert r.status_code == 200 and r.json()["name"].startswith("flowhistory-"), r.text
