@@ -76,6 +76,7 @@ from analytics.core.flow_version import flow_version
 from analytics.core.json_scan import opening_brackets
 from analytics.core.json_text import mend_column
 from analytics.core.store import Connection
+from analytics.history.counters import Counters, Recount
 from analytics.history.node_facts_columnar import facts_into
 from analytics.history.preparing import PREPARE_WORKERS, Preparers
 from analytics.openwebui.db import json_as
@@ -799,6 +800,7 @@ class _ChunkResult:
     stored: int
     flow_ids: set[str]
     issues: list[tuple[str, str, str]]
+    counted: Recount  # the flows' counters as this chunk's transaction left them
 
 
 def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callable[[Connection], _ChunkResult]:
@@ -825,9 +827,12 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
             )
             c.execute("INSERT INTO openwebui_import_ids SELECT ?, id FROM owui_chunk", [source])
             c.execute("DROP TABLE owui_classified")
+            # read in the chunk's transaction, installed after its commit: stats, the list's total
+            # and its remembered page starts follow each chunk, not the import's end
+            counted = Counters.count(c, flow_ids)
         finally:
             c.unregister("owui_chunk")
-        return _ChunkResult(stored, flow_ids, [(r[0], r[1], r[2]) for r in issues])
+        return _ChunkResult(stored, flow_ids, [(r[0], r[1], r[2]) for r in issues], counted)
 
     return write
 
@@ -1125,7 +1130,8 @@ def import_openwebui(
                 raise InjectedFailure(f"stopped after {written} chunks (test seam)")
             prepared = future.result()
             settle()
-            pending = (ctx.store.submit(_write_chunk(source, prepared, last)), rows)
+            write = _write_chunk(source, prepared, last)
+            pending = (ctx.store.submit(write, after_commit=lambda r: ctx.counters.install(r.counted)), rows)
             written += 1
 
         try:
@@ -1144,8 +1150,7 @@ def import_openwebui(
             preparers.close(cancel=True)
             if pending is not None and pending[0].exception() is None:  # an error above: the
                 touched |= pending[0].result().flow_ids  # chunk in flight committed (or failed whole)
-            if touched:  # the runs committed are counted, whatever stopped the import
-                ctx.counters.recount(ctx.store, touched)
+            if touched:  # each chunk counted its runs as it committed (_write_chunk)
                 ctx.notify_ingest(touched)
         summary.runs_already_there = summary.runs_read - summary.runs_stored - summary.runs_skipped
         summary.total_read = done

@@ -195,6 +195,29 @@ def test_chunks_are_cut_by_bytes_too_and_resume_exactly_once(webui_db: WebUIDb, 
     assert stored == set(ids)
 
 
+def test_stats_follow_each_chunk_as_it_commits(webui_db: WebUIDb, ctx: Context) -> None:
+    """Through a running server the import stores a chunk at a time: a flow's stats, its list's
+    total and its remembered page starts must follow each one (they lagged until the import's
+    end, the stats counting fewer runs than the list showed)."""
+    old, new, _ = _fill(webui_db, n=20)
+    seen: list[tuple[dict[str, int], dict[str, int]]] = []
+
+    def progress(done: int, total: int) -> None:
+        rows = ctx.store.read(
+            lambda c: c.execute("SELECT flow_id, count(*) FROM executions GROUP BY ALL").fetchall()
+        )
+        stored = {flow: 0 for flow in (old, new)} | {flow: n for flow, n in rows}
+        counted = {flow: ctx.counters.stats(flow).total_executions for flow in (old, new)}
+        seen.append((counted, stored))
+
+    versions = ctx.counters.version(old)
+    importer.import_openwebui(ctx, webui_db.url, chunk_rows=3, on_progress=progress)
+    assert len(seen) > 5
+    assert all(counted == stored for counted, stored in seen), seen
+    assert seen[-1][0] == {old: 10, new: 10}
+    assert ctx.counters.version(old) - versions >= 6  # a bump a chunk: page starts are not reused
+
+
 def test_rule_breakers_follow_their_rule_and_are_reported(
     webui_db: WebUIDb, ctx: Context, tmp_path: Path
 ) -> None:
