@@ -259,6 +259,8 @@ class MetricsQuery(BaseModel):
     @classmethod
     def _known_zone(cls, v: str) -> str:
         try:
+            if v == "localtime":  # a file of the host's, not a zone: each server would read its own
+                raise ZoneInfoNotFoundError(v)
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError) as e:
             raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Europe/Berlin") from e
