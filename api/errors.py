@@ -7,6 +7,7 @@ an issue's `input` is cut at INPUT_MAX characters: a 20 MB value came back whole
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -38,6 +39,10 @@ from analytics.exports.sql_worker import SqlAnswerTooLarge, SqlOutOfMemory
 log = logging.getLogger(__name__)
 
 CLIENT_GONE = "client_gone"  # set in the request's state when it ended that way (status 499)
+CUT_OFF = {
+    "detail": "the server is stopping and this request did not finish within the grace it gives"
+    " requests in flight: a write may or may not have taken effect; check, then send it again"
+}
 
 STATUS: dict[type[FlowHistoryError], int] = {
     Refused: 400,  # before its base InvalidInput: the nearest class in the MRO wins
@@ -187,6 +192,15 @@ class CatchAll:
                 "the client went away before its request was read: %s %s", scope["method"], scope["path"]
             )
             scope.setdefault("state", {})[CLIENT_GONE] = True
+        except asyncio.CancelledError:
+            # only uvicorn's stop cancels a request: past the grace SIGTERM gives requests in
+            # flight (a slow body, a long export or query). It answered a plain-text 500 and
+            # logged a traceback; this is the stop, said in JSON, and the task then ends
+            if started:
+                raise
+            log.warning("stopping: %s %s was cut off before its answer", scope["method"], scope["path"])
+            response = JSONResponse(CUT_OFF, status_code=503, headers={"Connection": "close"})
+            await response(scope, receive, send)
         except Exception as exc:
             if started:
                 raise

@@ -361,3 +361,52 @@ def test_a_batch_cut_short_by_sigterm_says_which_items_it_stored(tmp_path: Path)
         assert {r[0] for r in rows} == stored
     finally:
         server.kill()
+
+
+def test_a_request_cut_off_by_the_stop_is_answered_in_json(tmp_path: Path) -> None:
+    """Past the grace SIGTERM gives requests in flight, uvicorn cancels them: a batch whose body
+    was still arriving (a long export or query alike) got a plain-text 500 and a traceback in
+    the log. It is a JSON 503 that says the server is stopping, and nothing of it is stored."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from api.errors import CUT_OFF
+
+    db = tmp_path / "store.duckdb"
+    server = LiveServer(db, "sigterm-slow-body").start()
+    try:
+        flow_id = create_flow(server.url)
+        line = orjson.dumps({"flow_id": flow_id, "status": "success", "execution_time": 1}) + b"\n"
+        at = urlsplit(server.url)
+        sock = socket.create_connection((at.hostname, at.port), timeout=30)
+        head = (
+            f"POST /api/v1/executions/batch HTTP/1.1\r\nHost: {at.netloc}\r\n"
+            f"Authorization: {OWNER['Authorization']}\r\nContent-Type: application/x-ndjson\r\n"
+            f"Content-Length: {len(line) * 10_000}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + line * 20)
+        time.sleep(0.5)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        answer = b""
+        try:
+            for _ in range(40):  # a trickle, fast enough for the body timeout, too slow to end
+                sock.sendall(line * 5)
+                time.sleep(0.25)
+        except OSError:
+            pass
+        sock.settimeout(10)
+        while chunk := sock.recv(65536):
+            answer += chunk
+        sock.close()
+        assert server.proc.wait(timeout=30) in (0, -15)
+        status, _, rest = answer.partition(b"\r\n")
+        assert status.startswith(b"HTTP/1.1 503"), answer[:300]
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        assert b"content-type: application/json" in headers.lower()
+        assert orjson.loads(body) == CUT_OFF
+        assert "Exception in ASGI application" not in server.stderr()
+        with open_context(Settings(db_path=db, webui_secret_key=SECRET)) as ctx:
+            assert ctx.store.cursor().execute("SELECT count(*) FROM executions").fetchall() == [(0,)]
+    finally:
+        server.kill()
