@@ -116,6 +116,7 @@ async def _method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
 
 
 INPUT_MAX = 1_000  # characters of a refused value echoed in a 422's `input`
+TOO_DEEP = "… (nested too deep to echo)"
 
 
 def _cut(value: Any) -> Any:
@@ -125,7 +126,10 @@ def _cut(value: Any) -> Any:
         return value if len(value) <= INPUT_MAX else value[:INPUT_MAX] + "…"
     if isinstance(value, bool | int | float) or value is None:
         return value
-    text = orjson.dumps(jsonable_encoder(value)).decode()
+    try:
+        text = orjson.dumps(jsonable_encoder(value)).decode()
+    except (TypeError, RecursionError):  # nested past orjson's 254 levels: the 422 was a 500
+        return TOO_DEEP
     return value if len(text) <= INPUT_MAX else text[:INPUT_MAX] + "…"
 
 

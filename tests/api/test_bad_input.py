@@ -196,6 +196,22 @@ def test_deeply_nested_payloads_are_422(bw: World, flow: str, field: str, depth:
     assert everything(bw, flow) == before
 
 
+@pytest.mark.parametrize("depth", [300, 900])
+def test_a_deep_value_refused_for_another_reason_is_422_not_echoed(bw: World, flow: str, depth: int) -> None:
+    """A 422 echoes what it refuses: a value nested past orjson's 254 levels made the echo fail,
+    and the 422 was a 500, on every JSON route, for any signed-in user."""
+    before = everything(bw, flow)
+    run = make_execution(flow, inputs="DEEP")
+    del run["execution_time"]  # refused for that, with the deep inputs beside it
+    body = json.dumps(run).replace('"DEEP"', "[" * depth + "]" * depth)
+    r = bw.client.post(f"/api/v1/flows/{flow}/executions", content=body, headers={**bearer("owner"), **JSON})
+    assert names(assert_refused(r), "execution_time")
+    for path in ("/api/v1/users", "/api/v1/executions/search"):  # the whole body deep where an object goes
+        r = bw.client.post(path, content="[" * depth + "]" * depth, headers={**bearer("admin"), **JSON})
+        assert assert_refused(r)[0]["input"] == "… (nested too deep to echo)"
+    assert everything(bw, flow) == before
+
+
 def test_moderate_nesting_is_stored_intact(bw: World, flow: str) -> None:
     deep = nested(100, "leaf")
     run = bw.post_run("owner", flow, inputs=deep)
