@@ -116,13 +116,36 @@ def document_errors(document: dict[str, Any], routes: Sequence[BaseRoute]) -> No
             schemas.pop(name, None)
 
 
+_BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
+
+
+def standard_bounds(node: Any) -> None:
+    """Bounds in JSON Schema's words. pydantic writes its own (`gt`, `le`) where a bound sits
+    beside a validator (our `Count`, `Number`, durations) or on an optional field: 29 places no
+    tool read (schemathesis sent `payload_ttl_days: 0` as valid)."""
+    if isinstance(node, list):
+        for item in node:
+            standard_bounds(item)
+    elif isinstance(node, dict):
+        if "type" in node:  # a schema object (a `properties` map holds schemas, not numbers)
+            for ours, theirs in _BOUNDS.items():
+                if isinstance(bound := node.get(ours), int | float):
+                    del node[ours]
+                    tighter = max if ours in ("gt", "ge") else min
+                    node[theirs] = tighter(node[theirs], bound) if theirs in node else bound
+        for value in node.values():
+            standard_bounds(value)
+
+
 def install(app: FastAPI) -> None:
     """Make `app.openapi()` answer the document with the errors declared (built once, cached)."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document_errors(build(), app.routes)
+            document = build()
+            standard_bounds(document)
+            document_errors(document, app.routes)
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]

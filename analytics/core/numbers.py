@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 
 def not_bool(value: Any) -> Any:
@@ -19,4 +19,7 @@ def not_bool(value: Any) -> Any:
 
 
 Number = Annotated[float, BeforeValidator(not_bool)]
-Count = Annotated[int, BeforeValidator(not_bool)]
+# past JavaScript's safe integers no count is a real one, and past 2**63 DuckDB cannot hold it
+# (an alert rule's `min_runs` of 2**63 was a 500)
+MAX_COUNT = 2**53
+Count = Annotated[int, BeforeValidator(not_bool), Field(le=MAX_COUNT)]

@@ -301,6 +301,29 @@ def test_every_operation_is_swept() -> None:
     assert set(EXPLICIT) <= {op.label for op in OPERATIONS}
 
 
+def test_bounds_are_in_json_schemas_words() -> None:
+    """pydantic wrote `gt`/`le` beside a validator or on an optional field, which no tool reads
+    (schemathesis sent `payload_ttl_days: 0` as valid): they are exclusiveMinimum, maximum ..."""
+
+    def raw_bounds(node: Any) -> Iterator[Any]:
+        if isinstance(node, dict):
+            if "type" in node and {"gt", "ge", "lt", "le"} & set(node):
+                yield node
+            for value in node.values():
+                yield from raw_bounds(value)
+        elif isinstance(node, list):
+            for item in node:
+                yield from raw_bounds(item)
+
+    document = SCHEMA.raw_schema
+    assert list(raw_bounds(document)) == []
+    schemas = document["components"]["schemas"]
+    ttl = schemas["PolicyIn"]["properties"]["payload_ttl_days"]["anyOf"][0]
+    assert (ttl["exclusiveMinimum"], ttl["maximum"]) == (0, 365000)
+    assert schemas["RuleCreate"]["properties"]["min_runs"]["maximum"] == 2**53
+    assert schemas["MetricsQuery"]["properties"]["max_groups"]["maximum"] == 100  # the tighter of two
+
+
 def test_every_error_answer_is_declared_with_the_shared_models() -> None:
     refs = {"422": "#/components/schemas/ValidationErrorOut"}
     for operation in OPERATIONS:

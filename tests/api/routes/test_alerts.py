@@ -59,6 +59,7 @@ BAD_FIELDS = [
     ({"pending_for": -1}, "pending_for"),
     ({"keep_firing_for": "-5m"}, "keep_firing_for"),
     ({"min_runs": -1}, "min_runs"),
+    ({"min_runs": 2**63}, "min_runs"),  # past DuckDB's BIGINT: a 500
     ({"no_data": "ignore"}, "no_data"),
     ({"renotify_every": 0}, "renotify_every"),
     ({"owned_by": "owner"}, "owned_by"),  # and flow_id: both
@@ -87,6 +88,8 @@ def test_patch_validates_the_merged_rule(world: World) -> None:
     assert r.status_code == 422 and r.json()["detail"].startswith("recovery_threshold")
     r = world.client.patch(f"{RULES}/{rule['id']}", json={"window": -1}, headers=bearer("owner"))
     assert r.status_code == 422 and r.json()["detail"].startswith("window")
+    r = world.client.patch(f"{RULES}/{rule['id']}", json={"min_runs": 2**64 - 1}, headers=bearer("owner"))
+    assert loc_of(r)[-1] == "min_runs"
     r = world.client.patch(
         f"{RULES}/{rule['id']}", json={"threshold": 0.3, "name": "x"}, headers=bearer("owner")
     )
