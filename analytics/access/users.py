@@ -30,6 +30,14 @@ ROLES = ("admin", "user", "pending")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+def no_control_characters(value: str) -> str:
+    """For a pydantic field that names a user (or is written beside one): a batch item's
+    `user_id` with a NUL or an escape was stored under an id no user can have."""
+    if _CONTROL.search(value):
+        raise ValueError("must not hold control characters")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     id: str

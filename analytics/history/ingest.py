@@ -21,9 +21,10 @@ from typing import Annotated, Any, Literal, cast
 
 import duckdb
 import pyarrow as pa
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from analytics.access.permissions import FLOW_NOT_FOUND, Grant, Viewer, require_flow_access
+from analytics.access.users import no_control_characters
 from analytics.core.clock import UtcTime, epoch_micros, naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput, NotFound
@@ -115,8 +116,10 @@ class ExecutionImport(ExecutionCreate):
         description="epoch seconds (a number, never milliseconds) or ISO 8601 (a string; UTC when no"
         " offset is given)",
     )
-    user_id: str | None = Field(default=None, min_length=1, max_length=255)
-    flow_version: str | None = Field(
+    user_id: Annotated[str, AfterValidator(no_control_characters)] | None = Field(
+        default=None, min_length=1, max_length=255
+    )
+    flow_version: Annotated[str, AfterValidator(no_control_characters)] | None = Field(
         default=None, min_length=1, max_length=255, description="the version that ran (not with `flow`)"
     )
     # a plain object, not a nested model: the batch route's OpenAPI inlines this schema, where

@@ -712,6 +712,21 @@ def test_batch_user_id_only_for_admins(bw: World, flow: str) -> None:
     assert run["user_id"] == "reader"  # and the reader sees it as theirs
 
 
+@pytest.mark.parametrize("field", ["user_id", "flow_version"])
+@pytest.mark.parametrize("ndjson", [False, True])
+def test_batch_names_without_control_characters(bw: World, flow: str, field: str, ndjson: bool) -> None:
+    """A user id with a NUL or a terminal escape was stored (the bulk and the one-by-one path
+    alike) under an id no user can have, then listed in facets, cost by user and exports."""
+    before = everything(bw, flow)
+    bad = [make_execution(flow, **{field: v}) for v in ("evil\x00user", "a\nb", "x\x1b[31m", "p\u2028q")]
+    items = [*bad, make_execution(flow, **{field: "fine"})]
+    content = b"\n".join(orjson.dumps(i) for i in items) if ndjson else items
+    out = batch(bw, "admin", content, ndjson=ndjson)
+    assert [i["status"] for i in out["items"]] == ["refused"] * 4 + ["stored"]
+    assert all(field in i["detail"] and "control characters" in i["detail"] for i in out["items"][:4])
+    assert everything(bw, flow)[0]["total_executions"] == before[0]["total_executions"] + 1
+
+
 @pytest.mark.parametrize(
     ("created_at", "epoch"),
     [
