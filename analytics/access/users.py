@@ -30,6 +30,12 @@ ROLES = ("admin", "user", "pending")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+def addressable(user_id: str) -> bool:
+    """Can the id be a URL path's segment (`/api/v1/users/{id}`)? A client sends `..` and `.`
+    resolved and `%2F` as a `/`: a user `a/b` was created and then never found to change."""
+    return "/" not in user_id and user_id not in (".", "..")
+
+
 def no_control_characters(value: str) -> str:
     """For a pydantic field that names a user (or is written beside one): a batch item's
     `user_id` with a NUL or an escape was stored under an id no user can have."""
@@ -78,6 +84,12 @@ def create_user(
         raise InvalidInput("user id must be 1 to 255 characters", field="id")
     if _CONTROL.search(user_id):
         raise InvalidInput("user id must not hold control characters", field="id")
+    if not addressable(user_id):
+        raise InvalidInput(
+            "user id must not hold '/' nor be '.' or '..': it goes in a URL (/api/v1/users/{id}),"
+            " where such a user could never be changed",
+            field="id",
+        )
     if ctx.directory.user(user_id) is not None:
         raise Conflict(f"user {user_id} already exists")
     ctx.write_registry(
@@ -95,6 +107,8 @@ def ensure_user(ctx: Context, user_id: str, *, role: str = "user") -> User:
         return found
     if _CONTROL.search(user_id):
         raise NotAuthenticated("the token's user id holds control characters")
+    if not addressable(user_id):
+        raise NotAuthenticated("the token's user id cannot be a user here (it holds '/' or is '.' or '..')")
     _ours(ctx, "users")
     ctx.write_registry(
         lambda c: c.execute(

@@ -875,6 +875,19 @@ def test_lone_surrogates_are_refused_in_names_and_ids(world: World) -> None:
         assert r.json()["detail"][0]["type"] == "json_invalid"
 
 
+@pytest.mark.parametrize("user_id", ["a/b", ".", "..", "/"])
+def test_a_user_id_that_no_url_can_name_is_refused(world: World, user_id: str) -> None:
+    """`/api/v1/users/{id}` cannot name `a/b` (a `%2F` is a `/`), `.` or `..` (resolved by the
+    client): such a user was created and then could never be demoted or set pending."""
+    admin = bearer("admin")
+    r = world.client.post("/api/v1/users", json={"id": user_id, "role": "user"}, headers=admin)
+    assert "user id must not hold '/'" in assert_refused(r)
+    ids = {u["id"] for u in world.client.get("/api/v1/users", headers=admin).json()}
+    assert user_id not in ids
+    assert world.client.get("/api/v1/flows/", headers=bearer(user_id)).status_code == 401  # no auto-creation
+    assert user_id not in {u["id"] for u in world.client.get("/api/v1/users", headers=admin).json()}
+
+
 LATE, EARLY = "2026-11-02T00:00:00Z", "2026-11-01T00:00:00Z"
 _REVERSED_FILTER = {"created_at": {"after_": LATE, "before_": EARLY}}
 
