@@ -22,6 +22,9 @@ from analytics.core.errors import InvalidInput
 from analytics.core.store import Connection
 
 SHIPPED_PRICES = Path(__file__).with_name("prices.json")
+# USD per million tokens, at most a dollar a token (the dearest models ask ~$600): with counts up
+# to 2**53 a price of 1e308 made a cost of Infinity, stored, shown as null and counted as priced
+MAX_PRICE = 1_000_000.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +105,12 @@ def parse_prices(data: Any) -> list[Price]:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"prices[{i}] is not a valid price: {exc}", field=f"prices[{i}]") from exc
-        if not price.model_pattern or price.input_per_million < 0 or price.output_per_million < 0:
-            raise InvalidInput(f"prices[{i}] needs a pattern and non-negative prices", field=f"prices[{i}]")
+        if not price.model_pattern or not all(
+            0 <= p <= MAX_PRICE for p in (price.input_per_million, price.output_per_million)
+        ):
+            raise InvalidInput(
+                f"prices[{i}] needs a pattern and prices from 0 to {MAX_PRICE:,.0f}", field=f"prices[{i}]"
+            )
         prices.append(price)
     check_unique(prices)
     return prices

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from analytics.core.numbers import Number
-from analytics.cost.prices import Price
+from analytics.cost.prices import MAX_PRICE, Price
 
 
 def _a_date_not_a_number(value: Any) -> Any:
@@ -22,8 +22,8 @@ class PriceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_pattern: str = Field(min_length=1, max_length=200, description="glob, e.g. gpt-4o-mini*")
-    input_per_million: Number = Field(ge=0, description="USD per million input tokens")
-    output_per_million: Number = Field(ge=0, description="USD per million output tokens")
+    input_per_million: Number = Field(ge=0, le=MAX_PRICE, description="USD per million input tokens")
+    output_per_million: Number = Field(ge=0, le=MAX_PRICE, description="USD per million output tokens")
     valid_from: Annotated[date, BeforeValidator(_a_date_not_a_number)] = Field(
         description="the first day the price applies, ISO 8601 (2026-01-01)"
     )

@@ -64,3 +64,23 @@ def test_parse_prices_refuses_duplicates_too() -> None:
     with pytest.raises(InvalidInput) as exc:
         parse_prices({"prices": [row("m", "2024-01-01"), row("M", "2024-01-01")]})
     assert exc.value.field == "prices[1]"
+
+
+@pytest.mark.parametrize("price", [1e308, 1_000_001.0])
+def test_a_price_past_a_dollar_a_token_is_refused(world: World, price: float) -> None:
+    """1e308 per million made a run's cost Infinity: stored, answered null while the run counted
+    as priced, and a cost alert fired with `value: null`."""
+    before = world.client.get(PRICES, headers=bearer("admin")).json()
+    for field in ("input_per_million", "output_per_million"):
+        body = {"prices": [{**row("big*", "2024-01-01"), field: price}]}
+        r = world.client.put(PRICES, json=body, headers=bearer("admin"))
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"][-1] == field
+    assert world.client.get(PRICES, headers=bearer("admin")).json() == before
+    with pytest.raises(InvalidInput) as exc:
+        parse_prices({"prices": [row("big*", "2024-01-01", price)]})
+    assert exc.value.field == "prices[0]"
+    ok = world.client.put(
+        PRICES, json={"prices": [row("big*", "2024-01-01", 500_000.0)]}, headers=bearer("admin")
+    )
+    assert ok.status_code == 200, ok.text
