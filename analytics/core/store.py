@@ -1060,8 +1060,10 @@ class Store:
             return False
         try:
             conn.execute("CHECKPOINT")
-        except Exception as exc:  # e.g. a transaction open: tried again after the next commit
-            log.error("checkpoint %s failed (the WAL keeps every commit): %s", why, exc)
+        except Exception as exc:  # tried again after the next commit
+            # another connection's write transaction open (a compaction's): routine under load
+            level = logging.WARNING if "other write transactions" in str(exc) else logging.ERROR
+            log.log(level, "checkpoint %s failed (the WAL keeps every commit; tried again): %s", why, exc)
             self._checkpoint_owed = True
             return False
         if self._checkpoint_owed:

@@ -407,3 +407,30 @@ def test_a_store_file_gone_from_under_the_store_refuses_writes_and_rescues_what_
     if how != "truncated":  # the truncated file lost the blocks the copy needed
         with duckdb.connect(str(rescued), read_only=True) as c:
             assert c.execute("SELECT count(*), max(i) FROM t").fetchall() == [(1500, 1499)]
+
+
+def test_a_checkpoint_put_off_by_another_write_is_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """DuckDB refuses a CHECKPOINT while another connection holds a write transaction (a
+    compaction's, say): the writer tries again after the next commit, and the WAL keeps every
+    write meanwhile. Logged at ERROR under load, it paged operators for nothing."""
+    store = Store(tmp_path / "s.duckdb", checkpoint_threshold="1KB")
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t (x INTEGER)"))
+        other = store.cursor()
+        other.execute("BEGIN TRANSACTION")
+        other.execute("CREATE TABLE held (x INTEGER)")  # a write, not committed yet
+        with caplog.at_level("WARNING", logger="analytics.core.store"):
+            store.write(lambda c: c.execute("INSERT INTO t SELECT range FROM range(10000)"))
+            store.write(lambda c: None)  # the checkpoint runs after the answer: wait for it
+        put_off = [r for r in caplog.records if "other write transactions" in r.getMessage()]
+        assert put_off and all(r.levelname == "WARNING" for r in put_off), caplog.text
+        other.execute("ROLLBACK")
+        with caplog.at_level("WARNING", logger="analytics.core.store"):
+            store.write(lambda c: c.execute("INSERT INTO t VALUES (1)"))
+            store.write(lambda c: None)
+        assert "the one skipped earlier has run" in caplog.text  # tried again, and done
+        assert store.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(10001,)]
+    finally:
+        store.close()
