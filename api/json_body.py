@@ -122,7 +122,14 @@ class JsonRoute(APIRoute):
         async def with_orjson(request: Request) -> Response:
             content_type.check(request, accepted)
             await query_params.check(request, reads, authenticate_first=needs_credential)
-            return await handler(request_class(request.scope, request.receive))
+            try:
+                return await handler(request_class(request.scope, request.receive))
+            except RequestValidationError as exc:
+                # FastAPI parses the body before it asks for the credential: a caller without
+                # one got the 422 of a body that is not JSON where everything else is the 401
+                if needs_credential and any(e.get("type") == "json_invalid" for e in exc.errors()):
+                    await query_params.authenticate(request)
+                raise
 
         return with_orjson
 

@@ -53,11 +53,17 @@ def authenticates(dependant: Any) -> bool:
 CACHE_BUSTER = "_"
 
 
+async def authenticate(request: Request) -> None:
+    """The credential checked before an error about the request's contents: without one (or
+    with a bad one) the 401 every route answers, whatever else is wrong."""
+    await current_user(request)  # NotAuthenticated: the 401
+
+
 async def check(request: Request, names: frozenset[str], *, authenticate_first: bool) -> None:
     unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in names and k != CACHE_BUSTER]
     if unknown:
         if authenticate_first:
-            await current_user(request)  # NotAuthenticated: the 401, before anything else
+            await authenticate(request)
         raise RequestValidationError(
             [
                 {

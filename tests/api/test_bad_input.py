@@ -471,6 +471,17 @@ def test_an_unknown_query_parameter_without_a_credential_is_the_401(bw: World, f
     assert r.status_code == 401 and "reads" not in r.text, r.text
 
 
+@pytest.mark.parametrize("path", ["/api/v1/users", "/api/v1/executions/search", "/api/v1/alerts/rules"])
+def test_a_body_that_is_not_json_without_a_credential_is_the_401(bw: World, path: str) -> None:
+    """FastAPI parses a body before the credential is asked for: `{` answered its JSON decode
+    error to an anonymous caller, where `{}` answered the 401."""
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        r = bw.client.post(path, content=b"{", headers={**headers, **JSON})
+        assert r.status_code == 401, r.text
+    r = bw.client.post(path, content=b"{", headers={**bearer("admin"), **JSON})
+    assert assert_refused(r)[0]["type"] == "json_invalid"
+
+
 @pytest.mark.parametrize(
     "path",
     ["/api/v1/flows/{flow}/executions?page=1&_=1733550000000", "/api/v1/flows/?_=1", "/api/v1/users/me?_="],
