@@ -27,7 +27,8 @@ from pathlib import Path
 from analytics.core.config import Settings
 from analytics.core.errors import FolderFull
 from analytics.core.store import Connection, is_disk_full
-from analytics.exports.publish import publish_partitioned
+from analytics.exports.layout import STAGING
+from analytics.exports.publish import clear_staging, publish_partitioned
 from analytics.exports.targets import LocalTarget
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,13 @@ def discard_pass(root: Path, pass_id: str) -> int:
     if removed:
         log.warning("removed %d archive files of retention pass %s, which did not commit", removed, pass_id)
     return removed
+
+
+def discard_staged(root: Path) -> None:
+    """Remove the files a pass killed while writing them left in the archive's staging folder
+    (they stayed for good: megabytes to gigabytes a kill). Only a pass writes there, one at a time."""
+    if (root / STAGING).is_dir():
+        clear_staging(LocalTarget(root, str(root)))
 
 
 def files_between(root: Path, start: datetime, end: datetime) -> list[Path]:

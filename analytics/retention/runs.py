@@ -25,6 +25,12 @@ Progress = Callable[[str, int, int], None]
 
 _busy = threading.Lock()
 _busy_with: list[str] = []
+# what a 409 says is running: "a retention retention" read oddly
+_RUNNING = {
+    "retention": "a retention pass",
+    "compact": "a compaction",
+    "restore": "a restore from the archive",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +49,9 @@ class RunRecord:
 def exclusive(kind: str) -> Iterator[None]:
     """One retention, compaction or restore at a time (each rewrites what the others read)."""
     if not _busy.acquire(blocking=False):
-        raise Conflict(f"a retention {_busy_with[0] if _busy_with else 'task'} is already running")
+        raise Conflict(
+            f"{_RUNNING.get(_busy_with[0] if _busy_with else '', 'a retention task')} is already running"
+        )
     _busy_with[:] = [kind]
     try:
         yield

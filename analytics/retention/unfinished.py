@@ -51,6 +51,7 @@ def settle(path: Path | None, is_committed: Callable[[str], bool]) -> int:
         path.unlink(missing_ok=True)
         return 0
     removed = 0 if is_committed(pass_id) else archive.discard_pass(root, pass_id)
+    archive.discard_staged(root)  # a kill while files were staged: they were never published
     path.unlink(missing_ok=True)
     return removed
 

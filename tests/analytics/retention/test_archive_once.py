@@ -84,6 +84,33 @@ def test_a_pass_killed_before_its_commit_leaves_no_duplicate(
     assert not _note(ctx).exists()
 
 
+def test_a_pass_killed_while_staging_its_files_leaves_none_there(
+    world: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed while its Parquet was being written into `<archive>/_staging/`, a pass left those
+    files for good (3-15 MB a kill here): the next start removes them with the pass's note."""
+    from analytics.exports import publish
+
+    ctx = world
+    staging = ctx.settings.db_path.parent / "archive" / "_staging"
+    with monkeypatch.context() as m:
+        copy = publish.copy_partitioned
+
+        def die_after_staging(*args: Any, **kw: Any) -> int:
+            copy(*args, **kw)
+            raise Killed
+
+        m.setattr(publish, "copy_partitioned", die_after_staging)
+        m.setattr(publish.shutil, "rmtree", lambda *a, **k: None)  # a kill runs no cleanup
+        with pytest.raises(Killed):
+            apply.run_retention(ctx, now=NOW, compact=False)
+    assert list(staging.rglob("*.parquet")) and _note(ctx).exists()
+    unfinished.discard_unfinished_pass(ctx)  # at the next start
+    assert list(staging.iterdir()) == [] and not _note(ctx).exists()
+    summary = apply.run_retention(ctx, now=NOW, compact=False)
+    assert _archive(ctx) == (summary["deleted"], summary["deleted"]) != (0, 0)
+
+
 def test_the_next_pass_removes_what_a_killed_one_left(
     world: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:

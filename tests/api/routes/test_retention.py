@@ -141,9 +141,14 @@ def test_dry_run_then_run_through_the_scheduler_job(world: World) -> None:
 def test_run_is_409_while_one_runs(world: World) -> None:
     from analytics.retention import runs
 
-    with runs.exclusive("retention"):
-        r = world.client.post("/api/v1/retention/compact", headers=world.h("admin"))
-        assert r.status_code == 409 and "already running" in r.json()["detail"]
+    for kind, running in [
+        ("retention", "a retention pass"),  # was "a retention retention"
+        ("compact", "a compaction"),
+        ("restore", "a restore from the archive"),
+    ]:
+        with runs.exclusive(kind):
+            r = world.client.post("/api/v1/retention/compact", headers=world.h("admin"))
+            assert r.status_code == 409 and r.json()["detail"] == f"{running} is already running"
 
 
 SOON_S = int((utc_now() + timedelta(hours=1)).timestamp())
