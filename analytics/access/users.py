@@ -23,7 +23,7 @@ from analytics.access.directory import User
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import Conflict, InvalidInput, ManagedByOpenWebUI, NotAuthenticated, NotFound
-from analytics.core.store import Connection
+from analytics.core.store import Connection, one_row
 
 ROLES = ("admin", "user", "pending")
 # a user id is written into logs and answers: no control characters (a forged log line)
@@ -130,7 +130,7 @@ def set_role(ctx: Context, user_id: str, role: str) -> User:
     _check_role(role)
 
     def update(c: Connection) -> User:
-        row = c.execute("SELECT id, name, email, role FROM users WHERE id = ?", [user_id]).fetchone()
+        row = one_row(c.execute("SELECT id, name, email, role FROM users WHERE id = ?", [user_id]))
         if row is None:
             raise NotFound(f"user {user_id} not found")
         if row[3] == "admin" and role != "admin":
@@ -189,7 +189,7 @@ def revoke_api_key(ctx: Context, key_id: str) -> None:
 
     def revoke(c: Connection) -> list[tuple[Any, ...]]:
         admins = _admins(c, managed)
-        row = c.execute("SELECT user_id FROM api_keys WHERE id = ?", [key_id]).fetchone()
+        row = one_row(c.execute("SELECT user_id FROM api_keys WHERE id = ?", [key_id]))
         if row is not None and row[0] in admins:
             others = c.execute(
                 "SELECT 1 FROM api_keys WHERE id <> ? AND list_contains(?::VARCHAR[], user_id) LIMIT 1",

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from analytics.alerts.rules import Rule, State
 from analytics.alerts.silences import Silence
 from analytics.alerts.state_machine import RuleState, Transition
-from analytics.core.store import Connection
+from analytics.core.store import Connection, one_row
 
 _RULE_COLUMNS = (
     "id, name, created_by, metric, flow_id, owned_by, flow_version, node_id, model, window_s, operator,"
@@ -567,7 +567,7 @@ def load_silences(conn: Connection, *, ending_after: datetime | None = None) -> 
 
 
 def get_silence(conn: Connection, silence_id: str) -> Silence | None:
-    row = conn.execute(f"SELECT {_SILENCE_COLUMNS} FROM alert_silences WHERE id = ?", [silence_id]).fetchone()
+    row = one_row(conn.execute(f"SELECT {_SILENCE_COLUMNS} FROM alert_silences WHERE id = ?", [silence_id]))
     return Silence(*row) if row else None
 
 
@@ -583,7 +583,7 @@ def expire_silence(conn: Connection, silence_id: str, now: datetime, by: str) ->
 
 def flow_name(conn: Connection, flow_id: str) -> str | None:
     """A flow's name for a human-readable alert (Slack, email); None when it is gone."""
-    row = conn.execute("SELECT name FROM flows WHERE id = ?", [flow_id]).fetchone()
+    row = one_row(conn.execute("SELECT name FROM flows WHERE id = ?", [flow_id]))
     return None if row is None else str(row[0])
 
 
@@ -596,7 +596,7 @@ OUTBOX_COLUMNS = (
 
 def queue_notifications(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Rows of OUTBOX_COLUMNS, numbered after those already queued."""
-    found = conn.execute("SELECT coalesce(max(seq), 0) FROM alert_outbox").fetchone()
+    found = one_row(conn.execute("SELECT coalesce(max(seq), 0) FROM alert_outbox"))
     start = int(found[0]) if found else 0
     conn.executemany(
         f"INSERT INTO alert_outbox (seq, {OUTBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -262,6 +262,14 @@ def _merge(parts: list[Rows | pa.Table]) -> pa.Table:
     return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
+def one_row(result: Connection) -> tuple[Any, ...] | None:
+    """A result's first row, the result read to its end. DuckDB leaves a result `fetchone()`
+    read unfinished until a fetch finds no more rows, and the connection's next relation query
+    (`.sql()`) then fails: on a kept read cursor, the next request's metrics were a 500."""
+    rows = result.fetchall()
+    return rows[0] if rows else None
+
+
 def in_snapshot(fn: Callable[[Connection], T]) -> Callable[[Connection], T]:
     """A read of several queries that must agree: one read-only transaction on the cursor, so a
     write committing in between cannot make them describe different runs."""

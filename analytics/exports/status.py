@@ -11,7 +11,7 @@ from typing import Any
 
 from analytics.core.clock import iso_utc
 from analytics.core.context import Context
-from analytics.core.store import Connection
+from analytics.core.store import Connection, one_row
 from analytics.exports.layout import EXPORT_SCHEMA_VERSION
 from analytics.exports.targets import open_target
 
@@ -36,19 +36,23 @@ def export_status(ctx: Context) -> dict[str, Any]:
 
     def read(c: Connection) -> dict[str, Any]:
         def last(kind: str, only_ok: bool = False) -> tuple[Any, ...] | None:
-            return c.execute(
-                "SELECT started_at, finished_at, ok, error, summary FROM export_cycles"
-                f" WHERE target = ? AND kind = ? {'AND ok' if only_ok else ''}"
-                " ORDER BY started_at DESC LIMIT 1",
-                [target.url, kind],
-            ).fetchone()
+            return one_row(
+                c.execute(
+                    "SELECT started_at, finished_at, ok, error, summary FROM export_cycles"
+                    f" WHERE target = ? AND kind = ? {'AND ok' if only_ok else ''}"
+                    " ORDER BY started_at DESC LIMIT 1",
+                    [target.url, kind],
+                )
+            )
 
-        failures = c.execute(
-            "SELECT count(*) FROM export_cycles WHERE target = ? AND kind = 'export' AND NOT ok"
-            " AND started_at > coalesce((SELECT max(started_at) FROM export_cycles"
-            " WHERE target = ? AND kind = 'export' AND ok), TIMESTAMP '1970-01-01')",
-            [target.url, target.url],
-        ).fetchone()
+        failures = one_row(
+            c.execute(
+                "SELECT count(*) FROM export_cycles WHERE target = ? AND kind = 'export' AND NOT ok"
+                " AND started_at > coalesce((SELECT max(started_at) FROM export_cycles"
+                " WHERE target = ? AND kind = 'export' AND ok), TIMESTAMP '1970-01-01')",
+                [target.url, target.url],
+            )
+        )
         return {
             "last": _cycle(last("export")),
             "last_ok": _cycle(last("export", True)),

@@ -340,7 +340,7 @@ def ingest_json_array(
                 f"SELECT CASE WHEN json_valid($b) AND NOT regexp_matches($b, '{_DIFFERS}')"
                 " THEN CAST(json_extract($b, '$[*]') AS VARCHAR[]) END",
                 {"b": text},
-            ).fetchone()
+            ).fetchall()[0]
         except duckdb.Error:  # e.g. nested past what DuckDB reads: orjson's verdict, the old way
             return None
         finally:

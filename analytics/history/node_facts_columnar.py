@@ -348,7 +348,7 @@ def facts_into(con: duckdb.DuckDBPyConnection, runs: str, prices: PriceLookup) -
     node_results is not a JSON object without repeated keys (a caller's validity shortcut)."""
     _macros(con)
     con.execute(_SRC.replace("{runs}", runs))
-    row = con.execute("SELECT count(*) FROM nf_src WHERE m IS NULL AND is_object").fetchone()
+    row = con.execute("SELECT count(*) FROM nf_src WHERE m IS NULL AND is_object").fetchall()[0]
     repeated = bool(row and row[0])
     nodes = _NODES.replace("{repeated}", _REPEATED if repeated else "")
     nodes = nodes.replace("{repeated_listed}", _REPEATED_LISTED if repeated else "")

@@ -75,7 +75,7 @@ from analytics.core.errors import InvalidInput, UpstreamFailed
 from analytics.core.flow_version import flow_version
 from analytics.core.json_scan import opening_brackets
 from analytics.core.json_text import mend_column
-from analytics.core.store import Connection
+from analytics.core.store import Connection, one_row
 from analytics.history.counters import Counters, Recount
 from analytics.history.node_facts_columnar import facts_into
 from analytics.history.preparing import PREPARE_WORKERS, Preparers
@@ -485,7 +485,7 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
 
 
 def _changed(cursor: Connection) -> int:
-    row = cursor.fetchone()
+    row = one_row(cursor)
     return int(row[0]) if row else 0
 
 
@@ -809,7 +809,7 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
         try:
             c.execute(_CLASSIFY)
             issues = c.execute(_ISSUES, [source] * _ISSUES.count("?")).fetchall()
-            row = c.execute(_INSERT).fetchone()
+            row = one_row(c.execute(_INSERT))
             stored = int(row[0]) if row else 0
             c.execute(_DIRTY)  # stored runs of already rolled days: those days are rebuilt
             flow_ids = {

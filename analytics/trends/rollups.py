@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from analytics.core.clock import utc_now
 from analytics.core.saturating import capped_sum
-from analytics.core.store import Connection
+from analytics.core.store import Connection, one_row
 from analytics.history.changes import mark_dirty, rolled_until
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ WHERE e.n IS DISTINCT FROM r.n OR e.t IS DISTINCT FROM r.t
 
 
 def _first_run_from(day: date, conn: Connection) -> datetime | None:
-    row = conn.execute("SELECT min(created_at) FROM executions WHERE created_at >= ?", [day]).fetchone()
+    row = one_row(conn.execute("SELECT min(created_at) FROM executions WHERE created_at >= ?", [day]))
     return row[0] if row else None
 
 

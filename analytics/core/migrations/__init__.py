@@ -14,7 +14,7 @@ from functools import partial
 from types import ModuleType
 
 from analytics.core.errors import InvalidInput
-from analytics.core.store import Connection, Store
+from analytics.core.store import Connection, Store, one_row
 
 _LEDGER = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -54,7 +54,7 @@ def head() -> int:
 
 def _current(conn: Connection) -> int:
     conn.execute(_LEDGER)
-    row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    row = one_row(conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations"))
     return int(row[0]) if row else 0
 
 

@@ -54,6 +54,18 @@ def test_compaction_merges_a_partition_into_one_file(ctx: Context) -> None:
     assert compact(ctx)["partitions_compacted"] == {"executions": 0, "execution_nodes": 0}
 
 
+def test_reading_the_status_leaves_the_threads_connection_usable(ctx: Context) -> None:
+    """`fetchone()` left the last compaction's row unfinished on this thread's read connection,
+    and its next relation query (metrics, /nodes, /anomalies) failed: a 500 on every such request
+    after an export run or status, once any compaction was recorded (one an hour by default)."""
+    flow = seed_flow(ctx)
+    add_runs(ctx, flow, DAYS, 2)
+    run_export(ctx)
+    compact(ctx)
+    export_status(ctx)
+    assert ctx.store.read(lambda c: c.sql("SELECT 42").fetchall()) == [(42,)]
+
+
 def duckdb_reader(root: Path, glob: str) -> Callable[[], list[tuple[object, int, int]]]:
     conn = duckdb.connect()
     sql = (
