@@ -31,9 +31,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def addressable(user_id: str) -> bool:
-    """Can the id be a URL path's segment (`/api/v1/users/{id}`)? A client sends `..` and `.`
-    resolved and `%2F` as a `/`: a user `a/b` was created and then never found to change."""
-    return "/" not in user_id and user_id not in (".", "..")
+    """Can a URL name the id (`/api/v1/users/{id}`, which takes a `/` too)? A client resolves
+    `.` and `..` away: such a user was created and then never found to change."""
+    return user_id not in (".", "..")
 
 
 def no_control_characters(value: str) -> str:
@@ -86,8 +86,8 @@ def create_user(
         raise InvalidInput("user id must not hold control characters", field="id")
     if not addressable(user_id):
         raise InvalidInput(
-            "user id must not hold '/' nor be '.' or '..': it goes in a URL (/api/v1/users/{id}),"
-            " where such a user could never be changed",
+            "user id must not be '.' or '..': it goes in a URL (/api/v1/users/{id}), which a client"
+            " resolves, and such a user could never be changed",
             field="id",
         )
     if ctx.directory.user(user_id) is not None:
@@ -108,7 +108,7 @@ def ensure_user(ctx: Context, user_id: str, *, role: str = "user") -> User:
     if _CONTROL.search(user_id):
         raise NotAuthenticated("the token's user id holds control characters")
     if not addressable(user_id):
-        raise NotAuthenticated("the token's user id cannot be a user here (it holds '/' or is '.' or '..')")
+        raise NotAuthenticated("the token's user id cannot be a user here ('.' or '..')")
     _ours(ctx, "users")
     ctx.write_registry(
         lambda c: c.execute(

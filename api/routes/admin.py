@@ -43,7 +43,7 @@ def create_user(form: UserCreate, _: AdminUser, ctx: Ctx) -> UserOut:
 
 
 @router.patch(
-    "/users/{user_id}",
+    "/users/{user_id:path}",  # an id may hold a `/` (sent as `%2F` or as it is)
     response_model=UserOut,
     responses={
         409: {"description": "Would leave no admin, or no admin holding an API key: change another first"}
