@@ -65,6 +65,43 @@ def test_daily_trend_matches_the_store(export: Export, engine: str, request: pyt
     assert run_snippet(engine, export.root, request) == export.expected
 
 
+@pytest.fixture(scope="module")
+def early_export(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    """Runs on days before 1970 (the README: they are stored and exported like any other)."""
+    from analytics.core.config import Settings
+    from analytics.core.context import open_context
+    from analytics.exports import run_export
+    from analytics.flows import registry as flows
+    from analytics.history import ingest
+    from tests.engines.conftest import TREND_SQL
+    from tests.factories import ADMIN, SECRET, make_execution
+
+    folder = tmp_path_factory.mktemp("early")
+    settings = Settings(db_path=folder / "store.duckdb", webui_secret_key=SECRET, scheduler_enabled=False)
+    with open_context(settings) as ctx:
+        flow = flows.create_flow(ctx, ADMIN, name="early", nodes=[], edges=[], access_control=None).id
+        times = [-2_203_934_400, -3_600, -1, 0, 3_600, 90_000]  # 1900-02-28 12:00 ... 1970-01-02
+        runs = [
+            make_execution(
+                flow, status=("success", "error")[i % 2], execution_time=10 * (i + 1), created_at=t
+            )
+            for i, t in enumerate(times)
+        ]
+        assert all(r.status == "stored" for r in ingest.save_executions(ctx, ADMIN, runs))
+        run_export(ctx)
+        expected = [tuple(r) for r in ctx.store.read(lambda c: c.execute(TREND_SQL).fetchall())]
+    return Export(settings.data_dir / "exports", expected)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_days_before_1970_keep_apart(
+    early_export: Export, engine: str, request: pytest.FixtureRequest
+) -> None:
+    """chdb read the hive `date` as a Date, which starts in 1970: every earlier day was 1970-01-01."""
+    assert [r[0] for r in early_export.expected] == ["1900-02-28", "1969-12-31", "1970-01-01", "1970-01-02"]
+    assert run_snippet(engine, early_export.root, request) == early_export.expected
+
+
 # -- partition pruning ---------------------------------------------------------------------------
 
 
