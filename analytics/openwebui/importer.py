@@ -956,8 +956,8 @@ def _labelled(keys: pa.Table) -> tuple[pa.Table, np.ndarray[Any, Any]]:
     return keys.set_column(0, "id", text), bad
 
 
-def _plan(ctx: Context, src: Source, source: str) -> _Plan:
-    """The rows of the source no import of it has read yet: all of the source's keys (read at
+def _plan(ctx: Context, src: Source) -> _Plan:
+    """The rows of the source no import has read yet: all of the source's keys (read at
     once: the duplicates are judged over the whole source, so a rerun picks the same first) less
     the ids in the ledger, an anti-join in the store. A run Open WebUI saved after the last
     import, whatever its created_at (a clock stepped back, a row committed late), is read by the
@@ -969,10 +969,11 @@ def _plan(ctx: Context, src: Source, source: str) -> _Plan:
     def unread(c: Connection) -> pa.Table:
         c.register("owui_keys", keys)
         try:
+            # read by any import, whatever the source's URL said: the same file or database
+            # written another way (`//`, a password, `?sslmode=`) brought deleted runs back
             found: pa.Table = c.sql(
                 "SELECT id, created_at, bad FROM owui_keys k WHERE NOT EXISTS (SELECT 1 FROM"
-                " openwebui_import_ids l WHERE l.source = $source AND l.id = k.id) ORDER BY rn",
-                params={"source": source},
+                " openwebui_import_ids l WHERE l.id = k.id) ORDER BY rn"
             ).to_arrow_table()
         finally:
             c.unregister("owui_keys")
@@ -1084,7 +1085,7 @@ def import_openwebui(
     try:
         ctx.store.write(lambda c: [c.execute(ddl) for ddl in _STATE_DDL])
         _import_identity(ctx, src, summary)
-        plan = _plan(ctx, src, source)
+        plan = _plan(ctx, src)
         total, done = plan.total, plan.done
         if plan.unreadable:  # skipped unread: their ids cannot even be asked for
             summary.runs_skipped += ctx.store.write(_skip_unreadable(source, plan.unreadable))

@@ -117,6 +117,12 @@ def test_a_rerun_imports_runs_saved_at_or_before_the_last_key(webui_db: WebUIDb,
     third = importer.import_openwebui(ctx, webui_db.url)
     assert (third.runs_read, third.runs_stored) == (0, 0)
     assert _ids(ctx) == sorted([*first, late[0], late[2]])
+    # nor by the same source written another way (the ledger was kept per URL's text)
+    head, _, name = webui_db.url.rpartition("/")
+    other = f"{webui_db.url}?application_name=again" if webui_db.postgres else f"{head}//{name}"
+    fourth = importer.import_openwebui(ctx, other)
+    assert (fourth.runs_read, fourth.runs_stored) == (0, 0)
+    assert _ids(ctx) == sorted([*first, late[0], late[2]])
 
 
 def test_a_meta_that_has_openwebui_import_already_keeps_it(
