@@ -64,11 +64,17 @@ class WebUIDatabase:
             self._conn = self._connect()
         try:
             cur = self._conn.execute(sql)
-            return list(cur.fetchall())
+            rows = cur.fetchall()
         except Exception:
             if not keep_connection:
                 self.close()
             raise
+        if self.postgres:
+            return list(rows)
+        # SQLite keeps any value in any column: bytes (a BLOB) where text goes read as text, as a
+        # TEXT value is. Read as `b'bob'`, a BLOB owner made another owner of the flow (its runs
+        # deleted), and a BLOB that is not UTF-8 stopped every poll
+        return [tuple(_text(v) if isinstance(v, bytes) else v for v in row) for row in rows]
 
     def close(self) -> None:
         if self._conn is not None:

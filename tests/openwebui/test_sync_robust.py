@@ -133,6 +133,28 @@ def test_a_bad_row_stops_nothing_else(
         assert sum(f"flow {bad}'s nodes" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_sqlite_blobs_where_text_goes_read_as_text(sqlite_db: WebUIDb, tmp_path: Path) -> None:
+    """SQLite keeps a BLOB in any column: an owner id stored as one read as `b'alice'`, another
+    owner, and the flow's runs were deleted; a BLOB that is not UTF-8 stopped every poll (and the
+    server's start), so a user set pending kept access."""
+    db = sqlite_db
+    fid = db.add_flow("alice", name="kept")
+    with open_context(Settings(db_path=tmp_path / "store.duckdb", openwebui_db=db.url)) as ctx:
+        sync = OpenWebUISync(ctx)
+        try:
+            sync.sync_once()
+            db.execute(
+                "UPDATE flow SET user_id = CAST('alice' AS BLOB), description = x'64ff' WHERE id = ?", (fid,)
+            )
+            db.execute("""UPDATE "user" SET role = CAST('pending' AS BLOB) WHERE id = 'bob'""")
+            sync.sync_once()
+            acl = ctx.directory.flow(fid)
+            assert acl is not None and acl.owner_id == "alice"
+            assert ctx.directory.user("bob").role == "pending"  # type: ignore[union-attr]
+        finally:
+            sync.db.close()
+
+
 @pytest.mark.parametrize(
     "access_control",
     [
