@@ -97,7 +97,7 @@ def _answer(ingest_fn: Callable[..., ingest.BatchResult | None], *args: Any) -> 
 class OpenWebUIImportIn(BaseModel):
     """One step of `flowhistory import openwebui` while this server holds the store."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")  # a typo ran a real step
 
     source: str = Field(
         alias="from", min_length=1, description="sqlite:////path/webui.db or postgresql://..."

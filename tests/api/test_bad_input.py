@@ -1243,6 +1243,24 @@ def test_the_import_step_answers_alike_for_any_path_that_is_not_a_sqlite_file(
     assert not (tmp_path / "webui.db").exists()
 
 
+@pytest.mark.parametrize("extra", [{"max_chunk": 2}, {"zzz": 1}])
+def test_the_import_step_refuses_a_field_it_does_not_read(
+    bw: World, tmp_path: Path, extra: dict[str, int]
+) -> None:
+    """A typo (`max_chunk`) ran a real import step with the defaults."""
+    from tests.openwebui.webui_db import WebUIDb
+
+    db = WebUIDb.sqlite(tmp_path / "webui.db").create_schema()
+    db.add_user("alice")
+    db.add_execution(db.add_flow("alice"), "alice")
+    db.close()
+    before = bw.ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall())
+    body = {"from": db.url, **extra}
+    r = bw.client.post("/api/v1/executions/import/openwebui", json=body, headers=bearer("admin"))
+    assert r.status_code == 422 and names(r.json()["detail"], next(iter(extra))), r.text
+    assert bw.ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall()) == before
+
+
 def test_the_import_step_given_the_store_itself_keeps_the_stores_lock(bw: World) -> None:
     """Reading the header of the store's own file opened and closed it in the server's process,
     which drops every POSIX lock the process holds on it: another process could then open the
