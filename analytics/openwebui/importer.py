@@ -722,14 +722,28 @@ def _prepare(con: duckdb.DuckDBPyConnection, ctx: Context, chunk: pa.Table) -> p
     return prepared
 
 
+# a row whose id is a UUID written another way (capitals, braces, no dashes) while a run with that
+# UUID is stored already (imported from its other spelling, read earlier): nothing of this row is
+# stored, so it is skipped, not reported as stored under the usual spelling. Filtered to such
+# rows before the store's ids are joined (there are usually none)
+_RESPELLED = """
+    CREATE OR REPLACE TEMP TABLE owui_respelled AS
+    SELECT c.id FROM (SELECT id, TRY_CAST(id AS UUID) AS uid FROM owui_chunk) c
+    WHERE c.uid IS NOT NULL AND CAST(c.uid AS VARCHAR) <> c.id
+      AND EXISTS (SELECT 1 FROM executions e WHERE e.id = c.uid)
+"""
+
 _CLASSIFY = """
     CREATE OR REPLACE TEMP TABLE owui_classified AS
     SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_note, c.time_note, c.mended, c.merged,
         c.at_note, c.empty_note, c.big_note, c.meta_note, f.version AS f_version, f.updated_at AS f_updated,
         coalesce(c.early_reason,
                  CASE WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI' END,
-                 c.json_reason) AS skip_reason
-    FROM owui_chunk c LEFT JOIN flows f ON f.id = c.flow_id
+                 c.json_reason,
+                 CASE WHEN r.id IS NOT NULL THEN 'the same id as run ' || CAST(CAST(c.id AS UUID) AS VARCHAR)
+                     || ', stored already (its id written the usual way): the UUID in another spelling' END
+        ) AS skip_reason
+    FROM owui_chunk c LEFT JOIN flows f ON f.id = c.flow_id LEFT JOIN owui_respelled r ON r.id = c.id
 """
 
 _ISSUES = """
@@ -807,6 +821,7 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
     def write(c: Connection) -> _ChunkResult:
         c.register("owui_chunk", chunk)
         try:
+            c.execute(_RESPELLED)
             c.execute(_CLASSIFY)
             issues = c.execute(_ISSUES, [source] * _ISSUES.count("?")).fetchall()
             row = one_row(c.execute(_INSERT))
@@ -827,6 +842,7 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
             )
             c.execute("INSERT INTO openwebui_import_ids SELECT ?, id FROM owui_chunk", [source])
             c.execute("DROP TABLE owui_classified")
+            c.execute("DROP TABLE owui_respelled")
             # read in the chunk's transaction, installed after its commit: stats, the list's total
             # and its remembered page starts follow each chunk, not the import's end
             counted = Counters.count(c, flow_ids)

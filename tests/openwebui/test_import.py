@@ -284,6 +284,29 @@ def test_payloads_that_are_not_objects_are_skipped_and_reported(
     assert run.errors == {"n1": {"code": 1}} and run.meta == {}
 
 
+def test_a_uuid_stored_already_in_its_other_spelling_is_skipped_and_reported(
+    webui_db: WebUIDb, ctx: Context, tmp_path: Path
+) -> None:
+    """A run imported, then a row with the same UUID in capitals (and other data) saved in Open
+    WebUI: the rerun stored nothing of it but reported it as altered ("stored as ..."), so the
+    counts per flow could not be balanced against the report's skipped rows."""
+    import uuid
+
+    webui_db.add_user("alice", "admin")
+    fid = webui_db.add_flow("alice", nodes=NODES)
+    plain = str(uuid.uuid4())
+    webui_db.add_execution(fid, "alice", execution_id=plain, created_at=T0, execution_time=1)
+    assert importer.import_openwebui(ctx, webui_db.url).runs_stored == 1
+    webui_db.add_execution(fid, "alice", execution_id=plain.upper(), created_at=T0 - 60, execution_time=2)
+    report = tmp_path / "r.jsonl"
+    again = importer.import_openwebui(ctx, webui_db.url, report=report)
+    assert (again.runs_read, again.runs_stored, again.runs_skipped, again.runs_altered) == (1, 0, 1, 0)
+    lines = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [(x["id"], x["action"]) for x in lines] == [(plain.upper(), "skipped")]
+    assert f"the same id as run {plain}, stored already" in lines[0]["reason"]
+    assert runs.get_execution(ctx, ADMIN, fid, plain).execution_time == 1  # the first row's run
+
+
 def test_times_out_of_range_are_skipped_and_other_uuid_spellings_reported(
     webui_db: WebUIDb, ctx: Context, tmp_path: Path
 ) -> None:
