@@ -99,6 +99,7 @@ class Scheduler:
         self._status_file = status_file
         self._clock = clock
         self._lock = threading.Condition()
+        self._save_lock = threading.Lock()
         self._stopping = False
         self._loop: threading.Thread | None = None
         self._workers: dict[str, threading.Thread] = {}
@@ -250,13 +251,16 @@ class Scheduler:
         """Write the states atomically (tmp + rename) for `flowhistory jobs`."""
         if self._status_file is None:
             return
-        payload = {"written_at": self._clock().isoformat(), "jobs": self.status()}
-        tmp = self._status_file.with_name(self._status_file.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps(payload, indent=2, default=str))
-            os.replace(tmp, self._status_file)
-        except OSError:
-            log.exception("could not write %s", self._status_file)
+        # one writer at a time: the job threads shared one tmp file, so a rename could publish
+        # another thread's half-written file (the CLI read it torn) or find it gone (an error)
+        with self._save_lock:
+            payload = {"written_at": self._clock().isoformat(), "jobs": self.status()}
+            tmp = self._status_file.with_name(self._status_file.name + ".tmp")
+            try:
+                tmp.write_text(json.dumps(payload, indent=2, default=str))
+                os.replace(tmp, self._status_file)
+            except OSError:
+                log.exception("could not write %s", self._status_file)
 
 
 def read_status_file(path: Path) -> dict[str, Any] | None:

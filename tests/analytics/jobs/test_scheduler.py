@@ -71,6 +71,43 @@ def test_run_now_records_result_duration_and_status_file(scheduler_factory: Any,
     assert saved is not None and saved["jobs"][0]["last_result"] == {"runs": 1}
 
 
+def test_jobs_finishing_at_once_never_tear_the_status_file(
+    scheduler_factory: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each job thread wrote the same `jobs.json.tmp` and renamed it: one could publish another's
+    half-written file (the CLI failed on it) or find it gone (an error in the log)."""
+    s = scheduler_factory([Job(f"j{i}", 0, lambda ctx: {"pad": "x" * 20_000}) for i in range(6)])
+    torn: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            try:
+                json.loads((tmp_path / "jobs.json").read_text())
+            except FileNotFoundError:
+                pass
+            except ValueError as exc:
+                torn.append(str(exc))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(15):
+            threads = [
+                threading.Thread(target=s.run_now, args=(f"j{i}",), kwargs={"wait": True}) for i in range(6)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        done.set()
+        reader.join()
+    assert torn == [] and "could not write" not in caplog.text
+    saved = read_status_file(tmp_path / "jobs.json")
+    assert saved is not None and {j["runs"] for j in saved["jobs"]} == {15}
+
+
 def test_never_two_copies_of_one_job(scheduler_factory: Any) -> None:
     gate = Gate()
     s = scheduler_factory([Job("slow", 0.01, gate)])
