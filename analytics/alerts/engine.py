@@ -199,12 +199,19 @@ class AlertEngine:
                 if send is not None and send.step.notify is not None:
                     sends.append(replace(send, transition_id=tid))
 
-            def save(c: Any) -> None:
-                repo.save_states(c, new_states)
+            def save(c: Any) -> set[str]:
+                """Only for rules still there when this commits: a rule deleted while it was
+                measured kept states and transitions of a rule gone, listed, and notified."""
+                live = repo.existing_rule_ids(
+                    c, {k[0] for k in new_states} | {x.target.rule.id for x in sends}
+                )
+                repo.save_states(c, {k: v for k, v in new_states.items() if k[0] in live})
+                transitions[:] = [x for x in transitions if x.rule_id in live]
                 repo.insert_transitions(c, transitions)
+                return live
 
-            if new_states:
-                self.ctx.store.write(save)
+            live = self.ctx.store.write(save) if new_states or sends else set()
+            sends = [x for x in sends if x.target.rule.id in live]
             notified, held = self._notify(sends, now, failed)
             self.evaluations += 1
         errors = [{"rule_id": rid, "flow_id": None, "error": e} for rid, e in unreadable]

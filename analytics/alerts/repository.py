@@ -251,6 +251,15 @@ def missing_channels(conn: Connection, channel_ids: list[str]) -> list[str]:
     return [c for c in channel_ids if c not in there]
 
 
+def existing_rule_ids(conn: Connection, rule_ids: set[str]) -> set[str]:
+    if not rule_ids:
+        return set()
+    rows = conn.execute(
+        "SELECT id FROM alert_rules WHERE id IN (SELECT unnest(?::VARCHAR[]))", [sorted(rule_ids)]
+    )
+    return {r[0] for r in rows.fetchall()}
+
+
 def delete_rule(conn: Connection, rule_id: str) -> None:
     for table in ("alert_rule_channels", "alert_states", "alert_transitions", "alert_silences"):
         conn.execute(f"DELETE FROM {table} WHERE rule_id = ?", [rule_id])

@@ -224,6 +224,41 @@ def test_engine_stores_states_and_transitions_with_values(s: Setup) -> None:
     assert state.state.value == "NO_DATA" and state.runs == 0
 
 
+def test_a_rule_deleted_while_it_is_measured_leaves_nothing(
+    s: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DELETE of a rule committed while an evaluation measured it: the evaluation then stored its
+    state and transition (a rule gone, listed for ever) and notified its channels."""
+    from analytics.alerts import engine as engine_module
+
+    start = hour_ago_base()
+    a = s.flows["a"]
+    save(
+        s.ctx,
+        [
+            Run(a, start + timedelta(minutes=i), "error", 100, "", "llm_1", "model-a", "error", 5)
+            for i in range(5)
+        ],
+    )
+    gone = make_rule(s.ctx, flow_id=a, window="15m", threshold=0.5, min_runs=1)
+    kept = make_rule(s.ctx, flow_id=a, window="15m", threshold=0.5, min_runs=1)
+    real = engine_module.measure
+
+    def measured_then_deleted(*args: Any, **kw: Any) -> Any:
+        values = real(*args, **kw)
+        s.ctx.store.write(lambda c: repo.delete_rule(c, gone.id))  # the DELETE commits meanwhile
+        return values
+
+    monkeypatch.setattr(engine_module, "measure", measured_then_deleted)
+    summary = AlertEngine(s.ctx).evaluate(start + timedelta(minutes=6))
+    assert summary["transitions"] == 1
+    assert transitions_of(s.ctx, gone.id) == [] and transitions_of(s.ctx, kept.id) == [
+        ("OK", "FIRING", "firing")
+    ]
+    states = s.ctx.store.read(lambda c: repo.load_states(c, [gone.id, kept.id]))
+    assert set(states) == {(kept.id, a)}
+
+
 def test_owned_by_rule_is_judged_per_flow(s: Setup) -> None:
     start = hour_ago_base()
     a, b = s.flows["a"], s.flows["b"]
