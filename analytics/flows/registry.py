@@ -317,17 +317,34 @@ def purge_flow(ctx: Context, flow_id: str) -> int:
         c.execute("DELETE FROM executions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM flow_versions WHERE flow_id = ?", [flow_id])
         c.execute("DELETE FROM retention_policies WHERE flow_id = ?", [flow_id])  # it outlived the flow
+        for sql in _FLOW_ALERTS:  # they outlived it too: a rule FIRING for a flow gone, its silences
+            c.execute(sql, {"flow": flow_id})
         c.execute("DELETE FROM flows WHERE id = ?", [flow_id])
         return count
 
+    def gone(_: int) -> None:
+        ctx.directory.drop_flow(flow_id)
+        ctx.notify_rules_changed()
+
     deleted: int = ctx.counters.write_recounting(
-        ctx.store,
-        delete,
-        lambda _: [flow_id],
-        after_commit=lambda _: ctx.directory.drop_flow(flow_id),
-        frees_space=True,
+        ctx.store, delete, lambda _: [flow_id], after_commit=gone, frees_space=True
     )
     return deleted
+
+
+# the flow's alerting, which lives in a room above (analytics/alerts): its rules with what hangs on
+# them, then what other rules (a user's, over all their flows) and silences keep of this flow
+_FLOW_RULES = "SELECT id FROM alert_rules WHERE flow_id = $flow"
+_FLOW_ALERTS = (
+    *(
+        f"DELETE FROM {table} WHERE rule_id IN ({_FLOW_RULES})"
+        for table in ("alert_rule_channels", "alert_states", "alert_transitions", "alert_silences")
+    ),
+    "DELETE FROM alert_rules WHERE flow_id = $flow",
+    "DELETE FROM alert_states WHERE flow_id = $flow",
+    "DELETE FROM alert_transitions WHERE flow_id = $flow",
+    "DELETE FROM alert_silences WHERE flow_id = $flow",
+)
 
 
 def mirror_flows(ctx: Context, changed: list[Flow]) -> None:

@@ -462,3 +462,39 @@ def test_a_silenced_rule_still_changes_state_and_says_so(world: World) -> None:
     assert r.status_code == 200 and r.json()["transitions"] == 1
     [t] = world.client.get(f"{RULES}/{rule['id']}/transitions", headers=bearer("owner")).json()
     assert (t["to_state"], t["silenced_by"]) == ("FIRING", silence["id"])
+
+
+def test_a_deleted_flow_takes_its_alerting_with_it(world: World) -> None:
+    """Its runs, annotations, versions and retention policy went with a flow; its rules stayed,
+    FIRING for a flow gone (evaluating one answered 404), and so did its silences."""
+    owner = bearer("owner")
+    r = world.client.post(
+        "/api/v1/flows/create", json={"name": "doomed", "nodes": [], "edges": []}, headers=owner
+    )
+    doomed = r.json()["id"]
+    for _ in range(3):
+        save_run(world, doomed, status="error")
+    rule = world.client.post(RULES, json=rule_body(doomed, window="1h"), headers=owner).json()
+    by_owner = world.client.post(
+        RULES, json=rule_body(None, owned_by="owner", window="1h"), headers=owner
+    ).json()
+    silence = {"flow_id": doomed, "duration": "1h", "comment": "x"}
+    assert world.client.post(SILENCES, json=silence, headers=owner).status_code == 201
+    for rid in (rule["id"], by_owner["id"]):
+        assert world.client.post(f"{RULES}/{rid}/evaluate", headers=owner).status_code == 200
+    assert world.client.delete(f"/api/v1/flows/{doomed}", headers=owner).json() is True
+
+    assert world.client.get(f"{RULES}/{rule['id']}", headers=owner).status_code == 404
+    kept = world.client.get(f"{RULES}/{by_owner['id']}", headers=owner).json()  # a rule over all of them
+    assert doomed not in {s["flow_id"] for s in kept["states"]}
+    assert all(s["flow_id"] != doomed for s in world.client.get(SILENCES, headers=owner).json())
+    left = world.ctx.store.read(
+        lambda c: c.execute(
+            "SELECT (SELECT count(*) FROM alert_states WHERE flow_id = $f)"
+            " + (SELECT count(*) FROM alert_transitions WHERE flow_id = $f)"
+            " + (SELECT count(*) FROM alert_silences WHERE flow_id = $f)"
+            " + (SELECT count(*) FROM alert_rules WHERE flow_id = $f)",
+            {"f": doomed},
+        ).fetchall()
+    )
+    assert left == [(0,)]
