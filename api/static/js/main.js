@@ -93,7 +93,13 @@ async function route() {
     if (a.dataset.nav === section) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
-  const args = path.match(re).slice(1).map(decodeURIComponent);
+  let args;
+  try {
+    args = path.match(re).slice(1).map(decodeURIComponent);
+  } catch {
+    mount(view, notFound(path)); // `%ZZ` is no address: it hung on "Loading…"
+    return;
+  }
   const ctx = { user: session.user, params, stale: () => seq !== navigation, navigate };
   try {
     const module = await modulePromise.catch(unreachable);

@@ -21,7 +21,11 @@ export function thresholdInput(metric, value) {
 
 // A threshold as typed -> what the API takes; null for empty, NaN for nonsense.
 export function thresholdValue(metric, text) {
-  const t = String(text ?? "").trim().replace(",", ".");
+  const raw = String(text ?? "").trim();
+  // "1,000" is a thousand in one locale and one in another (it was read as 1): a comma with
+  // three digits after it, or beside a point, is refused; "1,5" is one and a half
+  if (/^[1-9]\d{0,2}(,\d{3})+$/.test(raw) || (raw.includes(",") && raw.includes("."))) return Number.NaN;
+  const t = raw.replace(",", ".");
   if (t === "") return null;
   const n = Number(t);
   if (!Number.isFinite(n)) return Number.NaN;
@@ -121,7 +125,7 @@ export function thresholdProblems(metric, operator, threshold, warning, recovery
   const problems = {};
   const name = { threshold: "the alert threshold", warning_threshold: "a warning threshold", recovery_threshold: "a recovery threshold" };
   for (const [field, v] of Object.entries({ threshold, warning_threshold: warning, recovery_threshold: recovery })) {
-    if (Number.isNaN(v)) problems[field] = "enter a number";
+    if (Number.isNaN(v)) problems[field] = "enter a number, without a thousands separator (1000, 1.5)";
     else if (metric === "failure_rate" && v !== null && (v < 0 || v > 1)) problems[field] = `${name[field]} is a percentage from 0 to 100`;
     else if (v !== null && v < 0) problems[field] = `${name[field]} is never negative`;
   }

@@ -107,17 +107,26 @@ export async function render(root, [flowId, runId], ctx) {
     );
   });
 
-  const deleteBtn = h("button", { type: "button", class: "btn btn-danger", id: "delete-run" }, "Delete run");
-  deleteBtn.addEventListener("click", async () => {
+  // offered to those who may delete (a reader's click answered 403 and showed nothing); a
+  // failure says why beside the button
+  const deleteError = h("span", { class: "field-error", id: "delete-run-error", role: "alert" });
+  const deleteBtn = canWrite ? h("button", { type: "button", class: "btn btn-danger", id: "delete-run" }, "Delete run") : null;
+  deleteBtn?.addEventListener("click", async () => {
     if (!(await confirmAction("Delete this run?", `The run of ${zoned(run.created_at)} will be deleted. This cannot be undone.`))) return;
-    await del(`${base}/${enc(run.id)}`);
+    deleteError.textContent = "";
+    try {
+      await del(`${base}/${enc(run.id)}`);
+    } catch (err) {
+      deleteError.textContent = `Not deleted: ${err.message}`;
+      return;
+    }
     ctx.navigate(`#/flows/${enc(flowId)}`);
   });
 
   mount(root,
     ...flowHeader(current, "history", `Run ${shortId(run.id)}`),
     h("section", { class: "panel", id: "run-summary", "aria-label": "Summary" },
-      h("div", { class: "toolbar" }, badge(run.status), h("strong", { id: "run-time" }, zoned(run.created_at)), h("span", { class: "spacer" }), deleteBtn),
+      h("div", { class: "toolbar" }, badge(run.status), h("strong", { id: "run-time" }, zoned(run.created_at)), h("span", { class: "spacer" }), deleteError, deleteBtn),
       kv([
         ["Duration", h("span", { id: "run-duration" }, duration(run.execution_time))],
         ["Tokens", h("span", { id: "run-tokens" }, tokens(run.tokens_in, run.tokens_out, run.tokens_estimated))],

@@ -1,0 +1,78 @@
+"""A new user's dashboard report (fourteenth session): who is signed in now, a reader's run page,
+an address that is not one, a flow renamed meanwhile, and a threshold with a thousands separator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Api, LiveApp, jwt, new_page, sign_in
+
+
+def test_the_next_user_in_the_same_tab_gets_their_own_buttons(browser: Any, live: LiveApp, api: Api) -> None:
+    """An admin signed out and a reader signed in within a minute: the admin's writable flows
+    were kept, and the reader was offered 50 Delete buttons and retention Save, all 403."""
+    flow_id = api.create_flow("shared to read", access_control={"read": {"user_ids": ["e2e-next"]}})
+    [run_id] = api.batch(
+        [{"flow_id": flow_id, "status": "success", "execution_time": 5, "user_id": "e2e-next"}]
+    )
+    page = new_page(browser, live)
+    try:
+        sign_in(page, api.key)
+        page.goto(f"/#/flows/{flow_id}")
+        expect(page.locator('[data-action="delete"]')).to_have_count(1)
+        page.get_by_role("button", name="Sign out").click()
+        sign_in(page, jwt("e2e-next"))
+        page.goto(f"/#/flows/{flow_id}")
+        expect(page.locator(f'#runs tr[data-id="{run_id}"]')).to_be_visible()
+        expect(page.locator('[data-action="delete"]')).to_have_count(0)
+        expect(page.locator("#delete-all")).to_have_count(0)
+        page.goto(f"/#/flows/{flow_id}/runs/{run_id}")  # the run page offered "Delete run" to anyone
+        expect(page.locator("#run-summary")).to_be_visible()
+        expect(page.locator("#delete-run")).to_have_count(0)
+        page.goto(f"/#/flows/{flow_id}/retention")
+        expect(page.locator("#dry-run-stored")).to_be_disabled()
+        assert not page.js_errors, page.js_errors
+    finally:
+        page.context.close()
+
+
+def test_an_address_that_is_not_one_says_so_and_a_renamed_flow_shows_its_name(
+    page: Any, live: LiveApp, api: Api
+) -> None:
+    flow_id = api.create_flow("before the rename")
+    sign_in(page, api.key)
+    page.goto("/#/flows/%ZZ")  # hung on "Loading…" with an uncaught URIError
+    expect(page.locator('[data-state="not-found"]')).to_be_visible()
+    page.goto(f"/#/flows/{flow_id}")
+    expect(page.locator("h1")).to_contain_text("before the rename")
+    r = httpx.post(
+        f"{live.url}/api/v1/flows/{flow_id}",
+        json={"name": "after the rename"},
+        headers={"Authorization": f"Bearer {api.key}"},
+    )
+    assert r.status_code == 200, r.text
+    page.wait_for_timeout(5_500)  # past the few seconds a flow is shared between a screen's parts
+    page.goto("/#/")
+    page.goto(f"/#/flows/{flow_id}")
+    expect(page.locator("h1")).to_contain_text("after the rename")  # kept the old name until a reload
+
+
+def test_a_threshold_with_a_thousands_separator_is_refused_not_read_as_one(page: Any, api: Api) -> None:
+    flow_id = api.create_flow("thousands")
+    sign_in(page, api.key)
+    page.goto(f"/#/flows/{flow_id}/alerts")
+    page.get_by_role("button", name="New rule").click()
+    page.get_by_label("Name", exact=True).fill("many runs")
+    page.get_by_label("Metric").select_option("run_count")
+    page.get_by_label("Alert threshold").fill("1,000")  # stored as 1 ("Runs > 1")
+    page.get_by_label("Window").fill("1d")
+    page.get_by_role("button", name="Create rule").click()
+    expect(page.locator("#r-threshold-error")).to_contain_text("without a thousands separator")
+    assert api.get("/api/v1/alerts/rules", flow_id=flow_id) == []
+    page.get_by_label("Alert threshold").fill("1000")
+    page.get_by_role("button", name="Create rule").click()
+    expect(page.locator("#rules-table tbody tr")).to_have_count(1)
+    assert api.get("/api/v1/alerts/rules", flow_id=flow_id)[0]["threshold"] == 1000
