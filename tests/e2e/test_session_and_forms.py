@@ -76,3 +76,36 @@ def test_a_threshold_with_a_thousands_separator_is_refused_not_read_as_one(page:
     page.get_by_role("button", name="Create rule").click()
     expect(page.locator("#rules-table tbody tr")).to_have_count(1)
     assert api.get("/api/v1/alerts/rules", flow_id=flow_id)[0]["threshold"] == 1000
+
+
+def test_a_day_of_unpriced_runs_is_a_gap_in_the_spend_chart_not_zero(
+    browser: Any, live: LiveApp, api: Api
+) -> None:
+    """The chart drew an unpriced flow as a flat $0 line ("Mystery $0"), where the API says its
+    cost is unknown (null): an unpriced model must never show as free."""
+    user = "e2e-unpriced"
+    flow_id = api.create_flow("mystery", access_control={"read": {"user_ids": [user]}})
+    node = {
+        "model_1": {"modelId": "no-price-model-xyz", "usage": {"prompt_tokens": 10, "completion_tokens": 5}}
+    }
+    api.batch(
+        [
+            {
+                "flow_id": flow_id,
+                "status": "success",
+                "execution_time": 5,
+                "user_id": user,
+                "node_results": node,
+            }
+            for _ in range(3)
+        ]
+    )
+    page = new_page(browser, live)
+    try:
+        sign_in(page, jwt(user))
+        page.goto("/#/cost")
+        chart = page.locator('figure[data-chart="cost-by-flow"]')
+        expect(chart).to_have_attribute("data-drawn", "true")
+        expect(chart).to_have_attribute("data-gaps", "1")  # today: runs, cost unknown
+    finally:
+        page.context.close()

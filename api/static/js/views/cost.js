@@ -39,7 +39,7 @@ export async function render(root, _args, ctx) {
   const cost = (group) => get(`/api/v1/cost${query({ ...span, group_by: group })}`);
   const metrics = (body) => post("/api/v1/metrics", { ...span, bucket: "day", previous: false, ...body });
   await Promise.all([
-    fill("time", () => metrics({ measures: ["cost"], group_by: "flow", max_groups: 4 }), (m) => spendChart(m, start, end, names)),
+    fill("time", () => metrics({ measures: ["cost", "runs"], group_by: "flow", max_groups: 4 }), (m) => spendChart(m, start, end, names)),
     fill("flow", () => cost("flow"), (rows) => costTable("flow", rows, (r) => names.get(r.group) || r.group)),
     fill("model", () => cost("model"), (rows) => costTable("model", rows, groupLabel)),
     // node ids are per flow (model_1 of one flow is not model_1 of another)
@@ -56,8 +56,10 @@ function spendChart(m, start, end, names) {
   for (let t = start.getTime() / 1000; t < end.getTime() / 1000; t += 86400) xs.push(t);
   const groups = [...new Set(m.rows.map((r) => r.group))];
   const series = groups.map((g) => {
-    const by = new Map(m.rows.filter((r) => r.group === g).map((r) => [r.bucket, r.cost]));
-    return { label: clip(names.get(g) || g, LEGEND_CHARS), values: xs.map((x) => by.get(x) ?? 0), format: money };
+    // a day without runs spent 0; a day whose runs' cost is unknown (an unpriced model) is a gap,
+    // never a $0 (it drew an unpriced flow as free)
+    const by = new Map(m.rows.filter((r) => r.group === g).map((r) => [r.bucket, r.runs ? r.cost : 0]));
+    return { label: clip(names.get(g) || g, LEGEND_CHARS), values: xs.map((x) => (by.has(x) ? by.get(x) : 0)), format: money };
   });
   const note = m.groups_truncated ? h("p", { class: "muted" }, "The 4 flows with most runs are drawn.") : null;
   const partial = partialBucket(xs, 86400, Date.now() / 1000);
