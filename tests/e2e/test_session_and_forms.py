@@ -140,3 +140,19 @@ def test_the_history_cards_cost_and_p95_cover_every_run_the_total_counts(page: A
     page.goto(f"/#/flows/{flow_id}")
     expect(page.locator('[data-stat="total"] .value')).to_have_text("3")
     expect(page.locator('[data-stat="cost"] .value')).to_have_text(money(sum(costs)))
+
+
+def test_a_reader_is_not_told_a_flow_has_no_rules(browser: Any, live: LiveApp, api: Api) -> None:
+    """The API shows a flow's rules to its owner, admins and writers only: a reader's Alerts tab
+    said "Rules (0) — No alert rules. Add a rule ..." of a flow with rules."""
+    flow_id = api.create_flow("watched", access_control={"read": {"user_ids": ["e2e-looker"]}})
+    rule = {"name": "errors", "metric": "error_count", "flow_id": flow_id, "window": "1h", "threshold": 1}
+    api.ok(api.http.post("/api/v1/alerts/rules", json=rule))
+    page = new_page(browser, live)
+    try:
+        sign_in(page, jwt("e2e-looker"))
+        page.goto(f"/#/flows/{flow_id}/alerts")
+        expect(page.get_by_text("No alert rules shown")).to_be_visible()
+        expect(page.get_by_text("Add a rule to be told")).to_have_count(0)
+    finally:
+        page.context.close()

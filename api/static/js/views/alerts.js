@@ -77,7 +77,11 @@ export async function render(root, [flowId], ctx) {
     rules.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "rules-table" },
         h("thead", {}, h("tr", {}, ["Rule", "Condition", "State", ""].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, ruleRows)))
-      : empty("No alert rules", "Add a rule to be told when this flow fails, slows down or costs more than it should."),
+      : manage
+        ? empty("No alert rules", "Add a rule to be told when this flow fails, slows down or costs more than it should.")
+        // the API shows a flow's rules to its owner, admins and those granted write only: a reader
+        // was told the flow had none and invited to add one
+        : empty("No alert rules shown", "A flow's alert rules are shown to its owner, admins and those who may change the flow."),
     h("h2", {}, "History"),
     transitions.length
       ? h("div", { class: "table-wrap" }, h("table", { id: "transitions-table" },
