@@ -156,3 +156,19 @@ def test_a_reader_is_not_told_a_flow_has_no_rules(browser: Any, live: LiveApp, a
         expect(page.get_by_text("Add a rule to be told")).to_have_count(0)
     finally:
         page.context.close()
+
+
+def test_the_sql_console_writes_numbers_in_the_browsers_locale(browser: Any, live: LiveApp, api: Api) -> None:
+    """Hard-coded en-US ("1,234,567", "945.2 ms") beside German dates in a de-DE browser."""
+    api.ok(api.http.post("/api/v1/exports/run"))
+    page = new_page(browser, live, locale="de-DE")
+    try:
+        sign_in(page, api.key)
+        page.goto("/#/sql")
+        page.get_by_label("Query").fill("SELECT 1234567::BIGINT AS n, 3.14159265::DOUBLE AS x")
+        page.get_by_role("button", name="Run").click()
+        expect(page.locator("#sql-summary")).to_contain_text("1 row")
+        assert page.locator("#sql-result tbody td").all_inner_texts() == ["1.234.567", "3,142"]
+        expect(page.locator("#sql-summary")).to_contain_text(",")  # "in 12,3 ms"
+    finally:
+        page.context.close()

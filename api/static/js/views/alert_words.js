@@ -1,7 +1,7 @@
 // How alert rules read on screen: thresholds in the unit the screens use (a failure rate in
 // percent, while the API keeps fractions), durations as "15m" in forms and "15 min" in text, and
 // why a rule changed state, in words, from the transition's numbers rather than its reason code.
-import { count, duration } from "../format.js";
+import { count, decimal, duration } from "../format.js";
 
 export const METRICS = { failure_rate: "Failure rate", error_count: "Errors", run_count: "Runs", p95_duration: "p95 duration", cost: "Cost" };
 export const UNITS = { failure_rate: "%", error_count: "errors", run_count: "runs", p95_duration: "ms", cost: "USD" };
@@ -44,9 +44,9 @@ export function thresholdText(metric, v) {
 // A measured value: a failure rate to one decimal.
 export function measured(metric, v) {
   if (v === null || v === undefined) return "—";
-  if (metric === "failure_rate") return `${(v * 100).toFixed(1)} %`;
+  if (metric === "failure_rate") return `${decimal(v * 100, 1)} %`;
   if (metric === "p95_duration") return duration(v);
-  if (metric === "cost") return `$${v.toFixed(4)}`;
+  if (metric === "cost") return `$${decimal(v, 4)}`;
   return count(v);
 }
 

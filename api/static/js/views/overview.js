@@ -3,7 +3,7 @@
 // regressions, failure rate up sharply) marked with a symbol and a word, never colour alone.
 import { enc, get, post, query } from "../api.js";
 import { empty, h, mount } from "../dom.js";
-import { count, cut, duration, fieldValue, inZone, money, percent, shortVersion, timestamp } from "../format.js";
+import { count, cut, decimal, duration, fieldValue, inZone, money, percent, shortVersion, timestamp } from "../format.js";
 import { OPERATORS } from "./alert_words.js";
 
 const PERIODS = { "24h": [86400, "hour", "24 hours"], "7d": [7 * 86400, "day", "7 days"], "30d": [30 * 86400, "day", "30 days"] };
@@ -202,7 +202,7 @@ function change(measure, fmt, upIsBad) {
 
 function signedPoints(d) {
   if (d === null || d === undefined) return "—";
-  return `${(Math.abs(d) * 100).toFixed(1)} pts`;
+  return `${decimal(Math.abs(d) * 100, 1)} pts`;
 }
 
 function fmtMetric(metric, v) {

@@ -2,11 +2,12 @@
 // and rounded; the exact value in the cell's title and in the downloads), CSV/JSON download.
 import { ApiError, post } from "../api.js";
 import { empty, errorPanel, h, mount } from "../dom.js";
-import { count } from "../format.js";
+import { count, decimal, LOCALE } from "../format.js";
 
-const INT = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
-const FLOAT = new Intl.NumberFormat("en-US", { maximumFractionDigits: 3 });
-const SMALL = new Intl.NumberFormat("en-US", { maximumSignificantDigits: 3 });
+// the browser's locale, as every other number and date here (it was en-US beside German dates)
+const INT = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 0 });
+const FLOAT = new Intl.NumberFormat(LOCALE, { maximumFractionDigits: 3 });
+const SMALL = new Intl.NumberFormat(LOCALE, { maximumSignificantDigits: 3 });
 const INT_TYPE = /^U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)$/;
 const FLOAT_TYPE = /^(FLOAT|DOUBLE|REAL|DECIMAL(\(.*\))?)$/;
 
@@ -52,7 +53,7 @@ function resultView(r) {
   return [
     h("div", { class: "toolbar" },
       h("span", { id: "sql-summary", role: "status" },
-        `${count(r.row_count)} row${r.row_count === 1 ? "" : "s"}${r.truncated ? " (truncated at the limit)" : ""} in ${r.elapsed_ms.toFixed(1)} ms`),
+        `${count(r.row_count)} row${r.row_count === 1 ? "" : "s"}${r.truncated ? " (truncated at the limit)" : ""} in ${decimal(r.elapsed_ms, 1)} ms`),
       h("span", { class: "spacer" }),
       h("button", { type: "button", class: "btn", id: "sql-csv", onclick: () => download("result.csv", "text/csv", csv()) }, "Download CSV"),
       h("button", { type: "button", class: "btn", id: "sql-json", onclick: () => download("result.json", "application/json", JSON.stringify(r)) }, "Download JSON")),
