@@ -83,7 +83,8 @@ class Counters:
 
     def load(self, conn: Connection, flow_ids: Iterable[str] | None = None) -> None:
         """(Re)build from the table: all flows, or only those given. Only where no write can
-        commit meanwhile (at start); else `write_recounting` or `recount`."""
+        commit meanwhile (at start); else `write_recounting`, or `count` inside a write and
+        `install` at its commit (the Open WebUI import's chunks)."""
         self.install(self.count(conn, flow_ids))
 
     @staticmethod
@@ -119,13 +120,6 @@ class Counters:
                     self._flows[fid] = recount.cells[fid]
                 else:
                     self._flows.pop(fid, None)
-
-    def recount(self, store: Store, flow_ids: Iterable[str]) -> None:
-        """Rebuild the flows given from the table, read on the writer (between two commits, so
-        no append's own count is in flight)."""
-        ids = frozenset(flow_ids)
-        if ids:
-            store.write(lambda c: self.count(c, ids), after_commit=self.install)
 
     def write_recounting(
         self,
