@@ -38,6 +38,7 @@ from api.routes import exports as exports_routes
 from api.routes import jobs as jobs_routes
 from api.routes import retention as retention_routes
 from api.routes import sql as sql_routes
+from api.security_headers import SecurityHeaders
 
 log = logging.getLogger("flowhistory")
 
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RelativeRedirects)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(CatchAll)  # outside BodyLimit, so it also catches BodyLimit's
+    app.add_middleware(SecurityHeaders)  # outside CatchAll: its 500s and 503s carry them too
     add_exception_handlers(app)
     for router in ROUTERS:
         app.include_router(router)

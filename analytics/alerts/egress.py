@@ -8,7 +8,8 @@ by the HTTP client could answer differently (DNS rebinding). The check runs when
 created or changed and again before every delivery, since DNS answers change.
 
 Refused unless allowed: loopback, private (10/8, 172.16/12, 192.168/16, fc00::/7), link-local
-(169.254/16 with the metadata address 169.254.169.254, fe80::/10), shared/CGNAT (100.64/10),
+(169.254/16 with the metadata address 169.254.169.254, fe80::/10), site-local (fec0::/10),
+shared/CGNAT (100.64/10),
 multicast, reserved, unspecified and documentation ranges, and IPv6 forms carrying one of these
 IPv4 addresses (IPv4-mapped, IPv4-compatible, 6to4, NAT64). Decimal, octal and hex IPv4 spellings
 (`http://2130706433/`) are the same addresses: the URL parser and the resolver both read them so.
@@ -93,6 +94,8 @@ def _kind(address: IPAddress) -> str | None:
     checks = (
         (address.is_loopback, "a loopback address"),
         (address.is_link_local, "a link-local address (where cloud metadata services answer)"),
+        # fec0::/10: deprecated, so Python calls it global, but still routed inside some networks
+        (isinstance(address, ipaddress.IPv6Address) and address.is_site_local, "a site-local address"),
         (address.is_unspecified, "the unspecified address"),
         (address.is_multicast, "a multicast address"),
         (isinstance(address, ipaddress.IPv4Address) and address in _SHARED, "a shared (CGNAT) address"),

@@ -19,6 +19,7 @@ command met it (_OneLineFileErrors).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -75,5 +76,14 @@ app.add_typer(alerts.app, name="alerts")
 app.add_typer(importer.app, name="import")
 
 
+PRIVATE_FILES = 0o077
+
+
 def main() -> None:
+    """The `flowhistory` entry point. Every file it makes is its user's alone: the store and its
+    WAL hold every run's prompts and outputs and the channels' webhook secrets, and were made
+    0644 like the backups and exports (the admin key file alone was 0600). Set here, not in
+    `app`, so tests driving `app` in process keep their own umask. An export meant for other
+    local users gets a default ACL on its folder (README, "Two commands"), which the umask yields to."""
+    os.umask(PRIVATE_FILES)
     app()
