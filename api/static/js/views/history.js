@@ -265,7 +265,10 @@ function renderList(listBox, first, { flowId, filter, base, ctx, flow, canWrite 
             await del(`${base}/${enc(run.id)}`);
             ctx.navigate(location.hash);
           } catch (err) {
-            listBox.prepend(errorPanel(err));
+            // gone already (deleted in another tab or by retention): as asked, and this list is
+            // out of date, so it is read again (it kept the row and the old counts under a 404)
+            if (err.status === 404) ctx.navigate(location.hash);
+            else listBox.prepend(errorPanel(err));
           }
         },
       }, "Delete");

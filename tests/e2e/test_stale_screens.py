@@ -1,0 +1,27 @@
+"""A screen older than the store: a run deleted elsewhere (another tab, retention) and then
+deleted again from a list that still shows it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Api, standard_runs
+from tests.e2e.test_history import open_history, rows
+
+
+def test_deleting_a_run_gone_already_reads_the_list_again(page: Any, api: Api) -> None:
+    """The list kept the row, "Showing 12 of 12" and the old cards under a "404: Execution not
+    found" panel, with nothing offering to read it again."""
+    flow_id = api.create_flow("deleted in another tab")
+    ids = api.batch(standard_runs(flow_id))
+    open_history(page, api, flow_id)
+    expect(page.locator('[data-stat="total"] .value')).to_have_text("12")
+    api.ok(api.http.delete(f"/api/v1/flows/{flow_id}/executions/{ids[0]}"))  # the other tab
+    rows(page).first.get_by_role("button", name="Delete").click()
+    page.locator("#confirm-ok").click()
+    expect(page.locator('[data-stat="total"] .value')).to_have_text("11")
+    expect(page.locator("#runs-summary")).to_have_text("Showing 11 of 11 runs")
+    expect(page.locator(f'#runs-table tr[data-id="{ids[0]}"]')).to_have_count(0)
+    expect(page.get_by_text("Execution not found")).to_have_count(0)
