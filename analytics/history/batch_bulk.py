@@ -154,9 +154,14 @@ class Timings:
 
 
 def ndjson_items(body: bytes) -> list[Any]:
-    """NDJSON as the per-item path reads it: blank lines skipped, a bad line is refused, not fatal."""
+    """NDJSON as the per-item path reads it: blank lines skipped, a bad line is refused, not fatal.
+
+    Lines end at `\n` only (NDJSON's rule; a CRLF line keeps its `\r`, JSON whitespace): a lone
+    `\r` between two tokens is whitespace inside a line, where `splitlines()` cut the line in two
+    and moved every later item's index on by one (a client mapping indexes back resent the wrong
+    lines)."""
     items: list[Any] = []
-    for number, line in enumerate(body.splitlines(), start=1):
+    for number, line in enumerate(body.split(b"\n"), start=1):
         if not line.strip():
             continue
         items.append(_line_item(number, line))
@@ -172,10 +177,11 @@ def _line_item(number: int, line: bytes) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Lines:
-    """NDJSON lines that are not blank, numbered as `splitlines()` numbers them: found with numpy
-    and handed to DuckDB as Arrow strings over the body's own bytes (no copy)."""
+    """NDJSON lines that are not blank, numbered as `ndjson_items` numbers them (lines end at
+    `\n`): found with numpy and handed to DuckDB as Arrow strings over the body's own bytes (no
+    copy)."""
 
-    body: bytes  # without a carriage return (splitlines ends a line at one too)
+    body: bytes
     starts: np.ndarray[Any, np.dtype[np.int64]]
     ends: np.ndarray[Any, np.dtype[np.int64]]
     numbers: np.ndarray[Any, np.dtype[np.int64]]
@@ -183,22 +189,14 @@ class Lines:
     @classmethod
     def of(cls, body: bytes, first: int = 1) -> Lines:
         """The lines of `body`, the first numbered `first`."""
-        numbers: np.ndarray[Any, np.dtype[np.int64]] | None = None
-        if b"\r" in body:  # rare: split the usual way, and join the lines that are not blank
-            numbered = [(n, line) for n, line in enumerate(body.splitlines(), start=first) if line.strip()]
-            body = b"\n".join(line for _, line in numbered)
-            numbers = np.array([n for n, _ in numbered], np.int64)
-            if not numbered:
-                return cls(body, *(np.zeros(0, np.int64) for _ in range(3)))
         breaks = newlines(body)
         starts = np.concatenate(([0], breaks + 1)).astype(np.int64)
         ends = np.concatenate((breaks, [len(body)])).astype(np.int64)
-        if numbers is None:
-            numbers = np.arange(first, first + len(starts), dtype=np.int64)
-        # blank: empty, or only the ASCII whitespace bytes.strip() removes (\n and \r are not in a line)
+        numbers = np.arange(first, first + len(starts), dtype=np.int64)
+        # blank: empty, or only the ASCII whitespace bytes.strip() removes (\n is not in a line)
         keep = ends > starts
         firsts = np.frombuffer(body, np.uint8)[starts[keep]]
-        maybe = np.flatnonzero(keep)[np.isin(firsts, np.frombuffer(b" \t\x0b\x0c", np.uint8))]
+        maybe = np.flatnonzero(keep)[np.isin(firsts, np.frombuffer(b" \t\r\x0b\x0c", np.uint8))]
         for j in maybe:
             keep[j] = bool(body[starts[j] : ends[j]].strip())
         return cls(body, starts[keep], ends[keep], numbers[keep])
@@ -261,16 +259,11 @@ class NdjsonFeed:
         self._pieces: list[memoryview] = []  # since the last cut
         self._breaks = 0  # newlines in them
         self._lines_before = 0  # lines in the chunks cut already
-        self._at_end = False  # a carriage return came: the rest is split at the end (splitlines' way)
 
     def add(self, piece: bytes) -> None:
         if not piece:
             return
         view = memoryview(piece)
-        if self._at_end or b"\r" in piece:
-            self._at_end = True
-            self._pieces.append(view)
-            return
         # numpy, not bytes.count/index: ~5x faster, and this runs on the event loop
         breaks = np.flatnonzero(np.frombuffer(piece, np.uint8) == ord("\n"))
         at = 0  # where the uncut part of this piece starts

@@ -1332,3 +1332,25 @@ def test_a_boolean_where_a_number_goes_is_a_422_naming_it(bw: World, flow: str, 
     method, path, body, field = _boolean_for_a_number(flow)[case]
     r = bw.client.request(method, path, json=body, headers=bearer("admin"))
     assert names(assert_refused(r), field), r.text
+
+
+def test_an_ndjson_line_holding_a_lone_carriage_return_is_one_item(bw: World) -> None:
+    """NDJSON ends lines at `\\n` (or `\\r\\n`); a `\\r` between two tokens is JSON whitespace.
+    `splitlines()` cut such a line in two ("line 1 is not JSON", "line 2 is not JSON") and moved
+    every later item's index on by one, so a client resending its refused lines by index resent
+    one already stored."""
+    flow = bw.shared
+    good = orjson.dumps(make_execution(flow, execution_time=111))
+    split = good.replace(b'"status":', b'\r"status":', 1)
+    bad = orjson.dumps({**make_execution(flow, execution_time=222), "status": "bogus"})
+    last = orjson.dumps(make_execution(flow, execution_time=333))
+    r = bw.client.post(
+        "/api/v1/executions/batch",
+        content=split + b"\n" + bad + b"\r\n" + last + b"\n",
+        headers={**bearer("owner"), "Content-Type": "application/x-ndjson"},
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [i["status"] for i in body["items"]] == ["stored", "refused", "stored"], body
+    assert [i["index"] for i in body["items"]] == [0, 1, 2]
+    assert "status" in body["items"][1]["detail"]
