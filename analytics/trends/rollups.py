@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analytics.core.clock import utc_now
-from analytics.core.saturating import capped_sum
+from analytics.core.saturating import CAP, capped_sum
 from analytics.core.store import Connection, one_row
 from analytics.history.changes import mark_dirty, rolled_until
 
@@ -96,15 +96,15 @@ def _extend(conn: Connection, start: date, end: date) -> None:
     )
 
 
-_DISAGREE = """
+_DISAGREE = f"""
 SELECT coalesce(e.flow_id, r.flow_id), coalesce(e.day, r.day) FROM
   (SELECT flow_id, CAST(created_at AS DATE) AS day, count(*) AS n, sum(execution_time) AS t
    FROM executions WHERE created_at < ? GROUP BY ALL) e
 FULL JOIN
   (SELECT flow_id, day, sum(runs) AS n, sum(duration_sum) AS t FROM trend_rollups GROUP BY ALL) r
 ON e.flow_id = r.flow_id AND e.day = r.day
-WHERE e.n IS DISTINCT FROM r.n OR e.t IS DISTINCT FROM r.t
-"""
+WHERE e.n IS DISTINCT FROM r.n OR least(e.t, {CAP}) IS DISTINCT FROM least(r.t, {CAP})
+"""  # a cell's sum stops at CAP: a day past it agrees once capped on both sides
 
 
 def _first_run_from(day: date, conn: Connection) -> datetime | None:
