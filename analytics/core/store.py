@@ -209,9 +209,11 @@ UNOPENED_DETAIL = (
 _DUCKDB_HEADERS = 3 * 4096  # a DuckDB file starts with its main header and two database headers
 LOST_DETAIL = (
     "the store's file was removed or replaced while the server ran: this write was not stored, "
-    "and no write is taken until an operator restores the store (the server copied what it "
-    "held beside it) and restarts the server"
+    "and no write is taken until an operator restores the store ({saved}) and restarts the server"
 )
+_RESCUED = "the server copied every write acknowledged before beside it, as {name}: restore that"
+# the copy is made in the store's folder: removed with it, there is nowhere to copy to
+_NOT_RESCUED = "copying what the server held failed, see its log: restore the latest backup"
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -469,6 +471,7 @@ class Store:
             _refuse_foreign(self._root, self.path)
         prepare_connection(self._root)
         self._lost: str | None = None  # why the file is not the one open any more (StoreLost)
+        self._lost_detail = LOST_DETAIL.format(saved=_NOT_RESCUED)  # what a refused write is told
         self._unopened = False  # a reopen failed: tried again before a later commit
         self._reopen_tried = 0.0  # monotonic time of the last try
         self._note_file()
@@ -724,8 +727,10 @@ class Store:
         try:
             copy_out(conn, rescued)
             saved = f"every write acknowledged before was copied to {rescued} (`flowhistory restore` it)"
+            self._lost_detail = LOST_DETAIL.format(saved=_RESCUED.format(name=rescued.name))
         except Exception as exc:
             saved = f"copying what it held to {rescued} failed ({exc}); restore the latest backup"
+            self._lost_detail = LOST_DETAIL.format(saved=_NOT_RESCUED)
         log.critical(
             "the store file %s %s while the server ran: writes are refused; %s", self.path, why, saved
         )
@@ -747,7 +752,7 @@ class Store:
             self._lose(conn, why)
         if self._lost is not None:
             for task in batch:
-                self._fail(task, StoreLost(LOST_DETAIL))
+                self._fail(task, StoreLost(self._lost_detail))
             return
         if self._unopened and not self._reopened_now():
             for task in batch:

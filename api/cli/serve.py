@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from types import FrameType
 from typing import Annotated
@@ -41,7 +42,15 @@ def serve(
         pass
     configure_logging(settings)
     signal.signal(signal.SIGTERM, _stopped)
-    remote.write_server_file(settings)  # where CLI commands find this server while it holds the store
+    try:
+        remote.write_server_file(settings)  # where CLI commands find this server while it holds the store
+    except OSError as exc:
+        # a full disk (or a folder it may not write) is no reason not to serve: reads and deletes
+        # work there, and CLI commands then ask the address the settings name
+        logging.getLogger("flowhistory").warning(
+            "cannot write %s (%s): CLI commands will ask %s:%s", remote.server_file(settings),
+            exc.strerror or exc, settings.host, settings.port,
+        )  # fmt: skip
     try:
         server.run(create_app(settings), settings)
     finally:

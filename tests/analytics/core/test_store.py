@@ -8,6 +8,7 @@ others are queued; releasing it lets the writer drain everything waiting at once
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -397,16 +398,36 @@ def test_a_store_file_gone_from_under_the_store_refuses_writes_and_rescues_what_
             os.truncate(path, 0)
         with pytest.raises(StoreLost):
             store.write(lambda c: c.execute("INSERT INTO t VALUES (-1)"))
-        with pytest.raises(StoreLost):  # and every write after it
+        with pytest.raises(StoreLost) as refused:  # and every write after it
             store.write(lambda c: c.execute("INSERT INTO t VALUES (-2)"))
         assert "cannot commit (the store file" in store.writer_state
     finally:
         store.close()
     assert not (tmp_path / "s.duckdb.wal").exists()  # never replayed onto the store restored there
     [rescued] = tmp_path.glob("s.duckdb.rescued-*")
+    assert f"as {rescued.name}: restore that" in refused.value.detail, refused.value.detail
     if how != "truncated":  # the truncated file lost the blocks the copy needed
         with duckdb.connect(str(rescued), read_only=True) as c:
             assert c.execute("SELECT count(*), max(i) FROM t").fetchall() == [(1500, 1499)]
+
+
+def test_a_store_folder_removed_says_the_copy_failed_rather_than_pointing_at_it(tmp_path: Path) -> None:
+    """The copy is made beside the store: with its folder gone there is none, and the 503 said
+    "the server copied what it held beside it", sending the operator after a file that is not."""
+    from analytics.core.errors import StoreLost
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    store = Store(folder / "s.duckdb")
+    try:
+        store.write(lambda c: c.execute("CREATE TABLE t AS SELECT range AS i FROM range(10)"))
+        shutil.rmtree(folder)
+        with pytest.raises(StoreLost) as refused:
+            store.write(lambda c: c.execute("INSERT INTO t VALUES (-1)"))
+    finally:
+        store.close()
+    assert "copying what the server held failed" in refused.value.detail
+    assert "restore the latest backup" in refused.value.detail and "copied" not in refused.value.detail
 
 
 def test_a_checkpoint_put_off_by_another_write_is_a_warning(
