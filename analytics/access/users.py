@@ -44,6 +44,15 @@ def no_control_characters(value: str) -> str:
     return value
 
 
+def a_user_id(value: str) -> str:
+    """For a pydantic field naming a user (a batch item's `user_id`): the users' rule, as
+    create_user applies it. `..` was stored as a run's user, a user no URL can name."""
+    no_control_characters(value)
+    if not addressable(value):
+        raise ValueError("must not be '.' or '..' (a user id goes in URLs, which resolve them away)")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     id: str

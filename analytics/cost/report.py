@@ -24,6 +24,7 @@ from analytics.cost.prices import Price, replace_prices
 from analytics.history import changes
 from analytics.history.filters import visible_clause, where
 from analytics.history.ingest import NODE_STRUCT
+from analytics.history.node_facts import run_cost
 from analytics.history.scope import check_range
 
 
@@ -165,9 +166,8 @@ def recompute_costs(ctx: Context, *, start: datetime, end: datetime) -> int:
                 n = dict(n)
                 n["cost"] = ctx.prices.cost(n["model"], day, n["tokens_in"], n["tokens_out"])
                 priced.append(n)
-            known = [n["cost"] for n in priced if n["cost"] is not None]
             ids.append(run_id)
-            costs.append(sum(known) if known else None)
+            costs.append(run_cost([n["model"] for n in priced], [n["cost"] for n in priced]))
             all_nodes.append(priced)
         if not ids:
             return 0

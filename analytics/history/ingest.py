@@ -24,7 +24,7 @@ import pyarrow as pa
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from analytics.access.permissions import FLOW_NOT_FOUND, Grant, Viewer, require_flow_access
-from analytics.access.users import no_control_characters
+from analytics.access.users import a_user_id, no_control_characters
 from analytics.core.clock import UtcTime, epoch_micros, naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput, NotFound
@@ -32,7 +32,7 @@ from analytics.core.flow_version import flow_version
 from analytics.core.jsonio import stored_text
 from analytics.core.saturating import capped
 from analytics.core.store import Append, MissingKeys, Requires, Rows
-from analytics.history.node_facts import NodeFact, node_facts
+from analytics.history.node_facts import NodeFact, node_facts, run_cost
 from analytics.history.runs import Execution
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class ExecutionImport(ExecutionCreate):
         description="epoch seconds (a number, never milliseconds) or ISO 8601 (a string; UTC when no"
         " offset is given)",
     )
-    user_id: Annotated[str, AfterValidator(no_control_characters)] | None = Field(
+    user_id: Annotated[str, AfterValidator(a_user_id)] | None = Field(
         default=None, min_length=1, max_length=255
     )
     flow_version: Annotated[str, AfterValidator(no_control_characters)] | None = Field(
@@ -275,7 +275,7 @@ def _build(
     tokens_out = _sum(f.tokens_out for f in facts)
     day = created_at.date()
     costs = [ctx.prices.cost(f.model, day, f.tokens_in, f.tokens_out) for f in facts]
-    cost = sum(c for c in costs if c is not None) if any(c is not None for c in costs) else None
+    cost = run_cost([f.model for f in facts], costs)
     estimated = any(f.tokens_estimated for f in facts)
     replay_of = str(form.replay_of) if form.replay_of is not None else None
     row = (

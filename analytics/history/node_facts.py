@@ -13,6 +13,7 @@ its own prompt fields or else the run's prompt; such facts say `tokens_estimated
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,3 +171,14 @@ def node_facts(
 def _type_from_id(node_id: str) -> str | None:
     prefix, sep, _ = node_id.partition("_")
     return prefix if sep and prefix.isidentifier() else None
+
+
+def run_cost(models: Sequence[str | None], costs: Sequence[float | None]) -> float | None:
+    """A run's cost from its nodes' models and costs: the sum of the known ones; 0 for a run
+    with no model node (it owes nothing, as /cost counts it: the history said unknown, "—",
+    where the cost screen said $0); unknown (None) when it has model nodes and no known cost.
+    The bulk twin is node_facts_columnar's `_RUNS`."""
+    known = [c for c in costs if c is not None]
+    if known:
+        return sum(known)
+    return None if any(m is not None for m in models) else 0.0

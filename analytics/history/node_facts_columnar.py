@@ -270,7 +270,7 @@ _RUNS = """
     per_run AS (
         SELECT rn, CAST(count(*) AS INTEGER) AS node_count, sum(tokens_in) AS tokens_in,
             sum(tokens_out) AS tokens_out, bool_or(tokens_estimated) AS tokens_estimated,
-            count(node.cost) AS costs, list_transform(list_sort(list({o: ord, n: node})), lambda x: x.n) AS nodes
+            count(node.cost) AS costs, count(node.model) AS models, list_transform(list_sort(list({o: ord, n: node})), lambda x: x.n) AS nodes
         FROM priced GROUP BY rn
     )
     SELECT r.rn, coalesce(a.node_count, 0) AS node_count,
@@ -279,9 +279,11 @@ _RUNS = """
         CAST(CASE WHEN a.tokens_out > 4611686018427387904 THEN 4611686018427387904 ELSE a.tokens_out END
             AS BIGINT) AS tokens_out,
         coalesce(a.tokens_estimated, false) AS tokens_estimated,
-        -- sum(known) as Python adds them: in node order, from the first
+        -- sum(known) as Python adds them: in node order, from the first; 0 without a model node
+        -- (it owes nothing), unknown with model nodes none of which is priced (node_facts.run_cost)
         CASE WHEN a.costs > 0 THEN list_reduce(list_filter(list_transform(a.nodes, lambda n: n.cost),
-            lambda c: c IS NOT NULL), lambda x, y: x + y) END AS cost,
+            lambda c: c IS NOT NULL), lambda x, y: x + y)
+            WHEN coalesce(a.models, 0) = 0 THEN 0.0 END AS cost,
         coalesce(a.nodes, []) AS nodes
     FROM (SELECT rn FROM {runs}) r LEFT JOIN per_run a USING (rn)
 """

@@ -739,6 +739,19 @@ def test_batch_names_without_control_characters(bw: World, flow: str, field: str
     assert everything(bw, flow)[0]["total_executions"] == before[0]["total_executions"] + 1
 
 
+@pytest.mark.parametrize("ndjson", [False, True])
+def test_a_batch_user_id_follows_the_users_rule(bw: World, flow: str, ndjson: bool) -> None:
+    """`..` and `.` were stored as a run's user (the users API refuses them: a URL resolves them
+    away), then listed in facets and cost by user under a user no one can be or name."""
+    before = everything(bw, flow)
+    items = [make_execution(flow, user_id=v) for v in ("..", ".", "..x")]
+    content = b"\n".join(orjson.dumps(i) for i in items) if ndjson else items
+    out = batch(bw, "admin", content, ndjson=ndjson)
+    assert [i["status"] for i in out["items"]] == ["refused", "refused", "stored"], out
+    assert all("user_id" in i["detail"] and "'..'" in i["detail"] for i in out["items"][:2])
+    assert everything(bw, flow)[0]["total_executions"] == before[0]["total_executions"] + 1
+
+
 @pytest.mark.parametrize(
     ("created_at", "epoch"),
     [

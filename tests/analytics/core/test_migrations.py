@@ -16,9 +16,11 @@ from analytics.core.context import open_context
 from analytics.core.errors import InvalidInput
 from analytics.core.store import Store
 from analytics.flows import registry as flows
+from analytics.history import ingest
 from tests.factories import SECRET
 
 REGISTRY = ("users", "groups", "group_members", "api_keys", "flows", "flow_versions")
+DATA_ONLY = {12}  # migrations that mend rows, not the schema (each has its own test below)
 
 
 def tables(store: Store) -> set[str]:
@@ -103,7 +105,8 @@ def test_downgrade_one_step_at_a_time_to_zero_and_back(store: Store) -> None:
         assert [x.version for x in migrations.upgrade(store, m.version)] == [m.version]
         created[m.version] = columns(store) - before
         loosened[m.version] = nullable(store) - was_nullable - created[m.version]
-        assert created[m.version] or loosened[m.version], f"migration {m.version} changed nothing"
+        changed = created[m.version] or loosened[m.version] or m.version in DATA_ONLY
+        assert changed, f"migration {m.version} changed nothing"
     assert loosened[10] == {("trend_rollups", "cost")}  # an unknown cost is null, not 0
     assert {t for t, _ in created[2]} == {"executions", "execution_nodes"}
     assert {t for t, _ in created[3]} == {"prices", "execution_annotations"}
@@ -225,3 +228,44 @@ def test_a_duckdb_file_of_someone_elses_is_refused_and_left_as_it_is(tmp_path: P
     duckdb.connect(str(empty)).close()
     with open_context(Settings(db_path=empty, disk_reserve=1024**2)) as ctx:
         assert ctx.store.read(lambda c: c.execute("SELECT count(*) FROM executions").fetchall()) == [(0,)]
+
+
+def test_a_run_without_a_model_node_costs_0_after_migration_12(db: Path) -> None:
+    """Stored before it with a null cost ("—" in the history, $0 on the cost screen): 0 after,
+    null again below it; a run with a model no price matches stays unknown either way."""
+    settings = Settings(db_path=db, webui_secret_key=SECRET)
+    with open_context(settings) as ctx:
+        admin = Viewer("alice", "admin")
+        users.create_user(ctx, "alice", role="admin")
+        flow = flows.create_flow(ctx, admin, name="f", nodes=[], edges=[])
+        for run_id, nodes in (
+            ("no-model", {"input_1": {"text": "hi"}}),
+            ("unpriced", {"m": {"model": "no-such-model", "usage": {"prompt_tokens": 5}}}),
+        ):
+            ingest.save(
+                ctx,
+                admin,
+                ingest.ExecutionCreate(
+                    flow_id=flow.id,
+                    status="success",
+                    execution_time=1,
+                    node_results=nodes,
+                    meta={"k": run_id},
+                ),
+                flow_id=flow.id,
+            )
+        ctx.store.write(lambda c: c.execute("UPDATE executions SET cost = NULL"))  # as stored before
+    with Store(db) as store:
+
+        def costs() -> dict[str, float | None]:
+            rows = store.read(lambda c: c.execute("SELECT meta->>'k', cost FROM executions").fetchall())
+            return dict(rows)
+
+        migrations.downgrade(store)
+        assert migrations.current(store) == 11
+        migrations.upgrade(store)
+        assert costs() == {"no-model": 0.0, "unpriced": None}
+        dirty = store.read(lambda c: c.execute("SELECT flow_id FROM rollup_dirty").fetchall())
+        assert dirty == [(flow.id,)]  # its day's rollup is read again from the runs
+        migrations.downgrade(store)
+        assert costs() == {"no-model": None, "unpriced": None}

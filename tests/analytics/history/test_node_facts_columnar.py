@@ -54,7 +54,8 @@ def _expected(run: dict[str, Any], day: date, prices: PriceTable) -> dict[str, A
         "tokens_in": min(sum(ins), 2**62) if ins else None,
         "tokens_out": min(sum(outs), 2**62) if outs else None,
         "tokens_estimated": any(f.tokens_estimated for f in facts),
-        "cost": sum(known) if known else None,
+        # no model node: 0, it owes nothing; model nodes none of which is priced: unknown
+        "cost": sum(known) if known else (None if any(f.model is not None for f in facts) else 0.0),
         "nodes": [
             dict(
                 zip(
