@@ -59,6 +59,9 @@ def test_every_flow_with_runs_shows_them_past_the_hundred_busiest(
         assert cells.count() == FLOWS
         assert {f: n for f, n in shown.items() if n != "1"} == {ids[-1]: "2"}
         expect(page.get_by_text("No runs")).to_have_count(0)
+        # the period chosen, not the partial buckets counted ("over 25 hours" for 24)
+        spark = page.locator(f'tr[data-flow="{ids[-1]}"] svg.sparkline')
+        expect(spark).to_have_attribute("aria-label", "2 runs, 1 failed, per hour over the last 24 hours")
         assert not page.js_errors, page.js_errors
     finally:
         page.context.close()

@@ -4,7 +4,7 @@
 import { enc, get, post, query } from "../api.js";
 import { empty, h, mount } from "../dom.js";
 import { count, cut, decimal, duration, fieldValue, inZone, money, percent, shortVersion, timestamp } from "../format.js";
-import { OPERATORS } from "./alert_words.js";
+import { OPERATORS, measured, thresholdText } from "./alert_words.js";
 
 const PERIODS = { "24h": [86400, "hour", "24 hours"], "7d": [7 * 86400, "day", "7 days"], "30d": [30 * 86400, "day", "30 days"] };
 // "Failure rate up sharply": at least this many percentage points more than the period before,
@@ -148,7 +148,7 @@ export async function render(root, _args, ctx) {
       h("table", { id: "flows-table", "data-period": period, "data-start": Math.floor(start.getTime() / 1000), "data-end": Math.floor(end.getTime() / 1000) },
         // on a phone the sparkline gives its width to the numbers (failure rate, p95, cost)
         h("thead", {}, h("tr", {}, head, h("th", { scope: "col", class: "hide-narrow" }, `Runs per ${bucket}`))),
-        h("tbody", {}, rows.map((r) => flowRow(r, bucket))),
+        h("tbody", {}, rows.map((r) => flowRow(r, bucket, label))),
       ),
     ),
     h("h2", {}, "Firing alerts"),
@@ -156,7 +156,8 @@ export async function render(root, _args, ctx) {
       ? table("alerts-table", ["Rule", "Flow", "Value", inZone("Since")], firing.map(({ rule, state }) => h("tr", {},
         h("td", {}, h("a", { href: `#/flows/${enc(state.flow_id)}/alerts` }, rule.name)),
         h("td", {}, names.get(state.flow_id)),
-        h("td", { class: "num" }, state.value === null ? "—" : `${fmtMetric(rule.metric, state.value)} (${OPERATORS[rule.operator] || rule.operator} ${fmtMetric(rule.metric, rule.threshold)})`),
+        // the value as measured, the threshold as the Alerts tab writes it ("> 20 %", not "> 20.0 %")
+        h("td", { class: "num" }, state.value === null ? "—" : `${measured(rule.metric, state.value)} (${OPERATORS[rule.operator] || rule.operator} ${thresholdText(rule.metric, rule.threshold)})`),
         h("td", {}, timestamp(state.since)))))
       : empty("No alert is firing", "Rules of your flows that fire appear here."),
     h("h2", {}, "Version regressions"),
@@ -190,7 +191,7 @@ function signatureSearch(flow, s, start, end) {
   })}`;
 }
 
-function flowRow(r, bucket) {
+function flowRow(r, bucket, label) {
   const { flow, m, problems } = r;
   const runs = m ? m.runs.value : 0;
   // rates and costs against a period without runs would be changes from nothing: left out
@@ -206,7 +207,7 @@ function flowRow(r, bucket) {
     h("td", { class: "num", "data-col": "failure_rate", "data-label": "Failure rate" }, runs ? percent(m.failure_rate.value) : "—", compared ? change(m.failure_rate, signedPoints, true) : null),
     h("td", { class: "num", "data-col": "p95", "data-label": "p95" }, runs ? duration(m.p95_duration.value) : "—", compared ? change(m.p95_duration, (d) => duration(Math.abs(d)), true) : null),
     h("td", { class: "num", "data-col": "cost", "data-label": "Cost" }, runs ? money(m.cost.value) : "—", compared ? change(m.cost, (d) => money(Math.abs(d)), true) : null),
-    h("td", { class: "hide-narrow" }, sparkline(r.spark, bucket)),
+    h("td", { class: "hide-narrow" }, sparkline(r.spark, bucket, label)),
   );
 }
 
@@ -227,13 +228,6 @@ function signedPoints(d) {
   return `${decimal(Math.abs(d) * 100, 1)} pts`;
 }
 
-function fmtMetric(metric, v) {
-  if (metric === "failure_rate") return percent(v);
-  if (metric === "p95_duration") return duration(v);
-  if (metric === "cost") return money(v);
-  return count(v);
-}
-
 // Runs per bucket across the period, zero where a bucket had none.
 function sparkValues(metrics, flowId, start, end, bucket) {
   const step = bucket === "hour" ? 3600 : 86400;
@@ -249,7 +243,7 @@ function sparkValues(metrics, flowId, start, end, bucket) {
 }
 
 // A small inline SVG: runs as a line, error runs as red ticks under it.
-function sparkline(values, bucket) {
+function sparkline(values, bucket, label) {
   const w = 120, hgt = 28;
   const max = Math.max(1, ...values.map((v) => v[0]));
   const x = (i) => (values.length < 2 ? w / 2 : (i * (w - 2)) / (values.length - 1) + 1);
@@ -263,7 +257,9 @@ function sparkline(values, bucket) {
   svg.setAttribute("role", "img");
   const total = values.reduce((s, v) => s + v[0], 0);
   const errors = values.reduce((s, v) => s + v[1], 0);
-  svg.setAttribute("aria-label", `${total} runs, ${errors} failed, over ${values.length} ${bucket}s`);
+  // per bucket over the period, whose first and last buckets are partial: "over 25 hours" read
+  // one bucket more than the 24 hours chosen
+  svg.setAttribute("aria-label", `${total} runs, ${errors} failed, per ${bucket} over the last ${label}`);
   svg.dataset.points = String(values.length);
   const line = document.createElementNS(ns, "polyline");
   line.setAttribute("points", values.map((v, i) => `${x(i).toFixed(1)},${y(v[0]).toFixed(1)}`).join(" "));
