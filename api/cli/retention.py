@@ -9,10 +9,12 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 from rich.text import Text
 
 from analytics.access.permissions import Viewer
+from analytics.core.clock import UtcTime
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, StoreLocked
 from api.cli.common import (
@@ -302,10 +304,26 @@ def retention_compact(
     )
 
 
+_TIME = TypeAdapter(UtcTime)
+
+
+def _time(text: str) -> datetime:
+    """A time as the API reads one in its body (naive UTC): typer's own datetime read
+    `20261201` as epoch seconds (1970-08-23) and `1796083200000` as milliseconds, which the API
+    refuses, and restored a very different range without a word."""
+    try:
+        return _TIME.validate_python(text)
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
 @app.command("restore")
 def retention_restore(
-    start: Annotated[datetime, typer.Option(help="From (inclusive, UTC)")],
-    end: Annotated[datetime, typer.Option(help="To (exclusive, UTC)")],
+    start: Annotated[
+        datetime,
+        typer.Option(parser=_time, metavar="TIME", help="From (inclusive; ISO 8601, UTC without an offset)"),
+    ],
+    end: Annotated[datetime, typer.Option(parser=_time, metavar="TIME", help="To (exclusive; as --start)")],
     db: DbOption = None,
     flow: Annotated[str | None, typer.Option("--flow", help="Only this flow")] = None,
 ) -> None:

@@ -70,3 +70,17 @@ def test_offline_compaction_gives_every_free_block_back(tmp_path: Path) -> None:
             ).fetchall()
         )
         assert {"PRIMARY KEY", "CHECK"} <= {k[0] for k in kinds}
+
+
+def test_restore_reads_its_times_as_the_api_does(tmp_path: Path) -> None:
+    """`--start 20261201` was read as epoch seconds (1970-08-23) and `1796083200000` as
+    milliseconds, and the command restored that range without a word; the API refuses both."""
+    db = tmp_path / "s.duckdb"
+    with open_context(Settings(db_path=db, webui_secret_key=SECRET)):
+        pass
+    for bad in ("20261201", "1796083200000", "yesterday"):
+        code, out = cli(db, "restore", "--start", bad, "--end", "2026-12-08")
+        assert code == 2, (bad, code, out)
+        assert "--start" in out and "restored" not in out, out
+    code, out = cli(db, "restore", "--start", "2026-12-01T00:00:00+01:00", "--end", "2026-12-08")
+    assert code == 0 and "restored 0 runs" in out, out
