@@ -74,6 +74,9 @@ class Directory:
         self.refresher: Callable[[float], bool] | None = None
         # raises (OpenWebUIUnreadable, 503) when a miss cannot be told from a lag: the poller's
         self.miss_check: Callable[[], None] | None = None
+        # why only admins may read here (an export folder: its access control is not exported,
+        # so a user's answers would follow rules the server does not), or None
+        self.admins_only: str | None = None
 
     @property
     def external(self) -> bool:

@@ -61,6 +61,8 @@ def _granted(ac: dict[str, Any], mode: str, user_id: str, groups: frozenset[str]
 
 
 def grant_for(directory: Directory, viewer: Viewer, flow: FlowAcl) -> Grant:
+    if directory.admins_only is not None and not viewer.is_admin:
+        raise AccessDenied(directory.admins_only)
     if viewer.is_admin or flow.owner_id == viewer.id:
         return Grant(flow, True, True, viewer)
     ac = flow.access_control

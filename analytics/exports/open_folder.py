@@ -5,7 +5,8 @@ store and no server: an in-memory DuckDB holds empty registry tables (migrations
 views named like the store's (`executions`, `execution_nodes`, and `execution_annotations`
 over the export's `annotations`, which search's tags, has_note and rating filters read) that
 read the export's files and give its columns back the store's types. Whoever can read the
-folder can read all of it, so use an admin viewer (`EXPORT_READER`).
+folder can read all of it, so only an admin viewer (`EXPORT_READER`) may read it: any other
+viewer is refused (AccessDenied), where it got answers by rules the server does not follow.
 
 An export written before annotations were exported (no `annotations/annotations.parquet`)
 still opens, but anything reading annotations fails with DuckDB's "Invalid Input Error"
@@ -35,6 +36,10 @@ from analytics.exports.layout import (
 )
 
 EXPORT_READER = Viewer("export-reader", "admin")
+ADMINS_ONLY = (
+    "an export carries no access control (whoever reads the folder reads all of it): read it as"
+    " an admin, EXPORT_READER; a user's answers would follow other rules than the server's"
+)
 
 # store type of each export column that the export writes as text or as a UTC instant
 _STORE_TYPES = {
@@ -122,6 +127,7 @@ def open_export(folder: str | Path) -> Context:
         migrations.upgrade(ctx.store)
         ctx.store.write(lambda c: _mount(c, root))
         ctx.directory.reload(ctx.store)
+        ctx.directory.admins_only = ADMINS_ONLY
         ctx.store.read(ctx.counters.load)
         if (root / ANNOTATIONS.path).is_file():  # runs whose detail shows an annotation
             ctx.annotated.update(

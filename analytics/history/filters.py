@@ -17,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 from analytics.access.directory import Directory
 from analytics.access.permissions import Viewer, grant_for
 from analytics.core.clock import UtcTime, naive_utc
-from analytics.core.errors import InvalidInput
+from analytics.core.errors import AccessDenied, InvalidInput
 from analytics.core.numbers import Count, not_bool
 
 Clause = tuple[str, list[Any]]
@@ -192,6 +192,8 @@ def visible_clause(directory: Directory, viewer: Viewer) -> Clause:
     job frees them, and from the moment it is gone they count as deleted."""
     if viewer.is_admin and not directory.external:
         return ("true", [])
+    if directory.admins_only is not None:
+        raise AccessDenied(directory.admins_only)
     all_runs: list[str] = []
     own_runs: list[str] = []
     for flow in directory.flows():

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from analytics.access.permissions import Viewer
 from analytics.core.context import Context
-from analytics.core.errors import NotFound
+from analytics.core.errors import AccessDenied, NotFound
 from analytics.exports import run_export
 from analytics.exports.open_folder import EXPORT_READER, open_export
 from analytics.flows import registry as flows
@@ -91,3 +92,20 @@ def test_trend_breakdown_search_and_stats_match_the_store(ctx: Context, tmp_path
 def test_not_an_export(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="is not a flowhistory export"):
         open_export(tmp_path)
+
+
+def test_an_export_is_read_as_an_admin_only(ctx: Context) -> None:
+    """Access control is not exported: a user's viewer got answers by other rules than the
+    server's (a flow made private still read, a write grant lost). It is refused in words."""
+    big, _ = _seed(ctx)
+    run_export(ctx)
+    with open_export(ctx.settings.data_dir / "exports") as exported:
+        assert history.get_stats(exported, EXPORT_READER, big).total_executions == 90
+        reader = Viewer("someone", "user")
+        for read in (
+            lambda: history.get_stats(exported, reader, big),
+            lambda: search.search_executions(exported, reader, limit=5),
+            lambda: node_breakdown(exported, reader, big),
+        ):
+            with pytest.raises(AccessDenied, match="EXPORT_READER"):
+                read()
