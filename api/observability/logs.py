@@ -34,12 +34,16 @@ def _escaped(match: re.Match[str]) -> str:
 
 
 class TextFormatter(logging.Formatter):
-    """One line per record: control characters in the message are written as escapes (a
-    record's traceback, after it, keeps its lines)."""
+    """One line per record: control characters in the message are written as escapes, and so
+    are the line breaks of a record's traceback (its ~90 lines broke the README's promise, and a
+    log shipper's one-record-a-line reading)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         record.message = _CONTROL.sub(_escaped, record.message)
         return super().formatMessage(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record).replace("\n", "\\x0a")
 
 
 class JsonFormatter(logging.Formatter):

@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -184,6 +185,17 @@ def test_the_text_format_writes_control_characters_as_escapes() -> None:
     )
     line = TextFormatter("%(levelname)s %(message)s").format(record)
     assert line == "INFO user=a\\x0ab\\x0d\\x1b path=/x\\u2028y"
+
+
+def test_a_traceback_in_the_text_format_stays_on_its_records_line() -> None:
+    """README: "every record is one line"; an error's traceback came after it on ~90 lines."""
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, "p", 1, "unhandled error", (), sys.exc_info())
+    line = TextFormatter("%(levelname)s %(message)s").format(record)
+    assert "\n" not in line
+    assert line.startswith("ERROR unhandled error\\x0aTraceback") and line.endswith("ValueError: boom")
 
 
 def test_answers_the_server_writes_itself_are_logged_and_counted(serve: Callable[..., LiveServer]) -> None:
