@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from analytics.core.errors import Conflict
 from analytics.core.store import Connection, prepare_connection
@@ -88,6 +89,17 @@ def copy_file(conn: Connection, select_sql: str, dest: Path) -> int:
         f"COPY ({select_sql}) TO {sql_literal(str(dest))} (FORMAT parquet, COMPRESSION zstd)"
     ).fetchall()
     return int(rows[0][0]) if rows else 0
+
+
+def copy_whole_file(conn: Connection, select_sql: str, dest: Path) -> int:
+    """A small table's one file (flows, annotations) with every column nullable, as the
+    export's schema says: DuckDB's COPY marks a column `not null` when this file's rows hold no
+    NULL, so the annotations file flipped schema between cycles (no notes yet, then one)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    table: pa.Table = conn.sql(select_sql).to_arrow_table()
+    schema = pa.schema([field.with_nullable(True) for field in table.schema])
+    pq.write_table(table.cast(schema), dest, compression="zstd")
+    return int(table.num_rows)
 
 
 def staged_partitions(folder: Path) -> dict[date, list[Path]]:

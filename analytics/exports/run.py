@@ -61,7 +61,14 @@ from analytics.exports.layout import (
     Table,
     schema_document,
 )
-from analytics.exports.publish import ExportBusy, clear_staging, copy_file, staging, target_lock
+from analytics.exports.publish import (
+    ExportBusy,
+    clear_staging,
+    copy_file,
+    copy_whole_file,
+    staging,
+    target_lock,
+)
 from analytics.exports.targets import FileEntry, Target, open_target
 
 log = logging.getLogger(__name__)
@@ -223,14 +230,16 @@ class Cycle:
             for table in PARTITIONED:
                 self.target.drop_partition(table.name, day)
             self._done(day, None, "dropped")
-        self.ctx.store.read(lambda c: copy_file(c, FLOWS.select_sql(self.live_flows), folder / FLOWS_FILE))
+        self.ctx.store.read(
+            lambda c: copy_whole_file(c, FLOWS.select_sql(self.live_flows), folder / FLOWS_FILE)
+        )
         self.target.put_file(FLOWS_FILE, folder / FLOWS_FILE)
         self.step("flows")
         # annotations are few (people write them) and change in place without touching their
         # run, so no day's fingerprint sees them: the table is rewritten whole, like flows
         where = f"{self.live_runs} AND {ANNOTATED_RUN_EXISTS}"
         rows = self.ctx.store.read(
-            lambda c: copy_file(c, ANNOTATIONS.select_sql(where), folder / ANNOTATIONS_FILE)
+            lambda c: copy_whole_file(c, ANNOTATIONS.select_sql(where), folder / ANNOTATIONS_FILE)
         )
         self.annotations = {"files": 1, "rows": rows, "bytes": (folder / ANNOTATIONS_FILE).stat().st_size}
         self.target.put_file(ANNOTATIONS_FILE, folder / ANNOTATIONS_FILE)

@@ -204,3 +204,28 @@ def test_an_export_without_runs_or_not_yet_published_has_no_annotations_to_refus
     with open_export(starting) as exported:
         assert search.count_executions(exported, EXPORT_READER, filter=flt) == 0
     assert run_sql(starting, "SELECT count(*) AS n FROM annotations").table.to_pylist() == [{"n": 0}]
+
+
+def test_the_annotations_and_flows_files_keep_one_schema_across_cycles(ctx: Context) -> None:
+    """DuckDB's COPY marks a column `not null` when a file's rows hold no NULL: with no notes yet
+    `note` and `rating` were required, the next cycle (one note) made them optional, and a
+    reader that kept the first schema broke. Every column of these files is nullable."""
+    import pyarrow.parquet as pq
+
+    alpha = seed_flow(ctx, "alpha")
+    [run] = add_runs(ctx, alpha, DAYS[:1], 1)
+    root = ctx.settings.data_dir / "exports"
+    schemas = []
+    for annotate in (False, True):
+        if annotate:
+            annotations.set_annotation(ctx, ADMIN, alpha, run, {"tags": ["t1"], "note": "n", "rating": 1})
+        run_export(ctx)
+        schemas.append(
+            {
+                name: pq.read_schema(root / name)
+                for name in ("annotations/annotations.parquet", "flows/flows.parquet")
+            }
+        )
+    assert schemas[0] == schemas[1]
+    for schema in schemas[0].values():
+        assert all(field.nullable for field in schema), schema
