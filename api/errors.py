@@ -32,6 +32,7 @@ from analytics.core.errors import (
     StorageFull,
     StoreClosed,
     StoreLocked,
+    TooManyRequests,
     UpstreamFailed,
 )
 from analytics.exports.sql_worker import SqlAnswerTooLarge, SqlOutOfMemory
@@ -57,6 +58,7 @@ STATUS: dict[type[FlowHistoryError], int] = {
     StoreLocked: 503,
     UpstreamFailed: 502,
     StorageFull: 507,
+    TooManyRequests: 429,
 }
 
 
@@ -80,6 +82,7 @@ DESCRIPTIONS: dict[int, str] = {
     414: "The request's URL is longer than the server reads (65,535 bytes)",
     415: "The request body is not of a type the operation reads (JSON; NDJSON where declared), or is compressed",
     422: "The request does not fit its schema (a list of issues), or means something impossible (a message)",
+    429: "Asked more often than the action may run: `Retry-After` says in how many seconds",
     502: "A system the server writes to failed (the export target): the detail says how",
     503: "The store is closed or locked (the server is stopping or starting)",
     507: "The store's disk is full: nothing of the write was stored; reads work, admins may delete",
@@ -90,6 +93,8 @@ async def _flowhistory_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FlowHistoryError)
     status = status_for(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, TooManyRequests):
+        headers = {"Retry-After": str(exc.retry_after)}
     return JSONResponse({"detail": exc.detail}, status_code=status, headers=headers)
 
 

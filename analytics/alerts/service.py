@@ -23,7 +23,12 @@ channel's test is sent by a dispatcher of the call, on the caller's thread.
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 import uuid
+import weakref
+from collections import defaultdict, deque
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -40,8 +45,8 @@ from analytics.alerts.state_machine import RuleState
 from analytics.alerts.webhooks import WebhookDispatcher
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
-from analytics.core.errors import AccessDenied, InvalidInput, NotFound
-from analytics.core.store import Connection
+from analytics.core.errors import AccessDenied, InvalidInput, NotFound, TooManyRequests
+from analytics.core.store import Connection, Store
 
 RULE_NOT_FOUND = "Alert rule not found"
 CHANNEL_NOT_FOUND = "Channel not found"
@@ -327,9 +332,33 @@ def delete_channel(ctx: Context, viewer: Viewer, channel_id: str) -> None:
     ctx.store.write(lambda c: repo.delete_channel(c, channel_id))
 
 
+TESTS_PER_MINUTE = 5  # test sends a user may make a minute, over all their channels
+# per store (a server): when each user's recent test sends went
+_tests_sent: weakref.WeakKeyDictionary[Store, dict[str, deque[float]]] = weakref.WeakKeyDictionary()
+_tests_lock = threading.Lock()
+
+
+def _count_test(store: Store, user_id: str, now: float) -> None:
+    """Any user may make an email channel to any 20 addresses with a name of their own, and its
+    test sent mail from the organisation's server as often as asked: a spam relay. A user's
+    test sends are limited (TooManyRequests, 429); notifications of rules are not."""
+    with _tests_lock:
+        sent = _tests_sent.setdefault(store, defaultdict(deque))[user_id]
+        while sent and sent[0] <= now - 60:
+            sent.popleft()
+        if len(sent) >= TESTS_PER_MINUTE:
+            wait = max(1, math.ceil(sent[0] + 60 - now))
+            raise TooManyRequests(
+                f"at most {TESTS_PER_MINUTE} test notifications a minute per user: try again in {wait} s",
+                retry_after=wait,
+            )
+        sent.append(now)
+
+
 def send_test(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Delivery:
     """Send a "test" notification now and answer how it went (also recorded)."""
     _visible_channel(ctx, viewer, channel_id)
+    _count_test(ctx.store, viewer.id, time.monotonic())
     # a test is one attempt on this thread, never retried, counted nowhere: it needs none of
     # the running dispatcher's queue, so a dispatcher of the call sends it, server or not
     dispatcher = WebhookDispatcher(ctx)

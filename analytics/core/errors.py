@@ -44,6 +44,14 @@ class Conflict(FlowHistoryError):
     pass
 
 
+class TooManyRequests(FlowHistoryError):
+    """Asked more often than the action may run (429); `retry_after` in whole seconds."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class StoreClosed(FlowHistoryError, RuntimeError):
     pass
 

@@ -166,7 +166,11 @@ def delete_channel(channel_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
     return True
 
 
-@router.post("/channels/{channel_id}/test", response_model=DeliveryOut)
+@router.post(
+    "/channels/{channel_id}/test",
+    response_model=DeliveryOut,
+    responses={429: {"description": "More than 5 test sends a minute by this user"}},
+)
 def test_channel(channel_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Send a "test" notification now (a webhook POST, a Slack message or a test mail); answers
     the attempt: its HTTP or SMTP status code or a short error, never the server's reply."""

@@ -498,3 +498,23 @@ def test_a_deleted_flow_takes_its_alerting_with_it(world: World) -> None:
         ).fetchall()
     )
     assert left == [(0,)]
+
+
+def test_a_users_test_sends_are_limited_to_five_a_minute(world: World) -> None:
+    """Any user may make an email channel to 20 addresses named as they like: its test sent mail
+    from the organisation's server as often as asked. A sixth within the minute is a 429 that
+    says when to retry, for that user only; nothing is sent for it."""
+    client = world.client
+    body = {"name": "c", "url": "http://127.0.0.1:9/hook", "secret": "s" * 24}  # refused at once
+    mine = [client.post(CHANNELS, json=body, headers=bearer("owner")).json()["id"] for _ in range(2)]
+    for i in range(5):
+        r = client.post(f"{CHANNELS}/{mine[i % 2]}/test", headers=bearer("owner"))
+        assert r.status_code == 200, r.text
+    r = client.post(f"{CHANNELS}/{mine[0]}/test", headers=bearer("owner"))
+    assert r.status_code == 429, r.text
+    assert "at most 5 test notifications a minute" in r.json()["detail"]
+    assert 1 <= int(r.headers["retry-after"]) <= 60
+    sent = sum(len(client.get(f"{CHANNELS}/{c}/deliveries", headers=bearer("owner")).json()) for c in mine)
+    assert sent == 5
+    theirs = client.post(CHANNELS, json=body, headers=bearer("writer")).json()["id"]
+    assert client.post(f"{CHANNELS}/{theirs}/test", headers=bearer("writer")).status_code == 200
