@@ -64,21 +64,32 @@ def check(request: Request, accepted: frozenset[str] | None) -> None:
         return
     # codings past `chunked` (`gzip, chunked`): uvicorn undoes only the chunking, so the body
     # would be read compressed, as with a Content-Encoding
-    codings = [c.strip().lower() for c in request.headers.get("transfer-encoding", "").split(",")]
-    others = [c for c in codings if c not in ("", "chunked", "identity")]
+    # every value of a header given more than once (`Content-Encoding: identity` then `gzip`
+    # got a gzipped batch past this check, read as "not JSON" item by item)
+    others = [c for c in _codings(request, "transfer-encoding") if c not in ("chunked", "identity")]
     if others:
         raise HTTPException(
             415, f"Transfer-Encoding '{', '.join(others)}' is not supported: send the body uncompressed"
         )
-    encoding = request.headers.get("content-encoding", "").strip().lower()
-    if encoding not in ("", "identity"):
+    encodings = [c for c in _codings(request, "content-encoding") if c != "identity"]
+    if encodings:
         raise HTTPException(
-            415, f"Content-Encoding '{encoding}' is not supported: send the body uncompressed"
+            415, f"Content-Encoding '{', '.join(encodings)}' is not supported: send the body uncompressed"
         )
-    header = request.headers.get("content-type")
+    types = request.headers.getlist("content-type")
+    if len(types) > 1:
+        raise HTTPException(415, f"Content-Type is given {len(types)} times: send one")
+    header = types[0] if types else None
     if is_accepted(header, accepted):
         return
     refuse(header, accepted)
+
+
+def _codings(request: Request, name: str) -> list[str]:
+    """The codings of every `name` header, in order (`gzip, chunked` is two)."""
+    return [
+        c.strip().lower() for value in request.headers.getlist(name) for c in value.split(",") if c.strip()
+    ]
 
 
 def refuse(header: str | None, accepted: frozenset[str]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -116,12 +116,18 @@ class JsonRoute(APIRoute):
         handler = super().get_route_handler()
         accepted = content_type.accepted_types(self)
         reads = query_params.declared(self.dependant)
+        lists = query_params.repeatable(self.dependant)
         needs_credential = query_params.authenticates(self.dependant)
         request_class = self.request_class
 
         async def with_orjson(request: Request) -> Response:
-            content_type.check(request, accepted)
-            await query_params.check(request, reads, authenticate_first=needs_credential)
+            try:
+                content_type.check(request, accepted)
+            except HTTPException:
+                if needs_credential:  # the 401 every route answers first, not the 415
+                    await query_params.authenticate(request)
+                raise
+            await query_params.check(request, reads, lists, authenticate_first=needs_credential)
             try:
                 return await handler(request_class(request.scope, request.receive))
             except RequestValidationError as exc:

@@ -2,7 +2,8 @@
 
 Why: `GET .../executions/stats?from=2030-01-01` (the route reads `start`) answered the all-time
 totals as if they were the year's, and a misspelled filter looked applied. Search already
-refuses an unknown filter field in its body; the query string now says the same. The names a
+refuses an unknown filter field in its body; the query string now says the same. A parameter
+that takes one value and is given twice is refused too, rather than the last one read. The names a
 route reads are its declared query parameters and those of its dependencies, by alias. A route
 that needs a credential checks it first: a caller without one gets the 401 every route answers,
 not the list of parameters the route reads.
@@ -10,7 +11,10 @@ not the list of parameters the route reads.
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from collections.abc import Sequence
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import AliasChoices, BaseModel
@@ -37,6 +41,37 @@ def declared(dependant: Any) -> frozenset[str]:
     return frozenset(names)
 
 
+def _is_list(annotation: Any) -> bool:
+    """A list (or an optional one): the parameter is repeated to give several values."""
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_is_list(a) for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is Annotated:
+        return _is_list(get_args(annotation)[0])
+    return get_origin(annotation) in (list, set, frozenset, tuple, Sequence) or annotation in (
+        list,
+        set,
+        tuple,
+    )
+
+
+def repeatable(dependant: Any) -> frozenset[str]:
+    """The query parameter names `dependant` reads as lists (`?measures=a&measures=b`)."""
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        for field in current.query_params:
+            model = field.field_info.annotation
+            if isinstance(model, type) and issubclass(model, BaseModel):
+                names.update(
+                    f.alias or name for name, f in model.model_fields.items() if _is_list(f.annotation)
+                )
+            elif _is_list(model):
+                names.add(field.alias)
+        pending.extend(current.dependencies)
+    return frozenset(names)
+
+
 def authenticates(dependant: Any) -> bool:
     """Whether the route (or a dependency of it) reads the caller's credential."""
     pending = [dependant]
@@ -59,8 +94,27 @@ async def authenticate(request: Request) -> None:
     await current_user(request)  # NotAuthenticated: the 401
 
 
-async def check(request: Request, names: frozenset[str], *, authenticate_first: bool) -> None:
-    unknown = [k for k in dict.fromkeys(request.query_params.keys()) if k not in names and k != CACHE_BUSTER]
+async def check(
+    request: Request, names: frozenset[str], lists: frozenset[str], *, authenticate_first: bool
+) -> None:
+    keys = request.query_params.multi_items()
+    unknown = [k for k in dict.fromkeys(k for k, _ in keys) if k not in names and k != CACHE_BUSTER]
+    # one value given twice: Starlette keeps the last, so `cleanup?keep=5&keep=0` deleted every run
+    repeated = Counter(k for k, _ in keys if k in names and k not in lists)
+    if twice := [k for k, n in repeated.items() if n > 1]:
+        if authenticate_first:
+            await authenticate(request)
+        raise RequestValidationError(
+            [
+                {
+                    "type": "too_many_values",
+                    "loc": ("query", name),
+                    "msg": f"Query parameter {name!r} is given {repeated[name]} times; it takes one value",
+                    "input": None,
+                }
+                for name in twice
+            ]
+        )
     if unknown:
         if authenticate_first:
             await authenticate(request)
