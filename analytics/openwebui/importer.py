@@ -35,6 +35,10 @@ report file):
 - meta holding `openwebui_import` already, when the import adds its note: the source's value is
   kept under `meta.openwebui_import.source_value`, reported as altered;
 - a user's, group's or flow's text that is not UTF-8: read with U+FFFD, reported as altered;
+- a user's or flow's time outside epoch seconds from 1970 to 9999-12-31 (milliseconds, say):
+  clamped to it, as Open WebUI mode's mirror reads it (`_time`), reported as altered;
+- a flow's name (its id when it has none) past NAME_MAX characters: cut to NAME_MAX (`_name`),
+  reported as altered, so the flow as read can be saved back;
 - id not a UUID, no user (or a user_id or flow_id that is not UTF-8), no created_at (NULL or
   text) or one before year 1 or more than a day ahead, a payload or meta that is not JSON as
   orjson reads and writes it (a posted run's rule: no NaN, Infinity, trailing comma, at most 254
@@ -76,6 +80,7 @@ from analytics.core.flow_version import flow_version
 from analytics.core.json_scan import opening_brackets
 from analytics.core.json_text import mend_column
 from analytics.core.store import Connection, one_row
+from analytics.flows.registry import NAME_MAX
 from analytics.history.counters import Counters, Recount
 from analytics.history.node_facts_columnar import facts_into
 from analytics.history.preparing import PREPARE_WORKERS, Preparers
@@ -236,6 +241,8 @@ class Source:
         keys = self.table(
             f"SELECT {self.text('id')}, {at_col} AS created_at FROM flow_execution ORDER BY {at_col}, id"
         )
+        if keys.num_rows == 0:  # no row to infer text from: SQLite's driver types the id int64
+            return pa.table({"id": pa.array([], pa.binary()), "created_at": pa.array([], pa.int64())})
         return keys.set_column(0, "id", keys.column(0).cast(pa.binary()))
 
     def runs(self, ids: list[str]) -> pa.Table:
@@ -298,8 +305,52 @@ class Source:
 # -- identity and flows ----------------------------------------------------------------------
 
 
+# a user's or flow's time as Open WebUI mode's mirror reads it (sync._seconds): epoch seconds
+# from 1970 to 9999-12-31 23:59:59. Past them (epoch milliseconds: year 58882) datetime raised
+# and stopped the import; a user or flow is not skipped for its time (its runs would be orphans)
+_TIME_MAX = 253402300799
+
+
+def _seconds(value: Any) -> int:
+    """Epoch seconds within the mirror's bounds; NULL as 0 (1970), as the mirror reads it."""
+    return max(0, min(int(value or 0), _TIME_MAX))
+
+
 def _epoch(value: Any) -> datetime:
-    return datetime.fromtimestamp(int(value or 0), UTC).replace(tzinfo=None)
+    return datetime.fromtimestamp(_seconds(value), UTC).replace(tzinfo=None)
+
+
+def _time(row: dict[str, Any], name: str, what: str, altered: list[tuple[str, str]]) -> datetime:
+    """The row's time column `name`, clamped as the mirror reads it; a value that changed is
+    reported as altered (NULL, read as 1970 by both, is not)."""
+    value = row[name]
+    seconds = _seconds(value)
+    if value is not None and int(value) != seconds:
+        altered.append(
+            (
+                row["id"],
+                f"{what} {name} {int(value)} is not a time in epoch seconds from 1970 to 9999-12-31:"
+                f" imported as {seconds}, as Open WebUI mode reads it",
+            )
+        )
+    return _epoch(seconds)
+
+
+def _name(flow: dict[str, Any], altered: list[tuple[str, str]]) -> str:
+    """The flow's name (its id when it has none) within NAME_MAX characters, as the API counts
+    them: stored longer, the flow as read could not be saved back (POST /{id}: 422) nor its
+    export imported. Cut to the first NAME_MAX, reported as altered."""
+    name: str = flow["name"] or flow["id"]
+    if len(name) > NAME_MAX:
+        said = "name" if flow["name"] else "name (empty: its id)"
+        altered.append(
+            (
+                flow["id"],
+                f"flow {said} is {len(name)} characters, more than {NAME_MAX}: imported cut to its first {NAME_MAX}",
+            )
+        )
+        name = name[:NAME_MAX]
+    return name
 
 
 def _json_or_none(text: str | None) -> Any:
@@ -376,7 +427,9 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
             "name": [u["name"] or None for u in users],
             "email": [u["email"] or None for u in users],
             "role": [u["role"] if u["role"] in ("admin", "user", "pending") else "pending" for u in users],
-            "created_at": pa.array([_epoch(u["created_at"]) for u in users], pa.timestamp("us")),
+            "created_at": pa.array(
+                [_time(u, "created_at", "user", altered) for u in users], pa.timestamp("us")
+            ),
         }
     )
     group_rows = pa.table(
@@ -416,17 +469,21 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
         edges = column(f, "edges", list, "flow") or []
         meta = column(f, "meta", dict, "flow")
         access = column(f, "access_control", dict, "flow")  # `{}`, private, when bad
+        created = _time(f, "created_at", "flow", altered)
+        name = _name(f, altered)
+        # no updated_at (NULL or 0): the flow's creation, as before
+        updated = _time(f, "updated_at", "flow", altered) if f["updated_at"] else created
         for key, value in (
             ("id", f["id"]),
             ("user_id", f["user_id"]),
-            ("name", f["name"] or f["id"]),
+            ("name", name),
             ("description", f["description"] or None),
             ("nodes", orjson.dumps(nodes).decode()),
             ("edges", orjson.dumps(edges).decode()),
             ("meta", orjson.dumps(meta if meta is not None else {}).decode()),
             ("access_control", None if access is None else orjson.dumps(access).decode()),
-            ("created_at", _epoch(f["created_at"])),
-            ("updated_at", _epoch(f["updated_at"] or f["created_at"])),
+            ("created_at", created),
+            ("updated_at", updated),
             ("version", flow_version(nodes, edges)),
         ):
             flow_cols[key].append(value)
