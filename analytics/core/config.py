@@ -2,11 +2,72 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, ByteSize, Field, HttpUrl, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    ByteSize,
+    Field,
+    HttpUrl,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# DuckDB's memory sizes (2.0.1): a number, then KB, MB, GB, TB (1000^i) or KiB, MiB, GiB, TiB
+# (1024^i), any case, spaces allowed; `memory_limit` also takes a share of the RAM, "75%".
+# DuckDB takes more (a bare "512M", "none", "-1": no limit) but refuses only when a connection
+# is made or a query runs; this is the documented form, checked when the settings are read.
+_DUCKDB_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]i?b|%)\s*", re.IGNORECASE)
+_UNIT_BYTES = {
+    **{f"{u}b": 1000 ** (i + 1) for i, u in enumerate("kmgt")},
+    **{f"{u}ib": 1024 ** (i + 1) for i, u in enumerate("kmgt")},
+}
+# below a few MB DuckDB cannot open a store or run a query (every one: "Out of Memory Error")
+MIN_DUCKDB_MEMORY = 16 * 1000**2
+
+
+def _duckdb_memory(value: str) -> str:
+    """`value` when DuckDB takes it as a memory limit, else a ValueError saying what would do."""
+    found = _DUCKDB_SIZE.fullmatch(value)
+    if found is None:
+        raise ValueError(
+            "not a DuckDB memory size: a number and a unit, e.g. 512MB, 2GiB (KB, MB, GB, TB; "
+            "KiB, MiB, GiB, TiB), or a share of the RAM, e.g. 75%"
+        )
+    number, unit = float(found[1]), found[2].lower()
+    if unit == "%":
+        if not 0 < number <= 100:
+            raise ValueError("a share of the RAM must be above 0% and at most 100%")
+    elif number * _UNIT_BYTES[unit] < MIN_DUCKDB_MEMORY:
+        raise ValueError("too little for DuckDB: at least 16MB")
+    return value
+
+
+def _list_from_env(value: Any) -> Any:
+    """A list setting from the environment: a JSON list ('["a", "b"]') or, as is usual for
+    variables, comma-separated ("a,b"). pydantic-settings only took JSON, and anything else
+    stopped every command with a 100-line traceback (a SettingsError, not a ValidationError)."""
+    if not isinstance(value, str):
+        return value  # a list given in code
+    if value.lstrip().startswith(("[", "{")):  # JSON (an object: refused as not a list)
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a valid JSON list ({exc.msg} at character {exc.pos})") from None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+# a list setting: FLOWHISTORY_X='["a", "b"]' or FLOWHISTORY_X=a,b
+EnvList = Annotated[list[str], NoDecode, BeforeValidator(_list_from_env)]
 
 
 class Settings(BaseSettings):
@@ -22,7 +83,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("WEBUI_SECRET_KEY", "FLOWHISTORY_WEBUI_SECRET_KEY"),
     )
     auto_create_users: bool = True
-    admin_user_ids: list[str] = Field(default_factory=list)
+    admin_user_ids: EnvList = Field(default_factory=list)
     # the contract: an image model's base64 data URI, spread one key a character and copied into
     # outputs, makes a single POST tens of MB (a 1.4 MiB image: 54 MB, ~1 GB of RAM while read)
     max_body_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
@@ -42,12 +103,14 @@ class Settings(BaseSettings):
     # room kept on the store's disk (<store>.reserve) and released when the disk fills, so that
     # admins can still delete runs (analytics/core/store.py); 0: none
     disk_reserve: ByteSize = ByteSize(64 * 1024**2)
-    # DuckDB checkpoints the WAL into the file past this size; larger means faster ingest.
+    # DuckDB checkpoints the WAL into the file past this size; larger means faster ingest. A
+    # byte size ("256MB", "1GiB"), read by the store (analytics/core/store.py)
     checkpoint_threshold: str = "256MB"
     # an empty price table starts from analytics/cost/prices.json
     seed_prices: bool = True
+    # the store's DuckDB limits (unset: DuckDB's own): a memory size ("4GB", "75%"), threads
     memory_limit: str | None = None
-    threads: int | None = None
+    threads: int | None = Field(default=None, ge=1)
     # alerts (analytics/alerts, docs/alerts.md): the scheduled evaluation (0: on demand only);
     # evaluation right after an ingest touching a rule's flows, a burst coalesced over the
     # debounce; webhook timeout, attempts, backoff (first retry delay, doubling up to the max),
@@ -66,8 +129,9 @@ class Settings(BaseSettings):
     alert_channel_max_failures: int = Field(default=10, ge=1)
     alert_webhook_workers: int = Field(default=4, ge=1)
     # hosts, addresses or CIDRs webhooks may reach although not public (loopback, private, ...):
-    # JSON list, e.g. '["127.0.0.1", "10.0.0.0/8", "hooks.internal"]' (analytics/alerts/egress.py)
-    alert_webhook_allow: list[str] = Field(default_factory=list)
+    # comma-separated or a JSON list, e.g. 127.0.0.1,10.0.0.0/8,hooks.internal or
+    # '["127.0.0.1", "10.0.0.0/8", "hooks.internal"]' (analytics/alerts/egress.py)
+    alert_webhook_allow: EnvList = Field(default_factory=list)
     # email alert channels (analytics/alerts/smtp.py): the SMTP server every email channel sends
     # through (unset: email channels are refused); port default 465 with `smtp_ssl` (TLS from the
     # start), else 587 with `smtp_starttls`, else 25; the login, if any (the password is a
@@ -156,10 +220,54 @@ class Settings(BaseSettings):
     # to the same value as Open WebUI's ENABLE_API_KEY. flowhistory's own keys are not affected.
     openwebui_api_keys: bool = True
 
+    @field_validator("memory_limit", "sql_memory_limit")
+    @classmethod
+    def _duckdb_memory_limit(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """DuckDB only refused a bad size when a connection was made or a query ran: the server
+        then failed to start with a traceback, or answered every ad-hoc query 500."""
+        if value is None or (info.field_name == "memory_limit" and not value.strip()):
+            return None  # FLOWHISTORY_MEMORY_LIMIT= (empty) was taken as unset: DuckDB's own
+        return _duckdb_memory(value)
+
+    @field_validator("checkpoint_threshold")
+    @classmethod
+    def _checkpoint_bytes(cls, value: str) -> str:
+        """The store reads it as a byte size when it opens: checked here so that a bad one stops
+        every command in one line, not the server's start in a traceback. Empty: DuckDB's own."""
+        if not value.strip():
+            return value
+        try:
+            TypeAdapter(ByteSize).validate_python(value)
+        except ValidationError:
+            raise ValueError("not a byte size, e.g. 256MB, 1GiB") from None
+        return value
+
     @model_validator(mode="after")
     def _one_tls_mode(self) -> Settings:
         if self.smtp_ssl and self.smtp_starttls:
             raise ValueError("FLOWHISTORY_SMTP_SSL and FLOWHISTORY_SMTP_STARTTLS: set one of them, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _list_default_within_max(self) -> Settings:
+        """A default above the cap made every list request without `limit` answer 422."""
+        if self.list_limit_default > self.list_limit_max:
+            raise ValueError(
+                f"FLOWHISTORY_LIST_LIMIT_DEFAULT ({self.list_limit_default}) is above "
+                f"FLOWHISTORY_LIST_LIMIT_MAX ({self.list_limit_max}): lower it or raise the max"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_port_of_its_own(self) -> Settings:
+        """The metrics server bound the API's port first, and the API then failed to bind it as
+        if another process held it. (`serve --port` is checked when the metrics server starts.)"""
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError(
+                f"FLOWHISTORY_METRICS_PORT and FLOWHISTORY_PORT are both {self.port}: the metrics "
+                "need a port of their own (or leave FLOWHISTORY_METRICS_PORT unset: /metrics is "
+                "also on the API's port, for admins)"
+            )
         return self
 
     @property

@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup, TyperOption
@@ -131,21 +132,35 @@ def _env_name(field: str) -> str:
     return "WEBUI_SECRET_KEY" if alias is not None else f"FLOWHISTORY_{field.upper()}"
 
 
+def _unreadable(exc: SettingsError) -> str:
+    """A variable pydantic-settings could not even decode (a complex setting's value is JSON to
+    it), named as its variable; the value is not echoed (it may be a secret)."""
+    found = re.search(r'for field "(\w+)"', str(exc))
+    name = _env_name(found[1]) if found else "a FLOWHISTORY_ variable"
+    cause = f" ({one_line(str(exc.__cause__))})" if exc.__cause__ is not None else ""
+    return f"{name}: cannot be read{cause}"
+
+
 def check_environment() -> None:
     """Refuse (one line, exit 2) before any command runs when a FLOWHISTORY_ variable is invalid,
-    e.g. FLOWHISTORY_PORT=83986, rather than with pydantic's traceback."""
+    e.g. FLOWHISTORY_PORT=83986, rather than with pydantic's traceback. A value pydantic-settings
+    cannot decode raises a SettingsError, not a ValidationError: the same one line for it."""
     try:
         Settings()
+    except SettingsError as exc:
+        error(_unreadable(exc))
+        raise typer.Exit(2) from None
     except ValidationError as exc:
         problems = []
         for e in exc.errors():
+            msg = e["msg"].removeprefix("Value error, ")  # pydantic's, before our checks' own text
             field = str(e["loc"][0]) if e["loc"] else ""
             if not field:  # a check across settings: its input is every setting, secrets too
-                problems.append(e["msg"])
+                problems.append(msg)
             elif _SECRET.search(field):
-                problems.append(f"{_env_name(field)}: {e['msg']}")
+                problems.append(f"{_env_name(field)}: {msg}")
             else:
-                problems.append(f"{_env_name(field)}={e.get('input')!s}: {e['msg']}")
+                problems.append(f"{_env_name(field)}={e.get('input')!s}: {msg}")
         error("; ".join(problems))
         raise typer.Exit(2) from None
 

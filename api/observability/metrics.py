@@ -14,6 +14,7 @@ host to a private address, or firewall that port).
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import time
 from collections.abc import Iterator
@@ -36,6 +37,64 @@ log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
+
+
+class MetricsPortUnavailable(RuntimeError):
+    """FLOWHISTORY_METRICS_PORT cannot be served: the server does not start, rather than run
+    without the port a scraper was told to read."""
+
+
+class _SaidInOneLine(logging.Filter):
+    """Drops uvicorn's record of `error`'s traceback. A failed startup is logged by uvicorn as
+    the traceback starlette made of the lifespan's exception: for a busy metrics port that was
+    a traceback escaped on one line that never named the setting, so the cause is logged in one
+    line instead (Metrics.start) and this filter keeps the traceback out."""
+
+    def __init__(self, error: MetricsPortUnavailable) -> None:
+        super().__init__()
+        # the traceback's last line (traceback.format_exception_only)
+        self.last_line = f"{type(error).__module__}.{type(error).__qualname__}: {error}"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            isinstance(record.msg, str)
+            and record.msg.startswith("Traceback")
+            and record.msg.rstrip().endswith(self.last_line)
+        )
+
+
+def _refuse_to_start(message: str) -> MetricsPortUnavailable:
+    """The error that stops the server's start, logged in one line (see _SaidInOneLine)."""
+    log.critical("cannot start: %s", message)
+    error = MetricsPortUnavailable(message)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    for old in [f for f in uvicorn_log.filters if isinstance(f, _SaidInOneLine)]:
+        uvicorn_log.removeFilter(old)
+    uvicorn_log.addFilter(_SaidInOneLine(error))
+    return error
+
+
+def _serve_metrics_port(settings: Settings, registry: CollectorRegistry) -> Any:
+    """The metrics port's server, or MetricsPortUnavailable naming the setting and the port."""
+    from prometheus_client import start_http_server
+
+    port = settings.metrics_port
+    assert port is not None
+    if port == settings.port:  # Settings refuses it; `serve --port` can still make it so
+        raise _refuse_to_start(
+            f"FLOWHISTORY_METRICS_PORT={port} is also the API's port (FLOWHISTORY_PORT or "
+            "--port): the metrics need a port of their own"
+        )
+    try:
+        server, _ = start_http_server(port, settings.host, registry=registry)
+    except OSError as exc:
+        why = (
+            "is in use by another process (choose another port, or stop what holds it)"
+            if exc.errno == errno.EADDRINUSE
+            else f"cannot be listened on ({exc.strerror or exc})"
+        )
+        raise _refuse_to_start(f"FLOWHISTORY_METRICS_PORT={port}: {settings.host}:{port} {why}") from exc
+    return server
 
 
 class LibraryCollector(Collector):
@@ -234,9 +293,7 @@ class Metrics:
         self._collector = LibraryCollector(ctx, runtime)
         self.registry.register(self._collector)
         if settings.metrics_port is not None:
-            from prometheus_client import start_http_server
-
-            self._server, _ = start_http_server(settings.metrics_port, settings.host, registry=self.registry)
+            self._server = _serve_metrics_port(settings, self.registry)
             log.info("metrics served on http://%s:%d/metrics", settings.host, settings.metrics_port)
 
     def stop(self) -> None:

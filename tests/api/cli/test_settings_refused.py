@@ -1,0 +1,182 @@
+"""Settings that were accepted at start and then failed later, or failed every command with a
+traceback: each is now refused before any command runs, in one line, exit 2 (README, "CLI").
+
+- DuckDB sizes and threads (FLOWHISTORY_SQL_MEMORY_LIMIT=zzz made every ad-hoc query a 500 or a
+  traceback; FLOWHISTORY_MEMORY_LIMIT=banana, _CHECKPOINT_THRESHOLD=huge, _THREADS=-1 made
+  `serve` exit 1 with a 70-line traceback);
+- list settings that were not JSON (FLOWHISTORY_ADMIN_USER_IDS=bob: a 127-line traceback from
+  pydantic-settings, exit 1): comma-separated lists are taken, bad JSON is one line;
+- FLOWHISTORY_LIST_LIMIT_DEFAULT above _MAX (every list request without `limit` answered 422);
+- FLOWHISTORY_METRICS_PORT equal to FLOWHISTORY_PORT, and a busy metrics port at `serve` (a
+  traceback escaped on one line that never named the setting).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import Field
+
+from analytics.core.config import Settings
+from api.cli import common
+from tests.api.cli.test_cli_errors import invoke, one_error_line, subprocess_cli
+from tests.live_server import free_port
+
+BAD_DUCKDB_SETTINGS = [
+    ("FLOWHISTORY_SQL_MEMORY_LIMIT", "zzz", "memory size"),
+    ("FLOWHISTORY_SQL_MEMORY_LIMIT", "0%", "above 0%"),
+    ("FLOWHISTORY_MEMORY_LIMIT", "banana", "memory size"),
+    ("FLOWHISTORY_MEMORY_LIMIT", "150%", "at most 100%"),
+    ("FLOWHISTORY_MEMORY_LIMIT", "1KB", "at least 16MB"),
+    ("FLOWHISTORY_MEMORY_LIMIT", "512", "memory size"),
+    ("FLOWHISTORY_CHECKPOINT_THRESHOLD", "huge", "byte size"),
+    ("FLOWHISTORY_THREADS", "-1", "greater than or equal to 1"),
+    ("FLOWHISTORY_THREADS", "0", "greater than or equal to 1"),
+]
+
+
+def refused(done_stderr: str, *parts: str) -> str:
+    line = one_error_line(done_stderr)
+    for part in parts:
+        assert part in line, line
+    assert "Traceback" not in line and "Value error" not in line, line
+    return line
+
+
+# -- 1. DuckDB sizes and threads ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("variable", "value", "why"), BAD_DUCKDB_SETTINGS)
+def test_a_bad_duckdb_setting_is_refused_by_every_command(
+    tmp_path: Path, variable: str, value: str, why: str
+) -> None:
+    done = invoke("users", "list", "--db", str(tmp_path / "s.duckdb"), env={variable: value})
+    assert done.exit_code == 2, (done.output, done.exception)
+    assert isinstance(done.exception, SystemExit), done.exception
+    refused(done.stderr, f"{variable}={value}:", why)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_sql_memory_limit_stops_the_sql_command_not_its_query(tmp_path: Path) -> None:
+    """`flowhistory sql 'select 1'` was a traceback: DuckDB's "Memory must have a number"."""
+    done = invoke(
+        "sql", "select 1", "--db", str(tmp_path / "s.duckdb"), env={"FLOWHISTORY_SQL_MEMORY_LIMIT": "zzz"}
+    )
+    assert done.exit_code == 2, (done.output, done.exception)
+    refused(done.stderr, "FLOWHISTORY_SQL_MEMORY_LIMIT=zzz:", "512MB")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FLOWHISTORY_MEMORY_LIMIT", "banana"),
+        ("FLOWHISTORY_CHECKPOINT_THRESHOLD", "huge"),
+        ("FLOWHISTORY_THREADS", "-1"),
+    ],
+)
+def test_serve_refuses_a_bad_duckdb_setting_in_one_line(tmp_path: Path, variable: str, value: str) -> None:
+    db = tmp_path / "s.duckdb"
+    done = subprocess_cli("serve", "--db", str(db), "--port", str(free_port()), env={variable: value})
+    assert done.returncode == 2, done.stderr
+    refused(done.stderr, f"{variable}={value}:")
+    assert not db.exists()
+
+
+# -- 2. list settings ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["FLOWHISTORY_ADMIN_USER_IDS", "FLOWHISTORY_ALERT_WEBHOOK_ALLOW"])
+def test_a_list_setting_may_be_comma_separated(tmp_path: Path, variable: str) -> None:
+    done = invoke("users", "list", "--db", str(tmp_path / "s.duckdb"), env={variable: "bob"})
+    assert done.exit_code == 1, (done.output, done.exception)  # past the settings: no store there
+    assert "there is no store" in one_error_line(done.stderr)
+
+
+@pytest.mark.parametrize("variable", ["FLOWHISTORY_ADMIN_USER_IDS", "FLOWHISTORY_ALERT_WEBHOOK_ALLOW"])
+def test_a_list_setting_in_broken_json_is_one_line(tmp_path: Path, variable: str) -> None:
+    done = invoke("users", "list", "--db", str(tmp_path / "s.duckdb"), env={variable: '["bob"'})
+    assert done.exit_code == 2, (done.output, done.exception)
+    refused(done.stderr, variable, "JSON list")
+
+
+def test_a_value_pydantic_settings_cannot_decode_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any other complex setting a later change adds without the comma form: pydantic-settings
+    raises a SettingsError (not a ValidationError), which was a 100-line traceback."""
+
+    class WithAJsonSetting(Settings):
+        extra_map: dict[str, int] = Field(default_factory=dict)
+
+    monkeypatch.setattr(common, "Settings", WithAJsonSetting)
+    done = invoke("users", "list", "--db", str(tmp_path / "s.duckdb"), env={"FLOWHISTORY_EXTRA_MAP": "a=1"})
+    assert done.exit_code == 2, (done.output, done.exception)
+    line = refused(done.stderr, "FLOWHISTORY_EXTRA_MAP: cannot be read")
+    assert "a=1" not in line  # the value is not echoed (it could be a secret)
+
+
+# -- 3. list limits --------------------------------------------------------------------------------------
+
+
+def test_a_list_default_above_the_max_is_refused(tmp_path: Path) -> None:
+    done = invoke(
+        "users", "list", "--db", str(tmp_path / "s.duckdb"), env={"FLOWHISTORY_LIST_LIMIT_DEFAULT": "900"}
+    )
+    assert done.exit_code == 2, (done.output, done.exception)
+    refused(done.stderr, "FLOWHISTORY_LIST_LIMIT_DEFAULT (900)", "FLOWHISTORY_LIST_LIMIT_MAX (500)")
+    env = {"FLOWHISTORY_LIST_LIMIT_DEFAULT": "900", "FLOWHISTORY_LIST_LIMIT_MAX": "1000"}
+    assert invoke("users", "list", "--db", str(tmp_path / "s.duckdb"), env=env).exit_code == 1  # no store
+
+
+# -- 4. the metrics port -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"FLOWHISTORY_METRICS_PORT": "8080"}, {"FLOWHISTORY_PORT": "9100", "FLOWHISTORY_METRICS_PORT": "9100"}],
+)
+def test_a_metrics_port_equal_to_the_port_is_refused(tmp_path: Path, env: dict[str, str]) -> None:
+    done = invoke("users", "list", "--db", str(tmp_path / "s.duckdb"), env=env)
+    assert done.exit_code == 2, (done.output, done.exception)
+    refused(done.stderr, "FLOWHISTORY_METRICS_PORT", "FLOWHISTORY_PORT", env["FLOWHISTORY_METRICS_PORT"])
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port another process (here: a listening socket) holds."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield int(held.getsockname()[1])
+
+
+def test_serve_with_a_busy_metrics_port_says_so_in_one_line(tmp_path: Path, busy_port: int) -> None:
+    db = tmp_path / "s.duckdb"
+    done = subprocess_cli(
+        "serve", "--db", str(db), "--port", str(free_port()), env={"FLOWHISTORY_METRICS_PORT": str(busy_port)}
+    )
+    assert done.returncode != 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    said = [line for line in done.stderr.splitlines() if f"FLOWHISTORY_METRICS_PORT={busy_port}" in line]
+    assert len(said) == 1 and "in use" in said[0], done.stderr
+    assert not (tmp_path / "server.json").exists()
+
+
+def test_serve_port_option_equal_to_the_metrics_port(tmp_path: Path) -> None:
+    """`serve --port` is not a setting Settings sees: the metrics server refuses it when it starts,
+    before it bound the port the API then failed to bind "as if another process held it"."""
+    port = free_port()
+    done = subprocess_cli(
+        "serve",
+        "--db",
+        str(tmp_path / "s.duckdb"),
+        "--port",
+        str(port),
+        env={"FLOWHISTORY_METRICS_PORT": str(port)},
+    )
+    assert done.returncode != 0, done.stderr
+    assert "Traceback" not in done.stderr and "address already in use" not in done.stderr.lower(), done.stderr
+    assert f"FLOWHISTORY_METRICS_PORT={port} is also the API's port" in done.stderr, done.stderr
