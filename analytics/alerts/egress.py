@@ -14,7 +14,7 @@ multicast, reserved, unspecified and documentation ranges, and IPv6 forms carryi
 IPv4 addresses (IPv4-mapped, IPv4-compatible, 6to4, NAT64). Decimal, octal and hex IPv4 spellings
 (`http://2130706433/`) are the same addresses: the URL parser and the resolver both read them so.
 
-The allow-list (`FLOWHISTORY_ALERT_WEBHOOK_ALLOW`, set by the admin) names hosts (matched
+The allow-list (`FLOWHISTORY_ALERT_WEBHOOK_ALLOW`, set by the admin: a JSON list or comma-separated) names hosts (matched
 exactly, case-insensitive: every address they resolve to is allowed), addresses or CIDR blocks.
 """
 
