@@ -7,7 +7,7 @@ import { LOCAL_ZONE, count, decimal, duration, money, percent, setZoneChoice, sh
 import { lineChart, partialBucket } from "../charts.js";
 import { fillSection, shared } from "../sections.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
-import { nodeName } from "../node_labels.js";
+import { nodeLabel, nodeName } from "../node_labels.js";
 
 const HOUR = 3600;
 const DAY = 86400;
@@ -86,6 +86,39 @@ function table(id, head, rows) {
 }
 
 const td = (v, num) => h("td", { class: num ? "num" : null }, v);
+
+// A table whose columns sort on a click (again: the other way), numbers biggest first: with
+// hundreds of nodes the one that fails was row 203 of a table in the API's order (total time).
+// `columns`: [label, numeric, value(item) to sort by, cell(item)]; `row(item, cells)` the <tr>.
+function sortableTable(id, columns, items, row) {
+  const tbody = h("tbody", {});
+  let by = -1;
+  let dir = 1;
+  const marks = columns.map(() => h("span", { "aria-hidden": "true" }));
+  const heads = columns.map(([label, num], i) => h("th", { scope: "col", class: num ? "num" : null },
+    h("button", { type: "button", class: "sort", "data-sort": String(i), onclick: () => sortBy(i) }, label, marks[i])));
+  const render = () => {
+    // nulls last either way
+    const key = (item) => columns[by][2](item);
+    const order = (a, b) => (key(a) == null ? 1 : key(b) == null ? -1 : dir * compare(key(a), key(b)));
+    const shown = by < 0 ? items : [...items].sort(order);
+    mount(tbody, ...shown.map((item) => row(item, columns.map((c) => c[3](item)))));
+    heads.forEach((th, i) => (i === by ? th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending") : th.removeAttribute("aria-sort")));
+    marks.forEach((m, i) => { m.textContent = i === by ? (dir === 1 ? " ▲" : " ▼") : ""; });
+  };
+  const sortBy = (i) => {
+    dir = i === by ? -dir : columns[i][1] ? -1 : 1; // a number first biggest, a name first A-Z
+    by = i;
+    render();
+  };
+  render();
+  return h("div", { class: "table-wrap" }, h("table", { id }, h("thead", {}, h("tr", {}, heads)), tbody));
+}
+
+function compare(a, b) {
+  if (a === b) return 0;
+  return typeof a === "string" ? a.localeCompare(b) : a - b;
+}
 
 // The trend's bucket width ("day", "6 hours", "1 week") in seconds: the charts' smallest tick
 // step, so day buckets get date ticks, never times of day between them.
@@ -180,10 +213,17 @@ export async function render(root, [flowId], ctx) {
   ].map(([label, value]) => h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value))));
 
   fill(nodes, () => get(`${base}/nodes${query(span)}`), (rows) => rows.length
-    ? table("nodes-table", [["Node"], ["Model"], ["Runs", 1], ["Failure rate", 1], ["p50", 1], ["p95", 1], ["Tokens in / out", 1], ["Cost / run", 1]],
-      rows.map((n) => h("tr", { "data-node": n.node_id }, td(nodeName(flow, n.node_id)), td(n.model || "—"), td(count(n.runs), 1),
-        td(percent(n.failure_rate), 1), td(duration(n.p50_ms), 1), td(duration(n.p95_ms), 1),
-        td(`${count(n.tokens_in)} / ${count(n.tokens_out)}${n.tokens_estimated ? " (est.)" : ""}`, 1), td(money(n.cost_per_run), 1))))
+    ? sortableTable("nodes-table", [
+      ["Node", 0, (n) => nodeLabel(flow, n.node_id), (n) => td(nodeName(flow, n.node_id))],
+      ["Model", 0, (n) => n.model, (n) => td(n.model || "—")],
+      ["Runs", 1, (n) => n.runs, (n) => td(count(n.runs), 1)],
+      ["Failure rate", 1, (n) => n.failure_rate, (n) => td(percent(n.failure_rate), 1)],
+      ["p50", 1, (n) => n.p50_ms, (n) => td(duration(n.p50_ms), 1)],
+      ["p95", 1, (n) => n.p95_ms, (n) => td(duration(n.p95_ms), 1)],
+      ["Tokens in / out", 1, (n) => (n.tokens_in ?? 0) + (n.tokens_out ?? 0),
+        (n) => td(`${count(n.tokens_in)} / ${count(n.tokens_out)}${n.tokens_estimated ? " (est.)" : ""}`, 1)],
+      ["Cost / run", 1, (n) => n.cost_per_run, (n) => td(money(n.cost_per_run), 1)],
+    ], rows, (n, cells) => h("tr", { "data-node": n.node_id }, ...cells))
     : empty("No node results in this range", ""));
 
   fill(failures, () => get(`${base}/failures${query({ ...span, limit: 20 })}`), (rows) => rows.length
