@@ -24,6 +24,7 @@ import pyarrow as pa
 from analytics.access.directory import FlowAcl
 from analytics.access.permissions import (
     FLOW_NOT_FOUND,
+    Grant,
     Viewer,
     readable_flow_ids,
     require_flow_access,
@@ -237,10 +238,17 @@ def list_accessible_flows(ctx: Context, viewer: Viewer) -> list[Flow]:
     return _read(ctx, readable_flow_ids(ctx.directory, viewer))
 
 
+def may_update(ctx: Context, viewer: Viewer, flow_id: str) -> Grant:
+    """Whether an update may be asked at all, in the contract's order: flows are ours (Open
+    WebUI mode: 409), the flow exists (404), the caller may write it (403). The route asks
+    before it reads the body, so a body that does not fit is not answered first."""
+    _ours(ctx)
+    return require_flow_access(ctx.directory, viewer, flow_id, write=True)
+
+
 def update_flow(ctx: Context, viewer: Viewer, flow_id: str, changes: dict[str, Any]) -> Flow:
     """Apply the given fields; omitted fields stay as they are."""
-    _ours(ctx)
-    grant = require_flow_access(ctx.directory, viewer, flow_id, write=True)
+    grant = may_update(ctx, viewer, flow_id)
     changes = {k: v for k, v in changes.items() if k in _EDITABLE}
     if "access_control" in changes:
         changes["access_control"] = validate_access_control(changes["access_control"])

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 
 from analytics.history import annotations as annotations_lib
 from analytics.history import compare, replay
-from api.dependencies import Ctx, CurrentUser
+from api.dependencies import Ctx, CurrentUser, FlowWritableFirst
 from api.json_body import JsonRoute
 from api.schemas.annotations import (
     AnnotationOut,
@@ -63,7 +63,7 @@ def get_annotation(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ct
     return annotations_lib.get_annotation(ctx, viewer, flow_id, execution_id, missing_ok=False)
 
 
-@router.put(_RUN + "/annotation", response_model=AnnotationOut)
+@router.put(_RUN + "/annotation", response_model=AnnotationOut, dependencies=[FlowWritableFirst])
 def put_annotation(
     flow_id: str, execution_id: str, body: AnnotationUpdate, viewer: CurrentUser, ctx: Ctx
 ) -> Any:

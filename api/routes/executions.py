@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from analytics.access.permissions import require_flow_access
 from analytics.core.clock import QueryTime
 from analytics.core.errors import NotFound
 from analytics.history import facets, ingest
@@ -42,12 +43,18 @@ router = APIRouter(prefix="/api/v1/flows", tags=["executions"], route_class=Json
 )
 async def save_execution(flow_id: str, request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Save one execution; answered after it is committed."""
+    # the contract's order: the flow exists, may be read, then the body (its 422) is looked at
+    try:
+        require_flow_access(ctx.directory, viewer, flow_id)
+    except NotFound:
+        # Open WebUI mode: a flow created there since the last read, whose first run the client
+        # saves at once (and never again): read Open WebUI now, off the event loop, and retry once
+        if not await run_in_threadpool(ctx.directory.refresh_for_miss, flow_id):
+            raise
     form = validate(ingest.ExecutionCreate, await read_json(request, mend=True))
     try:
         return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
-    except NotFound:  # for a new run, only its flow can be missing
-        # Open WebUI mode: a flow created there since the last read, whose first run the client
-        # saves at once (and never again): read Open WebUI now, off the event loop, and retry once
+    except NotFound:  # deleted since, or (Open WebUI mode) the flow the refresh above found
         if not await run_in_threadpool(ctx.directory.refresh_for_miss, flow_id):
             raise
         return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))

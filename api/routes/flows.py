@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from analytics.flows import registry as flows
 from api.dependencies import Ctx, CurrentUser
@@ -55,7 +55,12 @@ def get_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
     return flows.get_flow(ctx, viewer, flow_id)
 
 
-@router.post("/{flow_id}", response_model=FlowOut)
+async def _updatable(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> None:
+    """Before the body is validated (see flows.may_update)."""
+    flows.may_update(ctx, viewer, flow_id)
+
+
+@router.post("/{flow_id}", response_model=FlowOut, dependencies=[Depends(_updatable)])
 def update_flow(flow_id: str, form: FlowUpdate, viewer: CurrentUser, ctx: Ctx) -> Any:
     """Update a flow; omitted fields stay as they are."""
     return flows.update_flow(ctx, viewer, flow_id, form.changes())

@@ -1,0 +1,43 @@
+"""The contract's order on a write with a body: the flow exists (404), the caller may use it
+(403), and only then the body (422). A body that did not fit was answered first: a caller
+without access was told what it lacked, and one to a missing flow got a 422, where the same
+request with a good body answered 403 or 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.factories import World, bearer, make_execution
+
+
+def _requests(w: World, flow: str, run_id: str) -> dict[str, tuple[str, str, Any]]:
+    return {
+        "save a run": ("POST", f"/api/v1/flows/{flow}/executions", {"flow_id": flow, "status": "bogus"}),
+        "update the flow": ("POST", f"/api/v1/flows/{flow}", {"name": 7}),
+        "annotate a run": ("PUT", f"/api/v1/flows/{flow}/executions/{run_id}/annotation", {"rating": 5}),
+    }
+
+
+@pytest.mark.parametrize("what", ["save a run", "update the flow", "annotate a run"])
+def test_a_missing_flow_or_no_access_comes_before_a_bad_body(world: World, what: str) -> None:
+    run_id = world.post_run("owner", world.private)["id"]
+    method, path, body = _requests(world, world.private, run_id)[what]
+    r = world.client.request(method, path, json=body, headers=bearer("stranger"))
+    assert r.status_code == 403, (what, r.status_code, r.text)
+    method, path, body = _requests(world, "no-such-flow", run_id)[what]
+    r = world.client.request(method, path, json=body, headers=bearer("stranger"))
+    assert r.status_code == 404, (what, r.status_code, r.text)
+    method, path, body = _requests(world, world.private, run_id)[what]
+    r = world.client.request(method, path, json=body, headers=bearer("owner"))
+    assert r.status_code == 422, (what, r.status_code, r.text)  # the owner is told what is wrong
+
+
+def test_a_good_run_still_saves(world: World) -> None:
+    r = world.client.post(
+        f"/api/v1/flows/{world.private}/executions",
+        json=make_execution(world.private),
+        headers=bearer("owner"),
+    )
+    assert r.status_code == 200, r.text
