@@ -12,7 +12,7 @@ not the list of parameters the route reads.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from types import UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -23,22 +23,30 @@ from starlette.requests import Request
 from api.dependencies import current_user
 
 
-def declared(dependant: Any) -> frozenset[str]:
-    """The query parameter names `dependant` (a route's, with its dependencies') reads."""
-    names: set[str] = set()
+def _parameters(dependant: Any) -> Iterator[tuple[str, Any, tuple[str, ...]]]:
+    """Each query parameter `dependant` (a route's, with its dependencies') reads: its name, its
+    annotation and its other accepted names; a query parameter model's fields one by one."""
     pending = [dependant]
     while pending:
         current = pending.pop()
         for field in current.query_params:
-            names.add(field.alias)
             choices = field.field_info.validation_alias
-            if isinstance(choices, AliasChoices):
-                names.update(c for c in choices.choices if isinstance(c, str))
+            others = (
+                tuple(c for c in choices.choices if isinstance(c, str))
+                if isinstance(choices, AliasChoices)
+                else ()
+            )
             model = field.field_info.annotation
+            yield field.alias, model, others
             if isinstance(model, type) and issubclass(model, BaseModel):  # a query parameter model
-                names.update(f.alias or name for name, f in model.model_fields.items())
+                for name, f in model.model_fields.items():
+                    yield f.alias or name, f.annotation, ()
         pending.extend(current.dependencies)
-    return frozenset(names)
+
+
+def declared(dependant: Any) -> frozenset[str]:
+    """The query parameter names `dependant` (a route's, with its dependencies') reads."""
+    return frozenset(n for name, _, others in _parameters(dependant) for n in (name, *others))
 
 
 def _is_list(annotation: Any) -> bool:
@@ -56,20 +64,9 @@ def _is_list(annotation: Any) -> bool:
 
 def repeatable(dependant: Any) -> frozenset[str]:
     """The query parameter names `dependant` reads as lists (`?measures=a&measures=b`)."""
-    names: set[str] = set()
-    pending = [dependant]
-    while pending:
-        current = pending.pop()
-        for field in current.query_params:
-            model = field.field_info.annotation
-            if isinstance(model, type) and issubclass(model, BaseModel):
-                names.update(
-                    f.alias or name for name, f in model.model_fields.items() if _is_list(f.annotation)
-                )
-            elif _is_list(model):
-                names.add(field.alias)
-        pending.extend(current.dependencies)
-    return frozenset(names)
+    return frozenset(
+        n for name, kind, others in _parameters(dependant) if _is_list(kind) for n in (name, *others)
+    )
 
 
 def authenticates(dependant: Any) -> bool:
