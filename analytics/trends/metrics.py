@@ -84,6 +84,9 @@ class Measure(StrEnum):
     COST = "cost"
 
 
+_PERCENTILES = {Measure.P50_DURATION, Measure.P90_DURATION, Measure.P95_DURATION, Measure.P99_DURATION}
+
+
 # Aggregates over the base relation, whose columns are the same at both levels: per run
 # (executions) or per node run (group_by node or model). Null durations (nodes that reported
 # none) are left out of averages and percentiles.
@@ -665,7 +668,8 @@ def _run(
         previous_start=prev_start,
         group_by=query.group_by,
         tz=query.tz,
-        percentiles_approximate=rolled is not None,
+        # only a percentile is approximate from rollups: counts and sums are exact either way
+        percentiles_approximate=rolled is not None and any(m in _PERCENTILES for m in query.measures),
         tokens_estimated=any(bool(totals[(g, True)]["_est"]) for g in groups if (g, True) in totals),
         groups_truncated=truncated,
     )

@@ -5,7 +5,7 @@ duration, tokens, cost) and a histogram of run durations in logarithmic bins (ea
 GAMMA times wider than the one before, as in DDSketch). A percentile is read like DuckDB's
 `quantile_cont` (interpolated between the two nearest ranks), each rank's duration taken
 from its bin, so it is within `RELATIVE_ERROR` of the exact one. Trends say so:
-`percentiles_approximate` is true when rollups answered.
+`percentiles_approximate` is true when rollups answered a percentile.
 
 Freshness and correctness: days before `rolled_until` are rolled up, later days (today, and
 any day not yet rolled) are read from `executions` and binned on the fly. A write that changes

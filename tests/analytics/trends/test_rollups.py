@@ -157,6 +157,15 @@ def test_groups_and_weeks_from_rollups(ctx: Context, big: str, monkeypatch: pyte
                 assert g[name] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value)
 
 
+def test_an_answer_without_percentiles_is_not_said_to_be_approximate(ctx: Context, big: str) -> None:
+    """Counts and sums from rollups are exact: `percentiles_approximate` was true without any
+    percentile asked."""
+    query = _query(filter={"flow_id": {"any_": [big]}})
+    assert trends.metrics(ctx, ADMIN, query).percentiles_approximate
+    counts = _query(measures=["runs", "cost", "avg_duration"], filter={"flow_id": {"any_": [big]}})
+    assert not trends.metrics(ctx, ADMIN, counts).percentiles_approximate
+
+
 def test_live_days_late_imports_deletes_and_repricing_show_at_once(
     ctx: Context, big: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
