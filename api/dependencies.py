@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 
 from analytics.access.auth import authenticate
-from analytics.access.permissions import Viewer, require_flow_access
+from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied
 from analytics.jobs.runtime import Runtime
@@ -89,13 +89,3 @@ async def admin_user(viewer: CurrentUser) -> Viewer:
 
 
 AdminUser = Annotated[Viewer, Depends(admin_user)]
-
-
-async def flow_writable(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> None:
-    """For a route taking a body: the contract's order, the flow exists (404), then the caller
-    may write it (403), before the body is validated (a 422 told a caller without access
-    what the body lacked, where the same body answered 403 once valid)."""
-    require_flow_access(ctx.directory, viewer, flow_id, write=True)
-
-
-FlowWritableFirst = Depends(flow_writable)

@@ -135,6 +135,12 @@ def get_annotation(
     return found
 
 
+def may_annotate(ctx: Context, viewer: Viewer, flow_id: str) -> None:
+    """The contract's order before an annotation's body is read: the flow exists (NotFound),
+    the caller may write it (AccessDenied); the body's 422 comes after them."""
+    require_flow_access(ctx.directory, viewer, flow_id, write=True)
+
+
 def set_annotation(
     ctx: Context, viewer: Viewer, flow_id: str, execution_id: str, update: AnnotationUpdate | dict[str, Any]
 ) -> Annotation:

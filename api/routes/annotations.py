@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from analytics.history import annotations as annotations_lib
 from analytics.history import compare, replay
-from api.dependencies import Ctx, CurrentUser, FlowWritableFirst
+from api.dependencies import Ctx, CurrentUser
 from api.json_body import JsonRoute
 from api.schemas.annotations import (
     AnnotationOut,
@@ -63,7 +63,12 @@ def get_annotation(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ct
     return annotations_lib.get_annotation(ctx, viewer, flow_id, execution_id, missing_ok=False)
 
 
-@router.put(_RUN + "/annotation", response_model=AnnotationOut, dependencies=[FlowWritableFirst])
+async def _annotatable(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> None:
+    """Before the body is validated (see annotations.may_annotate)."""
+    annotations_lib.may_annotate(ctx, viewer, flow_id)
+
+
+@router.put(_RUN + "/annotation", response_model=AnnotationOut, dependencies=[Depends(_annotatable)])
 def put_annotation(
     flow_id: str, execution_id: str, body: AnnotationUpdate, viewer: CurrentUser, ctx: Ctx
 ) -> Any:

@@ -15,7 +15,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from analytics.access.permissions import require_flow_access
 from analytics.core.clock import QueryTime
 from analytics.core.errors import NotFound
 from analytics.history import facets, ingest
@@ -45,7 +44,7 @@ async def save_execution(flow_id: str, request: Request, viewer: CurrentUser, ct
     """Save one execution; answered after it is committed."""
     # the contract's order: the flow exists, may be read, then the body (its 422) is looked at
     try:
-        require_flow_access(ctx.directory, viewer, flow_id)
+        ingest.may_save(ctx, viewer, flow_id)
     except NotFound:
         # Open WebUI mode: a flow created there since the last read, whose first run the client
         # saves at once (and never again): read Open WebUI now, off the event loop, and retry once
