@@ -50,13 +50,9 @@ async def save_execution(flow_id: str, request: Request, viewer: CurrentUser, ct
         # saves at once (and never again): read Open WebUI now, off the event loop, and retry once
         if not await run_in_threadpool(ctx.directory.refresh_for_miss, flow_id):
             raise
+        ingest.may_save(ctx, viewer, flow_id)  # found now: its access, still before the body
     form = validate(ingest.ExecutionCreate, await read_json(request, mend=True))
-    try:
-        return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
-    except NotFound:  # deleted since, or (Open WebUI mode) the flow the refresh above found
-        if not await run_in_threadpool(ctx.directory.refresh_for_miss, flow_id):
-            raise
-        return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
+    return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
 
 
 @router.get("/{flow_id}/executions", response_model=list[ExecutionSummaryOut])
