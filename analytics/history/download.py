@@ -27,7 +27,7 @@ from analytics.access.permissions import Viewer
 from analytics.core.batch_formats import JSON_LINE, Format, encode
 from analytics.core.clock import file_stamp
 from analytics.core.context import Context
-from analytics.history.filters import ExecutionFilter, visible_clause, where
+from analytics.history.filters import Clause, ExecutionFilter, ready, visible_clause, where
 from analytics.history.scope import open_scope
 from analytics.history.search import ExecutionSort
 
@@ -116,12 +116,12 @@ def download_executions(
     batch_rows: int = BATCH_ROWS,
 ) -> Download:
     """Runs the caller may see that match `filter` (within `flow_id` when given), streamed."""
-    clauses = (filter or ExecutionFilter()).clauses()
     if flow_id is not None:
         scope = open_scope(ctx, viewer, flow_id, None, None)  # NotFound, then AccessDenied
-        where_sql, params = where((scope.sql, scope.params), *clauses)
+        visible: Clause = (scope.sql, scope.params)
     else:
-        where_sql, params = where(visible_clause(ctx.directory, viewer), *clauses)
+        visible = visible_clause(ctx.directory, viewer)
+    where_sql, params = where(visible, *ready(ctx.store, filter, visible).clauses())
     column, direction = sort.value.lstrip("-"), "DESC" if sort.value.startswith("-") else "ASC"
     order = f"ORDER BY {column} {direction}, id {direction}"
     stamp = file_stamp()

@@ -10,17 +10,19 @@ all flows the caller may read).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, StrictBool, field_validator
 
 from analytics.access.directory import Directory
 from analytics.access.permissions import Viewer, grant_for
 from analytics.core.clock import UtcTime, naive_utc
 from analytics.core.errors import AccessDenied, InvalidInput
 from analytics.core.numbers import Count, not_bool
+from analytics.core.store import Connection, Store
+from analytics.history.error_signature import MAX_SIGNATURE, signature_clause
+from analytics.history.error_signature import Clause as Clause  # where every query's clauses are typed
 
-Clause = tuple[str, list[Any]]
 _META_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 # The text of a run's errors: every string value in `errors`, at any depth (`{"global": msg}`,
@@ -63,6 +65,11 @@ class AllOf(_Leaf):
     all_: list[str] = Field(min_length=1, max_length=50)
 
 
+class Signature(_Leaf):
+    node_id: str = Field(min_length=1, max_length=500, description='the node; "global" for a run-level error')
+    equals_: str = Field(min_length=1, max_length=MAX_SIGNATURE, description="a `signature` of /failures")
+
+
 _INLINE_VALUES = 32
 
 
@@ -85,10 +92,17 @@ class ExecutionFilter(BaseModel):
     )
     model: AnyOf | None = Field(default=None, description="runs with a node using any of these models")
     error: Contains | None = None
+    error_signature: Signature | None = Field(
+        default=None,
+        description="runs whose error at this node has this failure signature: the runs a /failures"
+        " count counts",
+    )
     tags: AllOf | None = Field(default=None, description="runs carrying all of these tags")
     has_note: StrictBool | None = None  # "yes" is not true
     rating: Annotated[Literal[-1, 1], BeforeValidator(not_bool)] | None = None  # true is not 1
     meta: dict[str, str] | None = Field(default=None, description="meta key = value, all must match")
+    # the SQL of `error_signature`, read from the store by `resolved` (it needs the messages)
+    _signature: Clause | None = PrivateAttr(default=None)
 
     @field_validator("status")
     @classmethod
@@ -116,6 +130,19 @@ class ExecutionFilter(BaseModel):
             raise InvalidInput(
                 "filter.execution_time: ge_ must not be greater than le_", field="execution_time"
             )
+
+    def resolved(self, c: Connection, visible: Clause) -> ExecutionFilter:
+        """This filter ready for `clauses`: a signature names messages only the store knows, so
+        those of the runs `visible` and the other fields admit are read and normalised here."""
+        if self.error_signature is None or self._signature is not None:
+            return self
+        others = self.model_copy(update={"error_signature": None})
+        match = self.error_signature
+        ready = self.model_copy()
+        ready._signature = signature_clause(
+            c, where(visible, *others.clauses()), match.node_id, match.equals_
+        )
+        return ready
 
     def clauses(self) -> list[Clause]:
         self.check()
@@ -157,6 +184,10 @@ class ExecutionFilter(BaseModel):
             out.append(("list_has_any([n.model FOR n IN nodes], ?::VARCHAR[])", [self.model.any_]))
         if self.error is not None:
             out.append(error_clause(self.error.contains_))
+        if self.error_signature is not None:
+            if self._signature is None:
+                raise RuntimeError("an error_signature filter is compiled after `resolved`")
+            out.append(self._signature)
         for key, value in (self.meta or {}).items():
             out.append(("json_extract_string(meta, ?) = ?", [f'$."{key}"', value]))
         annotated = "id {} (SELECT execution_id FROM execution_annotations WHERE {})"
@@ -169,6 +200,14 @@ class ExecutionFilter(BaseModel):
         if self.rating is not None:
             out.append((annotated.format("IN", "rating = ?"), [self.rating]))
         return out
+
+
+def ready(store: Store, filter: ExecutionFilter | None, visible: Clause) -> ExecutionFilter:
+    """`filter` (none: an empty one) ready for `clauses` over the runs `visible` admits."""
+    f = filter or ExecutionFilter()
+    if f.error_signature is None:
+        return f
+    return store.read(lambda c: f.resolved(c, visible))
 
 
 def error_clause(needle: str) -> Clause:

@@ -20,7 +20,7 @@ from analytics.core.errors import FlowHistoryError, InvalidInput, NotFound
 from analytics.core.store import Connection
 from analytics.history import changes
 from analytics.history.counters import Stats, whole_ms_mean
-from analytics.history.filters import ExecutionFilter, where
+from analytics.history.filters import ExecutionFilter, ready, where
 from analytics.history.pagination import Page, Position, decode_cursor, encode_cursor
 from analytics.history.scope import flow_scope
 
@@ -251,7 +251,7 @@ def get_stats(ctx: Context, viewer: Viewer, flow_id: str, filter: ExecutionFilte
     """
     grant = require_flow_access(ctx.directory, viewer, flow_id)
     narrowed = filter.model_copy(update={"flow_id": None}) if filter is not None else None
-    clauses = narrowed.clauses() if narrowed is not None else []
+    clauses = ready(ctx.store, narrowed, flow_scope(grant)).clauses()
     if not clauses:
         return ctx.counters.stats(flow_id, only_user=grant.only_user)
     sql, params = where(flow_scope(grant), *clauses)

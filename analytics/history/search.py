@@ -15,7 +15,7 @@ from typing import Any
 from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput, NotFound
-from analytics.history.filters import ExecutionFilter, visible_clause, where
+from analytics.history.filters import Clause, ExecutionFilter, ready, visible_clause, where
 from analytics.history.first_error import first_errors
 from analytics.history.pagination import Page, decode_key, encode_key, from_micros, micros
 from analytics.history.runs import ROW_COLUMNS, Execution, ExecutionRow, get_execution
@@ -75,9 +75,7 @@ def search_executions(
     if not 1 <= limit <= cap:
         raise InvalidInput(f"limit must be between 1 and {cap}", field="limit")
     column, direction = _ORDER[sort]
-    base_sql, base_params = where(
-        visible_clause(ctx.directory, viewer), *(filter or ExecutionFilter()).clauses()
-    )
+    base_sql, base_params = _where(ctx, viewer, filter)
     sql, params = base_sql, list(base_params)
     if cursor is not None:
         value, row_id = decode_key(cursor, sort=sort.value)
@@ -121,8 +119,13 @@ def search_executions(
     return Page(items, next_cursor, total)
 
 
+def _where(ctx: Context, viewer: Viewer, filter: ExecutionFilter | None) -> Clause:
+    visible = visible_clause(ctx.directory, viewer)
+    return where(visible, *ready(ctx.store, filter, visible).clauses())
+
+
 def count_executions(ctx: Context, viewer: Viewer, *, filter: ExecutionFilter | None = None) -> int:
-    sql, params = where(visible_clause(ctx.directory, viewer), *(filter or ExecutionFilter()).clauses())
+    sql, params = _where(ctx, viewer, filter)
     return int(
         ctx.store.read(
             lambda c: c.execute(f"SELECT count(*) FROM executions WHERE {sql}", params).fetchall()

@@ -731,7 +731,10 @@ def metrics(ctx: Context, viewer: Viewer, query: MetricsQuery) -> MetricsResult:
     small = _is_small(ctx, query)
 
     def run(c: Connection) -> MetricsResult:
-        return _run(c, query, visible, query.step(), small, big)
+        ready = query
+        if query.filter is not None and query.filter.error_signature is not None:
+            ready = query.model_copy(update={"filter": query.filter.resolved(c, visible)})
+        return _run(c, ready, visible, query.step(), small, big)
 
     # rollups, their dirty list and the live rows must describe one moment
     return ctx.store.read(in_snapshot(run) if big is not None else run)

@@ -221,15 +221,18 @@ def test_day_buckets_have_date_ticks_that_do_not_overlap(
             _close(page)
 
 
-# 5. A failure signature's link searches the same period
+# 5. A failure signature's link searches the same period, and every message of the signature
 
 
 def test_signature_link_finds_as_many_runs_as_its_count(page: Any, shot: Any, api: Api) -> None:
     flow_id = api.create_flow("signature-period")
     now = datetime.now(UTC)
-    error = "vector store refused: quota exhausted for index e2e-signature"
-    recent = [_run(flow_id, now - timedelta(hours=2 + 3 * i), "error", error) for i in range(40)]
-    older = [_run(flow_id, now - timedelta(days=10, hours=3 * i), "error", error) for i in range(20)]
+    # one signature, "... after <n> retries ...", in 40 texts: Search by the latest text found 1
+    error = "vector store refused after {} retries: quota exhausted for index e2e-signature"
+    recent = [_run(flow_id, now - timedelta(hours=2 + 3 * i), "error", error.format(i)) for i in range(40)]
+    older = [
+        _run(flow_id, now - timedelta(days=10, hours=3 * i), "error", error.format(i)) for i in range(20)
+    ]
     api.batch(recent + older)
     sign_in(page, api.key)
     page.goto("/#/?period=7d")
@@ -239,7 +242,17 @@ def test_signature_link_finds_as_many_runs_as_its_count(page: Any, shot: Any, ap
     row.get_by_role("link").click()
     expect(page.locator("#search-summary")).to_have_text("Showing 40 of 40 runs")
     expect(page.locator("#search-after")).not_to_have_value("")
+    expect(page.locator("#search-signature_node")).to_have_value("model_1")
+    expect(page.locator("#search-signature")).to_have_value(
+        "vector store refused after <n> retries: quota exhausted for index e2e-signature"
+    )
     shot("search")
+    # the flow's own failures table links the same way, over its range (7 days by default)
+    page.goto(f"/#/flows/{flow_id}/analytics")
+    link = page.locator("#failures-table tbody tr").first.get_by_role("link")
+    expect(link).to_contain_text("after <n> retries")
+    link.click()
+    expect(page.locator("#search-summary")).to_have_text("Showing 40 of 40 runs")
 
 
 # 6. Analytics of a range without runs: the empty state only

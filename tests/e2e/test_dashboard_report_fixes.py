@@ -139,7 +139,7 @@ def test_signature_link_finds_the_runs_it_counts(page: Any, shot: Any, api: Api,
     expect(row).to_have_count(1)
     expect(row.locator("td").nth(3)).to_have_text(str(AT_MODEL_2))
     row.get_by_role("link").click()
-    expect(page.locator("#search-failed_node")).to_have_value("model_2")
+    expect(page.locator("#search-signature_node")).to_have_value("model_2")
     expect(page.locator("#search-summary")).to_have_text(f"Showing {AT_MODEL_2} of {AT_MODEL_2} runs")
     # search by error text shows the error, its node first
     errors = page.locator('#search-table td[data-col="error"]')

@@ -8,6 +8,7 @@ import { lineChart, partialBucket } from "../charts.js";
 import { fillSection, shared } from "../sections.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
 import { nodeLabel, nodeName } from "../node_labels.js";
+import { signatureSearch } from "./search.js";
 
 const HOUR = 3600;
 const DAY = 86400;
@@ -228,7 +229,7 @@ export async function render(root, [flowId], ctx) {
 
   fill(failures, () => get(`${base}/failures${query({ ...span, limit: 20 })}`), (rows) => rows.length
     ? table("failures-table", [["Node"], ["Signature"], ["Count", 1], ["Last seen"], ["Trend"]],
-      rows.map((f) => h("tr", { "data-node": f.node_id }, td(nodeName(flow, f.node_id)), td(h("span", { class: "mono", title: f.example }, f.signature)),
+      rows.map((f) => h("tr", { "data-node": f.node_id }, td(nodeName(flow, f.node_id)), td(h("a", { class: "mono", title: f.example, href: signatureSearch(flowId, f, start, end) }, f.signature)),
         td(count(f.count), 1), td(timestamp(f.last_seen)), td(f.trend))))
     : empty("No failures in this range", "Every run in this range succeeded or was aborted."));
 

@@ -3,8 +3,9 @@
 // regressions, failure rate up sharply) marked with a symbol and a word, never colour alone.
 import { enc, get, post, query } from "../api.js";
 import { empty, h, mount } from "../dom.js";
-import { count, cut, decimal, duration, fieldValue, inZone, money, percent, shortVersion, timestamp } from "../format.js";
+import { count, decimal, duration, inZone, money, percent, shortVersion, timestamp } from "../format.js";
 import { OPERATORS, measured, thresholdText } from "./alert_words.js";
+import { signatureSearch } from "./search.js";
 
 const PERIODS = { "24h": [86400, "hour", "24 hours"], "7d": [7 * 86400, "day", "7 days"], "30d": [30 * 86400, "day", "30 days"] };
 // "Failure rate up sharply": at least this many percentage points more than the period before,
@@ -174,21 +175,11 @@ export async function render(root, _args, ctx) {
       ? table("signatures-table", ["Flow", "Node", "Signature", "Count", "Trend"], signatures.map(({ flow, s }) => h("tr", {},
         h("td", {}, flow.name),
         h("td", { class: "mono" }, s.node_id),
-        h("td", {}, h("a", { href: signatureSearch(flow, s, start, end) }, s.signature)),
+        h("td", {}, h("a", { href: signatureSearch(flow.id, s, start.getTime() / 1000, end.getTime() / 1000) }, s.signature)),
         h("td", { class: "num" }, count(s.count)),
         h("td", {}, s.trend))))
       : empty("No failures", `No run failed in the last ${label}.`),
   );
-}
-
-// The runs behind a signature's count: same flow, the node that failed, error text and period
-// (Search's From/Until, in the zone its fields are read in), so Search finds the runs the count
-// counts. A run-level error's signature is under node "global", which no run has as a node.
-function signatureSearch(flow, s, start, end) {
-  return `#/search${query({
-    flow: flow.id, failed_node: s.node_id === "global" ? null : s.node_id, error: cut(s.example, 200), status: "error",
-    after: fieldValue(start.getTime() / 1000), before: fieldValue(end.getTime() / 1000),
-  })}`;
 }
 
 function flowRow(r, bucket, label) {

@@ -1,9 +1,9 @@
 // Search across every flow the user may read. The form's fields are the search API's filters and
 // live in the URL (#/search?status=error&error=timeout...): a reload or a shared link gives the
 // same results.
-import { enc, get, post } from "../api.js";
+import { enc, get, post, query } from "../api.js";
 import { empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, clip, count, duration, fieldToIso, inZone, money, shortId, shortVersion, timestamp, tokens } from "../format.js";
+import { badge, clip, count, duration, fieldToIso, fieldValue, inZone, money, shortId, shortVersion, timestamp, tokens } from "../format.js";
 
 const PAGE = 50;
 const ERROR_CHARS = 80; // the list shows this much of a message; its tooltip has all of it
@@ -18,6 +18,8 @@ const FIELDS = [
   ["min_ms", "Min duration (ms)", "number"],
   ["max_ms", "Max duration (ms)", "number"],
   ["error", "Error text contains", "search"],
+  ["signature", "Failure signature", "text"],
+  ["signature_node", "Signature's node (empty: the run's own error)", "text"],
   ["version", "Flow version", "text"],
   ["model", "Model", "text"],
   ["user", "User", "text"],
@@ -50,6 +52,8 @@ export function filterFrom(params) {
     f.execution_time = { ge_: p("min_ms") ? Number(p("min_ms")) : null, le_: p("max_ms") ? Number(p("max_ms")) : null };
   }
   if (p("error")) f.error = { contains_: p("error") };
+  if (p("signature")) f.error_signature = { node_id: p("signature_node") || "global", equals_: p("signature") };
+  else if (p("signature_node")) throw new Error("Signature's node: give the failure signature too");
   if (p("version")) f.flow_version = { any_: list(p("version")) };
   if (p("model")) f.model = { any_: list(p("model")) };
   if (p("user")) f.user_id = { any_: list(p("user")) };
@@ -64,6 +68,15 @@ export function filterFrom(params) {
     }
   }
   return f;
+}
+
+// The runs behind a failure signature's count (a row of /failures): same flow, node, signature
+// and period (Search's From/Until, in the zone its fields are read in). Epoch seconds.
+export function signatureSearch(flowId, s, start, end) {
+  return `#/search${query({
+    flow: flowId, signature: s.signature, signature_node: s.node_id === "global" ? null : s.node_id,
+    after: fieldValue(start), before: fieldValue(end),
+  })}`;
 }
 
 // A run's first error, "node: message", shortened; the whole text in the tooltip.
