@@ -409,7 +409,10 @@ def local_reader(
             else:
                 yield _rendered(rel, target).to_arrow_reader(batch_rows)
         except (duckdb.Error, pa.ArrowException, MemoryError, OSError) as exc:
-            if isinstance(exc, OSError) and not is_out_of_memory(exc):
+            # the caller's own OSError (a file it writes to: ENOSPC) carries an errno; DuckDB's
+            # error met while reading on (a late `error()` or cast) crosses Arrow's stream as an
+            # OSError without one, and is the query's fault as it would have been up front
+            if isinstance(exc, OSError) and exc.errno is not None and not is_out_of_memory(exc):
                 raise
             raise _refusal(conn, exc, fired, timeout_s, limits) from exc
 

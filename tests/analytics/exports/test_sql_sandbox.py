@@ -13,6 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from analytics.core.batch_formats import Format
+from analytics.exports import sql_sandbox
 from analytics.exports.sql_sandbox import Limits, SqlOutOfMemory, SqlRefused, SqlTimedOut, run_sql
 from tests.analytics.exports.conftest import Exported
 
@@ -173,3 +175,24 @@ def test_memory_limit_holds(exported: Exported) -> None:
 
 def test_missing_export_is_a_clear_refusal(tmp_path: Path) -> None:
     assert "no export" in _refused(tmp_path / "nothing", "SELECT 1")
+
+
+LATE = [
+    "SELECT CASE WHEN range = 5000 THEN error('late') ELSE range END AS v FROM range(10000)",
+    "SELECT (CASE WHEN range = 3000 THEN 'x' ELSE range::VARCHAR END)::INT AS v FROM range(10000)",
+]
+
+
+@pytest.mark.parametrize("sql", LATE, ids=["error", "cast"])
+def test_an_error_met_after_the_first_rows_is_refused_not_a_crash(
+    exported: Exported, tmp_path: Path, sql: str
+) -> None:
+    """DuckDB's error after the first batch crosses Arrow's stream as an errno-less OSError: it
+    was taken for the caller's own and came out as a 500 (and a traceback from the CLI)."""
+    with pytest.raises(SqlRefused) as info:
+        run_sql(exported.root, sql, limit=10000, timeout_s=60)
+    assert "late" in info.value.detail or "Conversion Error" in info.value.detail
+    with pytest.raises(SqlRefused):
+        sql_sandbox.write_sql(exported.root, sql, tmp_path / "out.csv", Format.CSV, timeout_s=60)
+    assert not (tmp_path / "out.csv").exists()
+    assert run_sql(exported.root, "SELECT 42 AS x").table.to_pylist() == [{"x": 42}]  # the worker serves on
