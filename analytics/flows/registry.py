@@ -401,9 +401,16 @@ def copy_name(name: str) -> str:
     return f"{name[: NAME_MAX - len(_COPY)]}{_COPY}"
 
 
+def may_duplicate(ctx: Context, viewer: Viewer, flow_id: str) -> None:
+    """Whether a copy may be asked at all, in the contract's order (409 in Open WebUI mode, 404,
+    403), before the route reads the body: a name that does not fit is not answered first."""
+    _ours(ctx)
+    require_flow_access(ctx.directory, viewer, flow_id)
+
+
 def duplicate_flow(ctx: Context, viewer: Viewer, flow_id: str, name: str | None = None) -> Flow:
     """A private copy owned by the caller (the peer ignored `name` and made the copy public)."""
-    _ours(ctx)
+    may_duplicate(ctx, viewer, flow_id)
     source = get_flow(ctx, viewer, flow_id)
     return create_flow(
         ctx,

@@ -73,7 +73,12 @@ def delete_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
     return True
 
 
-@router.post("/{flow_id}/duplicate", response_model=FlowOut)
+async def _duplicable(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> None:
+    """Before the body is validated (see flows.may_duplicate)."""
+    flows.may_duplicate(ctx, viewer, flow_id)
+
+
+@router.post("/{flow_id}/duplicate", response_model=FlowOut, dependencies=[Depends(_duplicable)])
 def duplicate_flow(flow_id: str, viewer: CurrentUser, ctx: Ctx, form: DuplicateForm | None = None) -> Any:
     """Copy a flow the caller may read; the copy is theirs and private, named `name` if given."""
     return flows.duplicate_flow(ctx, viewer, flow_id, form.name if form else None)

@@ -17,10 +17,11 @@ def _requests(w: World, flow: str, run_id: str) -> dict[str, tuple[str, str, Any
         "save a run": ("POST", f"/api/v1/flows/{flow}/executions", {"flow_id": flow, "status": "bogus"}),
         "update the flow": ("POST", f"/api/v1/flows/{flow}", {"name": 7}),
         "annotate a run": ("PUT", f"/api/v1/flows/{flow}/executions/{run_id}/annotation", {"rating": 5}),
+        "duplicate the flow": ("POST", f"/api/v1/flows/{flow}/duplicate", {"name": ""}),
     }
 
 
-@pytest.mark.parametrize("what", ["save a run", "update the flow", "annotate a run"])
+@pytest.mark.parametrize("what", ["save a run", "update the flow", "annotate a run", "duplicate the flow"])
 def test_a_missing_flow_or_no_access_comes_before_a_bad_body(world: World, what: str) -> None:
     run_id = world.post_run("owner", world.private)["id"]
     method, path, body = _requests(world, world.private, run_id)[what]
