@@ -215,6 +215,9 @@ class Settings(BaseSettings):
     # answers 503 rather than trusting it (a user deleted or demoted there keeps no access
     # for longer); never less than three polls (analytics/access/auth.py)
     openwebui_max_stale_s: float = Field(default=300.0, gt=0)
+    # how long a read of Open WebUI's PostgreSQL (or the import's connect) may take before it
+    # fails: a stalled connection is dropped and the next poll opens another
+    openwebui_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     # Whether Open WebUI's API keys (`user.api_key`) are accepted when Open WebUI's saved config
     # has no `auth.api_key.enable` (it then follows its ENABLE_API_KEY, default true): set it
     # to the same value as Open WebUI's ENABLE_API_KEY. flowhistory's own keys are not affected.

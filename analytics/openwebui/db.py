@@ -3,6 +3,12 @@
 flowhistory never writes there: SQLite is opened with the `mode=ro` URI, PostgreSQL with
 `default_transaction_read_only=on`, so even a bug here cannot change Open WebUI's data.
 
+A PostgreSQL connection gives up on a server that does not answer: libpq's `connect_timeout`
+and TCP keepalives (a host gone without a word), and a deadline on every read, past which the
+socket is shut so the read fails at once (a peer that stalls mid-answer, which keepalives do not
+see). Without them one stalled connection held the poller, and every request got a 503, until the
+kernel dropped it (15 minutes, or never).
+
 A SQLite connection stays on the file it opened, also once another file takes its path (a
 restore from backup, an atomic replace): every read first compares the path's (st_dev, st_ino)
 with the opened file's (a stat, microseconds) and opens the new file when they differ.
@@ -10,22 +16,45 @@ with the opened file's (a stat, microseconds) and opens the new file when they d
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import sqlite3
+import threading
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import orjson
 
 from analytics.core.errors import InvalidInput
 from analytics.core.json_text import loads_mended
 
+# libpq's keepalives: a host gone without a word (no RST) is given up ~25 s after it went quiet
+_KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+}
+
+
+def with_timeouts(url: str, timeout_s: float) -> str:
+    """A PostgreSQL URL with libpq's `connect_timeout` (whole seconds, at least 2, as libpq reads
+    it) and keepalives added, where the URL does not set them itself."""
+    parts = urlsplit(url)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    added = {"connect_timeout": str(max(2, round(timeout_s))), **_KEEPALIVES}
+    params = {**{k: v for k, v in added.items() if k not in params}, **params}
+    return urlunsplit(parts._replace(query=urlencode(params)))
+
 
 class WebUIDatabase:
-    """One read-only connection; `rows` answers plain tuples, JSON columns decoded by `json`."""
+    """One read-only connection; `rows` answers plain tuples, JSON columns decoded by `json`.
+    A PostgreSQL read that takes longer than `timeout_s` fails (the connection is dropped)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         self.url = url
+        self.timeout_s = timeout_s
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         self._conn: Any = None
         self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the SQLite file opened
@@ -34,7 +63,11 @@ class WebUIDatabase:
         if self.postgres:
             import psycopg
 
-            return psycopg.connect(self.url, autocommit=True, options="-c default_transaction_read_only=on")
+            return psycopg.connect(
+                with_timeouts(self.url, self.timeout_s),
+                autocommit=True,
+                options="-c default_transaction_read_only=on",
+            )
         if not self.url.startswith("sqlite:///"):
             raise InvalidInput(
                 "openwebui_db must be sqlite:////path/webui.db or postgresql://...", field="openwebui_db"
@@ -62,13 +95,27 @@ class WebUIDatabase:
             self.close()
         if self._conn is None:
             self._conn = self._connect()
+        conn, fired = self._conn, threading.Event()
+        deadline = threading.Timer(self.timeout_s, _shut, [conn, fired]) if self.postgres else None
+        if deadline is not None:
+            deadline.daemon = True
+            deadline.start()
         try:
-            cur = self._conn.execute(sql)
+            cur = conn.execute(sql)
             rows = cur.fetchall()
-        except Exception:
-            if not keep_connection:
+        except Exception as exc:
+            if not keep_connection or fired.is_set():
                 self.close()
+            if fired.is_set():
+                raise TimeoutError(
+                    f"Open WebUI's database did not answer a read within {self.timeout_s:g} s"
+                ) from exc
             raise
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+        if fired.is_set():  # shut just as the answer came: the rows stand, the connection does not
+            self.close()
         if self.postgres:
             return list(rows)
         # SQLite keeps any value in any column: bytes (a BLOB) where text goes read as text, as a
@@ -87,6 +134,27 @@ class WebUIDatabase:
 def _text(raw: bytes) -> str:
     """SQLite keeps any bytes in a TEXT column; those that are not UTF-8 read with U+FFFD."""
     return raw.decode("utf-8", "replace")
+
+
+def missing_column(exc: BaseException) -> bool:
+    """The read failed because a column it names is not there (PostgreSQL's SQLSTATE 42703,
+    SQLite's "no such column"), not because the database could not answer it now."""
+    if getattr(exc, "sqlstate", None) == "42703":
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("no such column")
+
+
+def _shut(conn: Any, fired: threading.Event) -> None:
+    """Shut a PostgreSQL connection's socket from another thread: the read blocked on it sees
+    the end of the stream and fails now. A duplicate of the descriptor is shut and closed, so the
+    connection's own descriptor is never closed under it."""
+    fired.set()
+    try:
+        fd = os.dup(conn.pgconn.socket)
+    except Exception:  # already closed
+        return
+    with socket.socket(fileno=fd) as sock, contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _identity(path: str) -> tuple[int, int] | None:

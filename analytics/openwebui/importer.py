@@ -84,7 +84,7 @@ from analytics.flows.registry import NAME_MAX
 from analytics.history.counters import Counters, Recount
 from analytics.history.node_facts_columnar import facts_into
 from analytics.history.preparing import PREPARE_WORKERS, Preparers
-from analytics.openwebui.db import json_as
+from analytics.openwebui.db import json_as, with_timeouts
 
 log = logging.getLogger("flowhistory")
 
@@ -172,14 +172,15 @@ def _first_line(exc: BaseException) -> str:
 class Source:
     """Open WebUI's database through ADBC: Arrow straight out of SQLite or PostgreSQL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         self.url = url
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         try:
             if self.postgres:
                 import adbc_driver_postgresql.dbapi as driver
 
-                self._conn: Any = driver.connect(url)
+                # a server that never answers is given up (connect_timeout, keepalives)
+                self._conn: Any = driver.connect(with_timeouts(url, timeout_s))
             elif url.startswith("sqlite:///"):
                 import adbc_driver_sqlite.dbapi as sqlite_driver
 
@@ -1154,7 +1155,7 @@ def import_openwebui(
     started = time.perf_counter()
     source = redacted(url)
     summary = ImportSummary(source)
-    src = Source(url)
+    src = Source(url, ctx.settings.openwebui_timeout_s)
     try:
         ctx.store.write(lambda c: [c.execute(ddl) for ddl in _STATE_DDL])
         _import_identity(ctx, src, summary)

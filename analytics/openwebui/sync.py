@@ -50,7 +50,7 @@ from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, UpstreamFailed
 from analytics.core.flow_version import flow_version
 from analytics.flows.registry import Flow, mirror_flows, purge_flow
-from analytics.openwebui.db import WebUIDatabase, json_as
+from analytics.openwebui.db import WebUIDatabase, json_as, missing_column
 
 log = logging.getLogger("flowhistory")
 
@@ -104,7 +104,7 @@ class OpenWebUISync:
 
     def __init__(self, ctx: Context, url: str | None = None) -> None:
         self.ctx = ctx
-        self.db = WebUIDatabase(url or ctx.settings.openwebui_db or "")
+        self.db = WebUIDatabase(url or ctx.settings.openwebui_db or "", ctx.settings.openwebui_timeout_s)
         self._prints: dict[str, str] = {}
         self._flows: dict[str, Flow] = {}
         # each flow id's last owner other than NULL, gone flows' too (what a new owner is compared with)
@@ -188,7 +188,11 @@ class OpenWebUISync:
             rows = self.db.rows(_USERS, keep_connection=True)
         except Exception as exc:
             # without the optional column, the users (roles, deletions) are still read: one
-            # query failing kept the whole mirror, a pending user in, for as long as it lasted
+            # query failing kept the whole mirror, a pending user in, for as long as it lasted.
+            # Any other failure (a cancelled or timed-out statement) fails the poll, which keeps
+            # the last mirror: read without keys, every Open WebUI key was a 401 until the next
+            if not missing_column(exc):
+                raise
             rows = self.db.rows(_USERS_WITHOUT_KEYS)
             if ("user.api_key", "") not in self._warned:
                 self._warned.add(("user.api_key", ""))
