@@ -69,5 +69,10 @@ def test_a_401_during_the_session_brings_back_the_sign_in_screen(
         expect(page.get_by_role("heading", name="Sign in to flowhistory")).to_be_visible()
         expect(page.locator("#signin-message")).to_contain_text("Sign in again")
         assert page.evaluate("localStorage.getItem('flowhistory.token')") is None
+        # a mistyped key then: its refusal alone, not under "Signed out: ..." as well
+        page.fill("#token", "sk-not-a-key")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#signin-error")).to_have_text("This key or token was not accepted.")
+        expect(page.locator("#signin-message")).to_have_count(0)
     finally:
         page.context.close()

@@ -71,14 +71,14 @@ def test_filters_by_status_error_text_tags_and_time(page: Any, shot: Any, api: A
     expect(page.locator("#runs-summary")).to_have_text("Showing 2 of 2 runs")
     page.get_by_label("Tags (all of)").fill("regression, slow")
     page.get_by_role("button", name="Apply").click()
-    expect(page.locator("#runs-summary")).to_have_text("Showing 1 of 1 runs")
+    expect(page.locator("#runs-summary")).to_have_text("Showing 1 of 1 run")
     expect(rows(page).first).to_have_attribute("data-id", seeded["ids"][5])
     shot("tags")
 
     # the filters are in the URL: a reload keeps them
     page.reload()
     expect(page.get_by_label("Tags (all of)")).to_have_value("regression, slow")
-    expect(page.locator("#runs-summary")).to_have_text("Showing 1 of 1 runs")
+    expect(page.locator("#runs-summary")).to_have_text("Showing 1 of 1 run")
 
     page.get_by_role("button", name="Clear").click()
     expect(page.locator("#runs-summary")).to_have_text("Showing 12 of 12 runs")

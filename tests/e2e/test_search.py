@@ -35,7 +35,7 @@ def test_search_filters_are_in_the_url_and_rows_link_to_runs(
     expect(page.get_by_label("Error text contains")).to_have_value("TIMEOUT")
     # tags (all of) across flows
     page.goto("/#/search?tags=regression,slow")
-    expect(page.locator("#search-summary")).to_have_text("Showing 1 of 1 runs")
+    expect(page.locator("#search-summary")).to_have_text("Showing 1 of 1 run")
     expect(page.locator(f'#search-table tr[data-run="{ids[5]}"]')).to_be_visible()
     # a filter the API refuses names the problem
     page.goto("/#/search?min_ms=900&max_ms=100")

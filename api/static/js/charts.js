@@ -39,15 +39,14 @@ const AXIS_FONT = "12px system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif
 
 // Tick labels in the chosen zone and locale: a time of day where ticks are less than a day
 // apart, else the date (ticks a day or more apart fall on that zone's midnights).
-function tickFormat(step) {
-  const zone = timeZone();
+function tickFormat(step, zone = timeZone()) {
   return step < DAY
     ? { hour: "2-digit", minute: "2-digit", timeZone: zone }
     : { month: "short", day: "numeric", timeZone: zone };
 }
 
-function tickLabels(ticks, step) {
-  const opts = tickFormat(step);
+function tickLabels(ticks, step, zone = timeZone()) {
+  const opts = tickFormat(step, zone);
   return ticks.map((t) => new Date(t * 1000).toLocaleString(LOCALE, opts));
 }
 
@@ -115,8 +114,9 @@ function drawPartial(u, x, step) {
 
 // series: [{label, values, axis: "left"|"right", format, points: true (points only, no line)}]
 // markers: [{x (epoch seconds), label}]; minStep: the smallest tick step (seconds), the bucket's;
-// partial: the x of a bucket not over yet (shaded, data-partial), or null
-export function lineChart(key, title, xs, series, { leftFormat, rightFormat, markers = [], minStep = HOUR, partial = null } = {}) {
+// partial: the x of a bucket not over yet (shaded, data-partial), or null; zone: the zone the
+// buckets were cut in (the chosen one unless the data says otherwise: Cost's days are UTC days)
+export function lineChart(key, title, xs, series, { leftFormat, rightFormat, markers = [], minStep = HOUR, partial = null, zone = timeZone() } = {}) {
   const figure = h("figure", { class: "chart", "data-chart": key, "data-points": "0" },
     h("figcaption", { id: `chart-${key}-title` }, title));
   const holder = h("div", { role: "img", "aria-labelledby": `chart-${key}-title`, "aria-describedby": `chart-${key}-desc` });
@@ -130,7 +130,6 @@ export function lineChart(key, title, xs, series, { leftFormat, rightFormat, mar
   figure.dataset.gaps = String(series.reduce((n, s) => n + s.values.filter((v) => v === null).length, 0));
   const hasRight = series.some((s) => s.axis === "right");
   let drawnTicks = []; // [epoch seconds, label] of the x axis, as last laid out
-  const zone = timeZone();
   const opts = {
     width: 600,
     height: 220,
@@ -145,7 +144,7 @@ export function lineChart(key, title, xs, series, { leftFormat, rightFormat, mar
         stroke: "#57606a", grid: { stroke: "#eaeef2" }, font: AXIS_FONT,
         incrs: STEPS.filter((s) => s >= minStep), space: tickSpace(minStep),
         values: (_u, ticks, _space, _incr, foundIncr) => {
-          const labels = tickLabels(ticks, foundIncr);
+          const labels = tickLabels(ticks, foundIncr, zone);
           drawnTicks = ticks.map((t, i) => [t, labels[i]]);
           return labels;
         },
@@ -154,7 +153,8 @@ export function lineChart(key, title, xs, series, { leftFormat, rightFormat, mar
       hasRight ? { scale: "r", side: 1, stroke: "#a40e26", grid: { show: false }, values: rightFormat ? (_u, ticks) => ticks.map(rightFormat) : undefined, size: 56 } : null,
     ].filter(Boolean),
     series: [
-      { value: (_u, t) => (t == null ? "—" : new Date(t * 1000).toLocaleString(LOCALE, { dateStyle: "medium", timeStyle: "short", timeZone: zone })) },
+      // a day's point reads as its date, not as that midnight in another zone ("Nov 30, 4:00 PM")
+      { value: (_u, t) => (t == null ? "—" : new Date(t * 1000).toLocaleString(LOCALE, minStep >= DAY ? { dateStyle: "medium", timeZone: zone } : { dateStyle: "medium", timeStyle: "short", timeZone: zone })) },
       ...series.map((s, i) => ({
         label: s.label,
         scale: s.axis === "right" ? "r" : "y",

@@ -56,8 +56,12 @@ export function duration(ms) {
   if (ms < 0) return `-${duration(-ms)}`;
   if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
-  if (Number(s.toFixed(2)) < 10) return `${fixed(s, 2)} s`;
-  if (Number(s.toFixed(1)) < 60) return `${fixed(s, 1)} s`;
+  // rounded here, half up, then shown at the same digits: toFixed (binary: 9.995 is 9.99499...)
+  // and Intl (decimal: 10.00) disagreed, and 9,995 ms read "10.00 s"
+  const centis = Math.round(ms / 10) / 100;
+  if (centis < 10) return `${fixed(centis, 2)} s`;
+  const tenths = Math.round(ms / 100) / 10;
+  if (tenths < 60) return `${fixed(tenths, 1)} s`;
   const seconds = Math.round(s);
   if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
   const minutes = Math.round(s / 60);
@@ -135,6 +139,18 @@ export function money(usd) {
 export function percent(ratio, digits = 1) {
   if (ratio === null || ratio === undefined || Number.isNaN(ratio)) return "—";
   return `${fixed(ratio * 100, digits)} %`;
+}
+
+// "1 run", "2 runs": a count with its noun.
+export function counted(n, noun) {
+  return `${count(n)} ${n === 1 ? noun : `${noun}s`}`;
+}
+
+// A change between two rates, in percentage points, signed: "+25.0 pts" (a relative change
+// would be "%": the overview and Analytics say the same thing the same way).
+export function pointsChange(d) {
+  if (d === null || d === undefined || Number.isNaN(d)) return "—";
+  return `${d > 0 ? "+" : d < 0 ? "-" : ""}${fixed(Math.abs(d) * 100, 1)} pts`;
 }
 
 export function count(n) {

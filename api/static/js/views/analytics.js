@@ -3,7 +3,7 @@
 // per-node breakdown, failure signatures, versions, and duration anomalies as a chart.
 import { enc, get, query } from "../api.js";
 import { empty, h, loading, mount } from "../dom.js";
-import { LOCAL_ZONE, count, decimal, duration, money, percent, setZoneChoice, shortId, shortVersion, timeZone, timestamp, zoneChoice } from "../format.js";
+import { LOCAL_ZONE, count, counted, decimal, duration, money, percent, pointsChange, setZoneChoice, shortId, shortVersion, timestamp, timeZone, zoneChoice } from "../format.js";
 import { lineChart, partialBucket } from "../charts.js";
 import { fillSection, shared } from "../sections.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
@@ -202,7 +202,7 @@ export async function render(root, [flowId], ctx) {
     const skipped = rows.length < t.rows.length ? `; drawn from the first bucket with runs (${timestamp(xs[0])})` : "";
     const legend = markers.some((m) => xs.length && m.x >= xs[0] && m.x <= xs[xs.length - 1]) ? "; dashed lines mark version changes (▲ a significant regression)" : "";
     const still = partial === null ? "" : `; the last bucket (from ${timestamp(partial)}) is not over yet: its numbers are partial (shaded)`;
-    return [h("p", { class: "muted" }, `${count(total)} runs, ${percent(t.totals[0].measures.failure_rate.value)} failed, bucket ${t.bucket}; empty buckets are gaps${skipped}${legend}${still}`), ...figures];
+    return [h("p", { class: "muted" }, `${counted(total, "run")}, ${percent(t.totals[0].measures.failure_rate.value)} failed, bucket ${t.bucket}; empty buckets are gaps${skipped}${legend}${still}`), ...figures];
   });
 
   fill(kpis, () => get(`${base}/reliability${query(span)}`), (r) => [
@@ -238,7 +238,7 @@ export async function render(root, [flowId], ctx) {
       rows.map((v) => {
         const regression = v.regressed;
         return h("tr", { class: regression ? "row-error" : "", "data-version": v.flow_version }, td(h("code", {}, shortVersion(v.flow_version))), td(timestamp(v.first_seen)), td(count(v.runs), 1),
-          td(percent(v.failure_rate), 1), td(v.failure_rate_change == null ? "—" : percent(v.failure_rate_change), 1),
+          td(percent(v.failure_rate), 1), td(pointsChange(v.failure_rate_change), 1),
           td(duration(v.p95_ms), 1), td(v.p95_change_ms == null ? "—" : duration(v.p95_change_ms), 1),
           td(v.enough_runs === false ? "too few runs" : regression ? "yes (significant)" : v.previous_version ? "no" : "first version"));
       }))

@@ -63,7 +63,7 @@ function spendChart(m, start, end, names) {
   });
   const note = m.groups_truncated ? h("p", { class: "muted" }, "The 4 flows with most runs are drawn.") : null;
   const partial = partialBucket(xs, 86400, Date.now() / 1000);
-  return [lineChart("cost-by-flow", "Spend per day by flow (USD)", xs, series, { leftFormat: money, minStep: 86400, partial }), note];
+  return [lineChart("cost-by-flow", "Spend per day (UTC days) by flow (USD)", xs, series, { leftFormat: money, minStep: 86400, partial, zone: "UTC" }), note];
 }
 
 function costTable(group, rows, label) {

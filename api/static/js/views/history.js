@@ -2,7 +2,7 @@
 // each run's first error, paging, deletes.
 import { ApiError, del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, clip, count, duration, fieldToIso, inZone, money, percent, shortId, shortVersion, timestamp, tokens } from "../format.js";
+import { badge, clip, count, counted, duration, fieldToIso, inZone, money, percent, shortId, shortVersion, timestamp, tokens } from "../format.js";
 import { nodeLabel } from "../node_labels.js";
 import { flowHeader, loadFlow, mayWrite } from "./flow_header.js";
 
@@ -235,7 +235,7 @@ function renderList(listBox, first, { flowId, filter, base, ctx, flow, canWrite 
   let cursor = first.next_cursor;
 
   const updateSummary = () => {
-    summary.textContent = `Showing ${count(shown)} of ${count(first.total)} runs`;
+    summary.textContent = `Showing ${count(shown)} of ${counted(first.total, "run")}`;
     more.hidden = !cursor;
     compareBtn.disabled = selected.size !== 2;
     compareBtn.textContent = selected.size ? `Compare selected (${selected.size})` : "Compare selected";

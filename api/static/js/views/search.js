@@ -3,7 +3,7 @@
 // same results.
 import { enc, get, post, query } from "../api.js";
 import { empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, clip, count, duration, fieldToIso, fieldValue, inZone, money, shortId, shortVersion, timestamp, tokens } from "../format.js";
+import { badge, clip, count, counted, duration, fieldToIso, fieldValue, inZone, money, shortId, shortVersion, timestamp, tokens } from "../format.js";
 
 const PAGE = 50;
 const ERROR_CHARS = 80; // the list shows this much of a message; its tooltip has all of it
@@ -155,7 +155,7 @@ export async function render(root, _args, ctx) {
       h("td", { class: "num" }, money(r.cost)),
       h("td", { class: "mono" }, r.flow_version ? shortVersion(r.flow_version) : "—"),
       h("td", {}, r.user_id))));
-    summary.textContent = `Showing ${count(shown)} of ${count(page.total)} runs`;
+    summary.textContent = `Showing ${count(shown)} of ${counted(page.total, "run")}`;
     mount(more, page.next_cursor
       ? h("button", { type: "button", class: "btn", onclick: () => loadMore(page.next_cursor) }, "Load more")
       : null);

@@ -9,11 +9,12 @@ export function renderSignIn(root, message, onSignedIn) {
   });
   const error = h("p", { class: "field-error", id: "signin-error", role: "alert" });
   const button = h("button", { type: "submit", class: "btn btn-primary" }, "Sign in");
+  const notice = message ? h("p", { class: "notice", id: "signin-message", role: "status" }, message) : null;
   const form = h(
     "form",
     { class: "panel signin", "aria-labelledby": "signin-title" },
     h("h1", { id: "signin-title" }, "Sign in to flowhistory"),
-    message ? h("p", { class: "notice", id: "signin-message", role: "status" }, message) : null,
+    notice,
     h("div", { class: "field" },
       h("label", { for: "token" }, "API key or Open WebUI token"),
       input,
@@ -30,6 +31,7 @@ export function renderSignIn(root, message, onSignedIn) {
     auth.set(token);
     button.disabled = true;
     error.textContent = "";
+    notice?.remove(); // why the last session ended is not news once a new key is tried
     try {
       await onSignedIn();
     } catch (err) {
