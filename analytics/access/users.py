@@ -32,8 +32,9 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def addressable(user_id: str) -> bool:
     """Can a URL name the id (`/api/v1/users/{id}`, which takes a `/` too)? A client resolves
-    `.` and `..` away: such a user was created and then never found to change."""
-    return user_id not in (".", "..")
+    `.` and `..` segments away: `..` was created and then never found to change, and a PATCH
+    sent "as it is" to `x/../bob` changed bob."""
+    return not any(part in (".", "..") for part in user_id.split("/"))
 
 
 def no_control_characters(value: str) -> str:
@@ -49,7 +50,7 @@ def a_user_id(value: str) -> str:
     create_user applies it. `..` was stored as a run's user, a user no URL can name."""
     no_control_characters(value)
     if not addressable(value):
-        raise ValueError("must not be '.' or '..' (a user id goes in URLs, which resolve them away)")
+        raise ValueError("must have no '.' or '..' segment (a user id goes in URLs, which resolve them away)")
     return value
 
 
@@ -95,8 +96,8 @@ def create_user(
         raise InvalidInput("user id must not hold control characters", field="id")
     if not addressable(user_id):
         raise InvalidInput(
-            "user id must not be '.' or '..': it goes in a URL (/api/v1/users/{id}), which a client"
-            " resolves, and such a user could never be changed",
+            "user id must have no '.' or '..' segment (between slashes): it goes in a URL"
+            " (/api/v1/users/{id}), which a client resolves, and such a user could never be changed",
             field="id",
         )
     if ctx.directory.user(user_id) is not None:
@@ -117,7 +118,7 @@ def ensure_user(ctx: Context, user_id: str, *, role: str = "user") -> User:
     if _CONTROL.search(user_id):
         raise NotAuthenticated("the token's user id holds control characters")
     if not addressable(user_id):
-        raise NotAuthenticated("the token's user id cannot be a user here ('.' or '..')")
+        raise NotAuthenticated("the token's user id cannot be a user here (a '.' or '..' segment)")
     _ours(ctx, "users")
     ctx.write_registry(
         lambda c: c.execute(

@@ -78,11 +78,11 @@ log = logging.getLogger(__name__)
 _ALIAS = "flowhistory_backup"
 # `.<name>.partial-<pid>-<hex>` (and its `.wal`): a backup being written, or left by a crash;
 # `.<db>.restoring-<pid>-<hex>`: a restore's copy of the backup, beside the store
-_PARTIAL = re.compile(r"^\..+\.(?:partial|restoring)-(\d+)-[0-9a-f]+(\.wal)?$")
+_PARTIAL = re.compile(r"^\..+\.(?:partial|restoring)-(\d+)-[0-9a-f]+(\.wal)?\Z")
 # a backup made for the CLI to collect, and the marker the collecting CLI holds a lock on
-_TOKEN = re.compile(r"^[0-9a-f]{32}$")
-_UNCOLLECTED = re.compile(r"^\.(flowhistory-.+\.duckdb)\.uncollected-([0-9a-f]{32})$")
-_MARKER = re.compile(r"^\.flowhistory-collect-([0-9a-f]{32})$")
+_TOKEN = re.compile(r"^[0-9a-f]{32}\Z")
+_UNCOLLECTED = re.compile(r"^\.(flowhistory-.+\.duckdb)\.uncollected-([0-9a-f]{32})\Z")
+_MARKER = re.compile(r"^\.flowhistory-collect-([0-9a-f]{32})\Z")
 _MIB = 1 << 20
 _MARGIN = 1 << 20  # the copy's headers and partly filled blocks, beside the store's data
 _EAGER_CHECKPOINT = "0B"  # the copy's commit checkpointed at once: written to the file, no WAL

@@ -71,7 +71,9 @@ EnvList = Annotated[list[str], NoDecode, BeforeValidator(_list_from_env)]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FLOWHISTORY_", extra="ignore")
+    # `inf` and `nan` are no setting's value: FLOWHISTORY_SQL_MAX_TIMEOUT_S=inf let a request ask
+    # for a time limit past any clock (a 500)
+    model_config = SettingsConfigDict(env_prefix="FLOWHISTORY_", extra="ignore", allow_inf_nan=False)
 
     db_path: Path = Path("data/flowhistory.duckdb")
     host: str = "127.0.0.1"
@@ -178,7 +180,7 @@ class Settings(BaseSettings):
     sql_memory_limit: str = "512MB"
     sql_threads: int = Field(default=1, ge=1)
     sql_max_rows: int = Field(default=100_000, ge=1)
-    sql_max_timeout_s: float = Field(default=60.0, gt=0)
+    sql_max_timeout_s: float = Field(default=60.0, gt=0, le=86400)
     # each query runs in one of `sql_workers` worker processes (unset: 2, or 1 on a one-core
     # machine), its address space capped (RLIMIT_AS: "2GiB", "512MB"; DuckDB and Python take about
     # 0.4 GB of it), killed and replaced past the query's time limit (analytics/exports/sql_worker.py)

@@ -18,7 +18,9 @@ def not_bool(value: Any) -> Any:
     return value
 
 
-Number = Annotated[float, BeforeValidator(not_bool)]
+# finite: `"threshold": "NaN"` (or "Infinity", "1e309") was read as a float, stored as null and
+# never compared true: an alert rule that could not fire
+Number = Annotated[float, BeforeValidator(not_bool), Field(allow_inf_nan=False)]
 # past JavaScript's safe integers no count is a real one, and past 2**63 DuckDB cannot hold it
 # (an alert rule's `min_runs` of 2**63 was a 500)
 MAX_COUNT = 2**53

@@ -181,7 +181,7 @@ TABLES = (EXECUTIONS, EXECUTION_NODES, FLOWS, ANNOTATIONS)
 FLOWS_FILE = FLOWS.path
 ANNOTATIONS_FILE = ANNOTATIONS.path
 
-_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_PARTITION = re.compile(r"^date=(\d{4}-\d{2}-\d{2})\Z")
 
 
 def partition_name(day: date) -> str:

@@ -32,7 +32,7 @@ from analytics.history.runs import EXECUTION_NOT_FOUND, Annotation
 MAX_NOTE = 10_000
 MAX_TAGS = 50
 MAX_TAG = 64
-TAG = re.compile(r"^\w[\w.:/+#-]*$")  # letters (any script), digits, _ and . : / + # - inside
+TAG = re.compile(r"^\w[\w.:/+#-]*\Z")  # letters (any script), digits, _ and . : / + # - inside
 _COLUMNS = "a.execution_id::VARCHAR, a.flow_id, a.note, a.tags, a.rating, a.updated_by, a.updated_at"
 
 

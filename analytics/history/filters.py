@@ -23,7 +23,7 @@ from analytics.core.store import Connection, Store
 from analytics.history.error_signature import MAX_SIGNATURE, signature_clause
 from analytics.history.error_signature import Clause as Clause  # where every query's clauses are typed
 
-_META_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_META_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}\Z")
 
 # The text of a run's errors: every string value in `errors`, at any depth (`{"global": msg}`,
 # `{node_id: msg}`, `{node_id: {"message": msg, "code": 429}}`, a nested `error`, the items of

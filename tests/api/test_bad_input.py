@@ -900,18 +900,19 @@ def test_lone_surrogates_are_refused_in_names_and_ids(world: World) -> None:
         assert r.json()["detail"][0]["type"] == "json_invalid"
 
 
-@pytest.mark.parametrize("user_id", [".", ".."])
+@pytest.mark.parametrize("user_id", [".", "..", "x/..", "x/../bob", "./x", "x/./y"])
 def test_a_user_id_that_no_url_can_name_is_refused(world: World, user_id: str) -> None:
-    """A client resolves `.` and `..` in `/api/v1/users/{id}`: such a user was created and then
-    could never be demoted or set pending."""
+    """A client resolves `.` and `..` segments in `/api/v1/users/{id}`: such a user was created
+    and then could never be demoted or set pending, and a PATCH of `x/../bob` sent as it is
+    changed bob."""
     admin = bearer("admin")
     r = world.client.post("/api/v1/users", json={"id": user_id, "role": "user"}, headers=admin)
-    assert "user id must not be '.' or '..'" in assert_refused(r)
+    assert "user id must have no '.' or '..' segment" in assert_refused(r)
     assert world.client.get("/api/v1/flows/", headers=bearer(user_id)).status_code == 401  # no auto-creation
     assert user_id not in {u["id"] for u in world.client.get("/api/v1/users", headers=admin).json()}
 
 
-@pytest.mark.parametrize("user_id", ["a/b", "/", "a/../b", "[red]x[/red]"])
+@pytest.mark.parametrize("user_id", ["a/b", "/", "a/..b", "..a/b.", "[red]x[/red]"])
 def test_a_user_id_holding_a_slash_can_be_changed(world: World, user_id: str) -> None:
     """`a/b` was created and then never found: PATCH /api/v1/users/a%2Fb answered 404."""
     admin = bearer("admin")
@@ -1367,3 +1368,50 @@ def test_an_ndjson_line_holding_a_lone_carriage_return_is_one_item(bw: World) ->
     assert [i["status"] for i in body["items"]] == ["stored", "refused", "stored"], body
     assert [i["index"] for i in body["items"]] == [0, 1, 2]
     assert "status" in body["items"][1]["detail"]
+
+
+@pytest.mark.parametrize(
+    "value", ["NaN", "Infinity", "-inf", "1e309"]
+)  # as strings: a bare 1e309 is not JSON here
+@pytest.mark.parametrize("field", ["threshold", "warning_threshold"])
+def test_an_alert_threshold_that_is_not_a_finite_number_is_a_422(
+    bw: World, flow: str, field: str, value: str
+) -> None:
+    """`"threshold": "NaN"` was stored as null: a rule that never fired, and `alerts list` a
+    traceback. A PATCH took the same values."""
+    rule = {
+        "name": "n",
+        "flow_id": flow,
+        "metric": "error_count",
+        "window": "1h",
+        "operator": "gt",
+        "threshold": 5,
+    }
+    body = json.dumps({**rule, field: "VALUE"}).replace(
+        '"VALUE"', "1e309" if value == 1e309 else json.dumps(value)
+    )
+    admin = {**bearer("admin"), "content-type": "application/json"}
+    r = bw.client.post("/api/v1/alerts/rules", content=body, headers=admin)
+    assert names(assert_refused(r), field), r.text
+    made = bw.client.post("/api/v1/alerts/rules", json=rule, headers=bearer("admin")).json()
+    patch = json.dumps({field: value})
+    r = bw.client.patch(f"/api/v1/alerts/rules/{made['id']}", content=patch, headers=admin)
+    assert names(assert_refused(r), field), r.text
+    got = bw.client.get(f"/api/v1/alerts/rules/{made['id']}", headers=bearer("admin")).json()
+    assert got["threshold"] == 5 and got["warning_threshold"] is None  # unchanged
+
+
+@pytest.mark.parametrize("tag", ["bug\n", "a\nb"])
+def test_a_tag_ending_in_a_newline_is_refused(bw: World, flow: str, tag: str) -> None:
+    """`^...$` let a final newline through: `bug\\n` was stored, and a search for `bug` missed it."""
+    run_id = bw.post_run("owner", flow)["id"]
+    path = f"/api/v1/flows/{flow}/executions/{run_id}/annotation"
+    r = bw.client.put(path, json={"tags": [tag]}, headers=bearer("owner"))
+    assert names(assert_refused(r), "tags"), r.text
+
+
+def test_a_meta_key_ending_in_a_newline_is_refused(bw: World) -> None:
+    r = bw.client.post(
+        "/api/v1/executions/search", json={"filter": {"meta": {"k\n": "v"}}}, headers=bearer("owner")
+    )
+    assert names(assert_refused(r), "meta"), r.text

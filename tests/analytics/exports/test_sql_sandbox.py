@@ -196,3 +196,13 @@ def test_an_error_met_after_the_first_rows_is_refused_not_a_crash(
         sql_sandbox.write_sql(exported.root, sql, tmp_path / "out.csv", Format.CSV, timeout_s=60)
     assert not (tmp_path / "out.csv").exists()
     assert run_sql(exported.root, "SELECT 42 AS x").table.to_pylist() == [{"x": 42}]  # the worker serves on
+
+
+def test_a_time_limit_met_while_rows_stream_is_a_time_out(exported: Exported) -> None:
+    """DuckDB's "INTERRUPT Error" after the first batch crossed Arrow's stream as an OSError and
+    was a 500 ("the SQL worker failed") about half the time."""
+    # ~0.1 s to plan and start, then seconds of md5 over 100,000 strings of ~15 KB
+    sql = "SELECT r, md5(repeat(r::VARCHAR, 3000)) AS h FROM range(100000) t(r)"
+    for _ in range(3):
+        with pytest.raises(SqlTimedOut):
+            run_sql(exported.root, sql, limit=100000, timeout_s=0.5)

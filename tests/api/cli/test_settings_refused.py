@@ -35,6 +35,10 @@ BAD_DUCKDB_SETTINGS = [
     ("FLOWHISTORY_CHECKPOINT_THRESHOLD", "huge", "byte size"),
     ("FLOWHISTORY_THREADS", "-1", "greater than or equal to 1"),
     ("FLOWHISTORY_THREADS", "0", "greater than or equal to 1"),
+    # not DuckDB's, refused the same way: a time limit past any clock was a 500 for 1e10
+    ("FLOWHISTORY_SQL_MAX_TIMEOUT_S", "inf", "finite number"),
+    ("FLOWHISTORY_SQL_MAX_TIMEOUT_S", "1e10", "less than or equal to 86400"),
+    ("FLOWHISTORY_ALERT_INTERVAL_S", "nan", "finite number"),
 ]
 
 
