@@ -429,12 +429,6 @@ def parse_form(data: Any, model: type[ExecutionCreate] = ExecutionCreate) -> Exe
     return model.model_validate(data)
 
 
-def may_save(ctx: Context, viewer: Viewer, flow_id: str) -> None:
-    """The contract's order before a run's body is read: the flow exists (NotFound), the
-    caller may read it (AccessDenied); the body's 422 comes after them."""
-    require_flow_access(ctx.directory, viewer, flow_id)
-
-
 def save_execution(ctx: Context, viewer: Viewer, data: Any, *, flow_id: str) -> Execution:
     """Store one run of `flow_id` and return it once committed (the library's E1)."""
     staged = stage(ctx, viewer, parse_form(data), flow_id=flow_id)

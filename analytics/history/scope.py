@@ -47,6 +47,14 @@ def check_range(start: datetime | None, end: datetime | None) -> None:
         raise InvalidInput("start must be earlier than end", field="start")
 
 
+def may_read(ctx: Context, viewer: Viewer, flow_id: str) -> None:
+    """The contract's order on every execution route, asked before the route reads its query or
+    body: the flow exists (NotFound), the caller may read it (AccessDenied). A stranger's `?page=0`
+    or a missing flow's bad `start` was a 422 where the same request, well formed, was a 403 or
+    404. Write access, where a route needs it, is checked after."""
+    require_flow_access(ctx.directory, viewer, flow_id)
+
+
 def open_scope(
     ctx: Context, viewer: Viewer, flow_id: str, start: datetime | None, end: datetime | None
 ) -> Scope:

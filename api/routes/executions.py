@@ -10,14 +10,14 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from analytics.core.clock import QueryTime
 from analytics.core.errors import NotFound
-from analytics.history import facets, ingest
+from analytics.history import facets, ingest, scope
 from analytics.history import runs as history
 from analytics.history.filters import ExecutionFilter
 from analytics.history.scope import check_range
@@ -35,6 +35,14 @@ from api.schemas.executions import (
 router = APIRouter(prefix="/api/v1/flows", tags=["executions"], route_class=JsonRoute)
 
 
+async def _flow_first(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> None:
+    """Before the query and the body are validated (see scope.may_read)."""
+    scope.may_read(ctx, viewer, flow_id)
+
+
+FLOW_FIRST = [Depends(_flow_first)]
+
+
 @router.post(
     "/{flow_id}/executions",
     response_model=ExecutionOut,
@@ -44,18 +52,18 @@ async def save_execution(flow_id: str, request: Request, viewer: CurrentUser, ct
     """Save one execution; answered after it is committed."""
     # the contract's order: the flow exists, may be read, then the body (its 422) is looked at
     try:
-        ingest.may_save(ctx, viewer, flow_id)
+        scope.may_read(ctx, viewer, flow_id)
     except NotFound:
         # Open WebUI mode: a flow created there since the last read, whose first run the client
         # saves at once (and never again): read Open WebUI now, off the event loop, and retry once
         if not await run_in_threadpool(ctx.directory.refresh_for_miss, flow_id):
             raise
-        ingest.may_save(ctx, viewer, flow_id)  # found now: its access, still before the body
+        scope.may_read(ctx, viewer, flow_id)  # found now: its access, still before the body
     form = validate(ingest.ExecutionCreate, await read_json(request, mend=True))
     return await asyncio.wrap_future(ingest.save(ctx, viewer, form, flow_id=flow_id))
 
 
-@router.get("/{flow_id}/executions", response_model=list[ExecutionSummaryOut])
+@router.get("/{flow_id}/executions", response_model=list[ExecutionSummaryOut], dependencies=FLOW_FIRST)
 def list_executions(
     flow_id: str, viewer: CurrentUser, ctx: Ctx, page: Annotated[int, Query(ge=1, le=history.MAX_PAGE)] = 1
 ) -> Any:
@@ -115,7 +123,7 @@ def _stats_filter(
         raise RequestValidationError(errors) from exc
 
 
-@router.get("/{flow_id}/executions/stats", response_model=StatsOut)
+@router.get("/{flow_id}/executions/stats", response_model=StatsOut, dependencies=FLOW_FIRST)
 async def get_stats(
     flow_id: str,
     viewer: CurrentUser,
@@ -138,13 +146,13 @@ async def get_stats(
     return await run_in_threadpool(history.get_stats, ctx, viewer, flow_id, filter)
 
 
-@router.get("/{flow_id}/executions/facets", response_model=FacetsOut)
+@router.get("/{flow_id}/executions/facets", response_model=FacetsOut, dependencies=FLOW_FIRST)
 def get_facets(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
     """The versions, models and users the flow's runs have (those the caller sees), most runs first."""
     return facets.run_facets(ctx, viewer, flow_id)
 
 
-@router.get("/{flow_id}/executions/list", response_model=ExecutionPageOut)
+@router.get("/{flow_id}/executions/list", response_model=ExecutionPageOut, dependencies=FLOW_FIRST)
 def list_executions_cursor(
     flow_id: str,
     viewer: CurrentUser,
@@ -156,7 +164,7 @@ def list_executions_cursor(
     return history.list_executions(ctx, viewer, flow_id, limit=limit, cursor=cursor)
 
 
-@router.post("/{flow_id}/executions/cleanup", response_model=CleanupOut)
+@router.post("/{flow_id}/executions/cleanup", response_model=CleanupOut, dependencies=FLOW_FIRST)
 def keep_last_executions(
     flow_id: str, viewer: CurrentUser, ctx: Ctx, keep: Annotated[int, Query(ge=0)] = history.KEEP_LAST_DEFAULT
 ) -> Any:
@@ -164,20 +172,20 @@ def keep_last_executions(
     return history.keep_last_executions(ctx, viewer, flow_id, keep)
 
 
-@router.get("/{flow_id}/executions/{execution_id}", response_model=ExecutionOut)
+@router.get("/{flow_id}/executions/{execution_id}", response_model=ExecutionOut, dependencies=FLOW_FIRST)
 def get_execution(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ctx) -> Any:
     """One execution with its inputs, outputs, node results, errors and annotation."""
     return history.get_execution(ctx, viewer, flow_id, execution_id)
 
 
-@router.delete("/{flow_id}/executions/{execution_id}", response_model=bool)
+@router.delete("/{flow_id}/executions/{execution_id}", response_model=bool, dependencies=FLOW_FIRST)
 def delete_execution(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
     """Delete one execution."""
     history.delete_execution(ctx, viewer, flow_id, execution_id)
     return True
 
 
-@router.delete("/{flow_id}/executions", response_model=bool)
+@router.delete("/{flow_id}/executions", response_model=bool, dependencies=FLOW_FIRST)
 def delete_executions(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> bool:
     """Delete every execution of the flow (true also when there were none)."""
     history.delete_executions(ctx, viewer, flow_id)

@@ -42,3 +42,24 @@ def test_a_good_run_still_saves(world: World) -> None:
         headers=bearer("owner"),
     )
     assert r.status_code == 200, r.text
+
+
+QUERIES = {
+    "a page below 1": ("GET", "executions?page=0"),
+    "a stats start that is no time": ("GET", "executions/stats?start=yesterday"),
+    "a status that is none": ("GET", "executions/stats?status=bogus"),
+    "a negative keep": ("POST", "executions/cleanup?keep=-1"),
+    "a cursor list limit of 0": ("GET", "executions/list?limit=0"),
+}
+
+
+@pytest.mark.parametrize("what", list(QUERIES))
+def test_a_missing_flow_or_no_access_comes_before_a_bad_query(world: World, what: str) -> None:
+    """The same order for a query: a stranger's `?page=0` was a 422, and so was a missing flow's."""
+    method, tail = QUERIES[what]
+    r = world.client.request(method, f"/api/v1/flows/{world.private}/{tail}", headers=bearer("stranger"))
+    assert r.status_code == 403, (what, r.status_code, r.text)
+    r = world.client.request(method, f"/api/v1/flows/no-such-flow/{tail}", headers=bearer("stranger"))
+    assert r.status_code == 404, (what, r.status_code, r.text)
+    r = world.client.request(method, f"/api/v1/flows/{world.private}/{tail}", headers=bearer("owner"))
+    assert r.status_code == 422, (what, r.status_code, r.text)
