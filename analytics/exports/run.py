@@ -20,6 +20,12 @@ Python) and published, executions first, on a few threads. The records of the da
 publish are dropped before it publishes any, and written again as each finishes: a cycle that
 fails part-way, or is killed, leaves the days it did not record without a record, and the next
 cycle rewrites them whole.
+
+The records are only as true as the store they live in. Each cycle names itself in the target's
+manifest (`generation`) and in its own record in the store; a cycle that finds the target's last
+generation is not the store's (a store restored from a backup, an export folder replaced by an
+older copy) trusts none of the records and rewrites every day. A restored store's records matched
+its runs while the files held a later state, so every day was skipped for ever.
 """
 
 from __future__ import annotations
@@ -181,11 +187,35 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return _pools[workers]
 
 
+def _store_generation(conn: Connection, target: str) -> str | None:
+    """The generation the store's last successful cycle on `target` wrote (None: none known)."""
+    rows = conn.execute(
+        "SELECT summary->>'generation' FROM export_cycles WHERE target = ? AND kind = 'export' AND ok"
+        " ORDER BY finished_at DESC LIMIT 1",
+        [target],
+    ).fetchall()
+    return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+def target_generation(target: Target) -> str | None:
+    """The generation in the target's manifest (None: no manifest, or one from before them)."""
+    path = f"{target.root}/{MANIFEST_FILE}"
+    if target.fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    try:
+        with target.fs.open_input_file(path) as handle:
+            found = json.loads(handle.read()).get("generation")
+    except (OSError, ValueError, AttributeError):  # unreadable or not an object: nothing to trust it by
+        return None
+    return found if isinstance(found, str) else None
+
+
 class Cycle:
     def __init__(self, ctx: Context, target: Target, progress: Progress | None) -> None:
         self.ctx = ctx
         self.target = target
         self.progress = progress
+        self.generation = uuid.uuid4().hex
         self.steps_done = 0
         self.steps_total = 1
         self._lock = threading.Lock()
@@ -206,6 +236,16 @@ class Cycle:
     def run(self, folder: Path) -> dict[str, Any]:
         exported = {t.name: self.target.partitions(t.name) for t in PARTITIONED}
         recorded = self.ctx.store.read(lambda c: _recorded(c, self.target.url))
+        published = target_generation(self.target)
+        if published is not None and published != self.ctx.store.read(
+            lambda c: _store_generation(c, self.target.url)
+        ):
+            log.warning(
+                "the export at %s was not written by this store's last cycle (a store restored from a"
+                " backup, or an export folder replaced): every day is rewritten",
+                self.target.url,
+            )
+            recorded = {}
         plan = self.ctx.store.read(lambda c: self._plan(c, exported, recorded))
         self.steps_total = len(plan.new) + len(plan.changed) + len(plan.drop) + 3
         # one COPY per day and table, not one PARTITION_BY over all days: DuckDB buffers every
@@ -370,7 +410,7 @@ class Cycle:
 
     def _finish(self, plan: Plan) -> dict[str, Any]:
         self.record()
-        tables = write_manifest(self.target)
+        tables = write_manifest(self.target, self.generation)
         self.target.collect_garbage(self.ctx.settings.export_grace_s)
         self.step("manifest")
         prints = dict(plan.prints)  # the store as exported: unchanged days, then what was done
@@ -388,19 +428,22 @@ class Cycle:
             "days_rewritten": self.modes["rewritten"],
             "days_appended": self.modes["appended"],
             "days_dropped": self.modes["dropped"],
+            "generation": self.generation,
             "rows_written": self.rows_written,
             "tables": tables,
         }
 
 
-def write_manifest(target: Target) -> dict[str, dict[str, Any]]:
+def write_manifest(target: Target, generation: str | None = None) -> dict[str, dict[str, Any]]:
     """Write `_manifest.json` (the files of the snapshot just published) and `_schema.json`;
-    answer files and bytes per table."""
+    answer files and bytes per table. `generation`: the cycle's (None: a compaction, which
+    keeps the one there, since it changes files, not what they hold)."""
     listing = {t.name: target.partitions(t.name) for t in PARTITIONED}
     tables: dict[str, dict[str, Any]] = {}
     manifest: dict[str, Any] = {
         "export_schema_version": EXPORT_SCHEMA_VERSION,
         "published_at": utc_now_aware().isoformat(),
+        "generation": generation if generation is not None else target_generation(target),
         "tables": {},
     }
     for name, parts in listing.items():

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import UTC
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
-from analytics.core.context import Context
+from analytics.core.backup import backup, restore
+from analytics.core.config import Settings
+from analytics.core.context import Context, open_context
 from analytics.exports import EXPORT_SCHEMA_VERSION, export_status, run_export
 from analytics.exports.layout import EXECUTION_NODES, EXECUTIONS, FLOWS
 from analytics.flows import registry as flows
@@ -314,3 +317,59 @@ def test_a_day_whose_files_differ_in_nullability_is_still_appended_to(ctx: Conte
         add_runs(ctx, flow, DAYS[:1], 1)
         assert run_export(ctx)["days_appended"] == 1
     assert read(root, "SELECT count(*), count(DISTINCT id) FROM t") == [(4, 4)]
+
+
+def test_an_export_newer_than_a_restored_store_is_rewritten(settings: Settings, tmp_path: Path) -> None:
+    """The export's records live in the store: a store restored from a backup came back with
+    records matching its runs while the files held a later state (runs deleted since), and every
+    cycle skipped every day: 4 runs exported of the 10 stored, for ever."""
+    root = settings.data_dir / "exports"
+    with open_context(settings) as ctx:
+        flow = seed_flow(ctx)
+        add_runs(ctx, flow, DAYS, 4)
+        run_export(ctx)
+        made = backup(ctx, tmp_path / "backup.duckdb").path
+        history.delete_old_executions_by_flow_id(ctx, flow, 4)  # keep-last-N
+        run_export(ctx)
+        assert read(root, "SELECT count(*) FROM t") == [(4,)]
+    restore(made, settings.db_path)
+    with open_context(settings) as ctx:
+        summary = run_export(ctx)
+        assert summary["days_rewritten"] == 1 and summary["days_written"] == 2  # the days it had lost
+        assert read(root, "SELECT id FROM t ORDER BY 1") == store_rows(
+            ctx, "SELECT id::VARCHAR FROM executions ORDER BY 1"
+        )
+        assert read(root, "SELECT count(*) FROM t") == [(12,)]
+        assert run_export(ctx)["days_rewritten"] == 0  # trusted again from then on
+
+
+def test_an_export_folder_put_back_from_an_older_copy_is_rewritten(ctx: Context, root: Path) -> None:
+    """The day's record said "2 runs, exported"; the files put back held the 3 it had before one
+    was deleted: the deleted run was in the export again, for ever."""
+    flow = seed_flow(ctx)
+    first = add_runs(ctx, flow, DAYS[:1], 3)
+    run_export(ctx)
+    shutil.copytree(root, root.with_name("exports-old"))
+    history.delete_execution(ctx, ADMIN, flow, first[0])
+    add_runs(ctx, flow, DAYS[1:], 4)
+    run_export(ctx)
+    shutil.rmtree(root)
+    shutil.copytree(root.with_name("exports-old"), root)  # the folder restored from its own backup
+    run_export(ctx)
+    assert read(root, "SELECT count(*) FROM t") == [(10,)]
+    assert read(root, "SELECT id FROM t ORDER BY 1") == store_rows(
+        ctx, "SELECT id::VARCHAR FROM executions ORDER BY 1"
+    )
+
+
+def test_a_compaction_keeps_the_generation(ctx: Context, root: Path) -> None:
+    from analytics.exports.partition_merge import compact
+    from analytics.exports.run import target_generation
+    from analytics.exports.targets import open_target
+
+    flow = seed_flow(ctx)
+    add_runs(ctx, flow, DAYS, 2)
+    generation = run_export(ctx)["generation"]
+    compact(ctx)
+    assert target_generation(open_target(ctx.settings)) == generation
+    assert run_export(ctx)["days_rewritten"] == 0  # nothing distrusted
