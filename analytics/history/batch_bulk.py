@@ -34,6 +34,7 @@ inside a payload's object is stored as sent, where orjson would keep its last va
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -165,6 +166,49 @@ def ndjson_items(body: bytes) -> list[Any]:
         if not line.strip():
             continue
         items.append(_line_item(number, line))
+    return items
+
+
+# a JSON string (its escapes included), or one of the bytes that shape an array's top level
+_ARRAY_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]')
+
+
+def array_items(body: bytes) -> list[Any] | None:
+    """A JSON array's items read one by one, for the array orjson refuses whole only because one
+    item is nested past its depth limit: that item is refused, the others are read (one such item
+    refused the whole batch, where NDJSON refused the line). None when the body's top level is not
+    one array (the whole body is then refused as before). Slow (a regex over the body): only for
+    that case."""
+    depth, start, pieces, end = 0, -1, [], -1
+    for m in _ARRAY_TOKENS.finditer(body):
+        token = m.group()
+        if token[:1] == b'"':
+            continue
+        if token in (b"[", b"{"):
+            if depth == 0:
+                if token != b"[" or body[: m.start()].strip():
+                    return None
+                start = m.end()
+            depth += 1
+        elif token in (b"]", b"}"):
+            depth -= 1
+            if depth == 0:
+                pieces.append(body[start : m.start()])
+                end = m.end()
+                break
+        elif depth == 1:  # a comma between two items
+            pieces.append(body[start : m.start()])
+            start = m.end()
+    if end < 0 or body[end:].strip():
+        return None
+    if len(pieces) == 1 and not pieces[0].strip():
+        return []  # `[]`
+    items: list[Any] = []
+    for index, piece in enumerate(pieces):
+        try:
+            items.append(loads_mended(piece))
+        except orjson.JSONDecodeError as exc:
+            items.append(InvalidInput(f"item {index} is not JSON: {exc.msg}"))
     return items
 
 

@@ -28,11 +28,15 @@ log = logging.getLogger(__name__)
 
 
 def _items(body: bytes) -> list[Any]:
-    """A JSON array the bulk path left (it starts with `[`): refused whole when it is not JSON."""
+    """A JSON array the bulk path left (it starts with `[`): refused whole when it is not JSON,
+    but for an item nested past the parser's depth limit, which alone is refused."""
     try:
         data: list[Any] = loads_mended(body)
     except orjson.JSONDecodeError as exc:
-        raise decode_error(exc) from exc
+        items = batch_bulk.array_items(body) if exc.msg.startswith("depth limit exceeded") else None
+        if items is None:
+            raise decode_error(exc) from exc
+        return items
     return data
 
 

@@ -1415,3 +1415,29 @@ def test_a_meta_key_ending_in_a_newline_is_refused(bw: World) -> None:
         "/api/v1/executions/search", json={"filter": {"meta": {"k\n": "v"}}}, headers=bearer("owner")
     )
     assert names(assert_refused(r), "meta"), r.text
+
+
+def test_an_item_nested_past_the_parser_s_limit_is_refused_alone(bw: World, flow: str) -> None:
+    """orjson reads at most 1,024 levels: one such item in a JSON array refused the whole batch
+    (a 422 at a byte offset), where NDJSON refused only its line."""
+    good = {"flow_id": flow, "status": "success", "execution_time": 1}
+    deep = b'{"a":' * 1100 + b"1" + b"}" * 1100
+    body = b"[" + json.dumps(good).encode() + b', {"flow_id": "' + flow.encode() + b'", "inputs": '
+    body += deep + b"}, " + json.dumps(good).encode() + b"]"
+    r = bw.client.post(
+        "/api/v1/executions/batch",
+        content=body,
+        headers={**bearer("owner"), "content-type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    result = r.json()
+    assert (result["stored"], result["refused"]) == (2, 1)
+    refused = next(i for i in result["items"] if i["status"] == "refused")
+    assert refused["index"] == 1 and "depth limit" in refused["detail"]
+    truncated = body[:-1]  # not an array at all: still refused whole
+    r = bw.client.post(
+        "/api/v1/executions/batch",
+        content=truncated,
+        headers={**bearer("owner"), "content-type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
