@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 EPOCH = datetime(1970, 1, 1)
 _SECOND = timedelta(seconds=1)
@@ -96,9 +96,14 @@ def query_time_value(value: str) -> Any:
 
 # A time a caller sends in a JSON body: epoch seconds (a number) or ISO 8601 (a string; UTC when
 # it has no offset); held as naive UTC. Outside years 1-9999, in UTC: a ValueError (FastAPI's 422).
-UtcTime = Annotated[datetime, BeforeValidator(_json_time), AfterValidator(in_utc)]
+# Both forms are declared (OpenAPI said date-time only, and a fuzzer read each number the server
+# took as a schema violation).
+_TIME_SCHEMA = WithJsonSchema(
+    {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number", "description": "epoch seconds"}]}
+)
+UtcTime = Annotated[datetime, BeforeValidator(_json_time), AfterValidator(in_utc), _TIME_SCHEMA]
 # The same in a query string, where epoch seconds are digits.
-QueryTime = Annotated[datetime, BeforeValidator(_query_time), AfterValidator(in_utc)]
+QueryTime = Annotated[datetime, BeforeValidator(_query_time), AfterValidator(in_utc), _TIME_SCHEMA]
 
 
 def shifted(value: datetime, delta: timedelta) -> datetime:

@@ -22,11 +22,12 @@ from analytics.access.permissions import FLOW_NOT_FOUND, Viewer, require_flow_ac
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied, InvalidInput, NotFound
+from analytics.core.numbers import MAX_COUNT
 from analytics.core.store import Connection
 
 GLOBAL = "*"
 MAX_DAYS = 365_000.0  # a thousand years: beyond it a timestamp cutoff would overflow
-MAX_KEEP = 2**62
+MAX_KEEP = MAX_COUNT  # as every count the API takes (past 2**53 no count is a real one)
 
 
 class PolicyFields(TypedDict):
