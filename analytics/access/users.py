@@ -297,7 +297,7 @@ def list_groups(ctx: Context) -> list[Group]:
         lambda c: c.execute(
             "SELECT g.id, g.name, g.description,"
             " list(m.user_id ORDER BY m.user_id) FILTER (m.user_id IS NOT NULL)"
-            " FROM groups g LEFT JOIN group_members m ON m.group_id = g.id GROUP BY ALL ORDER BY g.name"
+            " FROM groups g LEFT JOIN group_members m ON m.group_id = g.id GROUP BY ALL ORDER BY g.name, g.id"
         ).fetchall()
     )
     return [Group(gid, name, desc, tuple(members or [])) for gid, name, desc, members in rows]

@@ -208,15 +208,20 @@ def array_items(body: bytes) -> list[Any] | None:
         try:
             items.append(loads_mended(piece))
         except orjson.JSONDecodeError as exc:
-            items.append(InvalidInput(f"item {index} is not JSON: {exc.msg}"))
+            items.append(InvalidInput(f"item {index} is not JSON: {_plain(exc.msg)}"))
     return items
+
+
+def _plain(msg: str) -> str:
+    """orjson's message in words: bytes that are not UTF-8 read "surrogates not allowed"."""
+    return "it is not UTF-8" if "not valid UTF-8" in msg else msg
 
 
 def _line_item(number: int, line: bytes) -> Any:
     try:
         return loads_mended(line)
     except orjson.JSONDecodeError as exc:
-        return InvalidInput(f"line {number} is not JSON: {exc.msg}")
+        return InvalidInput(f"line {number} is not JSON: {_plain(exc.msg)}")
 
 
 @dataclass(frozen=True, slots=True)

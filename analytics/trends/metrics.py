@@ -294,9 +294,9 @@ class MetricsQuery(BaseModel):
             return v
         step = auto_step(start, end) if v is Bucket.AUTO else _STEPS[v]
         if _count(step, start, end) > MAX_BUCKETS:
-            raise ValueError(
-                f"more than {MAX_BUCKETS} {step.name} buckets from start to end; use a wider bucket"
-            )
+            # month is the widest bucket: past it only a shorter range helps
+            wider = "use a wider bucket or a shorter range" if step.name != "month" else "use a shorter range"
+            raise ValueError(f"more than {MAX_BUCKETS} {step.name} buckets from start to end; {wider}")
         return v
 
     def step(self) -> Step:

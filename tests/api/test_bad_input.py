@@ -1441,3 +1441,25 @@ def test_an_item_nested_past_the_parser_s_limit_is_refused_alone(bw: World, flow
         headers={**bearer("owner"), "content-type": "application/json"},
     )
     assert r.status_code == 422, r.text
+
+
+def test_an_ndjson_line_that_is_not_utf8_says_so(bw: World, flow: str) -> None:
+    """orjson's words were "surrogates not allowed", for a line holding a \\xff byte."""
+    good = json.dumps({"flow_id": flow, "status": "success", "execution_time": 1}).encode()
+    body = good + b'\n{"flow_id": "' + flow.encode() + b'", "meta": {"k": "\xff"}}\n' + good
+    r = bw.client.post(
+        "/api/v1/executions/batch",
+        content=body,
+        headers={**bearer("owner"), "content-type": "application/x-ndjson"},
+    )
+    assert r.status_code == 200 and r.json()["stored"] == 2, r.text
+    refused = next(i for i in r.json()["items"] if i["status"] == "refused")
+    assert refused["detail"] == "line 2 is not JSON: it is not UTF-8"
+
+
+def test_more_month_buckets_than_allowed_asks_for_a_shorter_range(bw: World) -> None:
+    body = {"measures": ["runs"], "start": "1970-01-01T00:00:00Z", "end": "2200-01-01T00:00:00Z"}
+    r = bw.client.post("/api/v1/metrics", json=body, headers=bearer("owner"))
+    detail = assert_refused(r)
+    assert "month buckets" in str(detail) and "use a shorter range" in str(detail)
+    assert "wider bucket" not in str(detail)  # there is none wider than a month
