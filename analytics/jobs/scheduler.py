@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analytics.core.clock import utc_now_aware
+from analytics.core.clock import iso_utc, utc_now_aware
 from analytics.core.errors import Conflict, NotFound
 from analytics.core.job_trigger import JOB_TRIGGER
 
@@ -66,8 +66,8 @@ class JobState:
         state = asdict(self)
         del state["_due"]
         for key, value in state.items():
-            if isinstance(value, datetime):
-                state[key] = value.isoformat()
+            if isinstance(value, datetime):  # with `Z`, as the API writes times
+                state[key] = iso_utc(value)
         return state
 
 
@@ -254,7 +254,7 @@ class Scheduler:
         # one writer at a time: the job threads shared one tmp file, so a rename could publish
         # another thread's half-written file (the CLI read it torn) or find it gone (an error)
         with self._save_lock:
-            payload = {"written_at": self._clock().isoformat(), "jobs": self.status()}
+            payload = {"written_at": iso_utc(self._clock()), "jobs": self.status()}
             tmp = self._status_file.with_name(self._status_file.name + ".tmp")
             try:
                 tmp.write_text(json.dumps(payload, indent=2, default=str))

@@ -69,6 +69,8 @@ def test_run_now_records_result_duration_and_status_file(scheduler_factory: Any,
     assert state["last_duration_s"] >= 0 and state["next_run"] is None  # on demand only
     saved = read_status_file(tmp_path / "jobs.json")
     assert saved is not None and saved["jobs"][0]["last_result"] == {"runs": 1}
+    # times as the API writes them, with `Z` (`flowhistory jobs` printed `+00:00`)
+    assert saved["written_at"].endswith("Z") and saved["jobs"][0]["last_finished"].endswith("Z")
 
 
 def test_jobs_finishing_at_once_never_tear_the_status_file(
