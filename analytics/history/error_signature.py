@@ -104,7 +104,8 @@ def normalise(message: str, models: Sequence[str] = ()) -> str:
 
 # A node's error with its model, and a run-level error with the run's models: the pairs
 # `normalise` reads. A node named "global" has the run's own error as its error (both are
-# `errors["global"]`): it is counted once, as the run's. `to_json` names a pair in one string, the same on both sides of the match.
+# `errors["global"]`): it is counted once, as the run's. `to_json` names a pair in one string,
+# the same on both sides of the match.
 RUN_MODELS = "array_to_string(list_sort(list_distinct(list_transform(nodes, lambda x: x.model))), chr(10))"
 GLOBAL_ERROR = "json_extract_string(errors, '$.global')"
 _NODE_PAIRS = (

@@ -45,7 +45,8 @@ def with_timeouts(url: str, timeout_s: float) -> str:
     params = dict(parse_qsl(parts.query, keep_blank_values=True))
     added = {"connect_timeout": str(max(2, round(timeout_s))), **_KEEPALIVES}
     params = {**{k: v for k, v in added.items() if k not in params}, **params}
-    return urlunsplit(parts._replace(query=urlencode(params)))
+    # %20, never `+`, for a space: libpq does not read `+` as one (`options=-c%20x`)
+    return urlunsplit(parts._replace(query=urlencode(params, quote_via=quote)))
 
 
 class WebUIDatabase:

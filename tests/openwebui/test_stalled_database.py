@@ -173,6 +173,8 @@ def test_urls_get_timeouts_but_keep_their_own() -> None:
     assert params["connect_timeout"] == "30" and params["keepalives"] == "1"
     assert urlsplit(url).netloc == "u:p@h:5432" and urlsplit(url).path == "/db"
     assert dict(parse_qsl(urlsplit(with_timeouts("postgresql://h/db", 0.5)).query))["connect_timeout"] == "2"
+    spaced = with_timeouts("postgresql://h/db?options=-c%20statement_timeout%3D5000", 30)
+    assert "options=-c%20statement_timeout%3D5000" in spaced  # libpq reads no `+` as a space
 
 
 def test_an_import_source_that_never_answers_is_given_up() -> None:
