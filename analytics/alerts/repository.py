@@ -236,6 +236,10 @@ def replace_rule(conn: Connection, rule: Rule) -> bool:
     return bool(found)
 
 
+def flow_exists(conn: Connection, flow_id: str) -> bool:
+    return bool(conn.execute("SELECT 1 FROM flows WHERE id = ?", [flow_id]).fetchall())
+
+
 def rule_exists(conn: Connection, rule_id: str) -> bool:
     return bool(conn.execute("SELECT 1 FROM alert_rules WHERE id = ?", [rule_id]).fetchall())
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from analytics.access.permissions import Viewer, grant_for, require_flow_access
+from analytics.access.permissions import FLOW_NOT_FOUND, Viewer, grant_for, require_flow_access
 from analytics.alerts import repository as repo
 from analytics.alerts.channels import ChannelCreate, ChannelUpdate, check_destination, stored_fields
 from analytics.alerts.lifecycle import evaluator
@@ -132,6 +132,10 @@ def create_rule(ctx: Context, viewer: Viewer, form: RuleCreate) -> Rule:
 
     def insert(c: Connection) -> None:
         _channels_still_there(c, rule.channel_ids)
+        # a flow deleted since it was checked (its delete may commit in this same group): the
+        # delete took the flow's rules with it, and this one would judge nothing, listed for ever
+        if rule.flow_id is not None and not repo.flow_exists(c, rule.flow_id):
+            raise NotFound(FLOW_NOT_FOUND)
         repo.insert_rule(c, rule)
 
     ctx.store.write(insert)
@@ -179,6 +183,8 @@ def update_rule(ctx: Context, viewer: Viewer, rule_id: str, patch: RuleUpdate) -
 
     def save(c: Connection) -> Rule:
         _channels_still_there(c, updated.channel_ids)
+        if updated.flow_id is not None and not repo.flow_exists(c, updated.flow_id):
+            raise NotFound(FLOW_NOT_FOUND)  # moved to a flow deleted since it was checked
         if not repo.replace_rule(c, updated):  # deleted since it was read
             raise NotFound(RULE_NOT_FOUND)
         if rescope:  # it measures something else now: judged afresh

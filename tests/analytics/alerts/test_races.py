@@ -91,3 +91,24 @@ def test_a_patch_of_a_channel_deleted_meanwhile_is_a_404(ctx: Context) -> None:
     )
     assert delete is None and isinstance(patch, NotFound)
     assert _count(ctx, "SELECT count(*) FROM alert_channels") == 0
+
+
+@pytest.mark.parametrize("how", ["create", "move"])
+def test_a_rule_on_a_flow_deleted_meanwhile_is_a_404_and_left_nowhere(ctx: Context, how: str) -> None:
+    """The flow was checked against the directory before the write was queued: a flow delete
+    committed first (or in the same group) took the flow's rules, and the new rule went in after
+    it, listed for ever for a flow that no longer exists."""
+    from analytics.flows import registry as flows
+
+    setup = setup_flows(ctx)
+    doomed = setup.flows["a"]
+    kept = make_rule(ctx, flow_id=setup.flows["b"])
+    form = {"name": "r", "metric": "failure_rate", "flow_id": doomed, "window": 60, "threshold": 0.5}
+    write = {
+        "create": lambda: service.create_rule(ctx, OWNER, RuleCreate(**form)),
+        "move": lambda: service.update_rule(ctx, OWNER, kept.id, RuleUpdate(flow_id=doomed)),
+    }[how]
+    delete, made = in_one_commit(ctx, lambda: flows.delete_flow(ctx, OWNER, doomed), write)
+    assert delete is None and isinstance(made, NotFound) and made.detail == "Flow not found"
+    assert _count(ctx, f"SELECT count(*) FROM alert_rules WHERE flow_id = '{doomed}'") == 0
+    assert _count(ctx, "SELECT count(*) FROM alert_rules") == 1  # the kept rule, unmoved
