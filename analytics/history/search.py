@@ -116,6 +116,10 @@ def search_executions(
     if len(rows) > limit:
         last = found[-1]
         next_cursor = encode_key(_key(last, column), last.id, sort=sort.value)
+    if cursor is None and next_cursor is None:
+        # every match in one page: its own items are the total (the count ran beside the page, on
+        # another snapshot, and under writes disagreed with the items answered)
+        total = len(items)
     return Page(items, next_cursor, total)
 
 
