@@ -33,8 +33,13 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 def addressable(user_id: str) -> bool:
     """Can a URL name the id (`/api/v1/users/{id}`, which takes a `/` too)? A client resolves
     `.` and `..` segments away: `..` was created and then never found to change, and a PATCH
-    sent "as it is" to `x/../bob` changed bob."""
-    return not any(part in (".", "..") for part in user_id.split("/"))
+    sent "as it is" to `x/../bob` changed bob. No backslash, `?` or `#` either, which a browser's URL
+    parser reads as a `/`, a query and a fragment."""
+    if any(c in user_id for c in "\\?#"):  # a browser reads `\` as `/`, `?` and `#` end the path
+        return False
+    # `%2e` is a dot to a browser's URL parser (WHATWG) too: `x/%2e%2e/bob` named bob
+    dotted = re.sub("%2e", ".", user_id, flags=re.IGNORECASE)
+    return not any(part in (".", "..") for part in dotted.split("/"))
 
 
 def no_control_characters(value: str) -> str:
@@ -50,7 +55,9 @@ def a_user_id(value: str) -> str:
     create_user applies it. `..` was stored as a run's user, a user no URL can name."""
     no_control_characters(value)
     if not addressable(value):
-        raise ValueError("must have no '.' or '..' segment (a user id goes in URLs, which resolve them away)")
+        raise ValueError(
+            "must have no '.' or '..' segment and no \\, ? or # (a user id goes in URLs, which resolve them)"
+        )
     return value
 
 
@@ -96,8 +103,9 @@ def create_user(
         raise InvalidInput("user id must not hold control characters", field="id")
     if not addressable(user_id):
         raise InvalidInput(
-            "user id must have no '.' or '..' segment (between slashes): it goes in a URL"
-            " (/api/v1/users/{id}), which a client resolves, and such a user could never be changed",
+            "user id must have no '.' or '..' segment (between slashes, %2e counting as a dot) and no"
+            " \\, ? or #: it goes in a URL (/api/v1/users/{id}), which a client resolves, and such a user"
+            " could never be changed",
             field="id",
         )
     if ctx.directory.user(user_id) is not None:
@@ -118,7 +126,9 @@ def ensure_user(ctx: Context, user_id: str, *, role: str = "user") -> User:
     if _CONTROL.search(user_id):
         raise NotAuthenticated("the token's user id holds control characters")
     if not addressable(user_id):
-        raise NotAuthenticated("the token's user id cannot be a user here (a '.' or '..' segment)")
+        raise NotAuthenticated(
+            "the token's user id cannot be a user here (a '.' or '..' segment, \\, ? or #)"
+        )
     _ours(ctx, "users")
     ctx.write_registry(
         lambda c: c.execute(

@@ -70,6 +70,9 @@ def _list_from_env(value: Any) -> Any:
 EnvList = Annotated[list[str], NoDecode, BeforeValidator(_list_from_env)]
 
 
+MAX_SECONDS = 315_360_000  # ten years: every interval, timeout and grace is shorter
+
+
 class Settings(BaseSettings):
     # `inf` and `nan` are no setting's value: FLOWHISTORY_SQL_MAX_TIMEOUT_S=inf let a request ask
     # for a time limit past any clock (a 500)
@@ -224,6 +227,35 @@ class Settings(BaseSettings):
     # has no `auth.api_key.enable` (it then follows its ENABLE_API_KEY, default true): set it
     # to the same value as Open WebUI's ENABLE_API_KEY. flowhistory's own keys are not affected.
     openwebui_api_keys: bool = True
+
+    @field_validator(
+        "header_timeout_s",
+        "body_timeout_s",
+        "alert_interval_s",
+        "alert_ingest_debounce_s",
+        "alert_ingest_max_window_s",
+        "alert_webhook_timeout_s",
+        "alert_webhook_backoff_s",
+        "alert_webhook_backoff_max_s",
+        "smtp_timeout_s",
+        "retention_interval_s",
+        "export_s3_timeout_s",
+        "export_interval_s",
+        "export_compaction_interval_s",
+        "export_grace_s",
+        "rollup_interval_s",
+        "openwebui_poll_s",
+        "openwebui_orphan_grace_s",
+        "openwebui_orphan_interval_s",
+        "openwebui_max_stale_s",
+    )
+    @classmethod
+    def _seconds_a_clock_can_hold(cls, value: float) -> float:
+        """`1e300` seconds is finite, and past any clock: the scheduler's first due time overflowed
+        and `serve` failed to start with a traceback."""
+        if value > MAX_SECONDS:
+            raise ValueError(f"must be at most {MAX_SECONDS:,} seconds (10 years)")
+        return value
 
     @field_validator("memory_limit", "sql_memory_limit")
     @classmethod

@@ -900,7 +900,10 @@ def test_lone_surrogates_are_refused_in_names_and_ids(world: World) -> None:
         assert r.json()["detail"][0]["type"] == "json_invalid"
 
 
-@pytest.mark.parametrize("user_id", [".", "..", "x/..", "x/../bob", "./x", "x/./y"])
+@pytest.mark.parametrize(
+    "user_id",
+    [".", "..", "x/..", "x/../bob", "./x", "x/./y", "x/%2e%2e/bob", "x/%2E./bob", "y\\..\\bob", "v#x", "v?"],
+)
 def test_a_user_id_that_no_url_can_name_is_refused(world: World, user_id: str) -> None:
     """A client resolves `.` and `..` segments in `/api/v1/users/{id}`: such a user was created
     and then could never be demoted or set pending, and a PATCH of `x/../bob` sent as it is

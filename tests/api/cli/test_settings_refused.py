@@ -39,6 +39,9 @@ BAD_DUCKDB_SETTINGS = [
     ("FLOWHISTORY_SQL_MAX_TIMEOUT_S", "inf", "finite number"),
     ("FLOWHISTORY_SQL_MAX_TIMEOUT_S", "1e10", "less than or equal to 86400"),
     ("FLOWHISTORY_ALERT_INTERVAL_S", "nan", "finite number"),
+    # finite, and past any clock: `serve` failed to start with an OverflowError
+    ("FLOWHISTORY_EXPORT_INTERVAL_S", "1e300", "at most 315,360,000 seconds"),
+    ("FLOWHISTORY_RETENTION_INTERVAL_S", "1e308", "at most 315,360,000 seconds"),
 ]
 
 
