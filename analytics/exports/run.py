@@ -21,11 +21,13 @@ publish are dropped before it publishes any, and written again as each finishes:
 fails part-way, or is killed, leaves the days it did not record without a record, and the next
 cycle rewrites them whole.
 
-The records are only as true as the store they live in. Each cycle names itself in the target's
-manifest (`generation`) and in its own record in the store; a cycle that finds the target's last
-generation is not the store's (a store restored from a backup, an export folder replaced by an
-older copy) trusts none of the records and rewrites every day. A restored store's records matched
-its runs while the files held a later state, so every day was skipped for ever.
+The records are only as true as the store they live in. Each cycle names itself (`generation`)
+first in the store, then in the target's manifest, before it publishes anything; a cycle that
+finds the target's generation is not the last one the store named (a store restored from a
+backup, an export folder replaced by an older copy) trusts none of the records and rewrites every
+day. A restored store's records matched its runs while the files held a later state, so every
+day was skipped for ever. Named before publishing, a cycle that fails or is killed part-way
+leaves store and target agreeing on it, with records that match what it published.
 """
 
 from __future__ import annotations
@@ -188,10 +190,10 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def _store_generation(conn: Connection, target: str) -> str | None:
-    """The generation the store's last successful cycle on `target` wrote (None: none known)."""
+    """The generation the store last named for `target` (None: none)."""
     rows = conn.execute(
-        "SELECT summary->>'generation' FROM export_cycles WHERE target = ? AND kind = 'export' AND ok"
-        " ORDER BY finished_at DESC LIMIT 1",
+        "SELECT summary->>'generation' FROM export_cycles WHERE target = ? AND kind = 'generation'"
+        " ORDER BY started_at DESC LIMIT 1",
         [target],
     ).fetchall()
     return str(rows[0][0]) if rows and rows[0][0] is not None else None
@@ -246,6 +248,11 @@ class Cycle:
                 self.target.url,
             )
             recorded = {}
+        # named in the store, then on the target, before anything is published (module docstring)
+        record_cycle(
+            self.ctx, self.target.url, "generation", utc_now(), None, {"generation": self.generation}
+        )
+        write_manifest(self.target, self.generation)
         plan = self.ctx.store.read(lambda c: self._plan(c, exported, recorded))
         self.steps_total = len(plan.new) + len(plan.changed) + len(plan.drop) + 3
         # one COPY per day and table, not one PARTITION_BY over all days: DuckDB buffers every

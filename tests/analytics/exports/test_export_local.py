@@ -343,6 +343,59 @@ def test_an_export_newer_than_a_restored_store_is_rewritten(settings: Settings, 
         assert run_export(ctx)["days_rewritten"] == 0  # trusted again from then on
 
 
+def _failing_after_the_days(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cycle that fails after publishing its days (the flows file cannot be written)."""
+    from analytics.exports import run as export_run
+
+    def fail(*args: object) -> int:
+        raise OSError("the flows file could not be written")
+
+    monkeypatch.setattr(export_run, "copy_whole_file", fail)
+
+
+def test_a_restored_store_after_a_failed_cycle_is_rewritten(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cycle that failed after publishing left the manifest on the last good generation, which
+    the restored store also knew: its records were trusted, and the export stayed short."""
+    root = settings.data_dir / "exports"
+    with open_context(settings) as ctx:
+        flow = seed_flow(ctx)
+        ids = add_runs(ctx, flow, DAYS, 4)
+        run_export(ctx)
+        made = backup(ctx, tmp_path / "backup.duckdb").path
+        for run_id in ids[::4]:  # one run a day
+            history.delete_execution(ctx, ADMIN, flow, run_id)
+        with monkeypatch.context() as m:
+            _failing_after_the_days(m)
+            with pytest.raises(OSError):
+                run_export(ctx)
+        assert read(root, "SELECT count(*) FROM t") == [(9,)]  # the days went out, then it failed
+    restore(made, settings.db_path)
+    with open_context(settings) as ctx:
+        run_export(ctx)
+        assert read(root, "SELECT id FROM t ORDER BY 1") == store_rows(
+            ctx, "SELECT id::VARCHAR FROM executions ORDER BY 1"
+        )
+        assert read(root, "SELECT count(*) FROM t") == [(12,)]
+
+
+def test_a_failed_cycle_then_trusted_again(ctx: Context, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Named before it publishes, a failed cycle leaves store and target agreeing: the next one
+    repairs what it did not record, and rewrites nothing else."""
+    flow = seed_flow(ctx)
+    add_runs(ctx, flow, DAYS, 3)
+    run_export(ctx)
+    add_runs(ctx, flow, DAYS[:1], 2)
+    with monkeypatch.context() as m:
+        _failing_after_the_days(m)
+        with pytest.raises(OSError):
+            run_export(ctx)
+    summary = run_export(ctx)
+    assert summary["days_rewritten"] == 0 and summary["days_written"] == 0
+    assert read(root, "SELECT count(*) FROM t") == [(11,)]
+
+
 def test_an_export_folder_put_back_from_an_older_copy_is_rewritten(ctx: Context, root: Path) -> None:
     """The day's record said "2 runs, exported"; the files put back held the 3 it had before one
     was deleted: the deleted run was in the export again, for ever."""
