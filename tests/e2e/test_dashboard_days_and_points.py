@@ -85,3 +85,36 @@ def test_a_versions_failure_change_is_in_points(page: Any, shot: Any, api: Api) 
         "+25.0 pts"
     )  # as the overview says it ("%" read as relative)
     shot("versions")
+
+
+def test_signature_links_match_exactly(page: Any, shot: Any, api: Api) -> None:
+    """The links' fields were trimmed: a signature cut at 500 characters just after a space, or a
+    node id with spaces around it, found 0 runs where the count said 3."""
+    flow_id = api.create_flow("signature-exact")
+    now = datetime.now(UTC)
+    cut_after_a_space = "x" * 499 + " " + "y" * 100  # its signature is 499 x and a space
+    runs = []
+    for i in range(3):
+        for node, message in ((" padded ", "tool refused"), ("llm_1", cut_after_a_space)):
+            nodes = {node: {"content": "no"}}
+            runs.append(
+                {
+                    "flow_id": flow_id,
+                    "status": "error",
+                    "inputs": {},
+                    "outputs": nodes,
+                    "node_results": nodes,
+                    "errors": {node: message},
+                    "execution_time": 10,
+                    "created_at": (now - timedelta(hours=1 + i)).isoformat(),
+                }
+            )
+    api.batch(runs)
+    sign_in(page, api.key)
+    for node in (" padded ", "llm_1"):
+        page.goto(f"/#/flows/{flow_id}/analytics")
+        row = page.locator(f'#failures-table tbody tr[data-node="{node}"]')
+        expect(row.locator("td").nth(2)).to_have_text("3")
+        row.get_by_role("link").click()
+        expect(page.locator("#search-summary")).to_have_text("Showing 3 of 3 runs")
+    shot("exact")

@@ -134,8 +134,6 @@ def test_a_signature_nobody_has_finds_nothing(ctx: Context, made: Any) -> None:
 @pytest.mark.parametrize(
     ("leaf", "field"),
     [
-        ({"node_id": "", "equals_": "x"}, "node_id"),
-        ({"node_id": "n", "equals_": ""}, "equals_"),
         ({"node_id": "n", "equals_": "x" * 501}, "equals_"),
         ({"node_id": "n"}, "equals_"),
         ({"node_id": "n", "equals_": "x", "contains_": "y"}, "contains_"),
@@ -154,3 +152,24 @@ def test_an_unresolved_signature_is_not_compiled_silently() -> None:
     with pytest.raises(RuntimeError):
         f.clauses()
     assert InvalidInput  # the other fields' messages stay InvalidInput (test_search_filters.py)
+
+
+def test_an_empty_message_or_node_id_is_a_signature_too(ctx: Context, made: Any) -> None:
+    """/failures has rows for an empty or blank message (signature "") and for a node whose id
+    is "": the filter refused both (min_length 1), so those rows could not be searched."""
+    flow_id, _, _ = made
+    node_results = {"": {"x": 1}, "n1": {"x": 1}}
+    items = [
+        make_execution(flow_id, status="error", node_results=node_results, outputs=node_results, errors=e)
+        for e in ({"n1": "   "}, {"n1": ""}, {"": "boom 7"}, {"global": ""})
+    ]
+    assert all(r.status == "stored" for r in ingest.save_executions(ctx, ADMIN, items))
+    rows = signatures.failure_signatures(ctx, OWNER, flow_id).to_pylist()
+    wanted = {("n1", ""), ("", "boom <n>"), ("global", "")}
+    found = {(r["node_id"], r["signature"]): r["count"] for r in rows}
+    assert wanted <= set(found)
+    for key in wanted:
+        f = ExecutionFilter.model_validate(
+            {"flow_id": {"any_": [flow_id]}, "error_signature": {"node_id": key[0], "equals_": key[1]}}
+        )
+        assert count_executions(ctx, OWNER, filter=f) == found[key], key

@@ -1,7 +1,7 @@
 // Search across every flow the user may read. The form's fields are the search API's filters and
 // live in the URL (#/search?status=error&error=timeout...): a reload or a shared link gives the
 // same results.
-import { enc, get, post, query } from "../api.js";
+import { enc, get, post } from "../api.js";
 import { empty, errorPanel, h, loading, mount } from "../dom.js";
 import { badge, clip, count, counted, duration, fieldToIso, fieldValue, inZone, money, shortId, shortVersion, timestamp, tokens } from "../format.js";
 
@@ -30,6 +30,8 @@ const FIELDS = [
 ];
 
 const list = (v) => v.split(",").map((s) => s.trim()).filter(Boolean);
+// fields sent as typed (a signature may end in a space, a node id hold one)
+const EXACT = new Set(["signature", "signature_node"]);
 // From/Until are read in the zone the results show times in (UTC unless the user chose local).
 const TIME_FIELDS = new Set(["after", "before"]);
 function fieldTime(label, v) {
@@ -52,8 +54,11 @@ export function filterFrom(params) {
     f.execution_time = { ge_: p("min_ms") ? Number(p("min_ms")) : null, le_: p("max_ms") ? Number(p("max_ms")) : null };
   }
   if (p("error")) f.error = { contains_: p("error") };
-  if (p("signature")) f.error_signature = { node_id: p("signature_node") || "global", equals_: p("signature") };
-  else if (p("signature_node")) throw new Error("Signature's node: give the failure signature too");
+  // a signature and its node are matched exactly as /failures wrote them: not trimmed, and ""
+  // is a value (an empty message, a node whose id is ""); no node given is the run's own error
+  if (params.has("signature")) {
+    f.error_signature = { node_id: params.has("signature_node") ? params.get("signature_node") : "global", equals_: params.get("signature") };
+  } else if (p("signature_node")) throw new Error("Signature's node: give the failure signature too");
   if (p("version")) f.flow_version = { any_: list(p("version")) };
   if (p("model")) f.model = { any_: list(p("model")) };
   if (p("user")) f.user_id = { any_: list(p("user")) };
@@ -73,10 +78,11 @@ export function filterFrom(params) {
 // The runs behind a failure signature's count (a row of /failures): same flow, node, signature
 // and period (Search's From/Until, in the zone its fields are read in). Epoch seconds.
 export function signatureSearch(flowId, s, start, end) {
-  return `#/search${query({
-    flow: flowId, signature: s.signature, signature_node: s.node_id === "global" ? null : s.node_id,
-    after: fieldValue(start), before: fieldValue(end),
-  })}`;
+  const q = new URLSearchParams({ flow: flowId, signature: s.signature }); // "" kept, unlike query()
+  if (s.node_id !== "global") q.set("signature_node", s.node_id);
+  q.set("after", fieldValue(start));
+  q.set("before", fieldValue(end));
+  return `#/search?${q}`;
 }
 
 // A run's first error, "node: message", shortened; the whole text in the tooltip.
@@ -120,7 +126,10 @@ export async function render(root, _args, ctx) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const q = new URLSearchParams();
-    for (const [k, v] of new FormData(form)) if (String(v).trim() && !(k === "sort" && v === "-created_at")) q.set(k, String(v).trim());
+    for (const [k, v] of new FormData(form)) {
+      const value = EXACT.has(k) ? String(v) : String(v).trim();
+      if (value.trim() && !(k === "sort" && v === "-created_at")) q.set(k, value);
+    }
     const s = q.toString();
     ctx.navigate(`#/search${s ? `?${s}` : ""}`);
   });
