@@ -20,6 +20,7 @@ from analytics.access.auth import authenticate
 from analytics.access.permissions import Viewer
 from analytics.core.context import Context
 from analytics.core.errors import AccessDenied
+from analytics.history import scope
 from analytics.jobs.runtime import Runtime
 
 
@@ -89,3 +90,12 @@ async def admin_user(viewer: CurrentUser) -> Viewer:
 
 
 AdminUser = Annotated[Viewer, Depends(admin_user)]
+
+
+async def _flow_first(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> None:
+    """Before a flow route's query and body are validated (see scope.may_read)."""
+    scope.may_read(ctx, viewer, flow_id)
+
+
+# the contract's order (404, then 403) before a query's or a body's 422, on `/flows/{flow_id}/...`
+FLOW_FIRST = [Depends(_flow_first)]

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query
 
 from analytics.history import annotations as annotations_lib
 from analytics.history import compare, replay
-from api.dependencies import Ctx, CurrentUser
+from api.dependencies import FLOW_FIRST, Ctx, CurrentUser
 from api.json_body import JsonRoute
 from api.schemas.annotations import (
     AnnotationOut,
@@ -39,7 +39,7 @@ def get_replay(flow_id: str, execution_id: str, viewer: CurrentUser, ctx: Ctx) -
     return replay.replay_payload(ctx, viewer, flow_id, execution_id)
 
 
-@router.get(_RUN + "/replays", response_model=list[ExecutionSummaryOut])
+@router.get(_RUN + "/replays", response_model=list[ExecutionSummaryOut], dependencies=FLOW_FIRST)
 def list_replays(
     flow_id: str,
     execution_id: str,

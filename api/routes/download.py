@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from analytics.core.batch_formats import Format
 from analytics.history import download
 from analytics.history.search import ExecutionSort
-from api.dependencies import Ctx, CurrentUser
+from api.dependencies import FLOW_FIRST, Ctx, CurrentUser
 from api.json_body import JsonRoute
 from api.schemas.download import FilterParam, FormatParam, SortParam, parse_filter
 
@@ -43,7 +43,12 @@ def download_executions(
     )
 
 
-@router.get("/flows/{flow_id}/executions/download", response_class=StreamingResponse, responses=_FILE)
+@router.get(
+    "/flows/{flow_id}/executions/download",
+    response_class=StreamingResponse,
+    responses=_FILE,
+    dependencies=FLOW_FIRST,
+)
 def download_flow_executions(
     flow_id: str,
     viewer: CurrentUser,

@@ -10,7 +10,7 @@ import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +21,7 @@ from analytics.history import facets, ingest, scope
 from analytics.history import runs as history
 from analytics.history.filters import ExecutionFilter
 from analytics.history.scope import check_range
-from api.dependencies import Ctx, CurrentUser
+from api.dependencies import FLOW_FIRST, Ctx, CurrentUser
 from api.json_body import JsonRoute, body_schema, read_json, validate
 from api.schemas.executions import (
     CleanupOut,
@@ -33,14 +33,6 @@ from api.schemas.executions import (
 )
 
 router = APIRouter(prefix="/api/v1/flows", tags=["executions"], route_class=JsonRoute)
-
-
-async def _flow_first(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> None:
-    """Before the query and the body are validated (see scope.may_read)."""
-    scope.may_read(ctx, viewer, flow_id)
-
-
-FLOW_FIRST = [Depends(_flow_first)]
 
 
 @router.post(

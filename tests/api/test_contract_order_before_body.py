@@ -50,6 +50,9 @@ QUERIES = {
     "a status that is none": ("GET", "executions/stats?status=bogus"),
     "a negative keep": ("POST", "executions/cleanup?keep=-1"),
     "a cursor list limit of 0": ("GET", "executions/list?limit=0"),
+    "a download format that is none": ("GET", "executions/download?format=xml"),
+    "a download filter that is not JSON": ("GET", "executions/download?filter={bad"),
+    "a replays limit of 0": ("GET", "executions/00000000-0000-4000-8000-000000000000/replays?limit=0"),
 }
 
 
