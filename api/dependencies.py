@@ -99,3 +99,13 @@ async def _flow_first(flow_id: str, viewer: CurrentUser, ctx: Ctx) -> None:
 
 # the contract's order (404, then 403) before a query's or a body's 422, on `/flows/{flow_id}/...`
 FLOW_FIRST = [Depends(_flow_first)]
+
+
+async def flow_first_of(request: Request) -> None:
+    """The same order for a request refused before its route's dependencies ran (FastAPI reads
+    the body first, so a body that is not JSON was a 422 to a stranger and for a missing flow):
+    the credential (401), then the flow its path names (404, then 403)."""
+    viewer = await current_user(request)
+    flow_id = request.path_params.get("flow_id")
+    if isinstance(flow_id, str):
+        scope.may_read(context_of(request), viewer, flow_id)

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from analytics.core.json_text import loads_mended
 from analytics.core.jsonio import dumps
 from api import content_type, query_params
+from api.dependencies import flow_first_of
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -132,9 +133,10 @@ class JsonRoute(APIRoute):
                 return await handler(request_class(request.scope, request.receive))
             except RequestValidationError as exc:
                 # FastAPI parses the body before it asks for the credential: a caller without
-                # one got the 422 of a body that is not JSON where everything else is the 401
+                # one got the 422 of a body that is not JSON where everything else is the 401,
+                # and then the flow's 404 and 403
                 if needs_credential and any(e.get("type") == "json_invalid" for e in exc.errors()):
-                    await query_params.authenticate(request)
+                    await flow_first_of(request)
                 raise
 
         return with_orjson

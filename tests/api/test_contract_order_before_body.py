@@ -66,3 +66,21 @@ def test_a_missing_flow_or_no_access_comes_before_a_bad_query(world: World, what
     assert r.status_code == 404, (what, r.status_code, r.text)
     r = world.client.request(method, f"/api/v1/flows/{world.private}/{tail}", headers=bearer("owner"))
     assert r.status_code == 422, (what, r.status_code, r.text)
+
+
+@pytest.mark.parametrize("what", ["save a run", "update the flow", "annotate a run", "duplicate the flow"])
+def test_a_missing_flow_or_no_access_comes_before_a_body_that_is_not_json(world: World, what: str) -> None:
+    """FastAPI reads a body before the route's checks: `{bad` was a 422 to a stranger and for a
+    missing flow, where saving a run (which reads its body itself) answered 403 and 404."""
+    run_id = world.post_run("owner", world.private)["id"]
+    headers = {"content-type": "application/json"}
+    for flow, user, status in (
+        (world.private, "stranger", 403),
+        ("no-such-flow", "stranger", 404),
+        (world.private, "owner", 422),
+    ):
+        method, path, _ = _requests(world, flow, run_id)[what]
+        r = world.client.request(method, path, content=b"{bad", headers={**headers, **bearer(user)})
+        assert r.status_code == status, (what, user, r.status_code, r.text)
+    r = world.client.request(method, path, content=b"{bad", headers=headers)
+    assert r.status_code == 401  # no credential: the 401 first, as before
