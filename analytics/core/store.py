@@ -261,7 +261,20 @@ def _merge(parts: list[Rows | pa.Table]) -> pa.Table:
     if lists:
         merged = {name: [v for p in lists for v in p.columns[name]] for name in lists[0].columns}
         tables.append(pa.table(merged, schema=lists[0].schema))
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    if len(tables) == 1:
+        return tables[0]
+    if any(t.schema != tables[0].schema for t in tables):
+        # the bulk path hands payloads as `arrow.json`, a single save as strings: one table of
+        # the strings (DuckDB casts either into a JSON column); concat refused the mix, and the
+        # group fell back to a commit per task
+        tables = [t.cast(_storage_schema(t.schema)) for t in tables]
+    return pa.concat_tables(tables)
+
+
+def _storage_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema(
+        [f.with_type(f.type.storage_type) if isinstance(f.type, pa.BaseExtensionType) else f for f in schema]
+    )
 
 
 def one_row(result: Connection) -> tuple[Any, ...] | None:

@@ -103,3 +103,23 @@ def test_ids_stored_meanwhile_are_refused_as_existing_and_the_rest_stored(
     assert rows == (30, 30)
     # the counters the stats answer from count each run once
     assert ctx.counters.stats("flow-1").total_executions == 30
+
+
+def test_a_batch_and_a_single_save_commit_together(ctx: Context) -> None:
+    """The bulk path hands payloads as `arrow.json` and a single save as strings: concatenating
+    the two refused the mix ("Schema at index 1 was different"), the group was rolled back and
+    each write committed alone (the log showed the error; throughput paid)."""
+    from tests.factories import ROOT, make_execution
+    from tests.factories.writer import in_one_commit
+
+    fid = flows.create_flow(ctx, ROOT, name="mixed", nodes=[], edges=[]).id
+    lines = b"\n".join(orjson.dumps(make_execution(fid)) for _ in range(3))
+    before = ctx.store.stats.commits
+    bulk, single = in_one_commit(
+        ctx,
+        lambda: batch_bulk.ingest_ndjson(ctx, ROOT, lines),
+        lambda: ingest.save_executions(ctx, ROOT, [make_execution(fid)]),
+    )
+    assert bulk is None and single is None
+    assert ctx.store.stats.commits - before == 2  # the held write's commit, then one for both
+    assert ctx.counters.stats(fid).total_executions == 4
