@@ -105,7 +105,10 @@ class WebUIDatabase:
             cur = conn.execute(sql)
             rows = cur.fetchall()
         except Exception as exc:
-            if not keep_connection or fired.is_set():
+            # `keep_connection` spares a connection only a statement failed on (a table missing):
+            # one the server broke (a restart, its session ended) was kept, and every later
+            # poll failed on it at once, never reconnecting
+            if not keep_connection or fired.is_set() or getattr(conn, "broken", False):
                 self.close()
             if fired.is_set():
                 raise TimeoutError(
@@ -123,6 +126,13 @@ class WebUIDatabase:
         # TEXT value is. Read as `b'bob'`, a BLOB owner made another owner of the flow (its runs
         # deleted), and a BLOB that is not UTF-8 stopped every poll
         return [tuple(_text(v) if isinstance(v, bytes) else v for v in row) for row in rows]
+
+    def interrupt(self) -> None:
+        """Shut a PostgreSQL read in progress on another thread (the server stopping: a stalled
+        read held the poller, and the stop waited for it)."""
+        conn = self._conn
+        if self.postgres and conn is not None:
+            _shut(conn, threading.Event())
 
     def close(self) -> None:
         if self._conn is not None:

@@ -345,7 +345,7 @@ class OpenWebUISync:
                 self.sync_once()
             except Exception as exc:  # Open WebUI down or mid-migration: keep the last mirror, try again
                 failure = f"{type(exc).__name__}: {exc}"
-                if self.failure is None:  # once an outage, not every second
+                if self.failure is None and not self._stop.is_set():  # once an outage; a stop's cut is none
                     log.exception("reading Open WebUI's database failed; keeping the last mirror")
             else:
                 if self.failure is not None:
@@ -362,7 +362,10 @@ class OpenWebUISync:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=1)
+            if self._thread.is_alive():  # a read stalled on Open WebUI's database: end it now
+                self.db.interrupt()
+                self._thread.join(timeout=3)
         self.db.close()
 
 

@@ -8,6 +8,7 @@ server was taken for a `user` table without `api_key`, and every Open WebUI key 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from analytics.access.users import hash_key
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
 from analytics.core.errors import UpstreamFailed
-from analytics.openwebui.db import with_timeouts
+from analytics.openwebui.db import WebUIDatabase, with_timeouts
 from analytics.openwebui.importer import Source
 from analytics.openwebui.sync import OpenWebUISync
 from tests.openwebui.pg_server import PostgresServer, create_database
@@ -128,6 +129,34 @@ def test_a_stalled_read_fails_and_the_next_poll_reads_again(
     assert ctx.directory.user("alice").role == "user"  # the last mirror is kept meanwhile
     _in_time(sync.sync_once)  # a new connection: the change arrives
     assert ctx.directory.user("alice").role == "pending"  # type: ignore[union-attr]
+
+
+def test_a_session_the_server_ended_is_opened_again(
+    relayed: tuple[OpenWebUISync, Context, WebUIDb, Relay],
+) -> None:
+    """A users read that failed kept its connection (the column might be missing): after a
+    PostgreSQL restart or a terminated session, every poll failed on the dead one for ever."""
+    sync, ctx, db, _ = relayed
+    sync.db = WebUIDatabase(db.url, 5)  # straight to PostgreSQL: the relay would hide the end as a stall
+    _in_time(sync.sync_once)
+    db.execute(f"SELECT pg_terminate_backend({sync.db._conn.info.backend_pid})")
+    db.set_role("alice", "pending")
+    with contextlib.suppress(Exception):  # the driver's own error, which the thread logs
+        _in_time(sync.sync_once)  # meets the ended session
+    _in_time(sync.sync_once)  # a new session
+    assert ctx.directory.user("alice").role == "pending"  # type: ignore[union-attr]
+
+
+def test_stopping_cuts_a_stalled_read(relayed: tuple[OpenWebUISync, Context, WebUIDb, Relay]) -> None:
+    """The stop waited 10 s for a poller stalled on the database: SIGTERM took longer than the
+    10 s the README promises. It now shuts the read's socket."""
+    sync, _, _, relay = relayed
+    sync.db.timeout_s = 600  # the read's own deadline is not what ends it here
+    sync.start()
+    relay.freeze()
+    threading.Event().wait(3)  # the poller (every 1 s) is in a read on the frozen connection
+    _in_time(sync.stop)
+    assert sync._thread is not None and not sync._thread.is_alive()
 
 
 def _break_the_key_column(db: WebUIDb) -> None:
