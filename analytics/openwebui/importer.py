@@ -58,6 +58,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -174,6 +175,8 @@ class Source:
 
     def __init__(self, url: str, timeout_s: float = 30.0) -> None:
         self.url = url
+        self.timeout_s = timeout_s
+        self._stalled = False
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         try:
             if self.postgres:
@@ -215,7 +218,40 @@ class Source:
 
     def table(self, sql: str) -> pa.Table:
         """UpstreamFailed when the driver fails: a source damaged, replaced or gone mid-import
-        (a PostgreSQL restart) is the source's failure (502), not an internal error."""
+        (a PostgreSQL restart) is the source's failure (502), not an internal error. A
+        PostgreSQL read that takes longer than `timeout_s` fails too: it runs on a thread of its
+        own, left to the stalled driver (a hung backend kept the import silent for minutes, and
+        the server's stop waited for it); the connection is not used again."""
+        if not self.postgres:
+            return self._read(sql)
+        if self._stalled:
+            raise UpstreamFailed(self._stall_detail())
+        answer: dict[str, Any] = {}
+
+        def read() -> None:
+            try:
+                answer["table"] = self._read(sql)
+            except BaseException as exc:  # handed to the caller's thread
+                answer["error"] = exc
+
+        reader = threading.Thread(target=read, name="openwebui-import-read", daemon=True)
+        reader.start()
+        reader.join(self.timeout_s)
+        if reader.is_alive():
+            self._stalled = True
+            raise UpstreamFailed(self._stall_detail())
+        if "error" in answer:
+            raise answer["error"]
+        table: pa.Table = answer["table"]
+        return table
+
+    def _stall_detail(self) -> str:
+        return (
+            f"reading Open WebUI's database {redacted(self.url)} failed: it did not answer within"
+            f" {self.timeout_s:g} s (FLOWHISTORY_OPENWEBUI_TIMEOUT_S); run the import again once it does"
+        )
+
+    def _read(self, sql: str) -> pa.Table:
         cur = self._conn.cursor()
         try:
             cur.execute(sql)
@@ -300,7 +336,8 @@ class Source:
         ]
 
     def close(self) -> None:
-        self._conn.close()
+        if not self._stalled:  # a stalled read's thread still holds the connection
+            self._conn.close()
 
 
 # -- identity and flows ----------------------------------------------------------------------

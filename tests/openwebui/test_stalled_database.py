@@ -220,3 +220,22 @@ def test_an_import_source_that_never_answers_is_given_up() -> None:
         listener.close()
         for s in accepted:
             s.close()
+
+
+def test_an_import_read_that_stalls_fails_in_words(
+    relayed: tuple[OpenWebUISync, Context, WebUIDb, Relay],
+) -> None:
+    """The import's reads had no deadline: a hung backend kept `import openwebui` silent for
+    minutes, and a server importing could not stop."""
+    _, _, db, relay = relayed
+    through = db.url.replace(f":{relay.target}/", f":{relay.port}/")
+    source = Source(through, timeout_s=3)
+    try:
+        assert source.table('SELECT id FROM "user"').num_rows == 2
+        relay.freeze()
+        with pytest.raises(UpstreamFailed, match="did not answer within 3 s"):
+            _in_time(lambda: source.table('SELECT id FROM "user"'))
+        with pytest.raises(UpstreamFailed):  # the stalled connection is not used again
+            source.table("SELECT 1")
+    finally:
+        source.close()
