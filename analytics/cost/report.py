@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from itertools import pairwise
 from typing import Any
 
 import pyarrow as pa
@@ -147,11 +148,35 @@ def set_prices(ctx: Context, prices: list[Price]) -> list[Price]:
     return ctx.prices.all()
 
 
+# runs re-priced by one write: the writer commits other writes between two slices (the whole
+# range in one write held every save for 15 s at 250,000 runs, 40 s under load)
+REPRICE_SLICE = 20_000
+
+
 def recompute_costs(ctx: Context, *, start: datetime, end: datetime) -> int:
-    """Re-price every run created in [start, end) from its stored tokens; returns how many."""
+    """Re-price every run created in [start, end) from its stored tokens; returns how many.
+
+    The range is cut at every REPRICE_SLICE-th run's `created_at` into slices, each re-priced
+    by one write (half-open slices: a run is in exactly one). A slice is read, priced and
+    updated in its own transaction on the writer, so what it writes is what it read."""
     check_range(start, end)
     start, end = naive_utc(start), naive_utc(end)
+    cuts = ctx.store.read(
+        lambda c: [
+            r[0]
+            for r in c.execute(
+                "SELECT created_at FROM (SELECT created_at, row_number() OVER (ORDER BY created_at) AS n"
+                " FROM executions WHERE created_at >= ? AND created_at < ?) WHERE n % ? = 1 AND n > 1"
+                " ORDER BY created_at",
+                [start, end, REPRICE_SLICE],
+            ).fetchall()
+        ]
+    )
+    edges = [start, *sorted(set(cuts)), end]
+    return sum(_reprice_slice(ctx, a, b) for a, b in pairwise(edges) if a < b)
 
+
+def _reprice_slice(ctx: Context, start: datetime, end: datetime) -> int:
     def work(c: Connection) -> int:
         changes.invalidate(c, "created_at >= ? AND created_at < ?", [start, end])
         rows = c.execute(

@@ -148,3 +148,39 @@ def test_replay_of_must_be_a_run_of_the_same_flow(ctx: Context, flow_id: str) ->
         ingest.save_execution(
             ctx, OWNER, {**base, "replay_of": "0190a0a0-0000-7000-8000-000000000000"}, flow_id=flow_id
         )
+
+
+def test_recompute_in_slices_prices_every_run_once(
+    ctx: Context, flow_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole range was one write (every save waited 15-40 s behind it at 250,000 runs); it is
+    now one write a slice of runs, cut at run times, with ties on a cut in the later slice."""
+    from datetime import datetime, timedelta
+
+    from analytics.cost import report as cost_report
+
+    monkeypatch.setattr(cost_report, "REPRICE_SLICE", 3)
+    base = datetime(2026, 3, 1)
+    times = [base + timedelta(minutes=i // 2) for i in range(14)]  # pairs of equal times
+    node_results = {
+        "model_1": {"modelId": "acme-1", "usage": {"prompt_tokens": 1_000_000, "completion_tokens": 0}}
+    }
+    items = [
+        {
+            "flow_id": flow_id,
+            "status": "success",
+            "execution_time": 1,
+            "created_at": t.isoformat(),
+            "node_results": node_results,
+            "outputs": node_results,
+        }
+        for t in times
+    ]
+    assert all(r.status == "stored" for r in ingest.save_executions(ctx, OWNER, items))
+    others = [p for p in ctx.prices.all() if p.model_pattern != "acme-*"]
+    cost_report.set_prices(ctx, [*others, Price("acme-*", 7.0, 0.0, date(2020, 1, 1))])
+    commits = ctx.store.stats.commits
+    assert cost_report.recompute_costs(ctx, start=base, end=base + timedelta(days=1)) == 14
+    assert ctx.store.stats.commits - commits >= 5  # 14 runs, 3 a slice: one write each
+    costs = ctx.store.read(lambda c: [r[0] for r in c.execute("SELECT cost FROM executions").fetchall()])
+    assert costs == [pytest.approx(7.0)] * 14
