@@ -152,7 +152,9 @@ def test_a_server_failing_mid_cycle_publishes_only_whole_files(
         ctx.settings.export_s3_endpoint = proxy.endpoint
         flow = seed_flow(ctx)
         add_runs(ctx, flow, DAYS, 4)
-        proxy.allow_puts = 3  # the first day's two files and one more, then every upload fails
+        # the cycle's name first (the manifest and the schema), the first day's two files and one
+        # more, then every upload fails
+        proxy.allow_puts = 5
         with pytest.raises(OSError):
             run_export(ctx)
         assert "upload" in export_status(ctx)["error"]
