@@ -252,7 +252,7 @@ class Cycle:
         record_cycle(
             self.ctx, self.target.url, "generation", utc_now(), None, {"generation": self.generation}
         )
-        write_manifest(self.target, self.generation)
+        write_manifest(self.target, self.generation, exported)  # the listing just read
         plan = self.ctx.store.read(lambda c: self._plan(c, exported, recorded))
         self.steps_total = len(plan.new) + len(plan.changed) + len(plan.drop) + 3
         # one COPY per day and table, not one PARTITION_BY over all days: DuckDB buffers every
@@ -441,11 +441,17 @@ class Cycle:
         }
 
 
-def write_manifest(target: Target, generation: str | None = None) -> dict[str, dict[str, Any]]:
+def write_manifest(
+    target: Target,
+    generation: str | None = None,
+    listing: dict[str, dict[date, list[FileEntry]]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Write `_manifest.json` (the files of the snapshot just published) and `_schema.json`;
     answer files and bytes per table. `generation`: the cycle's (None: a compaction, which
-    keeps the one there, since it changes files, not what they hold)."""
-    listing = {t.name: target.partitions(t.name) for t in PARTITIONED}
+    keeps the one there, since it changes files, not what they hold). `listing`: the target's
+    partitions when the caller has just read them."""
+    if listing is None:
+        listing = {t.name: target.partitions(t.name) for t in PARTITIONED}
     tables: dict[str, dict[str, Any]] = {}
     manifest: dict[str, Any] = {
         "export_schema_version": EXPORT_SCHEMA_VERSION,
