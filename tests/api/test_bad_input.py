@@ -1471,3 +1471,20 @@ def test_more_month_buckets_than_allowed_asks_for_a_shorter_range(bw: World) -> 
     detail = assert_refused(r)
     assert "month buckets" in str(detail) and "use a shorter range" in str(detail)
     assert "wider bucket" not in str(detail)  # there is none wider than a month
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-inf", "1e309"])
+def test_a_price_that_is_not_a_finite_number_is_refused_in_those_words(bw: World, value: str) -> None:
+    """The bound was checked first: `"NaN"` was refused as "less than or equal to 1000000"."""
+    price = {
+        "model_pattern": "m-*",
+        "input_per_million": value,
+        "output_per_million": 1,
+        "valid_from": "2026-01-01",
+    }
+    r = bw.client.put("/api/v1/prices", json={"prices": [price]}, headers=bearer("admin"))
+    detail = assert_refused(r)
+    assert names(detail, "input_per_million") and "finite" in r.text, r.text
+    assert not any(
+        p["model_pattern"] == "m-*" for p in bw.client.get("/api/v1/prices", headers=bearer("admin")).json()
+    )
