@@ -40,6 +40,17 @@ _NEWEST = "archived_at DESC, coalesce(archive_reason = 'delete', false) DESC"
 _SAME_FLOW = "coalesce(s.flow_owner = f.user_id, f.created_at <= s.created_at)"
 
 
+def _refill(e: str) -> str:
+    """The archived copy `s` (with its flow now, `f`) is the stored run `e` emptied by a trim:
+    archived last by a trim (after a delete the id may be posted again), in the same flow of the
+    same owner, made at the same time by the same user, and empty now. An id posted again, to
+    another user's flow or without a payload, was given the old run's prompts."""
+    return f"""({_HAS_PAYLOAD} AND coalesce(s.archive_reason, 'trim') = 'trim'
+        AND {e}.flow_id = s.flow_id AND {e}.created_at = s.created_at
+        AND {e}.user_id IS NOT DISTINCT FROM s.user_id AND f.id IS NOT NULL AND {_SAME_FLOW}
+        AND {e}.inputs IS NULL AND {e}.outputs IS NULL AND {e}.node_results IS NULL)"""
+
+
 def _with_owner_and_shared_outputs(conn: Connection) -> None:
     """`restore_src` as the store keeps runs: `outputs` NULL where it is node_results' copy (the
     archive writes it out), and a `flow_owner` column even when no file read has one."""
@@ -142,8 +153,7 @@ def _restore(
         SELECT count(*) FILTER (WHERE e.id IS NOT NULL),
                count(*) FILTER (WHERE e.id IS NULL AND f.id IS NULL),
                count(*) FILTER (WHERE e.id IS NULL AND f.id IS NOT NULL AND NOT ({_SAME_FLOW})),
-               count(*) FILTER (WHERE e.id IS NOT NULL AND {_HAS_PAYLOAD} AND e.inputs IS NULL
-                                AND e.outputs IS NULL AND e.node_results IS NULL)
+               count(*) FILTER (WHERE e.id IS NOT NULL AND {_refill("e")})
         FROM restore_src s
         LEFT JOIN executions e ON e.id = s.id::UUID
         LEFT JOIN flows f ON f.id = s.flow_id
@@ -155,9 +165,8 @@ def _restore(
             f"""
             UPDATE executions SET inputs = s.inputs, outputs = s.outputs, outputs_same = s.outputs_same,
                    node_results = s.node_results
-            FROM restore_src s
-            WHERE executions.id = s.id::UUID AND {_HAS_PAYLOAD}
-              AND executions.inputs IS NULL AND executions.outputs IS NULL AND executions.node_results IS NULL
+            FROM restore_src s LEFT JOIN flows f ON f.id = s.flow_id
+            WHERE executions.id = s.id::UUID AND {_refill("executions")}
             """
         )
     cols = ", ".join(f's."{name}"' for name, _ in archive.executions_columns(conn))

@@ -244,3 +244,29 @@ def test_deleting_most_runs_shrinks_the_file(ctx: Context) -> None:
     # sorted by flow, then time
     order = q("SELECT flow_id, created_at FROM executions WHERE rowid < 1000000 ORDER BY rowid")
     assert order[:-1] == sorted(order[:-1])
+
+
+@pytest.mark.parametrize("where", ["another user's flow", "the same flow"])
+def test_an_id_posted_again_after_its_delete_is_not_given_the_old_payload(ctx: Context, where: str) -> None:
+    """Restore refilled any stored run of that id without a payload: an id posted again (to
+    another user's flow, or to its own after a delete) got the archived run's prompts."""
+    from analytics.flows import registry as flows
+    from analytics.history import ingest
+    from tests.factories import OTHER
+
+    fid = make_flows(ctx, ["x"])["x"]
+    old = generate(ctx, [fid], 1)[0]
+    policies.set_policy(ctx, ADMIN, Policy(max_age_days=1))
+    assert apply.run_retention(ctx, now=NOW, compact=False)["deleted"] == 1
+    policies.delete_policy(ctx, ADMIN, None)
+    target = fid
+    if where != "the same flow":
+        target = flows.create_flow(ctx, OTHER, name="y", nodes=[], edges=[], access_control=None).id
+    again = make_execution(
+        target, id=old.id, created_at=NOW.isoformat(), inputs=None, outputs=None, node_results=None
+    )
+    assert ingest.save_executions(ctx, ADMIN, [again])[0].status == "stored"
+    before = all_rows(ctx)[old.id]
+    out = restore.restore(ctx, start=datetime(2000, 1, 1), end=NOW + timedelta(days=1))
+    assert out["refilled"] == 0 and out["already_present"] == 1, out
+    assert all_rows(ctx)[old.id] == before
