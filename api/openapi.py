@@ -116,6 +116,31 @@ def document_errors(document: dict[str, Any], routes: Sequence[BaseRoute]) -> No
             schemas.pop(name, None)
 
 
+# a bound a setting decides (`FLOWHISTORY_LIST_LIMIT_MAX`): marked where the parameter is
+# declared, written in from the server's settings when the document is built
+SETTING_MAXIMUM = "x-maximum-setting"
+
+
+def maximum_from(setting: str) -> dict[str, Any]:
+    """`Query(json_schema_extra=maximum_from("list_limit_max"))`: the document says the real cap
+    (it said none, and a client sent `limit=501` as valid: a 422)."""
+    return {SETTING_MAXIMUM: setting}
+
+
+def setting_bounds(node: Any, settings: Any) -> None:
+    if isinstance(node, list):
+        for item in node:
+            setting_bounds(item, settings)
+    elif isinstance(node, dict):
+        if isinstance(name := node.pop(SETTING_MAXIMUM, None), str):
+            cap = getattr(settings, name)
+            for branch in node.get("anyOf", [node]):
+                if branch.get("type") == "integer":
+                    branch["maximum"] = min(branch.get("maximum", cap), cap)
+        for value in node.values():
+            setting_bounds(value, settings)
+
+
 _BOUNDS = {"gt": "exclusiveMinimum", "ge": "minimum", "lt": "exclusiveMaximum", "le": "maximum"}
 
 
@@ -145,6 +170,7 @@ def install(app: FastAPI) -> None:
         if app.openapi_schema is None:
             document = build()
             standard_bounds(document)
+            setting_bounds(document, app.state.settings)
             document_errors(document, app.routes)
         return app.openapi_schema  # type: ignore[return-value]
 

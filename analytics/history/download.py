@@ -42,6 +42,12 @@ _COLUMNS = (
     " node_results, errors, meta, node_count, tokens_in, tokens_out, tokens_estimated, cost,"
     " flow_version, replay_of::VARCHAR AS replay_of"
 )
+# iso_utc's form: seconds, the microseconds only when there are some, and Z
+_RFC3339 = (
+    "strftime(created_at, '%Y-%m-%dT%H:%M:%S')"
+    " || CASE WHEN epoch_us(created_at) % 1000000 <> 0 THEN strftime(created_at, '.%f') ELSE '' END"
+    " || 'Z' AS created_at"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,8 @@ def _batch_sql(fmt: Format, selection: str, order: str) -> str:
     nodes = "to_json(nodes) AS nodes" if fmt is Format.CSV else "nodes"
     sql = f"SELECT {_COLUMNS}, {nodes} FROM executions WHERE {selection} {order}"
     if fmt is Format.JSONL:  # DuckDB renders each row, JSON payloads nested as JSON
-        sql = f"SELECT to_json(r)::VARCHAR AS {JSON_LINE} FROM ({sql}) r"
+        # and a time as RFC 3339 text, as the API writes it (`to_json` wrote "2026-12-08 00:00:00+00")
+        sql = f"SELECT to_json(r)::VARCHAR AS {JSON_LINE} FROM (SELECT * REPLACE ({_RFC3339}) FROM ({sql})) r"
     return sql
 
 

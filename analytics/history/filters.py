@@ -211,8 +211,14 @@ def ready(store: Store, filter: ExecutionFilter | None, visible: Clause) -> Exec
     return store.read(lambda c: f.resolved(c, visible))
 
 
+def _fold(text: str) -> str:
+    """`lower`, and a final sigma as any sigma: DuckDB lowers a capital sigma to the medial one
+    everywhere, where a typed word ends in the final one, so neither spelling found the other."""
+    return f"replace(lower({text}), '\u03c2', '\u03c3')"
+
+
 def error_clause(needle: str) -> Clause:
-    """Runs with an error text containing `needle`, case-insensitively (`lower` both sides).
+    """Runs with an error text containing `needle`, case-insensitively (`_fold` both sides).
 
     Parsing every run's errors is ~3x the old text scan, so a cheap test runs first: each piece
     of the needle between JSON-escaped characters must occur in the stored text as it is. That
@@ -220,8 +226,10 @@ def error_clause(needle: str) -> Clause:
     escapes only `"`, `\\` and control characters, and `lower` maps character by character.
     """
     pieces = list(dict.fromkeys(p for p in _ESCAPED.split(needle) if p))
-    exact = f"list_bool_or([contains(lower(m), lower(?)) FOR m IN {ERROR_TEXTS}])"
-    cheap = " AND ".join(["errors IS NOT NULL", *("contains(lower(errors), lower(?))" for _ in pieces)])
+    exact = f"list_bool_or([contains({_fold('m')}, {_fold('?')}) FOR m IN {ERROR_TEXTS}])"
+    cheap = " AND ".join(
+        ["errors IS NOT NULL", *(f"contains({_fold('errors')}, {_fold('?')})" for _ in pieces)]
+    )
     return f"CASE WHEN {cheap} THEN coalesce({exact}, false) ELSE false END", [*pieces, needle]
 
 

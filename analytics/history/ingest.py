@@ -79,8 +79,12 @@ MAX_EXECUTION_TIME = 2**53  # JavaScript's largest safe integer: the client read
 
 
 def _no_bool(value: Any) -> Any:
+    """A JSON number only: pydantic's lax mode read `true` as 1 and `"1_000"` or `" 15 "` as
+    numbers, stored though the contract and the schema say integer."""
     if isinstance(value, bool):
         raise ValueError("must be an integer number of milliseconds, not a boolean")
+    if isinstance(value, str | bytes):
+        raise ValueError("must be an integer number of milliseconds, not a string")
     return value
 
 

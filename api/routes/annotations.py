@@ -14,6 +14,7 @@ from analytics.history import annotations as annotations_lib
 from analytics.history import compare, replay
 from api.dependencies import FLOW_FIRST, Ctx, CurrentUser
 from api.json_body import JsonRoute
+from api.openapi import maximum_from
 from api.schemas.annotations import (
     AnnotationOut,
     AnnotationUpdate,
@@ -45,7 +46,7 @@ def list_replays(
     execution_id: str,
     viewer: CurrentUser,
     ctx: Ctx,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, json_schema_extra=maximum_from("list_limit_max"))] = None,
 ) -> Any:
     """Executions saved as replays of this one, newest first."""
     return replay.list_replays(ctx, viewer, flow_id, execution_id, limit=limit)

@@ -23,6 +23,7 @@ from analytics.history.filters import ExecutionFilter
 from analytics.history.scope import check_range
 from api.dependencies import FLOW_FIRST, Ctx, CurrentUser
 from api.json_body import JsonRoute, body_schema, read_json, validate
+from api.openapi import maximum_from
 from api.schemas.executions import (
     CleanupOut,
     ExecutionOut,
@@ -149,7 +150,7 @@ def list_executions_cursor(
     flow_id: str,
     viewer: CurrentUser,
     ctx: Ctx,
-    limit: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int | None, Query(ge=1, json_schema_extra=maximum_from("list_limit_max"))] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Any:
     """List executions with a cursor and a total, newest first by (created_at, id)."""

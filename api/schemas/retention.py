@@ -65,7 +65,7 @@ class DryRunIn(BaseModel):
     policy: PolicyIn | None = Field(
         default=None, description="plan with this policy instead of the stored one"
     )
-    ids_limit: int = Field(default=1000, ge=0, le=100_000, description="ids listed at most, in all")
+    ids_limit: Count = Field(default=1000, ge=0, le=100_000, description="ids listed at most, in all")
     now: UtcTime | None = Field(
         default=None, description="plan as of this time (default: now); ISO 8601 or epoch seconds (a number)"
     )

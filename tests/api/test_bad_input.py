@@ -108,6 +108,10 @@ WRONG_FIELDS: list[tuple[str, dict[str, Any], str]] = [
     ("status list", {"status": ["success"]}, "status"),
     ("execution_time string", {"execution_time": "abc"}, "execution_time"),
     ("execution_time float", {"execution_time": 1.5}, "execution_time"),
+    # a number in a string was stored (lax mode): the contract and the schema say integer
+    ("execution_time digits", {"execution_time": "15"}, "execution_time"),
+    ("execution_time underscores", {"execution_time": "1_000"}, "execution_time"),
+    ("execution_time spaced", {"execution_time": " 15 "}, "execution_time"),
     ("execution_time bool", {"execution_time": True}, "execution_time"),
     ("execution_time false", {"execution_time": False}, "execution_time"),
     ("execution_time negative", {"execution_time": -1}, "execution_time"),
@@ -625,6 +629,7 @@ def test_batch_mixed_good_and_bad_items(bw: World, flow: str) -> None:
         (make_execution(flow, execution_time="abc"), "execution_time"),
         (make_execution(flow, execution_time=1.5), "execution_time"),
         (make_execution(flow, execution_time=True), "execution_time"),
+        (make_execution(flow, execution_time="1_000"), "not a string"),
         (make_execution(flow, inputs=[1]), "inputs"),
         ({k: v for k, v in make_execution(flow).items() if k != "flow_id"}, "flow_id"),
         (make_execution(str(uuid.uuid4())), "Flow not found"),
@@ -1340,6 +1345,7 @@ def _boolean_for_a_number(fid: str) -> dict[str, tuple[str, str, dict[str, Any],
         # and the other way round: a number where a boolean or a date goes (0 read as false, 1970-01-01)
         "policy archive": ("PUT", f"/api/v1/flows/{fid}/retention/policy", {"archive": 0}, "archive"),
         "price valid_from": ("PUT", "/api/v1/prices", {"prices": [{**price, "valid_from": 0}]}, "valid_from"),
+        "dry-run ids_limit": ("POST", "/api/v1/retention/dry-run", {"ids_limit": False}, "ids_limit"),
         "metrics max_groups": (
             "POST",
             "/api/v1/metrics",

@@ -324,6 +324,24 @@ def test_bounds_are_in_json_schemas_words() -> None:
     assert schemas["MetricsQuery"]["properties"]["max_groups"]["maximum"] == 100  # the tighter of two
 
 
+@pytest.mark.parametrize("cap", [500, 37])
+def test_a_limit_a_setting_caps_is_declared_with_that_cap(cap: int) -> None:
+    """`/executions/list` and `/replays` declared no maximum: `limit=501` was valid by the
+    document and a 422 from the server (its cap is FLOWHISTORY_LIST_LIMIT_MAX)."""
+    from analytics.core.config import Settings
+    from api.app import create_app
+
+    document = create_app(Settings(db_path=":memory:", list_limit_max=cap, list_limit_default=cap)).openapi()
+    paths = document["paths"]
+    for path in (
+        "/api/v1/flows/{flow_id}/executions/list",
+        "/api/v1/flows/{flow_id}/executions/{execution_id}/replays",
+    ):
+        (limit,) = [p for p in paths[path]["get"]["parameters"] if p["name"] == "limit"]
+        assert limit["schema"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": cap}
+    assert "x-maximum-setting" not in str(document)
+
+
 def test_every_error_answer_is_declared_with_the_shared_models() -> None:
     refs = {"422": "#/components/schemas/ValidationErrorOut"}
     for operation in OPERATIONS:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+from datetime import datetime, timedelta
 
 import orjson
 import pyarrow.parquet as pq
@@ -75,6 +77,12 @@ def test_jsonl_nests_payloads(exported: Exported) -> None:
     assert lines[0]["errors"] == {"message": "boom"}  # JSON, not a string holding JSON
     assert lines[0]["inputs"]["prompt"] == "hello"
     assert isinstance(lines[0]["nodes"], list)
+    # a time as the API writes it (RFC 3339, Z), not DuckDB's "2026-12-08 00:00:00+00"
+    for x in lines:
+        run = w.client.get(f"/api/v1/flows/{w.shared}/executions/{x['id']}", headers=headers("owner")).json()
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", x["created_at"]), x["created_at"]
+        at = datetime.fromisoformat(x["created_at"])
+        assert at.utcoffset() == timedelta(0) and int(at.timestamp()) == run["created_at"]
 
 
 def test_parquet_one_flow(exported: Exported) -> None:
