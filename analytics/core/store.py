@@ -178,6 +178,29 @@ class _Exclusive:
     future: Future[Any] = field(default_factory=Future)
 
 
+def _close_busy(cursors: list[Connection], wait_s: float = 5.0) -> None:
+    """Close every cursor, interrupting one still in a query (a job the runtime's stop left
+    running): DuckDB refuses to close a busy connection, and then the root's close failed too,
+    so the server stopped without its checkpoint ("Application shutdown failed")."""
+    pending = list(cursors)
+    deadline = time.monotonic() + wait_s
+    while pending:
+        busy = []
+        for cur in pending:
+            try:
+                cur.close()
+            except duckdb.Error:  # busy in another thread's call: stop that call, try again
+                with contextlib.suppress(Exception):
+                    cur.interrupt()
+                busy.append(cur)
+            except Exception:  # already broken: nothing left to close
+                continue
+        if not busy or time.monotonic() > deadline:
+            return
+        pending = busy
+        time.sleep(0.01)
+
+
 class StoreBusy(RuntimeError):
     """The file swap did not run: a reader (a download stream) would have lost its cursor."""
 
@@ -1428,9 +1451,7 @@ class Store:
             if isinstance(item, _Task | _Rebuild | _Exclusive) and not item.future.done():
                 item.future.set_exception(StoreClosed("the store is closed"))
         with self._cursor_lock:
-            for cur in self._cursors:
-                with contextlib.suppress(Exception):
-                    cur.close()
+            _close_busy(self._cursors)
             self._cursors.clear()
             # fold the WAL into the file, so the next start replays nothing; without room (or
             # after a failure) DuckDB must not try again on its own when it closes

@@ -282,6 +282,34 @@ def test_close_twice_is_safe_and_later_use_raises_store_closed(store: Store) -> 
         store.read(lambda c: c.execute("SELECT 1").fetchall())
 
 
+def test_close_stops_a_read_still_running_and_checkpoints(db: Path, store: Store) -> None:
+    """A job's query still running at shutdown made DuckDB refuse to close its cursor, then
+    the root ("connection is busy with another call"): no checkpoint, "shutdown failed"."""
+    store.write(insert(1))
+    started, failed = threading.Event(), []
+
+    def long_read(c: Connection) -> Any:
+        started.set()
+        return c.execute("SELECT count(*) FROM range(100000000000) a").fetchall()
+
+    def reader() -> None:
+        try:
+            store.read(long_read)
+        except Exception as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert started.wait(WAIT)
+    threading.Event().wait(0.2)  # in the query
+    store.close()  # raised ResourceInUseException
+    thread.join(timeout=WAIT)
+    assert not thread.is_alive() and failed
+    assert not db.with_name(db.name + ".wal").exists()  # checkpointed at close
+    with Store(db) as again:
+        assert again.read(lambda c: c.execute("SELECT count(*) FROM t").fetchall()) == [(1,)]
+
+
 def test_close_finishes_queued_writes_and_refuses_new_ones(db: Path, store: Store) -> None:
     gate = Gate(store)
     queued = [store.submit(insert(i)) for i in range(50)]
