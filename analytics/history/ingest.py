@@ -416,6 +416,10 @@ def save(
     saved: Future[Execution] = Future()
 
     def answer(committed: Future[Any]) -> None:
+        # the request gone (a client cut off, a server stopping) cancelled it: nobody to answer,
+        # and setting it raised InvalidStateError, an ERROR traceback in the log
+        if not saved.set_running_or_notify_cancel():
+            return
         exc = committed.exception()
         if exc is None:
             saved.set_result(staged.execution)

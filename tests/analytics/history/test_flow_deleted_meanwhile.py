@@ -263,3 +263,24 @@ def test_a_run_deleted_while_a_search_reads_its_payloads_is_left_out(
     page = search.search_executions(ctx, ADMIN, include_payloads=True)
     assert [hit.row.id for hit in page.items] == [ids[2], ids[0]]  # newest first, the deleted one out
     assert all(hit.execution is not None for hit in page.items)
+
+
+def test_a_save_whose_request_went_away_commits_without_an_error_in_the_log(
+    ctx: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request cut off (or a server stopping) cancels the save's answer; the commit then set
+    it and logged "exception calling callback ... InvalidStateError" at ERROR."""
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+    held = ctx.store.submit(lambda _: started.set() or release.wait(30))
+    assert started.wait(30)
+    form = ingest.parse_form({"flow_id": "kept", "status": "success", "execution_time": 1})
+    answer = ingest.save(ctx, ADMIN, form)
+    assert answer.cancel()  # the request is gone before the commit
+    with caplog.at_level("ERROR"):
+        release.set()
+        held.result()
+        ctx.store.write(lambda _: None)  # after the save's commit and its callbacks
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    assert history.get_stats(ctx, ADMIN, "kept").total_executions == 1  # stored all the same
