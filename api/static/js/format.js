@@ -84,29 +84,104 @@ export function zoned(epochSeconds) {
   return epochSeconds === null || epochSeconds === undefined ? "—" : `${timestamp(epochSeconds)} ${timeZone()}`;
 }
 
-export function inZone(label) {
-  return `${label} (${timeZone()})`;
+export function inZone(label, zone = timeZone()) {
+  return `${label} (${zone})`;
 }
 
-// A datetime-local field's value ("2026-03-01T12:00" or with seconds) read in the zone the
-// screens show times in, so a time copied from a list finds that run. null when it is no time.
+// The IANA name Intl knows a zone by ("europe/paris" -> "Europe/Paris"), or null if none.
+function knownZone(name) {
+  try {
+    return new Intl.DateTimeFormat("en-US", { timeZone: name }).resolvedOptions().timeZone;
+  } catch {
+    return null;
+  }
+}
+
+// A Search or History link's times say in which zone they were written: `tz=utc` or an IANA
+// name (`tz=Europe/Paris`; the viewer's own zone when the setting is "local"), so a shared link
+// finds the same runs whoever opens it. zoneParam is what a link carries for a zone; linkZone
+// the zone a link's times are read in: its `tz`, else (a link from before they carried one) the
+// viewer's choice. A `tz` that names no zone throws: read in another zone, its times would find
+// other runs without a word.
+export function zoneParam(zone = timeZone()) {
+  return zone === "UTC" ? "utc" : zone;
+}
+
+export function linkZone(params) {
+  const raw = (params.get("tz") || "").trim();
+  if (!raw) return timeZone();
+  if (/^utc$/i.test(raw)) return "UTC";
+  const zone = raw.toLowerCase() === "local" ? null : knownZone(raw); // "local" is the viewer's, not the writer's
+  if (!zone) throw new Error(`Time zone: "${raw}" is not a time zone (the link's times cannot be read; give utc or an IANA name such as Europe/Paris)`);
+  return zone;
+}
+
+// An instant's wall-clock fields [year, month, day, hour, minute, second] in a zone.
+const wallFormats = new Map();
+function wallFields(ms, zone) {
+  if (!wallFormats.has(zone)) {
+    wallFormats.set(zone, new Intl.DateTimeFormat("en-US", {
+      timeZone: zone, hourCycle: "h23", year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric", second: "numeric",
+    }));
+  }
+  const parts = Object.fromEntries(wallFormats.get(zone).formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+  return ["year", "month", "day", "hour", "minute", "second"].map((k) => Number(parts[k]));
+}
+
+// Wall-clock fields read as UTC, with no rollover of their own (Date.UTC reads year 50 as 1950).
+function utcMs(y, mo, d, hh, mm, ss) {
+  const t = new Date(0);
+  t.setUTCFullYear(y, mo - 1, d);
+  t.setUTCHours(hh, mm, ss, 0);
+  return t.getTime();
+}
+
+const daysIn = (y, mo) => new Date(utcMs(y, mo + 1, 0, 0, 0, 0)).getUTCDate();
+
+// A datetime-local field's value ("2026-03-01T12:00" or with seconds) read in a zone (the one
+// the screens show times in unless a link says its own), so a time copied from a list finds
+// that run. Empty: null. A value that is no time (`2026-02-30`, hour 24: Date would roll them
+// over to 2 March, the next day, and the field, which cannot show them, read empty while the
+// results were filtered) throws `<label>: "<value>" is not a date and time`; a wall time the
+// zone skips (the hour clocks go forward) throws too. An hour a zone has twice (clocks go back)
+// reads as its first.
 const FIELD_TIME = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?$/;
-export function fieldToIso(value) {
-  const m = FIELD_TIME.exec(String(value || "").trim());
-  if (!m) return null;
-  const [y, mo, d, hh, mm, ss] = m.slice(1).map((x) => Number(x || 0));
-  const ms = zoneChoice() === "local"
-    ? new Date(y, mo - 1, d, hh, mm, ss).getTime() // the browser's own zone: Date's local fields
-    : Date.UTC(y, mo - 1, d, hh, mm, ss);
-  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
+export function fieldTime(label, value, zone = timeZone()) {
+  const text = String(value ?? "").trim();
+  if (!text) return null;
+  const m = FIELD_TIME.exec(text);
+  const f = m ? m.slice(1).map((x) => Number(x || 0)) : null;
+  if (!f || f[0] < 1 || f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > daysIn(f[0], f[1]) || f[3] > 23 || f[4] > 59 || f[5] > 59) {
+    throw new Error(`${label}: "${text}" is not a date and time`);
+  }
+  const wall = utcMs(...f);
+  if (zone === "UTC") return new Date(wall).toISOString();
+  // the instants whose offset is the zone's a day before or after: the one (or, in an hour
+  // that happens twice, the first) that reads back as the same wall time
+  const offset = (ms) => utcMs(...wallFields(ms, zone)) - ms;
+  const found = [...new Set([wall - offset(wall - 86400_000), wall - offset(wall + 86400_000)])]
+    .filter((ms) => utcMs(...wallFields(ms, zone)) === wall)
+    .sort((a, b) => a - b);
+  if (!found.length) throw new Error(`${label}: "${text}" does not exist in ${zone} (the clocks skip that hour)`);
+  return new Date(found[0]).toISOString();
+}
+
+// The same, null for a value that is no time (in place of the reason).
+export function fieldToIso(value, zone = timeZone()) {
+  try {
+    return fieldTime("", value, zone);
+  } catch {
+    return null;
+  }
 }
 
 // The other way: an instant as a datetime-local value (to the second) in the same zone.
-export function fieldValue(epochSeconds) {
-  const d = new Date(Math.floor(epochSeconds) * 1000);
-  if (zoneChoice() !== "local") return d.toISOString().slice(0, 19);
-  const p = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+export function fieldValue(epochSeconds, zone = timeZone()) {
+  const ms = Math.floor(epochSeconds) * 1000;
+  if (zone === "UTC") return new Date(ms).toISOString().slice(0, 19);
+  const p = (n, w = 2) => String(n).padStart(w, "0");
+  const [y, mo, d, hh, mm, ss] = wallFields(ms, zone);
+  return `${p(y, 4)}-${p(mo)}-${p(d)}T${p(hh)}:${p(mm)}:${p(ss)}`;
 }
 
 // An ISO 8601 time from the API (`2026-03-01T12:00:00Z`), in the same one format.
@@ -146,11 +221,17 @@ export function counted(n, noun) {
   return `${count(n)} ${n === 1 ? noun : `${noun}s`}`;
 }
 
-// A change between two rates, in percentage points, signed: "+25.0 pts" (a relative change
-// would be "%": the overview and Analytics say the same thing the same way).
+// A change between two rates, in percentage points, signed: "+25.0 pts", "−4.0 pts" (a
+// relative change would be "%": the overview and Analytics say the same thing the same way). A
+// change that rounds to 0.0 points is none: "0.0 pts", no sign (pointsTenths(d) is 0).
+export function pointsTenths(d) {
+  return Math.sign(d) * Math.round(Math.abs(d) * 1000);
+}
+
 export function pointsChange(d) {
   if (d === null || d === undefined || Number.isNaN(d)) return "—";
-  return `${d > 0 ? "+" : d < 0 ? "-" : ""}${fixed(Math.abs(d) * 100, 1)} pts`;
+  const tenths = pointsTenths(d);
+  return `${tenths > 0 ? "+" : tenths < 0 ? "\u2212" : ""}${fixed(Math.abs(tenths) / 10, 1)} pts`;
 }
 
 export function count(n) {

@@ -2,7 +2,7 @@
 // each run's first error, paging, deletes.
 import { ApiError, del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, clip, count, counted, duration, fieldToIso, inZone, money, percent, shortId, shortVersion, timestamp, tokens } from "../format.js";
+import { badge, clip, count, counted, duration, fieldTime, inZone, linkZone, money, percent, shortId, shortVersion, timeZone, timestamp, tokens, zoneParam } from "../format.js";
 import { nodeLabel } from "../node_labels.js";
 import { flowHeader, loadFlow, mayWrite } from "./flow_header.js";
 
@@ -21,15 +21,10 @@ function filtersFrom(params) {
   return Object.fromEntries(FILTER_KEYS.map((k) => [k, params.get(k) || ""]));
 }
 
-// From/Until are read in the zone the list shows times in (format.js), not the browser's: a
-// Started time copied from a row finds that run.
-function fieldTime(value) {
-  const iso = fieldToIso(value);
-  if (!iso) throw new ApiError(422, `not a date: ${value}`);
-  return iso;
-}
-
-export function searchFilter(flowId, f) {
+// From/Until are read in the zone the link names (`tz`, format.js linkZone), else in the one the
+// list shows times in, not the browser's: a Started time copied from a row finds that run. A
+// value that is no time ("2026-02-30T10:00") is refused, never rolled over to another day.
+export function searchFilter(flowId, f, zone = timeZone()) {
   const filter = { flow_id: { any_: [flowId] } };
   if (f.status) filter.status = { any_: [f.status] };
   if (f.version) filter.flow_version = { any_: [f.version] };
@@ -40,8 +35,8 @@ export function searchFilter(flowId, f) {
   if (tags.length) filter.tags = { all_: tags };
   if (f.from || f.to) {
     filter.created_at = {};
-    if (f.from) filter.created_at.after_ = fieldTime(f.from);
-    if (f.to) filter.created_at.before_ = fieldTime(f.to);
+    if (f.from) filter.created_at.after_ = fieldTime("From", f.from, zone);
+    if (f.to) filter.created_at.before_ = fieldTime("Until", f.to, zone);
   }
   return filter;
 }
@@ -96,7 +91,7 @@ function statsCards(stats, metrics) {
   ];
 }
 
-function filterForm(f, facets, onApply, onClear) {
+function filterForm(f, facets, zone, onApply, onClear) {
   const field = (id, label, input) => h("div", { class: "field" }, h("label", { for: id }, label), input);
   const versionLabel = (v) => (v.length > 12 ? `${shortVersion(v)}…` : v);
   const form = h("form", { class: "panel form-row", id: "filters", role: "search", "aria-label": "Filter runs" },
@@ -109,8 +104,8 @@ function filterForm(f, facets, onApply, onClear) {
     field("f-user", "User", choiceSelect("f-user", "user", f.user, facets?.user_id)),
     field("f-error", "Text in errors", h("input", { id: "f-error", name: "error", type: "search", value: f.error, placeholder: "timeout" })),
     field("f-tags", "Tags (all of)", h("input", { id: "f-tags", name: "tags", value: f.tags, placeholder: "regression, slow" })),
-    field("f-from", inZone("From"), h("input", { id: "f-from", name: "from", type: "datetime-local", step: 1, value: f.from })),
-    field("f-to", inZone("Until"), h("input", { id: "f-to", name: "to", type: "datetime-local", step: 1, value: f.to })),
+    field("f-from", inZone("From", zone), h("input", { id: "f-from", name: "from", type: "datetime-local", step: 1, value: f.from })),
+    field("f-to", inZone("Until", zone), h("input", { id: "f-to", name: "to", type: "datetime-local", step: 1, value: f.to })),
     h("div", { class: "field" },
       h("button", { type: "submit", class: "btn btn-primary" }, "Apply"), " ",
       h("button", { type: "button", class: "btn", onclick: onClear }, "Clear")),
@@ -128,8 +123,10 @@ export async function render(root, [flowId], ctx) {
   const base = `/api/v1/flows/${enc(flowId)}/executions`;
   const filtered = Object.values(f).some(Boolean);
   let filter;
+  let zone = timeZone(); // the link's zone; a tz that names none is said where the runs go
   try {
-    filter = searchFilter(flowId, f);
+    zone = linkZone(ctx.params);
+    filter = searchFilter(flowId, f, zone);
   } catch (err) {
     filter = null;
     f.error_message = err.message;
@@ -164,6 +161,8 @@ export async function render(root, [flowId], ctx) {
   const listBox = h("section", { id: "runs", "aria-label": "Runs" }, loading("Loading runs…"));
   const applyFilters = (next) => {
     const q = new URLSearchParams(Object.entries(next).filter(([, v]) => v));
+    // times say the zone they are in (the one their labels name), for whoever opens the link
+    if (q.has("from") || q.has("to")) q.set("tz", zoneParam(zone));
     const s = q.toString();
     ctx.navigate(`#/flows/${enc(flowId)}${s ? `?${s}` : ""}`);
   };
@@ -172,7 +171,10 @@ export async function render(root, [flowId], ctx) {
     ...flowHeader(flow, "history"),
     filtered ? h("p", { class: "muted", id: "stats-scope" }, "Statistics of the runs matching the filters below.") : null,
     statsBox,
-    filterForm(f, facets, applyFilters, () => applyFilters({})),
+    zone !== timeZone() && (f.from || f.to)
+      ? h("p", { class: "muted", id: "filters-zone" }, `From and Until are in ${zone}, the time zone this link was written in; the runs' times are in ${timeZone()}.`)
+      : null,
+    filterForm(f, facets, zone, applyFilters, () => applyFilters({})),
     listBox,
     canWrite ? h("div", { class: "toolbar" }, h("span", { class: "spacer" }), deleteAll) : null,
   );

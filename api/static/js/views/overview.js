@@ -3,7 +3,7 @@
 // regressions, failure rate up sharply) marked with a symbol and a word, never colour alone.
 import { enc, get, post, query } from "../api.js";
 import { empty, h, mount } from "../dom.js";
-import { count, decimal, duration, inZone, money, percent, shortVersion, timestamp } from "../format.js";
+import { count, duration, inZone, money, percent, pointsChange, pointsTenths, shortVersion, timestamp } from "../format.js";
 import { OPERATORS, measured, thresholdText } from "./alert_words.js";
 import { signatureSearch } from "./search.js";
 
@@ -167,7 +167,7 @@ export async function render(root, _args, ctx) {
         h("td", {}, flow.name),
         h("td", { class: "mono" }, h("a", { href: `#/flows/${enc(flow.id)}/analytics` }, `${shortVersion(v.flow_version)} vs ${shortVersion(v.previous_version)}`)),
         h("td", { class: "num" }, percent(v.failure_rate)),
-        h("td", { class: "num" }, signedPoints(v.failure_rate_change)),
+        h("td", { class: "num" }, pointsChange(v.failure_rate_change)),
         h("td", { class: "num" }, v.failure_rate_p_value === null ? "—" : v.failure_rate_p_value.toPrecision(2)))))
       : empty("No significant regression", `No version's failure rate rose significantly (two-proportion z-test) in the last ${label}.`),
     h("h2", {}, "Top failure signatures"),
@@ -195,7 +195,7 @@ function flowRow(r, bucket, label) {
     h("td", { class: "attention" }, attention),
     // data-label: on a phone each row is a card of labelled numbers (app.css)
     h("td", { class: "num", "data-col": "runs", "data-label": "Runs" }, count(runs), change(m?.runs, count, false)),
-    h("td", { class: "num", "data-col": "failure_rate", "data-label": "Failure rate" }, runs ? percent(m.failure_rate.value) : "—", compared ? change(m.failure_rate, signedPoints, true) : null),
+    h("td", { class: "num", "data-col": "failure_rate", "data-label": "Failure rate" }, runs ? percent(m.failure_rate.value) : "—", compared ? pointsDelta(m.failure_rate) : null),
     h("td", { class: "num", "data-col": "p95", "data-label": "p95" }, runs ? duration(m.p95_duration.value) : "—", compared ? change(m.p95_duration, (d) => duration(Math.abs(d)), true) : null),
     h("td", { class: "num", "data-col": "cost", "data-label": "Cost" }, runs ? money(m.cost.value) : "—", compared ? change(m.cost, (d) => money(Math.abs(d)), true) : null),
     h("td", { class: "hide-narrow" }, sparkline(r.spark, bucket, label)),
@@ -214,9 +214,12 @@ function change(measure, fmt, upIsBad) {
     fmt(Math.abs(d)));
 }
 
-function signedPoints(d) {
-  if (d === null || d === undefined) return "—";
-  return `${decimal(Math.abs(d) * 100, 1)} pts`;
+// A failure rate's change, in signed points as Analytics writes it ("+31.8 pts"); one that
+// rounds to 0.0 points is no change: "0.0 pts", no arrow, not marked bad.
+function pointsDelta(measure) {
+  if (!measure || measure.previous === null || measure.change === null) return null;
+  if (pointsTenths(measure.change) === 0) return h("span", { class: "delta", title: `previous: ${measure.previous}` }, pointsChange(0));
+  return change(measure, () => pointsChange(measure.change), true);
 }
 
 // Runs per bucket across the period, zero where a bucket had none.

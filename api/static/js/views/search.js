@@ -1,9 +1,9 @@
 // Search across every flow the user may read. The form's fields are the search API's filters and
 // live in the URL (#/search?status=error&error=timeout...): a reload or a shared link gives the
-// same results.
+// same results. From/Until come with the zone they were written in (`tz`, format.js linkZone).
 import { enc, get, post } from "../api.js";
 import { empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, clip, count, counted, duration, fieldToIso, fieldValue, inZone, money, shortId, shortVersion, timestamp, tokens } from "../format.js";
+import { badge, clip, count, counted, duration, fieldTime, fieldValue, inZone, linkZone, money, shortId, shortVersion, timeZone, timestamp, tokens, zoneParam } from "../format.js";
 
 const PAGE = 50;
 const ERROR_CHARS = 80; // the list shows this much of a message; its tooltip has all of it
@@ -32,24 +32,20 @@ const FIELDS = [
 const list = (v) => v.split(",").map((s) => s.trim()).filter(Boolean);
 // fields sent as typed (a signature may end in a space, a node id hold one)
 const EXACT = new Set(["signature", "signature_node"]);
-// From/Until are read in the zone the results show times in (UTC unless the user chose local).
+// From/Until are read in the zone the link names (`tz`), else in the one the results show
+// times in (UTC unless the user chose local).
 const TIME_FIELDS = new Set(["after", "before"]);
-function fieldTime(label, v) {
-  if (!v) return null;
-  const iso = fieldToIso(v);
-  if (!iso) throw new Error(`${label}: "${v}" is not a date and time`);
-  return iso;
-}
 
 // The API filter for the URL's parameters; throws a message naming the field that is wrong.
 export function filterFrom(params) {
   const f = {};
+  const zone = linkZone(params);
   const p = (k) => (params.get(k) || "").trim();
   if (p("flow")) f.flow_id = { any_: [p("flow")] };
   if (p("node")) f.node_id = { any_: list(p("node")) };
   if (p("failed_node")) f.error_node = { any_: list(p("failed_node")) };
   if (p("status")) f.status = { any_: [p("status")] };
-  if (p("after") || p("before")) f.created_at = { after_: fieldTime("From", p("after")), before_: fieldTime("Until", p("before")) };
+  if (p("after") || p("before")) f.created_at = { after_: fieldTime("From", p("after"), zone), before_: fieldTime("Until", p("before"), zone) };
   if (p("min_ms") || p("max_ms")) {
     f.execution_time = { ge_: p("min_ms") ? Number(p("min_ms")) : null, le_: p("max_ms") ? Number(p("max_ms")) : null };
   }
@@ -76,12 +72,14 @@ export function filterFrom(params) {
 }
 
 // The runs behind a failure signature's count (a row of /failures): same flow, node, signature
-// and period (Search's From/Until, in the zone its fields are read in). Epoch seconds.
+// and period (Search's From/Until, in the zone the screens show times in, which the link
+// names). Epoch seconds.
 export function signatureSearch(flowId, s, start, end) {
   const q = new URLSearchParams({ flow: flowId, signature: s.signature }); // "" kept, unlike query()
   if (s.node_id !== "global") q.set("signature_node", s.node_id);
   q.set("after", fieldValue(start));
   q.set("before", fieldValue(end));
+  q.set("tz", zoneParam());
   return `#/search?${q}`;
 }
 
@@ -98,11 +96,20 @@ export async function render(root, _args, ctx) {
   if (ctx.stale()) return;
   const names = new Map(flows.map((f) => [f.id, f.name]));
   const value = (k) => params.get(k) || "";
+  // the zone the link's From/Until are in (a tz that names none: the viewer's, and the error
+  // below says the link's times could not be read)
+  let zone = timeZone();
+  try {
+    zone = linkZone(params);
+  } catch { /* filterFrom throws it again, shown as the results' error */ }
   const control = ([key, text, type]) => {
     const id = `search-${key}`;
     let input;
     if (key === "flow") {
-      input = h("select", { id, name: key }, h("option", { value: "" }, "All flows"),
+      // a flow of the link that is not in the list (deleted, or not readable) stays chosen, by
+      // its id only: "All flows" read as what was searched, and Search unchanged found every run
+      const unknown = value(key) && !names.has(value(key)) ? [h("option", { value: value(key), selected: true }, `${value(key)} (0)`)] : [];
+      input = h("select", { id, name: key }, h("option", { value: "" }, "All flows"), unknown,
         [...flows].sort((a, b) => a.name.localeCompare(b.name)).map((f) => h("option", { value: f.id, selected: f.id === value(key) }, f.name)));
     } else if (key === "status") {
       input = h("select", { id, name: key }, [["", "Any"], ["success", "✓ success"], ["error", "✗ error (failed)"], ["aborted", "⊘ aborted"]]
@@ -116,7 +123,7 @@ export async function render(root, _args, ctx) {
     } else {
       input = h("input", { id, name: key, type, value: value(key), min: type === "number" ? 0 : null, step: TIME_FIELDS.has(key) ? 1 : null });
     }
-    return h("div", { class: "field" }, h("label", { for: id }, TIME_FIELDS.has(key) ? inZone(text) : text), input);
+    return h("div", { class: "field" }, h("label", { for: id }, TIME_FIELDS.has(key) ? inZone(text, zone) : text), input);
   };
   const form = h("form", { class: "panel search-form", id: "search-form", role: "search" },
     h("div", { class: "form-row" }, FIELDS.map(control)),
@@ -130,13 +137,18 @@ export async function render(root, _args, ctx) {
       const value = EXACT.has(k) ? String(v) : String(v).trim();
       if (value.trim() && !(k === "sort" && v === "-created_at")) q.set(k, value);
     }
+    // times say the zone they are in (the one their labels name), for whoever opens the link
+    if (q.has("after") || q.has("before")) q.set("tz", zoneParam(zone));
     const s = q.toString();
     ctx.navigate(`#/search${s ? `?${s}` : ""}`);
   });
   const results = h("section", { id: "search-results", "aria-label": "Results" }, loading());
+  const otherZone = zone !== timeZone() && (value("after") || value("before"))
+    ? h("p", { class: "muted", id: "search-zone" }, `From and Until are in ${zone}, the time zone this link was written in; the results' times are in ${timeZone()}.`)
+    : null;
   mount(root, h("h1", {}, "Search runs"),
     h("p", { class: "muted" }, "Across every flow you may read. The filters are kept in the address: reload or share it for the same results."),
-    form, results);
+    otherZone, form, results);
 
   let filter;
   try {
