@@ -40,6 +40,37 @@ def _items(body: bytes) -> list[Any]:
     return data
 
 
+class _OneDocument:
+    """The pieces of a JSON-typed body that does not start with `[`, while it is one line: then
+    it is one JSON document, and one that is not JSON is a 422 as a broken array is (it was a
+    batch of one refused line, a 200). A body with a second line is NDJSON: nothing kept."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] | None = []
+        self._content = self._broken = False
+
+    def see(self, piece: bytes) -> None:
+        if self.pieces is None:
+            return
+        parts = piece.split(b"\n")
+        for i, part in enumerate(parts):
+            if part.strip():
+                if self._broken:
+                    self.pieces = None  # a second line
+                    return
+                self._content = True
+            if i < len(parts) - 1 and self._content:
+                self._broken = True
+        self.pieces.append(piece)
+
+    def refuse_if_not_json(self) -> None:
+        if self.pieces is not None:
+            try:
+                loads_mended(b"".join(self.pieces))
+            except orjson.JSONDecodeError as exc:
+                raise decode_error(exc) from exc
+
+
 NDJSON = "application/x-ndjson"
 _BATCH_TYPES = frozenset({JSON, NDJSON})  # as the request body below declares them
 
@@ -81,11 +112,20 @@ async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
             return await run_in_threadpool(_answer, ingest.ingest_batch, ctx, viewer, _items(body))
     # NDJSON: its chunks are prepared while the rest of the body arrives
     feed = batch_bulk.NdjsonFeed(ctx, viewer)
+    document = _OneDocument() if start else None  # JSON-typed: one line is one document
+
+    def take(piece: bytes) -> None:
+        feed.add(piece)
+        if document is not None:
+            document.see(piece)
+
     try:
-        feed.add(start)
+        take(start)
         async for piece in pieces:
-            feed.add(piece)
-    except BaseException:  # the client went away: nothing is stored
+            take(piece)
+        if document is not None:
+            document.refuse_if_not_json()
+    except BaseException:  # the client went away, or the body is not JSON: nothing is stored
         await run_in_threadpool(feed.abandon)
         raise
     return await run_in_threadpool(_answer, feed.finish)

@@ -693,6 +693,23 @@ def test_batch_json_array_that_is_not_json_is_422(bw: World, flow: str) -> None:
     assert everything(bw, flow) == before
 
 
+@pytest.mark.parametrize("body", [b"hello", b'{"a":', b'  {"flow_id": "x", \n', b'{"a": "\xff"}'])
+def test_a_json_batch_body_that_is_one_line_and_not_json_is_422(bw: World, flow: str, body: bytes) -> None:
+    """Not starting with `[`, it was read as NDJSON: a 200 with one refused line, where the README
+    says a body that is not JSON at all is a 422. Two lines stay NDJSON, each judged."""
+    before = everything(bw, flow)
+    r = bw.client.post("/api/v1/executions/batch", content=body, headers={**bearer("owner"), **JSON})
+    assert assert_refused(r) and "JSON" in r.text, r.text
+    run = orjson.dumps(make_execution(flow))
+    r = bw.client.post(
+        "/api/v1/executions/batch", content=body.rstrip() + b"\n" + run, headers={**bearer("owner"), **JSON}
+    )
+    assert r.status_code == 200 and (r.json()["stored"], r.json()["refused"]) == (1, 1), r.text
+    r = bw.client.post("/api/v1/executions/batch", content=run + b"\n", headers={**bearer("owner"), **JSON})
+    assert r.status_code == 200 and r.json()["stored"] == 1, r.text  # one object: a batch of one
+    assert everything(bw, flow)[0]["total_executions"] == before[0]["total_executions"] + 2
+
+
 def test_batch_duplicate_and_existing_ids_are_refused(bw: World, flow: str) -> None:
     existing = bw.post_run("owner", flow, execution_time=7)
     dup = str(uuid.uuid4())
