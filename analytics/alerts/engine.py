@@ -2,8 +2,10 @@
 
 One evaluation at a time (a lock): the scheduler's pass, an ingest-triggered pass and an
 evaluate-now call never judge the same state twice. Reads go through `ctx.store.read`; the new
-states and the transitions are written in one `ctx.store.write`; notifications are handed to
-the webhook dispatcher, which sends them on its own threads.
+states, the transitions and their notifications (outbox rows, held-back deliveries) are written
+in one `ctx.store.write`, for rules, flows and channels still there when it commits; after the
+commit the notifications are handed to the webhook dispatcher, which sends them on its own
+threads. A channel hears a flow's alerts only while its creator sees every run of the flow.
 
 Ingest trigger: `on_ingest` is the context's ingest listener. It runs on the writer thread
 after a commit, so it only adds the flow ids to a pending set (when an active rule watches
@@ -23,23 +25,32 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
+from analytics.access.permissions import Viewer, grant_for
 from analytics.alerts import repository as repo
 from analytics.alerts.evaluate import Target, error_text, measure, resolve_targets
 from analytics.alerts.rules import Rule, State
 from analytics.alerts.silences import Silencer
 from analytics.alerts.state_machine import RENOTIFIED_EVENTS, RuleState, Step, Transition, event_for, step
-from analytics.alerts.webhooks import Notification, WebhookDispatcher
+from analytics.alerts.webhooks import Notification, WebhookDispatcher, outbox_rows
 from analytics.core.clock import iso_utc, utc_now
 from analytics.core.context import Context
+from analytics.core.errors import AccessDenied
 from analytics.core.jsonio import dumps
+from analytics.core.store import Connection
 
 log = logging.getLogger("flowhistory.alerts")
+
+T = TypeVar("T")
+
+# a PATCH changing what a rule measures ends these states (receivers heard of them) as resolved
+_OPEN_STATES = (State.FIRING, State.WARNING, State.NO_DATA)
+CHANGED_REASON = "the rule was changed: judged afresh"
 
 
 def rule_summary(rule: Rule) -> dict[str, Any]:
@@ -112,6 +123,51 @@ def _silence(t: Target, s: Step, silence_id: str | None, now: datetime) -> _Send
     after = replace(state, muted_event=None, last_notified_at=now)
     note = f"{state.state.value} when the silence ended"
     return _Send(t, Step(after, None, notify=event, renotify=True), None, note=note)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one judgement stores: states, transitions, notifications to send (their outbox rows)
+    and notifications a silence held back (their delivery rows), made before the write."""
+
+    states: dict[tuple[str, str], RuleState] = field(default_factory=dict)
+    transitions: list[repo.StoredTransition] = field(default_factory=list)
+    queued: list[Notification] = field(default_factory=list)
+    held: list[repo.Delivery] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.states or self.transitions or self.queued or self.held)
+
+    def store(self, c: Connection) -> _Batch:
+        """On the writer, in one transaction: what is still there when it commits. A rule or a
+        flow deleted while it was judged kept states (and got no_data transitions and notices)
+        for ever; a channel deleted meanwhile kept outbox rows no attempt could send. Answers
+        what was written (the caller pushes its `queued` after the commit); it only reads
+        `self`, as the writer may run it twice (alone again after a failed group)."""
+        rules = {k[0] for k in self.states} | {t.rule_id for t in self.transitions}
+        rules |= {n.rule_id for n in self.queued if n.rule_id} | {d.rule_id for d in self.held if d.rule_id}
+        flows = {k[1] for k in self.states} | {t.flow_id for t in self.transitions}
+        flows |= {n.flow_id for n in self.queued if n.flow_id} | {d.flow_id for d in self.held if d.flow_id}
+        channels = sorted({n.channel_id for n in self.queued} | {d.channel_id for d in self.held})
+        live_rules = repo.existing_rule_ids(c, rules)
+        live_flows = repo.existing_flow_ids(c, flows)
+        gone_channels = set(repo.missing_channels(c, channels))
+
+        def there(rule_id: str | None, flow_id: str | None, channel_id: str | None = None) -> bool:
+            return rule_id in live_rules and flow_id in live_flows and channel_id not in gone_channels
+
+        kept = _Batch(
+            {k: v for k, v in self.states.items() if there(*k)},
+            [t for t in self.transitions if there(t.rule_id, t.flow_id)],
+            [n for n in self.queued if there(n.rule_id, n.flow_id, n.channel_id)],
+            [d for d in self.held if there(d.rule_id, d.flow_id, d.channel_id)],
+        )
+        repo.save_states(c, kept.states)
+        repo.insert_transitions(c, kept.transitions)
+        if kept.queued:
+            repo.queue_notifications(c, outbox_rows(kept.queued, utc_now()))
+        repo.record_suppressed(c, kept.held)
+        return kept
 
 
 class AlertEngine:
@@ -199,59 +255,104 @@ class AlertEngine:
                 if send is not None and send.step.notify is not None:
                     sends.append(replace(send, transition_id=tid))
 
-            def save(c: Any) -> set[str]:
-                """Only for rules still there when this commits: a rule deleted while it was
-                measured kept states and transitions of a rule gone, listed, and notified."""
-                live = repo.existing_rule_ids(
-                    c, {k[0] for k in new_states} | {x.target.rule.id for x in sends}
-                )
-                repo.save_states(c, {k: v for k, v in new_states.items() if k[0] in live})
-                transitions[:] = [x for x in transitions if x.rule_id in live]
-                repo.insert_transitions(c, transitions)
-                return live
-
-            live = self.ctx.store.write(save) if new_states or sends else set()
-            sends = [x for x in sends if x.target.rule.id in live]
-            notified, held = self._notify(sends, now, failed)
+            # one write: the states, their transitions, the outbox rows of their notifications
+            # and the held-back ones commit together or not at all. A crash before the commit
+            # saved nothing, so the next evaluation judges the same change again and notifies
+            # it then; after it, the outbox has every notification and a restart sends them
+            # (at worst twice, never lost). Only then are they handed to the senders.
+            queued, held = self._notices(sends, now, failed)
+            batch = _Batch(new_states, transitions, queued, held)
+            kept = self.ctx.store.write(batch.store) if batch else batch
+            if self.dispatcher is not None:
+                self.dispatcher.push(kept.queued)
             self.evaluations += 1
         errors = [{"rule_id": rid, "flow_id": None, "error": e} for rid, e in unreadable]
         errors += [{"rule_id": k[0], "flow_id": k[1], "error": e} for k, e in sorted(failed.items())]
         return {
             "rules": len(active),
             "targets": len(targets),
-            "transitions": len(transitions),
-            "notifications": notified,
-            "silenced": held,
+            "transitions": len(kept.transitions),
+            "notifications": len(kept.queued),
+            "silenced": len(kept.held),
             "errors": errors,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
         }
 
-    def _notify(
+    def _notices(
         self, sends: list[_Send], now: datetime, failed: dict[tuple[str, str], str]
-    ) -> tuple[int, int]:
-        """Hand the notifications to the dispatcher; log the silenced ones as held back.
-        Answers (notifications queued, notifications silenced), one per channel each; a
-        notification that cannot be made is logged and its error put in `failed`."""
+    ) -> tuple[list[Notification], list[repo.Delivery]]:
+        """The notifications to send and those a silence holds back (logged), one per channel,
+        made before the write that stores them. A channel hears a (rule, flow) only while its
+        creator sees every run of the flow (`_hears`). A notification that cannot be made is
+        logged and its error put in `failed`. None without a dispatcher: an engine of the call
+        (CLI, notebooks) sends nothing."""
         if not sends or self.dispatcher is None:
-            return 0, 0
-        links = self.ctx.store.read(
-            lambda c: repo.channel_ids_of_rules(c, sorted({x.target.rule.id for x in sends}))
-        )
+            return [], []
+        rule_ids = sorted({x.target.rule.id for x in sends})
+
+        def read(c: Connection) -> tuple[dict[str, list[str]], dict[str, str]]:
+            links = repo.channel_ids_of_rules(c, rule_ids)
+            linked = sorted({ch for chs in links.values() for ch in chs})
+            return links, {ch.id: ch.created_by for ch in repo.load_channels(c, linked)} if linked else {}
+
+        links, creators = self.ctx.store.read(read)
+        hears: dict[tuple[str, str], bool] = {}
+        unheard: list[tuple[str, str, str]] = []  # (channel, its creator, flow)
         out: list[Notification] = []
         held: list[repo.Delivery] = []
         for x in sends:
+            if self.ctx.directory.flow(x.target.flow_id) is None:
+                continue  # deleted while it was judged: the write drops its state too
+            channels = []
+            for ch in links.get(x.target.rule.id, []):
+                creator = creators.get(ch)
+                if creator is None:
+                    continue  # deleted since the rule was read
+                key = (creator, x.target.flow_id)
+                if key not in hears:
+                    hears[key] = self._hears(*key)
+                if hears[key]:
+                    channels.append(ch)
+                else:
+                    unheard.append((ch, creator, x.target.flow_id))
             try:
-                queued, suppressed = self._notification(x, links.get(x.target.rule.id, []), now)
+                queued, suppressed = self._notification(x, channels, now)
             except Exception as exc:  # a bug making this one: the others are still sent
                 log.exception("alert notification of rule %s for flow %s could not be made", *x.target.key)
                 failed[x.target.key] = error_text(exc)
                 continue
             out.extend(queued)
             held.extend(suppressed)
-        if held:
-            self.ctx.store.write(lambda c: repo.record_suppressed(c, held))
-        self.dispatcher.enqueue(out)
-        return len(out), len(held)
+        if unheard:  # once a pass: a demoted admin's channel would otherwise log every notice
+            ch, creator, flow = unheard[0]
+            log.warning(
+                "%d alert notification(s) not made for channels whose creator does not see every run"
+                " of the flow (e.g. channel %s of %s, flow %s)",
+                len(unheard),
+                ch,
+                creator,
+                flow,
+            )
+        return out, held
+
+    def _hears(self, user_id: str, flow_id: str) -> bool:
+        """Whether a channel made by this user may get this flow's alert values: they are computed
+        over every run, so only those who see every run (admins, the owner, write-grantees), as
+        the directory says now: an admin demoted since making the channel stops hearing at once,
+        and a user gone hears nothing (as a rule is seen: service._sees_flow)."""
+        user = self.ctx.directory.user(user_id)
+        if user is None:
+            return False
+        viewer = Viewer(user.id, user.role)
+        if viewer.is_admin:
+            return True
+        flow = self.ctx.directory.flow(flow_id)
+        if flow is None:
+            return False
+        try:
+            return grant_for(self.ctx.directory, viewer, flow).sees_all
+        except AccessDenied:  # a directory only admins may read (an export folder)
+            return False
 
     def _notification(
         self, x: _Send, channels: list[str], now: datetime
@@ -348,6 +449,61 @@ class AlertEngine:
                 repo.insert_transitions(c, transitions)
 
             self.ctx.store.write(save)
+
+    # -- a rule changed ----------------------------------------------------------------------
+
+    def change_rule(self, rule: Rule, write: Callable[[Connection], T], *, rescope: bool) -> T:
+        """Store a change of `rule` (`write`, on the writer; answers what it answers). When the
+        change alters what the rule measures (`rescope`: metric, window, scope), its states no
+        longer mean anything and are cleared in the same transaction, but receivers were told of
+        some: each FIRING, WARNING or NO_DATA state first gets a transition to OK (reason
+        CHANGED_REASON) and a "resolved" notification, queued in the outbox in that transaction
+        and pushed after it commits; silences hold it back as in an evaluation. Cleared
+        silently, the history ended at OK->FIRING while the state said OK, and nobody heard
+        that the alert was over. Under the engine's lock: no evaluation judges the old scope
+        meanwhile."""
+        if not rescope:  # its states stand: no need to wait for an evaluation in progress
+            return self.ctx.store.write(write)
+        with self.lock:
+            now = self.clock()
+            states = self.ctx.store.read(lambda c: repo.load_states(c, [rule.id]))
+            silencer = Silencer(self.ctx.store.read(lambda c: repo.load_silences(c, ending_after=now)), now)
+            transitions: list[repo.StoredTransition] = []
+            sends: list[_Send] = []
+            for key, prev in sorted(states.items()):
+                if prev.state not in _OPEN_STATES:
+                    continue  # PENDING, PAUSED, OK: receivers heard nothing to take back
+                moved = Transition(
+                    prev.state,
+                    State.OK,
+                    event_for(prev.state, State.OK),
+                    prev.value,
+                    prev.runs,
+                    None,
+                    CHANGED_REASON,
+                )
+                after = replace(prev, state=State.OK, since=now, evaluated_at=now)
+                # "resolved" after NO_DATA too (event_for says "ok"): receivers heard "no_data",
+                # as a silence's end tells them (see _silence)
+                resolved = Step(after, moved, notify="resolved")
+                send = _silence(Target(rule, key[1]), resolved, silencer.silence_of(*key), now)
+                assert send is not None and send.step.transition is not None
+                tid = str(uuid.uuid4())
+                transitions.append(repo.StoredTransition(tid, rule.id, key[1], now, send.step.transition))
+                sends.append(replace(send, transition_id=tid))
+            queued, held = self._notices(sends, now, {})  # one that cannot be made is logged
+            batch = _Batch(transitions=transitions, queued=queued, held=held)
+
+            def save(c: Connection) -> tuple[T, _Batch]:
+                done = write(c)  # raises (nothing is written) when the rule is gone
+                kept = batch.store(c)
+                repo.clear_states(c, rule.id)  # judged afresh at the next evaluation
+                return done, kept
+
+            done, kept = self.ctx.store.write(save)
+            if self.dispatcher is not None:
+                self.dispatcher.push(kept.queued)
+            return done
 
     # -- ingest trigger ----------------------------------------------------------------------
 

@@ -106,6 +106,13 @@ def evaluator(ctx: Context) -> AlertEvaluator:
     return running if running is not None else AlertEngine(ctx)
 
 
+def engine_of(ctx: Context) -> AlertEngine:
+    """The running engine (its lock, its dispatcher) when there is one, else an engine of the
+    call that sends nothing: for what the AlertEvaluator port does not carry (a rule's change)."""
+    running = ctx.alert_evaluator
+    return running.engine if isinstance(running, Alerts) else AlertEngine(ctx)
+
+
 def evaluate_now(ctx: Context, *, rule_ids: list[str] | None = None) -> dict[str, Any]:
     """One evaluation beside a store no server runs (the CLI): the rules are judged, transitions
     stored, and their webhooks sent (waited for, up to three webhook timeouts) before it returns,

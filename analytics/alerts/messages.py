@@ -55,8 +55,12 @@ def format_value(metric: str, value: float | None) -> str:
     """A measured value or threshold in the rule's units."""
     if value is None:
         return "no data"
-    if metric == "failure_rate":
-        return f"{value * 100:.1f} %"
+    if metric == "failure_rate":  # two significant digits below 1 %: 0.04 % is not "0.0 %"
+        pct = value * 100
+        if pct == 0 or abs(pct) >= 1:
+            return f"{pct:.1f} %"
+        text = f"{pct:.{min(12, 1 - math.floor(math.log10(abs(pct))))}f}".rstrip("0")
+        return f"{text}0 %" if text.endswith(".") else f"{text} %"  # 0.999 rounds to "1.0 %"
     if metric == "p95_duration":  # milliseconds
         if value < 1000:
             return f"{value:.0f} ms"
@@ -68,6 +72,12 @@ def format_value(metric: str, value: float | None) -> str:
             return f"${value:,.2f}"
         return f"${value:,.{min(12, max(4, 1 - math.floor(math.log10(abs(value)))))}f}"
     return f"{value:,.0f}"
+
+
+def one_line(name: str) -> str:
+    """A name someone typed, fit for a one-line text (Slack's `text`, a title, a subject): a
+    line break or other control character in it is a space."""
+    return _CONTROL.sub(" ", name)
 
 
 def window_text(seconds: int) -> str:
@@ -87,7 +97,7 @@ def render(payload: dict[str, Any], flow_name: str | None, public_url: str | Non
     """The words of a notification (or of a channel's test) from the webhook payload."""
     event = str(payload.get("event", ""))
     if event == "test":
-        channel = (payload.get("channel") or {}).get("name", "")
+        channel = one_line(str((payload.get("channel") or {}).get("name", "")))
         return Message(
             event,
             "TEST: flowhistory alerts",
@@ -98,8 +108,8 @@ def render(payload: dict[str, Any], flow_name: str | None, public_url: str | Non
     rule = payload.get("rule") or {}
     metric = str(rule.get("metric", ""))
     flow_id = payload.get("flow_id")
-    flow = flow_name or flow_id or "?"
-    title = f"{_TITLES.get(event, event.upper())}: {rule.get('name', '?')}"
+    flow = one_line(flow_name or flow_id or "?")
+    title = f"{_TITLES.get(event, event.upper())}: {one_line(str(rule.get('name', '?')))}"
     # "alert at" is the rule's threshold; the level this change crossed (recovery, warning) is a
     # fact of its own, not the alert's threshold
     condition = (

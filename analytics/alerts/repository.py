@@ -237,7 +237,17 @@ def replace_rule(conn: Connection, rule: Rule) -> bool:
 
 
 def flow_exists(conn: Connection, flow_id: str) -> bool:
-    return bool(conn.execute("SELECT 1 FROM flows WHERE id = ?", [flow_id]).fetchall())
+    return bool(existing_flow_ids(conn, {flow_id}))
+
+
+def existing_flow_ids(conn: Connection, flow_ids: set[str]) -> set[str]:
+    """Of `flow_ids`, those with a row in `flows`, in one query. A flow exists while it has its
+    row: flowhistory's own, or (Open WebUI mode) the copy its poller keeps until the orphan job
+    purges the flow, and that purge deletes the flow's alert states with the row."""
+    if not flow_ids:
+        return set()
+    rows = conn.execute("SELECT id FROM flows WHERE id IN (SELECT unnest(?::VARCHAR[]))", [sorted(flow_ids)])
+    return {r[0] for r in rows.fetchall()}
 
 
 def rule_exists(conn: Connection, rule_id: str) -> bool:

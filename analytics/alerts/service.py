@@ -17,7 +17,8 @@ A rule the caller may not see is "not found", never "forbidden": its existence i
 
 Nothing here reaches into the server's runtime: a rule change is announced on the Context
 (`notify_rules_changed`: a running engine refreshes what it watches), evaluate-now and pause go
-through `lifecycle.evaluator(ctx)` (the running engine's port, or an engine of the call), and a
+through `lifecycle.evaluator(ctx)` (the running engine's port, or an engine of the call), a rule
+change through `lifecycle.engine_of(ctx)` (the engine resolves the states it ends), and a
 channel's test is sent by a dispatcher of the call, on the caller's thread.
 """
 
@@ -38,7 +39,7 @@ from pydantic import ValidationError
 from analytics.access.permissions import FLOW_NOT_FOUND, Viewer, grant_for, require_flow_access
 from analytics.alerts import repository as repo
 from analytics.alerts.channels import ChannelCreate, ChannelUpdate, check_destination, stored_fields
-from analytics.alerts.lifecycle import evaluator
+from analytics.alerts.lifecycle import engine_of, evaluator
 from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
 from analytics.alerts.silences import Silence, SilenceCreate
 from analytics.alerts.state_machine import RuleState
@@ -187,11 +188,11 @@ def update_rule(ctx: Context, viewer: Viewer, rule_id: str, patch: RuleUpdate) -
             raise NotFound(FLOW_NOT_FOUND)  # moved to a flow deleted since it was checked
         if not repo.replace_rule(c, updated):  # deleted since it was read
             raise NotFound(RULE_NOT_FOUND)
-        if rescope:  # it measures something else now: judged afresh
-            repo.clear_states(c, rule.id)
         return updated
 
-    ctx.store.write(save)
+    # it measures something else now: the engine resolves what receivers heard of its states
+    # and clears them, in this write (judged afresh at the next evaluation)
+    engine_of(ctx).change_rule(rule, save, rescope=rescope)
     ctx.notify_rules_changed()
     return updated
 

@@ -17,7 +17,8 @@ the reason stored on it. Attempts still queued for a disabled channel are droppe
 A notification is kept in the store's outbox (`alert_outbox`) from when it is queued until its
 last attempt, so a retry still waiting when the server stops is made after the next start (a
 notification may then be sent twice, if the stop came between a send and its record: receivers
-de-duplicate by `id`).
+de-duplicate by `id`). The engine writes a notification's row in the transaction of the state
+change that caused it and then `push`es it here, so a crash never leaves one without the other.
 
 Signature: `X-Flowhistory-Signature: sha256=<hex HMAC-SHA256 of the raw body, keyed with the
 channel's secret>`; `X-Flowhistory-Timestamp` is the send time (epoch seconds) and
@@ -45,6 +46,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import httpx
 import orjson
@@ -85,6 +87,14 @@ class Notification:
     rule_id: str | None = None
     flow_id: str | None = None
     transition_id: str | None = None
+
+
+def outbox_rows(notifications: list[Notification], queued_at: datetime) -> list[tuple[Any, ...]]:
+    """The outbox rows (repository.OUTBOX_COLUMNS) of these notifications' first attempts."""
+    return [
+        (n.id, n.channel_id, n.event, n.body.decode(), n.rule_id, n.flow_id, n.transition_id, 1, queued_at)
+        for n in notifications
+    ]
 
 
 @dataclass(order=True)
@@ -147,29 +157,22 @@ class WebhookDispatcher:
     # -- public ------------------------------------------------------------------------------
 
     def enqueue(self, notifications: list[Notification]) -> None:
-        """Queue first attempts now, kept in the outbox until their last attempt (a restart
-        resumes them); returns once they are written, without waiting for a send."""
+        """Keep these notifications in the outbox (a write of their own), then `push` them: for
+        callers with no transaction of their own to write them in. The engine writes its
+        notifications in the transaction of the states that caused them (`outbox_rows`) and
+        only pushes them: a crash between two writes would lose them."""
         if not notifications or self._closed:
             return
-        queued_at = utc_now()
-        rows = [
-            (
-                n.id,
-                n.channel_id,
-                n.event,
-                n.body.decode(),
-                n.rule_id,
-                n.flow_id,
-                n.transition_id,
-                1,
-                queued_at,
-            )
-            for n in notifications
-        ]
+        rows = outbox_rows(notifications, utc_now())
         try:
             self._ctx.store.write(lambda c: repo.queue_notifications(c, rows))
         except Exception:  # the store cannot take it (full, closing): still sent, not resumed
             log.exception("alert notifications could not be kept for a restart; sending them anyway")
+        self.push(notifications)
+
+    def push(self, notifications: list[Notification]) -> None:
+        """Queue first attempts now of notifications already in the outbox; writes nothing.
+        A closed dispatcher drops them: their rows stay, and the next start resumes them."""
         self._push([(n, 1) for n in notifications])
 
     def _resume(self) -> None:

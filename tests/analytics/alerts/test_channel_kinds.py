@@ -354,6 +354,11 @@ def test_update_is_checked_against_the_kind(ctx: Context) -> None:
     ("metric", "value", "text"),
     [
         ("failure_rate", 0.25, "25.0 %"),
+        # two significant digits below 1 % (a 0.0004 threshold read "0.0 %")
+        ("failure_rate", 0.0004, "0.04 %"),
+        ("failure_rate", 0.0015, "0.15 %"),
+        ("failure_rate", 0.00999, "1.0 %"),
+        ("failure_rate", 0, "0.0 %"),
         ("p95_duration", 850, "850 ms"),
         ("p95_duration", 12_340, "12.34 s"),
         ("p95_duration", 150_000, "2.5 min"),
@@ -385,6 +390,24 @@ def test_a_change_names_the_alert_threshold_and_the_level_it_crossed_apart() -> 
     assert ("Warning level", "30.0 %") in warning.facts and "> 50.0 %" in warning.summary
     firing = messages.render({**base, "event": "firing", "threshold": 0.5}, "flow", None)
     assert [label for label, _ in firing.facts if label.endswith("level")] == []
+
+
+def test_a_tiny_failure_rate_threshold_reads_as_itself() -> None:
+    rule = {"name": "r", "metric": "failure_rate", "operator": "gt", "threshold": 0.0004, "window_s": 3600}
+    msg = messages.render({"rule": rule, "event": "firing", "value": 0.001, "runs": 1000}, "flow", None)
+    assert msg.summary.endswith("failure rate 0.1 % (1,000 runs), alert at failure rate > 0.04 % over 1h")
+
+
+def test_names_with_line_breaks_stay_on_one_line() -> None:
+    """Slack's `text` is one line; a flow named "support\r\nbot" broke it."""
+    rule = {"name": "errors\nnow", "metric": "error_count", "operator": "gt", "threshold": 1, "window_s": 60}
+    payload = {"rule": rule, "event": "firing", "value": 3, "runs": 3, "flow_id": "f"}
+    msg = messages.render(payload, "support\r\nbot\t1", None)
+    text = messages.slack_payload(msg)["text"]
+    assert text.startswith("FIRING: errors now on support bot 1: ")
+    assert not any(ch in text for ch in "\r\n\t")
+    test = messages.render({"event": "test", "channel": {"name": "on\ncall"}}, None, None)
+    assert messages.slack_payload(test)["text"] == "flowhistory test notification for channel on call"
 
 
 # -- migration 9 -------------------------------------------------------------------------------

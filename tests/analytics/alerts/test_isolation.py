@@ -160,7 +160,7 @@ class Collect:
     def __init__(self) -> None:
         self.sent: list[Notification] = []
 
-    def enqueue(self, notifications: list[Notification]) -> None:
+    def push(self, notifications: list[Notification]) -> None:
         self.sent.extend(notifications)
 
 

@@ -518,3 +518,40 @@ def test_a_users_test_sends_are_limited_to_five_a_minute(world: World) -> None:
     assert sent == 5
     theirs = client.post(CHANNELS, json=body, headers=bearer("writer")).json()["id"]
     assert client.post(f"{CHANNELS}/{theirs}/test", headers=bearer("writer")).status_code == 200
+
+
+def test_a_patch_that_changes_what_a_firing_rule_measures_resolves_it(world: World) -> None:
+    """Its states were cleared silently: the history ended at OK->FIRING while the state said OK."""
+    for _ in range(3):
+        save_run(world, world.shared, status="error")
+    rule = create(world, "owner", window="1h")
+    path = f"{RULES}/{rule['id']}"
+    assert world.client.post(f"{path}/evaluate", headers=bearer("owner")).json()["transitions"] == 1
+    assert world.client.patch(path, json={"window": "2h"}, headers=bearer("owner")).status_code == 200
+    assert world.client.get(path, headers=bearer("owner")).json()["states"] == []
+    ts = world.client.get(f"{path}/transitions", headers=bearer("owner")).json()
+    assert [(t["from_state"], t["to_state"], t["event"]) for t in ts] == [
+        ("FIRING", "OK", "resolved"),
+        ("OK", "FIRING", "firing"),
+    ]
+    assert ts[0]["reason"] == "the rule was changed: judged afresh"
+
+
+def test_a_demoted_admins_channel_stops_hearing_a_private_flow(world: World) -> None:
+    """Eve, demoted, got 403 on the flow and 404 on the rule, yet her channel still got its values."""
+    world.add_user("eve", "admin")
+    save_run(world, world.private, status="error")
+    hook = {"name": "hook", "url": "http://127.0.0.1:9/hook", "secret": "s" * 20}
+    eves = world.client.post(CHANNELS, json=hook, headers=bearer("eve")).json()["id"]
+    owners = world.client.post(CHANNELS, json=hook, headers=bearer("owner")).json()["id"]
+    body = rule_body(world.private, window="1h", channel_ids=[eves, owners])
+    rule = world.client.post(RULES, json=body, headers=bearer("eve")).json()
+    r = world.client.patch("/api/v1/users/eve", json={"role": "user"}, headers=bearer("admin"))
+    assert r.status_code == 200, r.text
+    assert world.client.get(f"{RULES}/{rule['id']}", headers=bearer("eve")).status_code == 404
+    r = world.client.post(f"{RULES}/{rule['id']}/evaluate", headers=bearer("owner"))
+    assert r.status_code == 200 and r.json()["notifications"] == 1  # the owner's channel only
+    queued = world.ctx.store.read(lambda c: c.execute("SELECT channel_id FROM alert_deliveries").fetchall())
+    outbox = world.ctx.store.read(lambda c: c.execute("SELECT channel_id FROM alert_outbox").fetchall())
+    assert eves not in {row[0] for row in queued + outbox}
+    assert world.client.get(f"{CHANNELS}/{eves}/deliveries", headers=bearer("eve")).json() == []
