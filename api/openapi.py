@@ -152,7 +152,9 @@ def standard_bounds(node: Any) -> None:
         for item in node:
             standard_bounds(item)
     elif isinstance(node, dict):
-        if "type" in node:  # a schema object (a `properties` map holds schemas, not numbers)
+        # a schema object (a `properties` map holds schemas, not numbers); a bound beside an
+        # `anyOf` (a duration: seconds or "1h") holds for its numbers only, as JSON Schema reads it
+        if "type" in node or "anyOf" in node:
             for ours, theirs in _BOUNDS.items():
                 if isinstance(bound := node.get(ours), int | float):
                     del node[ours]

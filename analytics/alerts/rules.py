@@ -13,7 +13,16 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from analytics.core.numbers import Count, Number, not_bool
 
@@ -85,7 +94,15 @@ def parse_duration(value: Any) -> Any:
     return value
 
 
-Duration = Annotated[int, BeforeValidator(parse_duration)]
+# what the OpenAPI document says a duration field takes: seconds, or the text forms (it said
+# integer only, and a client checking against it refused the README's "1h")
+DURATION_TEXT = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*(s|m|min|h|d|w)?\s*$")]
+Duration = Annotated[
+    int,
+    BeforeValidator(
+        parse_duration, json_schema_input_type=Annotated[int, Field(ge=0, le=MAX_WINDOW_S)] | DURATION_TEXT
+    ),
+]
 
 
 class RuleCreate(BaseModel):
@@ -186,29 +203,71 @@ def _alert_side(value: float, info: ValidationInfo) -> tuple[Operator, float] | 
     return None if op is None or threshold is None else (op, threshold)
 
 
+def _not_null(schema: dict[str, Any]) -> None:
+    """The field's schema without its null branch: None there means "not given", not a value."""
+    schema.pop("default", None)
+    branches = [b for b in schema.pop("anyOf", []) if b != {"type": "null"}]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+
+
+_KEEP: Any = Field(default=None, json_schema_extra=_not_null)
+
+
 class RuleUpdate(BaseModel):
-    """Fields to change; the merged rule is validated again as a whole."""
+    """Fields to change; the merged rule is validated again as a whole. `null` clears a field
+    that may be empty (a scope, a threshold, renotify_every); the others cannot be null, and the
+    document says so (`_KEEP`: it declared every field nullable)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    name: str | None = None
-    metric: Metric | None = None
+    name: str | None = _KEEP
+    metric: Metric | None = _KEEP
     flow_id: str | None = None
     owned_by: str | None = None
     flow_version: str | None = None
     node_id: str | None = None
     model: str | None = None
-    window: Duration | None = None
-    operator: Operator | None = None
-    threshold: Number | None = None
+    window: Duration | None = _KEEP
+    operator: Operator | None = _KEEP
+    threshold: Number | None = _KEEP
     warning_threshold: Number | None = None
     recovery_threshold: Number | None = None
-    pending_for: Duration | None = None
-    keep_firing_for: Duration | None = None
-    min_runs: Count | None = None
-    no_data: NoDataMode | None = None
+    pending_for: Duration | None = _KEEP
+    keep_firing_for: Duration | None = _KEEP
+    min_runs: Count | None = _KEEP
+    no_data: NoDataMode | None = _KEEP
     renotify_every: Duration | None = None
-    channel_ids: list[str] | None = None
+    channel_ids: list[str] | None = _KEEP
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null_where_a_value_is_needed(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if value is None and name in _NEEDS_A_VALUE:
+                    raise PydanticCustomError(
+                        "not_null", f"{name} cannot be null: leave it out to keep it", {}
+                    )
+        return data
+
+
+_NEEDS_A_VALUE = frozenset(
+    {
+        "name",
+        "metric",
+        "window",
+        "operator",
+        "threshold",
+        "pending_for",
+        "keep_firing_for",
+        "min_runs",
+        "no_data",
+        "channel_ids",
+    }
+)
 
 
 class Rule(RuleCreate):

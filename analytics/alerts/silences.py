@@ -11,14 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
-from analytics.alerts.rules import Duration
+from analytics.alerts.rules import DURATION_TEXT, parse_duration
 from analytics.core.clock import UtcTime, utc_now
 from analytics.core.errors import InvalidInput
 
 MAX_SILENCE_S = 30 * 86_400  # longer than a month is a paused rule, not a silence
+SilenceDuration = Annotated[
+    int,
+    BeforeValidator(
+        parse_duration, json_schema_input_type=Annotated[int, Field(gt=0, le=MAX_SILENCE_S)] | DURATION_TEXT
+    ),
+]
 
 
 class SilenceCreate(BaseModel):
@@ -32,7 +39,7 @@ class SilenceCreate(BaseModel):
     )
     starts_at: UtcTime | None = Field(default=None, description="default: now")
     ends_at: UtcTime | None = None
-    duration: Duration | None = Field(
+    duration: SilenceDuration | None = Field(
         default=None,
         gt=0,
         le=MAX_SILENCE_S,

@@ -555,3 +555,18 @@ def test_a_demoted_admins_channel_stops_hearing_a_private_flow(world: World) -> 
     outbox = world.ctx.store.read(lambda c: c.execute("SELECT channel_id FROM alert_outbox").fetchall())
     assert eves not in {row[0] for row in queued + outbox}
     assert world.client.get(f"{CHANNELS}/{eves}/deliveries", headers=bearer("eve")).json() == []
+
+
+def test_a_patch_null_where_a_rule_needs_a_value_is_named_and_the_document_agrees(world: World) -> None:
+    """The document declared every PATCH field nullable; `{"window": null}` was refused as "not a
+    valid integer". Now it says which may be null, and a null elsewhere is named as such."""
+    schema = world.client.get("/openapi.json").json()["components"]["schemas"]
+    fields = schema["RuleUpdate"]["properties"]
+    assert "null" not in str(fields["window"]) and "null" in str(fields["warning_threshold"])
+    assert "string" in str(fields["window"]) and "string" in str(schema["RuleCreate"]["properties"]["window"])
+    rule = create(world, "owner", warning_threshold=0.3)
+    for name in ("window", "threshold", "name"):
+        r = world.client.patch(f"{RULES}/{rule['id']}", json={name: None}, headers=bearer("owner"))
+        assert r.status_code == 422 and f"{name} cannot be null" in r.text, r.text
+    r = world.client.patch(f"{RULES}/{rule['id']}", json={"warning_threshold": None}, headers=bearer("owner"))
+    assert r.status_code == 200 and r.json()["warning_threshold"] is None
