@@ -14,7 +14,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from analytics.access.auth import load_secret
-from analytics.access.users import bootstrap_admin
+from analytics.access.users import FirstAdminKey, bootstrap_admin
 from analytics.core.backup import remove_stale_partials
 from analytics.core.config import Settings
 from analytics.core.context import open_context
@@ -66,28 +66,55 @@ ROUTERS = (
 )
 
 
-def _banner(settings: Settings, key: str | None) -> None:
+def _banner(settings: Settings, first: FirstAdminKey | None) -> None:
     url = f"http://{settings.host}:{settings.port}"
+    key_file = settings.admin_key_file
     lines = [f"flowhistory is serving {url} (store: {settings.db_path})"]
-    if key is not None:
+    sign_in = "sign in with that key, or an Open WebUI token"
+    note = None  # what to do when there is no admin key to sign in (and run CLI commands) with
+    if first is not None:
+        made = (
+            f"created an API key for admin '{first.user_id}' (the first of FLOWHISTORY_ADMIN_USER_IDS)"
+            if first.named
+            else "created user 'admin' with this API key"
+        )
         lines += [
-            "First start: created user 'admin' with this API key (shown once, also saved to "
-            f"{settings.admin_key_file}, readable only by you):",
-            f"    {key}",
+            f"First start: {made} (shown once, also saved to {key_file}, readable only by you):",
+            f"    {first.key}",
         ]
-    elif settings.admin_key_file.exists():
-        lines.append(f"Admin API key: in {settings.admin_key_file}")
-    lines.append(f"Dashboard: {url}/  (sign in with that key, or an Open WebUI token)")
+    elif key_file.exists():
+        lines.append(f"Admin API key: in {key_file}")
+    elif settings.openwebui_db:
+        note = (
+            "Open WebUI mode: its admins are the admins (FLOWHISTORY_ADMIN_USER_IDS does not apply) and "
+            "no admin API key is made here; CLI commands while this server runs need "
+            "FLOWHISTORY_API_KEY set to an Open WebUI admin's API key"
+        )
+        sign_in = "sign in with an Open WebUI token or API key"
+    else:
+        note = (
+            f"No admin API key in {key_file}: CLI commands while this server runs need one; stop it and "
+            f"run `flowhistory keys create <admin id> --db {settings.db_path} > {key_file}`, or set "
+            "FLOWHISTORY_API_KEY to an admin's key"
+        )
+        sign_in = "sign in with an admin's API key, or an Open WebUI token"
+    if note is not None:
+        lines.append(note)
+    lines.append(f"Dashboard: {url}/  ({sign_in})")
     lines.append(f"Try: curl -H 'Authorization: Bearer <key>' {url}/api/v1/flows/")
     if settings.log_format == "json":  # one JSON object a line, and a key never goes to a log shipper
-        if key is not None:
-            log.warning("first start: created user 'admin'; its API key is in %s", settings.admin_key_file)
+        if first is not None:
+            log.warning(
+                "first start: created an API key for admin '%s'; it is in %s", first.user_id, key_file
+            )
+        elif note is not None:
+            log.warning("%s", note)
         return
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
-def _announce(settings: Settings, key: str | None) -> None:
-    _banner(settings, key)
+def _announce(settings: Settings, first: FirstAdminKey | None) -> None:
+    _banner(settings, first)
     log.info("started: serving http://%s:%d, store %s", settings.host, settings.port, settings.db_path)
 
 

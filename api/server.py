@@ -12,7 +12,8 @@ its connection (and a file descriptor) forever. The protocol here adds both:
   One rule covers an idle client and a trickling one. Windows where the server itself stopped
   reading (the app has not taken the body yet) do not count against the client.
 
-The cap is uvicorn's `limit_concurrency`: past it, requests answer 503.
+The cap is uvicorn's `limit_concurrency`: past `max_connections` open connections, requests
+answer 503, as JSON with a `detail` and `Retry-After` (uvicorn's own answer is plain text).
 
 A request uvicorn cannot parse (a malformed request line or header, a URL past what httptools
 can split) is answered here too, as every other error: JSON with a `detail` (uvicorn's own
@@ -22,6 +23,7 @@ answer is plain text), 414 for a URL that is too long.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import resource
@@ -31,6 +33,8 @@ from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from analytics.core.config import Settings
@@ -55,6 +59,35 @@ def _error_response(status: str, detail: str) -> bytes:
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
+
+
+TOO_MANY_CONNECTIONS = "the server has too many open connections (FLOWHISTORY_MAX_CONNECTIONS); try again"
+RETRY_AFTER_S = 1  # connections free up as requests finish: soon
+_TOO_MANY_BODY = dumps({"detail": TOO_MANY_CONNECTIONS})
+
+
+async def _too_many_connections(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+    """uvicorn's answer past `limit_concurrency` (its flow_control.service_unavailable: a plain
+    text "Service Unavailable"), as every other error: JSON with a `detail`."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_TOO_MANY_BODY)).encode("ascii")),
+                (b"retry-after", str(RETRY_AFTER_S).encode("ascii")),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _TOO_MANY_BODY, "more_body": False})
+
+
+# uvicorn's httptools protocol picks that answer by its module-level name when the cap is reached,
+# inside on_headers_complete, with no hook a subclass could override in every uvicorn >= 0.30 (it
+# imports the name from flow_control without re-exporting it: hence the ignore)
+httptools_impl.service_unavailable = _too_many_connections  # type: ignore[attr-defined]
 
 
 class _UrlTooLong(Exception):
@@ -260,21 +293,76 @@ def config_for(app: Any, settings: Settings) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         http=protocol_for(settings, _observer(app)),
-        limit_concurrency=settings.max_connections,
+        # uvicorn refuses once the open connections reach the limit, counting the one asking:
+        # a limit of N served N-1 (and 1 answered every request 503, /health too)
+        limit_concurrency=settings.max_connections + 1,
         timeout_keep_alive=settings.keep_alive_timeout_s,
         timeout_graceful_shutdown=GRACEFUL_S,
     )
 
 
-def run(app: Any, settings: Settings) -> None:
-    """Serve `app` until stopped (one process, one worker: it owns the store)."""
+class CannotListen(Exception):
+    """An address the server cannot listen on; `str()` is `HOST:PORT` and why, in words."""
+
+    def __init__(self, host: str, port: int, reason: str, *, in_use: bool) -> None:
+        super().__init__(f"{_hostport(host, port)}: {reason}")
+        self.in_use = in_use
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host or '*'}:{port}"
+
+
+def listen(host: str, port: int) -> list[socket.socket]:
+    """The sockets `host`:`port` is served on, bound now (as asyncio's create_server binds them:
+    every address the host resolves to, SO_REUSEADDR, IPv6 sockets IPv6-only).
+
+    uvicorn binds only after the app's startup has run: a port in use opened the store, made a
+    first start's admin and key and started the jobs, then logged two lines and exited 3. Bound
+    first, `serve` says it in one line before anything starts."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CannotListen(
+            host, port, f"cannot be listened on (the host does not resolve: {exc})", in_use=False
+        ) from None
+    bound: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            bound.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                in_use = exc.errno == errno.EADDRINUSE
+                # "address already in use", the system's words, which scripts (and tests/live_server.py,
+                # retrying on another port) look for
+                why = (
+                    "address already in use by another process"
+                    if in_use
+                    else f"cannot be listened on ({exc.strerror or exc})"
+                )
+                raise CannotListen(host, port, why, in_use=in_use) from None
+    except BaseException:
+        for sock in bound:
+            sock.close()
+        raise
+    return bound
+
+
+def run(app: Any, settings: Settings, sockets: list[socket.socket] | None = None) -> None:
+    """Serve `app` until stopped (one process, one worker: it owns the store), on `sockets`
+    when bound already (listen()), else on the settings' host and port."""
     ensure_fd_limit(settings.max_connections)
     # the ~120,000 objects of the app and its imports live as long as the process: frozen, the
     # collector's full passes (a batch's new objects set one off every few batches) skip them,
     # ~80 ms each, holding the GIL (BENCHMARKS.md, the batch endpoint)
     gc.collect()
     gc.freeze()
-    _Server(config_for(app, settings)).run()
+    _Server(config_for(app, settings)).run(sockets=sockets)
 
 
 class _Server(uvicorn.Server):

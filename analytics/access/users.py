@@ -313,31 +313,50 @@ def list_groups(ctx: Context) -> list[Group]:
     return [Group(gid, name, desc, tuple(members or [])) for gid, name, desc, members in rows]
 
 
-def bootstrap_admin(ctx: Context) -> str | None:
-    """On an empty store, create the admin and a key; the key is returned once and saved 0600.
+@dataclass(frozen=True, slots=True)
+class FirstAdminKey:
+    """The API key a first start made: `key` is shown once (and saved 0600 to admin_key_file).
+    `named` when its user is the first of FLOWHISTORY_ADMIN_USER_IDS, not the user `admin`."""
 
-    Also makes every id in settings.admin_user_ids an admin, every start. Nothing in Open WebUI
-    mode: its admins are the admins.
+    user_id: str
+    key: str
+    named: bool
+
+
+def bootstrap_admin(ctx: Context) -> FirstAdminKey | None:
+    """On a store with no admin (a first start), make one and an API key for it, saved 0600.
+
+    Every id in settings.admin_user_ids is made an admin, every start. On the first start the
+    key is for the first of them (created as admin just before), else for the user `admin`,
+    created then: with those ids set, no admin key was made at all, and every CLI command
+    through the server failed for want of one while the banner said to sign in with it.
+
+    Nothing in Open WebUI mode: its admins are the admins (the ids do not apply there), and an
+    Open WebUI admin's own API key serves the CLI (FLOWHISTORY_API_KEY).
     """
     if ctx.directory.external or ctx.settings.openwebui_db:
         return None
+    first_start = not any(u.role == "admin" for u in ctx.directory.users())
     for uid in ctx.settings.admin_user_ids:
         user = ctx.directory.user(uid)
         if user is None:
             create_user(ctx, uid, role="admin")
         elif user.role != "admin":
             set_role(ctx, uid, "admin")
-    if ctx.directory.users() and any(u.role == "admin" for u in ctx.directory.users()):
+    if not first_start:
         return None
-    if ctx.directory.user("admin") is None:
-        create_user(ctx, "admin", role="admin", name="Administrator")
-    else:
-        set_role(ctx, "admin", "admin")
-    key, _ = create_api_key(ctx, "admin", name="bootstrap")
+    named = bool(ctx.settings.admin_user_ids)
+    owner = ctx.settings.admin_user_ids[0] if named else "admin"
+    if not named:
+        if ctx.directory.user("admin") is None:
+            create_user(ctx, "admin", role="admin", name="Administrator")
+        else:
+            set_role(ctx, "admin", "admin")
+    key, _ = create_api_key(ctx, owner, name="bootstrap")
     path = ctx.settings.admin_key_file
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(key + "\n")
     os.chmod(path, 0o600)
-    return key
+    return FirstAdminKey(owner, key, named)

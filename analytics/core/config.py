@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -68,6 +69,62 @@ def _list_from_env(value: Any) -> Any:
 
 # a list setting: FLOWHISTORY_X='["a", "b"]' or FLOWHISTORY_X=a,b
 EnvList = Annotated[list[str], NoDecode, BeforeValidator(_list_from_env)]
+
+# a host name as a webhook URL's host is matched against it (analytics/alerts/egress.py: the
+# URL's host, IDNA-encoded, lower-cased, without a trailing dot): labels of letters, digits,
+# `-` and `_`, each 1-63 characters
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
+
+
+def _allow_entry_problem(entry: str) -> str | None:
+    """Why `entry` of FLOWHISTORY_ALERT_WEBHOOK_ALLOW would never match, or None.
+
+    The egress guard (analytics/alerts/egress.py, AllowList.parse; core may not import it) reads
+    an entry as a CIDR block or an address when `ipaddress.ip_network` takes it, else as a host
+    name: `127.0.0.0/99`, `300.1.1.1` and `http://hooks.internal/` became host names no URL has,
+    allowing nothing and saying nothing. The same reading here, with the host names checked."""
+    text = entry.strip()
+    if not text:
+        return None  # skipped there too
+    try:
+        ipaddress.ip_network(text.strip("[]"), strict=False)
+        return None
+    except ValueError:
+        pass
+    host = text.lower().rstrip(".")
+    if "://" in host:
+        return f"{entry!r} is a URL: give its host alone, e.g. {_host_of(host)!r}"
+    if "/" in host:
+        address, prefix = host.split("/", 1)
+        try:
+            version = ipaddress.ip_address(address.strip("[]")).version
+        except ValueError:
+            return f"{entry!r} is not a CIDR block: {address!r} is not an address"
+        bits = 32 if version == 4 else 128
+        if prefix.isdigit() and int(prefix) <= bits:  # then only the brackets stood in the way
+            return f"{entry!r}: write a CIDR block without brackets, {address.strip('[]')}/{prefix}"
+        return f"{entry!r} is not a CIDR block: /{prefix} is not a prefix length of IPv{version} (0-{bits})"
+    if host.rsplit(".", 1)[-1].isdigit():  # a host name's last label is never all digits
+        return f"{entry!r} is not an IPv4 address: four numbers 0-255 between dots"
+    if ":" in host:
+        name, _, port = host.rpartition(":")
+        if port.isdigit() and ":" not in name:
+            return f"{entry!r}: give the host without a port, {name}"
+        return f"{entry!r} is not an IPv6 address"
+    if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in host.split(".")):
+        return (
+            f"{entry!r} is not a host name, address or CIDR block (a host name is letters, digits, "
+            "'-' and '_' between dots; a non-ASCII one in its xn-- form)"
+        )
+    return None
+
+
+def _host_of(url: str) -> str:
+    """The host of a URL someone put in the allow-list, to show what to give instead."""
+    authority = url.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    if authority.startswith("["):
+        return authority.split("]", 1)[0] + "]"
+    return authority.split(":", 1)[0] or url
 
 
 MAX_SECONDS = 315_360_000  # ten years: every interval, timeout and grace is shorter
@@ -255,6 +312,15 @@ class Settings(BaseSettings):
         and `serve` failed to start with a traceback."""
         if value > MAX_SECONDS:
             raise ValueError(f"must be at most {MAX_SECONDS:,} seconds (10 years)")
+        return value
+
+    @field_validator("alert_webhook_allow")
+    @classmethod
+    def _allow_entries(cls, value: list[str]) -> list[str]:
+        """Every entry a host, an address or a CIDR block: a bad one allowed nothing, silently."""
+        problems = [why for why in map(_allow_entry_problem, value) if why is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("memory_limit", "sql_memory_limit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -50,6 +51,15 @@ def _plain_id(ctx: typer.Context, param: typer.CallbackParam, value: str) -> str
 UserId = Annotated[str, typer.Argument(metavar="USER", callback=_plain_id)]
 
 
+class Role(StrEnum):
+    """users.ROLES as a choice: typer refuses another role itself (exit 2, naming the allowed
+    ones), where the library's refusal was exit 1."""
+
+    admin = "admin"
+    user = "user"
+    pending = "pending"
+
+
 def _users(rows: list[dict[str, Any]]) -> None:
     table = Table("id", "role", "name", "email")
     for u in rows:
@@ -73,26 +83,28 @@ def users_list(db: DbOption = None) -> None:
 def users_create(
     user_id: UserId,
     db: DbOption = None,
-    role: Annotated[str, typer.Option(help="admin, user or pending")] = "user",
+    role: Annotated[Role, typer.Option(help="The user's role")] = Role.user,
     name: str | None = None,
 ) -> None:
     """Create a user."""
     made = on_store(
         db,
-        lambda ctx: json_of(UserOut, users.create_user(ctx, user_id, role=role, name=name)),
-        lambda api: api.post("/api/v1/users", json={"id": user_id, "role": role, "name": name}),
+        lambda ctx: json_of(UserOut, users.create_user(ctx, user_id, role=role.value, name=name)),
+        lambda api: api.post("/api/v1/users", json={"id": user_id, "role": role.value, "name": name}),
         create=True,  # the first admin may be made before the first start
     )
     console.print(Text(f"created {made['id']} ({made['role']})"))
 
 
 @users_app.command("set-role")
-def users_set_role(user_id: UserId, role: str, db: DbOption = None) -> None:
+def users_set_role(
+    user_id: UserId, role: Annotated[Role, typer.Argument(metavar="ROLE")], db: DbOption = None
+) -> None:
     """Make a user admin, user or pending."""
     changed = on_store(
         db,
-        lambda ctx: json_of(UserOut, users.set_role(ctx, user_id, role)),
-        lambda api: api.patch(f"/api/v1/users/{quote(user_id, safe='')}", json={"role": role}),
+        lambda ctx: json_of(UserOut, users.set_role(ctx, user_id, role.value)),
+        lambda api: api.patch(f"/api/v1/users/{quote(user_id, safe='')}", json={"role": role.value}),
     )
     console.print(Text(f"{changed['id']} is now {changed['role']}"))
 
@@ -210,4 +222,18 @@ def token(
             "key: `flowhistory keys create USER`"
         )
         raise typer.Exit(2)
-    typer.echo(create_token(load_secret(settings_for(db)), user_id, expires_in=expires_in))
+    settings = settings_for(db)
+    if (
+        not settings.webui_secret_key
+        and not settings.secret_key_file.exists()
+        and not settings.db_path.exists()
+    ):
+        # load_secret would make a new random secret (and its folder) there: a mistyped --db
+        # printed a token no server accepts, exit 0
+        error(
+            f"there is no store at {settings.db_path}, nor a {settings.secret_key_file.name} beside it, "
+            "and WEBUI_SECRET_KEY is not set: a token signed here would match no server's secret "
+            "(check --db or FLOWHISTORY_DB_PATH); nothing created"
+        )
+        raise typer.Exit(1)
+    typer.echo(create_token(load_secret(settings), user_id, expires_in=expires_in))

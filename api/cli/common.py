@@ -90,7 +90,8 @@ class _OneLineUsageErrors:
             if type(exc).__name__ != "NoArgsIsHelpError":  # (its help is already printed)
                 ctx = getattr(exc, "ctx", None)
                 see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-                error(exc.format_message() + see)
+                # typer's value checks go through pydantic, whose messages start "Value error, "
+                error(exc.format_message().replace("Value error, ", "") + see)
             sys.exit(exc.exit_code)
         except typer.Abort:
             error("aborted")

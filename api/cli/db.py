@@ -10,7 +10,7 @@ from analytics.core import migrations
 from analytics.core.context import Context
 from analytics.core.errors import InvalidInput
 from analytics.core.migrations import Migration
-from api.cli.common import DbOption, Typer, console, on_store
+from api.cli.common import DbOption, Typer, UsageError, console, error, on_store
 
 _SERVING = "migrations change the schema under it: `flowhistory db current` works while it serves"
 
@@ -19,16 +19,34 @@ app = Typer(help="Schema migrations.", no_args_is_help=True)
 
 @app.command("upgrade")
 def db_upgrade(
-    db: DbOption = None, to: Annotated[int | None, typer.Option(help="Target version")] = None
+    typer_ctx: typer.Context,
+    db: DbOption = None,
+    to: Annotated[int | None, typer.Option(min=0, help="Target version (0 to head)")] = None,
 ) -> None:
     """Apply migrations up to head (or --to); the server must be stopped."""
-    applied, current = on_store(
+    head = migrations.head()
+    if to is not None and to > head:  # the library's "unknown version" was exit 1
+        raise UsageError(f"--to {to}: there is no such version; head is {head}", typer_ctx)
+
+    def local(ctx: Context) -> tuple[int, list[Migration], int]:
+        before = migrations.current(ctx.store)
+        return before, migrations.upgrade(ctx.store, to), migrations.current(ctx.store)
+
+    before, applied, current = on_store(
         db,
-        lambda ctx: (migrations.upgrade(ctx.store, to), migrations.current(ctx.store)),
+        local,
         _SERVING,
         migrate=False,
         create=True,  # a new store starts here (or with `serve`)
     )
+    if to is not None and to < before:
+        # an upgrade never goes down: this printed `current: 12`, exit 0, as if it had done it
+        steps = sum(1 for m in migrations.all_migrations() if to < m.version <= before)
+        error(
+            f"the store is at schema {before}, already past {to}: nothing applied (`flowhistory db "
+            f"downgrade --steps {steps}` goes back to it)"
+        )
+        raise typer.Exit(2)
     for m in applied:
         console.print(f"applied {m.version:04d} {m.name}")
     console.print(f"current: {current}")
@@ -36,7 +54,7 @@ def db_upgrade(
 
 @app.command("downgrade")
 def db_downgrade(
-    db: DbOption = None, steps: Annotated[int, typer.Option(help="How many to undo")] = 1
+    db: DbOption = None, steps: Annotated[int, typer.Option(min=1, help="How many to undo")] = 1
 ) -> None:
     """Undo the newest migration(s); the server must be stopped. Dropping a table drops its data."""
 

@@ -28,7 +28,12 @@ TIMEOUT = httpx.Timeout(10.0, read=None)
 
 
 class RemoteError(Exception):
-    """A one-line message for the operator; the command exits 1."""
+    """A one-line message for the operator; the command exits 1. `status`: the server's answer's
+    HTTP status, when it answered one (a command may say a 404 in its own words)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def server_file(settings: Settings) -> Path:
@@ -122,12 +127,14 @@ class Remote:
         if response.status_code in (401, 403):
             raise RemoteError(
                 f"the server at {self.url} refused the admin API key from {self.key_source} "
-                f"({_detail(response)}): set {KEY_ENV} to an admin's key, or stop the server"
+                f"({_detail(response)}): set {KEY_ENV} to an admin's key, or stop the server",
+                response.status_code,
             )
         # a redirect too: an empty id makes `/users/` of `/users/{id}`, which the server redirects
         if response.status_code >= 300:
             raise RemoteError(
-                f"{_detail(response)} (the server at {self.url} answered {response.status_code})"
+                f"{_detail(response)} (the server at {self.url} answered {response.status_code})",
+                response.status_code,
             )
         try:
             return response.json()

@@ -17,6 +17,8 @@ from analytics.access.permissions import Viewer
 from analytics.core.clock import UtcTime
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, StoreLocked
+from analytics.retention.plan import MAX_IDS
+from analytics.retention.policies import MAX_DAYS, MAX_KEEP
 from api.cli.common import (
     CLI_ADMIN,
     DbOption,
@@ -80,9 +82,14 @@ def _policy_from(
 
 def _days(value: float | None) -> float | None:
     """A number of days must be finite: nan or inf was refused on the store, but through a server
-    it could not even be sent (JSON has neither), a traceback."""
+    it could not even be sent (JSON has neither), a traceback. Its range is the library's
+    (policies.validate), refused here as a bad value (exit 2, naming the option), not exit 1."""
     if value is not None and not math.isfinite(value):
         raise typer.BadParameter(f"{value} is not a number of days")
+    if value is not None and value <= 0:
+        raise typer.BadParameter(f"{value:g} is not more than 0 days (leave it out for no limit)")
+    if value is not None and value > MAX_DAYS:
+        raise typer.BadParameter(f"{value:g} is more than {MAX_DAYS:g} days")
     return value
 
 
@@ -96,7 +103,9 @@ MaxAge = Annotated[
 FailedAge = Annotated[
     float | None, typer.Option(help="Delete error/aborted runs older than this (>= max-age)", callback=_days)
 ]
-KeepLast = Annotated[int | None, typer.Option(help="Keep at most the newest N runs of each flow")]
+KeepLast = Annotated[
+    int | None, typer.Option(min=1, max=MAX_KEEP, help="Keep at most the newest N runs of each flow")
+]
 PayloadTtl = Annotated[
     float | None, typer.Option(help="Drop inputs/outputs/node_results after this many days", callback=_days)
 ]
@@ -159,6 +168,12 @@ def retention_policy(
             f"rules need --set ({', '.join(given)} given without it; with no rules the policy is shown)",
             typer_ctx,
         )
+    if failed_max_age_days is not None and max_age_days is not None and failed_max_age_days < max_age_days:
+        raise UsageError(  # the library's own check (policies.validate) was exit 1
+            f"--failed-max-age-days {failed_max_age_days:g} is below --max-age-days {max_age_days:g}: "
+            "failed runs are kept longer, not shorter",
+            typer_ctx,
+        )
 
     def local(ctx: Context) -> dict[str, Any]:
         if set_:
@@ -206,7 +221,7 @@ def retention_policy(
 def retention_dry_run(
     db: DbOption = None,
     flow: Annotated[str | None, typer.Option("--flow", help="Only this flow")] = None,
-    ids: Annotated[int, typer.Option(help="List at most this many ids")] = 20,
+    ids: Annotated[int, typer.Option(min=0, max=MAX_IDS, help="List at most this many ids")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="The whole plan as JSON")] = False,
 ) -> None:
     """What a pass would delete and trim now, per flow (nothing changes)."""
@@ -319,6 +334,7 @@ def _time(text: str) -> datetime:
 
 @app.command("restore")
 def retention_restore(
+    typer_ctx: typer.Context,
     start: Annotated[
         datetime,
         typer.Option(parser=_time, metavar="TIME", help="From (inclusive; ISO 8601, UTC without an offset)"),
@@ -329,6 +345,9 @@ def retention_restore(
 ) -> None:
     """Bring archived runs of a range back; ids already in the store are skipped."""
     from analytics.retention import restore
+
+    if end <= start:  # the library's own check was exit 1
+        raise UsageError(f"--end {end.isoformat()} is not after --start {start.isoformat()}", typer_ctx)
 
     def local(ctx: Context) -> dict[str, Any]:
         with _stage_bar() as bar:

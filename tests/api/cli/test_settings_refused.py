@@ -8,7 +8,10 @@ traceback: each is now refused before any command runs, in one line, exit 2 (REA
   pydantic-settings, exit 1): comma-separated lists are taken, bad JSON is one line;
 - FLOWHISTORY_LIST_LIMIT_DEFAULT above _MAX (every list request without `limit` answered 422);
 - FLOWHISTORY_METRICS_PORT equal to FLOWHISTORY_PORT, and a busy metrics port at `serve` (a
-  traceback escaped on one line that never named the setting).
+  traceback escaped on one line that never named the setting); a busy API port (uvicorn's two
+  lines, exit 3): now one line naming the setting or option, exit 1;
+- FLOWHISTORY_ALERT_WEBHOOK_ALLOW entries that can never match (`127.0.0.0/99`, `300.1.1.1`, a
+  URL): taken for host names, they allowed nothing and nothing said so.
 """
 
 from __future__ import annotations
@@ -125,6 +128,36 @@ def test_a_value_pydantic_settings_cannot_decode_is_one_line(
     assert "a=1" not in line  # the value is not echoed (it could be a secret)
 
 
+@pytest.mark.parametrize(
+    ("value", "entry", "why"),
+    [
+        ("127.0.0.0/99", "127.0.0.0/99", "/99 is not a prefix length of IPv4 (0-32)"),
+        ("300.1.1.1", "300.1.1.1", "not an IPv4 address"),
+        ("http://hooks.internal/", "http://hooks.internal/", "give its host alone, e.g. 'hooks.internal'"),
+        ("10.0.0.0/8,hooks.internal:8080", "hooks.internal:8080", "without a port"),
+        ("10.0.0.0/8, bad host", "bad host", "not a host name, address or CIDR block"),
+        ('["[fd00::]/8"]', "[fd00::]/8", "without brackets, fd00::/8"),
+    ],
+)
+def test_an_allow_list_entry_that_can_never_match_is_refused(
+    tmp_path: Path, value: str, entry: str, why: str
+) -> None:
+    """The egress guard took any entry it could not read as an address or CIDR block for a host
+    name: `127.0.0.0/99` allowed nothing, and nothing said so."""
+    done = invoke(
+        "users", "list", "--db", str(tmp_path / "s.duckdb"), env={"FLOWHISTORY_ALERT_WEBHOOK_ALLOW": value}
+    )
+    assert done.exit_code == 2, (done.output, done.exception)
+    refused(done.stderr, "FLOWHISTORY_ALERT_WEBHOOK_ALLOW=", repr(entry), why)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_every_kind_of_allow_list_entry_is_still_taken() -> None:
+    allow = ["10.0.0.0/8", "10.1.2.3/8", "127.0.0.1", "::1", "[::1]", "fd00::/8", "hooks.internal"]
+    allow += ["localhost", "Hooks_1.Internal.", "xn--bcher-kva.example", "169.254.169.254"]
+    assert Settings(alert_webhook_allow=allow).alert_webhook_allow == allow
+
+
 # -- 3. list limits --------------------------------------------------------------------------------------
 
 
@@ -161,20 +194,43 @@ def busy_port() -> Iterator[int]:
 
 
 def test_serve_with_a_busy_metrics_port_says_so_in_one_line(tmp_path: Path, busy_port: int) -> None:
+    """It was two log lines (a CRITICAL and uvicorn's "Application startup failed"), exit 3."""
     db = tmp_path / "s.duckdb"
     done = subprocess_cli(
         "serve", "--db", str(db), "--port", str(free_port()), env={"FLOWHISTORY_METRICS_PORT": str(busy_port)}
     )
-    assert done.returncode != 0, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    said = [line for line in done.stderr.splitlines() if f"FLOWHISTORY_METRICS_PORT={busy_port}" in line]
-    assert len(said) == 1 and "in use" in said[0], done.stderr
+    assert done.returncode == 1, done.stderr
+    line = refused(
+        done.stderr,
+        f"FLOWHISTORY_METRICS_PORT={busy_port}:",
+        f"127.0.0.1:{busy_port}: address already in use",
+    )
+    assert "choose another port" in line
     assert not (tmp_path / "server.json").exists()
+    assert not (tmp_path / "admin_api_key").exists()  # nothing of the app's startup ran
+
+
+@pytest.mark.parametrize("how", ["--port", "FLOWHISTORY_PORT"])
+def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path: Path, busy_port: int, how: str) -> None:
+    """uvicorn bound the port only after the app's startup (the first start's admin and key, the
+    jobs): a port in use was uvicorn's "[Errno 98] ..." and the shutdown's lines, exit 3."""
+    db = tmp_path / "s.duckdb"
+    if how == "--port":
+        done = subprocess_cli("serve", "--db", str(db), "--port", str(busy_port))
+        named = f"--port {busy_port}:"
+    else:
+        done = subprocess_cli("serve", "--db", str(db), env={"FLOWHISTORY_PORT": str(busy_port)})
+        named = f"FLOWHISTORY_PORT={busy_port}:"
+    assert done.returncode == 1, done.stderr
+    refused(done.stderr, named, f"127.0.0.1:{busy_port}: address already in use by another process")
+    assert not (tmp_path / "server.json").exists()
+    assert not (tmp_path / "admin_api_key").exists()
 
 
 def test_serve_port_option_equal_to_the_metrics_port(tmp_path: Path) -> None:
-    """`serve --port` is not a setting Settings sees: the metrics server refuses it when it starts,
-    before it bound the port the API then failed to bind "as if another process held it"."""
+    """`serve --port` is not a setting Settings sees: the metrics server refused it when it
+    started (two log lines, exit 3), before it bound the port the API then failed to bind "as
+    if another process held it". Now one line, exit 2, as the same two settings are."""
     port = free_port()
     done = subprocess_cli(
         "serve",
@@ -184,6 +240,5 @@ def test_serve_port_option_equal_to_the_metrics_port(tmp_path: Path) -> None:
         str(port),
         env={"FLOWHISTORY_METRICS_PORT": str(port)},
     )
-    assert done.returncode != 0, done.stderr
-    assert "Traceback" not in done.stderr and "address already in use" not in done.stderr.lower(), done.stderr
-    assert f"FLOWHISTORY_METRICS_PORT={port} is also the API's port" in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    refused(done.stderr, f"FLOWHISTORY_METRICS_PORT={port} is also the API's port (--port {port})")
