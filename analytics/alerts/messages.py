@@ -39,7 +39,9 @@ _ICONS = {
     "no_data": ":white_circle:",
     "test": ":wave:",
 }
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# C0 and C1 controls and Unicode's line and paragraph separators: Python's email refuses a header
+# holding U+2028 (the mail could not be built, five failed attempts, the channel nearer disabled)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,14 +20,14 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from analytics.core.numbers import Count, Number, not_bool
 
 MAX_WINDOW_S = 90 * 86_400
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*\Z")
+# ASCII digits: `\d` took an Arabic-Indic one and "h" as an hour, which the document's pattern refuses
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)?\s*\Z", re.ASCII)
 _UNIT_S = {None: 1, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
 
@@ -242,20 +242,7 @@ class RuleUpdate(BaseModel):
     renotify_every: Duration | None = None
     channel_ids: list[str] | None = _KEEP
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_null_where_a_value_is_needed(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            for name, value in data.items():
-                if value is None and name in _NEEDS_A_VALUE:
-                    raise PydanticCustomError(
-                        "not_null", f"{name} cannot be null: leave it out to keep it", {}
-                    )
-        return data
-
-
-_NEEDS_A_VALUE = frozenset(
-    {
+    @field_validator(
         "name",
         "metric",
         "window",
@@ -266,8 +253,16 @@ _NEEDS_A_VALUE = frozenset(
         "min_runs",
         "no_data",
         "channel_ids",
-    }
-)
+        mode="before",
+    )
+    @classmethod
+    def _no_null_where_a_value_is_needed(cls, value: Any, info: ValidationInfo) -> Any:
+        """Named by its field (`loc`), as every bad field is."""
+        if value is None:
+            raise PydanticCustomError(
+                "not_null", f"{info.field_name} cannot be null: leave it out to keep it", {}
+            )
+        return value
 
 
 class Rule(RuleCreate):

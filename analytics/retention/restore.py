@@ -42,12 +42,15 @@ _SAME_FLOW = "coalesce(s.flow_owner = f.user_id, f.created_at <= s.created_at)"
 
 def _refill(e: str) -> str:
     """The archived copy `s` (with its flow now, `f`) is the stored run `e` emptied by a trim:
-    archived last by a trim (after a delete the id may be posted again), in the same flow of the
-    same owner, made at the same time by the same user, and empty now. An id posted again, to
-    another user's flow or without a payload, was given the old run's prompts."""
+    archived last by a trim (after a pass's delete the id may be posted again), in the same flow
+    of the same owner, made at the same time by the same user with the same status, time and
+    errors (a trim keeps them), and empty now. An id posted again, to another user's flow or
+    without a payload, was given the old run's prompts."""
     return f"""({_HAS_PAYLOAD} AND coalesce(s.archive_reason, 'trim') = 'trim'
         AND {e}.flow_id = s.flow_id AND {e}.created_at = s.created_at
-        AND {e}.user_id IS NOT DISTINCT FROM s.user_id AND f.id IS NOT NULL AND {_SAME_FLOW}
+        AND {e}.user_id IS NOT DISTINCT FROM s.user_id AND {e}.status = s.status
+        AND {e}.execution_time = s.execution_time AND {e}.errors IS NOT DISTINCT FROM s.errors
+        AND f.id IS NOT NULL AND {_SAME_FLOW}
         AND {e}.inputs IS NULL AND {e}.outputs IS NULL AND {e}.node_results IS NULL)"""
 
 

@@ -40,6 +40,9 @@ def _items(body: bytes) -> list[Any]:
     return data
 
 
+_JSON_SPACE = b" \t\r\n"
+
+
 class _OneDocument:
     """The pieces of a JSON-typed body that does not start with `[`, while it is one line: then
     it is one JSON document, and one that is not JSON is a 422 as a broken array is (it was a
@@ -54,7 +57,7 @@ class _OneDocument:
             return
         parts = piece.split(b"\n")
         for i, part in enumerate(parts):
-            if part.strip():
+            if part.strip(_JSON_SPACE):  # JSON's whitespace: a line of \x0c is a line
                 if self._broken:
                     self.pieces = None  # a second line
                     return

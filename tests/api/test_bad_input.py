@@ -707,7 +707,12 @@ def test_a_json_batch_body_that_is_one_line_and_not_json_is_422(bw: World, flow:
     assert r.status_code == 200 and (r.json()["stored"], r.json()["refused"]) == (1, 1), r.text
     r = bw.client.post("/api/v1/executions/batch", content=run + b"\n", headers={**bearer("owner"), **JSON})
     assert r.status_code == 200 and r.json()["stored"] == 1, r.text  # one object: a batch of one
-    assert everything(bw, flow)[0]["total_executions"] == before[0]["total_executions"] + 2
+    # a second line of \x0c (not JSON's whitespace) keeps it NDJSON: a run and a refused line
+    r = bw.client.post(
+        "/api/v1/executions/batch", content=run + b"\n\x0c", headers={**bearer("owner"), **JSON}
+    )
+    assert r.status_code == 200 and r.json()["stored"] == 1, r.text
+    assert everything(bw, flow)[0]["total_executions"] == before[0]["total_executions"] + 3
 
 
 def test_batch_duplicate_and_existing_ids_are_refused(bw: World, flow: str) -> None:

@@ -438,3 +438,26 @@ def test_migration_9_keeps_webhooks_and_disables_other_kinds_on_downgrade(ctx: C
     again = {c.id: c for c in ctx.store.read(repo.load_channels)}
     assert again[hook.id].kind == "webhook" and again[hook.id].secret == "s" * 16
     assert again[mail.id].kind == "webhook" and not again[mail.id].enabled  # what it was is gone: kept off
+
+
+@pytest.mark.parametrize("breaker", ["\u2028", "\u2029", "\x85"])
+def test_a_unicode_line_break_in_a_name_still_makes_a_mail(breaker: str) -> None:
+    """U+2028, U+2029 and NEL were kept: Python's email refused the subject ("the mail could not
+    be built"), five failed attempts, and the channel nearer to being disabled."""
+    from analytics.alerts import smtp
+
+    rule = {
+        "name": f"ru{breaker}le",
+        "metric": "error_count",
+        "operator": "gt",
+        "threshold": 1,
+        "window_s": 60,
+    }
+    msg = messages.render(
+        {"rule": rule, "event": "firing", "value": 3, "runs": 3, "flow_id": "f"}, f"fl{breaker}ow", None
+    )
+    subject = messages.email_subject(msg)
+    assert breaker not in subject and breaker not in messages.slack_payload(msg)["text"]
+    cfg = smtp.SmtpSettings("127.0.0.1", 25, None, None, "a@example.com", False, False, 5.0)
+    mail = smtp.build(cfg, ["o@example.com"], subject, "text", "<p>html</p>")
+    assert "ru le on fl ow" in str(mail["Subject"])

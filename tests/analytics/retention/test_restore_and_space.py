@@ -270,3 +270,37 @@ def test_an_id_posted_again_after_its_delete_is_not_given_the_old_payload(ctx: C
     out = restore.restore(ctx, start=datetime(2000, 1, 1), end=NOW + timedelta(days=1))
     assert out["refilled"] == 0 and out["already_present"] == 1, out
     assert all_rows(ctx)[old.id] == before
+
+
+def test_a_trimmed_run_deleted_and_posted_again_as_another_run_keeps_what_it_holds(ctx: Context) -> None:
+    """A delete through the API writes nothing to the archive, so its last copy is still the trim:
+    a run posted again under that id with the same time and user but another status (another
+    run) was refilled with the old prompts."""
+    from analytics.history import ingest
+    from analytics.history import runs as history_runs
+
+    fid = make_flows(ctx, ["x"])["x"]
+    made = generate(ctx, [fid], 20)
+    policies.set_policy(ctx, ADMIN, Policy(payload_ttl_days=1))
+    trimmed = apply.run_retention(ctx, now=NOW, compact=False)["trimmed"]
+    old = next(r for r in made if r.has_payload and r.created_at < NOW - timedelta(days=1))
+    policies.delete_policy(ctx, ADMIN, None)
+    ((user,),) = ctx.store.read(
+        lambda c: c.execute("SELECT user_id FROM executions WHERE id = ?", [old.id]).fetchall()
+    )
+    history_runs.delete_execution(ctx, ADMIN, fid, old.id)
+    again = make_execution(
+        fid,
+        id=old.id,
+        created_at=old.created_at.isoformat(),
+        user_id=user,
+        status="aborted" if old.status != "aborted" else "success",
+        inputs=None,
+        outputs=None,
+        node_results=None,
+    )
+    assert ingest.save_executions(ctx, ADMIN, [again])[0].status == "stored"
+    before = all_rows(ctx)[old.id]
+    out = restore.restore(ctx, start=datetime(2000, 1, 1), end=NOW + timedelta(days=1))
+    assert out["refilled"] == trimmed - 1, out  # the others were the runs trimmed
+    assert all_rows(ctx)[old.id] == before

@@ -568,5 +568,9 @@ def test_a_patch_null_where_a_rule_needs_a_value_is_named_and_the_document_agree
     for name in ("window", "threshold", "name"):
         r = world.client.patch(f"{RULES}/{rule['id']}", json={name: None}, headers=bearer("owner"))
         assert r.status_code == 422 and f"{name} cannot be null" in r.text, r.text
+        assert loc_of(r)[-1] == name  # named by its field, as every bad field is
+    # ASCII digits only, as the document's pattern: an Arabic-Indic one was read as 1
+    r = world.client.patch(f"{RULES}/{rule['id']}", json={"window": "\u0661h"}, headers=bearer("owner"))
+    assert r.status_code == 422 and "window" in r.text, r.text
     r = world.client.patch(f"{RULES}/{rule['id']}", json={"warning_threshold": None}, headers=bearer("owner"))
     assert r.status_code == 200 and r.json()["warning_threshold"] is None
