@@ -306,3 +306,128 @@ def test_a_failure_rate_change_that_rounds_to_zero_is_none(page: Any, shot: Any,
     expect(delta).to_have_text("0.0 pts")  # no arrow, no "up"
     expect(delta).not_to_have_class(re.compile("delta-bad"))
     shot("overview")
+
+
+# 5. Second findings: a signature link in the hour clocks go back, zone names kept as given,
+# History's refusals without a status, the p-value in the locale, hand-written links
+
+
+def test_a_signature_link_in_an_hour_that_happens_twice_finds_its_rows_runs(
+    browser: Any, live: LiveApp, api: Api, request: Any
+) -> None:
+    # a run every 10 min from 2026-10-24 22:00 UTC; Paris's clocks go back at 01:00 UTC on
+    # 25 October, so the 24 h range from 01:00 UTC starts at the second 02:00 of that night
+    flow_id = api.create_flow("signature-repeated-hour")
+    first = datetime(2026, 10, 24, 22, tzinfo=UTC)
+    runs = [_run(flow_id, first + timedelta(minutes=10 * i), failed=True) for i in range(156)]
+    for run in runs:
+        run["errors"] = {"model_1": "boom"}
+    api.batch(runs)
+    page, shot = _open(browser, live, request, "paris", timezone_id="Europe/Paris")
+    try:
+        page.clock.install(time=datetime(2026, 10, 26, 0, 30, tzinfo=UTC))
+        sign_in(page, api.key)
+        page.evaluate("localStorage.setItem('flowhistory.tz', 'local')")
+        page.goto(f"/#/flows/{flow_id}/analytics?range=24h&bucket=hour")
+        row = page.locator("#failures-table tbody tr").first
+        expect(row.locator("td").nth(2)).to_have_text("138")
+        link = row.locator("a[href*=search]")
+        expect(link).to_have_attribute("href", re.compile(r"after=2026-10-25T01%3A00%3A00&.*&tz=utc$"))
+        link.click()
+        expect(page.locator("#search-summary")).to_have_text("Showing 50 of 138 runs")
+        expect(page.locator('label[for="search-after"]')).to_have_text("From (UTC)")
+        shot("search")
+    finally:
+        _close(page)
+
+
+def test_a_links_zone_is_shown_as_the_link_gave_it(page: Any, shot: Any, api: Api) -> None:
+    flow_id, since = _two_runs(api, "link-zone-as-given")
+    sent = _searches(page)
+    sign_in(page, api.key)
+    # Chromium's Intl names these Asia/Calcutta and America/Panama
+    for given, label in [("Asia/Kolkata", "Asia/Kolkata"), ("EST", "EST"), ("asia/tokyo", "Asia/Tokyo")]:
+        page.goto(f"/#/search?flow={flow_id}&after={_wall(since, label)}&tz={given}")
+        expect(page.locator("#search-summary")).to_have_text("Showing 2 of 2 runs")
+        expect(page.locator('label[for="search-after"]')).to_have_text(f"From ({label})")
+        expect(page.locator("#search-zone")).to_contain_text(f"From and Until are in {label},")
+        page.get_by_role("button", name="Search").click()
+        expect(page).to_have_url(re.compile(f"[?&]tz={label.replace('/', '%2F')}(&|$)"))
+        expect(page.locator("#search-summary")).to_have_text("Showing 2 of 2 runs")
+    assert f'"after_":"{since.strftime("%Y-%m-%dT%H:%M:%S")}.000Z"' in sent[-1].replace(" ", "")
+    page.goto(f"/#/flows/{flow_id}?from={_wall(since, 'Asia/Kolkata')}&tz=Asia/Kolkata")
+    expect(page.locator("#runs-summary")).to_have_text("Showing 2 of 2 runs")
+    expect(page.locator('label[for="f-from"]')).to_have_text("From (Asia/Kolkata)")
+    page.get_by_role("button", name="Apply").click()
+    expect(page).to_have_url(re.compile(r"[?&]tz=Asia%2FKolkata(&|$)"))
+    shot("as-given")
+
+
+def test_history_refuses_a_link_in_searchs_words_without_a_status(page: Any, shot: Any, api: Api) -> None:
+    flow_id, _ = _two_runs(api, "history-refusal-words")
+    sent = _searches(page)
+    sign_in(page, api.key)
+    page.goto(f"/#/flows/{flow_id}?from=2026-02-30T00:00:00")
+    message = 'From: "2026-02-30T00:00:00" is not a date and time'
+    for where in ["#runs", "#stats"]:
+        panel = page.locator(f"{where} .error-panel")
+        expect(panel.locator(".error-detail")).to_have_text(message)  # not "422: From: ..."
+        expect(panel.get_by_role("button", name="Try again")).to_have_count(0)
+    page.goto(f"/#/search?flow={flow_id}&after=2026-02-30T00:00:00")
+    expect(page.locator("#search-results .error-detail")).to_have_text(message)
+    shot("refused")
+    assert sent == []
+
+
+def test_the_regressions_p_value_reads_in_the_locale(
+    browser: Any, live: LiveApp, api: Api, request: Any
+) -> None:
+    regressed = api.create_flow("overview-p-value-locale")
+    start = datetime.now(UTC) - timedelta(days=3)
+    runs = [_run(regressed, start + timedelta(minutes=i), failed=i < 5) for i in range(100)]
+    runs += [
+        _run(regressed, start + timedelta(days=1, minutes=i), version="v2", failed=i < 30) for i in range(100)
+    ]
+    api.batch(runs)
+    page, shot = _open(browser, live, request, "de", locale="de-DE")
+    try:
+        sign_in(page, api.key)
+        said = page.evaluate(
+            """() => import("/static/js/format.js").then((f) =>
+                [f.pValue(0.032), f.pValue(0.0012), f.pValue(0.00000661), f.pValue(null), f.pValueExact(0.00000661)])"""
+        )
+        assert said == ["0,032", "0,0012", "< 0,001", "—", "6,6E-6"]
+        page.goto("/#/")
+        row = page.locator("#regressions-table tbody tr", has_text="overview-p-value-locale")
+        expect(row.locator("td").nth(2)).to_have_text("30,0 %")
+        expect(row.locator("td").nth(4)).to_have_text("< 0,001")
+        expect(row.locator("td").nth(4)).to_have_attribute("title", re.compile(r"^\d,\dE-\d+$"))
+        shot("regression")
+    finally:
+        _close(page)
+
+
+def test_hand_written_links_read_as_their_fields_show_them(page: Any, shot: Any, api: Api) -> None:
+    flow_id, since = _two_runs(api, "hand-written-links")
+    sent = _searches(page)
+    sign_in(page, api.key)
+    # a literal + in tz decodes to a space: read back as +
+    page.goto(f"/#/search?flow={flow_id}&after={_wall(since, 'Etc/GMT+5')}&tz=Etc/GMT+5")
+    expect(page.locator("#search-summary")).to_have_text("Showing 2 of 2 runs")
+    expect(page.locator('label[for="search-after"]')).to_have_text("From (Etc/GMT+5)")
+    page.goto(f"/#/flows/{flow_id}?to=2026-03-01T10:00&tz=Etc/GMT+5")
+    expect(page.locator("#runs")).to_contain_text("No runs match these filters")
+    expect(page.locator('label[for="f-to"]')).to_have_text("Until (Etc/GMT+5)")
+    assert '"before_":"2026-03-01T15:00:00.000Z"' in sent[-1].replace(" ", "")
+    # a space for the T, and milliseconds, as the field shows them
+    page.goto(f"/#/search?flow={flow_id}&after=2026-03-01 10:00&tz=utc")
+    expect(page.locator("#search-summary")).to_have_text("Showing 2 of 2 runs")
+    assert '"after_":"2026-03-01T10:00:00.000Z"' in sent[-1].replace(" ", "")
+    page.goto(f"/#/flows/{flow_id}?from=2026-03-01%2010:00:05&tz=utc")
+    expect(page.locator("#runs-summary")).to_have_text("Showing 2 of 2 runs")
+    assert '"after_":"2026-03-01T10:00:05.000Z"' in sent[-1].replace(" ", "")
+    page.goto(f"/#/search?flow={flow_id}&after=2026-03-01T10:00:00.999&tz=utc")
+    expect(page.locator("#search-summary")).to_have_text("Showing 2 of 2 runs")
+    expect(page.locator("#search-after")).to_have_value("2026-03-01T10:00:00.999")
+    assert '"after_":"2026-03-01T10:00:00.999Z"' in sent[-1].replace(" ", "")
+    shot("hand-written")

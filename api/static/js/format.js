@@ -98,20 +98,45 @@ function knownZone(name) {
 }
 
 // A Search or History link's times say in which zone they were written: `tz=utc` or an IANA
-// name (`tz=Europe/Paris`; the viewer's own zone when the setting is "local"), so a shared link
-// finds the same runs whoever opens it. zoneParam is what a link carries for a zone; linkZone
-// the zone a link's times are read in: its `tz`, else (a link from before they carried one) the
-// viewer's choice. A `tz` that names no zone throws: read in another zone, its times would find
-// other runs without a word.
+// name (`tz=Europe/Paris`), so a shared link finds the same runs whoever opens it. The forms
+// write the zone their fields are in (the viewer's own zone when the setting is "local"); the
+// links the app writes from instants it has (signature links) write UTC, `tz=utc`: a wall time
+// and a zone cannot name the second of an hour that happens twice. zoneParam is what a link
+// carries for a zone; linkZone the zone a link's times are read in: its `tz`, else (a link from
+// before they carried one) the viewer's choice. A `tz` is kept as the link gave it
+// (`Asia/Kolkata`, `EST`), not renamed to the alias Intl resolves it to (`Asia/Calcutta`,
+// `America/Panama`); only its case is corrected where Intl names the same zone in other case
+// ("europe/paris" -> "Europe/Paris"). A space reads as "+" (`Etc/GMT+5` in a hand-written URL
+// decodes to "Etc/GMT 5"; no zone name has a space). A `tz` that names no zone throws: read in
+// another zone, its times would find other runs without a word.
 export function zoneParam(zone = timeZone()) {
   return zone === "UTC" ? "utc" : zone;
 }
 
+// The given name when Intl knows it, with the case of Intl's own name for it where they differ
+// only in case (the resolved name itself, or one of Intl's listed names).
+function givenZone(raw) {
+  const resolved = knownZone(raw);
+  if (!resolved) return null;
+  const same = (name) => name.toLowerCase() === raw.toLowerCase();
+  if (raw === resolved || same(resolved)) return resolved;
+  let listed = [];
+  try {
+    listed = Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : [];
+  } catch { /* an older browser: the name as given */ }
+  return listed.find(same) || raw;
+}
+
+// Two zone names for the same zone ("Asia/Kolkata" and Chromium's "Asia/Calcutta").
+export function sameZone(a, b) {
+  return a === b || (knownZone(a) !== null && knownZone(a) === knownZone(b));
+}
+
 export function linkZone(params) {
-  const raw = (params.get("tz") || "").trim();
+  const raw = (params.get("tz") || "").trim().replace(/ /g, "+");
   if (!raw) return timeZone();
   if (/^utc$/i.test(raw)) return "UTC";
-  const zone = raw.toLowerCase() === "local" ? null : knownZone(raw); // "local" is the viewer's, not the writer's
+  const zone = raw.toLowerCase() === "local" ? null : givenZone(raw); // "local" is the viewer's, not the writer's
   if (!zone) throw new Error(`Time zone: "${raw}" is not a time zone (the link's times cannot be read; give utc or an IANA name such as Europe/Paris)`);
   return zone;
 }
@@ -129,33 +154,36 @@ function wallFields(ms, zone) {
 }
 
 // Wall-clock fields read as UTC, with no rollover of their own (Date.UTC reads year 50 as 1950).
-function utcMs(y, mo, d, hh, mm, ss) {
+function utcMs(y, mo, d, hh, mm, ss, ms = 0) {
   const t = new Date(0);
   t.setUTCFullYear(y, mo - 1, d);
-  t.setUTCHours(hh, mm, ss, 0);
+  t.setUTCHours(hh, mm, ss, ms);
   return t.getTime();
 }
 
 const daysIn = (y, mo) => new Date(utcMs(y, mo + 1, 0, 0, 0, 0)).getUTCDate();
 
-// A datetime-local field's value ("2026-03-01T12:00" or with seconds) read in a zone (the one
-// the screens show times in unless a link says its own), so a time copied from a list finds
-// that run. Empty: null. A value that is no time (`2026-02-30`, hour 24: Date would roll them
-// over to 2 March, the next day, and the field, which cannot show them, read empty while the
-// results were filtered) throws `<label>: "<value>" is not a date and time`; a wall time the
-// zone skips (the hour clocks go forward) throws too. An hour a zone has twice (clocks go back)
-// reads as its first.
-const FIELD_TIME = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?$/;
+// A datetime-local field's value ("2026-03-01T12:00", with seconds, with milliseconds; a space
+// for the T, as a hand-written link may have it) read in a zone (the one the screens show times
+// in unless a link says its own), so a time copied from a list finds that run. Milliseconds are
+// kept (digits past the third dropped: JavaScript's precision), as the field shows them. Empty:
+// null. A value that is no time (`2026-02-30`, hour 24: Date would roll them over to 2 March,
+// the next day, and the field, which cannot show them, read empty while the results were
+// filtered) throws `<label>: "<value>" is not a date and time`; a wall time the zone skips (the
+// hour clocks go forward) throws too. An hour a zone has twice (clocks go back) reads as its
+// first: a link that means the second writes UTC.
+const FIELD_TIME = /^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d)(?::(\d\d)(?:\.(\d+))?)?$/;
 export function fieldTime(label, value, zone = timeZone()) {
   const text = String(value ?? "").trim();
   if (!text) return null;
   const m = FIELD_TIME.exec(text);
-  const f = m ? m.slice(1).map((x) => Number(x || 0)) : null;
+  const f = m ? m.slice(1, 7).map((x) => Number(x || 0)) : null;
   if (!f || f[0] < 1 || f[1] < 1 || f[1] > 12 || f[2] < 1 || f[2] > daysIn(f[0], f[1]) || f[3] > 23 || f[4] > 59 || f[5] > 59) {
     throw new Error(`${label}: "${text}" is not a date and time`);
   }
+  const millis = m[7] ? Number(m[7].slice(0, 3).padEnd(3, "0")) : 0;
   const wall = utcMs(...f);
-  if (zone === "UTC") return new Date(wall).toISOString();
+  if (zone === "UTC") return new Date(wall + millis).toISOString();
   // the instants whose offset is the zone's a day before or after: the one (or, in an hour
   // that happens twice, the first) that reads back as the same wall time
   const offset = (ms) => utcMs(...wallFields(ms, zone)) - ms;
@@ -163,7 +191,7 @@ export function fieldTime(label, value, zone = timeZone()) {
     .filter((ms) => utcMs(...wallFields(ms, zone)) === wall)
     .sort((a, b) => a - b);
   if (!found.length) throw new Error(`${label}: "${text}" does not exist in ${zone} (the clocks skip that hour)`);
-  return new Date(found[0]).toISOString();
+  return new Date(found[0] + millis).toISOString();
 }
 
 // The same, null for a value that is no time (in place of the reason).
@@ -232,6 +260,21 @@ export function pointsChange(d) {
   if (d === null || d === undefined || Number.isNaN(d)) return "—";
   const tenths = pointsTenths(d);
   return `${tenths > 0 ? "+" : tenths < 0 ? "\u2212" : ""}${fixed(Math.abs(tenths) / 10, 1)} pts`;
+}
+
+// A test's p-value: 2 significant digits in the locale ("0.032", de-DE "0,032"); under 0.001
+// "< 0.001" ("< 0,001"), as results are usually reported (6.6e-6 read as a run of zeros); the
+// exact value, in the locale's scientific notation ("6.6E-6"), is the tooltip (pValueExact).
+const P_DIGITS = new Intl.NumberFormat(LOCALE, { maximumSignificantDigits: 2 });
+const P_EXACT = new Intl.NumberFormat(LOCALE, { notation: "scientific", maximumSignificantDigits: 2 });
+export const P_FLOOR = 0.001;
+export function pValue(p) {
+  if (p === null || p === undefined || Number.isNaN(p)) return "—";
+  return p < P_FLOOR ? `< ${P_DIGITS.format(P_FLOOR)}` : P_DIGITS.format(p);
+}
+
+export function pValueExact(p) {
+  return p === null || p === undefined || Number.isNaN(p) ? "" : P_EXACT.format(p);
 }
 
 export function count(n) {

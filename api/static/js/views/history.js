@@ -1,8 +1,8 @@
 // The history panel of one flow: statistics of the filtered runs, filters, the runs list with
 // each run's first error, paging, deletes.
-import { ApiError, del, enc, get, post, query } from "../api.js";
+import { del, enc, get, post, query } from "../api.js";
 import { confirmAction, empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, clip, count, counted, duration, fieldTime, inZone, linkZone, money, percent, shortId, shortVersion, timeZone, timestamp, tokens, zoneParam } from "../format.js";
+import { badge, clip, count, counted, duration, fieldTime, inZone, linkZone, money, percent, sameZone, shortId, shortVersion, timeZone, timestamp, tokens, zoneParam } from "../format.js";
 import { nodeLabel } from "../node_labels.js";
 import { flowHeader, loadFlow, mayWrite } from "./flow_header.js";
 
@@ -131,11 +131,15 @@ export async function render(root, [flowId], ctx) {
     filter = null;
     f.error_message = err.message;
   }
+  // the page's own refusal (a from/to that is no time, a tz that names no zone): said in the
+  // same words as Search, with no status (no request was sent) and no "Try again" (the same
+  // link is refused again)
+  const refusal = filter ? null : new Error(f.error_message);
   // Start every request at once; each part of the screen fills in as its answer comes.
   const flowP = loadFlow(flowId);
   // the cards follow the filters: the same filter as the table's, as the stats' parameters
   const loadStats = () => {
-    const stats = filter ? get(`${base}/stats${statsQuery(filter)}`) : Promise.reject(new ApiError(422, f.error_message));
+    const stats = filter ? get(`${base}/stats${statsQuery(filter)}`) : Promise.reject(refusal);
     stats.catch(() => {}); // shown where the stats go; unhandled only if the flow itself failed
     const metrics = filter ? post("/api/v1/metrics", {
       measures: ["p95_duration", "cost"],
@@ -151,7 +155,7 @@ export async function render(root, [flowId], ctx) {
   const facetsP = get(`${base}/facets`).catch(() => null); // without them the choices list only "Any"
   const pageP = filter
     ? post("/api/v1/executions/search", { filter, limit: PAGE, include_errors: true })
-    : Promise.reject(new ApiError(422, f.error_message));
+    : Promise.reject(refusal);
   pageP.catch(() => {});
 
   const [flow, facets, canWrite] = await Promise.all([flowP, facetsP, mayWrite(flowId)]);
@@ -171,7 +175,7 @@ export async function render(root, [flowId], ctx) {
     ...flowHeader(flow, "history"),
     filtered ? h("p", { class: "muted", id: "stats-scope" }, "Statistics of the runs matching the filters below.") : null,
     statsBox,
-    zone !== timeZone() && (f.from || f.to)
+    !sameZone(zone, timeZone()) && (f.from || f.to)
       ? h("p", { class: "muted", id: "filters-zone" }, `From and Until are in ${zone}, the time zone this link was written in; the runs' times are in ${timeZone()}.`)
       : null,
     filterForm(f, facets, zone, applyFilters, () => applyFilters({})),
@@ -184,7 +188,7 @@ export async function render(root, [flowId], ctx) {
     mount(statsBox, ...statsCards(stats, metrics));
     statsBox.dataset.total = String(stats.total_executions);
   }, (err) => {
-    if (!ctx.stale()) mount(statsBox, errorPanel(err, () => showStats(loadStats())));
+    if (!ctx.stale()) mount(statsBox, errorPanel(err, filter ? () => showStats(loadStats()) : null));
   });
   showStats([statsP, metricsP]);
   // "Delete all" deletes every run of the flow, whatever the filters: it says how many from the
@@ -212,7 +216,7 @@ export async function render(root, [flowId], ctx) {
   try {
     page = await pageP;
   } catch (err) {
-    if (!ctx.stale()) mount(listBox, errorPanel(err, () => ctx.navigate(location.hash)));
+    if (!ctx.stale()) mount(listBox, errorPanel(err, filter ? () => ctx.navigate(location.hash) : null));
     return;
   }
   if (ctx.stale()) return;

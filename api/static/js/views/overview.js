@@ -3,7 +3,7 @@
 // regressions, failure rate up sharply) marked with a symbol and a word, never colour alone.
 import { enc, get, post, query } from "../api.js";
 import { empty, h, mount } from "../dom.js";
-import { count, duration, inZone, money, percent, pointsChange, pointsTenths, shortVersion, timestamp } from "../format.js";
+import { count, duration, inZone, money, percent, pointsChange, pointsTenths, pValue, pValueExact, shortVersion, timestamp } from "../format.js";
 import { OPERATORS, measured, thresholdText } from "./alert_words.js";
 import { signatureSearch } from "./search.js";
 
@@ -168,7 +168,7 @@ export async function render(root, _args, ctx) {
         h("td", { class: "mono" }, h("a", { href: `#/flows/${enc(flow.id)}/analytics` }, `${shortVersion(v.flow_version)} vs ${shortVersion(v.previous_version)}`)),
         h("td", { class: "num" }, percent(v.failure_rate)),
         h("td", { class: "num" }, pointsChange(v.failure_rate_change)),
-        h("td", { class: "num" }, v.failure_rate_p_value === null ? "—" : v.failure_rate_p_value.toPrecision(2)))))
+        h("td", { class: "num", title: pValueExact(v.failure_rate_p_value) || null }, pValue(v.failure_rate_p_value)))))
       : empty("No significant regression", `No version's failure rate rose significantly (two-proportion z-test) in the last ${label}.`),
     h("h2", {}, "Top failure signatures"),
     signatures.length

@@ -3,7 +3,7 @@
 // same results. From/Until come with the zone they were written in (`tz`, format.js linkZone).
 import { enc, get, post } from "../api.js";
 import { empty, errorPanel, h, loading, mount } from "../dom.js";
-import { badge, clip, count, counted, duration, fieldTime, fieldValue, inZone, linkZone, money, shortId, shortVersion, timeZone, timestamp, tokens, zoneParam } from "../format.js";
+import { badge, clip, count, counted, duration, fieldTime, fieldValue, inZone, linkZone, money, sameZone, shortId, shortVersion, timeZone, timestamp, tokens, zoneParam } from "../format.js";
 
 const PAGE = 50;
 const ERROR_CHARS = 80; // the list shows this much of a message; its tooltip has all of it
@@ -72,14 +72,16 @@ export function filterFrom(params) {
 }
 
 // The runs behind a failure signature's count (a row of /failures): same flow, node, signature
-// and period (Search's From/Until, in the zone the screens show times in, which the link
-// names). Epoch seconds.
+// and period (Search's From/Until). Epoch seconds, written in UTC (`tz=utc`) whatever the
+// viewer's zone: an instant in the hour a zone has twice (clocks going back) has no wall time
+// of that zone that names it alone, and read as the first such hour the link found more runs
+// than its row counted.
 export function signatureSearch(flowId, s, start, end) {
   const q = new URLSearchParams({ flow: flowId, signature: s.signature }); // "" kept, unlike query()
   if (s.node_id !== "global") q.set("signature_node", s.node_id);
-  q.set("after", fieldValue(start));
-  q.set("before", fieldValue(end));
-  q.set("tz", zoneParam());
+  q.set("after", fieldValue(start, "UTC"));
+  q.set("before", fieldValue(end, "UTC"));
+  q.set("tz", zoneParam("UTC"));
   return `#/search?${q}`;
 }
 
@@ -143,7 +145,7 @@ export async function render(root, _args, ctx) {
     ctx.navigate(`#/search${s ? `?${s}` : ""}`);
   });
   const results = h("section", { id: "search-results", "aria-label": "Results" }, loading());
-  const otherZone = zone !== timeZone() && (value("after") || value("before"))
+  const otherZone = !sameZone(zone, timeZone()) && (value("after") || value("before"))
     ? h("p", { class: "muted", id: "search-zone" }, `From and Until are in ${zone}, the time zone this link was written in; the results' times are in ${timeZone()}.`)
     : null;
   mount(root, h("h1", {}, "Search runs"),
