@@ -13,6 +13,7 @@ from analytics.access import users
 from analytics.access.permissions import Viewer
 from analytics.alerts import service
 from analytics.alerts.rules import Rule, RuleCreate
+from analytics.alerts.webhooks import Notification
 from analytics.core.config import Settings
 from analytics.core.context import Context
 from analytics.flows import registry as flows
@@ -181,3 +182,16 @@ def make_rule(ctx: Context, viewer: Viewer = OWNER, **fields: Any) -> Rule:
     data: dict[str, Any] = {"name": "rule", "metric": "failure_rate", "window": "1h", "threshold": 0.5}
     data.update(fields)
     return service.create_rule(ctx, viewer, RuleCreate(**data))
+
+
+class Collect:
+    """A dispatcher that keeps what it is handed (by either entry point) and sends nothing."""
+
+    def __init__(self) -> None:
+        self.sent: list[Notification] = []
+
+    def enqueue(self, notifications: list[Notification]) -> None:
+        self.sent.extend(notifications)
+
+    def push(self, notifications: list[Notification]) -> None:
+        self.sent.extend(notifications)

@@ -20,26 +20,12 @@ from analytics.alerts import service
 from analytics.alerts.channels import ChannelCreate
 from analytics.alerts.engine import AlertEngine
 from analytics.alerts.silences import SilenceCreate
-from analytics.alerts.webhooks import Notification
 from analytics.core.context import Context
 from analytics.flows import registry as flows
 from tests.factories import ADMIN, OWNER
-from tests.factories.alerts import Run, Setup, hour_ago_base, make_rule, save, setup_flows
+from tests.factories.alerts import Collect, Run, Setup, hour_ago_base, make_rule, save, setup_flows
 
 EVE = Viewer("eve", "admin")
-
-
-class Collect:
-    """A dispatcher that keeps what it is handed (by either entry point) and sends nothing."""
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-
-    def enqueue(self, notifications: list[Notification]) -> None:
-        self.sent.extend(notifications)
-
-    def push(self, notifications: list[Notification]) -> None:
-        self.sent.extend(notifications)
 
 
 def at(minutes: int) -> datetime:

@@ -20,10 +20,9 @@ from analytics.alerts.lifecycle import run_alerts_job
 from analytics.alerts.rules import Rule
 from analytics.alerts.state_machine import Measurement, RuleState, Step
 from analytics.alerts.state_machine import step as real_step
-from analytics.alerts.webhooks import Notification
 from analytics.core.context import Context
 from tests.factories import OTHER, OWNER
-from tests.factories.alerts import Run, Setup, hour_ago_base, make_rule, save, setup_flows
+from tests.factories.alerts import Collect, Run, Setup, hour_ago_base, make_rule, save, setup_flows
 
 
 @pytest.fixture
@@ -152,16 +151,6 @@ def test_an_unreadable_stored_rule_does_not_stop_the_others(s: Setup) -> None:
     assert "metric" in out["errors"][0]["error"]
     assert states(s.ctx, [rule])[rule.id].state.value == "FIRING"
     assert [e["rule_id"] for e in run_alerts_job(s.ctx)["errors"]] == [broken.id]  # the job, at its now
-
-
-class Collect:
-    """A dispatcher that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-
-    def push(self, notifications: list[Notification]) -> None:
-        self.sent.extend(notifications)
 
 
 def test_a_notification_that_cannot_be_made_does_not_stop_the_others(

@@ -30,7 +30,7 @@ from analytics.core.context import Context
 from analytics.flows import registry as flows
 from tests.analytics.alerts import test_webhooks
 from tests.factories import OWNER, World, open_world, save_run
-from tests.factories.alerts import Run, Setup, hour_ago_base, make_rule, save, setup_flows
+from tests.factories.alerts import Collect, Run, Setup, hour_ago_base, make_rule, save, setup_flows
 
 Receiver = test_webhooks.Receiver
 receiver = test_webhooks.receiver  # the fixture: a real HTTP receiver on 127.0.0.1
@@ -51,19 +51,6 @@ class DiesAtHandOff:
 
     def push(self, notifications: list[Notification]) -> None:
         raise Killed
-
-
-class Collect:
-    """A dispatcher that keeps what it is handed (by either entry point) and sends nothing."""
-
-    def __init__(self) -> None:
-        self.sent: list[Notification] = []
-
-    def enqueue(self, notifications: list[Notification]) -> None:
-        self.sent.extend(notifications)
-
-    def push(self, notifications: list[Notification]) -> None:
-        self.sent.extend(notifications)
 
 
 class Boom(Exception):
