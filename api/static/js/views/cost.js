@@ -71,8 +71,9 @@ function costTable(group, rows, label) {
   rows.sort((a, b) => (b.cost ?? 0) - (a.cost ?? 0));
   const est = (r, text) => (r.tokens_estimated ? h("span", { class: "estimated", title: "from estimated token counts" }, `${text} (est.)`) : text);
   const perRun = group === "flow" || group === "user";  // partly_unpriced_runs: by flow and by user
-  // a flow with runs whose cost leaves out an unpriced model cost at least this much: "≥"
-  const atLeast = (r) => (r.partly_unpriced_runs ? "≥ " : "");
+  // a flow (or user) with runs whose cost is unknown, or leaves out an unpriced model, cost at
+  // least its known cost: "≥", as the overview marks it (an unpriced model never shows as free)
+  const atLeast = (r) => (perRun && r.cost !== null && r.cost !== undefined && (r.partly_unpriced_runs || r.unpriced_runs) ? "≥ " : "");
   return h("div", { class: "table-wrap" },
     h("table", { id: `cost-${group}-table`, class: "cost-table" },
       h("thead", {}, h("tr", {},

@@ -3,7 +3,7 @@
 // regressions, failure rate up sharply) marked with a symbol and a word, never colour alone.
 import { enc, get, post, query } from "../api.js";
 import { empty, h, mount } from "../dom.js";
-import { count, duration, inZone, money, percent, pointsChange, pointsTenths, pValue, pValueExact, shortVersion, timestamp } from "../format.js";
+import { count, counted, duration, inZone, money, percent, pointsChange, pointsTenths, pValue, pValueExact, shortVersion, timestamp } from "../format.js";
 import { OPERATORS, measured, thresholdText } from "./alert_words.js";
 import { signatureSearch } from "./search.js";
 
@@ -58,6 +58,13 @@ export async function render(root, _args, ctx) {
     previous: true,
     ...(filter ? { filter } : {}),
   });
+  // The cost report by flow, for the same period: the metrics' cost is the sum of the known
+  // costs, with no word of runs whose model has no price; the report counts them, so a cost that
+  // leaves them out reads "≥" as on the Cost screen. Asked beside the others; extra: if it
+  // fails the table stands without the mark. A reader gets their own flows only (the API's).
+  const unpricedBy = get(`/api/v1/cost${query({ start: start.toISOString(), end: end.toISOString(), group_by: "flow" })}`)
+    .then((rows) => new Map(rows.map((r) => [r.group, (r.unpriced_runs ?? 0) + (r.partly_unpriced_runs ?? 0)])))
+    .catch(() => new Map());
   const [flows, busiest100, rules] = await Promise.all([
     get("/api/v1/flows/accessible"),
     measure(null),
@@ -91,6 +98,7 @@ export async function render(root, _args, ctx) {
     ]);
     return { flow: f, versions, failures };
   }));
+  const unpriced = await unpricedBy;
   if (ctx.stale()) return;
   const regressions = insights.flatMap(({ flow, versions }) => versions
     .filter((v) => v.failure_rate_significant && v.failure_rate_change > 0)
@@ -108,7 +116,7 @@ export async function render(root, _args, ctx) {
     if (m && m.runs.value >= MIN_RUNS && (m.runs.previous ?? 0) >= MIN_RUNS && fr.change !== null && fr.change >= SHARP_RISE) {
       problems.push(["failures-up", "Failures up"]);
     }
-    return { flow: f, m, problems, spark: sparkValues(metrics, f.id, start, end, bucket) };
+    return { flow: f, m, problems, unpriced: unpriced.get(f.id) ?? 0, spark: sparkValues(metrics, f.id, start, end, bucket) };
   });
   const key = {
     name: (r) => r.flow.name.toLowerCase(),
@@ -197,9 +205,20 @@ function flowRow(r, bucket, label) {
     h("td", { class: "num", "data-col": "runs", "data-label": "Runs" }, count(runs), change(m?.runs, count, false)),
     h("td", { class: "num", "data-col": "failure_rate", "data-label": "Failure rate" }, runs ? percent(m.failure_rate.value) : "—", compared ? pointsDelta(m.failure_rate) : null),
     h("td", { class: "num", "data-col": "p95", "data-label": "p95" }, runs ? duration(m.p95_duration.value) : "—", compared ? change(m.p95_duration, (d) => duration(Math.abs(d)), true) : null),
-    h("td", { class: "num", "data-col": "cost", "data-label": "Cost" }, runs ? money(m.cost.value) : "—", compared ? change(m.cost, (d) => money(Math.abs(d)), true) : null),
+    h("td", { class: "num", "data-col": "cost", "data-label": "Cost" }, runs ? costText(m.cost.value, r.unpriced) : "—", compared ? change(m.cost, (d) => money(Math.abs(d)), true) : null),
     h("td", { class: "hide-narrow" }, sparkline(r.spark, bucket, label)),
   );
+}
+
+// A flow's cost in the period as the Cost screen writes it: with runs whose model has no price
+// (unknown cost, not free) the known cost is a lower bound, "≥ $0.79"; a flow whose every model
+// run is unpriced has no known cost, "—". The tooltip says how many runs are left out.
+function costText(usd, unpriced) {
+  if (!unpriced) return money(usd);
+  const title = `${counted(unpriced, "run")} with at least one model node whose cost is unknown (no price, or no token counts)`;
+  return usd === null || usd === undefined
+    ? h("span", { class: "unpriced", title: `Unknown: ${title}` }, money(usd))
+    : h("span", { class: "unpriced", title: `At least: ${title} ${unpriced === 1 ? "is" : "are"} not counted` }, `≥ ${money(usd)}`);
 }
 
 // The change against the previous period, with its direction in words for screen readers.
