@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from analytics.core import user_ids
+
 # DuckDB's memory sizes (2.0.1): a number, then KB, MB, GB, TB (1000^i) or KiB, MiB, GiB, TiB
 # (1024^i), any case, spaces allowed; `memory_limit` also takes a share of the RAM, "75%".
 # DuckDB takes more (a bare "512M", "none", "-1": no limit) but refuses only when a connection
@@ -321,6 +323,23 @@ class Settings(BaseSettings):
         problems = [why for why in map(_allow_entry_problem, value) if why is not None]
         if problems:
             raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("admin_user_ids")
+    @classmethod
+    def _admin_ids_are_user_ids(cls, value: list[str]) -> list[str]:
+        """The users' own rule: `x/../y` or a tab passed here and failed the start, when the
+        admin was made, with a traceback and exit 3."""
+        problems = []
+        for uid in value:
+            try:
+                if len(uid) > user_ids.MAX_LENGTH:
+                    raise ValueError(f"must be at most {user_ids.MAX_LENGTH} characters")
+                user_ids.a_user_id(uid)
+            except ValueError as exc:
+                problems.append(f"{uid!r} {exc}")
+        if problems:
+            raise ValueError("a user id " + "; ".join(problems))
         return value
 
     @field_validator("memory_limit", "sql_memory_limit")

@@ -24,7 +24,6 @@ import pyarrow as pa
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from analytics.access.permissions import FLOW_NOT_FOUND, Grant, Viewer, require_flow_access
-from analytics.access.users import a_user_id, no_control_characters
 from analytics.core.clock import UtcTime, epoch_micros, naive_utc, utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput, NotFound
@@ -32,6 +31,7 @@ from analytics.core.flow_version import flow_version
 from analytics.core.jsonio import stored_text
 from analytics.core.saturating import capped
 from analytics.core.store import Append, MissingKeys, Requires, Rows
+from analytics.core.user_ids import a_user_id, no_control_characters
 from analytics.history.node_facts import NodeFact, node_facts, run_cost
 from analytics.history.runs import Execution
 

@@ -23,6 +23,7 @@ from typer.models import CommandFunctionType
 from analytics.core.config import Settings
 from analytics.core.context import Context, open_context
 from analytics.core.errors import FlowHistoryError, StoreLocked
+from analytics.core.user_ids import CONTROL
 from analytics.openwebui import sync as openwebui
 from api.cli import remote as remote_api
 from api.cli.remote import Remote, RemoteError
@@ -142,6 +143,12 @@ def _unreadable(exc: SettingsError) -> str:
     return f"{name}: cannot be read{cause}"
 
 
+def _shown(value: Any) -> str:
+    """A setting's value in an error line: control characters escaped (a tab or an escape
+    sequence went to the terminal as it was)."""
+    return CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
 def check_environment() -> None:
     """Refuse (one line, exit 2) before any command runs when a FLOWHISTORY_ variable is invalid,
     e.g. FLOWHISTORY_PORT=83986, rather than with pydantic's traceback. A value pydantic-settings
@@ -161,7 +168,7 @@ def check_environment() -> None:
             elif _SECRET.search(field):
                 problems.append(f"{_env_name(field)}: {msg}")
             else:
-                problems.append(f"{_env_name(field)}={e.get('input')!s}: {msg}")
+                problems.append(f"{_env_name(field)}={_shown(e.get('input'))}: {msg}")
         error("; ".join(problems))
         raise typer.Exit(2) from None
 

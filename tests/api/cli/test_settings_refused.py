@@ -242,3 +242,24 @@ def test_serve_port_option_equal_to_the_metrics_port(tmp_path: Path) -> None:
     )
     assert done.returncode == 2, done.stderr
     refused(done.stderr, f"FLOWHISTORY_METRICS_PORT={port} is also the API's port (--port {port})")
+
+
+@pytest.mark.parametrize(
+    ("value", "entry", "why"),
+    [
+        ("zed,x/../y", "x/../y", "no '.' or '..' segment"),
+        ("a\tb", "a\tb", "control characters"),
+        ("x" * 256, "x" * 256, "at most 255 characters"),
+    ],
+)
+def test_an_admin_id_no_user_may_have_is_refused_in_one_line(
+    tmp_path: Path, value: str, entry: str, why: str
+) -> None:
+    """`serve` took it and failed its start making the admin: a 7 KB traceback, exit 3, even on a
+    store that had started before."""
+    done = invoke(
+        "users", "list", "--db", str(tmp_path / "s.duckdb"), env={"FLOWHISTORY_ADMIN_USER_IDS": value}
+    )
+    assert done.exit_code == 2, (done.output, done.exception)
+    refused(done.stderr, "FLOWHISTORY_ADMIN_USER_IDS=", repr(entry), why)
+    assert list(tmp_path.iterdir()) == []
