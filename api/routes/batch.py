@@ -44,34 +44,52 @@ _JSON_SPACE = b" \t\r\n"
 
 
 class _OneDocument:
-    """The pieces of a JSON-typed body that does not start with `[`, while it is one line: then
-    it is one JSON document, and one that is not JSON is a 422 as a broken array is (it was a
-    batch of one refused line, a 200). A body with a second line is NDJSON: nothing kept."""
+    """A JSON-typed body that does not start with `[`: NDJSON when its first line is a JSON
+    document of its own. A body that is one JSON document spread over lines (a pretty-printed run
+    object) is a batch of one, as on one line: it was read as NDJSON of broken lines, a 200
+    refusing each. One line that is not JSON is a 422, as a broken array is; other lines that are
+    not one document stay NDJSON, each judged. Kept only until the body is plainly NDJSON."""
 
     def __init__(self) -> None:
-        self.pieces: list[bytes] | None = []
-        self._content = self._broken = False
+        self.body: bytearray | None = bytearray()
+        self._line_start = 0
+        self._spread = False  # the first line is not a document: the body is read as one
 
     def see(self, piece: bytes) -> None:
-        if self.pieces is None:
+        if self.body is None:
             return
-        parts = piece.split(b"\n")
-        for i, part in enumerate(parts):
-            if part.strip(_JSON_SPACE):  # JSON's whitespace: a line of \x0c is a line
-                if self._broken:
-                    self.pieces = None  # a second line
-                    return
-                self._content = True
-            if i < len(parts) - 1 and self._content:
-                self._broken = True
-        self.pieces.append(piece)
-
-    def refuse_if_not_json(self) -> None:
-        if self.pieces is not None:
+        scan = len(self.body)
+        self.body += piece
+        while not self._spread:
+            end = self.body.find(b"\n", scan)
+            if end < 0:
+                return
+            line = bytes(self.body[self._line_start : end])
+            self._line_start = scan = end + 1
+            if not line.strip(_JSON_SPACE):  # JSON's whitespace: a line of \x0c is a line
+                continue
             try:
-                loads_mended(b"".join(self.pieces))
-            except orjson.JSONDecodeError as exc:
-                raise decode_error(exc) from exc
+                loads_mended(line)
+            except orjson.JSONDecodeError:
+                self._spread = True
+            else:
+                self.body = None  # NDJSON: its lines are judged one by one
+                return
+
+    def as_one_line(self) -> bytes | None:
+        """The body on one line when it is one document spread over lines, None when the feed
+        already holds it as it should be read; a 422 for one line that is not JSON."""
+        if self.body is None:
+            return None
+        body = bytes(self.body)
+        try:
+            loads_mended(body)
+        except orjson.JSONDecodeError as exc:
+            if sum(1 for line in body.split(b"\n") if line.strip(_JSON_SPACE)) > 1:
+                return None  # NDJSON whose first line is broken
+            raise decode_error(exc) from exc
+        # a raw newline can only be whitespace in JSON (inside a string it must be escaped)
+        return body.replace(b"\n", b" ") if self._spread else None
 
 
 NDJSON = "application/x-ndjson"
@@ -126,11 +144,14 @@ async def ingest_batch(request: Request, viewer: CurrentUser, ctx: Ctx) -> Any:
         take(start)
         async for piece in pieces:
             take(piece)
-        if document is not None:
-            document.refuse_if_not_json()
+        one_line = document.as_one_line() if document is not None else None
     except BaseException:  # the client went away, or the body is not JSON: nothing is stored
         await run_in_threadpool(feed.abandon)
         raise
+    if one_line is not None:  # one document spread over lines: read again as one line
+        await run_in_threadpool(feed.abandon)
+        feed = batch_bulk.NdjsonFeed(ctx, viewer)
+        feed.add(one_line)
     return await run_in_threadpool(_answer, feed.finish)
 
 

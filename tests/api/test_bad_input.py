@@ -715,6 +715,30 @@ def test_a_json_batch_body_that_is_one_line_and_not_json_is_422(bw: World, flow:
     assert everything(bw, flow)[0]["total_executions"] == before[0]["total_executions"] + 3
 
 
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_a_json_batch_body_that_is_one_pretty_printed_run_is_a_batch_of_one(
+    bw: World, flow: str, newline: bytes
+) -> None:
+    """A run object pretty-printed (as `json.dumps(run, indent=2)` writes it) was read as NDJSON
+    of its broken lines: a 200 refusing 40-odd lines and storing nothing. One document on many
+    lines is one run, as on one line; its payload is kept exactly."""
+    run = make_execution(flow, outputs={"text": "two\nlines", "n": 1.5, "deep": {"a": [1, {"b": None}]}})
+    body = json.dumps(run, indent=2).encode().replace(b"\n", newline)
+    r = bw.client.post("/api/v1/executions/batch", content=body, headers={**bearer("owner"), **JSON})
+    assert r.status_code == 200 and (r.json()["stored"], r.json()["refused"]) == (1, 0), r.text
+    stored = detail(bw, flow, r.json()["items"][0]["id"]).json()
+    assert stored["outputs"] == run["outputs"] and stored["inputs"] == run["inputs"]
+    # a pretty-printed item that breaks a rule is that one item refused, saying why
+    bad = json.dumps({**make_execution(flow), "status": "maybe"}, indent=2).encode()
+    r = bw.client.post("/api/v1/executions/batch", content=bad, headers={**bearer("owner"), **JSON})
+    assert r.status_code == 200 and (r.json()["stored"], r.json()["refused"]) == (0, 1), r.text
+    assert "status" in r.json()["items"][0]["detail"]
+    # lines that are not one document stay NDJSON, each judged
+    two = b"{\n" + orjson.dumps(make_execution(flow)) + b"\n"
+    r = bw.client.post("/api/v1/executions/batch", content=two, headers={**bearer("owner"), **JSON})
+    assert r.status_code == 200 and (r.json()["stored"], r.json()["refused"]) == (1, 1), r.text
+
+
 def test_batch_duplicate_and_existing_ids_are_refused(bw: World, flow: str) -> None:
     existing = bw.post_run("owner", flow, execution_time=7)
     dup = str(uuid.uuid4())
