@@ -107,11 +107,20 @@ def authenticate(ctx: Context, secret: str, credential: str | None, path: str | 
             user = ensure_user(ctx, user_id)
     if user is None:
         raise NotAuthenticated("Unknown user")
-    if user.role == "pending":
-        raise NotAuthenticated("Your account is pending activation")
-    if ctx.directory.external and user.role not in _OPEN_WEBUI_ROLES:
-        raise NotAuthenticated("Your account has no role Open WebUI admits")
+    refusal = role_refusal(ctx, user.role)
+    if refusal is not None:
+        raise NotAuthenticated(refusal)
     return Viewer(user.id, user.role)
+
+
+def role_refusal(ctx: Context, role: str | None) -> str | None:
+    """Why a user of this role may do nothing now, None when the role is admitted: also asked
+    for what acts for a user without a request (an alert channel they made)."""
+    if role == "pending":
+        return "Your account is pending activation"
+    if ctx.directory.external and role not in _OPEN_WEBUI_ROLES:
+        return "Your account has no role Open WebUI admits"
+    return None
 
 
 def _allowed(path: str, allowed: tuple[str, ...]) -> bool:

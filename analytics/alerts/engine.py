@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from analytics.access.auth import role_refusal
 from analytics.access.permissions import Viewer, grant_for
 from analytics.alerts import repository as repo
 from analytics.alerts.evaluate import Target, error_text, measure, resolve_targets
@@ -339,9 +340,10 @@ class AlertEngine:
         """Whether a channel made by this user may get this flow's alert values: they are computed
         over every run, so only those who see every run (admins, the owner, write-grantees), as
         the directory says now: an admin demoted since making the channel stops hearing at once,
-        and a user gone hears nothing (as a rule is seen: service._sees_flow)."""
+        and a user gone or deactivated (`pending`, a role Open WebUI does not admit) hears
+        nothing (as a rule is seen: service._sees_flow)."""
         user = self.ctx.directory.user(user_id)
-        if user is None:
+        if user is None or role_refusal(self.ctx, user.role) is not None:
             return False
         viewer = Viewer(user.id, user.role)
         if viewer.is_admin:

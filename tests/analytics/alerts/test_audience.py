@@ -94,3 +94,25 @@ def test_a_write_grantee_hears_and_a_reader_does_not(s: Setup) -> None:
     collect = Collect()
     AlertEngine(ctx, collect).evaluate(at(10))  # type: ignore[arg-type]
     assert [n.channel_id for n in collect.sent] == [writer]
+
+
+def test_a_pending_owners_and_write_grantees_channels_hear_nothing(s: Setup) -> None:
+    """`pending` is how Open WebUI deactivates an account: every request of theirs is a 401, and
+    their channels kept getting the values over every run of the flows they owned or could write."""
+    ctx = s.ctx
+    users.create_user(ctx, "writer")
+    flow = s.flows["b"]  # the owner's, private
+    flows.update_flow(
+        ctx, OWNER, flow, {"access_control": {"write": {"user_ids": ["writer"], "group_ids": []}}}
+    )
+    owner, writer, admin = hook(ctx, OWNER), hook(ctx, Viewer("writer")), hook(ctx, ADMIN)
+    make_rule(ctx, ADMIN, flow_id=flow, window="1h", channel_ids=[owner, writer, admin])
+    users.set_role(ctx, OWNER.id, "pending")
+    users.set_role(ctx, "writer", "pending")
+    collect = Collect()
+    AlertEngine(ctx, collect).evaluate(at(10))  # type: ignore[arg-type]
+    assert [n.channel_id for n in collect.sent] == [admin]
+    users.set_role(ctx, OWNER.id, "user")  # activated again: heard again
+    collect = Collect()
+    AlertEngine(ctx, collect).evaluate(at(10) + timedelta(hours=3))  # type: ignore[arg-type]
+    assert sorted(n.channel_id for n in collect.sent) == sorted([owner, admin])
