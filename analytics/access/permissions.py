@@ -17,6 +17,7 @@ from analytics.core.errors import AccessDenied, NotFound
 
 FLOW_NOT_FOUND = "Flow not found"
 ACCESS_DENIED = "You do not have permission to access this flow"
+OWNER_ONLY = "Only the flow's owner or an admin may do this"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,8 @@ def require_flow_access(
     is_owner = viewer.is_admin or flow.owner_id == viewer.id
     allowed = is_owner if owner else grant.write if write else grant.read
     if not allowed:
-        raise AccessDenied(ACCESS_DENIED)
+        # a reader or write-grantee may access the flow: the refusal says what they lack
+        raise AccessDenied(OWNER_ONLY if owner and grant.read else ACCESS_DENIED)
     return grant
 
 

@@ -64,7 +64,11 @@ class FlowOut(FlowListItem):
 
 
 class FlowImport(FlowForm):
-    """What export produced (`{"version", "flow": {...}}`) or a bare flow object."""
+    """What export produced (`{"version", "flow": {...}}`) or a bare flow object. Without
+    `access_control` (export leaves it out) the flow starts private, as a duplicate does: a
+    private flow exported and imported again was public, its prompts readable by every user."""
+
+    access_control: dict[str, Any] | None = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod

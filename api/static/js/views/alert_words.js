@@ -148,7 +148,7 @@ export function mayManageAlerts(user, flow) {
 }
 
 // What a refusal means here: the rights to manage alerts, not to read the flow (the 403's
-// detail, "You do not have permission to access this flow", is the flow routes' wording).
+// detail is the flow routes' generic wording).
 export function alertErrorText(err) {
   return err && err.status === 403 ? "You may not manage alerts on this flow: only its owner and admins may." : err.message;
 }
