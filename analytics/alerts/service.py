@@ -367,8 +367,9 @@ def send_test(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Delivery:
     _visible_channel(ctx, viewer, channel_id)
     _count_test(ctx.store, viewer.id, time.monotonic())
     # a test is one attempt on this thread, never retried, counted nowhere: it needs none of
-    # the running dispatcher's queue, so a dispatcher of the call sends it, server or not
-    dispatcher = WebhookDispatcher(ctx)
+    # the running dispatcher's queue, so a dispatcher of the call sends it, server or not (and
+    # leaves the outbox to the server's: resuming it too sent each queued notification twice)
+    dispatcher = WebhookDispatcher(ctx, resume=False)
     try:
         return dispatcher.send_test(channel_id)
     finally:

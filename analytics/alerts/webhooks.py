@@ -135,7 +135,10 @@ class WebhookDispatcher:
         settings: DispatchSettings | None = None,
         *,
         clock: Callable[[], datetime] = utc_now,
+        resume: bool = True,
     ) -> None:
+        """`resume=False` for a dispatcher of the call (a channel test): the outbox is the
+        server's dispatcher's; a second one resuming it sent each queued notification again."""
         self._ctx = ctx
         self.settings = settings or DispatchSettings.from_context(ctx)
         self._clock = clock
@@ -152,7 +155,8 @@ class WebhookDispatcher:
         self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="flowhistory-webhook")
         self._thread = threading.Thread(target=self._loop, name="flowhistory-webhooks", daemon=True)
         self._thread.start()
-        self._resume()
+        if resume:
+            self._resume()
 
     # -- public ------------------------------------------------------------------------------
 

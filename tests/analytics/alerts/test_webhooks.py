@@ -334,6 +334,39 @@ def test_send_test(env: Env, receiver: Receiver) -> None:
         service.send_test(env.s.ctx, OTHER, env.channel.id)
 
 
+def test_a_channel_test_leaves_the_queued_notifications_alone(
+    ctx: Context, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A test made a second dispatcher that resumed the whole outbox: every queued notification
+    (a retry waiting its backoff) was sent again at once, past the attempts' limit, its
+    failures counting towards disabling the channel, and "resuming ... before the restart"
+    was logged with no restart."""
+    receiver.statuses = [500]
+    e = make_env(ctx, receiver, backoff_s=30.0)  # the retry is not due during the test
+    try:
+        start = e.clock["now"]
+        errors(e.s, start, 3)
+        make_rule(e.s.ctx, flow_id=e.s.flows["a"], window="15m", channel_ids=[e.channel.id])
+        e.evaluate(start + timedelta(minutes=5))
+        deadline = time.monotonic() + 30
+        while not e.deliveries() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        other = service.create_channel(
+            ctx, OWNER, service.ChannelCreate(name="other", url=receiver.url, secret=SECRET)
+        )
+        with caplog.at_level("INFO"):
+            for _ in range(3):
+                assert service.send_test(ctx, OWNER, other.id).ok
+        time.sleep(0.5)  # a resumed copy would be sent by now
+        assert not [r for r in caplog.records if "resuming" in r.getMessage()]
+        assert [p["event"] for p in receiver.payloads()] == ["firing", "test", "test", "test"]
+        assert [(d.attempt, d.will_retry) for d in e.deliveries()] == [(1, True)]
+        assert e.channel_now().consecutive_failures == 1
+        assert len(ctx.store.read(repo.queued_notifications)) == 1  # still the server's to retry
+    finally:
+        stop_alerts(ctx)
+
+
 def test_unreachable_endpoint_is_an_error_recorded(ctx: Context) -> None:
     s = setup_flows(ctx)
     ch = service.create_channel(
