@@ -350,7 +350,9 @@ def full_detail(need: int, free: int) -> str:
 
 
 def backup(ctx: Context, dest: Path) -> Backup:
-    """Copy the open store to `dest` (which must not exist), consistent while it serves."""
+    """Copy the open store to `dest` (which must not exist), consistent while it serves. The
+    store may be below head (the CLI opens it unmigrated, so a backup before an upgrade is of the
+    store as it was): the copy is at the store's version."""
     dest = Path(dest)
     check_dest(dest)
     if not _RUNNING.acquire(blocking=False):
@@ -358,10 +360,12 @@ def backup(ctx: Context, dest: Path) -> Backup:
     started = time.monotonic()
     partial = _scratch(dest, "partial")
     need = 0
+    source_version = 0
 
     def copy(conn: Connection) -> dict[str, int]:
-        nonlocal need
+        nonlocal need, source_version
         need = room_needed(conn, ctx.store.path)
+        source_version = _schema_version(conn, conn.execute("SELECT current_database()").fetchall()[0][0])
         return _copy_without_wal(conn, partial)
 
     try:
@@ -369,10 +373,13 @@ def backup(ctx: Context, dest: Path) -> Backup:
         tables = ctx.store.on_writer(copy)
         with duckdb.connect(str(partial)) as check:  # reopens as a store would, then checkpoints
             version = _schema_version(check, check.execute("SELECT current_database()").fetchall()[0][0])
-        if version != migrations.head() or partial.with_name(partial.name + ".wal").exists():
-            raise RuntimeError(f"the backup copy reopened at version {version}; it was discarded")
+        if version != source_version or partial.with_name(partial.name + ".wal").exists():
+            raise RuntimeError(
+                f"the backup copy reopened at version {version}, the store's is {source_version};"
+                " it was discarded"
+            )
         _fsync(partial)
-        if dest.exists():
+        if _taken(dest):
             raise Conflict(f"{dest} appeared while the backup ran; the backup was discarded")
         os.replace(partial, dest)
         _fsync(dest)
@@ -401,10 +408,16 @@ def backup(ctx: Context, dest: Path) -> Backup:
     )
 
 
+def _taken(dest: Path) -> bool:
+    """Something is at `dest`: a dangling symlink too (`exists()` follows it and says no; the
+    rename then replaced the link, and the hard link of a move through a server refused it)."""
+    return os.path.lexists(dest)
+
+
 def check_dest(dest: Path) -> None:
     """What a backup to `dest` needs, checked before anything is copied (the CLI checks it before
     asking a server too): no file there, and a folder a file can be written in."""
-    if dest.exists():
+    if _taken(dest):
         raise Conflict(f"{dest} exists; a backup never overwrites a file")
     if not dest.parent.is_dir():
         raise InvalidInput(f"the folder {dest.parent} does not exist", field="dest")
@@ -519,7 +532,7 @@ def place_backup(made: Path, dest: Path) -> None:
     """Move a finished backup to `dest`, where no partial file ever sits: to another filesystem
     it is copied under a temporary name beside `dest`, fsynced, then renamed (a copy cut short
     by a full disk is removed); an existing `dest` is never overwritten (Conflict)."""
-    if dest.exists():
+    if _taken(dest):
         raise Conflict(f"{dest} exists; a backup never overwrites a file")
     remove_stale_partials(dest.parent)  # an earlier move killed mid-way: its copy beside DEST
     try:
@@ -534,7 +547,7 @@ def place_backup(made: Path, dest: Path) -> None:
     try:
         shutil.copyfile(made, partial)
         _fsync(partial)
-        if dest.exists():
+        if _taken(dest):
             raise Conflict(f"{dest} appeared while the backup was copied there")
         os.replace(partial, dest)
         _fsync(dest)

@@ -38,8 +38,8 @@ def backup_command(
         fail(exc, 1)
     if not settings.db_path.exists():
         fail(FlowHistoryError(f"there is no store at {settings.db_path}"), 2)
-    try:
-        ctx = open_context(settings)
+    try:  # not migrated: a backup taken before an upgrade is of the store as it was
+        ctx = open_context(settings, migrate=False)
     except StoreLocked:
         _through_server(settings, dest)
         return

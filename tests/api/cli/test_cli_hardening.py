@@ -372,3 +372,34 @@ def test_a_backup_dest_is_refused_before_the_server_copies(
 def test_a_retention_rule_of_nan_days_is_refused_before_the_server_is_asked(serving: LiveServer) -> None:
     done = invoke("retention", "policy", "--set", "--max-age-days", "nan", "--db", str(serving.db))
     assert "Invalid value for '--max-age-days'" in refused(done, 2)
+
+
+# -- backup: of the store as it is, never onto a link ------------------------------------------
+
+
+def test_a_backup_of_a_store_below_head_leaves_it_there(tmp_path: Path) -> None:
+    """Opening the store migrated it: a backup taken before an upgrade (as an operator would)
+    upgraded the store it copied, schema and data, and was never of the store as it was."""
+    db = tmp_path / "old.duckdb"
+    assert invoke("db", "upgrade", "--to", "10", "--db", str(db)).exit_code == 0
+    done = invoke("backup", str(tmp_path / "bk.duckdb"), "--db", str(db))
+    assert done.exit_code == 0 and "schema 10" in done.stdout, done.output
+    assert "current: 10" in invoke("db", "current", "--db", str(db)).stdout
+    assert "current: 10" in invoke("db", "current", "--db", str(tmp_path / "bk.duckdb")).stdout
+    # it restores as any older backup does: brought to head when next opened
+    assert invoke("restore", str(tmp_path / "bk.duckdb"), "--db", str(tmp_path / "new.duckdb")).exit_code == 0
+    open_context(Settings(db_path=tmp_path / "new.duckdb")).close()
+    assert (
+        f"current: {migrations.head()}"
+        in invoke("db", "current", "--db", str(tmp_path / "new.duckdb")).stdout
+    )
+
+
+def test_a_backup_onto_a_dangling_symlink_is_refused(store: Path, tmp_path: Path) -> None:
+    """`exists()` follows the link: the check passed, then the copy replaced the link (a
+    server's backup, moved with a hard link, was refused and left a full copy behind)."""
+    link = tmp_path / "dl"
+    link.symlink_to(tmp_path / "nowhere" / "t")
+    line = refused(invoke("backup", str(link), "--db", str(store)), 1)
+    assert line == f"error: {link} exists; a backup never overwrites a file", line
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
