@@ -28,7 +28,7 @@ import gc
 import logging
 import resource
 import socket
-import uuid
+import time
 from types import FrameType
 from typing import Any
 
@@ -39,7 +39,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from analytics.core.config import Settings
 from analytics.core.jsonio import dumps
-from api.observability.middleware import UNMATCHED, Observe, answered
+from api.observability.middleware import UNMATCHED, Observe, answered, request_id_of
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +51,13 @@ _SPARE_FDS = 256
 MAX_URL_BYTES = 65_535
 
 
-def _error_response(status: str, detail: str) -> bytes:
-    """A whole answer written by the protocol itself (the app never saw the request)."""
+def _error_response(status: str, detail: str, rid: str) -> bytes:
+    """A whole answer written by the protocol itself (the app never saw the request), with the
+    request id its access line carries, as every answer of the app has."""
     body = dumps({"detail": detail})
     head = (
         f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        f"content-length: {len(body)}\r\nx-request-id: {rid}\r\nconnection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
 
@@ -111,6 +112,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._window_bytes = 0
         self._url_too_long = False
         self._unparsable_answer: bytes | None = None  # waits for the answers to requests before it
+        self._began: float | None = None  # when the request being read began: its access line's time
 
     # -- requests uvicorn cannot parse -------------------------------------------------------
 
@@ -130,10 +132,11 @@ class DeadlineProtocol(HttpToolsProtocol):
                 "400 Bad Request",
                 f"{msg.rstrip('.')}: its request line or headers are not HTTP/1.1",
             )
-        answer = _error_response(status, detail)
         cycle = self.cycle
-        if cycle is None or cycle.response_complete or not cycle.more_body:
-            self._answered(int(status[:3]))  # else the app has it: its own body was malformed (499 there)
+        rid = self._request_id()
+        answer = _error_response(status, detail, rid)
+        if cycle is None or cycle.response_complete or not cycle.more_body:  # else the app has it (its 499)
+            self._answered(int(status[:3]), rid)
         if self.pipeline or (cycle is not None and not cycle.more_body and not cycle.response_complete):
             # whole requests parsed before it from the same bytes are answered first: a pipelining
             # client matches answers to requests in order, and took this one for the first's (a
@@ -159,6 +162,7 @@ class DeadlineProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._began = time.perf_counter()
         self._request_begun = True
         self._url_seen = False
         self._arm_header_timer()  # a new request on a kept-alive connection
@@ -214,9 +218,10 @@ class DeadlineProtocol(HttpToolsProtocol):
         log.warning("closing a slow client %s: %s", self.client, detail)
         cycle = self.cycle
         if cycle is None or not cycle.response_started:
-            self.transport.write(_error_response("408 Request Timeout", detail))
+            rid = self._request_id()
+            self.transport.write(_error_response("408 Request Timeout", detail, rid))
             if cycle is None:  # headers too slow: the app never had it (a slow body: its 499)
-                self._answered(408)
+                self._answered(408, rid)
         if cycle is not None:
             cycle.keep_alive = False
         self.transport.close()
@@ -227,11 +232,23 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._header_timer = self._body_timer = None
         super().connection_lost(exc)
 
-    def _answered(self, status: int) -> None:
-        """The access line and count of an answer the app never saw (no route: `<unmatched>`)."""
+    def _request_id(self) -> str:
+        """The app's id when it has the request (its 499 line), else the client's X-Request-ID
+        if its headers got that far and it is one the app would take, else a new one."""
+        cycle = self.cycle
+        if cycle is not None:
+            rid = cycle.scope.get("state", {}).get("request_id")
+            if isinstance(rid, str):
+                return rid
+        return request_id_of({"headers": self.headers or []})
+
+    def _answered(self, status: int, rid: str) -> None:
+        """The access line and count of an answer the app never saw (no route: `<unmatched>`),
+        timed from when its request began."""
         # "-": the request line was not read (httptools then says DELETE, its first method)
         method = self.parser.get_method().decode("ascii", "replace") if self._url_seen else "-"
-        answered(self.observe, method, UNMATCHED, status, 0.0, None, uuid.uuid4().hex)
+        seconds = time.perf_counter() - self._began if self._began is not None else 0.0
+        answered(self.observe, method, UNMATCHED, status, seconds, None, rid)
 
     @staticmethod
     def _cancel(timer: asyncio.TimerHandle | None) -> None:

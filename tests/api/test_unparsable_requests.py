@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -75,6 +76,29 @@ def test_an_unparsable_request_is_a_json_400(server: LiveServer, request_bytes: 
     assert status == 400
     assert headers["content-type"] == "application/json"
     assert "not HTTP/1.1" in orjson.loads(body)["detail"]
+
+
+def test_answers_before_the_app_carry_the_request_id_of_their_access_line(server: LiveServer) -> None:
+    """The 400 and 414 written here had no X-Request-ID (the README: every answer has one) and
+    their access lines a made-up id the client never saw, timed 0 ms."""
+    # the client's id is taken once the parser has read it (when the next header begins)
+    bad = (
+        b"GET /api/v1/flows/ HTTP/1.1\r\nX-Request-ID: rid-400-sent\r\nHost: x\r\nBad Header Name: 1\r\n\r\n"
+    )
+    status, headers, _ = exchange(server, bad)
+    assert status == 400 and headers["x-request-id"] == "rid-400-sent", headers
+    status, headers, _ = exchange(server, get(b"/?q=" + b"a" * MAX_URL_BYTES, "x"))
+    assert status == 414 and re.fullmatch("[0-9a-f]{32}", headers["x-request-id"]), headers
+    made = headers["x-request-id"]
+    deadline = time.monotonic() + TIMEOUT
+    while ("rid=" + made not in server.stderr() or "rid=rid-400-sent" not in server.stderr()) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    lines = [
+        line for line in server.stderr().splitlines() if "rid=rid-400-sent" in line or "rid=" + made in line
+    ]
+    assert [" 400 " in line for line in lines].count(True) == 1 and len(lines) == 2, lines
 
 
 def test_nothing_is_stored_from_an_unparsable_post(server: LiveServer) -> None:
