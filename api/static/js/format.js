@@ -259,7 +259,21 @@ export function pointsTenths(d) {
 export function pointsChange(d) {
   if (d === null || d === undefined || Number.isNaN(d)) return "—";
   const tenths = pointsTenths(d);
-  return `${tenths > 0 ? "+" : tenths < 0 ? "\u2212" : ""}${fixed(Math.abs(tenths) / 10, 1)} pts`;
+  return signed(tenths, `${fixed(Math.abs(tenths) / 10, 1)} pts`);
+}
+
+// A change's text with its sign: "+" up, a true minus "−" down (not a hyphen), none when the
+// change as shown (`shown`, at the shown precision) is 0: a change that rounds away is no change.
+function signed(shown, text) {
+  return `${shown > 0 ? "+" : shown < 0 ? "\u2212" : ""}${text}`;
+}
+
+// A change in duration, signed as pointsChange: "+272 ms", "−3 ms", "+1.20 s". One that rounds to
+// 0 ms is none, "0 ms": two equal p95s differ by float noise (-2.27e-13 read "-0 ms").
+export function durationChange(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
+  const shown = Math.round(Math.abs(ms)) === 0 ? 0 : Math.sign(ms);
+  return signed(shown, duration(shown === 0 ? 0 : Math.abs(ms)));
 }
 
 // A test's p-value: 2 significant digits in the locale ("0.032", de-DE "0,032"); under 0.001

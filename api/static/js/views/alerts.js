@@ -19,6 +19,12 @@ function stateBadge(state) {
   return h("span", { class: `badge ${STATE_CLASS[state] || "badge-other"}`, "data-state": state }, state);
 }
 
+// A rule not evaluated yet has no state (the API lists none): NO_DATA would say its window had
+// no runs, which nobody has looked at. Neutral, in words, until the first evaluation.
+function notEvaluatedBadge() {
+  return h("span", { class: "badge badge-other", "data-state": "none" }, "not evaluated yet");
+}
+
 export async function render(root, [flowId], ctx) {
   const [flow, rules, channels, transitions, silences] = await Promise.all([
     loadFlow(flowId),
@@ -45,13 +51,13 @@ export async function render(root, [flowId], ctx) {
 
   const ruleRows = rules.map((r) => {
     const current = r.states.find((s) => s.flow_id === flowId);
-    const state = r.paused ? "PAUSED" : (current || { state: "NO_DATA" }).state;
+    const state = r.paused ? "PAUSED" : current ? current.state : null;
     const muted = silenceOf(silences, r, flowId);
     const extra = options(r);
     return h("tr", { "data-rule": r.id, class: state === "FIRING" ? "row-error" : "" },
       h("td", {}, h("strong", {}, r.name)),
       h("td", {}, condition(r), extra ? h("div", { class: "muted rule-options" }, extra) : null),
-      h("td", {}, stateBadge(state),
+      h("td", {}, state ? stateBadge(state) : notEvaluatedBadge(),
         current && current.value !== null ? h("div", { class: "muted" }, `now ${measured(r.metric, current.value)}${current.runs === null ? "" : ` (${count(current.runs)} runs)`}`) : null,
         muted ? silencedBadge(muted) : null),
       h("td", {}, manage ? h("div", { class: "toolbar" },

@@ -3,7 +3,7 @@
 // per-node breakdown, failure signatures, versions, and duration anomalies as a chart.
 import { enc, get, query } from "../api.js";
 import { empty, h, loading, mount } from "../dom.js";
-import { LOCAL_ZONE, count, counted, decimal, duration, money, percent, pointsChange, setZoneChoice, shortId, shortVersion, timestamp, timeZone, zoneChoice } from "../format.js";
+import { LOCAL_ZONE, count, counted, decimal, duration, durationChange, money, percent, pointsChange, setZoneChoice, shortId, shortVersion, timestamp, timeZone, zoneChoice } from "../format.js";
 import { lineChart, partialBucket } from "../charts.js";
 import { fillSection, shared } from "../sections.js";
 import { flowHeader, loadFlow } from "./flow_header.js";
@@ -64,6 +64,29 @@ export function rangeFor(range, bucket, nowSeconds, local = false) {
   const end = addBucket(floorTo(nowSeconds, bucket, zoned), bucket, 1, zoned);
   if (bucket === "week") return [floorTo(nowSeconds - span, bucket, zoned), end];
   return [addBucket(end, bucket, -Math.round(span / STEP[bucket]), zoned), end];
+}
+
+// The API draws at most this many buckets ("more than 2000 hour buckets from start to end"): a
+// range and bucket over it could only show that refusal, so the picker never offers the pair
+// (90 days by hour is 2,160) and a link asking for it is shown by a bucket that loads.
+export const MAX_BUCKETS = 2000;
+
+// How many buckets a range holds at a fixed bucket width (auto: the API picks about 50).
+export function bucketCount(range, bucket, nowSeconds = Math.floor(Date.now() / 1000)) {
+  if (bucket === "auto") return 0;
+  const [start, end] = rangeFor(range, bucket, nowSeconds);
+  return Math.ceil((end - start) / STEP[bucket]);
+}
+
+const fits = (range, bucket) => bucketCount(range, bucket) <= MAX_BUCKETS;
+const defaultBucket = (range) => (range === "24h" ? "hour" : "day");
+
+// The bucket to show: the one asked for if the range holds few enough of it, else the range's
+// default or the next wider one that fits. A bucket that is no bucket reads as the default, as
+// a range that is no range does.
+export function bucketFor(range, asked) {
+  if (!BUCKETS[asked]) return defaultBucket(range);
+  return [asked, defaultBucket(range), "day", "week", "auto"].find((b) => fits(range, b));
 }
 
 // Leading buckets without runs are not drawn: weeks of nothing before a flow's first run
@@ -131,7 +154,8 @@ export function bucketSeconds(name) {
 
 export async function render(root, [flowId], ctx) {
   const range = RANGES[ctx.params.get("range")] ? ctx.params.get("range") : "7d";
-  const bucket = BUCKETS[ctx.params.get("bucket")] ? ctx.params.get("bucket") : (range === "24h" ? "hour" : "day");
+  const asks = ctx.params.get("bucket");
+  const bucket = bucketFor(range, asks);
   const asked = ctx.params.get("tz");
   if (asked === "utc" || asked === "local") setZoneChoice(asked);
   const zone = zoneChoice();
@@ -148,6 +172,8 @@ export async function render(root, [flowId], ctx) {
     pick("range", "Range", RANGES, range), pick("bucket", "Bucket", BUCKETS, bucket),
     pick("tz", "Times in", { utc: "UTC", local: `Local (${LOCAL_ZONE})` }, zone),
     h("div", { class: "field" }, h("button", { type: "submit", class: "btn btn-primary" }, "Show")));
+  offerBuckets(form);
+  form.querySelector("#range").addEventListener("change", () => offerBuckets(form));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const data = new FormData(form);
@@ -161,6 +187,7 @@ export async function render(root, [flowId], ctx) {
   const versions = h("section", { id: "versions" }, loading());
   const anomalies = h("section", { id: "anomalies" }, loading());
   mount(root, ...flowHeader(flow, "analytics"), form,
+    asks !== bucket && BUCKETS[asks] ? h("p", { class: "muted", id: "bucket-note", role: "status" }, tooMany(range, asks, bucket)) : null,
     h("p", { class: "muted", id: "range-caption" }, `${timestamp(start)} – ${timestamp(end)} (times and day boundaries in ${timeZone()})`),
     charts,
     h("h2", {}, "Reliability"), kpis,
@@ -239,7 +266,7 @@ export async function render(root, [flowId], ctx) {
         const regression = v.regressed;
         return h("tr", { class: regression ? "row-error" : "", "data-version": v.flow_version }, td(h("code", {}, shortVersion(v.flow_version))), td(timestamp(v.first_seen)), td(count(v.runs), 1),
           td(percent(v.failure_rate), 1), td(pointsChange(v.failure_rate_change), 1),
-          td(duration(v.p95_ms), 1), td(v.p95_change_ms == null ? "—" : duration(v.p95_change_ms), 1),
+          td(duration(v.p95_ms), 1), td(durationChange(v.p95_change_ms), 1),
           td(v.enough_runs === false ? "too few runs" : regression ? "yes (significant)" : v.previous_version ? "no" : "first version"));
       }))
     : empty("No versions in this range", ""));
@@ -259,6 +286,24 @@ export async function render(root, [flowId], ctx) {
       : empty("No anomalies in this range", "No run's duration stood out from the runs before it.");
     return [chart, list];
   });
+}
+
+// The bucket options of the range picked: a bucket the range holds too many of is disabled (its
+// label says why) and, if it was chosen, the one that loads is chosen in its place.
+function offerBuckets(form) {
+  const range = form.querySelector("#range").value;
+  const select = form.querySelector("#bucket");
+  for (const option of select.options) {
+    option.disabled = !fits(range, option.value);
+    option.textContent = option.disabled ? `${BUCKETS[option.value]} (over ${count(MAX_BUCKETS)} buckets)` : BUCKETS[option.value];
+  }
+  if (select.selectedOptions[0]?.disabled) select.value = bucketFor(range, select.value);
+}
+
+// Why a link's bucket is not the one shown: "2,160 hour buckets in the last 90 days are more
+// than the 2,000 a chart draws: shown by day."
+function tooMany(range, asked, shown) {
+  return `${count(bucketCount(range, asked))} ${asked} buckets in the ${RANGES[range][0].toLowerCase()} are more than the ${count(MAX_BUCKETS)} a chart draws: shown by ${BUCKETS[shown].toLowerCase()}.`;
 }
 
 // Duration over time (p50 and p95 per bucket) with each flagged run as a red point at its own

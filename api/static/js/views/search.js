@@ -36,6 +36,19 @@ const EXACT = new Set(["signature", "signature_node"]);
 // times in (UTC unless the user chose local).
 const TIME_FIELDS = new Set(["after", "before"]);
 
+const LABELS = new Map(FIELDS.map(([key, label]) => [key, label]));
+
+// A number of the link (durations, rating): one that is no number ("abc") throws, naming the
+// field; Number() read it as NaN, sent as null, and every run was shown. Whether it is whole, at
+// least 0 or a rating the API says, as it does for -5 and 1.5.
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+function numberField(key, text) {
+  if (!text) return null;
+  const n = Number(text);
+  if (!NUMBER.test(text) || !Number.isFinite(n)) throw new Error(`${LABELS.get(key)}: "${text}" is not a number`);
+  return n;
+}
+
 // The API filter for the URL's parameters; throws a message naming the field that is wrong.
 export function filterFrom(params) {
   const f = {};
@@ -47,7 +60,7 @@ export function filterFrom(params) {
   if (p("status")) f.status = { any_: [p("status")] };
   if (p("after") || p("before")) f.created_at = { after_: fieldTime("From", p("after"), zone), before_: fieldTime("Until", p("before"), zone) };
   if (p("min_ms") || p("max_ms")) {
-    f.execution_time = { ge_: p("min_ms") ? Number(p("min_ms")) : null, le_: p("max_ms") ? Number(p("max_ms")) : null };
+    f.execution_time = { ge_: numberField("min_ms", p("min_ms")), le_: numberField("max_ms", p("max_ms")) };
   }
   if (p("error")) f.error = { contains_: p("error") };
   // a signature and its node are matched exactly as /failures wrote them: not trimmed, and ""
@@ -59,7 +72,7 @@ export function filterFrom(params) {
   if (p("model")) f.model = { any_: list(p("model")) };
   if (p("user")) f.user_id = { any_: list(p("user")) };
   if (p("tags")) f.tags = { all_: list(p("tags")) };
-  if (p("rating")) f.rating = Number(p("rating"));
+  if (p("rating")) f.rating = numberField("rating", p("rating"));
   if (p("meta")) {
     f.meta = {};
     for (const pair of list(p("meta"))) {
