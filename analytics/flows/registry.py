@@ -14,7 +14,7 @@ one here is ManagedByOpenWebUI (409); reading, exporting and executing work as b
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -115,7 +115,16 @@ def _read(ctx: Context, ids: list[str]) -> list[Flow]:
             [ids],
         ).fetchall()
     )
-    return [_row_to_flow(r) for r in rows]
+    flows = [_row_to_flow(r) for r in rows]
+    if not ctx.directory.external:
+        return flows
+    # Open WebUI mode: the owner is the one access is judged by. While Open WebUI's row has no
+    # owner (NULL) the stored copy keeps the last one (to tell a new flow under the same id):
+    # answered, it named a user with none of an owner's rights
+    owners = {f.id: acl.owner_id for f in flows if (acl := ctx.directory.flow(f.id)) is not None}
+    return [
+        replace(f, user_id=owners[f.id]) if owners.get(f.id, f.user_id) != f.user_id else f for f in flows
+    ]
 
 
 def validate_access_control(ac: Any) -> dict[str, Any] | None:

@@ -158,6 +158,17 @@ class OpenWebUISync:
             log.warning("Open WebUI's %s %s: read as %s", what, wrong, "[]" if kind is list else "{}")
         return value
 
+    def _access_control(self, fid: Any, raw: Any) -> Any:
+        """A flow's grants; `{}`, private, when bad. '' too: `json_as` reads it as NULL, which
+        for grants is public (every user could read and write the flow); Open WebUI cannot
+        read it at all."""
+        if raw in ("", b""):
+            if ("access_control", fid) not in self._warned:
+                self._warned.add(("access_control", fid))
+                log.warning("Open WebUI's flow %s's access_control is empty text: read as {}", fid)
+            return {}
+        return self._json(raw, dict, f"flow {fid}'s access_control")
+
     def _api_keys_enabled(self) -> bool:
         """Open WebUI's `auth.api_key.enable`: its newest config row's value, else its env's,
         which flowhistory cannot see (the `openwebui_api_keys` setting stands in for it)."""
@@ -244,7 +255,7 @@ class OpenWebUISync:
                 nodes,
                 edges,
                 self._json(meta, dict, f"flow {fid}'s meta") or {},
-                self._json(ac, dict, f"flow {fid}'s access_control"),  # `{}`, private, when bad
+                self._access_control(fid, ac),
                 _epoch(created),
                 _epoch(updated),
                 flow_version(nodes, edges),

@@ -182,6 +182,45 @@ def test_malformed_grants_grant_nothing(sqlite_db: WebUIDb, tmp_path: Path, acce
         assert listed.status_code == 200 and fid not in [f["id"] for f in listed.json()]
 
 
+def test_an_access_control_of_empty_text_is_private(sqlite_db: WebUIDb, tmp_path: Path) -> None:
+    """'' was read as NULL, which for grants is public: any user read and wrote the flow's runs,
+    where every other value that is not JSON made it private. Open WebUI cannot read it either."""
+    db = sqlite_db
+    fid = db.add_flow("alice")
+    db.execute("UPDATE flow SET access_control = '' WHERE id = ?", (fid,))
+    settings = Settings(
+        db_path=tmp_path / "store.duckdb", webui_secret_key=SECRET, port=0, openwebui_db=db.url
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        run = {"flow_id": fid, "status": "success", "execution_time": 1}
+        assert (
+            client.post(f"/api/v1/flows/{fid}/executions", json=run, headers=bearer("bob")).status_code == 403
+        )
+        assert client.get(f"/api/v1/flows/{fid}/executions", headers=bearer("bob")).status_code == 403
+        assert client.get(f"/api/v1/flows/{fid}", headers=bearer("alice")).json()["access_control"] == {}
+
+
+def test_a_flow_whose_owner_turns_null_answers_no_owner(sqlite_db: WebUIDb, tmp_path: Path) -> None:
+    """The stored copy keeps the last owner (to tell a new flow under the same id), and the flow
+    was answered with it: `user_id` named alice while she had none of an owner's rights."""
+    db = sqlite_db
+    fid = db.add_flow("alice")
+    settings = Settings(
+        db_path=tmp_path / "store.duckdb", webui_secret_key=SECRET, port=0, openwebui_db=db.url
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+
+        def owner(user: str) -> object:
+            return client.get(f"/api/v1/flows/{fid}", headers=bearer(user)).json()["user_id"]
+
+        assert owner("alice") == "alice"
+        db.execute("UPDATE flow SET user_id = NULL WHERE id = ?", (fid,))
+        assert within(BOUND_S, lambda: owner("boss") == "")
+        assert client.delete(f"/api/v1/flows/{fid}/executions", headers=bearer("alice")).status_code == 403
+        db.execute("UPDATE flow SET user_id = 'alice' WHERE id = ?", (fid,))
+        assert within(BOUND_S, lambda: owner("alice") == "alice")
+
+
 def test_an_unreadable_config_keeps_the_last_value_and_is_read_again(
     poller: tuple[OpenWebUISync, Context, WebUIDb],
 ) -> None:
