@@ -52,7 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import TypeAdapter, ValidationError
 
-from analytics.access.permissions import FLOW_NOT_FOUND, Grant, Viewer, require_flow_access
+from analytics.access.permissions import FLOW_NOT_FOUND, Grant, Viewer
 from analytics.core.clock import utc_now
 from analytics.core.context import Context
 from analytics.core.errors import FlowHistoryError, InvalidInput, StoreClosed
@@ -643,10 +643,11 @@ def _validate(ctx: Context, viewer: Viewer, cols: pa.Table, now: datetime) -> di
     positions, forms = _forms(texts)
     grants: dict[str, Grant | None] = {}  # None: the caller may not write it (per item says why)
     decided: dict[int, _Item] = {}
+    misses = ingest.FlowMisses(ctx)
     for pos, form in zip(positions, forms, strict=True):
         if form.flow_id not in grants:
             try:
-                grants[form.flow_id] = require_flow_access(ctx.directory, viewer, form.flow_id)
+                grants[form.flow_id] = misses.grant(viewer, form.flow_id)
             except FlowHistoryError:
                 grants[form.flow_id] = None
         grant = grants[form.flow_id]

@@ -454,6 +454,28 @@ def describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+class FlowMisses:
+    """Open WebUI mode: a batch's flow the mirror lacks may have been made in Open WebUI since
+    its last read (a backfill right after the flow was made). Before its runs are refused "Flow
+    not found", Open WebUI is read once for the batch (as a single save reads it once:
+    api/routes/executions.py); standalone, nothing is read."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._asked = False
+
+    def grant(self, viewer: Viewer, flow_id: str) -> Grant:
+        """`require_flow_access`, with that one read first when the flow is not known."""
+        try:
+            return require_flow_access(self._ctx.directory, viewer, flow_id)
+        except NotFound:
+            if self._asked or self._ctx.directory.refresher is None:
+                raise
+            self._asked = True
+            self._ctx.directory.refresh_for_miss(flow_id)
+            return require_flow_access(self._ctx.directory, viewer, flow_id)
+
+
 def save_executions(
     ctx: Context, viewer: Viewer, items: Iterable[Any], *, flow_id: str | None = None
 ) -> list[ItemResult]:
@@ -461,12 +483,16 @@ def save_executions(
     results: dict[int, ItemResult] = {}
     staged: list[tuple[int, Staged]] = []
     seen: set[str] = set()
+    misses = FlowMisses(ctx)
     for index, item in enumerate(items):
         if isinstance(item, FlowHistoryError):  # a line the caller could not even parse
             results[index] = ItemResult(index, "refused", detail=item.detail)
             continue
         try:
-            s = stage(ctx, viewer, parse_form(item, ExecutionImport), flow_id=flow_id)
+            form = parse_form(item, ExecutionImport)
+            if flow_id is None:
+                misses.grant(viewer, form.flow_id)  # stage checks it again: from the mirror then
+            s = stage(ctx, viewer, form, flow_id=flow_id)
         except ValidationError as exc:
             results[index] = ItemResult(index, "refused", detail=describe(exc))
             continue

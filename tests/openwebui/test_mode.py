@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
@@ -399,3 +400,41 @@ def test_a_flows_first_run_saved_right_after_its_creation_in_open_webui_is_store
         # a flow Open WebUI does not have is still a 404, after that read
         r = client.post("/api/v1/flows/nope/executions", json=make_execution("nope"), headers=bearer("alice"))
         assert r.status_code == 404 and r.json()["detail"] == "Flow not found"
+
+
+@pytest.mark.parametrize("shape", ["ndjson", "array", "one_by_one"])
+def test_a_batch_for_a_flow_just_created_in_open_webui_is_stored(
+    webui_db: WebUIDb, tmp_path: Path, shape: str
+) -> None:
+    """A single save read Open WebUI again on a miss; a batch refused the same runs "Flow not
+    found" until the next poll. A batch reads it once too (the bulk path and the per-item one:
+    a body of two array items, one of them unreadable by the bulk reader, goes one by one)."""
+    webui_db.add_user("alice", "user")
+    settings = Settings(
+        db_path=tmp_path / "store.duckdb",
+        webui_secret_key=SECRET,
+        port=0,
+        openwebui_db=webui_db.url,
+        openwebui_poll_s=30,
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        fid = webui_db.add_flow("alice")  # after the server's first read
+        runs = [make_execution(fid), make_execution("nope")]
+        if shape == "ndjson":
+            body = b"\n".join(orjson.dumps(r) for r in runs)
+            headers = {**bearer("alice"), "Content-Type": "application/x-ndjson"}
+        else:
+            body = orjson.dumps(runs)
+            if shape == "one_by_one":  # an exponent: the bulk reader leaves the array to the per-item path
+                body = body.replace(
+                    b'"execution_time":' + str(runs[1]["execution_time"]).encode(), b'"execution_time":1e2'
+                )
+            headers = {**bearer("alice"), "Content-Type": "application/json"}
+            assert (b"1e2" in body) is (shape == "one_by_one")
+        r = client.post("/api/v1/executions/batch", content=body, headers=headers)
+        assert r.status_code == 200, r.text
+        first, second = r.json()["items"]
+        assert first["status"] == "stored", first
+        assert second["status"] == "refused"
+        listed = client.get(f"/api/v1/flows/{fid}/executions", headers=bearer("alice")).json()
+        assert [row["id"] for row in listed] == [first["id"]]
