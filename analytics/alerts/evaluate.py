@@ -112,7 +112,7 @@ def _query(level: str, shapes: set[tuple[str, ...]], percentile: bool) -> str:
     return f"""
         SELECT {g} AS g, flow_id, {dims},
                count(*) AS runs, count(*) FILTER (WHERE status = 'error') AS errors,
-               {p95} AS p95, coalesce(sum(cost), 0)::DOUBLE AS cost
+               {p95} AS p95, coalesce(fsum(cost), 0)::DOUBLE AS cost
         FROM {relation} AS scoped
         GROUP BY GROUPING SETS ({sets})
     """

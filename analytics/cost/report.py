@@ -42,19 +42,23 @@ def _sums(cost: str, tokens: str, has_model: str) -> str:
     `has_model`: whether a model is in the row (without one no cost is due: not unpriced).
 
     Per status the rows and the cost they burned: 0 when there are none, NULL when none of them
-    has a known cost (as `cost` itself); a row without a model counts as a known 0."""
+    has a known cost (as `cost` itself); a row without a model counts as a known 0.
+
+    Costs add with `fsum`, exactly rounded (as math.fsum, the small trends' path): DuckDB's
+    `sum` adds in the order its threads meet the rows, so the same report on unchanged data
+    differed in its last digits from one call to the next, and from /metrics."""
     unpriced = f"{cost} IS NULL AND {has_model}"
     owed = f"coalesce({cost}, 0)"  # a row without a model owes nothing: 0, not unknown
     parts = ["count(*) AS runs", "count(*) FILTER (WHERE status = 'success') AS successful_runs"]
     for status in ("error", "aborted"):
         rows = f"count(*) FILTER (WHERE status = '{status}')"
-        burned = f"sum({owed}) FILTER (WHERE status = '{status}' AND NOT ({unpriced}))"
+        burned = f"fsum({owed}) FILTER (WHERE status = '{status}' AND NOT ({unpriced}))"
         parts += [
             f"{rows} AS {status}_runs",
             f"CASE WHEN {rows} = 0 THEN 0.0 ELSE {burned} END AS {status}_cost",
         ]
     parts += [
-        f"sum({owed}) FILTER (WHERE NOT ({unpriced})) AS cost",
+        f"fsum({owed}) FILTER (WHERE NOT ({unpriced})) AS cost",
         f"{capped_sum(tokens + 'tokens_in')} AS tokens_in, {capped_sum(tokens + 'tokens_out')} AS tokens_out",
         f"coalesce(bool_or({tokens}tokens_estimated), false) AS tokens_estimated",
         f"count(*) FILTER (WHERE {unpriced}) AS unpriced_runs",

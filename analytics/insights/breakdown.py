@@ -28,7 +28,7 @@ SELECT
     {tokens_in} AS tokens_in,
     {tokens_out} AS tokens_out,
     coalesce(bool_or(n.tokens_estimated), false) AS tokens_estimated,
-    sum(n.cost) AS cost,
+    fsum(n.cost) AS cost,
     avg(n.cost) AS cost_per_run
 FROM (
     SELECT n, CASE WHEN execution_time > 0 THEN n.duration_ms / execution_time END AS share

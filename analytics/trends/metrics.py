@@ -107,7 +107,7 @@ _MEASURES: dict[Measure, str] = {
     Measure.AVG_DURATION: "avg(duration)",
     Measure.TOKENS_IN: f"coalesce({capped_sum('tokens_in')}, 0)",
     Measure.TOKENS_OUT: f"coalesce({capped_sum('tokens_out')}, 0)",
-    Measure.COST: "sum(cost)",  # null when no run has a known cost (no price for its models)
+    Measure.COST: "fsum(cost)",  # null when no run has a known cost; fsum: see cost/report.py
 }
 # All percentiles asked for come from one quantile_cont over a list: one sort, not one each
 # (1.5x faster on 100k runs).

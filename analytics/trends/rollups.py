@@ -61,10 +61,10 @@ def _build(conn: Connection, where: str, params: list[Any]) -> None:
     """Roll up the runs matching `where` (whole (flow, day) pairs only)."""
     conn.execute(
         "INSERT INTO trend_rollups SELECT flow_id, day, status, flow_version, sum(n)::BIGINT,"
-        f" {_SUMS_OF_CELLS}, sum(cost), bool_or(estimated), list(bin ORDER BY bin), list(n ORDER BY bin)"
+        f" {_SUMS_OF_CELLS}, fsum(cost), bool_or(estimated), list(bin ORDER BY bin), list(n ORDER BY bin)"
         " FROM (SELECT flow_id, CAST(created_at AS DATE) AS day, status, flow_version,"
         f" {BIN_SQL} AS bin, count(*) AS n, {_SUMS_OF_RUNS},"
-        " sum(cost) AS cost, bool_or(tokens_estimated) AS estimated"
+        " fsum(cost) AS cost, bool_or(tokens_estimated) AS estimated"
         f" FROM executions WHERE {where} GROUP BY ALL)"
         # a flow's rows together: its trend reads a few runs of the column, not every flow's
         " GROUP BY flow_id, day, status, flow_version ORDER BY flow_id, day",
@@ -238,10 +238,10 @@ def read_cells(
     for fid, a, b in windows:
         one = "TRUE" if fid is None else "list_contains(?::VARCHAR[], flow_id)"
         selects.append(
-            f"SELECT day, grp, status, sum(n)::BIGINT, {_SUMS_OF_CELLS}, sum(cost), bool_or(estimated),"
+            f"SELECT day, grp, status, sum(n)::BIGINT, {_SUMS_OF_CELLS}, fsum(cost), bool_or(estimated),"
             " list(bin ORDER BY bin), list(n ORDER BY bin)"
             f" FROM (SELECT CAST(created_at AS DATE) AS day, {grp} AS grp, status, {BIN_SQL} AS bin,"
-            f" count(*) AS n, {_SUMS_OF_RUNS}, sum(cost) AS cost,"
+            f" count(*) AS n, {_SUMS_OF_RUNS}, fsum(cost) AS cost,"
             " bool_or(tokens_estimated) AS estimated FROM executions"
             f" WHERE created_at >= ? AND created_at < ? AND {flows_clause} AND {status_clause} AND {one}"
             " GROUP BY ALL) GROUP BY day, grp, status"

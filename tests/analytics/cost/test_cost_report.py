@@ -353,3 +353,45 @@ def test_only_admins_change_prices(world: World) -> None:
         == 403
     )
     assert world.client.get("/api/v1/prices").status_code == 401
+
+
+def test_costs_add_exactly_rounded_the_same_on_every_path(world: World) -> None:
+    """DuckDB's `sum` adds in the order its threads meet the rows: the same cost report on
+    unchanged data differed in its last digits between calls and from /metrics (which adds a
+    small flow's costs with math.fsum). Every path adds with the exactly rounded sum now."""
+    import math
+
+    assert world.client.put("/api/v1/prices", json=PRICES, headers=bearer("admin")).status_code == 200
+    rng = random.Random(18)
+    runs = [
+        {
+            "flow_id": world.shared,
+            "status": "success",
+            "execution_time": 10,
+            "node_results": {
+                "model_1_a": _node("gpt-4o", rng.randrange(10 ** rng.randrange(1, 7)), rng.randrange(999))
+            },
+            "created_at": (DAY + timedelta(seconds=i)).isoformat(),
+        }
+        for i in range(3000)
+    ]
+    assert all(
+        x.status == "stored" for x in ingest.save_executions(world.ctx, Viewer("admin", "admin"), runs)
+    )
+    costs = world.ctx.store.read(
+        lambda c: c.execute("SELECT cost FROM executions WHERE flow_id = ?", [world.shared]).fetchall()
+    )
+    exact = math.fsum(r[0] for r in costs)
+    params = {**RANGE, "group_by": "flow", "flow_id": world.shared}
+    report = world.client.get("/api/v1/cost", params=params, headers=bearer("admin")).json()
+    assert [row["cost"] for row in report] == [exact]
+    body = {
+        "measures": ["cost"],
+        "start": RANGE["start"],
+        "end": RANGE["end"],
+        "bucket": "day",
+        "previous": False,
+    }
+    body["filter"] = {"flow_id": {"any_": [world.shared]}}
+    metrics = world.client.post("/api/v1/metrics", json=body, headers=bearer("admin")).json()
+    assert metrics["totals"][0]["measures"]["cost"]["value"] == exact, metrics["totals"]
