@@ -22,13 +22,15 @@ insert skips ids already stored (ON CONFLICT DO NOTHING). A row read once is nev
 (a run deleted here since does not come back). `openwebui_import_progress` keeps the counts. Rows that break flowhistory's rules follow
 one rule each, and every such id is kept in `openwebui_import_issues` (and written to the
 report file):
-- orphan run (its flow is not in Open WebUI's `flow` table): skipped, as Open WebUI should have
-  deleted it with its flow;
+- orphan run (its flow is in neither Open WebUI's `flow` table nor flowhistory, judged once
+  Open WebUI's flows are copied in: a flow an earlier import brought keeps its later runs):
+  skipped, as Open WebUI should have deleted it with its flow;
 - status outside success/error/aborted (NULL too): stored as `error`, the original in
   `meta.openwebui_import.status` (null for NULL; bytes that are not UTF-8 as hex, in `status_hex`);
 - execution_time negative, missing, text or past 2^53: stored as 0; with a fraction: rounded; the
   original in `meta.openwebui_import.execution_time` either way;
-- id that is not UTF-8 (or NULL, or ''): skipped unread, reported as x'<hex>' (`_plan`);
+- id that is not UTF-8 (or NULL, or ''): skipped unread, reported as x'<hex>' (`_plan`); an id
+  SQLite keeps as a BLOB of UTF-8 text: imported under its text (fetched as a BLOB: `Source.runs`);
 - created_at with a fraction of a second: rounded down to the second, reported as altered;
 - a payload or meta that is '' (empty text, not JSON): stored as no value, reported as altered;
 - a payload integer past u64/i64 (the detail answers the nearest float): reported as altered;
@@ -47,8 +49,13 @@ report file):
   spelling, reported as altered;
 - two rows with one UUID written two ways: the first (earliest created_at, at a tie the usual
   spelling) is imported, the other skipped as "the same id as" it (`_duplicates`);
+- rows with the very same id (a flow_execution without its primary key): the first (earliest
+  created_at, at a tie SQLite's rowid) is imported, each other skipped with a line of its own
+  (`_copies`);
 - a flow's or group's JSON column that is not JSON of its kind: imported empty (a flow's bad
-  access_control as `{}`, private), reported as altered.
+  access_control as `{}`, private), reported as altered; one that is '' likewise (as NULL is,
+  but access_control: private), reported, where NULL is not (`_EMPTIED`).
+The ids a chunk fetches are bound as parameters (a JSON list), never written into its SQL.
 A run's `flow_version` is the flow's current version when the run is newer than the flow's last
 change (that definition ran), else "unknown".
 """
@@ -57,16 +64,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import adbc_driver_manager
 import duckdb
@@ -162,12 +170,76 @@ def redacted(url: str) -> str:
 _SECRET_PARAM = re.compile(r"pass|secret|token|key", re.IGNORECASE)  # libpq: password, sslpassword
 
 
+def source_key(url: str) -> str:
+    """The source itself, whatever its URL says, the key its report and counts are kept under:
+    a SQLite file by its real path (`//`, `..`, a symlink), a PostgreSQL database by user, host,
+    port and name (no password, no other parameter). Keyed by the URL's text, the same file
+    named another way got an empty report and "0 of M stored so far"."""
+    if url.startswith("sqlite:///"):
+        return "sqlite:///" + os.path.realpath(url.removeprefix("sqlite:///"))
+    if not url.startswith(("postgresql://", "postgres://")):
+        return redacted(url)
+    try:
+        parts = urlsplit(url)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))  # libpq's own names win
+        user = params.get("user") or unquote(parts.username or "")
+        host = params.get("host") or params.get("hostaddr") or unquote(parts.hostname or "")
+        port = params.get("port") or str(parts.port or 5432)
+        dbname = params.get("dbname") or unquote(parts.path.lstrip("/")) or user
+    except ValueError:  # a port that is no number, several hosts: the URL as written
+        return redacted(url)
+    return f"postgresql://{quote(user, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
+
+
+def _names_of(c: Connection, key: str) -> list[str]:
+    """The keys the store holds this source's report and counts under: `key`, and any other
+    that names the same source (one an earlier version kept: the URL as written)."""
+    stored = c.execute(
+        "SELECT source FROM openwebui_import_progress UNION SELECT source FROM openwebui_import_issues"
+    ).fetchall()
+    return sorted({key} | {r[0] for r in stored if r[0] != key and source_key(r[0]) == key})
+
+
 _SOURCE_TABLES = ('"user"', '"group"', "flow", "flow_execution")  # what the import reads
+# the integer columns of Source.runs (the others are text), for a chunk that found no row
+_RUN_INTS = {
+    name: pa.int64()
+    for name in ("outputs_copy", "status_null", "empty_mask", "execution_time", "created_at", "row_key")
+}
 
 
 def _first_line(exc: BaseException) -> str:
     """A driver's message without its detail lines (libpq adds hints on lines of their own)."""
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+# the SQLite files imports in this process have open, by (st_dev, st_ino), each with how many
+_OPEN_HERE: Counter[tuple[int, int]] = Counter()
+_OPEN_LOCK = threading.Lock()
+
+
+def _opened(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:  # gone since it was opened: nothing to tell
+        return None
+    with _OPEN_LOCK:
+        _OPEN_HERE[(st.st_dev, st.st_ino)] += 1
+    return st.st_dev, st.st_ino
+
+
+def open_here(path: str) -> bool:
+    """Whether an import in this process has the SQLite file at `path` open now. Its SQLite holds
+    a POSIX lock on the file while the import runs, so the server's check of a source must not
+    open such a file to read its header (closing any descriptor of a file drops every lock the
+    process holds on it), yet it is a SQLite source, not the store: a second import of the same
+    file, while one ran, was refused as "no readable SQLite file there"."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return False
+    with _OPEN_LOCK:
+        return _OPEN_HERE[(st.st_dev, st.st_ino)] > 0
 
 
 class Source:
@@ -177,6 +249,7 @@ class Source:
         self.url = url
         self.timeout_s = timeout_s
         self._stalled = False
+        self._file: tuple[int, int] | None = None  # the SQLite file's (st_dev, st_ino): open_here
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         try:
             if self.postgres:
@@ -191,6 +264,7 @@ class Source:
                 if not Path(path).is_file():
                     raise InvalidInput(f"there is no SQLite database at {path}", field="from")
                 self._conn = sqlite_driver.connect(f"file:{quote(path)}?mode=ro")
+                self._file = _opened(path)
             else:
                 raise InvalidInput(
                     "the source must be sqlite:////path/webui.db or postgresql://user:pass@host/db",
@@ -216,21 +290,21 @@ class Source:
                     field="from",
                 ) from exc
 
-    def table(self, sql: str) -> pa.Table:
+    def table(self, sql: str, params: list[Any] | None = None) -> pa.Table:
         """UpstreamFailed when the driver fails: a source damaged, replaced or gone mid-import
         (a PostgreSQL restart) is the source's failure (502), not an internal error. A
         PostgreSQL read that takes longer than `timeout_s` fails too: it runs on a thread of its
         own, left to the stalled driver (a hung backend kept the import silent for minutes, and
         the server's stop waited for it); the connection is not used again."""
         if not self.postgres:
-            return self._read(sql)
+            return self._read(sql, params)
         if self._stalled:
             raise UpstreamFailed(self._stall_detail())
         answer: dict[str, Any] = {}
 
         def read() -> None:
             try:
-                answer["table"] = self._read(sql)
+                answer["table"] = self._read(sql, params)
             except BaseException as exc:  # handed to the caller's thread
                 answer["error"] = exc
 
@@ -251,10 +325,10 @@ class Source:
             f" {self.timeout_s:g} s (FLOWHISTORY_OPENWEBUI_TIMEOUT_S); run the import again once it does"
         )
 
-    def _read(self, sql: str) -> pa.Table:
+    def _read(self, sql: str, params: list[Any] | None) -> pa.Table:
         cur = self._conn.cursor()
         try:
-            cur.execute(sql)
+            cur.execute(sql, params)
             table: pa.Table = cur.fetch_arrow_table()
             return table
         except adbc_driver_manager.Error as exc:
@@ -273,18 +347,31 @@ class Source:
         """Every run's (created_at, id), in that order: small, sorted once. Open WebUI has no
         index on created_at alone, so paging the full rows by it would sort the whole table for
         every chunk; the chunks fetch their rows by id instead. The id column comes as binary:
-        SQLite keeps any bytes in a TEXT column, and one id that is not UTF-8 aborted the import."""
+        SQLite keeps any bytes in a TEXT column, and one id that is not UTF-8 aborted the import.
+        `blob` (1) marks an id SQLite keeps as a BLOB: only a BLOB matches it when fetched."""
         at_col = "coalesce(CAST(created_at AS BIGINT), -1)"
+        blob = "0" if self.postgres else "CASE WHEN typeof(id) = 'blob' THEN 1 ELSE 0 END"
         keys = self.table(
-            f"SELECT {self.text('id')}, {at_col} AS created_at FROM flow_execution ORDER BY {at_col}, id"
+            f"SELECT {self.text('id')}, {at_col} AS created_at, {blob} AS blob FROM flow_execution"
+            f" ORDER BY {at_col}, id"
         )
         if keys.num_rows == 0:  # no row to infer text from: SQLite's driver types the id int64
-            return pa.table({"id": pa.array([], pa.binary()), "created_at": pa.array([], pa.int64())})
+            return pa.table(
+                {
+                    "id": pa.array([], pa.binary()),
+                    "created_at": pa.array([], pa.int64()),
+                    "blob": pa.array([], pa.int64()),
+                }
+            )
         return keys.set_column(0, "id", keys.column(0).cast(pa.binary()))
 
-    def runs(self, ids: list[str]) -> pa.Table:
-        """The chunk's rows. `outputs` that is a copy of `node_results` (the editor's runs) comes as
-        '' with `outputs_copy` 1: the text is read once, not twice."""
+    def runs(self, ids: list[str], blobs: list[str] | None = None) -> pa.Table:
+        """The rows of the chunk whose ids are `ids` (as text) or `blobs` (SQLite: kept as a
+        BLOB, its text here). The ids are bound, one JSON list a parameter, never written into
+        the SQL: an id holding a quote or a NUL made the chunk's statement fail, for good.
+        `outputs` that is a copy of `node_results` (the editor's runs) comes as '' with
+        `outputs_copy` 1: the text is read once, not twice. `row_key` tells rows with the same
+        id apart (a flow_execution without its primary key): SQLite's rowid, 0 in PostgreSQL."""
         copy = "CAST(outputs AS TEXT) = CAST(node_results AS TEXT)"
         cols = ", ".join(
             [self.text("id"), self.text("flow_id"), self.text("user_id"), self.text("status")]
@@ -302,8 +389,20 @@ class Source:
                 *self._times(),
             ]
         )
-        listed = ", ".join("'" + i.replace("'", "''") + "'" for i in ids)
-        return self.table(f"SELECT {cols} FROM flow_execution WHERE id IN ({listed})")
+        if self.postgres:  # PostgreSQL's text holds no NUL nor bytes: no BLOB to match
+            where = "id IN (SELECT json_array_elements_text(CAST($1 AS json)))"
+            params = [orjson.dumps(ids).decode()]
+        else:
+            where = "id IN (SELECT value FROM json_each(?))"
+            params = [orjson.dumps(ids).decode()]
+            if blobs:  # rare: a BLOB equals only a BLOB
+                where += " OR id IN (SELECT CAST(value AS BLOB) FROM json_each(?))"
+                params.append(orjson.dumps(blobs).decode())
+        row_key = "0" if self.postgres else "rowid"
+        table = self.table(f"SELECT {cols}, {row_key} AS row_key FROM flow_execution WHERE {where}", params)
+        if table.num_rows == 0:  # no row to infer types from: SQLite's driver types each int64
+            return pa.table({n: pa.array([], _RUN_INTS.get(n, pa.string())) for n in table.column_names})
+        return table
 
     def _times(self) -> list[str]:
         """execution_time and created_at as integers, and execution_time's original as JSON text
@@ -338,6 +437,10 @@ class Source:
     def close(self) -> None:
         if not self._stalled:  # a stalled read's thread still holds the connection
             self._conn.close()
+        if self._file is not None:
+            with _OPEN_LOCK:
+                _OPEN_HERE[self._file] -= 1
+            self._file = None
 
 
 # -- identity and flows ----------------------------------------------------------------------
@@ -431,7 +534,28 @@ def _readable(table: pa.Table, what: str, altered: list[tuple[str, str]]) -> lis
     return rows
 
 
-def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
+_FLOW_JSON = ("nodes", "edges", "meta", "access_control")  # a flow's JSON columns, bits 1, 2, 4, 8
+# what a JSON column that is '' is imported as: what NULL is (as a run's payload is), but a flow's
+# access_control: '' is not JSON, and a bad access_control makes the flow private, never public
+_EMPTIED = {
+    "nodes": "imported as [], as NULL is",
+    "edges": "imported as [], as NULL is",
+    "meta": "imported as {}, as NULL is",
+    "access_control": "imported as {} (private), as access_control that is not JSON is",
+    "user_ids": "imported as no members, as NULL is",
+}
+
+
+def _empty_mask(columns: list[str] | tuple[str, ...]) -> str:
+    """Which of `columns` hold '' (empty text, not JSON), a bit each in column order, as
+    `empty_mask`: Source.text reads NULL as '' too, and only '' is reported (as a run's is)."""
+    bits = " + ".join(
+        f"CASE WHEN CAST({c} AS TEXT) = '' THEN {1 << i} ELSE 0 END" for i, c in enumerate(columns)
+    )
+    return f"{bits} AS empty_mask"
+
+
+def _import_identity(ctx: Context, src: Source, summary: ImportSummary, source: str) -> None:
     altered: list[tuple[str, str]] = []  # (id, reason): rows read with a bad value made readable or empty
     users = _readable(
         src.table(
@@ -443,8 +567,8 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
     )
     groups = _readable(
         src.table(
-            f"SELECT {src.text('id')}, {src.text('name')}, {src.text('description')}, {src.text('user_ids')}"
-            ' FROM "group"'
+            f"SELECT {src.text('id')}, {src.text('name')}, {src.text('description')}, {src.text('user_ids')},"
+            f' {_empty_mask(["user_ids"])} FROM "group"'
         ),
         "group",
         altered,
@@ -453,7 +577,8 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
         src.table(
             f"SELECT {src.text('id')}, {src.text('user_id')}, {src.text('name')}, {src.text('description')},"
             f" {src.text('nodes')}, {src.text('edges')}, {src.text('meta')}, {src.text('access_control')},"
-            " CAST(created_at AS BIGINT) AS created_at, CAST(updated_at AS BIGINT) AS updated_at FROM flow"
+            " CAST(created_at AS BIGINT) AS created_at, CAST(updated_at AS BIGINT) AS updated_at,"
+            f" {_empty_mask(_FLOW_JSON)} FROM flow"
         ),
         "flow",
         altered,
@@ -479,11 +604,14 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
     )
 
     def column(
-        row: dict[str, Any], name: str, kind: type[list[Any]] | type[dict[str, Any]], what: str
+        row: dict[str, Any], name: str, kind: type[list[Any]] | type[dict[str, Any]], what: str, bit: int = 1
     ) -> Any:
+        empty = "[]" if kind is list else "{}"
+        if row["empty_mask"] & bit:  # '' (Source.text reads NULL as '' too: the mask tells them apart)
+            altered.append((row["id"], f"{what} {name} held empty text, which is not JSON: {_EMPTIED[name]}"))
+            return kind() if name == "access_control" else None
         value, wrong = json_as(row[name], kind)
         if wrong is not None:
-            empty = "[]" if kind is list else "{}"
             altered.append((row["id"], f"{what} {name} {wrong}: imported as {empty}"))
         return value
 
@@ -503,10 +631,10 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
                   "created_at", "updated_at", "version")
     }  # fmt: skip
     for f in flows:
-        nodes = column(f, "nodes", list, "flow") or []
-        edges = column(f, "edges", list, "flow") or []
-        meta = column(f, "meta", dict, "flow")
-        access = column(f, "access_control", dict, "flow")  # `{}`, private, when bad
+        nodes = column(f, "nodes", list, "flow", 1) or []
+        edges = column(f, "edges", list, "flow", 2) or []
+        meta = column(f, "meta", dict, "flow", 4)
+        access = column(f, "access_control", dict, "flow", 8)  # `{}`, private, when bad
         created = _time(f, "created_at", "flow", altered)
         name = _name(f, altered)
         # no updated_at (NULL or 0): the flow's creation, as before
@@ -557,7 +685,7 @@ def _import_identity(ctx: Context, src: Source, summary: ImportSummary) -> None:
             if altered:
                 c.executemany(
                     "INSERT INTO openwebui_import_issues VALUES (?, ?, 'altered', ?) ON CONFLICT DO NOTHING",
-                    [(summary.source, row_id, reason) for row_id, reason in altered],
+                    [(source, row_id, reason) for row_id, reason in altered],
                 )
             c.execute(
                 "INSERT INTO flow_versions SELECT id, version, nodes, edges, updated_at FROM owui_flows"
@@ -760,6 +888,7 @@ _PREPARE = f"""
                 WHEN TRY_CAST(c.id AS UUID) IS NULL THEN 'id is not a UUID'
                 WHEN c.dup_of <> '' THEN 'the same id as ' || c.dup_of
                     || ' (one UUID written two ways): that row is the one imported'
+                WHEN c.copy_note <> '' THEN c.copy_note
                 WHEN c.created_at IS NULL THEN 'no created_at'
                 WHEN NOT {_TIME_OK.format(at="c.created_at")} THEN 'created_at ' || c.created_at
                     || ' is not a time in epoch seconds up to a day ahead (the rule for a posted run)'
@@ -833,7 +962,7 @@ _CLASSIFY = """
     SELECT c.rn, c.id, c.flow_id, c.status, c.execution_time, c.created_at, c.status_note, c.time_note, c.mended, c.merged,
         c.at_note, c.empty_note, c.big_note, c.meta_note, f.version AS f_version, f.updated_at AS f_updated,
         coalesce(c.early_reason,
-                 CASE WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is not in Open WebUI' END,
+                 CASE WHEN f.id IS NULL THEN 'orphan: flow ' || c.flow_id || ' is in neither Open WebUI nor flowhistory' END,
                  c.json_reason,
                  CASE WHEN r.id IS NOT NULL THEN 'the same id as run ' || CAST(CAST(c.id AS UUID) AS VARCHAR)
                      || ', stored already (its id written the usual way): the UUID in another spelling' END
@@ -907,6 +1036,7 @@ _DIRTY = """
 @dataclass(frozen=True, slots=True)
 class _ChunkResult:
     stored: int
+    skipped: int  # rows: two rows with one id may both be skipped
     flow_ids: set[str]
     issues: list[tuple[str, str, str]]
     counted: Recount  # the flows' counters as this chunk's transaction left them
@@ -919,6 +1049,7 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
             c.execute(_RESPELLED)
             c.execute(_CLASSIFY)
             issues = c.execute(_ISSUES, [source] * _ISSUES.count("?")).fetchall()
+            skipped = one_row(c.execute("SELECT count(*) FROM owui_classified WHERE skip_reason IS NOT NULL"))
             row = one_row(c.execute(_INSERT))
             stored = int(row[0]) if row else 0
             c.execute(_DIRTY)  # stored runs of already rolled days: those days are rebuilt
@@ -943,15 +1074,18 @@ def _write_chunk(source: str, chunk: pa.Table, last: tuple[int, str]) -> Callabl
             counted = Counters.count(c, flow_ids)
         finally:
             c.unregister("owui_chunk")
-        return _ChunkResult(stored, flow_ids, [(r[0], r[1], r[2]) for r in issues], counted)
+        return _ChunkResult(
+            stored, int(skipped[0]) if skipped else 0, flow_ids, [(r[0], r[1], r[2]) for r in issues], counted
+        )
 
     return write
 
 
-def _stored_so_far(ctx: Context, source: str) -> int:
+def _stored_so_far(ctx: Context, key: str) -> int:
     rows = ctx.store.read(
         lambda c: c.execute(
-            "SELECT runs_stored FROM openwebui_import_progress WHERE source = ?", [source]
+            "SELECT coalesce(sum(runs_stored), 0) FROM openwebui_import_progress WHERE list_contains(?, source)",
+            [_names_of(c, key)],
         ).fetchall()
     )
     return int(rows[0][0]) if rows else 0
@@ -978,12 +1112,15 @@ def _duplicates(keys: pa.Table) -> pa.Table:
     """The rows whose id is a UUID another row of the source has too, written another way
     (capitals, no dashes), each with the id of the one imported (`first`): the earliest
     created_at, at a tie the usual spelling, then the id's bytes. Computed over the whole source
-    (`keys` from the start), so a rerun or a resume picks the same one, whatever the chunks."""
+    (`keys` from the start), so a rerun or a resume picks the same one, whatever the chunks.
+    Rows with the very same id are one id here (both were named "the same id as" it, and
+    neither imported): their chunk picks one of them (`_copies`)."""
     con = duckdb.connect()
     try:
         con.register("owui_keys", keys)
         found: pa.Table = con.sql(
-            """WITH k AS (SELECT id, created_at, TRY_CAST(id AS UUID) AS u FROM owui_keys),
+            """WITH k AS (SELECT id, min(created_at) AS created_at, TRY_CAST(id AS UUID) AS u FROM owui_keys
+                          GROUP BY id),
                twice AS (SELECT u FROM k WHERE u IS NOT NULL GROUP BY u HAVING count(*) > 1)
             SELECT id, first FROM (
                 SELECT id, first_value(id) OVER w AS first, row_number() OVER w AS n FROM k JOIN twice USING (u)
@@ -1028,14 +1165,16 @@ def _utf8_checked(chunk: pa.Table) -> pa.Table:
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What this import reads: `todo`, the source's rows no import of it has read yet (their
-    (id, created_at), in the source's order), and `dups`; `unreadable`, the labels of the rows
-    among them whose id is no text (they are skipped without being read); `done`, the source's
-    rows read before."""
+    """What this import reads: `todo`, the ids of the source's rows no import has read yet, each
+    once, in the source's order (its first row's created_at; `n` rows have it, `blob` and `text`
+    say whether SQLite keeps one of them as a BLOB, one as text), and `dups`; `unreadable`, the
+    labels of those whose id is no text (skipped without being read), `unreadable_rows` their
+    rows; `done`, the source's rows read before."""
 
     todo: pa.Table
     dups: pa.Table
     unreadable: list[str]
+    unreadable_rows: int
     done: int
     total: int
 
@@ -1082,9 +1221,12 @@ def _plan(ctx: Context, src: Source) -> _Plan:
         try:
             # read by any import, whatever the source's URL said: the same file or database
             # written another way (`//`, a password, `?sslmode=`) brought deleted runs back
+            # each id once (a flow_execution without its primary key may hold one twice, and
+            # both rows, fetched by it, come in one chunk), and a SQLite BLOB id fetched as one
             found: pa.Table = c.sql(
-                "SELECT id, created_at, bad FROM owui_keys k WHERE NOT EXISTS (SELECT 1 FROM"
-                " openwebui_import_ids l WHERE l.id = k.id) ORDER BY rn"
+                "SELECT id, min(created_at) AS created_at, bool_or(bad) AS bad, bool_or(blob = 1) AS blob,"
+                " bool_or(blob = 0) AS text, count(*) AS n FROM owui_keys k WHERE NOT EXISTS (SELECT 1 FROM"
+                " openwebui_import_ids l WHERE l.id = k.id) GROUP BY id ORDER BY min(rn)"
             ).to_arrow_table()
         finally:
             c.unregister("owui_keys")
@@ -1092,19 +1234,22 @@ def _plan(ctx: Context, src: Source) -> _Plan:
 
     todo = ctx.store.read(unread)
     flagged = todo.column("bad").to_numpy(zero_copy_only=False)
-    unreadable = [str(i) for i in todo.filter(pa.array(flagged)).column("id").to_pylist()]
+    skipped = todo.filter(pa.array(flagged))
+    unreadable = [str(i) for i in skipped.column("id").to_pylist()]
+    unreadable_rows = int(pc.sum(skipped.column("n")).as_py() or 0)
     todo = todo.filter(pa.array(~flagged)).drop_columns(["bad"])
     return _Plan(
         todo,
         _duplicates(keys.filter(pa.array(~bad))),
         unreadable,
-        keys.num_rows - todo.num_rows - len(unreadable),
+        unreadable_rows,
+        keys.num_rows - int(pc.sum(todo.column("n")).as_py() or 0) - unreadable_rows,
         keys.num_rows,
     )
 
 
 def _skip_unreadable(source: str, labels: list[str]) -> Callable[[Connection], int]:
-    """The rows whose id is no text skipped, each with its report line, and into the ledger."""
+    """The rows whose id is no text skipped, each label with its report line, and into the ledger."""
     rows = pa.table(
         {
             "id": pa.array(labels, pa.string()),
@@ -1132,19 +1277,72 @@ def _skip_unreadable(source: str, labels: list[str]) -> Callable[[Connection], i
 
 def _chunks(src: Source, plan: _Plan, size: int, budget: int) -> Iterator[_Chunk]:
     """Chunks of at most `size` runs and about `budget` bytes: the first is a probe of up to
-    1,000 runs, each next one sized by the bytes a run took in the one before."""
+    1,000 runs, each next one sized by the bytes a run took in the one before. A chunk that
+    found none of its rows (deleted since they were listed) is left out."""
     keys, dups = plan.todo, plan.dups
-    ids = keys.column("id")
-    ats = keys.column("created_at")
     start, rows = 0, min(size, 1_000)
     while start < keys.num_rows:
-        chunk_ids = [str(i) for i in ids.slice(start, rows).to_pylist()]
-        start += len(chunk_ids)
-        table = _mended(_utf8_checked(src.runs(chunk_ids)))
+        part = keys.slice(start, rows)
+        start += part.num_rows
+        chunk_ids = [str(i) for i in part.column("id").to_pylist()]
+        texts, blobs = chunk_ids, []
+        if pc.any(part.column("blob")).as_py():  # rare: a SQLite BLOB id is fetched as a BLOB
+            texts = [str(i) for i in part.filter(part.column("text")).column("id").to_pylist()]
+            blobs = [str(i) for i in part.filter(part.column("blob")).column("id").to_pylist()]
+        table = src.runs(texts, blobs)
+        listed = int(pc.sum(part.column("n")).as_py() or 0)
+        if table.num_rows < listed:
+            log.warning(
+                "%s: %d of the %d runs listed were not there when read (deleted meanwhile)",
+                redacted(src.url),
+                listed - table.num_rows,
+                listed,
+            )
+        if table.num_rows == 0:
+            continue
+        table = _mended(_utf8_checked(table))
         first = pc.take(dups.column("first"), pc.index_in(table.column("id"), value_set=dups.column("id")))
         table = table.append_column("dup_of", first.fill_null(pa.scalar("")))
-        yield table, (ats[start - 1].as_py(), chunk_ids[-1])
+        # more rows than ids: some id is there twice (rare); their notes are worked out apart
+        copies = _copies(table) if table.num_rows > part.num_rows else pa.repeat("", table.num_rows)
+        table = table.append_column("copy_note", copies)
+        yield table, (part.column("created_at")[-1].as_py(), chunk_ids[-1])
         rows = max(1, min(size, budget * table.num_rows // max(table.nbytes, 1)))
+
+
+def _copies(chunk: pa.Table) -> pa.Array[Any]:
+    """Per row, why it is skipped as a copy ('' when it is not one): of the rows with the very
+    same id (a flow_execution without its primary key), the first (the earliest created_at, at a
+    tie the first saved: SQLite's rowid) is imported, the others are skipped, each its own line.
+    Both were skipped as "the same id as" each other, and the report said one was imported.
+    Rows with one id are always in one chunk (`_plan` lists each id once), so the choice is
+    made once, for good."""
+    con = duckdb.connect()
+    try:
+        rows = chunk.select(["id", "created_at", "row_key"])
+        con.register("owui_copies", rows.append_column("rn", pa.array(np.arange(chunk.num_rows))))
+        found = con.sql(
+            """SELECT rn, n, k, first_at, created_at FROM (
+                SELECT rn, created_at, count(*) OVER (PARTITION BY id) AS n, row_number() OVER w AS k,
+                    first_value(created_at) OVER w AS first_at
+                FROM owui_copies
+                WINDOW w AS (PARTITION BY id ORDER BY created_at NULLS LAST, row_key, rn))
+            WHERE n > 1 AND k > 1"""
+        ).fetchall()
+    finally:
+        con.close()
+    notes = [""] * chunk.num_rows
+    for rn, n, k, first_at, at in found:
+        notes[rn] = (
+            f"{n} rows of flow_execution have this id (the table lacks its primary key): only the first"
+            f" (the earliest created_at, at a tie the first saved) is imported, created_at {_said(first_at)};"
+            f" this is row {k} of them, created_at {_said(at)}"
+        )
+    return pa.array(notes, pa.string())
+
+
+def _said(at: int | None) -> str:
+    return "none" if at is None else str(at)
 
 
 def _read_ahead(chunks: Iterator[_Chunk]) -> Generator[_Chunk, None, None]:
@@ -1190,18 +1388,19 @@ def import_openwebui(
     import time
 
     started = time.perf_counter()
-    source = redacted(url)
-    summary = ImportSummary(source)
+    summary = ImportSummary(redacted(url))
+    source = source_key(url)  # what the report and the counts are kept under
     src = Source(url, ctx.settings.openwebui_timeout_s)
     try:
         ctx.store.write(lambda c: [c.execute(ddl) for ddl in _STATE_DDL])
-        _import_identity(ctx, src, summary)
+        _import_identity(ctx, src, summary, source)
         plan = _plan(ctx, src)
         total, done = plan.total, plan.done
         if plan.unreadable:  # skipped unread: their ids cannot even be asked for
-            summary.runs_skipped += ctx.store.write(_skip_unreadable(source, plan.unreadable))
-            summary.runs_read += len(plan.unreadable)
-            done += len(plan.unreadable)
+            ctx.store.write(_skip_unreadable(source, plan.unreadable))
+            summary.runs_skipped += plan.unreadable_rows
+            summary.runs_read += plan.unreadable_rows
+            done += plan.unreadable_rows
         if on_progress:
             on_progress(done, total)
         touched: set[str] = set()
@@ -1228,7 +1427,7 @@ def import_openwebui(
             summary.runs_stored += result.stored
             touched |= result.flow_ids
             # runs, not lines: a run may be altered for more than one reason
-            summary.runs_skipped += len({i[0] for i in result.issues if i[1] == "skipped"})
+            summary.runs_skipped += result.skipped
             summary.runs_altered += len({i[0] for i in result.issues if i[1] == "altered"})
             done += rows
             if on_progress:
@@ -1285,11 +1484,12 @@ def import_step(
     return import_openwebui(ctx, url, max_chunks=max_chunks, chunk_rows=chunk_rows)
 
 
-def _issues(ctx: Context, source: str) -> list[dict[str, str]]:
+def _issues(ctx: Context, key: str) -> list[dict[str, str]]:
     rows = ctx.store.read(
         lambda c: c.execute(
-            "SELECT id, action, reason FROM openwebui_import_issues WHERE source = ? ORDER BY action, id",
-            [source],
+            "SELECT DISTINCT id, action, reason FROM openwebui_import_issues WHERE list_contains(?, source)"
+            " ORDER BY action, id, reason",
+            [_names_of(c, key)],
         ).fetchall()
     )
     return [{"id": r[0], "action": r[1], "reason": r[2]} for r in rows]

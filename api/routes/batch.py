@@ -179,9 +179,10 @@ _SYSTEM_DIRS = ("/proc", "/sys", "/dev")
 
 def _checked_source(source: str) -> None:
     """The server opens a path from a request only when it is a SQLite file (its header), outside
-    /proc, /sys and /dev, and not a file it holds a lock on (its store); and it answers the same for a path that is missing, unreadable or
-    something else, so an admin's request cannot tell which files exist (the CLI, importing
-    locally, says more)."""
+    /proc, /sys and /dev, and not a file it holds a lock on (its store) unless an import here is
+    reading it (a second import of one source was refused while the first read it); and it
+    answers the same for a path that is missing, unreadable or something else, so an admin's
+    request cannot tell which files exist (the CLI, importing locally, says more)."""
     if not source.startswith("sqlite:///"):
         return  # PostgreSQL, or a form the importer refuses by name
     path = source.removeprefix("sqlite:///")
@@ -189,8 +190,11 @@ def _checked_source(source: str) -> None:
         real = os.path.realpath(path)
         ok = os.path.isabs(path) and os.path.isfile(real)
         ok = ok and not any(real == d or real.startswith(d + "/") for d in _SYSTEM_DIRS)
-        ok = ok and not locked_here(real)  # the store itself: reading it here would unlock it
-        if ok:
+        if ok and locked_here(real):
+            # never opened here, as closing it would drop this process's locks on it: the store's
+            # (refused), or SQLite's while an import reads this very file (a SQLite source, then)
+            ok = importer.open_here(real)
+        elif ok:
             with open(real, "rb") as fh:
                 ok = fh.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER
     except (OSError, ValueError):  # ValueError: a NUL in the path

@@ -419,12 +419,12 @@ def test_a_source_failing_midway_is_its_error_and_what_committed_is_counted(
     runs = importer.Source.runs
     calls = 0
 
-    def damaged_after_two(self: importer.Source, ids: list[str]) -> Any:
+    def damaged_after_two(self: importer.Source, ids: list[str], blobs: list[str] | None = None) -> Any:
         nonlocal calls
         calls += 1
         if calls > 2:
             return self.table("SELECT * FROM flow_execution_gone")  # the driver's own error
-        return runs(self, ids)
+        return runs(self, ids, blobs)
 
     monkeypatch.setattr(importer.Source, "runs", damaged_after_two)
     with pytest.raises(
