@@ -153,7 +153,7 @@ def _restore(
     _with_owner_and_shared_outputs(conn)
     present, unknown, reused, refill = conn.execute(
         f"""
-        SELECT count(*) FILTER (WHERE e.id IS NOT NULL),
+        SELECT count(*) FILTER (WHERE e.id IS NOT NULL AND NOT coalesce({_refill("e")}, false)),  -- a refill is not "already there"
                count(*) FILTER (WHERE e.id IS NULL AND f.id IS NULL),
                count(*) FILTER (WHERE e.id IS NULL AND f.id IS NOT NULL AND NOT ({_SAME_FLOW})),
                count(*) FILTER (WHERE e.id IS NOT NULL AND {_refill("e")})
