@@ -24,9 +24,13 @@ from analytics.core.context import Context
 from analytics.core.errors import Conflict, InvalidInput, ManagedByOpenWebUI, NotAuthenticated, NotFound
 from analytics.core.store import Connection, one_row
 from analytics.core.user_ids import CONTROL as _CONTROL
-from analytics.core.user_ids import addressable
+from analytics.core.user_ids import MAX_LENGTH, addressable
 
 ROLES = ("admin", "user", "pending")
+# free text an admin gives: a user's name and email, a key's or group's name (255, as a user id),
+# a group's description. Uncapped, a 10 MB name was stored and served on every GET /users.
+MAX_NAME = 255
+MAX_DESCRIPTION = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,8 @@ def create_user(
 ) -> User:
     _ours(ctx, "users")
     _check_role(role)
+    _check_length(name, "name", MAX_NAME)
+    _check_length(email, "email", MAX_NAME)
     if not user_id or len(user_id) > 255:
         raise InvalidInput("user id must be 1 to 255 characters", field="id")
     if _CONTROL.search(user_id):
@@ -84,6 +90,11 @@ def create_user(
         )
     )
     return User(user_id, name, email, role)
+
+
+def _check_length(value: str | None, field: str, most: int) -> None:
+    if value is not None and len(value) > most:
+        raise InvalidInput(f"{field}: at most {most:,} characters", field=field)
 
 
 def ensure_user(ctx: Context, user_id: str, *, role: str = "user") -> User:
@@ -145,6 +156,9 @@ def list_users(ctx: Context) -> list[User]:
 
 def create_api_key(ctx: Context, user_id: str, *, name: str | None = None) -> tuple[str, ApiKey]:
     """A new key for the user; the plain key is returned here once and never stored."""
+    if name is not None and _CONTROL.search(name):  # a newline forged a row of `keys list`
+        raise InvalidInput("key name must not hold control characters", field="name")
+    _check_length(name, "name", MAX_NAME)
     if ctx.directory.user(user_id) is None:
         raise NotFound(f"user {user_id} not found")
     key = "sk-" + secrets.token_hex(16)
@@ -213,13 +227,15 @@ def _holds_the_last_admin_keys(c: Connection, user_id: str) -> bool:
 
 
 def _members(user_ids: list[str]) -> tuple[str, ...]:
-    """Members are user ids by the rule a user's id follows. One no user has yet is kept: an
-    Open WebUI user who has not signed in here gets the group's grants when they do."""
+    """Members are user ids by the rule a user's id follows (analytics/core/user_ids.py: `..` or
+    `a/../bob` was stored as a member no user can be). One no user has yet is kept: an Open WebUI
+    user who has not signed in here gets the group's grants when they do."""
     members = tuple(dict.fromkeys(user_ids))
     for uid in members:
-        if not uid or len(uid) > 255 or _CONTROL.search(uid):
+        if not uid or len(uid) > MAX_LENGTH or _CONTROL.search(uid) or not addressable(uid):
             raise InvalidInput(
-                f"user_ids: {uid!r} is not a user id (1 to 255 characters, no control characters)",
+                f"user_ids: {uid!r} is not a user id (1 to {MAX_LENGTH} characters, no control"
+                " characters, no \\, ? or #, no '.' or '..' segment)",
                 field="user_ids",
             )
     return members
@@ -237,6 +253,7 @@ def create_group(
 ) -> Group:
     _ours(ctx, "groups")
     _check_group_name(name)
+    _check_length(description, "description", MAX_DESCRIPTION)
     group = Group(uuid.uuid4().hex, name, description, _members(user_ids or []))
 
     def insert(c: Connection) -> None:

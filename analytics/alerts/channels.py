@@ -17,15 +17,27 @@ import ipaddress
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+)
 
 from analytics.alerts import egress
 from analytics.core.config import Settings
 from analytics.core.errors import InvalidInput
+from analytics.core.form_fields import KEEP, keep, not_blank, refuse_null
 
 MAX_RECIPIENTS = 20
+# spaces alone are no name: they passed min_length=1, a channel listed with nothing to tell it by
+ChannelName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(not_blank)]
 
 
 class ChannelKind(StrEnum):
@@ -46,6 +58,8 @@ def check_address(value: str) -> str:
         raise ValueError(f"{value!r} is not an email address") from exc
     if address.addr_spec != text or "." not in address.domain.strip(".") or not address.username:
         raise ValueError(f"{value!r} is not an email address (name@example.com)")
+    if "[" in address.domain:  # root@[10.0.0.1]: mail to a host by its address, as root@localhost is
+        raise ValueError(f"{value!r} names a host by its address: give a domain (name@example.com)")
     return text
 
 
@@ -89,7 +103,7 @@ class ChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: ChannelKind = Field(default=ChannelKind.WEBHOOK, description="webhook (default), slack or email")
-    name: str = Field(min_length=1, max_length=200)
+    name: ChannelName
     url: HttpUrl | None = Field(default=None, validate_default=True, description="webhook and slack")
     secret: str | None = Field(
         default=None,
@@ -122,15 +136,19 @@ class ChannelCreate(BaseModel):
 
 
 class ChannelUpdate(BaseModel):
-    """Changes to a channel of any kind; its kind itself does not change (delete and create)."""
+    """Changes to a channel of any kind; its kind itself does not change (delete and create).
+    A field left out is kept; none can be cleared, so `null` is refused naming it (it answered
+    200 as "no change"), and `enabled` is a JSON boolean (`"off"` was read as false, `1` as true)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    url: HttpUrl | None = None
-    secret: str | None = Field(default=None, min_length=16, max_length=512)
-    recipients: list[str] | None = Field(default=None, max_length=MAX_RECIPIENTS)
-    enabled: bool | None = Field(default=None, description="true re-enables a disabled channel")
+    name: ChannelName | None = KEEP
+    url: HttpUrl | None = KEEP
+    secret: str | None = keep(min_length=16, max_length=512)
+    recipients: list[str] | None = keep(max_length=MAX_RECIPIENTS)
+    enabled: StrictBool | None = keep(description="true re-enables a disabled channel")
+
+    _no_null = field_validator("name", "url", "secret", "recipients", "enabled", mode="before")(refuse_null)
 
 
 def check_destination(form: ChannelCreate, settings: Settings) -> None:

@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,8 +22,8 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_core import PydanticCustomError
 
+from analytics.core.form_fields import KEEP, not_blank, refuse_null
 from analytics.core.numbers import Count, Number, not_bool
 
 MAX_WINDOW_S = 90 * 86_400
@@ -105,12 +106,19 @@ Duration = Annotated[
 ]
 
 
+# what a stored rule's name is; a caller's new one says something too (RuleName): spaces alone
+# passed min_length=1, a rule the list and every message named with nothing. A rule stored
+# before that is still read (Rule, the answer's RuleOut), or its flow's alerting stopped.
+StoredName = Annotated[str, Field(min_length=1, max_length=200)]
+RuleName = Annotated[StoredName, AfterValidator(not_blank)]
+
+
 class RuleCreate(BaseModel):
     """A rule as a caller writes it; scope is `flow_id` or `owned_by` (every flow that user owns)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    name: str = Field(min_length=1, max_length=200)
+    name: RuleName
     metric: Metric
     flow_id: str | None = Field(default=None, min_length=1)
     owned_by: str | None = Field(
@@ -203,46 +211,33 @@ def _alert_side(value: float, info: ValidationInfo) -> tuple[Operator, float] | 
     return None if op is None or threshold is None else (op, threshold)
 
 
-def _not_null(schema: dict[str, Any]) -> None:
-    """The field's schema without its null branch: None there means "not given", not a value."""
-    schema.pop("default", None)
-    branches = [b for b in schema.pop("anyOf", []) if b != {"type": "null"}]
-    if len(branches) == 1:
-        schema.update(branches[0])
-    elif branches:
-        schema["anyOf"] = branches
-
-
-_KEEP: Any = Field(default=None, json_schema_extra=_not_null)
-
-
 class RuleUpdate(BaseModel):
     """Fields to change; the merged rule is validated again as a whole. `null` clears a field
     that may be empty (a scope, a threshold, renotify_every); the others cannot be null, and the
-    document says so (`_KEEP`: it declared every field nullable)."""
+    document says so (`KEEP`: it declared every field nullable)."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    name: str | None = _KEEP
-    metric: Metric | None = _KEEP
+    name: str | None = KEEP
+    metric: Metric | None = KEEP
     flow_id: str | None = None
     owned_by: str | None = None
     flow_version: str | None = None
     node_id: str | None = None
     model: str | None = None
-    window: Duration | None = _KEEP
-    operator: Operator | None = _KEEP
-    threshold: Number | None = _KEEP
+    window: Duration | None = KEEP
+    operator: Operator | None = KEEP
+    threshold: Number | None = KEEP
     warning_threshold: Number | None = None
     recovery_threshold: Number | None = None
-    pending_for: Duration | None = _KEEP
-    keep_firing_for: Duration | None = _KEEP
-    min_runs: Count | None = _KEEP
-    no_data: NoDataMode | None = _KEEP
+    pending_for: Duration | None = KEEP
+    keep_firing_for: Duration | None = KEEP
+    min_runs: Count | None = KEEP
+    no_data: NoDataMode | None = KEEP
     renotify_every: Duration | None = None
-    channel_ids: list[str] | None = _KEEP
+    channel_ids: list[str] | None = KEEP
 
-    @field_validator(
+    _no_null = field_validator(
         "name",
         "metric",
         "window",
@@ -254,20 +249,13 @@ class RuleUpdate(BaseModel):
         "no_data",
         "channel_ids",
         mode="before",
-    )
-    @classmethod
-    def _no_null_where_a_value_is_needed(cls, value: Any, info: ValidationInfo) -> Any:
-        """Named by its field (`loc`), as every bad field is."""
-        if value is None:
-            raise PydanticCustomError(
-                "not_null", f"{info.field_name} cannot be null: leave it out to keep it", {}
-            )
-        return value
+    )(refuse_null)
 
 
 class Rule(RuleCreate):
     """A stored rule."""
 
+    name: StoredName
     id: str
     created_by: str
     paused: bool = False

@@ -87,6 +87,24 @@ def _require_manage(ctx: Context, viewer: Viewer, rule: RuleCreate) -> None:
         raise InvalidInput(f"owned_by: there is no user {rule.owned_by!r}", field="owned_by")
 
 
+def _no_such_flow(flow_id: str) -> InvalidInput:
+    return InvalidInput(f"flow_id: there is no flow {flow_id!r}", field="flow_id")
+
+
+def _require_manage_form(ctx: Context, viewer: Viewer, form: RuleCreate) -> None:
+    """`_require_manage` for a rule a body gives: its `flow_id` is a field, so an unknown flow is
+    a 422 naming it (as a silence's is), not the 404 of a flow in a URL; a flow the caller cannot
+    read is unknown to them too (a 403 told it exists). One they read but may not manage is a 403."""
+    if form.flow_id is not None:
+        flow = ctx.directory.flow(form.flow_id)
+        if flow is None:
+            ctx.directory.check_missing()  # Open WebUI mode, its database unreadable: 503
+            raise _no_such_flow(form.flow_id)
+        if not grant_for(ctx.directory, viewer, flow).read:
+            raise _no_such_flow(form.flow_id)
+    _require_manage(ctx, viewer, form)
+
+
 def _check_channels(ctx: Context, viewer: Viewer, channel_ids: list[str]) -> None:
     if not channel_ids:
         return
@@ -124,7 +142,7 @@ def _managed_rule(ctx: Context, viewer: Viewer, rule_id: str, *, orphan_ok: bool
 
 
 def create_rule(ctx: Context, viewer: Viewer, form: RuleCreate) -> Rule:
-    _require_manage(ctx, viewer, form)
+    _require_manage_form(ctx, viewer, form)
     _check_channels(ctx, viewer, form.channel_ids)
     now = utc_now()
     rule = Rule(
@@ -136,7 +154,7 @@ def create_rule(ctx: Context, viewer: Viewer, form: RuleCreate) -> Rule:
         # a flow deleted since it was checked (its delete may commit in this same group): the
         # delete took the flow's rules with it, and this one would judge nothing, listed for ever
         if rule.flow_id is not None and not repo.flow_exists(c, rule.flow_id):
-            raise NotFound(FLOW_NOT_FOUND)
+            raise _no_such_flow(rule.flow_id)
         repo.insert_rule(c, rule)
 
     ctx.store.write(insert)
@@ -169,7 +187,7 @@ def update_rule(ctx: Context, viewer: Viewer, rule_id: str, patch: RuleUpdate) -
         form = RuleCreate.model_validate(merged)
     except ValidationError as exc:
         raise _invalid(exc) from exc
-    _require_manage(ctx, viewer, form)
+    _require_manage_form(ctx, viewer, form)
     _check_channels(ctx, viewer, [c for c in form.channel_ids if c not in rule.channel_ids])
     updated = Rule(
         **form.model_dump(),
@@ -185,7 +203,9 @@ def update_rule(ctx: Context, viewer: Viewer, rule_id: str, patch: RuleUpdate) -
     def save(c: Connection) -> Rule:
         _channels_still_there(c, updated.channel_ids)
         if updated.flow_id is not None and not repo.flow_exists(c, updated.flow_id):
-            raise NotFound(FLOW_NOT_FOUND)  # moved to a flow deleted since it was checked
+            if updated.flow_id != rule.flow_id:  # moved to a flow deleted since it was checked
+                raise _no_such_flow(updated.flow_id)
+            raise NotFound(FLOW_NOT_FOUND)  # its own flow went, and took the rule with it
         if not repo.replace_rule(c, updated):  # deleted since it was read
             raise NotFound(RULE_NOT_FOUND)
         return updated
@@ -305,10 +325,10 @@ def get_channel(ctx: Context, viewer: Viewer, channel_id: str) -> repo.Channel:
 
 def update_channel(ctx: Context, viewer: Viewer, channel_id: str, patch: ChannelUpdate) -> repo.Channel:
     """The channel with the patch applied is validated whole, as a new one of its kind would be:
-    a field its kind does not use is refused, naming it. A null leaves its field as it was (as
-    before kinds: clients sending every field, unchanged ones as null, keep working)."""
+    a field its kind does not use is refused, naming it. A field left out stays as it was (a
+    null is refused by ChannelUpdate, naming it: no field of a channel can be cleared)."""
     ch = _visible_channel(ctx, viewer, channel_id)
-    changes = patch.model_dump(exclude_unset=True, exclude_none=True, exclude={"enabled"})
+    changes = patch.model_dump(exclude_unset=True, exclude={"enabled"})
     merged: dict[str, Any] = {
         "kind": ch.kind,
         "name": ch.name,

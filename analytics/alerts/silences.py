@@ -13,11 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from analytics.alerts.rules import DURATION_TEXT, parse_duration
 from analytics.core.clock import UtcTime, utc_now
 from analytics.core.errors import InvalidInput
+from analytics.core.form_fields import not_blank
 
 MAX_SILENCE_S = 30 * 86_400  # longer than a month is a paused rule, not a silence
 SilenceDuration = Annotated[
@@ -46,7 +55,10 @@ class SilenceCreate(BaseModel):
         validate_default=True,
         description="seconds, or '15m', '2h', '1d'; instead of ends_at",
     )
-    comment: str = Field(min_length=1, max_length=1000, description="why, for whoever sees the silence")
+    # spaces alone are no reason (they passed min_length=1, though an empty comment is refused)
+    comment: Annotated[str, AfterValidator(not_blank)] = Field(
+        min_length=1, max_length=1000, description="why, for whoever sees the silence"
+    )
 
     @field_validator("flow_id")
     @classmethod

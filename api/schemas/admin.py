@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from analytics.access.users import MAX_DESCRIPTION, MAX_NAME
 from api.schemas.timestamps import EpochSeconds
 
 Role = Literal["admin", "user", "pending"]
@@ -25,8 +26,8 @@ class UserCreate(BaseModel):
 
     id: str = Field(min_length=1, max_length=255)
     role: Role = "user"
-    name: str | None = None
-    email: str | None = None
+    name: str | None = Field(default=None, max_length=MAX_NAME)
+    email: str | None = Field(default=None, max_length=MAX_NAME)
 
 
 class UserUpdate(BaseModel):
@@ -39,7 +40,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: str = Field(min_length=1, max_length=255)
-    name: str | None = Field(default=None, max_length=255)
+    name: str | None = Field(default=None, max_length=MAX_NAME, description="no control characters")
 
 
 class KeyOut(BaseModel):
@@ -59,8 +60,8 @@ class KeyCreated(KeyOut):
 class GroupCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=255)
-    description: str | None = None
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
     user_ids: list[str] = Field(default_factory=list)
 
 

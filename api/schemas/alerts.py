@@ -13,7 +13,7 @@ import orjson
 from pydantic import AliasPath, BaseModel, BeforeValidator, ConfigDict, Field
 
 from analytics.alerts.channels import ChannelCreate, ChannelKind, ChannelUpdate
-from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate
+from analytics.alerts.rules import Rule, RuleCreate, RuleUpdate, StoredName
 from analytics.alerts.silences import SilenceCreate
 from analytics.alerts.state_machine import RuleState
 from api.schemas.timestamps import EpochSeconds
@@ -54,6 +54,7 @@ class StateOut(BaseModel):
 class RuleOut(RuleCreate):
     model_config = _READ
 
+    name: StoredName  # a rule named before blank names were refused is still shown
     id: str
     created_by: str
     paused: bool

@@ -340,11 +340,11 @@ def test_update_is_checked_against_the_kind(ctx: Context) -> None:
     assert err.value.field == "recipients"
     kept = service.update_channel(ctx, OWNER, hook.id, ChannelUpdate(name="renamed"))
     assert (kept.kind, kept.secret, kept.url) == ("webhook", "s" * 16, "http://127.0.0.1:9/h")
-    # a null is "unchanged", as before kinds
-    same = service.update_channel(
-        ctx, OWNER, hook.id, ChannelUpdate.model_validate({"url": None, "secret": None})
-    )
-    assert (same.url, same.secret) == (kept.url, kept.secret)
+    # a null is refused naming the field (it read as "unchanged"): no field of a channel clears
+    with pytest.raises(ValidationError) as refused:
+        ChannelUpdate.model_validate({"url": None, "secret": None})
+    assert [e["loc"] for e in refused.value.errors()] == [("url",), ("secret",)]
+    assert service.get_channel(ctx, OWNER, hook.id) == kept
 
 
 # -- the words ---------------------------------------------------------------------------------

@@ -94,10 +94,11 @@ def test_a_patch_of_a_channel_deleted_meanwhile_is_a_404(ctx: Context) -> None:
 
 
 @pytest.mark.parametrize("how", ["create", "move"])
-def test_a_rule_on_a_flow_deleted_meanwhile_is_a_404_and_left_nowhere(ctx: Context, how: str) -> None:
+def test_a_rule_on_a_flow_deleted_meanwhile_is_refused_and_left_nowhere(ctx: Context, how: str) -> None:
     """The flow was checked against the directory before the write was queued: a flow delete
     committed first (or in the same group) took the flow's rules, and the new rule went in after
-    it, listed for ever for a flow that no longer exists."""
+    it, listed for ever for a flow that no longer exists. Refused as an unknown flow_id is, had
+    the delete come before the check (a 422 naming it)."""
     from analytics.flows import registry as flows
 
     setup = setup_flows(ctx)
@@ -109,6 +110,7 @@ def test_a_rule_on_a_flow_deleted_meanwhile_is_a_404_and_left_nowhere(ctx: Conte
         "move": lambda: service.update_rule(ctx, OWNER, kept.id, RuleUpdate(flow_id=doomed)),
     }[how]
     delete, made = in_one_commit(ctx, lambda: flows.delete_flow(ctx, OWNER, doomed), write)
-    assert delete is None and isinstance(made, NotFound) and made.detail == "Flow not found"
+    assert delete is None and isinstance(made, InvalidInput) and made.field == "flow_id"
+    assert made.detail == f"flow_id: there is no flow {doomed!r}"
     assert _count(ctx, f"SELECT count(*) FROM alert_rules WHERE flow_id = '{doomed}'") == 0
     assert _count(ctx, "SELECT count(*) FROM alert_rules") == 1  # the kept rule, unmoved
