@@ -429,8 +429,11 @@ def _require_silence_rights(ctx: Context, viewer: Viewer, rule_id: str | None, f
     assert flow_id is not None
     flow = ctx.directory.flow(flow_id)
     if flow is None:
-        raise InvalidInput(f"flow_id: there is no flow {flow_id!r}", field="flow_id")
-    require_flow_access(ctx.directory, viewer, flow_id, owner=True)  # 403, as GET /flows/{id} answers
+        ctx.directory.check_missing()  # Open WebUI mode, its database unreadable: 503
+        raise _no_such_flow(flow_id)
+    if not grant_for(ctx.directory, viewer, flow).read:  # unknown to them too, as for a rule
+        raise _no_such_flow(flow_id)
+    require_flow_access(ctx.directory, viewer, flow_id, owner=True)  # read, not managed: 403
 
 
 def _sees_silence(ctx: Context, viewer: Viewer, s: Silence, rules: dict[str, Rule]) -> bool:
