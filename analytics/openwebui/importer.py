@@ -173,7 +173,7 @@ _SECRET_PARAM = re.compile(r"pass|secret|token|key", re.IGNORECASE)  # libpq: pa
 def source_key(url: str) -> str:
     """The source itself, whatever its URL says, the key its report and counts are kept under:
     a SQLite file by its real path (`//`, `..`, a symlink), a PostgreSQL database by user, host,
-    port and name (no password, no other parameter). Keyed by the URL's text, the same file
+    port, name and `options` (a schema: no password, no other parameter). Keyed by the URL's text, the same file
     named another way got an empty report and "0 of M stored so far"."""
     if url.startswith("sqlite:///"):
         return "sqlite:///" + os.path.realpath(url.removeprefix("sqlite:///"))
@@ -188,7 +188,9 @@ def source_key(url: str) -> str:
         dbname = params.get("dbname") or unquote(parts.path.lstrip("/")) or user
     except ValueError:  # a port that is no number, several hosts: the URL as written
         return redacted(url)
-    return f"postgresql://{quote(user, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
+    key = f"postgresql://{quote(user, safe='')}@{host}:{port}/{quote(dbname, safe='')}"
+    # `options` can name another schema (`-csearch_path=other`): another Open WebUI's tables
+    return key + (f"?options={quote(params['options'], safe='')}" if params.get("options") else "")
 
 
 def _names_of(c: Connection, key: str) -> list[str]:
@@ -1335,7 +1337,7 @@ def _copies(chunk: pa.Table) -> pa.Array[Any]:
     for rn, n, k, first_at, at in found:
         notes[rn] = (
             f"{n} rows of flow_execution have this id (the table lacks its primary key): only the first"
-            f" (the earliest created_at, at a tie the first saved) is imported, created_at {_said(first_at)};"
+            f" (the earliest created_at, at a tie the first saved) can be imported, created_at {_said(first_at)};"
             f" this is row {k} of them, created_at {_said(at)}"
         )
     return pa.array(notes, pa.string())
@@ -1388,6 +1390,10 @@ def import_openwebui(
     import time
 
     started = time.perf_counter()
+    try:
+        urlsplit(url)
+    except ValueError as exc:  # `[::1` unclosed, a port that is no number: a 500 was answered
+        raise InvalidInput(f"from: not a database URL ({exc})", field="from") from None
     summary = ImportSummary(redacted(url))
     source = source_key(url)  # what the report and the counts are kept under
     src = Source(url, ctx.settings.openwebui_timeout_s)

@@ -1316,6 +1316,17 @@ def test_the_import_step_answers_alike_for_any_path_that_is_not_a_sqlite_file(
     assert not (tmp_path / "webui.db").exists()
 
 
+def test_the_import_step_refuses_a_url_that_is_not_one(bw: World) -> None:
+    """An unclosed IPv6 host failed in the URL's split: a 500 (the CLI: a traceback)."""
+    r = bw.client.post(
+        "/api/v1/executions/import/openwebui",
+        json={"from": "postgresql://owui:pw@[::1/webui"},
+        headers=bearer("admin"),
+    )
+    assert assert_refused(r).startswith("from: not a database URL"), r.text
+    assert "pw" not in r.text
+
+
 @pytest.mark.parametrize("extra", [{"max_chunk": 2}, {"zzz": 1}])
 def test_the_import_step_refuses_a_field_it_does_not_read(
     bw: World, tmp_path: Path, extra: dict[str, int]

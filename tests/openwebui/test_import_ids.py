@@ -180,7 +180,7 @@ def test_the_very_same_id_twice_imports_the_first_and_reports_the_others(
     assert (summary.total_read, summary.total_stored, summary.total_in_source) == (4, 2, 4)
     lines = _report(report)
     assert [x["action"] for x in lines] == ["skipped", "skipped"] and {x["id"] for x in lines} == {twice}
-    first = f"3 rows of flow_execution have this id (the table lacks its primary key): only the first (the earliest created_at, at a tie the first saved) is imported, created_at {T0 + 1};"
+    first = f"3 rows of flow_execution have this id (the table lacks its primary key): only the first (the earliest created_at, at a tie the first saved) can be imported, created_at {T0 + 1};"
     assert sorted(x["reason"] for x in lines) == [
         f"{first} this is row 2 of them, created_at {T0 + 1}",
         f"{first} this is row 3 of them, created_at {T0 + 5}",
@@ -264,6 +264,11 @@ def test_the_report_and_counts_follow_the_file_however_named(tmp_path: Path, ctx
         ),
         ("postgresql:///webui?host=/run/postgresql&user=bob", "postgresql://bob@/run/postgresql:5432/webui"),
         ("postgresql://h1:5432,h2:5433/webui", "postgresql://h1:5432,h2:5433/webui"),  # as written
+        # another schema is another Open WebUI: its report was filed with the first one's
+        (
+            "postgresql://bob:pw@db.example/webui?options=-csearch_path%3Dother",
+            "postgresql://bob@db.example:5432/webui?options=-csearch_path%3Dother",
+        ),
     ],
 )
 def test_a_postgresql_source_is_known_by_user_host_port_and_database(url: str, key: str) -> None:
