@@ -172,6 +172,11 @@ function ruleForm(flow, rule, channels, saved, cancel) {
     const warning = thresholdValue(metric, text("warning_threshold"));
     const recovery = thresholdValue(metric, text("recovery_threshold"));
     const problems = thresholdProblems(metric, text("operator"), threshold, warning, recovery);
+    // said here, in the form's words: the API's were "Field required" or, on an edit, "cannot be
+    // null: leave it out to keep it", and Number() took "0x10" for 16 and "abc" for null
+    if (threshold === null) problems.threshold = "enter the alert threshold";
+    const minRuns = text("min_runs");
+    if (minRuns !== "" && !(/^\d{1,15}$/.test(minRuns))) problems.min_runs = "enter a whole number of runs (0 or more)";
     if (Object.keys(problems).length) {
       for (const [k, msg] of Object.entries(problems)) form.querySelector(`#r-${k}-error`).textContent = msg;
       return;
@@ -190,12 +195,14 @@ function ruleForm(flow, rule, channels, saved, cancel) {
       flow_version: owner ? null : text("flow_version") || null,
       node_id: text("node_id") || null,
       model: text("model") || null,
-      min_runs: text("min_runs") === "" ? 1 : Number(text("min_runs")),
+      min_runs: minRuns === "" ? 1 : Number(minRuns),
       pending_for: text("pending_for") || 0,
       keep_firing_for: text("keep_firing_for") || 0,
       renotify_every: text("renotify_every") || null,
       no_data: text("no_data"),
-      channel_ids: data.getAll("channel_ids"),
+      // the boxes are the editor's own channels (admins see all): a rule's channels made by
+      // others are kept, not dropped by a save that never showed them
+      channel_ids: [...data.getAll("channel_ids"), ...r.channel_ids.filter((id) => !channels.some((c) => c.id === id))],
     };
     if (!rule) for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
     try {
