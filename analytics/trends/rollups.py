@@ -298,8 +298,8 @@ def _aggregate(
             c["duration_sum"] += dsum
             c["tokens_in"] += tin
             c["tokens_out"] += tout
-            if cost is not None:
-                c["cost"] = cost if c["cost"] is None else c["cost"] + cost
+            if cost is not None:  # added exactly rounded below, as every cost is (cost/report.py)
+                c.setdefault("_costs", []).append(cost)
             c["_est"] = c["_est"] or bool(est)
             if total:
                 total_of[i] = idx
@@ -307,6 +307,10 @@ def _aggregate(
                 bucket_of_row[i] = idx
     if not cells:
         return []
+    for c in cells:
+        costs = c.pop("_costs", None)
+        if costs is not None:
+            c["cost"] = math.fsum(costs)
     bins_col, counts_col = table.column("bins"), table.column("counts")
     bins = pc.list_flatten(bins_col).to_numpy().astype(np.int64)
     counts = pc.list_flatten(counts_col).to_numpy().astype(np.int64)

@@ -144,6 +144,44 @@ def test_rollups_answer_with_exact_counts_and_close_percentiles(
     assert sum(r["runs"] for r in got.rows.to_pylist()) == 40 * 10  # days 11..20 (21 is empty)
 
 
+def test_a_rollup_answers_cost_total_is_the_exactly_rounded_sum(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows read from the rollups were added with `+`: a trend's total cost was off in its last
+    digits from its own days' costs added exactly, and from /cost and the exact path."""
+    fid = flows.create_flow(ctx, ADMIN, name="costly", nodes=[], edges=[]).id
+    rng = random.Random(1)  # a seed whose days added with `+` are not exactly rounded
+    items = [
+        {
+            "flow_id": fid,
+            "status": rng.choice(["success", "error", "aborted"]),
+            "execution_time": 5,
+            "created_at": (DAY0 + timedelta(days=d, seconds=rng.randrange(86400))).isoformat(),
+            "node_results": {
+                "model_1": {
+                    "modelId": "gpt-4o-mini",
+                    "usage": {
+                        "prompt_tokens": rng.randrange(10 ** rng.randrange(1, 7)),
+                        "completion_tokens": 7,
+                    },
+                }
+            },
+        }
+        for d in range(20)
+        for _ in range(60)
+    ]
+    assert all(r.status == "stored" for r in ingest.save_executions(ctx, ADMIN, items))
+    rollups.refresh(ctx, today=TODAY)
+    monkeypatch.setattr(trends, "ROLLUP_MIN_RUNS", 1)
+    monkeypatch.setattr(trends, "SMALL_SCOPE_RUNS", -1)
+    query = _query(filter={"flow_id": {"any_": [fid]}}, measures=["cost", "p95_duration"], start=DAY0)
+    got, want = trends.metrics(ctx, ADMIN, query), _exact(ctx, query, monkeypatch)
+    assert got.percentiles_approximate and got.rows.num_rows == 21  # read from the rollups
+    days = [r["cost"] for r in got.rows.to_pylist() if r["cost"] is not None]
+    total = got.totals.to_pylist()[0]["cost"]
+    assert total == math.fsum(days) == want.totals.to_pylist()[0]["cost"]
+
+
 def test_groups_and_weeks_from_rollups(ctx: Context, big: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for kw in ({"group_by": "status"}, {"bucket": "week"}):
         query = _query(**kw, filter={"flow_id": {"any_": [big]}})
