@@ -216,7 +216,7 @@ class DeadlineProtocol(HttpToolsProtocol):
         """408 unless the app already started its answer, then close; the app's next receive()
         says the client is gone."""
         log.warning("closing a slow client %s: %s", self.client, detail)
-        cycle = self.cycle
+        cycle = self._current_cycle()
         if cycle is None or not cycle.response_started:
             rid = self._request_id()
             self.transport.write(_error_response("408 Request Timeout", detail, rid))
@@ -232,11 +232,18 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._header_timer = self._body_timer = None
         super().connection_lost(exc)
 
+    def _current_cycle(self) -> Any:
+        """The app's cycle of the request being read, None when the app has not got it: on a
+        kept-alive connection `self.cycle` is still the answered request before it (a slow second
+        request was closed with no 408, and a 400 took the first request's id)."""
+        cycle = self.cycle
+        return None if cycle is None or cycle.response_complete else cycle
+
     def _request_id(self) -> str:
         """The app's id when it has the request (its 499 line), else the client's X-Request-ID
         if its headers got that far and it is one the app would take, else a new one."""
-        cycle = self.cycle
-        if cycle is not None:
+        cycle = self._current_cycle()
+        if cycle is not None and cycle.more_body:  # the app is reading this request's body
             rid = cycle.scope.get("state", {}).get("request_id")
             if isinstance(rid, str):
                 return rid

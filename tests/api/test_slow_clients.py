@@ -126,6 +126,28 @@ def test_slow_headers_are_cut_off_while_others_are_served(server: TunedServer) -
             sock.close()
 
 
+def test_a_slow_second_request_on_a_kept_alive_connection_gets_its_408(server: TunedServer) -> None:
+    """The connection's answered first request was taken for the app having the second: the
+    slow second request was closed with nothing written, no X-Request-ID and no access line."""
+    sock = connect(server)
+    try:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = b""
+        while b'"ok"' not in first:
+            first += sock.recv(65536)
+        sock.sendall(b"GET /health HTTP/1.1\r\nX-Request-ID: ka-slow-2\r\nHost: x\r\n")  # never finished
+        data, closed = read_until_closed(sock, time.monotonic() + BOUND)
+    finally:
+        sock.close()
+    assert closed and data.startswith(b"HTTP/1.1 408"), data[:300]
+    assert b"x-request-id: ka-slow-2\r\n" in data, data[:300]
+    deadline = time.monotonic() + BOUND
+    while "rid=ka-slow-2" not in server.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = [line for line in server.stderr().splitlines() if "rid=ka-slow-2" in line]
+    assert len(lines) == 1 and " 408 " in lines[0], lines
+
+
 def post_head(flow: str, length: int) -> bytes:
     auth = bearer("admin")["Authorization"]
     return (
