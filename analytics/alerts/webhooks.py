@@ -208,16 +208,17 @@ class WebhookDispatcher:
         if channel is None:
             raise NotFound("Channel not found")
         now = self._clock()
+        nid = str(uuid.uuid4())  # one id: the body's and the delivery log's (they differed)
         body = dumps(
             {
-                "id": str(uuid.uuid4()),
+                "id": nid,
                 "event": "test",
                 "occurred_at": iso_utc(now),
                 "channel": {"id": channel.id, "name": channel.name},
                 "message": "a test notification from flowhistory",
             }
         )
-        n = Notification(str(uuid.uuid4()), channel.id, "test", body)
+        n = Notification(nid, channel.id, "test", body)
         delivery, _ = self._attempt(n, 1, counts=False, retry_allowed=False)
         return delivery
 

@@ -328,6 +328,7 @@ def test_send_test(env: Env, receiver: Receiver) -> None:
     r = receiver.got[0]
     assert verify(SECRET, r.body, r.headers["X-Flowhistory-Signature"])
     assert orjson.loads(r.body)["event"] == "test"
+    assert orjson.loads(r.body)["id"] == ok.notification_id  # the delivery log names what was sent
     assert env.channel_now().consecutive_failures == 0  # tests do not count
     assert [d.event for d in env.deliveries()] == ["test", "test"]
     with pytest.raises(service.NotFound):
