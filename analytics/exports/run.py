@@ -175,6 +175,9 @@ class Plan:
     new: list[date] = field(default_factory=list)  # not in the export: written
     changed: list[date] = field(default_factory=list)  # appended to, or rewritten
     drop: list[date] = field(default_factory=list)  # no runs left: dropped
+    # a day whose node rows' partition is gone from the export (lost outside the product): it
+    # was never written again, and status still counted its rows; rewritten whole
+    lost_nodes: set[date] = field(default_factory=set)
 
 
 _pool_guard = threading.Lock()
@@ -263,8 +266,15 @@ class Cycle:
         self._forget(days + plan.drop)
         files = exported[EXECUTIONS.name]
         pool = _pool(max(1, self.ctx.settings.export_workers))
-        futures = [
-            pool.submit(self._day, folder / d.isoformat(), d, files.get(d), recorded.get(d)) for d in days
+        futures = [  # no record for a day with lost nodes: it is not appended to, nor skipped
+            pool.submit(
+                self._day,
+                folder / d.isoformat(),
+                d,
+                files.get(d),
+                None if d in plan.lost_nodes else recorded.get(d),
+            )
+            for d in days
         ]
         try:
             for future in as_completed(futures):
@@ -306,6 +316,9 @@ class Cycle:
         for day, now in plan.prints.items():
             if day not in exported[EXECUTIONS.name]:
                 plan.new.append(day)
+            elif now.node_rows and day not in exported[EXECUTION_NODES.name]:
+                plan.lost_nodes.add(day)
+                plan.changed.append(day)
             elif recorded.get(day) != now:
                 plan.changed.append(day)
         return plan

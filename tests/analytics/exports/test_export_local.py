@@ -193,6 +193,23 @@ def test_a_lost_record_or_a_half_finished_cycle_is_repaired(ctx: Context, root: 
     assert read(root, "SELECT count(*), count(DISTINCT id) FROM t") == [(11, 11)]
 
 
+def test_a_lost_node_partition_is_written_again(ctx: Context, root: Path) -> None:
+    """A day's `execution_nodes` folder lost outside the product (a cleanup, a partial copy) was
+    never written again, while the same loss under `executions` was: the cycle found nothing to
+    do and status went on counting the lost rows."""
+    flow = seed_flow(ctx)
+    add_runs(ctx, flow, DAYS, 3)
+    run_export(ctx)
+    before = read(root, "SELECT count(*) FROM t", EXECUTION_NODES.name)
+    assert before[0][0] > 0
+    shutil.rmtree(root / EXECUTION_NODES.name / f"date={DAYS[1]}")
+    summary = run_export(ctx)
+    assert summary["days_rewritten"] == 1, summary
+    assert read(root, "SELECT count(*) FROM t", EXECUTION_NODES.name) == before
+    assert read(root, "SELECT count(*), count(DISTINCT id) FROM t") == [(9, 9)]
+    assert run_export(ctx)["days_rewritten"] == 0  # repaired: nothing more to do
+
+
 def test_staging_left_by_a_crash_is_cleared(ctx: Context, root: Path) -> None:
     flow = seed_flow(ctx)
     add_runs(ctx, flow, DAYS[:1], 2)
