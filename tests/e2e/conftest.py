@@ -262,3 +262,20 @@ def sign_in(page: Any, token: str) -> None:
 
 def jwt(user_id: str, **kw: Any) -> str:
     return bearer(user_id, **kw)["Authorization"].removeprefix("Bearer ")
+
+
+def close_page(page: Any) -> None:
+    """Close the page's context, then fail on any JavaScript error it logged."""
+    errors = list(page.js_errors)
+    page.context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def searches_sent(page: Any) -> list[str]:
+    """Every run search the page sends from now on, as the bodies sent."""
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda r: sent.append(r.post_data or "") if r.url.endswith("/api/v1/executions/search") else None,
+    )
+    return sent

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Api, LiveApp, Screens, jwt, new_page, sign_in, standard_runs
+from tests.e2e.conftest import Api, LiveApp, Screens, close_page, jwt, new_page, sign_in, standard_runs
 from tests.factories import bearer
 
 # format.js's timestamp() under the en-GB locale: what the lists show
@@ -21,12 +21,6 @@ SHOWN = "%d %b %Y, %H:%M:%S"
 def _page(browser: Any, live: LiveApp, request: Any, suffix: str = "", **kw: Any) -> tuple[Any, Screens]:
     page = new_page(browser, live, **kw)
     return page, Screens(page, f"{request.node.name}{suffix}")
-
-
-def _close(page: Any) -> None:
-    errors = list(page.js_errors)
-    page.context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def _run(flow_id: str, created: datetime, status: str = "success", error: str = "") -> dict[str, Any]:
@@ -103,7 +97,7 @@ def test_history_from_reads_the_shown_zone_in_a_new_york_browser(
         expect(page.locator("#runs-summary")).to_have_text("Showing 3 of 3 runs")
         shot("history-local")
     finally:
-        _close(page)
+        close_page(page)
 
 
 # 2 and 3. Retention: refused input, and an all-empty policy only on purpose
@@ -173,7 +167,7 @@ def test_saving_an_empty_policy_asks_first(browser: Any, live: LiveApp, request:
             stored = http.get(policy).json()
             assert stored["inherited"] is False and stored["max_age_days"] is None, stored
         finally:
-            _close(page)
+            close_page(page)
 
 
 # 4. Chart axes: dates for day buckets, labels that never overlap
@@ -218,7 +212,7 @@ def test_day_buckets_have_date_ticks_that_do_not_overlap(
             assert min(gaps) >= 4, (labels, gaps)  # "12:00 AM" is wide
             shot("24-hours")
         finally:
-            _close(page)
+            close_page(page)
 
 
 # 5. A failure signature's link searches the same period, and every message of the signature

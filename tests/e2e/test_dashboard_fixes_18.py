@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Api, LiveApp, Screens, jwt, new_page, sign_in
+from tests.e2e.conftest import Api, LiveApp, Screens, close_page, jwt, new_page, searches_sent, sign_in
 
 MINUS = "\u2212"
 
@@ -32,22 +32,6 @@ def _run(
         "execution_time": ms,
         "created_at": when.isoformat(),
     }
-
-
-def _close(page: Any) -> None:
-    errors = list(page.js_errors)
-    page.context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def _searches(page: Any) -> list[str]:
-    """Every run search the page sends, as the bodies sent."""
-    sent: list[str] = []
-    page.on(
-        "request",
-        lambda r: sent.append(r.post_data or "") if r.url.endswith("/api/v1/executions/search") else None,
-    )
-    return sent
 
 
 # 1. Analytics never offers a range and bucket the API refuses
@@ -161,7 +145,7 @@ def test_search_refuses_a_number_that_is_no_number(
 ) -> None:
     flow_id = api.create_flow(f"fixes-18-search-{param}")
     api.batch([_run(flow_id, datetime.now(UTC) - timedelta(hours=1), 900)])
-    sent = _searches(page)
+    sent = searches_sent(page)
     sign_in(page, api.key)
     for bad in ("abc", "1e999", "0x10"):
         page.goto(f"/#/search?flow={flow_id}&{param}={bad}")
@@ -268,7 +252,7 @@ def test_the_attention_bar_never_covers_the_flow_name(
         assert name_box["x"] + name_box["width"] <= cell_box["x"] + cell_box["width"] + 0.5
         shot(f"attention-{width}")
     finally:
-        _close(page)
+        close_page(page)
 
 
 # 6. The rule form: others' channels kept, its numbers checked before anything is sent
@@ -307,7 +291,7 @@ def test_saving_a_rule_keeps_the_channels_the_editor_cannot_see(page: Any, api: 
     expect(page.locator("#rule-form")).to_have_count(0)
     saved = api.get(f"/api/v1/alerts/rules/{rule['id']}")
     assert saved["threshold"] == 4 and saved["channel_ids"] == [channel], saved
-    _close(page)
+    close_page(page)
 
 
 def test_the_rule_forms_numbers_are_checked_in_its_words(page: Any, api: Api) -> None:
@@ -348,4 +332,4 @@ def test_the_rule_forms_numbers_are_checked_in_its_words(page: Any, api: Api) ->
     expect(page.locator("#rule-form")).to_have_count(0)
     saved = api.get(f"/api/v1/alerts/rules/{rule['id']}")
     assert (saved["min_runs"], saved["threshold"]) == (2, 5), saved
-    _close(page)
+    close_page(page)

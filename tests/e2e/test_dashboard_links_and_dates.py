@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Api, LiveApp, Screens, jwt, new_page, sign_in
+from tests.e2e.conftest import Api, LiveApp, Screens, close_page, jwt, new_page, searches_sent, sign_in
 
 
 def _run(flow_id: str, created: datetime, *, failed: bool = False, version: str = "v1") -> dict[str, Any]:
@@ -37,22 +37,6 @@ def _wall(instant: datetime, zone: str) -> str:
 def _open(browser: Any, live: LiveApp, request: Any, suffix: str, **kw: Any) -> tuple[Any, Screens]:
     page = new_page(browser, live, **kw)
     return page, Screens(page, f"{request.node.name}-{suffix}")
-
-
-def _close(page: Any) -> None:
-    errors = list(page.js_errors)
-    page.context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def _searches(page: Any) -> list[str]:
-    """Every run search the page sends, as the bodies sent."""
-    sent: list[str] = []
-    page.on(
-        "request",
-        lambda r: sent.append(r.post_data or "") if r.url.endswith("/api/v1/executions/search") else None,
-    )
-    return sent
 
 
 def _two_runs(api: Api, name: str) -> tuple[str, datetime]:
@@ -104,7 +88,7 @@ def test_a_link_with_times_finds_the_same_runs_in_every_viewers_zone(
         expect(page).to_have_url(re.compile(r"[?&]tz=America%2FLos_Angeles(&|$)"))
         written = page.url.split("#", 1)[1]
     finally:
-        _close(page)
+        close_page(page)
 
     # the viewer on UTC opens that link: the same 2 runs, the fields in the link's zone
     page, shot = _open(browser, live, request, "utc")
@@ -126,12 +110,12 @@ def test_a_link_with_times_finds_the_same_runs_in_every_viewers_zone(
         expect(page.locator("#search-summary")).to_have_text("Showing 2 of 2 runs")
         expect(page).to_have_url(re.compile(r"[?&]tz=utc(&|$)"))
     finally:
-        _close(page)
+        close_page(page)
 
 
 def test_a_link_with_an_unknown_zone_says_so(page: Any, shot: Any, api: Api) -> None:
     flow_id, since = _two_runs(api, "link-zone-unknown")
-    sent = _searches(page)
+    sent = searches_sent(page)
     sign_in(page, api.key)
     page.goto(f"/#/search?flow={flow_id}&after={_wall(since, 'UTC')}&tz=Mars/Olympus_Mons")
     expect(page.locator("#search-results")).to_contain_text(
@@ -162,7 +146,7 @@ def test_signature_links_name_their_zone(page: Any, shot: Any, api: Api) -> None
 def test_impossible_dates_in_links_are_refused(browser: Any, live: LiveApp, api: Api, request: Any) -> None:
     flow_id, _ = _two_runs(api, "impossible-dates")
     page, shot = _open(browser, live, request, "utc")
-    sent = _searches(page)
+    sent = searches_sent(page)
     try:
         sign_in(page, api.key)
         cases = [
@@ -212,13 +196,13 @@ def test_impossible_dates_in_links_are_refused(browser: Any, live: LiveApp, api:
         expect(page.locator("#search-summary")).to_have_text("Showing 2 of 2 runs")
         assert '"before_":"2028-02-29T00:00:00.000Z"' in sent[-1].replace(" ", "")
     finally:
-        _close(page)
+        close_page(page)
 
 
 def test_a_wall_time_the_clocks_skip_is_refused(browser: Any, live: LiveApp, api: Api, request: Any) -> None:
     flow_id, _ = _two_runs(api, "dst-gap")
     page, shot = _open(browser, live, request, "los-angeles", timezone_id="America/Los_Angeles")
-    sent = _searches(page)
+    sent = searches_sent(page)
     try:
         sign_in(page, api.key)
         page.evaluate("localStorage.setItem('flowhistory.tz', 'local')")
@@ -242,7 +226,7 @@ def test_a_wall_time_the_clocks_skip_is_refused(browser: Any, live: LiveApp, api
         expect(page.locator("#search-summary")).to_have_text("Showing 2 of 2 runs")
         assert '"after_":"2026-10-25T00:30:00.000Z"' in sent[-1].replace(" ", "")
     finally:
-        _close(page)
+        close_page(page)
 
 
 # 3. Search's flow menu keeps the link's flow, even one not in the list
@@ -265,7 +249,7 @@ def test_search_keeps_a_flow_it_cannot_list(browser: Any, live: LiveApp, api: Ap
         expect(page).to_have_url(re.compile(f"flow={hidden}"))
         expect(page.locator("#search-summary")).to_have_text("Showing 0 of 0 runs")
     finally:
-        _close(page)
+        close_page(page)
 
 
 # 4. The overview's points changes read as Analytics's: signed, and 0.0 as no change
@@ -338,12 +322,12 @@ def test_a_signature_link_in_an_hour_that_happens_twice_finds_its_rows_runs(
         expect(page.locator('label[for="search-after"]')).to_have_text("From (UTC)")
         shot("search")
     finally:
-        _close(page)
+        close_page(page)
 
 
 def test_a_links_zone_is_shown_as_the_link_gave_it(page: Any, shot: Any, api: Api) -> None:
     flow_id, since = _two_runs(api, "link-zone-as-given")
-    sent = _searches(page)
+    sent = searches_sent(page)
     sign_in(page, api.key)
     # Chromium's Intl names these Asia/Calcutta and America/Panama
     for given, label in [("Asia/Kolkata", "Asia/Kolkata"), ("EST", "EST"), ("asia/tokyo", "Asia/Tokyo")]:
@@ -365,7 +349,7 @@ def test_a_links_zone_is_shown_as_the_link_gave_it(page: Any, shot: Any, api: Ap
 
 def test_history_refuses_a_link_in_searchs_words_without_a_status(page: Any, shot: Any, api: Api) -> None:
     flow_id, _ = _two_runs(api, "history-refusal-words")
-    sent = _searches(page)
+    sent = searches_sent(page)
     sign_in(page, api.key)
     page.goto(f"/#/flows/{flow_id}?from=2026-02-30T00:00:00")
     message = 'From: "2026-02-30T00:00:00" is not a date and time'
@@ -404,12 +388,12 @@ def test_the_regressions_p_value_reads_in_the_locale(
         expect(row.locator("td").nth(4)).to_have_attribute("title", re.compile(r"^\d,\dE-\d+$"))
         shot("regression")
     finally:
-        _close(page)
+        close_page(page)
 
 
 def test_hand_written_links_read_as_their_fields_show_them(page: Any, shot: Any, api: Api) -> None:
     flow_id, since = _two_runs(api, "hand-written-links")
-    sent = _searches(page)
+    sent = searches_sent(page)
     sign_in(page, api.key)
     # a literal + in tz decodes to a space: read back as +
     page.goto(f"/#/search?flow={flow_id}&after={_wall(since, 'Etc/GMT+5')}&tz=Etc/GMT+5")
