@@ -24,7 +24,7 @@ from analytics.core.context import Context
 from analytics.core.errors import Conflict, InvalidInput, ManagedByOpenWebUI, NotAuthenticated, NotFound
 from analytics.core.store import Connection, one_row
 from analytics.core.user_ids import CONTROL as _CONTROL
-from analytics.core.user_ids import MAX_LENGTH, addressable
+from analytics.core.user_ids import MAX_LENGTH, addressable, is_user_id
 
 ROLES = ("admin", "user", "pending")
 # free text an admin gives: a user's name and email, a key's or group's name (255, as a user id),
@@ -232,7 +232,7 @@ def _members(user_ids: list[str]) -> tuple[str, ...]:
     user who has not signed in here gets the group's grants when they do."""
     members = tuple(dict.fromkeys(user_ids))
     for uid in members:
-        if not uid or len(uid) > MAX_LENGTH or _CONTROL.search(uid) or not addressable(uid):
+        if not is_user_id(uid):
             raise InvalidInput(
                 f"user_ids: {uid!r} is not a user id (1 to {MAX_LENGTH} characters, no control"
                 " characters, no \\, ? or #, no '.' or '..' segment)",

@@ -22,6 +22,11 @@ def addressable(user_id: str) -> bool:
     return not any(part in (".", "..") for part in dotted.split("/"))
 
 
+def is_user_id(value: str) -> bool:
+    """The whole rule at once, where one message covers it (a group's members)."""
+    return 0 < len(value) <= MAX_LENGTH and not CONTROL.search(value) and addressable(value)
+
+
 def no_control_characters(value: str) -> str:
     """For a pydantic field that names a user (or is written beside one): a batch item's
     `user_id` with a NUL or an escape was stored under an id no user can have."""

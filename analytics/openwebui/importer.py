@@ -391,12 +391,11 @@ class Source:
                 *self._times(),
             ]
         )
+        params = [orjson.dumps(ids).decode()]
         if self.postgres:  # PostgreSQL's text holds no NUL nor bytes: no BLOB to match
             where = "id IN (SELECT json_array_elements_text(CAST($1 AS json)))"
-            params = [orjson.dumps(ids).decode()]
         else:
             where = "id IN (SELECT value FROM json_each(?))"
-            params = [orjson.dumps(ids).decode()]
             if blobs:  # rare: a BLOB equals only a BLOB
                 where += " OR id IN (SELECT CAST(value AS BLOB) FROM json_each(?))"
                 params.append(orjson.dumps(blobs).decode())
@@ -1315,7 +1314,7 @@ def _chunks(src: Source, plan: _Plan, size: int, budget: int) -> Iterator[_Chunk
 def _copies(chunk: pa.Table) -> pa.Array[Any]:
     """Per row, why it is skipped as a copy ('' when it is not one): of the rows with the very
     same id (a flow_execution without its primary key), the first (the earliest created_at, at a
-    tie the first saved: SQLite's rowid) is imported, the others are skipped, each its own line.
+    tie the first saved: SQLite's rowid) can be imported, the others are skipped, each its own line.
     Both were skipped as "the same id as" each other, and the report said one was imported.
     Rows with one id are always in one chunk (`_plan` lists each id once), so the choice is
     made once, for good."""
@@ -1392,7 +1391,7 @@ def import_openwebui(
     started = time.perf_counter()
     try:
         urlsplit(url)
-    except ValueError as exc:  # `[::1` unclosed, a port that is no number: a 500 was answered
+    except ValueError as exc:  # an IPv6 host left unclosed (`[::1`): it was a 500
         raise InvalidInput(f"from: not a database URL ({exc})", field="from") from None
     summary = ImportSummary(redacted(url))
     source = source_key(url)  # what the report and the counts are kept under
